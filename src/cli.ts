@@ -1,0 +1,60 @@
+import { Command, CommanderError } from 'commander';
+import { UserError, EXIT, errorMessage } from './util/errors.ts';
+
+// Each command lives in its own module exporting `register(program)`.
+const COMMANDS = ['bootstrap', 'env', 'run', 'status', 'publish', 'keygen', 'cache', 'demo'] as const;
+
+const EPILOG = `
+Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: store/, var/nix/,
+var/log/nix/, etc/nix/nix.conf and etc/profile.d/relonix.sh.
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 integrity (checksum, hash or signature) refused,
+4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine),
+6 network failure after retries.
+
+Start with:  relonix bootstrap            then:  eval "$(relonix env)"`;
+
+export function buildProgram(): Command {
+  const program = new Command('relonix')
+    .description('A working Nix in a writable prefix, on hosts with no root and no namespaces.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EPILOG)
+    .exitOverride();
+  // patchelf has its own argument grammar; it is listed here for --help and dispatched in main()
+  program.command('patchelf').description('patchelf-compatible ELF editor (relonix patchelf --help)').allowUnknownOption().helpOption(false);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    if (argv[2] === 'patchelf') {
+      const { runPatchelf } = await import('./commands/patchelf.ts');
+      process.exitCode = await runPatchelf(argv.slice(3));
+      return;
+    }
+    const program = buildProgram();
+    for (const name of COMMANDS) {
+      const mod = (await import(`./commands/${name}.ts`)) as { register(p: Command): void };
+      mod.register(program);
+    }
+    await program.parseAsync(argv);
+  } catch (e) {
+    process.exitCode = report(e);
+  }
+}
+
+function report(e: unknown): number {
+  if (e instanceof CommanderError) {
+    return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (e instanceof UserError) {
+    process.stderr.write(`relonix: error: ${e.message}\n`);
+    if (e.hint) process.stderr.write(`  fix: ${e.hint}\n`);
+    return e.exitCode;
+  }
+  process.stderr.write(`relonix: error: ${errorMessage(e)}\n`);
+  if (process.env.RELONIX_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
+  else process.stderr.write('  (set RELONIX_DEBUG=1 for a stack trace)\n');
+  return EXIT.failure;
+}

@@ -1,0 +1,35 @@
+import path from 'node:path';
+import { isNixBase32 } from './nixbase32.ts';
+
+const NAME_RE = /^[A-Za-z0-9+\-._?=][A-Za-z0-9+\-._?=]*$/;
+
+export interface StorePathParts {
+  hash: string;
+  name: string;
+  basename: string;
+}
+
+/** Splits `<storeDir>/<32-char hash>-<name>` and checks both parts the way Nix does. */
+export function parseStorePath(p: string, storeDir?: string): StorePathParts {
+  if (storeDir && path.dirname(p) !== storeDir) throw new Error(`${p} is not directly inside the store ${storeDir}`);
+  return parseStoreBasename(path.basename(p));
+}
+
+export function parseStoreBasename(basename: string): StorePathParts {
+  const hash = basename.slice(0, 32);
+  if (basename.length < 34 || basename[32] !== '-' || !isNixBase32(hash)) {
+    throw new Error(`"${basename}" is not a store path name (<32-char nix-base32 hash>-<name>)`);
+  }
+  const name = basename.slice(33);
+  if (!NAME_RE.test(name) || name.startsWith('.')) throw new Error(`"${basename}" has an invalid name part`);
+  return { hash, name, basename };
+}
+
+export function isStoreBasename(s: string): boolean {
+  try {
+    parseStoreBasename(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
