@@ -1,0 +1,20 @@
+# A Nix whose compiled-in store, state and configuration directories are the prefix's, so it
+# needs no NIX_* variables: the Nix that stage 2 of `relonix bootstrap` installs from a cache.
+#
+#   nix-build patches/nix-for-prefix.nix --argstr prefix /tmp/nix
+#
+{ prefix ? "/tmp/nix"
+, pkgs ? import <nixpkgs> { overlays = [ (import ./restricted-host.nix) ]; }
+}:
+let
+  nix = pkgs.nix.override {
+    storeDir = "${prefix}/store";
+    stateDir = "${prefix}/var";
+    confDir = "${prefix}/etc";
+  };
+in
+nix.overrideAttrs (old: {
+  # its functional tests create namespaces and a sandbox, which these hosts do not have
+  doInstallCheck = false;
+  passthru = (old.passthru or { }) // { relonixPrefix = prefix; };
+})
