@@ -1,0 +1,126 @@
+// Pure byte-level rules for moving store paths from one store dir to another. No I/O here, so the
+// idempotence rules can be tested on buffers alone.
+
+/**
+ * Bytes that may appear inside a path. A `/nix/store` preceded by one of these is part of a longer
+ * path — most importantly our own new store dir, since `/tmp/nix/store` contains `/nix/store`. Only
+ * occurrences that start a path are rewritten, which makes a second pass a no-op.
+ */
+function isPathByte(b: number): boolean {
+  return (
+    (b >= 0x30 && b <= 0x39) || // 0-9
+    (b >= 0x41 && b <= 0x5a) || // A-Z
+    (b >= 0x61 && b <= 0x7a) || // a-z
+    b === 0x2f || // /
+    b === 0x2e || // .
+    b === 0x2d || // -
+    b === 0x5f || // _
+    b === 0x2b // +
+  );
+}
+
+/** Offsets of every `from` that begins a path and ends a path component (followed by `/` or a non-path byte). */
+export function findStoreRefs(buf: Buffer, from: string): number[] {
+  const needle = Buffer.from(from);
+  const out: number[] = [];
+  let i = buf.indexOf(needle);
+  while (i !== -1) {
+    const before = i === 0 ? -1 : buf[i - 1]!;
+    const afterIdx = i + needle.length;
+    const after = afterIdx < buf.length ? buf[afterIdx]! : -1;
+    const starts = before === -1 || !isPathByte(before);
+    const ends = after === -1 || after === 0x2f || !isPathByte(after);
+    if (starts && ends) out.push(i);
+    i = buf.indexOf(needle, i + needle.length);
+  }
+  return out;
+}
+
+/** Rewrites every reference found by findStoreRefs; null when there is nothing to change. */
+export function rewriteRefs(buf: Buffer, from: string, to: string): { out: Buffer; count: number } | null {
+  if (from === to) return null;
+  const hits = findStoreRefs(buf, from);
+  if (hits.length === 0) return null;
+  const toBuf = Buffer.from(to);
+  const parts: Buffer[] = [];
+  let last = 0;
+  for (const h of hits) {
+    parts.push(buf.subarray(last, h), toBuf);
+    last = h + from.length;
+  }
+  parts.push(buf.subarray(last));
+  return { out: Buffer.concat(parts), count: hits.length };
+}
+
+/** A symlink target under `from`, moved under `to`; null when it points elsewhere (or was moved already). */
+export function rewriteLinkTarget(target: string, from: string, to: string): string | null {
+  if (from === to) return null;
+  if (target === from) return to;
+  if (target.startsWith(from + '/')) return to + target.slice(from.length);
+  return null;
+}
+
+export type FileKind = 'elf' | 'text' | 'binary';
+
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+/** Text means no NUL byte anywhere: such files can grow, binaries cannot without breaking offsets. */
+export function classify(buf: Buffer): FileKind {
+  if (buf.length >= 16 && buf.subarray(0, 4).equals(ELF_MAGIC)) return 'elf';
+  return buf.includes(0) ? 'binary' : 'text';
+}
+
+/** The readable string around an offset (up to a NUL, newline or 200 bytes), for the report. */
+export function stringAt(buf: Buffer, offset: number): string {
+  let end = offset;
+  while (end < buf.length && end - offset < 200) {
+    const b = buf[end]!;
+    if (b === 0 || b === 0x0a || b < 0x20 || b > 0x7e) break;
+    end++;
+  }
+  return buf.subarray(offset, end).toString('latin1');
+}
+
+export interface FilePlan {
+  kind: FileKind;
+  /** new content, or undefined when the file stays as it is */
+  content?: Buffer;
+  /** text references rewritten */
+  rewritten: number;
+  /** whether the ELF interpreter or RUNPATH changed */
+  elfPatched: boolean;
+  /** references left in binary data that cannot grow in place */
+  unrewritable: { offset: number; string: string }[];
+}
+
+export type ElfRelocator = (buf: Buffer, map: Record<string, string>) => Buffer | null;
+
+/**
+ * Decides what one regular file becomes. ELF: the interpreter and RUNPATH/RPATH move through the
+ * ELF engine; anything else in it is binary data. Text: every reference is rewritten. Other binary
+ * data: references are reported, since a longer path would shift everything after it.
+ */
+export function planFile(buf: Buffer, from: string, to: string, relocateElf: ElfRelocator): FilePlan {
+  const kind = classify(buf);
+  const plan: FilePlan = { kind, rewritten: 0, elfPatched: false, unrewritable: [] };
+  if (from === to) return plan;
+  if (kind === 'text') {
+    const r = rewriteRefs(buf, from, to);
+    if (r) {
+      plan.content = r.out;
+      plan.rewritten = r.count;
+    }
+    return plan;
+  }
+  let final = buf;
+  if (kind === 'elf' && findStoreRefs(buf, from).length > 0) {
+    const patched = relocateElf(buf, { [from]: to });
+    if (patched && !patched.equals(buf)) {
+      plan.content = patched;
+      plan.elfPatched = true;
+      final = patched;
+    }
+  }
+  for (const offset of findStoreRefs(final, from)) plan.unrewritable.push({ offset, string: stringAt(final, offset) });
+  return plan;
+}

@@ -1,0 +1,229 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { planFile, rewriteLinkTarget, type ElfRelocator } from './relocate-text.ts';
+import { exists, readJson, writeFileAtomic, removeTree } from '../util/fs.ts';
+
+export { planFile, rewriteRefs, findStoreRefs, rewriteLinkTarget, classify } from './relocate-text.ts';
+export type { ElfRelocator, FilePlan } from './relocate-text.ts';
+
+export interface RelocateCounts {
+  files: number;
+  elfPatched: number;
+  symlinks: number;
+  textFiles: number;
+  textRefs: number;
+  unrewritable: number;
+}
+
+export interface UnrewritableHit {
+  /** the file as it is named in the destination store */
+  file: string;
+  offset: number;
+  string: string;
+}
+
+/** What relocating one store path did; kept as a marker so a resumed run knows the path is done. */
+export interface PathResult {
+  basename: string;
+  /** true when any byte, mode or link target changed (or may have: an interrupted earlier pass) */
+  changed: boolean;
+  counts: RelocateCounts;
+  hits: UnrewritableHit[];
+}
+
+export interface RelocateOptions {
+  /** the directory holding `<hash>-<name>` entries to relocate (e.g. the unpacked tarball's store/) */
+  sourceDir: string;
+  /** the store dir the paths were built for, e.g. /nix/store */
+  from: string;
+  /** the destination store dir, e.g. /tmp/nix/store */
+  to: string;
+  /** where per-path markers and temporary files live (same filesystem as sourceDir and to) */
+  workDir: string;
+  relocateElf: ElfRelocator;
+  /** called after each store path */
+  onPath?: (r: PathResult, done: number, total: number) => void;
+}
+
+export function emptyCounts(): RelocateCounts {
+  return { files: 0, elfPatched: 0, symlinks: 0, textFiles: 0, textRefs: 0, unrewritable: 0 };
+}
+
+function addCounts(a: RelocateCounts, b: RelocateCounts): void {
+  for (const k of Object.keys(a) as (keyof RelocateCounts)[]) a[k] += b[k];
+}
+
+/**
+ * Relocates every store path in sourceDir and moves it into `to`. Per path: an `.started` marker,
+ * the rewrite (each file through a temp file + rename, so a kill never leaves half a file), a
+ * `.json` result marker, then one rename into the store. A re-run skips finished paths, and the
+ * rewrite rules are idempotent, so a path interrupted half-way is simply relocated again.
+ */
+export async function relocateTree(opts: RelocateOptions): Promise<{ paths: PathResult[]; counts: RelocateCounts }> {
+  const markers = path.join(opts.workDir, 'paths');
+  const tmpDir = path.join(opts.workDir, 'tmp');
+  await fs.mkdir(markers, { recursive: true });
+  await removeTree(tmpDir); // temp files of a killed run
+  await fs.mkdir(tmpDir, { recursive: true });
+  await fs.mkdir(opts.to, { recursive: true });
+
+  const pending = (await exists(opts.sourceDir)) ? (await fs.readdir(opts.sourceDir)).sort() : [];
+  const done = new Set((await fs.readdir(markers)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+  const names = [...new Set([...pending, ...done])].sort();
+  const results: PathResult[] = [];
+  const counts = emptyCounts();
+  let i = 0;
+  for (const basename of names) {
+    const src = path.join(opts.sourceDir, basename);
+    const dest = path.join(opts.to, basename);
+    const markerFile = path.join(markers, `${basename}.json`);
+    let result = await readJson<PathResult>(markerFile);
+    const srcThere = pending.includes(basename);
+    if (!result) {
+      if (!srcThere) continue;
+      if (await exists(dest)) {
+        // already in the store (an earlier bootstrap, or a restore): the store copy wins
+        result = { basename, changed: true, counts: emptyCounts(), hits: [] };
+      } else {
+        const started = path.join(markers, `${basename}.started`);
+        const interrupted = await exists(started);
+        await writeFileAtomic(started, '');
+        result = await relocatePath(src, basename, opts, tmpDir);
+        if (interrupted) result.changed = true; // an earlier pass may have changed files already
+      }
+      await writeFileAtomic(markerFile, JSON.stringify(result));
+      await fs.rm(path.join(markers, `${basename}.started`), { force: true });
+    }
+    if (srcThere) {
+      if (await exists(dest)) await removeTree(src);
+      else await moveDir(src, dest);
+    }
+    results.push(result);
+    addCounts(counts, result.counts);
+    opts.onPath?.(result, ++i, names.length);
+  }
+  return { paths: results, counts };
+}
+
+/** Rename a (read-only) directory into another parent: Linux wants it writable to update `..`. */
+async function moveDir(src: string, dest: string): Promise<void> {
+  const st = await fs.lstat(src);
+  if (st.isDirectory()) {
+    await fs.chmod(src, 0o755);
+    await fs.rename(src, dest);
+    await fs.chmod(dest, 0o555);
+  } else {
+    await fs.rename(src, dest);
+  }
+}
+
+interface Entry {
+  abs: string;
+  rel: string;
+}
+
+async function relocatePath(root: string, basename: string, opts: RelocateOptions, tmpDir: string): Promise<PathResult> {
+  const result: PathResult = { basename, changed: false, counts: emptyCounts(), hits: [] };
+  const destRoot = path.join(opts.to, basename);
+  // inode → the first name written for it, so further hard links to it are re-linked to the new file
+  const written = new Map<string, string>();
+  const dirs: string[] = [];
+
+  const visit = async (e: Entry): Promise<void> => {
+    const st = await fs.lstat(e.abs);
+    if (st.isSymbolicLink()) {
+      const target = await fs.readlink(e.abs);
+      const next = rewriteLinkTarget(target, opts.from, opts.to);
+      if (next !== null) {
+        const tmp = tmpName(tmpDir);
+        await fs.symlink(next, tmp);
+        await ensureWritableParent(e.abs, dirs);
+        await fs.rename(tmp, e.abs);
+        result.counts.symlinks++;
+        result.changed = true;
+      }
+      return;
+    }
+    if (st.isDirectory()) {
+      dirs.push(e.abs);
+      if ((st.mode & 0o200) === 0) await fs.chmod(e.abs, (st.mode & 0o7777) | 0o200);
+      for (const name of (await fs.readdir(e.abs)).sort()) {
+        await visit({ abs: path.join(e.abs, name), rel: path.join(e.rel, name) });
+      }
+      return;
+    }
+    if (!st.isFile()) return;
+    result.counts.files++;
+    const ino = `${st.dev}:${st.ino}`;
+    // (once the first name is replaced, the old inode has one link fewer: look it up regardless)
+    {
+      const first = written.get(ino);
+      if (first !== undefined) {
+        // the first name got new content through a new inode; keep this name linked to it
+        if (first !== '') {
+          const tmp = tmpName(tmpDir);
+          await fs.link(first, tmp);
+          await fs.rename(tmp, e.abs);
+        }
+        return;
+      }
+    }
+    const buf = await fs.readFile(e.abs);
+    const plan = planFile(buf, opts.from, opts.to, opts.relocateElf);
+    if (plan.kind === 'text' && plan.rewritten > 0) {
+      result.counts.textFiles++;
+      result.counts.textRefs += plan.rewritten;
+    }
+    if (plan.elfPatched) result.counts.elfPatched++;
+    for (const h of plan.unrewritable) {
+      result.hits.push({ file: path.join(destRoot, e.rel), offset: h.offset, string: h.string });
+      result.counts.unrewritable++;
+    }
+    const mode = st.mode & 0o111 ? 0o555 : 0o444;
+    if (plan.content) {
+      const tmp = tmpName(tmpDir);
+      await fs.writeFile(tmp, plan.content, { mode: 0o600 });
+      await fs.chmod(tmp, mode);
+      await fs.rename(tmp, e.abs);
+      result.changed = true;
+      if (st.nlink > 1) written.set(ino, e.abs);
+    } else {
+      // the canonical store modes; only the executable bit is part of the NAR
+      if ((st.mode & 0o777) !== mode) await fs.chmod(e.abs, mode);
+      if (st.nlink > 1) written.set(ino, ''); // unchanged inode: other names already see it
+    }
+  };
+
+  await visit({ abs: root, rel: '' });
+  // read-only again, deepest first (a parent must stay writable while its children change)
+  for (const d of dirs.reverse()) await fs.chmod(d, 0o555);
+  return result;
+}
+
+async function ensureWritableParent(p: string, dirs: string[]): Promise<void> {
+  const parent = path.dirname(p);
+  if (!dirs.includes(parent)) return;
+  const st = await fs.stat(parent);
+  if ((st.mode & 0o200) === 0) await fs.chmod(parent, (st.mode & 0o7777) | 0o200);
+}
+
+function tmpName(tmpDir: string): string {
+  return path.join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
+}
+
+export interface RelocationReport {
+  from: string;
+  to: string;
+  counts: RelocateCounts;
+  hits: UnrewritableHit[];
+}
+
+/** The report `relonix status` summarises: counts, and every reference left in binary data. */
+export async function writeReport(file: string, report: RelocationReport): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(report, null, 1) + '\n');
+}
+
+export async function readReport(file: string): Promise<RelocationReport | undefined> {
+  return readJson<RelocationReport>(file);
+}
