@@ -342,7 +342,7 @@ async function xzTar(srcParent: string, entry: string, out: string): Promise<voi
   tar.stderr.on('data', (d) => (errText += d));
   xz.stderr.on('data', (d) => (errText += d));
   const exit = (p: ReturnType<typeof spawn>) => new Promise<number>((r) => p.on('close', (c) => r(c ?? 1)));
-  const [a, b] = await Promise.all([exit(tar), exit(xz), new Promise((r) => sink.on('close', r))]);
+  const [a, b] = await Promise.all([exit(tar), exit(xz), new Promise<void>((r) => sink.on('close', () => r()))]);
   if (a !== 0 || b !== 0) throw new Error(`tar | xz failed (${a}/${b}): ${errText}`);
 }
 
