@@ -1,5 +1,5 @@
 // The ELF engine's public face: read, edit and relocate interpreters and search paths.
-import { promises as fs, constants as C } from 'node:fs';
+import { promises as fs, constants as C, statSync, chmodSync, openSync, writeSync, ftruncateSync, closeSync, fchownSync, fchmodSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DT_RPATH, DT_RUNPATH } from './consts.ts';
@@ -133,6 +133,61 @@ export async function writeBack(file: string, data: Buffer): Promise<void> {
       throw e2;
     } finally {
       await fs.chmod(dir, dst.mode & 0o7777);
+    }
+  }
+}
+
+/** writeBack for the synchronous bulk path (relonix patchelf over many files): same rules. */
+export function writeBackSync(file: string, data: Buffer): void {
+  const st = statSync(file);
+  const mode = st.mode & 0o7777;
+  if (st.nlink > 1) {
+    const writable = (mode & 0o200) !== 0;
+    if (!writable) chmodSync(file, mode | 0o200);
+    try {
+      const fd = openSync(file, C.O_WRONLY);
+      try {
+        writeSync(fd, data, 0, data.length, 0);
+        ftruncateSync(fd, data.length);
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      if (!writable) chmodSync(file, mode);
+    }
+    return;
+  }
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.relonix`);
+  const attempt = (): void => {
+    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+    try {
+      writeSync(fd, data, 0, data.length, 0);
+      try {
+        fchownSync(fd, st.uid, st.gid);
+      } catch {
+        // not permitted for other owners: keep ours
+      }
+      fchmodSync(fd, mode);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  };
+  try {
+    attempt();
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    const dmode = statSync(dir).mode & 0o7777;
+    chmodSync(dir, dmode | 0o200);
+    try {
+      attempt();
+    } catch (e2) {
+      rmSync(tmp, { force: true });
+      throw e2;
+    } finally {
+      chmodSync(dir, dmode);
     }
   }
 }
