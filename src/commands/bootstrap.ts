@@ -1,11 +1,64 @@
-import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { Command, Option } from 'commander';
+import { UserError, EXIT } from '../util/errors.ts';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+const HELP = `
+Stages (each one recorded in <prefix>/var/relonix/state.json; a re-run continues at the
+first unfinished one, and a finished prefix is a fast no-op):
+  preflight   prefix writable and executable, enough free space, machine matches the tarball
+  fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256)
+  unpack      unpack into <prefix>/var/relonix/staging
+  relocate    move the closure from /nix/store to <prefix>/store: ELF interpreters and RUNPATHs,
+              symlinks, scripts; store paths inside binary data are listed by \`relonix status\`
+  configure   etc/nix/nix.conf (sandbox off, no build users, your caches) and etc/profile.d/relonix.sh
+  register    load the closure into the new store's database; install Nix into the default profile
+  verify      nix-store --verify --check-contents, nix --version, a trivial build, libraries from the store
+  cache-nix   (with --cache and --url) install the Nix built for this prefix from the cache
+
+Examples:
+  relonix bootstrap                                  # official release into /tmp/nix
+  relonix bootstrap --prefix $HOME/nix               # another prefix (or RELONIX_PREFIX)
+  relonix bootstrap --url https://mirror.example/nix-2.24.10-x86_64-linux.tar.xz
+  relonix bootstrap --url ./nix-2.8.0-x86_64-linux.tar.xz --sha256 <64 hex digits>
+  relonix bootstrap --cache https://cache.example.org --trusted-key cache.example.org-1:BASE64
+  relonix bootstrap --json | jq .                    # one JSON event per line, for scripts
+  relonix bootstrap --wait 600                       # queue behind another bootstrap of the prefix
+
+Then:  eval "$(relonix env)"   or   relonix run -- nix-build ...`;
 
 export function register(program: Command): void {
   program
     .command('bootstrap')
-    .description('bootstrap')
-    .action(() => {
-      throw new UserError('bootstrap is not available in this build yet');
+    .description('install a working Nix under the prefix: download, relocate, configure, register, verify')
+    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--url <url>', 'Nix binary tarball: https://, http://, file:// or a local path (default: the official release)')
+    .option('--sha256 <hex>', 'expected sha256 of the tarball (default: read from URL.sha256)')
+    .option('--cache <url>', 'binary cache for this prefix (repeatable)', collect, [] as string[])
+    .option('--trusted-key <key>', 'public key the caches sign with, name:base64 (repeatable)', collect, [] as string[])
+    .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(parseSeconds))
+    .option('--json', 'print one JSON object per event instead of the progress display')
+    .addHelpText('after', HELP)
+    .action(async (o: { prefix?: string; url?: string; sha256?: string; cache: string[]; trustedKey: string[]; wait?: number; json?: boolean }) => {
+      if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
+        throw new UserError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { exitCode: EXIT.usage, hint: 'copy it from the release page or URL.sha256' });
+      }
+      // loaded on use: `relonix env` and `run` start without the installer's dependencies
+      const { runBootstrap } = await import('../bootstrap/run.ts');
+      await runBootstrap({
+        prefix: o.prefix,
+        url: o.url,
+        sha256: o.sha256?.toLowerCase(),
+        caches: o.cache,
+        trustedKeys: o.trustedKey,
+        waitSeconds: o.wait,
+        json: o.json,
+      });
     });
+}
+
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UserError(`--wait takes a number of seconds, got "${v}"`, { exitCode: EXIT.usage });
+  return n;
 }

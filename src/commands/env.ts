@@ -1,11 +1,26 @@
-import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { Command, Option } from 'commander';
+import { layout } from '../store/layout.ts';
+import { prefixVariables } from '../bootstrap/activate.ts';
+import { renderEnv, type Shell } from '../bootstrap/configure.ts';
 
 export function register(program: Command): void {
   program
     .command('env')
-    .description('env')
-    .action(() => {
-      throw new UserError('env is not available in this build yet');
+    .description('print the environment for the prefix\'s Nix: eval "$(relonix env)"')
+    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .addOption(new Option('--shell <shell>', 'output syntax').choices(['sh', 'fish', 'json']).default('sh'))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  eval "$(relonix env)"                       # sh, bash, zsh
+  relonix env --shell fish | source           # fish
+  relonix env --shell json                    # for scripts
+Sets NIX_STORE_DIR, NIX_STATE_DIR, NIX_LOG_DIR, NIX_CONF_DIR, NIX_SSL_CERT_FILE and PATH, and USER
+and HOME when this shell has none (a uid without a passwd entry).`,
+    )
+    .action(async (o: { prefix?: string; shell: Shell }) => {
+      const vars = await prefixVariables(layout(o.prefix));
+      process.stdout.write(renderEnv(vars, o.shell));
     });
 }

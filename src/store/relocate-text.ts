@@ -71,9 +71,9 @@ export function classify(buf: Buffer): FileKind {
 }
 
 /** The readable string around an offset (up to a NUL, newline or 200 bytes), for the report. */
-export function stringAt(buf: Buffer, offset: number): string {
+export function stringAt(buf: Buffer, offset: number, max = 200): string {
   let end = offset;
-  while (end < buf.length && end - offset < 200) {
+  while (end < buf.length && end - offset < max) {
     const b = buf[end]!;
     if (b === 0 || b === 0x0a || b < 0x20 || b > 0x7e) break;
     end++;
@@ -91,16 +91,19 @@ export interface FilePlan {
   elfPatched: boolean;
   /** references left in binary data that cannot grow in place */
   unrewritable: { offset: number; string: string }[];
+  /** why the ELF engine refused the file, when it did */
+  elfError?: string;
 }
 
-export type ElfRelocator = (buf: Buffer, map: Record<string, string>) => Buffer | null;
+/** The ELF engine's relocateElf: applies `map` to the interpreter and to RPATH/RUNPATH. */
+export type ElfRelocator = (buf: Buffer, map: (s: string) => string, name?: string) => Buffer | null;
 
 /**
  * Decides what one regular file becomes. ELF: the interpreter and RUNPATH/RPATH move through the
  * ELF engine; anything else in it is binary data. Text: every reference is rewritten. Other binary
  * data: references are reported, since a longer path would shift everything after it.
  */
-export function planFile(buf: Buffer, from: string, to: string, relocateElf: ElfRelocator): FilePlan {
+export function planFile(buf: Buffer, from: string, to: string, relocateElf: ElfRelocator, name?: string): FilePlan {
   const kind = classify(buf);
   const plan: FilePlan = { kind, rewritten: 0, elfPatched: false, unrewritable: [] };
   if (from === to) return plan;
@@ -113,14 +116,33 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
     return plan;
   }
   let final = buf;
+  // interpreter and RUNPATH values the engine moved; their old copies may stay behind, unused, in .dynstr
+  const oldStrings: string[] = [];
   if (kind === 'elf' && findStoreRefs(buf, from).length > 0) {
-    const patched = relocateElf(buf, { [from]: to });
+    const map = (s: string) => {
+      oldStrings.push(s);
+      return rewriteRefs(Buffer.from(s), from, to)?.out.toString() ?? s;
+    };
+    let patched: Buffer | null = null;
+    try {
+      patched = relocateElf(buf, map, name);
+    } catch (e) {
+      // a file that only looks like ELF (or one the engine cannot edit) is binary data: report it
+      plan.elfError = (e as Error).message;
+    }
     if (patched && !patched.equals(buf)) {
       plan.content = patched;
       plan.elfPatched = true;
       final = patched;
     }
   }
-  for (const offset of findStoreRefs(final, from)) plan.unrewritable.push({ offset, string: stringAt(final, offset) });
+  let end = -1;
+  for (const offset of findStoreRefs(final, from)) {
+    if (offset < end) continue; // the next path in a colon-separated list: one entry per string
+    const whole = stringAt(final, offset, 4096);
+    end = offset + whole.length;
+    if (plan.elfPatched && oldStrings.some((o) => o.endsWith(whole))) continue;
+    plan.unrewritable.push({ offset, string: whole.slice(0, 200) });
+  }
   return plan;
 }

@@ -170,7 +170,7 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
       }
     }
     const buf = await fs.readFile(e.abs);
-    const plan = planFile(buf, opts.from, opts.to, opts.relocateElf);
+    const plan = planFile(buf, opts.from, opts.to, opts.relocateElf, e.abs);
     if (plan.kind === 'text' && plan.rewritten > 0) {
       result.counts.textFiles++;
       result.counts.textRefs += plan.rewritten;

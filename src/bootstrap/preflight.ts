@@ -1,0 +1,165 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { UserError, EXIT } from '../util/errors.ts';
+import type { Layout } from '../store/layout.ts';
+
+/** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
+export const UNPACK_FACTOR = 6;
+/** Headroom for the database, logs, temp copies during relocation and the check build. */
+export const MARGIN = 64 * 1024 * 1024;
+/** Used when the tarball's size cannot be learned before downloading (official ones are ~20-30 MiB). */
+export const DEFAULT_TARBALL_SIZE = 32 * 1024 * 1024;
+
+export interface PreflightFacts {
+  prefix: string;
+  realPrefix: string;
+  writable: boolean;
+  writeError?: string;
+  executable: boolean;
+  execError?: string;
+  freeBytes: number;
+  fsType: string;
+  hostSystem: string;
+  /** the system named by the tarball's file name, when it follows nix-<ver>-<system>.tar.xz */
+  tarballSystem?: string;
+  /** bytes of the tarball, when known (local file, Content-Length, or already downloaded) */
+  tarballBytes?: number;
+}
+
+export interface PreflightPlan {
+  ok: boolean;
+  needBytes: number;
+  problems: { message: string; hint: string }[];
+}
+
+export function estimateNeed(tarballBytes: number | undefined): number {
+  const t = tarballBytes ?? DEFAULT_TARBALL_SIZE;
+  return t + t * UNPACK_FACTOR + MARGIN;
+}
+
+/** System named in an official tarball name: nix-2.8.0-x86_64-linux.tar.xz → x86_64-linux. */
+export function systemFromUrl(url: string): string | undefined {
+  const base = url.split(/[?#]/)[0]!.split('/').pop() ?? '';
+  const m = /^nix-[^-]+(?:-[^-]+)*?-([a-z0-9_]+-(?:linux|darwin))\.tar\.(?:xz|zst|gz|bz2)$/.exec(base);
+  return m?.[1];
+}
+
+const STATFS_TYPES: Record<number, string> = {
+  0xef53: 'ext4',
+  0x58465342: 'xfs',
+  0x9123683e: 'btrfs',
+  0x01021994: 'tmpfs',
+  0x794c7630: 'overlay',
+  0x6969: 'nfs',
+  0x65735546: 'fuse',
+  0xff534d42: 'cifs',
+  0x01021997: 'v9fs',
+  0x2fc12fc1: 'zfs',
+  0x0bd00bd0: 'lustre',
+};
+
+/** Pure: the facts → what is wrong and how to fix it. */
+export function planPreflight(f: PreflightFacts): PreflightPlan {
+  const problems: PreflightPlan['problems'] = [];
+  const needBytes = estimateNeed(f.tarballBytes);
+  if (f.realPrefix !== f.prefix) {
+    problems.push({
+      message: `the prefix ${f.prefix} goes through a symlink (it is really ${f.realPrefix}); Nix refuses a store dir with symlinks in it`,
+      hint: `pass --prefix ${f.realPrefix}`,
+    });
+  }
+  if (!f.writable) {
+    problems.push({
+      message: `cannot write under ${f.prefix}: ${f.writeError ?? 'permission denied'}`,
+      hint: 'choose a prefix you own, e.g. --prefix $HOME/nix or --prefix /tmp/$USER-nix',
+    });
+  } else if (!f.executable) {
+    problems.push({
+      message: `programs under ${f.prefix} cannot be executed (${f.execError ?? 'noexec mount?'})`,
+      hint: 'the filesystem is probably mounted noexec; choose a prefix on another filesystem (see `mount`)',
+    });
+  }
+  if (f.writable && f.freeBytes < needBytes) {
+    problems.push({
+      message: `${f.prefix} (${f.fsType}) has ${mib(f.freeBytes)} free; Nix needs about ${mib(needBytes)} (tarball, unpacked closure and headroom)`,
+      hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
+    });
+  }
+  if (f.tarballSystem && f.tarballSystem !== f.hostSystem) {
+    problems.push({
+      message: `the tarball is built for ${f.tarballSystem} but this machine is ${f.hostSystem}`,
+      hint: `use the ${f.hostSystem} tarball (nix-<version>-${f.hostSystem}.tar.xz)`,
+    });
+  }
+  return { ok: problems.length === 0, needBytes, problems };
+}
+
+export function mib(n: number): string {
+  return `${(n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
+}
+
+export function preflightError(plan: PreflightPlan): UserError {
+  return new UserError(plan.problems.map((p) => p.message).join('; '), {
+    exitCode: EXIT.preflight,
+    hint: plan.problems.map((p) => p.hint).join('; '),
+  });
+}
+
+/** Bytes of the tarball without downloading it: a local file's size or the server's Content-Length. */
+export async function probeTarballSize(url: string): Promise<number | undefined> {
+  try {
+    if (url.startsWith('file://') || url.startsWith('/')) {
+      const p = url.startsWith('file://') ? new URL(url).pathname : url;
+      return (await fs.stat(p)).size;
+    }
+    if (!/^https?:\/\//.test(url)) return undefined;
+    const res = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    const len = Number(res.headers.get('content-length'));
+    return res.ok && Number.isFinite(len) && len > 0 ? len : undefined;
+  } catch {
+    return undefined; // the fetch stage reports network trouble properly
+  }
+}
+
+/** Gathers the facts, writing nothing bigger than a two-line probe script (removed again). */
+export async function gatherFacts(l: Layout, hostSystem: string, url: string, tarballBytes?: number): Promise<PreflightFacts> {
+  const facts: PreflightFacts = {
+    prefix: l.prefix,
+    realPrefix: l.prefix,
+    writable: true,
+    executable: true,
+    freeBytes: 0,
+    fsType: 'unknown',
+    hostSystem,
+    tarballSystem: systemFromUrl(url),
+    tarballBytes,
+  };
+  try {
+    await fs.mkdir(l.relonixDir, { recursive: true });
+    facts.realPrefix = await fs.realpath(l.prefix);
+  } catch (e) {
+    facts.writable = false;
+    facts.writeError = (e as Error).message;
+    return facts;
+  }
+  const probe = path.join(l.prefix, `.relonix-probe-${process.pid}`);
+  try {
+    await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    try {
+      await new Promise<void>((resolve, reject) => execFile(probe, [], (err) => (err ? reject(err) : resolve())));
+    } catch (e) {
+      facts.executable = false;
+      facts.execError = (e as Error).message;
+    }
+  } catch (e) {
+    facts.writable = false;
+    facts.writeError = (e as Error).message;
+  } finally {
+    await fs.rm(probe, { force: true });
+  }
+  const st = await fs.statfs(l.prefix);
+  facts.freeBytes = Number(st.bavail) * Number(st.bsize);
+  facts.fsType = STATFS_TYPES[Number(st.type)] ?? `0x${Number(st.type).toString(16)}`;
+  return facts;
+}

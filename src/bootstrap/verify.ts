@@ -1,0 +1,102 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Layout } from '../store/layout.ts';
+import { UserError, EXIT } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+import { nixEnvironment } from './nixenv.ts';
+import { nixTool } from './register.ts';
+
+export const CHECK_EXPR = `derivation {
+  name = "relonix-check";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  args = [ "-c" "echo ok > $out" ];
+}
+`;
+
+/** The PT_INTERP string of an ELF file (64- or 32-bit, either byte order), or undefined. */
+export function elfInterpreter(buf: Buffer): string | undefined {
+  if (buf.length < 52 || buf.readUInt32BE(0) !== 0x7f454c46) return undefined;
+  const is64 = buf[4] === 2;
+  const le = buf[5] === 1;
+  const u16 = (o: number) => (le ? buf.readUInt16LE(o) : buf.readUInt16BE(o));
+  const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
+  const u64 = (o: number) => Number(le ? buf.readBigUInt64LE(o) : buf.readBigUInt64BE(o));
+  const phoff = is64 ? u64(32) : u32(28);
+  const phentsize = u16(is64 ? 54 : 42);
+  const phnum = u16(is64 ? 56 : 44);
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (ph + phentsize > buf.length) return undefined;
+    if (u32(ph) !== 3) continue; // PT_INTERP
+    const off = is64 ? u64(ph + 8) : u32(ph + 4);
+    const size = is64 ? u64(ph + 32) : u32(ph + 16);
+    const s = buf.subarray(off, off + size);
+    const nul = s.indexOf(0);
+    return s.subarray(0, nul === -1 ? s.length : nul).toString();
+  }
+  return undefined;
+}
+
+/** Pure: the libraries `ld.so --list` printed that do not come from the store dir. */
+export function foreignLibraries(listOutput: string, storeDir: string): string[] {
+  const out: string[] = [];
+  for (const line of listOutput.split('\n')) {
+    const m = /=>\s+(\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (!m) {
+      if (/=>\s+not found/.test(line)) out.push(line.trim());
+      continue;
+    }
+    if (!m[1]!.startsWith(storeDir + '/')) out.push(m[1]!);
+  }
+  return out;
+}
+
+export interface VerifyResult {
+  version: string;
+  checkOutput: string;
+  libraries: number;
+  interpreter: string;
+}
+
+/** Proves the relocated Nix works on its own: the store checks out, it runs, it builds, it loads only store libraries. */
+export async function applyVerify(l: Layout, nix: string, cacert: string | undefined, onProgress?: (t: string) => void): Promise<VerifyResult> {
+  const env = nixEnvironment(l, { nix, cacert });
+  const bin = (n: string) => path.join(nix, 'bin', n);
+  onProgress?.('nix-store --verify --check-contents');
+  await nixTool(bin('nix-store'), ['--verify', '--check-contents'], env, undefined, 'verify');
+  const version = (await nixTool(bin('nix'), ['--version'], env, undefined, 'verify')).trim();
+
+  onProgress?.('building a trivial derivation');
+  const expr = path.join(l.relonixDir, 'check.nix');
+  await writeFileAtomic(expr, CHECK_EXPR);
+  const out = (await nixTool(bin('nix-build'), ['--no-out-link', expr], env, undefined, 'verify')).trim().split('\n').pop() ?? '';
+  if (!out.startsWith(l.storeDir + '/')) {
+    throw new UserError(`the check build produced ${out}, outside ${l.storeDir}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
+  }
+  const checkOutput = (await fs.readFile(out, 'utf8')).trim();
+  if (checkOutput !== 'ok') throw new UserError(`the check build wrote "${checkOutput}" instead of "ok"`);
+
+  onProgress?.('checking which libraries Nix loads');
+  const nixBin = await fs.realpath(bin('nix'));
+  const interpreter = elfInterpreter(await fs.readFile(nixBin));
+  if (!interpreter || !interpreter.startsWith(l.storeDir + '/')) {
+    throw new UserError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
+      exitCode: EXIT.integrity,
+      hint: 'the relocate stage did not patch it; remove the prefix and bootstrap again',
+    });
+  }
+  const clean: NodeJS.ProcessEnv = { PATH: env.PATH };
+  const r = await execa(interpreter, ['--list', nixBin], { env: clean, extendEnv: false, reject: false, all: true });
+  if (r.exitCode !== 0) throw new UserError(`${interpreter} --list ${nixBin} failed: ${String(r.all ?? '').trim()}`);
+  const foreign = foreignLibraries(String(r.stdout), l.storeDir);
+  if (foreign.length) {
+    throw new UserError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
+      exitCode: EXIT.integrity,
+      hint: 'its RUNPATH still points elsewhere; remove the prefix and bootstrap again, and report the tarball used',
+    });
+  }
+  const libraries = String(r.stdout).split('\n').filter((x) => x.includes('=>')).length;
+  return { version, checkOutput, libraries, interpreter };
+}
