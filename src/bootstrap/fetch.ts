@@ -1,0 +1,59 @@
+// Stage "fetch": the release tarball into the prefix's downloads dir, verified. Re-running after a
+// kill resumes the partial download; re-running after success costs one local checksum.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Layout } from '../store/layout.ts';
+import { download, isLocalSource, localSourcePath, resolveSha256, type Progress } from '../net/download.ts';
+import { normalizeSha256, sha256OfFile } from '../net/sha256.ts';
+import { exists, readJson, writeFileAtomic } from '../util/fs.ts';
+
+export interface FetchOptions {
+  layout: Layout;
+  url: string;
+  sha256?: string;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+  retries?: number;
+  minRetryDelayMs?: number;
+}
+
+interface FetchRecord {
+  url: string;
+  sha256: string;
+}
+
+/** The file name a URL or path downloads to (query and fragment ignored). */
+export function downloadName(url: string): string {
+  const base = isLocalSource(url) ? path.basename(localSourcePath(url)) : path.posix.basename(new URL(url).pathname);
+  const safe = base.replace(/[^A-Za-z0-9+\-._=]/g, '_');
+  return safe && safe !== '.' && safe !== '..' ? safe : 'nix.tar.xz';
+}
+
+export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: string; sha256: string }> {
+  const { layout, url } = opts;
+  const dest = path.join(layout.downloadsDir, downloadName(url));
+  const recordFile = `${dest}.json`;
+  let expected = opts.sha256 ? normalizeSha256(opts.sha256) : undefined;
+
+  if (await exists(dest)) {
+    // A finished download from an earlier run. Without --sha256, the checksum it was verified
+    // against stands in for `<url>.sha256`, so a re-run needs no network.
+    const rec = await readJson<FetchRecord>(recordFile).catch(() => undefined);
+    const want = expected ?? (rec?.url === url ? rec.sha256 : undefined);
+    if (want && (await sha256OfFile(dest)) === want) return { tarball: dest, sha256: want };
+    await fs.rm(dest, { force: true });
+    await fs.rm(recordFile, { force: true });
+  }
+  expected ??= await resolveSha256(url, { retries: opts.retries, minRetryDelayMs: opts.minRetryDelayMs, signal: opts.signal });
+  const r = await download({
+    url,
+    dest,
+    sha256: expected,
+    onProgress: opts.onProgress,
+    signal: opts.signal,
+    retries: opts.retries,
+    minRetryDelayMs: opts.minRetryDelayMs,
+  });
+  await writeFileAtomic(recordFile, JSON.stringify({ url, sha256: r.sha256 } satisfies FetchRecord) + '\n');
+  return { tarball: dest, sha256: r.sha256 };
+}
