@@ -1,0 +1,107 @@
+// Shared by the ELF engine tests: a deterministic corpus of real files and the oracles (Debian's
+// patchelf and readelf). A missing oracle fails the test that needs it, loudly.
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+
+export const LONG_PREFIX = '/tmp/relonix-test-a-very-long-prefix-that-must-grow/store';
+export const LONG_RPATH = `${LONG_PREFIX}/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-zlib-1.3.1/lib:${LONG_PREFIX}/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-gcc-14-lib/lib:/usr/lib/x86_64-linux-gnu`;
+
+export function need(tool: string): string {
+  const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${tool} is required by this test and is not installed`);
+  return r.stdout.trim();
+}
+
+export interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Run {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000, ...opts });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+export const RELONIX = path.join(ROOT, 'bin', 'relonix.js');
+
+export function relonixPatchelf(args: string[]): Run {
+  return run(process.execPath, [RELONIX, 'patchelf', ...args]);
+}
+
+function head(file: string): Buffer {
+  const b = Buffer.alloc(64);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, b, 0, 64, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return b;
+}
+
+/**
+ * Regular ELF files under `dirs`, sorted by path, deduplicated by real path, at most `max` bytes,
+ * dynamic linkers left out (they must never be edited).
+ */
+export function elfFiles(dirs: string[], max = 20 << 20): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const p = path.join(dir, n);
+      let real: string;
+      try {
+        real = realpathSync(p);
+        const st = statSync(real);
+        if (!st.isFile() || st.size < 64 || st.size > max) continue;
+      } catch {
+        continue;
+      }
+      if (seen.has(real) || /^ld(-linux|64)?[-.]/.test(path.basename(real))) continue;
+      const h = head(real);
+      if (h.readUInt32BE(0) !== 0x7f454c46) continue;
+      seen.add(real);
+      out.push(real);
+    }
+  }
+  return out;
+}
+
+export interface ReadelfView {
+  interpreter?: string;
+  rpath?: string;
+  runpath?: string;
+  needed: string[];
+  soname?: string;
+  loads: number;
+}
+
+/** What readelf says about a file, and its stderr (warnings) which must be empty. */
+export function readelf(file: string): { view: ReadelfView; stderr: string; status: number | null } {
+  const r = run('readelf', ['-h', '-l', '-d', '-W', file]);
+  const view: ReadelfView = { needed: [], loads: 0 };
+  for (const line of r.stdout.split('\n')) {
+    let m = /\[Requesting program interpreter: (.*)\]$/.exec(line);
+    if (m) view.interpreter = m[1];
+    m = /\((RPATH|RUNPATH|NEEDED|SONAME)\)\s+\S+ \S+: \[(.*)\]$/.exec(line);
+    if (m) {
+      if (m[1] === 'RPATH') view.rpath = m[2];
+      else if (m[1] === 'RUNPATH') view.runpath = m[2];
+      else if (m[1] === 'SONAME') view.soname = m[2];
+      else view.needed.push(m[2]);
+    }
+    if (/^\s+LOAD\s/.test(line)) view.loads++;
+  }
+  return { view, stderr: r.stderr, status: r.status };
+}
