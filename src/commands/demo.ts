@@ -1,11 +1,76 @@
 import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { layout } from '../store/layout.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+
+/**
+ * The demo prefix is its own, not /tmp/nix: the demo installs a Nix made from Debian's nix-bin, and
+ * a later real `relonix bootstrap` into the default prefix should not find it there.
+ */
+export const DEMO_PREFIX = '/tmp/relonix-demo';
+
+const DEMO_EXPR = `derivation {
+  name = "hello-from-relonix";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  args = [ "-c" "echo hello from a Nix store under \${builtins.storeDir} > $out" ];
+}
+`;
 
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('demo')
-    .action(() => {
-      throw new UserError('demo is not available in this build yet');
+    .description('bootstrap from a local mirror of a generated Nix tarball and build something (works offline)')
+    .option('--prefix <dir>', `the prefix (default ${DEMO_PREFIX})`)
+    .option('--json', 'print the bootstrap as JSON events')
+    .addHelpText(
+      'after',
+      `
+What it does: builds (once, cached under fixtures/generated) an official-layout Nix 2.8.0 tarball
+from Debian's nix-bin, serves it on 127.0.0.1, runs the full \`relonix bootstrap\` from that mirror
+into the prefix, then runs a trivial nix-build through \`relonix run\`. The server is stopped after.`,
+    )
+    .action(async (o: { prefix?: string; json?: boolean }) => {
+      const prefix = o.prefix ?? DEMO_PREFIX;
+      const l = layout(prefix);
+      const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
+      const { ensureFixture } = await import('../../scripts/make-fixture.ts');
+      say('preparing the Nix tarball (the first run generates it, ~1 min)');
+      const fx = await ensureFixture({ log: (s: string) => say(s) });
+      const { serveDirectory } = await import('../net/serve.ts');
+      const server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
+      try {
+        const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
+        say(`serving it at ${url}`);
+        const { runBootstrap } = await import('../bootstrap/run.ts');
+        await runBootstrap({ prefix, url, json: o.json });
+      } finally {
+        await server.close();
+      }
+      const expr = path.join(l.relonixDir, 'demo.nix');
+      await writeFileAtomic(expr, DEMO_EXPR);
+      say(`building ${expr} with: relonix run --prefix ${prefix} -- nix-build --no-out-link ${expr}`);
+      const { runInPrefix } = await import('./run.ts');
+      const code = await runInPrefix(prefix, 'nix-build', ['--no-out-link', expr]);
+      if (code !== 0) {
+        process.exitCode = code;
+        return;
+      }
+      const { activeNix } = await import('../bootstrap/activate.ts');
+      const out = (await fs.readdir(l.storeDir)).filter((n) => n.endsWith('-hello-from-relonix'));
+      if (out[0]) say(`it says: ${(await fs.readFile(path.join(l.storeDir, out[0]), 'utf8')).trim()}`);
+      const { nix } = await activeNix(l);
+      process.stdout.write(
+        [
+          '',
+          `Nix (${path.basename(nix)}) works in ${prefix}. Next:`,
+          `  eval "$(relonix env --prefix ${prefix})"    # then nix-build, nix-shell, nix-env as usual`,
+          `  relonix status --prefix ${prefix}            # what was relocated, what is left in binary data`,
+          `  relonix bootstrap                               # the real thing: the official release into /tmp/nix`,
+          `  rm -rf ${prefix}                         # (after chmod -R u+w) to remove the demo`,
+          '',
+        ].join('\n'),
+      );
     });
 }
