@@ -143,7 +143,7 @@ class Extractor {
       }
       case 'Link': {
         const linkParts = components(e.linkpath ?? '', entry, 'hardlink target');
-        checkParents(this.root, linkParts.concat(['x']), entry, false);
+        checkParents(this.root, linkParts, entry, false);
         const src = path.join(this.root, ...linkParts);
         let st;
         try {
