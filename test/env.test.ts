@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { layout } from '../src/store/layout.ts';
+import { renderEnv, mergeNixConf, nixConfBlock, envScripts, applyConfigure, BEGIN, END } from '../src/bootstrap/configure.ts';
+import { planPreflight, systemFromUrl, estimateNeed, type PreflightFacts } from '../src/bootstrap/preflight.ts';
+import { foreignLibraries, elfInterpreter } from '../src/bootstrap/verify.ts';
+import { relocateRecords } from '../src/bootstrap/register.ts';
+
+test('sh output survives eval with quotes, spaces and dollars in values', () => {
+  const vars = { A: "it's a $HOME `x` \"q\"", B: '/plain/path', C: '' };
+  const text = renderEnv(vars, 'sh');
+  const out = execFileSync('sh', ['-c', `${text}\nprintf '%s\\n' "$A" "$B" "[$C]"`], { env: {} }).toString();
+  assert.equal(out, `${vars.A}\n/plain/path\n[]\n`);
+});
+
+test('fish output quotes backslashes and quotes and splits PATH into a list', () => {
+  const text = renderEnv({ X: "a'b\\c", PATH: '/p/bin:/usr/bin' }, 'fish');
+  assert.equal(text, "set -gx X 'a\\'b\\\\c';\nset -gx PATH '/p/bin' '/usr/bin';\n");
+  const json = JSON.parse(renderEnv({ X: 'y' }, 'json'));
+  assert.deepEqual(json, { X: 'y' });
+});
+
+test('nix.conf: the managed block is replaced in place, user lines are kept, re-applying is stable', () => {
+  const block = nixConfBlock({ caches: ['http://127.0.0.1:1/c'], trustedKeys: ['k-1:abc='] });
+  assert.match(block, /^sandbox = false$/m);
+  assert.match(block, /^build-users-group =$/m);
+  assert.match(block, /^use-sqlite-wal = false$/m);
+  assert.match(block, /^narinfo-cache-negative-ttl = 0$/m);
+  assert.match(block, /^substituters = http:\/\/127\.0\.0\.1:1\/c$/m);
+  assert.match(block, /^trusted-public-keys = k-1:abc=$/m);
+  assert.match(block, /^require-sigs = true$/m);
+  const user = 'max-jobs = 4\n';
+  const first = mergeNixConf(user, block);
+  assert.ok(first.startsWith(BEGIN) && first.endsWith(user));
+  const other = nixConfBlock({ caches: [], trustedKeys: [] });
+  const second = mergeNixConf(first + 'cores = 2\n', other);
+  assert.equal(second, other + '\n' + user + 'cores = 2\n');
+  assert.equal(mergeNixConf(second, other), second);
+  assert.equal(second.split(END).length, 2, 'one block only');
+  assert.match(other, /^substituters =$/m, 'no cache: no substituter, not even cache.nixos.org');
+});
+
+test('configure writes nix.conf that the real nix reads, and profile scripts that work with an empty environment', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-conf-'));
+  const l = layout(path.join(dir, 'p x'));
+  await fs.mkdir(l.confDir, { recursive: true });
+  await fs.writeFile(l.confFile, 'max-jobs = 3\n');
+  await applyConfigure(l, { caches: ['http://127.0.0.1:9/cache'], trustedKeys: ['test-1:AAAA'] }, '/st/nix', '/st/cacert');
+  const conf = await fs.readFile(l.confFile, 'utf8');
+  assert.match(conf, /max-jobs = 3/);
+  // Debian's nix parses our file: the settings are what nix itself reports
+  const shown = execFileSync('nix', ['show-config', '--extra-experimental-features', 'nix-command'], {
+    env: { PATH: '/usr/bin:/bin', NIX_CONF_DIR: l.confDir, HOME: dir, USER: 'x' },
+  }).toString();
+  assert.match(shown, /^sandbox = false$/m);
+  assert.match(shown, /^max-jobs = 3$/m);
+  assert.match(shown, /^substituters = http:\/\/127\.0\.0\.1:9\/cache$/m);
+  const script = `. '${l.envScript}'; printf '%s\\n' "$NIX_STORE_DIR" "$USER" "$HOME" "$PATH"`;
+  const out = execFileSync('env', ['-i', 'PATH=/usr/bin:/bin', 'sh', '-c', script]).toString().split('\n');
+  assert.equal(out[0], l.storeDir);
+  assert.ok(out[1]!.length > 0, 'USER is filled in');
+  assert.equal(out[2], path.join(l.prefix, 'home'));
+  assert.equal(out[3], `${l.profile}/bin:/st/nix/bin:/usr/bin:/bin`);
+  const { fish } = envScripts(l, '/st/nix');
+  assert.match(fish, /set -gx PATH '.*\/profiles\/default\/bin' '\/st\/nix\/bin' \$PATH;/);
+  await fs.rm(dir, { recursive: true });
+});
+
+test('preflight planning: space, noexec, symlinked prefix and the wrong machine each give a fix', () => {
+  const ok: PreflightFacts = {
+    prefix: '/tmp/nix',
+    realPrefix: '/tmp/nix',
+    writable: true,
+    executable: true,
+    freeBytes: 10 * 2 ** 30,
+    fsType: 'ext4',
+    hostSystem: 'x86_64-linux',
+    tarballSystem: 'x86_64-linux',
+    tarballBytes: 20 * 2 ** 20,
+  };
+  assert.equal(planPreflight(ok).ok, true);
+  const full = planPreflight({ ...ok, freeBytes: 20 * 2 ** 20 });
+  assert.equal(full.ok, false);
+  assert.match(full.problems[0]!.message, /20 MiB free; Nix needs about/);
+  assert.equal(full.needBytes, estimateNeed(20 * 2 ** 20));
+  assert.match(planPreflight({ ...ok, executable: false, execError: 'EACCES' }).problems[0]!.hint, /noexec/);
+  assert.match(planPreflight({ ...ok, realPrefix: '/private/tmp/nix' }).problems[0]!.hint, /--prefix \/private\/tmp\/nix/);
+  assert.match(planPreflight({ ...ok, tarballSystem: 'aarch64-linux' }).problems[0]!.message, /built for aarch64-linux/);
+  assert.equal(systemFromUrl('https://x/nix-2.24.10-aarch64-linux.tar.xz'), 'aarch64-linux');
+  assert.equal(systemFromUrl('http://127.0.0.1:1/nix-2.8.0-x86_64-linux.tar.xz?x=1'), 'x86_64-linux');
+  assert.equal(systemFromUrl('http://127.0.0.1:1/mine.tar.xz'), undefined);
+});
+
+test('verify helpers: interpreter of a real binary, foreign libraries in ld.so --list output', async () => {
+  assert.equal(elfInterpreter(await fs.readFile('/bin/sh')), '/lib64/ld-linux-x86-64.so.2');
+  assert.equal(elfInterpreter(Buffer.from('#!/bin/sh\n')), undefined);
+  const list = [
+    '\tlinux-vdso.so.1 (0x00007ffd)',
+    '\tlibnixstore.so => /tmp/n/store/aaa-nix/lib/libnixstore.so (0x7f)',
+    '\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)',
+    '\tlibgone.so => not found',
+    '\t/tmp/n/store/bbb-glibc/lib/ld-linux-x86-64.so.2 (0x7f)',
+  ].join('\n');
+  assert.deepEqual(foreignLibraries(list, '/tmp/n/store'), ['/lib/x86_64-linux-gnu/libc.so.6', 'libgone.so => not found']);
+  const recs = relocateRecords([{ path: '/nix/store/a-x', narHash: 'h', narSize: 1, deriver: '', references: ['/nix/store/a-x', '/nix/store/b-y'] }], '/nix/store', '/t/nix/store');
+  assert.deepEqual(recs[0], { path: '/t/nix/store/a-x', narHash: 'h', narSize: 1, deriver: '', references: ['/t/nix/store/a-x', '/t/nix/store/b-y'] });
+});
