@@ -142,7 +142,7 @@ export function editParsed(e: ParsedElf, edits: ElfEdits): Buffer | null {
       } else {
         const s = strCopy();
         // A string this engine appended before sits at the end of a table it moved: reuse its room.
-        if (cur >= 0 && inOwn(strtabAddr) && entry.val + cur + 1 === strLen && !stringShared(dyn, entry, entry.val, cur)) strLen = entry.val;
+        if (cur >= 0 && inOwn(strtabAddr) && onlyZeros(s, entry.val + cur, strLen) && !stringShared(dyn, entry, entry.val, strLen - entry.val)) strLen = entry.val;
         const grown = Buffer.allocUnsafe(strLen + value.length);
         s.copy(grown, 0, 0, strLen);
         value.copy(grown, strLen);
@@ -273,6 +273,11 @@ export function editParsed(e: ParsedElf, edits: ElfEdits): Buffer | null {
     }
   }
   return out;
+}
+
+function onlyZeros(b: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  return true;
 }
 
 function place(p: Phdr, off: number, addr: number, size: number): void {
