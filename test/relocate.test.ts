@@ -113,6 +113,12 @@ test('relocateTree rewrites a synthetic store, keeps links and modes, reports bi
   assert.equal((await fs.stat(hello)).mode & 0o777, 0o555);
   assert.equal((await fs.stat(path.join(hello, 'lib'))).mode & 0o777, 0o555);
   assert.deepEqual(await fs.readdir(path.join(work, 'tmp')), []);
+  // the NAR hash computed while writing is the one of the tree as it ended up
+  for (const p of r.paths) {
+    const d = await narDigest(path.join(to, p.basename));
+    assert.equal(p.narHash, d.hash.toString('hex'), `${p.basename} NAR hash`);
+    assert.equal(p.narSize, d.size);
+  }
 
   // a re-run is a no-op that still lists every path
   const before = await narDigest(hello);
@@ -130,6 +136,7 @@ test('relocateTree rewrites a synthetic store, keeps links and modes, reports bi
   assert.equal(h2.changed, true, 'an interrupted path counts as changed so its NAR hash is recomputed');
   assert.equal(h2.counts.textRefs, 0);
   assert.ok((await narDigest(hello)).hash.equals(before.hash));
+  assert.equal(h2.narHash, before.hash.toString('hex'));
   await fs.chmod(path.join(root, 'prefix'), 0o755);
   await makeRemovable(root);
   await fs.rm(root, { recursive: true });

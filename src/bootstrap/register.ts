@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { runTool } from './exec.ts';
 import type { Layout } from '../store/layout.ts';
 import { narDigest } from '../store/nar.ts';
 import { formatNarHashLike, formatRegInfo, type RegInfo } from '../store/reginfo.ts';
@@ -33,6 +33,8 @@ export interface RegisterInput {
   records: RegInfo[];
   /** store paths (new store dir) whose content changed: only their NAR hash and size are recomputed */
   changed: Set<string>;
+  /** NAR hash (hex) and size already computed by relocation, by store path */
+  known?: Map<string, { narHash: string; narSize: number }>;
   nix: string;
   cacert?: string;
 }
@@ -47,13 +49,15 @@ export async function applyRegister(
   onProgress?: (text: string) => void,
 ): Promise<{ paths: number; rehashed: number }> {
   let done = 0;
-  const changed = input.records.filter((r) => input.changed.has(r.path));
+  const known = input.known ?? new Map();
+  const changed = input.records.filter((r) => input.changed.has(r.path) && !known.has(r.path));
   const digests = await pool(changed, 4, async (r) => {
     const d = await narDigest(r.path);
     onProgress?.(`hashed ${++done}/${changed.length} changed paths`);
     return [r.path, d] as const;
   });
-  const byPath = new Map(digests);
+  const byPath = new Map<string, { hash: Buffer; size: number }>(digests);
+  for (const [p, k] of known) if (input.changed.has(p)) byPath.set(p, { hash: Buffer.from(k.narHash, 'hex'), size: k.narSize });
   const records = input.records.map((r) => {
     const d = byPath.get(r.path);
     return d ? { ...r, narHash: formatNarHashLike(d.hash, r.narHash), narSize: d.size } : r;
@@ -66,7 +70,7 @@ export async function applyRegister(
   await nixTool(path.join(input.nix, 'bin', 'nix-store'), ['--load-db'], env, reginfo, 'register');
   onProgress?.('installing Nix into the default profile');
   await installProfile(l, input.nix, [input.nix, ...(input.cacert ? [input.cacert] : [])], env);
-  return { paths: records.length, rehashed: changed.length };
+  return { paths: records.length, rehashed: byPath.size };
 }
 
 /** Points the default profile at exactly these store paths (a real Nix profile generation). */
@@ -88,12 +92,12 @@ export async function nixTool(
   input: string | undefined,
   stage: string,
 ): Promise<string> {
-  const r = await execa(bin, args, { env, extendEnv: false, input, reject: false, stripFinalNewline: false, all: true });
-  if (r.exitCode !== 0) {
-    throw new UserError(`${path.basename(bin)} ${args.join(' ')} failed in stage ${stage} (exit ${r.exitCode ?? r.signal}):\n${String(r.all ?? '').trim()}`, {
+  const r = await runTool(bin, args, env, input);
+  if (r.code !== 0) {
+    throw new UserError(`${path.basename(bin)} ${args.join(' ')} failed in stage ${stage} (exit ${r.code ?? r.signal}):\n${r.all.trim()}`, {
       exitCode: EXIT.failure,
       hint: `re-run relonix bootstrap to retry from stage ${stage}; relonix status shows what is done`,
     });
   }
-  return String(r.stdout ?? '');
+  return r.stdout;
 }

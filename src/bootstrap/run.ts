@@ -178,11 +178,11 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
       run: async (s, progress) => {
         const u = detail<UnpackDetail>(s, 'unpack');
         const records = relocateRecords(parseRegInfo(await fs.readFile(regCopy, 'utf8'), regCopy), OLD_STORE, l.storeDir);
-        const unchanged = await unchangedPaths(relocateWork, l.storeDir);
+        const { unchanged, known } = await relocationResults(relocateWork, l.storeDir);
         const changed = new Set(records.map((r) => r.path).filter((p) => !unchanged.has(p)));
         const nix = moved(u.nixPath, l.storeDir);
         const cacert = u.cacertPath ? moved(u.cacertPath, l.storeDir) : undefined;
-        const r = await applyRegister(l, { records, changed, nix, cacert }, progress);
+        const r = await applyRegister(l, { records, changed, known, nix, cacert }, progress);
         const st = await readState(l);
         Object.assign(s, { nix, cacert, nixSource: 'tarball' });
         await writeState(l, { ...st, nix, cacert, nixSource: 'tarball' });
@@ -206,26 +206,34 @@ function verifyStage(l: Layout): StageDef {
   };
 }
 
-/** Store paths relocation left byte-for-byte as the tarball had them: their NAR hash still holds. */
-async function unchangedPaths(workDir: string, storeDir: string): Promise<Set<string>> {
+/**
+ * From relocation's per-path markers: the paths it left byte-for-byte as the tarball had them (their
+ * NAR hash still holds) and the NAR hashes it computed while writing the others.
+ */
+async function relocationResults(
+  workDir: string,
+  storeDir: string,
+): Promise<{ unchanged: Set<string>; known: Map<string, { narHash: string; narSize: number }> }> {
   const out = new Set<string>();
+  const known = new Map<string, { narHash: string; narSize: number }>();
   const dir = path.join(workDir, 'paths');
   let names: string[] = [];
   try {
     names = await fs.readdir(dir);
   } catch {
-    return out;
+    return { unchanged: out, known };
   }
   for (const n of names) {
     if (!n.endsWith('.json')) continue;
     try {
       const r = JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as PathResult;
       if (!r.changed) out.add(path.join(storeDir, r.basename));
+      else if (r.narHash && r.narSize !== undefined) known.set(path.join(storeDir, r.basename), { narHash: r.narHash, narSize: r.narSize });
     } catch {
       // unreadable marker: re-hash that path
     }
   }
-  return out;
+  return { unchanged: out, known };
 }
 
 function progressText(p: unknown): string {

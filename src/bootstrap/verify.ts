@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { runTool } from './exec.ts';
 import type { Layout } from '../store/layout.ts';
 import { UserError, EXIT } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -88,8 +88,8 @@ export async function applyVerify(l: Layout, nix: string, cacert: string | undef
     });
   }
   const clean: NodeJS.ProcessEnv = { PATH: env.PATH };
-  const r = await execa(interpreter, ['--list', nixBin], { env: clean, extendEnv: false, reject: false, all: true });
-  if (r.exitCode !== 0) throw new UserError(`${interpreter} --list ${nixBin} failed: ${String(r.all ?? '').trim()}`);
+  const r = await runTool(interpreter, ['--list', nixBin], clean);
+  if (r.code !== 0) throw new UserError(`${interpreter} --list ${nixBin} failed: ${r.all.trim()}`);
   const foreign = foreignLibraries(String(r.stdout), l.storeDir);
   if (foreign.length) {
     throw new UserError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, createHash, type Hash } from 'node:crypto';
+import { narString } from './nar.ts';
 import { planFile, rewriteLinkTarget, type ElfRelocator } from './relocate-text.ts';
 import { exists, readJson, writeFileAtomic, removeTree } from '../util/fs.ts';
 
@@ -30,6 +31,9 @@ export interface PathResult {
   changed: boolean;
   counts: RelocateCounts;
   hits: UnrewritableHit[];
+  /** NAR hash (hex sha256) and size of the relocated path, computed from the bytes as written */
+  narHash?: string;
+  narSize?: number;
 }
 
 export interface RelocateOptions {
@@ -118,6 +122,41 @@ async function moveDir(src: string, dest: string): Promise<void> {
   }
 }
 
+// NAR framing (see nar.ts), emitted while the tree is walked so relocation hashes what it writes
+// instead of reading the whole closure a second time for registration.
+const N = (...parts: string[]) => Buffer.concat(parts.map((x) => narString(x)));
+const MAGIC = N('nix-archive-1');
+const OPEN = N('(');
+const CLOSE = N(')');
+const SYMLINK = N('type', 'symlink', 'target');
+const REGULAR = N('type', 'regular');
+const EXECUTABLE = N('executable', '');
+const CONTENTS = N('contents');
+const DIRECTORY = N('type', 'directory');
+const ENTRY = N('entry', '(', 'name');
+const NODE = N('node');
+const ZEROS = Buffer.alloc(8);
+
+class NarHasher {
+  readonly h: Hash = createHash('sha256');
+  size = 0;
+  add(...bufs: Buffer[]): void {
+    for (const b of bufs) {
+      this.h.update(b);
+      this.size += b.length;
+    }
+  }
+  contents(data: Buffer, executable: boolean): void {
+    this.add(REGULAR);
+    if (executable) this.add(EXECUTABLE);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(data.length));
+    this.add(CONTENTS, len, data);
+    const pad = (8 - (data.length % 8)) % 8;
+    if (pad) this.add(ZEROS.subarray(0, pad));
+  }
+}
+
 interface Entry {
   abs: string;
   rel: string;
@@ -129,12 +168,24 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
   // inode → the first name written for it, so further hard links to it are re-linked to the new file
   const written = new Map<string, string>();
   const dirs: string[] = [];
+  const nar = new NarHasher();
+  nar.add(MAGIC);
 
   const visit = async (e: Entry): Promise<void> => {
     const st = await fs.lstat(e.abs);
+    nar.add(OPEN);
+    try {
+      await visitNode(e, st);
+    } finally {
+      nar.add(CLOSE);
+    }
+  };
+
+  const visitNode = async (e: Entry, st: import('node:fs').Stats): Promise<void> => {
     if (st.isSymbolicLink()) {
       const target = await fs.readlink(e.abs);
       const next = rewriteLinkTarget(target, opts.from, opts.to);
+      nar.add(SYMLINK, narString(next ?? target));
       if (next !== null) {
         const tmp = tmpName(tmpDir);
         await fs.symlink(next, tmp);
@@ -148,12 +199,17 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
     if (st.isDirectory()) {
       dirs.push(e.abs);
       if ((st.mode & 0o200) === 0) await fs.chmod(e.abs, (st.mode & 0o7777) | 0o200);
-      for (const name of (await fs.readdir(e.abs)).sort()) {
+      nar.add(DIRECTORY);
+      // byte order, as Nix sorts entries
+      const names = (await fs.readdir(e.abs)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      for (const name of names) {
+        nar.add(ENTRY, narString(name), NODE);
         await visit({ abs: path.join(e.abs, name), rel: path.join(e.rel, name) });
+        nar.add(CLOSE);
       }
       return;
     }
-    if (!st.isFile()) return;
+    if (!st.isFile()) throw new Error(`${e.abs} is neither a file, a directory nor a symlink; a store path cannot hold it`);
     result.counts.files++;
     const ino = `${st.dev}:${st.ino}`;
     // (once the first name is replaced, the old inode has one link fewer: look it up regardless)
@@ -166,6 +222,7 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
           await fs.link(first, tmp);
           await fs.rename(tmp, e.abs);
         }
+        nar.contents(await fs.readFile(e.abs), (st.mode & 0o111) !== 0);
         return;
       }
     }
@@ -181,6 +238,7 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
       result.counts.unrewritable++;
     }
     const mode = st.mode & 0o111 ? 0o555 : 0o444;
+    nar.contents(plan.content ?? buf, mode === 0o555);
     if (plan.content) {
       const tmp = tmpName(tmpDir);
       await fs.writeFile(tmp, plan.content, { mode: 0o600 });
@@ -198,6 +256,8 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
   await visit({ abs: root, rel: '' });
   // read-only again, deepest first (a parent must stay writable while its children change)
   for (const d of dirs.reverse()) await fs.chmod(d, 0o555);
+  result.narHash = nar.h.digest('hex');
+  result.narSize = nar.size;
   return result;
 }
 
