@@ -46,6 +46,10 @@ before(() => {
   writeFileSync(path.join(src, 'outer.c'), 'const char *greet(void);\nconst char *outer(void) { return greet(); }\n');
   gcc(['-shared', '-fPIC', '-o', path.join(built, 'libgreet.so'), path.join(src, 'greet.c')]);
   copyFileSync(path.join(built, 'libgreet.so'), path.join(libDir, 'libgreet.so'));
+  // The library every program loads is itself grown by a rewrite (a new segment in a shared object).
+  const grow = relonixPatchelf(['--set-rpath', `${libDir}:/${'l'.repeat(300)}`, path.join(libDir, 'libgreet.so')]);
+  assert.equal(grow.status, 0, grow.stderr);
+  assert.equal(readelf(path.join(libDir, 'libgreet.so')).view.loads, readelf(path.join(built, 'libgreet.so')).view.loads + 1);
   for (const [name, flags] of Object.entries(VARIANTS)) {
     gcc([...flags, '-o', path.join(built, name), path.join(src, 'main.c'), `-L${built}`, '-lgreet']);
   }

@@ -30,6 +30,8 @@ const SHT_STRTAB = 3;
 const SHT_DYNAMIC = 6;
 /** Spare dynamic slots left in a moved table so a later added entry needs no move. */
 const SPARE_DYN = 4;
+/** Most zero padding accepted to keep a program's new segment congruent with its first one. */
+const MAX_PAD = 16 << 20;
 const STRING_TAGS = new Set([DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH, 0x7ffffffd, 0x7fffffff]);
 
 const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
@@ -205,16 +207,17 @@ export function editParsed(e: ParsedElf, edits: ElfEdits): Buffer | null {
   let off0 = alignUp(base, page);
   const minV = alignUp(maxEnd, page);
   const delta = first.vaddr - first.offset;
-  let vaddr0: number;
-  if (delta >= 0 && delta % page === 0) {
-    vaddr0 = off0 + delta;
-    if (vaddr0 < minV) {
-      off0 += minV - vaddr0;
-      vaddr0 = minV;
+  let vaddr0 = minV;
+  // Only a program's header table is found by the kernel (AT_PHDR); libraries need no congruence.
+  if (e.interpIndex >= 0 && delta >= 0 && delta % page === 0) {
+    const pad = Math.max(0, minV - (off0 + delta));
+    // A huge .bss would need as much zero padding; then rely on PT_PHDR-aware kernels (5.18+) instead.
+    if (pad <= MAX_PAD) {
+      off0 += pad;
+      vaddr0 = off0 + delta;
     }
-  } else {
-    vaddr0 = minV;
   }
+  if (vaddr0 + segSize > (e.is64 ? Number.MAX_SAFE_INTEGER : 0xffffffff)) fail(e, 'no address space is left above the existing segments for a new one');
 
   const seg: Phdr = { type: PT_LOAD, flags: PF_R | PF_W, offset: off0, vaddr: vaddr0, paddr: vaddr0, filesz: segSize, memsz: segSize, align: page };
   const ph = e.phdrs.map((p) => ({ ...p }));
