@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { execa } from 'execa';
 import { constants } from 'node:os';
 import { layout } from '../store/layout.ts';
 import { prefixEnvironment } from '../bootstrap/activate.ts';
@@ -10,6 +9,8 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
 /** Runs a command in the prefix's Nix environment; resolves to the exit code the shell would see. */
 export async function runInPrefix(prefix: string | undefined, cmd: string, args: string[]): Promise<number> {
   const env = await prefixEnvironment(layout(prefix));
+  // loaded on use: every relonix command loads this module, and execa is slow to import
+  const { execa } = await import('execa');
   const child = execa(cmd, args, { env, extendEnv: false, stdio: 'inherit', reject: false });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   for (const s of FORWARDED) process.on(s, forward);

@@ -48,6 +48,8 @@ export interface RelocateOptions {
   relocateElf: ElfRelocator;
   /** called after each store path */
   onPath?: (r: PathResult, done: number, total: number) => void;
+  /** store paths relocated at once (default 3) */
+  concurrency?: number;
 }
 
 export function emptyCounts(): RelocateCounts {
@@ -75,39 +77,56 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   const pending = (await exists(opts.sourceDir)) ? (await fs.readdir(opts.sourceDir)).sort() : [];
   const done = new Set((await fs.readdir(markers)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
   const names = [...new Set([...pending, ...done])].sort();
-  const results: PathResult[] = [];
-  const counts = emptyCounts();
+  const results = new Map<string, PathResult>();
   let i = 0;
-  for (const basename of names) {
+  const one = async (basename: string): Promise<void> => {
     const src = path.join(opts.sourceDir, basename);
     const dest = path.join(opts.to, basename);
     const markerFile = path.join(markers, `${basename}.json`);
     let result = await readJson<PathResult>(markerFile);
     const srcThere = pending.includes(basename);
     if (!result) {
-      if (!srcThere) continue;
+      if (!srcThere) return;
       if (await exists(dest)) {
         // already in the store (an earlier bootstrap, or a restore): the store copy wins
         result = { basename, changed: true, counts: emptyCounts(), hits: [] };
       } else {
         const started = path.join(markers, `${basename}.started`);
         const interrupted = await exists(started);
-        await writeFileAtomic(started, '');
+        await fs.writeFile(started, '');
         result = await relocatePath(src, basename, opts, tmpDir);
         if (interrupted) result.changed = true; // an earlier pass may have changed files already
       }
-      await writeFileAtomic(markerFile, JSON.stringify(result));
+      await writeMarker(markerFile, JSON.stringify(result), tmpDir);
       await fs.rm(path.join(markers, `${basename}.started`), { force: true });
     }
     if (srcThere) {
       if (await exists(dest)) await removeTree(src);
       else await moveDir(src, dest);
     }
-    results.push(result);
-    addCounts(counts, result.counts);
+    results.set(basename, result);
     opts.onPath?.(result, ++i, names.length);
-  }
-  return { paths: results, counts };
+  };
+  // a few paths at once: one path's file I/O overlaps another's hashing and ELF editing
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) await one(names[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 3, names.length) }, worker));
+  const ordered = names.map((n) => results.get(n)).filter((r): r is PathResult => r !== undefined);
+  const counts = emptyCounts();
+  for (const r of ordered) addCounts(counts, r.counts);
+  return { paths: ordered, counts };
+}
+
+/**
+ * Temp file + rename without fsync: markers must never be torn by a kill, but after a power loss
+ * the prefix (usually under /tmp) is gone or the path is simply relocated again.
+ */
+async function writeMarker(file: string, data: string, tmpDir: string): Promise<void> {
+  const tmp = tmpName(tmpDir);
+  await fs.writeFile(tmp, data);
+  await fs.rename(tmp, file);
 }
 
 /** Rename a (read-only) directory into another parent: Linux wants it writable to update `..`. */
