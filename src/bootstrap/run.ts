@@ -10,11 +10,6 @@ import { nixSystem } from '../util/system.ts';
 import { parseRegInfo } from '../store/reginfo.ts';
 import { relocateTree, writeReport, type PathResult } from '../store/relocate.ts';
 import { rewriteLinkTarget } from '../store/relocate-text.ts';
-import { relocateElf } from '../elf/index.ts';
-import { fetchTarball } from './fetch.ts';
-import { unpackTarball } from './unpack.ts';
-import { readTarballInfo } from './tarball.ts';
-import { defaultReleaseUrl } from '../net/download.ts';
 import { gatherFacts, planPreflight, preflightError, probeTarballSize, UNPACK_FACTOR, MARGIN, mib } from './preflight.ts';
 import { applyConfigure } from './configure.ts';
 import { applyRegister, installProfile, relocateRecords } from './register.ts';
@@ -23,6 +18,9 @@ import { nixEnvironment } from './nixenv.ts';
 import { runStages, pickMode, emit, type UiStage } from './ui.ts';
 
 export const OLD_STORE = '/nix/store';
+
+// The download, unpack and ELF modules load when their stage runs: a finished prefix answers its
+// no-op re-run without paying for got, tar and the ELF engine.
 
 export interface BootstrapOptions {
   prefix?: string;
@@ -73,6 +71,14 @@ function detail<T>(s: BootstrapState, stage: string): T {
   return d;
 }
 
+/**
+ * What the tarball is: its sha256 when given (the same bytes from another mirror change nothing),
+ * else its URL (whose .sha256 is read at fetch time).
+ */
+function source(o: BootstrapOptions, url: string): string {
+  return o.sha256 ? `sha256:${o.sha256}` : `url:${url}`;
+}
+
 const moved = (p: string, to: string) => rewriteLinkTarget(p, OLD_STORE, to) ?? p;
 
 function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 'trustedKeys'>> & BootstrapOptions, url: string, host: string): StageDef[] {
@@ -82,7 +88,7 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
     {
       name: 'preflight',
       title: 'Check the prefix and the machine',
-      inputs: () => ({ prefix: l.prefix, url }),
+      inputs: () => ({ prefix: l.prefix, source: source(o, url) }),
       run: async (_s, progress) => {
         progress('probing the tarball size');
         const size = await probeTarballSize(url);
@@ -95,8 +101,9 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
     {
       name: 'fetch',
       title: 'Download the Nix tarball',
-      inputs: () => ({ url, sha256: o.sha256 ?? null }),
+      inputs: () => ({ source: source(o, url) }),
       run: async (_s, progress) => {
+        const { fetchTarball } = await import('./fetch.ts');
         const r = await fetchTarball({
           layout: l,
           url,
@@ -126,6 +133,8 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
         // a different tarball: nothing of an earlier unpack or relocation applies
         await removeTree(l.stagingDir);
         await removeTree(relocateWork);
+        const { unpackTarball } = await import('./unpack.ts');
+        const { readTarballInfo } = await import('./tarball.ts');
         const { root } = await unpackTarball({ tarball: f.tarball, dest: l.stagingDir, onProgress: (p: unknown) => progress(progressText(p)) });
         const info = await readTarballInfo(root);
         if (info.system !== host) {
@@ -145,6 +154,7 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
       inputs: () => ({ from: OLD_STORE, to: l.storeDir }),
       run: async (s, progress) => {
         const u = detail<UnpackDetail>(s, 'unpack');
+        const { relocateElf } = await import('../elf/index.ts');
         const r = await relocateTree({
           sourceDir: path.join(u.root, 'store'),
           from: OLD_STORE,
@@ -345,7 +355,7 @@ async function cacheStages(l: Layout, o: BootstrapOptions & { caches: string[]; 
 
 async function planStages(l: Layout, o: BootstrapOptions & { caches: string[]; trustedKeys: string[] }, host: string): Promise<StageDef[]> {
   if (o.caches.length > 0 && !o.url) return cacheStages(l, o, host, false);
-  const url = o.url ?? defaultReleaseUrl(host);
+  const url = o.url ?? (await import('../net/download.ts')).defaultReleaseUrl(host);
   const stages = tarballStages(l, o, url, host);
   if (o.caches.length > 0) stages.push(...(await cacheStages(l, o, host, true)));
   return stages;

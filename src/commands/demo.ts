@@ -44,7 +44,8 @@ into the prefix, then runs a trivial nix-build through \`relonix run\`. The serv
         const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
         say(`serving it at ${url}`);
         const { runBootstrap } = await import('../bootstrap/run.ts');
-        await runBootstrap({ prefix, url, json: o.json });
+        // the checksum, not the URL, names the tarball: a re-run on another port is still a no-op
+        await runBootstrap({ prefix, url, sha256: fx.sha256, json: o.json });
       } finally {
         await server.close();
       }
