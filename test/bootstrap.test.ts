@@ -121,6 +121,27 @@ test('a prefix on a nearly full filesystem is refused in preflight before anythi
   }
 });
 
+test('a prefix on a noexec filesystem is refused in preflight, saying why', async () => {
+  const top = await prefixFor(undefined, 'noexec');
+  const mnt = path.dirname(top);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=400m,noexec', 'tmpfs', mnt]);
+  try {
+    const r = await relonix(undefined, ['bootstrap', '--prefix', path.join(mnt, 'nix'), '--url', url, '--json']);
+    assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const err = events.find((e) => e.event === 'error');
+    assert.ok(err, 'an error event for scripts');
+    assert.match(err.message, /cannot be executed/);
+    assert.match(err.hint, /noexec/);
+    assert.equal(err.exitCode, EXIT.preflight);
+    const files = execFileSync('find', [mnt, '-type', 'f']).toString().trim().split('\n').filter(Boolean);
+    assert.ok(files.every((f) => f.endsWith('state.json')), `only the state file may exist: ${files.join(', ')}`);
+  } finally {
+    execFileSync('umount', [mnt]);
+    await fs.rm(mnt, { recursive: true, force: true });
+  }
+});
+
 test('two bootstraps racing on one prefix: one wins, one is refused as busy, one waits; the prefix verifies', async () => {
   const prefix = owned(await prefixFor(NOBODY_UID, 'race'));
   const first = spawnRelonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', url, '--json']);
