@@ -50,7 +50,7 @@ export async function runStages(stages: UiStage[], mode: UiMode): Promise<void> 
           last = Date.now();
           task.output = text;
         });
-        if (r.skipped) task.skip(`${s.title}: ${r.summary}`);
+        if (r.skipped) task.skip(`${s.title}: already ${r.summary}`);
         else task.title = `${s.title}: ${r.summary} (${((Date.now() - t0) / 1000).toFixed(1)}s)`;
       },
     })),

@@ -118,7 +118,7 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
   let final = buf;
   // interpreter and RUNPATH values the engine moved; their old copies may stay behind, unused, in .dynstr
   const oldStrings: string[] = [];
-  if (kind === 'elf' && findStoreRefs(buf, from).length > 0) {
+  if (kind === 'elf') {
     const map = (s: string) => {
       oldStrings.push(s);
       return rewriteRefs(Buffer.from(s), from, to)?.out.toString() ?? s;
