@@ -269,7 +269,8 @@ function processFile(o: Options, file: string, out: string[]): void {
     if (e.interp === undefined) throw new Fail(NO_INTERP);
     out.push(`${e.interp}\n`);
   }
-  if (o.printSoname) {
+  // patchelf only looks for a soname in shared objects (ET_DYN); for others it prints nothing.
+  if (o.printSoname && e.type === 3) {
     needDyn();
     const d = e.dyn.find((x) => x.tag === DT_SONAME);
     if (d) out.push(`${dynString(e, d.val)}\n`);
