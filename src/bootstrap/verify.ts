@@ -64,22 +64,34 @@ export interface VerifyResult {
 export async function applyVerify(l: Layout, nix: string, cacert: string | undefined, onProgress?: (t: string) => void): Promise<VerifyResult> {
   const env = nixEnvironment(l, { nix, cacert });
   const bin = (n: string) => path.join(nix, 'bin', n);
-  onProgress?.('nix-store --verify --check-contents');
+  onProgress?.('verifying the store, building a trivial derivation, checking libraries');
+  // independent checks side by side; the store check comes last, alone, so it also covers the
+  // check build's output and never races a build for the store's locks
+  const [version, checkOutput, libs] = await Promise.all([
+    nixTool(bin('nix'), ['--version'], env, undefined, 'verify').then((v) => v.trim()),
+    checkBuild(l, bin('nix-build'), env),
+    checkLibraries(l, bin('nix')),
+  ]);
   await nixTool(bin('nix-store'), ['--verify', '--check-contents'], env, undefined, 'verify');
-  const version = (await nixTool(bin('nix'), ['--version'], env, undefined, 'verify')).trim();
+  const { libraries, interpreter } = libs;
+  return { version, checkOutput, libraries, interpreter };
+}
 
-  onProgress?.('building a trivial derivation');
+async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv): Promise<string> {
   const expr = path.join(l.relonixDir, 'check.nix');
   await writeFileAtomic(expr, CHECK_EXPR);
-  const out = (await nixTool(bin('nix-build'), ['--no-out-link', expr], env, undefined, 'verify')).trim().split('\n').pop() ?? '';
+  const out = (await nixTool(nixBuild, ['--no-out-link', expr], env, undefined, 'verify')).trim().split('\n').pop() ?? '';
   if (!out.startsWith(l.storeDir + '/')) {
     throw new UserError(`the check build produced ${out}, outside ${l.storeDir}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
   }
   const checkOutput = (await fs.readFile(out, 'utf8')).trim();
   if (checkOutput !== 'ok') throw new UserError(`the check build wrote "${checkOutput}" instead of "ok"`);
+  return checkOutput;
+}
 
-  onProgress?.('checking which libraries Nix loads');
-  const nixBin = await fs.realpath(bin('nix'));
+/** Every library the Nix binary loads, and its loader, must come from the new store. */
+async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: number; interpreter: string }> {
+  const nixBin = await fs.realpath(nixLink);
   const interpreter = elfInterpreter(await fs.readFile(nixBin));
   if (!interpreter || !interpreter.startsWith(l.storeDir + '/')) {
     throw new UserError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
@@ -87,16 +99,14 @@ export async function applyVerify(l: Layout, nix: string, cacert: string | undef
       hint: 'the relocate stage did not patch it; remove the prefix and bootstrap again',
     });
   }
-  const clean: NodeJS.ProcessEnv = { PATH: env.PATH };
-  const r = await runTool(interpreter, ['--list', nixBin], clean);
+  const r = await runTool(interpreter, ['--list', nixBin], { PATH: process.env.PATH ?? '/usr/bin:/bin' });
   if (r.code !== 0) throw new UserError(`${interpreter} --list ${nixBin} failed: ${r.all.trim()}`);
-  const foreign = foreignLibraries(String(r.stdout), l.storeDir);
+  const foreign = foreignLibraries(r.stdout, l.storeDir);
   if (foreign.length) {
     throw new UserError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
       exitCode: EXIT.integrity,
       hint: 'its RUNPATH still points elsewhere; remove the prefix and bootstrap again, and report the tarball used',
     });
   }
-  const libraries = String(r.stdout).split('\n').filter((x) => x.includes('=>')).length;
-  return { version, checkOutput, libraries, interpreter };
+  return { libraries: r.stdout.split('\n').filter((x) => x.includes('=>')).length, interpreter };
 }
