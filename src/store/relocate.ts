@@ -48,7 +48,7 @@ export interface RelocateOptions {
   relocateElf: ElfRelocator;
   /** called after each store path */
   onPath?: (r: PathResult, done: number, total: number) => void;
-  /** store paths relocated at once (default 3) */
+  /** store paths relocated at once (default 4) */
   concurrency?: number;
 }
 
@@ -112,7 +112,7 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   const worker = async () => {
     while (next < names.length) await one(names[next++]!);
   };
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 3, names.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, names.length) }, worker));
   const ordered = names.map((n) => results.get(n)).filter((r): r is PathResult => r !== undefined);
   const counts = emptyCounts();
   for (const r of ordered) addCounts(counts, r.counts);
