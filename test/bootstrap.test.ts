@@ -56,6 +56,11 @@ test('a uid with no passwd entry and an empty environment bootstraps, builds and
   assert.equal(verify.code, 0, verify.stderr);
   const exit = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'sh', '-c', 'exit 42']);
   assert.equal(exit.code, 42, 'run passes the exit code through');
+  // a signal sent to relonix reaches the command
+  const trapped = spawnRelonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'sh', '-c', 'trap "exit 9" TERM; echo ready; while :; do sleep 0.1; done']);
+  await new Promise<void>((resolve) => trapped.child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+  trapped.child.kill('SIGTERM');
+  assert.equal((await trapped.done).code, 9, 'SIGTERM was forwarded and the exit code of the trap came back');
 
   const shell = await shAs(
     NOBODY_UID,
