@@ -386,12 +386,16 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
   const o = { ...opts, caches: opts.caches ?? [], trustedKeys: opts.trustedKeys ?? [] };
   const host = nixSystem();
   const mode = pickMode(!!opts.json);
-  const stages = await planStages(l, o, host);
   const say = (text: string) => (mode === 'json' ? emit({ event: 'info', text }) : process.stdout.write(`${text}\n`));
 
-  // a finished prefix is answered without the lock: nothing will be written
+  // a finished prefix is answered without the lock: nothing will be written. With no source named
+  // at all (no --url, --sha256 or --cache), whatever the prefix was bootstrapped from stands.
   const quick = await readState(l).catch(() => undefined);
-  if (quick && (await isComplete(l, stages, quick))) {
+  const noSource = !opts.url && !opts.sha256 && o.caches.length === 0;
+  const finished = async (q: BootstrapState) =>
+    q.storeDir === l.storeDir && !!q.nix && !!q.stages.verify && (await exists(path.join(q.nix, 'bin', 'nix')));
+  const stages = quick && noSource && (await finished(quick)) ? [] : await planStages(l, o, host);
+  if (quick && (stages.length === 0 || (await isComplete(l, stages, quick)))) {
     const ms = Date.now() - t0;
     if (mode === 'json') emit({ event: 'done', alreadyDone: true, prefix: l.prefix, nix: quick.nix, ms });
     else say(`relonix: ${l.prefix} is already bootstrapped (Nix ${quick.nix}); nothing to do. Use it: eval "$(relonix env${opts.prefix ? ` --prefix ${l.prefix}` : ''})"`);
