@@ -196,7 +196,7 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
         const st = await readState(l);
         Object.assign(s, { nix, cacert, nixSource: 'tarball' });
         await writeState(l, { ...st, nix, cacert, nixSource: 'tarball' });
-        return { summary: `${r.paths} paths (${r.rehashed} re-hashed), profile ${path.relative(l.prefix, l.profile)}` };
+        return { summary: `${r.paths} paths (${r.rehashed} with new NAR hashes), profile ${path.relative(l.prefix, l.profile)}` };
       },
     },
     verifyStage(l),
