@@ -29,12 +29,13 @@ const STRIKES: [string, number][] = [
   ['unpack', 60],
   ['unpack', 700],
   ['relocate', 80],
-  ['relocate', 450],
-  ['relocate', 900],
+  ['relocate', 350],
+  ['relocate', 650],
   ['configure', 0],
   ['register', 40],
-  ['register', 350],
-  ['verify', 120],
+  ['register', 150],
+  ['verify', 30],
+  ['verify', 150],
 ];
 
 interface Run {
