@@ -419,6 +419,8 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
         say(`relonix: ${l.prefix} is already bootstrapped (Nix ${state.nix}); nothing to do`);
         return { prefix: l.prefix, nix: state.nix!, cacert: state.cacert, alreadyDone: true, ran: [], ms: Date.now() - t0, stageMs: {} };
       }
+      // start loading the later stages' modules now; preflight mostly waits on a probe process and a HEAD
+      void Promise.all([import('./fetch.ts'), import('./unpack.ts'), import('./tarball.ts'), import('../elf/index.ts')]).catch(() => {});
       const ran: string[] = [];
       const stageMs: Record<string, number> = {};
       let prevKey = '';
