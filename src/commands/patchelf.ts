@@ -3,11 +3,12 @@
 // (nixpkgs fixup hooks, install scripts) can call this instead when the host has no patchelf.
 //
 // Like patchelf, all options apply to every file; files are handled in order and the first error
-// stops the run with exit code 1 after earlier files were written. Each file is read, checked,
-// edited in memory and written once (temporary sibling + rename; hard-linked files in place).
+// stops the run with exit code 1 after earlier files were written. Each file is read, checked and
+// edited in memory, then only the changed bytes are written, in an order that keeps the file valid
+// at every step (writePlanSync); hard links survive, as with patchelf's in-place writes.
 import { readFileSync, statSync, openSync, readSync, closeSync, writeFileSync, chmodSync } from 'node:fs';
 import { DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME } from '../elf/consts.ts';
-import { ElfError, editParsed, parseElf, writeBackSync, type ElfEdits, type ParsedElf } from '../elf/index.ts';
+import { ElfError, parseElf, planEdit, writePlanSync, type EditPlan, type ElfEdits, type ParsedElf } from '../elf/index.ts';
 import { dynString } from '../elf/reader.ts';
 
 const VERSION = 'patchelf 0.14.3 (relonix 0.1.0)';
@@ -305,25 +306,26 @@ function processFile(o: Options, file: string, out: string[]): void {
     needDyn();
     for (const d of e.dyn) if (d.tag === DT_NEEDED) out.push(`${dynString(e, d.val)}\n`);
   }
-  let result: Buffer | null;
+  let plan: EditPlan | null;
   try {
-    result = editParsed(e, edits);
+    // With --output the input buffer is kept intact; otherwise it receives the edit directly.
+    plan = planEdit(e, edits, o.output === undefined);
   } catch (err) {
     if (err instanceof ElfError) throw new Fail(err.problem);
     throw new Fail(`${(err as Error).message}`);
   }
   flush(out);
   if (o.output !== undefined) {
-    const data = result ?? buf;
+    const data = plan ? plan.pre.subarray(0, plan.base) : buf;
     try {
       writeFileSync(o.output, data);
       chmodSync(o.output, statSync(file).mode & 0o7777);
     } catch (err) {
       throw new Fail(`opening '${o.output}': ${sysMessage(err as NodeJS.ErrnoException)}`);
     }
-  } else if (result) {
+  } else if (plan) {
     try {
-      writeBackSync(file, result);
+      writePlanSync(file, plan, buf);
     } catch (err) {
       throw new Fail(`writing '${file}': ${sysMessage(err as NodeJS.ErrnoException)}`);
     }

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DT_RPATH, DT_RUNPATH } from './consts.ts';
 import { ElfError, type ElfInfo, isElf, isDynamicLinker, parseElf, summarize, dynString, type ParsedElf } from './reader.ts';
-import { editParsed, type ElfEdits } from './writer.ts';
+import { editParsed, planEdit, type EditPlan, type ElfEdits } from './writer.ts';
 
-export { ElfError, isElf, parseElf, summarize, editParsed };
-export type { ElfInfo, ElfEdits, ParsedElf };
+export { ElfError, isElf, parseElf, summarize, editParsed, planEdit };
+export type { ElfInfo, ElfEdits, ParsedElf, EditPlan };
 export { defaultPageSize } from './consts.ts';
 
 export function readElf(buf: Buffer, name?: string): ElfInfo {
@@ -189,5 +189,48 @@ export function writeBackSync(file: string, data: Buffer): void {
     } finally {
       chmodSync(dir, dmode);
     }
+  }
+}
+
+/**
+ * Write a plan made with planEdit(…, mutate = true) over the file it was read from (`orig`, now
+ * holding the edited prefix), touching only what changed, in an order where the file is a valid
+ * ELF after every step: first the appended segment (beyond the old end, where nothing points yet),
+ * then the ELF header that switches to the new program header table, then the dynamic table,
+ * strings and section headers edited in place, each as one write. A crash or a full disk in
+ * between leaves a working file with the old or the new values, never a torn one; a failed append
+ * is cut off again. This keeps hard links and makes bulk `relonix patchelf` cheap: writing every
+ * byte to a temporary file costs a full block allocation on ext4. A plan that rebuilds a segment
+ * relonix added before (live bytes would be overwritten) goes through writeBackSync instead.
+ */
+export function writePlanSync(file: string, plan: EditPlan, orig: Buffer): void {
+  if (plan.pre !== orig) {
+    writeBackSync(file, plan.pre.subarray(0, plan.base));
+    return;
+  }
+  const st = statSync(file);
+  const mode = st.mode & 0o7777;
+  const writable = (mode & 0o200) !== 0;
+  if (!writable) chmodSync(file, mode | 0o200);
+  try {
+    const fd = openSync(file, C.O_WRONLY);
+    try {
+      if (plan.seg) {
+        try {
+          writeSync(fd, plan.seg, 0, plan.seg.length, plan.off0);
+        } catch (err) {
+          ftruncateSync(fd, orig.length);
+          throw err;
+        }
+      }
+      const ranges = [...plan.dirty];
+      const hdr = ranges.findIndex(([a]) => a < 64);
+      if (hdr > 0) ranges.unshift(...ranges.splice(hdr, 1));
+      for (const [a, b] of ranges) writeSync(fd, orig, a, b - a, a);
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    if (!writable) chmodSync(file, mode);
   }
 }

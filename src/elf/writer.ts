@@ -81,7 +81,30 @@ export function ownSegment(e: ParsedElf): number {
   return last;
 }
 
+/**
+ * The result of an edit: `pre` holds the output's bytes below `base` (changed ranges listed in
+ * `dirty`); when `seg` is set, the output continues with zeros up to `off0` and then `seg`.
+ */
+export interface EditPlan {
+  pre: Buffer;
+  base: number;
+  dirty: Array<[number, number]>;
+  off0: number;
+  seg?: Buffer;
+}
+
+/** The edited file as one new buffer, or null when nothing changes. The input is not modified. */
 export function editParsed(e: ParsedElf, edits: ElfEdits): Buffer | null {
+  const plan = planEdit(e, edits, false);
+  if (!plan) return null;
+  return plan.pre.length === plan.base ? plan.pre : plan.pre.subarray(0, plan.base);
+}
+
+/**
+ * Compute an edit. With `mutate`, the parsed buffer itself receives the changes below its end
+ * and the appended segment comes separately, so a bulk caller can write only what changed.
+ */
+export function planEdit(e: ParsedElf, edits: ElfEdits, mutate: boolean): EditPlan | null {
   const { buf } = e;
   const wantInterp = edits.interpreter;
   if (wantInterp !== undefined && e.interpIndex < 0) fail(e, 'has no program interpreter (PT_INTERP); it is most likely statically linked');
@@ -163,15 +186,12 @@ export function editParsed(e: ParsedElf, edits: ElfEdits): Buffer | null {
   const needSegment = interpMoves || strMoves || dynMoves;
 
   if (!needSegment) {
-    const out = Buffer.from(buf);
-    const io = new Io(out, e.is64, e.le);
-    if (interpBytes) {
-      interpBytes.copy(out, interpPh!.offset);
-      out.fill(0, interpPh!.offset + interpBytes.length, interpPh!.offset + interpPh!.filesz);
-    }
-    if (str) str.copy(out, e.strOff, 0, strLen);
-    writeDyn(io, e, dyn, e.dynOff, Math.max(e.dyn.length, dyn.length) + 1);
-    return out;
+    const pre = mutate ? buf : Buffer.from(buf);
+    const out = new PrefixWriter(pre, e);
+    if (interpBytes) out.cstr(interpPh!.offset, interpBytes, interpPh!.filesz);
+    if (str) out.bytes(e.strOff, str.subarray(0, strLen));
+    out.dyn(dyn, e.dynOff, Math.max(e.dyn.length, dyn.length) + 1);
+    return { pre, base: buf.length, dirty: out.ranges(), off0: -1 };
   }
 
   // Everything inside a segment relonix added before is carried into the rebuilt one.
@@ -236,23 +256,29 @@ export function editParsed(e: ParsedElf, edits: ElfEdits): Buffer | null {
     dyn = dyn.map((d) => (d.tag === DT_STRTAB ? { tag: d.tag, val: vaddr0 + strRel } : d.tag === DT_STRSZ ? { tag: d.tag, val: strLen } : d));
   }
 
-  const total = off0 + segSize;
-  const out = Buffer.allocUnsafe(total);
-  buf.copy(out, 0, 0, base);
-  out.fill(0, base, total);
-  const io = new Io(out, e.is64, e.le);
-  io.wword(e.is64 ? 32 : 28, off0);
-  io.w16(e.is64 ? 56 : 44, phCount);
-  for (let i = 0; i < ph.length; i++) writePhdr(io, off0 + i * e.phentsize, ph[i]);
-  if (dynMoves) writeDyn(io, e, dyn, off0 + dynRel, dynSlots);
-  else writeDyn(io, e, dyn, e.dynOff, Math.max(e.dyn.length, dyn.length) + 1);
-  if (interpOut) interpOut.copy(out, off0 + interpRel);
-  else if (interpBytes) {
-    interpBytes.copy(out, interpPh!.offset);
-    out.fill(0, interpPh!.offset + interpBytes.length, interpPh!.offset + interpPh!.filesz);
+  // The appended segment is built on its own; below `base` only the few changed bytes are written.
+  // When copying, one buffer holds both, the segment being a view of its tail.
+  let pre: Buffer;
+  let segBuf: Buffer;
+  if (mutate && base === buf.length) {
+    pre = buf;
+    segBuf = Buffer.alloc(segSize);
+  } else {
+    pre = Buffer.allocUnsafe(off0 + segSize);
+    buf.copy(pre, 0, 0, base);
+    pre.fill(0, base);
+    segBuf = pre.subarray(off0);
   }
-  if (strMoves) str!.copy(out, off0 + strRel, 0, strLen);
-  else if (str) str.copy(out, e.strOff, 0, strLen);
+  const out = new PrefixWriter(pre, e);
+  const sio = new Io(segBuf, e.is64, e.le);
+  out.header(off0, phCount);
+  for (let i = 0; i < ph.length; i++) writePhdr(sio, i * e.phentsize, ph[i]);
+  if (dynMoves) writeDyn(sio, dyn, dynRel, dynSlots);
+  else out.dyn(dyn, e.dynOff, Math.max(e.dyn.length, dyn.length) + 1);
+  if (interpOut) interpOut.copy(segBuf, interpRel);
+  else if (interpBytes) out.cstr(interpPh!.offset, interpBytes, interpPh!.filesz);
+  if (strMoves) str!.copy(segBuf, strRel, 0, strLen);
+  else if (str) out.bytes(e.strOff, str.subarray(0, strLen));
 
   // Keep section headers telling the truth for tools that read them (readelf, strip, gdb).
   const dynPh = e.dynIndex >= 0 ? e.phdrs[e.dynIndex] : undefined;
@@ -263,19 +289,65 @@ export function editParsed(e: ParsedElf, edits: ElfEdits): Buffer | null {
     if (interpOut && sh.type === SHT_PROGBITS && sh.addr === interpPh!.vaddr && (sh.flags & SHF_ALLOC)) [o, a, size] = [off0 + interpRel, vaddr0 + interpRel, interpOut.length];
     else if (strMoves && sh.type === SHT_STRTAB && sh.addr === strtabAddr && (sh.flags & SHF_ALLOC)) [o, a, size] = [off0 + strRel, vaddr0 + strRel, strLen];
     else if (dynMoves && sh.type === SHT_DYNAMIC && dynPh && sh.addr === dynPh.vaddr) [o, a, size] = [off0 + dynRel, vaddr0 + dynRel, dynSlots * ent];
-    if (o < 0) continue;
-    const at = e.shoff + sh.index * e.shentsize;
-    if (e.is64) {
-      io.w64(at + 16, a);
-      io.w64(at + 24, o);
-      io.w64(at + 32, size);
+    if (o >= 0) out.section(e.shoff + sh.index * e.shentsize, a, o, size);
+  }
+  if (pre !== buf) return { pre, base: off0 + segSize, dirty: [[0, off0 + segSize]], off0: -1 };
+  return { pre, base, dirty: out.ranges(), off0, seg: segBuf };
+}
+
+/** Writes below the end of the original file, remembering which ranges changed. */
+class PrefixWriter {
+  private readonly io: Io;
+  private readonly touched: Array<[number, number]> = [];
+  constructor(private readonly buf: Buffer, private readonly e: ParsedElf) {
+    this.io = new Io(buf, e.is64, e.le);
+  }
+  private touch(a: number, b: number): void {
+    this.touched.push([a, b]);
+  }
+  header(phoff: number, phnum: number): void {
+    const is64 = this.e.is64;
+    this.io.wword(is64 ? 32 : 28, phoff);
+    this.io.w16(is64 ? 56 : 44, phnum);
+    this.touch(is64 ? 32 : 28, is64 ? 58 : 46);
+  }
+  bytes(at: number, data: Buffer): void {
+    data.copy(this.buf, at);
+    this.touch(at, at + data.length);
+  }
+  cstr(at: number, data: Buffer, room: number): void {
+    data.copy(this.buf, at);
+    this.buf.fill(0, at + data.length, at + room);
+    this.touch(at, at + room);
+  }
+  dyn(dyn: DynEntry[], at: number, slots: number): void {
+    writeDyn(this.io, dyn, at, slots);
+    this.touch(at, at + slots * (this.e.is64 ? 16 : 8));
+  }
+  section(at: number, addr: number, off: number, size: number): void {
+    if (this.e.is64) {
+      this.io.w64(at + 16, addr);
+      this.io.w64(at + 24, off);
+      this.io.w64(at + 32, size);
+      this.touch(at + 16, at + 40);
     } else {
-      io.w32(at + 12, a);
-      io.w32(at + 16, o);
-      io.w32(at + 20, size);
+      this.io.w32(at + 12, addr);
+      this.io.w32(at + 16, off);
+      this.io.w32(at + 20, size);
+      this.touch(at + 12, at + 24);
     }
   }
-  return out;
+  /** Changed ranges, sorted and merged. */
+  ranges(): Array<[number, number]> {
+    const r = [...this.touched].sort((x, y) => x[0] - y[0]);
+    const out: Array<[number, number]> = [];
+    for (const [a, b] of r) {
+      const last = out[out.length - 1];
+      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+      else out.push([a, b]);
+    }
+    return out;
+  }
 }
 
 function onlyZeros(b: Buffer, from: number, to: number): boolean {
@@ -313,8 +385,8 @@ function writePhdr(io: Io, o: number, p: Phdr): void {
 }
 
 /** Write the entries and DT_NULL into `slots` slots (the terminator and any spare ones). */
-function writeDyn(io: Io, e: ParsedElf, dyn: DynEntry[], at: number, slots: number): void {
-  const ent = e.is64 ? 16 : 8;
+function writeDyn(io: Io, dyn: DynEntry[], at: number, slots: number): void {
+  const ent = io.is64 ? 16 : 8;
   for (let i = 0; i < slots; i++) {
     const d = i < dyn.length ? dyn[i] : { tag: 0, val: 0 };
     io.wword(at + i * ent, d.tag);
