@@ -171,3 +171,18 @@ test('two bootstraps racing on one prefix: one wins, one is refused as busy, one
   const verify = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
   assert.equal(verify.code, 0, verify.stderr);
 });
+
+test('relonix demo bootstraps from its own loopback mirror, builds, and stops the mirror', async () => {
+  const prefix = owned(await prefixFor(undefined, 'demo'));
+  const r = await relonix(undefined, ['demo', '--prefix', prefix]);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /serving it at http:\/\/127\.0\.0\.1:\d+\//);
+  assert.match(r.stderr, new RegExp(`it says: hello from a Nix store under ${prefix}/store`));
+  assert.match(r.stdout, new RegExp(`works in ${prefix}\\. Next:`));
+  // the mirror is gone once the demo exits
+  const port = /127\.0\.0\.1:(\d+)/.exec(r.stderr)![1];
+  await assert.rejects(fetch(`http://127.0.0.1:${port}/`), /fetch failed/);
+  const again = await relonix(undefined, ['demo', '--prefix', prefix]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /already bootstrapped/);
+});

@@ -62,16 +62,15 @@ into the prefix, then runs a trivial nix-build through \`relonix run\`. The serv
       const out = (await fs.readdir(l.storeDir)).filter((n) => n.endsWith('-hello-from-relonix'));
       if (out[0]) say(`it says: ${(await fs.readFile(path.join(l.storeDir, out[0]), 'utf8')).trim()}`);
       const { nix } = await activeNix(l);
+      const next: [string, string][] = [
+        [`eval "$(relonix env --prefix ${prefix})"`, 'then nix-build, nix-shell, nix-env as usual'],
+        [`relonix status --prefix ${prefix}`, 'what was relocated, what is left in binary data'],
+        ['relonix bootstrap', 'the real thing: the official release into /tmp/nix'],
+        [`chmod -R u+w ${prefix} && rm -rf ${prefix}`, 'remove the demo'],
+      ];
+      const w = Math.max(...next.map(([c]) => c.length)) + 2;
       process.stdout.write(
-        [
-          '',
-          `Nix (${path.basename(nix)}) works in ${prefix}. Next:`,
-          `  eval "$(relonix env --prefix ${prefix})"    # then nix-build, nix-shell, nix-env as usual`,
-          `  relonix status --prefix ${prefix}            # what was relocated, what is left in binary data`,
-          `  relonix bootstrap                               # the real thing: the official release into /tmp/nix`,
-          `  rm -rf ${prefix}                         # (after chmod -R u+w) to remove the demo`,
-          '',
-        ].join('\n'),
+        ['', `Nix (${path.basename(nix)}) works in ${prefix}. Next:`, ...next.map(([c, why]) => `  ${c.padEnd(w)}# ${why}`), ''].join('\n'),
       );
     });
 }
