@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { editElf, parseElf, readElf, relocateElf } from '../src/elf/index.ts';
+import { editElf, parseElf, planEdit, readElf, relocateElf } from '../src/elf/index.ts';
 import { Io } from '../src/elf/reader.ts';
 import { need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
 
@@ -53,6 +53,8 @@ before(() => {
   for (const [name, flags] of Object.entries(VARIANTS)) {
     gcc([...flags, '-o', path.join(built, name), path.join(src, 'main.c'), `-L${built}`, '-lgreet']);
   }
+  gcc(['-o', path.join(built, 'withrunpath'), path.join(src, 'main.c'), `-L${built}`, '-lgreet', `-Wl,-rpath,${built}`]);
+  gcc(['-no-pie', '-o', path.join(built, 'withrunpath-nopie'), path.join(src, 'main.c'), `-L${built}`, '-lgreet', `-Wl,-rpath,${built}`]);
   gcc(['-o', path.join(built, 'rpathkind'), path.join(src, 'main.c'), `-L${built}`, '-lgreet', '-Wl,--disable-new-dtags', `-Wl,-rpath,/nix/store/old/lib`]);
 });
 
@@ -214,4 +216,36 @@ test('a program whose section headers were stripped off is still rewritten and r
   renameSync(f, `${f}.x`);
   runsAndGreets(`${f}.x`);
   assert.equal(readElf(readFileSync(`${f}.x`)).runpath, libDir);
+});
+
+test('every intermediate state of an in-place write is a working program (crash safety of the write order)', () => {
+  for (const name of ['withrunpath', 'withrunpath-nopie']) {
+    const f = fresh(name);
+    const orig = readFileSync(f);
+    const work = Buffer.from(orig);
+    const rpath = `${libDir}:/${'w'.repeat(300)}`;
+    const plan = planEdit(parseElf(work, f), { interpreter: INTERP, rpath }, true);
+    assert.ok(plan && plan.seg && plan.pre === work, 'a growing edit is written in place');
+    // Replay the writes in writePlanSync's order, checking the file after each one.
+    const ranges = [...plan.dirty];
+    const hdr = ranges.findIndex(([a]) => a < 64);
+    if (hdr > 0) ranges.unshift(...ranges.splice(hdr, 1));
+    let state = Buffer.concat([orig, Buffer.alloc(plan.off0 - orig.length), plan.seg]);
+    const states = [state];
+    for (const [a, b] of ranges) {
+      state = Buffer.from(state);
+      work.copy(state, a, a, b);
+      states.push(state);
+    }
+    assert.ok(states.length >= 3, 'segment, header and at least one in-place write');
+    for (const [i, st] of states.entries()) {
+      writeFileSync(f, st);
+      runsAndGreets(f);
+      const v = readElf(st);
+      assert.ok(v.interpreter === INTERP || v.interpreter === readElf(orig).interpreter, `state ${i}`);
+      assert.ok(v.runpath === rpath || v.runpath === built, `state ${i}: ${v.runpath}`);
+    }
+    assert.equal(readelf(f).stderr, '');
+    assert.equal(readElf(readFileSync(f)).runpath, rpath);
+  }
 });
