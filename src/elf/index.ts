@@ -85,6 +85,19 @@ export async function patchFile(file: string, edits: ElfEdits): Promise<boolean>
   return true;
 }
 
+/**
+ * relocateElf on a file, written like patchFile. Returns whether it changed; non-ELF files and
+ * dynamic linkers are left alone (false). For a whole closure, call it file by file: each file is
+ * read and parsed once.
+ */
+export async function relocateFile(file: string, map: (s: string) => string, pageSize?: number): Promise<boolean> {
+  const buf = await fs.readFile(file);
+  const out = relocateElf(buf, map, file, pageSize);
+  if (!out) return false;
+  await writeBack(file, out);
+  return true;
+}
+
 /** Like patchFile, for callers that already hold the edited bytes (e.g. relocateElf). */
 export async function writeBack(file: string, data: Buffer): Promise<void> {
   const st = await fs.stat(file);
