@@ -16,8 +16,13 @@ if (process.argv[2] === 'patchelf') {
     fresh = false;
   }
   if (fresh) {
-    const { runPatchelf } = await import(`${root}dist/patchelf.mjs`);
-    process.exitCode = await runPatchelf(process.argv.slice(3));
+    let run;
+    try {
+      ({ runPatchelf: run } = await import(`${root}dist/patchelf.mjs`));
+    } catch {
+      run = undefined; // an unreadable bundle: the sources below still work
+    }
+    if (run) process.exitCode = await run(process.argv.slice(3));
   }
 }
 if (process.exitCode === undefined) {

@@ -31,6 +31,7 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
   const exe: string[] = [];
   const lib: string[] = [];
   const before = new Map<string, ReturnType<typeof readElf>>();
+  const notes = new Map<string, string[]>();
   for (let k = 0; k < CORPUS_SIZE; k++) {
     const src = all[Math.floor(k * stride)];
     const info = readElf(readFileSync(src), src);
@@ -38,6 +39,7 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
     const dst = path.join(dir, `${k}-${path.basename(src)}`);
     copyFileSync(src, dst);
     before.set(dst, info);
+    notes.set(dst, readelf(src).view.notes);
     (info.interpreter ? exe : lib).push(dst);
   }
   assert.ok(exe.length > 100 && lib.length > 100, `corpus too one-sided: ${exe.length} programs, ${lib.length} libraries`);
@@ -54,6 +56,7 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
     assert.equal(view.runpath, LONG_RPATH, `${f}: RUNPATH`);
     assert.equal(view.rpath, undefined, `${f}: no DT_RPATH left beside DT_RUNPATH`);
     assert.deepEqual(view.needed, before.get(f)!.needed, `${f}: DT_NEEDED unchanged`);
+    assert.deepEqual(view.notes, notes.get(f), `${f}: PT_NOTE segments (often covering several sections) unchanged`);
     const p = run('patchelf', exe.includes(f) ? ['--print-interpreter', '--print-rpath', f] : ['--print-rpath', f]);
     assert.equal(p.status, 0, `patchelf cannot read ${f}: ${p.stderr}`);
     assert.equal(p.stdout, exe.includes(f) ? `${INTERP}\n${LONG_RPATH}\n` : `${LONG_RPATH}\n`, f);

@@ -85,12 +85,14 @@ export interface ReadelfView {
   needed: string[];
   soname?: string;
   loads: number;
+  /** PT_NOTE lines as readelf prints them. */
+  notes: string[];
 }
 
 /** What readelf says about a file, and its stderr (warnings) which must be empty. */
 export function readelf(file: string): { view: ReadelfView; stderr: string; status: number | null } {
   const r = run('readelf', ['-h', '-l', '-d', '-W', file]);
-  const view: ReadelfView = { needed: [], loads: 0 };
+  const view: ReadelfView = { needed: [], loads: 0, notes: [] };
   for (const line of r.stdout.split('\n')) {
     let m = /\[Requesting program interpreter: (.*)\]$/.exec(line);
     if (m) view.interpreter = m[1];
@@ -102,6 +104,7 @@ export function readelf(file: string): { view: ReadelfView; stderr: string; stat
       else view.needed.push(m[2]);
     }
     if (/^\s+LOAD\s/.test(line)) view.loads++;
+    if (/^\s+NOTE\s/.test(line)) view.notes.push(line.trim());
   }
   return { view, stderr: r.stderr, status: r.status };
 }

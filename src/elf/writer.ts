@@ -12,7 +12,7 @@
 // instead of stacking another one.
 import {
   DT_NEEDED, DT_PTR_TAGS, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, PF_R, PF_W, PT_DYNAMIC,
-  PT_INTERP, PT_LOAD, PT_PHDR, SHF_ALLOC, defaultPageSize,
+  PT_INTERP, PT_LOAD, PT_PHDR, SHF_ALLOC, EM, defaultPageSize,
 } from './consts.ts';
 import { ElfError, Io, type DynEntry, type ParsedElf, type Phdr, dynString } from './reader.ts';
 
@@ -203,6 +203,8 @@ export function planEdit(e: ParsedElf, edits: ElfEdits, mutate: boolean): EditPl
       strMoves = true;
     }
   }
+  // MIPS locates its debug map relative to the dynamic entry's own address (DT_MIPS_RLD_MAP_REL).
+  if (dynMoves && e.machine === EM.MIPS && e.dyn.some((d) => d.tag === 0x70000035)) fail(e, 'the dynamic table has no free slot and cannot be moved on MIPS');
   const interpOut = interpMoves ? (interpBytes ?? cstrBytes(e, e.interp!, 'interpreter')) : undefined;
 
   const loads = e.phdrs.filter((p, i) => p.type === PT_LOAD && i !== own);
