@@ -99,6 +99,17 @@ test('kill -9 at many moments of every stage, then a re-run completes with a sto
   assert.deepEqual(leftovers, []);
   const again = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url]);
   assert.match(again.stdout, /nothing to do/);
+
+  // another --url is another input: every stage runs again over the existing store, which still verifies
+  const other = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', `${url}?mirror=2`, '--json']);
+  assert.equal(other.code, 0, `${other.stdout}\n${other.stderr}`);
+  const ran = other.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.event === 'stage' && e.status === 'done')
+    .map((e) => e.stage);
+  assert.deepEqual(ran, ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify']);
 });
 
 async function walk(dir: string): Promise<string[]> {
