@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ElfError, editElf, parseElf, patchFile, readElf, relocateElf } from '../src/elf/index.ts';
+import { ElfError, editElf, parseElf, patchFile, planEdit, readElf, relocateElf, writePlanSync } from '../src/elf/index.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-fuzz-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -112,6 +112,40 @@ test('patchFile leaves a refused file byte-identical', async () => {
     }
   }
   assert.ok(refused > 10, `only ${refused} mutants were refused`);
+});
+
+test('the in-place writer of relonix patchelf gives exactly the bytes editElf gives, or leaves the file alone', () => {
+  let written = 0;
+  for (const [s, seed] of SEEDS.entries()) {
+    const orig = readFileSync(seed);
+    const rand = rng(0x1a1a + s);
+    for (let i = 0; i < 40; i++) {
+      const m = mutate(orig, rand);
+      const f = path.join(tmp, `inplace-${s}-${i}`);
+      writeFileSync(f, m);
+      const edits = { interpreter: s === 0 ? `${LONG}/ld.so` : undefined, rpath: `${LONG}/lib` };
+      let expected: Buffer | null | undefined;
+      try {
+        expected = editElf(m, edits, f);
+      } catch (err) {
+        assert.ok(err instanceof ElfError);
+      }
+      const work = Buffer.from(m);
+      try {
+        const plan = planEdit(parseElf(work, f), edits, true);
+        if (plan) writePlanSync(f, plan, work);
+      } catch (err) {
+        assert.ok(err instanceof ElfError, `${f}: ${(err as Error).message}`);
+        assert.equal(expected, undefined, `${f}: only the in-place path refused`);
+        assert.ok(readFileSync(f).equals(m), `${f}: changed although refused`);
+        continue;
+      }
+      assert.ok(expected !== undefined, `${f}: only editElf refused`);
+      assert.ok(readFileSync(f).equals(expected ?? m), `${f}: in-place result differs from editElf`);
+      if (expected) written++;
+    }
+  }
+  assert.ok(written > 40, `only ${written} mutants were written`);
 });
 
 test('named malformations give a clear ElfError naming the file and the problem', () => {
