@@ -6,10 +6,13 @@
 // dynamic table if it needed a slot, the interpreter and a copy of .dynstr with the new strings.
 // Nothing else moves, so every other DT_* address, symbol and relocation stays valid; only
 // PT_PHDR, PT_INTERP, PT_DYNAMIC, DT_STRTAB/DT_STRSZ and the matching section headers change.
-// The new segment's address minus its offset equals the first PT_LOAD's, because kernels before
-// 5.18 compute AT_PHDR as (first segment address - offset) + e_phoff. A later edit recognises the
+// PT_NOTE, PT_GNU_RELRO and the sections they cover stay where they are. The new segment is
+// writable (a moved .dynamic must be: the loader writes DT_DEBUG), aligned to the machine's page
+// size (64 KiB where the machine may run it) and placed above every existing segment. For a
+// program its address minus its offset equals the first PT_LOAD's, because kernels before 5.18
+// compute AT_PHDR as (first segment address - offset) + e_phoff. A later edit recognises the
 // segment it added (it ends the file and holds only what relonix puts there) and rebuilds it
-// instead of stacking another one.
+// instead of stacking another one; strings it appended are reused when a value changes again.
 import {
   DT_NEEDED, DT_PTR_TAGS, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, PF_R, PF_W, PT_DYNAMIC,
   PT_INTERP, PT_LOAD, PT_PHDR, SHF_ALLOC, EM, defaultPageSize,
