@@ -74,8 +74,8 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   await fs.mkdir(tmpDir, { recursive: true });
   await fs.mkdir(opts.to, { recursive: true });
 
-  const pending = (await exists(opts.sourceDir)) ? (await fs.readdir(opts.sourceDir)).sort() : [];
-  const done = new Set((await fs.readdir(markers)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+  const pending = new Set((await exists(opts.sourceDir)) ? await fs.readdir(opts.sourceDir) : []);
+  const done = (await fs.readdir(markers)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
   const names = [...new Set([...pending, ...done])].sort();
   const results = new Map<string, PathResult>();
   let i = 0;
@@ -84,7 +84,7 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
     const dest = path.join(opts.to, basename);
     const markerFile = path.join(markers, `${basename}.json`);
     let result = await readJson<PathResult>(markerFile);
-    const srcThere = pending.includes(basename);
+    const srcThere = pending.has(basename);
     if (!result) {
       if (!srcThere) return;
       if (await exists(dest)) {
