@@ -8,8 +8,8 @@
 // at every step (writePlanSync); hard links survive, as with patchelf's in-place writes.
 import { readFileSync, statSync, openSync, readSync, closeSync, writeFileSync, chmodSync } from 'node:fs';
 import { DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME } from '../elf/consts.ts';
-import { ElfError, parseElf, planEdit, writePlanSync, type EditPlan, type ElfEdits, type ParsedElf } from '../elf/index.ts';
-import { dynString } from '../elf/reader.ts';
+import { ElfError, parseElf, planEdit, writeBackSync, writePlanSync, type EditPlan, type ElfEdits, type ParsedElf } from '../elf/index.ts';
+import { Io, dynString } from '../elf/reader.ts';
 
 const VERSION = 'patchelf 0.14.3 (relonix 0.1.0)';
 
@@ -144,8 +144,13 @@ function sysMessage(e: NodeJS.ErrnoException): string {
   return text[e.code ?? ''] ?? e.message;
 }
 
-/** patchelf's readFile: stat, open, read, each failure worded as it words it. */
-function readInput(file: string): Buffer {
+/**
+ * patchelf's readFile: stat, open, read, each failure worded as it words it. With `sparse`, only
+ * the parts the engine reads are filled in (headers, header tables, the dynamic table and its
+ * strings, the interpreter): reading every byte of hundreds of binaries would dominate a bulk run.
+ * Untouched parts stay zero and are never written back; whatever looks odd is simply read whole.
+ */
+function readInput(file: string, sparse: boolean): Buffer {
   let size: number;
   try {
     size = statSync(file).size;
@@ -159,14 +164,17 @@ function readInput(file: string): Buffer {
     throw new Fail(`opening '${file}': ${sysMessage(e as NodeJS.ErrnoException)}`);
   }
   try {
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, buf, got, size - got, got);
-      if (n <= 0) break;
-      got += n;
-    }
-    if (got !== size) throw new Fail(`reading '${file}': Input/output error`);
+    const buf = Buffer.alloc(size);
+    const fill = (off: number, len: number): void => {
+      const end = Math.min(size, off + len);
+      for (let at = Math.max(0, off); at < end; ) {
+        const n = readSync(fd, buf, at, end - at, at);
+        if (n <= 0) throw new Fail(`reading '${file}': Input/output error`);
+        at += n;
+      }
+    };
+    const HEAD = 64 << 10;
+    if (!sparse || size <= HEAD * 2 || !fillSparse(buf, fill, HEAD)) fill(0, size);
     return buf;
   } catch (e) {
     if (e instanceof Fail) throw e;
@@ -174,6 +182,54 @@ function readInput(file: string): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Fill what parseElf and the writer look at; false when the layout is unusual (then read all). */
+function fillSparse(buf: Buffer, fill: (off: number, len: number) => void, head: number): boolean {
+  fill(0, head);
+  if (buf.readUInt32BE(0) !== 0x7f454c46 || (buf[4] !== 1 && buf[4] !== 2) || (buf[5] !== 1 && buf[5] !== 2)) return false;
+  const is64 = buf[4] === 2;
+  const le = buf[5] === 1;
+  const io = new Io(buf, is64, le);
+  const phoff = io.word(is64 ? 32 : 28);
+  const shoff = io.word(is64 ? 40 : 32);
+  const phent = io.u16(is64 ? 54 : 42);
+  const phnum = io.u16(is64 ? 56 : 44);
+  const shent = io.u16(is64 ? 58 : 46);
+  const shnum = io.u16(is64 ? 60 : 48);
+  const limit = buf.length;
+  if (phent !== (is64 ? 56 : 32) || shnum === 0 || phoff + phnum * phent > limit || shoff + shnum * shent > limit) return false;
+  fill(phoff, phnum * phent);
+  fill(shoff, shnum * shent);
+  const loads: Array<[number, number, number]> = [];
+  let dyn: [number, number] | undefined;
+  for (let i = 0; i < phnum; i++) {
+    const o = phoff + i * phent;
+    const type = io.u32(o);
+    const off = is64 ? io.u64(o + 8) : io.u32(o + 4);
+    const vaddr = is64 ? io.u64(o + 16) : io.u32(o + 8);
+    const filesz = is64 ? io.u64(o + 32) : io.u32(o + 16);
+    if (off + filesz > limit) return false;
+    if (type === 1) loads.push([vaddr, off, filesz]);
+    else if (type === 2) dyn = [off, filesz];
+    else if (type === 3) fill(off, filesz);
+  }
+  if (!dyn) return true;
+  fill(dyn[0], dyn[1]);
+  const ent = is64 ? 16 : 8;
+  let strtab = -1;
+  let strsz = -1;
+  for (let at = dyn[0]; at + ent <= dyn[0] + dyn[1]; at += ent) {
+    const tag = io.word(at);
+    if (tag === 0) break;
+    if (tag === 5) strtab = io.word(at + ent / 2);
+    else if (tag === 10) strsz = io.word(at + ent / 2);
+  }
+  if (strtab < 0) return true;
+  const home = loads.find(([v, , sz]) => strtab >= v && strtab < v + sz);
+  if (!home || strsz <= 0) return false;
+  fill(strtab - home[0] + home[1], strsz);
+  return true;
 }
 
 /** The header checks patchelf makes before anything else, with its wording and in its order. */
@@ -254,7 +310,11 @@ function shrink(e: ParsedElf, rpath: string, allowed: string[]): string {
 }
 
 function processFile(o: Options, file: string, out: string[]): void {
-  const buf = readInput(file);
+  // --output copies the whole file, so it needs every byte.
+  processBuffer(o, file, readInput(file, o.output === undefined), out);
+}
+
+function processBuffer(o: Options, file: string, buf: Buffer, out: string[]): void {
   precheck(buf);
   let e: ParsedElf;
   try {
@@ -314,6 +374,14 @@ function processFile(o: Options, file: string, out: string[]): void {
     if (err instanceof ElfError) throw new Fail(err.problem);
     throw new Fail(`${(err as Error).message}`);
   }
+  if (o.output === undefined && plan && plan.pre !== buf) {
+    // The edit rebuilds a segment relonix added before, i.e. copies the whole file: read it all.
+    const full = readInput(file, false);
+    plan = planEdit(parseElf(full, file), edits, false);
+    if (plan) writeBackOrFail(file, plan.pre.subarray(0, plan.base));
+    flush(out);
+    return;
+  }
   flush(out);
   if (o.output !== undefined) {
     const data = plan ? plan.pre.subarray(0, plan.base) : buf;
@@ -329,6 +397,14 @@ function processFile(o: Options, file: string, out: string[]): void {
     } catch (err) {
       throw new Fail(`writing '${file}': ${sysMessage(err as NodeJS.ErrnoException)}`);
     }
+  }
+}
+
+function writeBackOrFail(file: string, data: Buffer): void {
+  try {
+    writeBackSync(file, data);
+  } catch (err) {
+    throw new Fail(`writing '${file}': ${sysMessage(err as NodeJS.ErrnoException)}`);
   }
 }
 
