@@ -8,10 +8,16 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { readElf } from '../src/elf/index.ts';
-import { elfFiles, LONG_RPATH, RELONIX } from '../test/elf-helpers.ts';
+import { elfFiles, LONG_RPATH, RELONIX, ROOT } from '../test/elf-helpers.ts';
 
 const INTERP = '/tmp/relonix-test-a-very-long-prefix-that-must-grow/store/0123456789abcdfghijklmnpqrsvwxyz-glibc-2.40/lib/ld-linux-x86-64.so.2';
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+
+// Measure what `npm ci` installs: the prebuilt patchelf bundle, rebuilt here if sources are newer.
+{
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/elf-bundle.ts')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('building dist/patchelf.mjs failed');
+}
 
 const corpus = elfFiles(['/usr/bin', '/usr/lib/x86_64-linux-gnu']).filter((f) => {
   try {
