@@ -249,3 +249,24 @@ test('every intermediate state of an in-place write is a working program (crash 
     assert.equal(readElf(readFileSync(f)).runpath, rpath);
   }
 });
+
+test('a static-pie program is refused a RUNPATH (glibc would abort it); a 64 MiB .bss program grows and runs', () => {
+  writeFileSync(path.join(src, 'plain.c'), '#include <stdio.h>\nint main(void) { puts("plain ok"); return 0; }\n');
+  writeFileSync(path.join(src, 'big.c'), '#include <stdio.h>\nstatic char big[64 << 20];\nint main(void) { big[sizeof big - 1] = 1; puts(big[sizeof big - 1] ? "big ok" : "bad"); return 0; }\n');
+  const spie = path.join(tmp, 'static-pie');
+  gcc(['-static-pie', '-o', spie, path.join(src, 'plain.c')]);
+  const big = path.join(tmp, 'big-bss');
+  gcc(['-o', big, path.join(src, 'big.c')]);
+  const rp = `/${'s'.repeat(300)}`;
+  const before = readFileSync(spie);
+  const r = relonixPatchelf(['--set-rpath', rp, spie]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /static-pie/);
+  assert.ok(readFileSync(spie).equals(before));
+  assert.equal(run(spie, []).stdout, 'plain ok\n');
+  assert.equal(relocateElf(before, (s) => `/relocated${s}`), null, 'nothing to relocate in a static-pie program');
+  const size = statSync(big).size;
+  assert.equal(relonixPatchelf(['--set-interpreter', INTERP, '--set-rpath', rp, big]).status, 0);
+  assert.ok(statSync(big).size < size + (1 << 20), 'no padding the size of .bss');
+  assert.equal(run(big, []).stdout, 'big ok\n');
+});

@@ -8,9 +8,9 @@
 // PT_PHDR, PT_INTERP, PT_DYNAMIC, DT_STRTAB/DT_STRSZ and the matching section headers change.
 // PT_NOTE, PT_GNU_RELRO and the sections they cover stay where they are. The new segment is
 // writable (a moved .dynamic must be: the loader writes DT_DEBUG), aligned to the machine's page
-// size (64 KiB where the machine may run it) and placed above every existing segment. For a
-// program its address minus its offset equals the first PT_LOAD's, because kernels before 5.18
-// compute AT_PHDR as (first segment address - offset) + e_phoff. A later edit recognises the
+// size (64 KiB where the machine may run it) and placed above every existing segment. Its address
+// minus its offset equals the first PT_LOAD's, because kernels before 5.18 compute AT_PHDR, and
+// static-pie start-up code the header table's address, as load address + e_phoff. A later edit recognises the
 // segment it added (it ends the file and holds only what relonix puts there) and rebuilds it
 // instead of stacking another one; strings it appended are reused when a value changes again.
 import {
@@ -29,6 +29,8 @@ export interface ElfEdits {
 }
 
 const SHT_PROGBITS = 1;
+const DT_FLAGS_1 = 0x6ffffffb;
+const DF_1_PIE = 0x08000000;
 const SHT_STRTAB = 3;
 const SHT_DYNAMIC = 6;
 /** Spare dynamic slots left in a moved table so a later added entry needs no move. */
@@ -113,6 +115,10 @@ export function planEdit(e: ParsedElf, edits: ElfEdits, mutate: boolean): EditPl
   if (wantInterp !== undefined && e.interpIndex < 0) fail(e, 'has no program interpreter (PT_INTERP); it is most likely statically linked');
   if (edits.rpath !== undefined && e.dynIndex < 0) fail(e, 'has no dynamic section; it is most likely statically linked');
   if (typeof edits.rpath === 'string' && e.strSize === 0) fail(e, 'has no dynamic string table (DT_STRTAB)');
+  // glibc asserts at start-up that a static-pie program has no RPATH/RUNPATH: adding one kills it.
+  if (typeof edits.rpath === 'string' && e.interpIndex < 0 && e.dyn.some((d) => d.tag === DT_FLAGS_1 && d.val & DF_1_PIE) && !e.dyn.some((d) => d.tag === DT_RPATH || d.tag === DT_RUNPATH)) {
+    fail(e, 'is a static-pie program; glibc refuses to start one that has a RUNPATH');
+  }
   const page = edits.pageSize ?? defaultPageSize(e.machine);
   if (!Number.isInteger(page) || page <= 0 || (page & (page - 1)) !== 0) fail(e, `invalid page size ${page}`);
 
@@ -233,10 +239,12 @@ export function planEdit(e: ParsedElf, edits: ElfEdits, mutate: boolean): EditPl
   const minV = alignUp(maxEnd, page);
   const delta = first.vaddr - first.offset;
   let vaddr0 = minV;
-  // Only a program's header table is found by the kernel (AT_PHDR); libraries need no congruence.
-  if (e.interpIndex >= 0 && delta >= 0 && delta % page === 0) {
+  // Kernels before 5.18 (AT_PHDR) and static-pie start-up code (l_addr + e_phoff) find the header
+  // table at e_phoff past the load address, so keep that true for every object.
+  if (delta >= 0 && delta % page === 0) {
     const pad = Math.max(0, minV - (off0 + delta));
-    // A huge .bss would need as much zero padding; then rely on PT_PHDR-aware kernels (5.18+) instead.
+    // A huge .bss would need as much zero padding; then only kernels that locate the header table
+    // through the PT_LOAD holding it (5.18+) run a dynamically linked program edited this way.
     if (pad <= MAX_PAD) {
       off0 += pad;
       vaddr0 = off0 + delta;
