@@ -1,0 +1,70 @@
+// The two cache-wide files: Nix's `nix-cache-info` and relonix's `relonix.json` manifest, which
+// names the Nix (and CA bundle) to restore for each system.
+import { UserError, EXIT } from '../util/errors.ts';
+import type { CacheTarget } from './targets.ts';
+
+export interface CacheInfo {
+  storeDir: string;
+  wantMassQuery?: boolean;
+  priority?: number;
+}
+
+export function parseCacheInfo(text: string): CacheInfo {
+  const f = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) f.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+  }
+  const storeDir = f.get('StoreDir');
+  if (!storeDir) throw new Error('nix-cache-info has no StoreDir');
+  return { storeDir, wantMassQuery: f.get('WantMassQuery') === '1', priority: f.has('Priority') ? Number(f.get('Priority')) : undefined };
+}
+
+export function formatCacheInfo(c: CacheInfo): string {
+  return `StoreDir: ${c.storeDir}\nWantMassQuery: ${c.wantMassQuery === false ? 0 : 1}\nPriority: ${c.priority ?? 40}\n`;
+}
+
+export function storeDirMismatch(url: string, cacheStoreDir: string, storeDir: string): UserError {
+  return new UserError(`the cache ${url} serves the store ${cacheStoreDir}, not ${storeDir}`, {
+    exitCode: EXIT.usage,
+    hint: 'store paths are only valid under the store dir they were built for: use a separate cache (URL or bucket) per store dir, or --prefix to match the cache',
+  });
+}
+
+/** Reads nix-cache-info (undefined when absent) and refuses a cache for another store dir. */
+export async function checkCacheInfo(t: CacheTarget, storeDir: string): Promise<CacheInfo | undefined> {
+  const b = await t.get('nix-cache-info');
+  if (!b) return undefined;
+  const info = parseCacheInfo(b.toString('utf8'));
+  if (info.storeDir !== storeDir) throw storeDirMismatch(t.url, info.storeDir, storeDir);
+  return info;
+}
+
+export interface ManifestEntry {
+  path: string;
+  cacert?: string;
+  publishedAt: string;
+}
+
+export interface Manifest {
+  version: 1;
+  storeDir: string;
+  nix: Record<string, ManifestEntry>;
+}
+
+export const MANIFEST_KEY = 'relonix.json';
+
+export async function readManifest(t: CacheTarget): Promise<Manifest | undefined> {
+  const b = await t.get(MANIFEST_KEY);
+  if (!b) return undefined;
+  let m: Manifest;
+  try {
+    m = JSON.parse(b.toString('utf8')) as Manifest;
+  } catch (e) {
+    throw new UserError(`${t.url}/${MANIFEST_KEY} is not valid JSON: ${(e as Error).message}`, { exitCode: EXIT.integrity });
+  }
+  if (m.version !== 1 || typeof m.storeDir !== 'string' || typeof m.nix !== 'object' || m.nix === null) {
+    throw new UserError(`${t.url}/${MANIFEST_KEY} is not a version 1 relonix manifest`, { exitCode: EXIT.integrity, hint: 'publish to it again with this relonix' });
+  }
+  return m;
+}

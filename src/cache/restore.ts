@@ -1,0 +1,286 @@
+// Restoring a Nix closure from a binary cache into a prefix, and stage 2 (the relocated Nix
+// realising a Nix built for the prefix). Every narinfo must carry a signature by a trusted key; every
+// NAR is checked (FileHash, NarHash, NarSize) while it is unpacked into a temporary directory inside
+// the store, and renamed into place only when it checks out. The database learns of the paths only
+// once all of them are in place, so a failed or killed restore registers nothing; a re-run skips the
+// paths already present and intact.
+import { createHash } from 'node:crypto';
+import { promises as fs, createReadStream } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+import type { Layout } from '../store/layout.ts';
+import { formatNarHash, narDigest } from '../store/nar.ts';
+import { formatRegInfo, parseNarHashField } from '../store/reginfo.ts';
+import { parseStoreBasename } from '../store/storepath.ts';
+import { nixEnvironment } from '../bootstrap/nixenv.ts';
+import { download } from '../net/download.ts';
+import { UserError, EXIT, errorMessage } from '../util/errors.ts';
+import { removeTree, exists } from '../util/fs.ts';
+import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
+import { parsePublicKey, verifyNarInfo, type PublicKey } from './keys.ts';
+import { decompress } from './compress.ts';
+import { unpackNar } from './unpack.ts';
+import { openTarget, type CacheTarget, type TargetOptions } from './targets.ts';
+import { checkCacheInfo, readManifest, type ManifestEntry } from './meta.ts';
+import { withRetry } from './publish.ts';
+import { runNixStore } from './nixstore.ts';
+
+export type RestoreProgress = (e: { message: string; done?: number; total?: number }) => void;
+
+export interface RestoreOptions {
+  layout: Layout;
+  caches: string[];
+  trustedKeys: string[];
+  system: string;
+  onProgress?: RestoreProgress;
+  /** nix-store to register with when the restored Nix has none (tests with a host Nix) */
+  nixStore?: string;
+  targetOptions?: TargetOptions;
+  jobs?: number;
+}
+
+interface Found {
+  target: CacheTarget;
+  entry: ManifestEntry;
+}
+
+/** The first cache whose manifest names a Nix for `system` and this store dir. */
+export async function findNixInCaches(caches: string[], storeDir: string, system: string, topts?: TargetOptions): Promise<Found | undefined> {
+  const problems: string[] = [];
+  for (const url of caches) {
+    const target = openTarget(url, topts);
+    let m;
+    try {
+      m = await withRetry(() => readManifest(target), { retries: 3 });
+    } catch (e) {
+      if (e instanceof UserError && e.exitCode === EXIT.integrity) throw e;
+      problems.push(`${url}: ${errorMessage(e)}`);
+      continue;
+    }
+    if (!m) continue;
+    if (m.storeDir !== storeDir) {
+      problems.push(`${url} is for the store ${m.storeDir}`);
+      continue;
+    }
+    const entry = m.nix[system];
+    if (entry) return { target, entry };
+  }
+  if (problems.length) throw new UserError(`no usable cache names a Nix for ${system} and ${storeDir}: ${problems.join('; ')}`, { exitCode: EXIT.network });
+  return undefined;
+}
+
+function trusted(keys: string[]): PublicKey[] {
+  if (keys.length === 0) {
+    throw new UserError('restoring from a cache needs at least one trusted public key', {
+      exitCode: EXIT.usage,
+      hint: 'pass --trusted-key NAME:BASE64 (the content of the NAME.public file the cache was signed with)',
+    });
+  }
+  return keys.map(parsePublicKey);
+}
+
+async function fetchNarInfo(targets: CacheTarget[], storePath: string): Promise<{ ni: NarInfo; target: CacheTarget }> {
+  const key = narInfoKey(storePath);
+  for (const t of targets) {
+    const b = await withRetry(() => t.get(key), { retries: 4 });
+    if (!b) continue;
+    let ni: NarInfo;
+    try {
+      ni = parseNarInfo(b.toString('utf8'), `${t.url}/${key}`);
+    } catch (e) {
+      throw new UserError(errorMessage(e), { exitCode: EXIT.integrity });
+    }
+    if (ni.storePath !== storePath) throw new UserError(`${t.url}/${key} describes ${ni.storePath}, not ${storePath}`, { exitCode: EXIT.integrity });
+    return { ni, target: t };
+  }
+  throw new UserError(`no cache has ${storePath} (looked for ${key} in ${targets.map((t) => t.url).join(', ')})`, {
+    exitCode: EXIT.network,
+    hint: 'the cache is incomplete: publish the closure again (relonix publish) and retry',
+  });
+}
+
+/** Reads the closure's narinfos (following References) and checks every signature. */
+export async function closureNarInfos(targets: CacheTarget[], roots: string[], keys: PublicKey[], storeDir: string): Promise<Map<string, { ni: NarInfo; target: CacheTarget }>> {
+  const out = new Map<string, { ni: NarInfo; target: CacheTarget }>();
+  let frontier = [...new Set(roots)];
+  while (frontier.length) {
+    const got = await Promise.all(frontier.map((p) => fetchNarInfo(targets, p)));
+    const next: string[] = [];
+    for (const g of got) {
+      const signer = verifyNarInfo(g.ni, keys);
+      if (!signer) {
+        const names = g.ni.sigs.map((s) => s.split(':')[0]).join(', ') || 'none';
+        throw new UserError(`${g.ni.storePath}: no valid signature by a trusted key (signatures by: ${names}; trusted: ${keys.map((k) => k.name).join(', ')})`, {
+          exitCode: EXIT.integrity,
+          hint: 'the narinfo was altered or signed with another key; pass the right --trusted-key, or republish the cache',
+        });
+      }
+      out.set(g.ni.storePath, g);
+      for (const r of g.ni.references) {
+        const full = `${storeDir}/${r}`;
+        if (!out.has(full) && !next.includes(full) && !frontier.includes(full)) next.push(full);
+      }
+    }
+    frontier = next.filter((p) => !out.has(p));
+  }
+  return out;
+}
+
+/** Download (resumable for http), decompress, unpack, check, rename into place. */
+async function restorePath(l: Layout, ni: NarInfo, target: CacheTarget): Promise<'present' | 'restored'> {
+  const dest = ni.storePath;
+  const wantHash = parseNarHashField(ni.narHash);
+  if (await exists(dest)) {
+    // a path is only ever renamed into place after it checked out; re-hash anyway, cheap next to a download
+    const d = await narDigest(dest).catch(() => undefined);
+    if (d && d.hash.equals(wantHash) && d.size === ni.narSize) return 'present';
+    await removeTree(dest);
+  }
+  const base = path.basename(dest);
+  const tmp = path.join(l.storeDir, `.relonix-${base}-${randomBytes(4).toString('hex')}`);
+  let compressed: AsyncIterable<Uint8Array>;
+  let localFile: string | undefined;
+  let fileCheck: ((h: Buffer, size: number) => void) | undefined;
+  const src = target.httpSource?.(ni.url);
+  if (src) {
+    localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
+    await fs.mkdir(path.dirname(localFile), { recursive: true });
+    await download({ url: src.url, dest: localFile, headers: src.headers, sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined, retries: 6, minRetryDelayMs: 300 });
+    compressed = createReadStream(localFile, { highWaterMark: 1 << 20 });
+  } else {
+    const b = await withRetry(async () => {
+      const x = await target.get(ni.url);
+      if (!x) throw new UserError(`${target.url}/${ni.url} is missing (named by the narinfo of ${dest})`, { exitCode: EXIT.integrity, hint: 'publish the path again' });
+      return x;
+    }, { retries: 4 });
+    compressed = (async function* () {
+      yield b;
+    })();
+    if (ni.fileHash) {
+      fileCheck = (h, size) => {
+        if (formatNarHash(h) !== ni.fileHash && h.toString('hex') !== ni.fileHash!.slice(7)) {
+          throw new UserError(`${target.url}/${ni.url}: file hash ${formatNarHash(h)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { exitCode: EXIT.integrity });
+        }
+      };
+      fileCheck(createHash('sha256').update(b).digest(), b.length);
+    }
+  }
+  try {
+    let r;
+    try {
+      r = await unpackNar(decompress(compressed, ni.compression), tmp);
+    } catch (e) {
+      throw new UserError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { exitCode: EXIT.integrity, hint: 'republish the path; run again to retry', cause: e });
+    }
+    if (!r.hash.equals(wantHash) || r.size !== ni.narSize) {
+      throw new UserError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {
+        exitCode: EXIT.integrity,
+        hint: 'the cache holds a corrupt or tampered NAR; nothing was registered',
+      });
+    }
+    await fs.rename(tmp, dest);
+  } catch (e) {
+    await removeTree(tmp);
+    if (localFile) await fs.rm(localFile, { force: true });
+    throw e;
+  }
+  if (localFile) await fs.rm(localFile, { force: true });
+  return 'restored';
+}
+
+/** Restores store paths (with their closures) from caches, then registers them all at once. */
+export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?: string; targets?: CacheTarget[] }): Promise<string[]> {
+  const l = o.layout;
+  const keys = trusted(o.trustedKeys);
+  const targets = o.targets ?? o.caches.map((u) => openTarget(u, o.targetOptions));
+  for (const t of targets) await withRetry(() => checkCacheInfo(t, l.storeDir), { retries: 3 });
+  for (const r of o.roots) parseStoreBasename(path.basename(r));
+  o.onProgress?.({ message: 'reading narinfos' });
+  const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir);
+  await fs.mkdir(l.storeDir, { recursive: true });
+  const all = [...infos.values()];
+  const total = all.length;
+  let doneCount = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < all.length) {
+      const { ni, target } = all[next++]!;
+      const how = await restorePath(l, ni, target);
+      doneCount++;
+      o.onProgress?.({ message: `${how} ${path.basename(ni.storePath)}`, done: doneCount, total });
+    }
+  };
+  const jobs = Math.max(1, Math.min(o.jobs ?? 4, all.length));
+  const results = await Promise.allSettled(Array.from({ length: jobs }, worker));
+  const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+  if (failed) throw failed.reason;
+
+  const records = all
+    .map(({ ni }) => ({
+      path: ni.storePath,
+      narHash: ni.narHash,
+      narSize: ni.narSize,
+      deriver: ni.deriver ? `${l.storeDir}/${ni.deriver}` : '',
+      references: [...ni.references].sort().map((r) => `${l.storeDir}/${r}`),
+    }))
+    .sort((a, b) => (a.path < b.path ? -1 : 1));
+  o.onProgress?.({ message: `registering ${records.length} paths` });
+  await runNixStore({ layout: l, nix: o.nix, nixStore: o.nixStore }, ['--load-db'], formatRegInfo(records));
+  return records.map((r) => r.path);
+}
+
+export async function restoreFromCache(opts: {
+  layout: Layout;
+  caches: string[];
+  trustedKeys: string[];
+  system: string;
+  onProgress?: RestoreProgress;
+  nixStore?: string;
+  targetOptions?: TargetOptions;
+}): Promise<{ nix: string; cacert?: string; paths: string[] }> {
+  const l = opts.layout;
+  const found = await findNixInCaches(opts.caches, l.storeDir, opts.system, opts.targetOptions);
+  if (!found) {
+    throw new UserError(`none of the caches (${opts.caches.join(', ')}) names a Nix for ${opts.system} and the store ${l.storeDir}`, {
+      hint: 'publish one with `relonix publish --to URL --secret-key FILE` from a prefix with the same store dir, or bootstrap from the tarball',
+    });
+  }
+  const { entry, target } = found;
+  opts.onProgress?.({ message: `restoring ${entry.path} from ${target.url}` });
+  const others = opts.caches.filter((u) => u !== target.url).map((u) => openTarget(u, opts.targetOptions));
+  const roots = [entry.path, ...(entry.cacert ? [entry.cacert] : [])];
+  const paths = await restoreClosure({ ...opts, roots, nix: entry.path, targets: [target, ...others] });
+  return { nix: entry.path, cacert: entry.cacert, paths };
+}
+
+export async function realiseNixFromCache(opts: {
+  layout: Layout;
+  caches: string[];
+  trustedKeys: string[];
+  system: string;
+  env: NodeJS.ProcessEnv;
+}): Promise<{ nix: string } | null> {
+  const found = await findNixInCaches(opts.caches, opts.layout.storeDir, opts.system);
+  if (!found) return null;
+  trusted(opts.trustedKeys);
+  const r = await execa(
+    'nix-store',
+    [
+      '--realise',
+      found.entry.path,
+      '--option', 'substituters', opts.caches.join(' '),
+      '--option', 'trusted-public-keys', opts.trustedKeys.join(' '),
+      '--option', 'require-sigs', 'true',
+      '--option', 'narinfo-cache-negative-ttl', '0',
+    ],
+    { env: opts.env ?? nixEnvironment(opts.layout), extendEnv: false, reject: false },
+  );
+  if (r.exitCode !== 0) {
+    throw new UserError(`the relocated Nix could not realise ${found.entry.path} from ${opts.caches.join(', ')}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`, {
+      exitCode: EXIT.network,
+      hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache',
+    });
+  }
+  return { nix: found.entry.path };
+}

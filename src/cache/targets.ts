@@ -1,0 +1,290 @@
+// Where a binary cache lives: a directory (file://), an HTTP origin that takes PUT (WebDAV, as
+// Nix's own http store writes) or an S3 bucket (SigV4, path-style against an endpoint). One small
+// interface so publish, restore and gc never care which.
+import { createHash } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AwsClient } from 'aws4fetch';
+import { UserError, EXIT } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+
+export interface CacheTarget {
+  /** the URL as given, for messages */
+  readonly url: string;
+  has(key: string): Promise<boolean>;
+  /** the object, or undefined when it does not exist */
+  get(key: string): Promise<Buffer | undefined>;
+  put(key: string, data: Buffer, contentType: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** every key in the cache; targets that cannot list leave it out */
+  list?(): Promise<string[]>;
+  /** for http(s) targets: the URL of a key and the headers to fetch it with (resumable downloads) */
+  httpSource?(key: string): { url: string; headers: Record<string, string> };
+}
+
+/** A failure worth retrying: the server or the connection, not the request. */
+export class TransientError extends Error {}
+
+export interface TargetOptions {
+  /** extra request headers, `Name: value` */
+  headers?: string[];
+  /** netrc file; default $NETRC, else ~/.netrc */
+  netrc?: string;
+}
+
+export function openTarget(url: string, opts: TargetOptions = {}): CacheTarget {
+  if (url.startsWith('file://')) return new FileTarget(url);
+  if (url.startsWith('http://') || url.startsWith('https://')) return new HttpTarget(url, opts);
+  if (url.startsWith('s3://')) return new S3Target(url);
+  if (url.startsWith('/')) return new FileTarget(`file://${url}`);
+  throw new UserError(`unsupported cache URL ${url}`, { exitCode: EXIT.usage, hint: 'use file:///dir, http(s)://host/path or s3://bucket?endpoint=…&region=…' });
+}
+
+class FileTarget implements CacheTarget {
+  readonly root: string;
+  constructor(readonly url: string) {
+    this.root = fileURLToPath(url.split('?')[0]!);
+  }
+  private p(key: string): string {
+    const p = path.resolve(this.root, key);
+    if (!p.startsWith(this.root + path.sep)) throw new Error(`cache key ${key} leaves the cache directory`);
+    return p;
+  }
+  async has(key: string) {
+    try {
+      await fs.access(this.p(key));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  async get(key: string) {
+    try {
+      return await fs.readFile(this.p(key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+  async put(key: string, data: Buffer) {
+    // temp + rename: a reader (or a kill) never sees half an object
+    await writeFileAtomic(this.p(key), data);
+  }
+  async delete(key: string) {
+    await fs.rm(this.p(key), { force: true });
+  }
+  async list() {
+    const out: string[] = [];
+    const walk = async (dir: string, rel: string) => {
+      let names: string[];
+      try {
+        names = await fs.readdir(dir);
+      } catch {
+        return;
+      }
+      for (const n of names) {
+        if (n.startsWith('.')) continue;
+        const st = await fs.stat(path.join(dir, n));
+        if (st.isDirectory()) await walk(path.join(dir, n), `${rel}${n}/`);
+        else out.push(rel + n);
+      }
+    };
+    await walk(this.root, '');
+    return out.sort();
+  }
+}
+
+function parseHeaders(list: string[] = []): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (const line of list) {
+    const i = line.indexOf(':');
+    if (i <= 0) throw new UserError(`--header "${line}" is not of the form "Name: value"`, { exitCode: EXIT.usage });
+    h[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return h;
+}
+
+/** login/password for a host from a netrc file (`machine`, `default`, `login`, `password`). */
+export function netrcCredentials(host: string, file?: string): { login: string; password: string } | undefined {
+  const f = file ?? process.env.NETRC ?? path.join(os.homedir(), '.netrc');
+  let text: string;
+  try {
+    text = readFileSync(f, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const toks = text.split(/\s+/).filter(Boolean);
+  let cur: { machine?: string; login?: string; password?: string } | undefined;
+  const entries: (typeof cur)[] = [];
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i]!;
+    if (t === 'machine') entries.push((cur = { machine: toks[++i] }));
+    else if (t === 'default') entries.push((cur = { machine: undefined }));
+    else if (t === 'login' && cur) cur.login = toks[++i];
+    else if (t === 'password' && cur) cur.password = toks[++i];
+  }
+  const e = entries.find((x) => x?.machine === host) ?? entries.find((x) => x && x.machine === undefined);
+  return e?.login !== undefined && e.password !== undefined ? { login: e.login, password: e.password } : undefined;
+}
+
+function retryable(status: number): boolean {
+  return status >= 500 || status === 429 || status === 408;
+}
+
+async function send(url: string, init: RequestInit & { headers: Record<string, string> }): Promise<Response> {
+  let r: Response;
+  try {
+    r = await fetch(url, { ...init, signal: AbortSignal.timeout(120_000) });
+  } catch (e) {
+    throw new TransientError(`${init.method ?? 'GET'} ${url}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`);
+  }
+  return r;
+}
+
+async function fail(r: Response, method: string, url: string): Promise<never> {
+  const body = (await r.text().catch(() => '')).slice(0, 200);
+  const msg = `${method} ${url}: HTTP ${r.status}${body ? ` ${body.replace(/\s+/g, ' ')}` : ''}`;
+  if (retryable(r.status)) throw new TransientError(msg);
+  throw new UserError(msg, {
+    exitCode: EXIT.network,
+    hint: r.status === 401 || r.status === 403 ? 'check the credentials (netrc, --header, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)' : 'check the cache URL and that the server accepts this method',
+  });
+}
+
+class HttpTarget implements CacheTarget {
+  private readonly base: string;
+  private readonly headers: Record<string, string>;
+  constructor(readonly url: string, opts: TargetOptions) {
+    this.base = url.replace(/\/+$/, '');
+    this.headers = parseHeaders(opts.headers);
+    const u = new URL(url);
+    if (!this.headers.authorization) {
+      const cred = u.username ? { login: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : netrcCredentials(u.hostname, opts.netrc);
+      if (cred) this.headers.authorization = `Basic ${Buffer.from(`${cred.login}:${cred.password}`).toString('base64')}`;
+    }
+    if (u.username) {
+      u.username = '';
+      u.password = '';
+      this.base = u.toString().replace(/\/+$/, '');
+    }
+  }
+  private u(key: string) {
+    return `${this.base}/${key}`;
+  }
+  httpSource(key: string) {
+    return { url: this.u(key), headers: { ...this.headers } };
+  }
+  async has(key: string) {
+    const r = await send(this.u(key), { method: 'HEAD', headers: this.headers });
+    if (r.ok) return true;
+    if (r.status === 404 || r.status === 403 || r.status === 410) return false;
+    return fail(r, 'HEAD', this.u(key));
+  }
+  async get(key: string) {
+    const r = await send(this.u(key), { method: 'GET', headers: this.headers });
+    if (r.status === 404 || r.status === 410) return undefined;
+    if (!r.ok) return fail(r, 'GET', this.u(key));
+    try {
+      return Buffer.from(await r.arrayBuffer());
+    } catch (e) {
+      throw new TransientError(`GET ${this.u(key)}: ${(e as Error).message}`);
+    }
+  }
+  async put(key: string, data: Buffer, contentType: string) {
+    const r = await send(this.u(key), { method: 'PUT', body: data as unknown as BodyInit, headers: { ...this.headers, 'content-type': contentType } });
+    if (!r.ok) return fail(r, 'PUT', this.u(key));
+    await r.arrayBuffer().catch(() => undefined);
+  }
+  async delete(key: string) {
+    const r = await send(this.u(key), { method: 'DELETE', headers: this.headers });
+    if (!r.ok && r.status !== 404) return fail(r, 'DELETE', this.u(key));
+  }
+}
+
+/** `s3://bucket?endpoint=http://host:port&region=us-east-1` (path-style requests against the endpoint). */
+export function parseS3Url(url: string): { bucket: string; endpoint: string; region: string; prefix: string } {
+  const u = new URL(url);
+  const bucket = u.hostname;
+  if (!bucket) throw new UserError(`${url} names no bucket`, { exitCode: EXIT.usage, hint: 'write s3://BUCKET?endpoint=…&region=…' });
+  const region = u.searchParams.get('region') ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  let endpoint = u.searchParams.get('endpoint') ?? `https://s3.${region}.amazonaws.com`;
+  if (!/^https?:\/\//.test(endpoint)) endpoint = `https://${endpoint}`;
+  return { bucket, endpoint: endpoint.replace(/\/+$/, ''), region, prefix: u.pathname.replace(/^\/+|\/+$/g, '') };
+}
+
+class S3Target implements CacheTarget {
+  private readonly client: AwsClient;
+  private readonly s3: ReturnType<typeof parseS3Url>;
+  constructor(readonly url: string) {
+    this.s3 = parseS3Url(url);
+    const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
+    const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
+    if (!accessKeyId || !secretAccessKey) {
+      throw new UserError(`no credentials for ${url}`, { exitCode: EXIT.usage, hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)' });
+    }
+    this.client = new AwsClient({ accessKeyId, secretAccessKey, sessionToken: process.env.AWS_SESSION_TOKEN, service: 's3', region: this.s3.region, retries: 0 });
+  }
+  private objectKey(key: string) {
+    return this.s3.prefix ? `${this.s3.prefix}/${key}` : key;
+  }
+  private u(key: string) {
+    return `${this.s3.endpoint}/${this.s3.bucket}/${this.objectKey(key).split('/').map(encodeURIComponent).join('/')}`;
+  }
+  private async req(method: string, url: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Response> {
+    // sign the real payload hash, so the store can check what it received
+    const h = { ...headers, 'x-amz-content-sha256': createHash('sha256').update(body ?? Buffer.alloc(0)).digest('hex') };
+    try {
+      return await this.client.fetch(url, { method, body: body as unknown as BodyInit | undefined, headers: h, signal: AbortSignal.timeout(120_000) });
+    } catch (e) {
+      throw new TransientError(`${method} ${url}: ${(e as Error).message}`);
+    }
+  }
+  async has(key: string) {
+    const r = await this.req('HEAD', this.u(key));
+    if (r.ok) return true;
+    if (r.status === 404 || r.status === 403) return false;
+    return fail(r, 'HEAD', this.u(key));
+  }
+  async get(key: string) {
+    const r = await this.req('GET', this.u(key));
+    if (r.status === 404) return undefined;
+    if (!r.ok) return fail(r, 'GET', this.u(key));
+    try {
+      return Buffer.from(await r.arrayBuffer());
+    } catch (e) {
+      throw new TransientError(`GET ${this.u(key)}: ${(e as Error).message}`);
+    }
+  }
+  async put(key: string, data: Buffer, contentType: string) {
+    const r = await this.req('PUT', this.u(key), data, { 'content-type': contentType });
+    if (!r.ok) return fail(r, 'PUT', this.u(key));
+    await r.arrayBuffer().catch(() => undefined);
+  }
+  async delete(key: string) {
+    const r = await this.req('DELETE', this.u(key));
+    if (!r.ok && r.status !== 404) return fail(r, 'DELETE', this.u(key));
+  }
+  async list() {
+    const keys: string[] = [];
+    let token: string | undefined;
+    const pre = this.s3.prefix ? `${this.s3.prefix}/` : '';
+    do {
+      const q = new URLSearchParams({ 'list-type': '2' });
+      if (pre) q.set('prefix', pre);
+      if (token) q.set('continuation-token', token);
+      const url = `${this.s3.endpoint}/${this.s3.bucket}?${q.toString()}`;
+      const r = await this.req('GET', url);
+      if (!r.ok) return fail(r, 'GET', url);
+      const xml = await r.text();
+      for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(unxml(m[1]!).slice(pre.length));
+      token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? unxml(/<NextContinuationToken>([^<]*)</.exec(xml)?.[1] ?? '') : undefined;
+    } while (token);
+    return keys.sort();
+  }
+}
+
+function unxml(s: string): string {
+  return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+}
