@@ -1,11 +1,30 @@
 import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { promises as fs } from 'node:fs';
+import { UserError, EXIT } from '../util/errors.ts';
+import { openTarget } from '../cache/targets.ts';
+import { gcCache } from '../cache/gc.ts';
 
 export function register(program: Command): void {
-  program
-    .command('cache')
-    .description('cache')
-    .action(() => {
-      throw new UserError('cache is not available in this build yet');
+  const cache = program.command('cache').description('maintain a binary cache');
+  cache
+    .command('gc')
+    .description('remove narinfos and NARs outside the closure of the kept store paths')
+    .requiredOption('--to <url>', 'cache: file:///dir or s3://bucket?endpoint=…')
+    .requiredOption('--keep <file>', 'file listing the store paths to keep, one per line')
+    .option('--dry-run', 'only list what would be removed')
+    .option('--header <h>', "extra HTTP header 'Name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (o: { to: string; keep: string; dryRun?: boolean; header: string[] }) => {
+      let text: string;
+      try {
+        text = await fs.readFile(o.keep, 'utf8');
+      } catch (e) {
+        throw new UserError(`cannot read ${o.keep}: ${(e as Error).message}`, { exitCode: EXIT.usage });
+      }
+      const roots = text.split('\n').map((s) => s.trim()).filter((s) => s && !s.startsWith('#'));
+      const r = await gcCache(openTarget(o.to, { headers: o.header }), roots, { dryRun: o.dryRun, log: (m) => process.stderr.write(`${m}\n`) });
+      for (const m of r.missingRoots) process.stderr.write(`warning: ${m} is not in the cache\n`);
+      const verb = o.dryRun ? 'would remove' : 'removed';
+      for (const k of [...r.removedNarInfos, ...r.removedNars]) process.stdout.write(`${verb} ${k}\n`);
+      process.stdout.write(`kept ${r.kept.length} paths; ${verb} ${r.removedNarInfos.length} narinfos and ${r.removedNars.length} NARs\n`);
     });
 }

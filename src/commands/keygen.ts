@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { writeKeyPair } from '../cache/keys.ts';
 
 export function register(program: Command): void {
   program
@@ -7,7 +7,8 @@ export function register(program: Command): void {
     .description('create an ed25519 signing key pair in the format nix-store --generate-binary-cache-key writes')
     .requiredOption('--name NAME', 'key name, e.g. cache.example.org-1')
     .requiredOption('--out DIR', 'directory for NAME.secret and NAME.public')
-    .action(() => {
-      throw new UserError('keygen is not available in this build yet');
+    .action(async (o: { name: string; out: string }) => {
+      const r = await writeKeyPair(o.name, o.out);
+      process.stdout.write(`wrote ${r.secretFile} (keep it secret) and ${r.publicFile}\ntrusted key: ${r.publicKey}\n`);
     });
 }
