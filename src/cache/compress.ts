@@ -6,7 +6,10 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants as C } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { XzReadableStream } from 'xz-decompress';
+import xzDecompress from 'xz-decompress';
+
+// a CommonJS package: its classes come off the default export
+const { XzReadableStream } = xzDecompress;
 
 export type Compression = 'xz' | 'none';
 

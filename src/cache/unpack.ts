@@ -23,8 +23,13 @@ class ByteReader {
   readonly hash = createHash('sha256');
   size = 0;
 
-  constructor(src: AsyncIterable<Uint8Array>) {
-    this.it = src[Symbol.asyncIterator]();
+  constructor(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+    this.it =
+      Symbol.asyncIterator in src
+        ? (src as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+        : (async function* () {
+            yield* src as Iterable<Uint8Array>;
+          })();
   }
 
   private async fill(): Promise<boolean> {
@@ -163,7 +168,7 @@ async function unpackNode(r: ByteReader, dest: string): Promise<void> {
 }
 
 /** Unpacks the NAR read from `src` at `dest` (which must not exist). Throws NarFormatError on bad input. */
-export async function unpackNar(src: AsyncIterable<Uint8Array>, dest: string): Promise<UnpackResult> {
+export async function unpackNar(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, dest: string): Promise<UnpackResult> {
   const r = new ByteReader(src);
   await r.expect('nix-archive-1');
   await unpackNode(r, dest);

@@ -1,0 +1,206 @@
+// The cache format against Debian's Nix: keys both ways, NAR hashes, caches published by relonix
+// verified and substituted from by Nix, caches written by `nix copy` restored by relonix, and the
+// refusals (tampered narinfo, wrong key) that must leave nothing registered.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { makeStore, buildClosure, tempDir, wipe, storeEntries, isValid, requireTool, type TestStore } from './cache-helpers.ts';
+import { parseSecretKey, parsePublicKey, generateKey, signNarInfo, verifyNarInfo } from '../src/cache/keys.ts';
+import { parseNarInfo, formatNarInfo, fingerprint } from '../src/cache/narinfo.ts';
+import { unpackNar } from '../src/cache/unpack.ts';
+import { dumpPath, narDigest } from '../src/store/nar.ts';
+import { toNixBase32 } from '../src/store/nixbase32.ts';
+import { openTarget } from '../src/cache/targets.ts';
+import { publishPaths } from '../src/cache/publish.ts';
+import { queryClosure } from '../src/cache/nixstore.ts';
+import { restoreFromCache, restoreClosure } from '../src/cache/restore.ts';
+import { gcCache } from '../src/cache/gc.ts';
+import { EXIT, UserError } from '../src/util/errors.ts';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const cli = path.join(root, 'bin', 'relonix.js');
+requireTool('nix-store');
+requireTool('xz');
+
+function relonix(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function publishStore(s: TestStore, cacheUrl: string, secretFile: string, roots: string[], record?: { system: string; nix: string }) {
+  const paths = await queryClosure({ layout: s.layout, nixStore: '/usr/bin/nix-store', env: s.env }, roots);
+  return publishPaths({ target: openTarget(cacheUrl), storeDir: s.layout.storeDir, paths, key: parseSecretKey(await fs.readFile(secretFile, 'utf8')), record, minRetryDelayMs: 10 });
+}
+
+test('keys: Nix keys sign for relonix, relonix keys verify in Nix, and signatures agree', async () => {
+  const dir = tempDir('keys');
+  const s = makeStore(dir);
+  s.nix(['--generate-binary-cache-key', 'nixkey-1', `${dir}/nix.secret`, `${dir}/nix.public`]);
+  const sk = parseSecretKey(readFileSync(`${dir}/nix.secret`, 'utf8'));
+  assert.equal(sk.publicKey, readFileSync(`${dir}/nix.public`, 'utf8').trim());
+  const r = relonix(['keygen', '--name', 'rx-1', '--out', dir]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((await fs.stat(`${dir}/rx-1.secret`)).mode & 0o777, 0o600);
+  const again = relonix(['keygen', '--name', 'rx-1', '--out', dir]);
+  assert.notEqual(again.status, 0, 'an existing secret must not be overwritten');
+  const rk = parseSecretKey(readFileSync(`${dir}/rx-1.secret`, 'utf8'));
+  assert.equal(rk.publicKey, readFileSync(`${dir}/rx-1.public`, 'utf8').trim());
+  // a narinfo signed by relonix with Nix's key is verified with Nix's public key, and vice versa
+  const ni = parseNarInfo(`StorePath: ${s.layout.storeDir}/${'0'.repeat(32)}-x\nURL: nar/a.nar\nCompression: none\nNarHash: sha256:${toNixBase32(Buffer.alloc(32, 7))}\nNarSize: 8\nReferences: ${'1'.repeat(32)}-y\n`);
+  ni.sigs = [signNarInfo(ni, sk)];
+  assert.equal(verifyNarInfo(ni, [parsePublicKey(readFileSync(`${dir}/nix.public`, 'utf8'))]), 'nixkey-1');
+  assert.equal(verifyNarInfo(ni, [parsePublicKey(rk.publicKey)]), undefined);
+  assert.match(fingerprint(ni), new RegExp(`^1;${s.layout.storeDir}/0{32}-x;sha256:[0-9a-z]{52};8;${s.layout.storeDir}/1{32}-y$`));
+  assert.deepEqual(parseNarInfo(formatNarInfo(ni)), ni);
+  const g = generateKey('gen');
+  assert.equal(Buffer.from(g.secret.split(':')[1]!, 'base64').length, 64);
+  await wipe(dir);
+});
+
+test('NAR: relonix unpacks what nix-store --dump writes, with the same hash as nix-hash', async () => {
+  const dir = tempDir('nar');
+  const s = makeStore(dir);
+  const { top } = buildClosure(s, 'nar');
+  const nar = spawnSync('/usr/bin/nix-store', ['--dump', top], { env: s.env, maxBuffer: 1 << 28 }).stdout;
+  const parts: Buffer[] = [];
+  for await (const c of dumpPath(top)) parts.push(c);
+  const ours = Buffer.concat(parts);
+  assert.ok(ours.equals(nar), 'dumpPath must equal nix-store --dump byte for byte');
+  const res = await unpackNar([nar.subarray(0, 1000), nar.subarray(1000)], path.join(dir, 'out'));
+  assert.equal(res.size, nar.length);
+  assert.equal(toNixBase32(res.hash), s.nix(['--type', 'sha256', '--base32', top], 'nix-hash'));
+  assert.ok((await narDigest(path.join(dir, 'out'))).hash.equals(res.hash));
+  assert.equal((await fs.stat(path.join(dir, 'out', 'bin', 'x'))).mode & 0o777, 0o555);
+  // names Nix refuses are refused: swap an entry name for ".."
+  const bad = Buffer.from(nar);
+  const at = bad.indexOf(Buffer.from('link\0\0\0\0'));
+  Buffer.from('..\0\0\0\0\0\0').copy(bad, at);
+  bad.writeBigUInt64LE(2n, at - 8);
+  await assert.rejects(unpackNar([bad], path.join(dir, 'bad')), /invalid entry name/);
+  await assert.rejects(unpackNar([nar.subarray(0, nar.length - 8)], path.join(dir, 'short')), /ends/);
+  await wipe(dir);
+});
+
+test('publish → nix store verify → Debian Nix substitutes with require-sigs; incremental; gc', async () => {
+  const dir = tempDir('pub');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const { top, all } = buildClosure(s, 'pub');
+  const extra = buildClosure(s, 'other');
+  const k = relonix(['keygen', '--name', 'c1', '--out', dir]);
+  assert.equal(k.status, 0, k.stderr);
+  const pub = readFileSync(`${dir}/c1.public`, 'utf8').trim();
+  const r = relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/c1.secret`, '--nix-store', '/usr/bin/nix-store', top, extra.top], { ...process.env, ...s.env, PATH: process.env.PATH });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /published 4 NARs/);
+  const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', pub]);
+  assert.equal(v.status, 0, v.stderr);
+  assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
+  const wrong = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', generateKey('c1').public]);
+  assert.notEqual(wrong.status, 0, 'Nix must reject our signatures under another key');
+  // incremental: nothing new goes up
+  const again = relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/c1.secret`, '--nix-store', '/usr/bin/nix-store', top], { ...process.env, ...s.env, PATH: process.env.PATH });
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /published 0 NARs .* skipped 2/);
+  // a fresh store with the same store dir substitutes from the cache with signatures required
+  await wipe(s.prefix);
+  const f = makeStore(s.prefix);
+  const sub = f.run('/usr/bin/nix-store', ['-r', top, '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', pub, '--option', 'require-sigs', 'true']);
+  assert.equal(sub.status, 0, sub.stderr);
+  for (const p of all) assert.ok(isValid(f, p), `${p} substituted`);
+  assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+  // gc keeps exactly the closure of the kept roots
+  const keep = path.join(dir, 'keep');
+  await fs.writeFile(keep, `${top}\n`);
+  const dry = relonix(['cache', 'gc', '--to', `file://${cache}`, '--keep', keep, '--dry-run']);
+  assert.equal(dry.status, 0, dry.stderr);
+  assert.equal((await fs.readdir(cache)).filter((n) => n.endsWith('.narinfo')).length, 4);
+  const gc = await gcCache(openTarget(`file://${cache}`), [top]);
+  assert.deepEqual(gc.kept, all);
+  assert.equal(gc.removedNarInfos.length, 2);
+  assert.equal(gc.removedNars.length, 2);
+  const left = (await fs.readdir(cache)).filter((n) => n.endsWith('.narinfo')).sort();
+  assert.deepEqual(left, all.map((p) => `${path.basename(p).slice(0, 32)}.narinfo`).sort());
+  assert.equal((await fs.readdir(path.join(cache, 'nar'))).length, 2);
+  const v2 = f.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', pub]);
+  assert.equal(v2.status, 0, v2.stderr);
+  await wipe(dir);
+});
+
+test('restore: a cache written by nix copy is restored and registered; tampering and a wrong key register nothing', async () => {
+  const dir = tempDir('rst');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const { top, all } = buildClosure(s, 'rst');
+  s.nix(['--generate-binary-cache-key', 'nk-1', `${dir}/nk.secret`, `${dir}/nk.public`]);
+  const pub = readFileSync(`${dir}/nk.public`, 'utf8').trim();
+  s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top], 'nix');
+  s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}`, top], 'nix');
+  await wipe(s.prefix);
+  const attempt = (keys: string[]) => restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: keys, system: 'x', roots: [top], nixStore: '/usr/bin/nix-store' });
+  // wrong key: refused with the integrity code, and nothing is in the store or the DB
+  await assert.rejects(attempt([generateKey('nk-1').public]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity && /signature/.test(e.message));
+  let f = makeStore(s.prefix);
+  assert.deepEqual(storeEntries(f), []);
+  // tampered NarSize in the top narinfo (its own signature no longer matches)
+  const niFile = path.join(cache, `${path.basename(top).slice(0, 32)}.narinfo`);
+  const orig = await fs.readFile(niFile, 'utf8');
+  await fs.writeFile(niFile, orig.replace(/NarSize: (\d+)/, (_, n: string) => `NarSize: ${Number(n) + 8}`));
+  await assert.rejects(attempt([pub]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity);
+  for (const p of all) assert.ok(!isValid(f, p), 'nothing registered after a refused restore');
+  // a NarHash changed AND re-signed by the attacker's key is still refused when only the real key is trusted,
+  // and a NarHash changed under a key we do trust is caught when the NAR is checked
+  const attacker = parseSecretKey(generateKey('nk-1').secret);
+  const ni = parseNarInfo(orig);
+  ni.narHash = `sha256:${toNixBase32(Buffer.alloc(32, 1))}`;
+  ni.sigs = [signNarInfo(ni, attacker)];
+  await fs.writeFile(niFile, formatNarInfo(ni));
+  await assert.rejects(attempt([pub]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity);
+  await assert.rejects(attempt([pub, attacker.publicKey]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity && /hash/.test(e.message));
+  for (const p of all) assert.ok(!isValid(f, p), 'nothing registered after a refused restore');
+  assert.ok(!existsSync(top), 'the tampered path never reaches its place in the store');
+  // the real narinfo restores and registers everything, and a re-run is a no-op
+  await fs.writeFile(niFile, orig);
+  const got = await attempt([pub]);
+  assert.deepEqual(got.sort(), all);
+  f = makeStore(s.prefix);
+  for (const p of all) assert.ok(isValid(f, p));
+  assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+  assert.equal(f.nix(['-q', '--hash', top]), parseNarInfo(orig).narHash);
+  assert.deepEqual((await attempt([pub])).sort(), all);
+  await wipe(dir);
+});
+
+test('restoreFromCache reads relonix.json and restores the recorded Nix closure into a wiped prefix', async () => {
+  const dir = tempDir('rfc');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const { top, all } = buildClosure(s, 'nixlike');
+  const k = generateKey('rfc-1');
+  await fs.writeFile(`${dir}/k.secret`, k.secret);
+  const res = await publishStore(s, `file://${cache}`, `${dir}/k.secret`, [top], { system: 'x86_64-linux', nix: top });
+  assert.equal(res.uploaded, 2);
+  const m = JSON.parse(await fs.readFile(path.join(cache, 'relonix.json'), 'utf8'));
+  assert.equal(m.storeDir, s.layout.storeDir);
+  assert.equal(m.nix['x86_64-linux'].path, top);
+  // another store dir is refused with a clear message
+  const other = makeStore(path.join(dir, 'q'));
+  await assert.rejects(
+    restoreFromCache({ layout: other.layout, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x86_64-linux', nixStore: '/usr/bin/nix-store' }),
+    /names a Nix|store/,
+  );
+  await wipe(s.prefix);
+  const events: string[] = [];
+  const r = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x86_64-linux', nixStore: '/usr/bin/nix-store', onProgress: (e) => events.push(e.message) });
+  assert.equal(r.nix, top);
+  assert.deepEqual(r.paths.sort(), all);
+  const f = makeStore(s.prefix);
+  for (const p of all) assert.ok(isValid(f, p));
+  assert.equal(spawnSync(path.join(top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
+  assert.ok(events.some((e) => /restored/.test(e)));
+  // publish refuses a cache for another store dir
+  await assert.rejects(publishStore(other, `file://${cache}`, `${dir}/k.secret`, []), /serves the store/);
+  await wipe(dir);
+});
