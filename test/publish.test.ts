@@ -1,0 +1,166 @@
+// Publishing over HTTP: nginx as the origin (publish, verify by Nix, restore), a flaky origin that
+// answers 500s and resets connections, and publish killed with SIGKILL mid-way, with the invariant
+// "every narinfo points at a complete NAR" checked while it runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs, readFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { makeStore, buildClosure, tempDir, wipe, isValid, requireTool } from './cache-helpers.ts';
+import { startNginx } from './helpers/nginx.ts';
+import { generateKey, parseSecretKey } from '../src/cache/keys.ts';
+import { parseNarInfo } from '../src/cache/narinfo.ts';
+import { openTarget } from '../src/cache/targets.ts';
+import { publishPaths } from '../src/cache/publish.ts';
+import { queryClosure } from '../src/cache/nixstore.ts';
+import { restoreFromCache } from '../src/cache/restore.ts';
+import { fromNixBase32 } from '../src/store/nixbase32.ts';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const cli = path.join(root, 'bin', 'relonix.js');
+requireTool('nix-store');
+requireTool('nginx');
+
+/** Every narinfo in a cache directory names a NAR that is there, complete (FileHash checks out). */
+async function assertConsistent(dir: string): Promise<number> {
+  let n = 0;
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const f of names.filter((x) => x.endsWith('.narinfo'))) {
+    const ni = parseNarInfo(await fs.readFile(path.join(dir, f), 'utf8'));
+    const nar = await fs.readFile(path.join(dir, ni.url));
+    assert.equal(nar.length, ni.fileSize, `${f}: NAR ${ni.url} is partial`);
+    assert.ok(createHash('sha256').update(nar).digest().equals(fromNixBase32(ni.fileHash!.slice(7), 32)), `${f}: NAR hash`);
+    n++;
+  }
+  return n;
+}
+
+test('publish to nginx (WebDAV PUT), verify with Nix over HTTP, re-publish uploads nothing, restore from nginx', async () => {
+  const dir = tempDir('ngx');
+  const ngx = await startNginx(path.join(dir, 'nginx'));
+  try {
+    const s = makeStore(path.join(dir, 'p'));
+    const { top, all } = buildClosure(s, 'web');
+    const k = generateKey('web-1');
+    await fs.writeFile(`${dir}/k.secret`, k.secret);
+    const env = { ...process.env, ...s.env, PATH: process.env.PATH };
+    const r = spawnSync(process.execPath, [cli, 'publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top, '--header', 'X-Test: 1'], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /published 2 NARs/);
+    assert.equal(await assertConsistent(ngx.root), 2);
+    const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--all', '--trusted-public-keys', k.public]);
+    // nginx has no listing, so --all finds nothing over HTTP: verify the paths by name instead
+    const v2 = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--trusted-public-keys', k.public, ...all]);
+    assert.equal(v2.status, 0, v.stderr + v2.stderr);
+    const again = spawnSync(process.execPath, [cli, 'publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top], { encoding: 'utf8', env });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /published 0 NARs .* skipped 2/);
+    await wipe(s.prefix);
+    const res = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [ngx.url], trustedKeys: [k.public], system: Object.keys(JSON.parse(readFileSync(path.join(ngx.root, 'relonix.json'), 'utf8')).nix)[0]!, nixStore: '/usr/bin/nix-store' });
+    assert.deepEqual(res.paths.sort(), all);
+    const f = makeStore(s.prefix);
+    for (const p of all) assert.ok(isValid(f, p));
+    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+  } finally {
+    await ngx.stop();
+    await wipe(dir);
+  }
+});
+
+test('a flaky origin (500s, reset connections) still ends with a complete cache', async () => {
+  const dir = tempDir('flaky');
+  const store = path.join(dir, 'cache');
+  let n = 0;
+  let faults = 0;
+  const server = http.createServer((req, res) => {
+    n++;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      if (n % 3 === 0) {
+        faults++;
+        res.writeHead(500).end('injected');
+        return;
+      }
+      if (n % 7 === 0) {
+        faults++;
+        req.socket.destroy();
+        return;
+      }
+      const p = path.join(store, decodeURIComponent(new URL(req.url!, 'http://x').pathname));
+      if (req.method === 'PUT') {
+        await fs.mkdir(path.dirname(p), { recursive: true });
+        await fs.writeFile(`${p}.tmp`, Buffer.concat(chunks));
+        await fs.rename(`${p}.tmp`, p);
+        res.writeHead(201).end();
+      } else {
+        try {
+          const b = await fs.readFile(p);
+          res.writeHead(200, { 'content-length': b.length });
+          res.end(req.method === 'HEAD' ? undefined : b);
+        } catch {
+          res.writeHead(404).end();
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  try {
+    const s = makeStore(path.join(dir, 'p'));
+    const a = buildClosure(s, 'f1');
+    const b = buildClosure(s, 'f2');
+    const paths = await queryClosure({ layout: s.layout, nixStore: '/usr/bin/nix-store', env: s.env }, [a.top, b.top]);
+    const k = generateKey('fl-1');
+    const r = await publishPaths({ target: openTarget(url), storeDir: s.layout.storeDir, paths, key: parseSecretKey(k.secret), minRetryDelayMs: 5, retries: 10 });
+    assert.equal(r.uploaded, 4);
+    assert.ok(faults > 0, 'faults were injected');
+    assert.equal(await assertConsistent(store), 4);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await wipe(dir);
+  }
+});
+
+test('publish killed with SIGKILL mid-way: every narinfo always has its complete NAR, and a re-run completes', async () => {
+  const dir = tempDir('kill');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const tops = [1, 2, 3, 4, 5, 6].map((i) => buildClosure(s, `k${i}`).top);
+  const k = generateKey('kill-1');
+  await fs.writeFile(`${dir}/k.secret`, k.secret);
+  const env = { ...process.env, ...s.env, PATH: process.env.PATH };
+  const args = [cli, 'publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--jobs', '2', ...tops];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let killed = false;
+  child.stderr.on('data', (d: Buffer) => {
+    if (!killed && /published/.test(d.toString())) {
+      killed = true;
+      child.kill('SIGKILL');
+    }
+  });
+  const violations: unknown[] = [];
+  let checks = 0;
+  const watch = setInterval(() => void assertConsistent(cache).then(() => checks++, (e: unknown) => violations.push(e)), 5);
+  // check the invariant while the process runs and after it is gone
+  const exit = await new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  clearInterval(watch);
+  assert.deepEqual(violations, [], 'a narinfo pointed at a missing or partial NAR while publish ran');
+  assert.ok(checks > 0);
+  assert.ok(killed || exit === 0);
+  const before = await assertConsistent(cache);
+  assert.ok(before < 12, 'the kill left work undone');
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(await assertConsistent(cache), 12);
+  assert.match(r.stdout, new RegExp(`published ${12 - before} NARs`));
+  await wipe(dir);
+});
