@@ -252,6 +252,8 @@ function progressText(p: unknown): string {
   if (typeof p === 'string') return p;
   if (p && typeof p === 'object') {
     const o = p as Record<string, unknown>;
+    // the cache restore reports steps with a message and counts of paths
+    if (typeof o.message === 'string') return o.total ? `${o.message} (${Number(o.done ?? 0)}/${Number(o.total)})` : o.message;
     const done = Number(o.transferred ?? o.received ?? o.bytes ?? o.done ?? 0);
     const total = Number(o.total ?? o.size ?? 0);
     if (total > 0) {
@@ -273,7 +275,7 @@ interface CacheRestore {
     trustedKeys: string[];
     system: string;
     onProgress?: (p: unknown) => void;
-  }): Promise<{ nix: string; cacert?: string; paths: unknown }>;
+  }): Promise<{ nix: string; cacert?: string; paths: string[] }>;
   realiseNixFromCache(o: { layout: Layout; caches: string[]; trustedKeys: string[]; system: string; env: NodeJS.ProcessEnv }): Promise<{ nix: string } | null>;
 }
 
@@ -329,26 +331,31 @@ async function cacheStages(l: Layout, o: BootstrapOptions & { caches: string[]; 
       },
     },
     {
-      name: 'restore',
-      title: 'Restore Nix from the binary cache',
-      inputs: () => ({ caches: o.caches, keys: o.trustedKeys, store: l.storeDir }),
-      run: async (s, progress) => {
-        const r = await cache.restoreFromCache({ layout: l, caches: o.caches, trustedKeys: o.trustedKeys, system: host, onProgress: (p: unknown) => progress(progressText(p)) });
-        const st = await readState(l);
-        Object.assign(s, { nix: r.nix, cacert: r.cacert, nixSource: 'cache' });
-        await writeState(l, { ...st, nix: r.nix, cacert: r.cacert, nixSource: 'cache' });
-        return { detail: { nix: r.nix, cacert: r.cacert, paths: r.paths }, summary: `${path.basename(r.nix)} and ${Array.isArray(r.paths) ? r.paths.length : String(r.paths)} paths` };
+      // before the restore: the first Nix to open the new database must already read
+      // use-sqlite-wal = false, or the database is made in WAL mode and cannot be opened without it
+      name: 'configure',
+      title: 'Write nix.conf and the environment',
+      inputs: () => ({ caches: o.caches, keys: o.trustedKeys }),
+      run: async () => {
+        await applyConfigure(l, { caches: o.caches, trustedKeys: o.trustedKeys });
+        return { summary: path.relative(l.prefix, l.confFile) };
       },
     },
     {
-      name: 'configure',
-      title: 'Write nix.conf and the environment',
-      inputs: (s) => ({ caches: o.caches, keys: o.trustedKeys, nix: s.nix }),
-      run: async (s) => {
-        await applyConfigure(l, { caches: o.caches, trustedKeys: o.trustedKeys }, s.nix, s.cacert);
-        const env = nixEnvironment(l, { nix: s.nix, cacert: s.cacert });
-        await installProfile(l, s.nix!, [s.nix!, ...(s.cacert ? [s.cacert] : [])], env);
-        return { summary: path.relative(l.prefix, l.confFile) };
+      name: 'restore',
+      title: 'Restore Nix from the binary cache',
+      inputs: () => ({ store: l.storeDir }),
+      run: async (s, progress) => {
+        const r = await cache.restoreFromCache({ layout: l, caches: o.caches, trustedKeys: o.trustedKeys, system: host, onProgress: (p: unknown) => progress(progressText(p)) });
+        progress('installing Nix into the default profile');
+        const env = nixEnvironment(l, { nix: r.nix, cacert: r.cacert });
+        await installProfile(l, r.nix, [r.nix, ...(r.cacert ? [r.cacert] : [])], env);
+        // the profile scripts name the restored Nix too (its bin/ after the profile's)
+        await applyConfigure(l, { caches: o.caches, trustedKeys: o.trustedKeys }, r.nix, r.cacert);
+        const st = await readState(l);
+        Object.assign(s, { nix: r.nix, cacert: r.cacert, nixSource: 'cache' });
+        await writeState(l, { ...st, nix: r.nix, cacert: r.cacert, nixSource: 'cache' });
+        return { detail: { nix: r.nix, cacert: r.cacert, paths: r.paths.length }, summary: `${path.basename(r.nix)} and ${r.paths.length} paths, profile ${path.relative(l.prefix, l.profile)}` };
       },
     },
     verifyStage(l),

@@ -7,7 +7,7 @@ import { readReport } from '../store/relocate.ts';
 import { mib } from '../bootstrap/preflight.ts';
 import { exists } from '../util/fs.ts';
 
-const ORDER = ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify', 'cache-nix', 'restore'];
+const ORDER = ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'restore', 'register', 'verify', 'cache-nix'];
 
 async function treeSize(dir: string): Promise<{ bytes: number; paths: number }> {
   let bytes = 0;
