@@ -108,7 +108,17 @@ function parseHeaders(list: string[] = []): Record<string, string> {
 
 /** login/password for a host from a netrc file (`machine`, `default`, `login`, `password`). */
 export function netrcCredentials(host: string, file?: string): { login: string; password: string } | undefined {
-  const f = file ?? process.env.NETRC ?? path.join(os.homedir(), '.netrc');
+  let home: string | undefined = process.env.HOME;
+  if (!home) {
+    // a uid with no passwd entry and no HOME (rootless containers) has no ~/.netrc
+    try {
+      home = os.homedir();
+    } catch {
+      home = undefined;
+    }
+  }
+  const f = file ?? process.env.NETRC ?? (home ? path.join(home, '.netrc') : undefined);
+  if (!f) return undefined;
   let text: string;
   try {
     text = readFileSync(f, 'utf8');
