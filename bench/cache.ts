@@ -44,7 +44,16 @@ try {
   console.log(`${'floor: read + decompress the same NARs'.padEnd(44)} ${floor.toFixed(2)} s`);
   await removeTree(prefix);
   const restore = timed('bootstrap --cache (restore)', process.execPath, [cli, 'bootstrap', '--prefix', prefix, '--cache', `file://${cache}`, '--trusted-key', k.public]);
-  console.log(`\ntarball / restore: ${(tarball / restore).toFixed(2)}x (target >= 2x)`);
+  await removeTree(prefix);
+  await fs.mkdir(prefix, { recursive: true });
+  // the same closure uncompressed: the price of xz on the restore side
+  const cacheNone = path.join(top, 'cache-none');
+  timed('bootstrap from tarball (again, for none)', process.execPath, [cli, 'bootstrap', '--prefix', prefix, '--url', fx.tarball]);
+  timed('relonix publish (none) to file://', process.execPath, [cli, 'publish', '--prefix', prefix, '--to', `file://${cacheNone}`, '--secret-key', path.join(top, 'k.secret'), '--compression', 'none', '--quiet']);
+  await removeTree(prefix);
+  const restoreNone = timed('bootstrap --cache (restore, uncompressed)', process.execPath, [cli, 'bootstrap', '--prefix', prefix, '--cache', `file://${cacheNone}`, '--trusted-key', k.public]);
+  console.log(`\ntarball / restore (none): ${(tarball / restoreNone).toFixed(2)}x`);
+  console.log(`tarball / restore: ${(tarball / restore).toFixed(2)}x (target >= 2x)`);
   console.log(`restore / floor:   ${(restore / floor).toFixed(2)}x`);
   console.log(`publish / nix copy: ${(publish / nixCopy).toFixed(2)}x`);
 } finally {
