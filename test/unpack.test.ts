@@ -169,6 +169,30 @@ test('unpack: a symlink to ../../.. is refused; links inside the tree and into /
   assert.equal(await fs.readlink(path.join(r.root, 'store-link')), '/nix/store/00000000000000000000000000000000-x/bin');
 });
 
+test('unpack: symlink chains that only escape when followed are refused, and so are loops', async () => {
+  // b looks like it stays in the tree, but a is a store link: b is /nix/store/<x>/../../etc
+  const c = await tarball([
+    { name: `${top}/`, type: '5' },
+    { name: `${top}/a`, type: '2', link: '/nix/store/00000000000000000000000000000000-x' },
+    { name: `${top}/b`, type: '2', link: 'a/../../etc' },
+  ]);
+  await refused(c, `${top}/b`, /above \/nix\/store/);
+  // x names top/ lexically, but d/up is top itself, so x climbs two levels out
+  const d = await tarball([
+    { name: `${top}/`, type: '5' },
+    { name: `${top}/d/`, type: '5' },
+    { name: `${top}/d/up`, type: '2', link: '..' },
+    { name: `${top}/x`, type: '2', link: 'd/up/../..' },
+  ]);
+  await refused(d, `${top}/x`, /outside/);
+  const loop = await tarball([
+    { name: `${top}/`, type: '5' },
+    { name: `${top}/l1`, type: '2', link: 'l2/x' },
+    { name: `${top}/l2`, type: '2', link: 'l1/x' },
+  ]);
+  await refused(loop, `${top}/l1`, /loop/);
+});
+
 test('unpack: a hardlink to /etc/passwd (or out of the tree) is refused; one inside is kept', async () => {
   const c = await tarball([
     { name: `${top}/`, type: '5' },

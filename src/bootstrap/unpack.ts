@@ -6,7 +6,7 @@
 // Extraction goes into `<dest>.partial` and is renamed to `<dest>` only when complete, so a kill
 // mid-way leaves no half tree that a re-run could mistake for a finished one.
 import { spawn } from 'node:child_process';
-import { createReadStream, promises as fs, constants as C, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, writeSync, linkSync, symlinkSync, chmodSync, statSync } from 'node:fs';
+import { createReadStream, promises as fs, constants as C, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, writeSync, linkSync, symlinkSync, chmodSync, statSync, readlinkSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
@@ -193,7 +193,7 @@ async function decompressed(tarball: string, total: number, onRead: (n: number) 
   const input = createReadStream(tarball, { highWaterMark: 1 << 20 }).pipe(counter);
   const xz = noHostXz ? undefined : hostXz();
   if (xz) {
-    const child = spawn(xz, ['-dc', '-T1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(xz, ['-dc', '-T0'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     input.pipe(child.stdin);
@@ -211,6 +211,53 @@ async function decompressed(tarball: string, total: number, onRead: (n: number) 
   const stream = Readable.fromWeb(web as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
   void total;
   return { stream, done: Promise.resolve(), kill: () => stream.destroy(), via: 'wasm' as const };
+}
+
+/** Where a path ends up: inside the extracted tree, or inside the (virtual) /nix/store. */
+type Location = { tree: string[] } | { store: string[] };
+
+/**
+ * Resolves `target`, seen from the tree directory `from`, through the links of the extracted tree.
+ * Each link passed the lexical check on its own, but a chain (`b -> a/../..` with `a -> /nix/store/x`)
+ * could still end outside: links into /nix/store continue in a virtual store, where climbing above the
+ * store is an escape too.
+ */
+function resolveIn(root: string, entry: string, from: string[], target: string, hops: number): Location {
+  if (hops > 40) throw new Refusal(entry, 'is part of a symlink loop');
+  let loc: Location = target.startsWith('/')
+    ? { store: [] }
+    : { tree: [...from] };
+  const rest = target.startsWith('/') ? path.posix.normalize(target).slice(ALLOWED_ABSOLUTE_PREFIX.length) : target;
+  for (const c of rest.split('/')) {
+    if (c === '' || c === '.') continue;
+    if ('store' in loc) {
+      if (c !== '..') loc.store.push(c);
+      else if (loc.store.pop() === undefined) throw new Refusal(entry, `resolves through other links to above ${ALLOWED_ABSOLUTE_PREFIX}`);
+      continue;
+    }
+    if (c === '..') {
+      if (loc.tree.pop() === undefined) throw new Refusal(entry, 'resolves through other links to outside the tarball');
+      continue;
+    }
+    loc.tree.push(c);
+    const p = path.join(root, ...loc.tree);
+    let isLink = false;
+    try {
+      isLink = lstatSync(p).isSymbolicLink();
+    } catch {
+      // dangling from here on: nothing real to follow
+    }
+    if (isLink) loc = resolveIn(root, entry, loc.tree.slice(0, -1), readlinkSync(p), hops + 1);
+  }
+  return loc;
+}
+
+function checkAllLinks(root: string, dir = ''): void {
+  for (const e of readdirSync(path.join(root, dir), { withFileTypes: true })) {
+    const rel = dir ? `${dir}/${e.name}` : e.name;
+    if (e.isSymbolicLink()) resolveIn(root, rel, rel.split('/').slice(0, -1), readlinkSync(path.join(root, rel)), 0);
+    else if (e.isDirectory()) checkAllLinks(root, rel);
+  }
 }
 
 async function findRoot(dir: string): Promise<string> {
@@ -299,6 +346,18 @@ export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string
       hint: 'the file is damaged or not a .tar.xz; delete it and download it again',
       cause: failure,
     });
+  }
+  try {
+    checkAllLinks(partial);
+  } catch (e) {
+    await removeTree(partial);
+    if (e instanceof Refusal) {
+      throw new UserError(`refusing to unpack ${opts.tarball}: ${e.message}`, {
+        exitCode: EXIT.integrity,
+        hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
+      });
+    }
+    throw e;
   }
   if (ex.entries === 0) {
     await removeTree(partial);
