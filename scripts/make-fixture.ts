@@ -38,7 +38,7 @@ export interface Fixture {
   dir: string;
 }
 
-interface Manifest extends Fixture {
+export interface Manifest extends Fixture {
   generator: number;
   tarballBytes: number;
   generatedMs: number;
@@ -492,7 +492,8 @@ export async function generateFixture(dir: string, log: (s: string) => void = ()
   }
 }
 
-async function currentManifest(dir: string): Promise<Manifest | undefined> {
+/** The manifest of a finished, current generation in `dir`, or undefined (missing, torn or stale). */
+export async function currentManifest(dir: string): Promise<Manifest | undefined> {
   const m = await readJson<Manifest>(path.join(dir, 'manifest.json')).catch(() => undefined);
   if (!m || m.generator !== GENERATOR_VERSION) return undefined;
   try {
@@ -526,6 +527,10 @@ export async function ensureFixture(opts: { dir?: string; force?: boolean; log?:
       if (m) return toFixture(m);
     }
     await fs.rm(path.join(dir, 'manifest.json'), { force: true });
+    // leftovers of a generation that was killed (we hold the lock, so none is running)
+    for (const name of await fs.readdir(dir)) {
+      if (name.startsWith('.build-') || name.endsWith('.tmp')) await removeTree(path.join(dir, name));
+    }
     return toFixture(await generateFixture(dir, opts.log));
   });
 }

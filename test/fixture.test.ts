@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture, type Fixture } from '../scripts/make-fixture.ts';
+import { ensureFixture, currentManifest, GENERATOR_VERSION, type Fixture } from '../scripts/make-fixture.ts';
 import { parseRegInfo, parseNarHashField, type RegInfo } from '../src/store/reginfo.ts';
 import { parseStorePath } from '../src/store/storepath.ts';
 import { removeTree } from '../src/util/fs.ts';
@@ -181,4 +181,22 @@ test('fixture: a finished fixture is reused, not regenerated', async () => {
   const again = await ensureFixture();
   assert.equal(again.sha256, fx.sha256);
   assert.ok(Date.now() - t0 < 5000, 'reuse is immediate');
+});
+
+test('fixture: a torn or stale generation is not taken for a finished one', async () => {
+  const dir = path.join(tmp, 'torn');
+  await fs.mkdir(dir);
+  assert.equal(await currentManifest(dir), undefined, 'nothing generated');
+  const good = JSON.parse(await fs.readFile(path.join(fx.dir, 'manifest.json'), 'utf8'));
+  const tarball = path.join(dir, path.basename(fx.tarball));
+  // a tarball cut short by a kill during packing
+  await fs.writeFile(tarball, (await fs.readFile(fx.tarball)).subarray(0, 1000));
+  await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify({ ...good, dir, tarball }));
+  assert.equal(await currentManifest(dir), undefined, 'short tarball');
+  await fs.copyFile(fx.tarball, tarball);
+  assert.equal((await currentManifest(dir))?.sha256, fx.sha256, 'complete copy is accepted');
+  await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify({ ...good, dir, tarball, generator: GENERATOR_VERSION - 1 }));
+  assert.equal(await currentManifest(dir), undefined, 'older generator');
+  await fs.writeFile(path.join(dir, 'manifest.json'), '{"generator":');
+  assert.equal(await currentManifest(dir), undefined, 'torn manifest');
 });
