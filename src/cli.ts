@@ -27,6 +27,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `relonix env | head` closes the pipe early: that is the reader's choice, not a failure
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(EXIT.ok);
+    throw e;
+  });
   try {
     if (argv[2] === 'patchelf') {
       const { runPatchelf } = await import('./commands/patchelf.ts');
