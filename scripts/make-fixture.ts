@@ -5,6 +5,7 @@
 //
 //   npm run fixture            generate (or reuse) fixtures/generated/
 //   npm run fixture -- --force regenerate
+import { listTree } from '../src/util/fs.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs, existsSync, createReadStream, createWriteStream, realpathSync } from 'node:fs';
@@ -160,15 +161,6 @@ function isElf(buf: Buffer): boolean {
   return buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46;
 }
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    out.push(p);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-  }
-  return out;
-}
 
 /** Hash parts of other store paths that occur in a path's files and symlinks, as Nix's scanner finds them. */
 async function scanReferences(root: string, hashes: Map<string, string>): Promise<Set<string>> {
@@ -182,7 +174,7 @@ async function scanReferences(root: string, hashes: Map<string, string>): Promis
       }
     }
   };
-  for (const p of [root, ...(await walk(root))]) {
+  for (const p of [root, ...(await listTree(root))]) {
     const st = await fs.lstat(p);
     if (st.isSymbolicLink()) scan(await fs.readlink(p));
     else if (st.isFile()) scan((await fs.readFile(p)).toString('latin1'));

@@ -1,3 +1,4 @@
+import { listTree } from '../src/util/fs.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -95,7 +96,7 @@ test('kill -9 at many moments of every stage, then a re-run completes with a sto
   // every tarball path made it into the store exactly once, and no temporary file leaked into one
   const store = await fs.readdir(path.join(prefix, 'store'));
   for (const p of fx.storePaths) assert.ok(store.includes(path.basename(p)), `${p} relocated`);
-  const leftovers = (await walk(path.join(prefix, 'store'))).filter((f) => /\.tmp$|\.relonix/.test(f));
+  const leftovers = (await listTree(path.join(prefix, 'store'))).filter((f) => /\.tmp$|\.relonix/.test(f));
   assert.deepEqual(leftovers, []);
   const again = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url]);
   assert.match(again.stdout, /nothing to do/);
@@ -112,12 +113,3 @@ test('kill -9 at many moments of every stage, then a re-run completes with a sto
   assert.deepEqual(ran, ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify']);
 });
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    out.push(p);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-  }
-  return out;
-}

@@ -1,5 +1,6 @@
 // The generated stand-in for the official tarball, checked against Debian's own nix (NAR hashes),
 // readelf (interpreters, RUNPATHs) and the dynamic loader (the patched binaries still load).
+import { listTree } from '../src/util/fs.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -21,15 +22,6 @@ const sh = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {})
   execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, ...opts });
 const local = (storePath: string) => path.join(top, 'store', path.basename(storePath));
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    out.push(p);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-  }
-  return out;
-}
 
 before(async () => {
   fx = await ensureFixture();
@@ -110,7 +102,7 @@ test('fixture: references are closed and found by scanning', async () => {
   // a reference must really occur in the referrer's files (no invented edges)
   for (const r of records) {
     const blobs = [];
-    for (const f of [local(r.path), ...(await walk(local(r.path)))]) {
+    for (const f of [local(r.path), ...(await listTree(local(r.path)))]) {
       const st = await fs.lstat(f);
       if (st.isSymbolicLink()) blobs.push(await fs.readlink(f));
       else if (st.isFile()) blobs.push((await fs.readFile(f)).toString('latin1'));
@@ -129,7 +121,7 @@ test('fixture: readelf shows only /nix/store interpreters and RUNPATHs that cove
   let elves = 0;
   let withInterp = 0;
   for (const r of records) {
-    for (const f of await walk(local(r.path))) {
+    for (const f of await listTree(local(r.path))) {
       const st = await fs.lstat(f);
       if (!st.isFile()) continue;
       const head = Buffer.alloc(4);

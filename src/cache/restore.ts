@@ -230,15 +230,7 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
   return records.map((r) => r.path);
 }
 
-export async function restoreFromCache(opts: {
-  layout: Layout;
-  caches: string[];
-  trustedKeys: string[];
-  system: string;
-  onProgress?: RestoreProgress;
-  nixStore?: string;
-  targetOptions?: TargetOptions;
-}): Promise<{ nix: string; cacert?: string; paths: string[] }> {
+export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: string; cacert?: string; paths: string[] }> {
   const l = opts.layout;
   const found = await findNixInCaches(opts.caches, l.storeDir, opts.system, opts.targetOptions);
   if (!found) {

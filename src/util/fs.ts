@@ -64,3 +64,14 @@ export async function removeTree(p: string): Promise<void> {
   await makeWritable(p);
   await fs.rm(p, { recursive: true, force: true });
 }
+
+/** Every path under dir (not dir itself), parents before their children; symlinks are not followed. */
+export async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    out.push(p);
+    if (e.isDirectory()) out.push(...(await listTree(p)));
+  }
+  return out;
+}
