@@ -20,6 +20,8 @@ export interface CacheTarget {
   delete(key: string): Promise<void>;
   /** every key in the cache; targets that cannot list leave it out */
   list?(): Promise<string[]>;
+  /** the object as a stream, or undefined when it does not exist: NARs never have to fit in memory */
+  openRead?(key: string): Promise<AsyncIterable<Uint8Array> | undefined>;
   /** for http(s) targets: the URL of a key and the headers to fetch it with (resumable downloads) */
   httpSource?(key: string): { url: string; headers: Record<string, string> };
 }
@@ -63,6 +65,17 @@ class FileTarget implements CacheTarget {
   async get(key: string) {
     try {
       return await fs.readFile(this.p(key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+  async openRead(key: string) {
+    const p = this.p(key);
+    try {
+      // opened here, so a missing object is an answer rather than a stream error later
+      const fh = await fs.open(p, 'r');
+      return fh.createReadStream({ highWaterMark: 1 << 20 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -267,6 +280,12 @@ class S3Target implements CacheTarget {
       throw new TransientError(`GET ${this.u(key)}: ${(e as Error).message}`);
     }
   }
+  async openRead(key: string) {
+    const r = await this.req('GET', this.u(key));
+    if (r.status === 404) return undefined;
+    if (!r.ok || !r.body) return fail(r, 'GET', this.u(key));
+    return transientBody(r.body as AsyncIterable<Uint8Array>, `GET ${this.u(key)}`);
+  }
   async put(key: string, data: Buffer, contentType: string) {
     const r = await this.req('PUT', this.u(key), data, { 'content-type': contentType });
     if (!r.ok) return fail(r, 'PUT', this.u(key));
@@ -292,6 +311,15 @@ class S3Target implements CacheTarget {
       token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? unxml(/<NextContinuationToken>([^<]*)</.exec(xml)?.[1] ?? '') : undefined;
     } while (token);
     return keys.sort();
+  }
+}
+
+/** A body cut short by the network is worth another try, like a failed request. */
+async function* transientBody(body: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<Uint8Array> {
+  try {
+    yield* body;
+  } catch (e) {
+    throw new TransientError(`${what}: ${(e as Error).message}`);
   }
 }
 
