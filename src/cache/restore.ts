@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs, createReadStream } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import type { Layout } from '../store/layout.ts';
@@ -21,7 +22,7 @@ import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { parsePublicKey, verifyNarInfo, type PublicKey } from './keys.ts';
 import { decompress } from './compress.ts';
 import { unpackNar } from './unpack.ts';
-import { openTarget, type CacheTarget, type TargetOptions } from './targets.ts';
+import { openTarget, TransientError, type CacheTarget, type TargetOptions } from './targets.ts';
 import { checkCacheInfo, readManifest, type ManifestEntry } from './meta.ts';
 import { withRetry } from './publish.ts';
 import { runNixStore } from './nixstore.ts';
@@ -127,7 +128,54 @@ export async function closureNarInfos(targets: CacheTarget[], roots: string[], k
   return out;
 }
 
-/** Download (resumable for http), decompress, unpack, check, rename into place. */
+/** The bytes of a NAR file as a stream, checked against FileHash as they pass. */
+async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
+  const where = `${target.url}/${ni.url}`;
+  const missing = () => new UserError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { exitCode: EXIT.integrity, hint: 'publish the path again' });
+  const src = target.httpSource?.(ni.url);
+  if (src) {
+    // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over
+    const localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
+    await fs.mkdir(path.dirname(localFile), { recursive: true });
+    await download({ url: src.url, dest: localFile, headers: src.headers, sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined, retries: 6, minRetryDelayMs: 300 });
+    return { bytes: createReadStream(localFile, { highWaterMark: 1 << 20 }), done: () => fs.rm(localFile, { force: true }) };
+  }
+  const raw = target.openRead ? await target.openRead(ni.url) : await target.get(ni.url).then((b) => (b ? Readable.from([b]) : undefined));
+  if (!raw) throw missing();
+  // an uncompressed NAR is its own file: the NarHash check after unpacking covers the same bytes
+  const sameBytes = ni.compression === 'none' && ni.fileHash === ni.narHash && (ni.fileSize ?? ni.narSize) === ni.narSize;
+  return { bytes: sameBytes ? raw : fileHashChecked(raw, ni, where), done: async () => undefined };
+}
+
+async function* fileHashChecked(raw: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, ni: NarInfo, where: string): AsyncGenerator<Uint8Array> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const b of raw) {
+    h.update(b);
+    size += b.length;
+    yield b;
+  }
+  if (ni.fileSize !== undefined && size !== ni.fileSize) {
+    throw new UserError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, { exitCode: EXIT.integrity, hint: 'the cache holds a truncated or altered NAR; republish the path' });
+  }
+  const got = h.digest();
+  if (ni.fileHash && formatNarHash(got) !== ni.fileHash && got.toString('hex') !== ni.fileHash.slice(7)) {
+    throw new UserError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { exitCode: EXIT.integrity, hint: 'the cache holds a corrupt or altered NAR; republish the path' });
+  }
+}
+
+async function retryTransient<T>(fn: () => Promise<T>, retries: number): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof TransientError) || attempt >= retries) throw e;
+      await new Promise((r) => setTimeout(r, 300 * 2 ** attempt));
+    }
+  }
+}
+
+/** Fetch, decompress and unpack in one stream, check, rename into place. */
 async function restorePath(l: Layout, ni: NarInfo, target: CacheTarget): Promise<'present' | 'restored'> {
   const dest = ni.storePath;
   const wantHash = parseNarHashField(ni.narHash);
@@ -137,40 +185,14 @@ async function restorePath(l: Layout, ni: NarInfo, target: CacheTarget): Promise
     if (d && d.hash.equals(wantHash) && d.size === ni.narSize) return 'present';
     await removeTree(dest);
   }
-  const base = path.basename(dest);
-  const tmp = path.join(l.storeDir, `.relonix-${base}-${randomBytes(4).toString('hex')}`);
-  let compressed: AsyncIterable<Uint8Array>;
-  let localFile: string | undefined;
-  let fileCheck: ((h: Buffer, size: number) => void) | undefined;
-  const src = target.httpSource?.(ni.url);
-  if (src) {
-    localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
-    await fs.mkdir(path.dirname(localFile), { recursive: true });
-    await download({ url: src.url, dest: localFile, headers: src.headers, sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined, retries: 6, minRetryDelayMs: 300 });
-    compressed = createReadStream(localFile, { highWaterMark: 1 << 20 });
-  } else {
-    const b = await withRetry(async () => {
-      const x = await target.get(ni.url);
-      if (!x) throw new UserError(`${target.url}/${ni.url} is missing (named by the narinfo of ${dest})`, { exitCode: EXIT.integrity, hint: 'publish the path again' });
-      return x;
-    }, { retries: 4 });
-    compressed = (async function* () {
-      yield b;
-    })();
-    if (ni.fileHash) {
-      fileCheck = (h, size) => {
-        if (formatNarHash(h) !== ni.fileHash && h.toString('hex') !== ni.fileHash!.slice(7)) {
-          throw new UserError(`${target.url}/${ni.url}: file hash ${formatNarHash(h)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { exitCode: EXIT.integrity });
-        }
-      };
-      fileCheck(createHash('sha256').update(b).digest(), b.length);
-    }
-  }
+  const tmp = path.join(l.storeDir, `.relonix-${path.basename(dest)}-${randomBytes(4).toString('hex')}`);
+  const nar = await openNarFile(l, ni, target);
   try {
     let r;
     try {
-      r = await unpackNar(decompress(compressed, ni.compression), tmp);
+      r = await unpackNar(decompress(nar.bytes, ni.compression), tmp);
     } catch (e) {
+      if (e instanceof UserError || e instanceof TransientError) throw e;
       throw new UserError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { exitCode: EXIT.integrity, hint: 'republish the path; run again to retry', cause: e });
     }
     if (!r.hash.equals(wantHash) || r.size !== ni.narSize) {
@@ -182,10 +204,10 @@ async function restorePath(l: Layout, ni: NarInfo, target: CacheTarget): Promise
     await fs.rename(tmp, dest);
   } catch (e) {
     await removeTree(tmp);
-    if (localFile) await fs.rm(localFile, { force: true });
     throw e;
+  } finally {
+    await nar.done();
   }
-  if (localFile) await fs.rm(localFile, { force: true });
   return 'restored';
 }
 
@@ -199,14 +221,16 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
   o.onProgress?.({ message: 'reading narinfos' });
   const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir);
   await fs.mkdir(l.storeDir, { recursive: true });
-  const all = [...infos.values()];
+  // largest first: the biggest NAR decides when the last worker finishes
+  const all = [...infos.values()].sort((a, b) => (b.ni.fileSize ?? b.ni.narSize) - (a.ni.fileSize ?? a.ni.narSize));
   const total = all.length;
   let doneCount = 0;
   let next = 0;
   const worker = async () => {
     while (next < all.length) {
       const { ni, target } = all[next++]!;
-      const how = await restorePath(l, ni, target);
+      // a stream cut short starts that path over; what it wrote is gone with its temporary directory
+      const how = await retryTransient(() => restorePath(l, ni, target), 4);
       doneCount++;
       o.onProgress?.({ message: `${how} ${path.basename(ni.storePath)}`, done: doneCount, total });
     }
