@@ -15,7 +15,7 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 
 // Measure what `npm ci` installs: the prebuilt patchelf bundle, rebuilt here if sources are newer.
 {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/elf-bundle.ts')], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/bundle.ts')], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('building dist/patchelf.mjs failed');
 }
 

@@ -1,33 +1,44 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources straight after `npm ci`: no build step to forget or to go stale.
-import { readdirSync, statSync } from 'node:fs';
+// Runs the bundle `npm ci` prebuilt (scripts/bundle.ts) when it is newer than every source it was
+// made from; otherwise the TypeScript sources, through tsx. So an edited source is never shadowed by
+// a stale bundle, and a checkout without a build still works, only slower to start.
+import { readFileSync, statSync } from 'node:fs';
 
-// `relonix patchelf` is called with hundreds of files at once and by scripts in loops, so it runs
-// from the bundle `npm ci` prebuilds (scripts/elf-bundle.ts) when that is newer than its sources;
-// otherwise, like everything else, from the sources.
-if (process.argv[2] === 'patchelf') {
-  const root = new URL('..', import.meta.url).pathname;
-  const sources = ['src/commands/patchelf.ts', ...readdirSync(`${root}src/elf`).map((f) => `src/elf/${f}`)];
-  let fresh = false;
+const root = new URL('..', import.meta.url).pathname;
+
+function freshBundle(name) {
   try {
-    const built = statSync(`${root}dist/patchelf.mjs`).mtimeMs;
-    fresh = sources.every((f) => statSync(root + f).mtimeMs <= built);
+    const built = statSync(`${root}dist/${name}`).mtimeMs;
+    const sources = JSON.parse(readFileSync(`${root}dist/${name}.sources.json`, 'utf8'));
+    return sources.every((f) => statSync(root + f).mtimeMs <= built) ? `${root}dist/${name}` : undefined;
   } catch {
-    fresh = false;
-  }
-  if (fresh) {
-    let run;
-    try {
-      ({ runPatchelf: run } = await import(`${root}dist/patchelf.mjs`));
-    } catch {
-      run = undefined; // an unreadable bundle: the sources below still work
-    }
-    if (run) process.exitCode = await run(process.argv.slice(3));
+    return undefined;
   }
 }
-if (process.exitCode === undefined) {
-  const { register } = await import('tsx/esm/api');
-  register();
-  const { main } = await import('../src/cli.ts');
+
+async function load(file, exportName) {
+  try {
+    const f = (await import(file))[exportName];
+    if (f && process.env.RELONIX_TRACE_LAUNCH) process.stderr.write(`relonix: running ${file}\n`);
+    return f;
+  } catch {
+    return undefined; // an unreadable bundle: the sources still work
+  }
+}
+
+// `relonix patchelf` gets its own small bundle: it is called in loops, and every millisecond counts
+const patchelf = process.argv[2] === 'patchelf' ? freshBundle('patchelf.mjs') : undefined;
+const runPatchelf = patchelf && (await load(patchelf, 'runPatchelf'));
+if (runPatchelf) {
+  process.exitCode = await runPatchelf(process.argv.slice(3));
+} else {
+  const bundled = freshBundle('relonix.mjs');
+  let main = bundled && (await load(bundled, 'main'));
+  if (!main) {
+    if (process.env.RELONIX_TRACE_LAUNCH) process.stderr.write(`relonix: running ${root}src (the sources, through tsx)\n`);
+    const { register } = await import('tsx/esm/api');
+    register();
+    ({ main } = await import('../src/cli.ts'));
+  }
   await main(process.argv);
 }

@@ -267,36 +267,10 @@ function progressText(p: unknown): string {
   return '';
 }
 
-/** The part of src/cache/restore.ts bootstrap uses. */
-interface CacheRestore {
-  restoreFromCache(o: {
-    layout: Layout;
-    caches: string[];
-    trustedKeys: string[];
-    system: string;
-    onProgress?: (p: unknown) => void;
-  }): Promise<{ nix: string; cacert?: string; paths: string[] }>;
-  realiseNixFromCache(o: { layout: Layout; caches: string[]; trustedKeys: string[]; system: string; env: NodeJS.ProcessEnv }): Promise<{ nix: string } | null>;
-}
-
-// loaded by name at run time: builds without the cache module still bootstrap from tarballs
-const CACHE_MODULE = '../cache/restore.ts';
-
-async function loadCache(): Promise<CacheRestore | undefined> {
-  try {
-    return (await import(CACHE_MODULE)) as CacheRestore;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    throw e;
-  }
-}
-
 /** Stage 2 and cache-only restores. */
 async function cacheStages(l: Layout, o: BootstrapOptions & { caches: string[]; trustedKeys: string[] }, host: string, withTarball: boolean): Promise<StageDef[]> {
-  const cache = await loadCache();
-  if (!cache) {
-    throw new UserError('this relonix build cannot restore from a binary cache', { exitCode: EXIT.usage, hint: 'bootstrap from the tarball: drop --cache or add --url' });
-  }
+  // loaded only when a cache is given: tarball bootstraps never pay for it
+  const cache = await import('../cache/restore.ts');
   if (withTarball) {
     return [
       {
