@@ -221,6 +221,9 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
   o.onProgress?.({ message: 'reading narinfos' });
   const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir);
   await fs.mkdir(l.storeDir, { recursive: true });
+  // what a killed restore was unpacking never got its real name; the caller holds the prefix lock,
+  // so no other restore is unpacking now
+  for (const n of await fs.readdir(l.storeDir)) if (n.startsWith('.relonix-')) await removeTree(path.join(l.storeDir, n));
   // largest first: the biggest NAR decides when the last worker finishes
   const all = [...infos.values()].sort((a, b) => (b.ni.fileSize ?? b.ni.narSize) - (a.ni.fileSize ?? a.ni.narSize));
   const total = all.length;
@@ -251,6 +254,8 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
     .sort((a, b) => (a.path < b.path ? -1 : 1));
   o.onProgress?.({ message: `registering ${records.length} paths` });
   await runNixStore({ layout: l, nix: o.nix, nixStore: o.nixStore }, ['--load-db'], formatRegInfo(records));
+  // partial downloads are kept between runs so they resume; once everything is in, none is needed
+  await removeTree(path.join(l.downloadsDir, 'nar'));
   return records.map((r) => r.path);
 }
 

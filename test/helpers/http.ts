@@ -23,6 +23,9 @@ export interface ServerOptions {
   ignoreRange?: boolean;
   /** send ETag and Last-Modified (default true) */
   validators?: boolean;
+  /** send bodies in pieces of this many bytes, `throttleMs` apart (a slow link) */
+  throttleBytes?: number;
+  throttleMs?: number;
   /** runs first; return true when it answered the request itself */
   handler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 }
@@ -152,6 +155,17 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
           sock?.end();
           setTimeout(() => sock?.destroy(), 1000).unref();
         });
+        return;
+      }
+      if (opts.throttleBytes) {
+        for (let off = 0; off < slice.length && !res.destroyed; off += opts.throttleBytes) {
+          const piece = slice.subarray(off, off + opts.throttleBytes);
+          rec.bytes += piece.length;
+          bytesServed += piece.length;
+          res.write(piece);
+          await new Promise((r) => setTimeout(r, opts.throttleMs ?? 10));
+        }
+        res.end();
         return;
       }
       rec.bytes = slice.length;
