@@ -4,6 +4,7 @@
 // verifies with Nix's own hash check.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ensureFixture } from '../scripts/make-fixture.ts';
@@ -133,4 +134,46 @@ test('kill -9 at many moments of a restore over a slow origin: only complete pat
   const again = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--cache', httpCache, '--trusted-key', key.public]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /nothing to do/);
+});
+
+test('a restore from an origin that fails requests and cuts NARs short still completes, resuming what it had', async () => {
+  let narinfoFaults = 0;
+  let cuts = 0;
+  let narinfoRequests = 0;
+  const flaky = await startServer({
+    dir: cacheDir,
+    handler: async (req, res) => {
+      const p = new URL(req.url!, 'http://x').pathname;
+      if (p.endsWith('.narinfo') && ++narinfoRequests % 4 === 0) {
+        narinfoFaults++;
+        res.writeHead(503, { 'retry-after': '0' }).end('injected');
+        return true;
+      }
+      if (p.endsWith('.nar') && !req.headers.range && cuts < 6) {
+        const body = await fs.readFile(path.join(cacheDir, p));
+        if (body.length < 64 * 1024) return false;
+        cuts++;
+        // the whole length promised, half of it sent, then the connection dies
+        // the validator the server gives the rest of the file with, so If-Range matches
+        const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
+        res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes', etag });
+        res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+        return true;
+      }
+      return false;
+    },
+  });
+  try {
+    await removeTree(source);
+    const r = await relonix(undefined, ['bootstrap', '--prefix', source, '--cache', flaky.url, '--trusted-key', key.public]);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.ok(narinfoFaults >= 3 && cuts >= 3, `faults were injected (${narinfoFaults} narinfo 503s, ${cuts} NARs cut)`);
+    // a cut NAR resumed from where it stopped rather than starting over
+    const resumed = flaky.log.filter((x) => x.path.endsWith('.nar') && x.range && x.status === 206);
+    assert.ok(resumed.length >= 3, `cut NARs resumed with Range (${resumed.length})`);
+    const verify = await relonix(undefined, ['run', '--prefix', source, '--', 'nix-store', '--verify', '--check-contents']);
+    assert.equal(verify.code, 0, verify.stderr);
+  } finally {
+    await flaky.close();
+  }
 });
