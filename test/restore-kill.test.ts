@@ -134,6 +134,13 @@ test('kill -9 at many moments of a restore over a slow origin: only complete pat
   const again = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--cache', httpCache, '--trusted-key', key.public]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /nothing to do/);
+
+  // the restored prefix runs commands with a shell's exit codes
+  const missing = await relonix(undefined, ['run', '--prefix', prefix, '--', 'no-such-command-here']);
+  assert.equal(missing.code, 127, missing.stderr);
+  assert.match(missing.stderr, /not found in the prefix's PATH/);
+  const own = await relonix(undefined, ['run', '--prefix', prefix, '--', 'sh', '-c', 'exit 7']);
+  assert.equal(own.code, 7);
 });
 
 test('a restore from an origin that fails requests and cuts NARs short still completes, resuming what it had', async () => {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { constants } from 'node:os';
 import { layout } from '../store/layout.ts';
 import { prefixEnvironment } from '../bootstrap/activate.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { EXIT } from '../util/errors.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
@@ -17,10 +17,11 @@ export async function runInPrefix(prefix: string | undefined, cmd: string, args:
   try {
     const r = await child;
     if (r.failed && r.exitCode === undefined && !r.signal) {
-      throw new UserError(`cannot run ${cmd}: ${r.originalMessage ?? r.shortMessage}`, {
-        exitCode: EXIT.failure,
-        hint: `is ${cmd} installed in the prefix? relonix run -- nix-env -q lists the profile`,
-      });
+      // what a shell answers, so scripts can tell "not there" (127) and "not runnable" (126) from a failure
+      const errno = (r as { code?: string }).code ?? (r.cause as NodeJS.ErrnoException | undefined)?.code;
+      process.stderr.write(`relonix: error: cannot run ${cmd}: ${errno === 'ENOENT' ? "not found in the prefix's PATH" : errno === 'EACCES' ? 'permission denied (not executable?)' : (r.originalMessage ?? r.shortMessage)}\n`);
+      process.stderr.write(`  fix: is ${cmd} installed in the prefix? relonix run -- nix-env -q lists the profile\n`);
+      return errno === 'ENOENT' ? 127 : errno === 'EACCES' ? 126 : EXIT.failure;
     }
     if (r.signal) return 128 + (constants.signals[r.signal] ?? 0);
     return r.exitCode ?? EXIT.failure;
@@ -45,7 +46,8 @@ Examples:
   relonix run -- nix-build '<nixpkgs>' -A hello
   relonix run -- nix-store --verify --check-contents
   relonix run --prefix $HOME/nix -- nix-shell -p git
-The exit code is the command's; signals sent to relonix are passed on to it.`,
+The exit code is the command's (127 when it is not found, 126 when it cannot be run,
+as in a shell); signals sent to relonix are passed on to it.`,
     )
     .action(async (argv: string[], o: { prefix?: string }) => {
       const [cmd, ...args] = argv;
