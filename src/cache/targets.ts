@@ -2,13 +2,13 @@
 // Nix's own http store writes) or an S3 bucket (SigV4, path-style against an endpoint). One small
 // interface so publish, restore and gc never care which.
 import { createHash } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { createReadStream, constants as FC, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AwsClient } from 'aws4fetch';
 import { UserError, EXIT } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fs.ts';
+import { tempSibling, writeFileAtomic } from '../util/fs.ts';
 
 export interface CacheTarget {
   /** the URL as given, for messages */
@@ -16,7 +16,13 @@ export interface CacheTarget {
   has(key: string): Promise<boolean>;
   /** the object, or undefined when it does not exist */
   get(key: string): Promise<Buffer | undefined>;
+  /** a small object (narinfo, nix-cache-info, relonix.json) */
   put(key: string, data: Buffer, contentType: string): Promise<void>;
+  /**
+   * an object streamed from a local file of `size` bytes whose sha256 is `sha256hex` (NARs): nothing
+   * of its size is held in memory. Each call reads the file afresh, so a retry is just another call.
+   */
+  putFile(key: string, file: string, size: number, sha256hex: string, contentType: string): Promise<void>;
   delete(key: string): Promise<void>;
   /** every key in the cache; targets that cannot list leave it out */
   list?(): Promise<string[]>;
@@ -84,6 +90,28 @@ class FileTarget implements CacheTarget {
   async put(key: string, data: Buffer) {
     // temp + rename: a reader (or a kill) never sees half an object
     await writeFileAtomic(this.p(key), data);
+  }
+  async putFile(key: string, file: string, size: number) {
+    const dest = this.p(key);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    // copied under a dot name beside its place, then renamed: a reader (or a kill) never sees half a NAR
+    const tmp = tempSibling(dest);
+    try {
+      await fs.copyFile(file, tmp, FC.COPYFILE_EXCL);
+      const fh = await fs.open(tmp, 'r+');
+      try {
+        const st = await fh.stat();
+        if (st.size !== size) throw new Error(`${file} is ${st.size} bytes, not the ${size} it was staged with`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.chmod(tmp, 0o644);
+      await fs.rename(tmp, dest);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
   }
   async delete(key: string) {
     await fs.rm(this.p(key), { force: true });
@@ -156,10 +184,25 @@ function retryable(status: number): boolean {
   return status >= 500 || status === 429 || status === 408;
 }
 
-async function send(url: string, init: RequestInit & { headers: Record<string, string> }): Promise<Response> {
+/** Time allowed for one request: two minutes, plus one second for every 256 KiB uploaded. */
+function requestTimeout(uploadBytes = 0): number {
+  return 120_000 + Math.ceil(uploadBytes / (256 * 1024)) * 1000;
+}
+
+/** A file as a request body, read afresh for every request; closed once the request is over. */
+async function withFileBody<T>(file: string, fn: (body: BodyInit) => Promise<T>): Promise<T> {
+  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+  try {
+    return await fn(stream as unknown as BodyInit);
+  } finally {
+    stream.destroy();
+  }
+}
+
+async function send(url: string, init: RequestInit & { headers: Record<string, string> }, timeoutMs = requestTimeout()): Promise<Response> {
   let r: Response;
   try {
-    r = await fetch(url, { ...init, signal: AbortSignal.timeout(120_000) });
+    r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
     throw new TransientError(`${init.method ?? 'GET'} ${url}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`);
   }
@@ -220,6 +263,14 @@ class HttpTarget implements CacheTarget {
     if (!r.ok) return fail(r, 'PUT', this.u(key));
     await r.arrayBuffer().catch(() => undefined);
   }
+  async putFile(key: string, file: string, size: number, _sha256hex: string, contentType: string) {
+    const headers = { ...this.headers, 'content-type': contentType, 'content-length': String(size) };
+    await withFileBody(file, async (body) => {
+      const r = await send(this.u(key), { method: 'PUT', body, duplex: 'half', headers } as RequestInit & { headers: Record<string, string> }, requestTimeout(size));
+      if (!r.ok) return fail(r, 'PUT', this.u(key));
+      await r.arrayBuffer().catch(() => undefined);
+    });
+  }
   async delete(key: string) {
     const r = await send(this.u(key), { method: 'DELETE', headers: this.headers });
     if (!r.ok && r.status !== 404) return fail(r, 'DELETE', this.u(key));
@@ -255,11 +306,18 @@ class S3Target implements CacheTarget {
   private u(key: string) {
     return `${this.s3.endpoint}/${this.s3.bucket}/${this.objectKey(key).split('/').map(encodeURIComponent).join('/')}`;
   }
-  private async req(method: string, url: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Response> {
-    // sign the real payload hash, so the store can check what it received
-    const h = { ...headers, 'x-amz-content-sha256': createHash('sha256').update(body ?? Buffer.alloc(0)).digest('hex') };
+  private async req(method: string, url: string, body?: Buffer | { file: string; size: number; sha256hex: string }, headers: Record<string, string> = {}): Promise<Response> {
+    // sign the real payload hash, so the store can check what it received; a file's hash is known
+    // from staging, so it streams up without being read twice
+    const file = body && !Buffer.isBuffer(body) ? body : undefined;
+    const sha = file ? file.sha256hex : createHash('sha256').update((body as Buffer | undefined) ?? Buffer.alloc(0)).digest('hex');
+    const h: Record<string, string> = { ...headers, 'x-amz-content-sha256': sha };
+    if (file) h['content-length'] = String(file.size);
+    const fetchWith = (b: BodyInit | undefined) =>
+      this.client.fetch(url, { method, body: b, headers: h, signal: AbortSignal.timeout(requestTimeout(file?.size)), ...(file ? { duplex: 'half' } : {}) } as RequestInit);
     try {
-      return await this.client.fetch(url, { method, body: body as unknown as BodyInit | undefined, headers: h, signal: AbortSignal.timeout(120_000) });
+      if (file) return await withFileBody(file.file, fetchWith);
+      return await fetchWith(body as unknown as BodyInit | undefined);
     } catch (e) {
       throw new TransientError(`${method} ${url}: ${(e as Error).message}`);
     }
@@ -288,6 +346,11 @@ class S3Target implements CacheTarget {
   }
   async put(key: string, data: Buffer, contentType: string) {
     const r = await this.req('PUT', this.u(key), data, { 'content-type': contentType });
+    if (!r.ok) return fail(r, 'PUT', this.u(key));
+    await r.arrayBuffer().catch(() => undefined);
+  }
+  async putFile(key: string, file: string, size: number, sha256hex: string, contentType: string) {
+    const r = await this.req('PUT', this.u(key), { file, size, sha256hex }, { 'content-type': contentType });
     if (!r.ok) return fail(r, 'PUT', this.u(key));
     await r.arrayBuffer().catch(() => undefined);
   }
