@@ -23,6 +23,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const cli = path.join(root, 'bin', 'relonix.js');
 requireTool('nix-store');
 requireTool('xz');
+if (!existsSync('/usr/bin/zstd')) throw new Error('zstd is not installed; the cache tests need it (apt-get install zstd)');
 
 function relonix(args: string[], env: NodeJS.ProcessEnv = process.env) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env });
@@ -83,7 +84,7 @@ test('NAR: relonix unpacks what nix-store --dump writes, with the same hash as n
   await wipe(dir);
 });
 
-test('publish → nix store verify → Debian Nix substitutes with require-sigs; incremental; gc', async () => {
+test('publish --compression xz → nix store verify → Debian Nix substitutes with require-sigs; incremental; gc', async () => {
   const dir = tempDir('pub');
   const cache = path.join(dir, 'cache');
   const s = makeStore(path.join(dir, 'p'));
@@ -92,9 +93,14 @@ test('publish → nix store verify → Debian Nix substitutes with require-sigs;
   const k = relonix(['keygen', '--name', 'c1', '--out', dir]);
   assert.equal(k.status, 0, k.stderr);
   const pub = readFileSync(`${dir}/c1.public`, 'utf8').trim();
-  const r = relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/c1.secret`, '--nix-store', '/usr/bin/nix-store', top, extra.top], { ...process.env, ...s.env, PATH: process.env.PATH });
+  const r = relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/c1.secret`, '--nix-store', '/usr/bin/nix-store', '--compression', 'xz', top, extra.top], { ...process.env, ...s.env, PATH: process.env.PATH });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /published 4 NARs/);
+  assert.match(r.stdout, /published 4 NARs \(\d+ bytes, compression xz\)/);
+  for (const n of (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'))) {
+    const ni = parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'));
+    assert.equal(ni.compression, 'xz');
+    assert.match(ni.url, /^nar\/[0-9a-z]{52}\.nar\.xz$/);
+  }
   const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', pub]);
   assert.equal(v.status, 0, v.stderr);
   assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
@@ -126,6 +132,102 @@ test('publish → nix store verify → Debian Nix substitutes with require-sigs;
   assert.equal((await fs.readdir(path.join(cache, 'nar'))).length, 2);
   const v2 = f.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', pub]);
   assert.equal(v2.status, 0, v2.stderr);
+  await wipe(dir);
+});
+
+test('publish --compression zstd → nix store verify → Debian Nix substitutes with require-sigs; auto picks zstd', async () => {
+  const dir = tempDir('pubz');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const { top, all } = buildClosure(s, 'pubz');
+  const extra = buildClosure(s, 'otherz');
+  const k = generateKey('z1');
+  await fs.writeFile(`${dir}/z1.secret`, k.secret);
+  const env = { ...process.env, ...s.env, PATH: process.env.PATH };
+  const publish = (args: string[]) => relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/z1.secret`, '--nix-store', '/usr/bin/nix-store', ...args], env);
+  const r = publish(['--compression', 'zstd', top]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /published 2 NARs \(\d+ bytes, compression zstd\)/);
+  // auto (the default) is zstd on a host with zstd, and says so
+  const auto = publish([extra.top]);
+  assert.equal(auto.status, 0, auto.stderr);
+  assert.match(auto.stdout, /published 2 NARs \(\d+ bytes, compression zstd\)/);
+  const names = (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'));
+  assert.equal(names.length, 4);
+  for (const n of names) {
+    const ni = parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'));
+    assert.equal(ni.compression, 'zstd');
+    assert.match(ni.url, /^nar\/[0-9a-z]{52}\.nar\.zst$/);
+    const file = await fs.readFile(path.join(cache, ni.url));
+    assert.equal(file.readUInt32LE(0), 0xfd2fb528, `${ni.url} is a zstd frame`);
+    assert.equal(file.length, ni.fileSize);
+  }
+  // nothing staged is left behind
+  assert.deepEqual((await fs.readdir(cache)).filter((x) => x.startsWith('.')), []);
+  assert.deepEqual((await fs.readdir(path.join(cache, 'nar'))).filter((x) => x.startsWith('.')), []);
+  const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', k.public]);
+  assert.equal(v.status, 0, v.stderr);
+  assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
+  // a fresh store with the same store dir substitutes from the zstd cache with signatures required
+  await wipe(s.prefix);
+  const f = makeStore(s.prefix);
+  const sub = f.run('/usr/bin/nix-store', ['-r', top, extra.top, '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', k.public, '--option', 'require-sigs', 'true']);
+  assert.equal(sub.status, 0, sub.stderr);
+  for (const p of [...all, ...extra.all]) assert.ok(isValid(f, p), `${p} substituted`);
+  assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+  await wipe(dir);
+});
+
+test('publish --compression zstd on a host without zstd is refused with the fix, before any upload', async () => {
+  const dir = tempDir('nozstd');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const { top } = buildClosure(s, 'nozstd');
+  await fs.writeFile(`${dir}/k.secret`, generateKey('nz').secret);
+  const env = { ...process.env, ...s.env, PATH: process.env.PATH, RELONIX_NO_HOST_ZSTD: '1' };
+  const args = ['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store'];
+  const r = relonix([...args, '--compression', 'zstd', top], env);
+  assert.equal(r.status, EXIT.usage, r.stderr);
+  assert.match(r.stderr, /zstd/);
+  assert.match(r.stderr, /install zstd/);
+  assert.match(r.stderr, /--compression xz/);
+  assert.ok(!existsSync(cache), 'nothing was written');
+  // auto falls back to xz there
+  const auto = relonix([...args, top], env);
+  assert.equal(auto.status, 0, auto.stderr);
+  assert.match(auto.stdout, /compression xz/);
+  await wipe(dir);
+});
+
+for (const decoder of ['host zstd', 'pure zstd'] as const)
+test(`restore (${decoder}): a cache written by nix copy ?compression=zstd is restored and registered`, async () => {
+  const dir = tempDir('rstz');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const { top, all } = buildClosure(s, 'rstz');
+  s.nix(['--generate-binary-cache-key', 'nkz-1', `${dir}/nk.secret`, `${dir}/nk.public`]);
+  const pub = readFileSync(`${dir}/nk.public`, 'utf8').trim();
+  s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top], 'nix');
+  s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}?compression=zstd`, top], 'nix');
+  for (const n of (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'))) {
+    const ni = parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'));
+    assert.equal(ni.compression, 'zstd', 'Nix wrote a zstd cache');
+    assert.match(ni.url, /\.nar\.zst$/);
+  }
+  await wipe(s.prefix);
+  const saved = process.env.RELONIX_NO_HOST_ZSTD;
+  if (decoder === 'pure zstd') process.env.RELONIX_NO_HOST_ZSTD = '1';
+  try {
+    const got = await restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: [pub], system: 'x', roots: [top], nixStore: '/usr/bin/nix-store' });
+    assert.deepEqual(got.sort(), all);
+  } finally {
+    if (saved === undefined) delete process.env.RELONIX_NO_HOST_ZSTD;
+    else process.env.RELONIX_NO_HOST_ZSTD = saved;
+  }
+  const f = makeStore(s.prefix);
+  for (const p of all) assert.ok(isValid(f, p));
+  assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+  assert.equal(spawnSync(path.join(top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
   await wipe(dir);
 });
 

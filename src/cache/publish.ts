@@ -2,16 +2,22 @@
 // commit marker, so a cache read at any moment (or left behind by a kill) never has a narinfo
 // pointing at a missing or partial NAR. A path whose narinfo exists is skipped, which makes
 // re-publishing incremental and resuming after a kill simply "run it again".
+// A NAR is never held in memory: it streams from the store through a hash, the compressor and a
+// second hash into a staging file, and goes up from that file.
+import { createWriteStream, promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pRetry from 'p-retry';
 import { dumpPath, formatNarHash } from '../store/nar.ts';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { UserError, EXIT } from '../util/errors.ts';
 import { formatNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { signNarInfo, type SecretKey } from './keys.ts';
-import { compress, hostXz, narExtension, type Compression } from './compress.ts';
+import { compressStream, narExtension, resolveCompression, type Compression, type CompressionChoice } from './compress.ts';
 import { TransientError, type CacheTarget } from './targets.ts';
 import { checkCacheInfo, formatCacheInfo, readManifest, MANIFEST_KEY, type Manifest } from './meta.ts';
 
@@ -21,7 +27,10 @@ export interface PublishOptions {
   /** registration records of every path to publish (a closure) */
   paths: RegInfo[];
   key: SecretKey;
-  compression?: Compression;
+  /** default `auto`: zstd when the host has zstd, else xz when it has xz, else none */
+  compression?: CompressionChoice;
+  /** where NARs are staged between compressing and uploading (default: the OS temporary directory) */
+  tmpDir?: string;
   jobs?: number;
   /** record this Nix (and CA bundle) for `system` in relonix.json once everything is up */
   record?: { system: string; nix: string; cacert?: string };
@@ -68,11 +77,7 @@ function topoOrder(paths: RegInfo[]): RegInfo[] {
 
 export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   const log = o.log ?? (() => undefined);
-  let compression: Compression = o.compression ?? 'xz';
-  if (compression === 'xz' && !hostXz()) {
-    log('notice: no xz on this host, so NARs are published uncompressed (Compression: none); install xz-utils for smaller caches');
-    compression = 'none';
-  }
+  const compression = resolveCompression(o.compression ?? 'auto', log);
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, o);
 
   const info = await retry(() => checkCacheInfo(o.target, o.storeDir));
@@ -100,67 +105,70 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
     waiting.shift()?.();
   };
 
+  // staged NARs live here until they are uploaded; the directory goes when publish ends, however it
+  // ends, and what a killed publish left is cleared by the next one
+  const tmpDir = o.tmpDir ?? os.tmpdir();
+  await clearAbandonedStaging(tmpDir);
+  const staging = await fs.mkdtemp(path.join(tmpDir, `${STAGING_PREFIX}${process.pid}-`));
+
   const one = async (p: RegInfo): Promise<void> => {
     // references go up first, so a narinfo never names a path the cache cannot serve
     await Promise.all(p.references.filter((r) => r !== p.path).map((r) => done.get(r)));
     await acquire();
+    const file = path.join(staging, `${path.basename(p.path)}${narExtension(compression)}`);
     try {
       const key = narInfoKey(p.path);
       if (await retry(() => o.target.has(key))) {
         skipped++;
         return;
       }
-      const chunks: Buffer[] = [];
-      const h = createHash('sha256');
-      let size = 0;
-      for await (const c of dumpPath(p.path)) {
-        h.update(c);
-        size += c.length;
-        chunks.push(c);
-      }
-      const narHash = h.digest();
+      const staged = await stageNar(p.path, compression, file);
       const registered = parseNarHashField(p.narHash);
-      if (!registered.equals(narHash) || size !== p.narSize) {
+      if (!registered.equals(staged.narHash) || staged.narSize !== p.narSize) {
         throw new UserError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
           exitCode: EXIT.integrity,
           hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
         });
       }
-      const file = await compress(chunks, compression);
-      chunks.length = 0;
-      const fileHash = createHash('sha256').update(file).digest();
-      const narKey = `nar/${toNixBase32(fileHash)}${narExtension(compression)}`;
+      const narKey = `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`;
       const ni: NarInfo = {
         storePath: p.path,
         url: narKey,
         compression,
-        fileHash: formatNarHash(fileHash),
-        fileSize: file.length,
-        narHash: formatNarHash(narHash),
-        narSize: size,
+        fileHash: formatNarHash(staged.fileHash),
+        fileSize: staged.fileSize,
+        narHash: formatNarHash(staged.narHash),
+        narSize: staged.narSize,
         references: p.references.map((r) => path.basename(r)).sort(),
         deriver: p.deriver ? path.basename(p.deriver) : undefined,
         sigs: [],
       };
       ni.sigs.push(signNarInfo(ni, o.key));
       if (!(await retry(() => o.target.has(narKey)))) {
-        await retry(() => o.target.put(narKey, file, 'application/x-nix-nar'));
+        // each attempt reads the staged file afresh
+        await retry(() => o.target.putFile(narKey, file, staged.fileSize, staged.fileHash.toString('hex'), 'application/x-nix-nar'));
       }
       await retry(() => o.target.put(key, Buffer.from(formatNarInfo(ni)), 'text/x-nix-narinfo'));
       uploaded++;
-      narBytes += file.length;
-      log(`published ${path.basename(p.path)} (${file.length} bytes)`);
+      narBytes += staged.fileSize;
+      log(`published ${path.basename(p.path)} (${staged.fileSize} bytes)`);
     } finally {
+      await fs.rm(file, { force: true });
       release();
     }
   };
 
-  for (const p of ordered) {
-    const pr = one(p);
-    pr.catch(() => undefined);
-    done.set(p.path, pr);
+  let results: PromiseSettledResult<void>[];
+  try {
+    for (const p of ordered) {
+      const pr = one(p);
+      pr.catch(() => undefined);
+      done.set(p.path, pr);
+    }
+    results = await Promise.allSettled(done.values());
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
   }
-  const results = await Promise.allSettled(done.values());
   const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
   if (failed) {
     const e = failed.reason as unknown;
@@ -183,4 +191,92 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
     });
   }
   return { uploaded, skipped, narBytes, compression };
+}
+
+const STAGING_PREFIX = 'relonix-publish-';
+
+/**
+ * Removes staging directories whose publish process is gone (killed with SIGKILL, say). Only those
+ * untouched for a few minutes: a pid that is not running here may still be a publish in another
+ * pid namespace that shares this directory.
+ */
+async function clearAbandonedStaging(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^relonix-publish-(\d+)-/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // still running (or not ours to signal): leave it
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    const st = await fs.stat(path.join(dir, n)).catch(() => undefined);
+    if (!st || Date.now() - st.mtimeMs < 5 * 60_000) continue;
+    await fs.rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+interface StagedNar {
+  narHash: Buffer;
+  narSize: number;
+  fileHash: Buffer;
+  fileSize: number;
+}
+
+/**
+ * NAR of a store path → sha256 (NarHash, NarSize) → compressor → sha256 (FileHash, FileSize) → file.
+ * Memory stays at a few pipe buffers whatever the size of the path. The file is removed on failure.
+ */
+export async function stageNar(storePath: string, compression: Compression, file: string): Promise<StagedNar> {
+  const nar = createHash('sha256');
+  const compressed = createHash('sha256');
+  const narSize = { n: 0 };
+  const fileSize = { n: 0 };
+  try {
+    const raw = tap(coalesce(dumpPath(storePath), 1 << 16), nar, narSize);
+    await pipeline(Readable.from(tap(compressStream(raw, compression), compressed, fileSize)), createWriteStream(file, { flags: 'wx' }));
+  } catch (e) {
+    await fs.rm(file, { force: true });
+    throw e;
+  }
+  return { narHash: nar.digest(), narSize: narSize.n, fileHash: compressed.digest(), fileSize: fileSize.n };
+}
+
+async function* tap(src: AsyncIterable<Uint8Array>, h: Hash, size: { n: number }): AsyncGenerator<Uint8Array> {
+  for await (const b of src) {
+    h.update(b);
+    size.n += b.length;
+    yield b;
+  }
+}
+
+/** A NAR is mostly tiny strings between file contents: gather them, so the compressor gets few big writes. */
+async function* coalesce(src: AsyncIterable<Buffer>, min: number): AsyncGenerator<Buffer> {
+  let held: Buffer[] = [];
+  let n = 0;
+  for await (const b of src) {
+    if (b.length >= min) {
+      if (n) yield Buffer.concat(held, n);
+      held = [];
+      n = 0;
+      yield b;
+      continue;
+    }
+    held.push(b);
+    n += b.length;
+    if (n >= min) {
+      yield Buffer.concat(held, n);
+      held = [];
+      n = 0;
+    }
+  }
+  if (n) yield Buffer.concat(held, n);
 }

@@ -8,7 +8,7 @@ import { readSecretKeyFile } from '../cache/keys.ts';
 import { openTarget } from '../cache/targets.ts';
 import { queryClosure } from '../cache/nixstore.ts';
 import { publishPaths } from '../cache/publish.ts';
-import { checkCompression } from '../cache/compress.ts';
+import { checkCompressionChoice, resolveCompression } from '../cache/compress.ts';
 
 interface Opts {
   prefix?: string;
@@ -30,7 +30,13 @@ export function register(program: Command): void {
     .requiredOption('--to <url>', 'cache: file:///dir, http(s)://…, s3://bucket?endpoint=…&region=…')
     .requiredOption('--secret-key <file>', 'NAME.secret from relonix keygen or nix-store --generate-binary-cache-key')
     .option('--as-nix <path>', "publish this path's closure and record it as the Nix for this system in relonix.json")
-    .option('--compression <c>', 'xz or none (xz needs the host xz; without it NARs go up uncompressed)', 'xz')
+    .option(
+      '--compression <c>',
+      'auto, zstd, xz or none. auto: zstd when the host has zstd, else xz when it has xz, else none. zstd restores about ' +
+        'ten times faster than xz for slightly bigger NARs, and Nix reads it; compressing needs the host zstd/xz ' +
+        '(restoring does not). NARs are staged in $TMPDIR, not held in memory',
+      'auto',
+    )
     .option('--jobs <n>', 'parallel uploads', '4')
     .option('--header <h>', "extra HTTP header 'Name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--nix-store <bin>', 'nix-store to read the database with (default: the prefix Nix, else PATH)')
@@ -39,13 +45,16 @@ export function register(program: Command): void {
     .action(async (paths: string[], o: Opts) => {
       const l = layout(o.prefix);
       const state = await readState(l);
-      const compression = (() => {
+      const log = (m: string) => (o.quiet && !m.startsWith('notice') ? undefined : process.stderr.write(`${m}\n`));
+      const choice = (() => {
         try {
-          return checkCompression(o.compression);
+          return checkCompressionChoice(o.compression);
         } catch (e) {
-          throw new UserError((e as Error).message, { exitCode: EXIT.usage });
+          throw new UserError((e as Error).message, { exitCode: EXIT.usage, hint: 'use --compression auto, zstd, xz or none' });
         }
       })();
+      // before any work: an explicit zstd on a host without zstd fails at once
+      const compression = resolveCompression(choice, log);
       const key = await readSecretKeyFile(o.secretKey);
       const target = openTarget(o.to, { headers: o.header });
       let roots = paths.map((p) => path.resolve(p));
@@ -70,10 +79,10 @@ export function register(program: Command): void {
         compression,
         jobs: Number(o.jobs) || 4,
         record,
-        log: (m) => (o.quiet && !m.startsWith('notice') ? undefined : process.stderr.write(`${m}\n`)),
+        log,
       });
       process.stdout.write(
-        `published ${r.uploaded} NAR${r.uploaded === 1 ? '' : 's'} (${r.narBytes} bytes, ${r.compression}), skipped ${r.skipped} already in ${o.to}, ${records.length} paths in the closure, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+        `published ${r.uploaded} NAR${r.uploaded === 1 ? '' : 's'} (${r.narBytes} bytes, compression ${r.compression}), skipped ${r.skipped} already in ${o.to}, ${records.length} paths in the closure, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
       );
       if (record) process.stdout.write(`recorded ${record.nix} for ${record.system} in relonix.json\n`);
     });
