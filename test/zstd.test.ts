@@ -133,6 +133,7 @@ test('zstd: corrupt input is an Error that says so, on both paths, and never han
     ['trailing garbage', Buffer.concat([z, Buffer.from('junk')])],
     // window descriptor: exponent 31 → a 2 TiB window
     ['a huge window', Buffer.concat([z.subarray(0, 5), Buffer.from([0xf8]), z.subarray(6)])],
+    ['a wrong content checksum', Buffer.concat([z.subarray(0, z.length - 4), Buffer.from([z[z.length - 4]! ^ 1]), z.subarray(z.length - 3)])],
     ['the reserved frame header bit', Buffer.concat([z.subarray(0, 4), Buffer.from([z[4]! | 8]), z.subarray(5)])],
   ];
   for (const [what, input] of bad) {
@@ -147,8 +148,8 @@ test('zstd: corrupt input is an Error that says so, on both paths, and never han
   // the frame walk refuses what fzstd would try to allocate
   const f = new ZstdFrames();
   assert.throws(() => f.scan(Buffer.concat([z.subarray(0, 5), Buffer.from([0xa0])])), new RegExp(`more than the ${ZSTD_MAX_WINDOW}`));
-  // random damage: every flipped byte either fails with the message or decodes to something else;
-  // the host's zstd checks the frame checksum, so it always notices
+  // random damage: every flipped byte either fails with the message or changes nothing that
+  // matters; both decoders check the frame's content checksum
   let seed = 99;
   const rnd = (n: number) => {
     seed = (seed * 1103515245 + 12345) >>> 0;
@@ -161,8 +162,11 @@ test('zstd: corrupt input is an Error that says so, on both paths, and never han
     const at = rnd(m.length);
     m[at] = m[at]! ^ (1 + rnd(255));
     try {
-      await withEnv(PURE, () => collect(decompress(from(pieces(m, 8192)), 'zstd')));
+      const got = await withEnv(PURE, () => collect(decompress(from(pieces(m, 8192)), 'zstd')));
+      // a flip the format does not care about (a window size that still suffices, say) is harmless
+      assert.equal(sha(got), sha(data), `byte ${at} changed the content and nothing noticed`);
     } catch (e) {
+      if (e instanceof assert.AssertionError) throw e;
       assert.ok(e instanceof Error && /^the zstd stream is corrupt: \S/.test(e.message), `byte ${at}: ${String(e)}`);
       noticed++;
     }
@@ -174,8 +178,7 @@ test('zstd: corrupt input is an Error that says so, on both paths, and never han
       );
     }
   }
-  // most damage is caught by the decoder itself; the rest is caught by the NarHash check on restore
-  assert.ok(noticed > runs / 2, `${noticed} of ${runs}`);
+  assert.ok(noticed > runs * 0.9, `${noticed} of ${runs}`);
 });
 
 test('publish compression: auto prefers zstd, then xz, then none; an explicit zstd without a host zstd is refused with the fix', async () => {

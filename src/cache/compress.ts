@@ -130,27 +130,42 @@ const ZSTD_PIECE = 1 << 16;
 /** the largest window the pure decoder accepts: zstd's own default limit when decompressing */
 export const ZSTD_MAX_WINDOW = 1 << 27;
 
-/** zstd in JavaScript: frames one after another (what `cat a.zst b.zst` makes) decode as one stream. */
+/**
+ * zstd in JavaScript: frames one after another (what `cat a.zst b.zst` makes) decode as one stream,
+ * and each frame's content checksum is checked, as the zstd program does.
+ */
 async function* pureZstd(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   let out: Uint8Array[] = [];
   const frames = new ZstdFrames();
+  const sum = new Xxh64();
   const d = new ZstdDecompress((chunk) => {
-    if (chunk.length) out.push(chunk);
+    if (!chunk.length) return;
+    sum.update(chunk);
+    out.push(chunk);
   });
-  const push = (b: Uint8Array, final: boolean) => {
+  const corrupt = (e: unknown) => new Error(`the zstd stream is corrupt: ${(e as Error).message || String(e)}`);
+  const push = (piece: Uint8Array) => {
     try {
-      // the frame walk sees every header before fzstd does, so a corrupt window size is refused
-      // before fzstd would allocate it
-      frames.scan(b);
-      if (final) frames.end();
-      d.push(b, final);
+      for (let i = 0; i < piece.length; ) {
+        // the frame walk sees every header before fzstd does, so a corrupt window size is refused
+        // before fzstd would allocate it; fzstd gets each frame up to its end and no further, so
+        // what it has put out by then is exactly that frame's content
+        const j = frames.scan(piece, i);
+        const end = frames.takeFrameEnd();
+        d.push(piece.subarray(i, j), end !== undefined);
+        if (end) {
+          if (end.checksum !== undefined && sum.digestLow32() !== end.checksum) throw new Error('a frame fails its content checksum');
+          sum.reset();
+        }
+        i = j;
+      }
     } catch (e) {
-      throw new Error(`the zstd stream is corrupt: ${(e as Error).message || String(e)}`);
+      throw corrupt(e);
     }
   };
   for await (const b of src) {
     for (let i = 0; i < b.length; i += ZSTD_PIECE) {
-      push(b.subarray(i, i + ZSTD_PIECE), false);
+      push(b.subarray(i, i + ZSTD_PIECE));
       if (out.length) {
         const ready = out;
         out = [];
@@ -158,7 +173,12 @@ async function* pureZstd(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Ar
       }
     }
   }
-  push(new Uint8Array(0), true);
+  try {
+    frames.end();
+    d.push(new Uint8Array(0), true);
+  } catch (e) {
+    throw corrupt(e);
+  }
   yield* out;
 }
 
@@ -172,51 +192,78 @@ const MAX_BLOCK = 1 << 17;
  * rather than a huge allocation or a silent short output.
  */
 export class ZstdFrames {
-  private state: 'magic' | 'skipsize' | 'fhd' | 'header' | 'block' = 'magic';
+  private state: 'magic' | 'skipsize' | 'fhd' | 'header' | 'block' | 'checksum' = 'magic';
   /** header bytes gathered for the current state */
   private buf: number[] = [];
   private need = 4;
-  /** bytes to pass over (block contents, checksums, skippable frames) before the next header */
+  /** bytes to pass over (block contents, skippable frames) before the next header */
   private skip = 0;
+  private afterSkip: 'magic' | 'block' | 'checksum' | 'end' = 'magic';
   private frameCount = 0;
   private fhd = 0;
   private window = 0;
   private checksum = false;
-  private afterSkip: 'magic' | 'block' = 'magic';
+  private frameEnd: { checksum: number | undefined } | undefined;
 
-  scan(b: Uint8Array): void {
-    let i = 0;
+  /**
+   * Walks b from `start`. Returns where a zstd frame ended in b (then takeFrameEnd() says so), or
+   * b.length. Throws on anything a zstd stream cannot be.
+   */
+  scan(b: Uint8Array, start = 0): number {
+    let i = start;
     while (i < b.length) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, b.length - i);
         this.skip -= n;
         i += n;
-        if (this.skip === 0) this.enter(this.afterSkip);
+        if (this.skip === 0) {
+          if (this.afterSkip === 'end') {
+            this.finishFrame(undefined);
+            return i;
+          }
+          this.enter(this.afterSkip);
+        }
         continue;
       }
       this.buf.push(b[i++]!);
       if (this.buf.length < this.need) continue;
-      this.header();
+      if (this.header()) return i;
     }
+    return i;
+  }
+
+  /** the frame that scan() saw end, once */
+  takeFrameEnd(): { checksum: number | undefined } | undefined {
+    const e = this.frameEnd;
+    this.frameEnd = undefined;
+    return e;
   }
 
   /** the stream is over: it must end between frames, after at least one */
   end(): void {
-    if (this.frameCount === 0 && this.state === 'magic' && this.buf.length === 0 && this.skip === 0) throw new Error('it is empty');
-    if (this.state !== 'magic' || this.buf.length > 0 || this.skip > 0) throw new Error('it ends inside a frame (truncated)');
+    const between = this.state === 'magic' && this.buf.length === 0 && this.skip === 0;
+    if (this.frameCount === 0 && between) throw new Error('it is empty');
+    if (!between) throw new Error('it ends inside a frame (truncated)');
   }
 
   private enter(state: ZstdFrames['state']) {
     this.state = state;
     this.buf = [];
-    this.need = state === 'magic' || state === 'skipsize' ? 4 : state === 'fhd' ? 1 : state === 'block' ? 3 : this.need;
+    this.need = state === 'fhd' ? 1 : state === 'block' ? 3 : 4;
   }
 
-  private header() {
+  private finishFrame(checksum: number | undefined) {
+    this.frameEnd = { checksum };
+    this.enter('magic');
+  }
+
+  /** a header is complete; true when it ended a frame */
+  private header(): boolean {
     const h = this.buf;
+    const u32 = () => (h[0]! | (h[1]! << 8) | (h[2]! << 16) | (h[3]! << 24)) >>> 0;
     switch (this.state) {
       case 'magic': {
-        const m = (h[0]! | (h[1]! << 8) | (h[2]! << 16) | (h[3]! << 24)) >>> 0;
+        const m = u32();
         if (m === 0xfd2fb528) {
           this.frameCount++;
           this.enter('fhd');
@@ -226,14 +273,14 @@ export class ZstdFrames {
         } else {
           throw new Error(`no zstd frame starts here (magic ${m.toString(16).padStart(8, '0')})`);
         }
-        return;
+        return false;
       }
       case 'skipsize': {
-        const n = (h[0]! | (h[1]! << 8) | (h[2]! << 16) | (h[3]! << 24)) >>> 0;
-        this.afterSkip = 'magic';
+        const n = u32();
         this.enter('magic');
+        this.afterSkip = 'magic';
         this.skip = n;
-        return;
+        return false;
       }
       case 'fhd': {
         const fhd = h[0]!;
@@ -246,19 +293,19 @@ export class ZstdFrames {
         this.buf = [];
         this.need = (single ? 0 : 1) + DICT_ID_BYTES[fhd & 3]! + fcsBytes;
         if (this.need === 0) throw new Error('a frame header is impossible');
-        return;
+        return false;
       }
       case 'header': {
         const fhd = this.fhd;
         const single = (fhd >> 5) & 1;
         const dictBytes = DICT_ID_BYTES[fhd & 3]!;
-        if (dictBytes && h.slice(single ? 0 : 1, (single ? 0 : 1) + dictBytes).some((x) => x !== 0)) throw new Error('a frame needs a dictionary');
+        const dictAt = single ? 0 : 1;
+        if (h.slice(dictAt, dictAt + dictBytes).some((x) => x !== 0)) throw new Error('a frame needs a dictionary');
         if (single) {
           // the window is the content size
           let size = 0;
-          const at = dictBytes;
-          for (let k = h.length - 1; k >= at; k--) size = size * 256 + h[k]!;
-          if ((fhd >> 6) === 1) size += 256;
+          for (let k = h.length - 1; k >= dictAt + dictBytes; k--) size = size * 256 + h[k]!;
+          if (fhd >> 6 === 1) size += 256;
           this.window = size;
         } else {
           const wd = h[0]!;
@@ -268,7 +315,7 @@ export class ZstdFrames {
         if (this.window > ZSTD_MAX_WINDOW) throw new Error(`a frame wants a ${this.window}-byte window, more than the ${ZSTD_MAX_WINDOW} allowed`);
         this.checksum = ((fhd >> 2) & 1) === 1;
         this.enter('block');
-        return;
+        return false;
       }
       case 'block': {
         const bh = h[0]! | (h[1]! << 8) | (h[2]! << 16);
@@ -278,14 +325,186 @@ export class ZstdFrames {
         if (type === 3) throw new Error('a block has the reserved type');
         if (size > Math.min(MAX_BLOCK, Math.max(this.window, 1))) throw new Error(`a block of ${size} bytes is larger than its frame allows`);
         const content = type === 1 ? 1 : size;
-        const next = last ? 'magic' : 'block';
-        const trailer = last && this.checksum ? 4 : 0;
-        this.enter(next);
+        const next = !last ? 'block' : this.checksum ? 'checksum' : 'end';
+        if (content === 0 && next === 'end') {
+          this.finishFrame(undefined);
+          return true;
+        }
+        this.enter(next === 'end' ? 'block' : next);
         this.afterSkip = next;
-        this.skip = content + trailer;
-        return;
+        this.skip = content;
+        return false;
       }
+      case 'checksum':
+        this.finishFrame(u32());
+        return true;
     }
+  }
+}
+
+// XXH64 (seed 0), which zstd frames carry the low half of as their content checksum. In 32-bit
+// halves: BigInt would be several times slower.
+let rh = 0;
+let rl = 0;
+
+/** (ah:al) * (bh:bl) mod 2^64 → rh:rl */
+function mul(ah: number, al: number, bh: number, bl: number): void {
+  const a0 = al & 0xffff;
+  const a1 = al >>> 16;
+  const b0 = bl & 0xffff;
+  const b1 = bl >>> 16;
+  const p00 = a0 * b0;
+  const p01 = a0 * b1;
+  const p10 = a1 * b0;
+  const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  rl = (((mid & 0xffff) << 16) | (p00 & 0xffff)) >>> 0;
+  const carry = a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
+  rh = (carry + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
+}
+
+/** (ah:al) + (bh:bl) mod 2^64 → rh:rl */
+function add(ah: number, al: number, bh: number, bl: number): void {
+  const lo = al + bl;
+  rl = lo >>> 0;
+  rh = (ah + bh + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+}
+
+/** rotate (h:l) left by r (0 < r < 32) → rh:rl */
+function rotl(h: number, l: number, r: number): void {
+  rh = ((h << r) | (l >>> (32 - r))) >>> 0;
+  rl = ((l << r) | (h >>> (32 - r))) >>> 0;
+}
+
+const P1H = 0x9e3779b1, P1L = 0x85ebca87;
+const P2H = 0xc2b2ae3d, P2L = 0x27d4eb4f;
+const P3H = 0x165667b1, P3L = 0x9e3779f9;
+const P4H = 0x85ebca77, P4L = 0xc2b2ae63;
+const P5H = 0x27d4eb2f, P5L = 0x165667c5;
+
+export class Xxh64 {
+  // four accumulators, hi and lo
+  private v = new Uint32Array(8);
+  private buf = new Uint8Array(32);
+  private held = 0;
+  private total = 0;
+  constructor() {
+    this.reset();
+  }
+  reset(): void {
+    const v = this.v;
+    add(P1H, P1L, P2H, P2L);
+    v[0] = rh; v[1] = rl;
+    v[2] = P2H; v[3] = P2L;
+    v[4] = 0; v[5] = 0;
+    // 0 - P1
+    add(~P1H >>> 0, ~P1L >>> 0, 0, 1);
+    v[6] = rh; v[7] = rl;
+    this.held = 0;
+    this.total = 0;
+  }
+  private stripe(d: Uint8Array, at: number): void {
+    const v = this.v;
+    for (let k = 0; k < 4; k++) {
+      const o = at + k * 8;
+      const ll = (d[o]! | (d[o + 1]! << 8) | (d[o + 2]! << 16) | (d[o + 3]! << 24)) >>> 0;
+      const lh = (d[o + 4]! | (d[o + 5]! << 8) | (d[o + 6]! << 16) | (d[o + 7]! << 24)) >>> 0;
+      mul(lh, ll, P2H, P2L);
+      add(v[2 * k]!, v[2 * k + 1]!, rh, rl);
+      // rotl 31
+      rotl(rh, rl, 31);
+      mul(rh, rl, P1H, P1L);
+      v[2 * k] = rh;
+      v[2 * k + 1] = rl;
+    }
+  }
+  update(d: Uint8Array): void {
+    let i = 0;
+    this.total += d.length;
+    if (this.held) {
+      const n = Math.min(32 - this.held, d.length);
+      this.buf.set(d.subarray(0, n), this.held);
+      this.held += n;
+      i = n;
+      if (this.held < 32) return;
+      this.stripe(this.buf, 0);
+      this.held = 0;
+    }
+    for (; i + 32 <= d.length; i += 32) this.stripe(d, i);
+    if (i < d.length) {
+      this.buf.set(d.subarray(i), 0);
+      this.held = d.length - i;
+    }
+  }
+  /** the low 32 bits of the digest (what a zstd frame stores) */
+  digestLow32(): number {
+    return this.digest()[1];
+  }
+  digest(): [number, number] {
+    const v = this.v;
+    let hh: number;
+    let hl: number;
+    if (this.total >= 32) {
+      rotl(v[0]!, v[1]!, 1); let ah = rh, al = rl;
+      rotl(v[2]!, v[3]!, 7); add(ah, al, rh, rl); ah = rh; al = rl;
+      rotl(v[4]!, v[5]!, 12); add(ah, al, rh, rl); ah = rh; al = rl;
+      rotl(v[6]!, v[7]!, 18); add(ah, al, rh, rl); ah = rh; al = rl;
+      for (let k = 0; k < 4; k++) {
+        // mergeRound: acc ^= round(0, v); acc = acc * P1 + P4
+        mul(v[2 * k]!, v[2 * k + 1]!, P2H, P2L);
+        rotl(rh, rl, 31);
+        mul(rh, rl, P1H, P1L);
+        ah = (ah ^ rh) >>> 0;
+        al = (al ^ rl) >>> 0;
+        mul(ah, al, P1H, P1L);
+        add(rh, rl, P4H, P4L);
+        ah = rh; al = rl;
+      }
+      hh = ah; hl = al;
+    } else {
+      hh = P5H; hl = P5L;
+    }
+    // + total length (below 2^53)
+    add(hh, hl, Math.floor(this.total / 0x100000000) >>> 0, this.total >>> 0);
+    hh = rh; hl = rl;
+    const b = this.buf;
+    let i = 0;
+    const n = this.held;
+    for (; i + 8 <= n; i += 8) {
+      const ll = (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
+      const lh = (b[i + 4]! | (b[i + 5]! << 8) | (b[i + 6]! << 16) | (b[i + 7]! << 24)) >>> 0;
+      mul(lh, ll, P2H, P2L);
+      rotl(rh, rl, 31);
+      mul(rh, rl, P1H, P1L);
+      hh = (hh ^ rh) >>> 0; hl = (hl ^ rl) >>> 0;
+      rotl(hh, hl, 27);
+      mul(rh, rl, P1H, P1L);
+      add(rh, rl, P4H, P4L);
+      hh = rh; hl = rl;
+    }
+    if (i + 4 <= n) {
+      const w = (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
+      mul(0, w, P1H, P1L);
+      hh = (hh ^ rh) >>> 0; hl = (hl ^ rl) >>> 0;
+      rotl(hh, hl, 23);
+      mul(rh, rl, P2H, P2L);
+      add(rh, rl, P3H, P3L);
+      hh = rh; hl = rl;
+      i += 4;
+    }
+    for (; i < n; i++) {
+      mul(0, b[i]!, P5H, P5L);
+      hh = (hh ^ rh) >>> 0; hl = (hl ^ rl) >>> 0;
+      rotl(hh, hl, 11);
+      mul(rh, rl, P1H, P1L);
+      hh = rh; hl = rl;
+    }
+    // avalanche
+    hl = (hl ^ (hh >>> 1)) >>> 0; // h ^= h >> 33
+    mul(hh, hl, P2H, P2L); hh = rh; hl = rl;
+    hl = (hl ^ ((hl >>> 29) | (hh << 3))) >>> 0; hh = (hh ^ (hh >>> 29)) >>> 0; // h ^= h >> 29
+    mul(hh, hl, P3H, P3L); hh = rh; hl = rl;
+    hl = (hl ^ hh) >>> 0; // h ^= h >> 32
+    return [hh, hl];
   }
 }
 
