@@ -3,10 +3,12 @@
 // interface so publish, restore and gc never care which.
 import { createHash } from 'node:crypto';
 import { createReadStream, constants as FC, promises as fs, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AwsClient } from 'aws4fetch';
+import { AwsClient, AwsV4Signer } from 'aws4fetch';
 import { UserError, EXIT } from '../util/errors.ts';
 import { tempSibling, writeFileAtomic } from '../util/fs.ts';
 
@@ -189,14 +191,45 @@ function requestTimeout(uploadBytes = 0): number {
   return 120_000 + Math.ceil(uploadBytes / (256 * 1024)) * 1000;
 }
 
-/** A file as a request body, read afresh for every request; closed once the request is over. */
-async function withFileBody<T>(file: string, fn: (body: BodyInit) => Promise<T>): Promise<T> {
-  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
-  try {
-    return await fn(stream as unknown as BodyInit);
-  } finally {
-    stream.destroy();
-  }
+/**
+ * PUTs a file, read afresh for every request, with node:http(s) rather than fetch: fetch keeps a
+ * streamed request body in memory (nodejs/undici#4058), which is what streaming is meant to avoid.
+ * The answer comes back as a Response, so failures are read the same way as fetch's.
+ */
+function putFileRequest(url: string, headers: Record<string, string>, file: string, timeoutMs: number): Promise<Response> {
+  const u = new URL(url);
+  const client = u.protocol === 'https:' ? https : http;
+  return new Promise<Response>((resolve, reject) => {
+    const body = createReadStream(file, { highWaterMark: 1 << 20 });
+    let settled = false;
+    const finish = (e: Error | undefined, r?: Response) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      body.destroy();
+      if (e) reject(new TransientError(`PUT ${url}: ${e.message}`));
+      else resolve(r!);
+    };
+    const req = client.request(u, { method: 'PUT', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      res.on('data', (c: Buffer) => {
+        // an answer to a PUT is small; keep the start of it for messages
+        if (kept < 1 << 16) chunks.push(c);
+        kept += c.length;
+      });
+      res.on('error', (e) => finish(e));
+      res.on('end', () => {
+        const status = res.statusCode ?? 502;
+        const nullBody = status === 204 || status === 205 || status === 304;
+        finish(undefined, new Response(nullBody ? null : (Buffer.concat(chunks) as unknown as BodyInit), { status: status < 200 ? 502 : status }));
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    req.on('error', (e) => finish(e));
+    body.on('error', (e) => req.destroy(e));
+    body.pipe(req);
+  });
 }
 
 async function send(url: string, init: RequestInit & { headers: Record<string, string> }, timeoutMs = requestTimeout()): Promise<Response> {
@@ -264,12 +297,8 @@ class HttpTarget implements CacheTarget {
     await r.arrayBuffer().catch(() => undefined);
   }
   async putFile(key: string, file: string, size: number, _sha256hex: string, contentType: string) {
-    const headers = { ...this.headers, 'content-type': contentType, 'content-length': String(size) };
-    await withFileBody(file, async (body) => {
-      const r = await send(this.u(key), { method: 'PUT', body, duplex: 'half', headers } as RequestInit & { headers: Record<string, string> }, requestTimeout(size));
-      if (!r.ok) return fail(r, 'PUT', this.u(key));
-      await r.arrayBuffer().catch(() => undefined);
-    });
+    const r = await putFileRequest(this.u(key), { ...this.headers, 'content-type': contentType, 'content-length': String(size) }, file, requestTimeout(size));
+    if (!r.ok) return fail(r, 'PUT', this.u(key));
   }
   async delete(key: string) {
     const r = await send(this.u(key), { method: 'DELETE', headers: this.headers });
@@ -290,6 +319,7 @@ export function parseS3Url(url: string): { bucket: string; endpoint: string; reg
 
 class S3Target implements CacheTarget {
   private readonly client: AwsClient;
+  private readonly creds: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   private readonly s3: ReturnType<typeof parseS3Url>;
   constructor(readonly url: string) {
     this.s3 = parseS3Url(url);
@@ -298,7 +328,8 @@ class S3Target implements CacheTarget {
     if (!accessKeyId || !secretAccessKey) {
       throw new UserError(`no credentials for ${url}`, { exitCode: EXIT.usage, hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)' });
     }
-    this.client = new AwsClient({ accessKeyId, secretAccessKey, sessionToken: process.env.AWS_SESSION_TOKEN, service: 's3', region: this.s3.region, retries: 0 });
+    this.creds = { accessKeyId, secretAccessKey, sessionToken: process.env.AWS_SESSION_TOKEN };
+    this.client = new AwsClient({ ...this.creds, service: 's3', region: this.s3.region, retries: 0 });
   }
   private objectKey(key: string) {
     return this.s3.prefix ? `${this.s3.prefix}/${key}` : key;
@@ -306,18 +337,11 @@ class S3Target implements CacheTarget {
   private u(key: string) {
     return `${this.s3.endpoint}/${this.s3.bucket}/${this.objectKey(key).split('/').map(encodeURIComponent).join('/')}`;
   }
-  private async req(method: string, url: string, body?: Buffer | { file: string; size: number; sha256hex: string }, headers: Record<string, string> = {}): Promise<Response> {
-    // sign the real payload hash, so the store can check what it received; a file's hash is known
-    // from staging, so it streams up without being read twice
-    const file = body && !Buffer.isBuffer(body) ? body : undefined;
-    const sha = file ? file.sha256hex : createHash('sha256').update((body as Buffer | undefined) ?? Buffer.alloc(0)).digest('hex');
-    const h: Record<string, string> = { ...headers, 'x-amz-content-sha256': sha };
-    if (file) h['content-length'] = String(file.size);
-    const fetchWith = (b: BodyInit | undefined) =>
-      this.client.fetch(url, { method, body: b, headers: h, signal: AbortSignal.timeout(requestTimeout(file?.size)), ...(file ? { duplex: 'half' } : {}) } as RequestInit);
+  private async req(method: string, url: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Response> {
+    // sign the real payload hash, so the store can check what it received
+    const h = { ...headers, 'x-amz-content-sha256': createHash('sha256').update(body ?? Buffer.alloc(0)).digest('hex') };
     try {
-      if (file) return await withFileBody(file.file, fetchWith);
-      return await fetchWith(body as unknown as BodyInit | undefined);
+      return await this.client.fetch(url, { method, body: body as unknown as BodyInit | undefined, headers: h, signal: AbortSignal.timeout(requestTimeout()) });
     } catch (e) {
       throw new TransientError(`${method} ${url}: ${(e as Error).message}`);
     }
@@ -350,9 +374,14 @@ class S3Target implements CacheTarget {
     await r.arrayBuffer().catch(() => undefined);
   }
   async putFile(key: string, file: string, size: number, sha256hex: string, contentType: string) {
-    const r = await this.req('PUT', this.u(key), { file, size, sha256hex }, { 'content-type': contentType });
-    if (!r.ok) return fail(r, 'PUT', this.u(key));
-    await r.arrayBuffer().catch(() => undefined);
+    // signed with the payload hash known from staging, so the file streams up without being read twice
+    const url = this.u(key);
+    const signer = new AwsV4Signer({ ...this.creds, method: 'PUT', url, headers: { 'content-type': contentType, 'x-amz-content-sha256': sha256hex }, service: 's3', region: this.s3.region });
+    const signed = await signer.sign();
+    const headers: Record<string, string> = Object.fromEntries(signed.headers.entries());
+    headers['content-length'] = String(size);
+    const r = await putFileRequest(url, headers, file, requestTimeout(size));
+    if (!r.ok) return fail(r, 'PUT', url);
   }
   async delete(key: string) {
     const r = await this.req('DELETE', this.u(key));
