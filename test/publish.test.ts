@@ -1,6 +1,7 @@
 // Publishing over HTTP: nginx as the origin (publish, verify by Nix, restore), a flaky origin that
-// answers 500s and resets connections, and publish killed with SIGKILL mid-way, with the invariant
-// "every narinfo points at a complete NAR" checked while it runs.
+// answers 500s and resets connections, publish killed with SIGKILL mid-way, with the invariant
+// "every narinfo points at a complete NAR" checked while it runs, and a NAR much bigger than the
+// memory publish uses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs, readFileSync } from 'node:fs';
@@ -163,4 +164,104 @@ test('publish killed with SIGKILL mid-way: every narinfo always has its complete
   assert.equal(await assertConsistent(cache), 12);
   assert.match(r.stdout, new RegExp(`published ${12 - before} NARs`));
   await wipe(dir);
+});
+
+test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS growing far less than the NAR', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir('bignar');
+  const storeDir = path.join(dir, 'store');
+  const big = path.join(storeDir, `${'b'.repeat(32)}-big`);
+  await fs.mkdir(big, { recursive: true });
+  const SIZE = 128 << 20;
+  // sparse: cheap to make and to read, and as big as any other file to publish
+  await fs.writeFile(path.join(big, 'blob'), '');
+  await fs.truncate(path.join(big, 'blob'), SIZE);
+  await fs.writeFile(path.join(dir, 'k.secret'), generateKey('big-1').secret);
+  const staging = path.join(dir, 'tmp');
+  await fs.mkdir(staging);
+  // what a publish killed with SIGKILL left (its pid is gone and it is old) goes; a fresh one stays
+  const abandoned = path.join(staging, 'relonix-publish-4194305-abc');
+  const fresh = path.join(staging, 'relonix-publish-4194306-def');
+  await fs.mkdir(abandoned);
+  await fs.writeFile(path.join(abandoned, 'x.nar.zst'), 'partial');
+  await fs.utimes(abandoned, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
+  await fs.mkdir(fresh);
+  // the HTTP origin hashes each body as it arrives and keeps only the small objects
+  const got = new Map<string, { bytes: number; sha256: string; contentLength?: string; body?: string }>();
+  const server = http.createServer((req, res) => {
+    const h = createHash('sha256');
+    let bytes = 0;
+    const small: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      h.update(c);
+      bytes += c.length;
+      if (bytes < 1 << 16) small.push(c);
+    });
+    req.on('end', () => {
+      const key = decodeURIComponent(new URL(req.url!, 'http://x').pathname.slice(1));
+      if (req.method === 'PUT') {
+        got.set(key, { bytes, sha256: h.digest('hex'), contentLength: req.headers['content-length'], body: bytes < 1 << 16 ? Buffer.concat(small).toString() : undefined });
+        res.writeHead(201).end();
+      } else {
+        const o = got.get(key);
+        if (!o) return res.writeHead(404).end();
+        res.writeHead(200, { 'content-length': o.bytes });
+        res.end(req.method === 'HEAD' ? undefined : o.body);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  const script = path.join(dir, 'publish-big.mts');
+  await fs.writeFile(
+    script,
+    `
+import { readFileSync } from 'node:fs';
+import { narDigest, formatNarHash } from ${JSON.stringify(path.join(root, 'src/store/nar.ts'))};
+import { publishPaths } from ${JSON.stringify(path.join(root, 'src/cache/publish.ts'))};
+import { openTarget } from ${JSON.stringify(path.join(root, 'src/cache/targets.ts'))};
+import { parseSecretKey } from ${JSON.stringify(path.join(root, 'src/cache/keys.ts'))};
+const [storeDir, big, secret, fileUrl, httpUrl, tmpDir] = process.argv.slice(2);
+const d = await narDigest(big);
+const paths = [{ path: big, narHash: formatNarHash(d.hash), narSize: d.size, references: [], deriver: '' }];
+const key = parseSecretKey(readFileSync(secret, 'utf8'));
+const before = process.memoryUsage().rss;
+const a = await publishPaths({ target: openTarget(fileUrl), storeDir, paths, key, compression: 'zstd', tmpDir });
+const b = await publishPaths({ target: openTarget(httpUrl), storeDir, paths, key, compression: 'none', tmpDir });
+process.stdout.write(JSON.stringify({ before, maxRss: process.resourceUsage().maxRSS * 1024, narSize: d.size, a, b }));
+`,
+  );
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, storeDir, big, path.join(dir, 'k.secret'), `file://${path.join(dir, 'cache')}`, url, staging], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.equal(code, 0, err);
+    const m = JSON.parse(out) as { before: number; maxRss: number; narSize: number; a: { uploaded: number; compression: string }; b: { uploaded: number; compression: string } };
+    assert.ok(m.narSize > SIZE);
+    assert.equal(m.a.uploaded, 1);
+    assert.equal(m.a.compression, 'zstd');
+    assert.equal(m.b.uploaded, 1);
+    // holding the NAR (let alone the NAR and its compressed copy) would add at least 128 MiB
+    const grew = m.maxRss - m.before;
+    t.diagnostic(`peak RSS ${(m.maxRss / 2 ** 20).toFixed(1)} MiB, ${(grew / 2 ** 20).toFixed(1)} MiB above the start, for a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`);
+    assert.ok(grew < 48 << 20, `RSS grew by ${(grew / 2 ** 20).toFixed(1)} MiB publishing a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`);
+    // file://: the narinfo names a complete zstd NAR
+    const cache = path.join(dir, 'cache');
+    assert.equal(await assertConsistent(cache), 1);
+    // HTTP: the NAR went up whole with its length declared, and its hash is the narinfo's FileHash
+    const ni = parseNarInfo(got.get(`${'b'.repeat(32)}.narinfo`)!.body!);
+    assert.equal(ni.compression, 'none');
+    const nar = got.get(ni.url)!;
+    assert.equal(nar.bytes, m.narSize);
+    assert.equal(nar.contentLength, String(m.narSize));
+    assert.equal(nar.sha256, fromNixBase32(ni.fileHash!.slice(7), 32).toString('hex'));
+    // nothing staged is left, and the abandoned staging directory was cleared
+    assert.deepEqual((await fs.readdir(staging)).sort(), [path.basename(fresh)]);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await wipe(dir);
+  }
 });
