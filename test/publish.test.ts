@@ -138,7 +138,9 @@ test('publish killed with SIGKILL mid-way: every narinfo always has its complete
   const tops = [1, 2, 3, 4, 5, 6].map((i) => buildClosure(s, `k${i}`).top);
   const k = generateKey('kill-1');
   await fs.writeFile(`${dir}/k.secret`, k.secret);
-  const env = { ...process.env, ...s.env, PATH: process.env.PATH };
+  // NARs are staged under TMPDIR: what the killed run staged goes with the test's directory
+  await fs.mkdir(path.join(dir, 'tmp'));
+  const env = { ...process.env, ...s.env, PATH: process.env.PATH, TMPDIR: path.join(dir, 'tmp') };
   const args = [cli, 'publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--jobs', '2', ...tops];
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let killed = false;
@@ -243,10 +245,11 @@ process.stdout.write(JSON.stringify({ before, maxRss: process.resourceUsage().ma
     assert.equal(m.a.uploaded, 1);
     assert.equal(m.a.compression, 'zstd');
     assert.equal(m.b.uploaded, 1);
-    // holding the NAR (let alone the NAR and its compressed copy) would add at least 128 MiB
+    // holding the NAR (let alone the NAR and its compressed copy) would add at least 128 MiB; the
+    // streams and the garbage collector's lag add a few tens under load
     const grew = m.maxRss - m.before;
     t.diagnostic(`peak RSS ${(m.maxRss / 2 ** 20).toFixed(1)} MiB, ${(grew / 2 ** 20).toFixed(1)} MiB above the start, for a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`);
-    assert.ok(grew < 48 << 20, `RSS grew by ${(grew / 2 ** 20).toFixed(1)} MiB publishing a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`);
+    assert.ok(grew < 64 << 20, `RSS grew by ${(grew / 2 ** 20).toFixed(1)} MiB publishing a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`);
     // file://: the narinfo names a complete zstd NAR
     const cache = path.join(dir, 'cache');
     assert.equal(await assertConsistent(cache), 1);

@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .option(
       '--compression <c>',
       'auto, zstd, xz or none. auto: zstd when the host has zstd, else xz when it has xz, else none. zstd restores about ' +
-        'ten times faster than xz for slightly bigger NARs, and Nix reads it; compressing needs the host zstd/xz ' +
+        'ten times faster than xz for NARs about a quarter bigger, and Nix reads it; compressing needs the host zstd/xz ' +
         '(restoring does not). NARs are staged in $TMPDIR, not held in memory',
       'auto',
     )
