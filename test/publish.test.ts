@@ -52,9 +52,12 @@ test('publish to nginx (WebDAV PUT), verify with Nix over HTTP, re-publish uploa
     const k = generateKey('web-1');
     await fs.writeFile(`${dir}/k.secret`, k.secret);
     const env = { ...process.env, ...s.env, PATH: process.env.PATH };
+    const t0 = Date.now();
     const r = spawnSync(process.execPath, [cli, 'publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top, '--header', 'X-Test: 1'], { encoding: 'utf8', env });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /published 2 NARs/);
+    // done means exited: no idle connection to nginx (which keeps them 75 s) may hold the process open
+    assert.ok(Date.now() - t0 < 30_000, `publish exited ${Date.now() - t0} ms after it started`);
     assert.equal(await assertConsistent(ngx.root), 2);
     const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--all', '--trusted-public-keys', k.public]);
     // nginx has no listing, so --all finds nothing over HTTP: verify the paths by name instead

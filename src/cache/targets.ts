@@ -210,7 +210,7 @@ function putFileRequest(url: string, headers: Record<string, string>, file: stri
       if (e) reject(new TransientError(`PUT ${url}: ${e.message}`));
       else resolve(r!);
     };
-    const req = client.request(u, { method: 'PUT', headers }, (res) => {
+    const req = client.request(u, { method: 'PUT', headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       let kept = 0;
       res.on('data', (c: Buffer) => {
