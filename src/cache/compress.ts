@@ -64,6 +64,11 @@ export function hostZstd(): string | null {
   return onPath('zstd');
 }
 
+/** The host program that decompresses `c`, or null when there is none (or `c` needs none). */
+export function hostDecompressor(c: string): string | null {
+  return c === 'xz' ? hostXz() : c === 'zstd' ? hostZstd() : null;
+}
+
 export function narExtension(c: string): string {
   return c === 'xz' ? '.nar.xz' : c === 'zstd' ? '.nar.zst' : '.nar';
 }

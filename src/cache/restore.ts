@@ -20,7 +20,7 @@ import { UserError, EXIT, errorMessage } from '../util/errors.ts';
 import { removeTree, exists } from '../util/fs.ts';
 import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { parsePublicKey, verifyNarInfo, type PublicKey } from './keys.ts';
-import { decompress } from './compress.ts';
+import { decompress, hostDecompressor } from './compress.ts';
 import { unpackNar } from './unpack.ts';
 import { openTarget, TransientError, type CacheTarget, type TargetOptions } from './targets.ts';
 import { checkCacheInfo, readManifest, type ManifestEntry } from './meta.ts';
@@ -175,27 +175,34 @@ async function retryTransient<T>(fn: () => Promise<T>, retries: number): Promise
   }
 }
 
-/** Fetch, decompress and unpack in one stream, check, rename into place. */
-async function restorePath(l: Layout, ni: NarInfo, target: CacheTarget): Promise<'present' | 'restored'> {
+interface Item {
+  ni: NarInfo;
+  target: CacheTarget;
+}
+
+/** Whether the path is already in the store, intact; a damaged one is removed. */
+async function present(ni: NarInfo): Promise<boolean> {
+  if (!(await exists(ni.storePath))) return false;
+  // a path is only ever renamed into place after it checked out; re-hash anyway, cheap next to a download
+  const d = await narDigest(ni.storePath).catch(() => undefined);
+  if (d && d.hash.equals(parseNarHashField(ni.narHash)) && d.size === ni.narSize) return true;
+  await removeTree(ni.storePath);
+  return false;
+}
+
+/** Unpacks one NAR into a temporary directory in the store, checks it, and renames it into place. */
+async function unpackChecked(l: Layout, { ni, target }: Item, nar: AsyncIterable<Uint8Array>): Promise<void> {
   const dest = ni.storePath;
-  const wantHash = parseNarHashField(ni.narHash);
-  if (await exists(dest)) {
-    // a path is only ever renamed into place after it checked out; re-hash anyway, cheap next to a download
-    const d = await narDigest(dest).catch(() => undefined);
-    if (d && d.hash.equals(wantHash) && d.size === ni.narSize) return 'present';
-    await removeTree(dest);
-  }
   const tmp = path.join(l.storeDir, `.relonix-${path.basename(dest)}-${randomBytes(4).toString('hex')}`);
-  const nar = await openNarFile(l, ni, target);
   try {
     let r;
     try {
-      r = await unpackNar(decompress(nar.bytes, ni.compression), tmp);
+      r = await unpackNar(nar, tmp);
     } catch (e) {
       if (e instanceof UserError || e instanceof TransientError) throw e;
       throw new UserError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { exitCode: EXIT.integrity, hint: 'republish the path; run again to retry', cause: e });
     }
-    if (!r.hash.equals(wantHash) || r.size !== ni.narSize) {
+    if (!r.hash.equals(parseNarHashField(ni.narHash)) || r.size !== ni.narSize) {
       throw new UserError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {
         exitCode: EXIT.integrity,
         hint: 'the cache holds a corrupt or tampered NAR; nothing was registered',
@@ -205,10 +212,113 @@ async function restorePath(l: Layout, ni: NarInfo, target: CacheTarget): Promise
   } catch (e) {
     await removeTree(tmp);
     throw e;
+  }
+}
+
+/** Fetch, decompress and unpack one path in one stream. */
+async function restoreOne(l: Layout, item: Item): Promise<void> {
+  const nar = await openNarFile(l, item.ni, item.target);
+  try {
+    await unpackChecked(l, item, decompress(nar.bytes, item.ni.compression));
   } finally {
     await nar.done();
   }
-  return 'restored';
+}
+
+/** Hands out a byte stream in consecutive pieces of known sizes. */
+class Pieces {
+  private readonly it: AsyncIterator<Uint8Array>;
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(src: AsyncIterable<Uint8Array>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  async *take(n: number): AsyncGenerator<Buffer> {
+    while (n > 0) {
+      if (this.buf.length === 0) {
+        const r = await this.it.next();
+        if (r.done) return; // the NAR reader reports what is missing
+        this.buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+        continue;
+      }
+      const b = this.buf.subarray(0, Math.min(n, this.buf.length));
+      this.buf = this.buf.subarray(b.length);
+      n -= b.length;
+      yield b;
+    }
+  }
+  async atEnd(): Promise<boolean> {
+    while (this.buf.length === 0) {
+      const r = await this.it.next();
+      if (r.done) return true;
+      this.buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    }
+    return false;
+  }
+  /** stops the source (and the decompressor behind it) */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+/**
+ * One decompressor for a whole run of paths: starting a program costs milliseconds per NAR (most
+ * NARs are small), and xz and zstd both read files one after another as one stream. The NARs come
+ * out back to back, and each is exactly its NarSize long, so the output splits cleanly. Paths are
+ * taken from the shared queue as the decompressor asks for input, so workers stay evenly loaded.
+ */
+async function restoreRun(l: Layout, queue: Item[], compression: string, onDone: (it: Item, how: 'present' | 'restored') => void): Promise<void> {
+  const taken: Item[] = [];
+  let completed = 0;
+  let inputError: unknown;
+  const nextMissing = async (): Promise<Item | undefined> => {
+    for (let it = queue.shift(); it; it = queue.shift()) {
+      if (await present(it.ni)) onDone(it, 'present');
+      else return it;
+    }
+    return undefined;
+  };
+  // no decompressor for a run with nothing to do (xz refuses empty input)
+  const first = await nextMissing();
+  if (!first) return;
+  const input = (async function* () {
+    try {
+      for (let it: Item | undefined = first; it; it = await nextMissing()) {
+        taken.push(it);
+        const nar = await openNarFile(l, it.ni, it.target);
+        try {
+          yield* nar.bytes;
+        } finally {
+          await nar.done();
+        }
+      }
+    } catch (e) {
+      inputError = e;
+      throw e;
+    }
+  })();
+  const out = new Pieces(decompress(input, compression));
+  try {
+    for (;;) {
+      // reading output is what drives the input side, and output only exists for a path already taken
+      if (await out.atEnd()) {
+        if (inputError) throw inputError;
+        if (completed < taken.length) throw new Error(`the decompressor stopped before ${taken[completed]!.ni.storePath}`);
+        return;
+      }
+      if (completed >= taken.length) throw new Error('the decompressor wrote more than the NARs it was given');
+      const it = taken[completed]!;
+      await unpackChecked(l, it, out.take(it.ni.narSize));
+      completed++;
+      onDone(it, 'restored');
+    }
+  } catch (e) {
+    // what was handed to this run and is not in place yet goes back for another try
+    queue.unshift(...taken.slice(completed));
+    // a failed download or a bad FileHash starves the decompressor: that, not the short NAR, is the news
+    throw inputError ?? e;
+  } finally {
+    await out.close();
+  }
 }
 
 /** Restores store paths (with their closures) from caches, then registers them all at once. */
@@ -228,14 +338,27 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
   const all = [...infos.values()].sort((a, b) => (b.ni.fileSize ?? b.ni.narSize) - (a.ni.fileSize ?? a.ni.narSize));
   const total = all.length;
   let doneCount = 0;
-  let next = 0;
+  const onDone = ({ ni }: Item, how: 'present' | 'restored') => {
+    doneCount++;
+    o.onProgress?.({ message: `${how} ${path.basename(ni.storePath)}`, done: doneCount, total });
+  };
+  const queue = [...all];
+  const compressions = new Set(all.map(({ ni }) => ni.compression));
+  const batched = compressions.size === 1 && hostDecompressor([...compressions][0]!) !== null;
   const worker = async () => {
-    while (next < all.length) {
-      const { ni, target } = all[next++]!;
-      // a stream cut short starts that path over; what it wrote is gone with its temporary directory
-      const how = await retryTransient(() => restorePath(l, ni, target), 4);
-      doneCount++;
-      o.onProgress?.({ message: `${how} ${path.basename(ni.storePath)}`, done: doneCount, total });
+    if (batched) {
+      // a stream cut short sends its unfinished paths back to the queue for another run
+      await retryTransient(() => restoreRun(l, queue, [...compressions][0]!, onDone), 4);
+      return;
+    }
+    for (let it = queue.shift(); it; it = queue.shift()) {
+      const item = it;
+      if (await present(item.ni)) onDone(item, 'present');
+      else {
+        // a stream cut short starts that path over; what it wrote is gone with its temporary directory
+        await retryTransient(() => restoreOne(l, item), 4);
+        onDone(item, 'restored');
+      }
     }
   };
   const jobs = Math.max(1, Math.min(o.jobs ?? 4, all.length));
