@@ -5,7 +5,7 @@ import type { Layout } from '../store/layout.ts';
 import { narDigest } from '../store/nar.ts';
 import { formatNarHashLike, formatRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { rewriteLinkTarget } from '../store/relocate-text.ts';
-import { writeFileAtomic } from '../util/fs.ts';
+import { exists, writeFileAtomic } from '../util/fs.ts';
 import { UserError, EXIT } from '../util/errors.ts';
 import { nixEnvironment } from './nixenv.ts';
 
@@ -78,7 +78,8 @@ export async function installProfile(l: Layout, nix: string, paths: string[], en
   await fs.mkdir(path.dirname(l.profile), { recursive: true });
   // -i of store paths builds a user environment with builtin:buildenv, like the official installer
   const nixEnv = path.join(nix, 'bin', 'nix-env');
-  const current = await nixTool(nixEnv, ['--profile', l.profile, '-q', '--out-path'], env, undefined, 'register').catch(() => '');
+  // a fresh prefix has no profile to ask about (asking costs a Nix start)
+  const current = (await exists(l.profile)) ? await nixTool(nixEnv, ['--profile', l.profile, '-q', '--out-path'], env, undefined, 'register').catch(() => '') : '';
   const have = new Set(current.split('\n').map((line) => line.trim().split(/\s+/).pop()).filter(Boolean));
   if (paths.every((p) => have.has(p)) && have.size === paths.length) return;
   // -r replaces whatever Nix or bundle the profile had, so it holds exactly these
