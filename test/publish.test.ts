@@ -24,7 +24,10 @@ const cli = path.join(root, 'bin', 'relonix.js');
 requireTool('nix-store');
 requireTool('nginx');
 
-/** Every narinfo in a cache directory names a NAR that is there, complete (FileHash checks out). */
+/**
+ * Every narinfo in a cache directory names a NAR that is there, complete (FileHash checks out), and
+ * references only paths whose narinfos are there too: a reader never finds a path it cannot serve.
+ */
 async function assertConsistent(dir: string): Promise<number> {
   let n = 0;
   let names: string[];
@@ -38,6 +41,7 @@ async function assertConsistent(dir: string): Promise<number> {
     const nar = await fs.readFile(path.join(dir, ni.url));
     assert.equal(nar.length, ni.fileSize, `${f}: NAR ${ni.url} is partial`);
     assert.ok(createHash('sha256').update(nar).digest().equals(fromNixBase32(ni.fileHash!.slice(7), 32)), `${f}: NAR hash`);
+    for (const r of ni.references) assert.ok(names.includes(`${r.slice(0, 32)}.narinfo`), `${f} names ${r}, whose narinfo is not there`);
     n++;
   }
   return n;

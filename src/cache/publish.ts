@@ -57,24 +57,6 @@ export function withRetry<T>(fn: () => Promise<T>, o: { retries?: number; minRet
   });
 }
 
-/** Paths ordered so each comes after its references (cycles are only self-references in Nix). */
-function topoOrder(paths: RegInfo[]): RegInfo[] {
-  const by = new Map(paths.map((p) => [p.path, p]));
-  const out: RegInfo[] = [];
-  const seen = new Set<string>();
-  const visit = (p: RegInfo) => {
-    if (seen.has(p.path)) return;
-    seen.add(p.path);
-    for (const r of p.references) {
-      const d = by.get(r);
-      if (d && r !== p.path) visit(d);
-    }
-    out.push(p);
-  };
-  for (const p of [...paths].sort((a, b) => (a.path < b.path ? -1 : 1))) visit(p);
-  return out;
-}
-
 export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   const log = o.log ?? (() => undefined);
   const compression = resolveCompression(o.compression ?? 'auto', log);
@@ -86,7 +68,6 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   for (const p of o.paths) {
     if (path.dirname(p.path) !== o.storeDir) throw new UserError(`${p.path} is not in the store ${o.storeDir}`, { exitCode: EXIT.usage });
   }
-  const ordered = topoOrder(o.paths);
   const done = new Map<string, Promise<void>>();
   let uploaded = 0;
   let skipped = 0;
@@ -112,12 +93,11 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   const staging = await fs.mkdtemp(path.join(tmpDir, `${STAGING_PREFIX}${process.pid}-`));
 
   const one = async (p: RegInfo): Promise<void> => {
-    // references go up first, so a narinfo never names a path the cache cannot serve
-    await Promise.all(p.references.filter((r) => r !== p.path).map((r) => done.get(r)));
+    const key = narInfoKey(p.path);
+    let ni: NarInfo;
     await acquire();
     const file = path.join(staging, `${path.basename(p.path)}${narExtension(compression)}`);
     try {
-      const key = narInfoKey(p.path);
       if (await retry(() => o.target.has(key))) {
         skipped++;
         return;
@@ -131,7 +111,7 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
         });
       }
       const narKey = `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`;
-      const ni: NarInfo = {
+      ni = {
         storePath: p.path,
         url: narKey,
         compression,
@@ -148,19 +128,23 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
         // each attempt reads the staged file afresh
         await retry(() => o.target.putFile(narKey, file, staged.fileSize, staged.fileHash.toString('hex'), 'application/x-nix-nar'));
       }
-      await retry(() => o.target.put(key, Buffer.from(formatNarInfo(ni)), 'text/x-nix-narinfo'));
-      uploaded++;
-      narBytes += staged.fileSize;
-      log(`published ${path.basename(p.path)} (${staged.fileSize} bytes)`);
     } finally {
       await fs.rm(file, { force: true });
       release();
     }
+    // NARs go up in any order, biggest first; the narinfo, the commit marker, waits for the narinfos
+    // of its references, so a cache never names a path it cannot serve
+    await Promise.all(p.references.filter((r) => r !== p.path).map((r) => done.get(r)));
+    await retry(() => o.target.put(key, Buffer.from(formatNarInfo(ni)), 'text/x-nix-narinfo'));
+    uploaded++;
+    narBytes += ni.fileSize!;
+    log(`published ${path.basename(p.path)} (${ni.fileSize} bytes)`);
   };
 
   let results: PromiseSettledResult<void>[];
   try {
-    for (const p of ordered) {
+    // every promise is in `done` before the first narinfo looks for its references'
+    for (const p of [...o.paths].sort((a, b) => b.narSize - a.narSize || (a.path < b.path ? -1 : 1))) {
       const pr = one(p);
       pr.catch(() => undefined);
       done.set(p.path, pr);
