@@ -2,7 +2,7 @@
 // none is a NAR as it is. Decompression uses the host's `zstd`/`xz` when they are there (fast,
 // native) and pure decoders otherwise (fzstd in JavaScript, xz in WebAssembly), so no host tool is
 // required to restore. There is no pure encoder among the dependencies: compressing needs the host
-// tool. zstd is preferred when publishing because it decompresses about ten times faster than xz,
+// tool. zstd is preferred when publishing because it decompresses about five times faster than xz
 // and restores are what a cache is for.
 import { spawn } from 'node:child_process';
 import { accessSync, constants as C } from 'node:fs';
