@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ensureFixture, type Fixture } from '../scripts/make-fixture.ts';
 import { serveDirectory, type RunningServer } from '../src/net/serve.ts';
-import { relonix, prefixFor, removePrefix, spawnRelonix } from './helpers/setpriv.ts';
+import { relonix, prefixFor, removePrefix, strikeRelonix } from './helpers/setpriv.ts';
 
 let fx: Fixture;
 let server: RunningServer;
@@ -23,20 +23,22 @@ after(async () => {
   if (top) await removePrefix(top);
 });
 
-// Where to strike: when a stage's start event appears, wait this long, then SIGKILL. Each run
-// resumes where the previous one died, so the list walks through every stage.
+// Where to strike: when a stage's start event appears, wait that fraction of the stage's length in
+// a reference run on this machine, then SIGKILL. Each run resumes where the previous one died, so
+// the list walks through every stage; fractions rather than fixed delays keep every blow inside its
+// stage however fast the machine is.
 const STRIKES: [string, number][] = [
-  ['fetch', 20],
-  ['unpack', 60],
-  ['unpack', 700],
-  ['relocate', 80],
-  ['relocate', 350],
-  ['relocate', 650],
+  ['fetch', 0.3],
+  ['unpack', 0.1],
+  ['unpack', 0.6],
+  ['relocate', 0.15],
+  ['relocate', 0.45],
+  ['relocate', 0.8],
   ['configure', 0],
-  ['register', 40],
-  ['register', 150],
-  ['verify', 30],
-  ['verify', 150],
+  ['register', 0.2],
+  ['register', 0.7],
+  ['verify', 0.15],
+  ['verify', 0.6],
 ];
 
 interface Run {
@@ -45,39 +47,30 @@ interface Run {
   events: { event: string; stage?: string; status?: string }[];
 }
 
-function strike(prefix: string, stage: string, delay: number): Promise<Run> {
-  const { child, done } = spawnRelonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url, '--json']);
-  const events: Run['events'] = [];
-  let buf = '';
-  let killedIn: string | undefined;
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const ev = JSON.parse(line);
-        events.push(ev);
-        if (ev.event === 'stage' && ev.status === 'start' && ev.stage === stage && !killedIn) {
-          killedIn = stage;
-          setTimeout(() => child.kill('SIGKILL'), delay);
-        }
-      } catch {
-        // not an event line
-      }
-    }
-  });
-  return done.then((r) => ({ killedIn, code: r.code, events }));
+/** How long each stage takes here: one bootstrap, undisturbed. */
+async function referenceStageMs(prefix: string): Promise<Record<string, number>> {
+  const r = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const done = JSON.parse(r.stdout.trim().split('\n').pop()!) as { stageMs: Record<string, number> };
+  await removePrefix(prefix);
+  return done.stageMs;
+}
+
+async function strike(prefix: string, stage: string, delay: number): Promise<Run> {
+  const r = await strikeRelonix(['bootstrap', '--prefix', prefix, '--url', url, '--json'], (ev) =>
+    ev.event === 'stage' && ev.status === 'start' && ev.stage === stage ? delay : undefined,
+  );
+  return { killedIn: r.struck ? stage : undefined, code: r.code, events: r.events };
 }
 
 test('kill -9 at many moments of every stage, then a re-run completes with a store that verifies', async () => {
   const prefix = await prefixFor(undefined, 'kill');
   top = path.dirname(prefix);
   const killed: string[] = [];
-  for (const [stage, delay] of STRIKES) {
-    const r = await strike(prefix, stage, delay);
-    if (r.killedIn && r.code === null) killed.push(`${stage}+${delay}ms`);
+  const stageMs = await referenceStageMs(path.join(top, 'reference'));
+  for (const [stage, fraction] of STRIKES) {
+    const r = await strike(prefix, stage, Math.round(fraction * (stageMs[stage] ?? 0)));
+    if (r.killedIn && r.code === null) killed.push(`${stage}+${Math.round(fraction * 100)}%`);
     // a run that finished before the blow must have succeeded; one that died must not have lied
     if (r.code !== null) assert.equal(r.code, 0, JSON.stringify(r.events.slice(-3)));
   }

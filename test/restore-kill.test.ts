@@ -14,7 +14,7 @@ import { narDigest } from '../src/store/nar.ts';
 import { parseNarHashField } from '../src/store/reginfo.ts';
 import { removeTree } from '../src/util/fs.ts';
 import { startServer, type TestServer } from './helpers/http.ts';
-import { relonix, prefixFor, removePrefix, spawnRelonix } from './helpers/setpriv.ts';
+import { relonix, prefixFor, removePrefix, strikeRelonix, type RelonixEvent } from './helpers/setpriv.ts';
 
 let top: string;
 let source: string;
@@ -52,30 +52,8 @@ async function cacheHashes(): Promise<Map<string, { hash: Buffer; size: number }
   return out;
 }
 
-function strike(prefix: string, cache: string, when: (ev: { event: string; stage?: string; status?: string; text?: string }) => number | undefined) {
-  const { child, done } = spawnRelonix(undefined, ['bootstrap', '--prefix', prefix, '--cache', cache, '--trusted-key', key.public, '--json']);
-  let buf = '';
-  let armed = false;
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      let ev;
-      try {
-        ev = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      const delay = armed ? undefined : when(ev);
-      if (delay !== undefined) {
-        armed = true;
-        setTimeout(() => child.kill('SIGKILL'), delay);
-      }
-    }
-  });
-  return done;
+function strike(prefix: string, cache: string, when: (ev: RelonixEvent) => number | undefined) {
+  return strikeRelonix(['bootstrap', '--prefix', prefix, '--cache', cache, '--trusted-key', key.public, '--json'], when);
 }
 
 test('kill -9 at many moments of a restore over a slow origin: only complete paths ever carry their names, and a re-run completes', async () => {
@@ -86,8 +64,8 @@ test('kill -9 at many moments of a restore over a slow origin: only complete pat
   let narBytes = 0;
   for (const f of await fs.readdir(path.join(cacheDir, 'nar'))) narBytes += (await fs.stat(path.join(cacheDir, 'nar', f))).size;
   const httpCache = `${server.url}/`;
-  const atRestore = (ms: number) => (ev: { event: string; stage?: string; status?: string }) => (ev.event === 'stage' && ev.stage === 'restore' && ev.status === 'start' ? ms : undefined);
-  const strikes: [string, string, (ev: { event: string; stage?: string; status?: string; text?: string }) => number | undefined][] = [
+  const atRestore = (ms: number) => (ev: RelonixEvent) => (ev.event === 'stage' && ev.stage === 'restore' && ev.status === 'start' ? ms : undefined);
+  const strikes: [string, string, (ev: RelonixEvent) => number | undefined][] = [
     ['restore+50ms', httpCache, atRestore(50)],
     ['restore+400ms', httpCache, atRestore(400)],
     ['restore+900ms', httpCache, atRestore(900)],

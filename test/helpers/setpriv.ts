@@ -82,3 +82,42 @@ export function shAs(uid: number, script: string): Promise<RunResult> {
 export async function removePrefix(dir: string): Promise<void> {
   execFileSync('sh', ['-c', `chmod -R u+w "${dir}" 2>/dev/null; rm -rf "${dir}"`]);
 }
+
+export interface RelonixEvent {
+  event: string;
+  stage?: string;
+  status?: string;
+  text?: string;
+}
+
+/**
+ * Runs `relonix ARGS` (which must include --json) and sends it SIGKILL `ms` milliseconds after the
+ * first event for which `when` returns a number of ms: a blow at a chosen moment of a chosen stage.
+ */
+export function strikeRelonix(args: string[], when: (ev: RelonixEvent) => number | undefined): Promise<RunResult & { events: RelonixEvent[]; struck: boolean }> {
+  const { child, done } = spawnRelonix(undefined, args);
+  const events: RelonixEvent[] = [];
+  let struck = false;
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let ev: RelonixEvent;
+      try {
+        ev = JSON.parse(line);
+      } catch {
+        continue; // not an event line
+      }
+      events.push(ev);
+      const ms = struck ? undefined : when(ev);
+      if (ms !== undefined) {
+        struck = true;
+        setTimeout(() => child.kill('SIGKILL'), ms);
+      }
+    }
+  });
+  return done.then((r) => ({ ...r, events, struck }));
+}
