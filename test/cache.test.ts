@@ -3,7 +3,7 @@
 // refusals (tampered narinfo, wrong key) that must leave nothing registered.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs, existsSync, readFileSync } from 'node:fs';
+import { promises as fs, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { makeStore, buildClosure, tempDir, wipe, storeEntries, isValid, requireTool, type TestStore } from './cache-helpers.ts';
@@ -30,9 +30,9 @@ function relonix(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function publishStore(s: TestStore, cacheUrl: string, secretFile: string, roots: string[], record?: { system: string; nix: string }) {
+async function publishStore(s: TestStore, cacheUrl: string, secretFile: string, roots: string[], record?: { system: string; nix: string }, compression?: 'zstd' | 'xz' | 'none') {
   const paths = await queryClosure({ layout: s.layout, nixStore: '/usr/bin/nix-store', env: s.env }, roots);
-  return publishPaths({ target: openTarget(cacheUrl), storeDir: s.layout.storeDir, paths, key: parseSecretKey(await fs.readFile(secretFile, 'utf8')), record, minRetryDelayMs: 10 });
+  return publishPaths({ target: openTarget(cacheUrl), storeDir: s.layout.storeDir, paths, key: parseSecretKey(await fs.readFile(secretFile, 'utf8')), record, compression, minRetryDelayMs: 10 });
 }
 
 test('keys: Nix keys sign for relonix, relonix keys verify in Nix, and signatures agree', async () => {
@@ -199,33 +199,42 @@ test('publish --compression zstd on a host without zstd is refused with the fix,
   await wipe(dir);
 });
 
-for (const decoder of ['host zstd', 'pure zstd'] as const)
-test(`restore (${decoder}): a cache written by nix copy ?compression=zstd is restored and registered`, async () => {
+// every way a restore reads a NAR: many per host decompressor, or one at a time through the pure decoders
+const DECODERS = [
+  { name: 'host zstd', compression: 'zstd', ext: '.nar.zst', hide: undefined },
+  { name: 'pure zstd', compression: 'zstd', ext: '.nar.zst', hide: 'RELONIX_NO_HOST_ZSTD' },
+  { name: 'host xz', compression: 'xz', ext: '.nar.xz', hide: undefined },
+  { name: 'WebAssembly xz', compression: 'xz', ext: '.nar.xz', hide: 'RELONIX_NO_HOST_XZ' },
+] as const;
+for (const d of DECODERS)
+test(`restore (${d.name}): a cache written by nix copy ?compression=${d.compression} is restored and registered`, async () => {
   const dir = tempDir('rstz');
   const cache = path.join(dir, 'cache');
   const s = makeStore(path.join(dir, 'p'));
   const { top, all } = buildClosure(s, 'rstz');
+  const more = buildClosure(s, 'rstz-more');
   s.nix(['--generate-binary-cache-key', 'nkz-1', `${dir}/nk.secret`, `${dir}/nk.public`]);
   const pub = readFileSync(`${dir}/nk.public`, 'utf8').trim();
-  s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top], 'nix');
-  s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}?compression=zstd`, top], 'nix');
+  s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top, more.top], 'nix');
+  s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}?compression=${d.compression}`, top, more.top], 'nix');
   for (const n of (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'))) {
     const ni = parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'));
-    assert.equal(ni.compression, 'zstd', 'Nix wrote a zstd cache');
-    assert.match(ni.url, /\.nar\.zst$/);
+    assert.equal(ni.compression, d.compression, `Nix wrote a ${d.compression} cache`);
+    assert.ok(ni.url.endsWith(d.ext), ni.url);
   }
   await wipe(s.prefix);
-  const saved = process.env.RELONIX_NO_HOST_ZSTD;
-  if (decoder === 'pure zstd') process.env.RELONIX_NO_HOST_ZSTD = '1';
+  const saved = d.hide && process.env[d.hide];
+  if (d.hide) process.env[d.hide] = '1';
   try {
-    const got = await restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: [pub], system: 'x', roots: [top], nixStore: '/usr/bin/nix-store' });
-    assert.deepEqual(got.sort(), all);
+    // four paths through one worker: the host decompressor serves them all back to back
+    const got = await restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: [pub], system: 'x', roots: [top, more.top], nixStore: '/usr/bin/nix-store', jobs: 1 });
+    assert.deepEqual(got.sort(), [...all, ...more.all].sort());
   } finally {
-    if (saved === undefined) delete process.env.RELONIX_NO_HOST_ZSTD;
-    else process.env.RELONIX_NO_HOST_ZSTD = saved;
+    if (d.hide && saved === undefined) delete process.env[d.hide];
+    else if (d.hide) process.env[d.hide] = saved;
   }
   const f = makeStore(s.prefix);
-  for (const p of all) assert.ok(isValid(f, p));
+  for (const p of [...all, ...more.all]) assert.ok(isValid(f, p));
   assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
   assert.equal(spawnSync(path.join(top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
   await wipe(dir);
@@ -304,5 +313,34 @@ test('restoreFromCache reads relonix.json and restores the recorded Nix closure 
   assert.ok(events.some((e) => /restored/.test(e)));
   // publish refuses a cache for another store dir
   await assert.rejects(publishStore(other, `file://${cache}`, `${dir}/k.secret`, []), /serves the store/);
+  await wipe(dir);
+});
+
+test('restore: a corrupt NAR in the middle of a decompressor run is named, and nothing of the closure is registered', async () => {
+  const dir = tempDir('rstbad');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const a = buildClosure(s, 'bad-a');
+  const b = buildClosure(s, 'bad-b');
+  const k = generateKey('bad-1');
+  await fs.writeFile(`${dir}/k.secret`, k.secret);
+  await publishStore(s, `file://${cache}`, `${dir}/k.secret`, [a.top, b.top], undefined, 'zstd');
+  // the second-largest NAR: a run starts with the largest, so this one sits mid-stream
+  const infos = await Promise.all((await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo')).map(async (n) => parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'))));
+  const victim = infos.sort((x, y) => y.fileSize! - x.fileSize!)[1]!;
+  const file = path.join(cache, victim.url);
+  const bytes = await fs.readFile(file);
+  bytes[bytes.length >> 1] ^= 0xff;
+  await fs.writeFile(file, bytes);
+  await wipe(s.prefix);
+  const l = makeStore(s.prefix).layout;
+  await assert.rejects(
+    restoreClosure({ layout: l, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x', roots: [a.top, b.top], nixStore: '/usr/bin/nix-store', jobs: 1 }),
+    (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity && e.message.includes(path.basename(victim.url)),
+  );
+  const f = makeStore(s.prefix);
+  for (const p of [...a.all, ...b.all]) assert.ok(!isValid(f, p), `${p} is not registered after a refused restore`);
+  assert.ok(!existsSync(victim.storePath), 'the corrupt path never takes its name in the store');
+  assert.deepEqual(readdirSync(l.storeDir).filter((n) => n.startsWith('.relonix-')), [], 'no temporary is left');
   await wipe(dir);
 });
