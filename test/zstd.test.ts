@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { compressStream, decompress, resolveCompression, narExtension, checkCompressionChoice, ZstdFrames, ZSTD_MAX_WINDOW } from '../src/cache/compress.ts';
+import { compressStream, decompress, resolveCompression, narExtension, checkCompressionChoice } from '../src/cache/compress.ts';
+import { ZstdFrames, ZSTD_MAX_WINDOW } from '../src/cache/zstd.ts';
 import { UserError } from '../src/util/errors.ts';
 
 function requireZstd(): void {
