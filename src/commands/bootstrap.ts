@@ -16,12 +16,19 @@ first unfinished one, and a finished prefix is a fast no-op):
   verify      nix-store --verify --check-contents, nix --version, a trivial build, libraries from the store
   cache-nix   (with --cache and --url) install the Nix built for this prefix from the cache
 
+With --cache and no --url there is no tarball: preflight, configure, then
+  restore     the Nix the cache's relonix.json names, with its closure: every narinfo signed by a
+              --trusted-key, every NAR hash-checked before it takes its name, all registered at once
+and verify. This is how a host that lost /tmp comes back in about a second (relonix publish fills
+the cache).
+
 Examples:
   relonix bootstrap                                  # official release into /tmp/nix
   relonix bootstrap --prefix $HOME/nix               # another prefix (or RELONIX_PREFIX)
   relonix bootstrap --url https://mirror.example/nix-2.24.10-x86_64-linux.tar.xz
   relonix bootstrap --url ./nix-2.8.0-x86_64-linux.tar.xz --sha256 <64 hex digits>
   relonix bootstrap --cache https://cache.example.org --trusted-key cache.example.org-1:BASE64
+  relonix bootstrap --cache file:///persist/cache --trusted-key "$(cat keys/mycache-1.public)"
   relonix bootstrap --json | jq .                    # one JSON event per line, for scripts
   relonix bootstrap --wait 600                       # queue behind another bootstrap of the prefix
 
