@@ -266,23 +266,16 @@ class Pieces {
  * out back to back, and each is exactly its NarSize long, so the output splits cleanly. Paths are
  * taken from the shared queue as the decompressor asks for input, so workers stay evenly loaded.
  */
-async function restoreRun(l: Layout, queue: Item[], compression: string, onDone: (it: Item, how: 'present' | 'restored') => void): Promise<void> {
+async function restoreRun(l: Layout, queue: Item[], compression: string, onDone: (it: Item) => void): Promise<void> {
   const taken: Item[] = [];
   let completed = 0;
   let inputError: unknown;
-  const nextMissing = async (): Promise<Item | undefined> => {
-    for (let it = queue.shift(); it; it = queue.shift()) {
-      if (await present(it.ni)) onDone(it, 'present');
-      else return it;
-    }
-    return undefined;
-  };
   // no decompressor for a run with nothing to do (xz refuses empty input)
-  const first = await nextMissing();
+  const first = queue.shift();
   if (!first) return;
   const input = (async function* () {
     try {
-      for (let it: Item | undefined = first; it; it = await nextMissing()) {
+      for (let it: Item | undefined = first; it; it = queue.shift()) {
         taken.push(it);
         const nar = await openNarFile(l, it.ni, it.target);
         try {
@@ -309,7 +302,7 @@ async function restoreRun(l: Layout, queue: Item[], compression: string, onDone:
       const it = taken[completed]!;
       await unpackChecked(l, it, out.take(it.ni.narSize));
       completed++;
-      onDone(it, 'restored');
+      onDone(it);
     }
   } catch (e) {
     // what was handed to this run and is not in place yet goes back for another try
@@ -342,26 +335,27 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
     doneCount++;
     o.onProgress?.({ message: `${how} ${path.basename(ni.storePath)}`, done: doneCount, total });
   };
-  const queue = [...all];
+  // what a killed run already put in place stays; checking it reads it, so that is done once, here
+  const here = await Promise.all(all.map(({ ni }) => present(ni)));
+  all.forEach((it, i) => here[i] && onDone(it, 'present'));
+  const queue = all.filter((_, i) => !here[i]);
+  const restored = (it: Item) => onDone(it, 'restored');
   const compressions = new Set(all.map(({ ni }) => ni.compression));
   const batched = compressions.size === 1 && hostDecompressor([...compressions][0]!) !== null;
   const worker = async () => {
     if (batched) {
       // a stream cut short sends its unfinished paths back to the queue for another run
-      await retryTransient(() => restoreRun(l, queue, [...compressions][0]!, onDone), 4);
+      await retryTransient(() => restoreRun(l, queue, [...compressions][0]!, restored), 4);
       return;
     }
     for (let it = queue.shift(); it; it = queue.shift()) {
       const item = it;
-      if (await present(item.ni)) onDone(item, 'present');
-      else {
-        // a stream cut short starts that path over; what it wrote is gone with its temporary directory
-        await retryTransient(() => restoreOne(l, item), 4);
-        onDone(item, 'restored');
-      }
+      // a stream cut short starts that path over; what it wrote is gone with its temporary directory
+      await retryTransient(() => restoreOne(l, item), 4);
+      restored(item);
     }
   };
-  const jobs = Math.max(1, Math.min(o.jobs ?? 4, all.length));
+  const jobs = Math.max(1, Math.min(o.jobs ?? 4, queue.length));
   const results = await Promise.allSettled(Array.from({ length: jobs }, worker));
   const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
   if (failed) throw failed.reason;
