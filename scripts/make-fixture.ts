@@ -16,7 +16,7 @@ import { toNixBase32 } from '../src/store/nixbase32.ts';
 import { formatRegInfo, type RegInfo } from '../src/store/reginfo.ts';
 import { readJson, removeTree, writeFileAtomic } from '../src/util/fs.ts';
 import { withLock } from '../src/util/lock.ts';
-import { UserError, EXIT } from '../src/util/errors.ts';
+import { RelonixError } from '../src/util/errors.ts';
 
 /** Bump when the generated tarball changes shape, so stale fixtures are rebuilt. */
 export const GENERATOR_VERSION = 3;
@@ -87,9 +87,9 @@ function preflight(): void {
   }
   if (!existsSync('/etc/ssl/certs/ca-certificates.crt')) missing.push('ca-certificates');
   if (missing.length) {
-    throw new UserError(`the test fixture is built from Debian packages that are missing: ${missing.join(', ')}`, {
+    throw new RelonixError(`the test fixture is built from Debian packages that are missing: ${missing.join(', ')}`, {
       hint: `apt-get install nix-bin patchelf xz-utils ca-certificates`,
-      exitCode: EXIT.preflight,
+      kind: 'preflight',
     });
   }
 }
@@ -538,7 +538,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     })
     .catch((e) => {
       console.error(`make-fixture: ${e instanceof Error ? e.message : String(e)}`);
-      if (e instanceof UserError && e.hint) console.error(`hint: ${e.hint}`);
-      process.exit(e instanceof UserError ? e.exitCode : 1);
+      if (e instanceof RelonixError && e.hint) console.error(`hint: ${e.hint}`);
+      process.exit(e instanceof RelonixError && e.kind === 'preflight' ? 5 : 1);
     });
 }

@@ -1,5 +1,16 @@
 import { Command, CommanderError } from 'commander';
-import { UserError, EXIT, errorMessage } from './util/errors.ts';
+import { RelonixError, causeChain, errorMessage, type ErrorKind } from './util/errors.ts';
+import { emit } from './util/emit.ts';
+
+/** The exit code of each kind of error: the one place they are decided (listed in --help). */
+export const EXIT_CODES: Record<ErrorKind, number> = {
+  failure: 1,
+  usage: 2,
+  integrity: 3,
+  busy: 4,
+  preflight: 5,
+  network: 6,
+};
 
 // Each command lives in its own module exporting `register(program)`.
 const COMMANDS = ['bootstrap', 'env', 'run', 'status', 'publish', 'keygen', 'cache', 'demo'] as const;
@@ -29,7 +40,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   // `relonix env | head` closes the pipe early: that is the reader's choice, not a failure
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(EXIT.ok);
+    if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
   try {
@@ -45,21 +56,30 @@ export async function main(argv: string[]): Promise<void> {
     }
     await program.parseAsync(argv);
   } catch (e) {
-    process.exitCode = report(e);
+    process.exitCode = report(e, wantsJson(argv));
   }
 }
 
-function report(e: unknown): number {
+/** `--json` before any `--`: the command speaks JSON events, so its error is one too. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  const at = argv.indexOf('--json');
+  return at !== -1 && (end === -1 || at < end);
+}
+
+function report(e: unknown, json: boolean): number {
   if (e instanceof CommanderError) {
-    return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    return e.exitCode === 0 ? 0 : EXIT_CODES.usage;
   }
-  if (e instanceof UserError) {
-    process.stderr.write(`relonix: error: ${e.message}\n`);
-    if (e.hint) process.stderr.write(`  fix: ${e.hint}\n`);
-    return e.exitCode;
-  }
+  const known = e instanceof RelonixError ? e : undefined;
+  const code = EXIT_CODES[known?.kind ?? 'failure'];
+  if (json) emit({ event: 'error', message: errorMessage(e), hint: known?.hint, kind: known?.kind ?? 'failure', exitCode: code });
   process.stderr.write(`relonix: error: ${errorMessage(e)}\n`);
-  if (process.env.RELONIX_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-  else process.stderr.write('  (set RELONIX_DEBUG=1 for a stack trace)\n');
-  return EXIT.failure;
+  if (known?.hint) process.stderr.write(`  fix: ${known.hint}\n`);
+  if (process.env.RELONIX_DEBUG) {
+    for (const c of causeChain(e)) process.stderr.write(`${c instanceof Error ? (c.stack ?? c.message) : String(c)}\n`);
+  } else if (!known) {
+    process.stderr.write('  (set RELONIX_DEBUG=1 for the cause chain with stack traces)\n');
+  }
+  return code;
 }

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ensureFixture, type Fixture } from '../scripts/make-fixture.ts';
 import { serveDirectory, type RunningServer } from '../src/net/serve.ts';
-import { EXIT } from '../src/util/errors.ts';
+import { EXIT } from './helpers/cli.ts';
 import { NOBODY_UID, RELONIX, relonix, shAs, prefixFor, removePrefix, requireTool, requireRoot, spawnRelonix } from './helpers/setpriv.ts';
 
 let fx: Fixture;

@@ -17,7 +17,8 @@ import { publishPaths } from '../src/cache/publish.ts';
 import { queryClosure } from '../src/cache/nixstore.ts';
 import { restoreFromCache, restoreClosure } from '../src/cache/restore.ts';
 import { gcCache } from '../src/cache/gc.ts';
-import { EXIT, UserError } from '../src/util/errors.ts';
+import { RelonixError } from '../src/util/errors.ts';
+import { EXIT } from './helpers/cli.ts';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const cli = path.join(root, 'bin', 'relonix.js');
@@ -252,14 +253,14 @@ test('restore: a cache written by nix copy is restored and registered; tampering
   await wipe(s.prefix);
   const attempt = (keys: string[]) => restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: keys, system: 'x', roots: [top], nixStore: '/usr/bin/nix-store' });
   // wrong key: refused with the integrity code, and nothing is in the store or the DB
-  await assert.rejects(attempt([generateKey('nk-1').public]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity && /signature/.test(e.message));
+  await assert.rejects(attempt([generateKey('nk-1').public]), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /signature/.test(e.message));
   let f = makeStore(s.prefix);
   assert.deepEqual(storeEntries(f), []);
   // tampered NarSize in the top narinfo (its own signature no longer matches)
   const niFile = path.join(cache, `${path.basename(top).slice(0, 32)}.narinfo`);
   const orig = await fs.readFile(niFile, 'utf8');
   await fs.writeFile(niFile, orig.replace(/NarSize: (\d+)/, (_, n: string) => `NarSize: ${Number(n) + 8}`));
-  await assert.rejects(attempt([pub]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity);
+  await assert.rejects(attempt([pub]), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity');
   for (const p of all) assert.ok(!isValid(f, p), 'nothing registered after a refused restore');
   // a NarHash changed AND re-signed by the attacker's key is still refused when only the real key is trusted,
   // and a NarHash changed under a key we do trust is caught when the NAR is checked
@@ -268,8 +269,8 @@ test('restore: a cache written by nix copy is restored and registered; tampering
   ni.narHash = `sha256:${toNixBase32(Buffer.alloc(32, 1))}`;
   ni.sigs = [signNarInfo(ni, attacker)];
   await fs.writeFile(niFile, formatNarInfo(ni));
-  await assert.rejects(attempt([pub]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity);
-  await assert.rejects(attempt([pub, attacker.publicKey]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity && /hash/.test(e.message));
+  await assert.rejects(attempt([pub]), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity');
+  await assert.rejects(attempt([pub, attacker.publicKey]), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /hash/.test(e.message));
   for (const p of all) assert.ok(!isValid(f, p), 'nothing registered after a refused restore');
   assert.ok(!existsSync(top), 'the tampered path never reaches its place in the store');
   // the real narinfo restores and registers everything, and a re-run is a no-op
@@ -336,7 +337,7 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
   const l = makeStore(s.prefix).layout;
   await assert.rejects(
     restoreClosure({ layout: l, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x', roots: [a.top, b.top], nixStore: '/usr/bin/nix-store', jobs: 1 }),
-    (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity && e.message.includes(path.basename(victim.url)),
+    (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && e.message.includes(path.basename(victim.url)),
   );
   const f = makeStore(s.prefix);
   for (const p of [...a.all, ...b.all]) assert.ok(!isValid(f, p), `${p} is not registered after a refused restore`);

@@ -14,7 +14,7 @@ import { serveDirectory } from '../src/net/serve.ts';
 import { fetchTarball } from '../src/bootstrap/fetch.ts';
 import { layout } from '../src/store/layout.ts';
 import { toNixBase32 } from '../src/store/nixbase32.ts';
-import { UserError, EXIT } from '../src/util/errors.ts';
+import { RelonixError } from '../src/util/errors.ts';
 
 const MiB = 1 << 20;
 const SIZE = 6 * MiB + 12345;
@@ -71,8 +71,8 @@ test('download: wrong sha256 rejects naming both checksums and the URL, leaving 
     const dest = fresh();
     const url = `${s.url}/nix.tar.xz`;
     await assert.rejects(download({ url, dest, sha256: wrong, ...fast }), (e: unknown) => {
-      assert.ok(e instanceof UserError);
-      assert.equal(e.exitCode, EXIT.integrity);
+      assert.ok(e instanceof RelonixError);
+      assert.equal(e.kind, 'integrity');
       assert.ok(e.message.includes(wrong) && e.message.includes(sha) && e.message.includes(url), e.message);
       return true;
     });
@@ -100,8 +100,8 @@ test('download: a partial file left by a killed run is resumed by the next run',
     const url = `${s.url}/nix.tar.xz`;
     // first run gives up at once (no retries), as if the container restarted mid-transfer
     await assert.rejects(download({ url, dest, sha256: sha, retries: 0 }), (e: unknown) => {
-      assert.ok(e instanceof UserError);
-      assert.equal(e.exitCode, EXIT.network);
+      assert.ok(e instanceof RelonixError);
+      assert.equal(e.kind, 'network');
       assert.ok(e.hint && /resume/.test(e.hint));
       return true;
     });
@@ -147,14 +147,14 @@ test('download: URL.sha256 is read as the releases publish it (hex or nix-base32
     assert.equal(await resolveSha256(`${s.url}/b/nix.tar.xz`, fast), sha);
     await assert.rejects(resolveSha256(`${s.url}/c/nix.tar.xz`, fast), /does not start with a sha256/);
     await assert.rejects(resolveSha256(`${s.url}/missing/nix.tar.xz`, fast), (e: unknown) => {
-      assert.ok(e instanceof UserError && e.exitCode === EXIT.network && /404/.test(e.message));
+      assert.ok(e instanceof RelonixError && e.kind === 'network' && /404/.test(e.message));
       assert.match(e.hint ?? '', /--sha256/);
       return true;
     });
   });
   assert.equal(normalizeSha256(`sha256-${Buffer.from(sha, 'hex').toString('base64')}`), sha);
   assert.equal(normalizeSha256(`sha256:${b32}`), sha);
-  assert.throws(() => normalizeSha256('abc'), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.usage);
+  assert.throws(() => normalizeSha256('abc'), (e: unknown) => e instanceof RelonixError && e.kind === 'usage');
   assert.equal(
     defaultReleaseUrl('aarch64-linux', '2.24.10'),
     'https://releases.nixos.org/nix/nix-2.24.10/nix-2.24.10-aarch64-linux.tar.xz',
@@ -167,8 +167,8 @@ test('download: network failure after retries is a network error with a hint; 40
   await gone.close();
   const dest = fresh();
   await assert.rejects(download({ url: `http://127.0.0.1:${port}/nix.tar.xz`, dest, retries: 2, minRetryDelayMs: 5 }), (e: unknown) => {
-    assert.ok(e instanceof UserError);
-    assert.equal(e.exitCode, EXIT.network);
+    assert.ok(e instanceof RelonixError);
+    assert.equal(e.kind, 'network');
     assert.match(e.message, /after 3 attempts/);
     assert.match(e.message, /ECONNREFUSED/);
     assert.ok(e.hint);
@@ -176,7 +176,7 @@ test('download: network failure after retries is a network error with a hint; 40
   });
   await withServer({ files: {}, failFirst: 0 }, async (s) => {
     await assert.rejects(download({ url: `${s.url}/nope.tar.xz`, dest: fresh(), ...fast }), (e: unknown) => {
-      assert.ok(e instanceof UserError && e.exitCode === EXIT.network && /HTTP 404/.test(e.message));
+      assert.ok(e instanceof RelonixError && e.kind === 'network' && /HTTP 404/.test(e.message));
       return true;
     });
     assert.equal(s.requests, 1);
@@ -196,7 +196,7 @@ test('download: local paths and file:// URLs are copied with the checksum checke
   assert.equal(b.sha256, sha);
   assert.ok((await fs.readFile(b.path)).equals(data));
   const dest = fresh();
-  await assert.rejects(download({ url: src, dest, sha256: '0'.repeat(64) }), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.integrity);
+  await assert.rejects(download({ url: src, dest, sha256: '0'.repeat(64) }), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity');
   assert.deepEqual(await leftovers(dest), []);
   await fs.writeFile(`${src}.sha256`, `${sha}\n`);
   assert.equal(await resolveSha256(src), sha);
@@ -223,7 +223,7 @@ test('fetch: fetchTarball reads URL.sha256, downloads into the prefix once, then
   assert.deepEqual(again, first);
   // a corrupted finished file is not trusted
   await fs.appendFile(first.tarball, 'x');
-  await assert.rejects(fetchTarball({ layout: l, url, retries: 0 }), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.network);
+  await assert.rejects(fetchTarball({ layout: l, url, retries: 0 }), (e: unknown) => e instanceof RelonixError && e.kind === 'network');
 });
 
 test('serve: serveDirectory answers GET, HEAD and ranges, and refuses paths outside its root', async () => {

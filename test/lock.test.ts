@@ -5,14 +5,14 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { withLock } from '../src/util/lock.ts';
-import { UserError, EXIT } from '../src/util/errors.ts';
+import { RelonixError } from '../src/util/errors.ts';
 import { writeFileAtomic } from '../src/util/fs.ts';
 
 async function tmp(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'relonix-lock-'));
 }
 
-test('a second holder is refused with EXIT.busy naming the owner, or waits its turn', async () => {
+test('a second holder is refused as busy naming the owner, or waits its turn', async () => {
   const dir = await tmp();
   const lock = path.join(dir, 'lock');
   const order: string[] = [];
@@ -24,8 +24,8 @@ test('a second holder is refused with EXIT.busy naming the owner, or waits its t
   });
   while (order.length === 0) await new Promise((r) => setTimeout(r, 5));
   await assert.rejects(withLock(lock, { what: 'second' }, async () => {}), (e: unknown) => {
-    assert.ok(e instanceof UserError);
-    assert.equal(e.exitCode, EXIT.busy);
+    assert.ok(e instanceof RelonixError);
+    assert.equal(e.kind, 'busy');
     assert.match(e.message, new RegExp(`pid ${process.pid}, first`));
     assert.match(e.hint ?? '', /--wait/);
     return true;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { unpackTarball, hostXz } from '../src/bootstrap/unpack.ts';
 import { readTarballInfo, parseTarballDirName } from '../src/bootstrap/tarball.ts';
 import { ensureFixture } from '../scripts/make-fixture.ts';
-import { UserError, EXIT } from '../src/util/errors.ts';
+import { RelonixError } from '../src/util/errors.ts';
 import { removeTree } from '../src/util/fs.ts';
 
 interface Entry {
@@ -80,8 +80,8 @@ async function exists(p: string): Promise<boolean> {
 /** Unpack must fail with a message naming the entry, and leave neither dest nor dest.partial. */
 async function refused(c: { file: string; dest: string }, entry: string, why: RegExp, noHostXz = false): Promise<void> {
   await assert.rejects(unpackTarball({ tarball: c.file, dest: c.dest, noHostXz }), (e: unknown) => {
-    assert.ok(e instanceof UserError, String(e));
-    assert.equal(e.exitCode, EXIT.integrity);
+    assert.ok(e instanceof RelonixError, String(e));
+    assert.equal(e.kind, 'integrity');
     assert.ok(e.message.includes(`"${entry}"`), e.message);
     assert.match(e.message, why);
     assert.ok(e.hint);
@@ -252,7 +252,7 @@ test('unpack: a damaged tarball is a clear integrity error and leaves no .partia
   for (const noHostXz of [false, true]) {
     const dest = path.join(tmp, `truncated-${noHostXz}`);
     await assert.rejects(unpackTarball({ tarball: file, dest, noHostXz }), (e: unknown) => {
-      assert.ok(e instanceof UserError && e.exitCode === EXIT.integrity, String(e));
+      assert.ok(e instanceof RelonixError && e.kind === 'integrity', String(e));
       assert.match(e.message, /could not unpack/);
       return true;
     });

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { compressStream, decompress, resolveCompression, narExtension, checkCompressionChoice } from '../src/cache/compress.ts';
 import { ZstdFrames, ZSTD_MAX_WINDOW } from '../src/cache/zstd.ts';
-import { UserError } from '../src/util/errors.ts';
+import { RelonixError } from '../src/util/errors.ts';
 
 function requireZstd(): void {
   if (!existsSync('/usr/bin/zstd')) throw new Error('zstd is not installed; the zstd tests need it (apt-get install zstd)');
@@ -195,7 +195,7 @@ test('publish compression: auto prefers zstd, then xz, then none; an explicit zs
     assert.equal(resolveCompression('auto'), 'xz');
     assert.throws(
       () => resolveCompression('zstd'),
-      (e: unknown) => e instanceof UserError && /zstd/.test(e.message) && /install zstd/.test(e.hint ?? '') && /--compression xz/.test(e.hint ?? ''),
+      (e: unknown) => e instanceof RelonixError && /zstd/.test(e.message) && /install zstd/.test(e.hint ?? '') && /--compression xz/.test(e.hint ?? ''),
     );
   });
   await withEnv({ RELONIX_NO_HOST_ZSTD: '1', RELONIX_NO_HOST_XZ: '1' }, async () => {

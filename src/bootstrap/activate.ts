@@ -3,15 +3,15 @@ import path from 'node:path';
 import type { Layout } from '../store/layout.ts';
 import { readState } from './state.ts';
 import { nixVariables, nixEnvironment } from './nixenv.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
 
 /** The active Nix of a prefix, or a clear error saying to bootstrap it first. */
 export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: string }> {
   const s = await readState(l);
   if (!s.nix || !(await exists(path.join(s.nix, 'bin', 'nix')))) {
-    throw new UserError(`no Nix is installed in ${l.prefix} yet`, {
-      exitCode: EXIT.failure,
+    throw new RelonixError(`no Nix is installed in ${l.prefix} yet`, {
+      kind: 'failure',
       hint: `run relonix bootstrap${l.prefix === '/tmp/nix' ? '' : ` --prefix ${l.prefix}`} first`,
     });
   }

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import type { Layout } from '../store/layout.ts';
 
 /** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
@@ -99,9 +99,9 @@ export function mib(n: number): string {
   return `${(n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
 }
 
-export function preflightError(plan: PreflightPlan): UserError {
-  return new UserError(plan.problems.map((p) => p.message).join('; '), {
-    exitCode: EXIT.preflight,
+export function preflightError(plan: PreflightPlan): RelonixError {
+  return new RelonixError(plan.problems.map((p) => p.message).join('; '), {
+    kind: 'preflight',
     hint: plan.problems.map((p) => p.hint).join('; '),
   });
 }

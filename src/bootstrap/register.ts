@@ -1,12 +1,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runTool } from './exec.ts';
+import { runTool } from '../util/spawn.ts';
 import type { Layout } from '../store/layout.ts';
 import { narDigest } from '../store/nar.ts';
 import { formatNarHashLike, formatRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { rewriteLinkTarget } from '../store/relocate-text.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { nixEnvironment } from './nixenv.ts';
 
 /** Pure: a tarball's registration records moved to the new store dir (hashes still the old ones). */
@@ -95,8 +95,8 @@ export async function nixTool(
 ): Promise<string> {
   const r = await runTool(bin, args, env, input);
   if (r.code !== 0) {
-    throw new UserError(`${path.basename(bin)} ${args.join(' ')} failed in stage ${stage} (exit ${r.code ?? r.signal}):\n${r.all.trim()}`, {
-      exitCode: EXIT.failure,
+    throw new RelonixError(`${path.basename(bin)} ${args.join(' ')} failed in stage ${stage} (exit ${r.code ?? r.signal}):\n${r.all.trim()}`, {
+      kind: 'failure',
       hint: `re-run relonix bootstrap to retry from stage ${stage}; relonix status shows what is done`,
     });
   }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { layout as makeLayout, type Layout } from '../store/layout.ts';
 import { readState, writeState, type BootstrapState } from './state.ts';
 import { withLock } from '../util/lock.ts';
-import { UserError, EXIT, errorMessage } from '../util/errors.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
 import { exists, removeTree } from '../util/fs.ts';
 import { nixSystem } from '../util/system.ts';
 import { parseRegInfo } from '../store/reginfo.ts';
@@ -125,8 +125,8 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
         const free = Number(st.bavail) * Number(st.bsize);
         const need = f.bytes * UNPACK_FACTOR + MARGIN;
         if (free < need) {
-          throw new UserError(`${l.prefix} has ${mib(free)} free; the unpacked closure needs about ${mib(need)}`, {
-            exitCode: EXIT.preflight,
+          throw new RelonixError(`${l.prefix} has ${mib(free)} free; the unpacked closure needs about ${mib(need)}`, {
+            kind: 'preflight',
             hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
           });
         }
@@ -138,8 +138,8 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
         const { root } = await unpackTarball({ tarball: f.tarball, dest: l.stagingDir, onProgress: (p: unknown) => progress(progressText(p)) });
         const info = await readTarballInfo(root);
         if (info.system !== host) {
-          throw new UserError(`the tarball is built for ${info.system} but this machine is ${host}`, {
-            exitCode: EXIT.preflight,
+          throw new RelonixError(`the tarball is built for ${info.system} but this machine is ${host}`, {
+            kind: 'preflight',
             hint: `use the ${host} tarball (nix-<version>-${host}.tar.xz)`,
           });
         }
@@ -433,15 +433,8 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
           return { skipped: false, summary: r.summary };
         },
       }));
-      try {
-        await runStages(ui, mode);
-      } catch (e) {
-        if (mode === 'json') {
-          const ue = e instanceof UserError ? e : undefined;
-          emit({ event: 'error', message: errorMessage(e), hint: ue?.hint, exitCode: ue?.exitCode ?? EXIT.failure });
-        }
-        throw e;
-      }
+      // an error is reported once, by the CLI (as a JSON event too, with --json)
+      await runStages(ui, mode);
       if (!opts.keepDownload) {
         await removeTree(l.stagingDir);
         await removeTree(l.downloadsDir);
@@ -466,11 +459,11 @@ async function isComplete(l: Layout, stages: StageDef[], s: BootstrapState): Pro
   return exists(path.join(s.nix, 'bin', 'nix'));
 }
 
-function stageError(st: StageDef, e: unknown): UserError {
+function stageError(st: StageDef, e: unknown): RelonixError {
   const msg = `stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(e)}`;
-  if (e instanceof UserError) return new UserError(msg, { exitCode: e.exitCode, hint: e.hint, cause: e });
-  return new UserError(msg, {
-    exitCode: EXIT.failure,
+  if (e instanceof RelonixError) return new RelonixError(msg, { kind: e.kind, hint: e.hint, cause: e });
+  return new RelonixError(msg, {
+    kind: 'failure',
     hint: `fix the cause and re-run relonix bootstrap: it continues from stage ${st.name} (RELONIX_DEBUG=1 shows a stack trace)`,
     cause: e,
   });

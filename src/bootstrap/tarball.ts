@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseRegInfo, type RegInfo } from '../store/reginfo.ts';
-import { UserError, EXIT, errorMessage } from '../util/errors.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
 
 export interface TarballInfo {
   version: string;
@@ -33,13 +33,13 @@ export async function readTarballInfo(root: string): Promise<TarballInfo> {
   const where = path.basename(root);
   const parsed = parseTarballDirName(where);
   if (!parsed) {
-    throw new UserError(`the tarball's top directory "${where}" is not named nix-<version>-<system>`, { exitCode: EXIT.integrity, hint: HINT });
+    throw new RelonixError(`the tarball's top directory "${where}" is not named nix-<version>-<system>`, { kind: 'integrity', hint: HINT });
   }
   let install: string;
   try {
     install = await fs.readFile(path.join(root, 'install'), 'utf8');
   } catch {
-    throw new UserError(`${where}/install is missing from the tarball`, { exitCode: EXIT.integrity, hint: HINT });
+    throw new RelonixError(`${where}/install is missing from the tarball`, { kind: 'integrity', hint: HINT });
   }
   const nixPath = assignment(install, 'nix');
   const cacertPath = assignment(install, 'cacert');
@@ -48,8 +48,8 @@ export async function readTarballInfo(root: string): Promise<TarballInfo> {
     ['cacert', cacertPath],
   ] as const) {
     if (!v || !/^\/[^\s]*\/[0-9a-df-np-sv-z]{32}-[^/\s]+$/.test(v)) {
-      throw new UserError(`${where}/install has no ${name}="<store path>" line${v ? ` (found "${v}")` : ''}`, {
-        exitCode: EXIT.integrity,
+      throw new RelonixError(`${where}/install has no ${name}="<store path>" line${v ? ` (found "${v}")` : ''}`, {
+        kind: 'integrity',
         hint: HINT,
       });
     }
@@ -58,25 +58,25 @@ export async function readTarballInfo(root: string): Promise<TarballInfo> {
   try {
     text = await fs.readFile(path.join(root, '.reginfo'), 'utf8');
   } catch {
-    throw new UserError(`${where}/.reginfo is missing from the tarball`, { exitCode: EXIT.integrity, hint: HINT });
+    throw new RelonixError(`${where}/.reginfo is missing from the tarball`, { kind: 'integrity', hint: HINT });
   }
   let reginfo: RegInfo[];
   try {
     reginfo = parseRegInfo(text, `${where}/.reginfo`);
   } catch (e) {
-    throw new UserError(`${where}/.reginfo cannot be read: ${errorMessage(e)}`, { exitCode: EXIT.integrity, hint: HINT });
+    throw new RelonixError(`${where}/.reginfo cannot be read: ${errorMessage(e)}`, { kind: 'integrity', hint: HINT });
   }
   const known = new Set(reginfo.map((r) => r.path));
   for (const p of [nixPath!, cacertPath!]) {
     if (!known.has(p)) {
-      throw new UserError(`${where}/install names ${p}, which .reginfo does not register`, { exitCode: EXIT.integrity, hint: HINT });
+      throw new RelonixError(`${where}/install names ${p}, which .reginfo does not register`, { kind: 'integrity', hint: HINT });
     }
   }
   for (const r of reginfo) {
     try {
       await fs.lstat(path.join(root, 'store', path.basename(r.path)));
     } catch {
-      throw new UserError(`${where}/.reginfo registers ${r.path}, which is not in store/`, { exitCode: EXIT.integrity, hint: HINT });
+      throw new RelonixError(`${where}/.reginfo registers ${r.path}, which is not in store/`, { kind: 'integrity', hint: HINT });
     }
   }
   return { version: parsed.version, system: parsed.system, nixPath: nixPath!, cacertPath: cacertPath!, reginfo };

@@ -1,4 +1,7 @@
 import { Listr } from 'listr2';
+import { emit } from '../util/emit.ts';
+
+export { emit };
 
 /** One stage as the UI sees it: run it, learn whether it ran or was already done, and a summary. */
 export interface UiStage {
@@ -14,10 +17,6 @@ export function pickMode(json: boolean, stream: NodeJS.WriteStream = process.std
   return stream.isTTY && process.env.TERM !== 'dumb' && !process.env.CI ? 'tty' : 'plain';
 }
 
-/** One JSON object per line on stdout, for scripts. */
-export function emit(event: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...event }) + '\n');
-}
 
 /**
  * Runs stages in order. TTY: listr2 with live progress. Plain: one line per stage and a few

@@ -10,7 +10,7 @@ import { createReadStream, promises as fs, constants as C, closeSync, fchmodSync
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
-import { UserError, EXIT, errorMessage } from '../util/errors.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
 import { removeTree } from '../util/fs.ts';
 
 export interface UnpackProgress {
@@ -263,8 +263,8 @@ function checkAllLinks(root: string, dir = ''): void {
 async function findRoot(dir: string): Promise<string> {
   const names = (await fs.readdir(dir)).filter((n) => !n.startsWith('.'));
   if (names.length !== 1 || !(await fs.lstat(path.join(dir, names[0]!))).isDirectory()) {
-    throw new UserError(`the tarball should hold exactly one top directory (nix-<version>-<system>/), found: ${names.join(', ') || 'nothing'}`, {
-      exitCode: EXIT.integrity,
+    throw new RelonixError(`the tarball should hold exactly one top directory (nix-<version>-<system>/), found: ${names.join(', ') || 'nothing'}`, {
+      kind: 'integrity',
       hint: 'use an official Nix binary tarball (nix-<version>-<system>.tar.xz)',
     });
   }
@@ -276,7 +276,7 @@ export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string
   try {
     if ((await fs.lstat(dest)).isDirectory()) return { root: await findRoot(dest), via: 'existing' };
   } catch (e) {
-    if (e instanceof UserError) throw e;
+    if (e instanceof RelonixError) throw e;
   }
   const partial = `${dest}.partial`;
   await removeTree(partial); // a kill mid-way left it: start that unpack over
@@ -335,14 +335,14 @@ export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string
     }
     await removeTree(partial);
     if (failure instanceof Refusal) {
-      throw new UserError(`refusing to unpack ${opts.tarball}: ${failure.message}`, {
-        exitCode: EXIT.integrity,
+      throw new RelonixError(`refusing to unpack ${opts.tarball}: ${failure.message}`, {
+        kind: 'integrity',
         hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
       });
     }
-    if (failure instanceof UserError) throw failure;
-    throw new UserError(`could not unpack ${opts.tarball}: ${errorMessage(failure)}`, {
-      exitCode: EXIT.integrity,
+    if (failure instanceof RelonixError) throw failure;
+    throw new RelonixError(`could not unpack ${opts.tarball}: ${errorMessage(failure)}`, {
+      kind: 'integrity',
       hint: 'the file is damaged or not a .tar.xz; delete it and download it again',
       cause: failure,
     });
@@ -352,8 +352,8 @@ export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string
   } catch (e) {
     await removeTree(partial);
     if (e instanceof Refusal) {
-      throw new UserError(`refusing to unpack ${opts.tarball}: ${e.message}`, {
-        exitCode: EXIT.integrity,
+      throw new RelonixError(`refusing to unpack ${opts.tarball}: ${e.message}`, {
+        kind: 'integrity',
         hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
       });
     }
@@ -361,7 +361,7 @@ export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string
   }
   if (ex.entries === 0) {
     await removeTree(partial);
-    throw new UserError(`${opts.tarball} holds no files`, { exitCode: EXIT.integrity, hint: 'download the tarball again' });
+    throw new RelonixError(`${opts.tarball} holds no files`, { kind: 'integrity', hint: 'download the tarball again' });
   }
   let root: string;
   try {

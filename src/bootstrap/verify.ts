@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runTool } from './exec.ts';
+import { runTool } from '../util/spawn.ts';
 import type { Layout } from '../store/layout.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { nixEnvironment } from './nixenv.ts';
 import { nixTool } from './register.ts';
@@ -82,10 +82,10 @@ async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv): 
   await writeFileAtomic(expr, CHECK_EXPR);
   const out = (await nixTool(nixBuild, ['--no-out-link', expr], env, undefined, 'verify')).trim().split('\n').pop() ?? '';
   if (!out.startsWith(l.storeDir + '/')) {
-    throw new UserError(`the check build produced ${out}, outside ${l.storeDir}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
+    throw new RelonixError(`the check build produced ${out}, outside ${l.storeDir}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
   }
   const checkOutput = (await fs.readFile(out, 'utf8')).trim();
-  if (checkOutput !== 'ok') throw new UserError(`the check build wrote "${checkOutput}" instead of "ok"`);
+  if (checkOutput !== 'ok') throw new RelonixError(`the check build wrote "${checkOutput}" instead of "ok"`);
   return checkOutput;
 }
 
@@ -94,17 +94,17 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
   const nixBin = await fs.realpath(nixLink);
   const interpreter = elfInterpreter(await fs.readFile(nixBin));
   if (!interpreter || !interpreter.startsWith(l.storeDir + '/')) {
-    throw new UserError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
-      exitCode: EXIT.integrity,
+    throw new RelonixError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
+      kind: 'integrity',
       hint: 'the relocate stage did not patch it; remove the prefix and bootstrap again',
     });
   }
   const r = await runTool(interpreter, ['--list', nixBin], { PATH: process.env.PATH ?? '/usr/bin:/bin' });
-  if (r.code !== 0) throw new UserError(`${interpreter} --list ${nixBin} failed: ${r.all.trim()}`);
+  if (r.code !== 0) throw new RelonixError(`${interpreter} --list ${nixBin} failed: ${r.all.trim()}`);
   const foreign = foreignLibraries(r.stdout, l.storeDir);
   if (foreign.length) {
-    throw new UserError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
-      exitCode: EXIT.integrity,
+    throw new RelonixError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
+      kind: 'integrity',
       hint: 'its RUNPATH still points elsewhere; remove the prefix and bootstrap again, and report the tarball used',
     });
   }

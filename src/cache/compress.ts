@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import xzDecompress from 'xz-decompress';
 import { pureZstd } from './zstd.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 
 // a CommonJS package: its classes come off the default export
 const { XzReadableStream } = xzDecompress;
@@ -92,8 +92,8 @@ export function checkCompressionChoice(c: string): CompressionChoice {
 export function resolveCompression(want: CompressionChoice, log: (msg: string) => void = () => undefined): Compression {
   if (want === 'auto') return hostZstd() ? 'zstd' : hostXz() ? 'xz' : 'none';
   if (want === 'zstd' && !hostZstd()) {
-    throw new UserError('zstd compression needs the zstd program, and there is none on PATH', {
-      exitCode: EXIT.usage,
+    throw new RelonixError('zstd compression needs the zstd program, and there is none on PATH', {
+      kind: 'usage',
       hint: 'install zstd (apt-get install zstd, dnf install zstd, apk add zstd), or publish with --compression xz or --compression none',
     });
   }

@@ -2,7 +2,7 @@
 // References), remove every other narinfo and every NAR no kept narinfo points at. Narinfos go
 // before NARs, so the cache never has a narinfo without its NAR, even if gc is stopped halfway.
 import path from 'node:path';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import type { CacheTarget } from './targets.ts';
 import { readManifest, MANIFEST_KEY } from './meta.ts';
@@ -16,7 +16,7 @@ export interface GcResult {
 }
 
 export async function gcCache(t: CacheTarget, roots: string[], opts: { dryRun?: boolean; log?: (m: string) => void } = {}): Promise<GcResult> {
-  if (!t.list) throw new UserError(`${t.url} cannot be listed, so relonix cannot tell what to remove`, { exitCode: EXIT.usage, hint: 'run gc against the file:// directory or the s3:// bucket behind the cache' });
+  if (!t.list) throw new RelonixError(`${t.url} cannot be listed, so relonix cannot tell what to remove`, { kind: 'usage', hint: 'run gc against the file:// directory or the s3:// bucket behind the cache' });
   const keys = await withRetry(() => t.list!());
   const infos = new Map<string, NarInfo>();
   for (const k of keys.filter((k) => !k.includes('/') && k.endsWith('.narinfo'))) {

@@ -4,7 +4,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { fingerprint, type NarInfo } from './narinfo.ts';
 
@@ -24,17 +24,17 @@ const b64url = (b: Buffer) => b.toString('base64url');
 function splitKey(text: string, what: string): { name: string; bytes: Buffer } {
   const s = text.trim();
   const i = s.indexOf(':');
-  if (i <= 0) throw new UserError(`${what} "${s.slice(0, 40)}…" is not of the form name:base64`, { exitCode: EXIT.usage });
+  if (i <= 0) throw new RelonixError(`${what} "${s.slice(0, 40)}…" is not of the form name:base64`, { kind: 'usage' });
   const body = s.slice(i + 1);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new UserError(`${what} ${s.slice(0, i)} is not base64`, { exitCode: EXIT.usage });
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new RelonixError(`${what} ${s.slice(0, i)} is not base64`, { kind: 'usage' });
   return { name: s.slice(0, i), bytes: Buffer.from(body, 'base64') };
 }
 
 export function parseSecretKey(text: string): SecretKey {
   const { name, bytes } = splitKey(text, 'secret key');
   if (bytes.length !== 64) {
-    throw new UserError(`secret key ${name} has ${bytes.length} bytes; an ed25519 secret key has 64`, {
-      exitCode: EXIT.usage,
+    throw new RelonixError(`secret key ${name} has ${bytes.length} bytes; an ed25519 secret key has 64`, {
+      kind: 'usage',
       hint: 'pass the NAME.secret file written by `relonix keygen` or `nix-store --generate-binary-cache-key`',
     });
   }
@@ -43,18 +43,18 @@ export function parseSecretKey(text: string): SecretKey {
   const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(seed), x: b64url(pub) }, format: 'jwk' });
   // a secret whose two halves disagree would sign with a key nobody can verify
   const derived = Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x!, 'base64url');
-  if (!derived.equals(pub)) throw new UserError(`secret key ${name}: its public half does not match its seed`, { exitCode: EXIT.usage });
+  if (!derived.equals(pub)) throw new RelonixError(`secret key ${name}: its public half does not match its seed`, { kind: 'usage' });
   return { name, key, publicKey: `${name}:${pub.toString('base64')}` };
 }
 
 export function parsePublicKey(text: string): PublicKey {
   const { name, bytes } = splitKey(text, 'public key');
-  if (bytes.length !== 32) throw new UserError(`public key ${name} has ${bytes.length} bytes; an ed25519 public key has 32`, { exitCode: EXIT.usage });
+  if (bytes.length !== 32) throw new RelonixError(`public key ${name} has ${bytes.length} bytes; an ed25519 public key has 32`, { kind: 'usage' });
   return { name, key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(bytes) }, format: 'jwk' }) };
 }
 
 export function generateKey(name: string): { secret: string; public: string } {
-  if (!name || name.includes(':') || /\s/.test(name)) throw new UserError(`"${name}" cannot be a key name (no colon, no spaces)`, { exitCode: EXIT.usage });
+  if (!name || name.includes(':') || /\s/.test(name)) throw new RelonixError(`"${name}" cannot be a key name (no colon, no spaces)`, { kind: 'usage' });
   const { privateKey } = generateKeyPairSync('ed25519');
   const jwk = privateKey.export({ format: 'jwk' });
   const seed = Buffer.from(jwk.d!, 'base64url');
@@ -69,9 +69,9 @@ export async function writeKeyPair(name: string, outDir: string): Promise<{ secr
   const publicFile = path.join(outDir, `${name}.public`);
   try {
     await fs.access(secretFile);
-    throw new UserError(`${secretFile} already exists`, { hint: 'choose another --name or --out; relonix never overwrites a secret key' });
+    throw new RelonixError(`${secretFile} already exists`, { hint: 'choose another --name or --out; relonix never overwrites a secret key' });
   } catch (e) {
-    if (e instanceof UserError) throw e;
+    if (e instanceof RelonixError) throw e;
   }
   await writeFileAtomic(secretFile, k.secret, 0o600);
   await writeFileAtomic(publicFile, k.public, 0o644);
@@ -83,7 +83,7 @@ export async function readSecretKeyFile(file: string): Promise<SecretKey> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read the secret key ${file}: ${(e as Error).message}`, { exitCode: EXIT.usage, hint: 'create one with `relonix keygen --name NAME --out DIR`' });
+    throw new RelonixError(`cannot read the secret key ${file}: ${(e as Error).message}`, { kind: 'usage', hint: 'create one with `relonix keygen --name NAME --out DIR`' });
   }
   return parseSecretKey(text);
 }

@@ -1,6 +1,6 @@
 // The two cache-wide files: Nix's `nix-cache-info` and relonix's `relonix.json` manifest, which
 // names the Nix (and CA bundle) to restore for each system.
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import type { CacheTarget } from './targets.ts';
 
 export interface CacheInfo {
@@ -24,10 +24,13 @@ export function formatCacheInfo(c: CacheInfo): string {
   return `StoreDir: ${c.storeDir}\nWantMassQuery: ${c.wantMassQuery === false ? 0 : 1}\nPriority: ${c.priority ?? 40}\n`;
 }
 
-export function storeDirMismatch(url: string, cacheStoreDir: string, storeDir: string): UserError {
-  return new UserError(`the cache ${url} serves the store ${cacheStoreDir}, not ${storeDir}`, {
-    exitCode: EXIT.usage,
-    hint: 'store paths are only valid under the store dir they were built for: use a separate cache (URL or bucket) per store dir, or --prefix to match the cache',
+export const STORE_DIR_HINT =
+  'store paths are only valid under the store dir they were built for: use a separate cache (URL or bucket) per store dir, or --prefix to match the cache';
+
+export function storeDirMismatch(url: string, cacheStoreDir: string, storeDir: string): RelonixError {
+  return new RelonixError(`the cache ${url} serves the store ${cacheStoreDir}, not ${storeDir}`, {
+    kind: 'usage',
+    hint: STORE_DIR_HINT,
   });
 }
 
@@ -61,10 +64,10 @@ export async function readManifest(t: CacheTarget): Promise<Manifest | undefined
   try {
     m = JSON.parse(b.toString('utf8')) as Manifest;
   } catch (e) {
-    throw new UserError(`${t.url}/${MANIFEST_KEY} is not valid JSON: ${(e as Error).message}`, { exitCode: EXIT.integrity });
+    throw new RelonixError(`${t.url}/${MANIFEST_KEY} is not valid JSON: ${(e as Error).message}`, { kind: 'integrity' });
   }
   if (m.version !== 1 || typeof m.storeDir !== 'string' || typeof m.nix !== 'object' || m.nix === null) {
-    throw new UserError(`${t.url}/${MANIFEST_KEY} is not a version 1 relonix manifest`, { exitCode: EXIT.integrity, hint: 'publish to it again with this relonix' });
+    throw new RelonixError(`${t.url}/${MANIFEST_KEY} is not a version 1 relonix manifest`, { kind: 'integrity', hint: 'publish to it again with this relonix' });
   }
   return m;
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Layout } from '../store/layout.ts';
 import { parseRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { nixEnvironment } from '../bootstrap/nixenv.ts';
-import { UserError } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 
 export interface NixStoreOptions {
   layout: Layout;
@@ -37,7 +37,7 @@ export async function runNixStore(o: NixStoreOptions, args: string[], input?: st
   const env = o.env ?? nixEnvironment(o.layout, { nix: o.nix });
   const r = await execa(bin, args, { env, extendEnv: false, input, reject: false, maxBuffer: 1 << 30 });
   if (r.exitCode !== 0) {
-    throw new UserError(`${bin} ${args.slice(0, 3).join(' ')}… failed (exit ${r.exitCode ?? r.signal}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`, {
+    throw new RelonixError(`${bin} ${args.slice(0, 3).join(' ')}… failed (exit ${r.exitCode ?? r.signal}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`, {
       hint: 'check that the prefix has a working Nix (relonix status)',
     });
   }

@@ -14,7 +14,7 @@ import { dumpPath, formatNarHash } from '../store/nar.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { formatNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { signNarInfo, type SecretKey } from './keys.ts';
 import { compressStream, narExtension, resolveCompression, type Compression, type CompressionChoice } from './compress.ts';
@@ -53,7 +53,7 @@ export function withRetry<T>(fn: () => Promise<T>, o: { retries?: number; minRet
     minTimeout: o.minRetryDelayMs ?? 500,
     maxTimeout: 10_000,
     randomize: true,
-    shouldRetry: ({ error }) => error instanceof TransientError || !(error instanceof UserError),
+    shouldRetry: ({ error }) => error instanceof TransientError || !(error instanceof RelonixError),
   });
 }
 
@@ -66,7 +66,7 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   if (!info) await retry(() => o.target.put('nix-cache-info', Buffer.from(formatCacheInfo({ storeDir: o.storeDir })), 'text/x-nix-cache-info'));
 
   for (const p of o.paths) {
-    if (path.dirname(p.path) !== o.storeDir) throw new UserError(`${p.path} is not in the store ${o.storeDir}`, { exitCode: EXIT.usage });
+    if (path.dirname(p.path) !== o.storeDir) throw new RelonixError(`${p.path} is not in the store ${o.storeDir}`, { kind: 'usage' });
   }
   const done = new Map<string, Promise<void>>();
   let uploaded = 0;
@@ -105,8 +105,8 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
       const staged = await stageNar(p.path, compression, file);
       const registered = parseNarHashField(p.narHash);
       if (!registered.equals(staged.narHash) || staged.narSize !== p.narSize) {
-        throw new UserError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
-          exitCode: EXIT.integrity,
+        throw new RelonixError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
+          kind: 'integrity',
           hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
         });
       }
@@ -156,9 +156,9 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
   if (failed) {
     const e = failed.reason as unknown;
-    if (e instanceof UserError) throw e;
-    throw new UserError(`publishing to ${o.target.url} failed: ${(e as Error).message}`, {
-      exitCode: e instanceof TransientError ? EXIT.network : EXIT.failure,
+    if (e instanceof RelonixError) throw e;
+    throw new RelonixError(`publishing to ${o.target.url} failed: ${(e as Error).message}`, {
+      kind: e instanceof TransientError ? 'network' : 'failure',
       hint: 'run the same command again: what is already in the cache is skipped',
       cause: e,
     });
@@ -169,7 +169,7 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
     const rec = o.record;
     await retry(async () => {
       const m: Manifest = (await readManifest(o.target)) ?? { version: 1, storeDir: o.storeDir, nix: {} };
-      if (m.storeDir !== o.storeDir) throw new UserError(`${o.target.url}/${MANIFEST_KEY} is for the store ${m.storeDir}, not ${o.storeDir}`, { exitCode: EXIT.usage });
+      if (m.storeDir !== o.storeDir) throw new RelonixError(`${o.target.url}/${MANIFEST_KEY} is for the store ${m.storeDir}, not ${o.storeDir}`, { kind: 'usage' });
       m.nix[rec.system] = { path: rec.nix, cacert: rec.cacert, publishedAt: new Date().toISOString() };
       await o.target.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json');
     });

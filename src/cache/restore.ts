@@ -16,14 +16,14 @@ import { formatRegInfo, parseNarHashField } from '../store/reginfo.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
 import { nixEnvironment } from '../bootstrap/nixenv.ts';
 import { download } from '../net/download.ts';
-import { UserError, EXIT, errorMessage } from '../util/errors.ts';
+import { RelonixError, errorMessage, isKind, type ErrorKind } from '../util/errors.ts';
 import { removeTree, exists } from '../util/fs.ts';
 import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { parsePublicKey, verifyNarInfo, type PublicKey } from './keys.ts';
 import { decompress, hostDecompressor } from './compress.ts';
 import { unpackNar } from './unpack.ts';
 import { openTarget, TransientError, type CacheTarget, type TargetOptions } from './targets.ts';
-import { checkCacheInfo, readManifest, type ManifestEntry } from './meta.ts';
+import { checkCacheInfo, readManifest, storeDirMismatch, STORE_DIR_HINT, type ManifestEntry } from './meta.ts';
 import { withRetry } from './publish.ts';
 import { runNixStore } from './nixstore.ts';
 
@@ -46,35 +46,44 @@ interface Found {
   entry: ManifestEntry;
 }
 
-/** The first cache whose manifest names a Nix for `system` and this store dir. */
+/**
+ * The first cache whose manifest names a Nix for `system` and this store dir. A cache for another
+ * store dir is the caller's mistake (usage), as everywhere; one that could not be read is network.
+ */
 export async function findNixInCaches(caches: string[], storeDir: string, system: string, topts?: TargetOptions): Promise<Found | undefined> {
-  const problems: string[] = [];
+  const problems: { text: string; kind: ErrorKind }[] = [];
   for (const url of caches) {
     const target = openTarget(url, topts);
     let m;
     try {
       m = await withRetry(() => readManifest(target), { retries: 3 });
     } catch (e) {
-      if (e instanceof UserError && e.exitCode === EXIT.integrity) throw e;
-      problems.push(`${url}: ${errorMessage(e)}`);
+      if (isKind(e, 'integrity')) throw e;
+      problems.push({ text: `${url}: ${errorMessage(e)}`, kind: e instanceof RelonixError ? e.kind : 'network' });
       continue;
     }
     if (!m) continue;
     if (m.storeDir !== storeDir) {
-      problems.push(`${url} is for the store ${m.storeDir}`);
+      problems.push({ text: storeDirMismatch(url, m.storeDir, storeDir).message, kind: 'usage' });
       continue;
     }
     const entry = m.nix[system];
     if (entry) return { target, entry };
   }
-  if (problems.length) throw new UserError(`no usable cache names a Nix for ${system} and ${storeDir}: ${problems.join('; ')}`, { exitCode: EXIT.network });
+  if (problems.length) {
+    const kind = problems.every((p) => p.kind === 'usage') ? 'usage' : 'network';
+    throw new RelonixError(`no usable cache names a Nix for ${system} and ${storeDir}: ${problems.map((p) => p.text).join('; ')}`, {
+      kind,
+      hint: kind === 'usage' ? STORE_DIR_HINT : 'check that the cache is reachable, then run again',
+    });
+  }
   return undefined;
 }
 
 function trusted(keys: string[]): PublicKey[] {
   if (keys.length === 0) {
-    throw new UserError('restoring from a cache needs at least one trusted public key', {
-      exitCode: EXIT.usage,
+    throw new RelonixError('restoring from a cache needs at least one trusted public key', {
+      kind: 'usage',
       hint: 'pass --trusted-key NAME:BASE64 (the content of the NAME.public file the cache was signed with)',
     });
   }
@@ -90,13 +99,13 @@ async function fetchNarInfo(targets: CacheTarget[], storePath: string): Promise<
     try {
       ni = parseNarInfo(b.toString('utf8'), `${t.url}/${key}`);
     } catch (e) {
-      throw new UserError(errorMessage(e), { exitCode: EXIT.integrity });
+      throw new RelonixError(errorMessage(e), { kind: 'integrity' });
     }
-    if (ni.storePath !== storePath) throw new UserError(`${t.url}/${key} describes ${ni.storePath}, not ${storePath}`, { exitCode: EXIT.integrity });
+    if (ni.storePath !== storePath) throw new RelonixError(`${t.url}/${key} describes ${ni.storePath}, not ${storePath}`, { kind: 'integrity' });
     return { ni, target: t };
   }
-  throw new UserError(`no cache has ${storePath} (looked for ${key} in ${targets.map((t) => t.url).join(', ')})`, {
-    exitCode: EXIT.network,
+  throw new RelonixError(`no cache has ${storePath} (looked for ${key} in ${targets.map((t) => t.url).join(', ')})`, {
+    kind: 'network',
     hint: 'the cache is incomplete: publish the closure again (relonix publish) and retry',
   });
 }
@@ -112,8 +121,8 @@ export async function closureNarInfos(targets: CacheTarget[], roots: string[], k
       const signer = verifyNarInfo(g.ni, keys);
       if (!signer) {
         const names = g.ni.sigs.map((s) => s.split(':')[0]).join(', ') || 'none';
-        throw new UserError(`${g.ni.storePath}: no valid signature by a trusted key (signatures by: ${names}; trusted: ${keys.map((k) => k.name).join(', ')})`, {
-          exitCode: EXIT.integrity,
+        throw new RelonixError(`${g.ni.storePath}: no valid signature by a trusted key (signatures by: ${names}; trusted: ${keys.map((k) => k.name).join(', ')})`, {
+          kind: 'integrity',
           hint: 'the narinfo was altered or signed with another key; pass the right --trusted-key, or republish the cache',
         });
       }
@@ -131,7 +140,7 @@ export async function closureNarInfos(targets: CacheTarget[], roots: string[], k
 /** The bytes of a NAR file as a stream, checked against FileHash as they pass. */
 async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
   const where = `${target.url}/${ni.url}`;
-  const missing = () => new UserError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { exitCode: EXIT.integrity, hint: 'publish the path again' });
+  const missing = () => new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
   const src = target.httpSource?.(ni.url);
   if (src) {
     // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over
@@ -156,11 +165,11 @@ async function* fileHashChecked(raw: AsyncIterable<Uint8Array> | Iterable<Uint8A
     yield b;
   }
   if (ni.fileSize !== undefined && size !== ni.fileSize) {
-    throw new UserError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, { exitCode: EXIT.integrity, hint: 'the cache holds a truncated or altered NAR; republish the path' });
+    throw new RelonixError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, { kind: 'integrity', hint: 'the cache holds a truncated or altered NAR; republish the path' });
   }
   const got = h.digest();
   if (ni.fileHash && formatNarHash(got) !== ni.fileHash && got.toString('hex') !== ni.fileHash.slice(7)) {
-    throw new UserError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { exitCode: EXIT.integrity, hint: 'the cache holds a corrupt or altered NAR; republish the path' });
+    throw new RelonixError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { kind: 'integrity', hint: 'the cache holds a corrupt or altered NAR; republish the path' });
   }
 }
 
@@ -199,12 +208,12 @@ async function unpackChecked(l: Layout, { ni, target }: Item, nar: AsyncIterable
     try {
       r = await unpackNar(nar, tmp);
     } catch (e) {
-      if (e instanceof UserError || e instanceof TransientError) throw e;
-      throw new UserError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { exitCode: EXIT.integrity, hint: 'republish the path; run again to retry', cause: e });
+      if (e instanceof RelonixError || e instanceof TransientError) throw e;
+      throw new RelonixError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { kind: 'integrity', hint: 'republish the path; run again to retry', cause: e });
     }
     if (!r.hash.equals(parseNarHashField(ni.narHash)) || r.size !== ni.narSize) {
-      throw new UserError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {
-        exitCode: EXIT.integrity,
+      throw new RelonixError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {
+        kind: 'integrity',
         hint: 'the cache holds a corrupt or tampered NAR; nothing was registered',
       });
     }
@@ -380,7 +389,8 @@ export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: str
   const l = opts.layout;
   const found = await findNixInCaches(opts.caches, l.storeDir, opts.system, opts.targetOptions);
   if (!found) {
-    throw new UserError(`none of the caches (${opts.caches.join(', ')}) names a Nix for ${opts.system} and the store ${l.storeDir}`, {
+    throw new RelonixError(`none of the caches (${opts.caches.join(', ')}) names a Nix for ${opts.system} and the store ${l.storeDir}`, {
+      kind: 'usage',
       hint: 'publish one with `relonix publish --to URL --secret-key FILE` from a prefix with the same store dir, or bootstrap from the tarball',
     });
   }
@@ -415,8 +425,8 @@ export async function realiseNixFromCache(opts: {
     { env: opts.env ?? nixEnvironment(opts.layout), extendEnv: false, reject: false },
   );
   if (r.exitCode !== 0) {
-    throw new UserError(`the relocated Nix could not realise ${found.entry.path} from ${opts.caches.join(', ')}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`, {
-      exitCode: EXIT.network,
+    throw new RelonixError(`the relocated Nix could not realise ${found.entry.path} from ${opts.caches.join(', ')}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`, {
+      kind: 'network',
       hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache',
     });
   }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AwsClient, AwsV4Signer } from 'aws4fetch';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { tempSibling, writeFileAtomic } from '../util/fs.ts';
 
 export interface CacheTarget {
@@ -49,7 +49,7 @@ export function openTarget(url: string, opts: TargetOptions = {}): CacheTarget {
   if (url.startsWith('http://') || url.startsWith('https://')) return new HttpTarget(url, opts);
   if (url.startsWith('s3://')) return new S3Target(url);
   if (url.startsWith('/')) return new FileTarget(`file://${url}`);
-  throw new UserError(`unsupported cache URL ${url}`, { exitCode: EXIT.usage, hint: 'use file:///dir, http(s)://host/path or s3://bucket?endpoint=…&region=…' });
+  throw new RelonixError(`unsupported cache URL ${url}`, { kind: 'usage', hint: 'use file:///dir, http(s)://host/path or s3://bucket?endpoint=…&region=…' });
 }
 
 class FileTarget implements CacheTarget {
@@ -143,7 +143,7 @@ function parseHeaders(list: string[] = []): Record<string, string> {
   const h: Record<string, string> = {};
   for (const line of list) {
     const i = line.indexOf(':');
-    if (i <= 0) throw new UserError(`--header "${line}" is not of the form "Name: value"`, { exitCode: EXIT.usage });
+    if (i <= 0) throw new RelonixError(`--header "${line}" is not of the form "Name: value"`, { kind: 'usage' });
     h[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
   return h;
@@ -246,8 +246,8 @@ async function fail(r: Response, method: string, url: string): Promise<never> {
   const body = (await r.text().catch(() => '')).slice(0, 200);
   const msg = `${method} ${url}: HTTP ${r.status}${body ? ` ${body.replace(/\s+/g, ' ')}` : ''}`;
   if (retryable(r.status)) throw new TransientError(msg);
-  throw new UserError(msg, {
-    exitCode: EXIT.network,
+  throw new RelonixError(msg, {
+    kind: 'network',
     hint: r.status === 401 || r.status === 403 ? 'check the credentials (netrc, --header, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)' : 'check the cache URL and that the server accepts this method',
   });
 }
@@ -310,7 +310,7 @@ class HttpTarget implements CacheTarget {
 export function parseS3Url(url: string): { bucket: string; endpoint: string; region: string; prefix: string } {
   const u = new URL(url);
   const bucket = u.hostname;
-  if (!bucket) throw new UserError(`${url} names no bucket`, { exitCode: EXIT.usage, hint: 'write s3://BUCKET?endpoint=…&region=…' });
+  if (!bucket) throw new RelonixError(`${url} names no bucket`, { kind: 'usage', hint: 'write s3://BUCKET?endpoint=…&region=…' });
   const region = u.searchParams.get('region') ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   let endpoint = u.searchParams.get('endpoint') ?? `https://s3.${region}.amazonaws.com`;
   if (!/^https?:\/\//.test(endpoint)) endpoint = `https://${endpoint}`;
@@ -326,7 +326,7 @@ class S3Target implements CacheTarget {
     const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
     if (!accessKeyId || !secretAccessKey) {
-      throw new UserError(`no credentials for ${url}`, { exitCode: EXIT.usage, hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)' });
+      throw new RelonixError(`no credentials for ${url}`, { kind: 'usage', hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)' });
     }
     this.creds = { accessKeyId, secretAccessKey, sessionToken: process.env.AWS_SESSION_TOKEN };
     this.client = new AwsClient({ ...this.creds, service: 's3', region: this.s3.region, retries: 0 });

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -48,7 +48,7 @@ export function register(program: Command): void {
     .addHelpText('after', HELP)
     .action(async (o: { prefix?: string; url?: string; sha256?: string; cache: string[]; trustedKey: string[]; wait?: number; json?: boolean }) => {
       if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
-        throw new UserError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { exitCode: EXIT.usage, hint: 'copy it from the release page or URL.sha256' });
+        throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
       }
       // loaded on use: `relonix env` and `run` start without the installer's dependencies
       const { runBootstrap } = await import('../bootstrap/run.ts');
@@ -66,6 +66,6 @@ export function register(program: Command): void {
 
 function parseSeconds(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new UserError(`--wait takes a number of seconds, got "${v}"`, { exitCode: EXIT.usage });
+  if (!Number.isFinite(n) || n < 0) throw new RelonixError(`--wait takes a number of seconds, got "${v}"`, { kind: 'usage' });
   return n;
 }

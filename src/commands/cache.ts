@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { promises as fs } from 'node:fs';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { openTarget } from '../cache/targets.ts';
 import { gcCache } from '../cache/gc.ts';
 
@@ -18,7 +18,7 @@ export function register(program: Command): void {
       try {
         text = await fs.readFile(o.keep, 'utf8');
       } catch (e) {
-        throw new UserError(`cannot read ${o.keep}: ${(e as Error).message}`, { exitCode: EXIT.usage });
+        throw new RelonixError(`cannot read ${o.keep}: ${(e as Error).message}`, { kind: 'usage' });
       }
       const roots = text.split('\n').map((s) => s.trim()).filter((s) => s && !s.startsWith('#'));
       const r = await gcCache(openTarget(o.to, { headers: o.header }), roots, { dryRun: o.dryRun, log: (m) => process.stderr.write(`${m}\n`) });

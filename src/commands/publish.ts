@@ -3,7 +3,7 @@ import path from 'node:path';
 import { layout } from '../store/layout.ts';
 import { readState } from '../bootstrap/state.ts';
 import { nixSystem } from '../util/system.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { readSecretKeyFile } from '../cache/keys.ts';
 import { openTarget } from '../cache/targets.ts';
 import { queryClosure } from '../cache/nixstore.ts';
@@ -50,7 +50,7 @@ export function register(program: Command): void {
         try {
           return checkCompressionChoice(o.compression);
         } catch (e) {
-          throw new UserError((e as Error).message, { exitCode: EXIT.usage, hint: 'use --compression auto, zstd, xz or none' });
+          throw new RelonixError((e as Error).message, { kind: 'usage', hint: 'use --compression auto, zstd, xz or none' });
         }
       })();
       // before any work: an explicit zstd on a host without zstd fails at once
@@ -64,7 +64,7 @@ export function register(program: Command): void {
         record = { system: nixSystem(), nix: path.resolve(o.asNix) };
       } else if (roots.length === 0) {
         if (!state.nix) {
-          throw new UserError(`the prefix ${l.prefix} has no active Nix to publish`, { exitCode: EXIT.usage, hint: 'run relonix bootstrap first, or name store paths to publish' });
+          throw new RelonixError(`the prefix ${l.prefix} has no active Nix to publish`, { kind: 'usage', hint: 'run relonix bootstrap first, or name store paths to publish' });
         }
         roots = [state.nix, ...(state.cacert ? [state.cacert] : [])];
         record = { system: nixSystem(), nix: state.nix, cacert: state.cacert };

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { constants } from 'node:os';
 import { layout } from '../store/layout.ts';
 import { prefixEnvironment } from '../bootstrap/activate.ts';
-import { EXIT } from '../util/errors.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
@@ -21,10 +20,10 @@ export async function runInPrefix(prefix: string | undefined, cmd: string, args:
       const errno = (r as { code?: string }).code ?? (r.cause as NodeJS.ErrnoException | undefined)?.code;
       process.stderr.write(`relonix: error: cannot run ${cmd}: ${errno === 'ENOENT' ? "not found in the prefix's PATH" : errno === 'EACCES' ? 'permission denied (not executable?)' : (r.originalMessage ?? r.shortMessage)}\n`);
       process.stderr.write(`  fix: is ${cmd} installed in the prefix? relonix run -- nix-env -q lists the profile\n`);
-      return errno === 'ENOENT' ? 127 : errno === 'EACCES' ? 126 : EXIT.failure;
+      return errno === 'ENOENT' ? 127 : errno === 'EACCES' ? 126 : 1;
     }
     if (r.signal) return 128 + (constants.signals[r.signal] ?? 0);
-    return r.exitCode ?? EXIT.failure;
+    return r.exitCode ?? 1;
   } finally {
     for (const s of FORWARDED) process.off(s, forward);
   }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import got, { type Response } from 'got';
 import pRetry, { AbortError } from 'p-retry';
-import { UserError, EXIT, errorMessage } from '../util/errors.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
 import { readJson, writeFileAtomic } from '../util/fs.ts';
 import { normalizeSha256 } from './sha256.ts';
 
@@ -84,9 +84,9 @@ async function sizeOf(p: string): Promise<number | undefined> {
   }
 }
 
-function checksumError(url: string, expected: string, actual: string): UserError {
-  return new UserError(`checksum mismatch for ${url}: expected sha256 ${expected}, got ${actual}`, {
-    exitCode: EXIT.integrity,
+function checksumError(url: string, expected: string, actual: string): RelonixError {
+  return new RelonixError(`checksum mismatch for ${url}: expected sha256 ${expected}, got ${actual}`, {
+    kind: 'integrity',
     hint: 'the file is corrupt or the expected checksum is wrong; the partial download was deleted, so running again fetches it afresh',
   });
 }
@@ -107,7 +107,7 @@ async function copyLocal(opts: DownloadOptions, expected: string | undefined): P
   try {
     total = (await fs.stat(src)).size;
   } catch {
-    throw new UserError(`${src} does not exist`, { hint: 'pass an existing file, a file:// URL or an http(s) URL as --url' });
+    throw new RelonixError(`${src} does not exist`, { hint: 'pass an existing file, a file:// URL or an http(s) URL as --url' });
   }
   const part = `${opts.dest}.part`;
   await fs.mkdir(path.dirname(opts.dest), { recursive: true });
@@ -205,8 +205,8 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       const msg = `HTTP ${status} ${response.statusMessage ?? ''}`.trim() + ` from ${url}`;
       if (retryableStatus(status)) throw new Transient(msg);
       throw new AbortError(
-        new UserError(msg, {
-          exitCode: EXIT.network,
+        new RelonixError(msg, {
+          kind: 'network',
           hint: status === 404 ? 'check the URL (version and system in the file name)' : retryHint(url),
         }),
       );
@@ -285,13 +285,13 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       factor: 2,
       randomize: true,
       signal: opts.signal,
-      shouldRetry: ({ error }) => !(error instanceof UserError) && !opts.signal?.aborted,
+      shouldRetry: ({ error }) => !(error instanceof RelonixError) && !opts.signal?.aborted,
     });
   } catch (e) {
-    if (e instanceof UserError) throw e;
+    if (e instanceof RelonixError) throw e;
     if (opts.signal?.aborted) throw e;
-    throw new UserError(`could not download ${url} after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${errorMessage(e)}`, {
-      exitCode: EXIT.network,
+    throw new RelonixError(`could not download ${url} after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${errorMessage(e)}`, {
+      kind: 'network',
       hint: retryHint(url),
       cause: e,
     });
@@ -315,8 +315,8 @@ export async function resolveSha256(
     try {
       text = await fs.readFile(where, 'utf8');
     } catch {
-      throw new UserError(`no checksum for ${url}: ${where} does not exist`, {
-        exitCode: EXIT.usage,
+      throw new RelonixError(`no checksum for ${url}: ${where} does not exist`, {
+        kind: 'usage',
         hint: 'pass --sha256 HEX, or put the checksum next to the file as <file>.sha256',
       });
     }
@@ -332,8 +332,8 @@ export async function resolveSha256(
             const msg = `HTTP ${r.statusCode} from ${where}`;
             if (retryableStatus(r.statusCode)) throw new Transient(msg);
             throw new AbortError(
-              new UserError(`no checksum for ${url}: ${msg}`, {
-                exitCode: EXIT.network,
+              new RelonixError(`no checksum for ${url}: ${msg}`, {
+                kind: 'network',
                 hint: 'pass --sha256 HEX (the release page lists it)',
               }),
             );
@@ -345,13 +345,13 @@ export async function resolveSha256(
           minTimeout: opts.minRetryDelayMs ?? 1000,
           randomize: true,
           signal: opts.signal,
-          shouldRetry: ({ error }) => !(error instanceof UserError),
+          shouldRetry: ({ error }) => !(error instanceof RelonixError),
         },
       );
     } catch (e) {
-      if (e instanceof UserError) throw e;
-      throw new UserError(`could not fetch the checksum ${where}: ${errorMessage(e)}`, {
-        exitCode: EXIT.network,
+      if (e instanceof RelonixError) throw e;
+      throw new RelonixError(`could not fetch the checksum ${where}: ${errorMessage(e)}`, {
+        kind: 'network',
         hint: `${retryHint(url)}; or pass --sha256 HEX`,
         cause: e,
       });
@@ -361,8 +361,8 @@ export async function resolveSha256(
   try {
     return normalizeSha256(token);
   } catch {
-    throw new UserError(`${where} does not start with a sha256 (found "${token.slice(0, 80)}")`, {
-      exitCode: EXIT.integrity,
+    throw new RelonixError(`${where} does not start with a sha256 (found "${token.slice(0, 80)}")`, {
+      kind: 'integrity',
       hint: 'pass --sha256 HEX',
     });
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { fromNixBase32 } from '../store/nixbase32.ts';
-import { UserError, EXIT } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 
 /**
  * A sha256 in any notation people paste — hex (releases' `.sha256` files), nix-base32
@@ -22,8 +22,8 @@ export function normalizeSha256(input: string, what = 'sha256'): string {
       // fall through to the error below
     }
   }
-  throw new UserError(`"${input}" is not a ${what}: expected 64 hex digits, 52 nix-base32 characters or sha256-<base64>`, {
-    exitCode: EXIT.usage,
+  throw new RelonixError(`"${input}" is not a ${what}: expected 64 hex digits, 52 nix-base32 characters or sha256-<base64>`, {
+    kind: 'usage',
     hint: 'copy the checksum from the release page or its .sha256 file',
   });
 }

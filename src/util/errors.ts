@@ -1,28 +1,44 @@
-/** Exit codes scripts can rely on; listed in `relonix --help`. */
-export const EXIT = {
-  ok: 0,
-  failure: 1,
-  usage: 2,
-  integrity: 3,
-  busy: 4,
-  preflight: 5,
-  network: 6,
-} as const;
-
-export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+/**
+ * What went wrong, in the terms a script acts on. The CLI (src/cli.ts) alone turns a kind into an
+ * exit code; every layer only says which kind it is.
+ */
+export type ErrorKind =
+  /** the command line or an input file is wrong: fix it and run again */
+  | 'usage'
+  /** a checksum, hash or signature did not match: nothing was trusted */
+  | 'integrity'
+  /** another relonix holds the prefix */
+  | 'busy'
+  /** the host or prefix cannot hold a Nix (space, noexec, machine) */
+  | 'preflight'
+  /** a server or cache stayed unreachable or kept failing after retries */
+  | 'network'
+  /** anything else */
+  | 'failure';
 
 /** An error the user can act on: what went wrong, and the fix. Printed without a stack trace. */
-export class UserError extends Error {
+export class RelonixError extends Error {
+  readonly kind: ErrorKind;
   readonly hint?: string;
-  readonly exitCode: ExitCode;
-  constructor(message: string, opts: { hint?: string; exitCode?: ExitCode; cause?: unknown } = {}) {
+  constructor(message: string, opts: { kind?: ErrorKind; hint?: string; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'UserError';
+    this.name = 'RelonixError';
+    this.kind = opts.kind ?? 'failure';
     this.hint = opts.hint;
-    this.exitCode = opts.exitCode ?? EXIT.failure;
   }
+}
+
+export function isKind(e: unknown, kind: ErrorKind): e is RelonixError {
+  return e instanceof RelonixError && e.kind === kind;
 }
 
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Each error of a cause chain, outermost first (what RELONIX_DEBUG=1 prints). */
+export function causeChain(e: unknown): unknown[] {
+  const out: unknown[] = [];
+  for (let c: unknown = e; c !== undefined && out.length < 16; c = c instanceof Error ? c.cause : undefined) out.push(c);
+  return out;
 }

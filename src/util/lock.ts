@@ -1,7 +1,7 @@
 import { promises as fs, constants as C } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
-import { UserError, EXIT } from './errors.ts';
+import { RelonixError } from './errors.ts';
 
 interface LockOwner {
   pid: number;
@@ -61,9 +61,9 @@ export async function withLock<T>(lockFile: string, opts: LockOptions, fn: () =>
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new UserError(
+      throw new RelonixError(
         `another relonix (${owner ? `pid ${owner.pid}, ${owner.what}, since ${owner.since}` : 'starting up'}) holds ${lockFile}`,
-        { exitCode: EXIT.busy, hint: 'wait for it to finish, or pass --wait SECONDS to queue behind it' },
+        { kind: 'busy', hint: 'wait for it to finish, or pass --wait SECONDS to queue behind it' },
       );
     }
     if (!told && owner) {

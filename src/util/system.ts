@@ -1,4 +1,4 @@
-import { UserError, EXIT } from './errors.ts';
+import { RelonixError } from './errors.ts';
 
 const ARCH: Record<string, string> = {
   x64: 'x86_64',
@@ -13,9 +13,9 @@ const ARCH: Record<string, string> = {
 /** This machine as Nix names systems (`x86_64-linux`). */
 export function nixSystem(arch: string = process.arch, platform: string = process.platform): string {
   if (platform !== 'linux') {
-    throw new UserError(`relonix targets Linux hosts; this one is ${platform}`, { exitCode: EXIT.preflight });
+    throw new RelonixError(`relonix targets Linux hosts; this one is ${platform}`, { kind: 'preflight' });
   }
   const cpu = ARCH[arch];
-  if (!cpu) throw new UserError(`no Nix release is built for the ${arch} CPU`, { exitCode: EXIT.preflight });
+  if (!cpu) throw new RelonixError(`no Nix release is built for the ${arch} CPU`, { kind: 'preflight' });
   return `${cpu}-linux`;
 }
