@@ -1,6 +1,15 @@
 import { Command, CommanderError } from 'commander';
 import { RelonixError, causeChain, errorMessage, type ErrorKind } from './util/errors.ts';
 import { emit } from './util/emit.ts';
+import * as bootstrap from './commands/bootstrap.ts';
+import * as env from './commands/env.ts';
+import * as run from './commands/run.ts';
+import * as status from './commands/status.ts';
+import * as publish from './commands/publish.ts';
+import * as keygen from './commands/keygen.ts';
+import * as cache from './commands/cache.ts';
+import * as demo from './commands/demo.ts';
+import { runPatchelf } from './commands/patchelf.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
@@ -12,8 +21,8 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   network: 6,
 };
 
-// Each command lives in its own module exporting `register(program)`.
-const COMMANDS = ['bootstrap', 'env', 'run', 'status', 'publish', 'keygen', 'cache', 'demo'] as const;
+// Each command lives in its own module exporting `register(program)`; what it does is one call into a layer.
+const COMMANDS = [bootstrap, env, run, status, publish, keygen, cache, demo];
 
 const EPILOG = `
 Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: store/, var/nix/,
@@ -45,15 +54,11 @@ export async function main(argv: string[]): Promise<void> {
   });
   try {
     if (argv[2] === 'patchelf') {
-      const { runPatchelf } = await import('./commands/patchelf.ts');
       process.exitCode = await runPatchelf(argv.slice(3));
       return;
     }
     const program = buildProgram();
-    for (const name of COMMANDS) {
-      const mod = (await import(`./commands/${name}.ts`)) as { register(p: Command): void };
-      mod.register(program);
-    }
+    for (const c of COMMANDS) c.register(program);
     await program.parseAsync(argv);
   } catch (e) {
     process.exitCode = report(e, wantsJson(argv));

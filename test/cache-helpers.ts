@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync, existsSync, chmodSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { layout, type Layout } from '../src/store/layout.ts';
+import { layout, type Layout } from '../src/prefix/layout.ts';
 import { removeTree } from '../src/util/fs.ts';
 
 export function requireTool(bin: string): string {

@@ -11,8 +11,8 @@ import { startServer, type TestServer } from './helpers/http.ts';
 import { download, resolveSha256, defaultReleaseUrl } from '../src/net/download.ts';
 import { normalizeSha256 } from '../src/net/sha256.ts';
 import { serveDirectory } from '../src/net/serve.ts';
-import { fetchTarball } from '../src/bootstrap/fetch.ts';
-import { layout } from '../src/store/layout.ts';
+import { fetchTarball } from '../src/bootstrap/stages/fetch.ts';
+import { layout } from '../src/prefix/layout.ts';
 import { toNixBase32 } from '../src/store/nixbase32.ts';
 import { RelonixError } from '../src/util/errors.ts';
 

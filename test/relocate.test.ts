@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { findStoreRefs, rewriteRefs, rewriteLinkTarget, classify, planFile } from '../src/store/relocate-text.ts';
-import { relocateTree, type ElfRelocator } from '../src/store/relocate.ts';
+import { relocateTree, type ElfRelocator } from '../src/store/relocate-tree.ts';
 import { narDigest } from '../src/store/nar.ts';
 
 const FROM = '/nix/store';

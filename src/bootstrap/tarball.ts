@@ -5,6 +5,9 @@ import path from 'node:path';
 import { parseRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { RelonixError, errorMessage } from '../util/errors.ts';
 
+/** The store dir every official release tarball is built for. */
+export const TARBALL_STORE = '/nix/store';
+
 export interface TarballInfo {
   version: string;
   system: string;

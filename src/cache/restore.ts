@@ -10,11 +10,11 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import type { Layout } from '../store/layout.ts';
+import type { Layout } from '../prefix/layout.ts';
 import { formatNarHash, narDigest } from '../store/nar.ts';
 import { formatRegInfo, parseNarHashField } from '../store/reginfo.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
-import { nixEnvironment } from '../bootstrap/nixenv.ts';
+import { nixEnvironment } from '../prefix/environment.ts';
 import { download } from '../net/download.ts';
 import { RelonixError, errorMessage, isKind, type ErrorKind } from '../util/errors.ts';
 import { removeTree, exists } from '../util/fs.ts';
@@ -25,7 +25,7 @@ import { unpackNar } from './unpack.ts';
 import { openTarget, TransientError, type CacheTarget, type TargetOptions } from './targets.ts';
 import { checkCacheInfo, readManifest, storeDirMismatch, STORE_DIR_HINT, type ManifestEntry } from './meta.ts';
 import { withRetry } from './publish.ts';
-import { runNixStore } from './nixstore.ts';
+import { runNixStore, resolveNixTool, runNix } from '../prefix/tools.ts';
 
 export type RestoreProgress = (e: { message: string; done?: number; total?: number }) => void;
 
@@ -407,27 +407,29 @@ export async function realiseNixFromCache(opts: {
   caches: string[];
   trustedKeys: string[];
   system: string;
+  /** the relocated Nix that does the realising */
+  nix: string;
   env: NodeJS.ProcessEnv;
 }): Promise<{ nix: string } | null> {
   const found = await findNixInCaches(opts.caches, opts.layout.storeDir, opts.system);
   if (!found) return null;
   trusted(opts.trustedKeys);
-  const r = await execa(
-    'nix-store',
-    [
-      '--realise',
-      found.entry.path,
-      '--option', 'substituters', opts.caches.join(' '),
-      '--option', 'trusted-public-keys', opts.trustedKeys.join(' '),
-      '--option', 'require-sigs', 'true',
-      '--option', 'narinfo-cache-negative-ttl', '0',
-    ],
-    { env: opts.env ?? nixEnvironment(opts.layout), extendEnv: false, reject: false },
-  );
-  if (r.exitCode !== 0) {
-    throw new RelonixError(`the relocated Nix could not realise ${found.entry.path} from ${opts.caches.join(', ')}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`, {
+  const nixStore = await resolveNixTool({ layout: opts.layout, nix: opts.nix }, 'nix-store');
+  const args = [
+    '--realise',
+    found.entry.path,
+    '--option', 'substituters', opts.caches.join(' '),
+    '--option', 'trusted-public-keys', opts.trustedKeys.join(' '),
+    '--option', 'require-sigs', 'true',
+    '--option', 'narinfo-cache-negative-ttl', '0',
+  ];
+  try {
+    await runNix(nixStore, args, { env: opts.env, hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache' });
+  } catch (e) {
+    throw new RelonixError(`the relocated Nix could not realise ${found.entry.path} from ${opts.caches.join(', ')}: ${errorMessage(e)}`, {
       kind: 'network',
       hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache',
+      cause: e,
     });
   }
   return { nix: found.entry.path };

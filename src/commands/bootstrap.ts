@@ -1,5 +1,8 @@
 import { Command, Option } from 'commander';
 import { RelonixError } from '../util/errors.ts';
+import { emit } from '../util/emit.ts';
+import { layout } from '../prefix/layout.ts';
+import { runBootstrap, type BootstrapResult } from '../bootstrap/engine.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -50,9 +53,7 @@ export function register(program: Command): void {
       if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
         throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
       }
-      // loaded on use: `relonix env` and `run` start without the installer's dependencies
-      const { runBootstrap } = await import('../bootstrap/run.ts');
-      await runBootstrap({
+      const r = await runBootstrap({
         prefix: o.prefix,
         url: o.url,
         sha256: o.sha256?.toLowerCase(),
@@ -61,6 +62,7 @@ export function register(program: Command): void {
         waitSeconds: o.wait,
         json: o.json,
       });
+      reportBootstrap(r, !!o.json, o.prefix ? ` --prefix ${r.prefix}` : '');
     });
 }
 
@@ -68,4 +70,21 @@ function parseSeconds(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new RelonixError(`--wait takes a number of seconds, got "${v}"`, { kind: 'usage' });
   return n;
+}
+
+/** What a finished bootstrap says: a JSON event, or how to use the Nix it made. */
+export function reportBootstrap(r: BootstrapResult, json: boolean, envFlag: string): void {
+  if (json) {
+    emit({ event: 'done', alreadyDone: r.alreadyDone, prefix: r.prefix, nix: r.nix, ms: r.ms, ...(r.alreadyDone ? {} : { stageMs: r.stageMs }) });
+    return;
+  }
+  const say = (text: string) => process.stdout.write(`${text}\n`);
+  if (r.alreadyDone) {
+    say(`relonix: ${r.prefix} is already bootstrapped (Nix ${r.nix}); nothing to do. Use it: eval "$(relonix env${envFlag})"`);
+    return;
+  }
+  say(`relonix: Nix is ready in ${r.prefix} (${(r.ms / 1000).toFixed(1)}s).`);
+  say(`  use it in this shell:   eval "$(relonix env${envFlag})"`);
+  say(`  or run one command:     relonix run${envFlag} -- nix-build '<your.nix>'`);
+  say(`  every login:            . ${layout(r.prefix).envScript}`);
 }

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { layout } from '../store/layout.ts';
+import { layout } from '../prefix/layout.ts';
 import { writeFileAtomic } from '../util/fs.ts';
+import { runBootstrap } from '../bootstrap/engine.ts';
+import { reportBootstrap } from './bootstrap.ts';
 
 /**
  * The demo prefix is its own, not /tmp/nix: the demo installs a Nix made from Debian's nix-bin, and
@@ -43,22 +45,21 @@ into the prefix, then runs a trivial nix-build through \`relonix run\`. The serv
       try {
         const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
         say(`serving it at ${url}`);
-        const { runBootstrap } = await import('../bootstrap/run.ts');
         // the checksum, not the URL, names the tarball: a re-run on another port is still a no-op
-        await runBootstrap({ prefix, url, sha256: fx.sha256, json: o.json });
+        reportBootstrap(await runBootstrap({ prefix, url, sha256: fx.sha256, json: o.json }), !!o.json, ` --prefix ${prefix}`);
       } finally {
         await server.close();
       }
       const expr = path.join(l.relonixDir, 'demo.nix');
       await writeFileAtomic(expr, DEMO_EXPR);
       say(`building ${expr} with: relonix run --prefix ${prefix} -- nix-build --no-out-link ${expr}`);
-      const { runInPrefix } = await import('./run.ts');
-      const code = await runInPrefix(prefix, 'nix-build', ['--no-out-link', expr]);
+      const { runInPrefix } = await import('../prefix/tools.ts');
+      const code = await runInPrefix(l, 'nix-build', ['--no-out-link', expr]);
       if (code !== 0) {
         process.exitCode = code;
         return;
       }
-      const { activeNix } = await import('../bootstrap/activate.ts');
+      const { activeNix } = await import('../prefix/environment.ts');
       const out = (await fs.readdir(l.storeDir)).filter((n) => n.endsWith('-hello-from-relonix'));
       if (out[0]) say(`it says: ${(await fs.readFile(path.join(l.storeDir, out[0]), 'utf8')).trim()}`);
       const { nix } = await activeNix(l);

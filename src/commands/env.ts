@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
-import { layout } from '../store/layout.ts';
-import { prefixVariables } from '../bootstrap/activate.ts';
-import { renderEnv, type Shell } from '../bootstrap/configure.ts';
+import { layout } from '../prefix/layout.ts';
+import { prefixVariables } from '../prefix/environment.ts';
+import { renderEnv, type Shell } from '../prefix/environment.ts';
 
 export function register(program: Command): void {
   program

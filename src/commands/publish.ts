@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
-import { layout } from '../store/layout.ts';
-import { readState } from '../bootstrap/state.ts';
+import { layout } from '../prefix/layout.ts';
+import { readState } from '../prefix/state.ts';
 import { nixSystem } from '../util/system.ts';
 import { RelonixError } from '../util/errors.ts';
 import { readSecretKeyFile } from '../cache/keys.ts';

@@ -1,58 +1,7 @@
 import type { Command } from 'commander';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { layout, type Layout } from '../store/layout.ts';
-import { readState } from '../bootstrap/state.ts';
-import { readReport } from '../store/relocate.ts';
-import { mib } from '../bootstrap/preflight.ts';
-import { exists } from '../util/fs.ts';
-
-const ORDER = ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'restore', 'register', 'verify', 'cache-nix'];
-
-async function treeSize(dir: string): Promise<{ bytes: number; paths: number }> {
-  let bytes = 0;
-  let paths = 0;
-  const walk = async (p: string): Promise<void> => {
-    const st = await fs.lstat(p);
-    bytes += st.blocks * 512;
-    if (st.isDirectory()) for (const n of await fs.readdir(p)) await walk(path.join(p, n));
-  };
-  if (!(await exists(dir))) return { bytes, paths };
-  for (const n of await fs.readdir(dir)) {
-    if (n === '.links') continue;
-    paths++;
-    await walk(path.join(dir, n));
-  }
-  return { bytes, paths };
-}
-
-export async function collectStatus(l: Layout) {
-  const s = await readState(l);
-  const report = await readReport(l.reportFile);
-  const store = await treeSize(l.storeDir);
-  const stages = Object.entries(s.stages)
-    .sort(([a], [b]) => ORDER.indexOf(a) - ORDER.indexOf(b))
-    .map(([name, r]) => ({ name, doneAt: r.doneAt }));
-  const byFile = new Map<string, number>();
-  for (const h of report?.hits ?? []) byFile.set(h.file, (byFile.get(h.file) ?? 0) + 1);
-  return {
-    prefix: l.prefix,
-    storeDir: l.storeDir,
-    bootstrapped: !!s.stages.verify || !!s.stages['cache-nix'],
-    nix: s.nix ?? null,
-    nixSource: s.nixSource ?? null,
-    cacert: s.cacert ?? null,
-    stages,
-    store: { paths: store.paths, bytes: store.bytes },
-    relocation: report
-      ? {
-          counts: report.counts,
-          unrewritableFiles: [...byFile.entries()].map(([file, count]) => ({ file, count })),
-          reportFile: l.reportFile,
-        }
-      : null,
-  };
-}
+import { layout } from '../prefix/layout.ts';
+import { inspectPrefix } from '../prefix/inspect.ts';
+import { mib } from '../util/format.ts';
 
 export function register(program: Command): void {
   program
@@ -61,7 +10,7 @@ export function register(program: Command): void {
     .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
-      const st = await collectStatus(layout(o.prefix));
+      const st = await inspectPrefix(layout(o.prefix));
       if (o.json) {
         process.stdout.write(JSON.stringify(st, null, 2) + '\n');
         return;

@@ -1,8 +1,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Layout } from '../store/layout.ts';
-import { writeFileAtomic } from '../util/fs.ts';
-import { nixVariables } from './nixenv.ts';
+import type { Layout } from '../../prefix/layout.ts';
+import { writeFileAtomic } from '../../util/fs.ts';
+import { envScripts } from '../../prefix/environment.ts';
+import { detailOf, type Stage } from '../engine.ts';
+import type { UnpackDetail } from './unpack.ts';
+import { moved } from './relocate.ts';
 
 export const BEGIN = '# BEGIN relonix managed block: relonix rewrites the lines up to END; add your own settings outside it';
 export const END = '# END relonix managed block';
@@ -50,52 +53,6 @@ export function mergeNixConf(existing: string | undefined, block: string): strin
   return block + (existing.startsWith('\n') ? '' : '\n') + existing;
 }
 
-function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-function fishQuote(s: string): string {
-  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
-export type Shell = 'sh' | 'fish' | 'json';
-
-/** Pure: `export` lines for the given variables, quoted for the shell. */
-export function renderEnv(vars: Record<string, string>, shell: Shell): string {
-  if (shell === 'json') return JSON.stringify(vars, null, 2) + '\n';
-  let out = '';
-  for (const [k, v] of Object.entries(vars)) {
-    if (shell === 'fish') {
-      const value = k === 'PATH' ? v.split(':').filter(Boolean).map(fishQuote).join(' ') : fishQuote(v);
-      out += `set -gx ${k} ${value};\n`;
-    } else {
-      out += `export ${k}=${shQuote(v)}\n`;
-    }
-  }
-  return out;
-}
-
-/**
- * Pure: the sourced profile scripts. Unlike `relonix env`, which prints the values for this shell
- * right now, these prepend to whatever PATH the sourcing shell has and fill USER/HOME only when unset.
- */
-export function envScripts(l: Layout, nix?: string, cacert?: string): { sh: string; fish: string } {
-  const vars = nixVariables(l, { nix, cacert, base: { PATH: '', USER: 'x', HOME: 'x' } });
-  const bins = vars.PATH!.split(':').filter(Boolean);
-  delete vars.PATH;
-  let sh = `# relonix: the environment for the Nix in ${l.prefix}. Source it: . ${l.envScript}\n`;
-  sh += renderEnv(vars, 'sh');
-  sh += `export PATH=${bins.map(shQuote).join(':')}\${PATH:+:\$PATH}\n`;
-  sh += `[ -n "\${USER:-}" ] || export USER="$(id -un 2>/dev/null || echo uid$(id -u))"\n`;
-  sh += `[ -n "\${HOME:-}" ] || export HOME=${shQuote(path.join(l.prefix, 'home'))}\n`;
-  let fish = `# relonix: the environment for the Nix in ${l.prefix}. Source it: source ${l.envScriptFish}\n`;
-  fish += renderEnv(vars, 'fish');
-  fish += `set -gx PATH ${bins.map(fishQuote).join(' ')} $PATH;\n`;
-  fish += `set -q USER; or set -gx USER (id -un 2>/dev/null; or echo uid(id -u));\n`;
-  fish += `set -q HOME; or set -gx HOME ${fishQuote(path.join(l.prefix, 'home'))};\n`;
-  return { sh, fish };
-}
-
 export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: string, cacert?: string): Promise<{ confFile: string }> {
   let existing: string | undefined;
   try {
@@ -113,3 +70,24 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   await fs.mkdir(path.dirname(l.profile), { recursive: true });
   return { confFile: l.confFile };
 }
+
+export const configureStage: Stage = {
+  name: 'configure',
+  title: 'Write nix.conf and the environment',
+  // with a tarball, the profile scripts name its Nix; a cache-only restore runs this before the
+  // restore, because the first Nix to open the new database must already read use-sqlite-wal =
+  // false (a database made in WAL mode cannot be opened without it)
+  inputs: (ctx, s) =>
+    ctx.tarball ? { caches: ctx.caches, keys: ctx.trustedKeys, nix: detailOf<UnpackDetail>(s, 'unpack').nixPath } : { caches: ctx.caches, keys: ctx.trustedKeys },
+  run: async (ctx, s) => {
+    const l = ctx.layout;
+    const input = { caches: ctx.caches, trustedKeys: ctx.trustedKeys };
+    if (ctx.tarball) {
+      const u = detailOf<UnpackDetail>(s, 'unpack');
+      await applyConfigure(l, input, moved(u.nixPath, l.storeDir), u.cacertPath && moved(u.cacertPath, l.storeDir));
+    } else {
+      await applyConfigure(l, input);
+    }
+    return { summary: path.relative(l.prefix, l.confFile) };
+  },
+};

@@ -1,8 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { RelonixError } from '../util/errors.ts';
-import type { Layout } from '../store/layout.ts';
+import { RelonixError } from '../../util/errors.ts';
+import type { Layout } from '../../prefix/layout.ts';
+import { mib } from '../../util/format.ts';
+import { tarballKey, type Stage } from '../engine.ts';
 
 /** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
 export const UNPACK_FACTOR = 6;
@@ -95,10 +97,6 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
   return { ok: problems.length === 0, needBytes, problems };
 }
 
-export function mib(n: number): string {
-  return `${(n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
-}
-
 export function preflightError(plan: PreflightPlan): RelonixError {
   return new RelonixError(plan.problems.map((p) => p.message).join('; '), {
     kind: 'preflight',
@@ -173,3 +171,26 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
   facts.fsType = STATFS_TYPES[Number(st.type)] ?? `0x${Number(st.type).toString(16)}`;
   return facts;
 }
+
+/** A cache-only restore has no tarball to size: what a Nix closure restored from a cache needs. */
+const RESTORE_BYTES = 16 * 1024 * 1024;
+
+export const preflightStage: Stage = {
+  name: 'preflight',
+  title: 'Check the prefix and the machine',
+  inputs: (ctx) => (ctx.tarball ? { prefix: ctx.layout.prefix, source: tarballKey(ctx.tarball) } : { prefix: ctx.layout.prefix }),
+  run: async (ctx, _s, progress) => {
+    let size: number | undefined = RESTORE_BYTES;
+    if (ctx.tarball) {
+      progress('probing the tarball size');
+      size = await probeTarballSize(ctx.tarball.url);
+    }
+    const facts = await gatherFacts(ctx.layout, ctx.host, ctx.tarball?.url ?? '', size);
+    const plan = planPreflight(facts);
+    if (!plan.ok) throw preflightError(plan);
+    return {
+      detail: ctx.tarball ? { freeBytes: facts.freeBytes, needBytes: plan.needBytes, fsType: facts.fsType } : undefined,
+      summary: `${mib(facts.freeBytes)} free on ${facts.fsType}, ${ctx.host}`,
+    };
+  },
+};

@@ -2,10 +2,13 @@
 // kill resumes the partial download; re-running after success costs one local checksum.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Layout } from '../store/layout.ts';
-import { download, isLocalSource, localSourcePath, resolveSha256, type Progress } from '../net/download.ts';
-import { normalizeSha256, sha256OfFile } from '../net/sha256.ts';
-import { exists, readJson, writeFileAtomic } from '../util/fs.ts';
+import type { Layout } from '../../prefix/layout.ts';
+import { download, isLocalSource, localSourcePath, resolveSha256, type Progress } from '../../net/download.ts';
+import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
+import { exists, readJson, writeFileAtomic } from '../../util/fs.ts';
+import { mib } from '../../util/format.ts';
+import { progressText } from '../ui.ts';
+import { tarballKey, type Stage } from '../engine.ts';
 
 export interface FetchOptions {
   layout: Layout;
@@ -57,3 +60,21 @@ export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: strin
   await writeFileAtomic(recordFile, JSON.stringify({ url, sha256: r.sha256 } satisfies FetchRecord) + '\n');
   return { tarball: dest, sha256: r.sha256 };
 }
+
+export interface FetchDetail {
+  tarball: string;
+  sha256: string;
+  bytes: number;
+}
+
+export const fetchStage: Stage = {
+  name: 'fetch',
+  title: 'Download the Nix tarball',
+  inputs: (ctx) => ({ source: tarballKey(ctx.tarball!) }),
+  run: async (ctx, _s, progress) => {
+    const r = await fetchTarball({ layout: ctx.layout, url: ctx.tarball!.url, sha256: ctx.tarball!.sha256, onProgress: (p) => progress(progressText(p)) });
+    const st = await fs.stat(r.tarball);
+    const detail: FetchDetail = { tarball: r.tarball, sha256: r.sha256, bytes: st.size };
+    return { detail, summary: `${path.basename(r.tarball)} (${mib(st.size)}, sha256 ${r.sha256.slice(0, 12)}…)` };
+  },
+};

@@ -1,11 +1,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runTool } from '../util/spawn.ts';
-import type { Layout } from '../store/layout.ts';
-import { RelonixError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fs.ts';
-import { nixEnvironment } from './nixenv.ts';
-import { nixTool } from './register.ts';
+import { runTool } from '../../util/spawn.ts';
+import type { Layout } from '../../prefix/layout.ts';
+import { RelonixError } from '../../util/errors.ts';
+import { writeFileAtomic } from '../../util/fs.ts';
+import { nixEnvironment } from '../../prefix/environment.ts';
+import { runNix } from '../../prefix/tools.ts';
+import type { Stage } from '../engine.ts';
+
+const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
 
 export const CHECK_EXPR = `derivation {
   name = "relonix-check";
@@ -68,11 +71,11 @@ export async function applyVerify(l: Layout, nix: string, cacert: string | undef
   // independent checks side by side; the store check comes last, alone, so it also covers the
   // check build's output and never races a build for the store's locks
   const [version, checkOutput, libs] = await Promise.all([
-    nixTool(bin('nix'), ['--version'], env, undefined, 'verify').then((v) => v.trim()),
+    runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
     checkBuild(l, bin('nix-build'), env),
     checkLibraries(l, bin('nix')),
   ]);
-  await nixTool(bin('nix-store'), ['--verify', '--check-contents'], env, undefined, 'verify');
+  await runNix(bin('nix-store'), ['--verify', '--check-contents'], { env, hint: HINT });
   const { libraries, interpreter } = libs;
   return { version, checkOutput, libraries, interpreter };
 }
@@ -80,7 +83,7 @@ export async function applyVerify(l: Layout, nix: string, cacert: string | undef
 async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv): Promise<string> {
   const expr = path.join(l.relonixDir, 'check.nix');
   await writeFileAtomic(expr, CHECK_EXPR);
-  const out = (await nixTool(nixBuild, ['--no-out-link', expr], env, undefined, 'verify')).trim().split('\n').pop() ?? '';
+  const out = (await runNix(nixBuild, ['--no-out-link', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
   if (!out.startsWith(l.storeDir + '/')) {
     throw new RelonixError(`the check build produced ${out}, outside ${l.storeDir}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
   }
@@ -110,3 +113,16 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
   }
   return { libraries: r.stdout.split('\n').filter((x) => x.includes('=>')).length, interpreter };
 }
+
+export const verifyStage: Stage = {
+  name: 'verify',
+  title: 'Prove the new Nix works',
+  // nothing of its own: the chain of earlier keys already says what is being verified, and the
+  // cache-nix stage changes state.nix afterwards
+  inputs: () => null,
+  run: async (ctx, s, progress) => {
+    if (!s.nix) throw new Error('no Nix is registered yet');
+    const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress);
+    return { detail: v, summary: `${v.version}; store verified, check build ok, ${v.libraries} libraries all from the store` };
+  },
+};

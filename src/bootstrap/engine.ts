@@ -1,0 +1,202 @@
+// The bootstrap: stages run in order, each recorded in the prefix's state with a key of its inputs
+// chained to the previous stage's, so a re-run continues at the first stage that is not done.
+import { createHash } from 'node:crypto';
+import { layout as makeLayout, type Layout } from '../prefix/layout.ts';
+import { readState, writeState, emptyState, isBootstrapped, type BootstrapState, type StageName } from '../prefix/state.ts';
+import { withLock } from '../util/lock.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
+import { exists, removeTree } from '../util/fs.ts';
+import { nixSystem } from '../util/system.ts';
+import { emit } from '../util/emit.ts';
+import { runStages, pickMode, type UiStage, type UiMode } from './ui.ts';
+import { planStages, preloadTarballStages } from './stages/index.ts';
+
+export interface BootstrapOptions {
+  prefix?: string;
+  url?: string;
+  sha256?: string;
+  caches?: string[];
+  trustedKeys?: string[];
+  /** seconds to wait for another relonix holding the prefix */
+  waitSeconds?: number;
+  json?: boolean;
+  /** keep the downloaded tarball after success (benchmarks and tests reuse it) */
+  keepDownload?: boolean;
+}
+
+/** What every stage may read: the prefix, the machine, and where the Nix comes from. */
+export interface BootstrapContext {
+  layout: Layout;
+  host: string;
+  /** the release tarball, unless the Nix comes from the caches alone */
+  tarball?: { url: string; sha256?: string };
+  caches: string[];
+  trustedKeys: string[];
+}
+
+/** The top-level fields of the state a stage may set (besides its own record). */
+export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource'>>;
+
+export interface StageResult {
+  summary: string;
+  /** kept in the stage's record, for later stages and for relonix status */
+  detail?: unknown;
+  patch?: StatePatch;
+}
+
+export interface Stage {
+  name: StageName;
+  title: string;
+  /** the stage's own inputs; its key chains them to the previous stage's key */
+  inputs(ctx: BootstrapContext, s: BootstrapState): unknown;
+  run(ctx: BootstrapContext, s: BootstrapState, progress: (text: string) => void): Promise<StageResult>;
+}
+
+export interface BootstrapResult {
+  prefix: string;
+  nix: string;
+  cacert?: string;
+  alreadyDone: boolean;
+  ran: StageName[];
+  ms: number;
+  stageMs: Partial<Record<StageName, number>>;
+}
+
+/**
+ * What the tarball is: its sha256 when given (the same bytes from another mirror change nothing),
+ * else its URL (whose .sha256 is read at fetch time).
+ */
+export function tarballKey(t: { url: string; sha256?: string }): string {
+  return t.sha256 ? `sha256:${t.sha256}` : `url:${t.url}`;
+}
+
+function chainKey(prev: string, inputs: unknown): string {
+  return createHash('sha256').update(prev).update('\0').update(JSON.stringify(inputs ?? null)).digest('hex').slice(0, 32);
+}
+
+/**
+ * Pure: the keys of the stages already done with the current inputs, in order, up to the first
+ * one that is not. Later stages' keys are not known yet: their inputs come from the stages before.
+ */
+export function doneKeys(ctx: BootstrapContext, stages: Stage[], s: BootstrapState): string[] {
+  const keys: string[] = [];
+  let prev = '';
+  for (const st of stages) {
+    let inputs: unknown;
+    try {
+      inputs = st.inputs(ctx, s);
+    } catch {
+      break; // needs a record an earlier run did not leave
+    }
+    const key = chainKey(prev, inputs);
+    if (s.stages[st.name]?.key !== key) break;
+    keys.push(key);
+    prev = key;
+  }
+  return keys;
+}
+
+/** The record of an earlier stage that this one reads, or an error saying how to recover. */
+export function detailOf<T>(s: BootstrapState, stage: StageName): T {
+  const d = s.stages[stage]?.detail as T | undefined;
+  if (d === undefined) throw new Error(`stage ${stage} has no record in the state file; re-run relonix bootstrap`);
+  return d;
+}
+
+export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapResult> {
+  const t0 = Date.now();
+  const l = makeLayout(opts.prefix);
+  const ctx: BootstrapContext = {
+    layout: l,
+    host: nixSystem(),
+    caches: opts.caches ?? [],
+    trustedKeys: opts.trustedKeys ?? [],
+  };
+  const done = (s: BootstrapState): BootstrapResult => ({ prefix: l.prefix, nix: s.nix!, cacert: s.cacert, alreadyDone: true, ran: [], ms: Date.now() - t0, stageMs: {} });
+
+  // a finished prefix is answered without the lock: nothing will be written. With no source named
+  // at all (no --url, --sha256 or --cache), whatever the prefix was bootstrapped from stands.
+  const quick = await readState(l).catch(() => undefined);
+  const noSource = !opts.url && !opts.sha256 && ctx.caches.length === 0;
+  if (quick && noSource && (await isBootstrapped(l, quick))) return done(quick);
+  if (opts.url || ctx.caches.length === 0) {
+    ctx.tarball = { url: opts.url ?? (await import('../net/download.ts')).defaultReleaseUrl(ctx.host), sha256: opts.sha256 };
+  }
+  const stages = planStages(ctx);
+  if (quick && (await isBootstrapped(l, quick)) && doneKeys(ctx, stages, quick).length === stages.length) return done(quick);
+
+  const mode = pickMode(!!opts.json);
+  return withLock(
+    l.lockFile,
+    {
+      what: `bootstrap of ${l.prefix}`,
+      waitMs: (opts.waitSeconds ?? 0) * 1000,
+      onWait: (owner) => say(mode, `relonix: waiting for pid ${owner.pid} (${owner.what}) to release ${l.prefix}`),
+    },
+    async () => {
+      let state = await readState(l);
+      // another store dir, or a wiped store under an intact state file: start over
+      if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l);
+      const keys = doneKeys(ctx, stages, state);
+      if (keys.length === stages.length) return done(state);
+      if (ctx.tarball) preloadTarballStages();
+      const r = await runFrom(ctx, stages, state, keys, mode);
+      if (!opts.keepDownload) {
+        await removeTree(l.stagingDir);
+        await removeTree(l.downloadsDir);
+      }
+      return { prefix: l.prefix, nix: r.state.nix!, cacert: r.state.cacert, alreadyDone: false, ran: r.ran, ms: Date.now() - t0, stageMs: r.stageMs };
+    },
+  );
+}
+
+/** Runs every stage from the first not done (keys.length), recording each as it finishes. */
+async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapState, keys: string[], mode: UiMode) {
+  const l = ctx.layout;
+  const first = keys.length;
+  // the stages from `first` on all run: what they recorded before no longer holds, and a run killed
+  // half-way must not find a later stage's old record matching its key
+  for (const st of stages.slice(first)) delete state.stages[st.name];
+  await writeState(l, state);
+  const ran: StageName[] = [];
+  const stageMs: Partial<Record<StageName, number>> = {};
+  let prev = keys[first - 1] ?? '';
+  const ui: UiStage[] = stages.map((st, i) => ({
+    name: st.name,
+    title: st.title,
+    exec: async (progress) => {
+      if (i < first) return { skipped: true, summary: `done ${state.stages[st.name]!.doneAt}` };
+      const key = chainKey(prev, st.inputs(ctx, state));
+      prev = key;
+      const t = Date.now();
+      let r: StageResult;
+      try {
+        r = await st.run(ctx, state, progress);
+      } catch (e) {
+        throw stageError(st, e);
+      }
+      stageMs[st.name] = Date.now() - t;
+      Object.assign(state, r.patch);
+      state.stages[st.name] = { doneAt: new Date().toISOString(), key, detail: r.detail };
+      await writeState(l, state);
+      ran.push(st.name);
+      return { skipped: false, summary: r.summary };
+    },
+  }));
+  await runStages(ui, mode);
+  return { state, ran, stageMs };
+}
+
+function say(mode: UiMode, text: string): void {
+  if (mode === 'json') emit({ event: 'info', text });
+  else process.stdout.write(`${text}\n`);
+}
+
+function stageError(st: Stage, e: unknown): RelonixError {
+  const msg = `stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(e)}`;
+  if (e instanceof RelonixError) return new RelonixError(msg, { kind: e.kind, hint: e.hint, cause: e });
+  return new RelonixError(msg, {
+    hint: `fix the cause and re-run relonix bootstrap: it continues from stage ${st.name} (RELONIX_DEBUG=1 shows the cause chain)`,
+    cause: e,
+  });
+}

@@ -1,0 +1,24 @@
+// Stage "cache-nix" (a tarball bootstrap with --cache): the relocated Nix realises the Nix built for
+// this prefix that the cache's manifest names, proves it works, and makes it the active one.
+import path from 'node:path';
+import { nixEnvironment } from '../../prefix/environment.ts';
+import { installProfile } from '../../prefix/profile.ts';
+import type { Stage } from '../engine.ts';
+import { applyVerify } from './verify.ts';
+
+export const cacheNixStage: Stage = {
+  name: 'cache-nix',
+  title: 'Install the Nix built for this prefix from the cache',
+  inputs: (ctx) => ({ caches: ctx.caches, keys: ctx.trustedKeys }),
+  run: async (ctx, s, progress) => {
+    const l = ctx.layout;
+    progress('substituting from the cache');
+    const env = nixEnvironment(l, { nix: s.nix, cacert: s.cacert });
+    const { realiseNixFromCache } = await import('../../cache/restore.ts');
+    const r = await realiseNixFromCache({ layout: l, caches: ctx.caches, trustedKeys: ctx.trustedKeys, system: ctx.host, nix: s.nix!, env });
+    if (!r) return { summary: 'the cache names no Nix for this system and store dir; keeping the relocated one' };
+    await installProfile(l, s.nix!, [r.nix, ...(s.cacert ? [s.cacert] : [])], env);
+    const v = await applyVerify(l, r.nix, s.cacert, progress);
+    return { detail: { nix: r.nix }, patch: { nix: r.nix, nixSource: 'cache' }, summary: `${path.basename(r.nix)} active (${v.version})` };
+  },
+};

@@ -1,0 +1,27 @@
+// The stages of a bootstrap, by where the Nix comes from: a tarball (relocated, then optionally
+// replaced by the cache's Nix built for the prefix), or the caches alone.
+import type { BootstrapContext, Stage } from '../engine.ts';
+import { preflightStage } from './preflight.ts';
+import { fetchStage } from './fetch.ts';
+import { unpackStage } from './unpack.ts';
+import { relocateStage } from './relocate.ts';
+import { configureStage } from './configure.ts';
+import { registerStage } from './register.ts';
+import { verifyStage } from './verify.ts';
+import { restoreStage } from './restore.ts';
+import { cacheNixStage } from './cache-nix.ts';
+
+export function planStages(ctx: BootstrapContext): Stage[] {
+  if (!ctx.tarball) return [preflightStage, configureStage, restoreStage, verifyStage];
+  const stages = [preflightStage, fetchStage, unpackStage, relocateStage, configureStage, registerStage, verifyStage];
+  if (ctx.caches.length > 0) stages.push(cacheNixStage);
+  return stages;
+}
+
+/**
+ * Starts loading what the later stages of a tarball bootstrap import when they run; preflight mostly
+ * waits on a probe process and a HEAD meanwhile.
+ */
+export function preloadTarballStages(): void {
+  void Promise.all([import('../unpack.ts'), import('../tarball.ts'), import('../../elf/index.ts')]).catch(() => {});
+}
