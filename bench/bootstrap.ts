@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture } from '../scripts/make-fixture.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');

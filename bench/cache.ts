@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs, createReadStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture } from '../scripts/make-fixture.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { generateKey } from '../src/cache/keys.ts';
 import { decompress, hostXz, XZ_LEVEL, ZSTD_LEVEL } from '../src/cache/compress.ts';
 import { parseNarInfo } from '../src/cache/narinfo.ts';

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture, type Fixture } from '../scripts/make-fixture.ts';
+import { ensureFixture, type Fixture } from '../src/demo/mirror.ts';
 import { serveDirectory, type RunningServer } from '../src/net/serve.ts';
 import { relonix, prefixFor, removePrefix, strikeRelonix } from './helpers/setpriv.ts';
 

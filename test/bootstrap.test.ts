@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture, type Fixture } from '../scripts/make-fixture.ts';
+import { ensureFixture, type Fixture } from '../src/demo/mirror.ts';
 import { serveDirectory, type RunningServer } from '../src/net/serve.ts';
 import { EXIT } from './helpers/cli.ts';
 import { NOBODY_UID, RELONIX, relonix, shAs, prefixFor, removePrefix, requireTool, requireRoot, spawnRelonix } from './helpers/setpriv.ts';

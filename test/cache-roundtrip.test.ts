@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ensureFixture } from '../scripts/make-fixture.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
 import { relonix, prefixFor, removePrefix, NOBODY_UID, requireRoot } from './helpers/setpriv.ts';
 import { startNginx } from './helpers/nginx.ts';

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture, currentManifest, GENERATOR_VERSION, type Fixture } from '../scripts/make-fixture.ts';
+import { ensureFixture, currentManifest, GENERATOR_VERSION, type Fixture } from '../src/demo/mirror.ts';
 import { parseRegInfo, parseNarHashField, type RegInfo } from '../src/store/reginfo.ts';
 import { parseStorePath } from '../src/store/storepath.ts';
 import { removeTree } from '../src/util/fs.ts';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../scripts/make-fixture.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { generateKey } from '../src/cache/keys.ts';
 import { parseNarInfo } from '../src/cache/narinfo.ts';
 import { narDigest } from '../src/store/nar.ts';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { unpackTarball, hostXz } from '../src/bootstrap/unpack.ts';
 import { readTarballInfo, parseTarballDirName } from '../src/bootstrap/tarball.ts';
-import { ensureFixture } from '../scripts/make-fixture.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { RelonixError } from '../src/util/errors.ts';
 import { removeTree } from '../src/util/fs.ts';
 

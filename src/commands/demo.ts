@@ -37,7 +37,7 @@ into the prefix, then runs a trivial nix-build through \`relonix run\`. The serv
       const prefix = o.prefix ?? DEMO_PREFIX;
       const l = layout(prefix);
       const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
-      const { ensureFixture } = await import('../../scripts/make-fixture.ts');
+      const { ensureFixture } = await import('../demo/mirror.ts');
       say('preparing the Nix tarball (the first run generates it, ~1 min)');
       const fx = await ensureFixture({ log: (s: string) => say(s) });
       const { serveDirectory } = await import('../net/serve.ts');
