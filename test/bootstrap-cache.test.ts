@@ -45,7 +45,7 @@ test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped
     expr,
     `let nix = builtins.storePath "${tarballNix}"; in derivation {
   name = "nix-for-prefix"; system = builtins.currentSystem; builder = "/bin/sh";
-  args = [ "-c" "/bin/mkdir -p $out/bin && for f in \${nix}/bin/*; do /bin/ln -s $f $out/bin/; done" ];
+  args = [ "-c" "/bin/mkdir -p $out/bin && for f in \${nix}/bin/*; do /bin/ln -s $f $out/bin/; done && /bin/ln -s \${nix}/libexec $out/libexec" ];
 }\n`,
   );
   const built = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-build', '--no-out-link', expr]);

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { layout } from '../src/prefix/layout.ts';
 import { mergeNixConf, nixConfBlock, applyConfigure, BEGIN, END } from '../src/bootstrap/stages/configure.ts';
-import { renderEnv, envScripts } from '../src/prefix/environment.ts';
+import { renderEnv, envScripts, nixVariables, wrapperScript } from '../src/prefix/environment.ts';
 import { planPreflight, systemFromUrl, estimateNeed, type PreflightFacts } from '../src/bootstrap/stages/preflight.ts';
 import { foreignLibraries, elfInterpreter } from '../src/bootstrap/stages/verify.ts';
 import { relocateRecords } from '../src/bootstrap/stages/register.ts';
@@ -109,4 +109,24 @@ test('verify helpers: interpreter of a real binary, foreign libraries in ld.so -
   assert.deepEqual(foreignLibraries(list, '/tmp/n/store'), ['/lib/x86_64-linux-gnu/libc.so.6', 'libgone.so => not found']);
   const recs = relocateRecords([{ path: '/nix/store/a-x', narHash: 'h', narSize: 1, deriver: '', references: ['/nix/store/a-x', '/nix/store/b-y'] }], '/nix/store', '/t/nix/store');
   assert.deepEqual(recs[0], { path: '/t/nix/store/a-x', narHash: 'h', narSize: 1, deriver: '', references: ['/t/nix/store/a-x', '/t/nix/store/b-y'] });
+});
+
+test("the environment names the active Nix's own directories, which a relocated Nix would take from where it was compiled", () => {
+  const l = layout('/p/nix');
+  const nix = '/p/nix/store/00000000000000000000000000000000-nix-2.8.0';
+  const vars = nixVariables(l, { nix, base: { PATH: '/usr/bin:/bin', USER: 'u', HOME: '/h' } });
+  assert.equal(vars.NIX_BIN_DIR, `${nix}/bin`);
+  assert.equal(vars.NIX_LIBEXEC_DIR, `${nix}/libexec`);
+  assert.equal(vars.NIX_DATA_DIR, `${nix}/share`);
+  assert.equal(vars.NIX_PROFILE, '/p/nix/var/nix/profiles/default');
+  assert.equal(vars.PATH, `/p/nix/var/nix/profiles/default/bin:${nix}/bin:/usr/bin:/bin`);
+  // with no MANPATH of its own, a trailing colon keeps man's default pages after the prefix's
+  assert.equal(vars.MANPATH, `/p/nix/var/nix/profiles/default/share/man:${nix}/share/man:`);
+  assert.equal(nixVariables(l, { nix, base: { MANPATH: '/opt/man', USER: 'u', HOME: '/h' } }).MANPATH, `/p/nix/var/nix/profiles/default/share/man:${nix}/share/man:/opt/man`);
+  // before a Nix is registered, the profile that will hold it
+  assert.equal(nixVariables(l, { base: { USER: 'u', HOME: '/h' } }).NIX_BIN_DIR, '/p/nix/var/nix/profiles/default/bin');
+  const script = wrapperScript(l, nix, 'nix-store');
+  assert.match(script, /^#!\/bin\/sh\n/);
+  assert.ok(script.includes(`. ${l.envScript}\n`));
+  assert.ok(script.endsWith(`exec ${nix}/bin/nix-store "$@"\n`));
 });

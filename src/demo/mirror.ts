@@ -33,8 +33,10 @@ export interface Manifest extends Fixture {
  * such folder to write into, the user's cache dir.
  */
 function defaultDir(): string {
-  const checkout = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  if (existsSync(path.join(checkout, 'src', 'demo'))) return path.join(checkout, 'fixtures', 'generated');
+  // this module runs from src/demo/ or, bundled, from dist/
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const checkout = [path.resolve(here, '..', '..'), path.resolve(here, '..')].find((d) => existsSync(path.join(d, 'src', 'demo', 'mirror.ts')));
+  if (checkout) return path.join(checkout, 'fixtures', 'generated');
   const cache = process.env.XDG_CACHE_HOME || path.join(process.env.HOME || os.homedir(), '.cache');
   return path.join(cache, 'relonix', 'demo-mirror');
 }

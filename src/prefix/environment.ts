@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import type { Layout } from './layout.ts';
 import { readState } from './state.ts';
 import { RelonixError } from '../util/errors.ts';
-import { exists } from '../util/fs.ts';
+import { exists, writeFileAtomic } from '../util/fs.ts';
 
 export interface NixEnvOptions {
   /** the environment to start from; defaults to process.env */
@@ -15,9 +15,18 @@ export interface NixEnvOptions {
   cacert?: string;
 }
 
-/** Only the variables relonix sets, so they can be printed for a shell or merged into a child's env. */
+/**
+ * Only the variables relonix sets, so they can be printed for a shell or merged into a child's env.
+ * Besides the store, state, log and conf dirs, they name the active Nix's own directories, which a
+ * relocated Nix would otherwise take from the paths it was compiled with (README, "compiled-in
+ * paths"): its bin dir (nix-channel runs nix-env from it; 2.24 runs its build hook as
+ * `$NIX_BIN_DIR/nix __build-remote`), its libexec dir (2.8's build hook is
+ * `$NIX_LIBEXEC_DIR/nix/build-remote`, run before every build), its data dir, and its man pages.
+ */
 export function nixVariables(l: Layout, opts: NixEnvOptions = {}): Record<string, string> {
   const base = opts.base ?? process.env;
+  // the active Nix when known; before one is registered, the profile that will hold it
+  const nixDir = opts.nix ?? l.profile;
   const vars: Record<string, string> = {
     NIX_STORE_DIR: l.storeDir,
     NIX_STATE_DIR: l.stateDir,
@@ -27,15 +36,33 @@ export function nixVariables(l: Layout, opts: NixEnvOptions = {}): Record<string
     NIX_SSL_CERT_FILE: opts.cacert
       ? path.join(opts.cacert, 'etc', 'ssl', 'certs', 'ca-bundle.crt')
       : path.join(l.profile, 'etc', 'ssl', 'certs', 'ca-bundle.crt'),
+    NIX_BIN_DIR: path.join(nixDir, 'bin'),
+    NIX_LIBEXEC_DIR: path.join(nixDir, 'libexec'),
+    NIX_DATA_DIR: path.join(nixDir, 'share'),
+    // nix-env installs into the profile that holds Nix, which is the one on PATH (not ~/.nix-profile)
+    NIX_PROFILE: l.profile,
   };
-  const bins = [path.join(l.profile, 'bin')];
-  if (opts.nix) bins.push(path.join(opts.nix, 'bin'));
-  const oldPath = base.PATH ?? '/usr/local/bin:/usr/bin:/bin';
-  vars.PATH = [...bins, ...oldPath.split(':').filter((p) => p && !bins.includes(p))].join(':');
+  vars.PATH = prependSearchPath(binDirs(l, opts.nix), base.PATH ?? '/usr/local/bin:/usr/bin:/bin');
+  // an empty entry at the end keeps man's own search path after the prefix's pages
+  vars.MANPATH = prependSearchPath(manDirs(l, opts.nix), base.MANPATH ?? '');
   // Nix stops with "cannot figure out user name" without USER on a uid that has no passwd entry
   if (!base.USER) vars.USER = userName();
   if (!base.HOME) vars.HOME = path.join(l.prefix, 'home');
   return vars;
+}
+
+function binDirs(l: Layout, nix?: string): string[] {
+  return [path.join(l.profile, 'bin'), ...(nix ? [path.join(nix, 'bin')] : [])];
+}
+
+function manDirs(l: Layout, nix?: string): string[] {
+  return [path.join(l.profile, 'share', 'man'), ...(nix ? [path.join(nix, 'share', 'man')] : [])];
+}
+
+/** `dirs`, then the entries of `rest` that are not among them (an empty `rest` leaves a trailing colon). */
+function prependSearchPath(dirs: string[], rest: string): string {
+  const others = rest.split(':').filter((p) => p && !dirs.includes(p));
+  return [...dirs, ...(others.length ? others : [''])].join(':');
 }
 
 export function nixEnvironment(l: Layout, opts: NixEnvOptions = {}): NodeJS.ProcessEnv {
@@ -110,18 +137,56 @@ export function renderEnv(vars: Record<string, string>, shell: Shell): string {
  * right now, these prepend to whatever PATH the sourcing shell has and fill USER/HOME only when unset.
  */
 export function envScripts(l: Layout, nix?: string, cacert?: string): { sh: string; fish: string } {
-  const vars = nixVariables(l, { nix, cacert, base: { PATH: '', USER: 'x', HOME: 'x' } });
-  const bins = vars.PATH!.split(':').filter(Boolean);
+  const vars = nixVariables(l, { nix, cacert, base: { PATH: '', MANPATH: '', USER: 'x', HOME: 'x' } });
+  const bins = binDirs(l, nix);
+  const mans = manDirs(l, nix);
   delete vars.PATH;
+  delete vars.MANPATH;
   let sh = `# relonix: the environment for the Nix in ${l.prefix}. Source it: . ${l.envScript}\n`;
   sh += renderEnv(vars, 'sh');
   sh += `export PATH=${bins.map(shQuote).join(':')}\${PATH:+:\$PATH}\n`;
+  // unset, MANPATH ends in a colon: man's own pages still follow
+  sh += `export MANPATH=${mans.map(shQuote).join(':')}:\${MANPATH:-}\n`;
   sh += `[ -n "\${USER:-}" ] || export USER="$(id -un 2>/dev/null || echo uid$(id -u))"\n`;
   sh += `[ -n "\${HOME:-}" ] || export HOME=${shQuote(path.join(l.prefix, 'home'))}\n`;
   let fish = `# relonix: the environment for the Nix in ${l.prefix}. Source it: source ${l.envScriptFish}\n`;
   fish += renderEnv(vars, 'fish');
   fish += `set -gx PATH ${bins.map(fishQuote).join(' ')} $PATH;\n`;
+  fish += `set -q MANPATH; or set -gx MANPATH '';\n`;
+  fish += `set -gx MANPATH ${mans.map(fishQuote).join(' ')} $MANPATH;\n`;
   fish += `set -q USER; or set -gx USER (id -un 2>/dev/null; or echo uid(id -u));\n`;
   fish += `set -q HOME; or set -gx HOME ${fishQuote(path.join(l.prefix, 'home'))};\n`;
   return { sh, fish };
+}
+
+const WRAPPER_MARK = '# relonix wrapper:';
+
+/** Pure: a wrapper that runs `tool` of the active Nix with the prefix's environment. */
+export function wrapperScript(l: Layout, nix: string, tool: string): string {
+  return [
+    '#!/bin/sh',
+    `${WRAPPER_MARK} ${tool} of the Nix in ${l.prefix}, with its environment, from any PATH (and as`,
+    '# the remote-program of a remote builder)',
+    `. ${shQuote(l.envScript)}`,
+    `exec ${shQuote(path.join(nix, 'bin', tool))} "$@"`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * One wrapper in the prefix's bin/ per program of the active Nix; wrappers of programs it no longer
+ * has go (only files relonix wrote: anything else there is the user's).
+ */
+export async function writeWrappers(l: Layout, nix: string): Promise<string[]> {
+  // a Nix without bin/ gets no wrappers (verify is where a broken Nix is reported)
+  const tools = (await fs.readdir(path.join(nix, 'bin')).catch(() => [] as string[])).sort();
+  await fs.mkdir(l.binDir, { recursive: true });
+  for (const name of await fs.readdir(l.binDir)) {
+    if (tools.includes(name)) continue;
+    const p = path.join(l.binDir, name);
+    const head = await fs.readFile(p, 'utf8').then((t) => t.slice(0, 200), () => '');
+    if (head.includes(WRAPPER_MARK)) await fs.rm(p, { force: true });
+  }
+  for (const tool of tools) await writeFileAtomic(path.join(l.binDir, tool), wrapperScript(l, nix, tool), 0o755);
+  return tools;
 }

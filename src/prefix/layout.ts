@@ -1,3 +1,5 @@
+// The prefix: where everything lives (layout), what the bootstrap finished (state), the environment
+// its Nix needs (environment, wrappers, profile), running its Nix (tools) and what it holds (inspect).
 import path from 'node:path';
 
 export const DEFAULT_PREFIX = '/tmp/nix';
@@ -12,6 +14,8 @@ export interface Layout {
   confFile: string;
   envScript: string;
   envScriptFish: string;
+  /** wrappers that run the active Nix's programs with the prefix's environment */
+  binDir: string;
   profile: string;
   relonixDir: string;
   stateFile: string;
@@ -40,6 +44,7 @@ export function layout(prefixFlag?: string): Layout {
     confFile: path.join(prefix, 'etc', 'nix', 'nix.conf'),
     envScript: path.join(prefix, 'etc', 'profile.d', 'relonix.sh'),
     envScriptFish: path.join(prefix, 'etc', 'profile.d', 'relonix.fish'),
+    binDir: path.join(prefix, 'bin'),
     profile: path.join(stateDir, 'profiles', 'default'),
     relonixDir,
     stateFile: path.join(relonixDir, 'state.json'),

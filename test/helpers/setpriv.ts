@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withoutHostNix } from './hide-nix.ts';
 
 export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 export const RELONIX = path.join(REPO, 'bin', 'relonix.js');
@@ -27,13 +28,19 @@ export async function prefixFor(uid: number | undefined, tag: string): Promise<s
   return path.join(dir, 'nix');
 }
 
-/** argv that runs `relonix ARGS` as `uid` with an empty environment, as a rootless container user would. */
+/** argv that runs `argv` as `uid` with an empty environment, as a rootless container user would. */
+function dropTo(uid: number, argv: string[], extraEnv: string[] = []): string[] {
+  return ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'env', '-i', 'PATH=/usr/bin:/bin', ...extraEnv, ...argv];
+}
+
+/**
+ * argv that runs `relonix ARGS` (as `uid`, or as root when undefined) on a host with no Nix of its
+ * own: the test machine's Nix is hidden (helpers/hide-nix.ts).
+ */
 export function asUser(uid: number | undefined, args: string[], extraEnv: string[] = []): { cmd: string; argv: string[] } {
-  if (uid === undefined) return { cmd: process.execPath, argv: [RELONIX, ...args] };
-  return {
-    cmd: 'setpriv',
-    argv: [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'env', '-i', 'PATH=/usr/bin:/bin', ...extraEnv, process.execPath, RELONIX, ...args],
-  };
+  const relonixArgv = [process.execPath, RELONIX, ...args];
+  const [cmd, ...argv] = withoutHostNix(uid === undefined ? relonixArgv : dropTo(uid, relonixArgv, extraEnv));
+  return { cmd: cmd!, argv };
 }
 
 export interface RunResult {
@@ -62,11 +69,12 @@ export async function relonix(uid: number | undefined, args: string[], extraEnv:
   return spawnRelonix(uid, args, extraEnv).done;
 }
 
-/** Runs a shell command line as the uid with an empty environment. */
+/** Runs a shell command line as the uid with an empty environment, on a host with no Nix of its own. */
 export function shAs(uid: number, script: string): Promise<RunResult> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'env', '-i', 'PATH=/usr/bin:/bin', 'sh', '-c', script], {
+    const [cmd, ...argv] = withoutHostNix(dropTo(uid, ['sh', '-c', script]));
+    const child = spawn(cmd!, argv, {
       cwd: '/',
       stdio: ['ignore', 'pipe', 'pipe'],
     });

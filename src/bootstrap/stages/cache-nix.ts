@@ -5,6 +5,7 @@ import { nixEnvironment } from '../../prefix/environment.ts';
 import { installProfile } from '../../prefix/profile.ts';
 import type { Stage } from '../engine.ts';
 import { applyVerify } from './verify.ts';
+import { applyConfigure } from './configure.ts';
 
 export const cacheNixStage: Stage = {
   name: 'cache-nix',
@@ -19,6 +20,8 @@ export const cacheNixStage: Stage = {
     if (!r) return { summary: 'the cache names no Nix for this system and store dir; keeping the relocated one' };
     await installProfile(l, s.nix!, [r.nix, ...(s.cacert ? [s.cacert] : [])], env);
     const v = await applyVerify(l, r.nix, s.cacert, progress);
+    // the profile scripts, the environment and the wrappers name the new Nix's own directories
+    await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, s.cacert);
     return { detail: { nix: r.nix }, patch: { nix: r.nix, nixSource: 'cache' }, summary: `${path.basename(r.nix)} active (${v.version})` };
   },
 };

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../../prefix/layout.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
-import { envScripts } from '../../prefix/environment.ts';
+import { envScripts, writeWrappers } from '../../prefix/environment.ts';
 import { detailOf, type Stage } from '../engine.ts';
 import type { UnpackDetail } from './unpack.ts';
 import { moved } from './relocate.ts';
@@ -65,6 +65,7 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   const scripts = envScripts(l, nix, cacert);
   await writeFileAtomic(l.envScript, scripts.sh);
   await writeFileAtomic(l.envScriptFish, scripts.fish);
+  if (nix) await writeWrappers(l, nix);
   await fs.mkdir(path.join(l.prefix, 'home'), { recursive: true });
   await fs.mkdir(l.logDir, { recursive: true });
   await fs.mkdir(path.dirname(l.profile), { recursive: true });
