@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { RelonixError, causeChain, errorMessage, type ErrorKind } from './util/errors.ts';
 import { emit } from './util/emit.ts';
+// package.json is the one source of the version; the bundle carries it inlined, read at build time
+import pkg from '../package.json' with { type: 'json' };
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
@@ -28,7 +30,7 @@ Start with:  relonix bootstrap            then:  eval "$(relonix env)"`;
 export function buildProgram(): Command {
   const program = new Command('relonix')
     .description('A working Nix in a writable prefix, on hosts with no root and no namespaces.')
-    .version('0.1.0')
+    .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EPILOG)
     .exitOverride();
