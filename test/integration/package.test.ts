@@ -83,6 +83,17 @@ test('installed offline into an empty project it brings no other package, and np
   assert.equal(npm(work, project, ['relonix', '--version'], 'npx').trim(), VERSION);
 });
 
+test('npx installing the package into its own cache, as `npx relonix` from a registry does, brings nothing else and runs it', async () => {
+  const elsewhere = path.join(work, 'npx-elsewhere');
+  await fs.mkdir(elsewhere);
+  assert.equal(npm(work, elsewhere, ['--yes', '--package', packed.tarball, 'relonix', '--version'], 'npx').trim(), VERSION);
+  const npxDir = path.join(work, 'npm-cache', '_npx');
+  const [hash, ...more] = await fs.readdir(npxDir);
+  assert.deepEqual(more, [], 'one npx install');
+  const top = (await fs.readdir(path.join(npxDir, hash!, 'node_modules'))).filter((e) => !e.startsWith('.'));
+  assert.deepEqual(top, ['relonix']);
+});
+
 test('the installed launcher runs the bundles, and patchelf its small one', () => {
   const bin = path.join(project, 'node_modules', '.bin', 'relonix');
   const run = (args: string[]) => spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, RELONIX_TRACE_LAUNCH: '1' } });
