@@ -3,7 +3,7 @@
 // with no passwd entry and an empty environment, and the store it makes verifies.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,7 @@ const prefixes: string[] = [];
 before(async () => {
   requireTool('npm', 'npm');
   requireTool('setpriv', 'util-linux');
+  requireTool('patchelf', 'patchelf');
   requireRoot('it runs the installed copy as uid 4242 with setpriv');
   const fx = await ensureFixture();
   server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
@@ -111,7 +112,7 @@ test('the copy installed into a project bootstraps as a uid with no passwd entry
   await bootstrapsAndVerifies(path.join(project, 'node_modules', '.bin', 'relonix'), 'pkg-project');
 });
 
-test('dist/relonix.mjs copied alone into an empty directory bootstraps a second prefix', async () => {
+test('dist/relonix.mjs copied alone into an empty directory bootstraps a second prefix, and dist/patchelf.mjs alone reads ELF files', async () => {
   const alone = path.join(work, 'single');
   await fs.mkdir(alone, { mode: 0o755 });
   const file = path.join(alone, 'relonix.mjs');
@@ -121,6 +122,11 @@ test('dist/relonix.mjs copied alone into an empty directory bootstraps a second 
   // imported rather than run, the file runs no command: the launcher calls its main
   const imported = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.main)`], { encoding: 'utf8' });
   assert.equal(imported.stdout, 'function\n', imported.stderr);
+  // patchelf's small bundle stands alone as well
+  await fs.copyFile(path.join(installed, 'dist', 'patchelf.mjs'), path.join(alone, 'patchelf.mjs'));
+  const interp = spawnSync(process.execPath, [path.join(alone, 'patchelf.mjs'), '--print-interpreter', '/bin/true'], { encoding: 'utf8' });
+  assert.equal(interp.status, EXIT.ok, interp.stderr);
+  assert.equal(interp.stdout, execFileSync('patchelf', ['--print-interpreter', '/bin/true'], { encoding: 'utf8' }));
   // without the host's xz: the WebAssembly decoder inside the file unpacks the tarball
   await bootstrapsAndVerifies(file, 'pkg-single', ['RELONIX_NO_HOST_XZ=1']);
 });
