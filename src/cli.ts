@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const program = buildProgram();
-    for (const name of COMMANDS) {
+    for (const name of reachable(argv)) {
       const mod = (await import(`./commands/${name}.ts`)) as { register(p: Command): void };
       mod.register(program);
     }
@@ -60,6 +60,16 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     process.exitCode = report(e, wantsJson(argv));
   }
+}
+
+/**
+ * The command modules this argv can reach, so start-up loads only those: the one it names, none for
+ * --version, every one for help and for anything else (an error lists them all).
+ */
+function reachable(argv: string[]): readonly string[] {
+  const first = argv[2] ?? '';
+  if (first === '--version' || first === '-V') return [];
+  return (COMMANDS as readonly string[]).includes(first) ? [first] : COMMANDS;
 }
 
 /** `--json` before any `--`: the command speaks JSON events, so its error is one too. */
