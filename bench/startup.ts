@@ -39,6 +39,8 @@ async function main(): Promise<void> {
       'relonix --version': [node, bin, '--version'],
       'node relonix.mjs --version': [node, path.join(installed, 'dist', 'relonix.mjs'), '--version'],
       'relonix patchelf --version': [node, bin, 'patchelf', '--version'],
+      // a real command, loading its own modules: the status of a prefix that does not exist yet
+      'relonix status (no prefix)': [node, bin, 'status', '--prefix', path.join(work, 'no-prefix'), '--json'],
     };
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
     for (const argv of Object.values(cases)) timeOnce(argv); // warm the page cache first

@@ -146,6 +146,21 @@ const versionOnly: Plugin = {
   },
 };
 
+/**
+ * node's own modules, loaded when the code that imports them first runs rather than all at start-up.
+ * An ESM bundle would hoist every `import ... from 'node:http'` of every module to its top, so even
+ * `relonix --version` would load http2, tls and zlib; required through CommonJS instead, each waits
+ * for the first module that needs it (esbuild initialises modules reached by import() lazily).
+ */
+const BUILTIN = 'builtin';
+const lazyBuiltins: Plugin = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /./ }, (a) => (a.kind === 'import-statement' && BUILTINS.has(a.path) ? { path: a.path, namespace: BUILTIN } : undefined));
+    b.onLoad({ filter: /./, namespace: BUILTIN }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: 'js' }));
+  },
+};
+
 async function build(esbuild: typeof import('esbuild'), b: Bundle, oldest: Version): Promise<void> {
   const outfile = path.join(root, 'dist', b.name);
   const r = await esbuild.build({
@@ -157,7 +172,7 @@ async function build(esbuild: typeof import('esbuild'), b: Bundle, oldest: Versi
     // the syntax node can parse from the oldest version engines.node admits
     target: `node${oldest.join('.')}`,
     banner: { js: BANNER },
-    plugins: [versionOnly],
+    plugins: [versionOnly, lazyBuiltins],
     metafile: true,
     logLevel: 'warning',
   });
@@ -168,7 +183,7 @@ async function build(esbuild: typeof import('esbuild'), b: Bundle, oldest: Versi
   checkEngines(oldest, dirs);
   writeFileSync(`${outfile}.tmp`, licenseNotice(dirs), { flag: 'a' });
   chmodSync(`${outfile}.tmp`, 0o755);
-  const sources = inputs.filter((f) => !f.includes('node_modules/') && f !== ENTRY);
+  const sources = inputs.filter((f) => !f.includes('node_modules/') && f !== ENTRY && !f.startsWith(`${BUILTIN}:`));
   // sources first, bundle last: a bundle is only ever next to the list it was made from
   writeFileSync(`${outfile}.sources.json`, JSON.stringify(sources) + '\n');
   renameSync(`${outfile}.tmp`, outfile);
