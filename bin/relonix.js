@@ -1,44 +1,75 @@
 #!/usr/bin/env node
-// Runs the bundle `npm ci` prebuilt (scripts/bundle.ts) when it is newer than every source it was
-// made from; otherwise the TypeScript sources, through tsx. So an edited source is never shadowed by
-// a stale bundle, and a checkout without a build still works, only slower to start.
-import { readFileSync, statSync } from 'node:fs';
+// Runs relonix from its prebuilt bundle (scripts/bundle.ts).
+// - An installed package has no sources beside this file, only the bundle prepack built: it runs,
+//   or relonix says the package is damaged. There is no slower way to fall back to.
+// - In a checkout the bundle runs only while it is newer than every source it was made from, and
+//   the TypeScript sources run through tsx otherwise: an edited source is never shadowed by a stale
+//   bundle, and a checkout without a build still works, only slower to start.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
+const checkout = existsSync(`${root}src/cli.ts`);
 
-function freshBundle(name) {
+function trace(what) {
+  if (process.env.RELONIX_TRACE_LAUNCH) process.stderr.write(`relonix: running ${what}\n`);
+}
+
+/** The bundle to run, when there is one that may run. */
+function bundle(name) {
+  const file = `${root}dist/${name}`;
+  if (!checkout) return file;
   try {
-    const built = statSync(`${root}dist/${name}`).mtimeMs;
-    const sources = JSON.parse(readFileSync(`${root}dist/${name}.sources.json`, 'utf8'));
-    return sources.every((f) => statSync(root + f).mtimeMs <= built) ? `${root}dist/${name}` : undefined;
+    const built = statSync(file).mtimeMs;
+    const sources = JSON.parse(readFileSync(`${file}.sources.json`, 'utf8'));
+    return sources.every((f) => statSync(root + f).mtimeMs <= built) ? file : undefined;
   } catch {
-    return undefined;
+    return undefined; // no bundle, or none with the list of what it was made from
   }
 }
 
+/** The function `file` exports as `exportName`, or the reason it cannot be had. */
 async function load(file, exportName) {
   try {
     const f = (await import(file))[exportName];
-    if (f && process.env.RELONIX_TRACE_LAUNCH) process.stderr.write(`relonix: running ${file}\n`);
-    return f;
-  } catch {
-    return undefined; // an unreadable bundle: the sources still work
+    if (typeof f !== 'function') throw new Error(`it has no export ${exportName}`);
+    trace(file);
+    return { f };
+  } catch (e) {
+    return { why: e instanceof Error ? e.message.split('\n')[0] : String(e) };
   }
 }
 
+function damaged(file, why) {
+  process.stderr.write(
+    `relonix: error: this relonix package is damaged: ${file} does not load (${why})\n` +
+      `  fix: install relonix again (npm install relonix, or npx relonix@latest)\n`,
+  );
+  process.exit(1);
+}
+
+async function fromSources() {
+  trace(`${root}src (the sources, through tsx)`);
+  let register;
+  try {
+    ({ register } = await import('tsx/esm/api'));
+  } catch {
+    process.stderr.write(`relonix: error: no fresh bundle in ${root}dist and no tsx to run the sources\n  fix: npm ci (installs tsx and builds dist/), or npm run build\n`);
+    process.exit(1);
+  }
+  register();
+  return (await import('../src/cli.ts')).main;
+}
+
 // `relonix patchelf` gets its own small bundle: it is called in loops, and every millisecond counts
-const patchelf = process.argv[2] === 'patchelf' ? freshBundle('patchelf.mjs') : undefined;
-const runPatchelf = patchelf && (await load(patchelf, 'runPatchelf'));
+const patchelf = process.argv[2] === 'patchelf' ? bundle('patchelf.mjs') : undefined;
+const runPatchelf = patchelf && (await load(patchelf, 'runPatchelf')).f;
 if (runPatchelf) {
   process.exitCode = await runPatchelf(process.argv.slice(3));
 } else {
-  const bundled = freshBundle('relonix.mjs');
-  let main = bundled && (await load(bundled, 'main'));
-  if (!main) {
-    if (process.env.RELONIX_TRACE_LAUNCH) process.stderr.write(`relonix: running ${root}src (the sources, through tsx)\n`);
-    const { register } = await import('tsx/esm/api');
-    register();
-    ({ main } = await import('../src/cli.ts'));
-  }
+  const file = bundle('relonix.mjs');
+  const loaded = file ? await load(file, 'main') : { why: 'stale' };
+  // a checkout's unreadable or stale bundle: the sources still work
+  const main = loaded.f ?? (checkout ? await fromSources() : damaged(file, loaded.why));
   await main(process.argv);
 }

@@ -10,6 +10,8 @@ import * as keygen from './commands/keygen.ts';
 import * as cache from './commands/cache.ts';
 import * as demo from './commands/demo.ts';
 import { runPatchelf } from './commands/patchelf.ts';
+// package.json is the one source of the version; the bundle carries it inlined, read at build time
+import pkg from '../package.json' with { type: 'json' };
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
@@ -37,7 +39,7 @@ Start with:  relonix bootstrap            then:  eval "$(relonix env)"`;
 export function buildProgram(): Command {
   const program = new Command('relonix')
     .description('A working Nix in a writable prefix, on hosts with no root and no namespaces.')
-    .version('0.1.0')
+    .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EPILOG)
     .exitOverride();

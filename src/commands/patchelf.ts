@@ -7,11 +7,12 @@
 // edited in memory, then only the changed bytes are written, in an order that keeps the file valid
 // at every step (writePlanSync); hard links survive, as with patchelf's in-place writes.
 import { readFileSync, statSync, openSync, readSync, closeSync, writeFileSync, chmodSync } from 'node:fs';
+import pkg from '../../package.json' with { type: 'json' };
 import { DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME } from '../elf/consts.ts';
 import { ElfError, parseElf, planEdit, writeBackSync, writePlanSync, type EditPlan, type ElfEdits, type ParsedElf } from '../elf/index.ts';
 import { Io, dynString } from '../elf/reader.ts';
 
-const VERSION = 'patchelf 0.14.3 (relonix 0.1.0)';
+const VERSION = `patchelf 0.14.3 (relonix ${pkg.version})`;
 
 const HELP = `syntax: patchelf
   [--set-interpreter FILENAME]
