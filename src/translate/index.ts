@@ -4,3 +4,7 @@ export { parseDerivation, printDerivation, type Derivation, type DerivationInput
 export { makeFixedOutputPath, makeOutputPath, makeSourcePath, makeStorePath, makeTextPath, parseContentAddress, type ContentAddress, type HashMethod } from './paths.ts';
 export { checkSupported, computeOutputs, derivationName, hashDerivationModulo, type ModuloHash } from './modulo.ts';
 export { computeTwins, type Closure, type SourceContent, type Twin, type Twins } from './twin.ts';
+export { rewriteNar, type CompressedFile, type NarRewrite, type RewriteSummary } from './rewrite.ts';
+export type { RewriteRules } from './replace.ts';
+export type { ReferencesFound } from './compressed.ts';
+export type { SpoolOptions } from './spool.ts';
