@@ -60,9 +60,9 @@ export function makeSourcePath(name: string, narSha256: string, storeDir: string
   return makeFixedOutputPath('recursive', 'sha256', narSha256, name, storeDir);
 }
 
-/** A `text` path (a `.drv` file, `builtins.toFile`): over its bytes, naming its references. */
+/** A `text` path (a `.drv` file, `builtins.toFile`): over its bytes, naming its references (a set: a path named twice counts once). */
 export function makeTextPath(name: string, text: Uint8Array | string, references: readonly string[], storeDir: string): string {
-  const refs = [...references].sort(byBasename);
+  const refs = [...new Set(references)].sort(byBasename);
   return makeStorePath(['text', ...refs].join(':'), sha256Hex(text), name, storeDir);
 }
 

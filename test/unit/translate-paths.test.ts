@@ -54,6 +54,8 @@ test('content addresses from nix path-info read as the digests nix-hash gave', (
 test('a builtins.toFile text and every .drv file get the path Nix gave them', () => {
   const note = NIX_STORE_SOURCES.note;
   assert.equal(makeTextPath('note.txt', note.text, note.references, '/nix/store'), note.path);
+  // references are a set: a .drv that is both an input source and an input derivation counts once
+  assert.equal(makeTextPath('note.txt', note.text, [...note.references, ...note.references], '/nix/store'), note.path);
   for (const [p, text] of Object.entries({ ...NIX_STORE_DRVS, ...TMP_STORE_DRVS })) {
     const d = parseDerivation(Buffer.from(text, 'latin1'));
     const refs = [...d.inputDrvs.map((i) => i.path), ...d.inputSrcs].reverse(); // any order: Nix sorts them
