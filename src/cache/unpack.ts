@@ -16,7 +16,7 @@ export class NarFormatError extends Error {}
 const MAX_TOKEN = 4096;
 const MAX_TARGET = 65536;
 
-export class ByteReader {
+class ByteReader {
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
   private readonly it: AsyncIterator<Uint8Array>;

@@ -17,9 +17,12 @@ export interface Compiled {
   /** what to replace with toDir: oldDir, or nothing when the store dir stays */
   fromDir: Buffer;
   toDir: Buffer;
-  hashes: Map<string, Buffer>;
-  /** bit per 4-character prefix of the mapped hash parts: most windows are ruled out without a string */
+  /** how many hash parts change */
+  hashCount: number;
+  /** bit per 4-character prefix of the changing hash parts: most windows are ruled out by one lookup */
   prefixes: Uint8Array;
+  /** the changing hash parts by their prefix: [old, new] */
+  byPrefix: Map<number, [Buffer, Buffer][]>;
   /** bytes held back at the end of a chunk: a match may start there and end in the next */
   tail: number;
 }
@@ -63,23 +66,25 @@ export function compileRules(rules: RewriteRules): Compiled {
       'translate only between store dirs of the same length (/nix/store is 10 bytes: /tmp/store, /app/store); other prefixes need relocation, not rewriting',
     );
   }
-  const hashes = new Map<string, Buffer>();
+  const byPrefix = new Map<number, [Buffer, Buffer][]>();
+  const prefixes = new Uint8Array((PREFIX_MASK + 1) >> 3);
   const targets = new Set<string>();
+  let hashCount = 0;
   for (const [from, to] of rules.hashes) {
     for (const h of [from, to]) {
       if (h.length !== HASH || !isNixBase32(h)) throw refuse(`"${h}" is not a store hash part (32 nix-base32 characters)`, 'map hash parts to hash parts of the same length');
     }
     if (targets.has(to)) throw refuse(`two hash parts are mapped to ${to}`, 'map each hash part to its own twin');
     targets.add(to);
-    if (from !== to) hashes.set(from, Buffer.from(to, 'latin1'));
-  }
-  const prefixes = new Uint8Array((PREFIX_MASK + 1) >> 3);
-  for (const from of hashes.keys()) {
-    const p = prefixOf(Buffer.from(from, 'latin1'), 0);
+    if (from === to) continue;
+    const old = Buffer.from(from, 'latin1');
+    const p = prefixOf(old, 0);
     prefixes[p >> 3]! |= 1 << (p & 7);
+    byPrefix.set(p, [...(byPrefix.get(p) ?? []), [old, Buffer.from(to, 'latin1')]]);
+    hashCount++;
   }
   const same = fromDir.equals(toDir);
-  return { oldDir: fromDir, fromDir: same ? Buffer.alloc(0) : fromDir, toDir, hashes, prefixes, tail: Math.max(HASH, fromDir.length) - 1 };
+  return { oldDir: fromDir, fromDir: same ? Buffer.alloc(0) : fromDir, toDir, hashCount, prefixes, byPrefix, tail: Math.max(HASH, fromDir.length) - 1 };
 }
 
 /**
@@ -87,32 +92,47 @@ export function compileRules(rules: RewriteRules): Compiled {
  * `buf`), found on the bytes as they were. Returns where the last match ends (0 if none).
  */
 export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
-  const dirs: number[] = [];
-  if (c.fromDir.length) {
-    for (let at = buf.indexOf(c.fromDir); at >= 0 && at < limit; at = buf.indexOf(c.fromDir, at + c.fromDir.length)) dirs.push(at);
-  }
-  const hashes = c.hashes.size ? findHashes(buf, limit, c) : [];
+  const dirs = c.fromDir.length ? findDirs(buf, limit, c.fromDir) : [];
+  const found: (number | Buffer)[] = c.hashCount ? findHashes(buf, limit, c) : [];
   let end = 0;
-  for (const at of hashes) {
-    c.hashes.get(buf.toString('latin1', at, at + HASH))!.copy(buf, at);
-    end = Math.max(end, at + HASH);
+  for (let i = 0; i < found.length; i += 2) {
+    const at = found[i] as number;
+    (found[i + 1] as Buffer).copy(buf, at);
+    end = at + HASH;
   }
   for (const at of dirs) {
     c.toDir.copy(buf, at);
     end = Math.max(end, at + c.toDir.length);
   }
-  counts.hashes += hashes.length;
+  counts.hashes += found.length / 2;
   counts.storeDirs += dirs.length;
   return end;
 }
 
-/**
- * Starts of known hash parts in `buf`, left to right without overlaps. Hash parts are runs of 32
- * nix-base32 characters; a byte outside that alphabet rules out every window over it, so probing
- * one byte in 32 skips most of a binary without looking at the rest.
- */
-function findHashes(buf: Buffer, limit: number, c: Compiled): number[] {
+/** Where the store dir `dir` starts in `buf`, before `limit`, without overlaps. */
+function findDirs(buf: Buffer, limit: number, dir: Buffer): number[] {
   const out: number[] = [];
+  for (let at = buf.indexOf(dir); at >= 0 && at < limit; at = buf.indexOf(dir, at + dir.length)) out.push(at);
+  return out;
+}
+
+/** The twin of the hash part at `at` in `buf`, if it is one that changes. */
+function twinAt(buf: Buffer, at: number, prefix: number, c: Compiled): Buffer | undefined {
+  if (!(c.prefixes[prefix >> 3]! & (1 << (prefix & 7)))) return undefined;
+  next: for (const [old, twin] of c.byPrefix.get(prefix)!) {
+    for (let i = 4; i < HASH; i++) if (buf[at + i] !== old[i]) continue next;
+    return twin;
+  }
+  return undefined;
+}
+
+/**
+ * Known hash parts in `buf` and their twins (start, twin, start, twin, …), left to right without
+ * overlaps. Hash parts are runs of 32 nix-base32 characters; a byte outside that alphabet rules out
+ * every window over it, so probing one byte in 32 skips most of a binary without looking at the rest.
+ */
+function findHashes(buf: Buffer, limit: number, c: Compiled): (number | Buffer)[] {
+  const out: (number | Buffer)[] = [];
   const len = buf.length;
   let floor = 0;
   for (let p = HASH - 1; p < len; ) {
@@ -126,8 +146,9 @@ function findHashes(buf: Buffer, limit: number, c: Compiled): number[] {
     while (e < len && IS_NIX32[buf[e]!]) e++;
     let prefix = e - s >= HASH ? prefixOf(buf, s) : 0;
     for (let w = s; w + HASH <= e && w < limit; ) {
-      if (c.prefixes[prefix >> 3]! & (1 << (prefix & 7)) && c.hashes.has(buf.toString('latin1', w, w + HASH))) {
-        out.push(w);
+      const twin = twinAt(buf, w, prefix, c);
+      if (twin) {
+        out.push(w, twin);
         w += HASH;
         if (w + 4 <= len) prefix = prefixOf(buf, w);
       } else {

@@ -2,11 +2,12 @@
 // and entry names are rewritten in place; a directory whose renamed entries change their order is
 // re-sorted, which is why a directory's output is held back (in a spool) until it ends.
 import { createHash } from 'node:crypto';
-import { ByteReader, NarFormatError } from '../cache/unpack.ts';
 import { narString } from '../store/nar.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { scanCompressed, sniffCompressed, SNIFF_BYTES, type CompressedFormat, type ReferencesFound } from './compressed.ts';
-import { compileRules, replaceAll, replaceStream, type Compiled, type Counts, type RewriteRules } from './replace.ts';
+import { Batch } from './batch.ts';
+import { compileRules, replaceAll, replaceIn, replaceStream, type Compiled, type Counts, type RewriteRules } from './replace.ts';
+import { NarFormatError, NarReader } from './nar-reader.ts';
 import { Spool, type SpoolOptions } from './spool.ts';
 
 export interface CompressedFile {
@@ -43,14 +44,16 @@ export interface NarRewrite {
 /** Byte ranges of the walk's output in the order they are to be written: start, end, start, end, … */
 type Ranges = number[];
 
+const tokens = (...ts: string[]) => Buffer.concat(ts.map((t) => narString(t)));
 const MAGIC = narString('nix-archive-1');
-const OPEN = narString('(');
+const OPEN_TYPE = tokens('(', 'type');
 const CLOSE = narString(')');
-const TYPE = narString('type');
-const EXECUTABLE = Buffer.concat([narString('executable'), narString('')]);
+const EMPTY = narString('');
+const EXECUTABLE = tokens('executable', '');
 const CONTENTS = narString('contents');
 const TARGET = narString('target');
-const ENTRY = Buffer.concat(['entry', '(', 'name'].map((s) => narString(s)));
+const ENTRY = tokens('entry', '(', 'name');
+const OPEN_NAME = tokens('(', 'name');
 const NODE = narString('node');
 const PAD = Buffer.alloc(8);
 const MAX_NAME = 4096;
@@ -66,24 +69,21 @@ function append(r: Ranges, more: Ranges): void {
   for (let i = 0; i < more.length; i += 2) push(r, more[i]!, more[i + 1]!);
 }
 
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
+const SLASH = 0x2f;
+const DOT = 0x2e;
 
 function checkName(name: Buffer, prev: Buffer | undefined): void {
-  const s = name.toString('latin1');
-  if (!s.length || s.includes('/') || s.includes('\0') || s === '.' || s === '..') throw new NarFormatError(`the NAR holds an invalid entry name "${s.slice(0, 60)}"`);
-  if (prev && Buffer.compare(prev, name) >= 0) throw new NarFormatError(`NAR directory entries are not sorted and unique ("${s.slice(0, 60)}")`);
+  let bad = !name.length || (name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT)));
+  for (let i = 0; i < name.length && !bad; i++) bad = name[i] === SLASH || name[i] === 0;
+  if (bad) throw new NarFormatError(`the NAR holds an invalid entry name "${name.toString('latin1').slice(0, 60)}"`);
+  if (prev && Buffer.compare(prev, name) >= 0) throw new NarFormatError(`NAR directory entries are not sorted and unique ("${name.toString('latin1').slice(0, 60)}")`);
 }
 
 class Walk {
-  /** bytes of output so far */
-  pos = 0;
+  private readonly out = new Batch();
 
   constructor(
-    private readonly r: ByteReader,
+    private readonly r: NarReader,
     private readonly c: Compiled,
     /** names can change, so directories are held back and their entries' places recorded */
     readonly track: boolean,
@@ -91,60 +91,85 @@ class Walk {
     private readonly opts: SpoolOptions,
   ) {}
 
-  private *out(...bufs: Buffer[]): Generator<Buffer> {
-    for (const b of bufs) {
-      this.pos += b.length;
-      yield b;
-    }
+  /** the (rewritten) names from the root to the node being read */
+  private readonly names: Buffer[] = [];
+
+  /** The node's path in the NAR, for reports: built only when one is made. */
+  private where(): string {
+    return this.names.map((n) => n.toString()).join('/');
+  }
+
+  /** bytes of output so far */
+  get pos(): number {
+    return this.out.pos;
+  }
+
+  private emit(...bufs: Buffer[]): void {
+    for (const b of bufs) this.out.put(b);
   }
 
   async readType(): Promise<string> {
-    await this.r.expect('(');
-    await this.r.expect('type');
+    await this.r.expect(OPEN_TYPE, '"(" "type"');
     return this.r.str();
   }
 
   async *root(type: string): AsyncGenerator<Buffer, Ranges> {
-    yield* this.out(MAGIC);
+    this.emit(MAGIC);
     const ranges: Ranges = [0, this.pos];
-    append(ranges, yield* this.node('', type));
+    append(ranges, yield* this.node(type));
+    yield* this.out.take(true);
     return ranges;
   }
 
-  private async *node(where: string, type: string): AsyncGenerator<Buffer, Ranges> {
+  private async *node(type: string): AsyncGenerator<Buffer, Ranges> {
     const start = this.pos;
-    yield* this.out(OPEN, TYPE, narString(type));
-    if (type === 'directory') return yield* this.directory(where, start);
-    if (type === 'regular') yield* this.regular(where);
+    this.emit(OPEN_TYPE);
+    this.out.putString(Buffer.from(type, 'latin1'));
+    if (type === 'directory') return yield* this.directory(start);
+    if (type === 'regular') yield* this.regular();
     else if (type === 'symlink') {
-      await this.r.expect('target');
+      await this.r.expect(TARGET, '"target"');
       const target = await this.r.bytes(MAX_TARGET);
-      yield* this.out(TARGET, narString(replaceAll(target, this.c, this.s.replaced)));
+      this.emit(TARGET);
+      this.out.putString(replaceAll(target, this.c, this.s.replaced));
     } else throw new NarFormatError(`unknown NAR node type "${type.slice(0, 40)}"`);
-    await this.r.expect(')');
-    yield* this.out(CLOSE);
+    await this.r.expect(CLOSE, '")"');
+    this.emit(CLOSE);
     return [start, this.pos];
   }
 
-  private async *regular(where: string): AsyncGenerator<Buffer> {
+  private async *regular(): AsyncGenerator<Buffer> {
     let tok = await this.r.str();
     if (tok === 'executable') {
-      await this.r.expect('');
-      yield* this.out(EXECUTABLE);
+      await this.r.expect(EMPTY, '""');
+      this.emit(EXECUTABLE);
       tok = await this.r.str();
     }
     if (tok !== 'contents') throw new NarFormatError(`expected "contents" in the NAR, found "${tok.slice(0, 40)}"`);
     const len = await this.r.u64();
-    yield* this.out(CONTENTS, u64(len));
-    const head = Buffer.from(await this.r.read(Math.min(len, SNIFF_BYTES)));
-    const format = sniffCompressed(head);
+    this.emit(CONTENTS);
+    this.out.u64(len);
+    // a small file is often buffered whole already: no stream for it
+    const whole = this.r.tryRead(len);
+    const head = whole ?? (await this.r.read(Math.min(len, SNIFF_BYTES)));
+    const format = sniffCompressed(head.subarray(0, SNIFF_BYTES));
     const side = format ? new Spool(this.opts) : undefined;
     try {
       const before = this.s.replaced.hashes + this.s.replaced.storeDirs;
-      for await (const b of replaceStream(this.contents(head, len - head.length, side), this.c, this.s.replaced)) yield* this.out(b);
+      if (whole) {
+        await side?.append(whole);
+        const room = this.out.room(len);
+        whole.copy(room);
+        replaceIn(room, len, this.c, this.s.replaced);
+      } else {
+        for await (const b of replaceStream(this.contents(head, len - head.length, side), this.c, this.s.replaced)) {
+          this.out.put(b);
+          yield* this.out.take();
+        }
+      }
       await this.r.padding(len);
-      yield* this.out(PAD.subarray(0, (8 - (len % 8)) % 8));
-      if (format) await this.inspect(where, format, side!, this.s.replaced.hashes + this.s.replaced.storeDirs - before);
+      this.emit(PAD.subarray(0, (8 - (len % 8)) % 8));
+      if (format) await this.inspect(this.where(), format, side!, this.s.replaced.hashes + this.s.replaced.storeDirs - before);
     } finally {
       await side?.close();
     }
@@ -171,37 +196,42 @@ class Walk {
     if (found.length || rewrittenInPlace || error) this.s.compressed.push({ file, format, found, rewrittenInPlace, ...(error === undefined ? {} : { error }) });
   }
 
-  private async *directory(where: string, start: number): AsyncGenerator<Buffer, Ranges> {
+  private async *directory(start: number): AsyncGenerator<Buffer, Ranges> {
     const head = this.pos;
     const entries: { name: Buffer; ranges: Ranges }[] = [];
     let prev: Buffer | undefined;
     for (let tok = await this.r.str(); tok !== ')'; tok = await this.r.str()) {
       if (tok !== 'entry') throw new NarFormatError(`expected "entry" or ")" in a NAR directory, found "${tok.slice(0, 40)}"`);
-      await this.r.expect('(');
-      await this.r.expect('name');
+      await this.r.expect(OPEN_NAME, '"(" "name"');
       const name = await this.r.bytes(MAX_NAME);
       checkName(name, prev);
       prev = name;
-      await this.r.expect('node');
-      const renamed = replaceAll(name, this.c, this.s.replaced);
+      await this.r.expect(NODE, '"node"');
+      // a name holds no '/', so no store dir: only hash parts can change it
+      const renamed = this.track ? replaceAll(name, this.c, this.s.replaced) : name;
       const entry = this.pos;
-      yield* this.out(ENTRY, narString(renamed), NODE);
+      this.emit(ENTRY);
+      this.out.putString(renamed);
+      this.emit(NODE);
       const ranges: Ranges = [entry, this.pos];
       const type = await this.readType();
-      append(ranges, yield* this.node(where ? `${where}/${renamed}` : renamed.toString(), type));
-      await this.r.expect(')');
+      this.names.push(renamed);
+      append(ranges, yield* this.node(type));
+      this.names.pop();
+      await this.r.expect(CLOSE, '")"');
       const end = this.pos;
-      yield* this.out(CLOSE);
+      this.emit(CLOSE);
       push(ranges, end, this.pos);
       if (this.track) entries.push({ name: renamed, ranges });
+      yield* this.out.take();
     }
     const close = this.pos;
-    yield* this.out(CLOSE);
+    this.emit(CLOSE);
     if (!this.track) return [start, this.pos];
     if (entries.some((e, i) => i > 0 && Buffer.compare(entries[i - 1]!.name, e.name) >= 0)) {
       entries.sort((a, b) => Buffer.compare(a.name, b.name));
       const dup = entries.find((e, i) => i > 0 && entries[i - 1]!.name.equals(e.name));
-      if (dup) throw new RelonixError(`two entries of "${where || '/'}" are both called "${dup.name}" once rewritten`, { kind: 'integrity', hint: 'the NAR names a path under its old and its new hash at once; it cannot be rewritten' });
+      if (dup) throw new RelonixError(`two entries of "${this.where() || '/'}" are both called "${dup.name}" once rewritten`, { kind: 'integrity', hint: 'the NAR names a path under its old and its new hash at once; it cannot be rewritten' });
       this.s.resorted++;
     }
     const ranges: Ranges = [start, head];
@@ -223,7 +253,7 @@ export function rewriteNar(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 }
 
 async function* run(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, c: Compiled, summary: RewriteSummary, opts: SpoolOptions): AsyncGenerator<Buffer> {
-  const r = new ByteReader(src);
+  const r = new NarReader(src);
   const hash = createHash('sha256');
   let size = 0;
   const written = (b: Buffer) => {
@@ -233,9 +263,9 @@ async function* run(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, c: Co
   };
   let spool: Spool | undefined;
   try {
-    await r.expect('nix-archive-1');
+    await r.expect(MAGIC, '"nix-archive-1"');
     // only a hash part in a name can change an order, and only a directory has one
-    const walk = new Walk(r, c, c.hashes.size > 0, summary, opts);
+    const walk = new Walk(r, c, c.hashCount > 0, summary, opts);
     const type = await walk.readType();
     const tree = walk.root(type);
     if (!walk.track || type !== 'directory') {
