@@ -105,4 +105,9 @@ export class NarReader {
   async atEnd(): Promise<boolean> {
     return !(await this.fill(1, true));
   }
+
+  /** Lets the input go (a download, a decompressor) when reading stops before its end. */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
 }

@@ -286,5 +286,7 @@ async function* run(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, c: Co
     throw e;
   } finally {
     await spool?.close();
+    // what stopped the reading matters more than whether the input let go cleanly
+    await r.close().catch(() => undefined);
   }
 }

@@ -126,6 +126,43 @@ test('held-back output past the memory limit goes to a temporary file that is go
   }
 });
 
+test('a reader that stops early lets the input go and leaves no spool file', async () => {
+  const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-spool-test-'));
+  try {
+    const big = Buffer.from(`/nix/store/${H1}-x `.repeat(20000), 'latin1');
+    // streamed as it is read: a directory when only the store dir changes, a single file always
+    const cases: [Tree, Mapping][] = [
+      [{ type: 'directory', entries: { big: { type: 'regular', contents: big } } }, { ...M, hashes: new Map() }],
+      [{ type: 'regular', contents: big }, M],
+    ];
+    for (const [tree, m] of cases) {
+      const input = nar(tree);
+      let read = 0;
+      let closed = false;
+      const src = (function* () {
+        try {
+          for (const c of chunked(input, Array.from({ length: 99 }, (_, i) => (i + 1) * 8192))) {
+            read++;
+            yield c;
+          }
+        } finally {
+          closed = true;
+        }
+      })();
+      const r = rewriteNar(src, rules(m), { memoryLimit: 64, tmpDir });
+      for await (const c of r.chunks) {
+        assert.ok(c.length > 0);
+        break;
+      }
+      assert.ok(closed && read < 99, `the input was let go after ${read} of its 100 chunks`);
+      assert.equal(r.summary.output, undefined, 'no NarHash for a NAR that was not read to its end');
+    }
+    assert.deepEqual(await fs.readdir(tmpDir), []);
+  } finally {
+    await fs.rm(tmpDir, { recursive: true, force: true });
+  }
+});
+
 test('store dirs of different lengths, and bad hash maps, are refused before any byte is read', () => {
   const refused = (m: Mapping, re: RegExp) =>
     assert.throws(
