@@ -3,7 +3,7 @@
 // output and .drv paths are recomputed, and each source is renamed by its content.
 import { byteOrder, printAterm, printDerivation, type Derivation } from './aterm.ts';
 import { checkSupported, computeOutputs, derivationName, hashDerivationModulo, withOutputs, type ModuloHash } from './modulo.ts';
-import { makeFixedOutputPath, makeTextPath, type HashMethod } from './paths.ts';
+import { makeFixedOutputPath, makeTextPath, methodPrefix, type HashMethod } from './paths.ts';
 import { isNixBase32 } from '../store/nixbase32.ts';
 import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
@@ -115,7 +115,7 @@ class TwinBuilder {
     const made = this.guard(p, () => {
       if (c.kind === 'fixed') {
         const at = (dir: string) => makeFixedOutputPath(c.method, c.algo, c.hex, name, dir);
-        if (at(this.from) !== p) throw mismatch(p, this.from, `its content address is fixed:${c.method === 'recursive' ? 'r:' : ''}${c.algo}:${c.hex}`);
+        if (at(this.from) !== p) throw mismatch(p, this.from, `its content address is fixed:${methodPrefix(c.method)}${c.algo}:${c.hex}`);
         return at(this.to);
       }
       if (makeTextPath(name, c.text, c.references, this.from) !== p) throw mismatch(p, this.from, 'its text and references give another path');
