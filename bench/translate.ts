@@ -28,7 +28,7 @@ function text(size: number, seed: number): Buffer {
 
 function tree(): Tree {
   const bin: Record<string, Tree> = {};
-  for (let i = 0; i < 4; i++) bin[`prog${i}`] = { type: 'regular', contents: binary(10_000_000, i), executable: true };
+  for (let i = 0; i < 4; i++) bin[`prog${i}`] = { type: 'regular', contents: binary(12_000_000, i), executable: true };
   const share: Record<string, Tree> = {};
   for (let i = 0; i < 1000; i++) share[`doc${i}.txt`] = { type: 'regular', contents: text(30_000, i) };
   const small: Record<string, Tree> = {};
