@@ -1,0 +1,192 @@
+// Same-length replacement of store references in a byte stream: a store dir and 32-character hash
+// parts, wherever they are (Nix's RewritingSink replaces bare hash parts too). Equal lengths keep
+// every offset, so binaries stay valid and a NAR keeps its size.
+import { NIX_BASE32_ALPHABET, isNixBase32 } from '../store/nixbase32.ts';
+import { RelonixError } from '../util/errors.ts';
+
+export interface RewriteRules {
+  fromStoreDir: string;
+  toStoreDir: string;
+  /** hash part -> hash part, 32 nix-base32 characters each */
+  hashes: ReadonlyMap<string, string>;
+}
+
+export interface Compiled {
+  /** the store dir the bytes were written for */
+  oldDir: Buffer;
+  /** what to replace with toDir: oldDir, or nothing when the store dir stays */
+  fromDir: Buffer;
+  toDir: Buffer;
+  /** how many hash parts change */
+  hashCount: number;
+  /** bit per 4-character prefix of the changing hash parts: most windows are ruled out by one lookup */
+  prefixes: Uint8Array;
+  /** the changing hash parts by their prefix: [old, new] */
+  byPrefix: Map<number, [Buffer, Buffer][]>;
+  /** bytes held back at the end of a chunk: a match may start there and end in the next */
+  tail: number;
+}
+
+export interface Counts {
+  hashes: number;
+  storeDirs: number;
+}
+
+const HASH = 32;
+const IS_NIX32 = new Uint8Array(256);
+/** a nix-base32 character's digit, 5 bits */
+const DIGIT = new Uint8Array(256);
+for (let i = 0; i < 32; i++) {
+  IS_NIX32[NIX_BASE32_ALPHABET.charCodeAt(i)] = 1;
+  DIGIT[NIX_BASE32_ALPHABET.charCodeAt(i)] = i;
+}
+const PREFIX_MASK = (1 << 20) - 1;
+
+function prefixOf(b: Uint8Array, at: number): number {
+  return (DIGIT[b[at]!]! << 15) | (DIGIT[b[at + 1]!]! << 10) | (DIGIT[b[at + 2]!]! << 5) | DIGIT[b[at + 3]!]!;
+}
+
+function refuse(msg: string, hint: string): RelonixError {
+  return new RelonixError(msg, { kind: 'usage', hint });
+}
+
+function checkStoreDir(d: string): void {
+  if (!d.startsWith('/') || d.endsWith('/') || d.length < 2) throw refuse(`"${d}" is not a store dir`, 'a store dir is an absolute path without a trailing slash, such as /nix/store');
+}
+
+/** Checks the rules once: anything but equal lengths would move bytes, which a NAR rewrite in place cannot. */
+export function compileRules(rules: RewriteRules): Compiled {
+  checkStoreDir(rules.fromStoreDir);
+  checkStoreDir(rules.toStoreDir);
+  const fromDir = Buffer.from(rules.fromStoreDir);
+  const toDir = Buffer.from(rules.toStoreDir);
+  if (fromDir.length !== toDir.length) {
+    throw refuse(
+      `cannot rewrite ${rules.fromStoreDir} (${fromDir.length} bytes) to ${rules.toStoreDir} (${toDir.length} bytes) in place: the lengths differ`,
+      'translate only between store dirs of the same length (/nix/store is 10 bytes: /tmp/store, /app/store); other prefixes need relocation, not rewriting',
+    );
+  }
+  const byPrefix = new Map<number, [Buffer, Buffer][]>();
+  const prefixes = new Uint8Array((PREFIX_MASK + 1) >> 3);
+  const targets = new Set<string>();
+  let hashCount = 0;
+  for (const [from, to] of rules.hashes) {
+    for (const h of [from, to]) {
+      if (h.length !== HASH || !isNixBase32(h)) throw refuse(`"${h}" is not a store hash part (32 nix-base32 characters)`, 'map hash parts to hash parts of the same length');
+    }
+    if (targets.has(to)) throw refuse(`two hash parts are mapped to ${to}`, 'map each hash part to its own twin');
+    targets.add(to);
+    if (from === to) continue;
+    const old = Buffer.from(from, 'latin1');
+    const p = prefixOf(old, 0);
+    prefixes[p >> 3]! |= 1 << (p & 7);
+    byPrefix.set(p, [...(byPrefix.get(p) ?? []), [old, Buffer.from(to, 'latin1')]]);
+    hashCount++;
+  }
+  const same = fromDir.equals(toDir);
+  return { oldDir: fromDir, fromDir: same ? Buffer.alloc(0) : fromDir, toDir, hashCount, prefixes, byPrefix, tail: Math.max(HASH, fromDir.length) - 1 };
+}
+
+/**
+ * Replaces, in place, every match in `buf` that starts before `limit` (each lies wholly inside
+ * `buf`), found on the bytes as they were. Returns where the last match ends (0 if none).
+ */
+export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
+  const dirs = c.fromDir.length ? findDirs(buf, limit, c.fromDir) : [];
+  const found: (number | Buffer)[] = c.hashCount ? findHashes(buf, limit, c) : [];
+  let end = 0;
+  for (let i = 0; i < found.length; i += 2) {
+    const at = found[i] as number;
+    (found[i + 1] as Buffer).copy(buf, at);
+    end = at + HASH;
+  }
+  for (const at of dirs) {
+    c.toDir.copy(buf, at);
+    end = Math.max(end, at + c.toDir.length);
+  }
+  counts.hashes += found.length / 2;
+  counts.storeDirs += dirs.length;
+  return end;
+}
+
+/** Where the store dir `dir` starts in `buf`, before `limit`, without overlaps. */
+function findDirs(buf: Buffer, limit: number, dir: Buffer): number[] {
+  const out: number[] = [];
+  for (let at = buf.indexOf(dir); at >= 0 && at < limit; at = buf.indexOf(dir, at + dir.length)) out.push(at);
+  return out;
+}
+
+/** The twin of the hash part at `at` in `buf`, if it is one that changes. */
+function twinAt(buf: Buffer, at: number, prefix: number, c: Compiled): Buffer | undefined {
+  if (!(c.prefixes[prefix >> 3]! & (1 << (prefix & 7)))) return undefined;
+  next: for (const [old, twin] of c.byPrefix.get(prefix)!) {
+    for (let i = 4; i < HASH; i++) if (buf[at + i] !== old[i]) continue next;
+    return twin;
+  }
+  return undefined;
+}
+
+/**
+ * Known hash parts in `buf` and their twins (start, twin, start, twin, …), left to right without
+ * overlaps. Hash parts are runs of 32 nix-base32 characters; a byte outside that alphabet rules out
+ * every window over it, so probing one byte in 32 skips most of a binary without looking at the rest.
+ */
+function findHashes(buf: Buffer, limit: number, c: Compiled): (number | Buffer)[] {
+  const out: (number | Buffer)[] = [];
+  const len = buf.length;
+  let floor = 0;
+  for (let p = HASH - 1; p < len; ) {
+    if (!IS_NIX32[buf[p]!]) {
+      p += HASH;
+      continue;
+    }
+    let s = p;
+    while (s > floor && IS_NIX32[buf[s - 1]!]) s--;
+    let e = p + 1;
+    while (e < len && IS_NIX32[buf[e]!]) e++;
+    let prefix = e - s >= HASH ? prefixOf(buf, s) : 0;
+    for (let w = s; w + HASH <= e && w < limit; ) {
+      const twin = twinAt(buf, w, prefix, c);
+      if (twin) {
+        out.push(w, twin);
+        w += HASH;
+        if (w + 4 <= len) prefix = prefixOf(buf, w);
+      } else {
+        prefix = ((prefix << 5) | DIGIT[buf[w + 4]!]!) & PREFIX_MASK;
+        w++;
+      }
+    }
+    if (s >= limit) break;
+    floor = e;
+    p = e + HASH;
+  }
+  return out;
+}
+
+/** A copy of a small whole value (a name, a symlink target) with every match replaced. */
+export function replaceAll(b: Uint8Array, c: Compiled, counts: Counts): Buffer {
+  const copy = Buffer.from(b);
+  replaceIn(copy, copy.length, c, counts);
+  return copy;
+}
+
+/** Replaces matches in a stream of chunks; a match may straddle any chunk boundary. */
+export async function* replaceStream(chunks: AsyncIterable<Uint8Array>, c: Compiled, counts: Counts): AsyncGenerator<Buffer> {
+  let carry = Buffer.alloc(0);
+  for await (const chunk of chunks) {
+    // a fresh buffer: the caller's chunks are never written to
+    const buf = Buffer.concat([carry, chunk]);
+    const limit = buf.length - c.tail;
+    if (limit <= 0) {
+      carry = buf;
+      continue;
+    }
+    const cut = Math.max(limit, replaceIn(buf, limit, c, counts));
+    yield buf.subarray(0, cut);
+    carry = buf.subarray(cut);
+  }
+  if (carry.length) {
+    replaceIn(carry, carry.length, c, counts);
+    yield carry;
+  }
+}
