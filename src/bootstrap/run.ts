@@ -133,7 +133,7 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
         // a different tarball: nothing of an earlier unpack or relocation applies
         await removeTree(l.stagingDir);
         await removeTree(relocateWork);
-        const { unpackTarball } = await import('./unpack.ts');
+        const { unpackTarball } = await import('./untar.ts');
         const { readTarballInfo } = await import('./tarball.ts');
         const { root } = await unpackTarball({ tarball: f.tarball, dest: l.stagingDir, onProgress: (p: unknown) => progress(progressText(p)) });
         const info = await readTarballInfo(root);
@@ -403,7 +403,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
         return { prefix: l.prefix, nix: state.nix!, cacert: state.cacert, alreadyDone: true, ran: [], ms: Date.now() - t0, stageMs: {} };
       }
       // start loading the later stages' modules now; preflight mostly waits on a probe process and a HEAD
-      void Promise.all([import('./fetch.ts'), import('./unpack.ts'), import('./tarball.ts'), import('../elf/index.ts')]).catch(() => {});
+      void Promise.all([import('./fetch.ts'), import('./untar.ts'), import('./tarball.ts'), import('../elf/index.ts')]).catch(() => {});
       const ran: string[] = [];
       const stageMs: Record<string, number> = {};
       let prevKey = '';

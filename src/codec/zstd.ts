@@ -1,8 +1,24 @@
-// zstd in pure JavaScript, for hosts without the zstd program: fzstd decodes, a walk over the frame
-// and block headers in front of it turns corrupt input into errors, and XXH64 checks each frame's
-// content checksum behind it, as the zstd program does.
+// zstd, for NARs: the host's zstd when there is one, else fzstd in JavaScript. A walk over the
+// frame and block headers in front of fzstd turns corrupt input into errors, and XXH64 checks each
+// frame's content checksum behind it, as the zstd program does. There is no pure encoder:
+// compressing needs the host zstd.
 import { Decompress as ZstdDecompress } from 'fzstd';
+import { pipeThrough } from '../util/spawn.ts';
+import { hostZstd } from './tools.ts';
 import { Xxh64 } from './xxh64.ts';
+
+export function decompressZstd(src: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  const zstd = hostZstd();
+  if (zstd) return pipeThrough(zstd, ['-d', '-c', '-q'], src, (detail) => `the zstd stream is corrupt: ${detail}`);
+  return pureZstd(src);
+}
+
+/** Compresses with the host zstd at `level`; the caller has checked that there is one. */
+export function compressZstd(src: AsyncIterable<Uint8Array>, level: number): AsyncIterable<Uint8Array> {
+  const zstd = hostZstd();
+  if (!zstd) throw new Error('zstd compression needs the host zstd');
+  return pipeThrough(zstd, ['-c', '-q', '-T1', `-${level}`], src, (detail) => `zstd failed while compressing: ${detail}`);
+}
 
 /** fzstd takes input in pieces this big, so what one push produces stays small. */
 const ZSTD_PIECE = 1 << 16;
