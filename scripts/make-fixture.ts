@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs, existsSync, createReadStream, createWriteStream, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { narDigest, formatNarHash } from '../src/store/nar.ts';
+import { narDigest, formatNarHash } from '../src/store/nar/write.ts';
 import { toNixBase32 } from '../src/store/nixbase32.ts';
 import { formatRegInfo, type RegInfo } from '../src/store/reginfo.ts';
 import { readJson, removeTree, writeFileAtomic } from '../src/util/fs.ts';

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runTool } from '../util/spawn.ts';
 import type { Layout } from '../store/layout.ts';
-import { narDigest } from '../store/nar.ts';
+import { narDigest } from '../store/nar/write.ts';
 import { formatNarHashLike, formatRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { rewriteLinkTarget } from '../store/relocate-text.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pRetry from 'p-retry';
-import { dumpPath, formatNarHash } from '../store/nar.ts';
+import { dumpPath, formatNarHash } from '../store/nar/write.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';

@@ -1,9 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { randomBytes, createHash, type Hash } from 'node:crypto';
-import { narString } from './nar.ts';
+import { NarHasher } from './nar/write.ts';
+import { compareNames } from './nar/framing.ts';
 import { planFile, rewriteLinkTarget, type ElfRelocator } from './relocate-text.ts';
-import { exists, readJson, writeFileAtomic, removeTree } from '../util/fs.ts';
+import { clearTemps, exists, readJson, writeFileAtomic, removeTree, replaceAtomic } from '../util/fs.ts';
+import { pool } from '../util/pool.ts';
 
 export { planFile, rewriteRefs, findStoreRefs, rewriteLinkTarget, classify } from './relocate-text.ts';
 export type { ElfRelocator, FilePlan } from './relocate-text.ts';
@@ -70,6 +71,7 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   const markers = path.join(opts.workDir, 'paths');
   const tmpDir = path.join(opts.workDir, 'tmp');
   await fs.mkdir(markers, { recursive: true });
+  await clearTemps(markers);
   await removeTree(tmpDir); // temp files of a killed run
   await fs.mkdir(tmpDir, { recursive: true });
   await fs.mkdir(opts.to, { recursive: true });
@@ -79,7 +81,8 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   const names = [...new Set([...pending, ...done])].sort();
   const results = new Map<string, PathResult>();
   let i = 0;
-  const one = async (basename: string): Promise<void> => {
+  // a few paths at once: one path's file I/O overlaps another's hashing and ELF editing
+  await pool(names, opts.concurrency ?? 4, async (basename: string): Promise<void> => {
     const src = path.join(opts.sourceDir, basename);
     const dest = path.join(opts.to, basename);
     const markerFile = path.join(markers, `${basename}.json`);
@@ -97,7 +100,7 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
         result = await relocatePath(src, basename, opts, tmpDir);
         if (interrupted) result.changed = true; // an earlier pass may have changed files already
       }
-      await writeMarker(markerFile, JSON.stringify(result), tmpDir);
+      await writeFileAtomic(markerFile, JSON.stringify(result));
       await fs.rm(path.join(markers, `${basename}.started`), { force: true });
     }
     if (srcThere) {
@@ -106,27 +109,11 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
     }
     results.set(basename, result);
     opts.onPath?.(result, ++i, names.length);
-  };
-  // a few paths at once: one path's file I/O overlaps another's hashing and ELF editing
-  let next = 0;
-  const worker = async () => {
-    while (next < names.length) await one(names[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, names.length) }, worker));
+  });
   const ordered = names.map((n) => results.get(n)).filter((r): r is PathResult => r !== undefined);
   const counts = emptyCounts();
   for (const r of ordered) addCounts(counts, r.counts);
   return { paths: ordered, counts };
-}
-
-/**
- * Temp file + rename without fsync: markers must never be torn by a kill, but after a power loss
- * the prefix (usually under /tmp) is gone or the path is simply relocated again.
- */
-async function writeMarker(file: string, data: string, tmpDir: string): Promise<void> {
-  const tmp = tmpName(tmpDir);
-  await fs.writeFile(tmp, data);
-  await fs.rename(tmp, file);
 }
 
 /** Rename a (read-only) directory into another parent: Linux wants it writable to update `..`. */
@@ -138,41 +125,6 @@ async function moveDir(src: string, dest: string): Promise<void> {
     await fs.chmod(dest, 0o555);
   } else {
     await fs.rename(src, dest);
-  }
-}
-
-// NAR framing (see nar.ts), emitted while the tree is walked so relocation hashes what it writes
-// instead of reading the whole closure a second time for registration.
-const N = (...parts: string[]) => Buffer.concat(parts.map((x) => narString(x)));
-const MAGIC = N('nix-archive-1');
-const OPEN = N('(');
-const CLOSE = N(')');
-const SYMLINK = N('type', 'symlink', 'target');
-const REGULAR = N('type', 'regular');
-const EXECUTABLE = N('executable', '');
-const CONTENTS = N('contents');
-const DIRECTORY = N('type', 'directory');
-const ENTRY = N('entry', '(', 'name');
-const NODE = N('node');
-const ZEROS = Buffer.alloc(8);
-
-class NarHasher {
-  readonly h: Hash = createHash('sha256');
-  size = 0;
-  add(...bufs: Buffer[]): void {
-    for (const b of bufs) {
-      this.h.update(b);
-      this.size += b.length;
-    }
-  }
-  contents(data: Buffer, executable: boolean): void {
-    this.add(REGULAR);
-    if (executable) this.add(EXECUTABLE);
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(data.length));
-    this.add(CONTENTS, len, data);
-    const pad = (8 - (data.length % 8)) % 8;
-    if (pad) this.add(ZEROS.subarray(0, pad));
   }
 }
 
@@ -188,15 +140,16 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
   const written = new Map<string, string>();
   const dirs: string[] = [];
   const nar = new NarHasher();
-  nar.add(MAGIC);
+  // made in the work dir, which a re-run clears: the tree itself never holds a temporary
+  const replace = (target: string, make: (tmp: string) => Promise<void>) => replaceAtomic(target, make, { storeContent: true, tempDir: tmpDir });
 
   const visit = async (e: Entry): Promise<void> => {
     const st = await fs.lstat(e.abs);
-    nar.add(OPEN);
+    nar.open();
     try {
       await visitNode(e, st);
     } finally {
-      nar.add(CLOSE);
+      nar.close();
     }
   };
 
@@ -204,12 +157,10 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
     if (st.isSymbolicLink()) {
       const target = await fs.readlink(e.abs);
       const next = rewriteLinkTarget(target, opts.from, opts.to);
-      nar.add(SYMLINK, narString(next ?? target));
+      nar.symlink(next ?? target);
       if (next !== null) {
-        const tmp = tmpName(tmpDir);
-        await fs.symlink(next, tmp);
         await ensureWritableParent(e.abs, dirs);
-        await fs.rename(tmp, e.abs);
+        await replace(e.abs, (tmp) => fs.symlink(next, tmp));
         result.counts.symlinks++;
         result.changed = true;
       }
@@ -218,13 +169,11 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
     if (st.isDirectory()) {
       dirs.push(e.abs);
       if ((st.mode & 0o200) === 0) await fs.chmod(e.abs, (st.mode & 0o7777) | 0o200);
-      nar.add(DIRECTORY);
-      // byte order, as Nix sorts entries
-      const names = (await fs.readdir(e.abs)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-      for (const name of names) {
-        nar.add(ENTRY, narString(name), NODE);
+      nar.directory();
+      for (const name of (await fs.readdir(e.abs)).sort(compareNames)) {
+        nar.entry(name);
         await visit({ abs: path.join(e.abs, name), rel: path.join(e.rel, name) });
-        nar.add(CLOSE);
+        nar.close();
       }
       return;
     }
@@ -236,12 +185,8 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
       const first = written.get(ino);
       if (first !== undefined) {
         // the first name got new content through a new inode; keep this name linked to it
-        if (first !== '') {
-          const tmp = tmpName(tmpDir);
-          await fs.link(first, tmp);
-          await fs.rename(tmp, e.abs);
-        }
-        nar.contents(await fs.readFile(e.abs), (st.mode & 0o111) !== 0);
+        if (first !== '') await replace(e.abs, (tmp) => fs.link(first, tmp));
+        nar.regular(await fs.readFile(e.abs), (st.mode & 0o111) !== 0);
         return;
       }
     }
@@ -257,12 +202,13 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
       result.counts.unrewritable++;
     }
     const mode = st.mode & 0o111 ? 0o555 : 0o444;
-    nar.contents(plan.content ?? buf, mode === 0o555);
+    nar.regular(plan.content ?? buf, mode === 0o555);
     if (plan.content) {
-      const tmp = tmpName(tmpDir);
-      await fs.writeFile(tmp, plan.content, { mode: 0o600 });
-      await fs.chmod(tmp, mode);
-      await fs.rename(tmp, e.abs);
+      const content = plan.content;
+      await replace(e.abs, async (tmp) => {
+        await fs.writeFile(tmp, content, { mode: 0o600 });
+        await fs.chmod(tmp, mode);
+      });
       result.changed = true;
       if (st.nlink > 1) written.set(ino, e.abs);
     } else {
@@ -285,10 +231,6 @@ async function ensureWritableParent(p: string, dirs: string[]): Promise<void> {
   if (!dirs.includes(parent)) return;
   const st = await fs.stat(parent);
   if ((st.mode & 0o200) === 0) await fs.chmod(parent, (st.mode & 0o7777) | 0o200);
-}
-
-function tmpName(tmpDir: string): string {
-  return path.join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
 }
 
 export interface RelocationReport {
