@@ -1,12 +1,12 @@
 // Asking the prefix's own Nix about its store: the closure of some paths and their registration
 // (hash, size, deriver, references), which `nix-store --dump-db PATHS` prints as a reginfo.
-import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../store/layout.ts';
 import { parseRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { nixEnvironment } from '../bootstrap/nixenv.ts';
-import { RelonixError } from '../util/errors.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
+import { runTool, type ToolResult } from '../util/spawn.ts';
 
 export interface NixStoreOptions {
   layout: Layout;
@@ -35,13 +35,16 @@ export async function resolveNixStore(o: NixStoreOptions): Promise<string> {
 export async function runNixStore(o: NixStoreOptions, args: string[], input?: string): Promise<string> {
   const bin = await resolveNixStore(o);
   const env = o.env ?? nixEnvironment(o.layout, { nix: o.nix });
-  const r = await execa(bin, args, { env, extendEnv: false, input, reject: false, maxBuffer: 1 << 30 });
-  if (r.exitCode !== 0) {
-    throw new RelonixError(`${bin} ${args.slice(0, 3).join(' ')}… failed (exit ${r.exitCode ?? r.signal}): ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`, {
-      hint: 'check that the prefix has a working Nix (relonix status)',
-    });
+  const what = `${bin} ${args.slice(0, 3).join(' ')}…`;
+  const hint = 'check that the prefix has a working Nix (relonix status)';
+  let r: ToolResult;
+  try {
+    r = await runTool(bin, args, env, input);
+  } catch (e) {
+    throw new RelonixError(`${what} could not start: ${errorMessage(e)}`, { hint, cause: e });
   }
-  return String(r.stdout);
+  if (r.code !== 0) throw new RelonixError(`${what} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`, { hint });
+  return r.stdout;
 }
 
 /** Registration records of the closure of `roots`, from the prefix's Nix database. */
