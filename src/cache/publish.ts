@@ -15,6 +15,7 @@ import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { RelonixError, errorMessage } from '../util/errors.ts';
 import { Limit } from '../util/pool.ts';
+import { processAlive } from '../util/proc.ts';
 import { isTransient, retry, type RetryOptions } from '../util/retry.ts';
 import { formatNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { signNarInfo, type SecretKey } from './keys.ts';
@@ -179,12 +180,7 @@ async function clearAbandonedStaging(dir: string): Promise<void> {
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue; // still running (or not ours to signal): leave it
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
-    }
+    if (processAlive(pid)) continue; // still running (or not ours to signal): leave it
     const st = await fs.stat(path.join(dir, n)).catch(() => undefined);
     if (!st || Date.now() - st.mtimeMs < 5 * 60_000) continue;
     await fs.rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);

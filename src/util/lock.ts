@@ -1,8 +1,9 @@
-import { promises as fs, constants as C, readFileSync } from 'node:fs';
+import { promises as fs, constants as C } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { RelonixError } from './errors.ts';
 import { tempSibling } from './fs.ts';
+import { processAlive, readProcStat } from './proc.ts';
 
 export interface LockOwner {
   pid: number;
@@ -11,58 +12,6 @@ export interface LockOwner {
   what: string;
   /** the owner's start time (field 22 of /proc/PID/stat): a pid reused by another process has another */
   start?: string;
-}
-
-export interface ProcStat {
-  /** R, S, D, T, Z (zombie), X (dead), … */
-  state: string;
-  /** clock ticks after boot */
-  startTime: string;
-}
-
-/**
- * The two fields of /proc/PID/stat liveness needs. Field 2 is the command name in parentheses,
- * which may itself hold spaces and parentheses, so the fields are counted from the last ')'.
- */
-export function parseProcStat(text: string): ProcStat | undefined {
-  const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  // fields 3, 4, … follow ") "
-  const fields = text.slice(close + 2).trim().split(/\s+/);
-  const state = fields[0];
-  const startTime = fields[22 - 3];
-  if (!state || !/^[A-Za-z]$/.test(state) || !startTime || !/^\d+$/.test(startTime)) return undefined;
-  return { state, startTime };
-}
-
-/** /proc/PID/stat, or undefined when it cannot be read (no such process, or /proc hides it). */
-export function readProcStat(pid: number): ProcStat | undefined {
-  try {
-    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'));
-  } catch {
-    return undefined;
-  }
-}
-
-function signalable(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Whether the process a lock names still runs. kill(pid, 0) alone cannot tell: it succeeds on a
- * zombie, and in containers whose PID 1 does not reap, a process killed after its parent died stays
- * one for good. So /proc decides when it can: state Z or X is dead, and another start time is
- * another process that got the same pid. Without /proc (or with hidepid), kill(pid, 0) answers.
- */
-export function ownerAlive(owner: Pick<LockOwner, 'pid' | 'start'>, stat: ProcStat | undefined = readProcStat(owner.pid), canSignal = () => signalable(owner.pid)): boolean {
-  if (!stat) return canSignal();
-  if (stat.state === 'Z' || stat.state === 'X') return false;
-  return owner.start === undefined || owner.start === stat.startTime;
 }
 
 export interface LockOptions {
@@ -106,7 +55,7 @@ async function create(lockFile: string, me: LockOwner): Promise<boolean> {
 const TORN_GRACE_MS = 1000;
 
 async function isStale(lockFile: string, owner: LockOwner | undefined): Promise<boolean> {
-  if (owner) return owner.host === os.hostname() && !ownerAlive(owner);
+  if (owner) return owner.host === os.hostname() && !processAlive(owner.pid, owner.start);
   try {
     return Date.now() - (await fs.stat(lockFile)).mtimeMs > TORN_GRACE_MS;
   } catch {
