@@ -14,6 +14,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { RelonixError, errorMessage } from '../util/errors.ts';
+import { listDir } from '../util/fs.ts';
 import { Limit } from '../util/pool.ts';
 import { processAlive } from '../util/proc.ts';
 import { isTransient, retry, type RetryOptions } from '../util/retry.ts';
@@ -169,13 +170,7 @@ const STAGING_PREFIX = 'relonix-publish-';
  * pid namespace that shares this directory.
  */
 async function clearAbandonedStaging(dir: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
+  for (const n of await listDir(dir)) {
     const m = /^relonix-publish-(\d+)-/.exec(n);
     if (!m) continue;
     const pid = Number(m[1]);

@@ -52,23 +52,22 @@ export class S3Target implements CacheTarget {
     if (r.status === 404 || r.status === 403) return false;
     throw await httpFailure(r, `HEAD ${this.u(key)}`);
   }
-  async get(key: string) {
+  /** the answer to a GET of an object, or undefined when there is none */
+  private async fetch(key: string): Promise<HttpResponse | undefined> {
     const r = await this.send('GET', this.u(key));
     if (r.status === 404) {
       r.drop();
       return undefined;
     }
     if (!ok(r)) throw await httpFailure(r, `GET ${this.u(key)}`);
-    return r.buffer();
+    return r;
+  }
+  async get(key: string) {
+    return (await this.fetch(key))?.buffer();
   }
   async openRead(key: string) {
-    const r = await this.send('GET', this.u(key));
-    if (r.status === 404) {
-      r.drop();
-      return undefined;
-    }
-    if (!ok(r)) throw await httpFailure(r, `GET ${this.u(key)}`);
-    return transientBody(r, `GET ${this.u(key)}`);
+    const r = await this.fetch(key);
+    return r && transientBody(r, `GET ${this.u(key)}`);
   }
   async put(key: string, data: Buffer, contentType: string) {
     await this.write(key, data, contentType);

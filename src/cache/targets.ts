@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RelonixError } from '../util/errors.ts';
-import { copyFileAtomic, writeFileAtomic } from '../util/fs.ts';
+import { copyFileAtomic, listDir, writeFileAtomic } from '../util/fs.ts';
 import { HttpTarget, type TargetOptions } from './target-http.ts';
 import { S3Target } from './target-s3.ts';
 
@@ -91,13 +91,7 @@ class FileTarget implements CacheTarget {
   async list() {
     const out: string[] = [];
     const walk = async (dir: string, rel: string) => {
-      let names: string[];
-      try {
-        names = await fs.readdir(dir);
-      } catch {
-        return;
-      }
-      for (const n of names) {
+      for (const n of await listDir(dir)) {
         if (n.startsWith('.')) continue;
         const st = await fs.stat(path.join(dir, n));
         if (st.isDirectory()) await walk(path.join(dir, n), `${rel}${n}/`);

@@ -19,16 +19,18 @@ export function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
 }
 
+/** The names in a directory; none when it is missing or unreadable. */
+export async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** Removes the temporaries in `dir` (not below it). The caller must own dir: hold its lock. */
 export async function clearTemps(dir: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  for (const n of names) if (isTempName(n)) await removeTree(path.join(dir, n));
+  for (const n of await listDir(dir)) if (isTempName(n)) await removeTree(path.join(dir, n));
 }
 
 export interface ReplaceOptions {

@@ -78,15 +78,19 @@ test('no validators, a partial file left by a killed run: the next run resumes i
   });
 });
 
-test('no validators, the file changes on the server mid-way: the spliced result fails its hash, and one fresh start fixes it', async () => {
-  const files: Record<string, Buffer> = { '/nix.tar.xz': other };
+/** A server whose first answer (cut short) is `first`; from the second request on it serves `then`. */
+function changing<T>(first: Buffer, then: Buffer, fn: (s: TestServer) => Promise<T>): Promise<T> {
+  const files: Record<string, Buffer> = { '/nix.tar.xz': first };
   let requests = 0;
-  // the first answer is cut short; from then on the server has the new file
   const handler = () => {
-    if (++requests === 2) files['/nix.tar.xz'] = data;
+    if (++requests === 2) files['/nix.tar.xz'] = then;
     return false;
   };
-  await withServer({ files, cutAfter: 2 * MiB, cutRequests: 1, handler }, async (s) => {
+  return withServer({ files, cutAfter: 2 * MiB, cutRequests: 1, handler }, fn);
+}
+
+test('no validators, the file changes on the server mid-way: the spliced result fails its hash, and one fresh start fixes it', async () => {
+  await changing(other, data, async (s) => {
     const dest = fresh();
     const r = await download({ url: `${s.url}/nix.tar.xz`, dest, sha256: sha(data), ...fast });
     assert.equal(r.sha256, sha(data));
@@ -97,13 +101,7 @@ test('no validators, the file changes on the server mid-way: the spliced result 
 });
 
 test('no validators, the file changes for good: after the fresh start the hash still fails, as an integrity error with nothing left behind', async () => {
-  const files: Record<string, Buffer> = { '/nix.tar.xz': data };
-  let requests = 0;
-  const handler = () => {
-    if (++requests === 2) files['/nix.tar.xz'] = other;
-    return false;
-  };
-  await withServer({ files, cutAfter: 2 * MiB, cutRequests: 1, handler }, async (s) => {
+  await changing(data, other, async (s) => {
     const dest = fresh();
     await assert.rejects(download({ url: `${s.url}/nix.tar.xz`, dest, sha256: sha(data), ...fast }), (e: unknown) => {
       assert.ok(e instanceof RelonixError, String(e));
