@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { NarHasher } from './nar/write.ts';
 import { compareNames } from './nar/framing.ts';
@@ -133,15 +133,68 @@ interface Entry {
   rel: string;
 }
 
+/** What relocating one path's files shares: the path's result and NAR hash, and its hard links. */
+interface Walk {
+  opts: RelocateOptions;
+  result: PathResult;
+  destRoot: string;
+  /** inode → the first name written for it, so further hard links to it are re-linked to the new file */
+  written: Map<string, string>;
+  nar: NarHasher;
+  replace: (target: string, make: (tmp: string) => Promise<void>) => Promise<void>;
+}
+
+/** One regular file: rewritten through a temporary when its plan changes it, else given the store mode. */
+async function relocateFile(w: Walk, e: Entry, st: Stats): Promise<void> {
+  w.result.counts.files++;
+  const ino = `${st.dev}:${st.ino}`;
+  // (once the first name is replaced, the old inode has one link fewer: look it up regardless)
+  {
+    const first = w.written.get(ino);
+    if (first !== undefined) {
+      // the first name got new content through a new inode; keep this name linked to it
+      if (first !== '') await w.replace(e.abs, (tmp) => fs.link(first, tmp));
+      w.nar.regular(await fs.readFile(e.abs), (st.mode & 0o111) !== 0);
+      return;
+    }
+  }
+  const buf = await fs.readFile(e.abs);
+  const plan = planFile(buf, w.opts.from, w.opts.to, w.opts.relocateElf, e.abs);
+  if (plan.kind === 'text' && plan.rewritten > 0) {
+    w.result.counts.textFiles++;
+    w.result.counts.textRefs += plan.rewritten;
+  }
+  if (plan.elfPatched) w.result.counts.elfPatched++;
+  for (const h of plan.unrewritable) {
+    w.result.hits.push({ file: path.join(w.destRoot, e.rel), offset: h.offset, string: h.string });
+    w.result.counts.unrewritable++;
+  }
+  const mode = st.mode & 0o111 ? 0o555 : 0o444;
+  w.nar.regular(plan.content ?? buf, mode === 0o555);
+  if (plan.content) {
+    const content = plan.content;
+    await w.replace(e.abs, async (tmp) => {
+      await fs.writeFile(tmp, content, { mode: 0o600 });
+      await fs.chmod(tmp, mode);
+    });
+    w.result.changed = true;
+    if (st.nlink > 1) w.written.set(ino, e.abs);
+  } else {
+    // the canonical store modes; only the executable bit is part of the NAR
+    if ((st.mode & 0o777) !== mode) await fs.chmod(e.abs, mode);
+    if (st.nlink > 1) w.written.set(ino, ''); // unchanged inode: other names already see it
+  }
+}
+
 async function relocatePath(root: string, basename: string, opts: RelocateOptions, tmpDir: string): Promise<PathResult> {
   const result: PathResult = { basename, changed: false, counts: emptyCounts(), hits: [] };
   const destRoot = path.join(opts.to, basename);
-  // inode → the first name written for it, so further hard links to it are re-linked to the new file
   const written = new Map<string, string>();
   const dirs: string[] = [];
   const nar = new NarHasher();
   // made in the work dir, which a re-run clears: the tree itself never holds a temporary
   const replace = (target: string, make: (tmp: string) => Promise<void>) => replaceAtomic(target, make, { storeContent: true, tempDir: tmpDir });
+  const walk: Walk = { opts, result, destRoot, written, nar, replace };
 
   const visit = async (e: Entry): Promise<void> => {
     const st = await fs.lstat(e.abs);
@@ -153,7 +206,7 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
     }
   };
 
-  const visitNode = async (e: Entry, st: import('node:fs').Stats): Promise<void> => {
+  const visitNode = async (e: Entry, st: Stats): Promise<void> => {
     if (st.isSymbolicLink()) {
       const target = await fs.readlink(e.abs);
       const next = rewriteLinkTarget(target, opts.from, opts.to);
@@ -178,44 +231,7 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
       return;
     }
     if (!st.isFile()) throw new Error(`${e.abs} is neither a file, a directory nor a symlink; a store path cannot hold it`);
-    result.counts.files++;
-    const ino = `${st.dev}:${st.ino}`;
-    // (once the first name is replaced, the old inode has one link fewer: look it up regardless)
-    {
-      const first = written.get(ino);
-      if (first !== undefined) {
-        // the first name got new content through a new inode; keep this name linked to it
-        if (first !== '') await replace(e.abs, (tmp) => fs.link(first, tmp));
-        nar.regular(await fs.readFile(e.abs), (st.mode & 0o111) !== 0);
-        return;
-      }
-    }
-    const buf = await fs.readFile(e.abs);
-    const plan = planFile(buf, opts.from, opts.to, opts.relocateElf, e.abs);
-    if (plan.kind === 'text' && plan.rewritten > 0) {
-      result.counts.textFiles++;
-      result.counts.textRefs += plan.rewritten;
-    }
-    if (plan.elfPatched) result.counts.elfPatched++;
-    for (const h of plan.unrewritable) {
-      result.hits.push({ file: path.join(destRoot, e.rel), offset: h.offset, string: h.string });
-      result.counts.unrewritable++;
-    }
-    const mode = st.mode & 0o111 ? 0o555 : 0o444;
-    nar.regular(plan.content ?? buf, mode === 0o555);
-    if (plan.content) {
-      const content = plan.content;
-      await replace(e.abs, async (tmp) => {
-        await fs.writeFile(tmp, content, { mode: 0o600 });
-        await fs.chmod(tmp, mode);
-      });
-      result.changed = true;
-      if (st.nlink > 1) written.set(ino, e.abs);
-    } else {
-      // the canonical store modes; only the executable bit is part of the NAR
-      if ((st.mode & 0o777) !== mode) await fs.chmod(e.abs, mode);
-      if (st.nlink > 1) written.set(ino, ''); // unchanged inode: other names already see it
-    }
+    await relocateFile(walk, e, st);
   };
 
   await visit({ abs: root, rel: '' });
