@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RelonixError } from '../util/errors.ts';
 import { runTool } from '../util/spawn.ts';
+import { tempSibling } from '../util/fs.ts';
 import { request } from '../net/http.ts';
 import type { Layout } from '../store/layout.ts';
 
@@ -145,7 +146,7 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
     facts.writeError = (e as Error).message;
     return facts;
   }
-  const probe = path.join(l.prefix, `.relonix-probe-${process.pid}`);
+  const probe = tempSibling(path.join(l.prefix, 'probe'));
   try {
     await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     try {
