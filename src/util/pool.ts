@@ -1,7 +1,7 @@
-// The one concurrency limit. `Limit` gates tasks that start as they please (publish: a path's
+// The one concurrency limit. `Limit` gates jobs that start as they please (publish: a path's
 // upload waits for its turn, its narinfo waits for its references); `pool` maps a list through it.
 
-/** At most `n` tasks run at once; the others wait, in the order they came. */
+/** At most `n` jobs run at once; the others wait, in the order they came. */
 export class Limit {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
@@ -26,7 +26,7 @@ export class Limit {
 
 /**
  * fn over items, at most `n` at a time, results in the items' order. After a failure nothing new
- * starts; the first failure is thrown once the tasks already running have ended.
+ * starts; the first failure is thrown once the jobs already running have ended.
  */
 export async function pool<T, R>(items: readonly T[], n: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const limit = new Limit(n);

@@ -1,5 +1,5 @@
 // The one retry policy and the one concurrency limit: what is retried, how long it waits, what a
-// caller sees when the attempts are spent, and how many tasks run at once.
+// caller sees when the attempts are spent, and how many jobs run at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TransientError, backoffMs, isTransient, retry, retryableStatus, spent } from '../../src/util/retry.ts';
