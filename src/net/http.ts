@@ -48,8 +48,8 @@ function describe(e: unknown): string {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
- * Sends a request, following redirects as browsers do (at most ten; a body is only sent on to
- * 307 and 308, and credentials only to the same origin); resolves once the status and headers are in.
+ * Sends a request, following redirects as browsers do: at most ten, a PUT or DELETE only on 307
+ * and 308, credentials only to the same origin. Resolves once the status and headers are in.
  */
 export async function request(url: string, o: RequestOptions = {}): Promise<HttpResponse> {
   let at = url;
@@ -84,10 +84,14 @@ function requestOnce(url: string, o: RequestOptions): Promise<HttpResponse> {
   const idleMs = o.idleMs ?? 120_000;
   return new Promise<HttpResponse>((resolve, reject) => {
     let answered = false;
+    let fileError: unknown;
     const fail = (e: unknown) => {
       if (answered) return;
       answered = true;
-      reject(o.signal?.aborted ? o.signal.reason : e instanceof TransientError ? e : new TransientError(`${what}: ${describe(e)}`));
+      // the connection's failures are worth another try; the body's file and an abort are not
+      if (o.signal?.aborted) reject(o.signal.reason);
+      else if (fileError !== undefined || e instanceof TransientError) reject(fileError ?? e);
+      else reject(new TransientError(`${what}: ${describe(e)}`));
     };
     const req = (secure ? https : http).request(u, { method, headers, agent: secure ? agents.https : agents.http, signal: o.signal }, (res) => {
       answered = true;
@@ -99,7 +103,10 @@ function requestOnce(url: string, o: RequestOptions): Promise<HttpResponse> {
     else if (Buffer.isBuffer(body)) req.end(body);
     else {
       const file = createReadStream(body.file, { highWaterMark: 1 << 20 });
-      file.on('error', (e) => req.destroy(e));
+      file.on('error', (e) => {
+        fileError = e;
+        req.destroy(e);
+      });
       file.pipe(req);
     }
   });
