@@ -225,7 +225,7 @@ test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS
     script,
     `
 import { readFileSync } from 'node:fs';
-import { narDigest, formatNarHash } from ${JSON.stringify(path.join(root, 'src/store/nar.ts'))};
+import { narDigest, formatNarHash } from ${JSON.stringify(path.join(root, 'src/store/nar/write.ts'))};
 import { publishPaths } from ${JSON.stringify(path.join(root, 'src/cache/publish.ts'))};
 import { openTarget } from ${JSON.stringify(path.join(root, 'src/cache/targets.ts'))};
 import { parseSecretKey } from ${JSON.stringify(path.join(root, 'src/cache/keys.ts'))};

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { findStoreRefs, rewriteRefs, rewriteLinkTarget, classify, planFile } from '../src/store/relocate-text.ts';
 import { relocateTree, type ElfRelocator } from '../src/store/relocate-tree.ts';
-import { narDigest } from '../src/store/nar.ts';
+import { narDigest } from '../src/store/nar/write.ts';
 
 const FROM = '/nix/store';
 const H1 = '0c6l5hhy7lrhlfzxjx6bf0xqmnhz8gzi-bash-5.1';

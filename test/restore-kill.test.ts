@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { generateKey } from '../src/cache/keys.ts';
 import { parseNarInfo } from '../src/cache/narinfo.ts';
-import { narDigest } from '../src/store/nar.ts';
+import { narDigest } from '../src/store/nar/write.ts';
 import { parseNarHashField } from '../src/store/reginfo.ts';
 import { removeTree } from '../src/util/fs.ts';
 import { startServer, type TestServer } from './helpers/http.ts';

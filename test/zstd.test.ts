@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { compressStream, decompress, resolveCompression, narExtension, checkCompressionChoice } from '../src/cache/compress.ts';
-import { ZstdFrames, ZSTD_MAX_WINDOW } from '../src/cache/zstd.ts';
+import { ZstdFrames, ZSTD_MAX_WINDOW } from '../src/codec/zstd.ts';
 import { RelonixError } from '../src/util/errors.ts';
 
 function requireZstd(): void {

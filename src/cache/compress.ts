@@ -1,19 +1,12 @@
 // NAR compression. zstd and xz are what Nix writes (xz by default, zstd with ?compression=zstd);
-// none is a NAR as it is. Decompression uses the host's `zstd`/`xz` when they are there (fast,
-// native) and pure decoders otherwise (fzstd in JavaScript, xz in WebAssembly), so no host tool is
-// required to restore. There is no pure encoder among the dependencies: compressing needs the host
-// tool. zstd is preferred when publishing because it decompresses about five times faster than xz
-// and restores are what a cache is for.
-import { spawn } from 'node:child_process';
-import { accessSync, constants as C } from 'node:fs';
-import path from 'node:path';
-import { Readable } from 'node:stream';
-import xzDecompress from 'xz-decompress';
-import { pureZstd } from './zstd.ts';
+// none is a NAR as it is. The codecs (src/codec/) decompress with the host's zstd/xz when they are
+// there and pure decoders otherwise, so no host tool is required to restore; compressing needs the
+// host tool. zstd is preferred when publishing because it decompresses about five times faster
+// than xz and restores are what a cache is for.
 import { RelonixError } from '../util/errors.ts';
-
-// a CommonJS package: its classes come off the default export
-const { XzReadableStream } = xzDecompress;
+import { hostXz, hostZstd } from '../codec/tools.ts';
+import { compressXz, decompressXz } from '../codec/xz.ts';
+import { compressZstd, decompressZstd } from '../codec/zstd.ts';
 
 export type Compression = 'zstd' | 'xz' | 'none';
 /** what `relonix publish --compression` takes: a compression, or `auto` to pick the best the host can write */
@@ -28,41 +21,6 @@ export type CompressionChoice = Compression | 'auto';
 export const ZSTD_LEVEL = 9;
 /** xz level for publishing (xz's own default, and what Nix writes) */
 export const XZ_LEVEL = 6;
-
-const found = new Map<string, string | null>();
-
-function onPath(name: string): string | null {
-  const dirs = process.env.PATH ?? '/usr/bin:/bin';
-  const memo = `${name}\0${dirs}`;
-  const known = found.get(memo);
-  if (known !== undefined) return known;
-  let hit: string | null = null;
-  for (const dir of dirs.split(':')) {
-    if (!dir) continue;
-    const p = path.join(dir, name);
-    try {
-      accessSync(p, C.X_OK);
-      hit = p;
-      break;
-    } catch {
-      // not here
-    }
-  }
-  found.set(memo, hit);
-  return hit;
-}
-
-/** The host's xz, or null. RELONIX_NO_HOST_XZ=1 hides it (tests of the pure path). */
-export function hostXz(): string | null {
-  if (process.env.RELONIX_NO_HOST_XZ === '1') return null;
-  return onPath('xz');
-}
-
-/** The host's zstd, or null. RELONIX_NO_HOST_ZSTD=1 hides it (tests of the pure path). */
-export function hostZstd(): string | null {
-  if (process.env.RELONIX_NO_HOST_ZSTD === '1') return null;
-  return onPath('zstd');
-}
 
 /** The host program that decompresses `c`, or null when there is none (or `c` needs none). */
 export function hostDecompressor(c: string): string | null {
@@ -107,73 +65,13 @@ export function resolveCompression(want: CompressionChoice, log: (msg: string) =
 /** Compresses a stream with the host tool (resolveCompression has checked it is there). */
 export function compressStream(src: AsyncIterable<Uint8Array>, c: Compression): AsyncIterable<Uint8Array> {
   if (c === 'none') return src;
-  const bin = c === 'zstd' ? hostZstd() : hostXz();
-  if (!bin) throw new Error(`${c} compression needs the host ${c}`);
-  const level = c === 'zstd' ? ZSTD_LEVEL : XZ_LEVEL;
-  return throughChild(bin, ['-c', '-q', '-T1', `-${level}`], src, (detail) => `${c} failed while compressing: ${detail}`);
+  return c === 'zstd' ? compressZstd(src, ZSTD_LEVEL) : compressXz(src, XZ_LEVEL);
 }
 
 /** Decompresses a stream of compressed bytes. */
 export function decompress(src: AsyncIterable<Uint8Array>, c: string): AsyncIterable<Uint8Array> {
   if (c === 'none') return src;
-  if (c === 'xz') {
-    const xz = hostXz();
-    if (xz) return throughChild(xz, ['-d', '-c', '-q'], src, (detail) => `the xz stream is corrupt: ${detail}`);
-    const web = new XzReadableStream(Readable.toWeb(Readable.from(src)) as ReadableStream<Uint8Array>);
-    return Readable.fromWeb(web as import('node:stream/web').ReadableStream<Uint8Array>);
-  }
-  if (c === 'zstd') {
-    const zstd = hostZstd();
-    if (zstd) return throughChild(zstd, ['-d', '-c', '-q'], src, (detail) => `the zstd stream is corrupt: ${detail}`);
-    return pureZstd(src);
-  }
+  if (c === 'xz') return decompressXz(src);
+  if (c === 'zstd') return decompressZstd(src);
   throw new Error(`NAR compression "${c}" is not supported by relonix (it reads zstd, xz and none)`);
-}
-
-/** Runs bytes through a filter program (xz, zstd), streaming both ways. */
-async function* throughChild(bin: string, args: string[], src: AsyncIterable<Uint8Array>, failure: (detail: string) => string): AsyncGenerator<Uint8Array> {
-  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const name = path.basename(bin);
-  const err: Buffer[] = [];
-  child.stderr.on('data', (b: Buffer) => err.push(b));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  exited.catch(() => undefined);
-  const stdin = child.stdin;
-  stdin.on('error', () => undefined);
-  // a writable that went away (the program exited early) never emits drain: wait for close too
-  const writable = () =>
-    new Promise<void>((r) => {
-      const done = () => {
-        stdin.off('drain', done);
-        stdin.off('close', done);
-        r();
-      };
-      stdin.on('drain', done);
-      stdin.on('close', done);
-    });
-  let feedError: unknown;
-  const feeding = (async () => {
-    try {
-      for await (const b of src) {
-        if (stdin.destroyed) break;
-        if (!stdin.write(b)) await writable();
-      }
-    } catch (e) {
-      feedError = e;
-    } finally {
-      stdin.end();
-    }
-  })();
-  try {
-    for await (const b of child.stdout) yield b as Buffer;
-    await feeding;
-    if (feedError) throw feedError;
-    const code = await exited;
-    if (code !== 0) throw new Error(failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`));
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
-  }
 }

@@ -6,7 +6,7 @@ import { RelonixError } from '../util/errors.ts';
 import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import type { CacheTarget } from './targets.ts';
 import { readManifest, MANIFEST_KEY } from './meta.ts';
-import { withRetry } from './publish.ts';
+import { retry, spent } from '../util/retry.ts';
 
 export interface GcResult {
   kept: string[];
@@ -15,12 +15,25 @@ export interface GcResult {
   missingRoots: string[];
 }
 
-export async function gcCache(t: CacheTarget, roots: string[], opts: { dryRun?: boolean; log?: (m: string) => void } = {}): Promise<GcResult> {
+export interface GcOptions {
+  dryRun?: boolean;
+  log?: (m: string) => void;
+}
+
+export async function gcCache(t: CacheTarget, roots: string[], opts: GcOptions = {}): Promise<GcResult> {
+  try {
+    return await collect(t, roots, opts);
+  } catch (e) {
+    throw spent(e, `cache gc of ${t.url} failed`, 'run it again: what is gone stays gone, and nothing a kept path needs is removed');
+  }
+}
+
+async function collect(t: CacheTarget, roots: string[], opts: GcOptions): Promise<GcResult> {
   if (!t.list) throw new RelonixError(`${t.url} cannot be listed, so relonix cannot tell what to remove`, { kind: 'usage', hint: 'run gc against the file:// directory or the s3:// bucket behind the cache' });
-  const keys = await withRetry(() => t.list!());
+  const keys = await retry(() => t.list!());
   const infos = new Map<string, NarInfo>();
   for (const k of keys.filter((k) => !k.includes('/') && k.endsWith('.narinfo'))) {
-    const b = await withRetry(() => t.get(k));
+    const b = await retry(() => t.get(k));
     if (b) infos.set(k, parseNarInfo(b.toString('utf8'), `${t.url}/${k}`));
   }
   const keep = new Set<string>();
@@ -42,7 +55,7 @@ export async function gcCache(t: CacheTarget, roots: string[], opts: { dryRun?: 
   const removedNars = keys.filter((k) => k.startsWith('nar/') && !keptNars.has(k)).sort();
   if (!opts.dryRun) {
     // a manifest naming a removed Nix would send restores to a hole: drop those entries first
-    const m = await readManifest(t);
+    const m = await retry(() => readManifest(t));
     if (m) {
       let changed = false;
       for (const [sys, e] of Object.entries(m.nix)) {
@@ -52,10 +65,10 @@ export async function gcCache(t: CacheTarget, roots: string[], opts: { dryRun?: 
           changed = true;
         }
       }
-      if (changed) await withRetry(() => t.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json'));
+      if (changed) await retry(() => t.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json'));
     }
-    for (const k of removedNarInfos) await withRetry(() => t.delete(k));
-    for (const k of removedNars) await withRetry(() => t.delete(k));
+    for (const k of removedNarInfos) await retry(() => t.delete(k));
+    for (const k of removedNars) await retry(() => t.delete(k));
   }
   return { kept: [...keep].map((k) => infos.get(k)!.storePath).sort(), removedNarInfos, removedNars, missingRoots };
 }

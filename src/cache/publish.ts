@@ -9,16 +9,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import pRetry from 'p-retry';
-import { dumpPath, formatNarHash } from '../store/nar.ts';
+import { dumpPath, formatNarHash } from '../store/nar/write.ts';
 import { createHash, type Hash } from 'node:crypto';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
-import { RelonixError } from '../util/errors.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
+import { listDir } from '../util/fs.ts';
+import { Limit } from '../util/pool.ts';
+import { processAlive } from '../util/proc.ts';
+import { isTransient, retry, type RetryOptions } from '../util/retry.ts';
 import { formatNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { signNarInfo, type SecretKey } from './keys.ts';
 import { compressStream, narExtension, resolveCompression, type Compression, type CompressionChoice } from './compress.ts';
-import { TransientError, type CacheTarget } from './targets.ts';
+import type { CacheTarget } from './targets.ts';
 import { checkCacheInfo, formatCacheInfo, readManifest, MANIFEST_KEY, type Manifest } from './meta.ts';
 
 export interface PublishOptions {
@@ -46,45 +49,75 @@ export interface PublishResult {
   compression: Compression;
 }
 
-/** Retries what the network or server got wrong, not what the request got wrong. */
-export function withRetry<T>(fn: () => Promise<T>, o: { retries?: number; minRetryDelayMs?: number } = {}): Promise<T> {
-  return pRetry(fn, {
-    retries: o.retries ?? 6,
-    minTimeout: o.minRetryDelayMs ?? 500,
-    maxTimeout: 10_000,
-    randomize: true,
-    shouldRetry: ({ error }) => error instanceof TransientError || !(error instanceof RelonixError),
-  });
+type Again = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/** Stages one path's NAR and uploads it; undefined when the cache has the path already. */
+async function uploadNar(o: PublishOptions, p: RegInfo, compression: Compression, file: string, again: Again): Promise<NarInfo | undefined> {
+  if (await again(() => o.target.has(narInfoKey(p.path)))) return undefined;
+  const staged = await stageNar(p.path, compression, file);
+  const registered = parseNarHashField(p.narHash);
+  if (!registered.equals(staged.narHash) || staged.narSize !== p.narSize) {
+    throw new RelonixError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
+      kind: 'integrity',
+      hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
+    });
+  }
+  const narKey = `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`;
+  const ni: NarInfo = {
+    storePath: p.path,
+    url: narKey,
+    compression,
+    fileHash: formatNarHash(staged.fileHash),
+    fileSize: staged.fileSize,
+    narHash: formatNarHash(staged.narHash),
+    narSize: staged.narSize,
+    references: p.references.map((r) => path.basename(r)).sort(),
+    deriver: p.deriver ? path.basename(p.deriver) : undefined,
+    sigs: [],
+  };
+  ni.sigs.push(signNarInfo(ni, o.key));
+  if (!(await again(() => o.target.has(narKey)))) {
+    // each attempt reads the staged file afresh
+    await again(() => o.target.putFile(narKey, file, staged.fileSize, staged.fileHash.toString('hex'), 'application/x-nix-nar'));
+  }
+  return ni;
+}
+
+/** Records the Nix in relonix.json; last, as it must only ever name a Nix whose closure is in the cache. */
+async function recordNix(o: PublishOptions, rec: NonNullable<PublishOptions['record']>): Promise<void> {
+  const m: Manifest = (await readManifest(o.target)) ?? { version: 1, storeDir: o.storeDir, nix: {} };
+  if (m.storeDir !== o.storeDir) throw new RelonixError(`${o.target.url}/${MANIFEST_KEY} is for the store ${m.storeDir}, not ${o.storeDir}`, { kind: 'usage' });
+  m.nix[rec.system] = { path: rec.nix, cacert: rec.cacert, publishedAt: new Date().toISOString() };
+  await o.target.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json');
 }
 
 export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
+  try {
+    return await publishAll(o);
+  } catch (e) {
+    if (e instanceof RelonixError) throw e;
+    throw new RelonixError(`publishing to ${o.target.url} failed: ${errorMessage(e)}`, {
+      kind: isTransient(e) ? 'network' : 'failure',
+      hint: 'run the same command again: what is already in the cache is skipped',
+      cause: e,
+    });
+  }
+}
+
+async function publishAll(o: PublishOptions): Promise<PublishResult> {
   const log = o.log ?? (() => undefined);
   const compression = resolveCompression(o.compression ?? 'auto', log);
-  const retry = <T>(fn: () => Promise<T>) => withRetry(fn, o);
+  const again: Again = (fn) => retry(fn, o satisfies RetryOptions);
 
-  const info = await retry(() => checkCacheInfo(o.target, o.storeDir));
-  if (!info) await retry(() => o.target.put('nix-cache-info', Buffer.from(formatCacheInfo({ storeDir: o.storeDir })), 'text/x-nix-cache-info'));
-
+  const info = await again(() => checkCacheInfo(o.target, o.storeDir));
+  if (!info) await again(() => o.target.put('nix-cache-info', Buffer.from(formatCacheInfo({ storeDir: o.storeDir })), 'text/x-nix-cache-info'));
   for (const p of o.paths) {
     if (path.dirname(p.path) !== o.storeDir) throw new RelonixError(`${p.path} is not in the store ${o.storeDir}`, { kind: 'usage' });
   }
   const done = new Map<string, Promise<void>>();
-  let uploaded = 0;
-  let skipped = 0;
-  let narBytes = 0;
-
-  // a small semaphore: at most `jobs` paths are hashed, compressed and uploaded at once
-  const jobs = Math.max(1, o.jobs ?? 4);
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  const acquire = async () => {
-    if (active >= jobs) await new Promise<void>((r) => waiting.push(r));
-    active++;
-  };
-  const release = () => {
-    active--;
-    waiting.shift()?.();
-  };
+  const result: PublishResult = { uploaded: 0, skipped: 0, narBytes: 0, compression };
+  // at most `jobs` paths are hashed, compressed and uploaded at once
+  const limit = new Limit(o.jobs ?? 4);
 
   // staged NARs live here until they are uploaded; the directory goes when publish ends, however it
   // ends, and what a killed publish left is cleared by the next one
@@ -93,51 +126,18 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   const staging = await fs.mkdtemp(path.join(tmpDir, `${STAGING_PREFIX}${process.pid}-`));
 
   const one = async (p: RegInfo): Promise<void> => {
-    const key = narInfoKey(p.path);
-    let ni: NarInfo;
-    await acquire();
     const file = path.join(staging, `${path.basename(p.path)}${narExtension(compression)}`);
-    try {
-      if (await retry(() => o.target.has(key))) {
-        skipped++;
-        return;
-      }
-      const staged = await stageNar(p.path, compression, file);
-      const registered = parseNarHashField(p.narHash);
-      if (!registered.equals(staged.narHash) || staged.narSize !== p.narSize) {
-        throw new RelonixError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
-          kind: 'integrity',
-          hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
-        });
-      }
-      const narKey = `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`;
-      ni = {
-        storePath: p.path,
-        url: narKey,
-        compression,
-        fileHash: formatNarHash(staged.fileHash),
-        fileSize: staged.fileSize,
-        narHash: formatNarHash(staged.narHash),
-        narSize: staged.narSize,
-        references: p.references.map((r) => path.basename(r)).sort(),
-        deriver: p.deriver ? path.basename(p.deriver) : undefined,
-        sigs: [],
-      };
-      ni.sigs.push(signNarInfo(ni, o.key));
-      if (!(await retry(() => o.target.has(narKey)))) {
-        // each attempt reads the staged file afresh
-        await retry(() => o.target.putFile(narKey, file, staged.fileSize, staged.fileHash.toString('hex'), 'application/x-nix-nar'));
-      }
-    } finally {
-      await fs.rm(file, { force: true });
-      release();
+    const ni = await limit.run(() => uploadNar(o, p, compression, file, again).finally(() => fs.rm(file, { force: true })));
+    if (!ni) {
+      result.skipped++;
+      return;
     }
     // NARs go up in any order, biggest first; the narinfo, the commit marker, waits for the narinfos
     // of its references, so a cache never names a path it cannot serve
     await Promise.all(p.references.filter((r) => r !== p.path).map((r) => done.get(r)));
-    await retry(() => o.target.put(key, Buffer.from(formatNarInfo(ni)), 'text/x-nix-narinfo'));
-    uploaded++;
-    narBytes += ni.fileSize!;
+    await again(() => o.target.put(narInfoKey(p.path), Buffer.from(formatNarInfo(ni)), 'text/x-nix-narinfo'));
+    result.uploaded++;
+    result.narBytes += ni.fileSize!;
     log(`published ${path.basename(p.path)} (${ni.fileSize} bytes)`);
   };
 
@@ -153,28 +153,13 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
   }
-  const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-  if (failed) {
-    const e = failed.reason as unknown;
-    if (e instanceof RelonixError) throw e;
-    throw new RelonixError(`publishing to ${o.target.url} failed: ${(e as Error).message}`, {
-      kind: e instanceof TransientError ? 'network' : 'failure',
-      hint: 'run the same command again: what is already in the cache is skipped',
-      cause: e,
-    });
-  }
-
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   if (o.record) {
-    // the manifest goes last: it must only ever name a Nix whose whole closure is in the cache
     const rec = o.record;
-    await retry(async () => {
-      const m: Manifest = (await readManifest(o.target)) ?? { version: 1, storeDir: o.storeDir, nix: {} };
-      if (m.storeDir !== o.storeDir) throw new RelonixError(`${o.target.url}/${MANIFEST_KEY} is for the store ${m.storeDir}, not ${o.storeDir}`, { kind: 'usage' });
-      m.nix[rec.system] = { path: rec.nix, cacert: rec.cacert, publishedAt: new Date().toISOString() };
-      await o.target.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json');
-    });
+    await again(() => recordNix(o, rec));
   }
-  return { uploaded, skipped, narBytes, compression };
+  return result;
 }
 
 const STAGING_PREFIX = 'relonix-publish-';
@@ -185,23 +170,12 @@ const STAGING_PREFIX = 'relonix-publish-';
  * pid namespace that shares this directory.
  */
 async function clearAbandonedStaging(dir: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
+  for (const n of await listDir(dir)) {
     const m = /^relonix-publish-(\d+)-/.exec(n);
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue; // still running (or not ours to signal): leave it
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
-    }
+    if (processAlive(pid)) continue; // still running (or not ours to signal): leave it
     const st = await fs.stat(path.join(dir, n)).catch(() => undefined);
     if (!st || Date.now() - st.mtimeMs < 5 * 60_000) continue;
     await fs.rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);

@@ -4,27 +4,23 @@
 // the store, and renamed into place only when it checks out. The database learns of the paths only
 // once all of them are in place, so a failed or killed restore registers nothing; a re-run skips the
 // paths already present and intact.
-import { createHash } from 'node:crypto';
-import { promises as fs, createReadStream } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
-import { execa } from 'execa';
 import type { Layout } from '../prefix/layout.ts';
-import { formatNarHash, narDigest } from '../store/nar.ts';
+import { narDigest } from '../store/nar/write.ts';
 import { formatRegInfo, parseNarHashField } from '../store/reginfo.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
-import { nixEnvironment } from '../prefix/environment.ts';
-import { download } from '../net/download.ts';
 import { RelonixError, errorMessage, isKind, type ErrorKind } from '../util/errors.ts';
-import { removeTree, exists } from '../util/fs.ts';
+import { clearTemps, removeTree, exists } from '../util/fs.ts';
+import { pool } from '../util/pool.ts';
+import { retry, spent } from '../util/retry.ts';
+import { runTool } from '../util/spawn.ts';
 import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { parsePublicKey, verifyNarInfo, type PublicKey } from './keys.ts';
-import { decompress, hostDecompressor } from './compress.ts';
-import { unpackNar } from './unpack.ts';
-import { openTarget, TransientError, type CacheTarget, type TargetOptions } from './targets.ts';
+import { hostDecompressor } from './compress.ts';
+import { restoreOne, restoreRun, type Item } from './restore-nar.ts';
+import { openTarget, type CacheTarget, type TargetOptions } from './targets.ts';
 import { checkCacheInfo, readManifest, storeDirMismatch, STORE_DIR_HINT, type ManifestEntry } from './meta.ts';
-import { withRetry } from './publish.ts';
 import { runNixStore, resolveNixTool, runNix } from '../prefix/tools.ts';
 
 export type RestoreProgress = (e: { message: string; done?: number; total?: number }) => void;
@@ -56,7 +52,7 @@ export async function findNixInCaches(caches: string[], storeDir: string, system
     const target = openTarget(url, topts);
     let m;
     try {
-      m = await withRetry(() => readManifest(target), { retries: 3 });
+      m = await retry(() => readManifest(target), { retries: 3 });
     } catch (e) {
       if (isKind(e, 'integrity')) throw e;
       problems.push({ text: `${url}: ${errorMessage(e)}`, kind: e instanceof RelonixError ? e.kind : 'network' });
@@ -93,7 +89,7 @@ function trusted(keys: string[]): PublicKey[] {
 async function fetchNarInfo(targets: CacheTarget[], storePath: string): Promise<{ ni: NarInfo; target: CacheTarget }> {
   const key = narInfoKey(storePath);
   for (const t of targets) {
-    const b = await withRetry(() => t.get(key), { retries: 4 });
+    const b = await retry(() => t.get(key), { retries: 4 });
     if (!b) continue;
     let ni: NarInfo;
     try {
@@ -137,58 +133,6 @@ export async function closureNarInfos(targets: CacheTarget[], roots: string[], k
   return out;
 }
 
-/** The bytes of a NAR file as a stream, checked against FileHash as they pass. */
-async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
-  const where = `${target.url}/${ni.url}`;
-  const missing = () => new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
-  const src = target.httpSource?.(ni.url);
-  if (src) {
-    // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over
-    const localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
-    await fs.mkdir(path.dirname(localFile), { recursive: true });
-    await download({ url: src.url, dest: localFile, headers: src.headers, sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined, retries: 6, minRetryDelayMs: 300 });
-    return { bytes: createReadStream(localFile, { highWaterMark: 1 << 20 }), done: () => fs.rm(localFile, { force: true }) };
-  }
-  const raw = target.openRead ? await target.openRead(ni.url) : await target.get(ni.url).then((b) => (b ? Readable.from([b]) : undefined));
-  if (!raw) throw missing();
-  // an uncompressed NAR is its own file: the NarHash check after unpacking covers the same bytes
-  const sameBytes = ni.compression === 'none' && ni.fileHash === ni.narHash && (ni.fileSize ?? ni.narSize) === ni.narSize;
-  return { bytes: sameBytes ? raw : fileHashChecked(raw, ni, where), done: async () => undefined };
-}
-
-async function* fileHashChecked(raw: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, ni: NarInfo, where: string): AsyncGenerator<Uint8Array> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const b of raw) {
-    h.update(b);
-    size += b.length;
-    yield b;
-  }
-  if (ni.fileSize !== undefined && size !== ni.fileSize) {
-    throw new RelonixError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, { kind: 'integrity', hint: 'the cache holds a truncated or altered NAR; republish the path' });
-  }
-  const got = h.digest();
-  if (ni.fileHash && formatNarHash(got) !== ni.fileHash && got.toString('hex') !== ni.fileHash.slice(7)) {
-    throw new RelonixError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { kind: 'integrity', hint: 'the cache holds a corrupt or altered NAR; republish the path' });
-  }
-}
-
-async function retryTransient<T>(fn: () => Promise<T>, retries: number): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof TransientError) || attempt >= retries) throw e;
-      await new Promise((r) => setTimeout(r, 300 * 2 ** attempt));
-    }
-  }
-}
-
-interface Item {
-  ni: NarInfo;
-  target: CacheTarget;
-}
-
 /** Whether the path is already in the store, intact; a damaged one is removed. */
 async function present(ni: NarInfo): Promise<boolean> {
   if (!(await exists(ni.storePath))) return false;
@@ -199,145 +143,12 @@ async function present(ni: NarInfo): Promise<boolean> {
   return false;
 }
 
-/** Unpacks one NAR into a temporary directory in the store, checks it, and renames it into place. */
-async function unpackChecked(l: Layout, { ni, target }: Item, nar: AsyncIterable<Uint8Array>): Promise<void> {
-  const dest = ni.storePath;
-  const tmp = path.join(l.storeDir, `.relonix-${path.basename(dest)}-${randomBytes(4).toString('hex')}`);
-  try {
-    let r;
-    try {
-      r = await unpackNar(nar, tmp);
-    } catch (e) {
-      if (e instanceof RelonixError || e instanceof TransientError) throw e;
-      throw new RelonixError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { kind: 'integrity', hint: 'republish the path; run again to retry', cause: e });
-    }
-    if (!r.hash.equals(parseNarHashField(ni.narHash)) || r.size !== ni.narSize) {
-      throw new RelonixError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {
-        kind: 'integrity',
-        hint: 'the cache holds a corrupt or tampered NAR; nothing was registered',
-      });
-    }
-    await fs.rename(tmp, dest);
-  } catch (e) {
-    await removeTree(tmp);
-    throw e;
-  }
-}
+/** A stream cut short starts over: its paths' temporaries are gone, and they go back to the queue. */
+const AGAIN = { retries: 4, minRetryDelayMs: 300 };
 
-/** Fetch, decompress and unpack one path in one stream. */
-async function restoreOne(l: Layout, item: Item): Promise<void> {
-  const nar = await openNarFile(l, item.ni, item.target);
-  try {
-    await unpackChecked(l, item, decompress(nar.bytes, item.ni.compression));
-  } finally {
-    await nar.done();
-  }
-}
-
-/** Hands out a byte stream in consecutive pieces of known sizes. */
-class Pieces {
-  private readonly it: AsyncIterator<Uint8Array>;
-  private buf: Buffer = Buffer.alloc(0);
-  constructor(src: AsyncIterable<Uint8Array>) {
-    this.it = src[Symbol.asyncIterator]();
-  }
-  async *take(n: number): AsyncGenerator<Buffer> {
-    while (n > 0) {
-      if (this.buf.length === 0) {
-        const r = await this.it.next();
-        if (r.done) return; // the NAR reader reports what is missing
-        this.buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-        continue;
-      }
-      const b = this.buf.subarray(0, Math.min(n, this.buf.length));
-      this.buf = this.buf.subarray(b.length);
-      n -= b.length;
-      yield b;
-    }
-  }
-  async atEnd(): Promise<boolean> {
-    while (this.buf.length === 0) {
-      const r = await this.it.next();
-      if (r.done) return true;
-      this.buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-    }
-    return false;
-  }
-  /** stops the source (and the decompressor behind it) */
-  async close(): Promise<void> {
-    await this.it.return?.();
-  }
-}
-
-/**
- * One decompressor for a whole run of paths: starting a program costs milliseconds per NAR (most
- * NARs are small), and xz and zstd both read files one after another as one stream. The NARs come
- * out back to back, and each is exactly its NarSize long, so the output splits cleanly. Paths are
- * taken from the shared queue as the decompressor asks for input, so workers stay evenly loaded.
- */
-async function restoreRun(l: Layout, queue: Item[], compression: string, onDone: (it: Item) => void): Promise<void> {
-  const taken: Item[] = [];
-  let completed = 0;
-  let inputError: unknown;
-  // no decompressor for a run with nothing to do (xz refuses empty input)
-  const first = queue.shift();
-  if (!first) return;
-  const input = (async function* () {
-    try {
-      for (let it: Item | undefined = first; it; it = queue.shift()) {
-        taken.push(it);
-        const nar = await openNarFile(l, it.ni, it.target);
-        try {
-          yield* nar.bytes;
-        } finally {
-          await nar.done();
-        }
-      }
-    } catch (e) {
-      inputError = e;
-      throw e;
-    }
-  })();
-  const out = new Pieces(decompress(input, compression));
-  try {
-    for (;;) {
-      // reading output is what drives the input side, and output only exists for a path already taken
-      if (await out.atEnd()) {
-        if (inputError) throw inputError;
-        if (completed < taken.length) throw new Error(`the decompressor stopped before ${taken[completed]!.ni.storePath}`);
-        return;
-      }
-      if (completed >= taken.length) throw new Error('the decompressor wrote more than the NARs it was given');
-      const it = taken[completed]!;
-      await unpackChecked(l, it, out.take(it.ni.narSize));
-      completed++;
-      onDone(it);
-    }
-  } catch (e) {
-    // what was handed to this run and is not in place yet goes back for another try
-    queue.unshift(...taken.slice(completed));
-    // a failed download or a bad FileHash starves the decompressor: that, not the short NAR, is the news
-    throw inputError ?? e;
-  } finally {
-    await out.close();
-  }
-}
-
-/** Restores store paths (with their closures) from caches, then registers them all at once. */
-export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?: string; targets?: CacheTarget[] }): Promise<string[]> {
+/** Puts every path of `all` in place that is not already: many per decompressor when the host has one. */
+async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   const l = o.layout;
-  const keys = trusted(o.trustedKeys);
-  const targets = o.targets ?? o.caches.map((u) => openTarget(u, o.targetOptions));
-  for (const t of targets) await withRetry(() => checkCacheInfo(t, l.storeDir), { retries: 3 });
-  for (const r of o.roots) parseStoreBasename(path.basename(r));
-  o.onProgress?.({ message: 'reading narinfos' });
-  const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir);
-  await fs.mkdir(l.storeDir, { recursive: true });
-  // what a killed restore was unpacking never got its real name; the caller holds the prefix lock,
-  // so no other restore is unpacking now
-  for (const n of await fs.readdir(l.storeDir)) if (n.startsWith('.relonix-')) await removeTree(path.join(l.storeDir, n));
-  // largest first: the biggest NAR decides when the last worker finishes
-  const all = [...infos.values()].sort((a, b) => (b.ni.fileSize ?? b.ni.narSize) - (a.ni.fileSize ?? a.ni.narSize));
   const total = all.length;
   let doneCount = 0;
   const onDone = ({ ni }: Item, how: 'present' | 'restored') => {
@@ -350,24 +161,43 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
   const queue = all.filter((_, i) => !here[i]);
   const restored = (it: Item) => onDone(it, 'restored');
   const compressions = new Set(all.map(({ ni }) => ni.compression));
-  const batched = compressions.size === 1 && hostDecompressor([...compressions][0]!) !== null;
-  const worker = async () => {
-    if (batched) {
-      // a stream cut short sends its unfinished paths back to the queue for another run
-      await retryTransient(() => restoreRun(l, queue, [...compressions][0]!, restored), 4);
-      return;
-    }
-    for (let it = queue.shift(); it; it = queue.shift()) {
-      const item = it;
-      // a stream cut short starts that path over; what it wrote is gone with its temporary directory
-      await retryTransient(() => restoreOne(l, item), 4);
-      restored(item);
-    }
-  };
   const jobs = Math.max(1, Math.min(o.jobs ?? 4, queue.length));
-  const results = await Promise.allSettled(Array.from({ length: jobs }, worker));
-  const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-  if (failed) throw failed.reason;
+  if (compressions.size === 1 && hostDecompressor([...compressions][0]!) !== null) {
+    // each worker is one run of the decompressor, taking paths from the shared queue as it goes
+    const c = [...compressions][0]!;
+    await pool(Array.from({ length: jobs }), jobs, () => retry(() => restoreRun(l, queue, c, restored), AGAIN));
+  } else {
+    await pool(queue, jobs, async (item) => {
+      await retry(() => restoreOne(l, item), AGAIN);
+      restored(item);
+    });
+  }
+}
+
+/** Restores store paths (with their closures) from caches, then registers them all at once. */
+export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?: string; targets?: CacheTarget[] }): Promise<string[]> {
+  try {
+    return await restoreAndRegister(o);
+  } catch (e) {
+    throw spent(e, `restoring from ${o.caches.join(', ') || 'the cache'} failed`, 'check that the cache is reachable, then run again: what is already in place is kept');
+  }
+}
+
+async function restoreAndRegister(o: RestoreOptions & { roots: string[]; nix?: string; targets?: CacheTarget[] }): Promise<string[]> {
+  const l = o.layout;
+  const keys = trusted(o.trustedKeys);
+  const targets = o.targets ?? o.caches.map((u) => openTarget(u, o.targetOptions));
+  for (const t of targets) await retry(() => checkCacheInfo(t, l.storeDir), { retries: 3 });
+  for (const r of o.roots) parseStoreBasename(path.basename(r));
+  o.onProgress?.({ message: 'reading narinfos' });
+  const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir);
+  await fs.mkdir(l.storeDir, { recursive: true });
+  // what a killed restore was unpacking never got its real name; the caller holds the prefix lock,
+  // so no other restore is unpacking now
+  await clearTemps(l.storeDir);
+  // largest first: the biggest NAR decides when the last worker finishes
+  const all = [...infos.values()].sort((a, b) => (b.ni.fileSize ?? b.ni.narSize) - (a.ni.fileSize ?? a.ni.narSize));
+  await restorePaths(o, all);
 
   const records = all
     .map(({ ni }) => ({

@@ -7,7 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs, existsSync, createReadStream, createWriteStream, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { narDigest, formatNarHash } from '../store/nar.ts';
+import { narDigest, formatNarHash } from '../store/nar/write.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { formatRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { removeTree, writeFileAtomic } from '../util/fs.ts';

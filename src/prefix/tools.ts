@@ -1,13 +1,11 @@
 // The prefix's own Nix programs: which binary to run and running it with the prefix's environment,
 // so nothing ever falls back to a Nix the host happens to have on its PATH.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { constants } from 'node:os';
 import path from 'node:path';
 import type { Layout } from './layout.ts';
 import { nixEnvironment, prefixEnvironment } from './environment.ts';
-import { RelonixError } from '../util/errors.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
-import { runTool } from '../util/spawn.ts';
+import { runForeground, runTool, type ToolResult } from '../util/spawn.ts';
 
 export interface NixToolOptions {
   layout: Layout;
@@ -35,9 +33,14 @@ export async function resolveNixTool(o: NixToolOptions, name: string): Promise<s
  * words and the hint for what to do next.
  */
 export async function runNix(bin: string, args: string[], o: { env: NodeJS.ProcessEnv; input?: string; hint: string }): Promise<string> {
-  const r = await runTool(bin, args, o.env, o.input);
+  const shown = args.length > 4 ? `${args.slice(0, 4).join(' ')} …` : args.join(' ');
+  let r: ToolResult;
+  try {
+    r = await runTool(bin, args, o.env, o.input);
+  } catch (e) {
+    throw new RelonixError(`${path.basename(bin)} ${shown} could not start: ${errorMessage(e)}`, { hint: o.hint, cause: e });
+  }
   if (r.code !== 0) {
-    const shown = args.length > 4 ? `${args.slice(0, 4).join(' ')} …` : args.join(' ');
     throw new RelonixError(`${path.basename(bin)} ${shown} failed (exit ${r.code ?? r.signal}):\n${r.all.trim().split('\n').slice(-20).join('\n')}`, {
       hint: o.hint,
     });
@@ -51,31 +54,15 @@ export async function runNixStore(o: NixToolOptions, args: string[], input?: str
   return runNix(bin, args, { env: o.env ?? nixEnvironment(o.layout, { nix: o.nix }), input, hint: 'check that the prefix has a working Nix (relonix status)' });
 }
 
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-
 /** Runs a command in the prefix's Nix environment; resolves to the exit code a shell would see. */
 export async function runInPrefix(l: Layout, cmd: string, args: string[]): Promise<number> {
-  const env = await prefixEnvironment(l);
-  // forwarders first: a signal that comes while the child starts is passed on once it exists (libuv
-  // holds signals back during spawn, so one sent then used to find no handler and kill relonix)
-  let child: ChildProcess | undefined;
-  const pending: NodeJS.Signals[] = [];
-  const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : pending.push(sig));
-  for (const s of FORWARDED) process.on(s, forward);
-  const c = (child = spawn(cmd, args, { env, stdio: 'inherit' }));
-  for (const sig of pending) c.kill(sig);
-  try {
-    return await new Promise<number>((resolve) => {
-      c.once('error', (e: NodeJS.ErrnoException) => {
-        // what a shell answers, so scripts can tell "not there" (127) and "not runnable" (126) from a failure
-        const why = e.code === 'ENOENT' ? "not found in the prefix's PATH" : e.code === 'EACCES' ? 'permission denied (not executable?)' : e.message;
-        process.stderr.write(`relonix: error: cannot run ${cmd}: ${why}\n`);
-        process.stderr.write(`  fix: is ${cmd} installed in the prefix? relonix run -- nix-env -q lists the profile\n`);
-        resolve(e.code === 'ENOENT' ? 127 : e.code === 'EACCES' ? 126 : 1);
-      });
-      c.once('exit', (code, signal) => resolve(signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1)));
-    });
-  } finally {
-    for (const s of FORWARDED) process.off(s, forward);
+  const r = await runForeground(cmd, args, await prefixEnvironment(l));
+  if (r.startError) {
+    // what a shell answers, so scripts can tell "not there" (127) and "not runnable" (126) from a failure
+    const e = r.startError;
+    const why = e.code === 'ENOENT' ? "not found in the prefix's PATH" : e.code === 'EACCES' ? 'permission denied (not executable?)' : e.message;
+    process.stderr.write(`relonix: error: cannot run ${cmd}: ${why}\n`);
+    process.stderr.write(`  fix: is ${cmd} installed in the prefix? relonix run -- nix-env -q lists the profile\n`);
   }
+  return r.code;
 }

@@ -1,9 +1,10 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { randomBytes, createHash, type Hash } from 'node:crypto';
-import { narString } from './nar.ts';
+import { NarHasher } from './nar/write.ts';
+import { compareNames } from './nar/framing.ts';
 import { planFile, rewriteLinkTarget, type ElfRelocator } from './relocate-text.ts';
-import { exists, readJson, writeFileAtomic, removeTree } from '../util/fs.ts';
+import { clearTemps, exists, readJson, writeFileAtomic, removeTree, replaceAtomic } from '../util/fs.ts';
+import { pool } from '../util/pool.ts';
 
 export { planFile, rewriteRefs, findStoreRefs, rewriteLinkTarget, classify } from './relocate-text.ts';
 export type { ElfRelocator, FilePlan } from './relocate-text.ts';
@@ -70,6 +71,7 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   const markers = path.join(opts.workDir, 'paths');
   const tmpDir = path.join(opts.workDir, 'tmp');
   await fs.mkdir(markers, { recursive: true });
+  await clearTemps(markers);
   await removeTree(tmpDir); // temp files of a killed run
   await fs.mkdir(tmpDir, { recursive: true });
   await fs.mkdir(opts.to, { recursive: true });
@@ -79,7 +81,8 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   const names = [...new Set([...pending, ...done])].sort();
   const results = new Map<string, PathResult>();
   let i = 0;
-  const one = async (basename: string): Promise<void> => {
+  // a few paths at once: one path's file I/O overlaps another's hashing and ELF editing
+  await pool(names, opts.concurrency ?? 4, async (basename: string): Promise<void> => {
     const src = path.join(opts.sourceDir, basename);
     const dest = path.join(opts.to, basename);
     const markerFile = path.join(markers, `${basename}.json`);
@@ -97,7 +100,7 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
         result = await relocatePath(src, basename, opts, tmpDir);
         if (interrupted) result.changed = true; // an earlier pass may have changed files already
       }
-      await writeMarker(markerFile, JSON.stringify(result), tmpDir);
+      await writeFileAtomic(markerFile, JSON.stringify(result));
       await fs.rm(path.join(markers, `${basename}.started`), { force: true });
     }
     if (srcThere) {
@@ -106,27 +109,11 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
     }
     results.set(basename, result);
     opts.onPath?.(result, ++i, names.length);
-  };
-  // a few paths at once: one path's file I/O overlaps another's hashing and ELF editing
-  let next = 0;
-  const worker = async () => {
-    while (next < names.length) await one(names[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, names.length) }, worker));
+  });
   const ordered = names.map((n) => results.get(n)).filter((r): r is PathResult => r !== undefined);
   const counts = emptyCounts();
   for (const r of ordered) addCounts(counts, r.counts);
   return { paths: ordered, counts };
-}
-
-/**
- * Temp file + rename without fsync: markers must never be torn by a kill, but after a power loss
- * the prefix (usually under /tmp) is gone or the path is simply relocated again.
- */
-async function writeMarker(file: string, data: string, tmpDir: string): Promise<void> {
-  const tmp = tmpName(tmpDir);
-  await fs.writeFile(tmp, data);
-  await fs.rename(tmp, file);
 }
 
 /** Rename a (read-only) directory into another parent: Linux wants it writable to update `..`. */
@@ -141,75 +128,92 @@ async function moveDir(src: string, dest: string): Promise<void> {
   }
 }
 
-// NAR framing (see nar.ts), emitted while the tree is walked so relocation hashes what it writes
-// instead of reading the whole closure a second time for registration.
-const N = (...parts: string[]) => Buffer.concat(parts.map((x) => narString(x)));
-const MAGIC = N('nix-archive-1');
-const OPEN = N('(');
-const CLOSE = N(')');
-const SYMLINK = N('type', 'symlink', 'target');
-const REGULAR = N('type', 'regular');
-const EXECUTABLE = N('executable', '');
-const CONTENTS = N('contents');
-const DIRECTORY = N('type', 'directory');
-const ENTRY = N('entry', '(', 'name');
-const NODE = N('node');
-const ZEROS = Buffer.alloc(8);
-
-class NarHasher {
-  readonly h: Hash = createHash('sha256');
-  size = 0;
-  add(...bufs: Buffer[]): void {
-    for (const b of bufs) {
-      this.h.update(b);
-      this.size += b.length;
-    }
-  }
-  contents(data: Buffer, executable: boolean): void {
-    this.add(REGULAR);
-    if (executable) this.add(EXECUTABLE);
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(data.length));
-    this.add(CONTENTS, len, data);
-    const pad = (8 - (data.length % 8)) % 8;
-    if (pad) this.add(ZEROS.subarray(0, pad));
-  }
-}
-
 interface Entry {
   abs: string;
   rel: string;
 }
 
+/** What relocating one path's files shares: the path's result and NAR hash, and its hard links. */
+interface Walk {
+  opts: RelocateOptions;
+  result: PathResult;
+  destRoot: string;
+  /** inode → the first name written for it, so further hard links to it are re-linked to the new file */
+  written: Map<string, string>;
+  nar: NarHasher;
+  replace: (target: string, make: (tmp: string) => Promise<void>) => Promise<void>;
+}
+
+/** One regular file: rewritten through a temporary when its plan changes it, else given the store mode. */
+async function relocateFile(w: Walk, e: Entry, st: Stats): Promise<void> {
+  w.result.counts.files++;
+  const ino = `${st.dev}:${st.ino}`;
+  // (once the first name is replaced, the old inode has one link fewer: look it up regardless)
+  {
+    const first = w.written.get(ino);
+    if (first !== undefined) {
+      // the first name got new content through a new inode; keep this name linked to it
+      if (first !== '') await w.replace(e.abs, (tmp) => fs.link(first, tmp));
+      w.nar.regular(await fs.readFile(e.abs), (st.mode & 0o111) !== 0);
+      return;
+    }
+  }
+  const buf = await fs.readFile(e.abs);
+  const plan = planFile(buf, w.opts.from, w.opts.to, w.opts.relocateElf, e.abs);
+  if (plan.kind === 'text' && plan.rewritten > 0) {
+    w.result.counts.textFiles++;
+    w.result.counts.textRefs += plan.rewritten;
+  }
+  if (plan.elfPatched) w.result.counts.elfPatched++;
+  for (const h of plan.unrewritable) {
+    w.result.hits.push({ file: path.join(w.destRoot, e.rel), offset: h.offset, string: h.string });
+    w.result.counts.unrewritable++;
+  }
+  const mode = st.mode & 0o111 ? 0o555 : 0o444;
+  w.nar.regular(plan.content ?? buf, mode === 0o555);
+  if (plan.content) {
+    const content = plan.content;
+    await w.replace(e.abs, async (tmp) => {
+      await fs.writeFile(tmp, content, { mode: 0o600 });
+      await fs.chmod(tmp, mode);
+    });
+    w.result.changed = true;
+    if (st.nlink > 1) w.written.set(ino, e.abs);
+  } else {
+    // the canonical store modes; only the executable bit is part of the NAR
+    if ((st.mode & 0o777) !== mode) await fs.chmod(e.abs, mode);
+    if (st.nlink > 1) w.written.set(ino, ''); // unchanged inode: other names already see it
+  }
+}
+
 async function relocatePath(root: string, basename: string, opts: RelocateOptions, tmpDir: string): Promise<PathResult> {
   const result: PathResult = { basename, changed: false, counts: emptyCounts(), hits: [] };
   const destRoot = path.join(opts.to, basename);
-  // inode → the first name written for it, so further hard links to it are re-linked to the new file
   const written = new Map<string, string>();
   const dirs: string[] = [];
   const nar = new NarHasher();
-  nar.add(MAGIC);
+  // made in the work dir, which a re-run clears: the tree itself never holds a temporary
+  const replace = (target: string, make: (tmp: string) => Promise<void>) => replaceAtomic(target, make, { storeContent: true, tempDir: tmpDir });
+  const walk: Walk = { opts, result, destRoot, written, nar, replace };
 
   const visit = async (e: Entry): Promise<void> => {
     const st = await fs.lstat(e.abs);
-    nar.add(OPEN);
+    nar.open();
     try {
       await visitNode(e, st);
     } finally {
-      nar.add(CLOSE);
+      nar.close();
     }
   };
 
-  const visitNode = async (e: Entry, st: import('node:fs').Stats): Promise<void> => {
+  const visitNode = async (e: Entry, st: Stats): Promise<void> => {
     if (st.isSymbolicLink()) {
       const target = await fs.readlink(e.abs);
       const next = rewriteLinkTarget(target, opts.from, opts.to);
-      nar.add(SYMLINK, narString(next ?? target));
+      nar.symlink(next ?? target);
       if (next !== null) {
-        const tmp = tmpName(tmpDir);
-        await fs.symlink(next, tmp);
         await ensureWritableParent(e.abs, dirs);
-        await fs.rename(tmp, e.abs);
+        await replace(e.abs, (tmp) => fs.symlink(next, tmp));
         result.counts.symlinks++;
         result.changed = true;
       }
@@ -218,58 +222,16 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
     if (st.isDirectory()) {
       dirs.push(e.abs);
       if ((st.mode & 0o200) === 0) await fs.chmod(e.abs, (st.mode & 0o7777) | 0o200);
-      nar.add(DIRECTORY);
-      // byte order, as Nix sorts entries
-      const names = (await fs.readdir(e.abs)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-      for (const name of names) {
-        nar.add(ENTRY, narString(name), NODE);
+      nar.directory();
+      for (const name of (await fs.readdir(e.abs)).sort(compareNames)) {
+        nar.entry(name);
         await visit({ abs: path.join(e.abs, name), rel: path.join(e.rel, name) });
-        nar.add(CLOSE);
+        nar.close();
       }
       return;
     }
     if (!st.isFile()) throw new Error(`${e.abs} is neither a file, a directory nor a symlink; a store path cannot hold it`);
-    result.counts.files++;
-    const ino = `${st.dev}:${st.ino}`;
-    // (once the first name is replaced, the old inode has one link fewer: look it up regardless)
-    {
-      const first = written.get(ino);
-      if (first !== undefined) {
-        // the first name got new content through a new inode; keep this name linked to it
-        if (first !== '') {
-          const tmp = tmpName(tmpDir);
-          await fs.link(first, tmp);
-          await fs.rename(tmp, e.abs);
-        }
-        nar.contents(await fs.readFile(e.abs), (st.mode & 0o111) !== 0);
-        return;
-      }
-    }
-    const buf = await fs.readFile(e.abs);
-    const plan = planFile(buf, opts.from, opts.to, opts.relocateElf, e.abs);
-    if (plan.kind === 'text' && plan.rewritten > 0) {
-      result.counts.textFiles++;
-      result.counts.textRefs += plan.rewritten;
-    }
-    if (plan.elfPatched) result.counts.elfPatched++;
-    for (const h of plan.unrewritable) {
-      result.hits.push({ file: path.join(destRoot, e.rel), offset: h.offset, string: h.string });
-      result.counts.unrewritable++;
-    }
-    const mode = st.mode & 0o111 ? 0o555 : 0o444;
-    nar.contents(plan.content ?? buf, mode === 0o555);
-    if (plan.content) {
-      const tmp = tmpName(tmpDir);
-      await fs.writeFile(tmp, plan.content, { mode: 0o600 });
-      await fs.chmod(tmp, mode);
-      await fs.rename(tmp, e.abs);
-      result.changed = true;
-      if (st.nlink > 1) written.set(ino, e.abs);
-    } else {
-      // the canonical store modes; only the executable bit is part of the NAR
-      if ((st.mode & 0o777) !== mode) await fs.chmod(e.abs, mode);
-      if (st.nlink > 1) written.set(ino, ''); // unchanged inode: other names already see it
-    }
+    await relocateFile(walk, e, st);
   };
 
   await visit({ abs: root, rel: '' });
@@ -285,10 +247,6 @@ async function ensureWritableParent(p: string, dirs: string[]): Promise<void> {
   if (!dirs.includes(parent)) return;
   const st = await fs.stat(parent);
   if ((st.mode & 0o200) === 0) await fs.chmod(parent, (st.mode & 0o7777) | 0o200);
-}
-
-function tmpName(tmpDir: string): string {
-  return path.join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
 }
 
 export interface RelocationReport {

@@ -2,7 +2,7 @@
 // and entry names are rewritten in place; a directory whose renamed entries change their order is
 // re-sorted, which is why a directory's output is held back (in a spool) until it ends.
 import { createHash } from 'node:crypto';
-import { narString } from '../store/nar.ts';
+import { narString } from '../store/nar/framing.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { scanCompressed, sniffCompressed, SNIFF_BYTES, type CompressedFormat, type ReferencesFound } from './compressed.ts';
 import { Batch } from './batch.ts';

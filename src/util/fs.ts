@@ -2,28 +2,98 @@ import { promises as fs, constants as C } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-export function tempSibling(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+// Every temporary relonix makes is named `.relonix-…`, beside what it will replace (the same
+// filesystem, so the final rename is atomic), hidden from listings, and recognisable, so a later
+// run can clear what a killed one left.
+const TEMP_PREFIX = '.relonix-';
+/** file names may be 255 bytes; the name in a temporary is only there for people reading `ls -a` */
+const NAME_PART = 100;
+
+/** A fresh temporary name beside `target` (or in `dir`): `.relonix-<name>.<pid>.<random>.tmp`. */
+export function tempSibling(target: string, dir = path.dirname(target)): string {
+  const name = path.basename(target).slice(0, NAME_PART);
+  return path.join(dir, `${TEMP_PREFIX}${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
-/** Write through a temporary file in the same directory and rename: readers see old or new, never half. */
-export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  await fs.mkdir(path.dirname(target), { recursive: true });
-  const tmp = tempSibling(target);
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX);
+}
+
+/** The names in a directory; none when it is missing or unreadable. */
+export async function listDir(dir: string): Promise<string[]> {
   try {
-    const fh = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, mode);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
+    return await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Removes the temporaries in `dir` (not below it). The caller must own dir: hold its lock. */
+export async function clearTemps(dir: string): Promise<void> {
+  for (const n of await listDir(dir)) if (isTempName(n)) await removeTree(path.join(dir, n));
+}
+
+export interface ReplaceOptions {
+  /**
+   * The one fsync rule: a file is synced before it takes its name, so a name never points at
+   * data a crash lost, except store content. A store object is trusted only through its NAR hash,
+   * which is checked wherever it is read (restore, register, verify); syncing every file of a
+   * closure would cost more than the whole relocation.
+   */
+  storeContent?: boolean;
+  /**
+   * Make the temporary here instead of beside the target (the same filesystem): for a tree that
+   * must never hold one, with a directory of its own that the caller clears at start.
+   */
+  tempDir?: string;
+}
+
+/**
+ * The one way relonix replaces something: `make` builds it under tempSibling(target), which is
+ * then renamed over target. Readers, and a kill, see the old or the new, never half of either; on
+ * failure the temporary goes.
+ */
+export async function replaceAtomic(target: string, make: (tmp: string) => Promise<void>, opts: ReplaceOptions = {}): Promise<void> {
+  const tmp = tempSibling(target, opts.tempDir);
+  try {
+    await make(tmp);
+    if (!opts.storeContent) {
+      const fh = await fs.open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
     }
-    await fs.chmod(tmp, mode);
     await fs.rename(tmp, target);
   } catch (e) {
-    await fs.rm(tmp, { force: true });
+    await removeTree(tmp);
     throw e;
   }
+}
+
+/** Writes a file through replaceAtomic, creating its directory. */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644, opts: ReplaceOptions = {}): Promise<void> {
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  await replaceAtomic(
+    target,
+    async (tmp) => {
+      await fs.writeFile(tmp, data, { mode, flag: C.O_WRONLY | C.O_CREAT | C.O_EXCL });
+      await fs.chmod(tmp, mode); // the umask narrowed what writeFile was asked for
+    },
+    opts,
+  );
+}
+
+/** Copies a file through replaceAtomic; `size` is what the caller expects it to hold. */
+export async function copyFileAtomic(src: string, target: string, size?: number, mode = 0o644): Promise<void> {
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  await replaceAtomic(target, async (tmp) => {
+    await fs.copyFile(src, tmp, C.COPYFILE_EXCL);
+    const st = await fs.stat(tmp);
+    if (size !== undefined && st.size !== size) throw new Error(`${src} is ${st.size} bytes, not the ${size} expected`);
+    await fs.chmod(tmp, mode);
+  });
 }
 
 export async function exists(p: string): Promise<boolean> {

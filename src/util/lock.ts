@@ -2,21 +2,16 @@ import { promises as fs, constants as C } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { RelonixError } from './errors.ts';
+import { tempSibling } from './fs.ts';
+import { processAlive, readProcStat } from './proc.ts';
 
-interface LockOwner {
+export interface LockOwner {
   pid: number;
   host: string;
   since: string;
   what: string;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  /** the owner's start time (field 22 of /proc/PID/stat): a pid reused by another process has another */
+  start?: string;
 }
 
 export interface LockOptions {
@@ -26,32 +21,65 @@ export interface LockOptions {
   onWait?: (owner: LockOwner) => void;
 }
 
+/** The lock file appears whole or not at all: written aside, then hard-linked to its name (which fails if taken). */
+async function create(lockFile: string, me: LockOwner): Promise<boolean> {
+  const body = JSON.stringify(me);
+  const tmp = tempSibling(lockFile);
+  await fs.writeFile(tmp, body, { mode: 0o644 });
+  try {
+    await fs.link(tmp, lockFile);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'EOPNOTSUPP' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw e;
+    // a filesystem without hard links: create exclusively, and write in one call
+    try {
+      const fh = await fs.open(lockFile, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
+      try {
+        await fh.writeFile(body);
+      } finally {
+        await fh.close();
+      }
+      return true;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e2;
+    }
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+/** Torn content can only come from the one-write fallback above, while it writes: a second is plenty. */
+const TORN_GRACE_MS = 1000;
+
+async function isStale(lockFile: string, owner: LockOwner | undefined): Promise<boolean> {
+  if (owner) return owner.host === os.hostname() && !processAlive(owner.pid, owner.start);
+  try {
+    return Date.now() - (await fs.stat(lockFile)).mtimeMs > TORN_GRACE_MS;
+  } catch {
+    return true;
+  }
+}
+
 /**
- * An exclusive lock file (O_EXCL) holding its owner's pid. A lock whose owner died (kill -9, a
- * restarted container) is taken over, since the work it guarded is idempotent and resumable.
+ * An exclusive lock file holding its owner's pid and start time. A lock whose owner died (kill -9,
+ * a restarted container) is taken over, since the work it guarded is idempotent and resumable.
  */
 export async function withLock<T>(lockFile: string, opts: LockOptions, fn: () => Promise<T>): Promise<T> {
   await fs.mkdir(path.dirname(lockFile), { recursive: true });
   const deadline = Date.now() + (opts.waitMs ?? 0);
-  const me: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString(), what: opts.what };
+  const me: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString(), what: opts.what, start: readProcStat(process.pid)?.startTime };
   let told = false;
-  for (;;) {
-    try {
-      const fh = await fs.open(lockFile, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
-      await fh.writeFile(JSON.stringify(me));
-      await fh.close();
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
+  while (!(await create(lockFile, me))) {
     let owner: LockOwner | undefined;
     try {
       owner = JSON.parse(await fs.readFile(lockFile, 'utf8')) as LockOwner;
     } catch {
-      owner = undefined; // being written right now, or torn by a crash
+      owner = undefined; // torn, or gone since
     }
-    const stale = owner ? owner.host === os.hostname() && !alive(owner.pid) : await olderThan(lockFile, 10_000);
-    if (stale) {
+    if (await isStale(lockFile, owner)) {
       // rename-then-remove so two waiters cannot both delete a lock a third just took
       const grave = `${lockFile}.stale.${process.pid}`;
       try {
@@ -76,14 +104,5 @@ export async function withLock<T>(lockFile: string, opts: LockOptions, fn: () =>
     return await fn();
   } finally {
     await fs.rm(lockFile, { force: true });
-  }
-}
-
-async function olderThan(p: string, ms: number): Promise<boolean> {
-  try {
-    const st = await fs.stat(p);
-    return Date.now() - st.mtimeMs > ms;
-  } catch {
-    return true;
   }
 }

@@ -1,32 +1,123 @@
-import { spawn } from 'node:child_process';
+// The one way relonix starts programs: node:child_process spawn, in three shapes. execa would do
+// the same, but its import costs a tenth of a fast run, and the installer runs short tools often.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { constants } from 'node:os';
 
 export interface ToolResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
+  stderr: string;
   /** stdout and stderr interleaved, for error messages */
   all: string;
 }
 
-/**
- * Runs a program to completion with exactly `env`. node:child_process rather than execa here:
- * the installer runs a handful of short tools, and execa's import cost is a tenth of a fast run.
- */
+/** Runs a program to completion with exactly `env`. Rejects only when it cannot be started. */
 export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     let all = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout!.setEncoding('utf8');
+    child.stderr!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
       stdout += d;
       all += d;
     });
-    child.stderr!.on('data', (d: Buffer) => (all += d));
+    child.stderr!.on('data', (d: string) => {
+      stderr += d;
+      all += d;
+    });
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, all }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, all }));
     if (input !== undefined) {
       child.stdin!.on('error', () => {}); // the tool may exit before reading everything; its exit code tells
       child.stdin!.end(input);
     }
   });
+}
+
+/**
+ * Streams bytes through a filter program (xz, zstd) both ways. The program's failure (its stderr,
+ * or its exit status) becomes an Error worded by `failure`; stopping early kills it.
+ */
+export async function* pipeThrough(bin: string, args: string[], src: AsyncIterable<Uint8Array>, failure: (detail: string) => string): AsyncGenerator<Uint8Array> {
+  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const name = path.basename(bin);
+  const err: Buffer[] = [];
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  exited.catch(() => undefined);
+  const stdin = child.stdin;
+  stdin.on('error', () => undefined);
+  // a writable that went away (the program exited early) never emits drain: wait for close too
+  const writable = () =>
+    new Promise<void>((r) => {
+      const done = () => {
+        stdin.off('drain', done);
+        stdin.off('close', done);
+        r();
+      };
+      stdin.on('drain', done);
+      stdin.on('close', done);
+    });
+  let feedError: unknown;
+  const feeding = (async () => {
+    try {
+      for await (const b of src) {
+        if (stdin.destroyed) break;
+        if (!stdin.write(b)) await writable();
+      }
+    } catch (e) {
+      feedError = e;
+    } finally {
+      stdin.end();
+    }
+  })();
+  try {
+    for await (const b of child.stdout) yield b as Buffer;
+    await feeding;
+    if (feedError) throw feedError;
+    const code = await exited;
+    if (code !== 0) throw new Error(failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`));
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  }
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+export interface ForegroundResult {
+  /** what a shell would report: the program's status, 128 + signal, 127 not found, 126 not runnable */
+  code: number;
+  /** why the program could not be started */
+  startError?: NodeJS.ErrnoException;
+}
+
+/**
+ * Runs a program in the foreground (the terminal is its own) and passes on the signals relonix
+ * gets, as a shell does.
+ */
+export async function runForeground(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<ForegroundResult> {
+  // forwarders first: a signal that comes while the child starts is passed on once it exists (libuv
+  // holds signals back during spawn, so one sent then used to find no handler and kill relonix)
+  let child: ChildProcess | undefined;
+  const pending: NodeJS.Signals[] = [];
+  const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : pending.push(sig));
+  for (const s of FORWARDED) process.on(s, forward);
+  const c = (child = spawn(cmd, args, { env, stdio: 'inherit' }));
+  for (const sig of pending) c.kill(sig);
+  try {
+    return await new Promise<ForegroundResult>((resolve) => {
+      c.once('error', (e: NodeJS.ErrnoException) => resolve({ code: e.code === 'ENOENT' ? 127 : e.code === 'EACCES' ? 126 : 1, startError: e }));
+      c.once('exit', (code, signal) => resolve({ code: signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1) }));
+    });
+  } finally {
+    for (const s of FORWARDED) process.off(s, forward);
+  }
 }

@@ -1,6 +1,6 @@
 // NARs built from a plain tree, and what a rewrite of one must give, computed the simple way (whole
 // strings, replaced and sorted): the oracle the streaming rewriter is checked against.
-import { narString } from '../../src/store/nar.ts';
+import { narString } from '../../src/store/nar/framing.ts';
 
 export type Tree =
   | { type: 'regular'; contents: Buffer; executable?: boolean }

@@ -1,7 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
 import { RelonixError } from '../../util/errors.ts';
+import { runTool } from '../../util/spawn.ts';
+import { tempSibling } from '../../util/fs.ts';
+import { request } from '../../net/http.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { mib } from '../../util/format.ts';
 import { tarballKey, type Stage } from '../engine.ts';
@@ -112,19 +114,10 @@ export async function probeTarballSize(url: string): Promise<number | undefined>
       return (await fs.stat(p)).size;
     }
     if (!/^https?:\/\//.test(url)) return undefined;
-    // node:http rather than fetch: undici's start-up costs more than the request on a loopback mirror
-    const mod = url.startsWith('https:') ? await import('node:https') : await import('node:http');
-    return await new Promise<number | undefined>((resolve) => {
-      const req = mod.request(url, { method: 'HEAD', timeout: 5000 }, (res) => {
-        res.resume();
-        const len = Number(res.headers['content-length']);
-        const ok = (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300;
-        resolve(ok && Number.isFinite(len) && len > 0 ? len : undefined);
-      });
-      req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve(undefined));
-      req.end();
-    });
+    const r = await request(url, { method: 'HEAD', idleMs: 5000 });
+    r.drop();
+    const len = Number(r.headers['content-length']);
+    return r.status >= 200 && r.status < 300 && Number.isFinite(len) && len > 0 ? len : undefined;
   } catch {
     return undefined; // the fetch stage reports network trouble properly
   }
@@ -151,11 +144,12 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
     facts.writeError = (e as Error).message;
     return facts;
   }
-  const probe = path.join(l.prefix, `.relonix-probe-${process.pid}`);
+  const probe = tempSibling(path.join(l.prefix, 'probe'));
   try {
     await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     try {
-      await new Promise<void>((resolve, reject) => execFile(probe, [], (err) => (err ? reject(err) : resolve())));
+      const r = await runTool(probe, [], process.env);
+      if (r.code !== 0) throw new Error(`the probe exited with ${r.code ?? r.signal}`);
     } catch (e) {
       facts.executable = false;
       facts.execError = (e as Error).message;

@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../../prefix/layout.ts';
-import { narDigest } from '../../store/nar.ts';
+import { narDigest } from '../../store/nar/write.ts';
+import { pool } from '../../util/pool.ts';
 import { formatNarHashLike, formatRegInfo, parseRegInfo, type RegInfo } from '../../store/reginfo.ts';
 import type { PathResult } from '../../store/relocate-tree.ts';
 import { TARBALL_STORE } from '../tarball.ts';
@@ -20,20 +21,6 @@ const HINT = 're-run relonix bootstrap to retry from stage register; relonix sta
 export function relocateRecords(records: RegInfo[], from: string, to: string): RegInfo[] {
   const mv = (p: string) => (p === '' ? p : (rewriteLinkTarget(p, from, to) ?? p));
   return records.map((r) => ({ ...r, path: mv(r.path), deriver: mv(r.deriver), references: r.references.map(mv) }));
-}
-
-/** Runs `fn` over items with at most `n` at a time. */
-export async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  return out;
 }
 
 export interface RegisterInput {

@@ -43,7 +43,7 @@ export const unpackStage: Stage = {
     await removeTree(l.stagingDir);
     await removeTree(path.join(l.relonixDir, RELOCATE_WORK));
     // loaded when the stage runs: a finished prefix answers its no-op re-run without tar and xz
-    const { unpackTarball } = await import('../unpack.ts');
+    const { unpackTarball } = await import('../untar.ts');
     const { readTarballInfo } = await import('../tarball.ts');
     const { root } = await unpackTarball({ tarball: f.tarball, dest: l.stagingDir, onProgress: (p: unknown) => progress(progressText(p)) });
     const info = await readTarballInfo(root);

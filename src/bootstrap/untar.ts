@@ -5,13 +5,12 @@
 //
 // Extraction goes into `<dest>.partial` and is renamed to `<dest>` only when complete, so a kill
 // mid-way leaves no half tree that a re-run could mistake for a finished one.
-import { spawn } from 'node:child_process';
-import { createReadStream, promises as fs, constants as C, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, writeSync, linkSync, symlinkSync, chmodSync, statSync, readlinkSync, readdirSync } from 'node:fs';
+import { createReadStream, promises as fs, constants as C, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, writeSync, linkSync, symlinkSync, chmodSync, readlinkSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { RelonixError, errorMessage } from '../util/errors.ts';
 import { removeTree } from '../util/fs.ts';
+import { decompressXz, xzDecoder } from '../codec/xz.ts';
 
 export interface UnpackProgress {
   /** compressed bytes read */
@@ -38,21 +37,6 @@ class Refusal extends Error {
   ) {
     super(`entry "${entry}" ${reason}`);
   }
-}
-
-export function hostXz(): string | undefined {
-  if (process.env.RELONIX_NO_HOST_XZ === '1') return undefined;
-  for (const d of (process.env.PATH ?? '').split(':')) {
-    if (!d) continue;
-    const p = path.join(d, 'xz');
-    try {
-      const st = statSync(p);
-      if (st.isFile() && st.mode & 0o111) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }
 
 /** Archive-relative path split into components; refuses absolute names and `..`. */
@@ -183,34 +167,12 @@ class Extractor {
   pending: (() => void)[] = [];
 }
 
-async function decompressed(tarball: string, total: number, onRead: (n: number) => void, noHostXz: boolean) {
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      onRead(chunk.length);
-      cb(null, chunk);
-    },
-  });
-  const input = createReadStream(tarball, { highWaterMark: 1 << 20 }).pipe(counter);
-  const xz = noHostXz ? undefined : hostXz();
-  if (xz) {
-    const child = spawn(xz, ['-dc', '-T0'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    input.pipe(child.stdin);
-    child.stdin.on('error', () => {}); // xz may exit early on corrupt input; its exit status says why
-    const exited = new Promise<void>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`xz -d exited with ${code}: ${stderr.trim()}`))));
-    });
-    exited.catch(() => {});
-    return { stream: child.stdout as Readable, done: exited, kill: () => child.kill('SIGKILL'), via: 'xz' as const };
+/** The tarball's bytes as they are read, counted by `onRead`. */
+async function* counted(tarball: string, onRead: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of createReadStream(tarball, { highWaterMark: 1 << 20 })) {
+    onRead((chunk as Buffer).length);
+    yield chunk as Buffer;
   }
-  // Pure fallback: xz compiled to WebAssembly, so hosts without xz-utils still bootstrap.
-  const { XzReadableStream } = await import('xz-decompress');
-  const web = new XzReadableStream(Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>);
-  const stream = Readable.fromWeb(web as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
-  void total;
-  return { stream, done: Promise.resolve(), kill: () => stream.destroy(), via: 'wasm' as const };
 }
 
 /** Where a path ends up: inside the extracted tree, or inside the (virtual) /nix/store. */
@@ -271,25 +233,25 @@ async function findRoot(dir: string): Promise<string> {
   return path.join(dir, names[0]!);
 }
 
-export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string; via?: 'xz' | 'wasm' | 'existing' }> {
-  const dest = path.resolve(opts.dest);
-  try {
-    if ((await fs.lstat(dest)).isDirectory()) return { root: await findRoot(dest), via: 'existing' };
-  } catch (e) {
-    if (e instanceof RelonixError) throw e;
+function unpackError(tarball: string, e: unknown): unknown {
+  if (e instanceof Refusal) {
+    return new RelonixError(`refusing to unpack ${tarball}: ${e.message}`, {
+      kind: 'integrity',
+      hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
+    });
   }
-  const partial = `${dest}.partial`;
-  await removeTree(partial); // a kill mid-way left it: start that unpack over
-  await fs.mkdir(partial, { recursive: true, mode: 0o755 });
-  const total = (await fs.stat(opts.tarball)).size;
-  const ex = new Extractor(partial);
-  let received = 0;
-  const report = () => opts.onProgress?.({ received, total, entries: ex.entries });
-  const src = await decompressed(opts.tarball, total, (n) => {
-    received += n;
-    report();
-  }, opts.noHostXz ?? false);
+  if (e instanceof RelonixError) return e;
+  return new RelonixError(`could not unpack ${tarball}: ${errorMessage(e)}`, {
+    kind: 'integrity',
+    hint: 'the file is damaged or not a .tar.xz; delete it and download it again',
+    cause: e,
+  });
+}
 
+/** Decompresses and extracts the tarball into the Extractor's tree; throws the first failure. */
+async function extract(opts: UnpackOptions, ex: Extractor, onRead: (n: number) => void): Promise<void> {
+  // one big file: the host xz decodes it on every core
+  const bytes = decompressXz(counted(opts.tarball, onRead), { noHost: opts.noHostXz, threads: 0 });
   let failure: unknown;
   const parser = new Parser({ strict: true });
   parser.on('entry', (e: ReadEntry) => {
@@ -311,66 +273,58 @@ export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string
   });
   parsed.catch(() => {});
   try {
-    for await (const chunk of src.stream) {
+    // leaving the loop early stops the decompressor
+    for await (const chunk of bytes) {
       if (failure) break;
       if (!parser.write(chunk as Buffer)) await new Promise((r) => parser.once('drain', r));
     }
     if (!failure) {
       parser.end();
       await parsed;
-      await src.done;
       for (const close of ex.pending) close(); // every file has ended by now; this only asserts it
     }
   } catch (e) {
     failure ??= e;
   }
-  if (failure) {
-    src.kill();
-    for (const close of ex.pending) {
-      try {
-        close();
-      } catch {
-        // already closed
-      }
+  if (!failure) return;
+  for (const close of ex.pending) {
+    try {
+      close();
+    } catch {
+      // already closed
     }
-    await removeTree(partial);
-    if (failure instanceof Refusal) {
-      throw new RelonixError(`refusing to unpack ${opts.tarball}: ${failure.message}`, {
-        kind: 'integrity',
-        hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
-      });
-    }
-    if (failure instanceof RelonixError) throw failure;
-    throw new RelonixError(`could not unpack ${opts.tarball}: ${errorMessage(failure)}`, {
-      kind: 'integrity',
-      hint: 'the file is damaged or not a .tar.xz; delete it and download it again',
-      cause: failure,
-    });
   }
+  throw failure;
+}
+
+export async function unpackTarball(opts: UnpackOptions): Promise<{ root: string; via?: 'xz' | 'wasm' | 'existing' }> {
+  const dest = path.resolve(opts.dest);
   try {
-    checkAllLinks(partial);
+    if ((await fs.lstat(dest)).isDirectory()) return { root: await findRoot(dest), via: 'existing' };
   } catch (e) {
-    await removeTree(partial);
-    if (e instanceof Refusal) {
-      throw new RelonixError(`refusing to unpack ${opts.tarball}: ${e.message}`, {
-        kind: 'integrity',
-        hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
-      });
-    }
-    throw e;
+    if (e instanceof RelonixError) throw e;
   }
-  if (ex.entries === 0) {
-    await removeTree(partial);
-    throw new RelonixError(`${opts.tarball} holds no files`, { kind: 'integrity', hint: 'download the tarball again' });
-  }
+  const partial = `${dest}.partial`;
+  await removeTree(partial); // a kill mid-way left it: start that unpack over
+  await fs.mkdir(partial, { recursive: true, mode: 0o755 });
+  const total = (await fs.stat(opts.tarball)).size;
+  const ex = new Extractor(partial);
+  let received = 0;
+  const report = () => opts.onProgress?.({ received, total, entries: ex.entries });
   let root: string;
   try {
+    await extract(opts, ex, (n) => {
+      received += n;
+      report();
+    });
+    checkAllLinks(partial);
+    if (ex.entries === 0) throw new RelonixError(`${opts.tarball} holds no files`, { kind: 'integrity', hint: 'download the tarball again' });
     root = await findRoot(partial);
   } catch (e) {
     await removeTree(partial);
-    throw e;
+    throw unpackError(opts.tarball, e);
   }
   await fs.rename(partial, dest);
   report();
-  return { root: path.join(dest, path.basename(root)), via: src.via };
+  return { root: path.join(dest, path.basename(root)), via: xzDecoder({ noHost: opts.noHostXz }) };
 }

@@ -1,20 +1,17 @@
-// Streams a NAR into a directory tree, checking it as Nix's parser does (known tokens only, zero
-// padding, entry names without `/`, `.` or `..`, strictly sorted and unique) and hashing every byte,
-// so the caller can compare NarHash and NarSize before the tree is moved into the store.
+// Reading NARs: a NAR streamed into a directory tree, checked as Nix's parser checks it (known
+// tokens only, zero padding, entry names without `/`, `.` or `..`, strictly sorted and unique) and
+// hashed byte for byte, so the caller can compare NarHash and NarSize before the tree is moved into
+// the store. Bad input is a NarFormatError, which the caller turns into its own error.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { MAX_TARGET, MAX_TOKEN, NarFormatError, ZEROS, padLength } from './framing.ts';
 
 export interface UnpackResult {
   /** raw sha256 of the NAR */
   hash: Buffer;
   size: number;
 }
-
-export class NarFormatError extends Error {}
-
-const MAX_TOKEN = 4096;
-const MAX_TARGET = 65536;
 
 class ByteReader {
   private buf: Buffer = Buffer.alloc(0);
@@ -72,8 +69,8 @@ class ByteReader {
   }
 
   async padding(len: number): Promise<void> {
-    const pad = (8 - (len % 8)) % 8;
-    if (pad && !(await this.read(pad)).equals(Buffer.alloc(pad))) throw new NarFormatError('non-zero NAR padding');
+    const pad = padLength(len);
+    if (pad && !(await this.read(pad)).equals(ZEROS.subarray(0, pad))) throw new NarFormatError('non-zero NAR padding');
   }
 
   async bytes(max: number): Promise<Buffer> {

@@ -1,41 +1,14 @@
-import { createHash } from 'node:crypto';
+// Writing NARs: the serialisation of a file tree as `nix-store --dump` writes it, its digest, and
+// a hasher for callers that walk a tree themselves (relocation hashes what it writes).
+import { createHash, type Hash } from 'node:crypto';
 import { promises as fs, createReadStream } from 'node:fs';
 import path from 'node:path';
-import { toNixBase32 } from './nixbase32.ts';
+import { toNixBase32 } from '../nixbase32.ts';
+import { CLOSE, CONTENTS, ENTRY_NAME, EXECUTABLE, MAGIC, NODE, OPEN, TYPE_DIRECTORY, TYPE_REGULAR, TYPE_SYMLINK, ZEROS, compareNames, lenPrefix, narString, padLength } from './framing.ts';
 
-// NAR strings: u64 little-endian length, bytes, zero padding to a multiple of 8.
-const PAD = Buffer.alloc(8);
-
-export function narString(s: string | Buffer): Buffer {
-  const body = typeof s === 'string' ? Buffer.from(s) : s;
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(body.length));
-  const pad = (8 - (body.length % 8)) % 8;
-  return Buffer.concat([len, body, PAD.subarray(0, pad)]);
-}
-
-function lenPrefix(n: number): Buffer {
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(n));
-  return len;
-}
-
-const T = (...parts: string[]) => Buffer.concat(parts.map((p) => narString(p)));
-const MAGIC = narString('nix-archive-1');
-const OPEN = narString('(');
-const CLOSE = narString(')');
-const TYPE_REGULAR = T('type', 'regular');
-const TYPE_SYMLINK = T('type', 'symlink', 'target');
-const TYPE_DIRECTORY = T('type', 'directory');
-const EXECUTABLE = T('executable', '');
-const CONTENTS = narString('contents');
-const ENTRY_NAME = T('entry', '(', 'name');
-const NODE = narString('node');
-
-/** Names in a directory in the byte order Nix uses (std::string comparison). */
+/** Names in a directory in the byte order Nix uses. */
 export async function sortedEntries(dir: string): Promise<string[]> {
-  const names = await fs.readdir(dir);
-  return names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return (await fs.readdir(dir)).sort(compareNames);
 }
 
 /** Streams the NAR serialisation of a file tree, as `nix-store --dump` writes it. */
@@ -67,8 +40,8 @@ async function* dumpNode(p: string): AsyncGenerator<Buffer> {
       }
       if (seen !== st.size) throw new Error(`${p} changed size while it was being archived`);
     }
-    const pad = (8 - (st.size % 8)) % 8;
-    if (pad) yield PAD.subarray(0, pad);
+    const pad = padLength(st.size);
+    if (pad) yield ZEROS.subarray(0, pad);
   } else if (st.isDirectory()) {
     yield TYPE_DIRECTORY;
     for (const name of await sortedEntries(p)) {
@@ -98,6 +71,47 @@ export async function narDigest(p: string): Promise<NarDigest> {
     size += chunk.length;
   }
   return { hash: h.digest(), size };
+}
+
+/**
+ * The sha256 and size of a NAR told node by node, for a caller walking the tree itself: open(),
+ * then regular(), symlink() or directory() with entry() … close() per child, then close().
+ */
+export class NarHasher {
+  readonly h: Hash = createHash('sha256');
+  size = 0;
+  constructor() {
+    this.add(MAGIC);
+  }
+  private add(...bufs: Buffer[]): void {
+    for (const b of bufs) {
+      this.h.update(b);
+      this.size += b.length;
+    }
+  }
+  open(): void {
+    this.add(OPEN);
+  }
+  close(): void {
+    this.add(CLOSE);
+  }
+  regular(data: Buffer, executable: boolean): void {
+    this.add(TYPE_REGULAR);
+    if (executable) this.add(EXECUTABLE);
+    this.add(CONTENTS, lenPrefix(data.length), data);
+    const pad = padLength(data.length);
+    if (pad) this.add(ZEROS.subarray(0, pad));
+  }
+  symlink(target: string): void {
+    this.add(TYPE_SYMLINK, narString(target));
+  }
+  directory(): void {
+    this.add(TYPE_DIRECTORY);
+  }
+  /** a directory entry; its node follows (open() …), then close() ends the entry */
+  entry(name: string): void {
+    this.add(ENTRY_NAME, narString(name), NODE);
+  }
 }
 
 /** `sha256:<nix-base32>`, the form .reginfo and narinfo files use. */

@@ -1,8 +1,24 @@
-// zstd in pure JavaScript, for hosts without the zstd program: fzstd decodes, a walk over the frame
-// and block headers in front of it turns corrupt input into errors, and XXH64 checks each frame's
-// content checksum behind it, as the zstd program does.
+// zstd, for NARs: the host's zstd when there is one, else fzstd in JavaScript. A walk over the
+// frame and block headers in front of fzstd turns corrupt input into errors, and XXH64 checks each
+// frame's content checksum behind it, as the zstd program does. There is no pure encoder:
+// compressing needs the host zstd.
 import { Decompress as ZstdDecompress } from 'fzstd';
+import { pipeThrough } from '../util/spawn.ts';
+import { hostZstd } from './tools.ts';
 import { Xxh64 } from './xxh64.ts';
+
+export function decompressZstd(src: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  const zstd = hostZstd();
+  if (zstd) return pipeThrough(zstd, ['-d', '-c', '-q'], src, (detail) => `the zstd stream is corrupt: ${detail}`);
+  return pureZstd(src);
+}
+
+/** Compresses with the host zstd at `level`; the caller has checked that there is one. */
+export function compressZstd(src: AsyncIterable<Uint8Array>, level: number): AsyncIterable<Uint8Array> {
+  const zstd = hostZstd();
+  if (!zstd) throw new Error('zstd compression needs the host zstd');
+  return pipeThrough(zstd, ['-c', '-q', '-T1', `-${level}`], src, (detail) => `zstd failed while compressing: ${detail}`);
+}
 
 /** fzstd takes input in pieces this big, so what one push produces stays small. */
 const ZSTD_PIECE = 1 << 16;
@@ -174,49 +190,57 @@ export class ZstdFrames {
         if (this.need === 0) throw new Error('a frame header is impossible');
         return false;
       }
-      case 'header': {
-        const fhd = this.fhd;
-        const single = (fhd >> 5) & 1;
-        const dictBytes = DICT_ID_BYTES[fhd & 3]!;
-        const dictAt = single ? 0 : 1;
-        if (h.slice(dictAt, dictAt + dictBytes).some((x) => x !== 0)) throw new Error('a frame needs a dictionary');
-        if (single) {
-          // the window is the content size
-          let size = 0;
-          for (let k = h.length - 1; k >= dictAt + dictBytes; k--) size = size * 256 + h[k]!;
-          if (fhd >> 6 === 1) size += 256;
-          this.window = size;
-        } else {
-          const wd = h[0]!;
-          const base = 2 ** (10 + (wd >> 3));
-          this.window = base + (base / 8) * (wd & 7);
-        }
-        if (this.window > ZSTD_MAX_WINDOW) throw new Error(`a frame wants a ${this.window}-byte window, more than the ${ZSTD_MAX_WINDOW} allowed`);
-        this.checksum = ((fhd >> 2) & 1) === 1;
-        this.enter('block');
+      case 'header':
+        this.frameHeader(h);
         return false;
-      }
-      case 'block': {
-        const bh = h[0]! | (h[1]! << 8) | (h[2]! << 16);
-        const last = bh & 1;
-        const type = (bh >> 1) & 3;
-        const size = bh >>> 3;
-        if (type === 3) throw new Error('a block has the reserved type');
-        if (size > Math.min(MAX_BLOCK, Math.max(this.window, 1))) throw new Error(`a block of ${size} bytes is larger than its frame allows`);
-        const content = type === 1 ? 1 : size;
-        const next = !last ? 'block' : this.checksum ? 'checksum' : 'end';
-        if (content === 0 && next === 'end') {
-          this.finishFrame(undefined);
-          return true;
-        }
-        this.enter(next === 'end' ? 'block' : next);
-        this.afterSkip = next;
-        this.skip = content;
-        return false;
-      }
+      case 'block':
+        return this.blockHeader(h);
       case 'checksum':
         this.finishFrame(u32());
         return true;
     }
+  }
+
+  /** the frame header after its descriptor: dictionary, window size, checksum flag */
+  private frameHeader(h: number[]): void {
+    const fhd = this.fhd;
+    const single = (fhd >> 5) & 1;
+    const dictBytes = DICT_ID_BYTES[fhd & 3]!;
+    const dictAt = single ? 0 : 1;
+    if (h.slice(dictAt, dictAt + dictBytes).some((x) => x !== 0)) throw new Error('a frame needs a dictionary');
+    if (single) {
+      // the window is the content size
+      let size = 0;
+      for (let k = h.length - 1; k >= dictAt + dictBytes; k--) size = size * 256 + h[k]!;
+      if (fhd >> 6 === 1) size += 256;
+      this.window = size;
+    } else {
+      const wd = h[0]!;
+      const base = 2 ** (10 + (wd >> 3));
+      this.window = base + (base / 8) * (wd & 7);
+    }
+    if (this.window > ZSTD_MAX_WINDOW) throw new Error(`a frame wants a ${this.window}-byte window, more than the ${ZSTD_MAX_WINDOW} allowed`);
+    this.checksum = ((fhd >> 2) & 1) === 1;
+    this.enter('block');
+  }
+
+  /** a block header; true when the block ends the frame */
+  private blockHeader(h: number[]): boolean {
+    const bh = h[0]! | (h[1]! << 8) | (h[2]! << 16);
+    const last = bh & 1;
+    const type = (bh >> 1) & 3;
+    const size = bh >>> 3;
+    if (type === 3) throw new Error('a block has the reserved type');
+    if (size > Math.min(MAX_BLOCK, Math.max(this.window, 1))) throw new Error(`a block of ${size} bytes is larger than its frame allows`);
+    const content = type === 1 ? 1 : size;
+    const next = !last ? 'block' : this.checksum ? 'checksum' : 'end';
+    if (content === 0 && next === 'end') {
+      this.finishFrame(undefined);
+      return true;
+    }
+    this.enter(next === 'end' ? 'block' : next);
+    this.afterSkip = next;
+    this.skip = content;
+    return false;
   }
 }

@@ -1,0 +1,187 @@
+// One NAR from a cache into the store: fetched (over HTTP through a resumable download), checked
+// against FileHash as it passes, decompressed, unpacked into a temporary beside its place, checked
+// against NarHash and NarSize, and only then renamed to its store path. `restoreRun` does the same
+// for many NARs through one decompressor.
+import { createHash } from 'node:crypto';
+import { promises as fs, createReadStream } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Layout } from '../prefix/layout.ts';
+import { formatNarHash } from '../store/nar/write.ts';
+import { unpackNar } from '../store/nar/read.ts';
+import { parseNarHashField } from '../store/reginfo.ts';
+import { download } from '../net/download.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
+import { removeTree, tempSibling } from '../util/fs.ts';
+import { isTransient } from '../util/retry.ts';
+import { decompress } from './compress.ts';
+import type { NarInfo } from './narinfo.ts';
+import type { CacheTarget } from './targets.ts';
+
+export interface Item {
+  ni: NarInfo;
+  target: CacheTarget;
+}
+
+/** The bytes of a NAR file as a stream, checked against FileHash as they pass. */
+async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
+  const where = `${target.url}/${ni.url}`;
+  const missing = () => new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
+  const src = target.httpSource?.(ni.url);
+  if (src) {
+    // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over
+    const localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
+    await fs.mkdir(path.dirname(localFile), { recursive: true });
+    await download({ url: src.url, dest: localFile, headers: src.headers, sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined, retries: 6, minRetryDelayMs: 300 });
+    return { bytes: createReadStream(localFile, { highWaterMark: 1 << 20 }), done: () => fs.rm(localFile, { force: true }) };
+  }
+  const raw = target.openRead ? await target.openRead(ni.url) : await target.get(ni.url).then((b) => (b ? Readable.from([b]) : undefined));
+  if (!raw) throw missing();
+  // an uncompressed NAR is its own file: the NarHash check after unpacking covers the same bytes
+  const sameBytes = ni.compression === 'none' && ni.fileHash === ni.narHash && (ni.fileSize ?? ni.narSize) === ni.narSize;
+  return { bytes: sameBytes ? raw : fileHashChecked(raw, ni, where), done: async () => undefined };
+}
+
+async function* fileHashChecked(raw: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, ni: NarInfo, where: string): AsyncGenerator<Uint8Array> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const b of raw) {
+    h.update(b);
+    size += b.length;
+    yield b;
+  }
+  if (ni.fileSize !== undefined && size !== ni.fileSize) {
+    throw new RelonixError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, { kind: 'integrity', hint: 'the cache holds a truncated or altered NAR; republish the path' });
+  }
+  const got = h.digest();
+  if (ni.fileHash && formatNarHash(got) !== ni.fileHash && got.toString('hex') !== ni.fileHash.slice(7)) {
+    throw new RelonixError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { kind: 'integrity', hint: 'the cache holds a corrupt or altered NAR; republish the path' });
+  }
+}
+
+/**
+ * Unpacks one NAR into a temporary beside its store path, checks it, and renames it into place.
+ * The NAR reader's format errors, and a decompressor's, become integrity errors here.
+ */
+async function unpackChecked({ ni, target }: Item, nar: AsyncIterable<Uint8Array>): Promise<void> {
+  const dest = ni.storePath;
+  const tmp = tempSibling(dest);
+  try {
+    let r;
+    try {
+      r = await unpackNar(nar, tmp);
+    } catch (e) {
+      if (e instanceof RelonixError || isTransient(e)) throw e;
+      throw new RelonixError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { kind: 'integrity', hint: 'republish the path; run again to retry', cause: e });
+    }
+    if (!r.hash.equals(parseNarHashField(ni.narHash)) || r.size !== ni.narSize) {
+      throw new RelonixError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {
+        kind: 'integrity',
+        hint: 'the cache holds a corrupt or tampered NAR; nothing was registered',
+      });
+    }
+    await fs.rename(tmp, dest);
+  } catch (e) {
+    await removeTree(tmp);
+    throw e;
+  }
+}
+
+/** Fetch, decompress and unpack one path in one stream. */
+export async function restoreOne(l: Layout, item: Item): Promise<void> {
+  const nar = await openNarFile(l, item.ni, item.target);
+  try {
+    await unpackChecked(item, decompress(nar.bytes, item.ni.compression));
+  } finally {
+    await nar.done();
+  }
+}
+
+/** Hands out a byte stream in consecutive pieces of known sizes. */
+class Pieces {
+  private readonly it: AsyncIterator<Uint8Array>;
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(src: AsyncIterable<Uint8Array>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  async *take(n: number): AsyncGenerator<Buffer> {
+    while (n > 0) {
+      if (this.buf.length === 0) {
+        const r = await this.it.next();
+        if (r.done) return; // the NAR reader reports what is missing
+        this.buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+        continue;
+      }
+      const b = this.buf.subarray(0, Math.min(n, this.buf.length));
+      this.buf = this.buf.subarray(b.length);
+      n -= b.length;
+      yield b;
+    }
+  }
+  async atEnd(): Promise<boolean> {
+    while (this.buf.length === 0) {
+      const r = await this.it.next();
+      if (r.done) return true;
+      this.buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    }
+    return false;
+  }
+  /** stops the source (and the decompressor behind it) */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+/**
+ * One decompressor for a whole run of paths: starting a program costs milliseconds per NAR (most
+ * NARs are small), and xz and zstd both read files one after another as one stream. The NARs come
+ * out back to back, and each is exactly its NarSize long, so the output splits cleanly. Paths are
+ * taken from the shared queue as the decompressor asks for input, so workers stay evenly loaded.
+ */
+export async function restoreRun(l: Layout, queue: Item[], compression: string, onDone: (it: Item) => void): Promise<void> {
+  const taken: Item[] = [];
+  let completed = 0;
+  let inputError: unknown;
+  // no decompressor for a run with nothing to do (xz refuses empty input)
+  const first = queue.shift();
+  if (!first) return;
+  const input = (async function* () {
+    try {
+      for (let it: Item | undefined = first; it; it = queue.shift()) {
+        taken.push(it);
+        const nar = await openNarFile(l, it.ni, it.target);
+        try {
+          yield* nar.bytes;
+        } finally {
+          await nar.done();
+        }
+      }
+    } catch (e) {
+      inputError = e;
+      throw e;
+    }
+  })();
+  const out = new Pieces(decompress(input, compression));
+  try {
+    for (;;) {
+      // reading output is what drives the input side, and output only exists for a path already taken
+      if (await out.atEnd()) {
+        if (inputError) throw inputError;
+        if (completed < taken.length) throw new Error(`the decompressor stopped before ${taken[completed]!.ni.storePath}`);
+        return;
+      }
+      if (completed >= taken.length) throw new Error('the decompressor wrote more than the NARs it was given');
+      const it = taken[completed]!;
+      await unpackChecked(it, out.take(it.ni.narSize));
+      completed++;
+      onDone(it);
+    }
+  } catch (e) {
+    // what was handed to this run and is not in place yet goes back for another try
+    queue.unshift(...taken.slice(completed));
+    // a failed download or a bad FileHash starves the decompressor: that, not the short NAR, is the news
+    throw inputError ?? e;
+  } finally {
+    await out.close();
+  }
+}
