@@ -1,0 +1,217 @@
+// The on-disk layouts of the ELF structures relonix reads and writes, declared once per class
+// (ELF32/ELF64) as field tables, and the one place they are decoded and encoded. Nothing else in
+// the engine computes a field's offset: it asks the table.
+import { ElfError } from './error.ts';
+
+/** Little accessor over a buffer for one class and byte order. */
+export class Io {
+  readonly dv: DataView;
+  constructor(readonly buf: Uint8Array, readonly is64: boolean, readonly le: boolean) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  u8(o: number): number {
+    return this.dv.getUint8(o);
+  }
+  u16(o: number): number {
+    return this.dv.getUint16(o, this.le);
+  }
+  u32(o: number): number {
+    return this.dv.getUint32(o, this.le);
+  }
+  /** A 64-bit field as a Number; addresses past 2^53 do not occur in user-space objects. */
+  u64(o: number): number {
+    const lo = this.dv.getUint32(this.le ? o : o + 4, this.le);
+    const hi = this.dv.getUint32(this.le ? o + 4 : o, this.le);
+    return hi * 0x100000000 + lo;
+  }
+  word(o: number): number {
+    return this.is64 ? this.u64(o) : this.u32(o);
+  }
+  w8(o: number, v: number): void {
+    this.dv.setUint8(o, v);
+  }
+  w16(o: number, v: number): void {
+    this.dv.setUint16(o, v, this.le);
+  }
+  w32(o: number, v: number): void {
+    this.dv.setUint32(o, v >>> 0, this.le);
+  }
+  w64(o: number, v: number): void {
+    const lo = v % 0x100000000;
+    const hi = Math.floor(v / 0x100000000);
+    this.dv.setUint32(this.le ? o : o + 4, lo, this.le);
+    this.dv.setUint32(this.le ? o + 4 : o, hi, this.le);
+  }
+  wword(o: number, v: number): void {
+    if (this.is64) this.w64(o, v);
+    else this.w32(o, v);
+  }
+}
+
+/** u8/u16/u32 are fixed; `word` is 4 bytes in ELF32 and 8 in ELF64 (addresses, offsets, sizes). */
+type FieldType = 'u8' | 'u16' | 'u32' | 'word';
+type Spec<K extends string> = ReadonlyArray<readonly [K, FieldType]>;
+
+const WIDTH: Record<Exclude<FieldType, 'word'>, number> = { u8: 1, u16: 2, u32: 4 };
+
+/** One structure of one class: its size, each field's offset, and a decoder and encoder. */
+export class Struct<K extends string> {
+  readonly size: number;
+  private readonly fields: Array<{ name: K; off: number; type: FieldType }> = [];
+  private readonly offsets = {} as Record<K, number>;
+  private readonly widths = {} as Record<K, number>;
+  private readonly types = {} as Record<K, FieldType>;
+  constructor(readonly what: string, readonly is64: boolean, spec: Spec<K>) {
+    let off = 0;
+    for (const [name, type] of spec) {
+      const width = type === 'word' ? (is64 ? 8 : 4) : WIDTH[type];
+      this.fields.push({ name, off, type });
+      this.offsets[name] = off;
+      this.widths[name] = width;
+      this.types[name] = type;
+      off += width;
+    }
+    this.size = off;
+  }
+  /** Offset of a field inside the structure. */
+  at(field: K): number {
+    return this.offsets[field];
+  }
+  /** The byte range [start, end) of a field of the structure at `base`. */
+  span(base: number, field: K): [number, number] {
+    const o = base + this.offsets[field];
+    return [o, o + this.widths[field]];
+  }
+  read(io: Io, base: number, file = '<buffer>'): Record<K, number> {
+    if (base < 0 || base + this.size > io.buf.length) throw new ElfError(file, `${this.what} at offset ${base} lies outside the file`, base);
+    const out = {} as Record<K, number>;
+    for (const f of this.fields) out[f.name] = get(io, base + f.off, f.type);
+    return out;
+  }
+  /** Write the fields present in `v`; fields left out keep their bytes. */
+  write(io: Io, base: number, v: Partial<Record<K, number>>): void {
+    for (const f of this.fields) {
+      const x = v[f.name];
+      if (x !== undefined) put(io, base + f.off, f.type, x);
+    }
+  }
+  get(io: Io, base: number, field: K): number {
+    return get(io, base + this.offsets[field], this.types[field]);
+  }
+  set(io: Io, base: number, field: K, v: number): void {
+    put(io, base + this.offsets[field], this.types[field], v);
+  }
+}
+
+function get(io: Io, o: number, t: FieldType): number {
+  return t === 'u8' ? io.u8(o) : t === 'u16' ? io.u16(o) : t === 'u32' ? io.u32(o) : io.word(o);
+}
+
+function put(io: Io, o: number, t: FieldType, v: number): void {
+  if (t === 'u8') io.w8(o, v);
+  else if (t === 'u16') io.w16(o, v);
+  else if (t === 'u32') io.w32(o, v);
+  else io.wword(o, v);
+}
+
+// e_ident is read byte by byte before the class is known; these are the fields after it.
+const EHDR = [
+  ['type', 'u16'], ['machine', 'u16'], ['version', 'u32'], ['entry', 'word'], ['phoff', 'word'], ['shoff', 'word'],
+  ['flags', 'u32'], ['ehsize', 'u16'], ['phentsize', 'u16'], ['phnum', 'u16'], ['shentsize', 'u16'], ['shnum', 'u16'],
+  ['shstrndx', 'u16'],
+] as const;
+const PHDR64 = [['type', 'u32'], ['flags', 'u32'], ['offset', 'word'], ['vaddr', 'word'], ['paddr', 'word'], ['filesz', 'word'], ['memsz', 'word'], ['align', 'word']] as const;
+const PHDR32 = [['type', 'u32'], ['offset', 'word'], ['vaddr', 'word'], ['paddr', 'word'], ['filesz', 'word'], ['memsz', 'word'], ['flags', 'u32'], ['align', 'word']] as const;
+const SHDR = [
+  ['name', 'u32'], ['type', 'u32'], ['flags', 'word'], ['addr', 'word'], ['offset', 'word'], ['size', 'word'], ['link', 'u32'],
+  ['info', 'u32'], ['addralign', 'word'], ['entsize', 'word'],
+] as const;
+const DYN = [['tag', 'word'], ['val', 'word']] as const;
+const SYM64 = [['name', 'u32'], ['info', 'u8'], ['other', 'u8'], ['shndx', 'u16'], ['value', 'word'], ['size', 'word']] as const;
+const SYM32 = [['name', 'u32'], ['value', 'word'], ['size', 'word'], ['info', 'u8'], ['other', 'u8'], ['shndx', 'u16']] as const;
+// Symbol versioning records are the same in both classes.
+const VERDEF = [['version', 'u16'], ['flags', 'u16'], ['ndx', 'u16'], ['cnt', 'u16'], ['hash', 'u32'], ['aux', 'u32'], ['next', 'u32']] as const;
+const VERDAUX = [['name', 'u32'], ['next', 'u32']] as const;
+const VERNEED = [['version', 'u16'], ['cnt', 'u16'], ['file', 'u32'], ['aux', 'u32'], ['next', 'u32']] as const;
+const VERNAUX = [['hash', 'u32'], ['flags', 'u16'], ['other', 'u16'], ['name', 'u32'], ['next', 'u32']] as const;
+
+type Names<S> = S extends ReadonlyArray<readonly [infer K, FieldType]> ? K & string : never;
+
+/** e_ident is 16 bytes in both classes; the header's other fields follow it. */
+export const IDENT_SIZE = 16;
+export const EI = { CLASS: 4, DATA: 5, VERSION: 6 } as const;
+export const ELFCLASS64 = 2;
+export const ELFDATA2LSB = 1;
+
+export interface ClassLayout {
+  is64: boolean;
+  le: boolean;
+  ehdrSize: number;
+  /** Header fields; their offsets count from the start of the file (after e_ident). */
+  ehdr: Struct<Names<typeof EHDR>>;
+  phdr: Struct<Names<typeof PHDR64>>;
+  shdr: Struct<Names<typeof SHDR>>;
+  dyn: Struct<Names<typeof DYN>>;
+  sym: Struct<Names<typeof SYM64>>;
+  verdef: Struct<Names<typeof VERDEF>>;
+  verdaux: Struct<Names<typeof VERDAUX>>;
+  verneed: Struct<Names<typeof VERNEED>>;
+  vernaux: Struct<Names<typeof VERNAUX>>;
+  io(buf: Uint8Array): Io;
+}
+
+function makeLayout(is64: boolean, le: boolean): ClassLayout {
+  const ehdr = new Struct('ELF header', is64, EHDR);
+  return {
+    is64,
+    le,
+    ehdrSize: IDENT_SIZE + ehdr.size,
+    ehdr,
+    phdr: new Struct('program header', is64, is64 ? PHDR64 : PHDR32),
+    shdr: new Struct('section header', is64, SHDR),
+    dyn: new Struct('dynamic entry', is64, DYN),
+    sym: new Struct('symbol', is64, is64 ? SYM64 : SYM32),
+    verdef: new Struct('version definition', is64, VERDEF),
+    verdaux: new Struct('version definition name', is64, VERDAUX),
+    verneed: new Struct('version requirement', is64, VERNEED),
+    vernaux: new Struct('version requirement name', is64, VERNAUX),
+    io: (buf) => new Io(buf, is64, le),
+  };
+}
+
+const LAYOUTS = [makeLayout(false, false), makeLayout(false, true), makeLayout(true, false), makeLayout(true, true)];
+
+export function classLayout(is64: boolean, le: boolean): ClassLayout {
+  return LAYOUTS[(is64 ? 2 : 0) + (le ? 1 : 0)];
+}
+
+export const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
+
+export function isElf(buf: Uint8Array): boolean {
+  return buf.length >= 4 && ELF_MAGIC.every((b, i) => buf[i] === b);
+}
+
+/** Class and byte order from e_ident, or undefined when they are not ELF's two values each. */
+export function identLayout(buf: Uint8Array): ClassLayout | undefined {
+  const cls = buf[EI.CLASS];
+  const data = buf[EI.DATA];
+  if ((cls !== 1 && cls !== 2) || (data !== 1 && data !== 2)) return undefined;
+  return classLayout(cls === ELFCLASS64, data === ELFDATA2LSB);
+}
+
+export type Ehdr = Record<Names<typeof EHDR>, number>;
+
+/** The header fields after e_ident; the caller has checked the buffer holds the whole header. */
+export function readEhdr(l: ClassLayout, io: Io): Ehdr {
+  return l.ehdr.read(io, IDENT_SIZE);
+}
+
+/** Offset in the file of a header field, for writes of single fields. */
+export function ehdrField(l: ClassLayout, field: Names<typeof EHDR>): number {
+  return IDENT_SIZE + l.ehdr.at(field);
+}
+
+/** Write one header field. */
+export function setEhdr(l: ClassLayout, io: Io, field: Names<typeof EHDR>, v: number): void {
+  l.ehdr.set(io, IDENT_SIZE, field, v);
+}
