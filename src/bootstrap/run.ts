@@ -154,13 +154,13 @@ function tarballStages(l: Layout, o: Required<Pick<BootstrapOptions, 'caches' | 
       inputs: () => ({ from: OLD_STORE, to: l.storeDir }),
       run: async (s, progress) => {
         const u = detail<UnpackDetail>(s, 'unpack');
-        const { relocateElf } = await import('../elf/index.ts');
+        const { storeRelocator } = await import('../elf/index.ts');
         const r = await relocateTree({
           sourceDir: path.join(u.root, 'store'),
           from: OLD_STORE,
           to: l.storeDir,
           workDir: relocateWork,
-          relocateElf,
+          relocateElf: storeRelocator,
           onPath: (p, i, n) => progress(`${i}/${n} ${p.basename}`),
         });
         await writeReport(l.reportFile, { from: OLD_STORE, to: l.storeDir, counts: r.counts, hits: r.paths.flatMap((p) => p.hits) });
