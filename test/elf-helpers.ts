@@ -26,6 +26,12 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Compile with gcc; a failure fails the test with gcc's message. */
+export function gcc(args: string[]): void {
+  const r = run('gcc', args);
+  assert.equal(r.status, 0, `gcc ${args.join(' ')}: ${r.stderr}`);
+}
+
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 export const RELONIX = path.join(ROOT, 'bin', 'relonix.js');
 

@@ -20,11 +20,15 @@ export class Elf64 {
     if (width === 4) this.buf.writeUInt32LE(v, at);
     else this.buf.writeBigUInt64LE(BigInt(v), at);
   }
+  /** File offset of field `f` of entry `i` of the table whose offset is at `tableAt` (entries `size` bytes). */
+  private at(tableAt: number, size: number, i: number, f: readonly [number, number]): number {
+    return this.get(tableAt, 8) + i * size + f[0];
+  }
   phdr(i: number, f: PhField): number {
-    return this.get(this.get(32, 8) + i * 56 + PH[f][0], PH[f][1]);
+    return this.get(this.at(32, 56, i, PH[f]), PH[f][1]);
   }
   setPhdr(i: number, f: PhField, v: number): void {
-    this.put(this.get(32, 8) + i * 56 + PH[f][0], PH[f][1], v);
+    this.put(this.at(32, 56, i, PH[f]), PH[f][1], v);
   }
   get phnum(): number {
     return this.buf.readUInt16LE(56);
@@ -35,10 +39,10 @@ export class Elf64 {
     throw new Error(`no segment of type ${type}`);
   }
   shdr(i: number, f: ShField): number {
-    return this.get(this.get(40, 8) + i * 64 + SH[f][0], SH[f][1]);
+    return this.get(this.at(40, 64, i, SH[f]), SH[f][1]);
   }
   setShdr(i: number, f: ShField, v: number): void {
-    this.put(this.get(40, 8) + i * 64 + SH[f][0], SH[f][1], v);
+    this.put(this.at(40, 64, i, SH[f]), SH[f][1], v);
   }
   get shnum(): number {
     return this.buf.readUInt16LE(60);

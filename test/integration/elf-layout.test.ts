@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { assertPhdrInvariant, dynamicSymbols, need, programHeaders, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
+import { assertPhdrInvariant, dynamicSymbols, gcc, need, programHeaders, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
 import { buildElf } from '../helpers/elf-build.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-layout-'));
@@ -20,11 +20,6 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const SRC = path.join(tmp, 'src');
 const LONG = path.join(tmp, 'a-store-dir-much-longer-than-the-one-these-files-were-built-for/0123456789abcdfghijklmnpqrsvwxyz-glibc/lib');
 const INTERP = path.join(LONG, 'ld-linux-x86-64.so.2');
-
-function gcc(args: string[]): void {
-  const r = run('gcc', args);
-  assert.equal(r.status, 0, `gcc ${args.join(' ')}: ${r.stderr}`);
-}
 
 function loads(file: string): ReturnType<typeof programHeaders>['segments'] {
   return programHeaders(file).segments.filter((s) => s.type === 'LOAD');

@@ -12,7 +12,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import os from 'node:os';
 import path from 'node:path';
 import { readElf, relocateElf } from '../../src/elf/index.ts';
-import { assertPhdrInvariant, dynamicSymbols, need, programHeaders, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
+import { assertPhdrInvariant, dynamicSymbols, gcc, need, programHeaders, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
 import { Elf64 } from '../helpers/elf-surgery.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-odd-'));
@@ -24,11 +24,6 @@ const PT_DYNAMIC = 2;
 const PT_GNU_STACK = 0x6474e551;
 const SHT_PROGBITS = 1;
 const SHT_NOTE = 7;
-
-function gcc(args: string[]): void {
-  const r = run('gcc', args);
-  assert.equal(r.status, 0, `gcc ${args.join(' ')}: ${r.stderr}`);
-}
 
 function copy(src: string, name: string): string {
   const f = path.join(tmp, `${name}-${Math.random().toString(36).slice(2)}`);

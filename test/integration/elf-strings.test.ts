@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dynamicSymbols, need, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
+import { dynamicSymbols, gcc, need, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
 import { Elf64 } from '../helpers/elf-surgery.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-strings-'));
@@ -22,11 +22,6 @@ const LIBDIR = path.join(tmp, 'lib');
 const DT_STRTAB = 5;
 const DT_STRSZ = 10;
 const DT_RUNPATH = 29;
-
-function gcc(args: string[]): void {
-  const r = run('gcc', args);
-  assert.equal(r.status, 0, `gcc ${args.join(' ')}: ${r.stderr}`);
-}
 
 /** The library `libcase.so` built from `code`, and a program linked against it that prints what a_symbol_name returns. */
 function build(name: string, code: string, ldflags: string[]): { lib: string; prog: string } {
