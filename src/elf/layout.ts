@@ -54,64 +54,82 @@ type Spec<K extends string> = ReadonlyArray<readonly [K, FieldType]>;
 
 const WIDTH: Record<Exclude<FieldType, 'word'>, number> = { u8: 1, u16: 2, u32: 4 };
 
+type Get = (dv: DataView, o: number, le: boolean) => number;
+type Put = (dv: DataView, o: number, le: boolean, v: number) => void;
+
+// Decoders and encoders by width in bytes; a 64-bit field is read as a Number (addresses past
+// 2^53 do not occur in user-space objects).
+const GET: Record<number, Get> = {
+  1: (dv, o) => dv.getUint8(o),
+  2: (dv, o, le) => dv.getUint16(o, le),
+  4: (dv, o, le) => dv.getUint32(o, le),
+  8: (dv, o, le) => dv.getUint32(le ? o + 4 : o, le) * 0x100000000 + dv.getUint32(le ? o : o + 4, le),
+};
+const PUT: Record<number, Put> = {
+  1: (dv, o, _le, v) => dv.setUint8(o, v),
+  2: (dv, o, le, v) => dv.setUint16(o, v, le),
+  4: (dv, o, le, v) => dv.setUint32(o, v >>> 0, le),
+  8: (dv, o, le, v) => {
+    dv.setUint32(le ? o : o + 4, v % 0x100000000, le);
+    dv.setUint32(le ? o + 4 : o, Math.floor(v / 0x100000000), le);
+  },
+};
+
 /** One structure of one class: its size, each field's offset, and a decoder and encoder. */
 export class Struct<K extends string> {
   readonly size: number;
-  private readonly fields: Array<{ name: K; off: number; type: FieldType }> = [];
-  private readonly offsets = {} as Record<K, number>;
-  private readonly widths = {} as Record<K, number>;
-  private readonly types = {} as Record<K, FieldType>;
+  private readonly names: K[] = [];
+  private readonly offs: number[] = [];
+  private readonly gets: Get[] = [];
+  private readonly puts: Put[] = [];
+  private readonly index = {} as Record<K, number>;
+  private readonly widths: number[] = [];
+  /** The decoder, built once from the table as one object literal (a fixed shape is what makes decoding cheap). */
+  private readonly decode: (dv: DataView, base: number, le: boolean) => Record<K, number>;
   constructor(readonly what: string, readonly is64: boolean, spec: Spec<K>) {
     let off = 0;
     for (const [name, type] of spec) {
       const width = type === 'word' ? (is64 ? 8 : 4) : WIDTH[type];
-      this.fields.push({ name, off, type });
-      this.offsets[name] = off;
-      this.widths[name] = width;
-      this.types[name] = type;
+      this.index[name] = this.names.length;
+      this.names.push(name);
+      this.offs.push(off);
+      this.widths.push(width);
+      this.gets.push(GET[width]);
+      this.puts.push(PUT[width]);
       off += width;
     }
     this.size = off;
+    const body = this.names.map((n, i) => `${n}: g[${i}](dv, b + ${this.offs[i]}, le)`).join(', ');
+    this.decode = new Function('g', `return (dv, b, le) => ({ ${body} });`)(this.gets) as typeof this.decode;
   }
   /** Offset of a field inside the structure. */
   at(field: K): number {
-    return this.offsets[field];
+    return this.offs[this.index[field]];
   }
   /** The byte range [start, end) of a field of the structure at `base`. */
   span(base: number, field: K): [number, number] {
-    const o = base + this.offsets[field];
-    return [o, o + this.widths[field]];
+    const i = this.index[field];
+    return [base + this.offs[i], base + this.offs[i] + this.widths[i]];
   }
   read(io: Io, base: number, file = '<buffer>'): Record<K, number> {
     if (base < 0 || base + this.size > io.buf.length) throw new ElfError(file, `${this.what} at offset ${base} lies outside the file`, base);
-    const out = {} as Record<K, number>;
-    for (const f of this.fields) out[f.name] = get(io, base + f.off, f.type);
-    return out;
+    return this.decode(io.dv, base, io.le);
   }
   /** Write the fields present in `v`; fields left out keep their bytes. */
   write(io: Io, base: number, v: Partial<Record<K, number>>): void {
-    for (const f of this.fields) {
-      const x = v[f.name];
-      if (x !== undefined) put(io, base + f.off, f.type, x);
+    for (let i = 0; i < this.names.length; i++) {
+      const x = v[this.names[i]];
+      if (x !== undefined) this.puts[i](io.dv, base + this.offs[i], io.le, x);
     }
   }
   get(io: Io, base: number, field: K): number {
-    return get(io, base + this.offsets[field], this.types[field]);
+    const i = this.index[field];
+    return this.gets[i](io.dv, base + this.offs[i], io.le);
   }
   set(io: Io, base: number, field: K, v: number): void {
-    put(io, base + this.offsets[field], this.types[field], v);
+    const i = this.index[field];
+    this.puts[i](io.dv, base + this.offs[i], io.le, v);
   }
-}
-
-function get(io: Io, o: number, t: FieldType): number {
-  return t === 'u8' ? io.u8(o) : t === 'u16' ? io.u16(o) : t === 'u32' ? io.u32(o) : io.word(o);
-}
-
-function put(io: Io, o: number, t: FieldType, v: number): void {
-  if (t === 'u8') io.w8(o, v);
-  else if (t === 'u16') io.w16(o, v);
-  else if (t === 'u32') io.w32(o, v);
-  else io.wword(o, v);
 }
 
 // e_ident is read byte by byte before the class is known; these are the fields after it.

@@ -161,8 +161,9 @@ function readShdrs(e: ParsedElf, shentsize: number, count: number): Shdr[] {
   e.ensure(shoff, shnum * ent);
   if (shoff + shnum * ent > buf.length) fail(name, 'section header table out of bounds', shoff);
   for (let i = 0; i < shnum; i++) {
-    const s = l.shdr.read(io, shoff + i * ent, name);
-    shdrs.push({ index: i, name: s.name, type: s.type, flags: s.flags, addr: s.addr, offset: s.offset, size: s.size, link: s.link, entsize: s.entsize });
+    const s = l.shdr.read(io, shoff + i * ent, name) as unknown as Shdr;
+    s.index = i;
+    shdrs.push(s);
   }
   return shdrs;
 }
@@ -191,12 +192,12 @@ function readDynamic(e: ParsedElf): void {
   e.dynSlots = slots;
   let terminated = false;
   for (let i = 0; i < slots; i++) {
-    const d = l.dyn.read(io, p.offset + i * ent, name);
+    const d: DynEntry = l.dyn.read(io, p.offset + i * ent, name);
     if (d.tag === DT.NULL) {
       terminated = true;
       break;
     }
-    e.dyn.push({ tag: d.tag, val: d.val });
+    e.dyn.push(d);
   }
   if (!terminated) fail(name, 'the dynamic table has no DT_NULL terminator', p.offset);
   const strtab = lastValue(e.dyn, DT.STRTAB);

@@ -32,7 +32,8 @@ function collect(e: ParsedElf): number[] | null {
     if (count === null) return null;
     const { sym } = e.layout;
     e.ensure(at, count * sym.size);
-    for (let i = 0; i < count; i++) refs.push(sym.read(e.io, at + i * sym.size, e.name).name);
+    if (at + count * sym.size > e.buf.length) return null;
+    for (let i = 0; i < count; i++) refs.push(sym.get(e.io, at + i * sym.size, 'name'));
   }
   return versionRefs(e, refs) ? refs : null;
 }
