@@ -12,7 +12,7 @@
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { DT, ET } from '../elf/consts.ts';
 import { ElfError, parseElf, planEdit, writeOutputSync, writePlanSync, type EditPlan, type ElfEdits, type ParsedElf } from '../elf/index.ts';
-import { classLayout, readEhdr } from '../elf/layout.ts';
+import { EI, ELFCLASS32, ELFCLASS64, ELFDATA2MSB, EV_CURRENT, MIN_EHDR_SIZE, classLayout, isElf, readEhdr } from '../elf/layout.ts';
 import { dynString, neededLibraries, searchPath } from '../elf/reader.ts';
 import { shrinkSearchPath } from '../elf/shrink.ts';
 import { PartialFile } from '../elf/source.ts';
@@ -195,14 +195,13 @@ function openInput(file: string): PartialFile {
 
 /** The header checks patchelf makes before anything else, with its wording and in its order. */
 function precheck(buf: Buffer): void {
-  if (buf.length < 52) throw usage('missing ELF header');
-  if (buf[0] !== 0x7f || buf[1] !== 0x45 || buf[2] !== 0x4c || buf[3] !== 0x46) throw usage('not an ELF executable');
-  if (buf[6] !== 1) throw usage('unsupported ELF version');
-  if (buf[4] !== 1 && buf[4] !== 2) throw usage('ELF executable is not 32 or 64 bit');
-  const is64 = buf[4] === 2;
-  if (buf.length < (is64 ? 64 : 52)) throw usage('missing ELF header');
+  if (buf.length < MIN_EHDR_SIZE) throw usage('missing ELF header');
+  if (!isElf(buf)) throw usage('not an ELF executable');
+  if (buf[EI.VERSION] !== EV_CURRENT) throw usage('unsupported ELF version');
+  if (buf[EI.CLASS] !== ELFCLASS32 && buf[EI.CLASS] !== ELFCLASS64) throw usage('ELF executable is not 32 or 64 bit');
   // patchelf reads anything but big-endian as little-endian.
-  const l = classLayout(is64, buf[5] !== 2);
+  const l = classLayout(buf[EI.CLASS] === ELFCLASS64, buf[EI.DATA] !== ELFDATA2MSB);
+  if (buf.length < l.ehdrSize) throw usage('missing ELF header');
   const { type, phoff, phnum, phentsize, shoff, shnum, shentsize } = readEhdr(l, l.io(buf));
   if (type !== ET.EXEC && type !== ET.DYN) throw usage('wrong ELF type');
   if (phoff + phnum * phentsize > buf.length) throw usage('program header table out of bounds');

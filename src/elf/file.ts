@@ -72,12 +72,12 @@ function assemble(plan: EditPlan): Buffer {
   return Buffer.concat([plan.pre.subarray(0, plan.base), Buffer.alloc(plan.off0 - plan.base), plan.seg]);
 }
 
-/** The in-place writes of a plan, in the order that keeps the file valid at every step. */
+/**
+ * The in-place writes of a plan, in the order that keeps the file valid at every step: the bytes
+ * nothing reads yet, then the changed ranges by offset, which puts the ELF header first.
+ */
 export function writeOrder(plan: EditPlan): Array<[number, number]> {
-  const ranges = [...plan.dirty];
-  const hdr = ranges.findIndex(([a]) => a < 64);
-  if (hdr > 0) ranges.unshift(...ranges.splice(hdr, 1));
-  return [...(plan.fresh ?? []), ...ranges];
+  return [...(plan.fresh ?? []), ...plan.dirty];
 }
 
 function* patchSteps(file: string, plan: EditPlan, origLength: number): Steps {

@@ -3,56 +3,11 @@
 // the engine computes a field's offset: it asks the table.
 import { ElfError } from './error.ts';
 
-/** Little accessor over a buffer for one class and byte order. */
-export class Io {
-  readonly dv: DataView;
-  constructor(readonly buf: Uint8Array, readonly is64: boolean, readonly le: boolean) {
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  }
-  u8(o: number): number {
-    return this.dv.getUint8(o);
-  }
-  u16(o: number): number {
-    return this.dv.getUint16(o, this.le);
-  }
-  u32(o: number): number {
-    return this.dv.getUint32(o, this.le);
-  }
-  /** A 64-bit field as a Number; addresses past 2^53 do not occur in user-space objects. */
-  u64(o: number): number {
-    const lo = this.dv.getUint32(this.le ? o : o + 4, this.le);
-    const hi = this.dv.getUint32(this.le ? o + 4 : o, this.le);
-    return hi * 0x100000000 + lo;
-  }
-  word(o: number): number {
-    return this.is64 ? this.u64(o) : this.u32(o);
-  }
-  w8(o: number, v: number): void {
-    this.dv.setUint8(o, v);
-  }
-  w16(o: number, v: number): void {
-    this.dv.setUint16(o, v, this.le);
-  }
-  w32(o: number, v: number): void {
-    this.dv.setUint32(o, v >>> 0, this.le);
-  }
-  w64(o: number, v: number): void {
-    const lo = v % 0x100000000;
-    const hi = Math.floor(v / 0x100000000);
-    this.dv.setUint32(this.le ? o : o + 4, lo, this.le);
-    this.dv.setUint32(this.le ? o + 4 : o, hi, this.le);
-  }
-  wword(o: number, v: number): void {
-    if (this.is64) this.w64(o, v);
-    else this.w32(o, v);
-  }
-}
-
-/** u8/u16/u32 are fixed; `word` is 4 bytes in ELF32 and 8 in ELF64 (addresses, offsets, sizes). */
-type FieldType = 'u8' | 'u16' | 'u32' | 'word';
+/** u8/u16/u32/u64 are fixed; `word` is 4 bytes in ELF32 and 8 in ELF64 (addresses, offsets, sizes). */
+type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'word';
 type Spec<K extends string> = ReadonlyArray<readonly [K, FieldType]>;
 
-const WIDTH: Record<Exclude<FieldType, 'word'>, number> = { u8: 1, u16: 2, u32: 4 };
+const WIDTH: Record<Exclude<FieldType, 'word'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8 };
 
 type Get = (dv: DataView, o: number, le: boolean) => number;
 type Put = (dv: DataView, o: number, le: boolean, v: number) => void;
@@ -74,6 +29,35 @@ const PUT: Record<number, Put> = {
     dv.setUint32(le ? o + 4 : o, Math.floor(v / 0x100000000), le);
   },
 };
+
+/** Little accessor over a buffer for one class and byte order (raw fields outside the tables: hash chains). */
+export class Io {
+  readonly dv: DataView;
+  constructor(readonly buf: Uint8Array, readonly is64: boolean, readonly le: boolean) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  u16(o: number): number {
+    return GET[2](this.dv, o, this.le);
+  }
+  u32(o: number): number {
+    return GET[4](this.dv, o, this.le);
+  }
+  u64(o: number): number {
+    return GET[8](this.dv, o, this.le);
+  }
+  w16(o: number, v: number): void {
+    PUT[2](this.dv, o, this.le, v);
+  }
+  w32(o: number, v: number): void {
+    PUT[4](this.dv, o, this.le, v);
+  }
+  w64(o: number, v: number): void {
+    PUT[8](this.dv, o, this.le, v);
+  }
+  wword(o: number, v: number): void {
+    PUT[this.is64 ? 8 : 4](this.dv, o, this.le, v);
+  }
+}
 
 /** One structure of one class: its size, each field's offset, and a decoder and encoder. */
 export class Struct<K extends string> {
@@ -152,18 +136,29 @@ const VERDEF = [['version', 'u16'], ['flags', 'u16'], ['ndx', 'u16'], ['cnt', 'u
 const VERDAUX = [['name', 'u32'], ['next', 'u32']] as const;
 const VERNEED = [['version', 'u16'], ['cnt', 'u16'], ['file', 'u32'], ['aux', 'u32'], ['next', 'u32']] as const;
 const VERNAUX = [['hash', 'u32'], ['flags', 'u16'], ['other', 'u16'], ['name', 'u32'], ['next', 'u32']] as const;
+// Hash table headers: DT_HASH's counts are 4 bytes (8 on 64-bit s390); DT_GNU_HASH's header is
+// followed by `bloomSize` words, `nbuckets` 4-byte buckets, then 4-byte chain entries.
+const HASH = [['nbucket', 'u32'], ['nchain', 'u32']] as const;
+const HASH_WIDE = [['nbucket', 'u64'], ['nchain', 'u64']] as const;
+const GNU_HASH = [['nbuckets', 'u32'], ['symoffset', 'u32'], ['bloomSize', 'u32'], ['bloomShift', 'u32']] as const;
+export const GNU_HASH_ENTRY = 4;
 
 type Names<S> = S extends ReadonlyArray<readonly [infer K, FieldType]> ? K & string : never;
 
 /** e_ident is 16 bytes in both classes; the header's other fields follow it. */
 export const IDENT_SIZE = 16;
 export const EI = { CLASS: 4, DATA: 5, VERSION: 6 } as const;
+export const ELFCLASS32 = 1;
 export const ELFCLASS64 = 2;
 export const ELFDATA2LSB = 1;
+export const ELFDATA2MSB = 2;
+export const EV_CURRENT = 1;
 
 export interface ClassLayout {
   is64: boolean;
   le: boolean;
+  /** Bytes in an address, offset or size. */
+  wordSize: number;
   ehdrSize: number;
   /** Header fields; their offsets count from the start of the file (after e_ident). */
   ehdr: Struct<Names<typeof EHDR>>;
@@ -175,6 +170,9 @@ export interface ClassLayout {
   verdaux: Struct<Names<typeof VERDAUX>>;
   verneed: Struct<Names<typeof VERNEED>>;
   vernaux: Struct<Names<typeof VERNAUX>>;
+  hash: Struct<Names<typeof HASH>>;
+  hashWide: Struct<Names<typeof HASH_WIDE>>;
+  gnuHash: Struct<Names<typeof GNU_HASH>>;
   io(buf: Uint8Array): Io;
 }
 
@@ -183,6 +181,7 @@ function makeLayout(is64: boolean, le: boolean): ClassLayout {
   return {
     is64,
     le,
+    wordSize: is64 ? 8 : 4,
     ehdrSize: IDENT_SIZE + ehdr.size,
     ehdr,
     phdr: new Struct('program header', is64, is64 ? PHDR64 : PHDR32),
@@ -193,11 +192,19 @@ function makeLayout(is64: boolean, le: boolean): ClassLayout {
     verdaux: new Struct('version definition name', is64, VERDAUX),
     verneed: new Struct('version requirement', is64, VERNEED),
     vernaux: new Struct('version requirement name', is64, VERNAUX),
+    hash: new Struct('hash table header', is64, HASH),
+    hashWide: new Struct('hash table header', is64, HASH_WIDE),
+    gnuHash: new Struct('GNU hash table header', is64, GNU_HASH),
     io: (buf) => new Io(buf, is64, le),
   };
 }
 
 const LAYOUTS = [makeLayout(false, false), makeLayout(false, true), makeLayout(true, false), makeLayout(true, true)];
+
+/** The smallest ELF header (ELF32's): shorter input is no ELF file of either class. */
+export const MIN_EHDR_SIZE = LAYOUTS[0].ehdrSize;
+/** The largest (ELF64's): reading this much first covers the header of either class. */
+export const MAX_EHDR_SIZE = LAYOUTS[3].ehdrSize;
 
 export function classLayout(is64: boolean, le: boolean): ClassLayout {
   return LAYOUTS[(is64 ? 2 : 0) + (le ? 1 : 0)];
@@ -213,7 +220,7 @@ export function isElf(buf: Uint8Array): boolean {
 export function identLayout(buf: Uint8Array): ClassLayout | undefined {
   const cls = buf[EI.CLASS];
   const data = buf[EI.DATA];
-  if ((cls !== 1 && cls !== 2) || (data !== 1 && data !== 2)) return undefined;
+  if ((cls !== ELFCLASS32 && cls !== ELFCLASS64) || (data !== ELFDATA2LSB && data !== ELFDATA2MSB)) return undefined;
   return classLayout(cls === ELFCLASS64, data === ELFDATA2LSB);
 }
 
@@ -227,6 +234,11 @@ export function readEhdr(l: ClassLayout, io: Io): Ehdr {
 /** Offset in the file of a header field, for writes of single fields. */
 export function ehdrField(l: ClassLayout, field: Names<typeof EHDR>): number {
   return IDENT_SIZE + l.ehdr.at(field);
+}
+
+/** The byte range of the header from the start of field `from` to the end of field `to`. */
+export function ehdrSpan(l: ClassLayout, from: Names<typeof EHDR>, to: Names<typeof EHDR>): [number, number] {
+  return [l.ehdr.span(IDENT_SIZE, from)[0], l.ehdr.span(IDENT_SIZE, to)[1]];
 }
 
 /** Write one header field. */

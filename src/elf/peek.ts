@@ -1,7 +1,7 @@
 // Quick looks at a file's header through the layout tables, for callers that must not fail on odd
 // files (verifying a bootstrap, patchelf's own header checks, --shrink-rpath probing libraries).
 import { PT } from './consts.ts';
-import { type ClassLayout, type Ehdr, type Io, ehdrField, identLayout, isElf, readEhdr } from './layout.ts';
+import { MIN_EHDR_SIZE, type ClassLayout, type Ehdr, type Io, ehdrField, identLayout, isElf, readEhdr } from './layout.ts';
 
 export interface HeaderPeek {
   layout: ClassLayout;
@@ -28,7 +28,7 @@ export function peekMachine(buf: Uint8Array): number | undefined {
 
 /** The PT_INTERP string of an ELF file (64- or 32-bit, either byte order), or undefined. */
 export function interpreterOf(buf: Buffer): string | undefined {
-  const h = buf.length >= 52 ? peekHeader(buf) : undefined;
+  const h = buf.length >= MIN_EHDR_SIZE ? peekHeader(buf) : undefined;
   if (!h) return undefined;
   const { layout: l, io, header } = h;
   for (let i = 0; i < header.phnum; i++) {

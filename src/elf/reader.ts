@@ -5,7 +5,7 @@
 // them; section names are never consulted.
 import { DT, DT_STRING_TAGS, ET, ET_NAMES, MACHINE_NAMES, PT } from './consts.ts';
 import { ElfError } from './error.ts';
-import { EI, type ClassLayout, Io, identLayout, isElf, readEhdr } from './layout.ts';
+import { EI, ELFCLASS32, ELFCLASS64, IDENT_SIZE, MAX_EHDR_SIZE, type ClassLayout, Io, identLayout, isElf, readEhdr } from './layout.ts';
 
 export { ElfError } from './error.ts';
 export { Io, isElf } from './layout.ts';
@@ -108,10 +108,10 @@ const NO_ENSURE: Ensure = () => {};
 
 /** Parse `buf`; with `ensure`, the buffer may be a partial read that is filled as the parser reaches each part. */
 export function parseElf(buf: Buffer, name = '<buffer>', ensure: Ensure = NO_ENSURE): ParsedElf {
-  ensure(0, 64);
-  if (buf.length < 16) fail(name, 'missing ELF header');
+  ensure(0, MAX_EHDR_SIZE);
+  if (buf.length < IDENT_SIZE) fail(name, 'missing ELF header');
   if (!isElf(buf)) fail(name, 'not an ELF executable');
-  if (buf[EI.CLASS] !== 1 && buf[EI.CLASS] !== 2) fail(name, 'ELF executable is not 32 or 64 bit', EI.CLASS);
+  if (buf[EI.CLASS] !== ELFCLASS32 && buf[EI.CLASS] !== ELFCLASS64) fail(name, 'ELF executable is not 32 or 64 bit', EI.CLASS);
   const l = identLayout(buf);
   if (!l) fail(name, 'ELF executable is not little or big endian', EI.DATA);
   if (buf.length < l.ehdrSize) fail(name, 'missing ELF header');

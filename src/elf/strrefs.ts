@@ -4,6 +4,7 @@
 // table can only be overwritten when no such reference reaches them.
 import { DT, EM, SHT } from './consts.ts';
 import { ElfError } from './error.ts';
+import { GNU_HASH_ENTRY } from './layout.ts';
 import { type ParsedElf, addrToOffset, lastValue } from './reader.ts';
 
 /** More records than any real table holds: a bound for corrupt counts and cyclic chains. */
@@ -51,12 +52,10 @@ function symbolCount(e: ParsedElf, symtab: number): number | null {
 function hashChainCount(e: ParsedElf, addr: number): number | null {
   const at = addrToOffset(e.phdrs, addr);
   // 64-bit s390 is the one Linux target whose hash table has 8-byte entries.
-  const wide = e.machine === EM.S390 && e.is64;
-  const ent = wide ? 8 : 4;
+  const header = e.machine === EM.S390 && e.is64 ? e.layout.hashWide : e.layout.hash;
   if (at < 0) return null;
-  e.ensure(at, 2 * ent);
-  if (at + 2 * ent > e.buf.length) return null;
-  const n = wide ? e.io.u64(at + ent) : e.io.u32(at + ent);
+  e.ensure(at, header.size);
+  const n = header.read(e.io, at, e.name).nchain;
   return n <= MAX_RECORDS ? n : null;
 }
 
@@ -64,24 +63,23 @@ function hashChainCount(e: ParsedElf, addr: number): number | null {
 function gnuHashCount(e: ParsedElf, addr: number): number | null {
   const at = addrToOffset(e.phdrs, addr);
   if (at < 0) return null;
-  e.ensure(at, 16);
-  if (at + 16 > e.buf.length) return null;
-  const { io } = e;
-  const nbuckets = io.u32(at);
-  const symoffset = io.u32(at + 4);
-  const bloom = io.u32(at + 8);
-  const buckets = at + 16 + bloom * (e.is64 ? 8 : 4);
-  const chains = buckets + nbuckets * 4;
-  if (nbuckets > MAX_RECORDS || bloom > MAX_RECORDS) return null;
-  e.ensure(buckets, nbuckets * 4);
+  const { gnuHash } = e.layout;
+  e.ensure(at, gnuHash.size);
+  const h = gnuHash.read(e.io, at, e.name);
+  if (h.nbuckets > MAX_RECORDS || h.bloomSize > MAX_RECORDS) return null;
+  const buckets = at + gnuHash.size + h.bloomSize * e.layout.wordSize;
+  const chains = buckets + h.nbuckets * GNU_HASH_ENTRY;
+  e.ensure(buckets, chains - buckets);
   if (chains > e.buf.length) return null;
+  const { io } = e;
   let last = 0;
-  for (let i = 0; i < nbuckets; i++) last = Math.max(last, io.u32(buckets + i * 4));
-  if (last < symoffset) return symoffset;
-  for (let i = last; i - symoffset < MAX_RECORDS; i++) {
-    const c = chains + (i - symoffset) * 4;
-    e.ensure(c, 4);
-    if (c + 4 > e.buf.length) return null;
+  for (let i = 0; i < h.nbuckets; i++) last = Math.max(last, io.u32(buckets + i * GNU_HASH_ENTRY));
+  if (last < h.symoffset) return h.symoffset;
+  for (let i = last; i - h.symoffset < MAX_RECORDS; i++) {
+    const c = chains + (i - h.symoffset) * GNU_HASH_ENTRY;
+    e.ensure(c, GNU_HASH_ENTRY);
+    if (c + GNU_HASH_ENTRY > e.buf.length) return null;
+    // The low bit marks the last symbol of a chain.
     if (io.u32(c) & 1) return i + 1;
   }
   return null;

@@ -1,7 +1,7 @@
 // Emits a layout the planner reserved (plan/): the bytes of the edited file. Either a new buffer
 // holding all of it, or, for a caller that writes only what changed, the parsed buffer edited
 // below its old end plus the appended segment on its own, with the changed ranges listed.
-import { ehdrField, setEhdr, type ClassLayout, type Io } from './layout.ts';
+import { ehdrSpan, setEhdr, type ClassLayout, type Io } from './layout.ts';
 import { type DynEntry, type ParsedElf } from './reader.ts';
 import { planLayout } from './plan/index.ts';
 import type { EditPlan, ElfEdits, Layout } from './plan/types.ts';
@@ -90,8 +90,7 @@ export function emit(e: ParsedElf, layout: Layout, mutate: boolean): EditPlan {
   const out = new Out(l, pre, segBuf, seg ? seg.offset : Infinity);
   if (layout.table) {
     const t = layout.table;
-    const span: [number, number] = [ehdrField(l, 'phoff'), ehdrField(l, 'phnum') + 2];
-    out.fields(0, false, span, (io) => {
+    out.fields(0, false, ehdrSpan(l, 'phoff', 'phnum'), (io) => {
       setEhdr(l, io, 'phoff', t.offset);
       setEhdr(l, io, 'phnum', layout.phdrs.length);
       if (layout.shift && e.shoff >= layout.shift.at) setEhdr(l, io, 'shoff', e.shoff + layout.shift.by);

@@ -127,7 +127,7 @@ function growFirst(e: ParsedElf, g: Geometry, count: number, align: number): { a
   const tableEnd = e.phoff + e.phdrs.length * e.phentsize;
   if (first.filesz !== first.memsz || e.phoff < first.offset || tableEnd > first.offset + first.filesz) return undefined;
   const contentEnd = first.offset + first.filesz;
-  const at = alignUp(contentEnd, e.is64 ? 8 : 4);
+  const at = alignUp(contentEnd, e.layout.wordSize);
   const end = at + count * e.phentsize;
   if (!addressRoom(e, g, end, Math.max(align, defaultPageSize(e.machine)))) return undefined;
   const ranges = occupied(e, g.firstIndex);
