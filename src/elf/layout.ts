@@ -154,49 +154,39 @@ export const ELFDATA2LSB = 1;
 export const ELFDATA2MSB = 2;
 export const EV_CURRENT = 1;
 
-export interface ClassLayout {
+/** Every structure, by name: its description (for errors) and its fields in ELF32 and in ELF64. */
+const TABLES = {
+  ehdr: ['ELF header', EHDR, EHDR],
+  phdr: ['program header', PHDR32, PHDR64],
+  shdr: ['section header', SHDR, SHDR],
+  dyn: ['dynamic entry', DYN, DYN],
+  sym: ['symbol', SYM32, SYM64],
+  verdef: ['version definition', VERDEF, VERDEF],
+  verdaux: ['version definition name', VERDAUX, VERDAUX],
+  verneed: ['version requirement', VERNEED, VERNEED],
+  vernaux: ['version requirement name', VERNAUX, VERNAUX],
+  hash: ['hash table header', HASH, HASH],
+  hashWide: ['hash table header', HASH_WIDE, HASH_WIDE],
+  gnuHash: ['GNU hash table header', GNU_HASH, GNU_HASH],
+} as const;
+
+type Structs = { [K in keyof typeof TABLES]: Struct<Names<(typeof TABLES)[K][2]>> };
+
+/** The structures of one class and byte order. The header's field offsets count from the end of e_ident. */
+export interface ClassLayout extends Structs {
   is64: boolean;
   le: boolean;
   /** Bytes in an address, offset or size. */
   wordSize: number;
   ehdrSize: number;
-  /** Header fields; their offsets count from the start of the file (after e_ident). */
-  ehdr: Struct<Names<typeof EHDR>>;
-  phdr: Struct<Names<typeof PHDR64>>;
-  shdr: Struct<Names<typeof SHDR>>;
-  dyn: Struct<Names<typeof DYN>>;
-  sym: Struct<Names<typeof SYM64>>;
-  verdef: Struct<Names<typeof VERDEF>>;
-  verdaux: Struct<Names<typeof VERDAUX>>;
-  verneed: Struct<Names<typeof VERNEED>>;
-  vernaux: Struct<Names<typeof VERNAUX>>;
-  hash: Struct<Names<typeof HASH>>;
-  hashWide: Struct<Names<typeof HASH_WIDE>>;
-  gnuHash: Struct<Names<typeof GNU_HASH>>;
   io(buf: Uint8Array): Io;
 }
 
 function makeLayout(is64: boolean, le: boolean): ClassLayout {
-  const ehdr = new Struct('ELF header', is64, EHDR);
-  return {
-    is64,
-    le,
-    wordSize: is64 ? 8 : 4,
-    ehdrSize: IDENT_SIZE + ehdr.size,
-    ehdr,
-    phdr: new Struct('program header', is64, is64 ? PHDR64 : PHDR32),
-    shdr: new Struct('section header', is64, SHDR),
-    dyn: new Struct('dynamic entry', is64, DYN),
-    sym: new Struct('symbol', is64, is64 ? SYM64 : SYM32),
-    verdef: new Struct('version definition', is64, VERDEF),
-    verdaux: new Struct('version definition name', is64, VERDAUX),
-    verneed: new Struct('version requirement', is64, VERNEED),
-    vernaux: new Struct('version requirement name', is64, VERNAUX),
-    hash: new Struct('hash table header', is64, HASH),
-    hashWide: new Struct('hash table header', is64, HASH_WIDE),
-    gnuHash: new Struct('GNU hash table header', is64, GNU_HASH),
-    io: (buf) => new Io(buf, is64, le),
-  };
+  const structs = Object.fromEntries(
+    Object.entries(TABLES).map(([key, [what, spec32, spec64]]) => [key, new Struct(what, is64, is64 ? spec64 : spec32)]),
+  ) as unknown as Structs;
+  return { ...structs, is64, le, wordSize: is64 ? 8 : 4, ehdrSize: IDENT_SIZE + structs.ehdr.size, io: (buf) => new Io(buf, is64, le) };
 }
 
 const LAYOUTS = [makeLayout(false, false), makeLayout(false, true), makeLayout(true, false), makeLayout(true, true)];
