@@ -12,7 +12,7 @@ function isStaticPie(file: string): boolean {
   const e = parseElf(readFileSync(file), file);
   return e.interpIndex < 0 && e.dyn.some((d) => d.tag === 0x6ffffffb /* DT_FLAGS_1 */ && (d.val & 0x08000000) /* DF_1_PIE */ !== 0);
 }
-import { elfFiles, LONG_RPATH, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
+import { assertPhdrInvariant, dynamicSymbols, elfFiles, LONG_RPATH, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-corpus-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -28,6 +28,7 @@ const CORPUS_SIZE = 400;
 test('a deterministic corpus of real ELF files reads back exactly through readelf and patchelf', () => {
   need('readelf');
   need('patchelf');
+  need('nm');
   const all = elfFiles(['/usr/bin', '/usr/lib/x86_64-linux-gnu']);
   assert.ok(all.length >= CORPUS_SIZE, `expected at least ${CORPUS_SIZE} ELF files on this host, found ${all.length}`);
   const stride = all.length / CORPUS_SIZE;
@@ -69,7 +70,9 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
     assert.equal(p.status, 0, `patchelf cannot read ${f}: ${p.stderr}`);
     assert.equal(p.stdout, exe.includes(f) ? `${INTERP}\n${LONG_RPATH}\n` : `${LONG_RPATH}\n`, f);
     if (exe.includes(f)) assert.equal(view.interpreter, INTERP, f);
+    assertPhdrInvariant(f);
   }
+  for (const f of lib) assert.equal(dynamicSymbols(f), dynamicSymbols(sources.get(f)!), `${f}: nm -D unchanged`);
 
   // The command writes in place from partial reads; the result is still exactly what the engine
   // computes from the whole original file.

@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import os from 'node:os';
 import path from 'node:path';
 import { readElf } from '../src/elf/index.ts';
-import { elfFiles, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
+import { assertPhdrInvariant, dynamicSymbols, elfFiles, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-cross-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -43,6 +43,7 @@ for (const a of ARCHES) {
   test(`${a.name}: every object rewritten, read back by readelf and patchelf, libc runs via the new loader path`, () => {
     need('readelf');
     need('patchelf');
+    need('nm');
     assert.ok(existsSync(path.join(a.lib, 'libc.so.6')), `${a.lib}/libc.so.6 is missing: install the libc6 cross package for ${a.name}`);
     const dir = path.join(tmp, a.name);
     const ldDir = path.join(dir, 'a-much-longer-store-path-than-the-original-one/0123456789abcdfghijklmnpqrsvwxyz-glibc/lib');
@@ -59,6 +60,7 @@ for (const a of ARCHES) {
       return dst;
     });
     const infos = new Map(copies.map((f) => [f, readElf(readFileSync(f), f)]));
+    const symbols = new Map(copies.map((f) => [f, dynamicSymbols(f)]));
     const progs = copies.filter((f) => infos.get(f)!.interpreter);
     const libs = copies.filter((f) => !infos.get(f)!.interpreter);
     assert.ok(progs.length > 0, 'libc.so.6 has an interpreter and must be among the programs');
@@ -80,6 +82,8 @@ for (const a of ARCHES) {
       const p = run('patchelf', ['--print-rpath', f]);
       assert.equal(p.stdout, `${rpath}\n`, `patchelf on ${f}: ${p.stderr}`);
       assert.equal(lastLoadAlign(f), a.page, `${f}: new segment aligned to the machine's page size`);
+      assertPhdrInvariant(f);
+      if (!info.interpreter) assert.equal(dynamicSymbols(f), symbols.get(f), `${f}: nm -D unchanged`);
     }
 
     const libc = path.join(dir, 'libc.so.6');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { editElf, parseElf, planEdit, readElf, relocateElf } from '../src/elf/index.ts';
 import { Io } from '../src/elf/reader.ts';
-import { need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
+import { gcc, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-gcc-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -28,11 +28,6 @@ const VARIANTS: Record<string, string[]> = {
   maxpage64k: ['-Wl,-z,max-page-size=65536'],
   nopie64k: ['-no-pie', '-Wl,-z,max-page-size=65536', '-Wl,-z,common-page-size=65536'],
 };
-
-function gcc(args: string[]): void {
-  const r = run('gcc', args);
-  assert.equal(r.status, 0, `gcc ${args.join(' ')}: ${r.stderr}`);
-}
 
 before(() => {
   need('gcc');

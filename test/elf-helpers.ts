@@ -26,6 +26,12 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Compile with gcc; a failure fails the test with gcc's message. */
+export function gcc(args: string[]): void {
+  const r = run('gcc', args);
+  assert.equal(r.status, 0, `gcc ${args.join(' ')}: ${r.stderr}`);
+}
+
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 export const RELONIX = path.join(ROOT, 'bin', 'relonix.js');
 
@@ -107,4 +113,50 @@ export function readelf(file: string): { view: ReadelfView; stderr: string; stat
     if (/^\s+NOTE\s/.test(line)) view.notes.push(line.trim());
   }
   return { view, stderr: r.stderr, status: r.status };
+}
+
+export interface SegmentView {
+  type: string;
+  offset: number;
+  vaddr: number;
+  filesz: number;
+  memsz: number;
+  align: number;
+}
+
+/** e_phoff, the program header table's size and the segments, as readelf prints them. */
+export function programHeaders(file: string): { phoff: number; phsize: number; segments: SegmentView[] } {
+  const r = run('readelf', ['-h', '-l', '-W', file]);
+  assert.equal(r.status, 0, `readelf -l ${file}: ${r.stderr}`);
+  const num = (k: string): number => Number(new RegExp(`^\\s*${k}:\\s+(\\d+)`, 'm').exec(r.stdout)![1]);
+  const segments: SegmentView[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s+([A-Z_]+|LOOS\+\S+|0x[0-9a-f]+)\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x[0-9a-f]+ 0x([0-9a-f]+) 0x([0-9a-f]+) .{3} 0x([0-9a-f]+)$/.exec(line);
+    if (m) segments.push({ type: m[1], offset: parseInt(m[2], 16), vaddr: parseInt(m[3], 16), filesz: parseInt(m[4], 16), memsz: parseInt(m[5], 16), align: parseInt(m[6], 16) });
+  }
+  return { phoff: num('Start of program headers'), phsize: num('Size of program headers') * num('Number of program headers'), segments };
+}
+
+/**
+ * Kernels before 5.18 (RHEL 7 and 8) pass AT_PHDR = the first PT_LOAD's (p_vaddr - p_offset) +
+ * e_phoff: the table must be mapped there, and PT_PHDR must say so.
+ */
+export function assertPhdrInvariant(file: string): void {
+  const { phoff, phsize, segments } = programHeaders(file);
+  const loads = segments.filter((s) => s.type === 'LOAD');
+  const first = loads.reduce((a, b) => (b.vaddr < a.vaddr ? b : a));
+  const at = first.vaddr - first.offset + phoff;
+  const phdr = segments.find((s) => s.type === 'PHDR');
+  if (phdr) assert.equal(phdr.vaddr, at, `${file}: PT_PHDR at 0x${phdr.vaddr.toString(16)}, AT_PHDR of old kernels 0x${at.toString(16)}`);
+  const home = loads.find((s) => phoff >= s.offset && phoff + phsize <= s.offset + s.filesz);
+  assert.ok(home, `${file}: the program header table is in no PT_LOAD`);
+  assert.equal(home.vaddr - home.offset, first.vaddr - first.offset, `${file}: the table is mapped away from first PT_LOAD + e_phoff`);
+  for (const s of loads) assert.equal((s.vaddr - s.offset) % s.align, 0, `${file}: PT_LOAD at 0x${s.offset.toString(16)} not congruent modulo its alignment`);
+}
+
+/** `nm -D` of a file: its dynamic symbols as the binutils read them. */
+export function dynamicSymbols(file: string): string {
+  const r = run('nm', ['-D', file]);
+  assert.equal(r.status, 0, `nm -D ${file}: ${r.stderr}`);
+  return r.stdout;
 }

@@ -1,14 +1,18 @@
 // The ELF engine's public face: read, edit and relocate interpreters and search paths.
-import { promises as fs, constants as C, statSync, chmodSync, openSync, writeSync, ftruncateSync, closeSync, fchownSync, fchmodSync, renameSync, rmSync } from 'node:fs';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { DT_RPATH, DT_RUNPATH } from './consts.ts';
-import { ElfError, type ElfInfo, isElf, isDynamicLinker, parseElf, summarize, dynString, type ParsedElf } from './reader.ts';
-import { editParsed, planEdit, type EditPlan, type ElfEdits } from './writer.ts';
+import { promises as fs } from 'node:fs';
+import { DT } from './consts.ts';
+import { ElfError } from './error.ts';
+import { writePlan, writePlanSync, writeOutputSync } from './file.ts';
+import { type ElfInfo, type ParsedElf, dynString, isDynamicLinker, parseElf, summarize } from './reader.ts';
+import { isElf } from './layout.ts';
+import type { EditPlan, ElfEdits } from './plan/types.ts';
+import { editParsed, planEdit } from './writer.ts';
+import { RelonixError } from '../util/errors.ts';
 
-export { ElfError, isElf, parseElf, summarize, editParsed, planEdit };
+export { ElfError, isElf, parseElf, summarize, editParsed, planEdit, writePlanSync, writeOutputSync };
 export type { ElfInfo, ElfEdits, ParsedElf, EditPlan };
 export { defaultPageSize } from './consts.ts';
+export { interpreterOf } from './peek.ts';
 
 export function readElf(buf: Buffer, name?: string): ElfInfo {
   return summarize(parseElf(buf, name));
@@ -28,19 +32,30 @@ export function relocateElf(buf: Buffer, map: (s: string) => string, name?: stri
   if (!isElf(buf)) return null;
   return guard(name, () => {
     const e = parseElf(buf, name);
-    const edits = relocationEdits(e, map);
-    if (!edits) return null;
-    if (pageSize !== undefined) edits.pageSize = pageSize;
-    return editParsed(e, edits);
+    const edits = relocationEdits(e, map, pageSize);
+    return edits && editParsed(e, edits);
   });
 }
 
-function relocationEdits(e: ParsedElf, map: (s: string) => string): ElfEdits | null {
+/**
+ * relocateElf for the store's relocator (store/ knows nothing of the engine): a file the engine
+ * cannot edit comes back as a RelonixError, which the relocator records and treats as binary data.
+ */
+export function storeRelocator(buf: Buffer, map: (s: string) => string, name?: string): Buffer | null {
+  try {
+    return relocateElf(buf, map, name);
+  } catch (err) {
+    if (!(err instanceof ElfError)) throw err;
+    throw new RelonixError(err.message, { kind: 'usage', cause: err, hint: 'the file is left as it is and reported with the references in binary data' });
+  }
+}
+
+function relocationEdits(e: ParsedElf, map: (s: string) => string, pageSize: number | undefined): ElfEdits | null {
   let soname: string | undefined;
   let rp: { tag: number; val: number } | undefined;
   for (const d of e.dyn) {
-    if (d.tag === 14) soname = dynString(e, d.val);
-    else if (d.tag === DT_RUNPATH || (d.tag === DT_RPATH && !rp)) rp = d;
+    if (d.tag === DT.SONAME) soname = dynString(e, d.val);
+    else if (d.tag === DT.RUNPATH || (d.tag === DT.RPATH && !rp)) rp = d;
   }
   if (isDynamicLinker(e, soname)) return null;
   const edits: ElfEdits = {};
@@ -53,10 +68,12 @@ function relocationEdits(e: ParsedElf, map: (s: string) => string): ElfEdits | n
     const next = map(old);
     if (next !== old) {
       edits.rpath = next;
-      edits.forceRpath = rp.tag === DT_RPATH;
+      edits.forceRpath = rp.tag === DT.RPATH;
     }
   }
-  return edits.interpreter === undefined && edits.rpath === undefined ? null : edits;
+  if (edits.interpreter === undefined && edits.rpath === undefined) return null;
+  if (pageSize !== undefined) edits.pageSize = pageSize;
+  return edits;
 }
 
 /** Only ElfError leaves the engine: anything else thrown on hostile input is a bug reported as one. */
@@ -70,18 +87,16 @@ function guard<T>(name: string | undefined, f: () => T): T {
 }
 
 /**
- * Edit a file on disk. The new content is computed fully in memory first. A file with one link is
- * replaced through a temporary sibling and rename, so a crash leaves the old or the new file, never
- * half of one; mode (read-only included) and, where permitted, owner are kept. A file with several
- * hard links is rewritten in place instead, because a rename would split it from its other names
- * (Nix store optimisation hard-links identical files); the window for a torn write is then one
- * write call. Returns whether the file changed. On any error the file is untouched.
+ * Edit a file on disk. The new layout is decided fully in memory first, then written by the one
+ * file writer (file.ts): only the changed bytes, in an order that keeps the file valid at every
+ * step, or the whole file through a temporary sibling and a rename; mode, owner and hard links are
+ * kept. Returns whether the file changed. On any error the file is untouched.
  */
 export async function patchFile(file: string, edits: ElfEdits): Promise<boolean> {
   const buf = await fs.readFile(file);
-  const out = editElf(buf, edits, file);
-  if (!out) return false;
-  await writeBack(file, out);
+  const plan = guard(file, () => planEdit(parseElf(buf, file), edits, true));
+  if (!plan) return false;
+  await writePlan(file, plan, buf);
   return true;
 }
 
@@ -92,158 +107,13 @@ export async function patchFile(file: string, edits: ElfEdits): Promise<boolean>
  */
 export async function relocateFile(file: string, map: (s: string) => string, pageSize?: number): Promise<boolean> {
   const buf = await fs.readFile(file);
-  const out = relocateElf(buf, map, file, pageSize);
-  if (!out) return false;
-  await writeBack(file, out);
+  if (!isElf(buf)) return false;
+  const plan = guard(file, () => {
+    const e = parseElf(buf, file);
+    const edits = relocationEdits(e, map, pageSize);
+    return edits && planEdit(e, edits, true);
+  });
+  if (!plan) return false;
+  await writePlan(file, plan, buf);
   return true;
-}
-
-/** Like patchFile, for callers that already hold the edited bytes (e.g. relocateElf). */
-export async function writeBack(file: string, data: Buffer): Promise<void> {
-  const st = await fs.stat(file);
-  const mode = st.mode & 0o7777;
-  if (st.nlink > 1) {
-    const writable = (mode & 0o200) !== 0;
-    if (!writable) await fs.chmod(file, mode | 0o200);
-    try {
-      const fh = await fs.open(file, C.O_WRONLY);
-      try {
-        await fh.write(data, 0, data.length, 0);
-        await fh.truncate(data.length);
-      } finally {
-        await fh.close();
-      }
-    } finally {
-      if (!writable) await fs.chmod(file, mode);
-    }
-    return;
-  }
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.relonix`);
-  const attempt = async (): Promise<void> => {
-    const fh = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-    try {
-      await fh.writeFile(data);
-      await fh.chown(st.uid, st.gid).catch(() => {});
-      await fh.chmod(mode);
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, file);
-  };
-  try {
-    await attempt();
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    // Store directories are read-only; open them for the rename and close them again.
-    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
-    const dst = await fs.stat(dir);
-    await fs.chmod(dir, (dst.mode & 0o7777) | 0o200);
-    try {
-      await attempt();
-    } catch (e2) {
-      await fs.rm(tmp, { force: true });
-      throw e2;
-    } finally {
-      await fs.chmod(dir, dst.mode & 0o7777);
-    }
-  }
-}
-
-/** writeBack for the synchronous bulk path (relonix patchelf over many files): same rules. */
-export function writeBackSync(file: string, data: Buffer): void {
-  const st = statSync(file);
-  const mode = st.mode & 0o7777;
-  if (st.nlink > 1) {
-    const writable = (mode & 0o200) !== 0;
-    if (!writable) chmodSync(file, mode | 0o200);
-    try {
-      const fd = openSync(file, C.O_WRONLY);
-      try {
-        writeSync(fd, data, 0, data.length, 0);
-        ftruncateSync(fd, data.length);
-      } finally {
-        closeSync(fd);
-      }
-    } finally {
-      if (!writable) chmodSync(file, mode);
-    }
-    return;
-  }
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.relonix`);
-  const attempt = (): void => {
-    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-    try {
-      writeSync(fd, data, 0, data.length, 0);
-      try {
-        fchownSync(fd, st.uid, st.gid);
-      } catch {
-        // not permitted for other owners: keep ours
-      }
-      fchmodSync(fd, mode);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  };
-  try {
-    attempt();
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
-    const dmode = statSync(dir).mode & 0o7777;
-    chmodSync(dir, dmode | 0o200);
-    try {
-      attempt();
-    } catch (e2) {
-      rmSync(tmp, { force: true });
-      throw e2;
-    } finally {
-      chmodSync(dir, dmode);
-    }
-  }
-}
-
-/**
- * Write a plan made with planEdit(…, mutate = true) over the file it was read from (`orig`, now
- * holding the edited prefix), touching only what changed, in an order where the file is a valid
- * ELF after every step: first the appended segment (beyond the old end, where nothing points yet),
- * then the ELF header that switches to the new program header table, then the dynamic table,
- * strings and section headers edited in place, each as one write. A crash or a full disk in
- * between leaves a working file with the old or the new values, never a torn one; a failed append
- * is cut off again. This keeps hard links and makes bulk `relonix patchelf` cheap: writing every
- * byte to a temporary file costs a full block allocation on ext4. A plan that rebuilds a segment
- * relonix added before (live bytes would be overwritten) goes through writeBackSync instead.
- */
-export function writePlanSync(file: string, plan: EditPlan, orig: Buffer): void {
-  if (plan.pre !== orig) {
-    writeBackSync(file, plan.pre.subarray(0, plan.base));
-    return;
-  }
-  const st = statSync(file);
-  const mode = st.mode & 0o7777;
-  const writable = (mode & 0o200) !== 0;
-  if (!writable) chmodSync(file, mode | 0o200);
-  try {
-    const fd = openSync(file, C.O_WRONLY);
-    try {
-      if (plan.seg) {
-        try {
-          writeSync(fd, plan.seg, 0, plan.seg.length, plan.off0);
-        } catch (err) {
-          ftruncateSync(fd, orig.length);
-          throw err;
-        }
-      }
-      const ranges = [...plan.dirty];
-      const hdr = ranges.findIndex(([a]) => a < 64);
-      if (hdr > 0) ranges.unshift(...ranges.splice(hdr, 1));
-      for (const [a, b] of ranges) writeSync(fd, orig, a, b - a, a);
-    } finally {
-      closeSync(fd);
-    }
-  } finally {
-    if (!writable) chmodSync(file, mode);
-  }
 }

@@ -1,22 +1,14 @@
 // Parses the parts of an ELF file relonix reads or rewrites: header, program and section header
 // tables, the dynamic table and its strings. Every offset is checked against the buffer, so bad
-// input ends in an ElfError that names the file, never in a RangeError from deep inside.
-import {
-  DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, ET_NAMES, MACHINE_NAMES,
-  PT_DYNAMIC, PT_INTERP, PT_LOAD,
-} from './consts.ts';
+// input ends in an ElfError that names the file, never in a RangeError from deep inside. The
+// dynamic table and the interpreter are found through the program headers, as the loader finds
+// them; section names are never consulted.
+import { DT, DT_STRING_TAGS, ET, ET_NAMES, MACHINE_NAMES, PT } from './consts.ts';
+import { ElfError } from './error.ts';
+import { EI, ELFCLASS32, ELFCLASS64, IDENT_SIZE, MAX_EHDR_SIZE, type ClassLayout, Io, identLayout, isElf, readEhdr } from './layout.ts';
 
-export class ElfError extends Error {
-  /** The problem without the file name, for callers that print their own prefix (patchelf-style). */
-  readonly problem: string;
-  readonly file: string;
-  constructor(file: string, problem: string) {
-    super(`${file}: ${problem}`);
-    this.name = 'ElfError';
-    this.problem = problem;
-    this.file = file;
-  }
-}
+export { ElfError } from './error.ts';
+export { Io, isElf } from './layout.ts';
 
 export interface Phdr {
   type: number;
@@ -38,6 +30,7 @@ export interface Shdr {
   offset: number;
   size: number;
   link: number;
+  entsize: number;
 }
 
 export interface DynEntry {
@@ -61,49 +54,14 @@ export interface ElfInfo {
   isDynamicLinker: boolean;
 }
 
-/** Little accessor over a buffer for one class and byte order; all reads are bounds-checked by callers. */
-export class Io {
-  readonly dv: DataView;
-  constructor(readonly buf: Uint8Array, readonly is64: boolean, readonly le: boolean) {
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  }
-  u16(o: number): number {
-    return this.dv.getUint16(o, this.le);
-  }
-  u32(o: number): number {
-    return this.dv.getUint32(o, this.le);
-  }
-  /** A 64-bit field as a Number; addresses past 2^53 do not occur in user-space objects. */
-  u64(o: number): number {
-    const lo = this.dv.getUint32(this.le ? o : o + 4, this.le);
-    const hi = this.dv.getUint32(this.le ? o + 4 : o, this.le);
-    return hi * 0x100000000 + lo;
-  }
-  word(o: number): number {
-    return this.is64 ? this.u64(o) : this.u32(o);
-  }
-  w16(o: number, v: number): void {
-    this.dv.setUint16(o, v, this.le);
-  }
-  w32(o: number, v: number): void {
-    this.dv.setUint32(o, v >>> 0, this.le);
-  }
-  w64(o: number, v: number): void {
-    const lo = v % 0x100000000;
-    const hi = Math.floor(v / 0x100000000);
-    this.dv.setUint32(this.le ? o : o + 4, lo, this.le);
-    this.dv.setUint32(this.le ? o + 4 : o, hi, this.le);
-  }
-  wword(o: number, v: number): void {
-    if (this.is64) this.w64(o, v);
-    else this.w32(o, v);
-  }
-}
+/** Makes sure the bytes [offset, offset + length) of the file are in the buffer (a partial read fills them on demand). */
+export type Ensure = (offset: number, length: number) => void;
 
 export interface ParsedElf {
   name: string;
   buf: Buffer;
   io: Io;
+  layout: ClassLayout;
   is64: boolean;
   le: boolean;
   type: number;
@@ -114,8 +72,13 @@ export interface ParsedElf {
   shoff: number;
   shentsize: number;
   shdrs: Shdr[];
-  /** Index into phdrs of PT_DYNAMIC, or -1. */
+  /** Index into phdrs of PT_DYNAMIC when the file holds a dynamic table, or -1. */
   dynIndex: number;
+  /**
+   * PT_DYNAMIC has a size in memory but no bytes in the file: a separate debug file
+   * (objcopy --only-keep-debug), whose dynamic table lives in the stripped file.
+   */
+  dynElsewhere: boolean;
   /** File offset of the dynamic table and its number of slots (entries up to and after DT_NULL). */
   dynOff: number;
   dynSlots: number;
@@ -126,150 +89,181 @@ export interface ParsedElf {
   strSize: number;
   interpIndex: number;
   interp?: string;
+  ensure: Ensure;
 }
 
-export const MAGIC = [0x7f, 0x45, 0x4c, 0x46];
-
-export function isElf(buf: Uint8Array): boolean {
-  return buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46;
-}
-
-function fail(name: string, problem: string): never {
-  throw new ElfError(name, problem);
+function fail(name: string, problem: string, offset?: number): never {
+  throw new ElfError(name, problem, offset);
 }
 
 /** Map an address to a file offset through the PT_LOAD segments that hold file bytes. */
 export function addrToOffset(phdrs: Phdr[], addr: number): number {
   for (const p of phdrs) {
-    if (p.type === PT_LOAD && addr >= p.vaddr && addr < p.vaddr + p.filesz) return addr - p.vaddr + p.offset;
+    if (p.type === PT.LOAD && addr >= p.vaddr && addr < p.vaddr + p.filesz) return addr - p.vaddr + p.offset;
   }
   return -1;
 }
 
-export function parseElf(buf: Buffer, name = '<buffer>'): ParsedElf {
-  if (buf.length < 16) fail(name, 'missing ELF header');
+const NO_ENSURE: Ensure = () => {};
+
+/** Parse `buf`; with `ensure`, the buffer may be a partial read that is filled as the parser reaches each part. */
+export function parseElf(buf: Buffer, name = '<buffer>', ensure: Ensure = NO_ENSURE): ParsedElf {
+  ensure(0, MAX_EHDR_SIZE);
+  if (buf.length < IDENT_SIZE) fail(name, 'missing ELF header');
   if (!isElf(buf)) fail(name, 'not an ELF executable');
-  const cls = buf[4];
-  const data = buf[5];
-  if (cls !== 1 && cls !== 2) fail(name, 'ELF executable is not 32 or 64 bit');
-  if (data !== 1 && data !== 2) fail(name, 'ELF executable is not little or big endian');
-  const is64 = cls === 2;
-  const le = data === 1;
-  if (buf.length < (is64 ? 64 : 52)) fail(name, 'missing ELF header');
-  const io = new Io(buf, is64, le);
-  const type = io.u16(16);
-  const machine = io.u16(18);
-  const phoff = is64 ? io.u64(32) : io.u32(28);
-  const shoff = is64 ? io.u64(40) : io.u32(32);
-  const phentsize = io.u16(is64 ? 54 : 42);
-  const phnum = io.u16(is64 ? 56 : 44);
-  const shentsize = io.u16(is64 ? 58 : 46);
-  let shnum = io.u16(is64 ? 60 : 48);
-  const wantPh = is64 ? 56 : 32;
-  const wantSh = is64 ? 64 : 40;
-
-  const phdrs: Phdr[] = [];
-  if (phnum > 0) {
-    if (phentsize !== wantPh) fail(name, 'program headers have wrong size');
-    if (phnum === 0xffff) fail(name, 'extended program header numbering (PN_XNUM) is not supported');
-    if (phoff + phnum * phentsize > buf.length) fail(name, 'program header table out of bounds');
-    for (let i = 0; i < phnum; i++) {
-      const o = phoff + i * phentsize;
-      phdrs.push(
-        is64
-          ? { type: io.u32(o), flags: io.u32(o + 4), offset: io.u64(o + 8), vaddr: io.u64(o + 16), paddr: io.u64(o + 24), filesz: io.u64(o + 32), memsz: io.u64(o + 40), align: io.u64(o + 48) }
-          : { type: io.u32(o), offset: io.u32(o + 4), vaddr: io.u32(o + 8), paddr: io.u32(o + 12), filesz: io.u32(o + 16), memsz: io.u32(o + 20), flags: io.u32(o + 24), align: io.u32(o + 28) },
-      );
-    }
-  }
-
-  const shdrs: Shdr[] = [];
-  if (shoff !== 0) {
-    if (shentsize !== wantSh) fail(name, 'section headers have wrong size');
-    if (shoff + wantSh > buf.length) fail(name, 'section header table out of bounds');
-    // With 0xff00 or more sections the count lives in the first header's size field.
-    if (shnum === 0) shnum = is64 ? io.u64(shoff + 32) : io.u32(shoff + 20);
-    if (shoff + shnum * wantSh > buf.length) fail(name, 'section header table out of bounds');
-    for (let i = 0; i < shnum; i++) {
-      const o = shoff + i * wantSh;
-      shdrs.push(
-        is64
-          ? { index: i, name: io.u32(o), type: io.u32(o + 4), flags: io.u64(o + 8), addr: io.u64(o + 16), offset: io.u64(o + 24), size: io.u64(o + 32), link: io.u32(o + 40) }
-          : { index: i, name: io.u32(o), type: io.u32(o + 4), flags: io.u32(o + 8), addr: io.u32(o + 12), offset: io.u32(o + 16), size: io.u32(o + 20), link: io.u32(o + 24) },
-      );
-    }
-  }
-
+  if (buf[EI.CLASS] !== ELFCLASS32 && buf[EI.CLASS] !== ELFCLASS64) fail(name, 'ELF executable is not 32 or 64 bit', EI.CLASS);
+  const l = identLayout(buf);
+  if (!l) fail(name, 'ELF executable is not little or big endian', EI.DATA);
+  if (buf.length < l.ehdrSize) fail(name, 'missing ELF header');
+  const io = l.io(buf);
+  const h = readEhdr(l, io);
   const e: ParsedElf = {
-    name, buf, io, is64, le, type, machine, phoff, phentsize: wantPh, phdrs, shoff, shentsize: wantSh, shdrs,
-    dynIndex: -1, dynOff: 0, dynSlots: 0, dyn: [], strOff: 0, strSize: 0, interpIndex: -1,
+    name, buf, io, layout: l, is64: l.is64, le: l.le, type: h.type, machine: h.machine, phoff: h.phoff,
+    phentsize: l.phdr.size, phdrs: readPhdrs(l, io, h, name, ensure), shoff: h.shoff, shentsize: l.shdr.size, shdrs: [],
+    dynIndex: -1, dynElsewhere: false, dynOff: 0, dynSlots: 0, dyn: [], strOff: 0, strSize: 0, interpIndex: -1, ensure,
   };
-
-  for (let i = 0; i < phdrs.length; i++) {
-    const p = phdrs[i];
-    if (p.type === PT_LOAD && p.filesz > 0 && p.offset + p.filesz > buf.length) fail(name, `segment ${i} (PT_LOAD) extends past the end of the file`);
-    if (p.type === PT_INTERP && e.interpIndex < 0) {
-      e.interpIndex = i;
-      if (p.filesz === 0 || p.offset + p.filesz > buf.length) fail(name, 'PT_INTERP lies outside the file');
-      const end = buf.indexOf(0, p.offset);
-      if (end < 0 || end >= p.offset + p.filesz) fail(name, 'the program interpreter name is not NUL-terminated');
-      e.interp = buf.toString('utf8', p.offset, end);
+  e.shdrs = readShdrs(e, h.shentsize, h.shnum);
+  for (let i = 0; i < e.phdrs.length; i++) {
+    const p = e.phdrs[i];
+    if (p.type === PT.LOAD && p.filesz > 0 && p.offset + p.filesz > buf.length) fail(name, `segment ${i} (PT_LOAD) extends past the end of the file`, p.offset);
+    if (p.type === PT.INTERP && e.interpIndex < 0) readInterp(e, i);
+    if (p.type === PT.DYNAMIC && e.dynIndex < 0 && !e.dynElsewhere) {
+      // A debug file keeps the segment's size in memory but none of its bytes.
+      if (p.filesz === 0) e.dynElsewhere = p.memsz > 0;
+      else e.dynIndex = i;
     }
-    if (p.type === PT_DYNAMIC && e.dynIndex < 0) e.dynIndex = i;
   }
-
   if (e.dynIndex >= 0) readDynamic(e);
   return e;
 }
 
+function readPhdrs(l: ClassLayout, io: Io, h: ReturnType<typeof readEhdr>, name: string, ensure: Ensure): Phdr[] {
+  const phdrs: Phdr[] = [];
+  if (h.phnum === 0) return phdrs;
+  if (h.phentsize !== l.phdr.size) fail(name, 'program headers have wrong size');
+  if (h.phnum === 0xffff) fail(name, 'extended program header numbering (PN_XNUM) is not supported');
+  ensure(h.phoff, h.phnum * h.phentsize);
+  if (h.phoff + h.phnum * h.phentsize > io.buf.length) fail(name, 'program header table out of bounds', h.phoff);
+  for (let i = 0; i < h.phnum; i++) phdrs.push(l.phdr.read(io, h.phoff + i * h.phentsize, name));
+  return phdrs;
+}
+
+function readShdrs(e: ParsedElf, shentsize: number, count: number): Shdr[] {
+  const { layout: l, io, name, shoff, buf } = e;
+  const shdrs: Shdr[] = [];
+  if (shoff === 0) return shdrs;
+  const ent = l.shdr.size;
+  if (shentsize !== ent) fail(name, 'section headers have wrong size');
+  e.ensure(shoff, ent);
+  if (shoff + ent > buf.length) fail(name, 'section header table out of bounds', shoff);
+  // With 0xff00 or more sections the count lives in the first header's size field.
+  const shnum = count === 0 ? l.shdr.get(io, shoff, 'size') : count;
+  e.ensure(shoff, shnum * ent);
+  if (shoff + shnum * ent > buf.length) fail(name, 'section header table out of bounds', shoff);
+  for (let i = 0; i < shnum; i++) {
+    const s = l.shdr.read(io, shoff + i * ent, name) as unknown as Shdr;
+    s.index = i;
+    shdrs.push(s);
+  }
+  return shdrs;
+}
+
+function readInterp(e: ParsedElf, i: number): void {
+  const p = e.phdrs[i];
+  // No bytes in the file: a debug file, whose interpreter name lives in the stripped file.
+  if (p.filesz === 0) return;
+  e.interpIndex = i;
+  e.ensure(p.offset, p.filesz);
+  if (p.offset + p.filesz > e.buf.length) fail(e.name, 'PT_INTERP lies outside the file', p.offset);
+  const end = e.buf.indexOf(0, p.offset);
+  if (end < 0 || end >= p.offset + p.filesz) fail(e.name, 'the program interpreter name is not NUL-terminated', p.offset);
+  e.interp = e.buf.toString('utf8', p.offset, end);
+}
+
 function readDynamic(e: ParsedElf): void {
-  const { io, name, buf } = e;
+  const { io, name, buf, layout: l } = e;
   const p = e.phdrs[e.dynIndex];
-  const ent = e.is64 ? 16 : 8;
-  if (p.offset + p.filesz > buf.length) fail(name, 'the dynamic segment lies outside the file');
+  const ent = l.dyn.size;
+  e.ensure(p.offset, p.filesz);
+  if (p.offset + p.filesz > buf.length) fail(name, 'the dynamic segment lies outside the file', p.offset);
   const slots = Math.floor(p.filesz / ent);
-  if (slots === 0) fail(name, 'the dynamic segment is empty');
+  if (slots === 0) fail(name, 'the dynamic segment is empty', p.offset);
   e.dynOff = p.offset;
   e.dynSlots = slots;
   let terminated = false;
   for (let i = 0; i < slots; i++) {
-    const o = p.offset + i * ent;
-    const tag = e.is64 ? io.u64(o) : io.u32(o);
-    if (tag === DT_NULL) {
+    const d: DynEntry = l.dyn.read(io, p.offset + i * ent, name);
+    if (d.tag === DT.NULL) {
       terminated = true;
       break;
     }
-    e.dyn.push({ tag, val: e.is64 ? io.u64(o + 8) : io.u32(o + 4) });
+    e.dyn.push(d);
   }
-  if (!terminated) fail(name, 'the dynamic table has no DT_NULL terminator');
-  let strtab = -1;
-  let strsz = -1;
-  for (const d of e.dyn) {
-    if (d.tag === DT_STRTAB) strtab = d.val;
-    else if (d.tag === DT_STRSZ) strsz = d.val;
-  }
-  if (strtab < 0) {
-    if (e.dyn.some((d) => isStringTag(d.tag))) fail(name, 'the dynamic table names strings but has no DT_STRTAB');
+  if (!terminated) fail(name, 'the dynamic table has no DT_NULL terminator', p.offset);
+  const strtab = lastValue(e.dyn, DT.STRTAB);
+  const strsz = lastValue(e.dyn, DT.STRSZ);
+  if (strtab === undefined) {
+    if (e.dyn.some((d) => isNamedTag(d.tag))) fail(name, 'the dynamic table names strings but has no DT_STRTAB', p.offset);
     return;
   }
-  if (strsz <= 0) fail(name, 'the dynamic string table has zero size (DT_STRSZ)');
+  if (strsz === undefined || strsz <= 0) fail(name, 'the dynamic string table has zero size (DT_STRSZ)', p.offset);
   const off = addrToOffset(e.phdrs, strtab);
-  if (off < 0 || off + strsz > buf.length) fail(name, 'the dynamic string table (DT_STRTAB) lies outside the file');
-  if (buf[off + strsz - 1] !== 0) fail(name, 'the dynamic string table does not end with NUL');
+  if (off >= 0) e.ensure(off, strsz);
+  if (off < 0 || off + strsz > buf.length) fail(name, 'the dynamic string table (DT_STRTAB) lies outside the file', p.offset);
+  // Some toolchains (ia64) end the table on the last string's final character: the loader reads
+  // on to the NUL after it, and so does dynString.
   e.strOff = off;
   e.strSize = strsz;
 }
 
-function isStringTag(tag: number): boolean {
-  return tag === DT_NEEDED || tag === DT_SONAME || tag === DT_RPATH || tag === DT_RUNPATH;
+function isNamedTag(tag: number): boolean {
+  return tag === DT.NEEDED || tag === DT.SONAME || tag === DT.RPATH || tag === DT.RUNPATH;
+}
+
+/** Whether `tag` holds an offset into the dynamic string table. */
+export function isStringTag(tag: number): boolean {
+  return DT_STRING_TAGS.has(tag);
+}
+
+/**
+ * Where the string at `idx` ends: its NUL, or the end of the table when the table's last string
+ * runs up to it unterminated.
+ */
+export function dynStringEnd(e: ParsedElf, idx: number): number {
+  const end = e.buf.indexOf(0, e.strOff + idx);
+  return end < 0 || end > e.strOff + e.strSize ? e.strOff + e.strSize : end;
 }
 
 /** The NUL-terminated string at `idx` in the dynamic string table. */
 export function dynString(e: ParsedElf, idx: number): string {
-  if (idx >= e.strSize) fail(e.name, `string offset ${idx} lies outside the dynamic string table`);
+  if (idx >= e.strSize) fail(e.name, `string offset ${idx} lies outside the dynamic string table`, e.strOff);
   const start = e.strOff + idx;
-  const end = e.buf.indexOf(0, start);
-  return e.buf.toString('utf8', start, end);
+  return e.buf.toString('utf8', start, dynStringEnd(e, idx));
+}
+
+/** The value of the last entry with `tag` (the one the loader keeps), or undefined. */
+export function lastValue(dyn: DynEntry[], tag: number): number | undefined {
+  for (let i = dyn.length - 1; i >= 0; i--) if (dyn[i].tag === tag) return dyn[i].val;
+  return undefined;
+}
+
+/** The value of the last entry with `tag`, as a string. */
+export function dynTagString(e: ParsedElf, tag: number): string | undefined {
+  const v = lastValue(e.dyn, tag);
+  return v === undefined ? undefined : dynString(e, v);
+}
+
+/** The search path patchelf prints: the first DT_RUNPATH, which overrides DT_RPATH, else the first DT_RPATH. */
+export function searchPath(e: ParsedElf): string | undefined {
+  const first = (tag: number): string | undefined => {
+    const d = e.dyn.find((x) => x.tag === tag);
+    return d && dynString(e, d.val);
+  };
+  return first(DT.RUNPATH) ?? first(DT.RPATH);
+}
+
+export function neededLibraries(e: ParsedElf): string[] {
+  return e.dyn.filter((d) => d.tag === DT.NEEDED).map((d) => dynString(e, d.val));
 }
 
 const LD_SONAME = /^ld(-[^/]*|64|)\.so(\.\d+)*$/;
@@ -277,27 +271,20 @@ const LD_SONAME = /^ld(-[^/]*|64|)\.so(\.\d+)*$/;
 export function isDynamicLinker(e: ParsedElf, soname: string | undefined): boolean {
   if (soname && (LD_SONAME.test(soname) || soname.startsWith('ld-linux'))) return true;
   const base = e.name.slice(e.name.lastIndexOf('/') + 1);
-  return e.interpIndex < 0 && ET_NAMES[e.type] === 'DYN' && (soname ?? base).startsWith('ld-');
+  return e.interpIndex < 0 && e.type === ET.DYN && (soname ?? base).startsWith('ld-');
 }
 
 export function summarize(e: ParsedElf): ElfInfo {
-  const needed: string[] = [];
-  let soname: string | undefined;
-  let rpath: string | undefined;
-  let runpath: string | undefined;
-  for (const d of e.dyn) {
-    if (d.tag === DT_NEEDED) needed.push(dynString(e, d.val));
-    else if (d.tag === DT_SONAME) soname = dynString(e, d.val);
-    else if (d.tag === DT_RPATH) rpath = dynString(e, d.val);
-    else if (d.tag === DT_RUNPATH) runpath = dynString(e, d.val);
-  }
+  const soname = dynTagString(e, DT.SONAME);
+  const rpath = dynTagString(e, DT.RPATH);
+  const runpath = dynTagString(e, DT.RUNPATH);
   const info: ElfInfo = {
     class: e.is64 ? 64 : 32,
     endian: e.le ? 'le' : 'be',
     machine: e.machine,
     machineName: MACHINE_NAMES[e.machine] ?? `machine-${e.machine}`,
     type: ET_NAMES[e.type] ?? `0x${e.type.toString(16)}`,
-    needed,
+    needed: neededLibraries(e),
     hasDynamic: e.dynIndex >= 0,
     isDynamicLinker: isDynamicLinker(e, soname),
   };

@@ -1,5 +1,6 @@
 // Pure byte-level rules for moving store paths from one store dir to another. No I/O here, so the
 // idempotence rules can be tested on buffers alone.
+import { RelonixError } from '../util/errors.ts';
 
 /**
  * Bytes that may appear inside a path. A `/nix/store` preceded by one of these is part of a longer
@@ -95,7 +96,10 @@ export interface FilePlan {
   elfError?: string;
 }
 
-/** The ELF engine's relocateElf: applies `map` to the interpreter and to RPATH/RUNPATH. */
+/**
+ * The ELF engine's relocator: applies `map` to the interpreter and to RPATH/RUNPATH; null when
+ * nothing changes. A file it cannot edit is a RelonixError, any other error a fault.
+ */
 export type ElfRelocator = (buf: Buffer, map: (s: string) => string, name?: string) => Buffer | null;
 
 /**
@@ -128,7 +132,8 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
       patched = relocateElf(buf, map, name);
     } catch (e) {
       // a file that only looks like ELF (or one the engine cannot edit) is binary data: report it
-      plan.elfError = (e as Error).message;
+      if (!(e instanceof RelonixError)) throw e;
+      plan.elfError = e.message;
     }
     if (patched && !patched.equals(buf)) {
       plan.content = patched;

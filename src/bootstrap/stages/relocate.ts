@@ -20,13 +20,13 @@ export const relocateStage: Stage = {
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
     const u = detailOf<UnpackDetail>(s, 'unpack');
-    const { relocateElf } = await import('../../elf/index.ts');
+    const { storeRelocator } = await import('../../elf/index.ts');
     const r = await relocateTree({
       sourceDir: path.join(u.root, 'store'),
       from: TARBALL_STORE,
       to: l.storeDir,
       workDir: path.join(l.relonixDir, RELOCATE_WORK),
-      relocateElf,
+      relocateElf: storeRelocator,
       onPath: (p, i, n) => progress(`${i}/${n} ${p.basename}`),
     });
     await writeReport(l.reportFile, { from: TARBALL_STORE, to: l.storeDir, counts: r.counts, hits: r.paths.flatMap((p) => p.hits) });

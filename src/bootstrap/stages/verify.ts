@@ -9,6 +9,7 @@ import { runNix } from '../../prefix/tools.ts';
 import type { Stage } from '../engine.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
+import { interpreterOf } from '../../elf/peek.ts';
 
 export const CHECK_EXPR = `derivation {
   name = "relonix-check";
@@ -19,28 +20,7 @@ export const CHECK_EXPR = `derivation {
 `;
 
 /** The PT_INTERP string of an ELF file (64- or 32-bit, either byte order), or undefined. */
-export function elfInterpreter(buf: Buffer): string | undefined {
-  if (buf.length < 52 || buf.readUInt32BE(0) !== 0x7f454c46) return undefined;
-  const is64 = buf[4] === 2;
-  const le = buf[5] === 1;
-  const u16 = (o: number) => (le ? buf.readUInt16LE(o) : buf.readUInt16BE(o));
-  const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
-  const u64 = (o: number) => Number(le ? buf.readBigUInt64LE(o) : buf.readBigUInt64BE(o));
-  const phoff = is64 ? u64(32) : u32(28);
-  const phentsize = u16(is64 ? 54 : 42);
-  const phnum = u16(is64 ? 56 : 44);
-  for (let i = 0; i < phnum; i++) {
-    const ph = phoff + i * phentsize;
-    if (ph + phentsize > buf.length) return undefined;
-    if (u32(ph) !== 3) continue; // PT_INTERP
-    const off = is64 ? u64(ph + 8) : u32(ph + 4);
-    const size = is64 ? u64(ph + 32) : u32(ph + 16);
-    const s = buf.subarray(off, off + size);
-    const nul = s.indexOf(0);
-    return s.subarray(0, nul === -1 ? s.length : nul).toString();
-  }
-  return undefined;
-}
+export { interpreterOf as elfInterpreter } from '../../elf/peek.ts';
 
 /** Pure: the libraries `ld.so --list` printed that do not come from the store dir. */
 export function foreignLibraries(listOutput: string, storeDir: string): string[] {
@@ -95,7 +75,7 @@ async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv): 
 /** Every library the Nix binary loads, and its loader, must come from the new store. */
 async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: number; interpreter: string }> {
   const nixBin = await fs.realpath(nixLink);
-  const interpreter = elfInterpreter(await fs.readFile(nixBin));
+  const interpreter = interpreterOf(await fs.readFile(nixBin));
   if (!interpreter || !interpreter.startsWith(l.storeDir + '/')) {
     throw new RelonixError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
       kind: 'integrity',
