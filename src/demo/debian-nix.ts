@@ -224,6 +224,122 @@ async function sha256File(p: string): Promise<string> {
   return h.digest('hex');
 }
 
+interface Plan {
+  planned: PlannedPath[];
+  glibc: PlannedPath;
+  nix: PlannedPath;
+  cacert: PlannedPath;
+  /** soname → the store path's lib dir that holds it */
+  libDirOf: Map<string, string>;
+  interp: string;
+}
+
+/** Which store paths, holding which host files: Nix, one path per library package, the CA bundle. */
+async function planPaths(): Promise<Plan> {
+  const libs = libraryClosure('/usr/bin/nix');
+  const byPkg = new Map<string, Map<string, string>>();
+  const nixLibs = new Map<string, string>();
+  for (const [soname, file] of libs) {
+    const pkg = owningPackage(file);
+    if (pkg === 'nix-bin') {
+      nixLibs.set(soname, file);
+      continue;
+    }
+    if (!byPkg.has(pkg)) byPkg.set(pkg, new Map());
+    byPkg.get(pkg)!.set(soname, file);
+  }
+  const glibcPkg = owningPackage(libs.get(INTERP_NAME)!);
+
+  const planned: PlannedPath[] = [];
+  const mk = (key: string, name: string, files: Map<string, string>, digest: string): PlannedPath => {
+    const p: PlannedPath = {
+      key,
+      name,
+      hash: hashPart(name, digest),
+      files,
+      get storePath() {
+        return `${STORE}/${this.hash}-${this.name}`;
+      },
+    };
+    planned.push(p);
+    return p;
+  };
+  const libDirOf = new Map<string, string>();
+  const pathOfPkg = new Map<string, PlannedPath>();
+  for (const [pkg, sonames] of [...byPkg].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const files = new Map<string, string>();
+    for (const [soname, file] of sonames) files.set(`lib/${soname}`, file);
+    const p = mk(pkg, storeName(pkg, packageVersion(pkg)), files, await fileDigest([...files.values()].sort()));
+    pathOfPkg.set(pkg, p);
+    for (const soname of sonames.keys()) libDirOf.set(soname, `${p.storePath}/lib`);
+  }
+  const glibc = pathOfPkg.get(glibcPkg)!;
+
+  const nixFiles = new Map<string, string>([['bin/nix', '/usr/bin/nix']]);
+  for (const [soname, file] of nixLibs) nixFiles.set(`lib/${soname}`, file);
+  const nix = mk('nix', `nix-${VERSION}`, nixFiles, await fileDigest([...nixFiles.values()].sort()));
+  for (const soname of nixLibs.keys()) libDirOf.set(soname, `${nix.storePath}/lib`);
+
+  const caVersion = packageVersion('ca-certificates');
+  const cacertFiles = new Map([['etc/ssl/certs/ca-bundle.crt', '/etc/ssl/certs/ca-certificates.crt']]);
+  const cacert = mk('cacert', storeName('nss-cacert', caVersion), cacertFiles, await fileDigest(['/etc/ssl/certs/ca-certificates.crt']));
+  return { planned, glibc, nix, cacert, libDirOf, interp: `${glibc.storePath}/lib/${INTERP_NAME}` };
+}
+
+/** Copies the planned files into `storeOut`, patches every ELF to the store, adds links and text files. */
+async function writeTree(storeOut: string, plan: Plan): Promise<{ file: string; interp?: string; runpath?: string }[]> {
+  const { planned, glibc, nix, cacert } = plan;
+  const local = (p: PlannedPath, rel = '') => path.join(storeOut, path.basename(p.storePath), rel);
+  const elfReport: { file: string; interp?: string; runpath?: string }[] = [];
+  for (const p of planned) {
+    await fs.mkdir(local(p), { recursive: true });
+    for (const [rel, src] of p.files) await copyInto(src, local(p, rel));
+  }
+  for (const p of planned) {
+    for (const rel of p.files.keys()) {
+      const f = local(p, rel);
+      if (path.basename(f) === INTERP_NAME && p === glibc) continue; // never patch the dynamic linker
+      const head = Buffer.alloc(4);
+      const fh = await fs.open(f, 'r');
+      await fh.read(head, 0, 4, 0);
+      await fh.close();
+      if (!isElf(head)) continue;
+      elfReport.push({ file: `${p.storePath}/${rel}`, ...patchElf(f, plan.libDirOf, plan.interp) });
+    }
+  }
+  for (const tool of NIX_TOOLS) await fs.symlink('nix', local(nix, `bin/${tool}`));
+  await fs.mkdir(local(nix, 'libexec/nix'), { recursive: true });
+  await fs.symlink('../../bin/nix', local(nix, 'libexec/nix/build-remote'));
+  await fs.mkdir(local(nix, 'share'), { recursive: true });
+  // an absolute symlink into the store, as real closures have, so relocation must rewrite it
+  await fs.symlink(`${nix.storePath}/bin`, local(nix, 'share/nix-bin'));
+  await fs.mkdir(local(nix, 'etc/profile.d'), { recursive: true });
+  await fs.writeFile(local(nix, 'etc/profile.d/nix.sh'), profileScript(nix.storePath, cacert.storePath));
+  await fs.mkdir(local(nix, 'lib/pkgconfig'), { recursive: true });
+  for (const pc of await fs.readdir('/usr/lib/nix/pkgconfig')) {
+    const text = (await fs.readFile(path.join('/usr/lib/nix/pkgconfig', pc), 'utf8'))
+      .replace(/^prefix=.*$/m, `prefix=${nix.storePath}`)
+      .replace(/^libdir=.*$/m, 'libdir=${prefix}/lib')
+      .replace(/^includedir=.*$/m, 'includedir=${prefix}/include');
+    await fs.writeFile(local(nix, `lib/pkgconfig/${pc}`), text);
+  }
+  return elfReport;
+}
+
+/** References, NAR hashes and read-only bits of every path, as the tarball's .reginfo records them. */
+async function registrationOf(storeOut: string, planned: PlannedPath[]): Promise<RegInfo[]> {
+  const hashes = new Map(planned.map((p) => [p.hash, p.storePath]));
+  const records: RegInfo[] = [];
+  for (const p of [...planned].sort((a, b) => a.storePath.localeCompare(b.storePath))) {
+    const dir = path.join(storeOut, path.basename(p.storePath));
+    const refs = [...(await scanReferences(dir, hashes))].sort();
+    await makeReadOnly(dir);
+    const d = await narDigest(dir);
+    records.push({ path: p.storePath, narHash: formatNarHash(d.hash), narSize: d.size, deriver: '', references: refs });
+  }
+  return records;
+}
+
 /** Generates the tarball into `dir` (no reuse check, no lock). */
 export async function generateFixture(dir: string, log: (s: string) => void = () => {}): Promise<Manifest> {
   preflight();
@@ -232,110 +348,19 @@ export async function generateFixture(dir: string, log: (s: string) => void = ()
   const work = path.join(dir, `.build-${process.pid}`);
   await removeTree(work);
   try {
-    // ---- plan: which store paths, holding which files
-    const libs = libraryClosure('/usr/bin/nix');
-    const byPkg = new Map<string, Map<string, string>>();
-    const nixLibs = new Map<string, string>();
-    for (const [soname, file] of libs) {
-      const pkg = owningPackage(file);
-      if (pkg === 'nix-bin') {
-        nixLibs.set(soname, file);
-        continue;
-      }
-      if (!byPkg.has(pkg)) byPkg.set(pkg, new Map());
-      byPkg.get(pkg)!.set(soname, file);
-    }
-    const glibcPkg = owningPackage(libs.get(INTERP_NAME)!);
-
-    const planned: PlannedPath[] = [];
-    const mk = (key: string, name: string, files: Map<string, string>, digest: string): PlannedPath => {
-      const p: PlannedPath = {
-        key,
-        name,
-        hash: hashPart(name, digest),
-        files,
-        get storePath() {
-          return `${STORE}/${this.hash}-${this.name}`;
-        },
-      };
-      planned.push(p);
-      return p;
-    };
-    const libDirOf = new Map<string, string>();
-    const pathOfPkg = new Map<string, PlannedPath>();
-    for (const [pkg, sonames] of [...byPkg].sort((a, b) => a[0].localeCompare(b[0]))) {
-      const files = new Map<string, string>();
-      for (const [soname, file] of sonames) files.set(`lib/${soname}`, file);
-      const p = mk(pkg, storeName(pkg, packageVersion(pkg)), files, await fileDigest([...files.values()].sort()));
-      pathOfPkg.set(pkg, p);
-      for (const soname of sonames.keys()) libDirOf.set(soname, `${p.storePath}/lib`);
-    }
-    const glibc = pathOfPkg.get(glibcPkg)!;
-    const interp = `${glibc.storePath}/lib/${INTERP_NAME}`;
-
-    const nixFiles = new Map<string, string>([['bin/nix', '/usr/bin/nix']]);
-    for (const [soname, file] of nixLibs) nixFiles.set(`lib/${soname}`, file);
-    const nix = mk('nix', `nix-${VERSION}`, nixFiles, await fileDigest([...nixFiles.values()].sort()));
-    for (const soname of nixLibs.keys()) libDirOf.set(soname, `${nix.storePath}/lib`);
-
-    const caVersion = packageVersion('ca-certificates');
-    const cacertFiles = new Map([['etc/ssl/certs/ca-bundle.crt', '/etc/ssl/certs/ca-certificates.crt']]);
-    const cacert = mk('cacert', storeName('nss-cacert', caVersion), cacertFiles, await fileDigest(['/etc/ssl/certs/ca-certificates.crt']));
-    log(`planned ${planned.length} store paths`);
-
-    // ---- apply: copy, patch, add the text files and symlinks
+    const plan = await planPaths();
+    const { nix, cacert } = plan;
+    log(`planned ${plan.planned.length} store paths`);
     const top = path.join(work, BASE);
     const storeOut = path.join(top, 'store');
-    const local = (p: PlannedPath, rel = '') => path.join(storeOut, path.basename(p.storePath), rel);
-    const elfReport: { file: string; interp?: string; runpath?: string }[] = [];
-    for (const p of planned) {
-      await fs.mkdir(local(p), { recursive: true });
-      for (const [rel, src] of p.files) await copyInto(src, local(p, rel));
-    }
-    for (const p of planned) {
-      for (const rel of p.files.keys()) {
-        const f = local(p, rel);
-        if (path.basename(f) === INTERP_NAME && p === glibc) continue; // never patch the dynamic linker
-        const head = Buffer.alloc(4);
-        const fh = await fs.open(f, 'r');
-        await fh.read(head, 0, 4, 0);
-        await fh.close();
-        if (!isElf(head)) continue;
-        elfReport.push({ file: `${p.storePath}/${rel}`, ...patchElf(f, libDirOf, interp) });
-      }
-    }
-    for (const tool of NIX_TOOLS) await fs.symlink('nix', local(nix, `bin/${tool}`));
-    await fs.mkdir(local(nix, 'libexec/nix'), { recursive: true });
-    await fs.symlink('../../bin/nix', local(nix, 'libexec/nix/build-remote'));
-    await fs.mkdir(local(nix, 'share'), { recursive: true });
-    // an absolute symlink into the store, as real closures have, so relocation must rewrite it
-    await fs.symlink(`${nix.storePath}/bin`, local(nix, 'share/nix-bin'));
-    await fs.mkdir(local(nix, 'etc/profile.d'), { recursive: true });
-    await fs.writeFile(local(nix, 'etc/profile.d/nix.sh'), profileScript(nix.storePath, cacert.storePath));
-    await fs.mkdir(local(nix, 'lib/pkgconfig'), { recursive: true });
-    for (const pc of await fs.readdir('/usr/lib/nix/pkgconfig')) {
-      const text = (await fs.readFile(path.join('/usr/lib/nix/pkgconfig', pc), 'utf8'))
-        .replace(/^prefix=.*$/m, `prefix=${nix.storePath}`)
-        .replace(/^libdir=.*$/m, 'libdir=${prefix}/lib')
-        .replace(/^includedir=.*$/m, 'includedir=${prefix}/include');
-      await fs.writeFile(local(nix, `lib/pkgconfig/${pc}`), text);
-    }
-
-    // ---- references, NAR hashes, read-only bits
-    const hashes = new Map(planned.map((p) => [p.hash, p.storePath]));
-    const records: RegInfo[] = [];
-    for (const p of [...planned].sort((a, b) => a.storePath.localeCompare(b.storePath))) {
-      const refs = [...(await scanReferences(local(p), hashes))].sort();
-      await makeReadOnly(local(p));
-      const d = await narDigest(local(p));
-      records.push({ path: p.storePath, narHash: formatNarHash(d.hash), narSize: d.size, deriver: '', references: refs });
-    }
+    const elfReport = await writeTree(storeOut, plan);
+    const records = await registrationOf(storeOut, plan.planned);
     await fs.writeFile(path.join(top, '.reginfo'), formatRegInfo(records));
     await fs.writeFile(path.join(top, 'install'), installScript(nix.storePath, cacert.storePath), { mode: 0o755 });
     await fs.chmod(path.join(top, 'install'), 0o755);
     log(`patched ${elfReport.length} ELF files; packing`);
 
-    // ---- pack; the manifest is written last, so only a finished run counts
+    // the manifest is written last, so only a finished run counts
     const tarball = path.join(dir, `${BASE}.tar.xz`);
     const tmpTar = `${tarball}.${process.pid}.tmp`;
     await xzTar(work, BASE, tmpTar);
