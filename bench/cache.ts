@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { generateKey } from '../src/cache/keys.ts';
 import { decompress, XZ_LEVEL, ZSTD_LEVEL } from '../src/cache/compress.ts';
-import { hostXz } from '../src/codec/tools.ts';
+import { hostXz } from '../src/codec/host-tools.ts';
 import { parseNarInfo } from '../src/cache/narinfo.ts';
 import { removeTree } from '../src/util/fs.ts';
 

@@ -1,5 +1,5 @@
 # A Nix whose compiled-in store, state and configuration directories are the prefix's, so it
-# needs no NIX_* variables: the Nix that stage 2 of `relonix bootstrap` installs from a cache.
+# needs no NIX_* variables: the Nix that the cache-nix stage of `relonix bootstrap` installs.
 #
 #   nix-build patches/nix-for-prefix.nix --argstr prefix /tmp/nix
 #

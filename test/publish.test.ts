@@ -14,9 +14,9 @@ import { startNginx } from './helpers/nginx.ts';
 import { generateKey, parseSecretKey } from '../src/cache/keys.ts';
 import { parseNarInfo } from '../src/cache/narinfo.ts';
 import { openTarget } from '../src/cache/targets.ts';
-import { publishPaths } from '../src/cache/publish.ts';
+import { publishPaths } from '../src/cache/push.ts';
 import { queryClosure } from '../src/cache/nixstore.ts';
-import { restoreFromCache } from '../src/cache/restore.ts';
+import { restoreFromCache } from '../src/cache/substitute.ts';
 import { fromNixBase32 } from '../src/store/nixbase32.ts';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -226,7 +226,7 @@ test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS
     `
 import { readFileSync } from 'node:fs';
 import { narDigest, formatNarHash } from ${JSON.stringify(path.join(root, 'src/store/nar/write.ts'))};
-import { publishPaths } from ${JSON.stringify(path.join(root, 'src/cache/publish.ts'))};
+import { publishPaths } from ${JSON.stringify(path.join(root, 'src/cache/push.ts'))};
 import { openTarget } from ${JSON.stringify(path.join(root, 'src/cache/targets.ts'))};
 import { parseSecretKey } from ${JSON.stringify(path.join(root, 'src/cache/keys.ts'))};
 const [storeDir, big, secret, fileUrl, httpUrl, tmpDir] = process.argv.slice(2);

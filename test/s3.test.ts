@@ -11,9 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { makeStore, buildClosure, tempDir, wipe, isValid, requireTool } from './cache-helpers.ts';
 import { generateKey, parseSecretKey } from '../src/cache/keys.ts';
 import { openTarget } from '../src/cache/targets.ts';
-import { publishPaths } from '../src/cache/publish.ts';
+import { publishPaths } from '../src/cache/push.ts';
 import { queryClosure } from '../src/cache/nixstore.ts';
-import { restoreFromCache } from '../src/cache/restore.ts';
+import { restoreFromCache } from '../src/cache/substitute.ts';
 import { gcCache } from '../src/cache/gc.ts';
 import { signV4 } from '../src/net/sigv4.ts';
 

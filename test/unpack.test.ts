@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { unpackTarball } from '../src/bootstrap/untar.ts';
-import { hostXz } from '../src/codec/tools.ts';
+import { hostXz } from '../src/codec/host-tools.ts';
 import { readTarballInfo, parseTarballDirName } from '../src/bootstrap/tarball.ts';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { RelonixError } from '../src/util/errors.ts';

@@ -9,7 +9,7 @@ import { exists, removeTree } from '../util/fs.ts';
 import { nixSystem } from '../util/system.ts';
 import { emit } from '../util/emit.ts';
 import { runStages, pickMode, type UiStage, type UiMode } from './ui.ts';
-import { planStages, preloadTarballStages } from './stages/index.ts';
+import { planStages, preloadTarballStages } from './stages/registry.ts';
 
 export interface BootstrapOptions {
   prefix?: string;

@@ -4,7 +4,7 @@
 // host tool. zstd is preferred when publishing because it decompresses about five times faster
 // than xz and restores are what a cache is for.
 import { RelonixError } from '../util/errors.ts';
-import { hostXz, hostZstd } from '../codec/tools.ts';
+import { hostXz, hostZstd } from '../codec/host-tools.ts';
 import { compressXz, decompressXz } from '../codec/xz.ts';
 import { compressZstd, decompressZstd } from '../codec/zstd.ts';
 

@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeThrough } from '../util/spawn.ts';
-import { hostXz } from './tools.ts';
+import { hostXz } from './host-tools.ts';
 
 export interface XzOptions {
   /** decode in WebAssembly even when the host has xz */

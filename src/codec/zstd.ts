@@ -4,7 +4,7 @@
 // compressing needs the host zstd.
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { pipeThrough } from '../util/spawn.ts';
-import { hostZstd } from './tools.ts';
+import { hostZstd } from './host-tools.ts';
 import { Xxh64 } from './xxh64.ts';
 
 export function decompressZstd(src: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {

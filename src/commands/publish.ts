@@ -7,7 +7,7 @@ import { RelonixError } from '../util/errors.ts';
 import { readSecretKeyFile } from '../cache/keys.ts';
 import { openTarget } from '../cache/targets.ts';
 import { queryClosure } from '../cache/nixstore.ts';
-import { publishPaths } from '../cache/publish.ts';
+import { publishPaths } from '../cache/push.ts';
 import { checkCompressionChoice, resolveCompression } from '../cache/compress.ts';
 
 interface Opts {

@@ -3,7 +3,7 @@
 // below its old end plus the appended segment on its own, with the changed ranges listed.
 import { ehdrSpan, setEhdr, type ClassLayout, type Io } from './layout.ts';
 import { type DynEntry, type ParsedElf } from './reader.ts';
-import { planLayout } from './plan/index.ts';
+import { planLayout } from './plan/planner.ts';
 import type { EditPlan, ElfEdits, Layout } from './plan/types.ts';
 
 /** Writes into the output, remembering which ranges below the old end changed and how. */

@@ -25,7 +25,7 @@ export interface BootstrapState {
   nix?: string;
   /** store path of the CA certificate bundle package */
   cacert?: string;
-  /** where the active Nix came from: the tarball (stage 1) or a cache (restore or stage 2) */
+  /** where the active Nix came from: the tarball (relocated), or a cache (the restore or cache-nix stage) */
   nixSource?: 'tarball' | 'cache';
 }
 

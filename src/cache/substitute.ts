@@ -1,4 +1,4 @@
-// Restoring a Nix closure from a binary cache into a prefix, and stage 2 (the relocated Nix
+// Restoring a Nix closure from a binary cache into a prefix, and the cache-nix stage (the relocated Nix
 // realising a Nix built for the prefix). Every narinfo must carry a signature by a trusted key; every
 // NAR is checked (FileHash, NarHash, NarSize) while it is unpacked into a temporary directory inside
 // the store, and renamed into place only when it checks out. The database learns of the paths only
