@@ -2,7 +2,8 @@
 // References), remove every other narinfo and every NAR no kept narinfo points at. Narinfos go
 // before NARs, so the cache never has a narinfo without its NAR, even if gc is stopped halfway.
 import path from 'node:path';
-import { RelonixError } from '../util/errors.ts';
+import { promises as fs } from 'node:fs';
+import { RelonixError, errorMessage } from '../util/errors.ts';
 import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import type { CacheTarget } from './targets.ts';
 import { readManifest, MANIFEST_KEY } from './meta.ts';
@@ -71,4 +72,18 @@ async function collect(t: CacheTarget, roots: string[], opts: GcOptions): Promis
     for (const k of removedNars) await retry(() => t.delete(k));
   }
   return { kept: [...keep].map((k) => infos.get(k)!.storePath).sort(), removedNarInfos, removedNars, missingRoots };
+}
+
+/** The store paths a keep file lists, one a line; blank lines and `#` comments are skipped. */
+export async function readKeepFile(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    throw new RelonixError(`cannot read ${file}: ${errorMessage(e)}`, { kind: 'usage', hint: 'write the store paths to keep into it, one a line' });
+  }
+  return text
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s && !s.startsWith('#'));
 }

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { promises as fs } from 'node:fs';
-import { RelonixError } from '../util/errors.ts';
 import { openTarget } from '../cache/targets.ts';
-import { gcCache } from '../cache/gc.ts';
+import { gcCache, readKeepFile } from '../cache/gc.ts';
 
 export function register(program: Command): void {
   const cache = program.command('cache').description('maintain a binary cache');
@@ -14,14 +12,7 @@ export function register(program: Command): void {
     .option('--dry-run', 'only list what would be removed')
     .option('--header <h>', "extra HTTP header 'Name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (o: { to: string; keep: string; dryRun?: boolean; header: string[] }) => {
-      let text: string;
-      try {
-        text = await fs.readFile(o.keep, 'utf8');
-      } catch (e) {
-        throw new RelonixError(`cannot read ${o.keep}: ${(e as Error).message}`, { kind: 'usage' });
-      }
-      const roots = text.split('\n').map((s) => s.trim()).filter((s) => s && !s.startsWith('#'));
-      const r = await gcCache(openTarget(o.to, { headers: o.header }), roots, { dryRun: o.dryRun, log: (m) => process.stderr.write(`${m}\n`) });
+      const r = await gcCache(openTarget(o.to, { headers: o.header }), await readKeepFile(o.keep), { dryRun: o.dryRun, log: (m) => process.stderr.write(`${m}\n`) });
       for (const m of r.missingRoots) process.stderr.write(`warning: ${m} is not in the cache\n`);
       const verb = o.dryRun ? 'would remove' : 'removed';
       for (const k of [...r.removedNarInfos, ...r.removedNars]) process.stdout.write(`${verb} ${k}\n`);

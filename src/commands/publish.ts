@@ -1,14 +1,6 @@
 import type { Command } from 'commander';
-import path from 'node:path';
 import { layout } from '../prefix/layout.ts';
-import { readState } from '../prefix/state.ts';
-import { nixSystem } from '../util/system.ts';
-import { RelonixError } from '../util/errors.ts';
-import { readSecretKeyFile } from '../cache/keys.ts';
-import { openTarget } from '../cache/targets.ts';
-import { queryClosure } from '../cache/nixstore.ts';
-import { publishPaths } from '../cache/push.ts';
-import { checkCompressionChoice, resolveCompression } from '../cache/compress.ts';
+import { publishFromPrefix } from '../cache/publish-prefix.ts';
 
 interface Opts {
   prefix?: string;
@@ -43,47 +35,23 @@ export function register(program: Command): void {
     .option('--quiet', 'print only the summary')
     .argument('[paths...]', 'store paths to publish')
     .action(async (paths: string[], o: Opts) => {
-      const l = layout(o.prefix);
-      const state = await readState(l);
       const log = (m: string) => (o.quiet && !m.startsWith('notice') ? undefined : process.stderr.write(`${m}\n`));
-      const choice = (() => {
-        try {
-          return checkCompressionChoice(o.compression);
-        } catch (e) {
-          throw new RelonixError((e as Error).message, { kind: 'usage', hint: 'use --compression auto, zstd, xz or none' });
-        }
-      })();
-      // before any work: an explicit zstd on a host without zstd fails at once
-      const compression = resolveCompression(choice, log);
-      const key = await readSecretKeyFile(o.secretKey);
-      const target = openTarget(o.to, { headers: o.header });
-      let roots = paths.map((p) => path.resolve(p));
-      let record: { system: string; nix: string; cacert?: string } | undefined;
-      if (o.asNix) {
-        roots = [path.resolve(o.asNix), ...roots];
-        record = { system: nixSystem(), nix: path.resolve(o.asNix) };
-      } else if (roots.length === 0) {
-        if (!state.nix) {
-          throw new RelonixError(`the prefix ${l.prefix} has no active Nix to publish`, { kind: 'usage', hint: 'run relonix bootstrap first, or name store paths to publish' });
-        }
-        roots = [state.nix, ...(state.cacert ? [state.cacert] : [])];
-        record = { system: nixSystem(), nix: state.nix, cacert: state.cacert };
-      }
-      const records = await queryClosure({ layout: l, nix: state.nix, nixStore: o.nixStore }, roots);
       const t0 = Date.now();
-      const r = await publishPaths({
-        target,
-        storeDir: l.storeDir,
-        paths: records,
-        key,
-        compression,
+      const r = await publishFromPrefix({
+        layout: layout(o.prefix),
+        to: o.to,
+        secretKeyFile: o.secretKey,
+        paths,
+        asNix: o.asNix,
+        compression: o.compression,
         jobs: Number(o.jobs) || 4,
-        record,
+        headers: o.header,
+        nixStore: o.nixStore,
         log,
       });
       process.stdout.write(
-        `published ${r.uploaded} NAR${r.uploaded === 1 ? '' : 's'} (${r.narBytes} bytes, compression ${r.compression}), skipped ${r.skipped} already in ${o.to}, ${records.length} paths in the closure, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+        `published ${r.uploaded} NAR${r.uploaded === 1 ? '' : 's'} (${r.narBytes} bytes, compression ${r.compression}), skipped ${r.skipped} already in ${o.to}, ${r.closure} paths in the closure, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
       );
-      if (record) process.stdout.write(`recorded ${record.nix} for ${record.system} in relonix.json\n`);
+      if (r.record) process.stdout.write(`recorded ${r.record.nix} for ${r.record.system} in relonix.json\n`);
     });
 }

@@ -1,0 +1,66 @@
+// Publishing from a prefix: which paths (the ones named, or the prefix's active Nix and its CA
+// bundle, recorded in the cache's manifest so a wiped host can restore them), their closure from
+// the prefix's own database, and the push.
+import path from 'node:path';
+import type { Layout } from '../prefix/layout.ts';
+import { readState } from '../prefix/state.ts';
+import { nixSystem } from '../util/system.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
+import { readSecretKeyFile } from './keys.ts';
+import { openTarget } from './targets.ts';
+import { queryClosure } from './nixstore.ts';
+import { publishPaths, type PublishResult } from './push.ts';
+import { checkCompressionChoice, resolveCompression } from './compress.ts';
+
+export interface PrefixPublishOptions {
+  layout: Layout;
+  /** the cache URL */
+  to: string;
+  secretKeyFile: string;
+  /** store paths to publish; none: the active Nix */
+  paths: string[];
+  /** publish this path's closure and record it as the Nix for this system */
+  asNix?: string;
+  compression: string;
+  jobs?: number;
+  headers?: string[];
+  /** an explicit nix-store to read the database with (a host Nix acting as the prefix's) */
+  nixStore?: string;
+  log?: (msg: string) => void;
+}
+
+export interface PrefixPublishResult extends PublishResult {
+  /** paths in the closure that was published */
+  closure: number;
+  record?: { system: string; nix: string; cacert?: string };
+}
+
+export async function publishFromPrefix(o: PrefixPublishOptions): Promise<PrefixPublishResult> {
+  const l = o.layout;
+  let choice;
+  try {
+    choice = checkCompressionChoice(o.compression);
+  } catch (e) {
+    throw new RelonixError(errorMessage(e), { kind: 'usage', hint: 'use --compression auto, zstd, xz or none' });
+  }
+  // before any work: an explicit zstd on a host without zstd fails at once
+  const compression = resolveCompression(choice, o.log);
+  const key = await readSecretKeyFile(o.secretKeyFile);
+  const target = openTarget(o.to, { headers: o.headers });
+  const state = await readState(l);
+  let roots = o.paths.map((p) => path.resolve(p));
+  let record: PrefixPublishResult['record'];
+  if (o.asNix) {
+    roots = [path.resolve(o.asNix), ...roots];
+    record = { system: nixSystem(), nix: path.resolve(o.asNix) };
+  } else if (roots.length === 0) {
+    if (!state.nix) {
+      throw new RelonixError(`the prefix ${l.prefix} has no active Nix to publish`, { kind: 'usage', hint: 'run relonix bootstrap first, or name store paths to publish' });
+    }
+    roots = [state.nix, ...(state.cacert ? [state.cacert] : [])];
+    record = { system: nixSystem(), nix: state.nix, cacert: state.cacert };
+  }
+  const records = await queryClosure({ layout: l, nix: state.nix, nixStore: o.nixStore }, roots);
+  const r = await publishPaths({ target, storeDir: l.storeDir, paths: records, key, compression, jobs: o.jobs ?? 4, record, log: o.log });
+  return { ...r, closure: records.length, record };
+}
