@@ -9,7 +9,6 @@ import * as publish from './commands/publish.ts';
 import * as keygen from './commands/keygen.ts';
 import * as cache from './commands/cache.ts';
 import * as demo from './commands/demo.ts';
-import { runPatchelf } from './commands/patchelf.ts';
 // package.json is the one source of the version; the bundle carries it inlined, read at build time
 import pkg from '../package.json' with { type: 'json' };
 
@@ -23,8 +22,19 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   network: 6,
 };
 
-// Each command lives in its own module exporting `register(program)`; what it does is one call into a layer.
-const COMMANDS = [bootstrap, env, run, status, publish, keygen, cache, demo];
+// Each command lives in its own module exporting `register(program)`; what it does is one call into a
+// layer, which the command loads when it runs: start-up compiles only what argv needs.
+const COMMANDS = { bootstrap, env, run, status, publish, keygen, cache, demo };
+
+/**
+ * The commands argv can reach: the one it names, none for --version, all for help and errors.
+ * Registering a command costs more than loading its module, and start-up is what users wait for.
+ */
+function reachable(argv: string[]): { register(p: Command): void }[] {
+  const first = argv[2] ?? '';
+  if (first === '--version' || first === '-V') return [];
+  return Object.hasOwn(COMMANDS, first) ? [COMMANDS[first as keyof typeof COMMANDS]] : Object.values(COMMANDS);
+}
 
 const EPILOG = `
 Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: store/, var/nix/,
@@ -56,11 +66,12 @@ export async function main(argv: string[]): Promise<void> {
   });
   try {
     if (argv[2] === 'patchelf') {
+      const { runPatchelf } = await import('./commands/patchelf.ts');
       process.exitCode = await runPatchelf(argv.slice(3));
       return;
     }
     const program = buildProgram();
-    for (const c of COMMANDS) c.register(program);
+    for (const c of reachable(argv)) c.register(program);
     await program.parseAsync(argv);
   } catch (e) {
     process.exitCode = report(e, wantsJson(argv));

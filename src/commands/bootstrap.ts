@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { RelonixError } from '../util/errors.ts';
 import { emit } from '../util/emit.ts';
 import { layout } from '../prefix/layout.ts';
-import { runBootstrap, type BootstrapResult } from '../bootstrap/engine.ts';
+import type { BootstrapResult } from '../bootstrap/engine.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -53,6 +53,7 @@ export function register(program: Command): void {
       if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
         throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
       }
+      const { runBootstrap } = await import('../bootstrap/engine.ts');
       const r = await runBootstrap({
         prefix: o.prefix,
         url: o.url,

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { openTarget } from '../cache/targets.ts';
-import { gcCache, readKeepFile } from '../cache/gc.ts';
 
 export function register(program: Command): void {
   const cache = program.command('cache').description('maintain a binary cache');
@@ -12,6 +10,7 @@ export function register(program: Command): void {
     .option('--dry-run', 'only list what would be removed')
     .option('--header <h>', "extra HTTP header 'Name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (o: { to: string; keep: string; dryRun?: boolean; header: string[] }) => {
+      const [{ openTarget }, { gcCache, readKeepFile }] = await Promise.all([import('../cache/targets.ts'), import('../cache/gc.ts')]);
       const r = await gcCache(openTarget(o.to, { headers: o.header }), await readKeepFile(o.keep), { dryRun: o.dryRun, log: (m) => process.stderr.write(`${m}\n`) });
       for (const m of r.missingRoots) process.stderr.write(`warning: ${m} is not in the cache\n`);
       const verb = o.dryRun ? 'would remove' : 'removed';

@@ -1,6 +1,10 @@
 import type { Command } from 'commander';
 import path from 'node:path';
-import { runDemo, DEMO_PREFIX } from '../demo/tour.ts';
+/**
+ * The demo prefix is its own, not /tmp/nix: the demo installs a Nix made from Debian's nix-bin, and
+ * a later real `relonix bootstrap` into the default prefix should not find it there.
+ */
+const DEMO_PREFIX = '/tmp/relonix-demo';
 import { reportBootstrap } from './bootstrap.ts';
 
 export function register(program: Command): void {
@@ -19,6 +23,8 @@ into the prefix, then runs a trivial nix-build through \`relonix run\`. The serv
     .action(async (o: { prefix?: string; json?: boolean }) => {
       const prefix = o.prefix ?? DEMO_PREFIX;
       const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
+      // loaded on use, like every command's layer: start-up compiles only what argv needs
+      const { runDemo } = await import('../demo/tour.ts');
       const r = await runDemo({ prefix, json: o.json, say });
       reportBootstrap(r.bootstrap, !!o.json, ` --prefix ${prefix}`);
       if (r.buildCode !== 0) {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
-import { publishFromPrefix } from '../cache/publish-prefix.ts';
 
 interface Opts {
   prefix?: string;
@@ -37,6 +36,7 @@ export function register(program: Command): void {
     .action(async (paths: string[], o: Opts) => {
       const log = (m: string) => (o.quiet && !m.startsWith('notice') ? undefined : process.stderr.write(`${m}\n`));
       const t0 = Date.now();
+      const { publishFromPrefix } = await import('../cache/publish-prefix.ts');
       const r = await publishFromPrefix({
         layout: layout(o.prefix),
         to: o.to,

@@ -10,12 +10,6 @@ import { runBootstrap, type BootstrapResult } from '../bootstrap/engine.ts';
 import { serveDirectory } from '../net/serve.ts';
 import { ensureFixture } from './mirror.ts';
 
-/**
- * The demo prefix is its own, not /tmp/nix: the demo installs a Nix made from Debian's nix-bin, and
- * a later real `relonix bootstrap` into the default prefix should not find it there.
- */
-export const DEMO_PREFIX = '/tmp/relonix-demo';
-
 const DEMO_EXPR = `derivation {
   name = "hello-from-relonix";
   system = builtins.currentSystem;
