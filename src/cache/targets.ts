@@ -1,3 +1,6 @@
+// src/cache/: binary caches as Nix reads them: narinfo, signing keys, targets (file, http, s3),
+// push (publish), substitute (restore), gc, the manifest naming each system's Nix.
+//
 // Where a binary cache lives: a directory (file://), an HTTP origin that takes PUT (WebDAV, as
 // Nix's own http store writes) or an S3 bucket (SigV4, path-style against an endpoint). One small
 // interface so publish, restore and gc never care which.

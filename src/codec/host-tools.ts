@@ -1,3 +1,6 @@
+// src/codec/: the compressions caches and tarballs use (xz, zstd, with xxh64 for zstd's checksums),
+// through the host's programs when it has them and pure decoders when it does not.
+//
 // The host's xz and zstd, when it has them: native and several times faster than the pure decoders
 // in xz.ts and zstd.ts, which stand in when they are missing. Looked up once per PATH.
 import { accessSync, statSync, constants as C } from 'node:fs';

@@ -1,3 +1,5 @@
+// src/commands/: one file a command: its options and help, one call into the layer that does the
+// work (loaded when the command runs), and what it prints.
 import { Command, Option } from 'commander';
 import { RelonixError } from '../util/errors.ts';
 import { emit } from '../util/emit.ts';

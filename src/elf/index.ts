@@ -1,4 +1,6 @@
-// The ELF engine's public face: read, edit and relocate interpreters and search paths.
+// src/elf/: the ELF engine (no native code, no patchelf): layout tables, reader, planner (plan/),
+// writer and file driver. This module is its public face: read, edit and relocate interpreters and
+// search paths.
 import { promises as fs } from 'node:fs';
 import { DT } from './consts.ts';
 import { ElfError } from './error.ts';

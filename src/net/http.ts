@@ -1,3 +1,6 @@
+// src/net/: one HTTP layer (this client), downloads that resume and check their sha256, S3 signing,
+// and the loopback file server of the demo.
+//
 // The one HTTP client: node:http(s), for downloads, cache objects and S3 alike. Not fetch: fetch
 // keeps a streamed request body in memory (nodejs/undici#4058), which is what streaming a NAR from
 // its file is meant to avoid, and undici's start-up costs more than a request to a loopback mirror.

@@ -1,3 +1,5 @@
+// src/store/: the store's own formats and tools: store paths, nix-base32, reginfo, NAR (nar/),
+// and relocating a tree of store paths to another store dir.
 import path from 'node:path';
 import { isNixBase32 } from './nixbase32.ts';
 

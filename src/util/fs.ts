@@ -1,3 +1,5 @@
+// src/util/: one mechanism each, shared by every layer: errors, retry, pool, spawn, atomic files,
+// locks, process liveness, formatting.
 import { promises as fs, constants as C } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
