@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import zlib from 'node:zlib';
 import { rewriteNar } from '../../src/translate/rewrite.ts';
-import { requireTool } from '../helpers/setpriv.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { collect, hashOf, nar, rewritten, type Mapping, type Tree } from '../helpers/nar-model.ts';
 
 const [H1, H2] = [hashOf('a'), hashOf('b')];

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ElfError, editElf, parseElf, patchFile, planEdit, readElf, relocateElf, writePlanSync } from '../src/elf/index.ts';
+import { ElfError, editElf, parseElf, patchFile, planEdit, readElf, relocateElf, writePlanSync } from '../../src/elf/index.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-fuzz-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

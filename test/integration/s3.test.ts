@@ -1,34 +1,27 @@
 // S3: SigV4 as relonix computes it, checked against AWS's published test vectors and against
-// botocore's signer (Debian's python3-botocore), then a round trip through a loopback S3 endpoint
-// that verifies every request's signature by recomputing it independently.
+// botocore's signer (Debian's python3-botocore), then a round trip through a loopback S3 endpoint that verifies every request's signature by
+// recomputing it independently.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { promises as fs, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { makeStore, buildClosure, tempDir, wipe, isValid, requireTool } from './cache-helpers.ts';
-import { generateKey, parseSecretKey } from '../src/cache/keys.ts';
-import { openTarget } from '../src/cache/targets.ts';
-import { publishPaths } from '../src/cache/publish.ts';
-import { queryClosure } from '../src/cache/nixstore.ts';
-import { restoreFromCache } from '../src/cache/restore.ts';
-import { gcCache } from '../src/cache/gc.ts';
-import { signV4 } from '../src/net/sigv4.ts';
+import { makeStore, buildClosure, isValid } from '../helpers/store.ts';
+import { listenLoopback } from '../helpers/http.ts';
+import { removePrefix, tempDir } from '../helpers/paths.ts';
+import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
+import { openTarget } from '../../src/cache/targets.ts';
+import { publishPaths } from '../../src/cache/publish.ts';
+import { queryClosure } from '../../src/cache/nixstore.ts';
+import { restoreFromCache } from '../../src/cache/restore.ts';
+import { gcCache } from '../../src/cache/gc.ts';
+import { AKID, SECRET, signedAuth } from '../helpers/sigv4.ts';
 
 const PY = '/usr/bin/python3';
 if (!existsSync(PY) || spawnSync(PY, ['-c', 'import botocore']).status !== 0) {
   throw new Error('Debian python3-botocore is needed for the SigV4 cross-check (apt-get install python3-botocore)');
-}
-
-// The AWS SigV4 test suite's credentials, date and two of its vectors (get-vanilla, post-vanilla).
-const AKID = 'AKIDEXAMPLE';
-const SECRET = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
-
-async function signedAuth(method: string, url: string, headers: Record<string, string>, body: string | undefined, service: string, datetime: string) {
-  const payloadSha256 = createHash('sha256').update(body ?? '').digest('hex');
-  return signV4({ method, url, headers, payloadSha256, accessKeyId: AKID, secretAccessKey: SECRET, service, region: 'us-east-1', datetime }).authorization!;
 }
 
 test('SigV4: relonix reproduces the AWS test vectors get-vanilla and post-vanilla', async () => {
@@ -138,16 +131,12 @@ async function startS3(secret: string) {
       res.end(req.method === 'HEAD' ? undefined : o);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as import('node:net').AddressInfo).port;
+  const { url, close } = await listenLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: url,
     objects,
     stats: () => ({ rejected, verified }),
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
+    close,
   };
 }
 
@@ -175,7 +164,7 @@ test('publish to and restore from a loopback S3 endpoint that verifies every sig
     assert.deepEqual(gc.kept, all);
     assert.equal(gc.removedNarInfos.length, 2);
     assert.equal([...s3.objects.keys()].filter((x) => x.endsWith('.narinfo')).length, 2);
-    await wipe(s.prefix);
+    await removePrefix(s.prefix);
     const res = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [url], trustedKeys: [k.public], system: 'x86_64-linux', nixStore: '/usr/bin/nix-store' });
     assert.deepEqual(res.paths.sort(), all);
     const f = makeStore(s.prefix);
@@ -184,6 +173,6 @@ test('publish to and restore from a loopback S3 endpoint that verifies every sig
   } finally {
     process.env = saved;
     await s3.close();
-    await wipe(dir);
+    await removePrefix(dir);
   }
 });

@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readElf } from '../src/elf/index.ts';
-import { assertPhdrInvariant, dynamicSymbols, elfFiles, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
+import { readElf } from '../../src/elf/index.ts';
+import { relonixPatchelf } from '../helpers/cli.ts';
+import { assertPhdrInvariant, dynamicSymbols, elfFiles, readelf } from '../helpers/elf.ts';
+import { requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-cross-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -41,9 +43,9 @@ function lastLoadAlign(file: string): number {
 
 for (const a of ARCHES) {
   test(`${a.name}: every object rewritten, read back by readelf and patchelf, libc runs via the new loader path`, () => {
-    need('readelf');
-    need('patchelf');
-    need('nm');
+    requireTool('readelf');
+    requireTool('patchelf');
+    requireTool('nm');
     assert.ok(existsSync(path.join(a.lib, 'libc.so.6')), `${a.lib}/libc.so.6 is missing: install the libc6 cross package for ${a.name}`);
     const dir = path.join(tmp, a.name);
     const ldDir = path.join(dir, 'a-much-longer-store-path-than-the-original-one/0123456789abcdfghijklmnpqrsvwxyz-glibc/lib');
@@ -87,7 +89,7 @@ for (const a of ARCHES) {
     }
 
     const libc = path.join(dir, 'libc.so.6');
-    const cmd = a.qemu ? need(a.qemu) : libc;
+    const cmd = a.qemu ? requireTool(a.qemu) : libc;
     const args = a.qemu ? [libc] : [];
     const ok = run(cmd, args);
     assert.equal(ok.status, 0, `${a.name} libc.so.6 failed to run after rewriting: ${ok.stderr}`);

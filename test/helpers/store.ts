@@ -1,30 +1,18 @@
 // Throwaway Nix stores driven by Debian's nix-bin (run as root with NIX_STORE_DIR & co), used as
-// the reference implementation the cache code must interoperate with.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync, existsSync, chmodSync, readdirSync } from 'node:fs';
-import os from 'node:os';
+// the reference implementation the cache code must interoperate with, and the keys caches are
+// signed with.
+import { mkdirSync, writeFileSync, existsSync, readdirSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { layout, type Layout } from '../src/prefix/layout.ts';
-import { removeTree } from '../src/util/fs.ts';
-
-export function requireTool(bin: string): string {
-  for (const d of ['/usr/bin', '/usr/sbin', '/bin', '/sbin']) {
-    const p = path.join(d, bin);
-    if (existsSync(p)) return p;
-  }
-  throw new Error(`${bin} is not installed; the cache tests need it (apt-get install nix-bin nginx-light xz-utils python3-botocore)`);
-}
+import { layout, type Layout } from '../../src/prefix/layout.ts';
+import { generateKey } from '../../src/cache/keys.ts';
+import { requireTool, run, type Run } from './tools.ts';
 
 export interface TestStore {
   prefix: string;
   layout: Layout;
   env: NodeJS.ProcessEnv;
   nix(args: string[], bin?: string): string;
-  run(bin: string, args: string[]): { status: number | null; stdout: string; stderr: string };
-}
-
-export function tempDir(tag: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `relonix-${tag}-`));
+  run(bin: string, args: string[]): Run;
 }
 
 /** A prefix laid out as relonix lays it out, with a Nix database Debian's nix-store maintains. */
@@ -43,17 +31,14 @@ export function makeStore(prefix: string): TestStore {
     NIX_LOG_DIR: l.logDir,
     NIX_CONF_DIR: l.confDir,
   };
-  const run = (bin: string, args: string[]) => {
-    const r = spawnSync(bin, args, { env, encoding: 'utf8' });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
+  const runHere = (bin: string, args: string[]) => run(bin, args, { env });
   return {
     prefix,
     layout: l,
     env,
-    run,
+    run: runHere,
     nix(args: string[], bin = 'nix-store') {
-      const r = run(`/usr/bin/${bin}`, args);
+      const r = runHere(`/usr/bin/${bin}`, args);
       if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed: ${r.stderr}`);
       return r.stdout.trim();
     },
@@ -76,10 +61,6 @@ derivation { name = "${tag}"; system = builtins.currentSystem; builder = "/bin/s
   return { top, leaf, all };
 }
 
-export async function wipe(prefix: string): Promise<void> {
-  await removeTree(prefix);
-}
-
 export function storeEntries(s: TestStore): string[] {
   return existsSync(s.layout.storeDir) ? readdirSync(s.layout.storeDir).sort() : [];
 }
@@ -88,4 +69,13 @@ export function isValid(s: TestStore, p: string): boolean {
   return s.run('/usr/bin/nix-store', ['--check-validity', p]).status === 0;
 }
 
-export { execFileSync, chmodSync };
+/**
+ * A new signing key named `name`, its secret written to `file` (owned by `uid` when given, for a
+ * user's relonix to read): what `--secret-key` takes.
+ */
+export async function writeKey(file: string, name: string, uid?: number): Promise<{ secret: string; public: string }> {
+  const k = generateKey(name);
+  await fs.writeFile(file, k.secret);
+  if (uid !== undefined) await fs.chown(file, uid, uid);
+  return k;
+}

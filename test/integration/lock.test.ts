@@ -4,9 +4,9 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { withLock } from '../src/util/lock.ts';
-import { RelonixError } from '../src/util/errors.ts';
-import { writeFileAtomic } from '../src/util/fs.ts';
+import { withLock } from '../../src/util/lock.ts';
+import { RelonixError } from '../../src/util/errors.ts';
+import { writeFileAtomic } from '../../src/util/fs.ts';
 
 async function tmp(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'relonix-lock-'));

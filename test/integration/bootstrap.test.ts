@@ -3,42 +3,26 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture, type Fixture } from '../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../src/net/serve.ts';
-import { EXIT } from './helpers/cli.ts';
-import { NOBODY_UID, RELONIX, relonix, shAs, prefixFor, removePrefix, requireTool, requireRoot, spawnRelonix } from './helpers/setpriv.ts';
+import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
+import { mirrorForFile } from '../helpers/mirror.ts';
+import { RELONIX, prefixFor, prefixList } from '../helpers/paths.ts';
+import { requireRoot, requireTool } from '../helpers/tools.ts';
 
-let fx: Fixture;
-let server: RunningServer;
-let url: string;
-const cleanup: string[] = [];
-
-before(async () => {
+before(() => {
   requireTool('setpriv', 'util-linux');
   requireRoot('it switches to uid 4242 with setpriv and mounts a tmpfs');
-  fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
 });
-
-after(async () => {
-  await server?.close();
-  for (const d of cleanup) await removePrefix(d);
-});
-
-function owned(prefix: string): string {
-  const top = path.dirname(prefix);
-  cleanup.push(top);
-  return prefix;
-}
+const mirror = mirrorForFile();
+const prefixes = prefixList();
+after(() => prefixes.removeAll());
 
 test('a uid with no passwd entry and an empty environment bootstraps, builds and verifies', async () => {
-  const prefix = owned(await prefixFor(NOBODY_UID, 'e2e'));
-  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', url]);
+  const prefix = await prefixes.add(NOBODY_UID, 'e2e');
+  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
   assert.equal(r.code, 0, `bootstrap failed:\n${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /Nix is ready in/);
   const state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
-  assert.equal(state.nix, path.join(prefix, 'store', path.basename(fx.nixPath)));
+  assert.equal(state.nix, path.join(prefix, 'store', path.basename(mirror.fx.nixPath)));
   for (const s of ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify']) assert.ok(state.stages[s], `stage ${s} recorded`);
   // everything under the prefix belongs to the unprivileged uid
   assert.equal((await fs.stat(path.join(prefix, 'store'))).uid, NOBODY_UID);
@@ -76,7 +60,7 @@ test('a uid with no passwd entry and an empty environment bootstraps, builds and
   assert.equal(sourced.code, 0, sourced.stderr);
 
   // a re-run after success is a fast no-op that says so
-  const again = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', url]);
+  const again = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /already bootstrapped.*nothing to do/);
   assert.ok(again.ms < 5000, `no-op re-run took ${again.ms} ms`);
@@ -88,7 +72,7 @@ test('a uid with no passwd entry and an empty environment bootstraps, builds and
   assert.equal(st.bootstrapped, true);
   assert.equal(st.nix, state.nix);
   assert.ok(st.relocation.counts.elfPatched > 10, 'the ELF files of the closure were patched');
-  assert.ok(st.store.paths >= fx.storePaths.length);
+  assert.ok(st.store.paths >= mirror.fx.storePaths.length);
 
   const fish = await relonix(NOBODY_UID, ['env', '--prefix', prefix, '--shell', 'fish']);
   assert.match(fish.stdout, new RegExp(`set -gx NIX_STORE_DIR '${prefix}/store';`));
@@ -98,9 +82,9 @@ test('a uid with no passwd entry and an empty environment bootstraps, builds and
 });
 
 test('a wrong --sha256 fails naming the checksum and leaves no store behind', async () => {
-  const prefix = owned(await prefixFor(NOBODY_UID, 'badsum'));
-  const wrong = fx.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
-  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', url, '--sha256', wrong]);
+  const prefix = await prefixes.add(NOBODY_UID, 'badsum');
+  const wrong = mirror.fx.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--sha256', wrong]);
   assert.notEqual(r.code, 0);
   assert.equal(r.code, EXIT.integrity, r.stderr);
   assert.match(r.stderr, /sha256|checksum/i);
@@ -114,7 +98,7 @@ test('a prefix on a nearly full filesystem is refused in preflight before anythi
   const mnt = path.dirname(top);
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=20m', 'tmpfs', mnt]);
   try {
-    const r = await relonix(undefined, ['bootstrap', '--prefix', path.join(mnt, 'nix'), '--url', url]);
+    const r = await relonix(undefined, ['bootstrap', '--prefix', path.join(mnt, 'nix'), '--url', mirror.url]);
     assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stderr, /MiB free/);
     assert.match(r.stderr, /stage preflight/);
@@ -131,7 +115,7 @@ test('a prefix on a noexec filesystem is refused in preflight, saying why', asyn
   const mnt = path.dirname(top);
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=400m,noexec', 'tmpfs', mnt]);
   try {
-    const r = await relonix(undefined, ['bootstrap', '--prefix', path.join(mnt, 'nix'), '--url', url, '--json']);
+    const r = await relonix(undefined, ['bootstrap', '--prefix', path.join(mnt, 'nix'), '--url', mirror.url, '--json']);
     assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     const err = events.find((e) => e.event === 'error');
@@ -148,8 +132,8 @@ test('a prefix on a noexec filesystem is refused in preflight, saying why', asyn
 });
 
 test('two bootstraps racing on one prefix: one wins, one is refused as busy, one waits; the prefix verifies', async () => {
-  const prefix = owned(await prefixFor(NOBODY_UID, 'race'));
-  const first = spawnRelonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', url, '--json']);
+  const prefix = await prefixes.add(NOBODY_UID, 'race');
+  const first = spawnRelonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json']);
   const lock = path.join(prefix, 'var/relonix/lock');
   for (let i = 0; i < 300; i++) {
     try {
@@ -159,8 +143,8 @@ test('two bootstraps racing on one prefix: one wins, one is refused as busy, one
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  const busy = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', url]);
-  const waiter = spawnRelonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', url, '--wait', '300']);
+  const busy = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
+  const waiter = spawnRelonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--wait', '300']);
   const [a, w] = await Promise.all([first.done, waiter.done]);
   assert.equal(a.code, 0, a.stderr);
   assert.equal(busy.code, EXIT.busy, `${busy.stdout}\n${busy.stderr}`);
@@ -173,7 +157,7 @@ test('two bootstraps racing on one prefix: one wins, one is refused as busy, one
 });
 
 test('relonix demo bootstraps from its own loopback mirror, builds, and stops the mirror', async () => {
-  const prefix = owned(await prefixFor(undefined, 'demo'));
+  const prefix = await prefixes.add(undefined, 'demo');
   const r = await relonix(undefined, ['demo', '--prefix', prefix]);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stderr, /serving it at http:\/\/127\.0\.0\.1:\d+\//);

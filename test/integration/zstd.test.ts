@@ -4,16 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { compressStream, decompress, resolveCompression, narExtension, checkCompressionChoice } from '../src/cache/compress.ts';
-import { ZstdFrames, ZSTD_MAX_WINDOW } from '../src/codec/zstd.ts';
-import { RelonixError } from '../src/util/errors.ts';
+import { compressStream, decompress, resolveCompression, narExtension, checkCompressionChoice } from '../../src/cache/compress.ts';
+import { ZstdFrames, ZSTD_MAX_WINDOW } from '../../src/codec/zstd.ts';
+import { RelonixError } from '../../src/util/errors.ts';
+import { requireTool } from '../helpers/tools.ts';
 
-function requireZstd(): void {
-  if (!existsSync('/usr/bin/zstd')) throw new Error('zstd is not installed; the zstd tests need it (apt-get install zstd)');
-}
-requireZstd();
+requireTool('zstd');
 
 /** Runs fn with environment variables set, restoring them afterwards. */
 async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {

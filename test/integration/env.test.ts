@@ -4,12 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { layout } from '../src/prefix/layout.ts';
-import { mergeNixConf, nixConfBlock, applyConfigure, BEGIN, END } from '../src/bootstrap/stages/configure.ts';
-import { renderEnv, envScripts, nixVariables, wrapperScript } from '../src/prefix/environment.ts';
-import { planPreflight, systemFromUrl, estimateNeed, type PreflightFacts } from '../src/bootstrap/stages/preflight.ts';
-import { foreignLibraries, elfInterpreter } from '../src/bootstrap/stages/verify.ts';
-import { relocateRecords } from '../src/bootstrap/stages/register.ts';
+import { layout } from '../../src/prefix/layout.ts';
+import { mergeNixConf, nixConfBlock, applyConfigure, BEGIN, END } from '../../src/bootstrap/stages/configure.ts';
+import { renderEnv, envScripts, nixVariables, wrapperScript } from '../../src/prefix/environment.ts';
+import { planPreflight, systemFromUrl, estimateNeed, type PreflightFacts } from '../../src/bootstrap/stages/preflight.ts';
+import { foreignLibraries, elfInterpreter } from '../../src/bootstrap/stages/verify.ts';
+import { relocateRecords } from '../../src/bootstrap/stages/register.ts';
 
 test('sh output survives eval with quotes, spaces and dollars in values', () => {
   const vars = { A: "it's a $HOME `x` \"q\"", B: '/plain/path', C: '' };

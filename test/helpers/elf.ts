@@ -1,43 +1,12 @@
-// Shared by the ELF engine tests: a deterministic corpus of real files and the oracles (Debian's
-// patchelf and readelf). A missing oracle fails the test that needs it, loudly.
-import { spawnSync } from 'node:child_process';
+// Shared by the ELF engine tests: a deterministic corpus of real files and what the oracles
+// (Debian's readelf and nm) say about a file.
 import { closeSync, openSync, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { run } from './tools.ts';
 
 export const LONG_PREFIX = '/tmp/relonix-test-a-very-long-prefix-that-must-grow/store';
 export const LONG_RPATH = `${LONG_PREFIX}/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-zlib-1.3.1/lib:${LONG_PREFIX}/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-gcc-14-lib/lib:/usr/lib/x86_64-linux-gnu`;
-
-export function need(tool: string): string {
-  const r = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${tool} is required by this test and is not installed`);
-  return r.stdout.trim();
-}
-
-export interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Run {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000, ...opts });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Compile with gcc; a failure fails the test with gcc's message. */
-export function gcc(args: string[]): void {
-  const r = run('gcc', args);
-  assert.equal(r.status, 0, `gcc ${args.join(' ')}: ${r.stderr}`);
-}
-
-export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-export const RELONIX = path.join(ROOT, 'bin', 'relonix.js');
-
-export function relonixPatchelf(args: string[]): Run {
-  return run(process.execPath, [RELONIX, 'patchelf', ...args]);
-}
 
 function head(file: string): Buffer {
   const b = Buffer.alloc(64);

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { REPO } from '../helpers/paths.ts';
 
-const dir = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..', 'patches');
+const dir = path.join(REPO, 'patches');
 
 test('every expression under patches/ parses with Nix', () => {
   const files = readdirSync(dir).filter((f) => f.endsWith('.nix'));

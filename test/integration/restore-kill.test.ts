@@ -7,20 +7,21 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../src/demo/mirror.ts';
-import { generateKey } from '../src/cache/keys.ts';
-import { parseNarInfo } from '../src/cache/narinfo.ts';
-import { narDigest } from '../src/store/nar/write.ts';
-import { parseNarHashField } from '../src/store/reginfo.ts';
-import { removeTree } from '../src/util/fs.ts';
-import { startServer, type TestServer } from './helpers/http.ts';
-import { relonix, prefixFor, removePrefix, strikeRelonix, type RelonixEvent } from './helpers/setpriv.ts';
+import { ensureFixture } from '../../src/demo/mirror.ts';
+import { parseNarInfo } from '../../src/cache/narinfo.ts';
+import { narDigest } from '../../src/store/nar/write.ts';
+import { parseNarHashField } from '../../src/store/reginfo.ts';
+import { removeTree } from '../../src/util/fs.ts';
+import { startServer, type TestServer } from '../helpers/http.ts';
+import { relonix, strikeRelonix, type RelonixEvent } from '../helpers/cli.ts';
+import { prefixFor, removePrefix } from '../helpers/paths.ts';
+import { writeKey } from '../helpers/store.ts';
 
 let top: string;
 let source: string;
 let cacheDir: string;
 let server: TestServer;
-const key = generateKey('restore-kill-1');
+let key: { secret: string; public: string };
 
 before(async () => {
   const fx = await ensureFixture();
@@ -29,7 +30,7 @@ before(async () => {
   cacheDir = path.join(top, 'cache');
   const b = await relonix(undefined, ['bootstrap', '--prefix', source, '--url', fx.tarball]);
   assert.equal(b.code, 0, b.stderr);
-  await fs.writeFile(path.join(top, 'k.secret'), key.secret);
+  key = await writeKey(path.join(top, 'k.secret'), 'restore-kill-1');
   // zstd, as publish makes by default: restore then runs many NARs through each decompressor, and a
   // blow lands in the middle of such a run; the throttled origin keeps the restore busy long enough
   const p = await relonix(undefined, ['publish', '--prefix', source, '--to', `file://${cacheDir}`, '--secret-key', path.join(top, 'k.secret'), '--compression', 'zstd', '--quiet']);

@@ -5,10 +5,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { toNixBase32, fromNixBase32, isNixBase32 } from '../src/store/nixbase32.ts';
-import { dumpPath, narDigest, formatNarHash } from '../src/store/nar/write.ts';
-import { parseRegInfo, formatRegInfo, parseNarHashField, formatNarHashLike } from '../src/store/reginfo.ts';
-import { parseStoreBasename } from '../src/store/storepath.ts';
+import { toNixBase32, fromNixBase32, isNixBase32 } from '../../src/store/nixbase32.ts';
+import { dumpPath, narDigest, formatNarHash } from '../../src/store/nar/write.ts';
+import { parseRegInfo, formatRegInfo, parseNarHashField, formatNarHashLike } from '../../src/store/reginfo.ts';
+import { parseStoreBasename } from '../../src/store/storepath.ts';
 
 function requireTool(name: string): void {
   try {

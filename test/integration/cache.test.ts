@@ -6,30 +6,25 @@ import assert from 'node:assert/strict';
 import { promises as fs, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { makeStore, buildClosure, tempDir, wipe, storeEntries, isValid, requireTool, type TestStore } from './cache-helpers.ts';
-import { parseSecretKey, parsePublicKey, generateKey, signNarInfo, verifyNarInfo } from '../src/cache/keys.ts';
-import { parseNarInfo, formatNarInfo, fingerprint } from '../src/cache/narinfo.ts';
-import { unpackNar } from '../src/store/nar/read.ts';
-import { dumpPath, narDigest } from '../src/store/nar/write.ts';
-import { toNixBase32 } from '../src/store/nixbase32.ts';
-import { openTarget } from '../src/cache/targets.ts';
-import { publishPaths } from '../src/cache/publish.ts';
-import { queryClosure } from '../src/cache/nixstore.ts';
-import { restoreFromCache, restoreClosure } from '../src/cache/restore.ts';
-import { gcCache } from '../src/cache/gc.ts';
-import { RelonixError } from '../src/util/errors.ts';
-import { EXIT } from './helpers/cli.ts';
+import { makeStore, buildClosure, storeEntries, isValid, writeKey, type TestStore } from '../helpers/store.ts';
+import { parseSecretKey, parsePublicKey, generateKey, signNarInfo, verifyNarInfo } from '../../src/cache/keys.ts';
+import { parseNarInfo, formatNarInfo, fingerprint } from '../../src/cache/narinfo.ts';
+import { unpackNar } from '../../src/store/nar/read.ts';
+import { dumpPath, narDigest } from '../../src/store/nar/write.ts';
+import { toNixBase32 } from '../../src/store/nixbase32.ts';
+import { openTarget } from '../../src/cache/targets.ts';
+import { publishPaths } from '../../src/cache/publish.ts';
+import { queryClosure } from '../../src/cache/nixstore.ts';
+import { restoreFromCache, restoreClosure } from '../../src/cache/restore.ts';
+import { gcCache } from '../../src/cache/gc.ts';
+import { RelonixError } from '../../src/util/errors.ts';
+import { EXIT, relonixWithHostNix as relonix } from '../helpers/cli.ts';
+import { removePrefix, tempDir } from '../helpers/paths.ts';
+import { requireTool } from '../helpers/tools.ts';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const cli = path.join(root, 'bin', 'relonix.js');
 requireTool('nix-store');
 requireTool('xz');
-if (!existsSync('/usr/bin/zstd')) throw new Error('zstd is not installed; the cache tests need it (apt-get install zstd)');
-
-function relonix(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+requireTool('zstd');
 
 async function publishStore(s: TestStore, cacheUrl: string, secretFile: string, roots: string[], record?: { system: string; nix: string }, compression?: 'zstd' | 'xz' | 'none') {
   const paths = await queryClosure({ layout: s.layout, nixStore: '/usr/bin/nix-store', env: s.env }, roots);
@@ -58,7 +53,7 @@ test('keys: Nix keys sign for relonix, relonix keys verify in Nix, and signature
   assert.deepEqual(parseNarInfo(formatNarInfo(ni)), ni);
   const g = generateKey('gen');
   assert.equal(Buffer.from(g.secret.split(':')[1]!, 'base64').length, 64);
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('NAR: relonix unpacks what nix-store --dump writes, with the same hash as nix-hash', async () => {
@@ -82,7 +77,7 @@ test('NAR: relonix unpacks what nix-store --dump writes, with the same hash as n
   bad.writeBigUInt64LE(2n, at - 8);
   await assert.rejects(unpackNar([bad], path.join(dir, 'bad')), /invalid entry name/);
   await assert.rejects(unpackNar([nar.subarray(0, nar.length - 8)], path.join(dir, 'short')), /ends/);
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('publish --compression xz → nix store verify → Debian Nix substitutes with require-sigs; incremental; gc', async () => {
@@ -112,7 +107,7 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /published 0 NARs .* skipped 2/);
   // a fresh store with the same store dir substitutes from the cache with signatures required
-  await wipe(s.prefix);
+  await removePrefix(s.prefix);
   const f = makeStore(s.prefix);
   const sub = f.run('/usr/bin/nix-store', ['-r', top, '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', pub, '--option', 'require-sigs', 'true']);
   assert.equal(sub.status, 0, sub.stderr);
@@ -133,7 +128,7 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
   assert.equal((await fs.readdir(path.join(cache, 'nar'))).length, 2);
   const v2 = f.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', pub]);
   assert.equal(v2.status, 0, v2.stderr);
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('publish --compression zstd → nix store verify → Debian Nix substitutes with require-sigs; auto picks zstd', async () => {
@@ -142,8 +137,7 @@ test('publish --compression zstd → nix store verify → Debian Nix substitutes
   const s = makeStore(path.join(dir, 'p'));
   const { top, all } = buildClosure(s, 'pubz');
   const extra = buildClosure(s, 'otherz');
-  const k = generateKey('z1');
-  await fs.writeFile(`${dir}/z1.secret`, k.secret);
+  const k = await writeKey(`${dir}/z1.secret`, 'z1');
   const env = { ...process.env, ...s.env, PATH: process.env.PATH };
   const publish = (args: string[]) => relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/z1.secret`, '--nix-store', '/usr/bin/nix-store', ...args], env);
   const r = publish(['--compression', 'zstd', top]);
@@ -170,13 +164,13 @@ test('publish --compression zstd → nix store verify → Debian Nix substitutes
   assert.equal(v.status, 0, v.stderr);
   assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
   // a fresh store with the same store dir substitutes from the zstd cache with signatures required
-  await wipe(s.prefix);
+  await removePrefix(s.prefix);
   const f = makeStore(s.prefix);
   const sub = f.run('/usr/bin/nix-store', ['-r', top, extra.top, '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', k.public, '--option', 'require-sigs', 'true']);
   assert.equal(sub.status, 0, sub.stderr);
   for (const p of [...all, ...extra.all]) assert.ok(isValid(f, p), `${p} substituted`);
   assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('publish --compression zstd on a host without zstd is refused with the fix, before any upload', async () => {
@@ -184,7 +178,7 @@ test('publish --compression zstd on a host without zstd is refused with the fix,
   const cache = path.join(dir, 'cache');
   const s = makeStore(path.join(dir, 'p'));
   const { top } = buildClosure(s, 'nozstd');
-  await fs.writeFile(`${dir}/k.secret`, generateKey('nz').secret);
+  await writeKey(`${dir}/k.secret`, 'nz');
   const env = { ...process.env, ...s.env, PATH: process.env.PATH, RELONIX_NO_HOST_ZSTD: '1' };
   const args = ['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store'];
   const r = relonix([...args, '--compression', 'zstd', top], env);
@@ -197,7 +191,7 @@ test('publish --compression zstd on a host without zstd is refused with the fix,
   const auto = relonix([...args, top], env);
   assert.equal(auto.status, 0, auto.stderr);
   assert.match(auto.stdout, /compression xz/);
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 // every way a restore reads a NAR: many per host decompressor, or one at a time through the pure decoders
@@ -223,7 +217,7 @@ test(`restore (${d.name}): a cache written by nix copy ?compression=${d.compress
     assert.equal(ni.compression, d.compression, `Nix wrote a ${d.compression} cache`);
     assert.ok(ni.url.endsWith(d.ext), ni.url);
   }
-  await wipe(s.prefix);
+  await removePrefix(s.prefix);
   const saved = d.hide && process.env[d.hide];
   if (d.hide) process.env[d.hide] = '1';
   try {
@@ -238,7 +232,7 @@ test(`restore (${d.name}): a cache written by nix copy ?compression=${d.compress
   for (const p of [...all, ...more.all]) assert.ok(isValid(f, p));
   assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
   assert.equal(spawnSync(path.join(top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('restore: a cache written by nix copy is restored and registered; tampering and a wrong key register nothing', async () => {
@@ -250,7 +244,7 @@ test('restore: a cache written by nix copy is restored and registered; tampering
   const pub = readFileSync(`${dir}/nk.public`, 'utf8').trim();
   s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top], 'nix');
   s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}`, top], 'nix');
-  await wipe(s.prefix);
+  await removePrefix(s.prefix);
   const attempt = (keys: string[]) => restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: keys, system: 'x', roots: [top], nixStore: '/usr/bin/nix-store' });
   // wrong key: refused with the integrity code, and nothing is in the store or the DB
   await assert.rejects(attempt([generateKey('nk-1').public]), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /signature/.test(e.message));
@@ -282,7 +276,7 @@ test('restore: a cache written by nix copy is restored and registered; tampering
   assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
   assert.equal(f.nix(['-q', '--hash', top]), parseNarInfo(orig).narHash);
   assert.deepEqual((await attempt([pub])).sort(), all);
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('restoreFromCache reads relonix.json and restores the recorded Nix closure into a wiped prefix', async () => {
@@ -290,8 +284,7 @@ test('restoreFromCache reads relonix.json and restores the recorded Nix closure 
   const cache = path.join(dir, 'cache');
   const s = makeStore(path.join(dir, 'p'));
   const { top, all } = buildClosure(s, 'nixlike');
-  const k = generateKey('rfc-1');
-  await fs.writeFile(`${dir}/k.secret`, k.secret);
+  const k = await writeKey(`${dir}/k.secret`, 'rfc-1');
   const res = await publishStore(s, `file://${cache}`, `${dir}/k.secret`, [top], { system: 'x86_64-linux', nix: top });
   assert.equal(res.uploaded, 2);
   const m = JSON.parse(await fs.readFile(path.join(cache, 'relonix.json'), 'utf8'));
@@ -303,7 +296,7 @@ test('restoreFromCache reads relonix.json and restores the recorded Nix closure 
     restoreFromCache({ layout: other.layout, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x86_64-linux', nixStore: '/usr/bin/nix-store' }),
     /names a Nix|store/,
   );
-  await wipe(s.prefix);
+  await removePrefix(s.prefix);
   const events: string[] = [];
   const r = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x86_64-linux', nixStore: '/usr/bin/nix-store', onProgress: (e) => events.push(e.message) });
   assert.equal(r.nix, top);
@@ -314,7 +307,7 @@ test('restoreFromCache reads relonix.json and restores the recorded Nix closure 
   assert.ok(events.some((e) => /restored/.test(e)));
   // publish refuses a cache for another store dir
   await assert.rejects(publishStore(other, `file://${cache}`, `${dir}/k.secret`, []), /serves the store/);
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('restore: a corrupt NAR in the middle of a decompressor run is named, and nothing of the closure is registered', async () => {
@@ -323,8 +316,7 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
   const s = makeStore(path.join(dir, 'p'));
   const a = buildClosure(s, 'bad-a');
   const b = buildClosure(s, 'bad-b');
-  const k = generateKey('bad-1');
-  await fs.writeFile(`${dir}/k.secret`, k.secret);
+  const k = await writeKey(`${dir}/k.secret`, 'bad-1');
   await publishStore(s, `file://${cache}`, `${dir}/k.secret`, [a.top, b.top], undefined, 'zstd');
   // the second-largest NAR: a run starts with the largest, so this one sits mid-stream
   const infos = await Promise.all((await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo')).map(async (n) => parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'))));
@@ -333,7 +325,7 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
   const bytes = await fs.readFile(file);
   bytes[bytes.length >> 1] ^= 0xff;
   await fs.writeFile(file, bytes);
-  await wipe(s.prefix);
+  await removePrefix(s.prefix);
   const l = makeStore(s.prefix).layout;
   await assert.rejects(
     restoreClosure({ layout: l, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x', roots: [a.top, b.top], nixStore: '/usr/bin/nix-store', jobs: 1 }),
@@ -343,5 +335,5 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
   for (const p of [...a.all, ...b.all]) assert.ok(!isValid(f, p), `${p} is not registered after a refused restore`);
   assert.ok(!existsSync(victim.storePath), 'the corrupt path never takes its name in the store');
   assert.deepEqual(readdirSync(l.storeDir).filter((n) => n.startsWith('.relonix-')), [], 'no temporary is left');
-  await wipe(dir);
+  await removePrefix(dir);
 });

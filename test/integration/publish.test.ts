@@ -7,20 +7,22 @@ import assert from 'node:assert/strict';
 import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { makeStore, buildClosure, tempDir, wipe, isValid, requireTool } from './cache-helpers.ts';
-import { startNginx } from './helpers/nginx.ts';
-import { generateKey, parseSecretKey } from '../src/cache/keys.ts';
-import { parseNarInfo } from '../src/cache/narinfo.ts';
-import { openTarget } from '../src/cache/targets.ts';
-import { publishPaths } from '../src/cache/publish.ts';
-import { queryClosure } from '../src/cache/nixstore.ts';
-import { restoreFromCache } from '../src/cache/restore.ts';
-import { fromNixBase32 } from '../src/store/nixbase32.ts';
+import { makeStore, buildClosure, isValid, writeKey } from '../helpers/store.ts';
+import { listenLoopback } from '../helpers/http.ts';
+import { withNginx } from '../helpers/nginx.ts';
+import { relonixWithHostNix, spawnRelonixWithHostNix } from '../helpers/cli.ts';
+import { REPO as root, removePrefix, tempDir } from '../helpers/paths.ts';
+import { requireTool } from '../helpers/tools.ts';
+import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
+import { parseNarInfo } from '../../src/cache/narinfo.ts';
+import { openTarget } from '../../src/cache/targets.ts';
+import { publishPaths } from '../../src/cache/publish.ts';
+import { queryClosure } from '../../src/cache/nixstore.ts';
+import { restoreFromCache } from '../../src/cache/restore.ts';
+import { fromNixBase32 } from '../../src/store/nixbase32.ts';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const cli = path.join(root, 'bin', 'relonix.js');
 requireTool('nix-store');
 requireTool('nginx');
 
@@ -49,36 +51,35 @@ async function assertConsistent(dir: string): Promise<number> {
 
 test('publish to nginx (WebDAV PUT), verify with Nix over HTTP, re-publish uploads nothing, restore from nginx', async () => {
   const dir = tempDir('ngx');
-  const ngx = await startNginx(path.join(dir, 'nginx'));
   try {
-    const s = makeStore(path.join(dir, 'p'));
-    const { top, all } = buildClosure(s, 'web');
-    const k = generateKey('web-1');
-    await fs.writeFile(`${dir}/k.secret`, k.secret);
-    const env = { ...process.env, ...s.env, PATH: process.env.PATH };
-    const t0 = Date.now();
-    const r = spawnSync(process.execPath, [cli, 'publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top, '--header', 'X-Test: 1'], { encoding: 'utf8', env });
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /published 2 NARs/);
-    // done means exited: no idle connection to nginx (which keeps them 75 s) may hold the process open
-    assert.ok(Date.now() - t0 < 30_000, `publish exited ${Date.now() - t0} ms after it started`);
-    assert.equal(await assertConsistent(ngx.root), 2);
-    const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--all', '--trusted-public-keys', k.public]);
-    // nginx has no listing, so --all finds nothing over HTTP: verify the paths by name instead
-    const v2 = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--trusted-public-keys', k.public, ...all]);
-    assert.equal(v2.status, 0, v.stderr + v2.stderr);
-    const again = spawnSync(process.execPath, [cli, 'publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top], { encoding: 'utf8', env });
-    assert.equal(again.status, 0, again.stderr);
-    assert.match(again.stdout, /published 0 NARs .* skipped 2/);
-    await wipe(s.prefix);
-    const res = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [ngx.url], trustedKeys: [k.public], system: Object.keys(JSON.parse(readFileSync(path.join(ngx.root, 'relonix.json'), 'utf8')).nix)[0]!, nixStore: '/usr/bin/nix-store' });
-    assert.deepEqual(res.paths.sort(), all);
-    const f = makeStore(s.prefix);
-    for (const p of all) assert.ok(isValid(f, p));
-    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    await withNginx(dir, async (ngx) => {
+      const s = makeStore(path.join(dir, 'p'));
+      const { top, all } = buildClosure(s, 'web');
+      const k = await writeKey(`${dir}/k.secret`, 'web-1');
+      const env = { ...process.env, ...s.env, PATH: process.env.PATH };
+      const t0 = Date.now();
+      const r = relonixWithHostNix(['publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top, '--header', 'X-Test: 1'], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /published 2 NARs/);
+      // done means exited: no idle connection to nginx (which keeps them 75 s) may hold the process open
+      assert.ok(Date.now() - t0 < 30_000, `publish exited ${Date.now() - t0} ms after it started`);
+      assert.equal(await assertConsistent(ngx.root), 2);
+      const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--all', '--trusted-public-keys', k.public]);
+      // nginx has no listing, so --all finds nothing over HTTP: verify the paths by name instead
+      const v2 = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--trusted-public-keys', k.public, ...all]);
+      assert.equal(v2.status, 0, v.stderr + v2.stderr);
+      const again = relonixWithHostNix(['publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top], env);
+      assert.equal(again.status, 0, again.stderr);
+      assert.match(again.stdout, /published 0 NARs .* skipped 2/);
+      await removePrefix(s.prefix);
+      const res = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [ngx.url], trustedKeys: [k.public], system: Object.keys(JSON.parse(readFileSync(path.join(ngx.root, 'relonix.json'), 'utf8')).nix)[0]!, nixStore: '/usr/bin/nix-store' });
+      assert.deepEqual(res.paths.sort(), all);
+      const f = makeStore(s.prefix);
+      for (const p of all) assert.ok(isValid(f, p));
+      assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    });
   } finally {
-    await ngx.stop();
-    await wipe(dir);
+    await removePrefix(dir);
   }
 });
 
@@ -119,8 +120,7 @@ test('a flaky origin (500s, reset connections) still ends with a complete cache'
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  const { url, close } = await listenLoopback(server);
   try {
     const s = makeStore(path.join(dir, 'p'));
     const a = buildClosure(s, 'f1');
@@ -132,9 +132,8 @@ test('a flaky origin (500s, reset connections) still ends with a complete cache'
     assert.ok(faults > 0, 'faults were injected');
     assert.equal(await assertConsistent(store), 4);
   } finally {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-    await wipe(dir);
+    await close();
+    await removePrefix(dir);
   }
 });
 
@@ -143,15 +142,14 @@ test('publish killed with SIGKILL mid-way: every narinfo always has its complete
   const cache = path.join(dir, 'cache');
   const s = makeStore(path.join(dir, 'p'));
   const tops = [1, 2, 3, 4, 5, 6].map((i) => buildClosure(s, `k${i}`).top);
-  const k = generateKey('kill-1');
-  await fs.writeFile(`${dir}/k.secret`, k.secret);
+  await writeKey(`${dir}/k.secret`, 'kill-1');
   // NARs are staged under TMPDIR: what the killed run staged goes with the test's directory
   await fs.mkdir(path.join(dir, 'tmp'));
   const env = { ...process.env, ...s.env, PATH: process.env.PATH, TMPDIR: path.join(dir, 'tmp') };
-  const args = [cli, 'publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--jobs', '2', ...tops];
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--jobs', '2', ...tops];
+  const { child } = spawnRelonixWithHostNix(args, env);
   let killed = false;
-  child.stderr.on('data', (d: Buffer) => {
+  child.stderr!.on('data', (d: Buffer) => {
     if (!killed && /published/.test(d.toString())) {
       killed = true;
       child.kill('SIGKILL');
@@ -168,11 +166,11 @@ test('publish killed with SIGKILL mid-way: every narinfo always has its complete
   assert.ok(killed || exit === 0);
   const before = await assertConsistent(cache);
   assert.ok(before < 12, 'the kill left work undone');
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', env });
+  const r = relonixWithHostNix(args, env);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(await assertConsistent(cache), 12);
   assert.match(r.stdout, new RegExp(`published ${12 - before} NARs`));
-  await wipe(dir);
+  await removePrefix(dir);
 });
 
 test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS growing far less than the NAR', { timeout: 120_000 }, async (t) => {
@@ -184,7 +182,7 @@ test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS
   // sparse: cheap to make and to read, and as big as any other file to publish
   await fs.writeFile(path.join(big, 'blob'), '');
   await fs.truncate(path.join(big, 'blob'), SIZE);
-  await fs.writeFile(path.join(dir, 'k.secret'), generateKey('big-1').secret);
+  await writeKey(path.join(dir, 'k.secret'), 'big-1');
   const staging = path.join(dir, 'tmp');
   await fs.mkdir(staging);
   // what a publish killed with SIGKILL left (its pid is gone and it is old) goes; a fresh one stays
@@ -218,8 +216,7 @@ test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  const { url, close } = await listenLoopback(server);
   const script = path.join(dir, 'publish-big.mts');
   await fs.writeFile(
     script,
@@ -270,8 +267,7 @@ process.stdout.write(JSON.stringify({ before, maxRss: process.resourceUsage().ma
     // nothing staged is left, and the abandoned staging directory was cleared
     assert.deepEqual((await fs.readdir(staging)).sort(), [path.basename(fresh)]);
   } finally {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-    await wipe(dir);
+    await close();
+    await removePrefix(dir);
   }
 });

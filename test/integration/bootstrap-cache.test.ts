@@ -1,42 +1,23 @@
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture, type Fixture } from '../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../src/net/serve.ts';
-import { relonix, prefixFor, removePrefix } from './helpers/setpriv.ts';
+import { events, relonix } from '../helpers/cli.ts';
+import { mirrorForFile } from '../helpers/mirror.ts';
+import { prefixList, removePrefix } from '../helpers/paths.ts';
 
-let fx: Fixture;
-let server: RunningServer;
-let url: string;
-let top: string | undefined;
-
-before(async () => {
-  fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
-});
-
-after(async () => {
-  await server?.close();
-  if (top) await removePrefix(top);
-});
-
-function events(stdout: string): { event: string; stage?: string; status?: string }[] {
-  return stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
-}
+const mirror = mirrorForFile();
+const prefixes = prefixList();
+after(() => prefixes.removeAll());
 
 test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped prefix', async () => {
-  const prefix = await prefixFor(undefined, 'cache');
-  top = path.dirname(prefix);
+  const prefix = await prefixes.add(undefined, 'cache');
+  const top = path.dirname(prefix);
   const cacheDir = path.join(top, 'cache');
   const keys = path.join(top, 'keys');
-  const r1 = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url]);
+  const r1 = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
   assert.equal(r1.code, 0, r1.stderr);
-  const tarballNix = path.join(prefix, 'store', path.basename(fx.nixPath));
+  const tarballNix = path.join(prefix, 'store', path.basename(mirror.fx.nixPath));
 
   // "a Nix built for the prefix": here a distinct store path wrapping the relocated one, so that
   // stage 2 has something to substitute that the tarball does not hold
@@ -73,7 +54,7 @@ test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped
 
   // a restarted host: the prefix is gone; stage 1 from the tarball, stage 2 from the cache
   await removePrefix(prefix);
-  const both = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url, '--cache', `file://${cacheDir}`, '--trusted-key', pub, '--json']);
+  const both = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--cache', `file://${cacheDir}`, '--trusted-key', pub, '--json']);
   assert.equal(both.code, 0, `${both.stdout}\n${both.stderr}`);
   const done = events(both.stdout).filter((e) => e.event === 'stage' && e.status === 'done').map((e) => e.stage);
   assert.deepEqual(done, ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify', 'cache-nix']);
@@ -86,7 +67,7 @@ test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped
   assert.equal(q.code, 0, `${cacheNix} is valid in the new store: ${q.stderr}`);
   const verify = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
   assert.equal(verify.code, 0, verify.stderr);
-  const noop = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url, '--cache', `file://${cacheDir}`, '--trusted-key', pub]);
+  const noop = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--cache', `file://${cacheDir}`, '--trusted-key', pub]);
   assert.match(noop.stdout, /nothing to do/);
 
   // wiped again: the cache alone brings it back, no tarball
@@ -95,7 +76,7 @@ test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped
   assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
   const stages = events(restored.stdout).filter((e) => e.event === 'stage' && e.status === 'done').map((e) => e.stage);
   assert.deepEqual(stages, ['preflight', 'configure', 'restore', 'verify']);
-  await assert.rejects(fs.stat(path.join(prefix, 'var/relonix/downloads', path.basename(fx.tarball))), /ENOENT/);
+  await assert.rejects(fs.stat(path.join(prefix, 'var/relonix/downloads', path.basename(mirror.fx.tarball))), /ENOENT/);
   state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
   assert.equal(state.nix, cacheNix);
   const build = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')]);

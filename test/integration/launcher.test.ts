@@ -6,8 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+import { REPO as root } from '../helpers/paths.ts';
 
 function launch(dir: string, args: string[]) {
   const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'relonix.js'), ...args], {

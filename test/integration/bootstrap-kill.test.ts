@@ -1,27 +1,15 @@
-import { listTree } from '../src/util/fs.ts';
-import { test, before, after } from 'node:test';
+import { listTree } from '../../src/util/fs.ts';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture, type Fixture } from '../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../src/net/serve.ts';
-import { relonix, prefixFor, removePrefix, strikeRelonix } from './helpers/setpriv.ts';
+import { events, relonix, strikeRelonix } from '../helpers/cli.ts';
+import { mirrorForFile } from '../helpers/mirror.ts';
+import { prefixList, removePrefix } from '../helpers/paths.ts';
 
-let fx: Fixture;
-let server: RunningServer;
-let url: string;
-let top: string | undefined;
-
-before(async () => {
-  fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
-});
-
-after(async () => {
-  await server?.close();
-  if (top) await removePrefix(top);
-});
+const mirror = mirrorForFile();
+const prefixes = prefixList();
+after(() => prefixes.removeAll());
 
 // Where to strike: when a stage's start event appears, wait that fraction of the stage's length in
 // a reference run on this machine, then SIGKILL. Each run resumes where the previous one died, so
@@ -49,7 +37,7 @@ interface Run {
 
 /** How long each stage takes here: one bootstrap, undisturbed. */
 async function referenceStageMs(prefix: string): Promise<Record<string, number>> {
-  const r = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url, '--json']);
+  const r = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const done = JSON.parse(r.stdout.trim().split('\n').pop()!) as { stageMs: Record<string, number> };
   await removePrefix(prefix);
@@ -57,15 +45,15 @@ async function referenceStageMs(prefix: string): Promise<Record<string, number>>
 }
 
 async function strike(prefix: string, stage: string, delay: number): Promise<Run> {
-  const r = await strikeRelonix(['bootstrap', '--prefix', prefix, '--url', url, '--json'], (ev) =>
+  const r = await strikeRelonix(['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json'], (ev) =>
     ev.event === 'stage' && ev.status === 'start' && ev.stage === stage ? delay : undefined,
   );
   return { killedIn: r.struck ? stage : undefined, code: r.code, events: r.events };
 }
 
 test('kill -9 at many moments of every stage, then a re-run completes with a store that verifies', async () => {
-  const prefix = await prefixFor(undefined, 'kill');
-  top = path.dirname(prefix);
+  const prefix = await prefixes.add(undefined, 'kill');
+  const top = path.dirname(prefix);
   const killed: string[] = [];
   const stageMs = await referenceStageMs(path.join(top, 'reference'));
   for (const [stage, fraction] of STRIKES) {
@@ -78,7 +66,7 @@ test('kill -9 at many moments of every stage, then a re-run completes with a sto
   assert.ok(killed.length >= 6, `at least 6 runs died by SIGKILL mid-stage (got ${killed.join(', ')})`);
   assert.ok(new Set(killed.map((k) => k.split('+')[0])).size >= 4, 'kills hit at least four different stages');
 
-  const final = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url]);
+  const final = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
   assert.equal(final.code, 0, `${final.stdout}\n${final.stderr}`);
   const verify = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
   assert.equal(verify.code, 0, verify.stderr);
@@ -88,19 +76,16 @@ test('kill -9 at many moments of every stage, then a re-run completes with a sto
 
   // every tarball path made it into the store exactly once, and no temporary file leaked into one
   const store = await fs.readdir(path.join(prefix, 'store'));
-  for (const p of fx.storePaths) assert.ok(store.includes(path.basename(p)), `${p} relocated`);
+  for (const p of mirror.fx.storePaths) assert.ok(store.includes(path.basename(p)), `${p} relocated`);
   const leftovers = (await listTree(path.join(prefix, 'store'))).filter((f) => /\.tmp$|\.relonix/.test(f));
   assert.deepEqual(leftovers, []);
-  const again = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', url]);
+  const again = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
   assert.match(again.stdout, /nothing to do/);
 
   // another --url is another input: every stage runs again over the existing store, which still verifies
-  const other = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', `${url}?mirror=2`, '--json']);
+  const other = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', `${mirror.url}?mirror=2`, '--json']);
   assert.equal(other.code, 0, `${other.stdout}\n${other.stderr}`);
-  const ran = other.stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
+  const ran = events(other.stdout)
     .filter((e) => e.event === 'stage' && e.status === 'done')
     .map((e) => e.stage);
   assert.deepEqual(ran, ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify']);

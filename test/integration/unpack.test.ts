@@ -7,12 +7,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { unpackTarball } from '../src/bootstrap/untar.ts';
-import { hostXz } from '../src/codec/tools.ts';
-import { readTarballInfo, parseTarballDirName } from '../src/bootstrap/tarball.ts';
-import { ensureFixture } from '../src/demo/mirror.ts';
-import { RelonixError } from '../src/util/errors.ts';
-import { removeTree } from '../src/util/fs.ts';
+import { unpackTarball } from '../../src/bootstrap/untar.ts';
+import { hostXz } from '../../src/codec/tools.ts';
+import { readTarballInfo, parseTarballDirName } from '../../src/bootstrap/tarball.ts';
+import { ensureFixture } from '../../src/demo/mirror.ts';
+import { RelonixError } from '../../src/util/errors.ts';
+import { removeTree } from '../../src/util/fs.ts';
 
 interface Entry {
   name: string;

@@ -6,13 +6,15 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { editElf, parseElf, readElf } from '../src/elf/index.ts';
+import { editElf, parseElf, readElf } from '../../src/elf/index.ts';
 
 function isStaticPie(file: string): boolean {
   const e = parseElf(readFileSync(file), file);
   return e.interpIndex < 0 && e.dyn.some((d) => d.tag === 0x6ffffffb /* DT_FLAGS_1 */ && (d.val & 0x08000000) /* DF_1_PIE */ !== 0);
 }
-import { assertPhdrInvariant, dynamicSymbols, elfFiles, LONG_RPATH, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
+import { relonixPatchelf } from '../helpers/cli.ts';
+import { assertPhdrInvariant, dynamicSymbols, elfFiles, LONG_RPATH, readelf } from '../helpers/elf.ts';
+import { requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-corpus-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -26,9 +28,9 @@ symlinkSync('/lib64/ld-linux-x86-64.so.2', INTERP);
 const CORPUS_SIZE = 400;
 
 test('a deterministic corpus of real ELF files reads back exactly through readelf and patchelf', () => {
-  need('readelf');
-  need('patchelf');
-  need('nm');
+  requireTool('readelf');
+  requireTool('patchelf');
+  requireTool('nm');
   const all = elfFiles(['/usr/bin', '/usr/lib/x86_64-linux-gnu']);
   assert.ok(all.length >= CORPUS_SIZE, `expected at least ${CORPUS_SIZE} ELF files on this host, found ${all.length}`);
   const stride = all.length / CORPUS_SIZE;

@@ -4,9 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { findStoreRefs, rewriteRefs, rewriteLinkTarget, classify, planFile } from '../src/store/relocate-text.ts';
-import { relocateTree, type ElfRelocator } from '../src/store/relocate-tree.ts';
-import { narDigest } from '../src/store/nar/write.ts';
+import { findStoreRefs, rewriteRefs, rewriteLinkTarget, classify, planFile } from '../../src/store/relocate-text.ts';
+import { relocateTree, type ElfRelocator } from '../../src/store/relocate-tree.ts';
+import { narDigest } from '../../src/store/nar/write.ts';
 
 const FROM = '/nix/store';
 const H1 = '0c6l5hhy7lrhlfzxjx6bf0xqmnhz8gzi-bash-5.1';
@@ -151,7 +151,7 @@ async function makeRemovable(dir: string): Promise<void> {
 }
 
 test('ELF files get interpreter and RUNPATH moved by the ELF engine and still run; stale strings are not reported', async () => {
-  const { editElf, readElf, relocateElf } = await import('../src/elf/index.ts');
+  const { editElf, readElf, relocateElf } = await import('../../src/elf/index.ts');
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-reloc-elf-'));
   const to = path.join(root, 'prefix', 'nix', 'store');
   const src = path.join(root, 'unpacked', 'store');

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ElfError, patchFile, readElf, relocateFile } from '../src/elf/index.ts';
-import { readelf, run } from './elf-helpers.ts';
+import { ElfError, patchFile, readElf, relocateFile } from '../../src/elf/index.ts';
+import { readelf } from '../helpers/elf.ts';
+import { run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-patchfile-'));
 after(() => {

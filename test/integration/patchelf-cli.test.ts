@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync, chmodSync, linkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
+import { relonixPatchelf } from '../helpers/cli.ts';
+import { readelf } from '../helpers/elf.ts';
+import { requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-patchelf-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -13,8 +15,8 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const F: Record<string, string> = {};
 
 before(() => {
-  need('patchelf');
-  need('gcc');
+  requireTool('patchelf');
+  requireTool('gcc');
   const dir = path.join(tmp, 'in');
   mkdirSync(dir);
   F.exe = '/usr/bin/true';

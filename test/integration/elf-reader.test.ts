@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultPageSize, editElf, isElf, readElf, relocateElf } from '../src/elf/index.ts';
-import { Io } from '../src/elf/reader.ts';
-import { need, readelf, run } from './elf-helpers.ts';
+import { defaultPageSize, editElf, isElf, readElf, relocateElf } from '../../src/elf/index.ts';
+import { Io } from '../../src/elf/reader.ts';
+import { readelf } from '../helpers/elf.ts';
+import { requireTool, run } from '../helpers/tools.ts';
 
 /** readelf's words for the header fields the reader reports. */
 function header(file: string): { cls: number; endian: string; type: string; machine: string } {
@@ -35,7 +36,7 @@ const REAL = [
 ];
 
 test('real files of every host and cross architecture read as readelf reads them', () => {
-  need('readelf');
+  requireTool('readelf');
   for (const f of REAL) {
     assert.ok(existsSync(f), `${f} missing: install the libc6 cross packages and libc6-i386`);
     const buf = readFileSync(f);
@@ -174,7 +175,7 @@ const SYNTH: Array<[string, number, 32 | 64, boolean]> = [
 ];
 
 test('built files for mips, ppc, ppc64 and others: read, grown, and read back by readelf', () => {
-  need('readelf');
+  requireTool('readelf');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-reader-'));
   try {
     for (const [name, machine, cls, le] of SYNTH) {

@@ -7,9 +7,11 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { editElf, parseElf, planEdit, readElf, relocateElf } from '../src/elf/index.ts';
-import { Io } from '../src/elf/reader.ts';
-import { gcc, need, readelf, relonixPatchelf, run } from './elf-helpers.ts';
+import { editElf, parseElf, planEdit, readElf, relocateElf } from '../../src/elf/index.ts';
+import { Io } from '../../src/elf/reader.ts';
+import { relonixPatchelf } from '../helpers/cli.ts';
+import { readelf } from '../helpers/elf.ts';
+import { gcc, requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-gcc-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -30,7 +32,7 @@ const VARIANTS: Record<string, string[]> = {
 };
 
 before(() => {
-  need('gcc');
+  requireTool('gcc');
   mkdirSync(src);
   mkdirSync(built);
   mkdirSync(libDir, { recursive: true });
@@ -126,7 +128,7 @@ test('DT_RPATH is kept with --force-rpath, converted without it, and relocateElf
 });
 
 test('a library with a long RUNPATH: --shrink-rpath and --remove-rpath agree with patchelf, and it still loads', () => {
-  need('patchelf');
+  requireTool('patchelf');
   const dead = Array.from({ length: 12 }, (_, i) => `${tmp}/no-such-directory-${i}/lib`);
   const longRunpath = [...dead.slice(0, 6), libDir, ...dead.slice(6), '$ORIGIN/../lib'].join(':');
   const outerDir = path.join(tmp, 'outer');

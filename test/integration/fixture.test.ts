@@ -1,6 +1,6 @@
 // The generated stand-in for the official tarball, checked against Debian's own nix (NAR hashes),
 // readelf (interpreters, RUNPATHs) and the dynamic loader (the patched binaries still load).
-import { listTree } from '../src/util/fs.ts';
+import { listTree } from '../../src/util/fs.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { promises as fs, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture, currentManifest, GENERATOR_VERSION, type Fixture } from '../src/demo/mirror.ts';
-import { parseRegInfo, parseNarHashField, type RegInfo } from '../src/store/reginfo.ts';
-import { parseStorePath } from '../src/store/storepath.ts';
-import { removeTree } from '../src/util/fs.ts';
+import { ensureFixture, currentManifest, GENERATOR_VERSION, type Fixture } from '../../src/demo/mirror.ts';
+import { parseRegInfo, parseNarHashField, type RegInfo } from '../../src/store/reginfo.ts';
+import { parseStorePath } from '../../src/store/storepath.ts';
+import { removeTree } from '../../src/util/fs.ts';
 
 let fx: Fixture;
 let tmp: string;
