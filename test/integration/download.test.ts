@@ -6,8 +6,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { startServer, type TestServer } from '../helpers/http.ts';
+import { startServer, withServer } from '../helpers/http.ts';
 import { download, resolveSha256, defaultReleaseUrl } from '../../src/net/download.ts';
 import { normalizeSha256 } from '../../src/net/sha256.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
@@ -24,15 +23,6 @@ const fast = { retries: 8, minRetryDelayMs: 5 };
 let tmp: string;
 let n = 0;
 const fresh = () => path.join(tmp, `d${++n}`, 'nix.tar.xz');
-
-async function withServer<T>(opts: Parameters<typeof startServer>[0], fn: (s: TestServer) => Promise<T>): Promise<T> {
-  const s = await startServer(opts);
-  try {
-    return await fn(s);
-  } finally {
-    await s.close();
-  }
-}
 
 async function leftovers(dest: string): Promise<string[]> {
   return (await fs.readdir(path.dirname(dest)).catch(() => [])).sort();
@@ -185,21 +175,6 @@ test('download: network failure after retries is a network error with a hint; 40
     await assert.rejects(download({ url: `${s.url}/x`, dest: fresh(), retries: 3, minRetryDelayMs: 1 }), /HTTP 429/);
     assert.equal(s.requests, 4, 'one attempt plus three retries');
   });
-});
-
-test('download: local paths and file:// URLs are copied with the checksum checked', async () => {
-  const src = path.join(tmp, 'local-src.bin');
-  await fs.writeFile(src, data);
-  const a = await download({ url: src, dest: fresh(), sha256: sha });
-  assert.equal(a.sha256, sha);
-  const b = await download({ url: pathToFileURL(src).href, dest: fresh() });
-  assert.equal(b.sha256, sha);
-  assert.ok((await fs.readFile(b.path)).equals(data));
-  const dest = fresh();
-  await assert.rejects(download({ url: src, dest, sha256: '0'.repeat(64) }), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity');
-  assert.deepEqual(await leftovers(dest), []);
-  await fs.writeFile(`${src}.sha256`, `${sha}\n`);
-  assert.equal(await resolveSha256(src), sha);
 });
 
 test('fetch: fetchTarball reads URL.sha256, downloads into the prefix once, then needs no network', async () => {

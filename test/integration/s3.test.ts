@@ -1,5 +1,5 @@
-// S3: SigV4 as relonix computes it, checked against AWS's published test vectors and against
-// botocore's signer (Debian's python3-botocore), then a round trip through a loopback S3 endpoint that verifies every request's signature by
+// S3: SigV4 as relonix computes it, checked against botocore's signer (Debian's python3-botocore),
+// then a round trip through a loopback S3 endpoint that verifies every request's signature by
 // recomputing it independently.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,18 +23,6 @@ const PY = '/usr/bin/python3';
 if (!existsSync(PY) || spawnSync(PY, ['-c', 'import botocore']).status !== 0) {
   throw new Error('Debian python3-botocore is needed for the SigV4 cross-check (apt-get install python3-botocore)');
 }
-
-test('SigV4: relonix reproduces the AWS test vectors get-vanilla and post-vanilla', async () => {
-  const dt = '20150830T123600Z';
-  assert.equal(
-    await signedAuth('GET', 'https://example.amazonaws.com/', {}, undefined, 'service', dt),
-    'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
-  );
-  assert.equal(
-    await signedAuth('POST', 'https://example.amazonaws.com/', {}, undefined, 'service', dt),
-    'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b',
-  );
-});
 
 // relonix leaves content-type out of the signed headers (a client's choice SigV4 allows), so the
 // requests compared carry only headers both sign.

@@ -1,3 +1,5 @@
+// NAR serialisation, nix-base32 and .reginfo checked against Debian's Nix (nix-store --dump,
+// nix-hash, --dump-db), and what a NAR cannot represent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,15 +10,7 @@ import path from 'node:path';
 import { toNixBase32, fromNixBase32, isNixBase32 } from '../../src/store/nixbase32.ts';
 import { dumpPath, narDigest, formatNarHash } from '../../src/store/nar/write.ts';
 import { parseRegInfo, formatRegInfo, parseNarHashField, formatNarHashLike } from '../../src/store/reginfo.ts';
-import { parseStoreBasename } from '../../src/store/storepath.ts';
-
-function requireTool(name: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'pipe' });
-  } catch {
-    throw new Error(`${name} is required by this test (apt-get install nix-bin); .ci/run installs it`);
-  }
-}
+import { requireTool } from '../helpers/tools.ts';
 
 async function sampleTree(): Promise<string> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-nar-'));
@@ -88,29 +82,6 @@ test('NAR refuses what it cannot represent, naming the file', async () => {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
-});
-
-test('reginfo round-trips and rejects malformed records', () => {
-  const text =
-    '/nix/store/0a9kkw6x9d1ahzpi7ms1sdqbhn6l0q4y-foo\nsha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s\n123\n\n2\n' +
-    '/nix/store/0a9kkw6x9d1ahzpi7ms1sdqbhn6l0q4y-foo\n/nix/store/1b9kkw6x9d1ahzpi7ms1sdqbhn6l0q4y-bar\n' +
-    '/nix/store/1b9kkw6x9d1ahzpi7ms1sdqbhn6l0q4y-bar\nsha256:0b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s\n8\n/nix/store/xxx.drv\n0\n';
-  const recs = parseRegInfo(text);
-  assert.equal(recs.length, 2);
-  assert.deepEqual(recs[0]!.references.length, 2);
-  assert.equal(recs[1]!.deriver, '/nix/store/xxx.drv');
-  assert.equal(formatRegInfo(recs), text);
-  assert.throws(() => parseRegInfo('/nix/store/a\nsha256:x\n'), /truncated, expected a NAR size/);
-  assert.throws(() => parseRegInfo('/nix/store/a\nsha256:x\nten\n\n0\n'), /bad NAR size "ten"/);
-  assert.throws(() => parseRegInfo('relative\n'), /not an absolute store path/);
-});
-
-test('store path names are checked the way Nix checks them', () => {
-  const ok = parseStoreBasename('0a9kkw6x9d1ahzpi7ms1sdqbhn6l0q4y-nix-2.8.0');
-  assert.equal(ok.name, 'nix-2.8.0');
-  assert.throws(() => parseStoreBasename('0a9kkw6x9d1ahzpi7ms1sdqbhn6l0q4e-nix'), /not a store path name/);
-  assert.throws(() => parseStoreBasename('short-nix'), /not a store path name/);
-  assert.throws(() => parseStoreBasename('0a9kkw6x9d1ahzpi7ms1sdqbhn6l0q4y-bad/name'), /invalid name part/);
 });
 
 test('reginfo reads and re-writes exactly what nix-store --dump-db prints', async () => {

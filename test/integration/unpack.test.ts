@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { unpackTarball } from '../../src/bootstrap/untar.ts';
 import { hostXz } from '../../src/codec/tools.ts';
-import { readTarballInfo, parseTarballDirName } from '../../src/bootstrap/tarball.ts';
+import { readTarballInfo } from '../../src/bootstrap/tarball.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { removeTree } from '../../src/util/fs.ts';
@@ -343,28 +343,4 @@ test('unpack: an existing destination is reused; a .partial left by a kill is re
   const again = await unpackTarball({ tarball: c.file, dest: c.dest });
   assert.equal(again.via, 'existing');
   assert.equal(again.root, r.root);
-});
-
-test('tarball: readTarballInfo says what is missing', async () => {
-  assert.deepEqual(parseTarballDirName('nix-2.24.10-x86_64-linux'), { version: '2.24.10', system: 'x86_64-linux' });
-  assert.deepEqual(parseTarballDirName('nix-2.25.0pre20241101_abc-aarch64-darwin'), { version: '2.25.0pre20241101_abc', system: 'aarch64-darwin' });
-  assert.equal(parseTarballDirName('something-else'), undefined);
-  const root = path.join(tmp, 'info', top);
-  await fs.mkdir(path.join(root, 'store'), { recursive: true });
-  await assert.rejects(readTarballInfo(root), /install is missing/);
-  const nix = '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nix-2.8.0';
-  const ca = '/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-nss-cacert-3.0';
-  await fs.writeFile(path.join(root, 'install'), `#!/bin/sh\nnix="${nix}"\n`);
-  await assert.rejects(readTarballInfo(root), /no cacert=/);
-  await fs.writeFile(path.join(root, 'install'), `#!/bin/sh\nnix="${nix}"\ncacert="${ca}"\n`);
-  await assert.rejects(readTarballInfo(root), /\.reginfo is missing/);
-  await fs.writeFile(path.join(root, '.reginfo'), `${nix}\nsha256:x\n12\n\n0\n`);
-  await assert.rejects(readTarballInfo(root), /does not register/);
-  await fs.writeFile(path.join(root, '.reginfo'), `${nix}\nsha256:x\n12\n\n0\n${ca}\nsha256:y\n3\n\n0\n`);
-  await assert.rejects(readTarballInfo(root), /not in store/);
-  await fs.mkdir(path.join(root, 'store', path.basename(nix)));
-  await fs.mkdir(path.join(root, 'store', path.basename(ca)));
-  const info = await readTarballInfo(root);
-  assert.equal(info.nixPath, nix);
-  assert.equal(info.reginfo.length, 2);
 });
