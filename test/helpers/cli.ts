@@ -29,7 +29,6 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  ms: number;
 }
 
 export interface RelonixEvent {
@@ -55,12 +54,11 @@ export function asUser(uid: number | undefined, args: string[], extraEnv: string
 }
 
 function collect(child: ChildProcess): Promise<RunResult> {
-  const t0 = Date.now();
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 })));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
 }
 
 export function spawnRelonix(uid: number | undefined, args: string[], extraEnv: string[] = []): { child: ChildProcess; done: Promise<RunResult> } {

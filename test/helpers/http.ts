@@ -226,3 +226,51 @@ export async function listenLoopback(server: http.Server | net.Server): Promise<
       }),
   };
 }
+
+/** A connection through a relay, and which side ended it first. */
+export interface RelayedConnection {
+  closedBy?: 'client' | 'origin';
+}
+
+export interface Relay extends Listening {
+  connections: RelayedConnection[];
+}
+
+/**
+ * A TCP relay on loopback to an origin's port that notes, for every connection, which side ended it
+ * first: a client that lets its connections go once it is done ends each of them itself; one that
+ * keeps idle connections open (and so a process that does not exit) waits for the origin to end them.
+ */
+export async function startRelay(originPort: number): Promise<Relay> {
+  const connections: RelayedConnection[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const c: RelayedConnection = {};
+    connections.push(c);
+    const origin = net.connect(originPort, '127.0.0.1');
+    const ends = (s: net.Socket, side: 'client' | 'origin', other: net.Socket) => {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('end', () => (c.closedBy ??= side));
+      // a reset (or a kill) ends a connection without an 'end'
+      s.on('close', () => {
+        c.closedBy ??= side;
+        sockets.delete(s);
+        other.destroy();
+      });
+    };
+    ends(client, 'client', origin);
+    ends(origin, 'origin', client);
+    client.pipe(origin);
+    origin.pipe(client);
+  });
+  const listening = await listenLoopback(server);
+  return {
+    ...listening,
+    connections,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await listening.close();
+    },
+  };
+}

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { layout } from '../../src/prefix/layout.ts';
+import { withLock } from '../../src/util/lock.ts';
 import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { mirrorForFile } from '../helpers/mirror.ts';
 import { RELONIX, prefixFor, prefixList } from '../helpers/paths.ts';
@@ -59,12 +61,18 @@ test('a uid with no passwd entry and an empty environment bootstraps, builds and
   const sourced = await shAs(NOBODY_UID, `. ${prefix}/etc/profile.d/relonix.sh && command -v nix-store && nix-store -q --references ${out}`);
   assert.equal(sourced.code, 0, sourced.stderr);
 
-  // a re-run after success is a fast no-op that says so
-  const again = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
+  // a re-run after success is a no-op that says so: it asks the mirror nothing, needs no lock (it
+  // answers while another holds the prefix) and rewrites nothing
+  const stateFile = path.join(prefix, 'var/relonix/state.json');
+  const [stateBefore, storeBefore] = await Promise.all([fs.stat(stateFile), fs.stat(path.join(prefix, 'store'))]);
+  const asked = mirror.log.length;
+  const again = await withLock(layout(prefix).lockFile, { what: 'a test holding the prefix' }, () => relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]));
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /already bootstrapped.*nothing to do/);
-  assert.ok(again.ms < 5000, `no-op re-run took ${again.ms} ms`);
-  console.log(`# no-op re-run: ${again.ms} ms (node start-up included)`);
+  assert.deepEqual(mirror.log.slice(asked), [], 'the no-op re-run made no request');
+  const [stateAfter, storeAfter] = await Promise.all([fs.stat(stateFile), fs.stat(path.join(prefix, 'store'))]);
+  assert.deepEqual([stateAfter.ino, stateAfter.mtimeMs], [stateBefore.ino, stateBefore.mtimeMs], 'the state file was not rewritten');
+  assert.equal(storeAfter.mtimeMs, storeBefore.mtimeMs, 'nothing was added to or removed from the store');
 
   const status = await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json']);
   assert.equal(status.code, 0, status.stderr);

@@ -169,10 +169,21 @@ test('fixture: the patched nix still loads and runs through the fixture loader',
 });
 
 test('fixture: a finished fixture is reused, not regenerated', async () => {
-  const t0 = Date.now();
-  const again = await ensureFixture();
+  const files = [fx.tarball, `${fx.tarball}.sha256`, path.join(fx.dir, 'manifest.json')];
+  const identity = () =>
+    Promise.all(
+      files.map(async (f) => {
+        const st = await fs.stat(f);
+        return { f, ino: st.ino, mtimeMs: st.mtimeMs, size: st.size };
+      }),
+    );
+  const before = await identity();
+  const said: string[] = [];
+  const again = await ensureFixture({ log: (s) => said.push(s) });
   assert.equal(again.sha256, fx.sha256);
-  assert.ok(Date.now() - t0 < 5000, 'reuse is immediate');
+  assert.deepEqual(said, [], 'no generation step ran');
+  assert.deepEqual(await identity(), before, 'the tarball, its checksum and the manifest were not rewritten');
+  assert.deepEqual((await fs.readdir(fx.dir)).filter((n) => n.startsWith('.build-')), [], 'no generation was begun');
 });
 
 test('fixture: a torn or stale generation is not taken for a finished one', async () => {
