@@ -1,7 +1,8 @@
 // Running relonix as its users do: the built launcher, as root or as a uid with no passwd entry and
 // an empty environment, on a host that never had Nix (the test machine's own Nix hidden behind
-// tripwires, helpers/hide-nix.ts). Every run of relonix or of the Nix it installs goes through the
-// runners here; the only exceptions say why at their definition below.
+// tripwires, helpers/hide-nix.ts). Every test that runs relonix, or the Nix it installs, as a user
+// goes through these runners. The two that leave the host's Nix in sight (relonix patchelf, and the
+// cache tests' runs beside Debian's Nix) say why at their definition below.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { withoutHostNix } from './hide-nix.ts';
 import { RELONIX } from './paths.ts';
