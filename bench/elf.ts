@@ -8,7 +8,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { readElf } from '../src/elf/index.ts';
-import { elfFiles, LONG_RPATH, RELONIX, ROOT } from '../test/elf-helpers.ts';
+import { elfFiles, LONG_RPATH } from '../test/helpers/elf.ts';
+import { RELONIX, REPO as ROOT } from '../test/helpers/paths.ts';
 
 const INTERP = '/tmp/relonix-test-a-very-long-prefix-that-must-grow/store/0123456789abcdfghijklmnpqrsvwxyz-glibc-2.40/lib/ld-linux-x86-64.so.2';
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);

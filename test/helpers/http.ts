@@ -5,7 +5,7 @@ import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 export interface ServerOptions {
   /** serve the files under this directory */
@@ -177,13 +177,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       else res.destroy();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { url, port, close } = await listenLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     port,
     log,
     get bytesServed() {
@@ -192,10 +188,89 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     get requests() {
       return requests;
     },
+    close,
+  };
+}
+
+/** A server started for `fn` alone, and stopped after it whatever happens. */
+export async function withServer<T>(opts: ServerOptions, fn: (s: TestServer) => Promise<T>): Promise<T> {
+  const s = await startServer(opts);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+export interface Listening {
+  url: string;
+  port: number;
+  /** drops every connection, idle or not, and stops listening */
+  close(): Promise<void>;
+}
+
+/** Puts a server a test wrote for itself (an origin with its own faults) on a free loopback port. */
+export async function listenLoopback(server: http.Server | net.Server): Promise<Listening> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections();
+        if (server instanceof http.Server) server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** A connection through a relay, and which side ended it first. */
+export interface RelayedConnection {
+  closedBy?: 'client' | 'origin';
+}
+
+export interface Relay extends Listening {
+  connections: RelayedConnection[];
+}
+
+/**
+ * A TCP relay on loopback to an origin's port that notes, for every connection, which side ended it
+ * first: a client that lets its connections go once it is done ends each of them itself; one that
+ * keeps idle connections open (and so a process that does not exit) waits for the origin to end them.
+ */
+export async function startRelay(originPort: number): Promise<Relay> {
+  const connections: RelayedConnection[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const c: RelayedConnection = {};
+    connections.push(c);
+    const origin = net.connect(originPort, '127.0.0.1');
+    const ends = (s: net.Socket, side: 'client' | 'origin', other: net.Socket) => {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('end', () => (c.closedBy ??= side));
+      // a reset (or a kill) ends a connection without an 'end'
+      s.on('close', () => {
+        c.closedBy ??= side;
+        sockets.delete(s);
+        other.destroy();
+      });
+    };
+    ends(client, 'client', origin);
+    ends(origin, 'origin', client);
+    client.pipe(origin);
+    origin.pipe(client);
+  });
+  const listening = await listenLoopback(server);
+  return {
+    ...listening,
+    connections,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await listening.close();
+    },
   };
 }

@@ -91,3 +91,13 @@ http {
     },
   };
 }
+
+/** nginx under `dir`/nginx for `fn` alone, stopped after it whatever happens. */
+export async function withNginx<T>(dir: string, fn: (ngx: Nginx) => Promise<T>): Promise<T> {
+  const ngx = await startNginx(path.join(dir, 'nginx'));
+  try {
+    return await fn(ngx);
+  } finally {
+    await ngx.stop();
+  }
+}

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { REPO } from './setpriv.ts';
+import { REPO } from './paths.ts';
 
 export interface Packed {
   tarball: string;

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, type ServerOptions, type TestServer } from '../helpers/http.ts';
+import { withServer as serve, type ServerOptions, type TestServer } from '../helpers/http.ts';
 import { download } from '../../src/net/download.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 
@@ -21,14 +21,8 @@ let tmp: string;
 let n = 0;
 const fresh = () => path.join(tmp, `d${++n}`, 'nix.tar.xz');
 
-async function withServer<T>(opts: ServerOptions, fn: (s: TestServer) => Promise<T>): Promise<T> {
-  const s = await startServer({ validators: false, ...opts });
-  try {
-    return await fn(s);
-  } finally {
-    await s.close();
-  }
-}
+/** A server that sends neither ETag nor Last-Modified, for `fn` alone. */
+const withServer = <T>(opts: ServerOptions, fn: (s: TestServer) => Promise<T>): Promise<T> => serve({ validators: false, ...opts }, fn);
 
 before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-novalidators-'));

@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { assertPhdrInvariant, dynamicSymbols, gcc, need, programHeaders, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
+import { relonixPatchelf } from '../helpers/cli.ts';
+import { assertPhdrInvariant, dynamicSymbols, programHeaders, readelf } from '../helpers/elf.ts';
+import { gcc, requireTool, run } from '../helpers/tools.ts';
 import { buildElf } from '../helpers/elf-build.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-layout-'));
@@ -26,15 +28,15 @@ function loads(file: string): ReturnType<typeof programHeaders>['segments'] {
 }
 
 before(() => {
-  need('gcc');
-  need('readelf');
+  requireTool('gcc');
+  requireTool('readelf');
   mkdirSync(SRC);
   mkdirSync(LONG, { recursive: true });
   symlinkSync('/lib64/ld-linux-x86-64.so.2', INTERP);
 });
 
 test('an aarch64 library linked for 64 KiB pages keeps 64 KiB alignment under --page-size 4096, and libc still runs', () => {
-  need('qemu-aarch64-static');
+  requireTool('qemu-aarch64-static');
   const lib = '/usr/aarch64-linux-gnu/lib';
   assert.ok(existsSync(`${lib}/libc.so.6`), 'install libc6-arm64-cross');
   const dir = path.join(tmp, 'aarch64');
@@ -89,7 +91,7 @@ const BIG_LAYOUTS: Record<string, string[]> = {
 
 for (const [name, flags] of Object.entries(BIG_LAYOUTS)) {
   test(`a ${name} program with a 64 MiB .bss keeps its header table where old kernels look, and runs there (qemu-x86_64)`, () => {
-    need('qemu-x86_64-static');
+    requireTool('qemu-x86_64-static');
     writeFileSync(path.join(SRC, 'big.c'), BIG);
     const f = path.join(tmp, `big-${name}`);
     gcc([...flags, '-o', f, path.join(SRC, 'big.c')]);

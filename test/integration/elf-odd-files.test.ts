@@ -12,7 +12,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import os from 'node:os';
 import path from 'node:path';
 import { readElf, relocateElf } from '../../src/elf/index.ts';
-import { assertPhdrInvariant, dynamicSymbols, gcc, need, programHeaders, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
+import { relonixPatchelf } from '../helpers/cli.ts';
+import { assertPhdrInvariant, dynamicSymbols, programHeaders, readelf } from '../helpers/elf.ts';
+import { gcc, requireTool, run } from '../helpers/tools.ts';
 import { Elf64 } from '../helpers/elf-surgery.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-odd-'));
@@ -66,11 +68,11 @@ void _start(void) {
 const F: Record<string, string> = {};
 
 before(() => {
-  need('gcc');
-  need('objcopy');
-  need('readelf');
-  need('patchelf');
-  need('nm');
+  requireTool('gcc');
+  requireTool('objcopy');
+  requireTool('readelf');
+  requireTool('patchelf');
+  requireTool('nm');
   mkdirSync(SRC);
   mkdirSync(OUT);
   const src = (name: string, code: string): string => {

@@ -9,8 +9,10 @@ import { chmodSync, chownSync, copyFileSync, lstatSync, mkdtempSync, readFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { editElf } from '../../src/elf/index.ts';
-import { RELONIX, need, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
-import { NOBODY_UID, requireRoot, requireTool } from '../helpers/setpriv.ts';
+import { NOBODY_UID, relonixPatchelf } from '../helpers/cli.ts';
+import { readelf } from '../helpers/elf.ts';
+import { RELONIX } from '../helpers/paths.ts';
+import { requireRoot, requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-output-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -80,7 +82,7 @@ test('a FIFO receives the edited file, read from its other end, and keeps its ty
 });
 
 test('a regular output gets the input mode; a symlinked output is written through and stays a link', () => {
-  need('readelf');
+  requireTool('readelf');
   const src = input();
   chmodSync(src, 0o750);
   const target = path.join(tmp, 'target');
@@ -97,7 +99,7 @@ test('a regular output gets the input mode; a symlinked output is written throug
 });
 
 test('an output that cannot be opened fails as patchelf fails, and the input stays as it was', () => {
-  need('patchelf');
+  requireTool('patchelf');
   const src = input();
   const before = readFileSync(src);
   for (const out of [tmp, path.join(tmp, 'no-such-dir', 'out')]) {

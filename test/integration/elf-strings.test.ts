@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dynamicSymbols, gcc, need, readelf, relonixPatchelf, run } from '../elf-helpers.ts';
+import { relonixPatchelf } from '../helpers/cli.ts';
+import { dynamicSymbols, readelf } from '../helpers/elf.ts';
+import { gcc, requireTool, run } from '../helpers/tools.ts';
 import { Elf64 } from '../helpers/elf-surgery.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-strings-'));
@@ -55,10 +57,10 @@ let tail: { lib: string; prog: string };
 let version: { lib: string; prog: string };
 
 before(() => {
-  need('gcc');
-  need('nm');
-  need('readelf');
-  need('patchelf');
+  requireTool('gcc');
+  requireTool('nm');
+  requireTool('readelf');
+  requireTool('patchelf');
   mkdirSync(SRC);
   mkdirSync(LIBDIR);
   writeFileSync(path.join(SRC, 'main.c'), '#include <stdio.h>\nint a_symbol_name(void);\nint main(void) { printf("%d\\n", a_symbol_name()); return 0; }\n');

@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../../src/net/serve.ts';
-import { NOBODY_UID, relonix, shAs, prefixFor, removePrefix, requireTool, requireRoot } from '../helpers/setpriv.ts';
+import { NOBODY_UID, relonix, shAs } from '../helpers/cli.ts';
+import { serveFixture, type Mirror } from '../helpers/mirror.ts';
+import { prefixFor, removePrefix } from '../helpers/paths.ts';
+import { requireRoot, requireTool } from '../helpers/tools.ts';
 
-let server: RunningServer;
+let mirror: Mirror;
 let top: string;
 let prefix: string;
 
@@ -44,11 +45,10 @@ before(async () => {
   requireTool('setpriv', 'util-linux');
   requireTool('tar', 'tar');
   requireRoot('it switches to uid 4242 and hides the host Nix in a mount namespace');
-  const fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
+  mirror = await serveFixture();
   prefix = await prefixFor(NOBODY_UID, 'everyday');
   top = path.dirname(prefix);
-  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`]);
+  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
   assert.equal(r.code, 0, `bootstrap with the host Nix hidden:\n${r.stdout}\n${r.stderr}`);
   // the inputs a user would have: a channel tarball, a flake, a shell expression
   await fs.mkdir(path.join(top, 'chan', 'mychan'), { recursive: true });
@@ -61,7 +61,7 @@ before(async () => {
 });
 
 after(async () => {
-  await server?.close();
+  await mirror?.close();
   if (top) await removePrefix(top);
 });
 

@@ -7,7 +7,8 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { hostNixPrograms, withoutHostNix } from '../helpers/hide-nix.ts';
-import { NOBODY_UID, requireRoot, requireTool } from '../helpers/setpriv.ts';
+import { NOBODY_UID } from '../helpers/cli.ts';
+import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 requireRoot('a private mount namespace');
 requireTool('nix-store', 'nix-bin');

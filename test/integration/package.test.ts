@@ -7,11 +7,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../../src/net/serve.ts';
-import { EXIT } from '../helpers/cli.ts';
+import { EXIT, NOBODY_UID, shAs } from '../helpers/cli.ts';
+import { serveFixture, type Mirror } from '../helpers/mirror.ts';
 import { installGlobal, installInProject, npm, packCheckout, type Packed } from '../helpers/package.ts';
-import { NOBODY_UID, REPO, prefixFor, removePrefix, requireRoot, requireTool, shAs } from '../helpers/setpriv.ts';
+import { REPO, prefixList } from '../helpers/paths.ts';
+import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 const VERSION: string = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).version;
 
@@ -19,18 +19,15 @@ let work: string;
 let packed: Packed;
 let project: string;
 let installed: string;
-let server: RunningServer;
-let url: string;
-const prefixes: string[] = [];
+let mirror: Mirror;
+const prefixes = prefixList();
 
 before(async () => {
   requireTool('npm', 'npm');
   requireTool('setpriv', 'util-linux');
   requireTool('patchelf', 'patchelf');
   requireRoot('it runs the installed copy as uid 4242 with setpriv');
-  const fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
+  mirror = await serveFixture();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-package-'));
   await fs.chmod(work, 0o755); // the unprivileged uid runs what is installed here
   packed = packCheckout(work);
@@ -39,16 +36,10 @@ before(async () => {
 });
 
 after(async () => {
-  await server?.close();
-  for (const p of prefixes) await removePrefix(path.dirname(p));
+  await mirror?.close();
+  await prefixes.removeAll();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
-
-async function prefix(tag: string): Promise<string> {
-  const p = await prefixFor(NOBODY_UID, tag);
-  prefixes.push(p);
-  return p;
-}
 
 /** `node FILE ARGS` as the unprivileged uid with an empty environment (but for `env`, NAME=VALUE words). */
 function nodeAsNobody(file: string, args: string[], env: string[] = []) {
@@ -57,8 +48,8 @@ function nodeAsNobody(file: string, args: string[], env: string[] = []) {
 
 /** Bootstraps a fresh prefix with `relonix` (the launcher or the single file), then has its Nix check the store. */
 async function bootstrapsAndVerifies(relonix: string, tag: string, env: string[] = []): Promise<void> {
-  const p = await prefix(tag);
-  const boot = await nodeAsNobody(relonix, ['bootstrap', '--prefix', p, '--url', url], env);
+  const p = await prefixes.add(NOBODY_UID, tag);
+  const boot = await nodeAsNobody(relonix, ['bootstrap', '--prefix', p, '--url', mirror.url], env);
   assert.equal(boot.code, EXIT.ok, `bootstrap with ${relonix} failed:\n${boot.stdout}\n${boot.stderr}`);
   assert.match(boot.stdout, /Nix is ready in/);
   const verify = await nodeAsNobody(relonix, ['run', '--prefix', p, '--', 'nix-store', '--verify', '--check-contents']);

@@ -13,7 +13,7 @@ import { computeTwins } from '../../src/translate/twin.ts';
 import { rewriteNar } from '../../src/translate/rewrite.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { removeTree } from '../../src/util/fs.ts';
-import { requireRoot, requireTool } from '../helpers/setpriv.ts';
+import { requireRoot, requireTool } from '../helpers/tools.ts';
 import { collect } from '../helpers/nar-model.ts';
 import { instantiate, loadClosure, nix, tempStore, type TempStore } from '../helpers/nix-store.ts';
 

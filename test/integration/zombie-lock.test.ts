@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../../src/net/serve.ts';
-import { withoutHostNix } from '../helpers/hide-nix.ts';
-import { RELONIX, relonix, prefixFor, removePrefix, requireTool, type RelonixEvent } from '../helpers/setpriv.ts';
+import { asUser, relonix, type RelonixEvent } from '../helpers/cli.ts';
+import { mirrorForFile } from '../helpers/mirror.ts';
+import { prefixFor, removePrefix } from '../helpers/paths.ts';
+import { requireTool } from '../helpers/tools.ts';
 
 requireTool('gcc', 'gcc');
 
@@ -46,17 +46,12 @@ int main(int argc, char **argv) {
 }
 `;
 
-let fx: Awaited<ReturnType<typeof ensureFixture>>;
-let server: RunningServer;
-let url: string;
+const mirror = mirrorForFile();
 let top: string;
 let subreaper: string;
 const reapers: ChildProcess[] = [];
 
 before(async () => {
-  fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  url = `${server.url}/${path.basename(fx.tarball)}`;
   top = path.dirname(await prefixFor(undefined, 'zombie'));
   await fs.writeFile(path.join(top, 'subreaper.c'), SUBREAPER_C);
   subreaper = path.join(top, 'subreaper');
@@ -66,7 +61,6 @@ before(async () => {
 after(async () => {
   // the subreapers hold the zombies; once they are gone, whoever reaps for this container does
   for (const r of reapers) r.kill('SIGKILL');
-  await server?.close();
   if (top) await removePrefix(top);
 });
 
@@ -95,8 +89,8 @@ interface ZombieRun {
  * given). Resolves once the run is a zombie: killed, or ended on its own (nobody reaps it either way).
  */
 async function zombieBootstrap(prefix: string, strike?: { stage: string; delayMs: number }): Promise<ZombieRun> {
-  const [cmd, ...argv] = withoutHostNix([subreaper, process.execPath, RELONIX, 'bootstrap', '--prefix', prefix, '--url', url, '--json']);
-  const r = spawn(cmd!, argv, { cwd: '/', env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const { cmd, argv } = asUser(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json'], [], [subreaper]);
+  const r = spawn(cmd, argv, { cwd: '/', env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
   reapers.push(r);
   r.stderr!.resume();
   const run: ZombieRun = { pid: 0, struck: false, events: [] };
@@ -164,7 +158,7 @@ test('SIGKILL in every stage under a PID 1 that does not reap: each re-run takes
 
   // a plain run completes; the store verifies with Nix's own hash check, and it builds
   const inPrefix = ['run', '--prefix', prefix, '--'];
-  for (const args of [['bootstrap', '--prefix', prefix, '--url', url], [...inPrefix, 'nix-store', '--verify', '--check-contents'], [...inPrefix, 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')]]) {
+  for (const args of [['bootstrap', '--prefix', prefix, '--url', mirror.url], [...inPrefix, 'nix-store', '--verify', '--check-contents'], [...inPrefix, 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')]]) {
     const r = await relonix(undefined, args);
     assert.equal(r.code, 0, `relonix ${args.join(' ')}: ${r.stdout}\n${r.stderr}`);
     assert.doesNotMatch(r.stderr, /modified|corrupt|invalid/i);

@@ -1,0 +1,37 @@
+// The fixture tarball (Debian's Nix in the official release layout, generated once) served on
+// loopback as a release mirror serves it, with URL.sha256 beside it. The server keeps a log of every
+// request, so a test can prove a run needed no network.
+import { after, before } from 'node:test';
+import path from 'node:path';
+import { ensureFixture, type Fixture } from '../../src/demo/mirror.ts';
+import { startServer, type RequestRecord } from './http.ts';
+
+export interface Mirror {
+  fx: Fixture;
+  /** the tarball's URL, as `bootstrap --url` takes it */
+  url: string;
+  /** every request the mirror answered, in order */
+  log: RequestRecord[];
+  close(): Promise<void>;
+}
+
+export async function serveFixture(): Promise<Mirror> {
+  const fx = await ensureFixture();
+  const server = await startServer({ dir: path.dirname(fx.tarball) });
+  return { fx, url: `${server.url}/${path.basename(fx.tarball)}`, log: server.log, close: () => server.close() };
+}
+
+/**
+ * The mirror for a whole test file: served in its before() and closed in its after(). Its fields
+ * are there for the tests, once before() has run.
+ */
+export function mirrorForFile(): Mirror {
+  const mirror = {} as Mirror;
+  before(async () => {
+    Object.assign(mirror, await serveFixture());
+  });
+  after(async () => {
+    await mirror.close?.();
+  });
+  return mirror;
+}

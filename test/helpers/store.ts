@@ -1,0 +1,81 @@
+// Throwaway Nix stores driven by Debian's nix-bin (run as root with NIX_STORE_DIR & co), used as
+// the reference implementation the cache code must interoperate with, and the keys caches are
+// signed with.
+import { mkdirSync, writeFileSync, existsSync, readdirSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { layout, type Layout } from '../../src/prefix/layout.ts';
+import { generateKey } from '../../src/cache/keys.ts';
+import { requireTool, run, type Run } from './tools.ts';
+
+export interface TestStore {
+  prefix: string;
+  layout: Layout;
+  env: NodeJS.ProcessEnv;
+  nix(args: string[], bin?: string): string;
+  run(bin: string, args: string[]): Run;
+}
+
+/** A prefix laid out as relonix lays it out, with a Nix database Debian's nix-store maintains. */
+export function makeStore(prefix: string): TestStore {
+  requireTool('nix-store');
+  const l = layout(prefix);
+  mkdirSync(l.confDir, { recursive: true });
+  mkdirSync(l.storeDir, { recursive: true });
+  writeFileSync(l.confFile, 'sandbox = false\nbuild-users-group =\nsubstituters =\nrequire-sigs = true\n');
+  const env: NodeJS.ProcessEnv = {
+    PATH: '/usr/bin:/bin',
+    HOME: prefix,
+    USER: 'root',
+    NIX_STORE_DIR: l.storeDir,
+    NIX_STATE_DIR: l.stateDir,
+    NIX_LOG_DIR: l.logDir,
+    NIX_CONF_DIR: l.confDir,
+  };
+  const runHere = (bin: string, args: string[]) => run(bin, args, { env });
+  return {
+    prefix,
+    layout: l,
+    env,
+    run: runHere,
+    nix(args: string[], bin = 'nix-store') {
+      const r = runHere(`/usr/bin/${bin}`, args);
+      if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed: ${r.stderr}`);
+      return r.stdout.trim();
+    },
+  };
+}
+
+/** Builds a small closure: a text file, and a directory referring to it (file, symlink, executable). */
+export function buildClosure(s: TestStore, tag = 't'): { top: string; leaf: string; all: string[] } {
+  const expr = path.join(s.prefix, `${tag}.nix`);
+  writeFileSync(
+    expr,
+    `let a = builtins.toFile "leaf-${tag}" "hello ${tag}\\n"; in
+derivation { name = "${tag}"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = ["-c" "export PATH=/usr/bin:/bin; mkdir -p $out/bin $out/share/empty; echo \${a} > $out/ref; ln -s \${a} $out/link; printf '#!/bin/sh\\\\necho hi\\\\n' > $out/bin/x; chmod +x $out/bin/x; head -c 70000 /dev/urandom > $out/share/blob"]; }
+`,
+  );
+  const top = s.nix(['-r', s.nix([expr], 'nix-instantiate')]);
+  const all = s.nix(['-qR', top]).split('\n').sort();
+  const leaf = all.find((p) => p !== top)!;
+  return { top, leaf, all };
+}
+
+export function storeEntries(s: TestStore): string[] {
+  return existsSync(s.layout.storeDir) ? readdirSync(s.layout.storeDir).sort() : [];
+}
+
+export function isValid(s: TestStore, p: string): boolean {
+  return s.run('/usr/bin/nix-store', ['--check-validity', p]).status === 0;
+}
+
+/**
+ * A new signing key named `name`, its secret written to `file` (owned by `uid` when given, for a
+ * user's relonix to read): what `--secret-key` takes.
+ */
+export async function writeKey(file: string, name: string, uid?: number): Promise<{ secret: string; public: string }> {
+  const k = generateKey(name);
+  await fs.writeFile(file, k.secret);
+  if (uid !== undefined) await fs.chown(file, uid, uid);
+  return k;
+}
