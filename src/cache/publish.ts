@@ -125,7 +125,7 @@ async function recordNix(o: PublishOptions, rec: NonNullable<PublishOptions['rec
 }
 
 /** A path of the local store, checked against its registration before it goes up. */
-function localItem(p: RegInfo): PublishItem {
+export function localItem(p: RegInfo): PublishItem {
   return {
     path: p.path,
     references: p.references,
