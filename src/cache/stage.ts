@@ -22,12 +22,15 @@ export async function stageNarStream(nar: AsyncIterable<Uint8Array>, compression
   const fileSize = { n: 0 };
   try {
     const raw = tap(coalesce(nar, 1 << 16), narHash, narSize);
-    await pipeline(Readable.from(tap(compressStream(raw, compression), fileHash, fileSize)), createWriteStream(file, { flags: 'wx' }));
+    // uncompressed, the file is the NAR: one hash serves both
+    const out = compression === 'none' ? raw : tap(compressStream(raw, compression), fileHash, fileSize);
+    await pipeline(Readable.from(out), createWriteStream(file, { flags: 'wx' }));
   } catch (e) {
     await fs.rm(file, { force: true });
     throw e;
   }
-  return { narHash: narHash.digest(), narSize: narSize.n, fileHash: fileHash.digest(), fileSize: fileSize.n };
+  const staged = { narHash: narHash.digest(), narSize: narSize.n };
+  return compression === 'none' ? { ...staged, fileHash: staged.narHash, fileSize: staged.narSize } : { ...staged, fileHash: fileHash.digest(), fileSize: fileSize.n };
 }
 
 async function* tap(src: AsyncIterable<Uint8Array>, h: Hash, size: { n: number }): AsyncGenerator<Uint8Array> {
