@@ -1,5 +1,6 @@
-// Translating a closure to another store dir: derivations in ATerm, their store paths and twins, and
-// a streaming NAR rewriter for store dirs of the same length (the public cache, served to a prefix).
+// Translating a closure to another store dir: derivations in ATerm, their store paths and twins, a
+// streaming NAR rewriter for store dirs of the same length, and the translation itself (upstream's
+// outputs published for the prefix; translateForBuild is the pass a build runs first).
 export { parseDerivation, printDerivation, type Derivation, type DerivationInput, type DerivationOutput } from './aterm.ts';
 export { makeFixedOutputPath, makeOutputPath, makeSourcePath, makeStorePath, makeTextPath, parseContentAddress, type ContentAddress, type HashMethod } from './paths.ts';
 export { checkSupported, computeOutputs, derivationName, hashDerivationModulo, withOutputs, type ModuloHash } from './modulo.ts';
@@ -8,3 +9,5 @@ export { rewriteNar, type CompressedFile, type NarRewrite, type RewriteSummary }
 export type { RewriteRules } from './replace.ts';
 export type { ReferencesFound } from './compressed.ts';
 export type { SpoolOptions } from './spool.ts';
+export { instantiate, translateDerivations, translateForBuild, translatePaths, type TranslateOptions, type TranslateResult } from './translate.ts';
+export { NIXOS_CACHE, NIXOS_KEY } from './upstream.ts';

@@ -111,7 +111,11 @@ export async function translatePaths(o: TranslateOptions, paths: string[]): Prom
     try {
       return path.join(c.upstream.storeDir, parseStoreBasename(path.basename(p)).basename);
     } catch (e) {
-      throw new RelonixError(`"${p}" is not a store path`, { kind: 'usage', hint: 'name store paths as upstream has them, e.g. /nix/store/<hash>-hello-2.12', cause: e });
+      throw new RelonixError(`"${p}" is not a store path`, {
+        kind: 'usage',
+        hint: 'name store paths as upstream has them (/nix/store/<hash>-hello-2.12), or put nix-instantiate arguments after --',
+        cause: e,
+      });
     }
   });
   const upstream = await upstreamClosure(c.upstream, roots);
