@@ -40,6 +40,13 @@ export interface Plan {
 
 const hashOf = (p: string) => path.basename(p).slice(0, 32);
 
+/** The NAR compressions relonix reads; upstream paths in another (old bzip2 ones) are left to build. */
+const READABLE = new Set(['xz', 'zstd', 'none']);
+
+function unreadable(ni: NarInfo, mine: string): Refusal | undefined {
+  return READABLE.has(ni.compression) ? undefined : { path: mine, why: `upstream serves it compressed with ${ni.compression}, which relonix does not read` };
+}
+
 export interface DerivationFacts {
   storeDir: string;
   closure: Closure;
@@ -67,6 +74,11 @@ export function planDerivations(f: DerivationFacts): Plan {
         plan.missing.push(o.path);
         continue;
       }
+      const odd = unreadable(ni, o.path);
+      if (odd) {
+        plan.refused.push(odd);
+        continue;
+      }
       const refs = ni.references.map((r) => ({ r, mine: ours.get(r.slice(0, 32)) }));
       const unknown = refs.find((x) => !x.mine);
       if (unknown) {
@@ -87,7 +99,9 @@ export function planPaths(storeDir: string, upstream: Map<string, NarInfo>, pres
   const moved = (basename: string) => path.join(storeDir, basename);
   for (const ni of upstream.values()) {
     const mine = moved(path.basename(ni.storePath));
+    const odd = unreadable(ni, mine);
     if (present.has(mine)) plan.present.push(mine);
+    else if (odd) plan.refused.push(odd);
     else plan.items.push({ path: mine, from: ni, references: ni.references.map(moved), deriver: ni.deriver && moved(ni.deriver), hashes: new Map(), verbatim: false });
   }
   return complete(plan, new Set(plan.present), new Map());
@@ -104,7 +118,7 @@ function complete(plan: Plan, served: Set<string>, sources: ReadonlyMap<string, 
     const gap = (it: TranslateItem) => it.references.find((r) => r !== it.path && !publishing.has(r) && !served.has(r));
     const kept = items.filter((it) => {
       const r = gap(it);
-      if (r) plan.refused.push({ path: it.path, why: `it needs ${r}, which upstream does not have` });
+      if (r) plan.refused.push({ path: it.path, why: `it needs ${r}, which is neither in the target nor translatable` });
       return !r;
     });
     if (kept.length === items.length) break;

@@ -53,7 +53,7 @@ test('derivation mode: what upstream has is translated under our hashes; what it
   const plan = planDerivations({ storeDir: '/tmp/store', closure, twins, upstream, present: new Set([ours('multi-lib')]) });
   assert.deepEqual(plan.present, [ours('multi-lib')]);
   assert.deepEqual(plan.missing, [ours('rec1')]);
-  assert.deepEqual(plan.refused, [{ path: ours('top'), why: `it needs ${ours('rec1')}, which upstream does not have` }]);
+  assert.deepEqual(plan.refused, [{ path: ours('top'), why: `it needs ${ours('rec1')}, which is neither in the target nor translatable` }]);
   const byPath = new Map(plan.items.map((it) => [it.path, it]));
   assert.deepEqual([...byPath.keys()].sort(), [ours('flat'), ours('multi'), ours('multi-dev')].sort());
   assert.equal(byPath.get(ours('flat'))!.verbatim, true, 'a fixed output is copied as it is');
@@ -106,4 +106,10 @@ test("path mode: upstream's closure in our store dir, each hash part kept, what 
   assert.equal(it.deriver, '/app/store/jqjgkdvfds8sr3cpqkvqr72v28klkzis-multi.drv');
   assert.equal(it.hashes.size, 0, 'only the store dir changes');
   assert.deepEqual(plan.refused, []);
+
+  // a compression relonix does not read leaves the path, and what needs it, to be built
+  const old = planPaths('/app/store', new Map([[dev.storePath, dev], [lib.storePath, { ...lib, compression: 'bzip2' }]]), new Set());
+  assert.deepEqual(old.items, []);
+  assert.deepEqual(old.refused.map((r) => r.path), [moved(lib.storePath), moved(dev.storePath)]);
+  assert.match(old.refused[0]!.why, /bzip2/);
 });
