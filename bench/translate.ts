@@ -1,7 +1,8 @@
 // Throughput of the NAR rewriter on a synthetic 100 MB NAR (binaries, text files naming store paths,
 // many small files), in path mode (store dir only, streamed) and derivation mode (500 hash parts
 // too, the tree held back in a spool), against the floor: sha256 over the same chunks, which any
-// pass over a NAR pays. Medians of ROUNDS runs (RELONIX_BENCH_ROUNDS, default 3).
+// pass over a NAR pays. Medians of ROUNDS runs (RELONIX_BENCH_ROUNDS, default 3). Then the whole
+// command on a real closure against nix copy (translate-closure.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { rewriteNar } from '../src/translate/rewrite.ts';
 import { toNixBase32 } from '../src/store/nixbase32.ts';
@@ -72,3 +73,5 @@ for (const [label, map] of Object.entries(modes)) {
   });
   console.log(`${label.padEnd(40)} ${(mb / s).toFixed(0).padStart(5)} MB/s  ${(floor / s).toFixed(2)}x the floor${spilled ? `, ${(spilled / 1e6).toFixed(0)} MB spooled to disk` : ''}`);
 }
+
+await import('./translate-closure.ts');

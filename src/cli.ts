@@ -9,6 +9,7 @@ import * as publish from './commands/publish.ts';
 import * as keygen from './commands/keygen.ts';
 import * as cache from './commands/cache.ts';
 import * as demo from './commands/demo.ts';
+import * as translate from './commands/translate.ts';
 // package.json is the one source of the version; the bundle carries it inlined, read at build time
 import pkg from '../package.json' with { type: 'json' };
 
@@ -24,7 +25,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
 // layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, publish, keygen, cache, demo };
+const COMMANDS = { bootstrap, env, run, status, publish, keygen, cache, translate, demo };
 
 /**
  * The commands argv can reach: the one it names, none for --version, all for help and errors.

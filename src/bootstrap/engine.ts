@@ -13,6 +13,8 @@ import { planStages, preloadTarballStages } from './stages/registry.ts';
 
 export interface BootstrapOptions {
   prefix?: string;
+  /** the store dir, when not PREFIX/store (recorded in the state, so every later command finds it) */
+  storeDir?: string;
   url?: string;
   sha256?: string;
   caches?: string[];
@@ -105,7 +107,7 @@ export function detailOf<T>(s: BootstrapState, stage: StageName): T {
 
 export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapResult> {
   const t0 = Date.now();
-  const l = makeLayout(opts.prefix);
+  const l = makeLayout(opts.prefix, opts.storeDir);
   const ctx: BootstrapContext = {
     layout: l,
     host: nixSystem(),

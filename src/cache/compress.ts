@@ -6,7 +6,7 @@
 import { RelonixError } from '../util/errors.ts';
 import { hostXz, hostZstd } from '../codec/host-tools.ts';
 import { compressXz, decompressXz } from '../codec/xz.ts';
-import { compressZstd, decompressZstd } from '../codec/zstd.ts';
+import { compressZstd, decompressZstd, pureZstd } from '../codec/zstd.ts';
 
 export type Compression = 'zstd' | 'xz' | 'none';
 /** what `relonix publish --compression` takes: a compression, or `auto` to pick the best the host can write */
@@ -68,10 +68,18 @@ export function compressStream(src: AsyncIterable<Uint8Array>, c: Compression): 
   return c === 'zstd' ? compressZstd(src, ZSTD_LEVEL) : compressXz(src, XZ_LEVEL);
 }
 
-/** Decompresses a stream of compressed bytes. */
-export function decompress(src: AsyncIterable<Uint8Array>, c: string): AsyncIterable<Uint8Array> {
+/**
+ * Below this many compressed bytes a NAR decodes in-process sooner than the host's program starts
+ * (most NARs of a closure are this small): measured on the fixture's 49 xz NARs, the 35 under it
+ * took 460 ms through xz and 330 ms in WebAssembly.
+ */
+export const IN_PROCESS_BYTES = 256 * 1024;
+
+/** Decompresses a stream of compressed bytes; `bytes`, its size when known, picks the decoder. */
+export function decompress(src: AsyncIterable<Uint8Array>, c: string, bytes?: number): AsyncIterable<Uint8Array> {
+  const small = bytes !== undefined && bytes < IN_PROCESS_BYTES;
   if (c === 'none') return src;
-  if (c === 'xz') return decompressXz(src);
-  if (c === 'zstd') return decompressZstd(src);
+  if (c === 'xz') return decompressXz(src, { noHost: small });
+  if (c === 'zstd') return small ? pureZstd(src) : decompressZstd(src);
   throw new Error(`NAR compression "${c}" is not supported by relonix (it reads zstd, xz and none)`);
 }

@@ -2,15 +2,14 @@
 // commit marker, so a cache read at any moment (or left behind by a kill) never has a narinfo
 // pointing at a missing or partial NAR. A path whose narinfo exists is skipped, which makes
 // re-publishing incremental and resuming after a kill simply "run it again".
-// A NAR is never held in memory: it streams from the store through a hash, the compressor and a
-// second hash into a staging file, and goes up from that file.
-import { createWriteStream, promises as fs } from 'node:fs';
+// What is published is a list of items, each a NAR stream and what to check before it goes up: the
+// paths of the local store (publishPaths), or NARs rewritten from another cache (translate).
+// A NAR is never held in memory: it streams through hashes and the compressor into a staging file
+// (stage.ts), and goes up from that file.
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { dumpPath, formatNarHash } from '../store/nar/write.ts';
-import { createHash, type Hash } from 'node:crypto';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { RelonixError, errorMessage } from '../util/errors.ts';
@@ -20,26 +19,61 @@ import { processAlive } from '../util/proc.ts';
 import { isTransient, retry, type RetryOptions } from '../util/retry.ts';
 import { formatNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
 import { signNarInfo, type SecretKey } from './keys.ts';
-import { compressStream, narExtension, resolveCompression, type Compression, type CompressionChoice } from './compress.ts';
+import { narExtension, resolveCompression, type Compression, type CompressionChoice } from './compress.ts';
 import type { CacheTarget } from './targets.ts';
 import { checkCacheInfo, formatCacheInfo, readManifest, MANIFEST_KEY, type Manifest } from './meta.ts';
+import { stageNarStream, type StagedNar } from './stage.ts';
+import type { Journal } from './journal.ts';
 
-export interface PublishOptions {
+export type { StagedNar } from './stage.ts';
+
+/** Where and how to publish: the cache, its store dir, the key, and how hard to try. */
+export interface PublishTarget {
   target: CacheTarget;
   storeDir: string;
-  /** registration records of every path to publish (a closure) */
-  paths: RegInfo[];
   key: SecretKey;
   /** default `auto`: zstd when the host has zstd, else xz when it has xz, else none */
   compression?: CompressionChoice;
   /** where NARs are staged between compressing and uploading (default: the OS temporary directory) */
   tmpDir?: string;
   jobs?: number;
-  /** record this Nix (and CA bundle) for `system` in relonix.json once everything is up */
-  record?: { system: string; nix: string; cacert?: string };
   retries?: number;
   minRetryDelayMs?: number;
   log?: (msg: string) => void;
+}
+
+export interface PublishOptions extends PublishTarget {
+  /** registration records of every path to publish (a closure) */
+  paths: RegInfo[];
+  /** record this Nix (and CA bundle) for `system` in relonix.json once everything is up */
+  record?: { system: string; nix: string; cacert?: string };
+}
+
+/** One store object to publish. */
+export interface PublishItem {
+  /** its path in the cache's store dir */
+  path: string;
+  /** full store paths */
+  references: string[];
+  deriver?: string;
+  /** bytes of its NAR, for the order (biggest first) */
+  size: number;
+  /** what its NAR is made from (a hash of it): the journal keeps work only for the same source */
+  source: string;
+  /** its NAR, opened when its turn comes */
+  nar(): AsyncIterable<Uint8Array>;
+  /** looks at the staged NAR before anything goes up: throws to refuse it, may name its content address */
+  accept(staged: StagedNar): Promise<{ ca?: string }> | { ca?: string };
+}
+
+export interface ItemsOptions extends PublishTarget {
+  /**
+   * `each` (default): a narinfo as soon as its NAR and its references' narinfos are up. `end`: no
+   * narinfo until every NAR is up, so an item refused half-way leaves nothing published.
+   */
+  commit?: 'each' | 'end';
+  /** with `end`: what a killed run uploaded but did not commit, so a re-run does not do it again */
+  journal?: Journal;
 }
 
 export interface PublishResult {
@@ -47,39 +81,38 @@ export interface PublishResult {
   skipped: number;
   narBytes: number;
   compression: Compression;
+  /** the paths whose narinfos this run wrote */
+  published: string[];
 }
 
 type Again = <T>(fn: () => Promise<T>) => Promise<T>;
 
-/** Stages one path's NAR and uploads it; undefined when the cache has the path already. */
-async function uploadNar(o: PublishOptions, p: RegInfo, compression: Compression, file: string, again: Again): Promise<NarInfo | undefined> {
-  if (await again(() => o.target.has(narInfoKey(p.path)))) return undefined;
-  const staged = await stageNar(p.path, compression, file);
-  const registered = parseNarHashField(p.narHash);
-  if (!registered.equals(staged.narHash) || staged.narSize !== p.narSize) {
-    throw new RelonixError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
-      kind: 'integrity',
-      hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
-    });
-  }
+/** Stages one item's NAR and uploads it; undefined when the cache has the path already. The narinfo is not signed yet. */
+async function uploadNar(o: ItemsOptions, it: PublishItem, compression: Compression, file: string, again: Again): Promise<NarInfo | undefined> {
+  if (await again(() => o.target.has(narInfoKey(it.path)))) return undefined;
+  const journaled = await o.journal?.get(it.path, it.source);
+  if (journaled && (await again(() => o.target.has(journaled.url)))) return journaled;
+  const staged = await stageNarStream(it.nar(), compression, file);
+  const { ca } = await it.accept(staged);
   const narKey = `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`;
   const ni: NarInfo = {
-    storePath: p.path,
+    storePath: it.path,
     url: narKey,
     compression,
     fileHash: formatNarHash(staged.fileHash),
     fileSize: staged.fileSize,
     narHash: formatNarHash(staged.narHash),
     narSize: staged.narSize,
-    references: p.references.map((r) => path.basename(r)).sort(),
-    deriver: p.deriver ? path.basename(p.deriver) : undefined,
+    references: it.references.map((r) => path.basename(r)).sort(),
+    deriver: it.deriver ? path.basename(it.deriver) : undefined,
     sigs: [],
+    ...(ca ? { ca } : {}),
   };
-  ni.sigs.push(signNarInfo(ni, o.key));
   if (!(await again(() => o.target.has(narKey)))) {
     // each attempt reads the staged file afresh
     await again(() => o.target.putFile(narKey, file, staged.fileSize, staged.fileHash.toString('hex'), 'application/x-nix-nar'));
   }
+  await o.journal?.put(it.source, ni);
   return ni;
 }
 
@@ -91,9 +124,45 @@ async function recordNix(o: PublishOptions, rec: NonNullable<PublishOptions['rec
   await o.target.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json');
 }
 
+/** A path of the local store, checked against its registration before it goes up. */
+export function localItem(p: RegInfo): PublishItem {
+  return {
+    path: p.path,
+    references: p.references,
+    deriver: p.deriver || undefined,
+    size: p.narSize,
+    source: p.narHash,
+    nar: () => dumpPath(p.path),
+    accept: (staged) => {
+      if (!parseNarHashField(p.narHash).equals(staged.narHash) || staged.narSize !== p.narSize) {
+        throw new RelonixError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
+          kind: 'integrity',
+          hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
+        });
+      }
+      return {};
+    },
+  };
+}
+
 export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
+  const again: Again = (fn) => retry(fn, o satisfies RetryOptions);
+  const r = await publishItems(o, o.paths.map(localItem));
+  if (o.record) {
+    const rec = o.record;
+    await guard(o, () => again(() => recordNix(o, rec)));
+  }
+  return r;
+}
+
+/** Publishes items (see ItemsOptions for when narinfos are written). */
+export async function publishItems(o: ItemsOptions, items: PublishItem[]): Promise<PublishResult> {
+  return guard(o, () => publishAll(o, items));
+}
+
+async function guard<T>(o: PublishTarget, fn: () => Promise<T>): Promise<T> {
   try {
-    return await publishAll(o);
+    return await fn();
   } catch (e) {
     if (e instanceof RelonixError) throw e;
     throw new RelonixError(`publishing to ${o.target.url} failed: ${errorMessage(e)}`, {
@@ -104,61 +173,82 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   }
 }
 
-async function publishAll(o: PublishOptions): Promise<PublishResult> {
+async function publishAll(o: ItemsOptions, items: PublishItem[]): Promise<PublishResult> {
   const log = o.log ?? (() => undefined);
   const compression = resolveCompression(o.compression ?? 'auto', log);
   const again: Again = (fn) => retry(fn, o satisfies RetryOptions);
 
   const info = await again(() => checkCacheInfo(o.target, o.storeDir));
   if (!info) await again(() => o.target.put('nix-cache-info', Buffer.from(formatCacheInfo({ storeDir: o.storeDir })), 'text/x-nix-cache-info'));
-  for (const p of o.paths) {
-    if (path.dirname(p.path) !== o.storeDir) throw new RelonixError(`${p.path} is not in the store ${o.storeDir}`, { kind: 'usage' });
+  for (const it of items) {
+    if (path.dirname(it.path) !== o.storeDir) throw new RelonixError(`${it.path} is not in the store ${o.storeDir}`, { kind: 'usage' });
   }
-  const done = new Map<string, Promise<void>>();
-  const result: PublishResult = { uploaded: 0, skipped: 0, narBytes: 0, compression };
   // at most `jobs` paths are hashed, compressed and uploaded at once
   const limit = new Limit(o.jobs ?? 4);
+  // NARs go up in any order, biggest first
+  const ordered = [...items].sort((a, b) => b.size - a.size || (a.path < b.path ? -1 : 1));
 
   // staged NARs live here until they are uploaded; the directory goes when publish ends, however it
   // ends, and what a killed publish left is cleared by the next one
   const tmpDir = o.tmpDir ?? os.tmpdir();
   await clearAbandonedStaging(tmpDir);
   const staging = await fs.mkdtemp(path.join(tmpDir, `${STAGING_PREFIX}${process.pid}-`));
+  const upload = (it: PublishItem) => {
+    const file = path.join(staging, `${path.basename(it.path)}${narExtension(compression)}`);
+    return limit.run(() => uploadNar(o, it, compression, file, again).finally(() => fs.rm(file, { force: true })));
+  };
+  try {
+    if (o.commit !== 'end') return await commitInOrder(o, ordered, upload, { limit, again, compression });
+    const uploaded = await settleAll(ordered.map(upload));
+    const ready = new Map(ordered.map((it, i) => [it, uploaded[i]]));
+    return await commitInOrder(o, ordered, async (it) => ready.get(it), { limit, again, compression });
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+}
 
-  const one = async (p: RegInfo): Promise<void> => {
-    const file = path.join(staging, `${path.basename(p.path)}${narExtension(compression)}`);
-    const ni = await limit.run(() => uploadNar(o, p, compression, file, again).finally(() => fs.rm(file, { force: true })));
+/** Every promise settled; the first failure thrown, else the values. */
+async function settleAll<T>(ps: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(ps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/**
+ * Writes each item's narinfo once it is `ready` (its NAR up) and the narinfos of its references
+ * are written, so a cache never names a path it cannot serve.
+ */
+async function commitInOrder(
+  o: ItemsOptions,
+  items: PublishItem[],
+  ready: (it: PublishItem) => Promise<NarInfo | undefined>,
+  c: { limit: Limit; again: Again; compression: Compression },
+): Promise<PublishResult> {
+  const result: PublishResult = { uploaded: 0, skipped: 0, narBytes: 0, compression: c.compression, published: [] };
+  const done = new Map<string, Promise<void>>();
+  const one = async (it: PublishItem): Promise<void> => {
+    const ni = await ready(it);
     if (!ni) {
       result.skipped++;
       return;
     }
-    // NARs go up in any order, biggest first; the narinfo, the commit marker, waits for the narinfos
-    // of its references, so a cache never names a path it cannot serve
-    await Promise.all(p.references.filter((r) => r !== p.path).map((r) => done.get(r)));
-    await again(() => o.target.put(narInfoKey(p.path), Buffer.from(formatNarInfo(ni)), 'text/x-nix-narinfo'));
+    await Promise.all(it.references.filter((r) => r !== it.path).map((r) => done.get(r)));
+    const signed = { ...ni, sigs: [signNarInfo(ni, o.key)] };
+    await c.limit.run(() => c.again(() => o.target.put(narInfoKey(it.path), Buffer.from(formatNarInfo(signed)), 'text/x-nix-narinfo')));
+    await o.journal?.drop(it.path);
     result.uploaded++;
     result.narBytes += ni.fileSize!;
-    log(`published ${path.basename(p.path)} (${ni.fileSize} bytes)`);
+    result.published.push(it.path);
+    o.log?.(`published ${path.basename(it.path)} (${ni.fileSize} bytes)`);
   };
-
-  let results: PromiseSettledResult<void>[];
-  try {
-    // every promise is in `done` before the first narinfo looks for its references'
-    for (const p of [...o.paths].sort((a, b) => b.narSize - a.narSize || (a.path < b.path ? -1 : 1))) {
-      const pr = one(p);
-      pr.catch(() => undefined);
-      done.set(p.path, pr);
-    }
-    results = await Promise.allSettled(done.values());
-  } finally {
-    await fs.rm(staging, { recursive: true, force: true });
+  // every promise is in `done` before the first narinfo looks for its references' (each awaits first)
+  for (const it of items) {
+    const pr = one(it);
+    pr.catch(() => undefined);
+    done.set(it.path, pr);
   }
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  if (o.record) {
-    const rec = o.record;
-    await again(() => recordNix(o, rec));
-  }
+  await settleAll([...done.values()]);
   return result;
 }
 
@@ -180,61 +270,4 @@ async function clearAbandonedStaging(dir: string): Promise<void> {
     if (!st || Date.now() - st.mtimeMs < 5 * 60_000) continue;
     await fs.rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);
   }
-}
-
-interface StagedNar {
-  narHash: Buffer;
-  narSize: number;
-  fileHash: Buffer;
-  fileSize: number;
-}
-
-/**
- * NAR of a store path → sha256 (NarHash, NarSize) → compressor → sha256 (FileHash, FileSize) → file.
- * Memory stays at a few pipe buffers whatever the size of the path. The file is removed on failure.
- */
-export async function stageNar(storePath: string, compression: Compression, file: string): Promise<StagedNar> {
-  const nar = createHash('sha256');
-  const compressed = createHash('sha256');
-  const narSize = { n: 0 };
-  const fileSize = { n: 0 };
-  try {
-    const raw = tap(coalesce(dumpPath(storePath), 1 << 16), nar, narSize);
-    await pipeline(Readable.from(tap(compressStream(raw, compression), compressed, fileSize)), createWriteStream(file, { flags: 'wx' }));
-  } catch (e) {
-    await fs.rm(file, { force: true });
-    throw e;
-  }
-  return { narHash: nar.digest(), narSize: narSize.n, fileHash: compressed.digest(), fileSize: fileSize.n };
-}
-
-async function* tap(src: AsyncIterable<Uint8Array>, h: Hash, size: { n: number }): AsyncGenerator<Uint8Array> {
-  for await (const b of src) {
-    h.update(b);
-    size.n += b.length;
-    yield b;
-  }
-}
-
-/** A NAR is mostly tiny strings between file contents: gather them, so the compressor gets few big writes. */
-async function* coalesce(src: AsyncIterable<Buffer>, min: number): AsyncGenerator<Buffer> {
-  let held: Buffer[] = [];
-  let n = 0;
-  for await (const b of src) {
-    if (b.length >= min) {
-      if (n) yield Buffer.concat(held, n);
-      held = [];
-      n = 0;
-      yield b;
-      continue;
-    }
-    held.push(b);
-    n += b.length;
-    if (n >= min) {
-      yield Buffer.concat(held, n);
-      held = [];
-      n = 0;
-    }
-  }
-  if (n) yield Buffer.concat(held, n);
 }

@@ -24,7 +24,7 @@ export interface Item {
 }
 
 /** The bytes of a NAR file as a stream, checked against FileHash as they pass. */
-async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
+export async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
   const where = `${target.url}/${ni.url}`;
   const missing = () => new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
   const src = target.httpSource?.(ni.url);

@@ -86,42 +86,65 @@ function trusted(keys: string[]): PublicKey[] {
   return keys.map(parsePublicKey);
 }
 
-async function fetchNarInfo(targets: CacheTarget[], storePath: string): Promise<{ ni: NarInfo; target: CacheTarget }> {
+/** The narinfo of `storePath` in `t`, parsed and checked to describe it; undefined when `t` has none. */
+export async function readNarInfo(t: CacheTarget, storePath: string): Promise<NarInfo | undefined> {
   const key = narInfoKey(storePath);
-  for (const t of targets) {
-    const b = await retry(() => t.get(key), { retries: 4 });
-    if (!b) continue;
-    let ni: NarInfo;
-    try {
-      ni = parseNarInfo(b.toString('utf8'), `${t.url}/${key}`);
-    } catch (e) {
-      throw new RelonixError(errorMessage(e), { kind: 'integrity' });
-    }
-    if (ni.storePath !== storePath) throw new RelonixError(`${t.url}/${key} describes ${ni.storePath}, not ${storePath}`, { kind: 'integrity' });
-    return { ni, target: t };
+  const b = await retry(() => t.get(key), { retries: 4 });
+  if (!b) return undefined;
+  let ni: NarInfo;
+  try {
+    ni = parseNarInfo(b.toString('utf8'), `${t.url}/${key}`);
+  } catch (e) {
+    throw new RelonixError(errorMessage(e), { kind: 'integrity' });
   }
-  throw new RelonixError(`no cache has ${storePath} (looked for ${key} in ${targets.map((t) => t.url).join(', ')})`, {
+  if (ni.storePath !== storePath) throw new RelonixError(`${t.url}/${key} describes ${ni.storePath}, not ${storePath}`, { kind: 'integrity' });
+  return ni;
+}
+
+/** What a cache that lacks a path of the closure means: it is incomplete. */
+function incompleteCache(targets: CacheTarget[], storePath: string): RelonixError {
+  return new RelonixError(`no cache has ${storePath} (looked for ${narInfoKey(storePath)} in ${targets.map((t) => t.url).join(', ')})`, {
     kind: 'network',
     hint: 'the cache is incomplete: publish the closure again (relonix publish) and retry',
   });
 }
 
-/** Reads the closure's narinfos (following References) and checks every signature. */
-export async function closureNarInfos(targets: CacheTarget[], roots: string[], keys: PublicKey[], storeDir: string): Promise<Map<string, { ni: NarInfo; target: CacheTarget }>> {
+async function fetchNarInfo(targets: CacheTarget[], storePath: string, missing: typeof incompleteCache): Promise<{ ni: NarInfo; target: CacheTarget }> {
+  for (const t of targets) {
+    const ni = await readNarInfo(t, storePath);
+    if (ni) return { ni, target: t };
+  }
+  throw missing(targets, storePath);
+}
+
+/** Refuses a narinfo that no trusted key signed. */
+export function checkSigned(ni: NarInfo, keys: PublicKey[]): void {
+  if (verifyNarInfo(ni, keys)) return;
+  const names = ni.sigs.map((s) => s.split(':')[0]).join(', ') || 'none';
+  throw new RelonixError(`${ni.storePath}: no valid signature by a trusted key (signatures by: ${names}; trusted: ${keys.map((k) => k.name).join(', ')})`, {
+    kind: 'integrity',
+    hint: 'the narinfo was altered or signed with another key; pass the right trusted key, or republish the cache',
+  });
+}
+
+/**
+ * Reads the closure's narinfos (following References) and checks every signature; a path no cache
+ * has is the error `missing` makes (by default: the cache is incomplete).
+ */
+export async function closureNarInfos(
+  targets: CacheTarget[],
+  roots: string[],
+  keys: PublicKey[],
+  storeDir: string,
+  missing = incompleteCache,
+): Promise<Map<string, { ni: NarInfo; target: CacheTarget }>> {
   const out = new Map<string, { ni: NarInfo; target: CacheTarget }>();
   let frontier = [...new Set(roots)];
   while (frontier.length) {
-    const got = await Promise.all(frontier.map((p) => fetchNarInfo(targets, p)));
+    const got = await pool(frontier, 16, (p) => fetchNarInfo(targets, p, missing));
     const next: string[] = [];
     for (const g of got) {
-      const signer = verifyNarInfo(g.ni, keys);
-      if (!signer) {
-        const names = g.ni.sigs.map((s) => s.split(':')[0]).join(', ') || 'none';
-        throw new RelonixError(`${g.ni.storePath}: no valid signature by a trusted key (signatures by: ${names}; trusted: ${keys.map((k) => k.name).join(', ')})`, {
-          kind: 'integrity',
-          hint: 'the narinfo was altered or signed with another key; pass the right --trusted-key, or republish the cache',
-        });
-      }
+      checkSigned(g.ni, keys);
       out.set(g.ni.storePath, g);
       for (const r of g.ni.references) {
         const full = `${storeDir}/${r}`;

@@ -15,7 +15,9 @@ first unfinished one, and a finished prefix is a fast no-op):
   fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256)
   unpack      unpack into <prefix>/var/relonix/staging
   relocate    move the closure from /nix/store to <prefix>/store: ELF interpreters and RUNPATHs,
-              symlinks, scripts; store paths inside binary data are listed by \`relonix status\`
+              symlinks, scripts; store paths inside binary data are listed by \`relonix status\`.
+              With a --store-dir as long as /nix/store every reference is rewritten in place,
+              binary data included (Nix's own compiled-in store dir too)
   configure   etc/nix/nix.conf (sandbox off, no build users, your caches) and etc/profile.d/relonix.sh
   register    load the closure into the new store's database; install Nix into the default profile
   verify      nix-store --verify --check-contents, nix --version, a trivial build, libraries from the store
@@ -30,6 +32,7 @@ the cache).
 Examples:
   relonix bootstrap                                  # official release into /tmp/nix
   relonix bootstrap --prefix $HOME/nix               # another prefix (or RELONIX_PREFIX)
+  relonix bootstrap --store-dir /tmp/store           # 10 bytes, like /nix/store: see relonix translate
   relonix bootstrap --url https://mirror.example/nix-2.24.10-x86_64-linux.tar.xz
   relonix bootstrap --url ./nix-2.8.0-x86_64-linux.tar.xz --sha256 <64 hex digits>
   relonix bootstrap --cache https://cache.example.org --trusted-key cache.example.org-1:BASE64
@@ -44,6 +47,7 @@ export function register(program: Command): void {
     .command('bootstrap')
     .description('install a working Nix under the prefix: download, relocate, configure, register, verify')
     .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--store-dir <dir>', 'the store dir, when not <prefix>/store; as long as /nix/store (10 bytes), binaries relocate in place and cache.nixos.org can be translated')
     .option('--url <url>', 'Nix binary tarball: https://, http://, file:// or a local path (default: the official release)')
     .option('--sha256 <hex>', 'expected sha256 of the tarball (default: read from URL.sha256)')
     .option('--cache <url>', 'binary cache for this prefix (repeatable)', collect, [] as string[])
@@ -51,13 +55,14 @@ export function register(program: Command): void {
     .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(parseSeconds))
     .option('--json', 'print one JSON object per event instead of the progress display')
     .addHelpText('after', HELP)
-    .action(async (o: { prefix?: string; url?: string; sha256?: string; cache: string[]; trustedKey: string[]; wait?: number; json?: boolean }) => {
+    .action(async (o: { prefix?: string; storeDir?: string; url?: string; sha256?: string; cache: string[]; trustedKey: string[]; wait?: number; json?: boolean }) => {
       if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
         throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
       }
       const { runBootstrap } = await import('../bootstrap/engine.ts');
       const r = await runBootstrap({
         prefix: o.prefix,
+        storeDir: o.storeDir,
         url: o.url,
         sha256: o.sha256?.toLowerCase(),
         caches: o.cache,

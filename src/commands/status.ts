@@ -23,7 +23,8 @@ export function register(program: Command): void {
       for (const x of st.stages) out.push(`  ${x.name.padEnd(10)} done ${x.doneAt}`);
       if (st.relocation) {
         const c = st.relocation.counts;
-        out.push(`relocation ${c.files} files: ${c.elfPatched} ELF patched, ${c.symlinks} symlinks, ${c.textFiles} text files (${c.textRefs} references)`);
+        const inPlace = c.binaryFiles ? `, ${c.binaryFiles} binary files rewritten in place` : '';
+        out.push(`relocation ${c.files} files: ${c.elfPatched} ELF patched, ${c.symlinks} symlinks, ${c.textFiles} text files (${c.textRefs} references)${inPlace}`);
         out.push(`  ${c.unrewritable} store references left in binary data of ${st.relocation.unrewritableFiles.length} files (they still name /nix/store):`);
         for (const f of st.relocation.unrewritableFiles.slice(0, 10)) out.push(`    ${f.file} (${f.count})`);
         if (st.relocation.unrewritableFiles.length > 10) out.push(`    … and ${st.relocation.unrewritableFiles.length - 10} more`);

@@ -1,6 +1,8 @@
 // The prefix: where everything lives (layout), what the bootstrap finished (state), the environment
 // its Nix needs (environment, wrappers, profile), running its Nix (tools) and what it holds (inspect).
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { RelonixError } from '../util/errors.ts';
 
 export const DEFAULT_PREFIX = '/tmp/nix';
 
@@ -31,13 +33,57 @@ export function resolvePrefix(flag?: string): string {
   return path.resolve(raw);
 }
 
-export function layout(prefixFlag?: string): Layout {
+/**
+ * A store dir as given to `bootstrap --store-dir`: absolute, normalised, and not `/` itself (Nix
+ * refuses a store dir with a trailing slash, and one that is the root holds everything).
+ */
+export function checkStoreDir(dir: string): string {
+  const d = path.resolve(dir);
+  if (!path.isAbsolute(dir) || d === '/' || d !== dir.replace(/\/+$/, '')) {
+    throw new RelonixError(`--store-dir must be an absolute, normalised directory other than /, got "${dir}"`, {
+      kind: 'usage',
+      hint: 'e.g. --store-dir /tmp/store (as long as /nix/store, so that binaries from cache.nixos.org can be translated)',
+    });
+  }
+  return d;
+}
+
+/**
+ * The store dir a prefix was bootstrapped with, as its state file records it: every command finds a
+ * store dir outside the prefix from there. Read synchronously because every command needs a layout
+ * before anything else, and the file is small.
+ */
+function recordedStoreDir(stateFile: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(stateFile, 'utf8');
+  } catch {
+    return undefined; // no bootstrap yet: the default
+  }
+  try {
+    const dir = (JSON.parse(text) as { storeDir?: unknown }).storeDir;
+    return typeof dir === 'string' && path.isAbsolute(dir) ? dir : undefined;
+  } catch {
+    return undefined; // readState reports a broken state file where it matters
+  }
+}
+
+/**
+ * The layout of a prefix. Its store dir is `storeDirFlag` (bootstrap --store-dir), else the one
+ * its state records, else `PREFIX/store`.
+ */
+export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
   const prefix = resolvePrefix(prefixFlag);
   const relonixDir = path.join(prefix, 'var', 'relonix');
   const stateDir = path.join(prefix, 'var', 'nix');
+  const stateFile = path.join(relonixDir, 'state.json');
+  const storeDir = storeDirFlag !== undefined ? checkStoreDir(storeDirFlag) : (recordedStoreDir(stateFile) ?? path.join(prefix, 'store'));
+  if (prefix === storeDir || prefix.startsWith(storeDir + '/')) {
+    throw new RelonixError(`the store dir ${storeDir} would hold the prefix ${prefix}`, { kind: 'usage', hint: 'choose a store dir beside the prefix, e.g. --store-dir /tmp/store' });
+  }
   return {
     prefix,
-    storeDir: path.join(prefix, 'store'),
+    storeDir,
     stateDir,
     logDir: path.join(prefix, 'var', 'log', 'nix'),
     confDir: path.join(prefix, 'etc', 'nix'),
@@ -47,7 +93,7 @@ export function layout(prefixFlag?: string): Layout {
     binDir: path.join(prefix, 'bin'),
     profile: path.join(stateDir, 'profiles', 'default'),
     relonixDir,
-    stateFile: path.join(relonixDir, 'state.json'),
+    stateFile,
     lockFile: path.join(relonixDir, 'lock'),
     reportFile: path.join(relonixDir, 'relocation-report.json'),
     downloadsDir: path.join(relonixDir, 'downloads'),

@@ -20,8 +20,12 @@ function isPathByte(b: number): boolean {
   );
 }
 
-/** Offsets of every `from` that begins a path and ends a path component (followed by `/` or a non-path byte). */
-export function findStoreRefs(buf: Buffer, from: string): number[] {
+/**
+ * Offsets of every `from` that ends a path component (followed by `/` or a non-path byte) and
+ * begins a path. `anyStart` drops the second rule, for a `to` that cannot contain `from` (one of
+ * the same length): then `-L/nix/store/…` in a flag moves too.
+ */
+export function findStoreRefs(buf: Buffer, from: string, anyStart = false): number[] {
   const needle = Buffer.from(from);
   const out: number[] = [];
   let i = buf.indexOf(needle);
@@ -29,7 +33,7 @@ export function findStoreRefs(buf: Buffer, from: string): number[] {
     const before = i === 0 ? -1 : buf[i - 1]!;
     const afterIdx = i + needle.length;
     const after = afterIdx < buf.length ? buf[afterIdx]! : -1;
-    const starts = before === -1 || !isPathByte(before);
+    const starts = anyStart || before === -1 || !isPathByte(before);
     const ends = after === -1 || after === 0x2f || !isPathByte(after);
     if (starts && ends) out.push(i);
     i = buf.indexOf(needle, i + needle.length);
@@ -40,7 +44,7 @@ export function findStoreRefs(buf: Buffer, from: string): number[] {
 /** Rewrites every reference found by findStoreRefs; null when there is nothing to change. */
 export function rewriteRefs(buf: Buffer, from: string, to: string): { out: Buffer; count: number } | null {
   if (from === to) return null;
-  const hits = findStoreRefs(buf, from);
+  const hits = findStoreRefs(buf, from, sameLength(from, to));
   if (hits.length === 0) return null;
   const toBuf = Buffer.from(to);
   const parts: Buffer[] = [];
@@ -59,6 +63,14 @@ export function rewriteLinkTarget(target: string, from: string, to: string): str
   if (target === from) return to;
   if (target.startsWith(from + '/')) return to + target.slice(from.length);
   return null;
+}
+
+/**
+ * Store dirs of one length: every reference is replaced in place, in binary data as in text, and
+ * no byte moves (what Nix's own hash rewriting relies on). `to` cannot contain `from` then.
+ */
+export function sameLength(from: string, to: string): boolean {
+  return from !== to && Buffer.byteLength(from) === Buffer.byteLength(to);
 }
 
 export type FileKind = 'elf' | 'text' | 'binary';
@@ -86,7 +98,7 @@ export interface FilePlan {
   kind: FileKind;
   /** new content, or undefined when the file stays as it is */
   content?: Buffer;
-  /** text references rewritten */
+  /** text references rewritten (with store dirs of one length, those in binary data too) */
   rewritten: number;
   /** whether the ELF interpreter or RUNPATH changed */
   elfPatched: boolean;
@@ -111,11 +123,13 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
   const kind = classify(buf);
   const plan: FilePlan = { kind, rewritten: 0, elfPatched: false, unrewritable: [] };
   if (from === to) return plan;
-  if (kind === 'text') {
+  if (kind === 'text' || sameLength(from, to)) {
     const r = rewriteRefs(buf, from, to);
     if (r) {
       plan.content = r.out;
       plan.rewritten = r.count;
+      // interpreter and RUNPATH are strings like any other here: no ELF surgery is needed
+      plan.elfPatched = kind === 'elf';
     }
     return plan;
   }

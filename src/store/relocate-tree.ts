@@ -15,6 +15,8 @@ export interface RelocateCounts {
   symlinks: number;
   textFiles: number;
   textRefs: number;
+  /** files of binary data (ELF files included) whose references were rewritten in place: store dirs of one length */
+  binaryFiles: number;
   unrewritable: number;
 }
 
@@ -54,11 +56,12 @@ export interface RelocateOptions {
 }
 
 export function emptyCounts(): RelocateCounts {
-  return { files: 0, elfPatched: 0, symlinks: 0, textFiles: 0, textRefs: 0, unrewritable: 0 };
+  return { files: 0, elfPatched: 0, symlinks: 0, textFiles: 0, textRefs: 0, binaryFiles: 0, unrewritable: 0 };
 }
 
 function addCounts(a: RelocateCounts, b: RelocateCounts): void {
-  for (const k of Object.keys(a) as (keyof RelocateCounts)[]) a[k] += b[k];
+  // (markers written before a count existed lack it)
+  for (const k of Object.keys(a) as (keyof RelocateCounts)[]) a[k] += b[k] ?? 0;
 }
 
 /**
@@ -163,7 +166,7 @@ async function relocateFile(w: Walk, e: Entry, st: Stats): Promise<void> {
   if (plan.kind === 'text' && plan.rewritten > 0) {
     w.result.counts.textFiles++;
     w.result.counts.textRefs += plan.rewritten;
-  }
+  } else if (plan.rewritten > 0) w.result.counts.binaryFiles++;
   if (plan.elfPatched) w.result.counts.elfPatched++;
   for (const h of plan.unrewritable) {
     w.result.hits.push({ file: path.join(w.destRoot, e.rel), offset: h.offset, string: h.string });

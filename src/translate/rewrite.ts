@@ -2,12 +2,12 @@
 // and entry names are rewritten in place; a directory whose renamed entries change their order is
 // re-sorted, which is why a directory's output is held back (in a spool) until it ends.
 import { createHash } from 'node:crypto';
-import { narString } from '../store/nar/framing.ts';
+import { NarFormatError, narString } from '../store/nar/framing.ts';
+import { checkEntryName, NarReader } from '../store/nar/reader.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { scanCompressed, sniffCompressed, SNIFF_BYTES, type CompressedFormat, type ReferencesFound } from './compressed.ts';
 import { Batch } from './batch.ts';
 import { compileRules, replaceAll, replaceIn, replaceStream, type Compiled, type Counts, type RewriteRules } from './replace.ts';
-import { NarFormatError, NarReader } from './nar-reader.ts';
 import { Spool, type SpoolOptions } from './spool.ts';
 
 export interface CompressedFile {
@@ -67,16 +67,6 @@ function push(r: Ranges, from: number, to: number): void {
 
 function append(r: Ranges, more: Ranges): void {
   for (let i = 0; i < more.length; i += 2) push(r, more[i]!, more[i + 1]!);
-}
-
-const SLASH = 0x2f;
-const DOT = 0x2e;
-
-function checkName(name: Buffer, prev: Buffer | undefined): void {
-  let bad = !name.length || (name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT)));
-  for (let i = 0; i < name.length && !bad; i++) bad = name[i] === SLASH || name[i] === 0;
-  if (bad) throw new NarFormatError(`the NAR holds an invalid entry name "${name.toString('latin1').slice(0, 60)}"`);
-  if (prev && Buffer.compare(prev, name) >= 0) throw new NarFormatError(`NAR directory entries are not sorted and unique ("${name.toString('latin1').slice(0, 60)}")`);
 }
 
 class Walk {
@@ -204,7 +194,7 @@ class Walk {
       if (tok !== 'entry') throw new NarFormatError(`expected "entry" or ")" in a NAR directory, found "${tok.slice(0, 40)}"`);
       await this.r.expect(OPEN_NAME, '"(" "name"');
       const name = await this.r.bytes(MAX_NAME);
-      checkName(name, prev);
+      checkEntryName(name, prev);
       prev = name;
       await this.r.expect(NODE, '"node"');
       // a name holds no '/', so no store dir: only hash parts can change it

@@ -42,6 +42,8 @@ export interface Twins {
   hashes: Map<string, string>;
   /** store paths named in the closure's strings but not part of it: only their store dir was changed */
   unresolved: Set<string>;
+  /** with `partial`: the derivations and sources that have no twin, and why (their dependents have none either) */
+  refused: Map<string, RelonixError>;
 }
 
 type Owner = { kind: 'drv'; path: string; output?: string } | { kind: 'source'; path: string };
@@ -64,7 +66,7 @@ function mismatch(path: string, storeDir: string, why: string): RelonixError {
 
 class TwinBuilder {
   readonly from: string;
-  readonly out: Twins = { derivations: new Map(), sources: new Map(), hashes: new Map(), unresolved: new Set() };
+  readonly out: Twins = { derivations: new Map(), sources: new Map(), hashes: new Map(), unresolved: new Set(), refused: new Map() };
   private readonly owners = new Map<string, Owner>();
   private readonly busy = new Set<string>();
   private readonly moduloFrom = new Map<string, ModuloHash>();
@@ -249,12 +251,24 @@ class TwinBuilder {
   }
 }
 
-/** The twins of every derivation and source of `closure` at `storeDir`. */
-export function computeTwins(closure: Closure, storeDir: string): Twins {
+/**
+ * The twins of every derivation and source of `closure` at `storeDir`. One that cannot have a twin
+ * (an unsupported kind of derivation, a path that does not follow from its contents) is refused:
+ * an error, or with `partial` a record in `refused`, its dependents refused with it.
+ */
+export function computeTwins(closure: Closure, storeDir: string, opts: { partial?: boolean } = {}): Twins {
   if (!storeDir.startsWith('/') || storeDir.endsWith('/')) {
     throw new RelonixError(`"${storeDir}" is not a store dir (an absolute path without a trailing slash)`, { kind: 'usage' });
   }
   const b = new TwinBuilder(closure, storeDir);
-  for (const p of b.order()) if (closure.derivations.has(p) || closure.sources.has(p)) b.twinOf(p);
+  for (const p of b.order()) {
+    if (!closure.derivations.has(p) && !closure.sources.has(p)) continue;
+    try {
+      b.twinOf(p);
+    } catch (e) {
+      if (!opts.partial || !(e instanceof RelonixError)) throw e;
+      b.out.refused.set(p, e);
+    }
+  }
   return b.out;
 }

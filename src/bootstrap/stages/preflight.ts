@@ -29,6 +29,23 @@ export interface PreflightFacts {
   tarballSystem?: string;
   /** bytes of the tarball, when known (local file, Content-Length, or already downloaded) */
   tarballBytes?: number;
+  /** a store dir outside the prefix (bootstrap --store-dir), checked like the prefix */
+  store?: StoreDirFacts;
+}
+
+/** What can be done in a directory: create it, write in it, run a program from it. */
+export interface DirFacts {
+  real: string;
+  writable: boolean;
+  writeError?: string;
+  executable: boolean;
+  execError?: string;
+}
+
+export interface StoreDirFacts extends DirFacts {
+  dir: string;
+  /** relocation and restore rename whole trees into the store, which only works within one filesystem */
+  sameFilesystem: boolean;
 }
 
 export interface PreflightPlan {
@@ -90,6 +107,7 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
       hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
     });
   }
+  if (f.store) problems.push(...storeDirProblems(f.store, f.prefix));
   if (f.tarballSystem && f.tarballSystem !== f.hostSystem) {
     problems.push({
       message: `the tarball is built for ${f.tarballSystem} but this machine is ${f.hostSystem}`,
@@ -97,6 +115,22 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
     });
   }
   return { ok: problems.length === 0, needBytes, problems };
+}
+
+function storeDirProblems(s: StoreDirFacts, prefix: string): PreflightPlan['problems'] {
+  if (s.real !== s.dir) {
+    return [{ message: `the store dir ${s.dir} goes through a symlink (it is really ${s.real}); Nix refuses a store dir with symlinks in it`, hint: `pass --store-dir ${s.real}` }];
+  }
+  if (!s.writable) {
+    return [{ message: `cannot write in the store dir ${s.dir}: ${s.writeError ?? 'permission denied'}`, hint: 'choose a store dir you can create, e.g. --store-dir /tmp/store' }];
+  }
+  if (!s.executable) {
+    return [{ message: `programs in the store dir ${s.dir} cannot be executed (${s.execError ?? 'noexec mount?'})`, hint: 'the filesystem is probably mounted noexec; choose a store dir on another filesystem (see `mount`)' }];
+  }
+  if (!s.sameFilesystem) {
+    return [{ message: `the store dir ${s.dir} is on another filesystem than the prefix ${prefix}`, hint: 'put the prefix and the store dir on one filesystem, e.g. --prefix /tmp/nix --store-dir /tmp/store' }];
+  }
+  return [];
 }
 
 export function preflightError(plan: PreflightPlan): RelonixError {
@@ -136,34 +170,47 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
     tarballSystem: systemFromUrl(url),
     tarballBytes,
   };
-  try {
-    await fs.mkdir(l.relonixDir, { recursive: true });
-    facts.realPrefix = await fs.realpath(l.prefix);
-  } catch (e) {
-    facts.writable = false;
-    facts.writeError = (e as Error).message;
-    return facts;
+  const p = await probeDir(l.prefix, l.relonixDir);
+  Object.assign(facts, { realPrefix: p.real, writable: p.writable, writeError: p.writeError, executable: p.executable, execError: p.execError });
+  if (!p.writable) return facts;
+  const st = await fs.statfs(l.prefix);
+  facts.freeBytes = Number(st.bavail) * Number(st.bsize);
+  facts.fsType = STATFS_TYPES[Number(st.type)] ?? `0x${Number(st.type).toString(16)}`;
+  if (!l.storeDir.startsWith(l.prefix + '/')) {
+    const s = await probeDir(l.storeDir, l.storeDir);
+    const dev = async (d: string) => (await fs.stat(d)).dev;
+    const sameFilesystem = s.writable && (await dev(l.storeDir)) === (await dev(l.prefix));
+    facts.store = { dir: l.storeDir, ...s, sameFilesystem };
   }
-  const probe = tempSibling(path.join(l.prefix, 'probe'));
+  return facts;
+}
+
+/** Creates `make` (a directory at or under `dir`), then writes and runs a probe script in `dir`. */
+async function probeDir(dir: string, make: string): Promise<DirFacts> {
+  const f: DirFacts = { real: dir, writable: true, executable: true };
+  try {
+    await fs.mkdir(make, { recursive: true });
+    f.real = await fs.realpath(dir);
+  } catch (e) {
+    return { ...f, writable: false, writeError: (e as Error).message };
+  }
+  const probe = tempSibling(path.join(dir, 'probe'));
   try {
     await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     try {
       const r = await runTool(probe, [], process.env);
       if (r.code !== 0) throw new Error(`the probe exited with ${r.code ?? r.signal}`);
     } catch (e) {
-      facts.executable = false;
-      facts.execError = (e as Error).message;
+      f.executable = false;
+      f.execError = (e as Error).message;
     }
   } catch (e) {
-    facts.writable = false;
-    facts.writeError = (e as Error).message;
+    f.writable = false;
+    f.writeError = (e as Error).message;
   } finally {
     await fs.rm(probe, { force: true });
   }
-  const st = await fs.statfs(l.prefix);
-  facts.freeBytes = Number(st.bavail) * Number(st.bsize);
-  facts.fsType = STATFS_TYPES[Number(st.type)] ?? `0x${Number(st.type).toString(16)}`;
-  return facts;
+  return f;
 }
 
 /** A cache-only restore has no tarball to size: what a Nix closure restored from a cache needs. */

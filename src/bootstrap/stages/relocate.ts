@@ -33,7 +33,7 @@ export const relocateStage: Stage = {
     const c = r.counts;
     return {
       detail: { paths: r.paths.length, ...c },
-      summary: `${r.paths.length} paths to ${l.storeDir}: ${c.elfPatched} ELF patched, ${c.symlinks} symlinks, ${c.textFiles} text files, ${c.unrewritable} references left in binary data`,
+      summary: `${r.paths.length} paths to ${l.storeDir}: ${c.elfPatched} ELF patched, ${c.symlinks} symlinks, ${c.textFiles} text files, ${c.binaryFiles ? `${c.binaryFiles} binary files rewritten in place, ` : ''}${c.unrewritable} references left in binary data`,
     };
   },
 };

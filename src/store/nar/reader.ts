@@ -1,9 +1,20 @@
-// Reads NAR framing from a stream of chunks, hashing every byte. One await per token, and none for
+// Reads NAR framing from a stream of chunks, hashing every byte: the one NAR reader, under both the
+// unpacker (read.ts) and the rewriter (translate/rewrite.ts). One await per token, and none for
 // data already buffered: NARs of many small files are mostly framing, and each await costs more
 // than the token.
 import { createHash } from 'node:crypto';
+import { NarFormatError } from './framing.ts';
 
-export class NarFormatError extends Error {}
+const SLASH = 0x2f;
+const DOT = 0x2e;
+
+/** Refuses what Nix's parser refuses in a directory: `/`, NUL, `.`, `..`, and names not strictly ascending. */
+export function checkEntryName(name: Buffer, prev: Buffer | undefined): void {
+  let bad = !name.length || (name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT)));
+  for (let i = 0; i < name.length && !bad; i++) bad = name[i] === SLASH || name[i] === 0;
+  if (bad) throw new NarFormatError(`the NAR holds an invalid entry name "${name.toString('latin1').slice(0, 60)}"`);
+  if (prev && Buffer.compare(prev, name) >= 0) throw new NarFormatError(`NAR directory entries are not sorted and unique ("${name.toString('latin1').slice(0, 60)}")`);
+}
 
 const EMPTY = Buffer.alloc(0);
 

@@ -1,0 +1,65 @@
+// The derivation closure of an evaluation, read from the prefix's store: every .drv parsed, and how
+// every other input was made. The database does not say how a source was added (Nix 2.8's
+// nix-store has no query for it, and `nix path-info --json` changes shape between versions), so
+// each one is named by the formula that gives its path: a path that follows from its contents in
+// exactly one way.
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { parseDerivation } from './aterm.ts';
+import { makeFixedOutputPath, makeTextPath, type HashMethod } from './paths.ts';
+import type { Closure, SourceContent } from './twin.ts';
+import { queryClosure } from '../cache/nixstore.ts';
+import { dumpPath } from '../store/nar/write.ts';
+import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
+import { parseStorePath } from '../store/storepath.ts';
+import type { NixToolOptions } from '../prefix/tools.ts';
+import { RelonixError } from '../util/errors.ts';
+
+export interface LoadedClosure {
+  closure: Closure;
+  /** the registration of every path of the closure, by path */
+  records: Map<string, RegInfo>;
+}
+
+/** Every derivation and source that the derivations `drvs` need, from the prefix's store. */
+export async function loadClosure(o: NixToolOptions, drvs: string[]): Promise<LoadedClosure> {
+  const storeDir = o.layout.storeDir;
+  const records = new Map((await queryClosure(o, drvs)).map((r) => [r.path, r]));
+  const closure: Closure = { storeDir, derivations: new Map(), sources: new Map() };
+  for (const r of records.values()) {
+    if (r.path.endsWith('.drv')) closure.derivations.set(r.path, parseDerivation(await fs.readFile(r.path)));
+    else closure.sources.set(r.path, await sourceContent(r, storeDir));
+  }
+  return { closure, records };
+}
+
+const ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
+
+/** How a source was made: the one content address (or text) whose formula gives its path. */
+export async function sourceContent(r: RegInfo, storeDir: string): Promise<SourceContent> {
+  const { name } = parseStorePath(r.path, storeDir);
+  const fixed = (method: HashMethod, algo: string, hex: string): SourceContent | undefined =>
+    makeFixedOutputPath(method, algo, hex, name, storeDir) === r.path ? { kind: 'fixed', method, algo, hex } : undefined;
+  // what `./file` and `builtins.path` add: its NAR hash is its content address
+  const added = r.references.length ? undefined : fixed('recursive', 'sha256', parseNarHashField(r.narHash).toString('hex'));
+  if (added) return added;
+  const st = await fs.lstat(r.path);
+  if (st.isFile()) {
+    const text = await fs.readFile(r.path);
+    if (makeTextPath(name, text, r.references, storeDir) === r.path) return { kind: 'text', text, references: r.references };
+    for (const algo of ALGOS) {
+      const found = fixed('flat', algo, createHash(algo).update(text).digest('hex'));
+      if (found) return found;
+    }
+  }
+  for (const algo of ALGOS.slice(1)) {
+    const h = createHash(algo);
+    for await (const b of dumpPath(r.path)) h.update(b);
+    const found = fixed('recursive', algo, h.digest('hex'));
+    if (found) return found;
+  }
+  throw new RelonixError(`${r.path} is an input of the evaluation, but no content address or text gives its path`, {
+    kind: 'integrity',
+    hint: 'only sources added from disk, by builtins.path, builtins.toFile or a fetcher can be translated; check the store with nix-store --verify --check-contents',
+  });
+}

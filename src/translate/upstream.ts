@@ -1,0 +1,62 @@
+// The cache translated from: a store dir as long as ours, and narinfos signed by its key. Everything
+// here is checked before anything is published.
+import { parseCacheInfo } from '../cache/meta.ts';
+import type { NarInfo } from '../cache/narinfo.ts';
+import { parsePublicKey, type PublicKey } from '../cache/keys.ts';
+import { checkSigned, closureNarInfos, readNarInfo } from '../cache/substitute.ts';
+import { openTarget, type CacheTarget, type TargetOptions } from '../cache/targets.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
+import { pool } from '../util/pool.ts';
+import { retry } from '../util/retry.ts';
+
+export const NIXOS_CACHE = 'https://cache.nixos.org';
+export const NIXOS_KEY = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+
+export interface Upstream {
+  target: CacheTarget;
+  storeDir: string;
+  keys: PublicKey[];
+}
+
+/** Opens the upstream cache and refuses one whose store dir cannot be rewritten into ours in place. */
+export async function openUpstream(url: string, keys: string[], storeDir: string, topts?: TargetOptions): Promise<Upstream> {
+  const target = openTarget(url, topts);
+  const parsed = keys.map(parsePublicKey);
+  if (parsed.length === 0) throw new RelonixError('translating needs the public key of the cache translated from', { kind: 'usage', hint: 'pass --from-key NAME:BASE64' });
+  let text: Buffer | undefined;
+  try {
+    text = await retry(() => target.get('nix-cache-info'), { retries: 4 });
+  } catch (e) {
+    throw new RelonixError(`${url}/nix-cache-info could not be read: ${errorMessage(e)}`, { kind: 'network', hint: 'check the --from URL and the network, then run again', cause: e });
+  }
+  if (!text) throw new RelonixError(`${url} has no nix-cache-info: it is not a binary cache`, { kind: 'usage', hint: 'pass the URL of a binary cache as --from' });
+  const from = parseCacheInfo(text.toString('utf8')).storeDir;
+  if (Buffer.byteLength(from) !== Buffer.byteLength(storeDir)) {
+    throw new RelonixError(`${url} serves the store ${from} (${Buffer.byteLength(from)} bytes), which cannot be rewritten in place into ${storeDir} (${Buffer.byteLength(storeDir)} bytes)`, {
+      kind: 'integrity',
+      hint: `translate into a prefix whose store dir is as long as ${from}: relonix bootstrap --store-dir DIR (e.g. /tmp/store for /nix/store)`,
+    });
+  }
+  return { target, storeDir: from, keys: parsed };
+}
+
+/** Upstream's narinfo of `storePath`, its signature checked; undefined when upstream lacks it. */
+export async function upstreamNarInfo(up: Upstream, storePath: string): Promise<NarInfo | undefined> {
+  const ni = await readNarInfo(up.target, storePath);
+  if (ni) checkSigned(ni, up.keys);
+  return ni;
+}
+
+/** The narinfos of many paths at once (a lookup is one round trip: many are in flight). */
+export async function upstreamNarInfos(up: Upstream, paths: string[]): Promise<Map<string, NarInfo>> {
+  const got = await pool(paths, 16, async (p) => [p, await upstreamNarInfo(up, p)] as const);
+  return new Map(got.filter((g): g is [string, NarInfo] => g[1] !== undefined));
+}
+
+/** The closure of `roots` in upstream (following References), every narinfo signed; a missing one is an error. */
+export async function upstreamClosure(up: Upstream, roots: string[]): Promise<Map<string, NarInfo>> {
+  const missing = (_t: unknown, p: string) =>
+    new RelonixError(`${up.target.url} has no ${p}`, { kind: 'usage', hint: 'translate only paths the cache has (check the hash part); an expression translates with -- ARGS' });
+  const got = await closureNarInfos([up.target], roots, up.keys, up.storeDir, missing);
+  return new Map([...got].map(([p, g]) => [p, g.ni]));
+}
