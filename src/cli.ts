@@ -53,6 +53,9 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EPILOG)
+    // options after a command's name are that command's (`relonix run nix --version`, translate's
+    // NIX-INSTANTIATE-ARGS): set here, for whichever commands argv registers
+    .enablePositionalOptions()
     .exitOverride();
   // patchelf has its own argument grammar; it is listed here for --help and dispatched in main()
   program.command('patchelf').description('patchelf-compatible ELF editor (relonix patchelf --help)').allowUnknownOption().helpOption(false);

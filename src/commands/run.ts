@@ -3,8 +3,6 @@ import { layout } from '../prefix/layout.ts';
 import { runInPrefix } from '../prefix/tools.ts';
 
 export function register(program: Command): void {
-  // `relonix run nix --version`: options after the command name belong to the command
-  program.enablePositionalOptions();
   program
     .command('run')
     .description('run a command with the prefix\'s Nix environment')
