@@ -9,6 +9,7 @@ import * as publish from './commands/publish.ts';
 import * as keygen from './commands/keygen.ts';
 import * as cache from './commands/cache.ts';
 import * as demo from './commands/demo.ts';
+import * as build from './commands/build.ts';
 import { runPatchelf } from './commands/patchelf.ts';
 // package.json is the one source of the version; the bundle carries it inlined, read at build time
 import pkg from '../package.json' with { type: 'json' };
@@ -24,7 +25,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 };
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a layer.
-const COMMANDS = [bootstrap, env, run, status, publish, keygen, cache, demo];
+const COMMANDS = [bootstrap, env, run, status, publish, keygen, cache, build, demo];
 
 const EPILOG = `
 Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: store/, var/nix/,

@@ -1,18 +1,20 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
 import { inspectPrefix } from '../prefix/inspect.ts';
+import { queueStatus } from '../build/queue.ts';
 import { mib } from '../util/format.ts';
 
 export function register(program: Command): void {
   program
     .command('status')
-    .description('what is installed in the prefix: stages done, active Nix, store size, relocation report')
+    .description('what is installed in the prefix: stages done, active Nix, store size, relocation report, build queue')
     .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
-      const st = await inspectPrefix(layout(o.prefix));
+      const l = layout(o.prefix);
+      const [st, queue] = await Promise.all([inspectPrefix(l), queueStatus(l)]);
       if (o.json) {
-        process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...st, buildQueue: queue }, null, 2) + '\n');
         return;
       }
       const out: string[] = [];
@@ -28,6 +30,13 @@ export function register(program: Command): void {
         for (const f of st.relocation.unrewritableFiles.slice(0, 10)) out.push(`    ${f.file} (${f.count})`);
         if (st.relocation.unrewritableFiles.length > 10) out.push(`    … and ${st.relocation.unrewritableFiles.length - 10} more`);
         out.push(`  full list: ${st.relocation.reportFile}`);
+      }
+      if (queue.pending.length) {
+        out.push(`build queue ${queue.pending.length} built but not yet in the cache (the next relonix build pushes them first):`);
+        for (const d of queue.pending.slice(0, 10)) out.push(`    ${d}`);
+        if (queue.pending.length > 10) out.push(`    … and ${queue.pending.length - 10} more (${queue.dir}/queue)`);
+      } else {
+        out.push('build queue empty');
       }
       process.stdout.write(out.join('\n') + '\n');
     });
