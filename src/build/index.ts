@@ -149,7 +149,7 @@ function onNixEvent(run: Run, ev: NixLogEvent): void {
   const c = run.counts;
   if (ev.kind === 'plan') {
     c.total = ev.drvs.length;
-    run.display.count(c, { event: 'plan', derivations: ev.drvs.length, fetch: ev.fetch });
+    run.display.count(c, { event: 'plan', derivations: ev.drvs.length, drvs: ev.drvs, fetch: ev.fetch });
     return;
   }
   if (ev.kind === 'start') c.running++;
