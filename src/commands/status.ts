@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
 import { inspectPrefix } from '../prefix/inspect.ts';
-import { queueStatus } from '../build/queue.ts';
+import { buildStatus } from '../build/status.ts';
 import { mib } from '../util/format.ts';
 
 export function register(program: Command): void {
@@ -12,11 +12,12 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
       const l = layout(o.prefix);
-      const [st, queue] = await Promise.all([inspectPrefix(l), queueStatus(l)]);
+      const [st, build] = await Promise.all([inspectPrefix(l), buildStatus(l)]);
       if (o.json) {
-        process.stdout.write(JSON.stringify({ ...st, buildQueue: queue }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...st, buildQueue: build.queue, buildParallelism: build.parallelism }, null, 2) + '\n');
         return;
       }
+      const { queue, parallelism: p } = build;
       const out: string[] = [];
       out.push(`prefix     ${st.prefix}`);
       out.push(`store      ${st.storeDir} (${st.store.paths} paths, ${mib(st.store.bytes)})`);
@@ -31,6 +32,8 @@ export function register(program: Command): void {
         if (st.relocation.unrewritableFiles.length > 10) out.push(`    … and ${st.relocation.unrewritableFiles.length - 10} more`);
         out.push(`  full list: ${st.relocation.reportFile}`);
       }
+      const limits = [`${p.cpus} CPUs`, ...(p.memoryBytes === undefined ? [] : [`a memory limit of ${mib(p.memoryBytes)}`])].join(' and ');
+      out.push(`builds     max-jobs ${p.maxJobs}, cores ${p.cores} (${limits}, from the cgroup and CPU affinity)`);
       if (queue.pending.length) {
         out.push(`build queue ${queue.pending.length} built but not yet in the cache (the next relonix build pushes them first):`);
         for (const d of queue.pending.slice(0, 10)) out.push(`    ${d}`);
