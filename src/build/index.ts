@@ -8,7 +8,7 @@ import { prefixEnvironment } from '../prefix/environment.ts';
 import { resolveNixTool } from '../prefix/tools.ts';
 import { pickMode } from '../bootstrap/ui.ts';
 import { userConfLines } from '../bootstrap/stages/configure.ts';
-import { readSecretKeyFile } from '../cache/keys.ts';
+import { parsePublicKey, readSecretKeyFile } from '../cache/keys.ts';
 import { openTarget, type CacheTarget } from '../cache/targets.ts';
 import { RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -17,7 +17,7 @@ import { nixSystem } from '../util/system.ts';
 import { readCgroupLimits } from './cgroup.ts';
 import { writeHook } from './hook.ts';
 import { ensureNix, nixMissingFromCache } from './nix.ts';
-import { nixBuildArgs, NixLogReader, startNixBuild, type NixLogEvent } from './nix-build.ts';
+import { nixBuildArgs, NixLogReader, startNixBuild, type NixBuild, type NixLogEvent } from './nix-build.ts';
 import { planParallelism, userSettings } from './parallelism.ts';
 import { BuildDisplay, type Counts } from './progress.ts';
 import { compactQueue, queueFiles, readQueue, type QueueFiles } from './queue.ts';
@@ -66,7 +66,9 @@ export async function runDurableBuild(o: DurableBuildOptions): Promise<DurableBu
   const key = await readSecretKeyFile(o.secretKey);
   const target = openTarget(o.cache);
   // one's own cache needs no --trusted-key: its key is derived from the secret
-  const trustedKeys = [key.publicKey, ...o.trustedKeys.filter((k) => k.trim() !== key.publicKey)];
+  const trustedKeys = [key.publicKey, ...o.trustedKeys.map((k) => k.trim()).filter((k) => k !== key.publicKey)];
+  // a malformed key is refused here, not by nix-build half-way
+  for (const k of trustedKeys) parsePublicKey(k);
   const files = queueFiles(l);
   const display = new BuildDisplay(pickMode(o.json));
   return withLock(files.lock, { what: `relonix build in ${l.prefix}` }, async () => {
@@ -112,37 +114,54 @@ async function build(run: Run, nix: string, env: NodeJS.ProcessEnv, trustedKeys:
     }
     onNixEvent(run, ev);
   };
-  const nb = startNixBuild(await resolveNixTool({ layout: l, nix }, 'nix-build'), args, env, (line) => {
-    display.nixLine(line);
-    for (const ev of reader.line(line)) onNix(ev);
+  const bin = await resolveNixTool({ layout: l, nix }, 'nix-build');
+  // the handlers come first: a signal while nix-build starts stops it as soon as it exists
+  let nb: NixBuild | undefined;
+  const stop = stopOnSignals(o.grace, (sig) => {
+    display.say(`${sig}: stopping nix-build, pushing what has finished (${o.grace} s at most)`, { event: 'stopping', signal: sig, graceSeconds: o.grace });
+    nb?.stop();
   });
-  let deadline = Infinity;
-  let signal: NodeJS.Signals | undefined;
-  const stop = (sig: NodeJS.Signals) => {
-    // a second signal: stop waiting for pushes too
-    deadline = signal ? Date.now() : Date.now() + o.grace * 1000 - EXIT_MARGIN_MS;
-    if (!signal) display.say(`${sig}: stopping nix-build, pushing what has finished (${o.grace} s at most)`, { event: 'stopping', signal: sig, graceSeconds: o.grace });
-    signal = sig;
-    nb.stop();
+  try {
+    nb = startNixBuild(bin, args, env, (line) => {
+      display.nixLine(line);
+      for (const ev of reader.line(line)) onNix(ev);
+    });
+    if (stop.signal) nb.stop();
+    const code = await nb.done;
+    for (const ev of reader.end()) onNix(ev);
+    await planWritten;
+    // outputs whose hook never wrote its line (killed between Nix registering them and the write)
+    if (Date.now() < stop.deadline) await run.uploader.sweep(plan).catch(() => undefined);
+    const u = await run.uploader.finish(() => stop.deadline);
+    if (!u.abandoned) await fs.rm(files.plan, { force: true });
+    run.counts.unpushed = u.pending.length;
+    display.update(run.counts, true);
+    display.close();
+    return { code, stdout: nb.stdout(), pending: u.pending, pushError: u.error, abandoned: u.abandoned, signal: stop.signal };
+  } finally {
+    stop.dispose();
+  }
+}
+
+/**
+ * SIGTERM, SIGINT and SIGHUP while relonix build runs: the first calls `onFirst` and leaves the
+ * grace period (less the time to write the output paths and exit) to push what has finished; a
+ * second ends the waiting for pushes at once.
+ */
+function stopOnSignals(grace: number, onFirst: (sig: NodeJS.Signals) => void) {
+  const state = { deadline: Infinity, signal: undefined as NodeJS.Signals | undefined, dispose: () => undefined as void };
+  const on = (sig: NodeJS.Signals) => {
+    state.deadline = state.signal ? Date.now() : Date.now() + grace * 1000 - EXIT_MARGIN_MS;
+    if (state.signal) return;
+    state.signal = sig;
+    onFirst(sig);
   };
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
-  for (const s of signals) process.on(s, stop);
-  let code: number;
-  try {
-    code = await nb.done;
-  } finally {
-    for (const s of signals) process.off(s, stop);
-  }
-  for (const ev of reader.end()) onNix(ev);
-  await planWritten;
-  // outputs whose hook never wrote its line (killed between Nix registering them and the write)
-  if (Date.now() < deadline) await run.uploader.sweep(plan).catch(() => undefined);
-  const u = await run.uploader.finish(deadline);
-  if (!u.abandoned) await fs.rm(files.plan, { force: true });
-  run.counts.unpushed = u.pending.length;
-  display.update(run.counts, true);
-  display.close();
-  return { code, stdout: nb.stdout(), pending: u.pending, pushError: u.error, abandoned: u.abandoned, signal };
+  for (const s of signals) process.on(s, on);
+  state.dispose = () => {
+    for (const s of signals) process.off(s, on);
+  };
+  return state;
 }
 
 function onNixEvent(run: Run, ev: NixLogEvent): void {
@@ -153,10 +172,12 @@ function onNixEvent(run: Run, ev: NixLogEvent): void {
     return;
   }
   if (ev.kind === 'start') c.running++;
-  else {
-    c.failed++;
-    c.running = Math.max(0, c.running - 1);
+  else c.running = Math.max(0, c.running - 1);
+  if (ev.kind === 'finish') {
+    run.display.update(c);
+    return;
   }
+  if (ev.kind === 'fail') c.failed++;
   run.display.count(c, { event: ev.kind === 'start' ? 'building' : 'failed', drv: ev.drv });
 }
 
@@ -168,7 +189,6 @@ function onUpload(run: Run, e: UploadEvent): void {
   switch (e.kind) {
     case 'queued':
       c.built++;
-      c.running = Math.max(0, c.running - 1);
       d.step(`built ${path.basename(e.drv)}`, c, { event: 'built', drv: e.drv });
       break;
     case 'pushed':

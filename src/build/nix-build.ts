@@ -37,12 +37,15 @@ export function nixBuildArgs(s: BuildSettings): string[] {
 export type NixLogEvent =
   | { kind: 'plan'; drvs: string[]; fetch: number }
   | { kind: 'start'; drv: string }
+  /** a build ended well: Nix runs the post-build hook once the outputs are registered */
+  | { kind: 'finish' }
   | { kind: 'fail'; drv: string };
 
 /**
  * Reads nix-build's stderr (Nix 2.8's plain log) line by line: `these N derivations will be built:`
  * (or `this derivation …`) and `these N paths will be fetched …:`, each followed by its paths
- * indented by two spaces; `building '….drv'...`; `error: builder for '….drv' failed …`.
+ * indented by two spaces; `building '….drv'...`; `running post-build-hook '…'...` once a build
+ * has succeeded; `error: builder for '….drv' failed …`.
  */
 export class NixLogReader {
   private list?: 'build' | 'fetch';
@@ -68,6 +71,7 @@ export class NixLogReader {
       this.fetch = m[1] ? Number(m[1]) : 1;
     } else if ((m = /^building '(\/[^']+\.drv)'/.exec(text))) out.push(...this.endPlan(), { kind: 'start', drv: m[1]! });
     else if ((m = /^error: builder for '(\/[^']+\.drv)' failed/.exec(text))) out.push(...this.endPlan(), { kind: 'fail', drv: m[1]! });
+    else if (/^running post-build-hook /.test(text)) out.push({ kind: 'finish' });
     else if (!this.list && (this.drvs.length || this.fetch)) out.push(...this.endPlan());
     return out;
   }

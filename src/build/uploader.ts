@@ -175,7 +175,8 @@ export class Uploader {
     const ready = drvs.filter((d) => outputs.get(d)!.length > 0 && outputs.get(d)!.every((p) => !invalid.has(p)));
     const gone = drvs.filter((d) => !ready.includes(d));
     const records = await queryClosure(this.tools, ready.flatMap((d) => outputs.get(d)!));
-    await this.publish(records.filter((r) => !this.known.has(r.path)));
+    const fresh = records.filter((r) => !this.known.has(r.path));
+    if (fresh.length) await this.publish(fresh);
     for (const r of records) this.known.add(r.path);
     await this.pushLogs(ready);
     // what can no longer be pushed (collected as garbage since it was queued) must not stay pending
@@ -216,18 +217,22 @@ export class Uploader {
 
   /**
    * After nix-build has exited: takes the last entries, tries once more whatever failed before, and
-   * returns what is still pending. Stops waiting at `deadline` (ms since the epoch).
+   * returns what is still pending. Stops waiting once `deadline()` (ms since the epoch; a stop
+   * signal may bring it forward meanwhile) has passed.
    */
-  async finish(deadline = Infinity): Promise<UploadOutcome> {
+  async finish(deadline: () => number = () => Infinity): Promise<UploadOutcome> {
     this.closing = true;
     this.wake?.();
+    let ended = false;
     const work = (async () => {
       await this.looping;
       await this.poll();
       if (this.hasWork()) await this.attempt();
+    })().finally(() => (ended = true));
+    const late = (async () => {
+      while (!ended && Date.now() < deadline()) await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline() - Date.now()))));
     })();
-    const late = Number.isFinite(deadline) ? new Promise<'late'>((r) => setTimeout(() => r('late'), Math.max(0, deadline - Date.now())).unref()) : undefined;
-    const abandoned = (await Promise.race([work.then(() => 'ok' as const), ...(late ? [late] : [])])) === 'late';
-    return { pending: [...this.pending.keys()], error: this.lastError, abandoned };
+    await Promise.race([work, late]);
+    return { pending: [...this.pending.keys()], error: this.lastError, abandoned: !ended };
   }
 }

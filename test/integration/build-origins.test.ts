@@ -5,14 +5,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../../src/net/serve.ts';
-import { relonix, prefixFor, removePrefix, requireRoot, requireTool } from '../helpers/setpriv.ts';
+import { relonix, removePrefix, requireRoot, requireTool } from '../helpers/setpriv.ts';
 import { startNginx, type Nginx } from '../helpers/nginx.ts';
 import { EXIT } from '../helpers/cli.ts';
-import { NAMES, builtNames, freePort, graphName, graphNix, outputsOf, readCacheDir, runGroup, startOrigin } from './build-rig.ts';
+import { NAMES, bootstrappedPrefix, builtNames, freePort, graphName, graphNix, outputsOf, readCacheDir, runGroup, startOrigin } from './build-rig.ts';
 
-let server: RunningServer;
 let nginx: Nginx;
 let top: string;
 let prefix: string;
@@ -37,21 +34,12 @@ async function arrived(): Promise<string[]> {
 before(async () => {
   requireRoot('it hides the host Nix in a mount namespace');
   requireTool('setpriv', 'util-linux');
-  const fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  prefix = await prefixFor(undefined, 'build-http');
-  top = path.dirname(prefix);
+  ({ prefix, top, secret } = await bootstrappedPrefix(undefined, 'origin'));
   nginx = await startNginx(path.join(top, 'nginx'));
-  const r = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', `${server.url}/${path.basename(fx.tarball)}`]);
-  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  const kg = await relonix(undefined, ['keygen', '--name', 'origin-test-1', '--out', path.join(top, 'keys')]);
-  assert.equal(kg.code, 0, kg.stderr);
-  secret = path.join(top, 'keys', 'origin-test-1.secret');
 });
 
 after(async () => {
   await nginx?.stop();
-  await server?.close();
   if (top) await removePrefix(top);
 });
 

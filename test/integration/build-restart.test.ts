@@ -1,18 +1,16 @@
 // relonix build across the ends a container meets, as a uid with no passwd entry on a host without
 // Nix: SIGKILL of the whole process tree mid-build and a wiped prefix (the same command restores the
-// Nix, substitutes what reached the cache and rebuilds only the rest), SIGTERM to the group (exit
-// within the grace period, every finished output pushed), and --keep-going with a failing branch.
+// Nix, substitutes what reached the cache and rebuilds only the rest; a .drv whose closure is in the
+// cache builds by path), SIGTERM to the group (exit within the grace period, every finished output
+// pushed), and --keep-going with a failing branch.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../../src/net/serve.ts';
-import { NOBODY_UID, relonix, prefixFor, removePrefix, requireRoot, requireTool } from '../helpers/setpriv.ts';
+import { NOBODY_UID, relonix, removePrefix, requireRoot, requireTool } from '../helpers/setpriv.ts';
 import { EXIT } from '../helpers/cli.ts';
-import { NAMES, builtNames, graphName, graphNix, killTree, outputsOf, readCacheDir, runGroup } from './build-rig.ts';
+import { NAMES, bootstrappedPrefix, builtNames, graphName, graphNix, killTree, outputsOf, readCacheDir, runGroup } from './build-rig.ts';
 
-let server: RunningServer;
 let top: string;
 let prefix: string;
 let cacheDir: string;
@@ -48,22 +46,13 @@ async function cachedNames(): Promise<string[]> {
 before(async () => {
   requireRoot('it switches to uid 4242 and hides the host Nix in a mount namespace');
   requireTool('setpriv', 'util-linux');
-  const fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  prefix = await prefixFor(NOBODY_UID, 'build');
-  top = path.dirname(prefix);
+  ({ prefix, top, secret } = await bootstrappedPrefix(NOBODY_UID, 'build'));
   cacheDir = path.join(top, 'cache');
   await fs.mkdir(cacheDir);
   await own(cacheDir);
-  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', `${server.url}/${path.basename(fx.tarball)}`]);
-  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  const kg = await relonix(NOBODY_UID, ['keygen', '--name', 'build-test-1', '--out', path.join(top, 'keys')]);
-  assert.equal(kg.code, 0, kg.stderr);
-  secret = path.join(top, 'keys', 'build-test-1.secret');
 });
 
 after(async () => {
-  await server?.close();
   if (top) await removePrefix(top);
 });
 
@@ -114,6 +103,16 @@ test('SIGKILL of the whole tree mid-build, prefix wiped: the same command restor
   const plain = await relonix(NOBODY_UID, buildArgs(expr).filter((a) => a !== '--json'));
   assert.equal(plain.code, EXIT.ok, plain.stderr);
   assert.equal(plain.stdout, `${outputs[0]}\n`);
+
+  // a .drv instantiated elsewhere: once its closure is in the cache, a wiped prefix builds it by path
+  const pub = await relonix(NOBODY_UID, ['publish', '--prefix', prefix, '--to', `file://${cacheDir}`, '--secret-key', secret, '--quiet', topDrv]);
+  assert.equal(pub.code, EXIT.ok, pub.stderr);
+  await removePrefix(prefix);
+  const byDrv = await relonix(NOBODY_UID, ['build', '--prefix', prefix, '--cache', `file://${cacheDir}`, '--secret-key', secret, '--', '--no-out-link', topDrv]);
+  assert.equal(byDrv.code, EXIT.ok, byDrv.stderr.slice(-3000));
+  assert.equal(byDrv.stdout, `${outputs[0]}\n`);
+  assert.match(byDrv.stderr, new RegExp(`copying path '${topDrv.replace(/[.]/g, '\\.')}' from`), 'the .drv came from the cache');
+  assert.deepEqual(builtNames(log), []);
 });
 
 test('SIGTERM to the whole group: relonix exits within the grace period and every output valid in the store is in the cache', async () => {

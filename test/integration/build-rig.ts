@@ -11,7 +11,35 @@ import path from 'node:path';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
 import { parseDerivation } from '../../src/translate/aterm.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
-import { asUser, type RunResult } from '../helpers/setpriv.ts';
+import { ensureFixture } from '../../src/demo/mirror.ts';
+import { serveDirectory } from '../../src/net/serve.ts';
+import { asUser, prefixFor, relonix, type RunResult } from '../helpers/setpriv.ts';
+
+export { freePort } from '../helpers/nginx.ts';
+
+export interface BuildPrefix {
+  prefix: string;
+  /** the temporary directory holding the prefix, for everything else the test keeps */
+  top: string;
+  secret: string;
+}
+
+/** A prefix bootstrapped from the fixture tarball as `uid`, and a signing key it can read. */
+export async function bootstrappedPrefix(uid: number | undefined, tag: string): Promise<BuildPrefix> {
+  const fx = await ensureFixture();
+  const server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
+  try {
+    const prefix = await prefixFor(uid, tag);
+    const top = path.dirname(prefix);
+    const r = await relonix(uid, ['bootstrap', '--prefix', prefix, '--url', `${server.url}/${path.basename(fx.tarball)}`]);
+    if (r.code !== 0) throw new Error(`bootstrap failed:\n${r.stdout}\n${r.stderr}`);
+    const kg = await relonix(uid, ['keygen', '--name', `${tag}-1`, '--out', path.join(top, 'keys')]);
+    if (kg.code !== 0) throw new Error(`keygen failed: ${kg.stderr}`);
+    return { prefix, top, secret: path.join(top, 'keys', `${tag}-1.secret`) };
+  } finally {
+    await server.close();
+  }
+}
 
 /** The graph's derivations by name, each with the names it depends on. */
 export const GRAPH: Record<string, string[]> = {
@@ -180,18 +208,6 @@ export async function outputsOf(drvs: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const d of drvs) for (const o of parseDerivation(await fs.readFile(d)).outputs) out.set(d, o.path);
   return out;
-}
-
-/** A loopback port nothing listens on (yet). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface Origin {

@@ -114,7 +114,7 @@ test("nix-build arguments: relonix's settings, the user's winning where they set
   assert.deepEqual(theirs.slice(3, 9), ['-j', '7', '--option', 'cores', '1', 'f.nix']);
 });
 
-test("nix-build's log: the plan (derivations to build, paths to fetch), each build starting, each failing", () => {
+test("nix-build's log: the plan (derivations to build, paths to fetch), each build starting, succeeding, failing", () => {
   const r = new NixLogReader();
   const events = [
     'these 2 derivations will be built:',
@@ -127,11 +127,13 @@ test("nix-build's log: the plan (derivations to build, paths to fetch), each bui
     "copying path '/tmp/p/store/x' from 'file:///c'...",
     `building '${drv('a')}'...`,
     'some build output',
+    "running post-build-hook '/p/var/relonix/build/post-build-hook'...",
     `\x1b[31;1merror:\x1b[0m builder for '${drv('b')}' failed with exit code 3`,
   ].flatMap((line) => r.line(line));
   assert.deepEqual(events, [
     { kind: 'plan', drvs: [drv('a'), drv('b')], fetch: 3 },
     { kind: 'start', drv: drv('a') },
+    { kind: 'finish' },
     { kind: 'fail', drv: drv('b') },
   ]);
   const one = new NixLogReader();
