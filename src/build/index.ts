@@ -10,7 +10,7 @@ import { pickMode } from '../bootstrap/ui.ts';
 import { userConfLines } from '../bootstrap/stages/configure.ts';
 import { parsePublicKey, readSecretKeyFile } from '../cache/keys.ts';
 import { openTarget, type CacheTarget } from '../cache/targets.ts';
-import { RelonixError } from '../util/errors.ts';
+import { RelonixError, isKind } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { nixSystem } from '../util/system.ts';
@@ -62,6 +62,15 @@ interface Run {
 }
 
 export async function runDurableBuild(o: DurableBuildOptions): Promise<DurableBuildResult> {
+  try {
+    return await durableBuild(o);
+  } catch (e) {
+    if (!isKind(e, 'busy')) throw e;
+    throw new RelonixError(e.message, { kind: 'busy', hint: 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)' });
+  }
+}
+
+async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult> {
   const l = layout(o.prefix);
   const key = await readSecretKeyFile(o.secretKey);
   const target = openTarget(o.cache);
