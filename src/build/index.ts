@@ -65,7 +65,8 @@ export async function runDurableBuild(o: DurableBuildOptions): Promise<DurableBu
   try {
     return await durableBuild(o);
   } catch (e) {
-    if (!isKind(e, 'busy')) throw e;
+    // the build's own lock (a bootstrap's busy error inside says what it is already)
+    if (!isKind(e, 'busy') || !e.message.includes(queueFiles(layout(o.prefix)).lock)) throw e;
     throw new RelonixError(e.message, { kind: 'busy', hint: 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)' });
   }
 }
