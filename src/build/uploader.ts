@@ -61,8 +61,8 @@ const asRelonixError = (e: unknown): RelonixError =>
   e instanceof RelonixError ? e : new RelonixError(errorMessage(e), { hint: 'the queue is kept: the next relonix build pushes it first', cause: e });
 
 export class Uploader {
-  /** derivations queued and not yet pushed, in queue order, with when they were seen */
-  readonly pending = new Map<string, number>();
+  /** derivations queued and not yet pushed, in queue order */
+  readonly pending = new Set<string>();
   pushed = 0;
   lastError?: RelonixError;
   private readonly tail: QueueTail;
@@ -89,7 +89,7 @@ export class Uploader {
    */
   async start(q: QueueState, nixRecord?: NixRecord): Promise<void> {
     await this.tail.skipExisting();
-    for (const d of q.pending) this.pending.set(d, Date.now());
+    for (const d of q.pending) this.pending.add(d);
     for (const d of q.done) this.done.add(d);
     this.nixRecord = nixRecord;
     // what an earlier run left, and the Nix, go up before anything of this run: resolves after one try
@@ -118,7 +118,7 @@ export class Uploader {
   private async poll(): Promise<void> {
     for (const d of await this.tail.next()) {
       if (this.pending.has(d)) continue;
-      this.pending.set(d, Date.now());
+      this.pending.add(d);
       this.o.onEvent?.({ kind: 'queued', drv: d });
     }
   }
@@ -136,20 +136,18 @@ export class Uploader {
   }
 
   /** One try at everything pending; a failure is remembered and tried again after a pause. */
-  private async attempt(): Promise<boolean> {
+  private async attempt(): Promise<void> {
     try {
       if (this.nixRecord) await this.pushNix(this.nixRecord);
-      const batch = [...this.pending.keys()];
+      const batch = [...this.pending];
       if (batch.length) await this.pushDrvs(batch);
       this.backoff = 0;
       this.lastError = undefined;
-      return true;
     } catch (e) {
       this.lastError = asRelonixError(e);
       this.backoff = Math.min(BACKOFF_MS.max, Math.max(BACKOFF_MS.first, this.backoff * 2));
       this.retryAt = Date.now() + this.backoff;
       this.o.onEvent?.({ kind: 'error', error: this.lastError, pending: this.pending.size });
-      return false;
     }
   }
 
@@ -233,6 +231,6 @@ export class Uploader {
       while (!ended && Date.now() < deadline()) await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline() - Date.now()))));
     })();
     await Promise.race([work, late]);
-    return { pending: [...this.pending.keys()], error: this.lastError, abandoned: !ended };
+    return { pending: [...this.pending], error: this.lastError, abandoned: !ended };
   }
 }
