@@ -149,7 +149,7 @@ function children(): Map<number, number[]> {
 
 /**
  * SIGKILL to `pid` and everything below it, as a container's end kills it: nix-build and its
- * builders too (Nix puts each builder in a session of its own, out of reach of a group signal).
+ * builders too (Nix starts each builder with setsid(), out of reach of a signal to the group).
  * The tree is stopped first, so that nothing forks between being found and being killed.
  */
 export function killTree(pid: number): number[] {
