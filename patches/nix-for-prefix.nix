@@ -3,6 +3,11 @@
 #
 #   nix-build patches/nix-for-prefix.nix --argstr prefix /tmp/nix
 #
+# or, on a host that restarts, with every finished derivation pushed to the cache as it completes
+# (patches/README.md):
+#
+#   relonix build --cache URL --secret-key NAME.secret -- patches/nix-for-prefix.nix --argstr prefix /tmp/nix
+#
 { prefix ? "/tmp/nix"
 , pkgs ? import <nixpkgs> { overlays = [ (import ./restricted-host.nix) ]; }
 }:

@@ -24,6 +24,8 @@ export interface BootstrapOptions {
   json?: boolean;
   /** keep the downloaded tarball after success (benchmarks and tests reuse it) */
   keepDownload?: boolean;
+  /** where the progress display goes (default stdout; relonix build keeps its stdout for output paths) */
+  progress?: NodeJS.WriteStream;
 }
 
 /** What every stage may read: the prefix, the machine, and where the Nix comes from. */
@@ -133,7 +135,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     {
       what: `bootstrap of ${l.prefix}`,
       waitMs: (opts.waitSeconds ?? 0) * 1000,
-      onWait: (owner) => say(mode, `relonix: waiting for pid ${owner.pid} (${owner.what}) to release ${l.prefix}`),
+      onWait: (owner) => say(mode, `relonix: waiting for pid ${owner.pid} (${owner.what}) to release ${l.prefix}`, opts.progress),
     },
     async () => {
       let state = await readState(l);
@@ -142,7 +144,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       const keys = doneKeys(ctx, stages, state);
       if (keys.length === stages.length) return done(state);
       if (ctx.tarball) preloadTarballStages();
-      const r = await runFrom(ctx, stages, state, keys, mode);
+      const r = await runFrom(ctx, stages, state, keys, mode, opts.progress);
       if (!opts.keepDownload) {
         await removeTree(l.stagingDir);
         await removeTree(l.downloadsDir);
@@ -153,7 +155,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
 }
 
 /** Runs every stage from the first not done (keys.length), recording each as it finishes. */
-async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapState, keys: string[], mode: UiMode) {
+async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapState, keys: string[], mode: UiMode, out?: NodeJS.WriteStream) {
   const l = ctx.layout;
   const first = keys.length;
   // the stages from `first` on all run: what they recorded before no longer holds, and a run killed
@@ -185,13 +187,13 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
       return { skipped: false, summary: r.summary };
     },
   }));
-  await runStages(ui, mode);
+  await runStages(ui, mode, out);
   return { state, ran, stageMs };
 }
 
-function say(mode: UiMode, text: string): void {
+function say(mode: UiMode, text: string, out: NodeJS.WriteStream = process.stdout): void {
   if (mode === 'json') emit({ event: 'info', text });
-  else process.stdout.write(`${text}\n`);
+  else out.write(`${text}\n`);
 }
 
 function stageError(st: Stage, e: unknown): RelonixError {

@@ -22,7 +22,7 @@ export function pickMode(json: boolean, stream: NodeJS.WriteStream = process.std
  * Runs stages in order. TTY: listr2 with live progress. Plain: one line per stage and a few
  * progress lines (logs stay short). JSON: events only.
  */
-export async function runStages(stages: UiStage[], mode: UiMode): Promise<void> {
+export async function runStages(stages: UiStage[], mode: UiMode, out?: NodeJS.WriteStream): Promise<void> {
   if (mode === 'json') {
     for (const s of stages) {
       const t0 = Date.now();
@@ -38,7 +38,9 @@ export async function runStages(stages: UiStage[], mode: UiMode): Promise<void> 
     return;
   }
   // loaded here: a no-op re-run, and every other command, starts without it
-  const { Listr } = await import('listr2');
+  const { Listr, ListrLogger, ProcessOutput } = await import('listr2');
+  // a logger of its own only when the display goes elsewhere than stdout
+  const logger = out ? { logger: new ListrLogger({ useIcons: true, processOutput: new ProcessOutput(out, process.stderr) }) } : {};
   const list = new Listr(
     stages.map((s) => ({
       title: s.title,
@@ -60,7 +62,8 @@ export async function runStages(stages: UiStage[], mode: UiMode): Promise<void> 
       exitOnError: true,
       renderer: mode === 'tty' ? 'default' : 'simple',
       fallbackRenderer: 'simple',
-      rendererOptions: mode === 'tty' ? { collapseSkips: false, showSkipMessage: true } : {},
+      rendererOptions: mode === 'tty' ? { collapseSkips: false, showSkipMessage: true, ...logger } : logger,
+      fallbackRendererOptions: logger,
       // errors are reported once, by the CLI, with their fix
       collectErrors: false,
     } as never,

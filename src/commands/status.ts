@@ -1,20 +1,23 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
 import { inspectPrefix } from '../prefix/inspect.ts';
+import { buildStatus } from '../build/status.ts';
 import { mib } from '../util/format.ts';
 
 export function register(program: Command): void {
   program
     .command('status')
-    .description('what is installed in the prefix: stages done, active Nix, store size, relocation report')
+    .description('what is installed in the prefix: stages done, active Nix, store size, relocation report, build queue')
     .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
-      const st = await inspectPrefix(layout(o.prefix));
+      const l = layout(o.prefix);
+      const [st, build] = await Promise.all([inspectPrefix(l), buildStatus(l)]);
       if (o.json) {
-        process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...st, buildQueue: build.queue, buildParallelism: build.parallelism }, null, 2) + '\n');
         return;
       }
+      const { queue, parallelism: p } = build;
       const out: string[] = [];
       out.push(`prefix     ${st.prefix}`);
       out.push(`store      ${st.storeDir} (${st.store.paths} paths, ${mib(st.store.bytes)})`);
@@ -29,6 +32,15 @@ export function register(program: Command): void {
         for (const f of st.relocation.unrewritableFiles.slice(0, 10)) out.push(`    ${f.file} (${f.count})`);
         if (st.relocation.unrewritableFiles.length > 10) out.push(`    … and ${st.relocation.unrewritableFiles.length - 10} more`);
         out.push(`  full list: ${st.relocation.reportFile}`);
+      }
+      const limits = [`${p.cpus} CPUs`, ...(p.memoryBytes === undefined ? [] : [`a memory limit of ${mib(p.memoryBytes)}`])].join(' and ');
+      out.push(`builds     max-jobs ${p.maxJobs}, cores ${p.cores} (${limits}, from the cgroup and CPU affinity)`);
+      if (queue.pending.length) {
+        out.push(`build queue ${queue.pending.length} built but not yet in the cache (the next relonix build pushes them first):`);
+        for (const d of queue.pending.slice(0, 10)) out.push(`    ${d}`);
+        if (queue.pending.length > 10) out.push(`    … and ${queue.pending.length - 10} more (${queue.dir}/queue)`);
+      } else {
+        out.push('build queue empty');
       }
       process.stdout.write(out.join('\n') + '\n');
     });

@@ -25,6 +25,8 @@ export interface Layout {
   reportFile: string;
   downloadsDir: string;
   stagingDir: string;
+  /** relonix build's queue of finished derivations, its post-build hook and its lock */
+  buildDir: string;
 }
 
 export function resolvePrefix(flag?: string): string {
@@ -98,5 +100,6 @@ export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
     reportFile: path.join(relonixDir, 'relocation-report.json'),
     downloadsDir: path.join(relonixDir, 'downloads'),
     stagingDir: path.join(relonixDir, 'staging'),
+    buildDir: path.join(relonixDir, 'build'),
   };
 }

@@ -113,11 +113,36 @@ export async function runForeground(cmd: string, args: string[], env: NodeJS.Pro
   const c = (child = spawn(cmd, args, { env, stdio: 'inherit' }));
   for (const sig of pending) c.kill(sig);
   try {
-    return await new Promise<ForegroundResult>((resolve) => {
-      c.once('error', (e: NodeJS.ErrnoException) => resolve({ code: e.code === 'ENOENT' ? 127 : e.code === 'EACCES' ? 126 : 1, startError: e }));
-      c.once('exit', (code, signal) => resolve({ code: signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1) }));
-    });
+    return await ended(c);
   } finally {
     for (const s of FORWARDED) process.off(s, forward);
   }
+}
+
+/** How a child ended, as a shell reports it. */
+function ended(c: ChildProcess): Promise<ForegroundResult> {
+  return new Promise<ForegroundResult>((resolve) => {
+    c.once('error', (e: NodeJS.ErrnoException) => resolve({ code: e.code === 'ENOENT' ? 127 : e.code === 'EACCES' ? 126 : 1, startError: e }));
+    c.once('exit', (code, signal) => resolve({ code: signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1) }));
+  });
+}
+
+export interface PipedChild {
+  child: ChildProcess;
+  /** resolves once the program has exited and both of its streams are read to their end */
+  done: Promise<ForegroundResult>;
+}
+
+/**
+ * Starts a long-running program whose stdout and stderr the caller reads as they come (no stdin);
+ * the caller decides what signals it gets.
+ */
+export function startPiped(cmd: string, args: string[], env: NodeJS.ProcessEnv): PipedChild {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const streams = [child.stdout!, child.stderr!].map((s) => new Promise<void>((r) => s.once('close', () => r())));
+  const done = ended(child).then(async (r) => {
+    if (!r.startError) await Promise.all(streams);
+    return r;
+  });
+  return { child, done };
 }

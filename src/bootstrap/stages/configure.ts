@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Layout } from '../../prefix/layout.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
@@ -6,6 +7,8 @@ import { envScripts, writeWrappers } from '../../prefix/environment.ts';
 import { detailOf, type Stage } from '../engine.ts';
 import type { UnpackDetail } from './unpack.ts';
 import { moved } from './relocate.ts';
+import { readCgroupLimits } from '../../build/cgroup.ts';
+import { planParallelism, type Parallelism } from '../../build/parallelism.ts';
 
 export const BEGIN = '# BEGIN relonix managed block: relonix rewrites the lines up to END; add your own settings outside it';
 export const END = '# END relonix managed block';
@@ -13,6 +16,8 @@ export const END = '# END relonix managed block';
 export interface ConfigureInput {
   caches: string[];
   trustedKeys: string[];
+  /** cores and max-jobs for this host (build/parallelism.ts); none: Nix's defaults */
+  parallelism?: Pick<Parallelism, 'cores' | 'maxJobs'>;
 }
 
 /**
@@ -34,9 +39,23 @@ export function nixConfBlock(input: ConfigureInput): string {
     `substituters = ${input.caches.join(' ')}`.trimEnd(),
     `trusted-public-keys = ${input.trustedKeys.join(' ')}`.trimEnd(),
     'require-sigs = true',
+    ...(input.parallelism
+      ? [
+          "# from this host's cgroup limits and CPU affinity when this was written; relonix build reads them afresh",
+          `cores = ${input.parallelism.cores}`,
+          `max-jobs = ${input.parallelism.maxJobs}`,
+        ]
+      : []),
     END,
   ];
   return lines.join('\n') + '\n';
+}
+
+/** Pure: the user's own lines of a nix.conf, everything outside the managed block. */
+export function userConfLines(existing: string): string {
+  const start = existing.indexOf(BEGIN);
+  const endAt = existing.indexOf(END);
+  return start !== -1 && endAt > start ? existing.slice(0, start) + existing.slice(endAt + END.length) : existing;
 }
 
 /** Pure: replaces the managed block in an existing nix.conf (or prepends it), keeping everything else. */
@@ -60,7 +79,9 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  const next = mergeNixConf(existing, nixConfBlock(input));
+  // the same reading relonix build makes: a host that kills builds for memory gets a max-jobs it can hold
+  const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
+  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
   const scripts = envScripts(l, nix, cacert);
   await writeFileAtomic(l.envScript, scripts.sh);

@@ -1,0 +1,102 @@
+import { Command, Option } from 'commander';
+import { RelonixError } from '../util/errors.ts';
+import { emit } from '../util/emit.ts';
+import { runDurableBuild, type DurableBuildResult } from '../build/index.ts';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+const HELP = `
+relonix's own options come first; everything after \`--\`, or from the first option relonix
+does not know, goes to nix-build as it is (-A, --arg, -j, --keep-going, files, .drv paths).
+
+What it does, in order:
+  1. Nix first. A prefix without a Nix (a wiped /tmp) is restored from --cache, as
+     \`relonix bootstrap --cache\` would; a Nix the cache's relonix.json does not name yet is
+     published to it, so that the next restart can restore it.
+  2. nix-build substitutes from --cache (negative lookups never cached), so whatever an earlier
+     run pushed is fetched, not built again. A .drv argument the store lacks comes from it too.
+  3. Each derivation that finishes is queued by a post-build hook (a line in
+     <prefix>/var/relonix/build/queue, synced) and pushed by relonix while the build goes on: its
+     outputs with their closures, NAR before narinfo, and its log as log/<drv name> (nix log reads
+     it). What an earlier run left queued is pushed first.
+  4. cores and max-jobs come from the cgroup limits and CPU affinity of this process, unless you set
+     them (-j, --max-jobs, --cores, --option, or your own lines in nix.conf).
+  5. SIGTERM or SIGINT: nix-build stops, what has finished is pushed, and relonix exits within
+     --grace seconds. What a restart can still lose is the builds that were running.
+
+stdout ends with the output paths, one a line, as nix-build prints them (with --json: one JSON
+event per line, the output paths in the "done" event). On a terminal a live line shows
+built/total, running, pushed and how many finished derivations are not pushed yet.
+
+Exit status: nix-build's (0 built; 1 or 100-104 a build failed; 128+N killed by signal N), or
+6 when everything built but some pushes still failed after retries: those derivations stay
+queued, \`relonix status\` lists them and the next relonix build pushes them first. 2 usage,
+4 another relonix build holds the prefix.
+
+Examples:
+  relonix keygen --name mycache-1 --out keys/
+  relonix build --cache file:///persist/cache --secret-key keys/mycache-1.secret -- -A hello
+  relonix build --cache https://cache.example.org --secret-key keys/mycache-1.secret \\
+      --keep-going -j 2 -I nixpkgs=/src/nixpkgs '<nixpkgs>' -A gcc
+  relonix build --cache s3://bucket?region=eu-west-1 --secret-key k.secret --json -- release.nix
+  # after a restart that wiped /tmp: the same command restores Nix and goes on
+  relonix status                       # the queue: finished but not yet pushed`;
+
+interface Opts {
+  prefix?: string;
+  cache: string;
+  secretKey: string;
+  trustedKey: string[];
+  grace: number;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program.enablePositionalOptions();
+  program
+    .command('build')
+    .description('nix-build that pushes every finished derivation to a binary cache as it completes, and after a restart picks up where it stopped')
+    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .requiredOption('--cache <url>', 'the cache to fill and substitute from: file:///dir, http(s)://… (PUT), s3://bucket?…')
+    .requiredOption('--secret-key <file>', 'NAME.secret to sign with (relonix keygen); its public key is trusted without --trusted-key')
+    .option('--trusted-key <key>', 'another public key the cache holds signatures of, name:base64 (repeatable)', collect, [] as string[])
+    .addOption(new Option('--grace <seconds>', 'after SIGTERM or SIGINT, exit within this many seconds').default(8).argParser(parseSeconds))
+    .option('--json', 'one JSON event per line on stdout instead of the progress display')
+    .argument('[nix-build-args...]', "nix-build's arguments")
+    .allowUnknownOption()
+    .passThroughOptions()
+    .addHelpText('after', HELP)
+    .action(async (args: string[], o: Opts) => {
+      const r = await runDurableBuild({ prefix: o.prefix, cache: o.cache, secretKey: o.secretKey, trustedKeys: o.trustedKey, grace: o.grace, json: !!o.json, args });
+      report(r, o.cache, !!o.json);
+    });
+}
+
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new RelonixError(`--grace takes a number of seconds, got "${v}"`, { kind: 'usage' });
+  return n;
+}
+
+function report(r: DurableBuildResult, cache: string, json: boolean): void {
+  const outputs = r.stdout.split('\n').filter(Boolean);
+  if (json) emit({ event: 'done', exitCode: r.code, outputs, pending: r.pending.length });
+  else process.stdout.write(r.stdout);
+  // pushes still in flight when the grace period ran out are left to the next run: they must not
+  // hold the process open; the exit status is set by then (here, or by the CLI for an error)
+  if (r.abandoned) setImmediate(() => process.exit());
+  if (r.pending.length === 0) {
+    process.exitCode = r.code;
+    return;
+  }
+  const why = r.abandoned ? 'the grace period ran out' : (r.pushError?.message ?? 'pushing failed');
+  const message = `${r.pending.length} built derivation${r.pending.length === 1 ? ' is' : 's are'} not in ${cache} yet (${why}); they stay queued, and the next relonix build pushes them first`;
+  const hint = 'check that the cache is reachable and run the same command again; relonix status lists the queue';
+  if (r.code !== 0) {
+    // the build's own failure is the news; the queue is said in passing
+    r.display.say(message);
+    process.exitCode = r.code;
+    return;
+  }
+  throw new RelonixError(message, { kind: 'network', hint, cause: r.pushError });
+}
