@@ -22,6 +22,7 @@ import { planParallelism, userSettings } from './parallelism.ts';
 import { BuildDisplay, type Counts } from './progress.ts';
 import { compactQueue, queueFiles, readQueue, type QueueFiles } from './queue.ts';
 import { Uploader, type UploadEvent } from './uploader.ts';
+import { translateFirst } from './translate-first.ts';
 
 export interface DurableBuildOptions {
   prefix?: string;
@@ -33,6 +34,8 @@ export interface DurableBuildOptions {
   json: boolean;
   /** nix-build's arguments */
   args: string[];
+  /** translate what this upstream cache built (for /nix/store) into --cache first */
+  translateFrom?: { url: string; keys: string[] };
 }
 
 export interface DurableBuildResult {
@@ -85,6 +88,10 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
     const system = nixSystem();
     const n = await ensureNix(l, { cache: o.cache, target, trustedKeys, system, json: o.json });
     if (n.restored) display.say(`restored ${path.basename(n.nix)} from ${o.cache}`, { event: 'nix', status: 'restored', nix: n.nix });
+    if (o.translateFrom) {
+      const t = await translateFirst({ layout: l, from: o.translateFrom.url, fromKeys: o.translateFrom.keys, to: o.cache, key, args: o.args, log: (m) => display.say(m) });
+      display.say(`translated from ${o.translateFrom.url}: ${t.published} paths published, ${t.present} already in ${o.cache}, ${t.missing} to build`, { event: 'translated', ...t });
+    }
     const env = await prefixEnvironment(l);
     const counts: Counts = { built: 0, running: 0, failed: 0, pushed: 0, unpushed: 0 };
     // events only come once the uploader has started, after `run` exists

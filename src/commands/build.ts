@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { RelonixError } from '../util/errors.ts';
 import { emit } from '../util/emit.ts';
-import { runDurableBuild, type DurableBuildResult } from '../build/index.ts';
+import type { DurableBuildResult } from '../build/index.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -40,7 +40,11 @@ Examples:
       --keep-going -j 2 -I nixpkgs=/src/nixpkgs '<nixpkgs>' -A gcc
   relonix build --cache s3://bucket?region=eu-west-1 --secret-key k.secret --json -- release.nix
   # after a restart that wiped /tmp: the same command restores Nix and goes on
-  relonix status                       # the queue: finished but not yet pushed`;
+  relonix status                       # the queue: finished but not yet pushed
+  # a prefix whose store dir is as long as /nix/store (bootstrap --store-dir /tmp/store): what
+  # cache.nixos.org already built is translated into --cache first, the rest is built
+  relonix build --cache file:///persist/cache --secret-key k.secret --translate-from https://cache.nixos.org \\
+      -- -I nixpkgs=/src/nixpkgs '<nixpkgs>' -A ripgrep`;
 
 interface Opts {
   prefix?: string;
@@ -49,10 +53,11 @@ interface Opts {
   trustedKey: string[];
   grace: number;
   json?: boolean;
+  translateFrom?: string;
+  translateKey: string[];
 }
 
 export function register(program: Command): void {
-  program.enablePositionalOptions();
   program
     .command('build')
     .description('nix-build that pushes every finished derivation to a binary cache as it completes, and after a restart picks up where it stopped')
@@ -62,14 +67,35 @@ export function register(program: Command): void {
     .option('--trusted-key <key>', 'another public key the cache holds signatures of, name:base64 (repeatable)', collect, [] as string[])
     .addOption(new Option('--grace <seconds>', 'after SIGTERM or SIGINT, exit within this many seconds').default(8).argParser(parseSeconds))
     .option('--json', 'one JSON event per line on stdout instead of the progress display')
+    .option('--translate-from <url>', 'first publish to --cache what this cache built for /nix/store, rewritten for the prefix (a store dir as long as /nix/store; see relonix translate)')
+    .option('--translate-key <key>', `--translate-from's public key, name:base64 (repeatable; cache.nixos.org's own by default)`, collect, [] as string[])
     .argument('[nix-build-args...]', "nix-build's arguments")
     .allowUnknownOption()
     .passThroughOptions()
     .addHelpText('after', HELP)
     .action(async (args: string[], o: Opts) => {
-      const r = await runDurableBuild({ prefix: o.prefix, cache: o.cache, secretKey: o.secretKey, trustedKeys: o.trustedKey, grace: o.grace, json: !!o.json, args });
+      // loaded on use, like every command's layer: start-up compiles only what argv needs
+      const { runDurableBuild } = await import('../build/index.ts');
+      const r = await runDurableBuild({
+        prefix: o.prefix,
+        cache: o.cache,
+        secretKey: o.secretKey,
+        trustedKeys: o.trustedKey,
+        grace: o.grace,
+        json: !!o.json,
+        args,
+        translateFrom: o.translateFrom ? { url: o.translateFrom, keys: await translateKeys(o.translateFrom, o.translateKey) } : undefined,
+      });
       report(r, o.cache, !!o.json);
     });
+}
+
+/** The upstream's keys: given, or cache.nixos.org's own for cache.nixos.org. */
+async function translateKeys(url: string, keys: string[]): Promise<string[]> {
+  const { NIXOS_CACHE, NIXOS_KEY } = await import('../translate/upstream.ts');
+  if (keys.length) return keys;
+  if (url.replace(/\/+$/, '') === NIXOS_CACHE) return [NIXOS_KEY];
+  throw new RelonixError(`--translate-from ${url} needs --translate-key`, { kind: 'usage', hint: "pass that cache's public key, NAME:BASE64" });
 }
 
 function parseSeconds(v: string): number {

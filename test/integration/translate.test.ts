@@ -320,3 +320,30 @@ test('a translate killed while NARs are up leaves no narinfo; the re-run fetches
   }
   assert.equal(await uncommitted(to), 0, 'committed paths leave the journal');
 });
+
+test('relonix build --translate-from: what upstream built is translated into the build cache first, so nix-build builds nothing', async () => {
+  // what earlier tests substituted is unreferenced: collect it, so only the translation can supply it
+  const gc = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-collect-garbage']);
+  assert.equal(gc.code, 0, gc.stderr);
+  const cache = await cacheDir('build-cache');
+  const expr = path.join(top, 'expr', 'default.nix');
+  const before = (await lines(path.join(top, 'impure.log'))).length;
+  const r = await relonix(NOBODY_UID, [
+    'build', '--prefix', prefix, '--cache', `file://${cache}`, '--secret-key', mine.secret,
+    '--translate-from', `file://${upstream.dir}`, '--translate-key', upstream.key.trim(), '--', '--no-out-link', expr,
+  ]);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /translated from file:\/\/.*: 4 paths published/);
+  assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran');
+  assert.doesNotMatch(r.stderr, /will be built/);
+  const out = r.stdout.trim().split('\n').pop()!;
+  assert.ok(out.startsWith(`${storeDir}/`) && out.endsWith('-hello-script-1.0'), out);
+  assert.ok(existsSync(path.join(cache, `${path.basename(out).slice(0, 32)}.narinfo`)), 'the output is in the build cache');
+  const run = await shAs(NOBODY_UID, `${out}/bin/hello`);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /hello from a source file read from/);
+  // an upstream other than cache.nixos.org without its key is refused before anything runs
+  const nokey = await relonix(NOBODY_UID, ['build', '--prefix', prefix, '--cache', `file://${cache}`, '--secret-key', mine.secret, '--translate-from', `file://${upstream.dir}`, '--', expr]);
+  assert.equal(nokey.code, EXIT.usage, nokey.stderr);
+  assert.match(nokey.stderr, /needs --translate-key/);
+});
