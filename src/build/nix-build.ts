@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { RelonixError } from '../util/errors.ts';
 import { startPiped } from '../util/spawn.ts';
-import type { Parallelism, UserSettings } from './parallelism.ts';
+import type { Parallelism, UserSettings } from '../host/parallelism.ts';
 
 export interface BuildSettings {
   hook: string;

@@ -2,8 +2,8 @@
 // wipe of the prefix would still lose) and the parallelism a build would get on this host now.
 import os from 'node:os';
 import type { Layout } from '../prefix/layout.ts';
-import { readCgroupLimits } from './cgroup.ts';
-import { planParallelism, type Parallelism } from './parallelism.ts';
+import { readCgroupLimits } from '../host/cgroup.ts';
+import { planParallelism, type Parallelism } from '../host/parallelism.ts';
 import { queueStatus } from './queue.ts';
 
 export interface BuildStatus {

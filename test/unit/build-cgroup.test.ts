@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readCgroupLimits, parseMountInfo, parseProcCgroup, cgroupChain, parseCpuMax, parseMemoryLimit } from '../../src/build/cgroup.ts';
-import { planParallelism, userSettings, SLOT_BYTES, RESERVED_BYTES } from '../../src/build/parallelism.ts';
+import { readCgroupLimits, parseMountInfo, parseProcCgroup, cgroupChain, parseCpuMax, parseMemoryLimit } from '../../src/host/cgroup.ts';
+import { planParallelism, userSettings, SLOT_BYTES, RESERVED_BYTES } from '../../src/host/parallelism.ts';
 import { nixConfBlock, userConfLines, mergeNixConf } from '../../src/bootstrap/stages/configure.ts';
 
 const GiB = 2 ** 30;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { layout } from '../../src/prefix/layout.ts';
 import { appendLines, compactQueue, parseEntries, queueFiles, queueStatus, readQueue, QueueTail } from '../../src/build/queue.ts';
 import { nixBuildArgs, NixLogReader } from '../../src/build/nix-build.ts';
-import { userSettings } from '../../src/build/parallelism.ts';
+import { userSettings } from '../../src/host/parallelism.ts';
 
 const drv = (n: string) => `/tmp/p/store/${n.padEnd(32, '0')}-${n}.drv`;
 

@@ -7,8 +7,8 @@ import { envScripts, writeWrappers } from '../../prefix/environment.ts';
 import { detailOf, type Stage } from '../engine.ts';
 import type { UnpackDetail } from './unpack.ts';
 import { moved } from './relocate.ts';
-import { readCgroupLimits } from '../../build/cgroup.ts';
-import { planParallelism, type Parallelism } from '../../build/parallelism.ts';
+import { readCgroupLimits } from '../../host/cgroup.ts';
+import { planParallelism, type Parallelism } from '../../host/parallelism.ts';
 
 export const BEGIN = '# BEGIN relonix managed block: relonix rewrites the lines up to END; add your own settings outside it';
 export const END = '# END relonix managed block';
@@ -16,7 +16,7 @@ export const END = '# END relonix managed block';
 export interface ConfigureInput {
   caches: string[];
   trustedKeys: string[];
-  /** cores and max-jobs for this host (build/parallelism.ts); none: Nix's defaults */
+  /** cores and max-jobs for this host (host/parallelism.ts); none: Nix's defaults */
   parallelism?: Pick<Parallelism, 'cores' | 'maxJobs'>;
 }
 

@@ -1,3 +1,6 @@
+// src/host/: what the host lets a prefix use, read from the kernel rather than assumed: the cgroup's
+// CPU quota and memory limit, and the build parallelism they allow.
+//
 // The CPU quota and memory limit this process lives under: its own cgroup's (v2 cpu.max and
 // memory.max; v1 cpu.cfs_quota_us / cpu.cfs_period_us and memory.limit_in_bytes) and every
 // ancestor's up to the mount, the tightest winning. A container sees the machine's cores in

@@ -1,0 +1,79 @@
+// The shape src/ keeps: folders that depend one way, files a reader can hold, functions that fit on
+// a screen. Broken by an edit, it fails here, naming the place, rather than in a later review.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+const MAX_FILE_LINES = 400;
+const MAX_FUNCTION_LINES = 80;
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+  );
+}
+
+/** The folder of src/ a file is in; files at the top (cli.ts) are not a folder. */
+function folderOf(file: string): string | undefined {
+  const parts = path.relative(SRC, file).split(path.sep);
+  return parts.length > 1 ? parts[0] : undefined;
+}
+
+function folderEdges(files: string[]): Map<string, Set<string>> {
+  const edges = new Map<string, Set<string>>();
+  for (const file of files) {
+    const from = folderOf(file);
+    if (!from) continue;
+    for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.[^']+)'/g)) {
+      const to = folderOf(path.resolve(path.dirname(file), m[1]!));
+      if (to && to !== from) (edges.get(from) ?? edges.set(from, new Set()).get(from)!).add(to);
+    }
+  }
+  return edges;
+}
+
+function reaches(edges: Map<string, Set<string>>, start: string, goal: string): boolean {
+  const seen = new Set([start]);
+  const todo = [start];
+  while (todo.length) {
+    const at = todo.pop()!;
+    if (at === goal) return true;
+    for (const next of edges.get(at) ?? []) if (!seen.has(next)) seen.add(next), todo.push(next);
+  }
+  return false;
+}
+
+test('no folder of src/ imports one that imports it back, directly or through others', () => {
+  const edges = folderEdges(sources(SRC));
+  assert.ok(edges.size >= 8, `the import scan found the folders (${[...edges.keys()].join(' ')})`);
+  const cycles = [...edges].flatMap(([from, tos]) => [...tos].filter((to) => reaches(edges, to, from)).map((to) => `${from} -> ${to}`));
+  assert.deepEqual(cycles, []);
+});
+
+test(`no source file over ${MAX_FILE_LINES} lines and no function over ${MAX_FUNCTION_LINES}`, () => {
+  const tooLong: string[] = [];
+  let functions = 0;
+  for (const file of sources(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    const name = path.relative(SRC, file);
+    const lines = text.split('\n').length;
+    if (lines > MAX_FILE_LINES) tooLong.push(`${name}: ${lines} lines`);
+    const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+    const visit = (node: ts.Node): void => {
+      if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+        functions++;
+        const first = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line;
+        const last = sf.getLineAndCharacterOfPosition(node.end).line;
+        if (last - first + 1 > MAX_FUNCTION_LINES) tooLong.push(`${name}:${first + 1}: a function of ${last - first + 1} lines`);
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(sf);
+  }
+  assert.ok(functions > 500, `the scan saw the functions (${functions})`);
+  assert.deepEqual(tooLong, []);
+});
