@@ -3,13 +3,13 @@
 // private mount namespaces only), and an sshd on 127.0.0.1 whose sessions see another directory
 // tree at the prefix's path, so the same prefix path holds a different store on each side. Both
 // sides run with the host's Nix hidden (hide-nix.ts). Host and user keys are made here.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { withoutHostNix } from './hide-nix.ts';
 import { RELONIX } from './paths.ts';
 import { run } from './tools.ts';
-import type { RunResult } from './cli.ts';
+import { collect, type RunResult } from './cli.ts';
 
 export interface TestUser {
   name: string;
@@ -48,14 +48,6 @@ export function inHost(pw: Passwd, binds: [string, string][], argv: string[]): s
 /** argv that runs `argv` as the user, with an empty environment but PATH (and `env` entries). */
 export function asTestUser(u: TestUser, argv: string[], env: string[] = []): string[] {
   return ['setpriv', `--reuid=${u.uid}`, `--regid=${u.uid}`, '--clear-groups', 'env', '-i', 'PATH=/usr/bin:/bin', ...env, ...argv];
-}
-
-function collect(child: ChildProcess): Promise<RunResult> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
 }
 
 /** Runs argv (built with inHost) to its end. */
