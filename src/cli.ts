@@ -11,6 +11,8 @@ import * as cache from './commands/cache.ts';
 import * as demo from './commands/demo.ts';
 import * as translate from './commands/translate.ts';
 import * as build from './commands/build.ts';
+import * as instantiate from './commands/instantiate.ts';
+import * as builder from './commands/builder.ts';
 // package.json is the one source of the version; the bundle carries it inlined, read at build time
 import pkg from '../package.json' with { type: 'json' };
 
@@ -26,7 +28,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
 // layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, publish, keygen, cache, build, translate, demo };
+const COMMANDS = { bootstrap, env, run, status, publish, keygen, cache, build, instantiate, builder, translate, demo };
 
 /**
  * The commands argv can reach: the one it names, none for --version, all for help and errors.

@@ -13,6 +13,8 @@ export interface NixEnvOptions {
   nix?: string;
   /** store path of the CA bundle package */
   cacert?: string;
+  /** the ssh config of the prefix's remote builders, when it has some */
+  sshConfig?: string;
 }
 
 /**
@@ -41,6 +43,8 @@ export function nixVariables(l: Layout, opts: NixEnvOptions = {}): Record<string
     NIX_DATA_DIR: path.join(nixDir, 'share'),
     // nix-env installs into the profile that holds Nix, which is the one on PATH (not ~/.nix-profile)
     NIX_PROFILE: l.profile,
+    // Nix's own ssh (remote builders) takes its options from here: the builders' ports and keys
+    ...(opts.sshConfig ? { NIX_SSHOPTS: `-F ${opts.sshConfig}` } : {}),
   };
   vars.PATH = prependSearchPath(binDirs(l, opts.nix), base.PATH ?? '/usr/local/bin:/usr/bin:/bin');
   // an empty entry at the end keeps man's own search path after the prefix's pages
@@ -95,16 +99,21 @@ export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: stri
 /** The variables for this prefix; HOME, when the host gives none, is created under the prefix. */
 export async function prefixVariables(l: Layout, base: NodeJS.ProcessEnv = process.env): Promise<Record<string, string>> {
   const a = await activeNix(l);
-  const vars = nixVariables(l, { ...a, base });
+  const vars = nixVariables(l, { ...a, base, sshConfig: await builderSshConfig(l) });
   if (vars.HOME) await fs.mkdir(vars.HOME, { recursive: true });
   return vars;
 }
 
 export async function prefixEnvironment(l: Layout, base: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
   const a = await activeNix(l);
-  const env = nixEnvironment(l, { ...a, base });
+  const env = nixEnvironment(l, { ...a, base, sshConfig: await builderSshConfig(l) });
   if (!base.HOME && env.HOME) await fs.mkdir(env.HOME, { recursive: true });
   return env;
+}
+
+/** The ssh config relonix builder add wrote, when the prefix has remote builders. */
+export async function builderSshConfig(l: Layout): Promise<string | undefined> {
+  return (await exists(l.sshConfig)) ? l.sshConfig : undefined;
 }
 
 function shQuote(s: string): string {
@@ -136,8 +145,8 @@ export function renderEnv(vars: Record<string, string>, shell: Shell): string {
  * Pure: the sourced profile scripts. Unlike `relonix env`, which prints the values for this shell
  * right now, these prepend to whatever PATH the sourcing shell has and fill USER/HOME only when unset.
  */
-export function envScripts(l: Layout, nix?: string, cacert?: string): { sh: string; fish: string } {
-  const vars = nixVariables(l, { nix, cacert, base: { PATH: '', MANPATH: '', USER: 'x', HOME: 'x' } });
+export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?: string): { sh: string; fish: string } {
+  const vars = nixVariables(l, { nix, cacert, sshConfig, base: { PATH: '', MANPATH: '', USER: 'x', HOME: 'x' } });
   const bins = binDirs(l, nix);
   const mans = manDirs(l, nix);
   delete vars.PATH;
@@ -157,6 +166,13 @@ export function envScripts(l: Layout, nix?: string, cacert?: string): { sh: stri
   fish += `set -q USER; or set -gx USER (id -un 2>/dev/null; or echo uid(id -u));\n`;
   fish += `set -q HOME; or set -gx HOME ${fishQuote(path.join(l.prefix, 'home'))};\n`;
   return { sh, fish };
+}
+
+/** Writes the sourced profile scripts (which the wrappers source too) as the prefix is now. */
+export async function writeEnvScripts(l: Layout, nix?: string, cacert?: string): Promise<void> {
+  const scripts = envScripts(l, nix, cacert, await builderSshConfig(l));
+  await writeFileAtomic(l.envScript, scripts.sh);
+  await writeFileAtomic(l.envScriptFish, scripts.fish);
 }
 
 const WRAPPER_MARK = '# relonix wrapper:';

@@ -27,6 +27,13 @@ export interface Layout {
   stagingDir: string;
   /** relonix build's queue of finished derivations, its post-build hook and its lock */
   buildDir: string;
+  /** the remote builders relonix builder add recorded, from which the three files below are made */
+  buildersFile: string;
+  /** Nix's machines file (`builders = @…` in nix.conf) */
+  machinesFile: string;
+  /** ssh options of the builders (NIX_SSHOPTS=-F …): their ports, users and keys */
+  sshConfig: string;
+  knownHosts: string;
 }
 
 export function resolvePrefix(flag?: string): string {
@@ -101,5 +108,9 @@ export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
     downloadsDir: path.join(relonixDir, 'downloads'),
     stagingDir: path.join(relonixDir, 'staging'),
     buildDir: path.join(relonixDir, 'build'),
+    buildersFile: path.join(relonixDir, 'builders.json'),
+    machinesFile: path.join(prefix, 'etc', 'nix', 'machines'),
+    sshConfig: path.join(prefix, 'etc', 'ssh', 'config'),
+    knownHosts: path.join(prefix, 'etc', 'ssh', 'known_hosts'),
   };
 }

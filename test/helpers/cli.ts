@@ -54,7 +54,8 @@ export function asUser(uid: number | undefined, args: string[], extraEnv: string
   return { cmd: cmd!, argv };
 }
 
-function collect(child: ChildProcess): Promise<RunResult> {
+/** Resolves to a child's status and output once it has closed. */
+export function collect(child: ChildProcess): Promise<RunResult> {
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Layout } from '../../prefix/layout.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
-import { envScripts, writeWrappers } from '../../prefix/environment.ts';
+import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import { detailOf, type Stage } from '../engine.ts';
 import type { UnpackDetail } from './unpack.ts';
 import { moved } from './relocate.ts';
@@ -58,18 +58,38 @@ export function userConfLines(existing: string): string {
   return start !== -1 && endAt > start ? existing.slice(0, start) + existing.slice(endAt + END.length) : existing;
 }
 
-/** Pure: replaces the managed block in an existing nix.conf (or prepends it), keeping everything else. */
-export function mergeNixConf(existing: string | undefined, block: string): string {
+/** The lines that open and close a block of nix.conf that relonix owns and rewrites whole. */
+export interface BlockMarks {
+  begin: string;
+  end: string;
+}
+
+const MANAGED: BlockMarks = { begin: BEGIN, end: END };
+
+/** Where the block `marks` delimit starts and ends (its closing newline included), if there is one. */
+function blockRange(existing: string, marks: BlockMarks): [number, number] | undefined {
+  const start = existing.indexOf(marks.begin);
+  const endAt = existing.indexOf(marks.end);
+  if (start === -1 || endAt < start) return undefined;
+  const after = endAt + marks.end.length;
+  return [start, existing[after] === '\n' ? after + 1 : after];
+}
+
+/** Pure: replaces a managed block in an existing nix.conf (or prepends it), keeping everything else. */
+export function mergeNixConf(existing: string | undefined, block: string, marks: BlockMarks = MANAGED): string {
   if (!existing) return block;
-  const start = existing.indexOf(BEGIN);
-  const endAt = existing.indexOf(END);
-  if (start !== -1 && endAt > start) {
-    let after = endAt + END.length;
-    if (existing[after] === '\n') after++;
-    return existing.slice(0, start) + block + existing.slice(after);
-  }
+  const r = blockRange(existing, marks);
+  if (r) return existing.slice(0, r[0]) + block + existing.slice(r[1]);
   // the block goes first so that the user's own lines, read later, win
   return block + (existing.startsWith('\n') ? '' : '\n') + existing;
+}
+
+/** Pure: a nix.conf without the block `marks` delimit, and without the blank line a prepended one got. */
+export function dropNixConfBlock(existing: string, marks: BlockMarks): string {
+  const r = blockRange(existing, marks);
+  if (!r) return existing;
+  const after = r[0] === 0 && existing[r[1]] === '\n' ? r[1] + 1 : r[1];
+  return existing.slice(0, r[0]) + existing.slice(after);
 }
 
 export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: string, cacert?: string): Promise<{ confFile: string }> {
@@ -83,9 +103,7 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
   const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
-  const scripts = envScripts(l, nix, cacert);
-  await writeFileAtomic(l.envScript, scripts.sh);
-  await writeFileAtomic(l.envScriptFish, scripts.fish);
+  await writeEnvScripts(l, nix, cacert);
   if (nix) await writeWrappers(l, nix);
   await fs.mkdir(path.join(l.prefix, 'home'), { recursive: true });
   await fs.mkdir(l.logDir, { recursive: true });

@@ -1,0 +1,126 @@
+// relonix builder add/list/remove: a remote prefix at the same path, checked over ssh as Nix will
+// reach it, recorded in var/relonix/builders.json, from which the machines file, the ssh config,
+// nix.conf's builders block and the profile scripts' NIX_SSHOPTS are written.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Layout } from '../prefix/layout.ts';
+import { writeEnvScripts } from '../prefix/environment.ts';
+import { readState } from '../prefix/state.ts';
+import { dropNixConfBlock, mergeNixConf } from '../bootstrap/stages/configure.ts';
+import { RelonixError } from '../util/errors.ts';
+import { exists, writeFileAtomic } from '../util/fs.ts';
+import { withLock } from '../util/lock.ts';
+import { nixSystem } from '../util/system.ts';
+import { BUILDERS_BLOCK, buildersBlock, machinesText, parseBuilderUrl, parseBuildersFile, sshConfigText, type Builder } from './machines.ts';
+import { checkPasswdEntry, shWord, sshFailure, sshRun } from './ssh.ts';
+
+export interface AddOptions {
+  layout: Layout;
+  url: string;
+  key?: string;
+  jobs: number;
+  /** the system the builder must be (default: this host's) */
+  system?: string;
+}
+
+export async function readBuilders(l: Layout): Promise<Builder[]> {
+  const text = await fs.readFile(l.buildersFile, 'utf8').catch(() => undefined);
+  return text === undefined ? [] : parseBuildersFile(text, l.buildersFile);
+}
+
+/** Checks the builder over ssh, then records it (replacing one of the same address). */
+export async function addBuilder(o: AddOptions): Promise<Builder> {
+  const l = o.layout;
+  checkPasswdEntry();
+  // Nix splits NIX_SSHOPTS at whitespace, so `-F <file>` must be one word
+  if (/\s/.test(l.sshConfig)) throw new RelonixError(`the prefix path ${l.prefix} has whitespace in it, which Nix's NIX_SSHOPTS cannot carry`, { kind: 'usage', hint: 'use a prefix without spaces for remote builds (--prefix DIR)' });
+  if (!Number.isInteger(o.jobs) || o.jobs < 1) throw new RelonixError(`--jobs takes a whole number of at least 1, got ${o.jobs}`, { kind: 'usage' });
+  const key = o.key === undefined ? undefined : path.resolve(o.key);
+  if (key && !(await exists(key))) throw new RelonixError(`the key ${key} does not exist`, { kind: 'usage', hint: 'pass the private key that the builder accepts (ssh-keygen -t ed25519 -f FILE makes one)' });
+  const b: Builder = { ...parseBuilderUrl(o.url), key, jobs: o.jobs, system: o.system ?? nixSystem() };
+  await fs.mkdir(path.dirname(l.knownHosts), { recursive: true });
+  const remote = await probe(l, b);
+  if (remote.storeDir !== l.storeDir) {
+    throw new RelonixError(`the Nix at ${l.prefix} on ${b.url} has the store ${remote.storeDir}, not ${l.storeDir}: a builder must have the same store dir`, {
+      kind: 'preflight',
+      hint: `bootstrap the prefix there again with this store dir: ${bootstrapLine(l)}`,
+    });
+  }
+  if (remote.system !== b.system) {
+    throw new RelonixError(`${b.url} is ${remote.system}, not ${b.system}`, {
+      kind: 'preflight',
+      hint: `pass --system ${remote.system} if it is to build ${remote.system} derivations, or add a builder that is ${b.system}`,
+    });
+  }
+  return withLock(l.lockFile, { what: `relonix builder add in ${l.prefix}` }, async () => {
+    const others = (await readBuilders(l)).filter((x) => x.url !== b.url);
+    await writeBuilders(l, [...others, b]);
+    return b;
+  });
+}
+
+/** Removes the builder of that address; an address the prefix does not have is refused. */
+export async function removeBuilder(l: Layout, url: string): Promise<Builder> {
+  const want = parseBuilderUrl(url).url;
+  return withLock(l.lockFile, { what: `relonix builder remove in ${l.prefix}` }, async () => {
+    const all = await readBuilders(l);
+    const gone = all.find((b) => b.url === want);
+    if (!gone) {
+      throw new RelonixError(`${l.prefix} has no builder ${want}`, {
+        kind: 'usage',
+        hint: all.length ? `its builders: ${all.map((b) => b.url).join(', ')} (relonix builder list)` : 'it has none (relonix builder add adds one)',
+      });
+    }
+    await writeBuilders(l, all.filter((b) => b !== gone));
+    return gone;
+  });
+}
+
+function bootstrapLine(l: Layout): string {
+  const storeDir = l.storeDir === path.join(l.prefix, 'store') ? '' : ` --store-dir ${shWord(l.storeDir)}`;
+  return `npx relonix bootstrap --prefix ${shWord(l.prefix)}${storeDir}`;
+}
+
+/** The store dir and system of the remote prefix's Nix, as its own wrapper reports them. */
+async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system: string }> {
+  const tool = path.join(l.binDir, 'nix-instantiate');
+  const r = await sshRun(l, b, `${shWord(tool)} --eval --strict --json -E '[ builtins.storeDir builtins.currentSystem ]'`);
+  if (r.code === 255) throw sshFailure(l, b, r);
+  if (r.code === 127 || r.code === 126) {
+    throw new RelonixError(`${b.url} has no relonix Nix at ${l.prefix} (${tool}: ${r.stderr.trim().split('\n').pop() ?? 'not found'})`, {
+      kind: 'preflight',
+      hint: `on ${b.host}, as ${b.user ?? 'that user'}, run: ${bootstrapLine(l)} (then relonix builder add again)`,
+    });
+  }
+  let v: unknown;
+  try {
+    v = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    v = undefined;
+  }
+  if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string') {
+    throw new RelonixError(`the Nix at ${l.prefix} on ${b.url} did not answer (exit ${r.code}):\n${r.all.trim().split('\n').slice(-10).join('\n')}`, {
+      kind: 'preflight',
+      hint: `on ${b.host}, relonix status --prefix ${shWord(l.prefix)} says what is wrong; bootstrapping again repairs it: ${bootstrapLine(l)}`,
+    });
+  }
+  return { storeDir: v[0], system: v[1] };
+}
+
+/** Writes every file the builders are made into; with none left, removes them. */
+async function writeBuilders(l: Layout, builders: Builder[]): Promise<void> {
+  const conf = await fs.readFile(l.confFile, 'utf8').catch(() => '');
+  if (builders.length) {
+    await writeFileAtomic(l.buildersFile, JSON.stringify({ builders }, null, 2) + '\n');
+    await writeFileAtomic(l.machinesFile, machinesText(l, builders));
+    await writeFileAtomic(l.sshConfig, sshConfigText(l, builders));
+    await writeFileAtomic(l.confFile, mergeNixConf(conf, buildersBlock(l), BUILDERS_BLOCK));
+  } else {
+    const next = dropNixConfBlock(conf, BUILDERS_BLOCK);
+    if (next !== conf) await writeFileAtomic(l.confFile, next);
+    for (const f of [l.sshConfig, l.machinesFile, l.buildersFile]) await fs.rm(f, { force: true });
+  }
+  // NIX_SSHOPTS comes and goes with the ssh config; a prefix not bootstrapped yet gets it at bootstrap
+  const s = await readState(l);
+  if (s.nix) await writeEnvScripts(l, s.nix, s.cacert);
+}

@@ -1,0 +1,70 @@
+// Reaching a builder the way Nix will: the host's ssh with the options the prefix's ssh config
+// gives it, and the failures people meet, each turned into what to do about it.
+import os from 'node:os';
+import type { Layout } from '../prefix/layout.ts';
+import { RelonixError, errorMessage } from '../util/errors.ts';
+import { runTool, type ToolResult } from '../util/spawn.ts';
+import { sshOptions, type Builder } from './machines.ts';
+
+/**
+ * OpenSSH looks up the running uid in the passwd database and stops ("No user exists for uid N")
+ * when it has no entry, as on rootless containers that run an arbitrary uid: said before ssh says it.
+ */
+export function checkPasswdEntry(): void {
+  try {
+    os.userInfo();
+  } catch {
+    const uid = process.getuid?.() ?? -1;
+    throw new RelonixError(`this uid (${uid}) has no passwd entry, and OpenSSH refuses to run without one ("No user exists for uid ${uid}"), so Nix cannot reach a remote builder`, {
+      kind: 'preflight',
+      hint: `give the uid an entry: in the image (useradd -u ${uid} builder), with nss_wrapper (LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD=FILE NSS_WRAPPER_GROUP=FILE), or on a PaaS by the platform's "arbitrary uid" recipe (an /etc/passwd writable by group 0)`,
+    });
+  }
+}
+
+/** Pure: a shell word (the remote's login shell reads the command ssh sends). */
+export function shWord(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Pure: the ssh-keyscan line that adds a builder's host key to the prefix's known_hosts. */
+export function keyscanLine(l: Layout, b: Pick<Builder, 'host' | 'port'>): string {
+  return `ssh-keyscan ${b.port && b.port !== 22 ? `-p ${b.port} ` : ''}${b.host} >> ${shWord(l.knownHosts)}`;
+}
+
+/** Runs `command` (a shell line) on the builder, with exactly the options Nix's ssh will get. */
+export async function sshRun(l: Layout, b: Builder, command: string, env: NodeJS.ProcessEnv = process.env): Promise<ToolResult> {
+  const opts = sshOptions(l, b).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
+  const args = ['-F', '/dev/null', ...opts, '-o', 'ConnectTimeout=15', '-x', '-a', b.host, '--', command];
+  try {
+    return await runTool('ssh', args, env);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new RelonixError(`ssh is not on this host's PATH, and Nix runs it to reach a remote builder (${errorMessage(e)})`, {
+      kind: 'preflight',
+      hint: 'install the OpenSSH client (apt-get install openssh-client, dnf install openssh-clients, apk add openssh-client) or put its directory on PATH',
+    });
+  }
+}
+
+/** What an ssh that exited 255 (its own failure, not the remote command's) means, with the fix. */
+export function sshFailure(l: Layout, b: Builder, r: ToolResult): RelonixError {
+  const said = r.stderr.trim().split('\n').slice(-4).join('\n');
+  if (/No user exists for uid/.test(said)) checkPasswdEntry();
+  if (/Host key verification failed|No \S+ host key is known|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(said)) {
+    return new RelonixError(`the host key of ${b.url} is not in ${l.knownHosts}, so ssh refuses to connect:\n${said}`, {
+      kind: 'preflight',
+      hint: `add it (after checking its fingerprint with the builder's owner): ${keyscanLine(l, b)}`,
+    });
+  }
+  if (/Permission denied|Too many authentication failures/.test(said)) {
+    return new RelonixError(`${b.url} refused the login:\n${said}`, {
+      kind: 'preflight',
+      hint: `pass the private key with --key FILE, and add its public half to ~${b.user ?? ''}/.ssh/authorized_keys on ${b.host}`,
+    });
+  }
+  return new RelonixError(`cannot reach ${b.url} over ssh:\n${said || `ssh exited ${r.code}`}`, {
+    kind: 'network',
+    hint: `check the host and the port, and that sshd listens there (ssh -p PORT USER@HOST true); then run the same relonix builder add again`,
+  });
+}
