@@ -143,6 +143,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l);
       const keys = doneKeys(ctx, stages, state);
       if (keys.length === stages.length) return done(state);
+      state.source = { url: ctx.tarball?.url, sha256: ctx.tarball?.sha256, caches: ctx.caches, trustedKeys: ctx.trustedKeys };
       if (ctx.tarball) preloadTarballStages();
       const r = await runFrom(ctx, stages, state, keys, mode, opts.progress);
       if (!opts.keepDownload) {

@@ -15,6 +15,7 @@ the prefix's environment names in NIX_SSHOPTS=-F … .
 
 Examples:
   relonix builder add ssh://builder@10.0.0.7:2222 --key ~/.ssh/id_ed25519 --jobs 4
+  relonix builder add ssh://builder@10.0.0.8 --bootstrap     # no Nix there yet: bootstrap it first
   relonix builder list
   relonix run -- nix-build --max-jobs 0 release.nix
   relonix builder remove ssh://builder@10.0.0.7:2222`;
@@ -24,6 +25,7 @@ interface AddOpts {
   key?: string;
   jobs: string;
   system?: string;
+  bootstrap?: boolean;
 }
 
 export function register(program: Command): void {
@@ -35,10 +37,11 @@ export function register(program: Command): void {
     .option('--key <file>', 'the private key to log in with')
     .option('--jobs <n>', 'builds it runs at once', '1')
     .option('--system <system>', "the system it builds for (default: this host's)")
+    .option('--bootstrap', "with no Nix at the prefix there, bootstrap one over ssh: copies this relonix and runs it with the builder's node (>= 20), from the tarball or caches this prefix came from")
     .argument('<url>', 'ssh://USER@HOST[:PORT]')
     .action(async (url: string, o: AddOpts) => {
       const { addBuilder } = await import('../remote/builders.ts');
-      const b = await addBuilder({ layout: layout(o.prefix), url, key: o.key, jobs: Number(o.jobs), system: o.system });
+      const b = await addBuilder({ layout: layout(o.prefix), url, key: o.key, jobs: Number(o.jobs), system: o.system, bootstrap: o.bootstrap });
       process.stdout.write(`added ${b.url} (${b.system}, ${b.jobs} job${b.jobs === 1 ? '' : 's'})\n`);
     });
   cmd

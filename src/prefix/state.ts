@@ -27,6 +27,16 @@ export interface BootstrapState {
   cacert?: string;
   /** where the active Nix came from: the tarball (relocated), or a cache (the restore or cache-nix stage) */
   nixSource?: 'tarball' | 'cache';
+  /** what the last bootstrap was asked to bootstrap from: another host is bootstrapped the same way */
+  source?: BootstrapSource;
+}
+
+export interface BootstrapSource {
+  /** the tarball's URL or local path, when it came from a tarball */
+  url?: string;
+  sha256?: string;
+  caches: string[];
+  trustedKeys: string[];
 }
 
 export async function readState(l: Layout): Promise<BootstrapState> {

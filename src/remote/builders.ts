@@ -21,6 +21,9 @@ export interface AddOptions {
   jobs: number;
   /** the system the builder must be (default: this host's) */
   system?: string;
+  /** a builder with no Nix at the prefix is bootstrapped over ssh, its output written to `progress` */
+  bootstrap?: boolean;
+  progress?: NodeJS.WritableStream;
 }
 
 export async function readBuilders(l: Layout): Promise<Builder[]> {
@@ -39,7 +42,13 @@ export async function addBuilder(o: AddOptions): Promise<Builder> {
   if (key && !(await exists(key))) throw new RelonixError(`the key ${key} does not exist`, { kind: 'usage', hint: 'pass the private key that the builder accepts (ssh-keygen -t ed25519 -f FILE makes one)' });
   const b: Builder = { ...parseBuilderUrl(o.url), key, jobs: o.jobs, system: o.system ?? nixSystem() };
   await fs.mkdir(path.dirname(l.knownHosts), { recursive: true });
-  const remote = await probe(l, b);
+  let remote = await probe(l, b);
+  if (!remote && o.bootstrap) {
+    const { bootstrapOverSsh } = await import('./bootstrap.ts');
+    await bootstrapOverSsh(l, b, await readState(l), o.progress ?? process.stderr, bootstrapLine(l));
+    remote = await probe(l, b);
+  }
+  if (!remote) throw noNix(l, b);
   if (remote.storeDir !== l.storeDir) {
     throw new RelonixError(`the Nix at ${l.prefix} on ${b.url} has the store ${remote.storeDir}, not ${l.storeDir}: a builder must have the same store dir`, {
       kind: 'preflight',
@@ -81,17 +90,22 @@ function bootstrapLine(l: Layout): string {
   return `npx relonix bootstrap --prefix ${shWord(l.prefix)}${storeDir}`;
 }
 
-/** The store dir and system of the remote prefix's Nix, as its own wrapper reports them. */
-async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system: string }> {
+function noNix(l: Layout, b: Builder): RelonixError {
+  return new RelonixError(`${b.url} has no relonix Nix at ${l.prefix} (${path.join(l.binDir, 'nix-instantiate')} is not there, or cannot run)`, {
+    kind: 'preflight',
+    hint: `on ${b.host}, as ${b.user ?? 'that user'}, run: ${bootstrapLine(l)} (then relonix builder add again), or add --bootstrap to do it over ssh`,
+  });
+}
+
+/**
+ * The store dir and system of the remote prefix's Nix, as its own wrapper reports them; undefined
+ * when the builder has no Nix at the prefix.
+ */
+async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system: string } | undefined> {
   const tool = path.join(l.binDir, 'nix-instantiate');
   const r = await sshRun(l, b, `${shWord(tool)} --eval --strict --json -E '[ builtins.storeDir builtins.currentSystem ]'`);
   if (r.code === 255) throw sshFailure(l, b, r);
-  if (r.code === 127 || r.code === 126) {
-    throw new RelonixError(`${b.url} has no relonix Nix at ${l.prefix} (${tool}: ${r.stderr.trim().split('\n').pop() ?? 'not found'})`, {
-      kind: 'preflight',
-      hint: `on ${b.host}, as ${b.user ?? 'that user'}, run: ${bootstrapLine(l)} (then relonix builder add again)`,
-    });
-  }
+  if (r.code === 127 || r.code === 126) return undefined;
   let v: unknown;
   try {
     v = r.code === 0 ? JSON.parse(r.stdout) : undefined;

@@ -32,19 +32,28 @@ export function keyscanLine(l: Layout, b: Pick<Builder, 'host' | 'port'>): strin
   return `ssh-keyscan ${b.port && b.port !== 22 ? `-p ${b.port} ` : ''}${b.host} >> ${shWord(l.knownHosts)}`;
 }
 
-/** Runs `command` (a shell line) on the builder, with exactly the options Nix's ssh will get. */
-export async function sshRun(l: Layout, b: Builder, command: string, env: NodeJS.ProcessEnv = process.env): Promise<ToolResult> {
+/** Pure: ssh's argv that runs `command` (a shell line) on the builder with exactly the options Nix's ssh will get. */
+export function sshArgs(l: Layout, b: Builder, command: string): string[] {
   const opts = sshOptions(l, b).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
-  const args = ['-F', '/dev/null', ...opts, '-o', 'ConnectTimeout=15', '-x', '-a', b.host, '--', command];
+  return ['-F', '/dev/null', ...opts, '-o', 'ConnectTimeout=15', '-x', '-a', b.host, '--', command];
+}
+
+/** Runs `command` on the builder, `input` on its stdin, and collects what it prints. */
+export async function sshRun(l: Layout, b: Builder, command: string, input?: NodeJS.ReadableStream): Promise<ToolResult> {
   try {
-    return await runTool('ssh', args, env);
+    return await runTool('ssh', sshArgs(l, b, command), process.env, input);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    throw new RelonixError(`ssh is not on this host's PATH, and Nix runs it to reach a remote builder (${errorMessage(e)})`, {
-      kind: 'preflight',
-      hint: 'install the OpenSSH client (apt-get install openssh-client, dnf install openssh-clients, apk add openssh-client) or put its directory on PATH',
-    });
+    throw noSsh(e);
   }
+}
+
+/** What an ssh that could not be started means: ENOENT is the missing client, with the fix. */
+export function noSsh(e: unknown): unknown {
+  if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return e;
+  return new RelonixError(`ssh is not on this host's PATH, and Nix runs it to reach a remote builder (${errorMessage(e)})`, {
+    kind: 'preflight',
+    hint: 'install the OpenSSH client (apt-get install openssh-client, dnf install openssh-clients, apk add openssh-client) or put its directory on PATH',
+  });
 }
 
 /** What an ssh that exited 255 (its own failure, not the remote command's) means, with the fix. */

@@ -13,8 +13,11 @@ export interface ToolResult {
   all: string;
 }
 
-/** Runs a program to completion with exactly `env`. Rejects only when it cannot be started. */
-export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<ToolResult> {
+/**
+ * Runs a program to completion with exactly `env`, `input` (text, or a stream such as a file's) on
+ * its stdin. Rejects only when it cannot be started.
+ */
+export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string | NodeJS.ReadableStream): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -34,7 +37,8 @@ export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, inp
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, all }));
     if (input !== undefined) {
       child.stdin!.on('error', () => {}); // the tool may exit before reading everything; its exit code tells
-      child.stdin!.end(input);
+      if (typeof input === 'string') child.stdin!.end(input);
+      else input.pipe(child.stdin!);
     }
   });
 }

@@ -158,6 +158,34 @@ test('builder add: no Nix at the prefix there, another store dir there, another 
   assert.equal(list.stdout.split('\n').filter(Boolean).length, 1, 'the refusals left the builder list as it was');
 });
 
+test('builder add --bootstrap: a builder with no Nix at the prefix gets one over ssh, from the tarball this prefix came from', async () => {
+  // a local tarball: it has no meaning on the builder, so it travels there with the bundle
+  const fx = await ensureFixture();
+  const fresh = path.join(top, 'fresh');
+  await knowsHost(fresh);
+  const boot = await onLocal(['bootstrap', '--prefix', fresh, '--url', fx.tarball]);
+  assert.equal(boot.code, EXIT.ok, boot.stderr.slice(-3000));
+  const there = path.join(remote, 'fresh');
+  assert.equal(await exists(path.join(there, 'bin', 'nix-instantiate')), false, 'the builder has no Nix at the prefix yet');
+
+  const r = await onLocal(['builder', 'add', '--prefix', fresh, '--key', key, '--bootstrap', url]);
+  assert.equal(r.code, EXIT.ok, r.stderr.slice(-4000));
+  assert.match(r.stderr, new RegExp(`bootstrapping ${fresh} on 127\\.0\\.0\\.1`));
+  assert.match(r.stdout, /^added ssh:\/\/relonix-there@127\.0\.0\.1:\d+ \(x86_64-linux, 1 job\)$/m);
+  const state = JSON.parse(await fs.readFile(path.join(there, 'var', 'relonix', 'state.json'), 'utf8'));
+  assert.ok(state.stages.verify, 'the bootstrap over there verified its Nix');
+  assert.equal(state.storeDir, path.join(fresh, 'store'));
+  assert.equal(state.source.sha256, fx.sha256, 'pinned to the tarball this prefix verified');
+  assert.equal(await exists(path.join(there, 'var', 'relonix', 'incoming')), false, 'the copied bundle and tarball are gone');
+  assert.ok(await exists(path.join(there, 'bin', 'nix-instantiate')));
+  assert.equal((await onLocal(['builder', 'list', '--prefix', fresh])).stdout, `${url} x86_64-linux 1 ${key}\n`);
+
+  // the builder is there now: a second add checks it and bootstraps nothing
+  const again = await onLocal(['builder', 'add', '--prefix', fresh, '--key', key, '--bootstrap', url]);
+  assert.equal(again.code, EXIT.ok, again.stderr);
+  assert.doesNotMatch(again.stderr, /bootstrapping/);
+});
+
 test('relonix run -- nix-build --max-jobs 0: every derivation builds on the builder, and the outputs land here', async () => {
   const log = await logs('run.log');
   const expr = path.join(top, 'run.nix');

@@ -8,6 +8,7 @@ import { dropNixConfBlock, mergeNixConf, nixConfBlock } from '../../src/bootstra
 import { envScripts, nixVariables } from '../../src/prefix/environment.ts';
 import { BUILDERS_BLOCK, buildersBlock, hostAlias, machinesText, parseBuilderUrl, parseBuildersFile, sshConfigText, type Builder } from '../../src/remote/machines.ts';
 import { keyscanLine, shWord } from '../../src/remote/ssh.ts';
+import { planRemoteBootstrap } from '../../src/remote/bootstrap.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 
 const l = layout('/tmp/rx');
@@ -68,4 +69,25 @@ test('the ssh-keyscan line adds to the prefix known_hosts, with -p only for anot
   assert.equal(keyscanLine(l, { host: 'h', port: 2222 }), 'ssh-keyscan -p 2222 h >> /tmp/rx/etc/ssh/known_hosts');
   assert.equal(keyscanLine(l, { host: 'h' }), 'ssh-keyscan h >> /tmp/rx/etc/ssh/known_hosts');
   assert.equal(shWord("a b'c"), "'a b'\\''c'");
+});
+
+test('--bootstrap plan: a local tarball travels with the bundle, pinned to the verified sha256; URLs, caches and keys pass as they are', () => {
+  const inc = '/tmp/rx/var/relonix/incoming';
+  const sha = 'a'.repeat(64);
+  const local = planRemoteBootstrap(l, { url: '/srv/nix-2.8.0-x86_64-linux.tar.xz', caches: [], trustedKeys: [] }, sha, '/opt/relonix/dist/relonix.mjs', inc);
+  assert.deepEqual(local.uploads, [
+    { local: '/opt/relonix/dist/relonix.mjs', remote: `${inc}/relonix.mjs` },
+    { local: '/srv/nix-2.8.0-x86_64-linux.tar.xz', remote: `${inc}/nix-2.8.0-x86_64-linux.tar.xz` },
+  ]);
+  assert.deepEqual(local.args, ['bootstrap', '--prefix', '/tmp/rx', '--url', `${inc}/nix-2.8.0-x86_64-linux.tar.xz`, '--sha256', sha]);
+  const fileUrl = planRemoteBootstrap(l, { url: 'file:///srv/n.tar.xz', caches: [], trustedKeys: [] }, undefined, '/b.mjs', inc);
+  assert.deepEqual(fileUrl.uploads[1], { local: '/srv/n.tar.xz', remote: `${inc}/n.tar.xz` });
+
+  const given = 'b'.repeat(64);
+  const remote = planRemoteBootstrap(layout('/tmp/rx', '/tmp/store'), { url: 'https://mirror.example/nix.tar.xz', sha256: given, caches: ['s3://c?region=x'], trustedKeys: ['c-1:AAAA'] }, sha, '/b.mjs', inc);
+  assert.equal(remote.uploads.length, 1, 'only the bundle is copied');
+  assert.deepEqual(remote.args, ['bootstrap', '--prefix', '/tmp/rx', '--store-dir', '/tmp/store', '--url', 'https://mirror.example/nix.tar.xz', '--sha256', given, '--cache', 's3://c?region=x', '--trusted-key', 'c-1:AAAA']);
+
+  const cacheOnly = planRemoteBootstrap(l, { caches: ['https://c.example', 'file:///persist/c'], trustedKeys: ['c-1:AAAA', 'c-2:BBBB'] }, undefined, '/b.mjs', inc);
+  assert.deepEqual(cacheOnly.args, ['bootstrap', '--prefix', '/tmp/rx', '--cache', 'https://c.example', '--cache', 'file:///persist/c', '--trusted-key', 'c-1:AAAA', '--trusted-key', 'c-2:BBBB']);
 });
