@@ -79,9 +79,12 @@ export async function bootstrapOverSsh(l: Layout, b: Builder, s: BootstrapState,
   const run = startPiped('ssh', sshArgs(l, b, ['node', path.join(dir, 'relonix.mjs'), ...plan.args].map(shWord).join(' ')), process.env);
   run.child.stdout!.pipe(out, { end: false });
   run.child.stderr!.pipe(out, { end: false });
+  // ssh's own complaint, if it fails, is the end of stderr: kept to word the error
+  let said = '';
+  run.child.stderr!.on('data', (d: Buffer) => void (said = (said + d.toString()).slice(-4096)));
   const r = await run.done;
   if (r.startError) throw noSsh(r.startError);
-  if (r.code === 255) throw sshFailure(l, b, { code: 255, signal: null, stdout: '', stderr: '', all: '' });
+  if (r.code === 255) throw sshFailure(l, b, { code: 255, signal: null, stdout: '', stderr: said, all: said });
   if (r.code !== 0) {
     throw new RelonixError(`the bootstrap of ${l.prefix} on ${b.host} failed (exit ${r.code}); its output is above`, {
       kind: 'failure',
