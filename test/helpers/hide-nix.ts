@@ -2,7 +2,7 @@
 // every /usr/bin/nix* is a tripwire (it records its use and exits 127) and /usr/libexec/nix and
 // /usr/lib/nix are empty. The test machine's own Nix (Debian's nix-bin, there for the fixture and
 // the oracles) would otherwise answer the relocated Nix's compiled-in paths and hide the bug.
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -16,6 +16,8 @@ function tripwire(log: string): string {
   const file = path.join(dir, path.basename(log) + '.sh');
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
+    // the process's own copy: gone with it, as the namespaces that bind it are
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(
       file,
       `#!/bin/sh\necho "pid $$ ran $0 $*" >> '${log}'\necho "tripwire: the host's Nix ($0) was used; a host without Nix has none" >&2\nexit 127\n`,
