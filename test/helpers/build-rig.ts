@@ -13,7 +13,7 @@ import { parseDerivation } from '../../src/translate/aterm.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
-import { asUser, relonix, type RunResult } from './cli.ts';
+import { asUser, eventOf, onLines, relonix, type RelonixEvent, type RunResult } from './cli.ts';
 import { prefixFor } from './paths.ts';
 
 export { freePort } from './nginx.ts';
@@ -87,11 +87,6 @@ export function builtNames(log: string): string[] {
   }
 }
 
-export interface RelonixEvent {
-  event: string;
-  [k: string]: unknown;
-}
-
 export interface GroupRun {
   child: ChildProcess;
   events: RelonixEvent[];
@@ -108,23 +103,12 @@ export function runGroup(uid: number | undefined, args: string[], onEvent?: (e: 
   const run: GroupRun = { child, events: [], done: undefined as unknown as Promise<RunResult> };
   let stdout = '';
   let stderr = '';
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    stdout += d;
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      let e: RelonixEvent;
-      try {
-        e = JSON.parse(line) as RelonixEvent;
-      } catch {
-        continue;
-      }
-      run.events.push(e);
-      onEvent?.(e, run);
-    }
+  child.stdout!.on('data', (d: Buffer) => (stdout += d));
+  onLines(child.stdout!, (line) => {
+    const e = eventOf(line);
+    if (!e) return;
+    run.events.push(e);
+    onEvent?.(e, run);
   });
   child.stderr!.on('data', (d) => (stderr += d));
   run.done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));

@@ -37,6 +37,7 @@ export interface RelonixEvent {
   stage?: string;
   status?: string;
   text?: string;
+  [k: string]: unknown;
 }
 
 /** argv that runs `argv` as `uid` with an empty environment, as a rootless container user would. */
@@ -88,6 +89,28 @@ export function events(stdout: string): RelonixEvent[] {
     .map((l) => JSON.parse(l) as RelonixEvent);
 }
 
+/** Calls `fn` with each complete line of a stream, as the lines come. */
+export function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+  let buf = '';
+  stream.on('data', (d: Buffer | string) => {
+    buf += d.toString();
+    for (let nl; (nl = buf.indexOf('\n')) !== -1; ) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      fn(line);
+    }
+  });
+}
+
+/** The event a `--json` line carries, or undefined for a line that is not one. */
+export function eventOf(line: string): RelonixEvent | undefined {
+  try {
+    return JSON.parse(line) as RelonixEvent;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Runs `relonix ARGS` (which must include --json) and sends it SIGKILL `ms` milliseconds after the
  * first event for which `when` returns a number of ms: a blow at a chosen moment of a chosen stage.
@@ -96,25 +119,14 @@ export function strikeRelonix(args: string[], when: (ev: RelonixEvent) => number
   const { child, done } = spawnRelonix(undefined, args);
   const seen: RelonixEvent[] = [];
   let struck = false;
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      let ev: RelonixEvent;
-      try {
-        ev = JSON.parse(line);
-      } catch {
-        continue; // not an event line
-      }
-      seen.push(ev);
-      const ms = struck ? undefined : when(ev);
-      if (ms !== undefined) {
-        struck = true;
-        setTimeout(() => child.kill('SIGKILL'), ms);
-      }
+  onLines(child.stdout!, (line) => {
+    const ev = eventOf(line);
+    if (!ev) return; // not an event line
+    seen.push(ev);
+    const ms = struck ? undefined : when(ev);
+    if (ms !== undefined) {
+      struck = true;
+      setTimeout(() => child.kill('SIGKILL'), ms);
     }
   });
   return done.then((r) => ({ ...r, events: seen, struck }));

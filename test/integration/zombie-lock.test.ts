@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { asUser, relonix, type RelonixEvent } from '../helpers/cli.ts';
+import { asUser, eventOf, onLines, relonix, type RelonixEvent } from '../helpers/cli.ts';
 import { mirrorForFile } from '../helpers/mirror.ts';
 import { prefixFor, removePrefix } from '../helpers/paths.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -94,30 +94,20 @@ async function zombieBootstrap(prefix: string, strike?: { stage: string; delayMs
   reapers.push(r);
   r.stderr!.resume();
   const run: ZombieRun = { pid: 0, struck: false, events: [] };
-  let buf = '';
-  r.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let nl; (nl = buf.indexOf('\n')) !== -1; ) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (!run.pid) {
-        run.pid = Number(line);
-        continue;
-      }
-      let ev: RelonixEvent;
-      try {
-        ev = JSON.parse(line) as RelonixEvent;
-      } catch {
-        continue;
-      }
-      run.events.push(ev);
-      if (strike && !run.struck && ev.event === 'stage' && ev.stage === strike.stage && ev.status === 'start') {
-        run.struck = true;
-        setTimeout(() => {
-          // its parent is gone: the subreaper has it, and will never wait for it
-          if (procStat(run.pid).ppid === r.pid) process.kill(run.pid, 'SIGKILL');
-        }, strike.delayMs);
-      }
+  onLines(r.stdout!, (line) => {
+    if (!run.pid) {
+      run.pid = Number(line);
+      return;
+    }
+    const ev = eventOf(line);
+    if (!ev) return;
+    run.events.push(ev);
+    if (strike && !run.struck && ev.event === 'stage' && ev.stage === strike.stage && ev.status === 'start') {
+      run.struck = true;
+      setTimeout(() => {
+        // its parent is gone: the subreaper has it, and will never wait for it
+        if (procStat(run.pid).ppid === r.pid) process.kill(run.pid, 'SIGKILL');
+      }, strike.delayMs);
     }
   });
   await until('the run started', () => run.pid > 0);
