@@ -2,7 +2,7 @@
 // and entry names are rewritten in place; a directory whose renamed entries change their order is
 // re-sorted, which is why a directory's output is held back (in a spool) until it ends.
 import { createHash } from 'node:crypto';
-import { NarFormatError, narString } from '../store/nar/framing.ts';
+import { CLOSE, CONTENTS, EMPTY, ENTRY_NAME, EXECUTABLE, MAGIC, NarFormatError, NODE, OPEN_NAME, OPEN_TYPE, TARGET, ZEROS } from '../store/nar/framing.ts';
 import { checkEntryName, NarReader } from '../store/nar/reader.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { scanCompressed, sniffCompressed, SNIFF_BYTES, type CompressedFormat, type ReferencesFound } from './compressed.ts';
@@ -44,18 +44,6 @@ export interface NarRewrite {
 /** Byte ranges of the walk's output in the order they are to be written: start, end, start, end, … */
 type Ranges = number[];
 
-const tokens = (...ts: string[]) => Buffer.concat(ts.map((t) => narString(t)));
-const MAGIC = narString('nix-archive-1');
-const OPEN_TYPE = tokens('(', 'type');
-const CLOSE = narString(')');
-const EMPTY = narString('');
-const EXECUTABLE = tokens('executable', '');
-const CONTENTS = narString('contents');
-const TARGET = narString('target');
-const ENTRY = tokens('entry', '(', 'name');
-const OPEN_NAME = tokens('(', 'name');
-const NODE = narString('node');
-const PAD = Buffer.alloc(8);
 const MAX_NAME = 4096;
 const MAX_TARGET = 65536;
 
@@ -158,7 +146,7 @@ class Walk {
         }
       }
       await this.r.padding(len);
-      this.emit(PAD.subarray(0, (8 - (len % 8)) % 8));
+      this.emit(ZEROS.subarray(0, (8 - (len % 8)) % 8));
       if (format) await this.inspect(this.where(), format, side!, this.s.replaced.hashes + this.s.replaced.storeDirs - before);
     } finally {
       await side?.close();
@@ -200,7 +188,7 @@ class Walk {
       // a name holds no '/', so no store dir: only hash parts can change it
       const renamed = this.track ? replaceAll(name, this.c, this.s.replaced) : name;
       const entry = this.pos;
-      this.emit(ENTRY);
+      this.emit(ENTRY_NAME);
       this.out.putString(renamed);
       this.emit(NODE);
       const ranges: Ranges = [entry, this.pos];

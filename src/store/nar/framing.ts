@@ -43,6 +43,12 @@ export const CONTENTS = narString('contents');
 export const ENTRY_NAME = T('entry', '(', 'name');
 export const NODE = narString('node');
 
+/** Token runs as the readers expect them, where a reader decides between alternatives. */
+export const OPEN_TYPE = T('(', 'type');
+export const OPEN_NAME = T('(', 'name');
+export const TARGET = narString('target');
+export const EMPTY = narString('');
+
 /** Directory entries in the byte order Nix sorts them (std::string comparison). */
 export function compareNames(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));

@@ -4,7 +4,7 @@
 // the store. Bad input is a NarFormatError, which the caller turns into its own error.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { MAX_TARGET, MAX_TOKEN, NarFormatError, narString } from './framing.ts';
+import { CLOSE, EMPTY, MAGIC, MAX_TARGET, MAX_TOKEN, NarFormatError, NODE, OPEN_NAME, OPEN_TYPE, TARGET } from './framing.ts';
 import { checkEntryName, NarReader } from './reader.ts';
 
 export interface UnpackResult {
@@ -13,14 +13,6 @@ export interface UnpackResult {
   size: number;
 }
 
-const tokens = (...ts: string[]) => Buffer.concat(ts.map((t) => narString(t)));
-const MAGIC = narString('nix-archive-1');
-const OPEN_TYPE = tokens('(', 'type');
-const CLOSE = narString(')');
-const EMPTY = narString('');
-const TARGET = narString('target');
-const OPEN_NAME = tokens('(', 'name');
-const NODE = narString('node');
 
 const WRITE_BATCH = 1 << 20;
 
