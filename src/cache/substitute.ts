@@ -255,11 +255,7 @@ export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: str
   return { nix: entry.path, cacert: entry.cacert, paths };
 }
 
-export async function realiseNixFromCache(opts: {
-  layout: Layout;
-  caches: string[];
-  trustedKeys: string[];
-  system: string;
+export async function realiseNixFromCache(opts: Pick<RestoreOptions, 'layout' | 'caches' | 'trustedKeys' | 'system'> & {
   /** the relocated Nix that does the realising */
   nix: string;
   env: NodeJS.ProcessEnv;

@@ -5,8 +5,8 @@ import { RelonixError } from '../util/errors.ts';
 import { emit } from '../util/emit.ts';
 import { layout } from '../prefix/layout.ts';
 import type { BootstrapResult } from '../bootstrap/engine.ts';
+import { PREFIX_HELP, repeatable } from './options.ts';
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 const HELP = `
 Stages (each one recorded in <prefix>/var/relonix/state.json; a re-run continues at the
@@ -46,12 +46,12 @@ export function register(program: Command): void {
   program
     .command('bootstrap')
     .description('install a working Nix under the prefix: download, relocate, configure, register, verify')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .option('--store-dir <dir>', 'the store dir, when not <prefix>/store; as long as /nix/store (10 bytes), binaries relocate in place and cache.nixos.org can be translated')
     .option('--url <url>', 'Nix binary tarball: https://, http://, file:// or a local path (default: the official release)')
     .option('--sha256 <hex>', 'expected sha256 of the tarball (default: read from URL.sha256)')
-    .option('--cache <url>', 'binary cache for this prefix (repeatable)', collect, [] as string[])
-    .option('--trusted-key <key>', 'public key the caches sign with, name:base64 (repeatable)', collect, [] as string[])
+    .option('--cache <url>', 'binary cache for this prefix (repeatable)', repeatable, [] as string[])
+    .option('--trusted-key <key>', 'public key the caches sign with, name:base64 (repeatable)', repeatable, [] as string[])
     .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(parseSeconds))
     .option('--json', 'print one JSON object per event instead of the progress display')
     .addHelpText('after', HELP)

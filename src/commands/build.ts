@@ -2,8 +2,8 @@ import { Command, Option } from 'commander';
 import { RelonixError } from '../util/errors.ts';
 import { emit } from '../util/emit.ts';
 import type { DurableBuildResult } from '../build/index.ts';
+import { PREFIX_HELP, repeatable } from './options.ts';
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 const HELP = `
 relonix's own options come first; everything after \`--\`, or from the first option relonix
@@ -61,14 +61,14 @@ export function register(program: Command): void {
   program
     .command('build')
     .description('nix-build that pushes every finished derivation to a binary cache as it completes, and after a restart picks up where it stopped')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .requiredOption('--cache <url>', 'the cache to fill and substitute from: file:///dir, http(s)://… (PUT), s3://bucket?…')
     .requiredOption('--secret-key <file>', 'NAME.secret to sign with (relonix keygen); its public key is trusted without --trusted-key')
-    .option('--trusted-key <key>', 'another public key the cache holds signatures of, name:base64 (repeatable)', collect, [] as string[])
+    .option('--trusted-key <key>', 'another public key the cache holds signatures of, name:base64 (repeatable)', repeatable, [] as string[])
     .addOption(new Option('--grace <seconds>', 'after SIGTERM or SIGINT, exit within this many seconds').default(8).argParser(parseSeconds))
     .option('--json', 'one JSON event per line on stdout instead of the progress display')
     .option('--translate-from <url>', 'first publish to --cache what this cache built for /nix/store, rewritten for the prefix (a store dir as long as /nix/store; see relonix translate)')
-    .option('--translate-key <key>', `--translate-from's public key, name:base64 (repeatable; cache.nixos.org's own by default)`, collect, [] as string[])
+    .option('--translate-key <key>', `--translate-from's public key, name:base64 (repeatable; cache.nixos.org's own by default)`, repeatable, [] as string[])
     .argument('[nix-build-args...]', "nix-build's arguments")
     .allowUnknownOption()
     .passThroughOptions()

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
+import { PREFIX_HELP } from './options.ts';
 
 const HELP = `
 A builder is a host with a relonix Nix at the same prefix path (and so the same store dir), reached
@@ -33,7 +34,7 @@ export function register(program: Command): void {
   cmd
     .command('add')
     .description('check a remote prefix over ssh and make it a builder of this one')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .option('--key <file>', 'the private key to log in with')
     .option('--jobs <n>', 'builds it runs at once', '1')
     .option('--system <system>', "the system it builds for (default: this host's)")
@@ -47,7 +48,7 @@ export function register(program: Command): void {
   cmd
     .command('list')
     .description('the builders, one a line: URL SYSTEM JOBS KEY')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .action(async (o: { prefix?: string }) => {
       const { readBuilders } = await import('../remote/builders.ts');
       for (const b of await readBuilders(layout(o.prefix))) process.stdout.write(`${b.url} ${b.system} ${b.jobs} ${b.key ?? '-'}\n`);
@@ -55,7 +56,7 @@ export function register(program: Command): void {
   cmd
     .command('remove')
     .description('stop building on a builder')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .argument('<url>', 'ssh://USER@HOST[:PORT], as builder list shows it')
     .action(async (url: string, o: { prefix?: string }) => {
       const { removeBuilder } = await import('../remote/builders.ts');

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { HEADER_HELP, repeatable } from './options.ts';
 
 export function register(program: Command): void {
   const cache = program.command('cache').description('maintain a binary cache');
@@ -8,7 +9,7 @@ export function register(program: Command): void {
     .requiredOption('--to <url>', 'cache: file:///dir or s3://bucket?endpoint=…')
     .requiredOption('--keep <file>', 'file listing the store paths to keep, one per line')
     .option('--dry-run', 'only list what would be removed')
-    .option('--header <h>', "extra HTTP header 'Name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--header <h>', HEADER_HELP, repeatable, [] as string[])
     .action(async (o: { to: string; keep: string; dryRun?: boolean; header: string[] }) => {
       const [{ openTarget }, { gcCache, readKeepFile }] = await Promise.all([import('../cache/targets.ts'), import('../cache/gc.ts')]);
       const r = await gcCache(openTarget(o.to, { headers: o.header }), await readKeepFile(o.keep), { dryRun: o.dryRun, log: (m) => process.stderr.write(`${m}\n`) });

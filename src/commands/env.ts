@@ -2,12 +2,13 @@ import { Command, Option } from 'commander';
 import { layout } from '../prefix/layout.ts';
 import { prefixVariables } from '../prefix/environment.ts';
 import { renderEnv, type Shell } from '../prefix/environment.ts';
+import { PREFIX_HELP } from './options.ts';
 
 export function register(program: Command): void {
   program
     .command('env')
     .description('print the environment for the prefix\'s Nix: eval "$(relonix env)"')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .addOption(new Option('--shell <shell>', 'output syntax').choices(['sh', 'fish', 'json']).default('sh'))
     .addHelpText(
       'after',

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
+import { PREFIX_HELP } from './options.ts';
 
 const HELP = `
 The evaluating half of a split pipeline: this host holds the expression (nixpkgs, your files) and
@@ -24,7 +25,7 @@ export function register(program: Command): void {
   program
     .command('instantiate')
     .description('evaluate with the prefix\'s nix-instantiate, build nothing, and publish every resulting .drv with its closure to a cache')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .requiredOption('--cache <url>', 'the cache to publish to: file:///dir, http(s)://… (PUT), s3://bucket?…')
     .requiredOption('--secret-key <file>', 'NAME.secret to sign with (relonix keygen)')
     .option('--quiet', 'print only the .drv paths')

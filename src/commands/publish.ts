@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
+import { HEADER_HELP, repeatable } from './options.ts';
 
 interface Opts {
   prefix?: string;
@@ -29,7 +30,7 @@ export function register(program: Command): void {
       'auto',
     )
     .option('--jobs <n>', 'parallel uploads', '4')
-    .option('--header <h>', "extra HTTP header 'Name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--header <h>', HEADER_HELP, repeatable, [] as string[])
     .option('--nix-store <bin>', 'nix-store to read the database with (default: the prefix Nix, else PATH)')
     .option('--quiet', 'print only the summary')
     .argument('[paths...]', 'store paths to publish')

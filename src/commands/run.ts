@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
 import { runInPrefix } from '../prefix/tools.ts';
+import { PREFIX_HELP } from './options.ts';
 
 export function register(program: Command): void {
   program
     .command('run')
     .description('run a command with the prefix\'s Nix environment')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .passThroughOptions()
     .addHelpText(

@@ -3,12 +3,13 @@ import { layout } from '../prefix/layout.ts';
 import { inspectPrefix } from '../prefix/inspect.ts';
 import { buildStatus } from '../build/status.ts';
 import { mib } from '../util/format.ts';
+import { PREFIX_HELP } from './options.ts';
 
 export function register(program: Command): void {
   program
     .command('status')
     .description('what is installed in the prefix: stages done, active Nix, store size, relocation report, build queue')
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
       const l = layout(o.prefix);

@@ -5,6 +5,7 @@ import { checkCompressionChoice } from '../cache/compress.ts';
 import { RelonixError, errorMessage } from '../util/errors.ts';
 import { instantiate, translateDerivations, translatePaths, type TranslateResult } from '../translate/translate.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/upstream.ts';
+import { PREFIX_HELP, HEADER_HELP, repeatable } from './options.ts';
 
 const HELP = `
 What it does: a store path's hash includes its store dir, so nothing on ${NIXOS_CACHE} can be
@@ -57,14 +58,14 @@ export function register(program: Command): void {
   program
     .command('translate')
     .description(`publish, for the prefix's store dir, what ${NIXOS_CACHE} (or another cache) built for a store dir of the same length`)
-    .option('--prefix <dir>', 'the prefix (default $RELONIX_PREFIX, else /tmp/nix)')
+    .option('--prefix <dir>', PREFIX_HELP)
     .option('--from <url>', 'the cache to translate from', NIXOS_CACHE)
-    .option('--from-key <key>', `its public key, name:base64 (repeatable; default ${NIXOS_KEY} with the default --from)`, (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--from-key <key>', `its public key, name:base64 (repeatable; default ${NIXOS_KEY} with the default --from)`, repeatable, [] as string[])
     .requiredOption('--to <url>', "the cache for the prefix's store dir: file:///dir, http(s)://…, s3://bucket?endpoint=…&region=…")
     .requiredOption('--secret-key <file>', 'NAME.secret to sign with (relonix keygen)')
     .option('--compression <c>', 'auto, zstd, xz or none (as relonix publish)', 'auto')
     .option('--jobs <n>', 'paths translated at once', '4')
-    .option('--header <h>', "extra HTTP header 'Name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--header <h>', HEADER_HELP, repeatable, [] as string[])
     .option('--json', 'print the result as one JSON object')
     .option('--quiet', 'print only the summary')
     .argument('[args...]', 'after --: nix-instantiate arguments; else store paths')
