@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       const dest = path.join(work, `tar-${i}`);
       await fs.mkdir(dest);
-      let t = Date.now();
+      const t = Date.now();
       execFileSync('sh', ['-c', `xz -dc "${fx.tarball}" | tar -x -C "${dest}"`]);
       tarMs.push(Date.now() - t);
       rmrf(dest);
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   }
   const tar = median(tarMs);
   const boot = median(bootMs);
-  console.log(`tarball: ${path.basename(fx.tarball)} (${(fx.storePaths.length)} store paths), ${RUNS} runs, medians`);
+  console.log(`tarball: ${path.basename(fx.tarball)} (${fx.storePaths.length} store paths), ${RUNS} runs, medians`);
   console.log(`xz -dc | tar -x            ${(tar / 1000).toFixed(2)} s   (runs: ${tarMs.join(', ')} ms)`);
   console.log(`relonix bootstrap (verified) ${(boot / 1000).toFixed(2)} s   (runs: ${bootMs.join(', ')} ms, node start-up included)`);
   console.log(`ratio                      ${(boot / tar).toFixed(2)}x   (target ≤ 2.0x)`);

@@ -6,11 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture } from '../src/demo/mirror.ts';
 import { generateKey } from '../src/cache/keys.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
+import { graphNix, NAMES, outputsOf } from '../test/helpers/build-rig.ts';
 import { startNginx } from '../test/helpers/nginx.ts';
-import { graphNix, outputsOf, NAMES } from '../test/helpers/build-rig.ts';
 
 const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
@@ -39,7 +39,22 @@ try {
     return { expr, log };
   };
   const relonixBuild = (expr: string, json: boolean) =>
-    run('relonix build', process.execPath, [cli, 'build', '--prefix', prefix, '--cache', nginx.url, '--secret-key', secret, ...(json ? ['--json'] : []), '--', '--no-out-link', '-j', '2', expr]);
+    run('relonix build', process.execPath, [
+      cli,
+      'build',
+      '--prefix',
+      prefix,
+      '--cache',
+      nginx.url,
+      '--secret-key',
+      secret,
+      ...(json ? ['--json'] : []),
+      '--',
+      '--no-out-link',
+      '-j',
+      '2',
+      expr,
+    ]);
   // the first run publishes the prefix's Nix; that is once per cache, not per build
   const warm = await graph('warm');
   relonixBuild(warm.expr, false);
@@ -54,9 +69,18 @@ try {
     const r = relonixBuild(b.expr, true);
     durable.push(r.s);
     // builder finished (its last line) → narinfo on the origin (its mtime)
-    const plan = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === 'plan');
+    const plan = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((e) => e.event === 'plan');
     const outs = await outputsOf(plan.drvs as string[]);
-    const finished = new Map(readFileSync(`${b.log}.finished`, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ') as [string, string]));
+    const finished = new Map(
+      readFileSync(`${b.log}.finished`, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ') as [string, string]),
+    );
     for (const out of outs.values()) {
       const name = /-g-(\w+)$/.exec(out)![1]!;
       const st = await fs.stat(path.join(nginx.root, `${path.basename(out).slice(0, 32)}.narinfo`));
@@ -71,7 +95,9 @@ try {
   console.log(`relonix build (median)          ${median(durable).toFixed(2)} s   (pushing to ${nginx.url}, WebDAV on loopback)`);
   console.log(`relonix build / nix-build:      ${ratio.toFixed(2)}x   (target <= 1.15x)`);
   const sorted = [...latencies].sort((x, y) => x - y);
-  console.log(`built -> narinfo in the cache:  median ${median(latencies).toFixed(3)} s, max ${sorted[sorted.length - 1]!.toFixed(3)} s over ${latencies.length} derivations   (target < 1 s)`);
+  console.log(
+    `built -> narinfo in the cache:  median ${median(latencies).toFixed(3)} s, max ${sorted[sorted.length - 1]!.toFixed(3)} s over ${latencies.length} derivations   (target < 1 s)`,
+  );
 } finally {
   await nginx.stop();
   await removeTree(top);

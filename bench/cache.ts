@@ -3,14 +3,14 @@
 // `nix copy --to file://` of the same closure with the same compression. All in one run, medians of
 // ROUNDS runs (RELONIX_BENCH_ROUNDS, default 3).
 import { spawnSync } from 'node:child_process';
-import { promises as fs, createReadStream } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture } from '../src/demo/mirror.ts';
-import { generateKey } from '../src/cache/keys.ts';
 import { decompress, XZ_LEVEL, ZSTD_LEVEL } from '../src/cache/compress.ts';
-import { hostXz } from '../src/codec/host-tools.ts';
+import { generateKey } from '../src/cache/keys.ts';
 import { parseNarInfo } from '../src/cache/narinfo.ts';
+import { hostXz } from '../src/codec/host-tools.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
 
 const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
@@ -41,7 +41,9 @@ async function rounds(label: string, before: () => Promise<void>, once: () => nu
 
 /** Reads and decompresses every NAR of a file:// cache, four at a time like restore, writing nothing. */
 async function floor(cache: string): Promise<number> {
-  const infos = await Promise.all((await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo')).map(async (f) => parseNarInfo(await fs.readFile(path.join(cache, f), 'utf8'))));
+  const infos = await Promise.all(
+    (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo')).map(async (f) => parseNarInfo(await fs.readFile(path.join(cache, f), 'utf8'))),
+  );
   infos.sort((a, b) => (b.fileSize ?? 0) - (a.fileSize ?? 0));
   const t0 = performance.now();
   let next = 0;
@@ -65,23 +67,51 @@ const wipe = async () => removeTree(prefix);
 const cacheOf = (c: string) => path.join(top, `cache-${c}`);
 try {
   if (!hostXz()) throw new Error('the bench compares against xz: install xz-utils');
-  const tarball = await rounds('bootstrap from tarball', wipe, () => run('bootstrap', process.execPath, [cli, 'bootstrap', '--prefix', prefix, '--url', fx.tarball]));
+  const tarball = await rounds('bootstrap from tarball', wipe, () =>
+    run('bootstrap', process.execPath, [cli, 'bootstrap', '--prefix', prefix, '--url', fx.tarball]),
+  );
 
   const state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
   const roots: string[] = [state.nix, ...(state.cacert ? [state.cacert] : [])];
-  const nixEnv = { ...process.env, NIX_STORE_DIR: path.join(prefix, 'store'), NIX_STATE_DIR: path.join(prefix, 'var/nix'), NIX_LOG_DIR: path.join(prefix, 'var/log/nix'), NIX_CONF_DIR: path.join(prefix, 'etc/nix') };
+  const nixEnv = {
+    ...process.env,
+    NIX_STORE_DIR: path.join(prefix, 'store'),
+    NIX_STATE_DIR: path.join(prefix, 'var/nix'),
+    NIX_LOG_DIR: path.join(prefix, 'var/log/nix'),
+    NIX_CONF_DIR: path.join(prefix, 'etc/nix'),
+  };
   const publish: Record<string, number> = {};
   const nixCopy: Record<string, number> = {};
   console.log('');
   for (const c of COMPRESSIONS) {
-    publish[c] = await rounds(`relonix publish (${c}) to file://`, () => removeTree(cacheOf(c)), () =>
-      run('publish', process.execPath, [cli, 'publish', '--prefix', prefix, '--to', `file://${cacheOf(c)}`, '--secret-key', secret, '--compression', c, '--quiet']),
+    publish[c] = await rounds(
+      `relonix publish (${c}) to file://`,
+      () => removeTree(cacheOf(c)),
+      () =>
+        run('publish', process.execPath, [
+          cli,
+          'publish',
+          '--prefix',
+          prefix,
+          '--to',
+          `file://${cacheOf(c)}`,
+          '--secret-key',
+          secret,
+          '--compression',
+          c,
+          '--quiet',
+        ]),
     );
     if (c === 'none') continue;
     // one round, at the level relonix uses: Debian's Nix compresses single-threaded, xz takes a while
     const dest = path.join(top, `nixcopy-${c}`);
     const level = c === 'zstd' ? ZSTD_LEVEL : XZ_LEVEL;
-    nixCopy[c] = run('nix copy', '/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${dest}?compression=${c}&compression-level=${level}`, ...roots], nixEnv);
+    nixCopy[c] = run(
+      'nix copy',
+      '/usr/bin/nix',
+      ['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${dest}?compression=${c}&compression-level=${level}`, ...roots],
+      nixEnv,
+    );
     show(`Debian nix copy (${c} -${level}) to file://`, nixCopy[c]!);
     await removeTree(dest);
   }
@@ -90,7 +120,11 @@ try {
   const floors: Record<string, number> = {};
   console.log('');
   for (const c of COMPRESSIONS) {
-    floors[c] = await rounds(`floor: read + decompress (${c})`, async () => undefined, () => floor(cacheOf(c)));
+    floors[c] = await rounds(
+      `floor: read + decompress (${c})`,
+      async () => undefined,
+      () => floor(cacheOf(c)),
+    );
     restore[c] = await rounds(`bootstrap --cache (restore, ${c})`, wipe, () =>
       run('restore', process.execPath, [cli, 'bootstrap', '--prefix', prefix, '--cache', `file://${cacheOf(c)}`, '--trusted-key', k.public]),
     );

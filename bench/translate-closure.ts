@@ -8,10 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture } from '../src/demo/mirror.ts';
+import { type Compression, ZSTD_LEVEL } from '../src/cache/compress.ts';
 import { generateKey, parseSecretKey } from '../src/cache/keys.ts';
-import { ZSTD_LEVEL, type Compression } from '../src/cache/compress.ts';
 import { hostZstd } from '../src/codec/host-tools.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { layout } from '../src/prefix/layout.ts';
 import { parseRegInfo } from '../src/store/reginfo.ts';
 import { translatePaths } from '../src/translate/translate.ts';
@@ -49,7 +49,10 @@ async function upstreamCache(work: string): Promise<{ dir: string; key: string; 
   const k = generateKey('bench-upstream-1');
   await fs.writeFile(path.join(work, 'up.secret'), k.secret);
   const dir = path.join(work, 'up');
-  execFileSync('nix', ['copy', '--from', `local?root=${root}`, '--to', `file://${dir}?compression=xz&secret-key=${path.join(work, 'up.secret')}`, ...paths], { env: nixEnv, stdio: 'ignore' });
+  execFileSync('nix', ['copy', '--from', `local?root=${root}`, '--to', `file://${dir}?compression=xz&secret-key=${path.join(work, 'up.secret')}`, ...paths], {
+    env: nixEnv,
+    stdio: 'ignore',
+  });
   return { dir, key: k.public, paths, roots: [fx.nixPath, ...(fx.cacertPath ? [fx.cacertPath] : [])] };
 }
 
@@ -69,7 +72,11 @@ try {
       ROUNDS,
       () => removeTree(copyDir),
       async () => {
-        execFileSync('nix', ['copy', '--no-check-sigs', '--from', `file://${up.dir}`, '--to', `file://${copyDir}?compression=${compression}${level}`, ...up.paths], { env: nixEnv, stdio: 'ignore' });
+        execFileSync(
+          'nix',
+          ['copy', '--no-check-sigs', '--from', `file://${up.dir}`, '--to', `file://${copyDir}?compression=${compression}${level}`, ...up.paths],
+          { env: nixEnv, stdio: 'ignore' },
+        );
       },
     );
     const translate = await timed(
@@ -83,7 +90,9 @@ try {
     const ratio = translate / nixCopy;
     const what = compression === 'zstd' ? `zstd -${ZSTD_LEVEL}` : compression;
     console.log(`${`nix copy file:// -> file:// (${what})`.padEnd(46)} ${nixCopy.toFixed(2)} s`);
-    console.log(`${`relonix translate, path mode (${what})`.padEnd(46)} ${translate.toFixed(2)} s  ${ratio.toFixed(2)}x nix copy (target <= 1.5x)${ratio > 1.5 ? '  MISSED' : ''}`);
+    console.log(
+      `${`relonix translate, path mode (${what})`.padEnd(46)} ${translate.toFixed(2)} s  ${ratio.toFixed(2)}x nix copy (target <= 1.5x)${ratio > 1.5 ? '  MISSED' : ''}`,
+    );
   }
 } finally {
   await removeTree(work);

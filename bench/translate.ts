@@ -4,8 +4,8 @@
 // pass over a NAR pays. Medians of ROUNDS runs (RELONIX_BENCH_ROUNDS, default 3). Then the whole
 // command on a real closure against nix copy (translate-closure.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import { rewriteNar } from '../src/translate/rewrite.ts';
 import { toNixBase32 } from '../src/store/nixbase32.ts';
+import { rewriteNar } from '../src/translate/rewrite.ts';
 import { nar, type Tree } from '../test/helpers/nar-model.ts';
 
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
@@ -34,7 +34,10 @@ function tree(): Tree {
   for (let i = 0; i < 1000; i++) share[`doc${i}.txt`] = { type: 'regular', contents: text(30_000, i) };
   const small: Record<string, Tree> = {};
   for (let i = 0; i < 10_000; i++) small[`f${i}`] = i % 3 ? { type: 'regular', contents: text(3000, i) } : { type: 'symlink', target: ref(i) };
-  return { type: 'directory', entries: { bin: { type: 'directory', entries: bin }, share: { type: 'directory', entries: share }, small: { type: 'directory', entries: small } } };
+  return {
+    type: 'directory',
+    entries: { bin: { type: 'directory', entries: bin }, share: { type: 'directory', entries: share }, small: { type: 'directory', entries: small } },
+  };
 }
 
 function* chunks(b: Buffer): Generator<Buffer> {
@@ -71,7 +74,9 @@ for (const [label, map] of Object.entries(modes)) {
     for await (const c of r.chunks) void c;
     spilled = r.summary.spilled;
   });
-  console.log(`${label.padEnd(40)} ${(mb / s).toFixed(0).padStart(5)} MB/s  ${(floor / s).toFixed(2)}x the floor${spilled ? `, ${(spilled / 1e6).toFixed(0)} MB spooled to disk` : ''}`);
+  console.log(
+    `${label.padEnd(40)} ${(mb / s).toFixed(0).padStart(5)} MB/s  ${(floor / s).toFixed(2)}x the floor${spilled ? `, ${(spilled / 1e6).toFixed(0)} MB spooled to disk` : ''}`,
+  );
 }
 
 await import('./translate-closure.ts');

@@ -54,7 +54,9 @@ async function fromSources() {
   try {
     ({ register } = await import('tsx/esm/api'));
   } catch {
-    process.stderr.write(`relonix: error: no fresh bundle in ${root}dist and no tsx to run the sources\n  fix: npm ci (installs tsx and builds dist/), or npm run build\n`);
+    process.stderr.write(
+      `relonix: error: no fresh bundle in ${root}dist and no tsx to run the sources\n  fix: npm ci (installs tsx and builds dist/), or npm run build\n`,
+    );
     process.exit(1);
   }
   register();

@@ -7,8 +7,9 @@
 // prepack runs this, so every npm package carries both; prepare runs it on `npm ci` in a checkout.
 // Each bundle is written with the list of sources it was made from, so that in a checkout the
 // launcher can tell a stale bundle from a fresh one.
-import { builtinModules } from 'node:module';
+
 import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import path from 'node:path';
 import type { Metafile, Plugin } from 'esbuild';
 
@@ -25,7 +26,12 @@ interface Bundle {
 }
 
 const BUNDLES: Bundle[] = [
-  { name: 'patchelf.mjs', module: './src/commands/patchelf.ts', exportName: 'runPatchelf', run: 'process.exitCode = await runPatchelf(process.argv.slice(2));' },
+  {
+    name: 'patchelf.mjs',
+    module: './src/commands/patchelf.ts',
+    exportName: 'runPatchelf',
+    run: 'process.exitCode = await runPatchelf(process.argv.slice(2));',
+  },
   { name: 'relonix.mjs', module: './src/cli.ts', exportName: 'main', run: 'await main(process.argv);' },
 ];
 
@@ -185,7 +191,7 @@ async function build(esbuild: typeof import('esbuild'), b: Bundle, oldest: Versi
   chmodSync(`${outfile}.tmp`, 0o755);
   const sources = inputs.filter((f) => !f.includes('node_modules/') && f !== ENTRY && !f.startsWith(`${BUILTIN}:`));
   // sources first, bundle last: a bundle is only ever next to the list it was made from
-  writeFileSync(`${outfile}.sources.json`, JSON.stringify(sources) + '\n');
+  writeFileSync(`${outfile}.sources.json`, `${JSON.stringify(sources)}\n`);
   renameSync(`${outfile}.tmp`, outfile);
 }
 

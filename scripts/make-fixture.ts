@@ -4,9 +4,8 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ensureFixture, type Manifest } from '../src/demo/mirror.ts';
-import { readJson } from '../src/util/fs.ts';
 import { RelonixError } from '../src/util/errors.ts';
-
+import { readJson } from '../src/util/fs.ts';
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const force = process.argv.includes('--force');

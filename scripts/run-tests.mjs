@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 // The suite in two halves: test/unit/ (pure, seconds, nothing to build) first, then
 // test/integration/ (the host's tools, servers, root, the fixture and the built bundle).
 //   node scripts/run-tests.mjs [--unit | --integration] [FILTER...]
@@ -6,7 +7,6 @@
 // path contains it (`npm test -- elf`).
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');

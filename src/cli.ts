@@ -1,20 +1,20 @@
 import { Command, CommanderError } from 'commander';
-import { RelonixError, causeChain, errorMessage, type ErrorKind } from './util/errors.ts';
-import { emit } from './util/emit.ts';
-import * as bootstrap from './commands/bootstrap.ts';
-import * as env from './commands/env.ts';
-import * as run from './commands/run.ts';
-import * as status from './commands/status.ts';
-import * as publish from './commands/publish.ts';
-import * as keygen from './commands/keygen.ts';
-import * as cache from './commands/cache.ts';
-import * as demo from './commands/demo.ts';
-import * as translate from './commands/translate.ts';
-import * as build from './commands/build.ts';
-import * as instantiate from './commands/instantiate.ts';
-import * as builder from './commands/builder.ts';
 // package.json is the one source of the version; the bundle carries it inlined, read at build time
 import pkg from '../package.json' with { type: 'json' };
+import * as bootstrap from './commands/bootstrap.ts';
+import * as build from './commands/build.ts';
+import * as builder from './commands/builder.ts';
+import * as cache from './commands/cache.ts';
+import * as demo from './commands/demo.ts';
+import * as env from './commands/env.ts';
+import * as instantiate from './commands/instantiate.ts';
+import * as keygen from './commands/keygen.ts';
+import * as publish from './commands/publish.ts';
+import * as run from './commands/run.ts';
+import * as status from './commands/status.ts';
+import * as translate from './commands/translate.ts';
+import { emit } from './util/emit.ts';
+import { causeChain, type ErrorKind, errorMessage, RelonixError } from './util/errors.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help). */
 export const EXIT_CODES: Record<ErrorKind, number> = {

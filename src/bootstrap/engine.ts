@@ -1,15 +1,15 @@
 // The bootstrap: stages run in order, each recorded in the prefix's state with a key of its inputs
 // chained to the previous stage's, so a re-run continues at the first stage that is not done.
 import { createHash } from 'node:crypto';
-import { layout as makeLayout, type Layout } from '../prefix/layout.ts';
-import { readState, writeState, emptyState, isBootstrapped, type BootstrapState, type StageName } from '../prefix/state.ts';
-import { withLock } from '../util/lock.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
-import { exists, removeTree } from '../util/fs.ts';
-import { nixSystem } from '../util/system.ts';
+import { type Layout, layout as makeLayout } from '../prefix/layout.ts';
+import { type BootstrapState, emptyState, isBootstrapped, readState, type StageName, writeState } from '../prefix/state.ts';
 import { emit } from '../util/emit.ts';
-import { runStages, pickMode, type UiStage, type UiMode } from './ui.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
+import { exists, removeTree } from '../util/fs.ts';
+import { withLock } from '../util/lock.ts';
+import { nixSystem } from '../util/system.ts';
 import { planStages, preloadTarballStages } from './stages/registry.ts';
+import { pickMode, runStages, type UiMode, type UiStage } from './ui.ts';
 
 export interface BootstrapOptions {
   prefix?: string;
@@ -75,7 +75,12 @@ export function tarballKey(t: { url: string; sha256?: string }): string {
 }
 
 function chainKey(prev: string, inputs: unknown): string {
-  return createHash('sha256').update(prev).update('\0').update(JSON.stringify(inputs ?? null)).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(prev)
+    .update('\0')
+    .update(JSON.stringify(inputs ?? null))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 /**
@@ -116,7 +121,15 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     caches: opts.caches ?? [],
     trustedKeys: opts.trustedKeys ?? [],
   };
-  const done = (s: BootstrapState): BootstrapResult => ({ prefix: l.prefix, nix: s.nix!, cacert: s.cacert, alreadyDone: true, ran: [], ms: Date.now() - t0, stageMs: {} });
+  const done = (s: BootstrapState): BootstrapResult => ({
+    prefix: l.prefix,
+    nix: s.nix!,
+    cacert: s.cacert,
+    alreadyDone: true,
+    ran: [],
+    ms: Date.now() - t0,
+    stageMs: {},
+  });
 
   // a finished prefix is answered without the lock: nothing will be written. With no source named
   // at all (no --url, --sha256 or --cache), whatever the prefix was bootstrapped from stands.

@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseRegInfo, type RegInfo } from '../store/reginfo.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 
 /** The store dir every official release tarball is built for. */
 export const TARBALL_STORE = '/nix/store';

@@ -17,7 +17,6 @@ export function pickMode(json: boolean, stream: NodeJS.WriteStream = process.std
   return stream.isTTY && process.env.TERM !== 'dumb' && !process.env.CI ? 'tty' : 'plain';
 }
 
-
 /**
  * Runs stages in order. TTY: listr2 with live progress. Plain: one line per stage and a few
  * progress lines (logs stay short). JSON: events only.

@@ -5,12 +5,27 @@
 //
 // Extraction goes into `<dest>.partial` and is renamed to `<dest>` only when complete, so a kill
 // mid-way leaves no half tree that a re-run could mistake for a finished one.
-import { createReadStream, promises as fs, constants as C, closeSync, fchmodSync, lstatSync, mkdirSync, openSync, writeSync, linkSync, symlinkSync, chmodSync, readlinkSync, readdirSync } from 'node:fs';
+import {
+  constants as C,
+  chmodSync,
+  closeSync,
+  createReadStream,
+  fchmodSync,
+  promises as fs,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
-import { RelonixError, errorMessage } from '../util/errors.ts';
-import { removeTree } from '../util/fs.ts';
 import { decompressXz, xzDecoder } from '../codec/xz.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
+import { removeTree } from '../util/fs.ts';
 
 export interface UnpackProgress {
   /** compressed bytes read */
@@ -186,9 +201,7 @@ type Location = { tree: string[] } | { store: string[] };
  */
 function resolveIn(root: string, entry: string, from: string[], target: string, hops: number): Location {
   if (hops > 40) throw new Refusal(entry, 'is part of a symlink loop');
-  let loc: Location = target.startsWith('/')
-    ? { store: [] }
-    : { tree: [...from] };
+  let loc: Location = target.startsWith('/') ? { store: [] } : { tree: [...from] };
   const rest = target.startsWith('/') ? path.posix.normalize(target).slice(ALLOWED_ABSOLUTE_PREFIX.length) : target;
   for (const c of rest.split('/')) {
     if (c === '' || c === '.') continue;

@@ -22,7 +22,7 @@ export function hookScript(queueFile: string, userHook?: string): string {
     "trap '' HUP INT TERM",
     `printf '%s\\n' "$DRV_PATH" >> ${shQuote(queueFile)} 2>/dev/null`,
     `sync ${shQuote(queueFile)} 2>/dev/null`,
-    ...(userHook ? ["trap - HUP INT TERM", `exec ${shQuote(userHook)} "$@"`] : ['exit 0']),
+    ...(userHook ? ['trap - HUP INT TERM', `exec ${shQuote(userHook)} "$@"`] : ['exit 0']),
     '',
   ].join('\n');
 }

@@ -3,26 +3,26 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { layout, type Layout } from '../prefix/layout.ts';
-import { prefixEnvironment } from '../prefix/environment.ts';
-import { resolveNixTool } from '../prefix/tools.ts';
-import { pickMode } from '../bootstrap/ui.ts';
 import { userConfLines } from '../bootstrap/stages/configure.ts';
+import { pickMode } from '../bootstrap/ui.ts';
 import { parsePublicKey, readSecretKeyFile } from '../cache/keys.ts';
-import { openTarget, type CacheTarget } from '../cache/targets.ts';
-import { RelonixError, isKind } from '../util/errors.ts';
+import { type CacheTarget, openTarget } from '../cache/targets.ts';
+import { readCgroupLimits } from '../host/cgroup.ts';
+import { planParallelism, userSettings } from '../host/parallelism.ts';
+import { prefixEnvironment } from '../prefix/environment.ts';
+import { type Layout, layout } from '../prefix/layout.ts';
+import { resolveNixTool } from '../prefix/tools.ts';
+import { isKind, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { nixSystem } from '../util/system.ts';
-import { readCgroupLimits } from '../host/cgroup.ts';
 import { writeHook } from './hook.ts';
 import { ensureNix, nixMissingFromCache } from './nix.ts';
-import { nixBuildArgs, NixLogReader, startNixBuild, type NixBuild, type NixLogEvent } from './nix-build.ts';
-import { planParallelism, userSettings } from '../host/parallelism.ts';
+import { type NixBuild, type NixLogEvent, NixLogReader, nixBuildArgs, startNixBuild } from './nix-build.ts';
 import { BuildDisplay, type Counts } from './progress.ts';
-import { compactQueue, queueFiles, readQueue, type QueueFiles } from './queue.ts';
-import { Uploader, type UploadEvent } from './uploader.ts';
+import { compactQueue, type QueueFiles, queueFiles, readQueue } from './queue.ts';
 import { translateFirst } from './translate-first.ts';
+import { type UploadEvent, Uploader } from './uploader.ts';
 
 export interface DurableBuildOptions {
   prefix?: string;
@@ -70,7 +70,10 @@ export async function runDurableBuild(o: DurableBuildOptions): Promise<DurableBu
   } catch (e) {
     // the build's own lock (a bootstrap's busy error inside says what it is already)
     if (!isKind(e, 'busy') || !e.message.includes(queueFiles(layout(o.prefix)).lock)) throw e;
-    throw new RelonixError(e.message, { kind: 'busy', hint: 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)' });
+    throw new RelonixError(e.message, {
+      kind: 'busy',
+      hint: 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)',
+    });
   }
 }
 
@@ -89,13 +92,34 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
     const n = await ensureNix(l, { cache: o.cache, target, trustedKeys, system, json: o.json });
     if (n.restored) display.say(`restored ${path.basename(n.nix)} from ${o.cache}`, { event: 'nix', status: 'restored', nix: n.nix });
     if (o.translateFrom) {
-      const t = await translateFirst({ layout: l, from: o.translateFrom.url, fromKeys: o.translateFrom.keys, to: o.cache, key, args: o.args, log: (m) => display.say(m) });
-      display.say(`translated from ${o.translateFrom.url}: ${t.published} paths published, ${t.present} already in ${o.cache}, ${t.missing} to build`, { event: 'translated', ...t });
+      const t = await translateFirst({
+        layout: l,
+        from: o.translateFrom.url,
+        fromKeys: o.translateFrom.keys,
+        to: o.cache,
+        key,
+        args: o.args,
+        log: (m) => display.say(m),
+      });
+      display.say(`translated from ${o.translateFrom.url}: ${t.published} paths published, ${t.present} already in ${o.cache}, ${t.missing} to build`, {
+        event: 'translated',
+        ...t,
+      });
     }
     const env = await prefixEnvironment(l);
     const counts: Counts = { built: 0, running: 0, failed: 0, pushed: 0, unpushed: 0 };
     // events only come once the uploader has started, after `run` exists
-    const uploader: Uploader = new Uploader({ layout: l, nix: n.nix, env, target, key, files, retries: 5, minRetryDelayMs: 300, onEvent: (e) => onUpload(run, e) });
+    const uploader: Uploader = new Uploader({
+      layout: l,
+      nix: n.nix,
+      env,
+      target,
+      key,
+      files,
+      retries: 5,
+      minRetryDelayMs: 300,
+      onEvent: (e) => onUpload(run, e),
+    });
     const run: Run = { l, o, files, display, counts, uploader };
     const oldPlan = await readPlan(files);
     if (oldPlan.length === 0) await compactQueue(files);
@@ -209,16 +233,31 @@ function onUpload(run: Run, e: UploadEvent): void {
       d.step(`built ${path.basename(e.drv)}`, c, { event: 'built', drv: e.drv });
       break;
     case 'pushed':
-      d.step(`pushed ${e.drvs.map((x) => path.basename(x)).join(', ')} (${e.paths} paths, ${e.ms} ms)`, c, { event: 'pushed', drvs: e.drvs, paths: e.paths, ms: e.ms });
+      d.step(`pushed ${e.drvs.map((x) => path.basename(x)).join(', ')} (${e.paths} paths, ${e.ms} ms)`, c, {
+        event: 'pushed',
+        drvs: e.drvs,
+        paths: e.paths,
+        ms: e.ms,
+      });
       break;
     case 'nix-published':
-      d.step(`published ${path.basename(e.nix)} (${e.paths} paths) and named it in the manifest, so a restart can restore it`, c, { event: 'nix', status: 'published', nix: e.nix, paths: e.paths });
+      d.step(`published ${path.basename(e.nix)} (${e.paths} paths) and named it in the manifest, so a restart can restore it`, c, {
+        event: 'nix',
+        status: 'published',
+        nix: e.nix,
+        paths: e.paths,
+      });
       break;
     case 'dropped':
       d.step(`not pushing ${path.basename(e.drv)}: ${e.why}`, c, { event: 'dropped', drv: e.drv, why: e.why });
       break;
     case 'error':
-      d.step(`pushing failed, trying again later: ${e.error.message}`, c, { event: 'push-error', message: e.error.message, hint: e.error.hint, kind: e.error.kind });
+      d.step(`pushing failed, trying again later: ${e.error.message}`, c, {
+        event: 'push-error',
+        message: e.error.message,
+        hint: e.error.hint,
+        kind: e.error.kind,
+      });
       break;
   }
 }

@@ -2,10 +2,11 @@
 // evaluates, nothing is built, and the closure of every resulting .drv (the derivations and the
 // sources they name) goes to the cache, signed. A host that never sees the expression then builds
 // the .drv paths with `relonix build`, which substitutes them from that cache like any other path.
-import type { Layout } from '../prefix/layout.ts';
-import { activeNix } from '../prefix/environment.ts';
+
 import { publishFromPrefix } from '../cache/publish-prefix.ts';
 import { openTarget } from '../cache/targets.ts';
+import { activeNix } from '../prefix/environment.ts';
+import type { Layout } from '../prefix/layout.ts';
 import { nixSystem } from '../util/system.ts';
 import { nixMissingFromCache } from './nix.ts';
 

@@ -1,10 +1,11 @@
 // nix-build as relonix build runs it: the user's arguments with relonix's settings around them, and
 // its log read as it comes for what it says about the plan and each build starting or failing.
-import { createInterface } from 'node:readline';
+
 import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Parallelism, UserSettings } from '../host/parallelism.ts';
 import { RelonixError } from '../util/errors.ts';
 import { startPiped } from '../util/spawn.ts';
-import type { Parallelism, UserSettings } from '../host/parallelism.ts';
 
 export interface BuildSettings {
   hook: string;

@@ -1,12 +1,13 @@
 // Nix first: a prefix that lost its Nix (a wiped /tmp) gets it back from the cache through the
 // bootstrap's cache-only path; a Nix the cache does not name yet is what the uploader publishes
 // first, so that the next restart can restore it.
-import type { Layout } from '../prefix/layout.ts';
-import { readState, isBootstrapped } from '../prefix/state.ts';
+
 import { runBootstrap } from '../bootstrap/engine.ts';
-import { readManifest, type Manifest } from '../cache/meta.ts';
+import { type Manifest, readManifest } from '../cache/meta.ts';
 import type { CacheTarget } from '../cache/targets.ts';
-import { RelonixError, errorMessage, isKind } from '../util/errors.ts';
+import type { Layout } from '../prefix/layout.ts';
+import { isBootstrapped, readState } from '../prefix/state.ts';
+import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { retry } from '../util/retry.ts';
 import type { NixRecord } from './uploader.ts';
 
@@ -28,7 +29,10 @@ async function manifestOf(target: CacheTarget): Promise<{ m?: Manifest; unreadab
 }
 
 /** The prefix's Nix; restored from the cache when the prefix has none. */
-export async function ensureNix(l: Layout, o: { cache: string; target: CacheTarget; trustedKeys: string[]; system: string; json: boolean }): Promise<PrefixNix> {
+export async function ensureNix(
+  l: Layout,
+  o: { cache: string; target: CacheTarget; trustedKeys: string[]; system: string; json: boolean },
+): Promise<PrefixNix> {
   const s = await readState(l);
   if (await isBootstrapped(l, s)) return { nix: s.nix!, cacert: s.cacert, restored: false };
   const { m, unreadable } = await manifestOf(o.target);

@@ -2,8 +2,9 @@
 // live line under it counts the derivations built, running and pushed, and the finished ones not
 // yet pushed (what a restart would still lose); without a terminal, plain lines as things happen;
 // with --json, one event per line on stdout.
-import { emit } from '../util/emit.ts';
+
 import type { UiMode } from '../bootstrap/ui.ts';
+import { emit } from '../util/emit.ts';
 
 export interface Counts {
   /** derivations nix-build said it would build (unknown until it says) */

@@ -2,7 +2,7 @@
 // `queue` gets one derivation a line from the hook as each build finishes, `done` one a line as the
 // uploader has its outputs, their closure and its log in the cache. Both are only ever appended to
 // (and synced), so a kill at any moment loses nothing that was written; pending = queue − done.
-import { promises as fs, constants as C } from 'node:fs';
+import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../prefix/layout.ts';
 import { listDir } from '../util/fs.ts';
@@ -58,7 +58,7 @@ export function parseEntries(text: string): { entries: string[]; rest: string } 
 
 async function readEntries(file: string): Promise<string[]> {
   const text = await fs.readFile(file, 'latin1').catch(() => '');
-  return parseEntries(text.endsWith('\n') ? text : text + '\n').entries;
+  return parseEntries(text.endsWith('\n') ? text : `${text}\n`).entries;
 }
 
 export interface QueueState {
@@ -88,7 +88,10 @@ export async function compactQueue(q: QueueFiles): Promise<void> {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   const done = new Set(await readEntries(q.done));
-  await appendLines(q.queue, (await readEntries(q.queue + ASIDE)).filter((d) => !done.has(d)));
+  await appendLines(
+    q.queue,
+    (await readEntries(q.queue + ASIDE)).filter((d) => !done.has(d)),
+  );
   await fs.rm(q.done, { force: true });
   await fs.rm(q.queue + ASIDE, { force: true });
 }

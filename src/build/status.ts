@@ -1,9 +1,9 @@
 // What `relonix status` says about durable builds: the queue (built, not yet in the cache: what a
 // wipe of the prefix would still lose) and the parallelism a build would get on this host now.
 import os from 'node:os';
-import type { Layout } from '../prefix/layout.ts';
 import { readCgroupLimits } from '../host/cgroup.ts';
-import { planParallelism, type Parallelism } from '../host/parallelism.ts';
+import { type Parallelism, planParallelism } from '../host/parallelism.ts';
+import type { Layout } from '../prefix/layout.ts';
 import { queueStatus } from './queue.ts';
 
 export interface BuildStatus {

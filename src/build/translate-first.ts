@@ -1,8 +1,9 @@
 // The translation pass a build runs first (`relonix build --translate-from URL`): every output the
 // upstream cache already built for /nix/store is published, rewritten for this prefix, to the
 // build's cache, so nix-build substitutes it instead of building it.
-import type { Layout } from '../prefix/layout.ts';
+
 import type { SecretKey } from '../cache/keys.ts';
+import type { Layout } from '../prefix/layout.ts';
 import { RelonixError } from '../util/errors.ts';
 
 /** nix-build's options that nix-instantiate does not take, with how many values each consumes. */
@@ -43,9 +44,11 @@ export interface TranslateFirstOptions {
 export async function translateFirst(o: TranslateFirstOptions): Promise<{ published: number; present: number; missing: number }> {
   // loaded on use: a build without --translate-from never pays for the translator
   const { instantiate, translateForBuild } = await import('../translate/translate.ts');
-  const given = o.args.filter((a) => a.endsWith('.drv') && a.startsWith(o.layout.storeDir + '/'));
-  const drvs = given.length === o.args.filter((a) => !a.startsWith('-')).length && given.length > 0 ? given : await instantiate(o.layout, instantiateArgs(o.args));
-  if (drvs.length === 0) throw new RelonixError('--translate-from found no derivation to translate', { kind: 'usage', hint: 'pass the expression or the .drv paths to build' });
+  const given = o.args.filter((a) => a.endsWith('.drv') && a.startsWith(`${o.layout.storeDir}/`));
+  const drvs =
+    given.length === o.args.filter((a) => !a.startsWith('-')).length && given.length > 0 ? given : await instantiate(o.layout, instantiateArgs(o.args));
+  if (drvs.length === 0)
+    throw new RelonixError('--translate-from found no derivation to translate', { kind: 'usage', hint: 'pass the expression or the .drv paths to build' });
   const r = await translateForBuild({ layout: o.layout, from: o.from, fromKeys: o.fromKeys, to: o.to, key: o.key, drvs, log: o.log });
   return { published: r.published.length, present: r.present.length, missing: r.missing.length };
 }

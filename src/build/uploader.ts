@@ -5,17 +5,17 @@
 // fails stays pending and is tried again later; the build never waits for it.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Layout } from '../prefix/layout.ts';
-import { runNixStore, type NixToolOptions } from '../prefix/tools.ts';
-import { parseDerivation } from '../translate/aterm.ts';
+import type { SecretKey } from '../cache/keys.ts';
 import { queryClosure } from '../cache/nixstore.ts';
 import { publishPaths } from '../cache/push.ts';
-import type { SecretKey } from '../cache/keys.ts';
 import type { CacheTarget } from '../cache/targets.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import type { Layout } from '../prefix/layout.ts';
+import { type NixToolOptions, runNixStore } from '../prefix/tools.ts';
+import { parseDerivation } from '../translate/aterm.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { retry, spent } from '../util/retry.ts';
-import { appendLines, QueueTail, type QueueFiles, type QueueState } from './queue.ts';
+import { appendLines, type QueueFiles, type QueueState, QueueTail } from './queue.ts';
 
 /** How often the queue file is looked at: a fstat, so the wait from "built" to "pushing" stays small. */
 const POLL_MS = 100;
@@ -107,7 +107,10 @@ export class Uploader {
     const unseen = plan.filter((d) => !this.pending.has(d) && !this.done.has(d));
     const outputs = await Promise.all(unseen.map((d) => this.outputsOf(d)));
     const invalid = await this.invalid(outputs.flat());
-    await appendLines(this.o.files.queue, unseen.filter((_, i) => outputs[i]!.length > 0 && outputs[i]!.every((p) => !invalid.has(p))));
+    await appendLines(
+      this.o.files.queue,
+      unseen.filter((_, i) => outputs[i]!.length > 0 && outputs[i]!.every((p) => !invalid.has(p))),
+    );
   }
 
   private async invalid(paths: string[]): Promise<Set<string>> {
@@ -153,7 +156,17 @@ export class Uploader {
 
   private publish(paths: Parameters<typeof publishPaths>[0]['paths'], record?: NixRecord) {
     const o = this.o;
-    return publishPaths({ target: o.target, storeDir: o.layout.storeDir, paths, key: o.key, jobs: o.jobs, tmpDir: o.files.dir, retries: o.retries, minRetryDelayMs: o.minRetryDelayMs, record });
+    return publishPaths({
+      target: o.target,
+      storeDir: o.layout.storeDir,
+      paths,
+      key: o.key,
+      jobs: o.jobs,
+      tmpDir: o.files.dir,
+      retries: o.retries,
+      minRetryDelayMs: o.minRetryDelayMs,
+      record,
+    });
   }
 
   private async pushNix(rec: NixRecord): Promise<void> {
@@ -172,7 +185,10 @@ export class Uploader {
     const invalid = await this.invalid([...new Set([...outputs.values()].flat())]);
     const ready = drvs.filter((d) => outputs.get(d)!.length > 0 && outputs.get(d)!.every((p) => !invalid.has(p)));
     const gone = drvs.filter((d) => !ready.includes(d));
-    const records = await queryClosure(this.tools, ready.flatMap((d) => outputs.get(d)!));
+    const records = await queryClosure(
+      this.tools,
+      ready.flatMap((d) => outputs.get(d)!),
+    );
     const fresh = records.filter((r) => !this.known.has(r.path));
     if (fresh.length) await this.publish(fresh);
     for (const r of records) this.known.add(r.path);

@@ -3,10 +3,11 @@
 // there and pure decoders otherwise, so no host tool is required to restore; compressing needs the
 // host tool. zstd is preferred when publishing because it decompresses about five times faster
 // than xz and restores are what a cache is for.
-import { RelonixError } from '../util/errors.ts';
+
 import { hostXz, hostZstd } from '../codec/host-tools.ts';
 import { compressXz, decompressXz } from '../codec/xz.ts';
 import { compressZstd, decompressZstd, pureZstd } from '../codec/zstd.ts';
+import { RelonixError } from '../util/errors.ts';
 
 export type Compression = 'zstd' | 'xz' | 'none';
 /** what `relonix publish --compression` takes: a compression, or `auto` to pick the best the host can write */

@@ -1,13 +1,14 @@
 // Garbage collection of a cache: keep the closure of the given roots (computed from the narinfos'
 // References), remove every other narinfo and every NAR no kept narinfo points at. Narinfos go
 // before NARs, so the cache never has a narinfo without its NAR, even if gc is stopped halfway.
-import path from 'node:path';
+
 import { promises as fs } from 'node:fs';
-import { RelonixError, errorMessage } from '../util/errors.ts';
-import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
-import type { CacheTarget } from './targets.ts';
-import { readManifest, MANIFEST_KEY } from './meta.ts';
+import path from 'node:path';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { retry, spent } from '../util/retry.ts';
+import { MANIFEST_KEY, readManifest } from './meta.ts';
+import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
+import type { CacheTarget } from './targets.ts';
 
 export interface GcResult {
   kept: string[];
@@ -30,7 +31,11 @@ export async function gcCache(t: CacheTarget, roots: string[], opts: GcOptions =
 }
 
 async function collect(t: CacheTarget, roots: string[], opts: GcOptions): Promise<GcResult> {
-  if (!t.list) throw new RelonixError(`${t.url} cannot be listed, so relonix cannot tell what to remove`, { kind: 'usage', hint: 'run gc against the file:// directory or the s3:// bucket behind the cache' });
+  if (!t.list)
+    throw new RelonixError(`${t.url} cannot be listed, so relonix cannot tell what to remove`, {
+      kind: 'usage',
+      hint: 'run gc against the file:// directory or the s3:// bucket behind the cache',
+    });
   const keys = await retry(() => t.list!());
   const infos = new Map<string, NarInfo>();
   for (const k of keys.filter((k) => !k.includes('/') && k.endsWith('.narinfo'))) {
@@ -66,7 +71,7 @@ async function collect(t: CacheTarget, roots: string[], opts: GcOptions): Promis
           changed = true;
         }
       }
-      if (changed) await retry(() => t.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json'));
+      if (changed) await retry(() => t.put(MANIFEST_KEY, Buffer.from(`${JSON.stringify(m, null, 2)}\n`), 'application/json'));
     }
     for (const k of removedNarInfos) await retry(() => t.delete(k));
     for (const k of removedNars) await retry(() => t.delete(k));

@@ -1,7 +1,7 @@
 // Signing keys in the formats `nix-store --generate-binary-cache-key` writes: `name:base64`, the
 // secret being the 32-byte ed25519 seed followed by the 32-byte public key, the public key 32 bytes.
 // node:crypto signs ed25519 once the raw bytes are wrapped as a JWK.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RelonixError } from '../util/errors.ts';
@@ -83,7 +83,10 @@ export async function readSecretKeyFile(file: string): Promise<SecretKey> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (e) {
-    throw new RelonixError(`cannot read the secret key ${file}: ${(e as Error).message}`, { kind: 'usage', hint: 'create one with `relonix keygen --name NAME --out DIR`' });
+    throw new RelonixError(`cannot read the secret key ${file}: ${(e as Error).message}`, {
+      kind: 'usage',
+      hint: 'create one with `relonix keygen --name NAME --out DIR`',
+    });
   }
   return parseSecretKey(text);
 }

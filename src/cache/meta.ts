@@ -67,7 +67,10 @@ export async function readManifest(t: CacheTarget): Promise<Manifest | undefined
     throw new RelonixError(`${t.url}/${MANIFEST_KEY} is not valid JSON: ${(e as Error).message}`, { kind: 'integrity' });
   }
   if (m.version !== 1 || typeof m.storeDir !== 'string' || typeof m.nix !== 'object' || m.nix === null) {
-    throw new RelonixError(`${t.url}/${MANIFEST_KEY} is not a version 1 relonix manifest`, { kind: 'integrity', hint: 'publish to it again with this relonix' });
+    throw new RelonixError(`${t.url}/${MANIFEST_KEY} is not a version 1 relonix manifest`, {
+      kind: 'integrity',
+      hint: 'publish to it again with this relonix',
+    });
   }
   return m;
 }

@@ -27,7 +27,7 @@ export function formatNarInfo(n: NarInfo): string {
   if (n.deriver) lines.push(`Deriver: ${n.deriver}`);
   for (const s of n.sigs) lines.push(`Sig: ${s}`);
   if (n.ca) lines.push(`CA: ${n.ca}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** Parses a narinfo; `where` names it in errors. Unknown fields are ignored, as Nix does. */

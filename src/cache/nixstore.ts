@@ -1,7 +1,8 @@
 // Asking the prefix's own Nix about its store: the closure of some paths and their registration
 // (hash, size, deriver, references), which `nix-store --dump-db PATHS` prints as a reginfo.
+
+import { type NixToolOptions, runNixStore } from '../prefix/tools.ts';
 import { parseRegInfo, type RegInfo } from '../store/reginfo.ts';
-import { runNixStore, type NixToolOptions } from '../prefix/tools.ts';
 
 /** Registration records of the closure of `roots`, from the prefix's Nix database. */
 export async function queryClosure(o: NixToolOptions, roots: string[]): Promise<RegInfo[]> {

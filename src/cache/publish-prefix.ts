@@ -4,13 +4,13 @@
 import path from 'node:path';
 import type { Layout } from '../prefix/layout.ts';
 import { readState } from '../prefix/state.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { nixSystem } from '../util/system.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
-import { readSecretKeyFile } from './keys.ts';
-import { openTarget } from './targets.ts';
-import { queryClosure } from './nixstore.ts';
-import { publishPaths, type PublishResult } from './push.ts';
 import { checkCompressionChoice, resolveCompression } from './compress.ts';
+import { readSecretKeyFile } from './keys.ts';
+import { queryClosure } from './nixstore.ts';
+import { type PublishResult, publishPaths } from './push.ts';
+import { openTarget } from './targets.ts';
 
 export interface PrefixPublishOptions {
   layout: Layout;
@@ -55,7 +55,10 @@ export async function publishFromPrefix(o: PrefixPublishOptions): Promise<Prefix
     record = { system: nixSystem(), nix: path.resolve(o.asNix) };
   } else if (roots.length === 0) {
     if (!state.nix) {
-      throw new RelonixError(`the prefix ${l.prefix} has no active Nix to publish`, { kind: 'usage', hint: 'run relonix bootstrap first, or name store paths to publish' });
+      throw new RelonixError(`the prefix ${l.prefix} has no active Nix to publish`, {
+        kind: 'usage',
+        hint: 'run relonix bootstrap first, or name store paths to publish',
+      });
     }
     roots = [state.nix, ...(state.cacert ? [state.cacert] : [])];
     record = { system: nixSystem(), nix: state.nix, cacert: state.cacert };

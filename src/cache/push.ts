@@ -10,20 +10,20 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { dumpPath, formatNarHash } from '../store/nar/write.ts';
-import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { listDir } from '../util/fs.ts';
 import { Limit } from '../util/pool.ts';
 import { processAlive } from '../util/proc.ts';
-import { isTransient, retry, type RetryOptions } from '../util/retry.ts';
-import { formatNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
-import { signNarInfo, type SecretKey } from './keys.ts';
-import { narExtension, resolveCompression, type Compression, type CompressionChoice } from './compress.ts';
-import type { CacheTarget } from './targets.ts';
-import { checkCacheInfo, formatCacheInfo, readManifest, MANIFEST_KEY, type Manifest } from './meta.ts';
-import { stageNarStream, type StagedNar } from './stage.ts';
+import { isTransient, type RetryOptions, retry } from '../util/retry.ts';
+import { type Compression, type CompressionChoice, narExtension, resolveCompression } from './compress.ts';
 import type { Journal } from './journal.ts';
+import { type SecretKey, signNarInfo } from './keys.ts';
+import { checkCacheInfo, formatCacheInfo, MANIFEST_KEY, type Manifest, readManifest } from './meta.ts';
+import { formatNarInfo, type NarInfo, narInfoKey } from './narinfo.ts';
+import { type StagedNar, stageNarStream } from './stage.ts';
+import type { CacheTarget } from './targets.ts';
 
 export type { StagedNar } from './stage.ts';
 
@@ -121,7 +121,7 @@ async function recordNix(o: PublishOptions, rec: NonNullable<PublishOptions['rec
   const m: Manifest = (await readManifest(o.target)) ?? { version: 1, storeDir: o.storeDir, nix: {} };
   if (m.storeDir !== o.storeDir) throw new RelonixError(`${o.target.url}/${MANIFEST_KEY} is for the store ${m.storeDir}, not ${o.storeDir}`, { kind: 'usage' });
   m.nix[rec.system] = { path: rec.nix, cacert: rec.cacert, publishedAt: new Date().toISOString() };
-  await o.target.put(MANIFEST_KEY, Buffer.from(JSON.stringify(m, null, 2) + '\n'), 'application/json');
+  await o.target.put(MANIFEST_KEY, Buffer.from(`${JSON.stringify(m, null, 2)}\n`), 'application/json');
 }
 
 /** A path of the local store, checked against its registration before it goes up. */

@@ -3,15 +3,15 @@
 // against NarHash and NarSize, and only then renamed to its store path. `restoreRun` does the same
 // for many NARs through one decompressor.
 import { createHash } from 'node:crypto';
-import { promises as fs, createReadStream } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Layout } from '../prefix/layout.ts';
-import { formatNarHash } from '../store/nar/write.ts';
-import { unpackNar } from '../store/nar/read.ts';
-import { parseNarHashField } from '../store/reginfo.ts';
 import { download } from '../net/download.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import type { Layout } from '../prefix/layout.ts';
+import { unpackNar } from '../store/nar/read.ts';
+import { formatNarHash } from '../store/nar/write.ts';
+import { parseNarHashField } from '../store/reginfo.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { removeTree, tempSibling } from '../util/fs.ts';
 import { isTransient } from '../util/retry.ts';
 import { decompress } from './compress.ts';
@@ -26,13 +26,21 @@ export interface Item {
 /** The bytes of a NAR file as a stream, checked against FileHash as they pass. */
 export async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
   const where = `${target.url}/${ni.url}`;
-  const missing = () => new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
+  const missing = () =>
+    new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
   const src = target.httpSource?.(ni.url);
   if (src) {
     // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over
     const localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
     await fs.mkdir(path.dirname(localFile), { recursive: true });
-    await download({ url: src.url, dest: localFile, headers: src.headers, sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined, retries: 6, minRetryDelayMs: 300 });
+    await download({
+      url: src.url,
+      dest: localFile,
+      headers: src.headers,
+      sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined,
+      retries: 6,
+      minRetryDelayMs: 300,
+    });
     return { bytes: createReadStream(localFile, { highWaterMark: 1 << 20 }), done: () => fs.rm(localFile, { force: true }) };
   }
   const raw = target.openRead ? await target.openRead(ni.url) : await target.get(ni.url).then((b) => (b ? Readable.from([b]) : undefined));
@@ -51,11 +59,17 @@ async function* fileHashChecked(raw: AsyncIterable<Uint8Array> | Iterable<Uint8A
     yield b;
   }
   if (ni.fileSize !== undefined && size !== ni.fileSize) {
-    throw new RelonixError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, { kind: 'integrity', hint: 'the cache holds a truncated or altered NAR; republish the path' });
+    throw new RelonixError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, {
+      kind: 'integrity',
+      hint: 'the cache holds a truncated or altered NAR; republish the path',
+    });
   }
   const got = h.digest();
   if (ni.fileHash && formatNarHash(got) !== ni.fileHash && got.toString('hex') !== ni.fileHash.slice(7)) {
-    throw new RelonixError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, { kind: 'integrity', hint: 'the cache holds a corrupt or altered NAR; republish the path' });
+    throw new RelonixError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, {
+      kind: 'integrity',
+      hint: 'the cache holds a corrupt or altered NAR; republish the path',
+    });
   }
 }
 
@@ -72,7 +86,11 @@ async function unpackChecked({ ni, target }: Item, nar: AsyncIterable<Uint8Array
       r = await unpackNar(nar, tmp);
     } catch (e) {
       if (e instanceof RelonixError || isTransient(e)) throw e;
-      throw new RelonixError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, { kind: 'integrity', hint: 'republish the path; run again to retry', cause: e });
+      throw new RelonixError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, {
+        kind: 'integrity',
+        hint: 'republish the path; run again to retry',
+        cause: e,
+      });
     }
     if (!r.hash.equals(parseNarHashField(ni.narHash)) || r.size !== ni.narSize) {
       throw new RelonixError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {

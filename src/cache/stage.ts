@@ -1,11 +1,12 @@
 // A NAR on its way to a cache: streamed through a hash (NarHash, NarSize), the compressor and a
 // second hash (FileHash, FileSize) into a staging file, from which it is uploaded. Nothing of its
 // size is held in memory, whatever the NAR's size.
-import { createWriteStream, promises as fs } from 'node:fs';
+
 import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream, promises as fs } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { compressStream, type Compression } from './compress.ts';
+import { type Compression, compressStream } from './compress.ts';
 
 export interface StagedNar {
   narHash: Buffer;
@@ -30,7 +31,9 @@ export async function stageNarStream(nar: AsyncIterable<Uint8Array>, compression
     throw e;
   }
   const staged = { narHash: narHash.digest(), narSize: narSize.n };
-  return compression === 'none' ? { ...staged, fileHash: staged.narHash, fileSize: staged.narSize } : { ...staged, fileHash: fileHash.digest(), fileSize: fileSize.n };
+  return compression === 'none'
+    ? { ...staged, fileHash: staged.narHash, fileSize: staged.narSize }
+    : { ...staged, fileHash: fileHash.digest(), fileSize: fileSize.n };
 }
 
 async function* tap(src: AsyncIterable<Uint8Array>, h: Hash, size: { n: number }): AsyncGenerator<Uint8Array> {

@@ -7,21 +7,20 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../prefix/layout.ts';
+import { resolveNixTool, runNix, runNixStore } from '../prefix/tools.ts';
 import { narDigest } from '../store/nar/write.ts';
 import { formatRegInfo, parseNarHashField } from '../store/reginfo.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
-import { RelonixError, errorMessage, isKind, type ErrorKind } from '../util/errors.ts';
-import { clearTemps, removeTree, exists } from '../util/fs.ts';
+import { type ErrorKind, errorMessage, isKind, RelonixError } from '../util/errors.ts';
+import { clearTemps, exists, removeTree } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
 import { retry, spent } from '../util/retry.ts';
-import { runTool } from '../util/spawn.ts';
-import { parseNarInfo, narInfoKey, type NarInfo } from './narinfo.ts';
-import { parsePublicKey, verifyNarInfo, type PublicKey } from './keys.ts';
 import { hostDecompressor } from './compress.ts';
-import { restoreOne, restoreRun, type Item } from './restore-nar.ts';
-import { openTarget, type CacheTarget, type TargetOptions } from './targets.ts';
-import { checkCacheInfo, readManifest, storeDirMismatch, STORE_DIR_HINT, type ManifestEntry } from './meta.ts';
-import { runNixStore, resolveNixTool, runNix } from '../prefix/tools.ts';
+import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
+import { checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
+import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
+import { type Item, restoreOne, restoreRun } from './restore-nar.ts';
+import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
 
 export type RestoreProgress = (e: { message: string; done?: number; total?: number }) => void;
 
@@ -161,7 +160,7 @@ async function present(ni: NarInfo): Promise<boolean> {
   if (!(await exists(ni.storePath))) return false;
   // a path is only ever renamed into place after it checked out; re-hash anyway, cheap next to a download
   const d = await narDigest(ni.storePath).catch(() => undefined);
-  if (d && d.hash.equals(parseNarHashField(ni.narHash)) && d.size === ni.narSize) return true;
+  if (d?.hash.equals(parseNarHashField(ni.narHash)) && d.size === ni.narSize) return true;
   await removeTree(ni.storePath);
   return false;
 }
@@ -202,7 +201,11 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
   try {
     return await restoreAndRegister(o);
   } catch (e) {
-    throw spent(e, `restoring from ${o.caches.join(', ') || 'the cache'} failed`, 'check that the cache is reachable, then run again: what is already in place is kept');
+    throw spent(
+      e,
+      `restoring from ${o.caches.join(', ') || 'the cache'} failed`,
+      'check that the cache is reachable, then run again: what is already in place is kept',
+    );
   }
 }
 
@@ -255,11 +258,13 @@ export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: str
   return { nix: entry.path, cacert: entry.cacert, paths };
 }
 
-export async function realiseNixFromCache(opts: Pick<RestoreOptions, 'layout' | 'caches' | 'trustedKeys' | 'system'> & {
-  /** the relocated Nix that does the realising */
-  nix: string;
-  env: NodeJS.ProcessEnv;
-}): Promise<{ nix: string } | null> {
+export async function realiseNixFromCache(
+  opts: Pick<RestoreOptions, 'layout' | 'caches' | 'trustedKeys' | 'system'> & {
+    /** the relocated Nix that does the realising */
+    nix: string;
+    env: NodeJS.ProcessEnv;
+  },
+): Promise<{ nix: string } | null> {
   const found = await findNixInCaches(opts.caches, opts.layout.storeDir, opts.system);
   if (!found) return null;
   trusted(opts.trustedKeys);
@@ -267,10 +272,18 @@ export async function realiseNixFromCache(opts: Pick<RestoreOptions, 'layout' | 
   const args = [
     '--realise',
     found.entry.path,
-    '--option', 'substituters', opts.caches.join(' '),
-    '--option', 'trusted-public-keys', opts.trustedKeys.join(' '),
-    '--option', 'require-sigs', 'true',
-    '--option', 'narinfo-cache-negative-ttl', '0',
+    '--option',
+    'substituters',
+    opts.caches.join(' '),
+    '--option',
+    'trusted-public-keys',
+    opts.trustedKeys.join(' '),
+    '--option',
+    'require-sigs',
+    'true',
+    '--option',
+    'narinfo-cache-negative-ttl',
+    '0',
   ];
   try {
     await runNix(nixStore, args, { env: opts.env, hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache' });

@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { type Body, httpFailure, request } from '../net/http.ts';
 import { RelonixError } from '../util/errors.ts';
-import { httpFailure, request, type Body } from '../net/http.ts';
 import type { CacheTarget } from './targets.ts';
 
 export interface TargetOptions {
@@ -60,7 +60,10 @@ export function netrcCredentials(host: string, file?: string): { login: string; 
 export class HttpTarget implements CacheTarget {
   private readonly base: string;
   private readonly headers: Record<string, string>;
-  constructor(readonly url: string, opts: TargetOptions) {
+  constructor(
+    readonly url: string,
+    opts: TargetOptions,
+  ) {
     this.base = url.replace(/\/+$/, '');
     this.headers = parseHeaders(opts.headers);
     const u = new URL(url);

@@ -1,9 +1,9 @@
 // A cache in an S3 bucket (or an S3-compatible store: MinIO, R2, Ceph), path-style requests against
 // an endpoint, signed with SigV4 over the real payload hash, so the store can check what it got.
 import { createHash } from 'node:crypto';
+import { type Body, type HttpResponse, httpFailure, request, transientBody } from '../net/http.ts';
+import { type Credentials, signV4, uriEncode } from '../net/sigv4.ts';
 import { RelonixError } from '../util/errors.ts';
-import { httpFailure, request, transientBody, type Body, type HttpResponse } from '../net/http.ts';
-import { signV4, uriEncode, type Credentials } from '../net/sigv4.ts';
 import type { CacheTarget } from './targets.ts';
 
 /** `s3://bucket?endpoint=http://host:port&region=us-east-1` (path-style requests against the endpoint). */
@@ -20,7 +20,12 @@ export function parseS3Url(url: string): { bucket: string; endpoint: string; reg
 const ok = (r: HttpResponse) => r.status >= 200 && r.status < 300;
 
 function unxml(s: string): string {
-  return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+  return s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, '&');
 }
 
 export class S3Target implements CacheTarget {
@@ -31,7 +36,10 @@ export class S3Target implements CacheTarget {
     const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
     if (!accessKeyId || !secretAccessKey) {
-      throw new RelonixError(`no credentials for ${url}`, { kind: 'usage', hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)' });
+      throw new RelonixError(`no credentials for ${url}`, {
+        kind: 'usage',
+        hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)',
+      });
     }
     this.creds = { accessKeyId, secretAccessKey, sessionToken: process.env.AWS_SESSION_TOKEN };
   }
@@ -41,7 +49,11 @@ export class S3Target implements CacheTarget {
   }
   /** `sha256hex` is the body's hash; a body in memory is hashed here */
   private send(method: string, url: string, body?: Body, headers: Record<string, string> = {}, sha256hex?: string): Promise<HttpResponse> {
-    const payloadSha256 = sha256hex ?? createHash('sha256').update(Buffer.isBuffer(body) ? body : Buffer.alloc(0)).digest('hex');
+    const payloadSha256 =
+      sha256hex ??
+      createHash('sha256')
+        .update(Buffer.isBuffer(body) ? body : Buffer.alloc(0))
+        .digest('hex');
     const signed = signV4({ ...this.creds, method, url, headers, payloadSha256, service: 's3', region: this.s3.region });
     return request(url, { method, headers: signed, body });
   }

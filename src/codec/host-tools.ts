@@ -3,7 +3,7 @@
 //
 // The host's xz and zstd, when it has them: native and several times faster than the pure decoders
 // in xz.ts and zstd.ts, which stand in when they are missing. Looked up once per PATH.
-import { accessSync, statSync, constants as C } from 'node:fs';
+import { accessSync, constants as C, statSync } from 'node:fs';
 import path from 'node:path';
 
 export type HostTool = 'xz' | 'zstd';

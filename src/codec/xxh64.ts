@@ -31,11 +31,16 @@ function rotl(h: number, l: number, r: number): void {
   rl = ((l << r) | (h >>> (32 - r))) >>> 0;
 }
 
-const P1H = 0x9e3779b1, P1L = 0x85ebca87;
-const P2H = 0xc2b2ae3d, P2L = 0x27d4eb4f;
-const P3H = 0x165667b1, P3L = 0x9e3779f9;
-const P4H = 0x85ebca77, P4L = 0xc2b2ae63;
-const P5H = 0x27d4eb2f, P5L = 0x165667c5;
+const P1H = 0x9e3779b1,
+  P1L = 0x85ebca87;
+const P2H = 0xc2b2ae3d,
+  P2L = 0x27d4eb4f;
+const P3H = 0x165667b1,
+  P3L = 0x9e3779f9;
+const P4H = 0x85ebca77,
+  P4L = 0xc2b2ae63;
+const P5H = 0x27d4eb2f,
+  P5L = 0x165667c5;
 
 export class Xxh64 {
   // four accumulators, hi and lo
@@ -49,12 +54,16 @@ export class Xxh64 {
   reset(): void {
     const v = this.v;
     add(P1H, P1L, P2H, P2L);
-    v[0] = rh; v[1] = rl;
-    v[2] = P2H; v[3] = P2L;
-    v[4] = 0; v[5] = 0;
+    v[0] = rh;
+    v[1] = rl;
+    v[2] = P2H;
+    v[3] = P2L;
+    v[4] = 0;
+    v[5] = 0;
     // 0 - P1
     add(~P1H >>> 0, ~P1L >>> 0, 0, 1);
-    v[6] = rh; v[7] = rl;
+    v[6] = rh;
+    v[7] = rl;
     this.held = 0;
     this.total = 0;
   }
@@ -95,33 +104,55 @@ export class Xxh64 {
   digestLow32(): number {
     return this.digest()[1];
   }
-  digest(): [number, number] {
+  /** The four accumulators merged into one (an input of 32 bytes or more), left in rh:rl. */
+  private merge(): void {
     const v = this.v;
+    rotl(v[0]!, v[1]!, 1);
+    let ah = rh,
+      al = rl;
+    rotl(v[2]!, v[3]!, 7);
+    add(ah, al, rh, rl);
+    ah = rh;
+    al = rl;
+    rotl(v[4]!, v[5]!, 12);
+    add(ah, al, rh, rl);
+    ah = rh;
+    al = rl;
+    rotl(v[6]!, v[7]!, 18);
+    add(ah, al, rh, rl);
+    ah = rh;
+    al = rl;
+    for (let k = 0; k < 4; k++) {
+      // mergeRound: acc ^= round(0, v); acc = acc * P1 + P4
+      mul(v[2 * k]!, v[2 * k + 1]!, P2H, P2L);
+      rotl(rh, rl, 31);
+      mul(rh, rl, P1H, P1L);
+      ah = (ah ^ rh) >>> 0;
+      al = (al ^ rl) >>> 0;
+      mul(ah, al, P1H, P1L);
+      add(rh, rl, P4H, P4L);
+      ah = rh;
+      al = rl;
+    }
+    rh = ah;
+    rl = al;
+  }
+
+  digest(): [number, number] {
     let hh: number;
     let hl: number;
     if (this.total >= 32) {
-      rotl(v[0]!, v[1]!, 1); let ah = rh, al = rl;
-      rotl(v[2]!, v[3]!, 7); add(ah, al, rh, rl); ah = rh; al = rl;
-      rotl(v[4]!, v[5]!, 12); add(ah, al, rh, rl); ah = rh; al = rl;
-      rotl(v[6]!, v[7]!, 18); add(ah, al, rh, rl); ah = rh; al = rl;
-      for (let k = 0; k < 4; k++) {
-        // mergeRound: acc ^= round(0, v); acc = acc * P1 + P4
-        mul(v[2 * k]!, v[2 * k + 1]!, P2H, P2L);
-        rotl(rh, rl, 31);
-        mul(rh, rl, P1H, P1L);
-        ah = (ah ^ rh) >>> 0;
-        al = (al ^ rl) >>> 0;
-        mul(ah, al, P1H, P1L);
-        add(rh, rl, P4H, P4L);
-        ah = rh; al = rl;
-      }
-      hh = ah; hl = al;
+      this.merge();
+      hh = rh;
+      hl = rl;
     } else {
-      hh = P5H; hl = P5L;
+      hh = P5H;
+      hl = P5L;
     }
     // + total length (below 2^53)
     add(hh, hl, Math.floor(this.total / 0x100000000) >>> 0, this.total >>> 0);
-    hh = rh; hl = rl;
+    hh = rh;
+    hl = rl;
     const b = this.buf;
     let i = 0;
     const n = this.held;
@@ -131,34 +162,45 @@ export class Xxh64 {
       mul(lh, ll, P2H, P2L);
       rotl(rh, rl, 31);
       mul(rh, rl, P1H, P1L);
-      hh = (hh ^ rh) >>> 0; hl = (hl ^ rl) >>> 0;
+      hh = (hh ^ rh) >>> 0;
+      hl = (hl ^ rl) >>> 0;
       rotl(hh, hl, 27);
       mul(rh, rl, P1H, P1L);
       add(rh, rl, P4H, P4L);
-      hh = rh; hl = rl;
+      hh = rh;
+      hl = rl;
     }
     if (i + 4 <= n) {
       const w = (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
       mul(0, w, P1H, P1L);
-      hh = (hh ^ rh) >>> 0; hl = (hl ^ rl) >>> 0;
+      hh = (hh ^ rh) >>> 0;
+      hl = (hl ^ rl) >>> 0;
       rotl(hh, hl, 23);
       mul(rh, rl, P2H, P2L);
       add(rh, rl, P3H, P3L);
-      hh = rh; hl = rl;
+      hh = rh;
+      hl = rl;
       i += 4;
     }
     for (; i < n; i++) {
       mul(0, b[i]!, P5H, P5L);
-      hh = (hh ^ rh) >>> 0; hl = (hl ^ rl) >>> 0;
+      hh = (hh ^ rh) >>> 0;
+      hl = (hl ^ rl) >>> 0;
       rotl(hh, hl, 11);
       mul(rh, rl, P1H, P1L);
-      hh = rh; hl = rl;
+      hh = rh;
+      hl = rl;
     }
     // avalanche
     hl = (hl ^ (hh >>> 1)) >>> 0; // h ^= h >> 33
-    mul(hh, hl, P2H, P2L); hh = rh; hl = rl;
-    hl = (hl ^ ((hl >>> 29) | (hh << 3))) >>> 0; hh = (hh ^ (hh >>> 29)) >>> 0; // h ^= h >> 29
-    mul(hh, hl, P3H, P3L); hh = rh; hl = rl;
+    mul(hh, hl, P2H, P2L);
+    hh = rh;
+    hl = rl;
+    hl = (hl ^ ((hl >>> 29) | (hh << 3))) >>> 0;
+    hh = (hh ^ (hh >>> 29)) >>> 0; // h ^= h >> 29
+    mul(hh, hl, P3H, P3L);
+    hh = rh;
+    hl = rl;
     hl = (hl ^ hh) >>> 0; // h ^= h >> 32
     return [hh, hl];
   }

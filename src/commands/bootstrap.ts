@@ -1,12 +1,11 @@
 // src/commands/: one file a command: its options and help, one call into the layer that does the
 // work (loaded when the command runs), and what it prints.
-import { Command, Option } from 'commander';
-import { RelonixError } from '../util/errors.ts';
-import { emit } from '../util/emit.ts';
-import { layout } from '../prefix/layout.ts';
+import { type Command, Option } from 'commander';
 import type { BootstrapResult } from '../bootstrap/engine.ts';
+import { layout } from '../prefix/layout.ts';
+import { emit } from '../util/emit.ts';
+import { RelonixError } from '../util/errors.ts';
 import { PREFIX_HELP, repeatable } from './options.ts';
-
 
 const HELP = `
 Stages (each one recorded in <prefix>/var/relonix/state.json; a re-run continues at the
@@ -47,7 +46,10 @@ export function register(program: Command): void {
     .command('bootstrap')
     .description('install a working Nix under the prefix: download, relocate, configure, register, verify')
     .option('--prefix <dir>', PREFIX_HELP)
-    .option('--store-dir <dir>', 'the store dir, when not <prefix>/store; as long as /nix/store (10 bytes), binaries relocate in place and cache.nixos.org can be translated')
+    .option(
+      '--store-dir <dir>',
+      'the store dir, when not <prefix>/store; as long as /nix/store (10 bytes), binaries relocate in place and cache.nixos.org can be translated',
+    )
     .option('--url <url>', 'Nix binary tarball: https://, http://, file:// or a local path (default: the official release)')
     .option('--sha256 <hex>', 'expected sha256 of the tarball (default: read from URL.sha256)')
     .option('--cache <url>', 'binary cache for this prefix (repeatable)', repeatable, [] as string[])
@@ -55,23 +57,34 @@ export function register(program: Command): void {
     .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(parseSeconds))
     .option('--json', 'print one JSON object per event instead of the progress display')
     .addHelpText('after', HELP)
-    .action(async (o: { prefix?: string; storeDir?: string; url?: string; sha256?: string; cache: string[]; trustedKey: string[]; wait?: number; json?: boolean }) => {
-      if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
-        throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
-      }
-      const { runBootstrap } = await import('../bootstrap/engine.ts');
-      const r = await runBootstrap({
-        prefix: o.prefix,
-        storeDir: o.storeDir,
-        url: o.url,
-        sha256: o.sha256?.toLowerCase(),
-        caches: o.cache,
-        trustedKeys: o.trustedKey,
-        waitSeconds: o.wait,
-        json: o.json,
-      });
-      reportBootstrap(r, !!o.json, o.prefix ? ` --prefix ${r.prefix}` : '');
-    });
+    .action(
+      async (o: {
+        prefix?: string;
+        storeDir?: string;
+        url?: string;
+        sha256?: string;
+        cache: string[];
+        trustedKey: string[];
+        wait?: number;
+        json?: boolean;
+      }) => {
+        if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
+          throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
+        }
+        const { runBootstrap } = await import('../bootstrap/engine.ts');
+        const r = await runBootstrap({
+          prefix: o.prefix,
+          storeDir: o.storeDir,
+          url: o.url,
+          sha256: o.sha256?.toLowerCase(),
+          caches: o.cache,
+          trustedKeys: o.trustedKey,
+          waitSeconds: o.wait,
+          json: o.json,
+        });
+        reportBootstrap(r, !!o.json, o.prefix ? ` --prefix ${r.prefix}` : '');
+      },
+    );
 }
 
 function parseSeconds(v: string): number {

@@ -1,9 +1,8 @@
-import { Command, Option } from 'commander';
-import { RelonixError } from '../util/errors.ts';
-import { emit } from '../util/emit.ts';
+import { type Command, Option } from 'commander';
 import type { DurableBuildResult } from '../build/index.ts';
+import { emit } from '../util/emit.ts';
+import { RelonixError } from '../util/errors.ts';
 import { PREFIX_HELP, repeatable } from './options.ts';
-
 
 const HELP = `
 relonix's own options come first; everything after \`--\`, or from the first option relonix
@@ -67,7 +66,10 @@ export function register(program: Command): void {
     .option('--trusted-key <key>', 'another public key the cache holds signatures of, name:base64 (repeatable)', repeatable, [] as string[])
     .addOption(new Option('--grace <seconds>', 'after SIGTERM or SIGINT, exit within this many seconds').default(8).argParser(parseSeconds))
     .option('--json', 'one JSON event per line on stdout instead of the progress display')
-    .option('--translate-from <url>', 'first publish to --cache what this cache built for /nix/store, rewritten for the prefix (a store dir as long as /nix/store; see relonix translate)')
+    .option(
+      '--translate-from <url>',
+      'first publish to --cache what this cache built for /nix/store, rewritten for the prefix (a store dir as long as /nix/store; see relonix translate)',
+    )
     .option('--translate-key <key>', `--translate-from's public key, name:base64 (repeatable; cache.nixos.org's own by default)`, repeatable, [] as string[])
     .argument('[nix-build-args...]', "nix-build's arguments")
     .allowUnknownOption()

@@ -30,7 +30,10 @@ interface AddOpts {
 }
 
 export function register(program: Command): void {
-  const cmd = program.command('builder').description("the prefix's remote builders: Nix's remote builds over ssh to relonix prefixes at the same path").addHelpText('after', HELP);
+  const cmd = program
+    .command('builder')
+    .description("the prefix's remote builders: Nix's remote builds over ssh to relonix prefixes at the same path")
+    .addHelpText('after', HELP);
   cmd
     .command('add')
     .description('check a remote prefix over ssh and make it a builder of this one')
@@ -38,7 +41,10 @@ export function register(program: Command): void {
     .option('--key <file>', 'the private key to log in with')
     .option('--jobs <n>', 'builds it runs at once', '1')
     .option('--system <system>', "the system it builds for (default: this host's)")
-    .option('--bootstrap', "with no Nix at the prefix there, bootstrap one over ssh: copies this relonix and runs it with the builder's node (>= 20), from the tarball or caches this prefix came from")
+    .option(
+      '--bootstrap',
+      "with no Nix at the prefix there, bootstrap one over ssh: copies this relonix and runs it with the builder's node (>= 20), from the tarball or caches this prefix came from",
+    )
     .argument('<url>', 'ssh://USER@HOST[:PORT]')
     .action(async (url: string, o: AddOpts) => {
       const { addBuilder } = await import('../remote/builders.ts');

@@ -12,7 +12,10 @@ export function register(program: Command): void {
     .option('--header <h>', HEADER_HELP, repeatable, [] as string[])
     .action(async (o: { to: string; keep: string; dryRun?: boolean; header: string[] }) => {
       const [{ openTarget }, { gcCache, readKeepFile }] = await Promise.all([import('../cache/targets.ts'), import('../cache/gc.ts')]);
-      const r = await gcCache(openTarget(o.to, { headers: o.header }), await readKeepFile(o.keep), { dryRun: o.dryRun, log: (m) => process.stderr.write(`${m}\n`) });
+      const r = await gcCache(openTarget(o.to, { headers: o.header }), await readKeepFile(o.keep), {
+        dryRun: o.dryRun,
+        log: (m) => process.stderr.write(`${m}\n`),
+      });
       for (const m of r.missingRoots) process.stderr.write(`warning: ${m} is not in the cache\n`);
       const verb = o.dryRun ? 'would remove' : 'removed';
       for (const k of [...r.removedNarInfos, ...r.removedNars]) process.stdout.write(`${verb} ${k}\n`);

@@ -1,7 +1,6 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
+import { prefixVariables, renderEnv, type Shell } from '../prefix/environment.ts';
 import { layout } from '../prefix/layout.ts';
-import { prefixVariables } from '../prefix/environment.ts';
-import { renderEnv, type Shell } from '../prefix/environment.ts';
 import { PREFIX_HELP } from './options.ts';
 
 export function register(program: Command): void {

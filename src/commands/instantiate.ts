@@ -24,7 +24,7 @@ interface Opts {
 export function register(program: Command): void {
   program
     .command('instantiate')
-    .description('evaluate with the prefix\'s nix-instantiate, build nothing, and publish every resulting .drv with its closure to a cache')
+    .description("evaluate with the prefix's nix-instantiate, build nothing, and publish every resulting .drv with its closure to a cache")
     .option('--prefix <dir>', PREFIX_HELP)
     .requiredOption('--cache <url>', 'the cache to publish to: file:///dir, http(s)://… (PUT), s3://bucket?…')
     .requiredOption('--secret-key <file>', 'NAME.secret to sign with (relonix keygen)')

@@ -10,14 +10,14 @@
 // bytes, in an order that keeps the file valid at every step; hard links survive, as with
 // patchelf's in-place writes.
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import pkg from '../../package.json' with { type: 'json' };
 import { DT, ET } from '../elf/consts.ts';
-import { ElfError, parseElf, planEdit, writeOutputSync, writePlanSync, type EditPlan, type ElfEdits, type ParsedElf } from '../elf/index.ts';
-import { EI, ELFCLASS32, ELFCLASS64, ELFDATA2MSB, EV_CURRENT, MIN_EHDR_SIZE, classLayout, isElf, readEhdr } from '../elf/layout.ts';
+import { type EditPlan, type ElfEdits, ElfError, type ParsedElf, parseElf, planEdit, writeOutputSync, writePlanSync } from '../elf/index.ts';
+import { classLayout, EI, ELFCLASS32, ELFCLASS64, ELFDATA2MSB, EV_CURRENT, isElf, MIN_EHDR_SIZE, readEhdr } from '../elf/layout.ts';
 import { dynString, neededLibraries, searchPath } from '../elf/reader.ts';
 import { shrinkSearchPath } from '../elf/shrink.ts';
 import { PartialFile } from '../elf/source.ts';
 import { RelonixError } from '../util/errors.ts';
-import pkg from '../../package.json' with { type: 'json' };
 
 const VERSION = `patchelf 0.14.3 (relonix ${pkg.version})`;
 
@@ -48,7 +48,12 @@ const HELP = `syntax: patchelf
 
 /** Operations patchelf has that relonix does not implement; refused up front, never ignored. */
 const UNSUPPORTED: Record<string, number> = {
-  '--set-soname': 1, '--add-needed': 1, '--remove-needed': 1, '--replace-needed': 2, '--no-default-lib': 0, '--clear-symbol-version': 1,
+  '--set-soname': 1,
+  '--add-needed': 1,
+  '--remove-needed': 1,
+  '--replace-needed': 2,
+  '--no-default-lib': 0,
+  '--clear-symbol-version': 1,
 };
 
 type Operation =
@@ -107,23 +112,50 @@ function parseArgs(args: string[]): Command | number {
     const a = args[i];
     switch (a) {
       case '--set-interpreter':
-      case '--interpreter': f.interpreter = resolveArgument(value(++i)); break;
+      case '--interpreter':
+        f.interpreter = resolveArgument(value(++i));
+        break;
       case '--page-size':
         cmd.pageSize = atoi(value(++i));
         if (cmd.pageSize <= 0) throw usage('invalid argument to --page-size');
         break;
-      case '--print-interpreter': f.printInterpreter = true; break;
-      case '--print-soname': f.printSoname = true; break;
-      case '--remove-rpath': f.remove = true; break;
-      case '--shrink-rpath': f.shrink = true; break;
-      case '--allowed-rpath-prefixes': f.allowed = value(++i).split(':').filter(Boolean); break;
-      case '--set-rpath': f.set = true; f.rpath = resolveArgument(value(++i)); break;
-      case '--add-rpath': f.add = true; f.rpath = resolveArgument(value(++i)); break;
-      case '--print-rpath': f.printRpath = true; break;
-      case '--force-rpath': f.force = true; break;
-      case '--print-needed': f.printNeeded = true; break;
-      case '--debug': break;
-      case '--output': cmd.output = resolveArgument(value(++i)); break;
+      case '--print-interpreter':
+        f.printInterpreter = true;
+        break;
+      case '--print-soname':
+        f.printSoname = true;
+        break;
+      case '--remove-rpath':
+        f.remove = true;
+        break;
+      case '--shrink-rpath':
+        f.shrink = true;
+        break;
+      case '--allowed-rpath-prefixes':
+        f.allowed = value(++i).split(':').filter(Boolean);
+        break;
+      case '--set-rpath':
+        f.set = true;
+        f.rpath = resolveArgument(value(++i));
+        break;
+      case '--add-rpath':
+        f.add = true;
+        f.rpath = resolveArgument(value(++i));
+        break;
+      case '--print-rpath':
+        f.printRpath = true;
+        break;
+      case '--force-rpath':
+        f.force = true;
+        break;
+      case '--print-needed':
+        f.printNeeded = true;
+        break;
+      case '--debug':
+        break;
+      case '--output':
+        cmd.output = resolveArgument(value(++i));
+        break;
       case '--help':
       case '-h':
         process.stderr.write(HELP);
@@ -160,9 +192,16 @@ function operations(f: Flags): Operation[] {
 
 function sysMessage(e: NodeJS.ErrnoException): string {
   const text: Record<string, string> = {
-    ENOENT: 'No such file or directory', EACCES: 'Permission denied', EISDIR: 'Is a directory', ENOTDIR: 'Not a directory',
-    ELOOP: 'Too many levels of symbolic links', EPERM: 'Operation not permitted', EROFS: 'Read-only file system', ENOSPC: 'No space left on device',
-    ETXTBSY: 'Text file busy', EIO: 'Input/output error',
+    ENOENT: 'No such file or directory',
+    EACCES: 'Permission denied',
+    EISDIR: 'Is a directory',
+    ENOTDIR: 'Not a directory',
+    ELOOP: 'Too many levels of symbolic links',
+    EPERM: 'Operation not permitted',
+    EROFS: 'Read-only file system',
+    ENOSPC: 'No space left on device',
+    ETXTBSY: 'Text file busy',
+    EIO: 'Input/output error',
   };
   return text[e.code ?? ''] ?? e.message;
 }

@@ -6,7 +6,7 @@ import { PREFIX_HELP } from './options.ts';
 export function register(program: Command): void {
   program
     .command('run')
-    .description('run a command with the prefix\'s Nix environment')
+    .description("run a command with the prefix's Nix environment")
     .option('--prefix <dir>', PREFIX_HELP)
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .passThroughOptions()

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { layout } from '../prefix/layout.ts';
-import { inspectPrefix } from '../prefix/inspect.ts';
 import { buildStatus } from '../build/status.ts';
+import { inspectPrefix } from '../prefix/inspect.ts';
+import { layout } from '../prefix/layout.ts';
 import { mib } from '../util/format.ts';
 import { PREFIX_HELP } from './options.ts';
 
@@ -15,7 +15,7 @@ export function register(program: Command): void {
       const l = layout(o.prefix);
       const [st, build] = await Promise.all([inspectPrefix(l), buildStatus(l)]);
       if (o.json) {
-        process.stdout.write(JSON.stringify({ ...st, buildQueue: build.queue, buildParallelism: build.parallelism }, null, 2) + '\n');
+        process.stdout.write(`${JSON.stringify({ ...st, buildQueue: build.queue, buildParallelism: build.parallelism }, null, 2)}\n`);
         return;
       }
       const { queue, parallelism: p } = build;
@@ -28,7 +28,9 @@ export function register(program: Command): void {
       if (st.relocation) {
         const c = st.relocation.counts;
         const inPlace = c.binaryFiles ? `, ${c.binaryFiles} binary files rewritten in place` : '';
-        out.push(`relocation ${c.files} files: ${c.elfPatched} ELF patched, ${c.symlinks} symlinks, ${c.textFiles} text files (${c.textRefs} references)${inPlace}`);
+        out.push(
+          `relocation ${c.files} files: ${c.elfPatched} ELF patched, ${c.symlinks} symlinks, ${c.textFiles} text files (${c.textRefs} references)${inPlace}`,
+        );
         out.push(`  ${c.unrewritable} store references left in binary data of ${st.relocation.unrewritableFiles.length} files (they still name /nix/store):`);
         for (const f of st.relocation.unrewritableFiles.slice(0, 10)) out.push(`    ${f.file} (${f.count})`);
         if (st.relocation.unrewritableFiles.length > 10) out.push(`    … and ${st.relocation.unrewritableFiles.length - 10} more`);
@@ -43,6 +45,6 @@ export function register(program: Command): void {
       } else {
         out.push('build queue empty');
       }
-      process.stdout.write(out.join('\n') + '\n');
+      process.stdout.write(`${out.join('\n')}\n`);
     });
 }

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { layout } from '../prefix/layout.ts';
-import { readSecretKeyFile } from '../cache/keys.ts';
 import { checkCompressionChoice } from '../cache/compress.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
-import { instantiate, translateDerivations, translatePaths, type TranslateResult } from '../translate/translate.ts';
+import { readSecretKeyFile } from '../cache/keys.ts';
+import { layout } from '../prefix/layout.ts';
+import { instantiate, type TranslateResult, translateDerivations, translatePaths } from '../translate/translate.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/upstream.ts';
-import { PREFIX_HELP, HEADER_HELP, repeatable } from './options.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
+import { HEADER_HELP, PREFIX_HELP, repeatable } from './options.ts';
 
 const HELP = `
 What it does: a store path's hash includes its store dir, so nothing on ${NIXOS_CACHE} can be
@@ -75,7 +75,11 @@ export function register(program: Command): void {
       // commander drops the `--` that tells the modes apart; its untyped rawArgs still hold it
       const raw = (cmd.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
       const derivations = raw.indexOf('--') > raw.indexOf('translate');
-      if (args.length === 0) throw new RelonixError('nothing to translate', { kind: 'usage', hint: 'pass store paths, or -- and nix-instantiate arguments (relonix translate --help)' });
+      if (args.length === 0)
+        throw new RelonixError('nothing to translate', {
+          kind: 'usage',
+          hint: 'pass store paths, or -- and nix-instantiate arguments (relonix translate --help)',
+        });
       if (o.from !== NIXOS_CACHE && o.fromKey.length === 0) {
         throw new RelonixError(`--from ${o.from} needs --from-key`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
       }
@@ -87,10 +91,20 @@ export function register(program: Command): void {
       }
       const l = layout(o.prefix);
       const log = (m: string) => (o.quiet || o.json ? undefined : process.stderr.write(`${m}\n`));
-      const opts = { layout: l, from: o.from, fromKeys: o.fromKey, to: o.to, key: await readSecretKeyFile(o.secretKey), compression, jobs: Number(o.jobs) || 4, targetOptions: { headers: o.header }, log };
+      const opts = {
+        layout: l,
+        from: o.from,
+        fromKeys: o.fromKey,
+        to: o.to,
+        key: await readSecretKeyFile(o.secretKey),
+        compression,
+        jobs: Number(o.jobs) || 4,
+        targetOptions: { headers: o.header },
+        log,
+      };
       const t0 = Date.now();
       const r = derivations ? await translateDerivations(opts, await instantiate(l, args)) : await translatePaths(opts, args);
-      if (o.json) process.stdout.write(JSON.stringify({ ...r, ms: Date.now() - t0 }, null, 2) + '\n');
+      if (o.json) process.stdout.write(`${JSON.stringify({ ...r, ms: Date.now() - t0 }, null, 2)}\n`);
       else process.stdout.write(summary(r, Date.now() - t0));
     });
 }
@@ -105,8 +119,11 @@ function summary(r: TranslateResult, ms: number): string {
     out.push(`store references inside compressed data, left as upstream wrote them, in ${r.compressed.length} package${r.compressed.length === 1 ? '' : 's'}:`);
     for (const c of r.compressed) {
       out.push(`  ${c.path}`);
-      for (const f of c.files) out.push(`    ${f.file || '(the whole path)'} (${f.format}${f.found.length ? `: ${f.found.reduce((n, x) => n + x.occurrences, 0)} references` : ''}${f.error ? `; unreadable: ${f.error}` : ''})`);
+      for (const f of c.files)
+        out.push(
+          `    ${f.file || '(the whole path)'} (${f.format}${f.found.length ? `: ${f.found.reduce((n, x) => n + x.occurrences, 0)} references` : ''}${f.error ? `; unreadable: ${f.error}` : ''})`,
+        );
     }
   }
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -2,16 +2,16 @@
 // shared-library closure: same layout (`install`, `.reginfo`, `store/<hash>-<name>/…`), every ELF
 // pointing at /nix/store for its interpreter and libraries, read-only store trees. The demo and the
 // tests relocate and run it exactly as they would the real tarball, with no network.
-import { listTree } from '../util/fs.ts';
+
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs, existsSync, createReadStream, createWriteStream, realpathSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, promises as fs, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { narDigest, formatNarHash } from '../store/nar/write.ts';
+import { formatNarHash, narDigest } from '../store/nar/write.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { formatRegInfo, type RegInfo } from '../store/reginfo.ts';
-import { removeTree, writeFileAtomic } from '../util/fs.ts';
 import { RelonixError } from '../util/errors.ts';
+import { listTree, removeTree, writeFileAtomic } from '../util/fs.ts';
 import { installScript, profileScript } from './install-script.ts';
 import { GENERATOR_VERSION, type Manifest } from './mirror.ts';
 
@@ -81,7 +81,7 @@ function hashPart(name: string, contentDigest: string): string {
 async function fileDigest(files: string[]): Promise<string> {
   const h = createHash('sha256');
   for (const f of files) {
-    h.update(f + '\0');
+    h.update(`${f}\0`);
     for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
   }
   return h.digest('hex');
@@ -105,7 +105,7 @@ function owningPackage(file: string): string {
   const candidates = new Set([file, realpathSync(file)]);
   for (const c of [...candidates]) {
     if (c.startsWith('/usr/')) candidates.add(c.slice(4));
-    else candidates.add('/usr' + c);
+    else candidates.add(`/usr${c}`);
   }
   for (const c of candidates) {
     try {
@@ -134,7 +134,6 @@ interface PlannedPath {
 function isElf(buf: Buffer): boolean {
   return buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46;
 }
-
 
 /** Hash parts of other store paths that occur in a path's files and symlinks, as Nix's scanner finds them. */
 async function scanReferences(root: string, hashes: Map<string, string>): Promise<Set<string>> {
@@ -201,11 +200,9 @@ function patchElf(file: string, libDirOf: Map<string, string>, interp: string): 
 
 async function xzTar(srcParent: string, entry: string, out: string): Promise<void> {
   // GNU tar for a deterministic archive: sorted names, fixed owner and time.
-  const tar = spawn(
-    'tar',
-    ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1', '--format=gnu', '-cf', '-', '-C', srcParent, entry],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const tar = spawn('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1', '--format=gnu', '-cf', '-', '-C', srcParent, entry], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const xz = spawn('xz', ['-T0', `-${XZ_LEVEL}`, '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   tar.stdout.pipe(xz.stdin);
   const sink = createWriteStream(out);
@@ -381,8 +378,8 @@ export async function generateFixture(dir: string, log: (s: string) => void = ()
       tarballBytes: bytes,
       generatedMs: Date.now() - started,
     };
-    await writeFileAtomic(path.join(dir, 'elf-report.json'), JSON.stringify(elfReport, null, 2) + '\n');
-    await writeFileAtomic(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await writeFileAtomic(path.join(dir, 'elf-report.json'), `${JSON.stringify(elfReport, null, 2)}\n`);
+    await writeFileAtomic(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     return manifest;
   } finally {
     await removeTree(work);

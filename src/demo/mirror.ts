@@ -1,6 +1,6 @@
 // The demo's local mirror: a Nix tarball in the official release layout, made once from Debian's
 // nix-bin and kept with a manifest, so the demo and the tests bootstrap offline from the same bytes.
-import { promises as fs, existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

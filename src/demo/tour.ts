@@ -1,13 +1,14 @@
 // The demo, start to end: the mirror's tarball (made once), served on loopback, a full bootstrap from
 // it into the demo prefix, and a first build with the relocated Nix.
-import path from 'node:path';
+
 import { promises as fs } from 'node:fs';
-import { layout } from '../prefix/layout.ts';
+import path from 'node:path';
+import { type BootstrapResult, runBootstrap } from '../bootstrap/engine.ts';
+import { serveDirectory } from '../net/serve.ts';
 import { activeNix } from '../prefix/environment.ts';
+import { layout } from '../prefix/layout.ts';
 import { runInPrefix } from '../prefix/tools.ts';
 import { writeFileAtomic } from '../util/fs.ts';
-import { runBootstrap, type BootstrapResult } from '../bootstrap/engine.ts';
-import { serveDirectory } from '../net/serve.ts';
 import { ensureFixture } from './mirror.ts';
 
 const DEMO_EXPR = `derivation {

@@ -42,15 +42,28 @@ export const DT = {
 export const DF_1_PIE = 0x08000000;
 
 /** Tags whose value is an offset into the dynamic string table. */
-export const DT_STRING_TAGS = new Set<number>([
-  DT.NEEDED, DT.SONAME, DT.RPATH, DT.RUNPATH, DT.CONFIG, DT.DEPAUDIT, DT.AUDIT, DT.AUXILIARY, DT.FILTER,
-]);
+export const DT_STRING_TAGS = new Set<number>([DT.NEEDED, DT.SONAME, DT.RPATH, DT.RUNPATH, DT.CONFIG, DT.DEPAUDIT, DT.AUDIT, DT.AUXILIARY, DT.FILTER]);
 
 /** Tags whose value is an address; used to see whether anything else lives in a segment relonix added. */
 export const DT_PTR_TAGS = new Set<number>([
-  3 /* PLTGOT */, DT.HASH, DT.STRTAB, DT.SYMTAB, 7 /* RELA */, 12 /* INIT */, 13 /* FINI */,
-  17 /* REL */, 21 /* DEBUG */, 23 /* JMPREL */, 25 /* INIT_ARRAY */, 26 /* FINI_ARRAY */, 32 /* PREINIT_ARRAY */,
-  36 /* RELR */, DT.GNU_HASH, 0x6ffffff0 /* VERSYM */, DT.VERDEF, DT.VERNEED,
+  3 /* PLTGOT */,
+  DT.HASH,
+  DT.STRTAB,
+  DT.SYMTAB,
+  7 /* RELA */,
+  12 /* INIT */,
+  13 /* FINI */,
+  17 /* REL */,
+  21 /* DEBUG */,
+  23 /* JMPREL */,
+  25 /* INIT_ARRAY */,
+  26 /* FINI_ARRAY */,
+  32 /* PREINIT_ARRAY */,
+  36 /* RELR */,
+  DT.GNU_HASH,
+  0x6ffffff0 /* VERSYM */,
+  DT.VERDEF,
+  DT.VERNEED,
 ]);
 
 export const ET_NAMES: Record<number, string> = { 0: 'NONE', 1: 'REL', 2: 'EXEC', 3: 'DYN', 4: 'CORE' };
@@ -72,9 +85,19 @@ export const EM = {
 } as const;
 
 export const MACHINE_NAMES: Record<number, string> = {
-  [EM.SPARC]: 'sparc', [EM.X86]: 'i386', [EM.MIPS]: 'mips', [EM.PPC]: 'ppc', [EM.PPC64]: 'ppc64', [EM.S390]: 's390',
-  [EM.ARM]: 'arm', [EM.SPARCV9]: 'sparcv9', [EM.IA64]: 'ia64', [EM.X86_64]: 'x86_64', [EM.AARCH64]: 'aarch64',
-  [EM.RISCV]: 'riscv', [EM.LOONGARCH]: 'loongarch',
+  [EM.SPARC]: 'sparc',
+  [EM.X86]: 'i386',
+  [EM.MIPS]: 'mips',
+  [EM.PPC]: 'ppc',
+  [EM.PPC64]: 'ppc64',
+  [EM.S390]: 's390',
+  [EM.ARM]: 'arm',
+  [EM.SPARCV9]: 'sparcv9',
+  [EM.IA64]: 'ia64',
+  [EM.X86_64]: 'x86_64',
+  [EM.AARCH64]: 'aarch64',
+  [EM.RISCV]: 'riscv',
+  [EM.LOONGARCH]: 'loongarch',
 };
 
 /**

@@ -14,9 +14,24 @@
 // goes through a temporary sibling and a rename, so a crash leaves the old or the new file; mode
 // (read-only included) and, where permitted, owner are kept. A file with several hard links is
 // rewritten in place instead, because a rename would split it from its other names.
-import { constants as C, promises as fs, chmodSync, closeSync, fchmodSync, fchownSync, ftruncateSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import path from 'node:path';
+
 import { randomBytes } from 'node:crypto';
+import {
+  constants as C,
+  chmodSync,
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  promises as fs,
+  ftruncateSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import path from 'node:path';
 import type { EditPlan } from './plan/types.ts';
 
 interface Stat {
@@ -211,17 +226,28 @@ function writeAllSync(fd: number, data: Uint8Array, at: number | null): void {
 
 function callSync(o: Op): unknown {
   switch (o.op) {
-    case 'stat': return statOf(statSync(o.path));
-    case 'realpath': return realpathSync(o.path);
-    case 'chmod': return chmodSync(o.path, o.mode);
-    case 'open': return openSync(o.path, o.flags, o.mode);
-    case 'write': return writeAllSync(o.fd, o.data, o.at);
-    case 'truncate': return ftruncateSync(o.fd, o.length);
-    case 'fchown': return fchownSync(o.fd, o.uid, o.gid);
-    case 'fchmod': return fchmodSync(o.fd, o.mode);
-    case 'close': return closeSync(o.fd);
-    case 'rename': return renameSync(o.from, o.to);
-    case 'rm': return rmSync(o.path, { force: true });
+    case 'stat':
+      return statOf(statSync(o.path));
+    case 'realpath':
+      return realpathSync(o.path);
+    case 'chmod':
+      return chmodSync(o.path, o.mode);
+    case 'open':
+      return openSync(o.path, o.flags, o.mode);
+    case 'write':
+      return writeAllSync(o.fd, o.data, o.at);
+    case 'truncate':
+      return ftruncateSync(o.fd, o.length);
+    case 'fchown':
+      return fchownSync(o.fd, o.uid, o.gid);
+    case 'fchmod':
+      return fchmodSync(o.fd, o.mode);
+    case 'close':
+      return closeSync(o.fd);
+    case 'rename':
+      return renameSync(o.from, o.to);
+    case 'rm':
+      return rmSync(o.path, { force: true });
   }
 }
 
@@ -230,9 +256,12 @@ const handles = new Map<number, fs.FileHandle>();
 
 async function callAsync(o: Op): Promise<unknown> {
   switch (o.op) {
-    case 'stat': return statOf(await fs.stat(o.path));
-    case 'realpath': return fs.realpath(o.path);
-    case 'chmod': return fs.chmod(o.path, o.mode);
+    case 'stat':
+      return statOf(await fs.stat(o.path));
+    case 'realpath':
+      return fs.realpath(o.path);
+    case 'chmod':
+      return fs.chmod(o.path, o.mode);
     case 'open': {
       const fh = await fs.open(o.path, o.flags, o.mode);
       handles.set(fh.fd, fh);
@@ -245,16 +274,21 @@ async function callAsync(o: Op): Promise<unknown> {
       }
       return undefined;
     }
-    case 'truncate': return handles.get(o.fd)!.truncate(o.length);
-    case 'fchown': return handles.get(o.fd)!.chown(o.uid, o.gid);
-    case 'fchmod': return handles.get(o.fd)!.chmod(o.mode);
+    case 'truncate':
+      return handles.get(o.fd)!.truncate(o.length);
+    case 'fchown':
+      return handles.get(o.fd)!.chown(o.uid, o.gid);
+    case 'fchmod':
+      return handles.get(o.fd)!.chmod(o.mode);
     case 'close': {
       const fh = handles.get(o.fd)!;
       handles.delete(o.fd);
       return fh.close();
     }
-    case 'rename': return fs.rename(o.from, o.to);
-    case 'rm': return fs.rm(o.path, { force: true });
+    case 'rename':
+      return fs.rename(o.from, o.to);
+    case 'rm':
+      return fs.rm(o.path, { force: true });
   }
 }
 

@@ -2,19 +2,19 @@
 // writer and file driver. This module is its public face: read, edit and relocate interpreters and
 // search paths.
 import { promises as fs } from 'node:fs';
+import { RelonixError } from '../util/errors.ts';
 import { DT } from './consts.ts';
 import { ElfError } from './error.ts';
-import { writePlan, writePlanSync, writeOutputSync } from './file.ts';
-import { type ElfInfo, type ParsedElf, dynString, isDynamicLinker, parseElf, summarize } from './reader.ts';
+import { writeOutputSync, writePlan, writePlanSync } from './file.ts';
 import { isElf } from './layout.ts';
 import type { EditPlan, ElfEdits } from './plan/types.ts';
+import { dynString, type ElfInfo, isDynamicLinker, type ParsedElf, parseElf, summarize } from './reader.ts';
 import { editParsed, planEdit } from './writer.ts';
-import { RelonixError } from '../util/errors.ts';
 
-export { ElfError, isElf, parseElf, summarize, editParsed, planEdit, writePlanSync, writeOutputSync };
-export type { ElfInfo, ElfEdits, ParsedElf, EditPlan };
 export { defaultPageSize } from './consts.ts';
 export { interpreterOf } from './peek.ts';
+export type { EditPlan, ElfEdits, ElfInfo, ParsedElf };
+export { ElfError, editParsed, isElf, parseElf, planEdit, summarize, writeOutputSync, writePlanSync };
 
 export function readElf(buf: Buffer, name?: string): ElfInfo {
   return summarize(parseElf(buf, name));

@@ -33,7 +33,11 @@ const PUT: Record<number, Put> = {
 /** Little accessor over a buffer for one class and byte order (raw fields outside the tables: hash chains). */
 export class Io {
   readonly dv: DataView;
-  constructor(readonly buf: Uint8Array, readonly is64: boolean, readonly le: boolean) {
+  constructor(
+    readonly buf: Uint8Array,
+    readonly is64: boolean,
+    readonly le: boolean,
+  ) {
     this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
   u16(o: number): number {
@@ -70,7 +74,11 @@ export class Struct<K extends string> {
   private readonly widths: number[] = [];
   /** The decoder, built once from the table as one object literal (a fixed shape is what makes decoding cheap). */
   private readonly decode: (dv: DataView, base: number, le: boolean) => Record<K, number>;
-  constructor(readonly what: string, readonly is64: boolean, spec: Spec<K>) {
+  constructor(
+    readonly what: string,
+    readonly is64: boolean,
+    spec: Spec<K>,
+  ) {
     let off = 0;
     for (const [name, type] of spec) {
       const width = type === 'word' ? (is64 ? 8 : 4) : WIDTH[type];
@@ -118,29 +126,116 @@ export class Struct<K extends string> {
 
 // e_ident is read byte by byte before the class is known; these are the fields after it.
 const EHDR = [
-  ['type', 'u16'], ['machine', 'u16'], ['version', 'u32'], ['entry', 'word'], ['phoff', 'word'], ['shoff', 'word'],
-  ['flags', 'u32'], ['ehsize', 'u16'], ['phentsize', 'u16'], ['phnum', 'u16'], ['shentsize', 'u16'], ['shnum', 'u16'],
+  ['type', 'u16'],
+  ['machine', 'u16'],
+  ['version', 'u32'],
+  ['entry', 'word'],
+  ['phoff', 'word'],
+  ['shoff', 'word'],
+  ['flags', 'u32'],
+  ['ehsize', 'u16'],
+  ['phentsize', 'u16'],
+  ['phnum', 'u16'],
+  ['shentsize', 'u16'],
+  ['shnum', 'u16'],
   ['shstrndx', 'u16'],
 ] as const;
-const PHDR64 = [['type', 'u32'], ['flags', 'u32'], ['offset', 'word'], ['vaddr', 'word'], ['paddr', 'word'], ['filesz', 'word'], ['memsz', 'word'], ['align', 'word']] as const;
-const PHDR32 = [['type', 'u32'], ['offset', 'word'], ['vaddr', 'word'], ['paddr', 'word'], ['filesz', 'word'], ['memsz', 'word'], ['flags', 'u32'], ['align', 'word']] as const;
-const SHDR = [
-  ['name', 'u32'], ['type', 'u32'], ['flags', 'word'], ['addr', 'word'], ['offset', 'word'], ['size', 'word'], ['link', 'u32'],
-  ['info', 'u32'], ['addralign', 'word'], ['entsize', 'word'],
+const PHDR64 = [
+  ['type', 'u32'],
+  ['flags', 'u32'],
+  ['offset', 'word'],
+  ['vaddr', 'word'],
+  ['paddr', 'word'],
+  ['filesz', 'word'],
+  ['memsz', 'word'],
+  ['align', 'word'],
 ] as const;
-const DYN = [['tag', 'word'], ['val', 'word']] as const;
-const SYM64 = [['name', 'u32'], ['info', 'u8'], ['other', 'u8'], ['shndx', 'u16'], ['value', 'word'], ['size', 'word']] as const;
-const SYM32 = [['name', 'u32'], ['value', 'word'], ['size', 'word'], ['info', 'u8'], ['other', 'u8'], ['shndx', 'u16']] as const;
+const PHDR32 = [
+  ['type', 'u32'],
+  ['offset', 'word'],
+  ['vaddr', 'word'],
+  ['paddr', 'word'],
+  ['filesz', 'word'],
+  ['memsz', 'word'],
+  ['flags', 'u32'],
+  ['align', 'word'],
+] as const;
+const SHDR = [
+  ['name', 'u32'],
+  ['type', 'u32'],
+  ['flags', 'word'],
+  ['addr', 'word'],
+  ['offset', 'word'],
+  ['size', 'word'],
+  ['link', 'u32'],
+  ['info', 'u32'],
+  ['addralign', 'word'],
+  ['entsize', 'word'],
+] as const;
+const DYN = [
+  ['tag', 'word'],
+  ['val', 'word'],
+] as const;
+const SYM64 = [
+  ['name', 'u32'],
+  ['info', 'u8'],
+  ['other', 'u8'],
+  ['shndx', 'u16'],
+  ['value', 'word'],
+  ['size', 'word'],
+] as const;
+const SYM32 = [
+  ['name', 'u32'],
+  ['value', 'word'],
+  ['size', 'word'],
+  ['info', 'u8'],
+  ['other', 'u8'],
+  ['shndx', 'u16'],
+] as const;
 // Symbol versioning records are the same in both classes.
-const VERDEF = [['version', 'u16'], ['flags', 'u16'], ['ndx', 'u16'], ['cnt', 'u16'], ['hash', 'u32'], ['aux', 'u32'], ['next', 'u32']] as const;
-const VERDAUX = [['name', 'u32'], ['next', 'u32']] as const;
-const VERNEED = [['version', 'u16'], ['cnt', 'u16'], ['file', 'u32'], ['aux', 'u32'], ['next', 'u32']] as const;
-const VERNAUX = [['hash', 'u32'], ['flags', 'u16'], ['other', 'u16'], ['name', 'u32'], ['next', 'u32']] as const;
+const VERDEF = [
+  ['version', 'u16'],
+  ['flags', 'u16'],
+  ['ndx', 'u16'],
+  ['cnt', 'u16'],
+  ['hash', 'u32'],
+  ['aux', 'u32'],
+  ['next', 'u32'],
+] as const;
+const VERDAUX = [
+  ['name', 'u32'],
+  ['next', 'u32'],
+] as const;
+const VERNEED = [
+  ['version', 'u16'],
+  ['cnt', 'u16'],
+  ['file', 'u32'],
+  ['aux', 'u32'],
+  ['next', 'u32'],
+] as const;
+const VERNAUX = [
+  ['hash', 'u32'],
+  ['flags', 'u16'],
+  ['other', 'u16'],
+  ['name', 'u32'],
+  ['next', 'u32'],
+] as const;
 // Hash table headers: DT_HASH's counts are 4 bytes (8 on 64-bit s390); DT_GNU_HASH's header is
 // followed by `bloomSize` words, `nbuckets` 4-byte buckets, then 4-byte chain entries.
-const HASH = [['nbucket', 'u32'], ['nchain', 'u32']] as const;
-const HASH_WIDE = [['nbucket', 'u64'], ['nchain', 'u64']] as const;
-const GNU_HASH = [['nbuckets', 'u32'], ['symoffset', 'u32'], ['bloomSize', 'u32'], ['bloomShift', 'u32']] as const;
+const HASH = [
+  ['nbucket', 'u32'],
+  ['nchain', 'u32'],
+] as const;
+const HASH_WIDE = [
+  ['nbucket', 'u64'],
+  ['nchain', 'u64'],
+] as const;
+const GNU_HASH = [
+  ['nbuckets', 'u32'],
+  ['symoffset', 'u32'],
+  ['bloomSize', 'u32'],
+  ['bloomShift', 'u32'],
+] as const;
 export const GNU_HASH_ENTRY = 4;
 
 type Names<S> = S extends ReadonlyArray<readonly [infer K, FieldType]> ? K & string : never;

@@ -1,7 +1,7 @@
 // Quick looks at a file's header through the layout tables, for callers that must not fail on odd
 // files (verifying a bootstrap, patchelf's own header checks, --shrink-rpath probing libraries).
 import { PT } from './consts.ts';
-import { MIN_EHDR_SIZE, type ClassLayout, type Ehdr, type Io, ehdrField, identLayout, isElf, readEhdr } from './layout.ts';
+import { type ClassLayout, type Ehdr, ehdrField, type Io, identLayout, isElf, MIN_EHDR_SIZE, readEhdr } from './layout.ts';
 
 export interface HeaderPeek {
   layout: ClassLayout;

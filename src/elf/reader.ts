@@ -5,7 +5,7 @@
 // them; section names are never consulted.
 import { DT, DT_STRING_TAGS, ET, ET_NAMES, MACHINE_NAMES, PT } from './consts.ts';
 import { ElfError } from './error.ts';
-import { EI, ELFCLASS32, ELFCLASS64, IDENT_SIZE, MAX_EHDR_SIZE, type ClassLayout, Io, identLayout, isElf, readEhdr } from './layout.ts';
+import { type ClassLayout, EI, ELFCLASS32, ELFCLASS64, IDENT_SIZE, type Io, identLayout, isElf, MAX_EHDR_SIZE, readEhdr } from './layout.ts';
 
 export { ElfError } from './error.ts';
 export { Io, isElf } from './layout.ts';
@@ -118,9 +118,29 @@ export function parseElf(buf: Buffer, name = '<buffer>', ensure: Ensure = NO_ENS
   const io = l.io(buf);
   const h = readEhdr(l, io);
   const e: ParsedElf = {
-    name, buf, io, layout: l, is64: l.is64, le: l.le, type: h.type, machine: h.machine, phoff: h.phoff,
-    phentsize: l.phdr.size, phdrs: readPhdrs(l, io, h, name, ensure), shoff: h.shoff, shentsize: l.shdr.size, shdrs: [],
-    dynIndex: -1, dynElsewhere: false, dynOff: 0, dynSlots: 0, dyn: [], strOff: 0, strSize: 0, interpIndex: -1, ensure,
+    name,
+    buf,
+    io,
+    layout: l,
+    is64: l.is64,
+    le: l.le,
+    type: h.type,
+    machine: h.machine,
+    phoff: h.phoff,
+    phentsize: l.phdr.size,
+    phdrs: readPhdrs(l, io, h, name, ensure),
+    shoff: h.shoff,
+    shentsize: l.shdr.size,
+    shdrs: [],
+    dynIndex: -1,
+    dynElsewhere: false,
+    dynOff: 0,
+    dynSlots: 0,
+    dyn: [],
+    strOff: 0,
+    strSize: 0,
+    interpIndex: -1,
+    ensure,
   };
   e.shdrs = readShdrs(e, h.shentsize, h.shnum);
   for (let i = 0; i < e.phdrs.length; i++) {

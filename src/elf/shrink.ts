@@ -2,7 +2,7 @@
 // needed library built for this file's machine; drop the rest.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { peekMachine } from './peek.ts';
-import { type ParsedElf, neededLibraries } from './reader.ts';
+import { neededLibraries, type ParsedElf } from './reader.ts';
 
 /** e_machine of the file at `p`, or undefined when it cannot be read or is not ELF. */
 function machineOf(p: string): number | undefined {

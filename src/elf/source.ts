@@ -12,7 +12,10 @@ export class PartialFile {
   readonly buf: Buffer;
   /** Sorted, disjoint ranges already read. */
   private readonly filled: Array<[number, number]> = [];
-  constructor(private readonly fd: number, readonly size: number) {
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+  ) {
     this.buf = Buffer.alloc(size);
     this.ensure(0, size <= SMALL ? size : HEAD);
   }

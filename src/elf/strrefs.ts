@@ -5,7 +5,7 @@
 import { DT, EM, SHT } from './consts.ts';
 import { ElfError } from './error.ts';
 import { GNU_HASH_ENTRY } from './layout.ts';
-import { type ParsedElf, addrToOffset, lastValue } from './reader.ts';
+import { addrToOffset, lastValue, type ParsedElf } from './reader.ts';
 
 /** More records than any real table holds: a bound for corrupt counts and cyclic chains. */
 const MAX_RECORDS = 1 << 20;

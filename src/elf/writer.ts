@@ -1,10 +1,10 @@
 // Emits a layout the planner reserved (plan/): the bytes of the edited file. Either a new buffer
 // holding all of it, or, for a caller that writes only what changed, the parsed buffer edited
 // below its old end plus the appended segment on its own, with the changed ranges listed.
-import { ehdrSpan, setEhdr, type ClassLayout, type Io } from './layout.ts';
-import { type DynEntry, type ParsedElf } from './reader.ts';
+import { type ClassLayout, ehdrSpan, type Io, setEhdr } from './layout.ts';
 import { planLayout } from './plan/planner.ts';
 import type { EditPlan, ElfEdits, Layout } from './plan/types.ts';
+import type { DynEntry, ParsedElf } from './reader.ts';
 
 /** Writes into the output, remembering which ranges below the old end changed and how. */
 class Out {
@@ -12,7 +12,12 @@ class Out {
   private readonly fresh: Array<[number, number]> = [];
   private readonly preIo: Io;
   private readonly segIo?: Io;
-  constructor(readonly l: ClassLayout, readonly pre: Buffer, readonly seg: Buffer | undefined, readonly segAt: number) {
+  constructor(
+    readonly l: ClassLayout,
+    readonly pre: Buffer,
+    readonly seg: Buffer | undefined,
+    readonly segAt: number,
+  ) {
     this.preIo = l.io(pre);
     if (seg) this.segIo = l.io(seg);
   }

@@ -74,7 +74,7 @@ export function parseMountInfo(text: string): CgroupMount[] {
  */
 export function cgroupChain(mount: CgroupMount, cgroupPath: string): string[] {
   const root = mount.root.replace(/\/+$/, '');
-  const inside = cgroupPath === mount.root || cgroupPath.startsWith(root + '/');
+  const inside = cgroupPath === mount.root || cgroupPath.startsWith(`${root}/`);
   const rel = inside ? cgroupPath.slice(root.length) : '';
   const chain: string[] = [];
   for (let p = path.join(mount.mountPoint, rel); ; p = path.dirname(p)) {
@@ -140,7 +140,9 @@ async function limitsOf(mount: CgroupMount, chain: string[]): Promise<{ cpu?: nu
   };
   return {
     cpu: mount.controllers.includes('cpu') ? await tightest(chain, cpuQuota) : undefined,
-    mem: mount.controllers.includes('memory') ? await tightest(chain, async (d) => parseMemoryLimit((await file(d, 'memory.limit_in_bytes')) ?? '')) : undefined,
+    mem: mount.controllers.includes('memory')
+      ? await tightest(chain, async (d) => parseMemoryLimit((await file(d, 'memory.limit_in_bytes')) ?? ''))
+      : undefined,
   };
 }
 

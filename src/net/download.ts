@@ -5,19 +5,18 @@
 // resumeFrom). The checksum is computed while writing and checked before the final rename, so
 // `dest` only ever holds a complete, verified file.
 import { createHash, type Hash } from 'node:crypto';
-import { promises as fs, createReadStream, createWriteStream } from 'node:fs';
-import path from 'node:path';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import path from 'node:path';
+import { errorMessage, } from '../util/errors.ts';
 import { readJson, writeFileAtomic } from '../util/fs.ts';
-import { TransientError, retry, spent } from '../util/retry.ts';
+import { retry, spent, TransientError } from '../util/retry.ts';
 import { httpFailure, request } from './http.ts';
 import { copyLocal, finish, isLocalSource, retryHint } from './local.ts';
 import { normalizeSha256 } from './sha256.ts';
 
 export { isLocalSource, localSourcePath } from './local.ts';
-export { resolveSha256 } from './release.ts';
-export { NIX_RELEASE_VERSION, defaultReleaseUrl } from './release.ts';
+export { defaultReleaseUrl, NIX_RELEASE_VERSION, resolveSha256 } from './release.ts';
 
 export interface Progress {
   received: number;
@@ -203,7 +202,10 @@ async function attempt(opts: DownloadOptions, expected: string | undefined): Pro
   const etag = r.headers.etag;
   // a weak ETag cannot vouch for byte ranges
   const usableEtag = etag && !etag.startsWith('W/') ? etag : undefined;
-  await writeFileAtomic(metaFile, JSON.stringify({ url, etag: usableEtag, lastModified: r.headers['last-modified'], total, sha256: expected } satisfies PartMeta));
+  await writeFileAtomic(
+    metaFile,
+    JSON.stringify({ url, etag: usableEtag, lastModified: r.headers['last-modified'], total, sha256: expected } satisfies PartMeta),
+  );
   const h = createHash('sha256');
   if (offset > 0) await hashExisting(h, part);
   const received = await receive(rx, part, offset, h, total, opts.onProgress);

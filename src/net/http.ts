@@ -6,11 +6,12 @@
 // its file is meant to avoid, and undici's start-up costs more than a request to a loopback mirror.
 // A connection that fails, stalls or breaks is a TransientError; a status is the caller's to judge
 // (httpFailure says how, by the one rule in util/retry.ts).
+
+import { createReadStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { createReadStream } from 'node:fs';
 import { RelonixError } from '../util/errors.ts';
-import { TransientError, retryableStatus } from '../util/retry.ts';
+import { retryableStatus, TransientError } from '../util/retry.ts';
 
 // Keep-alive saves a handshake per narinfo. Node unrefs the idle sockets an agent keeps, so they
 // never hold the process open once its work is done.
@@ -159,7 +160,11 @@ export async function httpFailure(r: HttpResponse, what: string, hint?: string):
   if (retryableStatus(r.status)) return new TransientError(msg);
   return new RelonixError(msg, {
     kind: 'network',
-    hint: hint ?? (r.status === 401 || r.status === 403 ? 'check the credentials (netrc, --header, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)' : 'check the URL and that the server accepts this method'),
+    hint:
+      hint ??
+      (r.status === 401 || r.status === 403
+        ? 'check the credentials (netrc, --header, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)'
+        : 'check the URL and that the server accepts this method'),
   });
 }
 

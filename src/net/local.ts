@@ -1,7 +1,7 @@
 // What a download does when there is nothing to fetch: a local path or file:// URL is copied, with
 // the same checksum rule as a download; and how a finished part becomes the file.
 import { createHash } from 'node:crypto';
-import { promises as fs, createReadStream } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RelonixError } from '../util/errors.ts';

@@ -1,7 +1,7 @@
 // Where Nix releases are, and the checksum each one publishes beside itself.
 import { promises as fs } from 'node:fs';
 import { RelonixError } from '../util/errors.ts';
-import { retry, spent, type RetryOptions } from '../util/retry.ts';
+import { type RetryOptions, retry, spent } from '../util/retry.ts';
 import { httpFailure, request } from './http.ts';
 import { isLocalSource, localSourcePath, retryHint } from './local.ts';
 import { normalizeSha256 } from './sha256.ts';
@@ -30,11 +30,14 @@ async function readRemote(url: string, opts: RetryOptions & { headers?: Record<s
   u.pathname += '.sha256';
   const where = u.toString();
   try {
-    const text = await retry(async () => {
-      const r = await request(where, { headers: opts.headers, signal: opts.signal, idleMs: 60_000 });
-      if (r.status >= 300) throw await httpFailure(r, `no checksum for ${url}: GET ${where}`, 'pass --sha256 HEX (the release page lists it)');
-      return (await r.buffer()).toString('utf8');
-    }, { ...opts, retries: opts.retries ?? 4 });
+    const text = await retry(
+      async () => {
+        const r = await request(where, { headers: opts.headers, signal: opts.signal, idleMs: 60_000 });
+        if (r.status >= 300) throw await httpFailure(r, `no checksum for ${url}: GET ${where}`, 'pass --sha256 HEX (the release page lists it)');
+        return (await r.buffer()).toString('utf8');
+      },
+      { ...opts, retries: opts.retries ?? 4 },
+    );
     return { text, where };
   } catch (e) {
     throw spent(e, `could not fetch the checksum ${where}`, `${retryHint(url)}; or pass --sha256 HEX`);

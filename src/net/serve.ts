@@ -1,9 +1,10 @@
 // A small static file server (GET/HEAD with single byte ranges) for the local demo mirror: it lets
 // the demo and offline set-ups point `--url` at http://127.0.0.1 and exercise the real download path.
+
+import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
-import { promises as fs, createReadStream } from 'node:fs';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 
 export interface ServeOptions {
   host?: string;
@@ -35,7 +36,7 @@ async function handle(root: string, req: http.IncomingMessage, res: http.ServerR
     res.writeHead(400).end();
     return;
   }
-  const file = path.resolve(root, '.' + rel);
+  const file = path.resolve(root, `.${rel}`);
   if (file !== root && !file.startsWith(root + path.sep)) {
     res.writeHead(403).end();
     return;
@@ -46,7 +47,7 @@ async function handle(root: string, req: http.IncomingMessage, res: http.ServerR
   } catch {
     st = undefined;
   }
-  if (!st || !st.isFile()) {
+  if (!st?.isFile()) {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     return;
   }

@@ -1,10 +1,10 @@
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promises as fs } from 'node:fs';
-import type { Layout } from './layout.ts';
-import { readState } from './state.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
+import type { Layout } from './layout.ts';
+import { readState } from './state.ts';
 
 export interface NixEnvOptions {
   /** the environment to start from; defaults to process.env */
@@ -128,7 +128,7 @@ export type Shell = 'sh' | 'fish' | 'json';
 
 /** Pure: `export` lines for the given variables, quoted for the shell. */
 export function renderEnv(vars: Record<string, string>, shell: Shell): string {
-  if (shell === 'json') return JSON.stringify(vars, null, 2) + '\n';
+  if (shell === 'json') return `${JSON.stringify(vars, null, 2)}\n`;
   let out = '';
   for (const [k, v] of Object.entries(vars)) {
     if (shell === 'fish') {
@@ -153,7 +153,7 @@ export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?:
   delete vars.MANPATH;
   let sh = `# relonix: the environment for the Nix in ${l.prefix}. Source it: . ${l.envScript}\n`;
   sh += renderEnv(vars, 'sh');
-  sh += `export PATH=${bins.map(shQuote).join(':')}\${PATH:+:\$PATH}\n`;
+  sh += `export PATH=${bins.map(shQuote).join(':')}\${PATH:+:$PATH}\n`;
   // unset, MANPATH ends in a colon: man's own pages still follow
   sh += `export MANPATH=${mans.map(shQuote).join(':')}:\${MANPATH:-}\n`;
   sh += `[ -n "\${USER:-}" ] || export USER="$(id -un 2>/dev/null || echo uid$(id -u))"\n`;
@@ -200,7 +200,10 @@ export async function writeWrappers(l: Layout, nix: string): Promise<string[]> {
   for (const name of await fs.readdir(l.binDir)) {
     if (tools.includes(name)) continue;
     const p = path.join(l.binDir, name);
-    const head = await fs.readFile(p, 'utf8').then((t) => t.slice(0, 200), () => '');
+    const head = await fs.readFile(p, 'utf8').then(
+      (t) => t.slice(0, 200),
+      () => '',
+    );
     if (head.includes(WRAPPER_MARK)) await fs.rm(p, { force: true });
   }
   for (const tool of tools) await writeFileAtomic(path.join(l.binDir, tool), wrapperScript(l, nix, tool), 0o755);

@@ -2,10 +2,10 @@
 // behind; `relonix status` prints it.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Layout } from './layout.ts';
-import { readState, isBootstrapped, STAGES } from './state.ts';
 import { readReport } from '../store/relocate-tree.ts';
 import { exists } from '../util/fs.ts';
+import type { Layout } from './layout.ts';
+import { isBootstrapped, readState, STAGES } from './state.ts';
 
 async function treeSize(dir: string): Promise<{ bytes: number; paths: number }> {
   let bytes = 0;

@@ -87,8 +87,11 @@ export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
   const stateDir = path.join(prefix, 'var', 'nix');
   const stateFile = path.join(relonixDir, 'state.json');
   const storeDir = storeDirFlag !== undefined ? checkStoreDir(storeDirFlag) : (recordedStoreDir(stateFile) ?? path.join(prefix, 'store'));
-  if (prefix === storeDir || prefix.startsWith(storeDir + '/')) {
-    throw new RelonixError(`the store dir ${storeDir} would hold the prefix ${prefix}`, { kind: 'usage', hint: 'choose a store dir beside the prefix, e.g. --store-dir /tmp/store' });
+  if (prefix === storeDir || prefix.startsWith(`${storeDir}/`)) {
+    throw new RelonixError(`the store dir ${storeDir} would hold the prefix ${prefix}`, {
+      kind: 'usage',
+      hint: 'choose a store dir beside the prefix, e.g. --store-dir /tmp/store',
+    });
   }
   return {
     prefix,

@@ -1,6 +1,6 @@
-import type { Layout } from './layout.ts';
 import path from 'node:path';
 import { exists, readJson, writeFileAtomic } from '../util/fs.ts';
+import type { Layout } from './layout.ts';
 
 /**
  * Every stage a bootstrap can record, in the order they run: a tarball bootstrap runs preflight to
@@ -47,7 +47,7 @@ export async function readState(l: Layout): Promise<BootstrapState> {
 }
 
 export async function writeState(l: Layout, s: BootstrapState): Promise<void> {
-  await writeFileAtomic(l.stateFile, JSON.stringify(s, null, 2) + '\n');
+  await writeFileAtomic(l.stateFile, `${JSON.stringify(s, null, 2)}\n`);
 }
 
 export function emptyState(l: Layout): BootstrapState {

@@ -1,11 +1,11 @@
 // The prefix's own Nix programs: which binary to run and running it with the prefix's environment,
 // so nothing ever falls back to a Nix the host happens to have on its PATH.
 import path from 'node:path';
-import type { Layout } from './layout.ts';
-import { nixEnvironment, prefixEnvironment } from './environment.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
 import { runForeground, runTool, type ToolResult } from '../util/spawn.ts';
+import { nixEnvironment, prefixEnvironment } from './environment.ts';
+import type { Layout } from './layout.ts';
 
 export interface NixToolOptions {
   layout: Layout;

@@ -4,9 +4,9 @@
 import { createReadStream, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isLocalSource, localSourcePath } from '../net/download.ts';
 import type { Layout } from '../prefix/layout.ts';
 import type { BootstrapSource, BootstrapState } from '../prefix/state.ts';
-import { isLocalSource, localSourcePath } from '../net/download.ts';
 import { RelonixError } from '../util/errors.ts';
 import { startPiped } from '../util/spawn.ts';
 import type { Builder } from './machines.ts';
@@ -57,7 +57,10 @@ export function ownBundle(): string {
   const here = fileURLToPath(import.meta.url);
   const bundle = path.basename(here) === 'relonix.mjs' ? here : path.resolve(path.dirname(here), '..', '..', 'dist', 'relonix.mjs');
   if (!existsSync(bundle)) {
-    throw new RelonixError(`--bootstrap copies this relonix's bundle to the builder, and ${bundle} does not exist`, { kind: 'failure', hint: 'in a checkout, npm run build makes it' });
+    throw new RelonixError(`--bootstrap copies this relonix's bundle to the builder, and ${bundle} does not exist`, {
+      kind: 'failure',
+      hint: 'in a checkout, npm run build makes it',
+    });
   }
   return bundle;
 }
@@ -99,10 +102,13 @@ async function checkNode(l: Layout, b: Builder, byHand: string): Promise<void> {
   if (r.code === 255) throw sshFailure(l, b, r);
   const major = r.code === 0 ? Number(r.stdout.trim().split('.')[0]) : NaN;
   if (major >= MIN_NODE) return;
-  throw new RelonixError(`--bootstrap runs relonix with the node of ${b.host}, which ${r.code === 0 ? `is ${r.stdout.trim()}, older than ${MIN_NODE}` : 'has none on its PATH'}`, {
-    kind: 'preflight',
-    hint: `install Node.js ${MIN_NODE} or newer on ${b.host}, or run there: ${byHand}`,
-  });
+  throw new RelonixError(
+    `--bootstrap runs relonix with the node of ${b.host}, which ${r.code === 0 ? `is ${r.stdout.trim()}, older than ${MIN_NODE}` : 'has none on its PATH'}`,
+    {
+      kind: 'preflight',
+      hint: `install Node.js ${MIN_NODE} or newer on ${b.host}, or run there: ${byHand}`,
+    },
+  );
 }
 
 /** Copies a file to the builder: written beside its name, renamed into place once complete. */
@@ -111,9 +117,17 @@ async function upload(l: Layout, b: Builder, u: Upload, byHand: string): Promise
     throw new RelonixError(`--bootstrap would copy ${u.local} to ${b.host}, and it is gone`, { kind: 'preflight', hint: `on ${b.host}, run: ${byHand}` });
   }
   const part = `${u.remote}.part`;
-  const r = await sshRun(l, b, `mkdir -p ${shWord(path.dirname(u.remote))} && cat > ${shWord(part)} && mv -f ${shWord(part)} ${shWord(u.remote)}`, createReadStream(u.local));
+  const r = await sshRun(
+    l,
+    b,
+    `mkdir -p ${shWord(path.dirname(u.remote))} && cat > ${shWord(part)} && mv -f ${shWord(part)} ${shWord(u.remote)}`,
+    createReadStream(u.local),
+  );
   if (r.code === 255) throw sshFailure(l, b, r);
   if (r.code !== 0) {
-    throw new RelonixError(`cannot write ${u.remote} on ${b.host}: ${r.stderr.trim() || `exit ${r.code}`}`, { kind: 'preflight', hint: `the prefix's directory must be writable by ${b.user ?? 'that user'} there` });
+    throw new RelonixError(`cannot write ${u.remote} on ${b.host}: ${r.stderr.trim() || `exit ${r.code}`}`, {
+      kind: 'preflight',
+      hint: `the prefix's directory must be writable by ${b.user ?? 'that user'} there`,
+    });
   }
 }

@@ -3,15 +3,15 @@
 // nix.conf's builders block and the profile scripts' NIX_SSHOPTS are written.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Layout } from '../prefix/layout.ts';
-import { writeEnvScripts } from '../prefix/environment.ts';
-import { readState } from '../prefix/state.ts';
 import { dropNixConfBlock, mergeNixConf } from '../bootstrap/stages/configure.ts';
+import { writeEnvScripts } from '../prefix/environment.ts';
+import type { Layout } from '../prefix/layout.ts';
+import { readState } from '../prefix/state.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { nixSystem } from '../util/system.ts';
-import { BUILDERS_BLOCK, buildersBlock, machinesText, parseBuilderUrl, parseBuildersFile, sshConfigText, type Builder } from './machines.ts';
+import { BUILDERS_BLOCK, type Builder, buildersBlock, machinesText, parseBuildersFile, parseBuilderUrl, sshConfigText } from './machines.ts';
 import { checkPasswdEntry, shWord, sshFailure, sshRun } from './ssh.ts';
 
 export interface AddOptions {
@@ -36,10 +36,18 @@ export async function addBuilder(o: AddOptions): Promise<Builder> {
   const l = o.layout;
   checkPasswdEntry();
   // Nix splits NIX_SSHOPTS at whitespace, so `-F <file>` must be one word
-  if (/\s/.test(l.sshConfig)) throw new RelonixError(`the prefix path ${l.prefix} has whitespace in it, which Nix's NIX_SSHOPTS cannot carry`, { kind: 'usage', hint: 'use a prefix without spaces for remote builds (--prefix DIR)' });
+  if (/\s/.test(l.sshConfig))
+    throw new RelonixError(`the prefix path ${l.prefix} has whitespace in it, which Nix's NIX_SSHOPTS cannot carry`, {
+      kind: 'usage',
+      hint: 'use a prefix without spaces for remote builds (--prefix DIR)',
+    });
   if (!Number.isInteger(o.jobs) || o.jobs < 1) throw new RelonixError(`--jobs takes a whole number of at least 1, got ${o.jobs}`, { kind: 'usage' });
   const key = o.key === undefined ? undefined : path.resolve(o.key);
-  if (key && !(await exists(key))) throw new RelonixError(`the key ${key} does not exist`, { kind: 'usage', hint: 'pass the private key that the builder accepts (ssh-keygen -t ed25519 -f FILE makes one)' });
+  if (key && !(await exists(key)))
+    throw new RelonixError(`the key ${key} does not exist`, {
+      kind: 'usage',
+      hint: 'pass the private key that the builder accepts (ssh-keygen -t ed25519 -f FILE makes one)',
+    });
   const b: Builder = { ...parseBuilderUrl(o.url), key, jobs: o.jobs, system: o.system ?? nixSystem() };
   await fs.mkdir(path.dirname(l.knownHosts), { recursive: true });
   let remote = await probe(l, b);
@@ -80,7 +88,10 @@ export async function removeBuilder(l: Layout, url: string): Promise<Builder> {
         hint: all.length ? `its builders: ${all.map((b) => b.url).join(', ')} (relonix builder list)` : 'it has none (relonix builder add adds one)',
       });
     }
-    await writeBuilders(l, all.filter((b) => b !== gone));
+    await writeBuilders(
+      l,
+      all.filter((b) => b !== gone),
+    );
     return gone;
   });
 }
@@ -125,7 +136,7 @@ async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system:
 async function writeBuilders(l: Layout, builders: Builder[]): Promise<void> {
   const conf = await fs.readFile(l.confFile, 'utf8').catch(() => '');
   if (builders.length) {
-    await writeFileAtomic(l.buildersFile, JSON.stringify({ builders }, null, 2) + '\n');
+    await writeFileAtomic(l.buildersFile, `${JSON.stringify({ builders }, null, 2)}\n`);
     await writeFileAtomic(l.machinesFile, machinesText(l, builders));
     await writeFileAtomic(l.sshConfig, sshConfigText(l, builders));
     await writeFileAtomic(l.confFile, mergeNixConf(conf, buildersBlock(l), BUILDERS_BLOCK));

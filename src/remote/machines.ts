@@ -3,9 +3,9 @@
 // port: its legacy ssh store hands the URI's authority to ssh as one host name), and nix.conf's
 // builders block. Everything here is pure.
 import path from 'node:path';
+import type { BlockMarks } from '../bootstrap/stages/configure.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { RelonixError } from '../util/errors.ts';
-import type { BlockMarks } from '../bootstrap/stages/configure.ts';
 
 export interface Builder {
   /** as the user gave it and names it: ssh://USER@HOST[:PORT] */
@@ -27,14 +27,17 @@ export const BUILDERS_BLOCK: BlockMarks = {
 /** Pure: ssh://USER@HOST[:PORT], checked, in its canonical spelling. */
 export function parseBuilderUrl(raw: string): Pick<Builder, 'url' | 'user' | 'host' | 'port'> {
   const bad = (why: string) =>
-    new RelonixError(`${raw} is not a builder address: ${why}`, { kind: 'usage', hint: 'write it ssh://USER@HOST or ssh://USER@HOST:PORT, e.g. ssh://builder@10.0.0.7:2222' });
+    new RelonixError(`${raw} is not a builder address: ${why}`, {
+      kind: 'usage',
+      hint: 'write it ssh://USER@HOST or ssh://USER@HOST:PORT, e.g. ssh://builder@10.0.0.7:2222',
+    });
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
     throw bad('not a URL');
   }
-  if (u.protocol !== 'ssh:') throw bad('only ssh:// is supported (Nix\'s legacy ssh store)');
+  if (u.protocol !== 'ssh:') throw bad("only ssh:// is supported (Nix's legacy ssh store)");
   if (!u.hostname) throw bad('no host');
   if (u.password) throw bad('a password cannot be given; use --key FILE');
   if ((u.pathname && u.pathname !== '/') || u.search || u.hash) throw bad('nothing may follow the host and port');
@@ -65,7 +68,17 @@ export function sshOptions(l: Layout, b: Builder): [string, string][] {
 
 export function sshConfigText(l: Layout, builders: Builder[]): string {
   const head = `# relonix: ssh options of the remote builders of ${l.prefix} (NIX_SSHOPTS=-F ${l.sshConfig}).\n# relonix builder add/remove rewrites this file.\n`;
-  return head + builders.map((b) => `\nHost ${hostAlias(b)}\n${sshOptions(l, b).map(([k, v]) => `  ${k} ${v}\n`).join('')}`).join('');
+  return (
+    head +
+    builders
+      .map(
+        (b) =>
+          `\nHost ${hostAlias(b)}\n${sshOptions(l, b)
+            .map(([k, v]) => `  ${k} ${v}\n`)
+            .join('')}`,
+      )
+      .join('')
+  );
 }
 
 /** Pure: the remote-program of a builder: the wrapper of the remote prefix at the same path. */
@@ -83,7 +96,7 @@ export function buildersBlock(l: Layout): string {
   return [
     BUILDERS_BLOCK.begin,
     `builders = @${l.machinesFile}`,
-    "# a builder fetches what it can from its own caches instead of receiving it over ssh",
+    '# a builder fetches what it can from its own caches instead of receiving it over ssh',
     'builders-use-substitutes = true',
     BUILDERS_BLOCK.end,
     '',
@@ -96,11 +109,17 @@ export function parseBuildersFile(text: string, file: string): Builder[] {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new RelonixError(`${file} is not JSON: ${(e as Error).message}`, { kind: 'usage', hint: `remove it and add the builders again (relonix builder add)` });
+    throw new RelonixError(`${file} is not JSON: ${(e as Error).message}`, {
+      kind: 'usage',
+      hint: `remove it and add the builders again (relonix builder add)`,
+    });
   }
   const list = (v as { builders?: unknown }).builders;
   if (!Array.isArray(list) || !list.every((b) => typeof b?.url === 'string' && typeof b?.host === 'string' && typeof b?.system === 'string')) {
-    throw new RelonixError(`${file} does not list builders as relonix writes them`, { kind: 'usage', hint: 'remove it and add the builders again (relonix builder add)' });
+    throw new RelonixError(`${file} does not list builders as relonix writes them`, {
+      kind: 'usage',
+      hint: 'remove it and add the builders again (relonix builder add)',
+    });
   }
   return list as Builder[];
 }

@@ -2,9 +2,9 @@
 // gives it, and the failures people meet, each turned into what to do about it.
 import os from 'node:os';
 import type { Layout } from '../prefix/layout.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { runTool, type ToolResult } from '../util/spawn.ts';
-import { sshOptions, type Builder } from './machines.ts';
+import { type Builder, sshOptions } from './machines.ts';
 
 /**
  * OpenSSH looks up the running uid in the passwd database and stops ("No user exists for uid N")
@@ -15,10 +15,13 @@ export function checkPasswdEntry(): void {
     os.userInfo();
   } catch {
     const uid = process.getuid?.() ?? -1;
-    throw new RelonixError(`this uid (${uid}) has no passwd entry, and OpenSSH refuses to run without one ("No user exists for uid ${uid}"), so Nix cannot reach a remote builder`, {
-      kind: 'preflight',
-      hint: `give the uid an entry: in the image (useradd -u ${uid} builder), with nss_wrapper (LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD=FILE NSS_WRAPPER_GROUP=FILE), or on a PaaS by the platform's "arbitrary uid" recipe (an /etc/passwd writable by group 0)`,
-    });
+    throw new RelonixError(
+      `this uid (${uid}) has no passwd entry, and OpenSSH refuses to run without one ("No user exists for uid ${uid}"), so Nix cannot reach a remote builder`,
+      {
+        kind: 'preflight',
+        hint: `give the uid an entry: in the image (useradd -u ${uid} builder), with nss_wrapper (LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD=FILE NSS_WRAPPER_GROUP=FILE), or on a PaaS by the platform's "arbitrary uid" recipe (an /etc/passwd writable by group 0)`,
+      },
+    );
   }
 }
 

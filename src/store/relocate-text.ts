@@ -61,7 +61,7 @@ export function rewriteRefs(buf: Buffer, from: string, to: string): { out: Buffe
 export function rewriteLinkTarget(target: string, from: string, to: string): string | null {
   if (from === to) return null;
   if (target === from) return to;
-  if (target.startsWith(from + '/')) return to + target.slice(from.length);
+  if (target.startsWith(`${from}/`)) return to + target.slice(from.length);
   return null;
 }
 

@@ -1,13 +1,13 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { NarHasher } from './nar/write.ts';
-import { compareNames } from './nar/framing.ts';
-import { planFile, rewriteLinkTarget, type ElfRelocator } from './relocate-text.ts';
-import { clearTemps, exists, readJson, writeFileAtomic, removeTree, replaceAtomic } from '../util/fs.ts';
+import { clearTemps, exists, readJson, removeTree, replaceAtomic, writeFileAtomic } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
+import { compareNames } from './nar/framing.ts';
+import { NarHasher } from './nar/write.ts';
+import { type ElfRelocator, planFile, rewriteLinkTarget } from './relocate-text.ts';
 
-export { planFile, rewriteRefs, findStoreRefs, rewriteLinkTarget, classify } from './relocate-text.ts';
 export type { ElfRelocator, FilePlan } from './relocate-text.ts';
+export { classify, findStoreRefs, planFile, rewriteLinkTarget, rewriteRefs } from './relocate-text.ts';
 
 export interface RelocateCounts {
   files: number;
@@ -261,7 +261,7 @@ export interface RelocationReport {
 
 /** The report `relonix status` summarises: counts, and every reference left in binary data. */
 export async function writeReport(file: string, report: RelocationReport): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(report, null, 1) + '\n');
+  await writeFileAtomic(file, `${JSON.stringify(report, null, 1)}\n`);
 }
 
 export async function readReport(file: string): Promise<RelocationReport | undefined> {

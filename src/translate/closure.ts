@@ -5,15 +5,15 @@
 // exactly one way.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { parseDerivation } from './aterm.ts';
-import { makeFixedOutputPath, makeTextPath, type HashMethod } from './paths.ts';
-import type { Closure, SourceContent } from './twin.ts';
 import { queryClosure } from '../cache/nixstore.ts';
+import type { NixToolOptions } from '../prefix/tools.ts';
 import { dumpPath } from '../store/nar/write.ts';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { parseStorePath } from '../store/storepath.ts';
-import type { NixToolOptions } from '../prefix/tools.ts';
 import { RelonixError } from '../util/errors.ts';
+import { parseDerivation } from './aterm.ts';
+import { type HashMethod, makeFixedOutputPath, makeTextPath } from './paths.ts';
+import type { Closure, SourceContent } from './twin.ts';
 
 export interface LoadedClosure {
   closure: Closure;

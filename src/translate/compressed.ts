@@ -1,6 +1,6 @@
 // Store references inside compressed data (gzip, xz, zip members) cannot be rewritten in place:
 // finding them is all a NAR rewrite can do, so that the packages that carry them can be named.
-import { Readable, pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { decompress } from '../cache/compress.ts';
 import { NIX_BASE32_ALPHABET } from '../store/nixbase32.ts';
@@ -46,7 +46,8 @@ class RefScanner {
     for (; at >= 0 && at < limit; at = buf.indexOf(this.needle, at + this.needle.length)) {
       this.occurrences++;
       const h = buf.toString('latin1', at + this.needle.length + 1, at + this.needle.length + 1 + HASH);
-      if (buf[at + this.needle.length] === 0x2f && h.length === HASH && [...h].every((c) => NIX_BASE32_ALPHABET.includes(c)) && this.hashes.size < MAX_HASHES) this.hashes.add(h);
+      if (buf[at + this.needle.length] === 0x2f && h.length === HASH && [...h].every((c) => NIX_BASE32_ALPHABET.includes(c)) && this.hashes.size < MAX_HASHES)
+        this.hashes.add(h);
     }
     this.carry = buf.subarray(Math.max(0, limit));
   }

@@ -2,16 +2,16 @@
 // decompressed, rewritten as it streams (or copied, for a fixed output), and refused unless what
 // was read is exactly the NAR upstream's signed narinfo describes.
 import path from 'node:path';
-import type { Layout } from '../prefix/layout.ts';
 import { decompress } from '../cache/compress.ts';
 import type { PublishItem, StagedNar } from '../cache/push.ts';
 import { openNarFile } from '../cache/restore-nar.ts';
+import type { Layout } from '../prefix/layout.ts';
 import { formatNarHash } from '../store/nar/write.ts';
 import { parseNarHashField } from '../store/reginfo.ts';
 import { RelonixError } from '../util/errors.ts';
 import { makeFixedOutputPath, parseContentAddress } from './paths.ts';
 import type { TranslateItem } from './plan.ts';
-import { rewriteNar, type CompressedFile, type RewriteSummary } from './rewrite.ts';
+import { type CompressedFile, type RewriteSummary, rewriteNar } from './rewrite.ts';
 import type { SpoolOptions } from './spool.ts';
 import type { Upstream } from './upstream.ts';
 

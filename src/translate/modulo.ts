@@ -1,10 +1,11 @@
 // Nix's hashDerivationModulo (libstore/derivations.cc, as of 2.8): the hash that input-addressed
 // output paths are made from. Each input .drv path is replaced by that input's own modulo hash, so a
 // change that leaves a fixed output's content alone (another URL, say) changes no dependent.
-import { byteOrder, printAterm, type Derivation, type DerivationOutput } from './aterm.ts';
-import { makeFixedOutputPath, makeOutputPath, methodPrefix, sha256Hex, type HashMethod } from './paths.ts';
+
 import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
+import { byteOrder, type Derivation, type DerivationOutput, printAterm } from './aterm.ts';
+import { type HashMethod, makeFixedOutputPath, makeOutputPath, methodPrefix, sha256Hex } from './paths.ts';
 
 /** A regular derivation hashes to one hex digest; a fixed-output one to one digest per output. */
 export type ModuloHash = { fixed: false; hex: string } | { fixed: true; outputs: Map<string, string> };
@@ -61,7 +62,13 @@ function fixedOutputPath(h: FixedHash, drvName: string, storeDir: string): strin
  * computed with `mask` false). `mask` blanks this derivation's output paths and the env vars named
  * after its outputs, which is how its own output paths are computed.
  */
-export function hashDerivationModulo(drv: Derivation, drvName: string, storeDir: string, inputHash: (drvPath: string) => ModuloHash, mask: boolean): ModuloHash {
+export function hashDerivationModulo(
+  drv: Derivation,
+  drvName: string,
+  storeDir: string,
+  inputHash: (drvPath: string) => ModuloHash,
+  mask: boolean,
+): ModuloHash {
   const fixed = fixedHash(drv);
   if (fixed) {
     const out = fixedOutputPath(fixed, drvName, storeDir);

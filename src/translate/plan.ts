@@ -102,7 +102,15 @@ export function planPaths(storeDir: string, upstream: Map<string, NarInfo>, pres
     const odd = unreadable(ni, mine);
     if (present.has(mine)) plan.present.push(mine);
     else if (odd) plan.refused.push(odd);
-    else plan.items.push({ path: mine, from: ni, references: ni.references.map(moved), deriver: ni.deriver && moved(ni.deriver), hashes: new Map(), verbatim: false });
+    else
+      plan.items.push({
+        path: mine,
+        from: ni,
+        references: ni.references.map(moved),
+        deriver: ni.deriver && moved(ni.deriver),
+        hashes: new Map(),
+        verbatim: false,
+      });
   }
   return complete(plan, new Set(plan.present), new Map());
 }

@@ -1,7 +1,7 @@
 // Same-length replacement of store references in a byte stream: a store dir and 32-character hash
 // parts, wherever they are (Nix's RewritingSink replaces bare hash parts too). Equal lengths keep
 // every offset, so binaries stay valid and a NAR keeps its size.
-import { NIX_BASE32_ALPHABET, isNixBase32 } from '../store/nixbase32.ts';
+import { isNixBase32, NIX_BASE32_ALPHABET } from '../store/nixbase32.ts';
 import { RelonixError } from '../util/errors.ts';
 
 export interface RewriteRules {
@@ -51,7 +51,8 @@ function refuse(msg: string, hint: string): RelonixError {
 }
 
 function checkStoreDir(d: string): void {
-  if (!d.startsWith('/') || d.endsWith('/') || d.length < 2) throw refuse(`"${d}" is not a store dir`, 'a store dir is an absolute path without a trailing slash, such as /nix/store');
+  if (!d.startsWith('/') || d.endsWith('/') || d.length < 2)
+    throw refuse(`"${d}" is not a store dir`, 'a store dir is an absolute path without a trailing slash, such as /nix/store');
 }
 
 /** Checks the rules once: anything but equal lengths would move bytes, which a NAR rewrite in place cannot. */
@@ -72,7 +73,8 @@ export function compileRules(rules: RewriteRules): Compiled {
   let hashCount = 0;
   for (const [from, to] of rules.hashes) {
     for (const h of [from, to]) {
-      if (h.length !== HASH || !isNixBase32(h)) throw refuse(`"${h}" is not a store hash part (32 nix-base32 characters)`, 'map hash parts to hash parts of the same length');
+      if (h.length !== HASH || !isNixBase32(h))
+        throw refuse(`"${h}" is not a store hash part (32 nix-base32 characters)`, 'map hash parts to hash parts of the same length');
     }
     if (targets.has(to)) throw refuse(`two hash parts are mapped to ${to}`, 'map each hash part to its own twin');
     targets.add(to);

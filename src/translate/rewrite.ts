@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import { CLOSE, CONTENTS, EMPTY, ENTRY_NAME, EXECUTABLE, MAGIC, NarFormatError, NODE, OPEN_NAME, OPEN_TYPE, TARGET, ZEROS } from '../store/nar/framing.ts';
 import { checkEntryName, NarReader } from '../store/nar/reader.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
-import { scanCompressed, sniffCompressed, SNIFF_BYTES, type CompressedFormat, type ReferencesFound } from './compressed.ts';
 import { Batch } from './batch.ts';
-import { compileRules, replaceAll, replaceIn, replaceStream, type Compiled, type Counts, type RewriteRules } from './replace.ts';
+import { type CompressedFormat, type ReferencesFound, SNIFF_BYTES, scanCompressed, sniffCompressed } from './compressed.ts';
+import { type Compiled, type Counts, compileRules, type RewriteRules, replaceAll, replaceIn, replaceStream } from './replace.ts';
 import { Spool, type SpoolOptions } from './spool.ts';
 
 export interface CompressedFile {
@@ -209,7 +209,11 @@ class Walk {
     if (entries.some((e, i) => i > 0 && Buffer.compare(entries[i - 1]!.name, e.name) >= 0)) {
       entries.sort((a, b) => Buffer.compare(a.name, b.name));
       const dup = entries.find((e, i) => i > 0 && entries[i - 1]!.name.equals(e.name));
-      if (dup) throw new RelonixError(`two entries of "${this.where() || '/'}" are both called "${dup.name}" once rewritten`, { kind: 'integrity', hint: 'the NAR names a path under its old and its new hash at once; it cannot be rewritten' });
+      if (dup)
+        throw new RelonixError(`two entries of "${this.where() || '/'}" are both called "${dup.name}" once rewritten`, {
+          kind: 'integrity',
+          hint: 'the NAR names a path under its old and its new hash at once; it cannot be rewritten',
+        });
       this.s.resorted++;
     }
     const ranges: Ranges = [start, head];
@@ -260,7 +264,12 @@ async function* run(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, c: Co
     summary.input = { hash: r.hash.digest(), size: r.size };
     summary.output = { hash: hash.digest(), size };
   } catch (e) {
-    if (e instanceof NarFormatError) throw new RelonixError(`the NAR is malformed: ${e.message}`, { kind: 'integrity', hint: 'fetch it again; a NAR that does not parse is never rewritten', cause: e });
+    if (e instanceof NarFormatError)
+      throw new RelonixError(`the NAR is malformed: ${e.message}`, {
+        kind: 'integrity',
+        hint: 'fetch it again; a NAR that does not parse is never rewritten',
+        cause: e,
+      });
     throw e;
   } finally {
     await spool?.close();

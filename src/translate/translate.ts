@@ -6,26 +6,26 @@
 // publish every NAR before any narinfo, so that a refusal anywhere leaves nothing published and a
 // killed run leaves no narinfo without its NAR.
 import path from 'node:path';
-import type { Layout } from '../prefix/layout.ts';
-import { activeNix, prefixEnvironment } from '../prefix/environment.ts';
-import { resolveNixTool, runNix } from '../prefix/tools.ts';
+import type { CompressionChoice } from '../cache/compress.ts';
 import { Journal } from '../cache/journal.ts';
 import type { SecretKey } from '../cache/keys.ts';
 import { checkCacheInfo } from '../cache/meta.ts';
 import { narInfoKey } from '../cache/narinfo.ts';
 import { localItem, publishItems } from '../cache/push.ts';
-import type { CompressionChoice } from '../cache/compress.ts';
-import { openTarget, type CacheTarget, type TargetOptions } from '../cache/targets.ts';
+import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
+import { activeNix, prefixEnvironment } from '../prefix/environment.ts';
+import type { Layout } from '../prefix/layout.ts';
+import { resolveNixTool, runNix } from '../prefix/tools.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { retry } from '../util/retry.ts';
 import { loadClosure } from './closure.ts';
-import { translatedItem, type ItemContext } from './item.ts';
-import { planDerivations, planPaths, type Plan, type Refusal } from './plan.ts';
+import { type ItemContext, translatedItem } from './item.ts';
+import { type Plan, planDerivations, planPaths, type Refusal } from './plan.ts';
 import type { CompressedFile } from './rewrite.ts';
 import { computeTwins } from './twin.ts';
-import { NIXOS_CACHE, NIXOS_KEY, openUpstream, upstreamClosure, upstreamNarInfos, type Upstream } from './upstream.ts';
+import { NIXOS_CACHE, NIXOS_KEY, openUpstream, type Upstream, upstreamClosure, upstreamNarInfos } from './upstream.ts';
 
 export interface TranslateOptions {
   layout: Layout;
@@ -80,9 +80,20 @@ async function inTarget(target: CacheTarget, paths: string[]): Promise<Set<strin
 export async function instantiate(l: Layout, args: string[]): Promise<string[]> {
   const { nix } = await activeNix(l);
   const bin = await resolveNixTool({ layout: l, nix }, 'nix-instantiate');
-  const out = await runNix(bin, args, { env: await prefixEnvironment(l), hint: 'check the expression: relonix run -- nix-instantiate ARGS shows what Nix says' });
-  const drvs = [...new Set(out.split('\n').map((s) => s.trim().replace(/!.*$/, '')).filter(Boolean))];
-  if (drvs.length === 0) throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
+  const out = await runNix(bin, args, {
+    env: await prefixEnvironment(l),
+    hint: 'check the expression: relonix run -- nix-instantiate ARGS shows what Nix says',
+  });
+  const drvs = [
+    ...new Set(
+      out
+        .split('\n')
+        .map((s) => s.trim().replace(/!.*$/, ''))
+        .filter(Boolean),
+    ),
+  ];
+  if (drvs.length === 0)
+    throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
   return drvs;
 }
 
@@ -97,14 +108,27 @@ export async function translateDerivations(o: TranslateOptions, drvs: string[]):
   o.log?.(`reading the closure of ${drvs.length} derivation${drvs.length === 1 ? '' : 's'}`);
   const { closure, records } = await loadClosure({ layout: l, nix }, drvs);
   const twins = computeTwins(closure, c.upstream.storeDir, { partial: true });
-  const outputs = [...twins.derivations].flatMap(([p, tw]) => closure.derivations.get(p)!.outputs.map((out) => ({ ours: out.path, theirs: tw.outputs.get(out.name)! })));
-  const present = await inTarget(c.target, outputs.map((x) => x.ours));
+  const outputs = [...twins.derivations].flatMap(([p, tw]) =>
+    closure.derivations.get(p)!.outputs.map((out) => ({ ours: out.path, theirs: tw.outputs.get(out.name)! })),
+  );
+  const present = await inTarget(
+    c.target,
+    outputs.map((x) => x.ours),
+  );
   o.log?.(`asking ${c.upstream.target.url} for ${outputs.length - present.size} of ${outputs.length} outputs (the rest are in ${o.to})`);
-  const upstream = await upstreamNarInfos(c.upstream, outputs.filter((x) => !present.has(x.ours)).map((x) => x.theirs));
+  const upstream = await upstreamNarInfos(
+    c.upstream,
+    outputs.filter((x) => !present.has(x.ours)).map((x) => x.theirs),
+  );
   const plan = planDerivations({ storeDir: l.storeDir, closure, twins, upstream, present });
   const sources = await inTarget(c.target, plan.sources);
   plan.sources = plan.sources.filter((s) => !sources.has(s));
-  return publishPlan(o, c, plan, plan.sources.map((s) => localItem(records.get(s)!)));
+  return publishPlan(
+    o,
+    c,
+    plan,
+    plan.sources.map((s) => localItem(records.get(s)!)),
+  );
 }
 
 /** Path mode: upstream's closure of `paths` as it is, each hash part kept, only the store dir ours. */
@@ -122,7 +146,10 @@ export async function translatePaths(o: TranslateOptions, paths: string[]): Prom
     }
   });
   const upstream = await upstreamClosure(c.upstream, roots);
-  const present = await inTarget(c.target, [...upstream.keys()].map((p) => path.join(o.layout.storeDir, path.basename(p))));
+  const present = await inTarget(
+    c.target,
+    [...upstream.keys()].map((p) => path.join(o.layout.storeDir, path.basename(p))),
+  );
   return publishPlan(o, c, planPaths(o.layout.storeDir, upstream, present), []);
 }
 
@@ -138,7 +165,9 @@ async function publishPlan(o: TranslateOptions, c: Opened, plan: Plan, local: Re
   const l = o.layout;
   const ctx: ItemContext = { layout: l, upstream: c.upstream, compressed: new Map() };
   const items = [...plan.items.map((it) => translatedItem(ctx, it)), ...local];
-  o.log?.(`translating ${plan.items.length} paths${local.length ? ` and publishing ${local.length} sources` : ''}; ${plan.present.length} are in ${o.to}, ${plan.missing.length} not in upstream`);
+  o.log?.(
+    `translating ${plan.items.length} paths${local.length ? ` and publishing ${local.length} sources` : ''}; ${plan.present.length} are in ${o.to}, ${plan.missing.length} not in upstream`,
+  );
   const r = await publishItems(
     {
       target: c.target,

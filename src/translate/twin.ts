@@ -1,12 +1,13 @@
 // The twin of a derivation closure at another store dir: what Nix itself would have written had it
 // evaluated the same expression there. Every store path in each ATerm is rewritten (inputs first),
 // output and .drv paths are recomputed, and each source is renamed by its content.
-import { byteOrder, printAterm, printDerivation, type Derivation } from './aterm.ts';
-import { checkSupported, computeOutputs, derivationName, hashDerivationModulo, withOutputs, type ModuloHash } from './modulo.ts';
-import { makeFixedOutputPath, makeTextPath, methodPrefix, type HashMethod } from './paths.ts';
+
 import { isNixBase32 } from '../store/nixbase32.ts';
 import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
+import { byteOrder, type Derivation, printAterm, printDerivation } from './aterm.ts';
+import { checkSupported, computeOutputs, derivationName, hashDerivationModulo, type ModuloHash, withOutputs } from './modulo.ts';
+import { type HashMethod, makeFixedOutputPath, makeTextPath, methodPrefix } from './paths.ts';
 
 /** What a non-derivation input is, so that its twin can be named without reading it again. */
 export type SourceContent =
@@ -122,7 +123,12 @@ class TwinBuilder {
       }
       if (makeTextPath(name, c.text, c.references, this.from) !== p) throw mismatch(p, this.from, 'its text and references give another path');
       const text = Buffer.from(this.rewrite(Buffer.from(c.text).toString('latin1')), 'latin1');
-      return makeTextPath(name, text, c.references.map((r) => this.twinOf(r)), this.to);
+      return makeTextPath(
+        name,
+        text,
+        c.references.map((r) => this.twinOf(r)),
+        this.to,
+      );
     });
     this.out.sources.set(p, made);
     this.map(p, made);

@@ -1,11 +1,12 @@
 // The cache translated from: a store dir as long as ours, and narinfos signed by its key. Everything
 // here is checked before anything is published.
+
+import { type PublicKey, parsePublicKey } from '../cache/keys.ts';
 import { parseCacheInfo } from '../cache/meta.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
-import { parsePublicKey, type PublicKey } from '../cache/keys.ts';
 import { checkSigned, closureNarInfos, readNarInfo } from '../cache/substitute.ts';
-import { openTarget, type CacheTarget, type TargetOptions } from '../cache/targets.ts';
-import { RelonixError, errorMessage } from '../util/errors.ts';
+import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { retry } from '../util/retry.ts';
 
@@ -22,20 +23,29 @@ export interface Upstream {
 export async function openUpstream(url: string, keys: string[], storeDir: string, topts?: TargetOptions): Promise<Upstream> {
   const target = openTarget(url, topts);
   const parsed = keys.map(parsePublicKey);
-  if (parsed.length === 0) throw new RelonixError('translating needs the public key of the cache translated from', { kind: 'usage', hint: 'pass --from-key NAME:BASE64' });
+  if (parsed.length === 0)
+    throw new RelonixError('translating needs the public key of the cache translated from', { kind: 'usage', hint: 'pass --from-key NAME:BASE64' });
   let text: Buffer | undefined;
   try {
     text = await retry(() => target.get('nix-cache-info'), { retries: 4 });
   } catch (e) {
-    throw new RelonixError(`${url}/nix-cache-info could not be read: ${errorMessage(e)}`, { kind: 'network', hint: 'check the --from URL and the network, then run again', cause: e });
+    throw new RelonixError(`${url}/nix-cache-info could not be read: ${errorMessage(e)}`, {
+      kind: 'network',
+      hint: 'check the --from URL and the network, then run again',
+      cause: e,
+    });
   }
-  if (!text) throw new RelonixError(`${url} has no nix-cache-info: it is not a binary cache`, { kind: 'usage', hint: 'pass the URL of a binary cache as --from' });
+  if (!text)
+    throw new RelonixError(`${url} has no nix-cache-info: it is not a binary cache`, { kind: 'usage', hint: 'pass the URL of a binary cache as --from' });
   const from = parseCacheInfo(text.toString('utf8')).storeDir;
   if (Buffer.byteLength(from) !== Buffer.byteLength(storeDir)) {
-    throw new RelonixError(`${url} serves the store ${from} (${Buffer.byteLength(from)} bytes), which cannot be rewritten in place into ${storeDir} (${Buffer.byteLength(storeDir)} bytes)`, {
-      kind: 'integrity',
-      hint: `translate into a prefix whose store dir is as long as ${from}: relonix bootstrap --store-dir DIR (e.g. /tmp/store for /nix/store)`,
-    });
+    throw new RelonixError(
+      `${url} serves the store ${from} (${Buffer.byteLength(from)} bytes), which cannot be rewritten in place into ${storeDir} (${Buffer.byteLength(storeDir)} bytes)`,
+      {
+        kind: 'integrity',
+        hint: `translate into a prefix whose store dir is as long as ${from}: relonix bootstrap --store-dir DIR (e.g. /tmp/store for /nix/store)`,
+      },
+    );
   }
   return { target, storeDir: from, keys: parsed };
 }
@@ -56,7 +66,10 @@ export async function upstreamNarInfos(up: Upstream, paths: string[]): Promise<M
 /** The closure of `roots` in upstream (following References), every narinfo signed; a missing one is an error. */
 export async function upstreamClosure(up: Upstream, roots: string[]): Promise<Map<string, NarInfo>> {
   const missing = (_t: unknown, p: string) =>
-    new RelonixError(`${up.target.url} has no ${p}`, { kind: 'usage', hint: 'translate only paths the cache has (check the hash part); an expression translates with -- ARGS' });
+    new RelonixError(`${up.target.url} has no ${p}`, {
+      kind: 'usage',
+      hint: 'translate only paths the cache has (check the hash part); an expression translates with -- ARGS',
+    });
   const got = await closureNarInfos([up.target], roots, up.keys, up.storeDir, missing);
   return new Map([...got].map(([p, g]) => [p, g.ni]));
 }

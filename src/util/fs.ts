@@ -1,8 +1,9 @@
 // src/util/: one mechanism each, shared by every layer: errors, retry, pool, spawn, atomic files,
 // locks, process liveness, formatting.
-import { promises as fs, constants as C } from 'node:fs';
-import path from 'node:path';
+
 import { randomBytes } from 'node:crypto';
+import { constants as C, promises as fs } from 'node:fs';
+import path from 'node:path';
 
 // Every temporary relonix makes is named `.relonix-…`, beside what it will replace (the same
 // filesystem, so the final rename is atomic), hidden from listings, and recognisable, so a later

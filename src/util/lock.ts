@@ -1,6 +1,6 @@
-import { promises as fs, constants as C } from 'node:fs';
-import path from 'node:path';
+import { constants as C, promises as fs } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { RelonixError } from './errors.ts';
 import { tempSibling } from './fs.ts';
 import { processAlive, readProcStat } from './proc.ts';
@@ -70,7 +70,13 @@ async function isStale(lockFile: string, owner: LockOwner | undefined): Promise<
 export async function withLock<T>(lockFile: string, opts: LockOptions, fn: () => Promise<T>): Promise<T> {
   await fs.mkdir(path.dirname(lockFile), { recursive: true });
   const deadline = Date.now() + (opts.waitMs ?? 0);
-  const me: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString(), what: opts.what, start: readProcStat(process.pid)?.startTime };
+  const me: LockOwner = {
+    pid: process.pid,
+    host: os.hostname(),
+    since: new Date().toISOString(),
+    what: opts.what,
+    start: readProcStat(process.pid)?.startTime,
+  };
   let told = false;
   while (!(await create(lockFile, me))) {
     let owner: LockOwner | undefined;
@@ -89,10 +95,10 @@ export async function withLock<T>(lockFile: string, opts: LockOptions, fn: () =>
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new RelonixError(
-        `another relonix (${owner ? `pid ${owner.pid}, ${owner.what}, since ${owner.since}` : 'starting up'}) holds ${lockFile}`,
-        { kind: 'busy', hint: 'wait for it to finish, or pass --wait SECONDS to queue behind it' },
-      );
+      throw new RelonixError(`another relonix (${owner ? `pid ${owner.pid}, ${owner.what}, since ${owner.since}` : 'starting up'}) holds ${lockFile}`, {
+        kind: 'busy',
+        hint: 'wait for it to finish, or pass --wait SECONDS to queue behind it',
+      });
     }
     if (!told && owner) {
       opts.onWait?.(owner);

@@ -16,7 +16,10 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const close = text.lastIndexOf(')');
   if (close < 0) return undefined;
   // fields 3, 4, … follow ") "
-  const fields = text.slice(close + 2).trim().split(/\s+/);
+  const fields = text
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
   const state = fields[0];
   const startTime = fields[22 - 3];
   if (!state || !/^[A-Za-z]$/.test(state) || !startTime || !/^\d+$/.test(startTime)) return undefined;
@@ -58,4 +61,3 @@ export function judgeAlive(stat: ProcStat | undefined, start: string | undefined
 export function processAlive(pid: number, start?: string): boolean {
   return judgeAlive(readProcStat(pid), start, () => signalable(pid));
 }
-

@@ -1,7 +1,7 @@
 // The one retry policy: which failures deserve another attempt, and how long to wait before it.
 // Downloads, publish, restore and cache gc all go through `retry`; once the attempts are spent, the
 // layer that called it turns the last failure into a RelonixError of kind 'network' (see `spent`).
-import { RelonixError, errorMessage } from './errors.ts';
+import { errorMessage, RelonixError } from './errors.ts';
 
 /** A failure a later attempt can fix: the server or the connection, not the request. */
 export class TransientError extends Error {}

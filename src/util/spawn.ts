@@ -1,8 +1,8 @@
 // The one way relonix starts programs: node:child_process spawn, in three shapes. execa would do
 // the same, but its import costs a tenth of a fast run, and the installer runs short tools often.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import path from 'node:path';
 
 export interface ToolResult {
   code: number | null;
@@ -47,7 +47,12 @@ export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, inp
  * Streams bytes through a filter program (xz, zstd) both ways. The program's failure (its stderr,
  * or its exit status) becomes an Error worded by `failure`; stopping early kills it.
  */
-export async function* pipeThrough(bin: string, args: string[], src: AsyncIterable<Uint8Array>, failure: (detail: string) => string): AsyncGenerator<Uint8Array> {
+export async function* pipeThrough(
+  bin: string,
+  args: string[],
+  src: AsyncIterable<Uint8Array>,
+  failure: (detail: string) => string,
+): AsyncGenerator<Uint8Array> {
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const name = path.basename(bin);
   const err: Buffer[] = [];

@@ -2,18 +2,18 @@
 // leaves its name in an impure log outside the store, relonix build run as a process group of its
 // own (so the whole group can be signalled, or the whole tree killed), checks that a cache's every
 // narinfo has its whole NAR, and an origin in front of nginx that refuses some PUTs.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs, readFileSync, readdirSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
-import { parseDerivation } from '../../src/translate/aterm.ts';
-import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
-import { asUser, eventOf, onLines, relonix, type RelonixEvent, type RunResult } from './cli.ts';
+import { toNixBase32 } from '../../src/store/nixbase32.ts';
+import { parseDerivation } from '../../src/translate/aterm.ts';
+import { asUser, eventOf, onLines, type RelonixEvent, type RunResult, relonix } from './cli.ts';
 import { prefixFor } from './paths.ts';
 
 export { freePort } from './nginx.ts';
@@ -44,9 +44,17 @@ export async function bootstrappedPrefix(uid: number | undefined, tag: string): 
 
 /** The graph's derivations by name, each with the names it depends on. */
 export const GRAPH: Record<string, string[]> = {
-  l1: [], l2: [], l3: [], l4: [],
-  m1: ['l1', 'l2'], m2: ['l2', 'l3'], m3: ['l3', 'l4'], m4: ['l4', 'l1'],
-  u1: ['m1', 'm2'], u2: ['m2', 'm3'], u3: ['m3', 'm4'],
+  l1: [],
+  l2: [],
+  l3: [],
+  l4: [],
+  m1: ['l1', 'l2'],
+  m2: ['l2', 'l3'],
+  m3: ['l3', 'l4'],
+  m4: ['l4', 'l1'],
+  u1: ['m1', 'm2'],
+  u2: ['m2', 'm3'],
+  u3: ['m3', 'm4'],
   top: ['u1', 'u2', 'u3'],
 };
 export const NAMES = Object.keys(GRAPH);

@@ -3,10 +3,10 @@
 // tripwires, helpers/hide-nix.ts). Every test that runs relonix, or the Nix it installs, as a user
 // goes through these runners. The two that leave the host's Nix in sight (relonix patchelf, and the
 // cache tests' runs beside Debian's Nix) say why at their definition below.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { withoutHostNix } from './hide-nix.ts';
 import { RELONIX } from './paths.ts';
-import { run, type Run } from './tools.ts';
+import { type Run, run } from './tools.ts';
 
 /**
  * The exit codes of the CLI contract (README, `relonix --help`), written out here rather than
@@ -115,7 +115,10 @@ export function eventOf(line: string): RelonixEvent | undefined {
  * Runs `relonix ARGS` (which must include --json) and sends it SIGKILL `ms` milliseconds after the
  * first event for which `when` returns a number of ms: a blow at a chosen moment of a chosen stage.
  */
-export function strikeRelonix(args: string[], when: (ev: RelonixEvent) => number | undefined): Promise<RunResult & { events: RelonixEvent[]; struck: boolean }> {
+export function strikeRelonix(
+  args: string[],
+  when: (ev: RelonixEvent) => number | undefined,
+): Promise<RunResult & { events: RelonixEvent[]; struck: boolean }> {
   const { child, done } = spawnRelonix(undefined, args);
   const seen: RelonixEvent[] = [];
   let struck = false;

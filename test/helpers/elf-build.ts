@@ -27,7 +27,11 @@ const SYM32 = [4, 0, 0, 1, 1, 2];
 
 class Writer {
   readonly buf: Buffer;
-  constructor(size: number, private readonly is64: boolean, private readonly le: boolean) {
+  constructor(
+    size: number,
+    private readonly is64: boolean,
+    private readonly le: boolean,
+  ) {
     this.buf = Buffer.alloc(size);
   }
   /** Write `values` at `at` with the widths of `shape`; returns the offset after them. */
@@ -71,7 +75,14 @@ export function buildElf(s: BuildSpec): Buffer {
   const textEnd = oDynstr + dynstr.length;
   // The writable segment follows at once in the file and one page up in memory.
   const oDynamic = align(textEnd, word);
-  const dyn: Array<[number, number]> = [...s.needed.map((n): [number, number] => [1, strOff.get(n)!]), [5, base + oDynstr], [10, dynstr.length], [6, base + oDynsym], [11, syment], [0, 0]];
+  const dyn: Array<[number, number]> = [
+    ...s.needed.map((n): [number, number] => [1, strOff.get(n)!]),
+    [5, base + oDynstr],
+    [10, dynstr.length],
+    [6, base + oDynsym],
+    [11, syment],
+    [0, 0],
+  ];
   const dynSize = dyn.length * 2 * word;
   const dataEnd = oDynamic + dynSize;
   const shstr = Buffer.from('\0.interp\0.dynsym\0.dynstr\0.dynamic\0.bss\0.shstrtab\0');

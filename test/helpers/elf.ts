@@ -1,8 +1,9 @@
 // Shared by the ELF engine tests: a deterministic corpus of real files and what the oracles
 // (Debian's readelf and nm) say about a file.
-import { closeSync, openSync, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import path from 'node:path';
+
 import assert from 'node:assert/strict';
+import { closeSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { run } from './tools.ts';
 
 export const LONG_PREFIX = '/tmp/relonix-test-a-very-long-prefix-that-must-grow/store';
@@ -101,7 +102,15 @@ export function programHeaders(file: string): { phoff: number; phsize: number; s
   const segments: SegmentView[] = [];
   for (const line of r.stdout.split('\n')) {
     const m = /^\s+([A-Z_]+|LOOS\+\S+|0x[0-9a-f]+)\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x[0-9a-f]+ 0x([0-9a-f]+) 0x([0-9a-f]+) .{3} 0x([0-9a-f]+)$/.exec(line);
-    if (m) segments.push({ type: m[1], offset: parseInt(m[2], 16), vaddr: parseInt(m[3], 16), filesz: parseInt(m[4], 16), memsz: parseInt(m[5], 16), align: parseInt(m[6], 16) });
+    if (m)
+      segments.push({
+        type: m[1],
+        offset: parseInt(m[2], 16),
+        vaddr: parseInt(m[3], 16),
+        filesz: parseInt(m[4], 16),
+        memsz: parseInt(m[5], 16),
+        align: parseInt(m[6], 16),
+      });
   }
   return { phoff: num('Start of program headers'), phsize: num('Size of program headers') * num('Number of program headers'), segments };
 }

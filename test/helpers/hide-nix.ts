@@ -13,7 +13,7 @@ const HIDDEN_DIRS = ['/usr/libexec/nix', '/usr/lib/nix'];
 
 function tripwire(log: string): string {
   const dir = path.join(os.tmpdir(), `relonix-tripwire-${process.pid}`);
-  const file = path.join(dir, path.basename(log) + '.sh');
+  const file = path.join(dir, `${path.basename(log)}.sh`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
     // the process's own copy: gone with it, as the namespaces that bind it are

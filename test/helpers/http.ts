@@ -1,11 +1,12 @@
 // A loopback HTTP server for tests: serves files (from a directory or from memory) with Range and
 // If-Range support, and injects the faults real mirrors and CDNs produce: error statuses, bodies cut
 // short, servers that ignore Range. It counts what it served so tests can prove a download resumed.
-import http from 'node:http';
+
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
 
 export interface ServerOptions {
   /** serve the files under this directory */
@@ -59,7 +60,7 @@ async function lookup(opts: ServerOptions, urlPath: string): Promise<Buffer | un
   }
   if (opts.dir) {
     const root = path.resolve(opts.dir);
-    const p = path.resolve(root, '.' + urlPath);
+    const p = path.resolve(root, `.${urlPath}`);
     if (p !== root && !p.startsWith(root + path.sep)) return undefined;
     try {
       return await fs.readFile(p);

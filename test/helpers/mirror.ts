@@ -1,10 +1,11 @@
 // The fixture tarball (Debian's Nix in the official release layout, generated once) served on
 // loopback as a release mirror serves it, with URL.sha256 beside it. The server keeps a log of every
 // request, so a test can prove a run needed no network.
-import { after, before } from 'node:test';
+
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { ensureFixture, type Fixture } from '../../src/demo/mirror.ts';
-import { startServer, type RequestRecord } from './http.ts';
+import { type RequestRecord, startServer } from './http.ts';
 
 export interface Mirror {
   fx: Fixture;

@@ -1,7 +1,7 @@
 // Debian's nginx-light as a real WebDAV origin on 127.0.0.1: GET/HEAD serve, PUT/DELETE write.
 // Started with a temporary prefix and config, stopped (and its process reaped) by stop().
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 

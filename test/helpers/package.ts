@@ -48,7 +48,7 @@ export function packCheckout(work: string): Packed {
 export async function installInProject(work: string, tarball: string): Promise<string> {
   const dir = path.join(work, 'project');
   await fs.mkdir(dir);
-  await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'empty-project', version: '1.0.0', private: true }) + '\n');
+  await fs.writeFile(path.join(dir, 'package.json'), `${JSON.stringify({ name: 'empty-project', version: '1.0.0', private: true })}\n`);
   npm(work, dir, ['install', tarball]);
   return dir;
 }

@@ -1,7 +1,7 @@
 // Where the tests find the checkout and relonix, and the throwaway directories and prefixes they
 // make under /tmp, with the one way to remove them again (store dirs are read-only).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, promises as fs } from 'node:fs';
+import { promises as fs, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 

@@ -8,6 +8,8 @@ export const SECRET = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
 
 /** The Authorization header relonix signs a request with, in us-east-1 at `datetime`. */
 export async function signedAuth(method: string, url: string, headers: Record<string, string>, body: string | undefined, service: string, datetime: string) {
-  const payloadSha256 = createHash('sha256').update(body ?? '').digest('hex');
+  const payloadSha256 = createHash('sha256')
+    .update(body ?? '')
+    .digest('hex');
   return signV4({ method, url, headers, payloadSha256, accessKeyId: AKID, secretAccessKey: SECRET, service, region: 'us-east-1', datetime }).authorization!;
 }

@@ -6,10 +6,10 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { collect, type RunResult } from './cli.ts';
 import { withoutHostNix } from './hide-nix.ts';
 import { RELONIX } from './paths.ts';
 import { run } from './tools.ts';
-import { collect, type RunResult } from './cli.ts';
 
 export interface TestUser {
   name: string;
@@ -27,8 +27,22 @@ export async function passwdWith(dir: string, users: TestUser[]): Promise<Passwd
   const passwd = path.join(dir, 'passwd');
   const group = path.join(dir, 'group');
   const add = (file: string, lines: string[]) => fs.readFile(file, 'utf8').then((t) => (t.endsWith('\n') ? t : `${t}\n`) + lines.map((x) => `${x}\n`).join(''));
-  await fs.writeFile(passwd, await add('/etc/passwd', users.map((u) => `${u.name}:x:${u.uid}:${u.uid}::${u.home}:/bin/sh`)), { mode: 0o644 });
-  await fs.writeFile(group, await add('/etc/group', users.map((u) => `${u.name}:x:${u.uid}:`)), { mode: 0o644 });
+  await fs.writeFile(
+    passwd,
+    await add(
+      '/etc/passwd',
+      users.map((u) => `${u.name}:x:${u.uid}:${u.uid}::${u.home}:/bin/sh`),
+    ),
+    { mode: 0o644 },
+  );
+  await fs.writeFile(
+    group,
+    await add(
+      '/etc/group',
+      users.map((u) => `${u.name}:x:${u.uid}:`),
+    ),
+    { mode: 0o644 },
+  );
   return { passwd, group };
 }
 
@@ -37,11 +51,7 @@ export async function passwdWith(dir: string, users: TestUser[]): Promise<Passwd
  * place and each [source, target] of `binds` bind-mounted.
  */
 export function inHost(pw: Passwd, binds: [string, string][], argv: string[]): string[] {
-  const mounts = [
-    `mount --bind '${pw.passwd}' /etc/passwd`,
-    `mount --bind '${pw.group}' /etc/group`,
-    ...binds.map(([s, t]) => `mount --bind '${s}' '${t}'`),
-  ];
+  const mounts = [`mount --bind '${pw.passwd}' /etc/passwd`, `mount --bind '${pw.group}' /etc/group`, ...binds.map(([s, t]) => `mount --bind '${s}' '${t}'`)];
   return withoutHostNix(['sh', '-c', `set -e\n${mounts.join('\n')}\nexec "$@"`, 'in-host', ...argv]);
 }
 
@@ -109,7 +119,13 @@ export async function startSshd(dir: string, o: { port: number; pw: Passwd; bind
     ].join('\n'),
   );
   // sshd's privilege separation directory, in a /run of the namespace's own
-  const argv = inHost(o.pw, o.binds, ['sh', '-c', 'mount -t tmpfs -o size=1m,mode=755 relonix-sshd-run /run && mkdir -m 755 /run/sshd && exec /usr/sbin/sshd -D -e -f "$1"', 'sshd', conf]);
+  const argv = inHost(o.pw, o.binds, [
+    'sh',
+    '-c',
+    'mount -t tmpfs -o size=1m,mode=755 relonix-sshd-run /run && mkdir -m 755 /run/sshd && exec /usr/sbin/sshd -D -e -f "$1"',
+    'sshd',
+    conf,
+  ]);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));

@@ -1,11 +1,11 @@
 // Throwaway Nix stores driven by Debian's nix-bin (run as root with NIX_STORE_DIR & co), used as
 // the reference implementation the cache code must interoperate with, and the keys caches are
 // signed with.
-import { mkdirSync, writeFileSync, existsSync, readdirSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { layout, type Layout } from '../../src/prefix/layout.ts';
 import { generateKey } from '../../src/cache/keys.ts';
-import { requireTool, run, type Run } from './tools.ts';
+import { type Layout, layout } from '../../src/prefix/layout.ts';
+import { type Run, requireTool, run } from './tools.ts';
 
 export interface TestStore {
   prefix: string;

@@ -1,8 +1,9 @@
 // The host's programs the integration tests use as peers and oracles (Debian's nix, readelf,
 // patchelf, gcc, zstd ...): found, or failing the test loudly with the package that brings them,
 // and run with their output kept for the assertions.
-import { spawnSync } from 'node:child_process';
+
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 
 /** The Debian package of each tool the tests ask for by name, as .ci/run installs them. */
 const PACKAGES: Record<string, string> = {

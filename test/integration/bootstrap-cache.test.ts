@@ -1,7 +1,7 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { events, relonix } from '../helpers/cli.ts';
 import { mirrorForFile } from '../helpers/mirror.ts';
 import { prefixList, removePrefix } from '../helpers/paths.ts';
@@ -54,9 +54,22 @@ test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped
 
   // a restarted host: the prefix is gone; stage 1 from the tarball, stage 2 from the cache
   await removePrefix(prefix);
-  const both = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--cache', `file://${cacheDir}`, '--trusted-key', pub, '--json']);
+  const both = await relonix(undefined, [
+    'bootstrap',
+    '--prefix',
+    prefix,
+    '--url',
+    mirror.url,
+    '--cache',
+    `file://${cacheDir}`,
+    '--trusted-key',
+    pub,
+    '--json',
+  ]);
   assert.equal(both.code, 0, `${both.stdout}\n${both.stderr}`);
-  const done = events(both.stdout).filter((e) => e.event === 'stage' && e.status === 'done').map((e) => e.stage);
+  const done = events(both.stdout)
+    .filter((e) => e.event === 'stage' && e.status === 'done')
+    .map((e) => e.stage);
   assert.deepEqual(done, ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify', 'cache-nix']);
   let state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
   assert.equal(state.nix, cacheNix, 'the Nix from the cache is the active one');
@@ -74,7 +87,9 @@ test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped
   await removePrefix(prefix);
   const restored = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--cache', `file://${cacheDir}`, '--trusted-key', pub, '--json']);
   assert.equal(restored.code, 0, `${restored.stdout}\n${restored.stderr}`);
-  const stages = events(restored.stdout).filter((e) => e.event === 'stage' && e.status === 'done').map((e) => e.stage);
+  const stages = events(restored.stdout)
+    .filter((e) => e.event === 'stage' && e.status === 'done')
+    .map((e) => e.stage);
   assert.deepEqual(stages, ['preflight', 'configure', 'restore', 'verify']);
   await assert.rejects(fs.stat(path.join(prefix, 'var/relonix/downloads', path.basename(mirror.fx.tarball))), /ENOENT/);
   state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
@@ -84,7 +99,15 @@ test('stage 2 installs the Nix a cache names, and --cache alone restores a wiped
 
   // a key the cache did not sign with is refused
   await removePrefix(prefix);
-  const wrongKey = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--cache', `file://${cacheDir}`, '--trusted-key', 'other-1:' + Buffer.alloc(32, 7).toString('base64')]);
+  const wrongKey = await relonix(undefined, [
+    'bootstrap',
+    '--prefix',
+    prefix,
+    '--cache',
+    `file://${cacheDir}`,
+    '--trusted-key',
+    `other-1:${Buffer.alloc(32, 7).toString('base64')}`,
+  ]);
   assert.notEqual(wrongKey.code, 0);
   assert.match(wrongKey.stderr, /stage restore/);
 });

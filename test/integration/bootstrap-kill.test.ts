@@ -1,8 +1,8 @@
-import { listTree } from '../../src/util/fs.ts';
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { after, test } from 'node:test';
+import { listTree } from '../../src/util/fs.ts';
 import { events, relonix, strikeRelonix } from '../helpers/cli.ts';
 import { mirrorForFile } from '../helpers/mirror.ts';
 import { prefixList, removePrefix } from '../helpers/paths.ts';
@@ -90,4 +90,3 @@ test('kill -9 at many moments of every stage, then a re-run completes with a sto
     .map((e) => e.stage);
   assert.deepEqual(ran, ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify']);
 });
-

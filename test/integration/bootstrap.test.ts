@@ -1,13 +1,13 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { layout } from '../../src/prefix/layout.ts';
 import { withLock } from '../../src/util/lock.ts';
 import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { mirrorForFile } from '../helpers/mirror.ts';
-import { RELONIX, prefixFor, prefixList } from '../helpers/paths.ts';
+import { prefixFor, prefixList, RELONIX } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 before(() => {
@@ -30,12 +30,15 @@ test('a uid with no passwd entry and an empty environment bootstraps, builds and
   assert.equal((await fs.stat(path.join(prefix, 'store'))).uid, NOBODY_UID);
 
   const expr = path.join(path.dirname(prefix), 'hello.nix');
-  await fs.writeFile(expr, 'derivation { name = "hello-4242"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo hi from $USER > $out" ]; }\n');
+  await fs.writeFile(
+    expr,
+    'derivation { name = "hello-4242"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo hi from $USER > $out" ]; }\n',
+  );
   await fs.chmod(expr, 0o644);
   const build = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-build', '--no-out-link', expr]);
   assert.equal(build.code, 0, build.stderr);
   const out = build.stdout.trim();
-  assert.ok(out.startsWith(path.join(prefix, 'store') + '/'), out);
+  assert.ok(out.startsWith(`${path.join(prefix, 'store')}/`), out);
   assert.match(await fs.readFile(out, 'utf8'), /^hi from/);
 
   const verify = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
@@ -66,7 +69,9 @@ test('a uid with no passwd entry and an empty environment bootstraps, builds and
   const stateFile = path.join(prefix, 'var/relonix/state.json');
   const [stateBefore, storeBefore] = await Promise.all([fs.stat(stateFile), fs.stat(path.join(prefix, 'store'))]);
   const asked = mirror.log.length;
-  const again = await withLock(layout(prefix).lockFile, { what: 'a test holding the prefix' }, () => relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]));
+  const again = await withLock(layout(prefix).lockFile, { what: 'a test holding the prefix' }, () =>
+    relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]),
+  );
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /already bootstrapped.*nothing to do/);
   assert.deepEqual(mirror.log.slice(asked), [], 'the no-op re-run made no request');
@@ -125,14 +130,20 @@ test('a prefix on a noexec filesystem is refused in preflight, saying why', asyn
   try {
     const r = await relonix(undefined, ['bootstrap', '--prefix', path.join(mnt, 'nix'), '--url', mirror.url, '--json']);
     assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const err = events.find((e) => e.event === 'error');
     assert.ok(err, 'an error event for scripts');
     assert.match(err.message, /cannot be executed/);
     assert.match(err.hint, /noexec/);
     assert.equal(err.exitCode, EXIT.preflight);
     const files = execFileSync('find', [mnt, '-type', 'f']).toString().trim().split('\n').filter(Boolean);
-    assert.ok(files.every((f) => f.endsWith('state.json')), `only the state file may exist: ${files.join(', ')}`);
+    assert.ok(
+      files.every((f) => f.endsWith('state.json')),
+      `only the state file may exist: ${files.join(', ')}`,
+    );
   } finally {
     execFileSync('umount', [mnt]);
     await fs.rm(mnt, { recursive: true, force: true });

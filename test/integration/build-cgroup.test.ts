@@ -4,16 +4,17 @@
 // (/sys/fs/cgroup a cgroup2 mount with memory) where the machine boots the unified hierarchy, v1 on
 // a hybrid or v1 host (the controller belongs to one hierarchy at a time). No memory controller at
 // all fails, saying why.
-import { test, type TestContext } from 'node:test';
-import { spawnSync } from 'node:child_process';
+
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync, promises as fs } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { type TestContext, test } from 'node:test';
 import { cgroupChain, parseMountInfo, parseProcCgroup } from '../../src/host/cgroup.ts';
 import { RESERVED_BYTES, SLOT_BYTES } from '../../src/host/parallelism.ts';
+import { withoutHostNix } from '../helpers/hide-nix.ts';
 import { RELONIX } from '../helpers/paths.ts';
 import { requireRoot } from '../helpers/tools.ts';
-import { withoutHostNix } from '../helpers/hide-nix.ts';
 
 const LIMIT = 3 * 2 ** 30;
 
@@ -39,7 +40,9 @@ function noV2Memory(): string | undefined {
   const v2 = mounts.find((m) => m.v2 && m.mountPoint === '/sys/fs/cgroup');
   const controllers = v2 ? readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8').trim().split(/\s+/) : [];
   if (v2 && controllers.includes('memory')) return undefined;
-  const elsewhere = mounts.filter((m) => m.v2).map((m) => `${m.mountPoint} (controllers: ${readFileSync(path.join(m.mountPoint, 'cgroup.controllers'), 'utf8').trim() || 'none'})`);
+  const elsewhere = mounts
+    .filter((m) => m.v2)
+    .map((m) => `${m.mountPoint} (controllers: ${readFileSync(path.join(m.mountPoint, 'cgroup.controllers'), 'utf8').trim() || 'none'})`);
   return (
     `/sys/fs/cgroup is ${v2 ? 'cgroup2 without the memory controller' : 'not a cgroup2 mount (a v1 or hybrid host)'}` +
     `${elsewhere.length ? `; cgroup2 is mounted at ${elsewhere.join(', ')}` : ''}. The memory controller belongs to one hierarchy at a time: run this as root on a` +

@@ -1,13 +1,14 @@
 // The post-build hook as Nix runs it: a real sh, its queue line, its signals and exit status.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { layout } from '../../src/prefix/layout.ts';
-import { queueFiles, readQueue } from '../../src/build/queue.ts';
+import { test } from 'node:test';
 import { hookScript, writeHook } from '../../src/build/hook.ts';
+import { queueFiles, readQueue } from '../../src/build/queue.ts';
+import { layout } from '../../src/prefix/layout.ts';
 
 const drv = (n: string) => `/tmp/p/store/${n.padEnd(32, '0')}-${n}.drv`;
 
@@ -44,4 +45,3 @@ test('the hook appends $DRV_PATH, ignores TERM, always exits 0, and runs the use
   assert.match(execFileSync('sh', ['-n', q.hook], { encoding: 'utf8' }), /^$/, 'the hook is valid sh');
   await fs.rm(path.dirname(l.prefix), { recursive: true });
 });
-

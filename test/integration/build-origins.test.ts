@@ -1,16 +1,16 @@
 // relonix build against HTTP origins: nginx's WebDAV module, the same behind an origin that answers
 // 503 to every third PUT (every output still arrives), and an origin that is down (the build still
 // completes, exit 6, and the next run pushes the queue).
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { relonix } from '../helpers/cli.ts';
+import { after, before, test } from 'node:test';
+import { bootstrappedPrefix, builtNames, freePort, graphName, graphNix, NAMES, outputsOf, readCacheDir, runGroup, startOrigin } from '../helpers/build-rig.ts';
+import { EXIT, relonix } from '../helpers/cli.ts';
+import { type Nginx, startNginx } from '../helpers/nginx.ts';
 import { removePrefix } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
-import { startNginx, type Nginx } from '../helpers/nginx.ts';
-import { EXIT } from '../helpers/cli.ts';
-import { NAMES, bootstrappedPrefix, builtNames, freePort, graphName, graphNix, outputsOf, readCacheDir, runGroup, startOrigin } from '../helpers/build-rig.ts';
 
 let nginx: Nginx;
 let top: string;
@@ -24,7 +24,21 @@ async function writeGraph(tag: string): Promise<{ expr: string; log: string }> {
   return { expr, log };
 }
 
-const buildArgs = (cache: string, expr: string) => ['build', '--prefix', prefix, '--cache', cache, '--secret-key', secret, '--json', '--', '--no-out-link', '-j', '2', expr];
+const buildArgs = (cache: string, expr: string) => [
+  'build',
+  '--prefix',
+  prefix,
+  '--cache',
+  cache,
+  '--secret-key',
+  secret,
+  '--json',
+  '--',
+  '--no-out-link',
+  '-j',
+  '2',
+  expr,
+];
 
 /** The graph's names with a narinfo under the origin's root; every narinfo there has its whole NAR. */
 async function arrived(): Promise<string[]> {
@@ -100,7 +114,10 @@ test('the origin down: the build completes, exit 6 with the queue kept, and the 
     const r2 = await run2.done;
     assert.equal(r2.code, EXIT.ok, r2.stderr.slice(-3000));
     const plan = run2.events.findIndex((e) => e.event === 'plan');
-    const before = run2.events.slice(0, plan).filter((e) => e.event === 'pushed').flatMap((e) => e.drvs as string[]);
+    const before = run2.events
+      .slice(0, plan)
+      .filter((e) => e.event === 'pushed')
+      .flatMap((e) => e.drvs as string[]);
     assert.deepEqual(before.sort(), [...queue].sort(), 'the queue went up before nix-build started');
     const there = new Set((await readCacheDir(nginx.root)).paths);
     const drvs = [...queue, ...(run2.events[plan]!.drvs as string[])];

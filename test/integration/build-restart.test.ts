@@ -3,15 +3,15 @@
 // Nix, substitutes what reached the cache and rebuilds only the rest; a .drv whose closure is in the
 // cache builds by path), SIGTERM to the group (exit within the grace period, every finished output
 // pushed), and --keep-going with a failing branch.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { NOBODY_UID, relonix } from '../helpers/cli.ts';
+import { after, before, test } from 'node:test';
+import { bootstrappedPrefix, builtNames, graphName, graphNix, killTree, NAMES, outputsOf, readCacheDir, runGroup } from '../helpers/build-rig.ts';
+import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { removePrefix } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
-import { EXIT } from '../helpers/cli.ts';
-import { NAMES, bootstrappedPrefix, builtNames, graphName, graphNix, killTree, outputsOf, readCacheDir, runGroup } from '../helpers/build-rig.ts';
 
 let top: string;
 let prefix: string;
@@ -36,13 +36,31 @@ async function writeGraph(tag: string, o: { fail?: string; sleep?: number } = {}
   return { expr, log };
 }
 
-const buildArgs = (expr: string, extra: string[] = []) => ['build', '--prefix', prefix, '--cache', `file://${cacheDir}`, '--secret-key', secret, '--json', ...extra, '--', '--no-out-link', '-j', '2', expr];
+const buildArgs = (expr: string, extra: string[] = []) => [
+  'build',
+  '--prefix',
+  prefix,
+  '--cache',
+  `file://${cacheDir}`,
+  '--secret-key',
+  secret,
+  '--json',
+  ...extra,
+  '--',
+  '--no-out-link',
+  '-j',
+  '2',
+  expr,
+];
 
 /** The graph's names whose outputs have a narinfo in the cache. */
 async function cachedNames(): Promise<string[]> {
   const c = await readCacheDir(cacheDir);
   assert.deepEqual(c.broken, [], 'every narinfo in the cache has its whole NAR');
-  return c.paths.map(graphName).filter((n): n is string => !!n).sort();
+  return c.paths
+    .map(graphName)
+    .filter((n): n is string => !!n)
+    .sort();
 }
 
 before(async () => {
@@ -67,18 +85,27 @@ test('SIGKILL of the whole tree mid-build, prefix wiped: the same command restor
   });
   const r1 = await run1.done;
   assert.equal(r1.signal, 'SIGKILL', `relonix was killed mid-build, not finished:\n${r1.stderr.slice(-3000)}`);
-  assert.ok(run1.events.some((e) => e.event === 'nix' && e.status === 'published'), 'the first run published the Nix the cache lacked');
+  assert.ok(
+    run1.events.some((e) => e.event === 'nix' && e.status === 'published'),
+    'the first run published the Nix the cache lacked',
+  );
   const atKill = await cachedNames();
   const firstBuilt = builtNames(log);
   assert.ok(atKill.length >= 4 && atKill.length < NAMES.length, `some but not all outputs reached the cache: ${atKill.join(' ')}`);
-  assert.ok(atKill.every((n) => firstBuilt.includes(n)), 'what is in the cache was built by the first run');
+  assert.ok(
+    atKill.every((n) => firstBuilt.includes(n)),
+    'what is in the cache was built by the first run',
+  );
 
   await removePrefix(prefix);
   await fs.writeFile(log, '');
   const run2 = runGroup(NOBODY_UID, buildArgs(expr));
   const r2 = await run2.done;
   assert.equal(r2.code, EXIT.ok, `${r2.stdout}\n${r2.stderr.slice(-3000)}`);
-  assert.ok(run2.events.some((e) => e.event === 'nix' && e.status === 'restored'), 'the wiped prefix got its Nix back from the cache');
+  assert.ok(
+    run2.events.some((e) => e.event === 'nix' && e.status === 'restored'),
+    'the wiped prefix got its Nix back from the cache',
+  );
   const rebuilt = builtNames(log).sort();
   assert.deepEqual(rebuilt, NAMES.filter((n) => !atKill.includes(n)).sort(), 'only what had not reached the cache was built again');
   assert.deepEqual(await cachedNames(), [...NAMES].sort(), 'everything is in the cache now');
@@ -102,7 +129,10 @@ test('SIGKILL of the whole tree mid-build, prefix wiped: the same command restor
   assert.equal(nixLog.stdout, 'building top\n');
   assert.match(nixLog.stderr, /got build log .* from 'file:\/\//);
   // plain output (no --json): stdout is the output path alone, as nix-build prints it
-  const plain = await relonix(NOBODY_UID, buildArgs(expr).filter((a) => a !== '--json'));
+  const plain = await relonix(
+    NOBODY_UID,
+    buildArgs(expr).filter((a) => a !== '--json'),
+  );
   assert.equal(plain.code, EXIT.ok, plain.stderr);
   assert.equal(plain.stdout, `${outputs[0]}\n`);
 
@@ -110,7 +140,18 @@ test('SIGKILL of the whole tree mid-build, prefix wiped: the same command restor
   const pub = await relonix(NOBODY_UID, ['publish', '--prefix', prefix, '--to', `file://${cacheDir}`, '--secret-key', secret, '--quiet', topDrv]);
   assert.equal(pub.code, EXIT.ok, pub.stderr);
   await removePrefix(prefix);
-  const byDrv = await relonix(NOBODY_UID, ['build', '--prefix', prefix, '--cache', `file://${cacheDir}`, '--secret-key', secret, '--', '--no-out-link', topDrv]);
+  const byDrv = await relonix(NOBODY_UID, [
+    'build',
+    '--prefix',
+    prefix,
+    '--cache',
+    `file://${cacheDir}`,
+    '--secret-key',
+    secret,
+    '--',
+    '--no-out-link',
+    topDrv,
+  ]);
   assert.equal(byDrv.code, EXIT.ok, byDrv.stderr.slice(-3000));
   assert.equal(byDrv.stdout, `${outputs[0]}\n`);
   assert.match(byDrv.stderr, new RegExp(`copying path '${topDrv.replace(/[.]/g, '\\.')}' from`), 'the .drv came from the cache');
@@ -147,7 +188,11 @@ test('SIGTERM to the whole group: relonix exits within the grace period and ever
   const valid = outs.filter((p) => !invalid.has(p)).map((p) => path.basename(p));
   assert.ok(valid.length > 0 && valid.length < outs.length, `the stop came mid-build: ${valid.length} of ${outs.length} outputs valid`);
   const cached = new Set((await readCacheDir(cacheDir)).paths);
-  assert.deepEqual(valid.filter((p) => !cached.has(p)), [], 'every valid output is in the cache');
+  assert.deepEqual(
+    valid.filter((p) => !cached.has(p)),
+    [],
+    'every valid output is in the cache',
+  );
   assert.deepEqual((await readCacheDir(cacheDir)).broken, []);
 });
 
@@ -159,7 +204,13 @@ test('--keep-going with one failing branch: the others finish and reach the cach
   assert.notEqual(r.code, EXIT.network, 'with nix-build status, not a push failure');
   // l4 fails, and with it everything that needs it: m3, m4, u2, u3, top
   const buildable = ['l1', 'l2', 'l3', 'm1', 'm2', 'u1'];
-  assert.deepEqual(builtNames(log).filter((n) => n !== 'l4').sort(), buildable.sort(), 'every branch that could be built was');
+  assert.deepEqual(
+    builtNames(log)
+      .filter((n) => n !== 'l4')
+      .sort(),
+    buildable.sort(),
+    'every branch that could be built was',
+  );
   const cached = new Set((await readCacheDir(cacheDir)).paths.map(graphName));
   for (const n of buildable) assert.ok(cached.has(n), `${n} reached the cache`);
   assert.ok(run.events.some((e) => e.event === 'failed' && String(e.drv).endsWith('-g-l4.drv')));

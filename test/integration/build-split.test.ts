@@ -2,15 +2,16 @@
 // prefix and builds nothing, the prefix is wiped and the expression deleted, and relonix build of
 // the .drv path alone, from the cache alone, restores the Nix, fetches the derivations, builds every
 // output and pushes it.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { parseDerivation } from '../../src/translate/aterm.ts';
+import { bootstrappedPrefix, builtNames, graphName, graphNix, NAMES, readCacheDir, runGroup } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { removePrefix } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
-import { NAMES, bootstrappedPrefix, builtNames, graphName, graphNix, readCacheDir, runGroup } from '../helpers/build-rig.ts';
-import { parseDerivation } from '../../src/translate/aterm.ts';
 
 let top: string;
 let prefix: string;
@@ -34,12 +35,19 @@ after(async () => {
 async function drvClosure(drv: string, into = new Map<string, string[]>()): Promise<Map<string, string[]>> {
   if (into.has(drv)) return into;
   const d = parseDerivation(await fs.readFile(drv));
-  into.set(drv, d.outputs.map((o) => o.path));
+  into.set(
+    drv,
+    d.outputs.map((o) => o.path),
+  );
   for (const i of d.inputDrvs) await drvClosure(i.path, into);
   return into;
 }
 
-const exists = (p: string) => fs.access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.access(p).then(
+    () => true,
+    () => false,
+  );
 
 test('instantiate publishes the derivations and builds nothing; after a wipe, build of the .drv alone builds and pushes every output', async () => {
   const log = path.join(top, 'split.log');
@@ -74,7 +82,10 @@ test('instantiate publishes the derivations and builds nothing; after a wipe, bu
   const run = runGroup(NOBODY_UID, ['build', '--prefix', prefix, '--cache', cache, '--secret-key', secret, '--json', '--', '--no-out-link', '-j', '2', top1]);
   const r = await run.done;
   assert.equal(r.code, EXIT.ok, r.stderr.slice(-3000));
-  assert.ok(run.events.some((e) => e.event === 'nix' && e.status === 'restored'), 'the Nix came from the cache');
+  assert.ok(
+    run.events.some((e) => e.event === 'nix' && e.status === 'restored'),
+    'the Nix came from the cache',
+  );
   assert.deepEqual(builtNames(log).sort(), [...NAMES].sort(), 'every derivation was built, once');
   const done = run.events.find((e) => e.event === 'done')!;
   assert.deepEqual(done.outputs, closure.get(top1));

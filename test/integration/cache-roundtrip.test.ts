@@ -1,11 +1,12 @@
 // The whole loop as a user would run it: bootstrap from the fixture tarball as a uid with no passwd
 // entry, publish the prefix's Nix to nginx, let Debian's Nix verify the cache, re-publish (nothing
 // goes up), wipe the prefix and bootstrap from the cache alone, then run the restored Nix.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
 import { NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { serveFixture } from '../helpers/mirror.ts';
 import { withNginx } from '../helpers/nginx.ts';
@@ -32,10 +33,21 @@ test('bootstrap as uid 4242, publish to nginx, nix store verify, re-publish uplo
       const q = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '-qR', state.nix]);
       assert.equal(q.code, 0, q.stderr);
       const closure = q.stdout.trim().split('\n');
-      const v = spawnSync('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--trusted-public-keys', k.public, ...closure], {
-        encoding: 'utf8',
-        env: { PATH: '/usr/bin:/bin', HOME: top, NIX_CONF_DIR: top, NIX_STORE_DIR: path.join(prefix, 'store'), NIX_STATE_DIR: path.join(top, 'nixstate'), NIX_LOG_DIR: path.join(top, 'nixlog') },
-      });
+      const v = spawnSync(
+        '/usr/bin/nix',
+        ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--trusted-public-keys', k.public, ...closure],
+        {
+          encoding: 'utf8',
+          env: {
+            PATH: '/usr/bin:/bin',
+            HOME: top,
+            NIX_CONF_DIR: top,
+            NIX_STORE_DIR: path.join(prefix, 'store'),
+            NIX_STATE_DIR: path.join(top, 'nixstate'),
+            NIX_LOG_DIR: path.join(top, 'nixlog'),
+          },
+        },
+      );
       assert.equal(v.status, 0, v.stderr);
       const p2 = await relonix(NOBODY_UID, ['publish', '--prefix', prefix, '--to', ngx.url, '--secret-key', secret, '--quiet']);
       assert.equal(p2.code, 0, p2.stderr);

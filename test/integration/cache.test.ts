@@ -1,34 +1,50 @@
 // The cache format against Debian's Nix: keys both ways, NAR hashes, caches published by relonix
 // verified and substituted from by Nix, caches written by `nix copy` restored by relonix, and the
 // refusals (tampered narinfo, wrong key) that must leave nothing registered.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { promises as fs, existsSync, readFileSync, readdirSync } from 'node:fs';
-import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { makeStore, buildClosure, storeEntries, isValid, writeKey, type TestStore } from '../helpers/store.ts';
-import { parseSecretKey, parsePublicKey, generateKey, signNarInfo, verifyNarInfo } from '../../src/cache/keys.ts';
-import { parseNarInfo, formatNarInfo, fingerprint } from '../../src/cache/narinfo.ts';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { gcCache } from '../../src/cache/gc.ts';
+import { generateKey, parsePublicKey, parseSecretKey, signNarInfo, verifyNarInfo } from '../../src/cache/keys.ts';
+import { fingerprint, formatNarInfo, parseNarInfo } from '../../src/cache/narinfo.ts';
+import { queryClosure } from '../../src/cache/nixstore.ts';
+import { publishPaths } from '../../src/cache/push.ts';
+import { restoreClosure, restoreFromCache } from '../../src/cache/substitute.ts';
+import { openTarget } from '../../src/cache/targets.ts';
 import { unpackNar } from '../../src/store/nar/read.ts';
 import { dumpPath, narDigest } from '../../src/store/nar/write.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
-import { openTarget } from '../../src/cache/targets.ts';
-import { publishPaths } from '../../src/cache/push.ts';
-import { queryClosure } from '../../src/cache/nixstore.ts';
-import { restoreFromCache, restoreClosure } from '../../src/cache/substitute.ts';
-import { gcCache } from '../../src/cache/gc.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { EXIT, relonixWithHostNix as relonix } from '../helpers/cli.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
+import { buildClosure, isValid, makeStore, storeEntries, type TestStore, writeKey } from '../helpers/store.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 requireTool('nix-store');
 requireTool('xz');
 requireTool('zstd');
 
-async function publishStore(s: TestStore, cacheUrl: string, secretFile: string, roots: string[], record?: { system: string; nix: string }, compression?: 'zstd' | 'xz' | 'none') {
+async function publishStore(
+  s: TestStore,
+  cacheUrl: string,
+  secretFile: string,
+  roots: string[],
+  record?: { system: string; nix: string },
+  compression?: 'zstd' | 'xz' | 'none',
+) {
   const paths = await queryClosure({ layout: s.layout, nixStore: '/usr/bin/nix-store', env: s.env }, roots);
-  return publishPaths({ target: openTarget(cacheUrl), storeDir: s.layout.storeDir, paths, key: parseSecretKey(await fs.readFile(secretFile, 'utf8')), record, compression, minRetryDelayMs: 10 });
+  return publishPaths({
+    target: openTarget(cacheUrl),
+    storeDir: s.layout.storeDir,
+    paths,
+    key: parseSecretKey(await fs.readFile(secretFile, 'utf8')),
+    record,
+    compression,
+    minRetryDelayMs: 10,
+  });
 }
 
 test('keys: Nix keys sign for relonix, relonix keys verify in Nix, and signatures agree', async () => {
@@ -45,7 +61,9 @@ test('keys: Nix keys sign for relonix, relonix keys verify in Nix, and signature
   const rk = parseSecretKey(readFileSync(`${dir}/rx-1.secret`, 'utf8'));
   assert.equal(rk.publicKey, readFileSync(`${dir}/rx-1.public`, 'utf8').trim());
   // a narinfo signed by relonix with Nix's key is verified with Nix's public key, and vice versa
-  const ni = parseNarInfo(`StorePath: ${s.layout.storeDir}/${'0'.repeat(32)}-x\nURL: nar/a.nar\nCompression: none\nNarHash: sha256:${toNixBase32(Buffer.alloc(32, 7))}\nNarSize: 8\nReferences: ${'1'.repeat(32)}-y\n`);
+  const ni = parseNarInfo(
+    `StorePath: ${s.layout.storeDir}/${'0'.repeat(32)}-x\nURL: nar/a.nar\nCompression: none\nNarHash: sha256:${toNixBase32(Buffer.alloc(32, 7))}\nNarSize: 8\nReferences: ${'1'.repeat(32)}-y\n`,
+  );
   ni.sigs = [signNarInfo(ni, sk)];
   assert.equal(verifyNarInfo(ni, [parsePublicKey(readFileSync(`${dir}/nix.public`, 'utf8'))]), 'nixkey-1');
   assert.equal(verifyNarInfo(ni, [parsePublicKey(rk.publicKey)]), undefined);
@@ -89,7 +107,24 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
   const k = relonix(['keygen', '--name', 'c1', '--out', dir]);
   assert.equal(k.status, 0, k.stderr);
   const pub = readFileSync(`${dir}/c1.public`, 'utf8').trim();
-  const r = relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/c1.secret`, '--nix-store', '/usr/bin/nix-store', '--compression', 'xz', top, extra.top], { ...process.env, ...s.env, PATH: process.env.PATH });
+  const r = relonix(
+    [
+      'publish',
+      '--prefix',
+      s.prefix,
+      '--to',
+      `file://${cache}`,
+      '--secret-key',
+      `${dir}/c1.secret`,
+      '--nix-store',
+      '/usr/bin/nix-store',
+      '--compression',
+      'xz',
+      top,
+      extra.top,
+    ],
+    { ...process.env, ...s.env, PATH: process.env.PATH },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /published 4 NARs \(\d+ bytes, compression xz\)/);
   for (const n of (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'))) {
@@ -97,19 +132,54 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
     assert.equal(ni.compression, 'xz');
     assert.match(ni.url, /^nar\/[0-9a-z]{52}\.nar\.xz$/);
   }
-  const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', pub]);
+  const v = s.run('/usr/bin/nix', [
+    '--extra-experimental-features',
+    'nix-command',
+    'store',
+    'verify',
+    '--store',
+    `file://${cache}`,
+    '--all',
+    '--trusted-public-keys',
+    pub,
+  ]);
   assert.equal(v.status, 0, v.stderr);
   assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
-  const wrong = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', generateKey('c1').public]);
+  const wrong = s.run('/usr/bin/nix', [
+    '--extra-experimental-features',
+    'nix-command',
+    'store',
+    'verify',
+    '--store',
+    `file://${cache}`,
+    '--all',
+    '--trusted-public-keys',
+    generateKey('c1').public,
+  ]);
   assert.notEqual(wrong.status, 0, 'Nix must reject our signatures under another key');
   // incremental: nothing new goes up
-  const again = relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/c1.secret`, '--nix-store', '/usr/bin/nix-store', top], { ...process.env, ...s.env, PATH: process.env.PATH });
+  const again = relonix(
+    ['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/c1.secret`, '--nix-store', '/usr/bin/nix-store', top],
+    { ...process.env, ...s.env, PATH: process.env.PATH },
+  );
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /published 0 NARs .* skipped 2/);
   // a fresh store with the same store dir substitutes from the cache with signatures required
   await removePrefix(s.prefix);
   const f = makeStore(s.prefix);
-  const sub = f.run('/usr/bin/nix-store', ['-r', top, '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', pub, '--option', 'require-sigs', 'true']);
+  const sub = f.run('/usr/bin/nix-store', [
+    '-r',
+    top,
+    '--option',
+    'substituters',
+    `file://${cache}`,
+    '--option',
+    'trusted-public-keys',
+    pub,
+    '--option',
+    'require-sigs',
+    'true',
+  ]);
   assert.equal(sub.status, 0, sub.stderr);
   for (const p of all) assert.ok(isValid(f, p), `${p} substituted`);
   assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
@@ -126,7 +196,17 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
   const left = (await fs.readdir(cache)).filter((n) => n.endsWith('.narinfo')).sort();
   assert.deepEqual(left, all.map((p) => `${path.basename(p).slice(0, 32)}.narinfo`).sort());
   assert.equal((await fs.readdir(path.join(cache, 'nar'))).length, 2);
-  const v2 = f.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', pub]);
+  const v2 = f.run('/usr/bin/nix', [
+    '--extra-experimental-features',
+    'nix-command',
+    'store',
+    'verify',
+    '--store',
+    `file://${cache}`,
+    '--all',
+    '--trusted-public-keys',
+    pub,
+  ]);
   assert.equal(v2.status, 0, v2.stderr);
   await removePrefix(dir);
 });
@@ -139,7 +219,11 @@ test('publish --compression zstd → nix store verify → Debian Nix substitutes
   const extra = buildClosure(s, 'otherz');
   const k = await writeKey(`${dir}/z1.secret`, 'z1');
   const env = { ...process.env, ...s.env, PATH: process.env.PATH };
-  const publish = (args: string[]) => relonix(['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/z1.secret`, '--nix-store', '/usr/bin/nix-store', ...args], env);
+  const publish = (args: string[]) =>
+    relonix(
+      ['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/z1.secret`, '--nix-store', '/usr/bin/nix-store', ...args],
+      env,
+    );
   const r = publish(['--compression', 'zstd', top]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /published 2 NARs \(\d+ bytes, compression zstd\)/);
@@ -158,15 +242,44 @@ test('publish --compression zstd → nix store verify → Debian Nix substitutes
     assert.equal(file.length, ni.fileSize);
   }
   // nothing staged is left behind
-  assert.deepEqual((await fs.readdir(cache)).filter((x) => x.startsWith('.')), []);
-  assert.deepEqual((await fs.readdir(path.join(cache, 'nar'))).filter((x) => x.startsWith('.')), []);
-  const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', `file://${cache}`, '--all', '--trusted-public-keys', k.public]);
+  assert.deepEqual(
+    (await fs.readdir(cache)).filter((x) => x.startsWith('.')),
+    [],
+  );
+  assert.deepEqual(
+    (await fs.readdir(path.join(cache, 'nar'))).filter((x) => x.startsWith('.')),
+    [],
+  );
+  const v = s.run('/usr/bin/nix', [
+    '--extra-experimental-features',
+    'nix-command',
+    'store',
+    'verify',
+    '--store',
+    `file://${cache}`,
+    '--all',
+    '--trusted-public-keys',
+    k.public,
+  ]);
   assert.equal(v.status, 0, v.stderr);
   assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
   // a fresh store with the same store dir substitutes from the zstd cache with signatures required
   await removePrefix(s.prefix);
   const f = makeStore(s.prefix);
-  const sub = f.run('/usr/bin/nix-store', ['-r', top, extra.top, '--option', 'substituters', `file://${cache}`, '--option', 'trusted-public-keys', k.public, '--option', 'require-sigs', 'true']);
+  const sub = f.run('/usr/bin/nix-store', [
+    '-r',
+    top,
+    extra.top,
+    '--option',
+    'substituters',
+    `file://${cache}`,
+    '--option',
+    'trusted-public-keys',
+    k.public,
+    '--option',
+    'require-sigs',
+    'true',
+  ]);
   assert.equal(sub.status, 0, sub.stderr);
   for (const p of [...all, ...extra.all]) assert.ok(isValid(f, p), `${p} substituted`);
   assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
@@ -202,38 +315,46 @@ const DECODERS = [
   { name: 'WebAssembly xz', compression: 'xz', ext: '.nar.xz', hide: 'RELONIX_NO_HOST_XZ' },
 ] as const;
 for (const d of DECODERS)
-test(`restore (${d.name}): a cache written by nix copy ?compression=${d.compression} is restored and registered`, async () => {
-  const dir = tempDir('rstz');
-  const cache = path.join(dir, 'cache');
-  const s = makeStore(path.join(dir, 'p'));
-  const { top, all } = buildClosure(s, 'rstz');
-  const more = buildClosure(s, 'rstz-more');
-  s.nix(['--generate-binary-cache-key', 'nkz-1', `${dir}/nk.secret`, `${dir}/nk.public`]);
-  const pub = readFileSync(`${dir}/nk.public`, 'utf8').trim();
-  s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top, more.top], 'nix');
-  s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}?compression=${d.compression}`, top, more.top], 'nix');
-  for (const n of (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'))) {
-    const ni = parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'));
-    assert.equal(ni.compression, d.compression, `Nix wrote a ${d.compression} cache`);
-    assert.ok(ni.url.endsWith(d.ext), ni.url);
-  }
-  await removePrefix(s.prefix);
-  const saved = d.hide && process.env[d.hide];
-  if (d.hide) process.env[d.hide] = '1';
-  try {
-    // four paths through one worker: the host decompressor serves them all back to back
-    const got = await restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: [pub], system: 'x', roots: [top, more.top], nixStore: '/usr/bin/nix-store', jobs: 1 });
-    assert.deepEqual(got.sort(), [...all, ...more.all].sort());
-  } finally {
-    if (d.hide && saved === undefined) delete process.env[d.hide];
-    else if (d.hide) process.env[d.hide] = saved;
-  }
-  const f = makeStore(s.prefix);
-  for (const p of [...all, ...more.all]) assert.ok(isValid(f, p));
-  assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
-  assert.equal(spawnSync(path.join(top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
-  await removePrefix(dir);
-});
+  test(`restore (${d.name}): a cache written by nix copy ?compression=${d.compression} is restored and registered`, async () => {
+    const dir = tempDir('rstz');
+    const cache = path.join(dir, 'cache');
+    const s = makeStore(path.join(dir, 'p'));
+    const { top, all } = buildClosure(s, 'rstz');
+    const more = buildClosure(s, 'rstz-more');
+    s.nix(['--generate-binary-cache-key', 'nkz-1', `${dir}/nk.secret`, `${dir}/nk.public`]);
+    const pub = readFileSync(`${dir}/nk.public`, 'utf8').trim();
+    s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top, more.top], 'nix');
+    s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}?compression=${d.compression}`, top, more.top], 'nix');
+    for (const n of (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'))) {
+      const ni = parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'));
+      assert.equal(ni.compression, d.compression, `Nix wrote a ${d.compression} cache`);
+      assert.ok(ni.url.endsWith(d.ext), ni.url);
+    }
+    await removePrefix(s.prefix);
+    const saved = d.hide && process.env[d.hide];
+    if (d.hide) process.env[d.hide] = '1';
+    try {
+      // four paths through one worker: the host decompressor serves them all back to back
+      const got = await restoreClosure({
+        layout: makeStore(s.prefix).layout,
+        caches: [`file://${cache}`],
+        trustedKeys: [pub],
+        system: 'x',
+        roots: [top, more.top],
+        nixStore: '/usr/bin/nix-store',
+        jobs: 1,
+      });
+      assert.deepEqual(got.sort(), [...all, ...more.all].sort());
+    } finally {
+      if (d.hide && saved === undefined) delete process.env[d.hide];
+      else if (d.hide) process.env[d.hide] = saved;
+    }
+    const f = makeStore(s.prefix);
+    for (const p of [...all, ...more.all]) assert.ok(isValid(f, p));
+    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    assert.equal(spawnSync(path.join(top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
+    await removePrefix(dir);
+  });
 
 test('restore: a cache written by nix copy is restored and registered; tampering and a wrong key register nothing', async () => {
   const dir = tempDir('rst');
@@ -245,15 +366,29 @@ test('restore: a cache written by nix copy is restored and registered; tampering
   s.nix(['--extra-experimental-features', 'nix-command', 'store', 'sign', '--key-file', `${dir}/nk.secret`, '--recursive', top], 'nix');
   s.nix(['--extra-experimental-features', 'nix-command', 'copy', '--to', `file://${cache}`, top], 'nix');
   await removePrefix(s.prefix);
-  const attempt = (keys: string[]) => restoreClosure({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: keys, system: 'x', roots: [top], nixStore: '/usr/bin/nix-store' });
+  const attempt = (keys: string[]) =>
+    restoreClosure({
+      layout: makeStore(s.prefix).layout,
+      caches: [`file://${cache}`],
+      trustedKeys: keys,
+      system: 'x',
+      roots: [top],
+      nixStore: '/usr/bin/nix-store',
+    });
   // wrong key: refused with the integrity code, and nothing is in the store or the DB
-  await assert.rejects(attempt([generateKey('nk-1').public]), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /signature/.test(e.message));
+  await assert.rejects(
+    attempt([generateKey('nk-1').public]),
+    (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /signature/.test(e.message),
+  );
   let f = makeStore(s.prefix);
   assert.deepEqual(storeEntries(f), []);
   // tampered NarSize in the top narinfo (its own signature no longer matches)
   const niFile = path.join(cache, `${path.basename(top).slice(0, 32)}.narinfo`);
   const orig = await fs.readFile(niFile, 'utf8');
-  await fs.writeFile(niFile, orig.replace(/NarSize: (\d+)/, (_, n: string) => `NarSize: ${Number(n) + 8}`));
+  await fs.writeFile(
+    niFile,
+    orig.replace(/NarSize: (\d+)/, (_, n: string) => `NarSize: ${Number(n) + 8}`),
+  );
   await assert.rejects(attempt([pub]), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity');
   for (const p of all) assert.ok(!isValid(f, p), 'nothing registered after a refused restore');
   // a NarHash changed AND re-signed by the attacker's key is still refused when only the real key is trusted,
@@ -298,7 +433,14 @@ test('restoreFromCache reads relonix.json and restores the recorded Nix closure 
   );
   await removePrefix(s.prefix);
   const events: string[] = [];
-  const r = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x86_64-linux', nixStore: '/usr/bin/nix-store', onProgress: (e) => events.push(e.message) });
+  const r = await restoreFromCache({
+    layout: makeStore(s.prefix).layout,
+    caches: [`file://${cache}`],
+    trustedKeys: [k.public],
+    system: 'x86_64-linux',
+    nixStore: '/usr/bin/nix-store',
+    onProgress: (e) => events.push(e.message),
+  });
   assert.equal(r.nix, top);
   assert.deepEqual(r.paths.sort(), all);
   const f = makeStore(s.prefix);
@@ -319,7 +461,9 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
   const k = await writeKey(`${dir}/k.secret`, 'bad-1');
   await publishStore(s, `file://${cache}`, `${dir}/k.secret`, [a.top, b.top], undefined, 'zstd');
   // the second-largest NAR: a run starts with the largest, so this one sits mid-stream
-  const infos = await Promise.all((await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo')).map(async (n) => parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'))));
+  const infos = await Promise.all(
+    (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo')).map(async (n) => parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'))),
+  );
   const victim = infos.sort((x, y) => y.fileSize! - x.fileSize!)[1]!;
   const file = path.join(cache, victim.url);
   const bytes = await fs.readFile(file);
@@ -328,12 +472,24 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
   await removePrefix(s.prefix);
   const l = makeStore(s.prefix).layout;
   await assert.rejects(
-    restoreClosure({ layout: l, caches: [`file://${cache}`], trustedKeys: [k.public], system: 'x', roots: [a.top, b.top], nixStore: '/usr/bin/nix-store', jobs: 1 }),
+    restoreClosure({
+      layout: l,
+      caches: [`file://${cache}`],
+      trustedKeys: [k.public],
+      system: 'x',
+      roots: [a.top, b.top],
+      nixStore: '/usr/bin/nix-store',
+      jobs: 1,
+    }),
     (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && e.message.includes(path.basename(victim.url)),
   );
   const f = makeStore(s.prefix);
   for (const p of [...a.all, ...b.all]) assert.ok(!isValid(f, p), `${p} is not registered after a refused restore`);
   assert.ok(!existsSync(victim.storePath), 'the corrupt path never takes its name in the store');
-  assert.deepEqual(readdirSync(l.storeDir).filter((n) => n.startsWith('.relonix-')), [], 'no temporary is left');
+  assert.deepEqual(
+    readdirSync(l.storeDir).filter((n) => n.startsWith('.relonix-')),
+    [],
+    'no temporary is left',
+  );
   await removePrefix(dir);
 });

@@ -1,15 +1,16 @@
 // Downloads from servers that send neither ETag nor Last-Modified: with a known sha256 a cut
 // download resumes with Range anyway and the final hash decides; without one it starts over; and
 // when the resumed bytes turn out to be another file's, it starts over once from the first byte.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { withServer as serve, type ServerOptions, type TestServer } from '../helpers/http.ts';
+import { after, before, test } from 'node:test';
 import { download } from '../../src/net/download.ts';
 import { RelonixError } from '../../src/util/errors.ts';
+import { type ServerOptions, withServer as serve, type TestServer } from '../helpers/http.ts';
 
 const MiB = 1 << 20;
 const SIZE = 5 * MiB + 777;
@@ -40,7 +41,10 @@ test('no validators, sha256 known: bodies cut short resume with Range and no If-
     assert.ok(s.bytesServed <= SIZE + MiB, `served ${s.bytesServed} bytes for a ${SIZE}-byte file`);
     const ranged = s.log.filter((x) => x.status === 206);
     assert.equal(ranged.length, 3, 'three resumed requests');
-    assert.ok(ranged.every((x) => /^bytes=[1-9]\d*-$/.test(x.range ?? '') && x.ifRange === undefined), JSON.stringify(ranged));
+    assert.ok(
+      ranged.every((x) => /^bytes=[1-9]\d*-$/.test(x.range ?? '') && x.ifRange === undefined),
+      JSON.stringify(ranged),
+    );
     assert.ok((await fs.readFile(dest)).equals(data));
     assert.deepEqual(await fs.readdir(path.dirname(dest)), ['nix.tar.xz']);
   });
@@ -53,7 +57,10 @@ test('no validators, no sha256: a body cut short starts over from byte 0, and th
     assert.equal(r.sha256, sha(data));
     assert.equal(r.resumed, false);
     assert.equal(s.log.length, 3);
-    assert.ok(s.log.every((x) => x.range === undefined && x.status === 200), 'nothing vouches for a part: no Range is asked');
+    assert.ok(
+      s.log.every((x) => x.range === undefined && x.status === 200),
+      'nothing vouches for a part: no Range is asked',
+    );
     assert.ok((await fs.readFile(dest)).equals(data));
   });
 });
@@ -89,7 +96,14 @@ test('no validators, the file changes on the server mid-way: the spliced result 
     const r = await download({ url: `${s.url}/nix.tar.xz`, dest, sha256: sha(data), ...fast });
     assert.equal(r.sha256, sha(data));
     assert.equal(r.resumed, false, 'the file came whole from the fresh start');
-    assert.deepEqual(s.log.map((x) => [x.status, x.range === undefined ? 'whole' : 'range']), [[200, 'whole'], [206, 'range'], [200, 'whole']]);
+    assert.deepEqual(
+      s.log.map((x) => [x.status, x.range === undefined ? 'whole' : 'range']),
+      [
+        [200, 'whole'],
+        [206, 'range'],
+        [200, 'whole'],
+      ],
+    );
     assert.ok((await fs.readFile(dest)).equals(data));
   });
 });

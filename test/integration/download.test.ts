@@ -1,19 +1,20 @@
 // Downloads against a real loopback server that fails the way mirrors do.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
-import { startServer, withServer } from '../helpers/http.ts';
-import { download, resolveSha256, defaultReleaseUrl } from '../../src/net/download.ts';
-import { normalizeSha256 } from '../../src/net/sha256.ts';
-import { serveDirectory } from '../../src/net/serve.ts';
+import { after, before, test } from 'node:test';
 import { fetchTarball } from '../../src/bootstrap/stages/fetch.ts';
+import { defaultReleaseUrl, download, resolveSha256 } from '../../src/net/download.ts';
+import { serveDirectory } from '../../src/net/serve.ts';
+import { normalizeSha256 } from '../../src/net/sha256.ts';
 import { layout } from '../../src/prefix/layout.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { RelonixError } from '../../src/util/errors.ts';
+import { startServer, withServer } from '../helpers/http.ts';
 
 const MiB = 1 << 20;
 const SIZE = 6 * MiB + 12345;
@@ -44,10 +45,16 @@ test('download: 503s then a body cut short resume with Range, serving little mor
     assert.equal(r.bytes, SIZE);
     assert.equal(r.resumed, true);
     assert.ok(s.bytesServed < SIZE + MiB, `served ${s.bytesServed} bytes for a ${SIZE}-byte file`);
-    assert.deepEqual(s.log.slice(0, 2).map((x) => x.status), [503, 503]);
+    assert.deepEqual(
+      s.log.slice(0, 2).map((x) => x.status),
+      [503, 503],
+    );
     const ranged = s.log.filter((x) => x.status === 206);
     assert.equal(ranged.length, 3, 'three resumed requests');
-    assert.ok(ranged.every((x) => x.ifRange), 'resumes carry If-Range');
+    assert.ok(
+      ranged.every((x) => x.ifRange),
+      'resumes carry If-Range',
+    );
     assert.match(ranged[0]!.range ?? '', /^bytes=[1-9]\d*-$/);
     assert.ok(seen.at(-1) === SIZE && seen.every((v, i) => i === 0 || v >= seen[i - 1]! || v === 0));
     assert.ok((await fs.readFile(dest)).equals(data));
@@ -144,11 +151,11 @@ test('download: URL.sha256 is read as the releases publish it (hex or nix-base32
   });
   assert.equal(normalizeSha256(`sha256-${Buffer.from(sha, 'hex').toString('base64')}`), sha);
   assert.equal(normalizeSha256(`sha256:${b32}`), sha);
-  assert.throws(() => normalizeSha256('abc'), (e: unknown) => e instanceof RelonixError && e.kind === 'usage');
-  assert.equal(
-    defaultReleaseUrl('aarch64-linux', '2.24.10'),
-    'https://releases.nixos.org/nix/nix-2.24.10/nix-2.24.10-aarch64-linux.tar.xz',
+  assert.throws(
+    () => normalizeSha256('abc'),
+    (e: unknown) => e instanceof RelonixError && e.kind === 'usage',
   );
+  assert.equal(defaultReleaseUrl('aarch64-linux', '2.24.10'), 'https://releases.nixos.org/nix/nix-2.24.10/nix-2.24.10-aarch64-linux.tar.xz');
 });
 
 test('download: network failure after retries is a network error with a hint; 404 is not retried', async () => {
@@ -223,10 +230,12 @@ test('serve: serveDirectory answers GET, HEAD and ranges, and refuses paths outs
     assert.equal((await fetch(`${srv.url}/missing`)).status, 404);
     // send the raw path (fetch() would normalise it); either refusal keeps the file out of reach
     const status = await new Promise<number>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: srv.port, path: '/../secret' }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: srv.port, path: '/../secret' }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject);
     });
     assert.ok(status === 403 || status === 404, `status ${status}`);
   } finally {

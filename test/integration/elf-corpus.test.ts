@@ -1,17 +1,19 @@
 // The engine against hundreds of real x86_64 files from this host: one `relonix patchelf` call
 // rewrites them all; Debian's readelf and patchelf must read back exactly what was set, with no
 // warning; real programs must still start through the new, longer interpreter path.
-import { test, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { editElf, parseElf, readElf } from '../../src/elf/index.ts';
 
 function isStaticPie(file: string): boolean {
   const e = parseElf(readFileSync(file), file);
   return e.interpIndex < 0 && e.dyn.some((d) => d.tag === 0x6ffffffb /* DT_FLAGS_1 */ && (d.val & 0x08000000) /* DF_1_PIE */ !== 0);
 }
+
 import { relonixPatchelf } from '../helpers/cli.ts';
 import { assertPhdrInvariant, dynamicSymbols, elfFiles, LONG_RPATH, readelf } from '../helpers/elf.ts';
 import { requireTool, run } from '../helpers/tools.ts';
@@ -91,10 +93,22 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
 });
 
 const PROGRAMS: Array<[string, string[]]> = [
-  ['ls', ['--version']], ['bash', ['--version']], ['perl', ['-e', 'print "ok\\n"']], ['python3', ['-c', 'import ssl, json; print("ok")']],
-  ['gcc', ['--version']], ['git', ['--version']], ['node', ['-e', 'console.log("ok")']], ['nix', ['--version']],
-  ['nix-store', ['--version']], ['readelf', ['--version']], ['tar', ['--version']], ['xz', ['--version']], ['sort', ['--version']],
-  ['nginx', ['-v']], ['patchelf', ['--version']], ['setpriv', ['--version']],
+  ['ls', ['--version']],
+  ['bash', ['--version']],
+  ['perl', ['-e', 'print "ok\\n"']],
+  ['python3', ['-c', 'import ssl, json; print("ok")']],
+  ['gcc', ['--version']],
+  ['git', ['--version']],
+  ['node', ['-e', 'console.log("ok")']],
+  ['nix', ['--version']],
+  ['nix-store', ['--version']],
+  ['readelf', ['--version']],
+  ['tar', ['--version']],
+  ['xz', ['--version']],
+  ['sort', ['--version']],
+  ['nginx', ['-v']],
+  ['patchelf', ['--version']],
+  ['setpriv', ['--version']],
 ];
 
 test('real programs still run through the rewritten, longer interpreter and RUNPATH', () => {
@@ -102,13 +116,15 @@ test('real programs still run through the rewritten, longer interpreter and RUNP
   mkdirSync(dir);
   let ran = 0;
   for (const [name, args] of PROGRAMS) {
-    const src = ['/usr/bin', '/usr/sbin'].map((d) => path.join(d, name)).find((p) => {
-      try {
-        return readElf(readFileSync(p), p).interpreter !== undefined;
-      } catch {
-        return false;
-      }
-    });
+    const src = ['/usr/bin', '/usr/sbin']
+      .map((d) => path.join(d, name))
+      .find((p) => {
+        try {
+          return readElf(readFileSync(p), p).interpreter !== undefined;
+        } catch {
+          return false;
+        }
+      });
     if (!src) continue;
     const info = readElf(readFileSync(src), src);
     const dst = path.join(dir, name);

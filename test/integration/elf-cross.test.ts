@@ -2,11 +2,12 @@
 // pages), armhf (32-bit), s390x (big-endian), ppc64le and riscv64, plus i386 from /lib32. Every
 // object is rewritten and read back by readelf and patchelf; each libc.so.6 (which is also a
 // program that prints its version) is then run through its new interpreter path under qemu.
-import { test, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { readElf } from '../../src/elf/index.ts';
 import { relonixPatchelf } from '../helpers/cli.ts';
 import { assertPhdrInvariant, dynamicSymbols, elfFiles, readelf } from '../helpers/elf.ts';
@@ -27,17 +28,55 @@ interface Arch {
 }
 
 const ARCHES: Arch[] = [
-  { name: 'aarch64', lib: '/usr/aarch64-linux-gnu/lib', ld: 'ld-linux-aarch64.so.1', qemu: 'qemu-aarch64-static', machine: 'aarch64', cls: 64, endian: 'le', page: 0x10000 },
-  { name: 'armhf', lib: '/usr/arm-linux-gnueabihf/lib', ld: 'ld-linux-armhf.so.3', qemu: 'qemu-arm-static', machine: 'arm', cls: 32, endian: 'le', page: 0x1000 },
+  {
+    name: 'aarch64',
+    lib: '/usr/aarch64-linux-gnu/lib',
+    ld: 'ld-linux-aarch64.so.1',
+    qemu: 'qemu-aarch64-static',
+    machine: 'aarch64',
+    cls: 64,
+    endian: 'le',
+    page: 0x10000,
+  },
+  {
+    name: 'armhf',
+    lib: '/usr/arm-linux-gnueabihf/lib',
+    ld: 'ld-linux-armhf.so.3',
+    qemu: 'qemu-arm-static',
+    machine: 'arm',
+    cls: 32,
+    endian: 'le',
+    page: 0x1000,
+  },
   { name: 's390x', lib: '/usr/s390x-linux-gnu/lib', ld: 'ld64.so.1', qemu: 'qemu-s390x-static', machine: 's390', cls: 64, endian: 'be', page: 0x1000 },
-  { name: 'ppc64le', lib: '/usr/powerpc64le-linux-gnu/lib', ld: 'ld64.so.2', qemu: 'qemu-ppc64le-static', machine: 'ppc64', cls: 64, endian: 'le', page: 0x10000 },
-  { name: 'riscv64', lib: '/usr/riscv64-linux-gnu/lib', ld: 'ld-linux-riscv64-lp64d.so.1', qemu: 'qemu-riscv64-static', machine: 'riscv', cls: 64, endian: 'le', page: 0x1000 },
+  {
+    name: 'ppc64le',
+    lib: '/usr/powerpc64le-linux-gnu/lib',
+    ld: 'ld64.so.2',
+    qemu: 'qemu-ppc64le-static',
+    machine: 'ppc64',
+    cls: 64,
+    endian: 'le',
+    page: 0x10000,
+  },
+  {
+    name: 'riscv64',
+    lib: '/usr/riscv64-linux-gnu/lib',
+    ld: 'ld-linux-riscv64-lp64d.so.1',
+    qemu: 'qemu-riscv64-static',
+    machine: 'riscv',
+    cls: 64,
+    endian: 'le',
+    page: 0x1000,
+  },
   { name: 'i386', lib: '/lib32', ld: 'ld-linux.so.2', machine: 'i386', cls: 32, endian: 'le', page: 0x1000 },
 ];
 
 /** Alignment of the last PT_LOAD as readelf prints it: the segment relonix appended. */
 function lastLoadAlign(file: string): number {
-  const lines = run('readelf', ['-l', '-W', file]).stdout.split('\n').filter((l) => /^\s+LOAD\s/.test(l));
+  const lines = run('readelf', ['-l', '-W', file])
+    .stdout.split('\n')
+    .filter((l) => /^\s+LOAD\s/.test(l));
   return parseInt(lines[lines.length - 1].trim().split(/\s+/).pop()!, 16);
 }
 
@@ -66,7 +105,10 @@ for (const a of ARCHES) {
     const progs = copies.filter((f) => infos.get(f)!.interpreter);
     const libs = copies.filter((f) => !infos.get(f)!.interpreter);
     assert.ok(progs.length > 0, 'libc.so.6 has an interpreter and must be among the programs');
-    for (const [args, list] of [[['--set-interpreter', interp, '--set-rpath', rpath], progs], [['--set-rpath', rpath], libs]] as const) {
+    for (const [args, list] of [
+      [['--set-interpreter', interp, '--set-rpath', rpath], progs],
+      [['--set-rpath', rpath], libs],
+    ] as const) {
       if (!list.length) continue;
       const r = relonixPatchelf([...args, ...list]);
       assert.equal(r.status, 0, r.stderr);

@@ -2,22 +2,18 @@
 // strings; truncations) of real files. The engine may accept a mutant or refuse it with an
 // ElfError; it must never throw anything else (not even a RangeError it then wraps), never hang,
 // and patchFile must leave a refused file byte for byte as it was.
-import { test, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { ElfError, editElf, parseElf, patchFile, planEdit, readElf, relocateElf, writePlanSync } from '../../src/elf/index.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-fuzz-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const SEEDS = [
-  '/usr/bin/true',
-  '/usr/lib/x86_64-linux-gnu/libz.so.1',
-  '/usr/arm-linux-gnueabihf/lib/libdl.so.2',
-  '/usr/s390x-linux-gnu/lib/libdl.so.2',
-];
+const SEEDS = ['/usr/bin/true', '/usr/lib/x86_64-linux-gnu/libz.so.1', '/usr/arm-linux-gnueabihf/lib/libdl.so.2', '/usr/s390x-linux-gnu/lib/libdl.so.2'];
 const PER_SEED = 200;
 const LONG = `/tmp/relonix-fuzz-a-long-prefix/${'s'.repeat(80)}`;
 
@@ -161,7 +157,11 @@ test('named malformations give a clear ElfError naming the file and the problem'
   ];
   for (const [what, make, re] of cases) {
     const m = make(Buffer.from(orig));
-    assert.throws(() => editElf(m, { rpath: '/x' }, 'bad.elf'), (err: unknown) => err instanceof ElfError && re.test(err.message) && err.message.startsWith('bad.elf: '), what);
+    assert.throws(
+      () => editElf(m, { rpath: '/x' }, 'bad.elf'),
+      (err: unknown) => err instanceof ElfError && re.test(err.message) && err.message.startsWith('bad.elf: '),
+      what,
+    );
   }
   // A static program: no dynamic section to carry a RUNPATH.
   assert.throws(() => editElf(withoutDynamic(Buffer.from(orig), e), { rpath: '/x' }, 'static'), /no dynamic section/);

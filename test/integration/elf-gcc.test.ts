@@ -2,11 +2,12 @@
 // PIE, no separate code segment, 64 KiB max page size, no RUNPATH yet, DT_RPATH, a library with a
 // long RUNPATH to shrink and remove, a dynamic table with no spare slot. Each one is rewritten to a
 // longer interpreter and a RUNPATH naming the moved library, and must then load that library.
-import { test, after, before } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { editElf, parseElf, planEdit, readElf, relocateElf } from '../../src/elf/index.ts';
 import { Io } from '../../src/elf/reader.ts';
 import { relonixPatchelf } from '../helpers/cli.ts';
@@ -93,7 +94,14 @@ test('repeated edits (A, B, A, shorter, longer) keep one added segment and a bou
   const sizes: number[] = [];
   const A = `${libDir}:/a/${'x'.repeat(200)}`;
   const B = `/b/${'y'.repeat(400)}:${libDir}`;
-  for (const [interp, rpath] of [[INTERP, A], [INTERP, B], [INTERP, A], ['/lib64/ld-linux-x86-64.so.2', libDir], [INTERP, B], [INTERP, A]]) {
+  for (const [interp, rpath] of [
+    [INTERP, A],
+    [INTERP, B],
+    [INTERP, A],
+    ['/lib64/ld-linux-x86-64.so.2', libDir],
+    [INTERP, B],
+    [INTERP, A],
+  ]) {
     const r = relonixPatchelf(['--set-interpreter', interp, '--set-rpath', rpath, f]);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(loads(f) <= base + 1, `PT_LOAD count grew to ${loads(f)} (was ${base})`);
@@ -222,7 +230,7 @@ test('every intermediate state of an in-place write is a working program (crash 
     const work = Buffer.from(orig);
     const rpath = `${libDir}:/${'w'.repeat(300)}`;
     const plan = planEdit(parseElf(work, f), { interpreter: INTERP, rpath }, true);
-    assert.ok(plan && plan.seg && plan.pre === work, 'a growing edit is written in place');
+    assert.ok(plan?.seg && plan.pre === work, 'a growing edit is written in place');
     // Replay the writes in writePlanSync's order, checking the file after each one.
     const ranges = [...plan.dirty];
     const hdr = ranges.findIndex(([a]) => a < 64);
@@ -249,7 +257,10 @@ test('every intermediate state of an in-place write is a working program (crash 
 
 test('a static-pie program is refused a RUNPATH (glibc would abort it); a 64 MiB .bss program grows and runs', () => {
   writeFileSync(path.join(src, 'plain.c'), '#include <stdio.h>\nint main(void) { puts("plain ok"); return 0; }\n');
-  writeFileSync(path.join(src, 'big.c'), '#include <stdio.h>\nstatic char big[64 << 20];\nint main(void) { big[sizeof big - 1] = 1; puts(big[sizeof big - 1] ? "big ok" : "bad"); return 0; }\n');
+  writeFileSync(
+    path.join(src, 'big.c'),
+    '#include <stdio.h>\nstatic char big[64 << 20];\nint main(void) { big[sizeof big - 1] = 1; puts(big[sizeof big - 1] ? "big ok" : "bad"); return 0; }\n',
+  );
   const spie = path.join(tmp, 'static-pie');
   gcc(['-static-pie', '-o', spie, path.join(src, 'plain.c')]);
   const big = path.join(tmp, 'big-bss');
@@ -261,7 +272,11 @@ test('a static-pie program is refused a RUNPATH (glibc would abort it); a 64 MiB
   assert.match(r.stderr, /static-pie/);
   assert.ok(readFileSync(spie).equals(before));
   assert.equal(run(spie, []).stdout, 'plain ok\n');
-  assert.equal(relocateElf(before, (s) => `/relocated${s}`), null, 'nothing to relocate in a static-pie program');
+  assert.equal(
+    relocateElf(before, (s) => `/relocated${s}`),
+    null,
+    'nothing to relocate in a static-pie program',
+  );
   const size = statSync(big).size;
   assert.equal(relonixPatchelf(['--set-interpreter', INTERP, '--set-rpath', rp, big]).status, 0);
   assert.ok(statSync(big).size < size + (1 << 20), 'no padding the size of .bss');

@@ -6,15 +6,16 @@
 //   same, so a program that runs under qemu-x86_64 has its header table where they look. Programs
 //   with a .bss too large to pad the new segment up to, in layouts with and without room after the
 //   first segment, must run there; big-endian 64 KiB-page PIEs (ppc64, ppc) must keep the rule.
-import { test, after, before } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { relonixPatchelf } from '../helpers/cli.ts';
 import { assertPhdrInvariant, dynamicSymbols, programHeaders, readelf } from '../helpers/elf.ts';
-import { gcc, requireTool, run } from '../helpers/tools.ts';
 import { buildElf } from '../helpers/elf-build.ts';
+import { gcc, requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-layout-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -44,7 +45,10 @@ test('an aarch64 library linked for 64 KiB pages keeps 64 KiB alignment under --
   for (const name of ['libc.so.6', 'libm.so.6']) {
     const f = path.join(dir, name);
     copyFileSync(`${lib}/${name}`, f);
-    assert.ok(loads(f).every((s) => s.align === 0x10000), `${name} was linked with -z max-page-size=65536`);
+    assert.ok(
+      loads(f).every((s) => s.align === 0x10000),
+      `${name} was linked with -z max-page-size=65536`,
+    );
     const symbols = dynamicSymbols(f);
     const r = relonixPatchelf(['--page-size', '4096', '--set-rpath', `${dir}/${'r'.repeat(200)}:${lib}`, f]);
     assert.equal(r.status, 0, r.stderr);
@@ -77,7 +81,8 @@ test('an x86-64 library linked with -z max-page-size=65536: the new segment is c
   assertPhdrInvariant(f);
 });
 
-const BIG = '#include <stdio.h>\nstatic char big[64 << 20];\nint main(void) { big[sizeof big - 1] = 1; puts(big[sizeof big - 1] ? "big ok" : "bad"); return 0; }\n';
+const BIG =
+  '#include <stdio.h>\nstatic char big[64 << 20];\nint main(void) { big[sizeof big - 1] = 1; puts(big[sizeof big - 1] ? "big ok" : "bad"); return 0; }\n';
 
 /** Layouts of a program with a 64 MiB .bss: padding the new segment up past it is out of the question. */
 const BIG_LAYOUTS: Record<string, string[]> = {
@@ -119,11 +124,27 @@ test('big-endian 64 KiB-page programs (ppc64, ppc; PIE and not) keep the rule wh
   const dir = path.join(tmp, 'ppc');
   mkdirSync(dir);
   const interp = `/a/much/longer/prefix/${'z'.repeat(60)}/lib/ld64.so.1`;
-  for (const [machine, is64] of [[21, true], [20, false]] as const) {
+  for (const [machine, is64] of [
+    [21, true],
+    [20, false],
+  ] as const) {
     for (const type of [3, 2] as const) {
       for (const bss of [0x100, 32 << 20]) {
         const f = path.join(dir, `${is64 ? 'ppc64' : 'ppc'}-${type}-${bss}`);
-        writeFileSync(f, buildElf({ is64, le: false, machine, type, page: 0x10000, interp: '/lib64/ld64.so.1', needed: ['libc.so.6'], symbols: ['a_symbol_name', 'another_symbol'], bss }));
+        writeFileSync(
+          f,
+          buildElf({
+            is64,
+            le: false,
+            machine,
+            type,
+            page: 0x10000,
+            interp: '/lib64/ld64.so.1',
+            needed: ['libc.so.6'],
+            symbols: ['a_symbol_name', 'another_symbol'],
+            bss,
+          }),
+        );
         assert.equal(readelf(f).stderr, '', `${f}: the built file is clean`);
         assertPhdrInvariant(f);
         const symbols = run('readelf', ['--dyn-syms', '-W', f]).stdout;

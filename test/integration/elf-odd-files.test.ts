@@ -6,16 +6,17 @@
 // - libraries whose section headers name or type the dynamic table and its strings otherwise:
 //   the engine finds them through the program headers, as the loader does;
 // - SHT_NOTE sections with sh_addralign 0.
-import { test, after, before } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { readElf, relocateElf } from '../../src/elf/index.ts';
 import { relonixPatchelf } from '../helpers/cli.ts';
 import { assertPhdrInvariant, dynamicSymbols, programHeaders, readelf } from '../helpers/elf.ts';
-import { gcc, requireTool, run } from '../helpers/tools.ts';
 import { Elf64 } from '../helpers/elf-surgery.ts';
+import { gcc, requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-odd-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -100,7 +101,17 @@ before(() => {
   mkdirSync(F.outerDir);
   F.outer = path.join(F.outerDir, 'libouter.so');
   // Linked against libdep with a RUNPATH that does not lead to it: only an edit makes it load.
-  gcc(['-shared', '-fPIC', '-g', '-o', F.outer, src('outer.c', 'const char *dep(void);\nconst char *outer(void) { return dep(); }\n'), `-L${F.depDir}`, '-ldep', '-Wl,-rpath,/nowhere/lib']);
+  gcc([
+    '-shared',
+    '-fPIC',
+    '-g',
+    '-o',
+    F.outer,
+    src('outer.c', 'const char *dep(void);\nconst char *outer(void) { return dep(); }\n'),
+    `-L${F.depDir}`,
+    '-ldep',
+    '-Wl,-rpath,/nowhere/lib',
+  ]);
   F.outerOrig = path.join(OUT, 'libouter.so.as-built');
   copyFileSync(F.outer, F.outerOrig);
   F.prog = path.join(OUT, 'prog');
@@ -136,7 +147,10 @@ test('a program with PT_INTERP and no dynamic table, or an empty one, gets a new
 });
 
 test('a separate debug file, whose dynamic table and interpreter have no bytes, prints and edits as patchelf does', () => {
-  for (const [name, src] of [['library', F.outer], ['program', F.prog]] as const) {
+  for (const [name, src] of [
+    ['library', F.outer],
+    ['program', F.prog],
+  ] as const) {
     const debug = path.join(OUT, `${name}.debug`);
     assert.equal(run('objcopy', ['--only-keep-debug', src, debug]).status, 0);
     const dyn = programHeaders(debug).segments.find((s) => s.type === 'DYNAMIC')!;
@@ -152,7 +166,11 @@ test('a separate debug file, whose dynamic table and interpreter have no bytes, 
       assert.ok(readFileSync(theirs).equals(readFileSync(debug)), `${name}: so does patchelf`);
     }
     assert.equal(readElf(readFileSync(debug), debug).hasDynamic, false);
-    assert.equal(relocateElf(readFileSync(debug), (s) => `/relocated${s}`, debug), null, `${name}: nothing to relocate in a debug file`);
+    assert.equal(
+      relocateElf(readFileSync(debug), (s) => `/relocated${s}`, debug),
+      null,
+      `${name}: nothing to relocate in a debug file`,
+    );
   }
 });
 
@@ -194,7 +212,16 @@ test('libraries whose section headers name or type .dynamic otherwise are read a
     const theirs = run('patchelf', ['--print-rpath', f]);
     // patchelf 0.14 looks sections up by name: it finds nothing where the names differ or are missing.
     if (kind === 'type') assert.equal(theirs.stdout, '/nowhere/lib\n');
-    else assert.deepEqual([theirs.status, theirs.stderr], [1, kind === 'names' ? "patchelf: cannot find section '.dynamic'. The input file is most likely statically linked\n" : 'patchelf: string table size is zero\n']);
+    else
+      assert.deepEqual(
+        [theirs.status, theirs.stderr],
+        [
+          1,
+          kind === 'names'
+            ? "patchelf: cannot find section '.dynamic'. The input file is most likely statically linked\n"
+            : 'patchelf: string table size is zero\n',
+        ],
+      );
     const ours = copy(f, kind);
     const r = relonixPatchelf(['--set-rpath', rpath, ours]);
     assert.equal(r.status, 0, `${kind}: ${r.stderr}`);
@@ -220,7 +247,10 @@ test('SHT_NOTE sections with sh_addralign 0 in a program and a library: edited, 
   symlinkSync('/lib64/ld-linux-x86-64.so.2', interp);
   try {
     // The library first: the program then loads it, and it must find libdep.so through its new RUNPATH.
-    for (const [name, src] of [['library', F.outer], ['program', F.prog]] as const) {
+    for (const [name, src] of [
+      ['library', F.outer],
+      ['program', F.prog],
+    ] as const) {
       const e = new Elf64(src);
       let notes = 0;
       for (let i = 1; i < e.shnum; i++) {
@@ -231,9 +261,15 @@ test('SHT_NOTE sections with sh_addralign 0 in a program and a library: edited, 
       assert.ok(notes > 0, `${name} has notes`);
       const f = path.join(OUT, `${name}-note0`);
       e.write(f);
-      samePrinting(f, name === 'program' ? [['--print-interpreter'], ['--print-rpath'], ['--print-needed']] : [['--print-rpath'], ['--print-soname'], ['--print-needed']]);
+      samePrinting(
+        f,
+        name === 'program' ? [['--print-interpreter'], ['--print-rpath'], ['--print-needed']] : [['--print-rpath'], ['--print-soname'], ['--print-needed']],
+      );
       const edited = copy(f, name);
-      const args = name === 'program' ? ['--set-interpreter', interp, '--set-rpath', `${F.outerDir}:/${'n'.repeat(150)}`] : ['--set-rpath', `${F.depDir}:/${'n'.repeat(150)}`];
+      const args =
+        name === 'program'
+          ? ['--set-interpreter', interp, '--set-rpath', `${F.outerDir}:/${'n'.repeat(150)}`]
+          : ['--set-rpath', `${F.depDir}:/${'n'.repeat(150)}`];
       const r = relonixPatchelf([...args, edited]);
       assert.equal(r.status, 0, `${name}: ${r.stderr}`);
       const v = readelf(edited);

@@ -2,12 +2,26 @@
 // node like /dev/null, and /dev/null itself) or a FIFO is written into, as patchelf does, and keeps
 // its type, mode and owner, even when root runs the command. A regular output gets the input's
 // mode; a symlink is written through, not replaced.
-import { test, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  type Stats,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { editElf } from '../../src/elf/index.ts';
 import { NOBODY_UID, relonixPatchelf } from '../helpers/cli.ts';
 import { readelf } from '../helpers/elf.ts';

@@ -1,11 +1,12 @@
 // patchFile and relocateFile on disk: the temp-and-rename write keeps mode (read-only too) and
 // works in read-only directories; hard-linked files are rewritten in place so every name sees the
 // new content; errors leave the file as it was.
-import { test, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { ElfError, patchFile, readElf, relocateFile } from '../../src/elf/index.ts';
 import { readelf } from '../helpers/elf.ts';
 import { run } from '../helpers/tools.ts';

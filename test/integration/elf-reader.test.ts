@@ -1,11 +1,12 @@
 // The reader on every supported class, byte order and machine. Real files where this host has
 // them (the cross C libraries), and for the rest (mips, 32-bit powerpc, big-endian ppc64) small
 // ELF files built here field by field; readelf is the oracle for what each one says.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { defaultPageSize, editElf, isElf, readElf, relocateElf } from '../../src/elf/index.ts';
 import { Io } from '../../src/elf/reader.ts';
 import { readelf } from '../helpers/elf.ts';
@@ -24,14 +25,28 @@ function header(file: string): { cls: number; endian: string; type: string; mach
 }
 
 const READELF_MACHINE: Record<string, string> = {
-  'Advanced Micro Devices X86-64': 'x86_64', 'Intel 80386': 'i386', AArch64: 'aarch64', ARM: 'arm', 'IBM S/390': 's390',
-  PowerPC64: 'ppc64', PowerPC: 'ppc', 'RISC-V': 'riscv', 'MIPS R3000': 'mips',
+  'Advanced Micro Devices X86-64': 'x86_64',
+  'Intel 80386': 'i386',
+  AArch64: 'aarch64',
+  ARM: 'arm',
+  'IBM S/390': 's390',
+  PowerPC64: 'ppc64',
+  PowerPC: 'ppc',
+  'RISC-V': 'riscv',
+  'MIPS R3000': 'mips',
 };
 
 const REAL = [
-  '/usr/lib/x86_64-linux-gnu/libc.so.6', '/usr/bin/true', '/lib32/libc.so.6', '/usr/aarch64-linux-gnu/lib/libc.so.6',
-  '/usr/arm-linux-gnueabihf/lib/libc.so.6', '/usr/s390x-linux-gnu/lib/libc.so.6', '/usr/powerpc64le-linux-gnu/lib/libc.so.6',
-  '/usr/riscv64-linux-gnu/lib/libc.so.6', '/usr/riscv64-linux-gnu/lib/libm.so.6', '/usr/s390x-linux-gnu/lib/ld64.so.1',
+  '/usr/lib/x86_64-linux-gnu/libc.so.6',
+  '/usr/bin/true',
+  '/lib32/libc.so.6',
+  '/usr/aarch64-linux-gnu/lib/libc.so.6',
+  '/usr/arm-linux-gnueabihf/lib/libc.so.6',
+  '/usr/s390x-linux-gnu/lib/libc.so.6',
+  '/usr/powerpc64le-linux-gnu/lib/libc.so.6',
+  '/usr/riscv64-linux-gnu/lib/libc.so.6',
+  '/usr/riscv64-linux-gnu/lib/libm.so.6',
+  '/usr/s390x-linux-gnu/lib/ld64.so.1',
   '/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1',
 ];
 
@@ -55,10 +70,18 @@ test('real files of every host and cross architecture read as readelf reads them
     assert.equal(info.rpath, view.rpath, f);
     assert.equal(info.hasDynamic, true);
     assert.equal(info.isDynamicLinker, /\/ld[-.6]/.test(f), f);
-    if (info.isDynamicLinker) assert.equal(relocateElf(buf, (s) => `/relocated${s}`, f), null, `${f}: a dynamic linker is never edited`);
+    if (info.isDynamicLinker)
+      assert.equal(
+        relocateElf(buf, (s) => `/relocated${s}`, f),
+        null,
+        `${f}: a dynamic linker is never edited`,
+      );
   }
   assert.equal(isElf(Buffer.from('#!/bin/sh\n')), false);
-  assert.equal(relocateElf(Buffer.from('#!/bin/sh\n'), (s) => s), null);
+  assert.equal(
+    relocateElf(Buffer.from('#!/bin/sh\n'), (s) => s),
+    null,
+  );
 });
 
 interface Synth {
@@ -99,7 +122,11 @@ function synth(s: Synth): Buffer {
     ...s.needed.map((n): [number, number] => [1, index.get(n)!]),
     ...(s.soname ? [[14, index.get(s.soname)!] as [number, number]] : []),
     ...(s.runpath ? [[29, index.get(s.runpath)!] as [number, number]] : []),
-    [5, base + strOff], [10, strtab.length], [0, 0], [0, 0], [0, 0],
+    [5, base + strOff],
+    [10, strtab.length],
+    [0, 0],
+    [0, 0],
+    [0, 0],
   ];
   const dynOff = at;
   at += dyn.length * ent;
@@ -169,9 +196,16 @@ function synth(s: Synth): Buffer {
 }
 
 const SYNTH: Array<[string, number, 32 | 64, boolean]> = [
-  ['mips', 8, 32, false], ['mipsel', 8, 32, true], ['ppc', 20, 32, false], ['ppc64', 21, 64, false],
-  ['s390x', 22, 64, false], ['riscv64', 243, 64, true], ['armhf', 40, 32, true], ['i686', 3, 32, true],
-  ['aarch64', 183, 64, true], ['x86_64', 62, 64, true],
+  ['mips', 8, 32, false],
+  ['mipsel', 8, 32, true],
+  ['ppc', 20, 32, false],
+  ['ppc64', 21, 64, false],
+  ['s390x', 22, 64, false],
+  ['riscv64', 243, 64, true],
+  ['armhf', 40, 32, true],
+  ['i686', 3, 32, true],
+  ['aarch64', 183, 64, true],
+  ['x86_64', 62, 64, true],
 ];
 
 test('built files for mips, ppc, ppc64 and others: read, grown, and read back by readelf', () => {
@@ -180,7 +214,16 @@ test('built files for mips, ppc, ppc64 and others: read, grown, and read back by
   try {
     for (const [name, machine, cls, le] of SYNTH) {
       for (const type of [2, 3] as const) {
-        const spec: Synth = { cls, le, machine, type, interp: `/lib/ld-${name}.so.1`, needed: ['libc.so.6', 'libm.so.6'], soname: type === 3 ? `libsynth-${name}.so` : undefined, runpath: '/old' };
+        const spec: Synth = {
+          cls,
+          le,
+          machine,
+          type,
+          interp: `/lib/ld-${name}.so.1`,
+          needed: ['libc.so.6', 'libm.so.6'],
+          soname: type === 3 ? `libsynth-${name}.so` : undefined,
+          runpath: '/old',
+        };
         const f = path.join(dir, `${name}-${type}`);
         writeFileSync(f, synth(spec));
         const info = readElf(readFileSync(f), f);
@@ -208,7 +251,9 @@ test('built files for mips, ppc, ppc64 and others: read, grown, and read back by
         assert.deepEqual(after.view.needed, spec.needed);
         assert.equal(after.view.soname, spec.soname);
         assert.equal(after.view.loads, 2);
-        const lines = run('readelf', ['-l', '-W', f]).stdout.split('\n').filter((l) => /^\s+LOAD\s/.test(l));
+        const lines = run('readelf', ['-l', '-W', f])
+          .stdout.split('\n')
+          .filter((l) => /^\s+LOAD\s/.test(l));
         assert.equal(parseInt(lines[1].trim().split(/\s+/).pop()!, 16), defaultPageSize(machine), `${name}: page size`);
         assert.equal(editElf(out, { interpreter: interp, rpath }, f), null, 'same values again change nothing');
       }
@@ -228,7 +273,9 @@ test('page size: 64 KiB where the machine may run it, 4 KiB on x86, and overrida
   const f = path.join(os.tmpdir(), `relonix-pagesize-${process.pid}`);
   writeFileSync(f, out, { mode: 0o755 });
   try {
-    const lines = run('readelf', ['-l', '-W', f]).stdout.split('\n').filter((l) => /^\s+LOAD\s/.test(l));
+    const lines = run('readelf', ['-l', '-W', f])
+      .stdout.split('\n')
+      .filter((l) => /^\s+LOAD\s/.test(l));
     assert.equal(parseInt(lines[lines.length - 1].trim().split(/\s+/).pop()!, 16), 0x10000);
     assert.equal(run(f, ['--version']).status, 0);
   } finally {

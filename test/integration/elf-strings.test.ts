@@ -4,15 +4,16 @@
 // character, with the NUL after DT_STRSZ: the table is read as the loader reads it, and a string
 // appended to it gets the NUL it lacks first, so the last string (a RUNPATH, a version name) does
 // not run on into the new one.
-import { test, after, before } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { relonixPatchelf } from '../helpers/cli.ts';
 import { dynamicSymbols, readelf } from '../helpers/elf.ts';
-import { gcc, requireTool, run } from '../helpers/tools.ts';
 import { Elf64 } from '../helpers/elf-surgery.ts';
+import { gcc, requireTool, run } from '../helpers/tools.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-elf-strings-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -71,10 +72,17 @@ before(() => {
 
 const RPATHS = ['/x', 'nam', `/a/much/longer/search/path/${'l'.repeat(100)}/lib`];
 
-for (const [what, which, shared] of [['a symbol name', () => tail, 'a_symbol_'], ['a symbol version name', () => version, 'GLIBC_']] as const) {
+for (const [what, which, shared] of [
+  ['a symbol name', () => tail, 'a_symbol_'],
+  ['a symbol version name', () => version, 'GLIBC_'],
+] as const) {
   test(`a RUNPATH that is the tail of ${what}: shorter and longer values leave that name intact`, () => {
     const { lib, prog } = which();
-    assert.equal(aroundRunpath(lib, shared.length), `${shared}${shared === 'GLIBC_' ? '2.2.5' : 'name'}`, 'the linker merged the RUNPATH into the other string');
+    assert.equal(
+      aroundRunpath(lib, shared.length),
+      `${shared}${shared === 'GLIBC_' ? '2.2.5' : 'name'}`,
+      'the linker merged the RUNPATH into the other string',
+    );
     const symbols = dynamicSymbols(lib);
     const versions = run('readelf', ['-V', '-W', lib]).stdout;
     runsWith(prog, lib);
@@ -141,7 +149,11 @@ test('a string table that ends without NUL is read as patchelf reads it, and app
       assert.equal(view.soname, 'libcase.so', `${name} last: the soname did not run into the new string`);
       assert.deepEqual(view.needed, readelf(built.lib).view.needed, name);
       assert.equal(dynamicSymbols(g), symbols, name);
-      assert.equal(run('readelf', ['-V', '-W', g]).stdout.replaceAll(path.basename(g), path.basename(built.lib)), versions, `${name} last: version names unchanged`);
+      assert.equal(
+        run('readelf', ['-V', '-W', g]).stdout.replaceAll(path.basename(g), path.basename(built.lib)),
+        versions,
+        `${name} last: version names unchanged`,
+      );
       runsWith(built.prog, g);
     }
   }

@@ -1,19 +1,20 @@
 // The environment and nix.conf as the real sh and Debian's Nix read them, and the verify stage's
 // helpers on a real binary.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { layout } from '../../src/prefix/layout.ts';
+import { test } from 'node:test';
 import { applyConfigure } from '../../src/bootstrap/stages/configure.ts';
-import { renderEnv, envScripts } from '../../src/prefix/environment.ts';
-import { foreignLibraries, elfInterpreter } from '../../src/bootstrap/stages/verify.ts';
 import { relocateRecords } from '../../src/bootstrap/stages/register.ts';
+import { elfInterpreter, foreignLibraries } from '../../src/bootstrap/stages/verify.ts';
+import { envScripts, renderEnv } from '../../src/prefix/environment.ts';
+import { layout } from '../../src/prefix/layout.ts';
 
 test('sh output survives eval with quotes, spaces and dollars in values', () => {
-  const vars = { A: "it's a $HOME `x` \"q\"", B: '/plain/path', C: '' };
+  const vars = { A: 'it\'s a $HOME `x` "q"', B: '/plain/path', C: '' };
   const text = renderEnv(vars, 'sh');
   const out = execFileSync('sh', ['-c', `${text}\nprintf '%s\\n' "$A" "$B" "[$C]"`], { env: {} }).toString();
   assert.equal(out, `${vars.A}\n/plain/path\n[]\n`);
@@ -56,6 +57,10 @@ test('verify helpers: interpreter of a real binary, foreign libraries in ld.so -
     '\t/tmp/n/store/bbb-glibc/lib/ld-linux-x86-64.so.2 (0x7f)',
   ].join('\n');
   assert.deepEqual(foreignLibraries(list, '/tmp/n/store'), ['/lib/x86_64-linux-gnu/libc.so.6', 'libgone.so => not found']);
-  const recs = relocateRecords([{ path: '/nix/store/a-x', narHash: 'h', narSize: 1, deriver: '', references: ['/nix/store/a-x', '/nix/store/b-y'] }], '/nix/store', '/t/nix/store');
+  const recs = relocateRecords(
+    [{ path: '/nix/store/a-x', narHash: 'h', narSize: 1, deriver: '', references: ['/nix/store/a-x', '/nix/store/b-y'] }],
+    '/nix/store',
+    '/t/nix/store',
+  );
   assert.deepEqual(recs[0], { path: '/t/nix/store/a-x', narHash: 'h', narSize: 1, deriver: '', references: ['/t/nix/store/a-x', '/t/nix/store/b-y'] });
 });

@@ -2,13 +2,14 @@
 // own Nix hidden behind tripwires), as a uid with no passwd entry: a channel and nix-env, nix-shell,
 // garbage collection, optimising, a flake with nix build and nix profile, nix log, and the bin/
 // wrappers from a plain PATH.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { NOBODY_UID, relonix, shAs } from '../helpers/cli.ts';
-import { serveFixture, type Mirror } from '../helpers/mirror.ts';
+import { type Mirror, serveFixture } from '../helpers/mirror.ts';
 import { prefixFor, removePrefix } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
@@ -56,8 +57,18 @@ before(async () => {
   execFileSync('tar', ['-cJf', path.join(top, 'mychan.tar.xz'), '-C', path.join(top, 'chan'), 'mychan']);
   await fs.mkdir(path.join(top, 'flake'));
   await fs.writeFile(path.join(top, 'flake', 'flake.nix'), FLAKE);
-  await fs.writeFile(path.join(top, 'shell.nix'), 'derivation { name = "shell-env"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; greeting = "hi from nix-shell"; }\n');
-  execFileSync('chown', ['-R', `${NOBODY_UID}:${NOBODY_UID}`, path.join(top, 'chan'), path.join(top, 'mychan.tar.xz'), path.join(top, 'flake'), path.join(top, 'shell.nix')]);
+  await fs.writeFile(
+    path.join(top, 'shell.nix'),
+    'derivation { name = "shell-env"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; greeting = "hi from nix-shell"; }\n',
+  );
+  execFileSync('chown', [
+    '-R',
+    `${NOBODY_UID}:${NOBODY_UID}`,
+    path.join(top, 'chan'),
+    path.join(top, 'mychan.tar.xz'),
+    path.join(top, 'flake'),
+    path.join(top, 'shell.nix'),
+  ]);
 });
 
 after(async () => {
@@ -96,7 +107,9 @@ test('garbage collection keeps the profile closure and removes the rest; optimis
   assert.equal(built.code, 0, built.stderr);
   const garbage = built.stdout.trim().split('\n').pop()!;
   assert.ok(garbage.startsWith(`${prefix}/store/`), garbage);
-  const r = await inPrefix('nix-collect-garbage -d; nix-env --list-generations | wc -l; nix-store --gc; nix-store --optimise; nix-store --verify --check-contents; nix --version; hello');
+  const r = await inPrefix(
+    'nix-collect-garbage -d; nix-env --list-generations | wc -l; nix-store --gc; nix-store --optimise; nix-store --verify --check-contents; nix --version; hello',
+  );
   assert.equal(r.code, 0, r.stderr);
   await assert.rejects(fs.lstat(garbage), 'the unreferenced build output is gone');
   assert.match(r.stdout, /^\s*1$/m, 'only the current generation is left');
@@ -106,7 +119,10 @@ test('garbage collection keeps the profile closure and removes the rest; optimis
 });
 
 test('the bin/ wrappers run the prefix Nix from a plain PATH, with no environment set up', async () => {
-  const r = await shAs(NOBODY_UID, `${prefix}/bin/nix-instantiate --eval -E builtins.storeDir && PATH=${prefix}/bin:/usr/bin:/bin nix-store -q --references ${prefix}/var/nix/profiles/default && PATH=${prefix}/bin:/usr/bin:/bin nix-build --no-out-link -E 'derivation { name = "via-wrapper"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }'`);
+  const r = await shAs(
+    NOBODY_UID,
+    `${prefix}/bin/nix-instantiate --eval -E builtins.storeDir && PATH=${prefix}/bin:/usr/bin:/bin nix-store -q --references ${prefix}/var/nix/profiles/default && PATH=${prefix}/bin:/usr/bin:/bin nix-build --no-out-link -E 'derivation { name = "via-wrapper"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }'`,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdout.includes(`"${prefix}/store"`), r.stdout);
   assert.match(r.stdout, new RegExp(`^${prefix}/store/[0-9a-z]{32}-via-wrapper$`, 'm'));

@@ -1,14 +1,15 @@
 // Every kind of error reaches the shell as the exit code the contract gives it, with its fix on
 // stderr, as a JSON event under --json, and with its cause chain under RELONIX_DEBUG=1.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EXIT, relonix, type RunResult } from '../helpers/cli.ts';
-import { startServer } from '../helpers/http.ts';
-import { withLock } from '../../src/util/lock.ts';
+import { test } from 'node:test';
 import { layout } from '../../src/prefix/layout.ts';
+import { withLock } from '../../src/util/lock.ts';
+import { EXIT, type RunResult, relonix } from '../helpers/cli.ts';
+import { startServer } from '../helpers/http.ts';
 
 const ZEROS = '0'.repeat(64);
 
@@ -34,7 +35,7 @@ test('usage: a malformed --sha256 exits 2 and says what a checksum looks like', 
 
 test('usage: translate with nothing to translate, another upstream without its key, or a store dir that is not one, exits 2 with the fix', async () => {
   const dir = await scratch('translate');
-  await fs.writeFile(path.join(dir, 'k.secret'), 'k-1:' + Buffer.alloc(64).toString('base64'));
+  await fs.writeFile(path.join(dir, 'k.secret'), `k-1:${Buffer.alloc(64).toString('base64')}`);
   const base = ['translate', '--prefix', path.join(dir, 'nix'), '--to', `file://${dir}/to`, '--secret-key', path.join(dir, 'k.secret')];
   for (const [args, said] of [
     [base, /nothing to translate/],

@@ -1,17 +1,17 @@
 // The generated stand-in for the official tarball, checked against Debian's own nix (NAR hashes),
 // readelf (interpreters, RUNPATHs) and the dynamic loader (the patched binaries still load).
-import { listTree } from '../../src/util/fs.ts';
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs, existsSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFixture, currentManifest, GENERATOR_VERSION, type Fixture } from '../../src/demo/mirror.ts';
-import { parseRegInfo, parseNarHashField, type RegInfo } from '../../src/store/reginfo.ts';
+import { after, before, test } from 'node:test';
+import { currentManifest, ensureFixture, type Fixture, GENERATOR_VERSION } from '../../src/demo/mirror.ts';
+import { parseNarHashField, parseRegInfo, type RegInfo } from '../../src/store/reginfo.ts';
 import { parseStorePath } from '../../src/store/storepath.ts';
-import { removeTree } from '../../src/util/fs.ts';
+import { listTree, removeTree } from '../../src/util/fs.ts';
 
 let fx: Fixture;
 let tmp: string;
@@ -21,7 +21,6 @@ let records: RegInfo[];
 const sh = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) =>
   execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, ...opts });
 const local = (storePath: string) => path.join(top, 'store', path.basename(storePath));
-
 
 before(async () => {
   fx = await ensureFixture();
@@ -142,7 +141,10 @@ test('fixture: readelf shows only /nix/store interpreters and RUNPATHs that cove
       const dirs = runpath ? runpath.split(':') : [];
       for (const d of dirs) {
         assert.ok(d.startsWith('/nix/store/') && d.endsWith('/lib'), `${f}: ${d}`);
-        assert.ok(records.some((x) => `${x.path}/lib` === d), `${f}: ${d} is a fixture path`);
+        assert.ok(
+          records.some((x) => `${x.path}/lib` === d),
+          `${f}: ${d} is a fixture path`,
+        );
       }
       for (const m of dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)) {
         const found = dirs.some((d) => existsSync(path.join(local(d.slice(0, -4)), 'lib', m[1]!)));
@@ -159,12 +161,7 @@ test('fixture: readelf shows only /nix/store interpreters and RUNPATHs that cove
 test('fixture: the patched nix still loads and runs through the fixture loader', () => {
   const glibc = records.find((r) => /-libc6-/.test(r.path))!;
   const libPath = records.map((r) => path.join(local(r.path), 'lib')).join(':');
-  const out = sh(path.join(local(glibc.path), 'lib/ld-linux-x86-64.so.2'), [
-    '--library-path',
-    libPath,
-    path.join(local(fx.nixPath), 'bin/nix'),
-    '--version',
-  ]);
+  const out = sh(path.join(local(glibc.path), 'lib/ld-linux-x86-64.so.2'), ['--library-path', libPath, path.join(local(fx.nixPath), 'bin/nix'), '--version']);
   assert.match(out, /nix \(Nix\) 2\.8\.0/);
 });
 
@@ -183,7 +180,11 @@ test('fixture: a finished fixture is reused, not regenerated', async () => {
   assert.equal(again.sha256, fx.sha256);
   assert.deepEqual(said, [], 'no generation step ran');
   assert.deepEqual(await identity(), before, 'the tarball, its checksum and the manifest were not rewritten');
-  assert.deepEqual((await fs.readdir(fx.dir)).filter((n) => n.startsWith('.build-')), [], 'no generation was begun');
+  assert.deepEqual(
+    (await fs.readdir(fx.dir)).filter((n) => n.startsWith('.build-')),
+    [],
+    'no generation was begun',
+  );
 });
 
 test('fixture: a torn or stale generation is not taken for a finished one', async () => {

@@ -1,13 +1,14 @@
 // The harness really hides the host's Nix: inside it, every /usr/bin/nix* is a tripwire that records
 // its use and fails, and the host's Nix libraries and libexec are gone.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hostNixPrograms, withoutHostNix } from '../helpers/hide-nix.ts';
+import { test } from 'node:test';
 import { NOBODY_UID } from '../helpers/cli.ts';
+import { hostNixPrograms, withoutHostNix } from '../helpers/hide-nix.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 requireRoot('a private mount namespace');
@@ -18,7 +19,10 @@ test('the tripwire fires: host Nix programs fail with 127 and are recorded; its 
   rmSync(log, { force: true });
   assert.ok(hostNixPrograms().includes('/usr/bin/nix-store'), 'the test machine has a Nix to hide');
   const script = 'nix-store --version; echo "store=$?"; /usr/bin/nix --version; echo "nix=$?"; ls -A /usr/lib/nix /usr/libexec/nix; echo "ls=$?"';
-  const argv = withoutHostNix(['setpriv', `--reuid=${NOBODY_UID}`, `--regid=${NOBODY_UID}`, '--clear-groups', 'env', '-i', 'PATH=/usr/bin:/bin', 'sh', '-c', script], log);
+  const argv = withoutHostNix(
+    ['setpriv', `--reuid=${NOBODY_UID}`, `--regid=${NOBODY_UID}`, '--clear-groups', 'env', '-i', 'PATH=/usr/bin:/bin', 'sh', '-c', script],
+    log,
+  );
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /store=127/);

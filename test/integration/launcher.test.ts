@@ -1,11 +1,12 @@
 // bin/relonix.js runs the prebuilt bundle only while it is newer than every source it was made from,
 // and falls back to the TypeScript sources otherwise: an edit is never shadowed by a stale bundle.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { REPO as root } from '../helpers/paths.ts';
 
 function launch(dir: string, args: string[]) {

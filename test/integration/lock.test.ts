@@ -1,10 +1,11 @@
 // A lock whose holder was killed is taken over: the holder is a real process, killed with SIGKILL.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { withLock } from '../../src/util/lock.ts';
 
 async function tmp(): Promise<string> {

@@ -1,16 +1,17 @@
 // The npm package as a new user meets it: packed from this checkout, installed offline into an empty
 // project, globally, and as the single file alone; each copy bootstraps the fixture tarball as a uid
 // with no passwd entry and an empty environment, and the store it makes verifies.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { EXIT, NOBODY_UID, shAs } from '../helpers/cli.ts';
-import { serveFixture, type Mirror } from '../helpers/mirror.ts';
-import { installGlobal, installInProject, npm, packCheckout, type Packed } from '../helpers/package.ts';
-import { REPO, prefixList } from '../helpers/paths.ts';
+import { type Mirror, serveFixture } from '../helpers/mirror.ts';
+import { installGlobal, installInProject, npm, type Packed, packCheckout } from '../helpers/package.ts';
+import { prefixList, REPO } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 const VERSION: string = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).version;
@@ -55,13 +56,18 @@ async function bootstrapsAndVerifies(relonix: string, tag: string, env: string[]
   const verify = await nodeAsNobody(relonix, ['run', '--prefix', p, '--', 'nix-store', '--verify', '--check-contents']);
   assert.equal(verify.code, EXIT.ok, `nix-store --verify in ${p}:\n${verify.stderr}`);
   const state = JSON.parse(await fs.readFile(path.join(p, 'var/relonix/state.json'), 'utf8'));
-  assert.ok(state.nix.startsWith(path.join(p, 'store') + '/'), `the active Nix lives in the prefix's store: ${state.nix}`);
+  assert.ok(state.nix.startsWith(`${path.join(p, 'store')}/`), `the active Nix lives in the prefix's store: ${state.nix}`);
 }
 
 test('the package holds the bundles, the launcher, README, LICENSE and patches/, and no sources, tests or benches', () => {
   const allowed = /^(bin\/relonix\.js|dist\/relonix\.mjs|dist\/patchelf\.mjs|patches\/[^/]+|README\.md|LICENSE|package\.json)$/;
-  assert.deepEqual(packed.files.filter((f) => !allowed.test(f)), [], 'files outside what users run');
-  for (const f of ['bin/relonix.js', 'dist/relonix.mjs', 'dist/patchelf.mjs', 'README.md', 'LICENSE', 'patches/README.md']) assert.ok(packed.files.includes(f), `${f} is in the package`);
+  assert.deepEqual(
+    packed.files.filter((f) => !allowed.test(f)),
+    [],
+    'files outside what users run',
+  );
+  for (const f of ['bin/relonix.js', 'dist/relonix.mjs', 'dist/patchelf.mjs', 'README.md', 'LICENSE', 'patches/README.md'])
+    assert.ok(packed.files.includes(f), `${f} is in the package`);
   assert.ok(!packed.files.some((f) => /(^|\/)(src|test|bench|fixtures|scripts)\/|\.test\.|\.ts$/.test(f)), packed.files.join(', '));
 });
 
@@ -71,7 +77,8 @@ test('installed offline into an empty project it brings no other package, and np
   await assert.rejects(fs.stat(path.join(installed, 'node_modules')), /ENOENT/, 'nothing nested inside the package either');
   const manifest = JSON.parse(await fs.readFile(path.join(installed, 'package.json'), 'utf8'));
   assert.equal(manifest.dependencies, undefined);
-  for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) assert.equal(manifest.scripts?.[hook], undefined, `no ${hook} script for npm to ask about`);
+  for (const hook of ['preinstall', 'install', 'postinstall', 'prepare'])
+    assert.equal(manifest.scripts?.[hook], undefined, `no ${hook} script for npm to ask about`);
   assert.equal(npm(work, project, ['relonix', '--version'], 'npx').trim(), VERSION);
 });
 
@@ -111,7 +118,9 @@ test('dist/relonix.mjs copied alone into an empty directory bootstraps a second 
   const version = await nodeAsNobody(file, ['--version']);
   assert.equal(version.stdout.trim(), VERSION, version.stderr);
   // imported rather than run, the file runs no command: the launcher calls its main
-  const imported = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.main)`], { encoding: 'utf8' });
+  const imported = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.main)`], {
+    encoding: 'utf8',
+  });
   assert.equal(imported.stdout, 'function\n', imported.stderr);
   // patchelf's small bundle stands alone as well
   await fs.copyFile(path.join(installed, 'dist', 'patchelf.mjs'), path.join(alone, 'patchelf.mjs'));
@@ -122,7 +131,7 @@ test('dist/relonix.mjs copied alone into an empty directory bootstraps a second 
   await bootstrapsAndVerifies(file, 'pkg-single', ['RELONIX_NO_HOST_XZ=1']);
 });
 
-test('npm install -g into a prefix of its own gives a relonix on that prefix\'s bin', () => {
+test("npm install -g into a prefix of its own gives a relonix on that prefix's bin", () => {
   const prefix = installGlobal(work, packed.tarball);
   const r = spawnSync(path.join(prefix, 'bin', 'relonix'), ['--version'], { encoding: 'utf8' });
   assert.equal(r.status, EXIT.ok, r.stderr);

@@ -1,10 +1,11 @@
 // `relonix patchelf` next to Debian's patchelf on the same inputs: the same stdout, stderr and
 // exit code, and for edits the same values read back from the written files.
-import { test, after, before } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync, chmodSync, linkSync } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { relonixPatchelf } from '../helpers/cli.ts';
 import { readelf } from '../helpers/elf.ts';
 import { requireTool, run } from '../helpers/tools.ts';
@@ -54,18 +55,43 @@ function both(args: string[]): void {
 test('printing operations and errors match patchelf exactly', () => {
   const f = (k: string): string => F[k];
   const cases: string[][] = [
-    [], ['--help'], ['-h'], ['--print-interpreter'], ['--set-rpath'], ['--page-size'], ['--page-size', '0', '--print-rpath', f('exe')],
-    ['--page-size', 'x', f('exe')], ['--output', 'a', f('exe'), f('lib')],
-    ['--print-interpreter', f('exe')], ['--print-interpreter', f('lib')], ['--print-rpath', f('exe')], ['--print-rpath', f('lib')],
-    ['--print-soname', f('lib')], ['--print-soname', f('exe')], ['--print-needed', f('exe')], ['--print-needed', f('lib')],
+    [],
+    ['--help'],
+    ['-h'],
+    ['--print-interpreter'],
+    ['--set-rpath'],
+    ['--page-size'],
+    ['--page-size', '0', '--print-rpath', f('exe')],
+    ['--page-size', 'x', f('exe')],
+    ['--output', 'a', f('exe'), f('lib')],
+    ['--print-interpreter', f('exe')],
+    ['--print-interpreter', f('lib')],
+    ['--print-rpath', f('exe')],
+    ['--print-rpath', f('lib')],
+    ['--print-soname', f('lib')],
+    ['--print-soname', f('exe')],
+    ['--print-needed', f('exe')],
+    ['--print-needed', f('lib')],
     ['--print-needed', '--print-rpath', '--print-soname', '--print-interpreter', f('exe')],
-    ['--print-interpreter', f('exe'), f('lib')], ['--print-rpath', f('exe'), f('lib'), f('exe')],
-    ['--print-interpreter', f('text')], ['--print-interpreter', f('missing')], ['--print-interpreter', f('dir')],
-    ['--print-interpreter', f('empty')], ['--print-interpreter', f('trunc')], ['--print-interpreter', f('nosh')],
-    ['--print-interpreter', f('reloc')], ['--print-interpreter', f('static')], ['--print-rpath', f('static')],
-    ['--print-needed', f('static')], ['--print-soname', f('static')], ['--set-rpath', '/x', f('static')],
-    ['--set-interpreter', '/x', f('static')], ['--set-interpreter', '/x', f('lib')], ['--debug', '--print-rpath', f('exe')],
-    ['--print-rpath', f('exe'), f('missing'), f('lib')], ['--print-rpath', '--bogus-option', f('exe')],
+    ['--print-interpreter', f('exe'), f('lib')],
+    ['--print-rpath', f('exe'), f('lib'), f('exe')],
+    ['--print-interpreter', f('text')],
+    ['--print-interpreter', f('missing')],
+    ['--print-interpreter', f('dir')],
+    ['--print-interpreter', f('empty')],
+    ['--print-interpreter', f('trunc')],
+    ['--print-interpreter', f('nosh')],
+    ['--print-interpreter', f('reloc')],
+    ['--print-interpreter', f('static')],
+    ['--print-rpath', f('static')],
+    ['--print-needed', f('static')],
+    ['--print-soname', f('static')],
+    ['--set-rpath', '/x', f('static')],
+    ['--set-interpreter', '/x', f('static')],
+    ['--set-interpreter', '/x', f('lib')],
+    ['--debug', '--print-rpath', f('exe')],
+    ['--print-rpath', f('exe'), f('missing'), f('lib')],
+    ['--print-rpath', '--bogus-option', f('exe')],
   ];
   for (const args of cases) both(args);
 });

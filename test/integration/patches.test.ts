@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
 import { REPO } from '../helpers/paths.ts';
 
 const dir = path.join(REPO, 'patches');
@@ -10,7 +10,9 @@ const dir = path.join(REPO, 'patches');
 const EVAL_ENV = { ...process.env, NIX_STATE_DIR: '/tmp/relonix-patches-eval', NIX_CONFIG: 'sandbox = false' };
 
 function evalJson(expr: string): unknown {
-  return JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr], { env: EVAL_ENV, stdio: ['ignore', 'pipe', 'pipe'] }).toString());
+  return JSON.parse(
+    execFileSync('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr], { env: EVAL_ENV, stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
+  );
 }
 
 test('every expression under patches/ parses with Nix', () => {

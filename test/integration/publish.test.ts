@@ -2,26 +2,27 @@
 // answers 500s and resets connections, publish killed with SIGKILL mid-way, with the invariant
 // "every narinfo points at a complete NAR" checked while it runs, and a NAR much bigger than the
 // memory publish uses.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { makeStore, buildClosure, isValid, writeKey } from '../helpers/store.ts';
-import { listenLoopback, startRelay } from '../helpers/http.ts';
-import { withNginx } from '../helpers/nginx.ts';
-import { relonixWithHostNix, spawnRelonixWithHostNix } from '../helpers/cli.ts';
-import { REPO as root, removePrefix, tempDir } from '../helpers/paths.ts';
-import { requireTool } from '../helpers/tools.ts';
+import { test } from 'node:test';
 import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
-import { openTarget } from '../../src/cache/targets.ts';
-import { publishPaths } from '../../src/cache/push.ts';
 import { queryClosure } from '../../src/cache/nixstore.ts';
+import { publishPaths } from '../../src/cache/push.ts';
 import { restoreFromCache } from '../../src/cache/substitute.ts';
+import { openTarget } from '../../src/cache/targets.ts';
 import { fromNixBase32 } from '../../src/store/nixbase32.ts';
+import { relonixWithHostNix, spawnRelonixWithHostNix } from '../helpers/cli.ts';
+import { listenLoopback, startRelay } from '../helpers/http.ts';
+import { withNginx } from '../helpers/nginx.ts';
+import { removePrefix, REPO as root, tempDir } from '../helpers/paths.ts';
+import { buildClosure, isValid, makeStore, writeKey } from '../helpers/store.ts';
+import { requireTool } from '../helpers/tools.ts';
 
 requireTool('nix-store');
 requireTool('nginx');
@@ -42,7 +43,13 @@ async function assertConsistent(dir: string): Promise<number> {
     const ni = parseNarInfo(await fs.readFile(path.join(dir, f), 'utf8'));
     const nar = await fs.readFile(path.join(dir, ni.url));
     assert.equal(nar.length, ni.fileSize, `${f}: NAR ${ni.url} is partial`);
-    assert.ok(createHash('sha256').update(nar).digest().equals(fromNixBase32(ni.fileHash!.slice(7), 32)), `${f}: NAR hash`);
+    assert.ok(
+      createHash('sha256')
+        .update(nar)
+        .digest()
+        .equals(fromNixBase32(ni.fileHash!.slice(7), 32)),
+      `${f}: NAR hash`,
+    );
     for (const r of ni.references) assert.ok(names.includes(`${r.slice(0, 32)}.narinfo`), `${f} names ${r}, whose narinfo is not there`);
     n++;
   }
@@ -62,24 +69,74 @@ test('publish to nginx (WebDAV PUT), verify with Nix over HTTP, re-publish uploa
       const relay = await startRelay(ngx.port);
       let r;
       try {
-        r = await spawnRelonixWithHostNix(['publish', '--prefix', s.prefix, '--to', relay.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top, '--header', 'X-Test: 1'], env).done;
+        r = await spawnRelonixWithHostNix(
+          [
+            'publish',
+            '--prefix',
+            s.prefix,
+            '--to',
+            relay.url,
+            '--secret-key',
+            `${dir}/k.secret`,
+            '--nix-store',
+            '/usr/bin/nix-store',
+            '--as-nix',
+            top,
+            '--header',
+            'X-Test: 1',
+          ],
+          env,
+        ).done;
       } finally {
         await relay.close();
       }
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /published 2 NARs/);
       assert.ok(relay.connections.length > 0, 'publish went through the relay');
-      assert.deepEqual(relay.connections.filter((c) => c.closedBy !== 'client'), [], 'every connection was ended by publish, none by nginx');
+      assert.deepEqual(
+        relay.connections.filter((c) => c.closedBy !== 'client'),
+        [],
+        'every connection was ended by publish, none by nginx',
+      );
       assert.equal(await assertConsistent(ngx.root), 2);
-      const v = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--all', '--trusted-public-keys', k.public]);
+      const v = s.run('/usr/bin/nix', [
+        '--extra-experimental-features',
+        'nix-command',
+        'store',
+        'verify',
+        '--store',
+        ngx.url,
+        '--all',
+        '--trusted-public-keys',
+        k.public,
+      ]);
       // nginx has no listing, so --all finds nothing over HTTP: verify the paths by name instead
-      const v2 = s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', ngx.url, '--trusted-public-keys', k.public, ...all]);
+      const v2 = s.run('/usr/bin/nix', [
+        '--extra-experimental-features',
+        'nix-command',
+        'store',
+        'verify',
+        '--store',
+        ngx.url,
+        '--trusted-public-keys',
+        k.public,
+        ...all,
+      ]);
       assert.equal(v2.status, 0, v.stderr + v2.stderr);
-      const again = relonixWithHostNix(['publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top], env);
+      const again = relonixWithHostNix(
+        ['publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top],
+        env,
+      );
       assert.equal(again.status, 0, again.stderr);
       assert.match(again.stdout, /published 0 NARs .* skipped 2/);
       await removePrefix(s.prefix);
-      const res = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [ngx.url], trustedKeys: [k.public], system: Object.keys(JSON.parse(readFileSync(path.join(ngx.root, 'relonix.json'), 'utf8')).nix)[0]!, nixStore: '/usr/bin/nix-store' });
+      const res = await restoreFromCache({
+        layout: makeStore(s.prefix).layout,
+        caches: [ngx.url],
+        trustedKeys: [k.public],
+        system: Object.keys(JSON.parse(readFileSync(path.join(ngx.root, 'relonix.json'), 'utf8')).nix)[0]!,
+        nixStore: '/usr/bin/nix-store',
+      });
       assert.deepEqual(res.paths.sort(), all);
       const f = makeStore(s.prefix);
       for (const p of all) assert.ok(isValid(f, p));
@@ -134,7 +191,14 @@ test('a flaky origin (500s, reset connections) still ends with a complete cache'
     const b = buildClosure(s, 'f2');
     const paths = await queryClosure({ layout: s.layout, nixStore: '/usr/bin/nix-store', env: s.env }, [a.top, b.top]);
     const k = generateKey('fl-1');
-    const r = await publishPaths({ target: openTarget(url), storeDir: s.layout.storeDir, paths, key: parseSecretKey(k.secret), minRetryDelayMs: 5, retries: 10 });
+    const r = await publishPaths({
+      target: openTarget(url),
+      storeDir: s.layout.storeDir,
+      paths,
+      key: parseSecretKey(k.secret),
+      minRetryDelayMs: 5,
+      retries: 10,
+    });
     assert.equal(r.uploaded, 4);
     assert.ok(faults > 0, 'faults were injected');
     assert.equal(await assertConsistent(store), 4);
@@ -153,7 +217,20 @@ test('publish killed with SIGKILL mid-way: every narinfo always has its complete
   // NARs are staged under TMPDIR: what the killed run staged goes with the test's directory
   await fs.mkdir(path.join(dir, 'tmp'));
   const env = { ...process.env, ...s.env, PATH: process.env.PATH, TMPDIR: path.join(dir, 'tmp') };
-  const args = ['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--jobs', '2', ...tops];
+  const args = [
+    'publish',
+    '--prefix',
+    s.prefix,
+    '--to',
+    `file://${cache}`,
+    '--secret-key',
+    `${dir}/k.secret`,
+    '--nix-store',
+    '/usr/bin/nix-store',
+    '--jobs',
+    '2',
+    ...tops,
+  ];
   const { child } = spawnRelonixWithHostNix(args, env);
   let killed = false;
   child.stderr!.on('data', (d: Buffer) => {
@@ -164,7 +241,14 @@ test('publish killed with SIGKILL mid-way: every narinfo always has its complete
   });
   const violations: unknown[] = [];
   let checks = 0;
-  const watch = setInterval(() => void assertConsistent(cache).then(() => checks++, (e: unknown) => violations.push(e)), 5);
+  const watch = setInterval(
+    () =>
+      void assertConsistent(cache).then(
+        () => checks++,
+        (e: unknown) => violations.push(e),
+      ),
+    5,
+  );
   // check the invariant while the process runs and after it is gone
   const exit = await new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   clearInterval(watch);
@@ -213,7 +297,12 @@ test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS
     req.on('end', () => {
       const key = decodeURIComponent(new URL(req.url!, 'http://x').pathname.slice(1));
       if (req.method === 'PUT') {
-        got.set(key, { bytes, sha256: h.digest('hex'), contentLength: req.headers['content-length'], body: bytes < 1 << 16 ? Buffer.concat(small).toString() : undefined });
+        got.set(key, {
+          bytes,
+          sha256: h.digest('hex'),
+          contentLength: req.headers['content-length'],
+          body: bytes < 1 << 16 ? Buffer.concat(small).toString() : undefined,
+        });
         res.writeHead(201).end();
       } else {
         const o = got.get(key);
@@ -244,14 +333,24 @@ process.stdout.write(JSON.stringify({ before, maxRss: process.resourceUsage().ma
 `,
   );
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, storeDir, big, path.join(dir, 'k.secret'), `file://${path.join(dir, 'cache')}`, url, staging], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', script, storeDir, big, path.join(dir, 'k.secret'), `file://${path.join(dir, 'cache')}`, url, staging],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.stderr.on('data', (d: Buffer) => (err += d));
     const code = await new Promise<number | null>((r) => child.on('close', r));
     assert.equal(code, 0, err);
-    const m = JSON.parse(out) as { before: number; maxRss: number; narSize: number; a: { uploaded: number; compression: string }; b: { uploaded: number; compression: string } };
+    const m = JSON.parse(out) as {
+      before: number;
+      maxRss: number;
+      narSize: number;
+      a: { uploaded: number; compression: string };
+      b: { uploaded: number; compression: string };
+    };
     assert.ok(m.narSize > SIZE);
     assert.equal(m.a.uploaded, 1);
     assert.equal(m.a.compression, 'zstd');
@@ -259,7 +358,9 @@ process.stdout.write(JSON.stringify({ before, maxRss: process.resourceUsage().ma
     // holding the NAR (let alone the NAR and its compressed copy) would add at least 128 MiB; the
     // streams and the garbage collector's lag add a few tens under load
     const grew = m.maxRss - m.before;
-    t.diagnostic(`peak RSS ${(m.maxRss / 2 ** 20).toFixed(1)} MiB, ${(grew / 2 ** 20).toFixed(1)} MiB above the start, for a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`);
+    t.diagnostic(
+      `peak RSS ${(m.maxRss / 2 ** 20).toFixed(1)} MiB, ${(grew / 2 ** 20).toFixed(1)} MiB above the start, for a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`,
+    );
     assert.ok(grew < 64 << 20, `RSS grew by ${(grew / 2 ** 20).toFixed(1)} MiB publishing a ${(m.narSize / 2 ** 20).toFixed(0)} MiB NAR`);
     // file://: the narinfo names a complete zstd NAR
     const cache = path.join(dir, 'cache');

@@ -1,11 +1,12 @@
 // Relocating a real ELF program (the host's /bin/true, as if built for /nix/store): it still runs
 // through the relocated interpreter path, and readelf sees the new one.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { rewriteRefs } from '../../src/store/relocate-text.ts';
 import { relocateTree } from '../../src/store/relocate-tree.ts';
 import { removePrefix } from '../helpers/paths.ts';

@@ -3,17 +3,18 @@
 // have passwd entries at both ends. builder add refuses what people meet (no passwd entry, no ssh,
 // an unknown host key, no Nix there, another store dir, another system) with the fix, then
 // nix-build --max-jobs 0 builds every derivation over there, and relonix build pushes what came back.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
+import { bootstrappedPrefix, builtNames, freePort, graphName, graphNix, NAMES, readCacheDir } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
+import { asTestUser, inHost, type Passwd, passwdWith, relonixIn, runIn, type Sshd, sshKey, startSshd, type TestUser } from '../helpers/sshd.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
-import { NAMES, bootstrappedPrefix, builtNames, freePort, graphName, graphNix, readCacheDir } from '../helpers/build-rig.ts';
-import { asTestUser, inHost, passwdWith, relonixIn, runIn, sshKey, startSshd, type Passwd, type Sshd, type TestUser } from '../helpers/sshd.ts';
 
 let top: string; // the local prefix's directory; on the remote, `remote` is mounted here
 let remote: string;
@@ -53,7 +54,11 @@ async function logs(rel: string): Promise<{ here: string; there: string; path: s
   return { here, there, path: here };
 }
 
-const exists = (p: string) => fs.access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** A local prefix directory `p` whose known_hosts has the builder's key (as the first test made it). */
 async function knowsHost(p: string): Promise<void> {
@@ -72,7 +77,10 @@ before(async () => {
   local.home = path.join(top, 'home-here');
   remote = tempDir('remote-tree');
   builder = { name: 'relonix-there', uid: 4252, home: path.join(top, 'home-there') };
-  for (const [dir, u] of [[local.home, local], [path.join(remote, 'home-there'), builder]] as const) {
+  for (const [dir, u] of [
+    [local.home, local],
+    [path.join(remote, 'home-there'), builder],
+  ] as const) {
     await fs.mkdir(dir);
     await fs.chown(dir, u.uid, u.uid);
   }
@@ -208,7 +216,20 @@ test('relonix build with a builder: the outputs built over there are pushed to t
   const cacheDir = path.join(top, 'cache');
   await fs.mkdir(cacheDir);
   await fs.chown(cacheDir, local.uid, local.uid);
-  const r = await onLocal(['build', '--prefix', prefix, '--cache', `file://${cacheDir}`, '--secret-key', secret, '--', '--max-jobs', '0', '--no-out-link', expr]);
+  const r = await onLocal([
+    'build',
+    '--prefix',
+    prefix,
+    '--cache',
+    `file://${cacheDir}`,
+    '--secret-key',
+    secret,
+    '--',
+    '--max-jobs',
+    '0',
+    '--no-out-link',
+    expr,
+  ]);
   assert.equal(r.code, EXIT.ok, r.stderr.slice(-4000));
   assert.deepEqual(builtNames(log.there).sort(), [...NAMES].sort(), 'every derivation ran on the builder');
   assert.deepEqual(builtNames(log.here), []);
@@ -218,7 +239,7 @@ test('relonix build with a builder: the outputs built over there are pushed to t
   assert.ok(c.paths.includes(path.basename(r.stdout.trim())));
 });
 
-test('builder remove: the builder, its files and NIX_SSHOPTS go; the user\'s nix.conf lines stay', async () => {
+test("builder remove: the builder, its files and NIX_SSHOPTS go; the user's nix.conf lines stay", async () => {
   const confFile = path.join(prefix, 'etc', 'nix', 'nix.conf');
   await fs.appendFile(confFile, 'keep-outputs = true\n');
   const unknown = await onLocal(['builder', 'remove', '--prefix', prefix, 'ssh://nobody@127.0.0.1:1']);

@@ -2,18 +2,19 @@
 // the store holds only complete paths under their real names (anything else is a .relonix- temporary
 // the next run clears), a re-run completes without downloading everything again, and the result
 // verifies with Nix's own hash check.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../../src/demo/mirror.ts';
+import { after, before, test } from 'node:test';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
+import { ensureFixture } from '../../src/demo/mirror.ts';
 import { narDigest } from '../../src/store/nar/write.ts';
 import { parseNarHashField } from '../../src/store/reginfo.ts';
 import { removeTree } from '../../src/util/fs.ts';
+import { type RelonixEvent, relonix, strikeRelonix } from '../helpers/cli.ts';
 import { startServer, type TestServer } from '../helpers/http.ts';
-import { relonix, strikeRelonix, type RelonixEvent } from '../helpers/cli.ts';
 import { prefixFor, removePrefix } from '../helpers/paths.ts';
 import { writeKey } from '../helpers/store.ts';
 
@@ -33,7 +34,18 @@ before(async () => {
   key = await writeKey(path.join(top, 'k.secret'), 'restore-kill-1');
   // zstd, as publish makes by default: restore then runs many NARs through each decompressor, and a
   // blow lands in the middle of such a run; the throttled origin keeps the restore busy long enough
-  const p = await relonix(undefined, ['publish', '--prefix', source, '--to', `file://${cacheDir}`, '--secret-key', path.join(top, 'k.secret'), '--compression', 'zstd', '--quiet']);
+  const p = await relonix(undefined, [
+    'publish',
+    '--prefix',
+    source,
+    '--to',
+    `file://${cacheDir}`,
+    '--secret-key',
+    path.join(top, 'k.secret'),
+    '--compression',
+    'zstd',
+    '--quiet',
+  ]);
   assert.equal(p.code, 0, p.stderr);
   server = await startServer({ dir: cacheDir, throttleBytes: 24 * 1024, throttleMs: 8 });
 });
@@ -106,11 +118,24 @@ test('kill -9 at many moments of a restore over a slow origin: only complete pat
   const verify = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
   assert.equal(verify.code, 0, verify.stderr);
   assert.doesNotMatch(verify.stderr, /modified|corrupt|invalid|missing/i);
-  const valid = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-store', '--query', '--requisites', path.join(prefix, 'store', [...want.keys()].find((n) => n.endsWith('-nix-2.8.0'))!)]);
+  const valid = await relonix(undefined, [
+    'run',
+    '--prefix',
+    prefix,
+    '--',
+    'nix-store',
+    '--query',
+    '--requisites',
+    path.join(prefix, 'store', [...want.keys()].find((n) => n.endsWith('-nix-2.8.0'))!),
+  ]);
   assert.equal(valid.code, 0, valid.stderr);
   assert.equal(valid.stdout.trim().split('\n').length, want.size, 'the whole closure is registered');
   const store = await fs.readdir(path.join(prefix, 'store'));
-  assert.deepEqual(store.filter((n) => n.startsWith('.relonix-')), [], 'no temporary is left in the store');
+  assert.deepEqual(
+    store.filter((n) => n.startsWith('.relonix-')),
+    [],
+    'no temporary is left in the store',
+  );
   await assert.rejects(fs.access(path.join(prefix, 'var/relonix/downloads/nar')), 'no partial download is left');
   const again = await relonix(undefined, ['bootstrap', '--prefix', prefix, '--cache', httpCache, '--trusted-key', key.public]);
   assert.equal(again.code, 0, again.stderr);

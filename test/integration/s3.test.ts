@@ -1,23 +1,24 @@
 // S3: SigV4 as relonix computes it, checked against botocore's signer (Debian's python3-botocore),
 // then a round trip through a loopback S3 endpoint that verifies every request's signature by
 // recomputing it independently.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { makeStore, buildClosure, isValid } from '../helpers/store.ts';
+import { test } from 'node:test';
+import { gcCache } from '../../src/cache/gc.ts';
+import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
+import { queryClosure } from '../../src/cache/nixstore.ts';
+import { publishPaths } from '../../src/cache/push.ts';
+import { restoreFromCache } from '../../src/cache/substitute.ts';
+import { openTarget } from '../../src/cache/targets.ts';
 import { listenLoopback } from '../helpers/http.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
-import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
-import { openTarget } from '../../src/cache/targets.ts';
-import { publishPaths } from '../../src/cache/push.ts';
-import { queryClosure } from '../../src/cache/nixstore.ts';
-import { restoreFromCache } from '../../src/cache/substitute.ts';
-import { gcCache } from '../../src/cache/gc.ts';
 import { AKID, SECRET, signedAuth } from '../helpers/sigv4.ts';
+import { buildClosure, isValid, makeStore } from '../helpers/store.ts';
 
 const PY = '/usr/bin/python3';
 if (!existsSync(PY) || spawnSync(PY, ['-c', 'import botocore']).status !== 0) {
@@ -30,11 +31,11 @@ for (const [method, url, body] of [
   ['PUT', 'http://127.0.0.1:9000/my-bucket/nar/abc%2Bdef.nar.xz', 'StorePath: /tmp/nix/store/x\n'],
   ['GET', 'http://127.0.0.1:9000/my-bucket?list-type=2&prefix=nar%2F&continuation-token=a%2Bb', ''],
 ] as const)
-test(`SigV4: relonix and botocore sign the same S3 ${method} identically`, async () => {
-  const sha = createHash('sha256').update(body).digest('hex');
-  const headers = { 'x-amz-content-sha256': sha };
-  const ours = await signedAuth(method, url, headers, body || undefined, 's3', '20240102T030405Z');
-  const py = `
+  test(`SigV4: relonix and botocore sign the same S3 ${method} identically`, async () => {
+    const sha = createHash('sha256').update(body).digest('hex');
+    const headers = { 'x-amz-content-sha256': sha };
+    const ours = await signedAuth(method, url, headers, body || undefined, 's3', '20240102T030405Z');
+    const py = `
 import sys, datetime, json
 from unittest import mock
 import botocore.auth
@@ -53,10 +54,10 @@ with mock.patch.object(botocore.auth.datetime, 'datetime', FakeDT):
     S3SigV4Auth(Credentials('${AKID}', '${SECRET}'), 's3', 'us-east-1').add_auth(req)
     print(req.headers['Authorization'])
 `;
-  const r = spawnSync(PY, ['-c', py, JSON.stringify({ method, url, body, headers })], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(ours, r.stdout.trim());
-});
+    const r = spawnSync(PY, ['-c', py, JSON.stringify({ method, url, body, headers })], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(ours, r.stdout.trim());
+  });
 
 /** SigV4 verification written from the specification, independent of relonix's signer. */
 function expectedAuth(req: http.IncomingMessage, body: Buffer, secret: string): string | undefined {
@@ -69,9 +70,20 @@ function expectedAuth(req: http.IncomingMessage, body: Buffer, secret: string): 
   if (payload !== createHash('sha256').update(body).digest('hex')) return undefined;
   const u = new URL(req.url!, 'http://x');
   const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  const query = [...u.searchParams.entries()].map(([k, v]) => [enc(k), enc(v)]).sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : a[1]! < b[1]! ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join('&');
+  const query = [...u.searchParams.entries()]
+    .map(([k, v]) => [enc(k), enc(v)])
+    .sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : a[1]! < b[1]! ? -1 : 1))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
   const names = signed!.split(';');
-  const canonHeaders = names.map((n) => `${n}:${String(req.headers[n] ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
+  const canonHeaders = names
+    .map(
+      (n) =>
+        `${n}:${String(req.headers[n] ?? '')
+          .trim()
+          .replace(/\s+/g, ' ')}\n`,
+    )
+    .join('');
   const canon = [req.method, u.pathname, query, canonHeaders, signed, payload].join('\n');
   const scope = `${date}/${region}/s3/aws4_request`;
   const sts = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canon).digest('hex')].join('\n');
@@ -103,7 +115,9 @@ async function startS3(secret: string) {
       if (!key && req.method === 'GET' && u.searchParams.get('list-type') === '2') {
         const keys = [...objects.keys()].filter((k) => k.startsWith(u.searchParams.get('prefix') ?? '')).sort();
         res.writeHead(200, { 'content-type': 'application/xml' });
-        return res.end(`<ListBucketResult><IsTruncated>false</IsTruncated>${keys.map((k) => `<Contents><Key>${k}</Key></Contents>`).join('')}</ListBucketResult>`);
+        return res.end(
+          `<ListBucketResult><IsTruncated>false</IsTruncated>${keys.map((k) => `<Contents><Key>${k}</Key></Contents>`).join('')}</ListBucketResult>`,
+        );
       }
       if (req.method === 'PUT') {
         objects.set(key, body);
@@ -145,7 +159,13 @@ test('publish to and restore from a loopback S3 endpoint that verifies every sig
     await assert.rejects(publishPaths({ target: openTarget(url), storeDir: s.layout.storeDir, paths, key: parseSecretKey(k.secret), retries: 0 }), /403/);
     assert.ok(s3.stats().rejected > 0);
     process.env.AWS_SECRET_ACCESS_KEY = 's3cret';
-    const r = await publishPaths({ target: openTarget(url), storeDir: s.layout.storeDir, paths, key: parseSecretKey(k.secret), record: { system: 'x86_64-linux', nix: top } });
+    const r = await publishPaths({
+      target: openTarget(url),
+      storeDir: s.layout.storeDir,
+      paths,
+      key: parseSecretKey(k.secret),
+      record: { system: 'x86_64-linux', nix: top },
+    });
     assert.equal(r.uploaded, 4);
     assert.ok(s3.objects.has('relonix.json') && s3.objects.has('nix-cache-info'));
     const gc = await gcCache(openTarget(url), [top]);
@@ -153,7 +173,13 @@ test('publish to and restore from a loopback S3 endpoint that verifies every sig
     assert.equal(gc.removedNarInfos.length, 2);
     assert.equal([...s3.objects.keys()].filter((x) => x.endsWith('.narinfo')).length, 2);
     await removePrefix(s.prefix);
-    const res = await restoreFromCache({ layout: makeStore(s.prefix).layout, caches: [url], trustedKeys: [k.public], system: 'x86_64-linux', nixStore: '/usr/bin/nix-store' });
+    const res = await restoreFromCache({
+      layout: makeStore(s.prefix).layout,
+      caches: [url],
+      trustedKeys: [k.public],
+      system: 'x86_64-linux',
+      nixStore: '/usr/bin/nix-store',
+    });
     assert.deepEqual(res.paths.sort(), all);
     const f = makeStore(s.prefix);
     for (const p of all) assert.ok(isValid(f, p));

@@ -1,15 +1,16 @@
 // NAR serialisation, nix-base32 and .reginfo checked against Debian's Nix (nix-store --dump,
 // nix-hash, --dump-db), and what a NAR cannot represent.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { toNixBase32, fromNixBase32, isNixBase32 } from '../../src/store/nixbase32.ts';
-import { dumpPath, narDigest, formatNarHash } from '../../src/store/nar/write.ts';
-import { parseRegInfo, formatRegInfo, parseNarHashField, formatNarHashLike } from '../../src/store/reginfo.ts';
+import { test } from 'node:test';
+import { dumpPath, formatNarHash, narDigest } from '../../src/store/nar/write.ts';
+import { fromNixBase32, isNixBase32, toNixBase32 } from '../../src/store/nixbase32.ts';
+import { formatNarHashLike, formatRegInfo, parseNarHashField, parseRegInfo } from '../../src/store/reginfo.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 async function sampleTree(): Promise<string> {
@@ -32,7 +33,9 @@ test('nix-base32 matches nix-hash --to-base32 and round-trips', () => {
   for (let i = 0; i < 20; i++) {
     const bytes = randomBytes(32);
     const ours = toNixBase32(bytes);
-    const theirs = execFileSync('nix-hash', ['--type', 'sha256', '--to-base32', bytes.toString('hex')]).toString().trim();
+    const theirs = execFileSync('nix-hash', ['--type', 'sha256', '--to-base32', bytes.toString('hex')])
+      .toString()
+      .trim();
     assert.equal(ours, theirs);
     assert.ok(fromNixBase32(ours).equals(bytes));
   }

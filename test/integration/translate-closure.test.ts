@@ -2,18 +2,19 @@
 // is found from its path's formula, and must be the one Nix recorded (`nix path-info --json`), for
 // each way a path gets into a store: a file from disk, builtins.toFile naming it, flat and
 // recursive fixed paths of other algorithms.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { layout } from '../../src/prefix/layout.ts';
 import { loadClosure } from '../../src/translate/closure.ts';
 import { parseContentAddress } from '../../src/translate/paths.ts';
 import { computeTwins } from '../../src/translate/twin.ts';
 import { removeTree } from '../../src/util/fs.ts';
-import { requireRoot, requireTool } from '../helpers/tools.ts';
 import { instantiate, nix, tempStore } from '../helpers/nix-store.ts';
+import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 requireTool('nix-instantiate', 'nix-bin');
 requireRoot('nix-instantiate writes to stores of its own only as root');
@@ -36,7 +37,9 @@ test("every source's content address, found from its path alone, is the one Nix 
       name = "uses-all"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out" ];
       file = ./hello.txt; tree = ./tree;
       note = builtins.toFile "note.txt" "see \${./hello.txt}";
-      ${Object.entries(fixed).map(([k, p]) => `${k} = builtins.storePath "${p}";`).join('\n      ')}
+      ${Object.entries(fixed)
+        .map(([k, p]) => `${k} = builtins.storePath "${p}";`)
+        .join('\n      ')}
     }`;
     await fs.writeFile(path.join(top, 'e.nix'), expr);
     const drvs = instantiate(s, path.join(top, 'e.nix'));
@@ -50,7 +53,12 @@ test("every source's content address, found from its path alone, is the one Nix 
       const ca = parseContentAddress(i.ca);
       if (ca.kind === 'text') {
         assert.equal(got.kind, 'text', i.path);
-        assert.equal(Buffer.from(got.kind === 'text' ? got.text : []).toString(), `see ${nix(s, 'nix-store', ['--add', path.join(top, 'hello.txt')]).toString().trim()}`);
+        assert.equal(
+          Buffer.from(got.kind === 'text' ? got.text : []).toString(),
+          `see ${nix(s, 'nix-store', ['--add', path.join(top, 'hello.txt')])
+            .toString()
+            .trim()}`,
+        );
       } else assert.deepEqual(got, ca, i.path);
     }
     const kinds = [...closure.sources.values()].map((c) => (c.kind === 'fixed' ? `${c.method}:${c.algo}` : c.kind)).sort();

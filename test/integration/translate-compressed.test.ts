@@ -1,13 +1,14 @@
 // Store references inside gzip, xz and zip data cannot be rewritten in place: the rewriter names the
 // file, the member and the hash parts, says when it changed a compressed file's bytes (its checksums
 // are then wrong), and says when it could not look inside.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
 import zlib from 'node:zlib';
 import { rewriteNar } from '../../src/translate/rewrite.ts';
+import { collect, hashOf, type Mapping, nar, rewritten, type Tree } from '../helpers/nar-model.ts';
 import { requireTool } from '../helpers/tools.ts';
-import { collect, hashOf, nar, rewritten, type Mapping, type Tree } from '../helpers/nar-model.ts';
 
 const [H1, H2] = [hashOf('a'), hashOf('b')];
 const M: Mapping = { from: '/nix/store', to: '/tmp/store', hashes: new Map([[H1, hashOf('c')]]) };

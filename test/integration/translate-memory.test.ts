@@ -1,18 +1,19 @@
 // A 128 MiB upstream NAR translated end to end (read from the cache, FileHash checked, rewritten,
 // hashed, compressed, staged, uploaded) with RSS growing far less than the NAR.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { generateKey, parseSecretKey, signNarInfo } from '../../src/cache/keys.ts';
+import { pipeline } from 'node:stream/promises';
+import { test } from 'node:test';
 import { decompress } from '../../src/cache/compress.ts';
-import { formatNarInfo, parseNarInfo, type NarInfo } from '../../src/cache/narinfo.ts';
+import { generateKey, parseSecretKey, signNarInfo } from '../../src/cache/keys.ts';
 import { formatCacheInfo } from '../../src/cache/meta.ts';
+import { formatNarInfo, type NarInfo, parseNarInfo } from '../../src/cache/narinfo.ts';
 import { dumpPath, formatNarHash } from '../../src/store/nar/write.ts';
 import { removeTree } from '../../src/util/fs.ts';
 import { REPO } from '../helpers/paths.ts';
@@ -51,12 +52,25 @@ async function bigUpstream(dir: string, key: ReturnType<typeof generateKey>): Pr
   await fh.write(Buffer.from(`\0${LIB}/share/data\0`), 0, undefined, SIZE / 2);
   await fh.close();
   await fs.writeFile(path.join(dir, 'empty'), '');
-  for (const [storePath, file, refs] of [[BIG, blob, [LIB]], [LIB, path.join(dir, 'empty'), []]] as const) {
+  for (const [storePath, file, refs] of [
+    [BIG, blob, [LIB]],
+    [LIB, path.join(dir, 'empty'), []],
+  ] as const) {
     const staged = path.join(up, 'nar', 'staged');
     const { narHash, size } = await writeNar(dumpPath(file), staged);
     const url = `nar/${narHash.slice(7)}.nar`;
     await fs.rename(staged, path.join(up, url));
-    const ni: NarInfo = { storePath, url, compression: 'none', fileHash: narHash, fileSize: size, narHash, narSize: size, references: refs.map((r) => path.basename(r)), sigs: [] };
+    const ni: NarInfo = {
+      storePath,
+      url,
+      compression: 'none',
+      fileHash: narHash,
+      fileSize: size,
+      narHash,
+      narSize: size,
+      references: refs.map((r) => path.basename(r)),
+      sigs: [],
+    };
     ni.sigs.push(signNarInfo(ni, parseSecretKey(key.secret)));
     await fs.writeFile(path.join(up, `${path.basename(storePath).slice(0, 32)}.narinfo`), formatNarInfo(ni));
   }
@@ -107,7 +121,11 @@ process.stdout.write(JSON.stringify({ before, maxRss: process.resourceUsage().ma
       carry = s.slice(-80);
     }
     const lib = path.basename(LIB);
-    assert.deepEqual([...new Set(seen)], [`/tmp/store/${lib}/lib/libfoo.so`, `/tmp/store/${lib}/share/data`], 'both references in the blob were rewritten, nothing else');
+    assert.deepEqual(
+      [...new Set(seen)],
+      [`/tmp/store/${lib}/lib/libfoo.so`, `/tmp/store/${lib}/share/data`],
+      'both references in the blob were rewritten, nothing else',
+    );
   } finally {
     await removeTree(dir);
   }

@@ -2,20 +2,21 @@
 // nix-instantiate at two store dirs. The twins computed from the first evaluation must be, path for
 // path and byte for byte, what Nix wrote at the second. Then real builds: a NAR Nix dumped at one
 // store dir, rewritten, must be the NAR of the same build at the other.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseDerivation } from '../../src/translate/aterm.ts';
-import { computeTwins } from '../../src/translate/twin.ts';
-import { rewriteNar } from '../../src/translate/rewrite.ts';
+import { test } from 'node:test';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
+import { parseDerivation } from '../../src/translate/aterm.ts';
+import { rewriteNar } from '../../src/translate/rewrite.ts';
+import { computeTwins } from '../../src/translate/twin.ts';
 import { removeTree } from '../../src/util/fs.ts';
-import { requireRoot, requireTool } from '../helpers/tools.ts';
 import { collect } from '../helpers/nar-model.ts';
-import { instantiate, loadClosure, nix, tempStore, type TempStore } from '../helpers/nix-store.ts';
+import { instantiate, loadClosure, nix, type TempStore, tempStore } from '../helpers/nix-store.ts';
+import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 requireTool('nix-instantiate', 'nix-bin');
 requireRoot('nix-instantiate writes to stores of its own only as root');
@@ -196,7 +197,9 @@ test('a NAR Nix dumped at one store dir, rewritten for the other, is the NAR of 
       const orderB = orderA.map((n) => `${twins.hashes.get(n.slice(0, 32))}${n.slice(32)}`);
       const moved = orderB.join() !== [...orderB].sort().join();
       assert.equal(r.summary.resorted, moved ? 2 : 0, 'share/links and by-hash are re-sorted exactly when the order changes');
-      t.diagnostic(`top: ${r.summary.replaced.hashes} hash parts and ${r.summary.replaced.storeDirs} store dirs rewritten, ${r.summary.resorted} directories re-sorted`);
+      t.diagnostic(
+        `top: ${r.summary.replaced.hashes} hash parts and ${r.summary.replaced.storeDirs} store dirs rewritten, ${r.summary.resorted} directories re-sorted`,
+      );
     }
   } finally {
     await removeTree(top);

@@ -4,19 +4,19 @@
 // path) and `nix copy`s it to a signed file:// cache. The unprivileged uid bootstraps a prefix whose
 // store dir is as long as /nix/store, translates the same expression, and nix-build then builds
 // nothing. Upstreams that must be refused publish nothing.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory, type RunningServer } from '../../src/net/serve.ts';
+import { after, before, test } from 'node:test';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
-import { EXIT } from '../helpers/cli.ts';
+import { ensureFixture } from '../../src/demo/mirror.ts';
+import { type RunningServer, serveDirectory } from '../../src/net/serve.ts';
+import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { startServer } from '../helpers/http.ts';
-import { NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
-import { RELONIX, prefixFor, removePrefix } from '../helpers/paths.ts';
+import { prefixFor, RELONIX, removePrefix } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 const STORE_REF = /\/nix\/store\/[0-9abcdfghijklmnpqrsvwxyz]{32}/;
@@ -66,14 +66,21 @@ in sh "hello-script-1.0" ''
 
 /** The host's Nix as root, at the real /nix/store, with what a container allows. */
 function hostNix(cmd: string, args: string[]): string {
-  const env = { PATH: '/usr/bin:/bin', HOME: path.join(top, 'root-home'), NIX_CONFIG: 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command' };
+  const env = {
+    PATH: '/usr/bin:/bin',
+    HOME: path.join(top, 'root-home'),
+    NIX_CONFIG: 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command',
+  };
   return execFileSync(cmd, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
 /** A store dir as long as /nix/store that nobody uses: /tmp/ and five characters. */
 function freshStoreDir(): string {
   for (;;) {
-    const d = `/tmp/t${randomBytes(8).toString('hex').replace(/[^a-z0-9]/g, '').slice(0, 4)}`;
+    const d = `/tmp/t${randomBytes(8)
+      .toString('hex')
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 4)}`;
     if (d.length === 10 && !existsSync(d)) return d;
   }
 }
@@ -81,7 +88,14 @@ function freshStoreDir(): string {
 const lines = async (f: string) => (await fs.readFile(f, 'utf8')).split('\n').filter(Boolean);
 
 before(async () => {
-  for (const [t, p] of [['setpriv', 'util-linux'], ['nix-build', 'nix-bin'], ['gcc', 'gcc'], ['gzip', 'gzip'], ['xz', 'xz-utils']]) requireTool(t!, p!);
+  for (const [t, p] of [
+    ['setpriv', 'util-linux'],
+    ['nix-build', 'nix-bin'],
+    ['gcc', 'gcc'],
+    ['gzip', 'gzip'],
+    ['xz', 'xz-utils'],
+  ])
+    requireTool(t!, p!);
   requireRoot('the upstream is the host Nix at /nix/store, and the user is uid 4242 (setpriv)');
   const fx = await ensureFixture();
   server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
@@ -160,7 +174,10 @@ test('with a store dir as long as /nix/store, relocation rewrites binary data to
   assert.ok(st.relocation.counts.binaryFiles > 10, 'binaries were rewritten in place');
   assert.deepEqual(await namingNixStore(storeDir), []);
   // libnixstore's compiled-in store dir is a string like any other: without NIX_STORE_DIR Nix uses the prefix's
-  const r = await shAs(NOBODY_UID, `eval "$(${process.execPath} ${RELONIX} env --prefix ${prefix})"; unset NIX_STORE_DIR; nix-instantiate --eval -E builtins.storeDir`);
+  const r = await shAs(
+    NOBODY_UID,
+    `eval "$(${process.execPath} ${RELONIX} env --prefix ${prefix})"; unset NIX_STORE_DIR; nix-instantiate --eval -E builtins.storeDir`,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), `"${storeDir}"`);
 });
@@ -186,7 +203,21 @@ test('derivation mode: the prefix evaluation translated from upstream, and nix-b
   }
 
   const before = (await lines(path.join(top, 'impure.log'))).length;
-  const build = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-build', '--no-out-link', expr, '--option', 'substituters', `file://${to}`, '--option', 'trusted-public-keys', mine.public]);
+  const build = await relonix(NOBODY_UID, [
+    'run',
+    '--prefix',
+    prefix,
+    '--',
+    'nix-build',
+    '--no-out-link',
+    expr,
+    '--option',
+    'substituters',
+    `file://${to}`,
+    '--option',
+    'trusted-public-keys',
+    mine.public,
+  ]);
   assert.equal(build.code, 0, build.stderr);
   assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran: everything was substituted');
   assert.doesNotMatch(build.stderr, /will be built/);
@@ -219,7 +250,21 @@ test('path mode: one upstream path and its closure, each hash part kept, in the 
   assert.equal(ni.storePath, path.join(storeDir, path.basename(greet)));
   assert.deepEqual(ni.references, [path.basename(lib)]);
   const mine2 = path.join(storeDir, path.basename(greet));
-  const got = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--realise', mine2, '--option', 'substituters', `file://${to}`, '--option', 'trusted-public-keys', mine.public]);
+  const got = await relonix(NOBODY_UID, [
+    'run',
+    '--prefix',
+    prefix,
+    '--',
+    'nix-store',
+    '--realise',
+    mine2,
+    '--option',
+    'substituters',
+    `file://${to}`,
+    '--option',
+    'trusted-public-keys',
+    mine.public,
+  ]);
   assert.equal(got.code, 0, got.stderr);
   const run = await shAs(NOBODY_UID, `${mine2}/bin/greet`);
   assert.equal(run.code, 0, run.stderr);
@@ -263,7 +308,11 @@ test('an upstream NAR whose hash differs from its signed narinfo is refused with
   const r = await translate(['--to', `file://${to}`, '--', path.join(top, 'expr', 'default.nix')], `file://${bad}`);
   assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stderr, /libgreet-1\.0: the NAR from .* has hash .* but its signed narinfo says/);
-  assert.deepEqual((await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')), [], 'no narinfo published');
+  assert.deepEqual(
+    (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')),
+    [],
+    'no narinfo published',
+  );
 });
 
 test('an upstream whose store dir is not as long as the prefix store dir is refused with exit 3', async () => {
@@ -294,27 +343,67 @@ test('a translate killed while NARs are up leaves no narinfo; the re-run fetches
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
   // the script's NAR never comes, the others do
-  const slow = await startServer({ dir: upstream.dir, handler: async (req, res) => (req.url === `/${scriptNar}` ? (await held, res.writeHead(503).end(), true) : false) });
+  const slow = await startServer({
+    dir: upstream.dir,
+    handler: async (req, res) => (req.url === `/${scriptNar}` ? (await held, res.writeHead(503).end(), true) : false),
+  });
   const to = await cacheDir('killed');
   try {
-    const args = ['translate', '--prefix', prefix, '--from', slow.url, '--from-key', upstream.key, '--secret-key', mine.secret, '--to', `file://${to}`, '--', path.join(top, 'expr', 'default.nix')];
+    const args = [
+      'translate',
+      '--prefix',
+      prefix,
+      '--from',
+      slow.url,
+      '--from-key',
+      upstream.key,
+      '--secret-key',
+      mine.secret,
+      '--to',
+      `file://${to}`,
+      '--',
+      path.join(top, 'expr', 'default.nix'),
+    ];
     const run = spawnRelonix(NOBODY_UID, args);
     for (let i = 0; i < 600 && (await uncommitted(to)) < 3; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(await uncommitted(to), 3, 'two outputs and the source are up, uncommitted');
     run.child.kill('SIGKILL');
     await run.done;
-    assert.deepEqual((await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')), [], 'no narinfo without every NAR');
+    assert.deepEqual(
+      (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')),
+      [],
+      'no narinfo without every NAR',
+    );
   } finally {
     release();
     await slow.close();
   }
   const fresh = await startServer({ dir: upstream.dir });
   try {
-    const args = ['translate', '--prefix', prefix, '--from', fresh.url, '--from-key', upstream.key, '--secret-key', mine.secret, '--to', `file://${to}`, '--json', '--', path.join(top, 'expr', 'default.nix')];
+    const args = [
+      'translate',
+      '--prefix',
+      prefix,
+      '--from',
+      fresh.url,
+      '--from-key',
+      upstream.key,
+      '--secret-key',
+      mine.secret,
+      '--to',
+      `file://${to}`,
+      '--json',
+      '--',
+      path.join(top, 'expr', 'default.nix'),
+    ];
     const r = await relonix(NOBODY_UID, args);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).published.length, 4);
-    assert.deepEqual(fresh.log.filter((x) => x.path.startsWith('/nar/')).map((x) => x.path), [`/${scriptNar}`], 'only the NAR the killed run had not finished');
+    assert.deepEqual(
+      fresh.log.filter((x) => x.path.startsWith('/nar/')).map((x) => x.path),
+      [`/${scriptNar}`],
+      'only the NAR the killed run had not finished',
+    );
   } finally {
     await fresh.close();
   }
@@ -329,8 +418,20 @@ test('relonix build --translate-from: what upstream built is translated into the
   const expr = path.join(top, 'expr', 'default.nix');
   const before = (await lines(path.join(top, 'impure.log'))).length;
   const r = await relonix(NOBODY_UID, [
-    'build', '--prefix', prefix, '--cache', `file://${cache}`, '--secret-key', mine.secret,
-    '--translate-from', `file://${upstream.dir}`, '--translate-key', upstream.key.trim(), '--', '--no-out-link', expr,
+    'build',
+    '--prefix',
+    prefix,
+    '--cache',
+    `file://${cache}`,
+    '--secret-key',
+    mine.secret,
+    '--translate-from',
+    `file://${upstream.dir}`,
+    '--translate-key',
+    upstream.key.trim(),
+    '--',
+    '--no-out-link',
+    expr,
   ]);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stderr, /translated from file:\/\/.*: 4 paths published/);
@@ -343,7 +444,19 @@ test('relonix build --translate-from: what upstream built is translated into the
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /hello from a source file read from/);
   // an upstream other than cache.nixos.org without its key is refused before anything runs
-  const nokey = await relonix(NOBODY_UID, ['build', '--prefix', prefix, '--cache', `file://${cache}`, '--secret-key', mine.secret, '--translate-from', `file://${upstream.dir}`, '--', expr]);
+  const nokey = await relonix(NOBODY_UID, [
+    'build',
+    '--prefix',
+    prefix,
+    '--cache',
+    `file://${cache}`,
+    '--secret-key',
+    mine.secret,
+    '--translate-from',
+    `file://${upstream.dir}`,
+    '--',
+    expr,
+  ]);
   assert.equal(nokey.code, EXIT.usage, nokey.stderr);
   assert.match(nokey.stderr, /needs --translate-key/);
 });

@@ -1,15 +1,16 @@
 // Unpacking: hostile archives are refused before anything lands outside the destination, and the
 // real fixture unpacks to the same tree through host xz and through the WebAssembly fallback.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { readTarballInfo } from '../../src/bootstrap/tarball.ts';
 import { unpackTarball } from '../../src/bootstrap/untar.ts';
 import { hostXz } from '../../src/codec/host-tools.ts';
-import { readTarballInfo } from '../../src/bootstrap/tarball.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { removeTree } from '../../src/util/fs.ts';
@@ -24,7 +25,7 @@ interface Entry {
 }
 
 function octal(h: Buffer, off: number, len: number, n: number): void {
-  h.write(n.toString(8).padStart(len - 1, '0') + '\0', off, len, 'latin1');
+  h.write(`${n.toString(8).padStart(len - 1, '0')}\0`, off, len, 'latin1');
 }
 
 /** A raw ustar archive, byte by byte, so names no archiver would write can be tested. */
@@ -51,7 +52,7 @@ function tarOf(entries: Entry[]): Buffer {
     h.fill(' ', 148, 156);
     let sum = 0;
     for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
     blocks.push(h);
     if (type === '0' && body.length) {
       blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
@@ -274,7 +275,13 @@ async function treeDigest(root: string): Promise<Map<string, string>> {
       else if (st.isDirectory()) {
         out.set(rel, `dir ${mode}`);
         await walk(p);
-      } else out.set(rel, `file ${mode} ${createHash('sha256').update(await fs.readFile(p)).digest('hex')}`);
+      } else
+        out.set(
+          rel,
+          `file ${mode} ${createHash('sha256')
+            .update(await fs.readFile(p))
+            .digest('hex')}`,
+        );
     }
   };
   await walk(root);

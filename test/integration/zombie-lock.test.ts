@@ -2,12 +2,13 @@
 // a zombie, and kill(pid, 0) still succeeds on it. Each run here starts under a small subreaper that
 // never waits (as such a PID 1), its parent exits at once, and the run is killed in one stage after
 // another; each later run must see through the zombie's lock, and the last one completes and verifies.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { asUser, eventOf, onLines, relonix, type RelonixEvent } from '../helpers/cli.ts';
+import { after, before, test } from 'node:test';
+import { asUser, eventOf, onLines, type RelonixEvent, relonix } from '../helpers/cli.ts';
 import { mirrorForFile } from '../helpers/mirror.ts';
 import { prefixFor, removePrefix } from '../helpers/paths.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -126,15 +127,27 @@ async function referenceStageMs(prefix: string): Promise<Record<string, number>>
   return ms;
 }
 
-test('SIGKILL in every stage under a PID 1 that does not reap: each re-run takes over the zombie\'s lock, and the last completes and verifies', { timeout: 600_000 }, async () => {
+test("SIGKILL in every stage under a PID 1 that does not reap: each re-run takes over the zombie's lock, and the last completes and verifies", {
+  timeout: 600_000,
+}, async () => {
   const prefix = path.join(top, 'nix');
   const stageMs = await referenceStageMs(path.join(top, 'reference'));
   const lockFile = path.join(prefix, 'var/relonix/lock');
   const zombies: string[] = [];
-  for (const [stage, fraction] of [['fetch', 0.3], ['unpack', 0.4], ['relocate', 0.4], ['configure', 0], ['register', 0.3], ['verify', 0.3]] as const) {
+  for (const [stage, fraction] of [
+    ['fetch', 0.3],
+    ['unpack', 0.4],
+    ['relocate', 0.4],
+    ['configure', 0],
+    ['register', 0.3],
+    ['verify', 0.3],
+  ] as const) {
     const run = await zombieBootstrap(prefix, { stage, delayMs: Math.round(fraction * (stageMs[stage] ?? 0)) });
     const last = run.events.at(-1);
-    assert.ok(run.events.some((e) => e.event === 'stage' && e.status === 'start'), `the run in ${stage} got past the lock: ${JSON.stringify(last)}`);
+    assert.ok(
+      run.events.some((e) => e.event === 'stage' && e.status === 'start'),
+      `the run in ${stage} got past the lock: ${JSON.stringify(last)}`,
+    );
     assert.notEqual(last?.event, 'error', `the run in ${stage} failed: ${JSON.stringify(last)}`);
     assert.equal(procStat(run.pid).state, 'Z');
     assert.doesNotThrow(() => process.kill(run.pid, 0), 'kill(pid, 0) succeeds on a zombie');
@@ -148,7 +161,11 @@ test('SIGKILL in every stage under a PID 1 that does not reap: each re-run takes
 
   // a plain run completes; the store verifies with Nix's own hash check, and it builds
   const inPrefix = ['run', '--prefix', prefix, '--'];
-  for (const args of [['bootstrap', '--prefix', prefix, '--url', mirror.url], [...inPrefix, 'nix-store', '--verify', '--check-contents'], [...inPrefix, 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')]]) {
+  for (const args of [
+    ['bootstrap', '--prefix', prefix, '--url', mirror.url],
+    [...inPrefix, 'nix-store', '--verify', '--check-contents'],
+    [...inPrefix, 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')],
+  ]) {
     const r = await relonix(undefined, args);
     assert.equal(r.code, 0, `relonix ${args.join(' ')}: ${r.stdout}\n${r.stderr}`);
     assert.doesNotMatch(r.stderr, /modified|corrupt|invalid/i);

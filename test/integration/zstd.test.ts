@@ -1,12 +1,13 @@
 // zstd NARs: the host's zstd and the pure decoder (fzstd) read what the host writes in any chunking,
 // frames one after another read as one stream, corrupt input is a clear Error on both paths (never a
 // hang, never a huge allocation), and how publish picks a compression.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { compressStream, decompress, resolveCompression, narExtension, checkCompressionChoice } from '../../src/cache/compress.ts';
-import { ZstdFrames, ZSTD_MAX_WINDOW } from '../../src/codec/zstd.ts';
+import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+import { checkCompressionChoice, compressStream, decompress, narExtension, resolveCompression } from '../../src/cache/compress.ts';
+import { ZSTD_MAX_WINDOW, ZstdFrames } from '../../src/codec/zstd.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { requireTool } from '../helpers/tools.ts';
 
@@ -16,8 +17,9 @@ requireTool('zstd');
 async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
   const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
   const set = (v: Record<string, string | undefined>) => {
-    for (const [k, x] of Object.entries(v)) if (x === undefined) delete process.env[k];
-    else process.env[k] = x;
+    for (const [k, x] of Object.entries(v))
+      if (x === undefined) delete process.env[k];
+      else process.env[k] = x;
   };
   set(vars);
   try {
@@ -110,7 +112,12 @@ test('zstd: frames one after another, with skippable frames between, decode as o
   const c = Buffer.from('the last frame, tiny\n');
   const skippable = Buffer.concat([Buffer.from([0x5a, 0x2a, 0x4d, 0x18]), Buffer.from([5, 0, 0, 0]), Buffer.from('abcde')]);
   // with and without checksums and content sizes, at different levels
-  const cat = Buffer.concat([hostZstd(a, ['-c', '-q', '-9']), skippable, hostZstd(b, ['-c', '-q', '-1', '--no-check']), hostZstd(c, ['-c', '-q', '-19', '--content-size'])]);
+  const cat = Buffer.concat([
+    hostZstd(a, ['-c', '-q', '-9']),
+    skippable,
+    hostZstd(b, ['-c', '-q', '-1', '--no-check']),
+    hostZstd(c, ['-c', '-q', '-19', '--content-size']),
+  ]);
   const want = sha(Buffer.concat([a, b, c]));
   for (const env of [HOST, PURE]) {
     for (const n of [cat.length, 65_536, 333]) {
@@ -198,7 +205,10 @@ test('publish compression: auto prefers zstd, then xz, then none; an explicit zs
   await withEnv({ RELONIX_NO_HOST_ZSTD: '1', RELONIX_NO_HOST_XZ: '1' }, async () => {
     assert.equal(resolveCompression('auto'), 'none');
     const notes: string[] = [];
-    assert.equal(resolveCompression('xz', (m) => notes.push(m)), 'none');
+    assert.equal(
+      resolveCompression('xz', (m) => notes.push(m)),
+      'none',
+    );
     assert.match(notes.join(''), /notice: no xz/);
   });
 });

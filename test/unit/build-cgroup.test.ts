@@ -1,13 +1,14 @@
 // The cgroup reading on fake cgroup trees laid out as the kernel shows them (v2, v1, a hybrid host
 // and a container that sees only its own sub-tree), and what cores and max-jobs come of it.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readCgroupLimits, parseMountInfo, parseProcCgroup, cgroupChain, parseCpuMax, parseMemoryLimit } from '../../src/host/cgroup.ts';
-import { planParallelism, userSettings, SLOT_BYTES, RESERVED_BYTES } from '../../src/host/parallelism.ts';
-import { nixConfBlock, userConfLines, mergeNixConf } from '../../src/bootstrap/stages/configure.ts';
+import { test } from 'node:test';
+import { mergeNixConf, nixConfBlock, userConfLines } from '../../src/bootstrap/stages/configure.ts';
+import { cgroupChain, parseCpuMax, parseMemoryLimit, parseMountInfo, parseProcCgroup, readCgroupLimits } from '../../src/host/cgroup.ts';
+import { planParallelism, RESERVED_BYTES, SLOT_BYTES, userSettings } from '../../src/host/parallelism.ts';
 
 const GiB = 2 ** 30;
 const UNLIMITED_V1 = '9223372036854771712';
@@ -124,7 +125,11 @@ test('parsers: /proc/self/cgroup, mountinfo escapes, the ancestor chain, cpu.max
   ]);
   const [m] = parseMountInfo('50 30 0:40 / /mnt/cg\\040root rw - cgroup2 none rw\n');
   assert.deepEqual(m, { root: '/', mountPoint: '/mnt/cg root', v2: true, controllers: [] });
-  assert.deepEqual(cgroupChain({ root: '/', mountPoint: '/sys/fs/cgroup', v2: true, controllers: [] }, '/a/b'), ['/sys/fs/cgroup/a/b', '/sys/fs/cgroup/a', '/sys/fs/cgroup']);
+  assert.deepEqual(cgroupChain({ root: '/', mountPoint: '/sys/fs/cgroup', v2: true, controllers: [] }, '/a/b'), [
+    '/sys/fs/cgroup/a/b',
+    '/sys/fs/cgroup/a',
+    '/sys/fs/cgroup',
+  ]);
   assert.deepEqual(cgroupChain({ root: '/x', mountPoint: '/sys/fs/cgroup', v2: true, controllers: [] }, '/elsewhere'), ['/sys/fs/cgroup']);
   assert.equal(parseCpuMax('max 100000'), undefined);
   assert.equal(parseCpuMax('250000 100000\n'), 2.5);
@@ -158,7 +163,12 @@ test("the user's settings win: nix-build flags, --option, nix.conf outside the m
   assert.equal(userSettings(['-j3']).maxJobs, true);
   assert.equal(userSettings(['--max-jobs', '3']).maxJobs, true);
   assert.equal(userSettings(['--cores', '1']).cores, true);
-  assert.deepEqual(userSettings(['--option', 'cores', '1', '--option', 'max-jobs', '2']), { maxJobs: true, cores: true, postBuildHook: undefined, args: ['--option', 'cores', '1', '--option', 'max-jobs', '2'] });
+  assert.deepEqual(userSettings(['--option', 'cores', '1', '--option', 'max-jobs', '2']), {
+    maxJobs: true,
+    cores: true,
+    postBuildHook: undefined,
+    args: ['--option', 'cores', '1', '--option', 'max-jobs', '2'],
+  });
   // their hook is taken out of the arguments: relonix's hook runs it after queueing
   const hooked = userSettings(['--option', 'post-build-hook', '/bin/mine', 'x.nix']);
   assert.deepEqual([hooked.postBuildHook, hooked.args], ['/bin/mine', ['x.nix']]);

@@ -1,14 +1,15 @@
 // The durable queue (appends, pending = queue − done, torn lines, compaction), the nix-build
 // arguments, and the reading of nix-build's log (the hook as sh runs it: integration/build-hook).
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { layout } from '../../src/prefix/layout.ts';
-import { appendLines, compactQueue, parseEntries, queueFiles, queueStatus, readQueue, QueueTail } from '../../src/build/queue.ts';
-import { nixBuildArgs, NixLogReader } from '../../src/build/nix-build.ts';
+import { test } from 'node:test';
+import { NixLogReader, nixBuildArgs } from '../../src/build/nix-build.ts';
+import { appendLines, compactQueue, parseEntries, QueueTail, queueFiles, queueStatus, readQueue } from '../../src/build/queue.ts';
 import { userSettings } from '../../src/host/parallelism.ts';
+import { layout } from '../../src/prefix/layout.ts';
 
 const drv = (n: string) => `/tmp/p/store/${n.padEnd(32, '0')}-${n}.drv`;
 
@@ -42,7 +43,7 @@ test('queue: compaction waits for every entry to be done, and keeps a line appen
   await assert.rejects(fs.stat(q.queue), /ENOENT/, 'both files start afresh');
   await assert.rejects(fs.stat(q.done), /ENOENT/);
   // a kill between setting the queue aside and finishing: the set-aside queue still counts
-  await appendLines(q.queue + '.compacting', [drv('late')]);
+  await appendLines(`${q.queue}.compacting`, [drv('late')]);
   assert.deepEqual((await readQueue(q)).pending, [drv('late')]);
   await compactQueue(q);
   assert.deepEqual((await readQueue(q)).pending, [drv('late')], 'an entry that was not done survives compaction');
@@ -69,13 +70,28 @@ test("nix-build arguments: relonix's settings, the user's winning where they set
   const base = { hook: '/p/hook', cache: 'file:///c', publicKeys: ['k-1:AAAA', 'o-1:BBBB'], parallelism: { cores: 2, maxJobs: 3 } };
   const plain = nixBuildArgs({ ...base, user: userSettings(['-A', 'x', 'f.nix']) });
   assert.deepEqual(plain, [
-    '--option', 'narinfo-cache-negative-ttl', '0',
-    '--max-jobs', '3', '--cores', '2',
-    '-A', 'x', 'f.nix',
-    '--option', 'post-build-hook', '/p/hook',
-    '--option', 'extra-substituters', 'file:///c',
-    '--option', 'extra-trusted-public-keys', 'k-1:AAAA o-1:BBBB',
-    '--option', 'compress-build-log', 'false',
+    '--option',
+    'narinfo-cache-negative-ttl',
+    '0',
+    '--max-jobs',
+    '3',
+    '--cores',
+    '2',
+    '-A',
+    'x',
+    'f.nix',
+    '--option',
+    'post-build-hook',
+    '/p/hook',
+    '--option',
+    'extra-substituters',
+    'file:///c',
+    '--option',
+    'extra-trusted-public-keys',
+    'k-1:AAAA o-1:BBBB',
+    '--option',
+    'compress-build-log',
+    'false',
   ]);
   const theirs = nixBuildArgs({ ...base, user: userSettings(['-j', '7', '--option', 'cores', '1', 'f.nix']) });
   assert.ok(!theirs.includes('--max-jobs') && !theirs.includes('--cores'), theirs.join(' '));
@@ -105,7 +121,10 @@ test("nix-build's log: the plan (derivations to build, paths to fetch), each bui
     { kind: 'fail', drv: drv('b') },
   ]);
   const one = new NixLogReader();
-  assert.deepEqual(['this derivation will be built:', `  ${drv('c')}`].flatMap((x) => one.line(x)), []);
+  assert.deepEqual(
+    ['this derivation will be built:', `  ${drv('c')}`].flatMap((x) => one.line(x)),
+    [],
+  );
   assert.deepEqual(one.end(), [{ kind: 'plan', drvs: [drv('c')], fetch: 0 }], 'a plan with nothing after it comes out at the end');
   assert.deepEqual(one.end(), [], 'once');
 });

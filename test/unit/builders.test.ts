@@ -1,14 +1,24 @@
 // The remote builders' files, computed from the recorded builders: the address grammar, the
 // machines file, the ssh config that carries the port, nix.conf's builders block beside the
 // managed one (user lines kept, removal leaves the file as it was), NIX_SSHOPTS, and the hints.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { layout } from '../../src/prefix/layout.ts';
+import { test } from 'node:test';
 import { dropNixConfBlock, mergeNixConf, nixConfBlock } from '../../src/bootstrap/stages/configure.ts';
 import { envScripts, nixVariables } from '../../src/prefix/environment.ts';
-import { BUILDERS_BLOCK, buildersBlock, hostAlias, machinesText, parseBuilderUrl, parseBuildersFile, sshConfigText, type Builder } from '../../src/remote/machines.ts';
-import { keyscanLine, shWord } from '../../src/remote/ssh.ts';
+import { layout } from '../../src/prefix/layout.ts';
 import { planRemoteBootstrap } from '../../src/remote/bootstrap.ts';
+import {
+  BUILDERS_BLOCK,
+  type Builder,
+  buildersBlock,
+  hostAlias,
+  machinesText,
+  parseBuildersFile,
+  parseBuilderUrl,
+  sshConfigText,
+} from '../../src/remote/machines.ts';
+import { keyscanLine, shWord } from '../../src/remote/ssh.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 
 const l = layout('/tmp/rx');
@@ -18,7 +28,11 @@ test('builder addresses: user, host and port are read; anything else is refused 
   assert.deepEqual(parseBuilderUrl('ssh://host.example/'), { url: 'ssh://host.example', user: undefined, host: 'host.example', port: undefined });
   assert.deepEqual(parseBuilderUrl('ssh://b@[::1]:22'), { url: 'ssh://b@[::1]:22', user: 'b', host: '::1', port: 22 });
   for (const bad of ['10.0.0.7', 'http://b@h', 'ssh://b:pw@h', 'ssh://b@h/path', 'ssh://b@h?remote-program=x', 'ssh://']) {
-    assert.throws(() => parseBuilderUrl(bad), (e: unknown) => e instanceof RelonixError && e.kind === 'usage' && /ssh:\/\/USER@HOST/.test(e.hint ?? ''), bad);
+    assert.throws(
+      () => parseBuilderUrl(bad),
+      (e: unknown) => e instanceof RelonixError && e.kind === 'usage' && /ssh:\/\/USER@HOST/.test(e.hint ?? ''),
+      bad,
+    );
   }
 });
 
@@ -27,7 +41,9 @@ test('machines file and ssh config: one Host alias per builder with its port, us
   const c: Builder = { url: 'ssh://other', host: 'other', jobs: 1, system: 'aarch64-linux' };
   assert.equal(hostAlias(a), 'relonix-b-10.0.0.7-2222');
   assert.equal(hostAlias(c), 'relonix--other-22');
-  const m = machinesText(l, [a, c]).split('\n').filter((x) => x && !x.startsWith('#'));
+  const m = machinesText(l, [a, c])
+    .split('\n')
+    .filter((x) => x && !x.startsWith('#'));
   assert.deepEqual(m, [
     'ssh://relonix-b-10.0.0.7-2222?remote-program=/tmp/rx/bin/nix-store x86_64-linux - 3 1',
     'ssh://relonix--other-22?remote-program=/tmp/rx/bin/nix-store aarch64-linux - 1 1',
@@ -51,7 +67,11 @@ test('nix.conf: the builders block sits beside the managed block; removing it gi
   assert.match(withB, /^builders-use-substitutes = true$/m);
   assert.ok(withB.endsWith(conf), 'the managed block and the user lines follow, untouched');
   assert.equal(mergeNixConf(withB, buildersBlock(l), BUILDERS_BLOCK), withB, 'adding again is stable');
-  assert.equal(mergeNixConf(withB, nixConfBlock({ caches: ['file:///c'], trustedKeys: [] })).split(BUILDERS_BLOCK.end).length, 2, 'a bootstrap keeps the builders block');
+  assert.equal(
+    mergeNixConf(withB, nixConfBlock({ caches: ['file:///c'], trustedKeys: [] })).split(BUILDERS_BLOCK.end).length,
+    2,
+    'a bootstrap keeps the builders block',
+  );
   assert.equal(dropNixConfBlock(withB, BUILDERS_BLOCK), conf);
   assert.equal(dropNixConfBlock(conf, BUILDERS_BLOCK), conf);
   const inMiddle = `a = 1\n${buildersBlock(l)}b = 2\n`;
@@ -84,10 +104,48 @@ test('--bootstrap plan: a local tarball travels with the bundle, pinned to the v
   assert.deepEqual(fileUrl.uploads[1], { local: '/srv/n.tar.xz', remote: `${inc}/n.tar.xz` });
 
   const given = 'b'.repeat(64);
-  const remote = planRemoteBootstrap(layout('/tmp/rx', '/tmp/store'), { url: 'https://mirror.example/nix.tar.xz', sha256: given, caches: ['s3://c?region=x'], trustedKeys: ['c-1:AAAA'] }, sha, '/b.mjs', inc);
+  const remote = planRemoteBootstrap(
+    layout('/tmp/rx', '/tmp/store'),
+    { url: 'https://mirror.example/nix.tar.xz', sha256: given, caches: ['s3://c?region=x'], trustedKeys: ['c-1:AAAA'] },
+    sha,
+    '/b.mjs',
+    inc,
+  );
   assert.equal(remote.uploads.length, 1, 'only the bundle is copied');
-  assert.deepEqual(remote.args, ['bootstrap', '--prefix', '/tmp/rx', '--store-dir', '/tmp/store', '--url', 'https://mirror.example/nix.tar.xz', '--sha256', given, '--cache', 's3://c?region=x', '--trusted-key', 'c-1:AAAA']);
+  assert.deepEqual(remote.args, [
+    'bootstrap',
+    '--prefix',
+    '/tmp/rx',
+    '--store-dir',
+    '/tmp/store',
+    '--url',
+    'https://mirror.example/nix.tar.xz',
+    '--sha256',
+    given,
+    '--cache',
+    's3://c?region=x',
+    '--trusted-key',
+    'c-1:AAAA',
+  ]);
 
-  const cacheOnly = planRemoteBootstrap(l, { caches: ['https://c.example', 'file:///persist/c'], trustedKeys: ['c-1:AAAA', 'c-2:BBBB'] }, undefined, '/b.mjs', inc);
-  assert.deepEqual(cacheOnly.args, ['bootstrap', '--prefix', '/tmp/rx', '--cache', 'https://c.example', '--cache', 'file:///persist/c', '--trusted-key', 'c-1:AAAA', '--trusted-key', 'c-2:BBBB']);
+  const cacheOnly = planRemoteBootstrap(
+    l,
+    { caches: ['https://c.example', 'file:///persist/c'], trustedKeys: ['c-1:AAAA', 'c-2:BBBB'] },
+    undefined,
+    '/b.mjs',
+    inc,
+  );
+  assert.deepEqual(cacheOnly.args, [
+    'bootstrap',
+    '--prefix',
+    '/tmp/rx',
+    '--cache',
+    'https://c.example',
+    '--cache',
+    'file:///persist/c',
+    '--trusted-key',
+    'c-1:AAAA',
+    '--trusted-key',
+    'c-2:BBBB',
+  ]);
 });

@@ -1,9 +1,10 @@
 // Downloads from local paths and file:// URLs: copied with the checksum checked, nothing left behind.
-import { test, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { after, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { download, resolveSha256 } from '../../src/net/download.ts';
 import { RelonixError } from '../../src/util/errors.ts';

@@ -1,11 +1,12 @@
 // The environment a prefix gives (fish and JSON), its managed nix.conf block and the preflight
 // plan, computed from facts without running anything.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BEGIN, END, mergeNixConf, nixConfBlock } from '../../src/bootstrap/stages/configure.ts';
+import { estimateNeed, type PreflightFacts, planPreflight, systemFromUrl } from '../../src/bootstrap/stages/preflight.ts';
+import { nixVariables, renderEnv, wrapperScript } from '../../src/prefix/environment.ts';
 import { layout } from '../../src/prefix/layout.ts';
-import { mergeNixConf, nixConfBlock, BEGIN, END } from '../../src/bootstrap/stages/configure.ts';
-import { renderEnv, nixVariables, wrapperScript } from '../../src/prefix/environment.ts';
-import { planPreflight, systemFromUrl, estimateNeed, type PreflightFacts } from '../../src/bootstrap/stages/preflight.ts';
 
 test('fish output quotes backslashes and quotes and splits PATH into a list', () => {
   const text = renderEnv({ X: "a'b\\c", PATH: '/p/bin:/usr/bin' }, 'fish');
@@ -27,8 +28,8 @@ test('nix.conf: the managed block is replaced in place, user lines are kept, re-
   const first = mergeNixConf(user, block);
   assert.ok(first.startsWith(BEGIN) && first.endsWith(user));
   const other = nixConfBlock({ caches: [], trustedKeys: [] });
-  const second = mergeNixConf(first + 'cores = 2\n', other);
-  assert.equal(second, other + '\n' + user + 'cores = 2\n');
+  const second = mergeNixConf(`${first}cores = 2\n`, other);
+  assert.equal(second, `${other}\n${user}cores = 2\n`);
   assert.equal(mergeNixConf(second, other), second);
   assert.equal(second.split(END).length, 2, 'one block only');
   assert.match(other, /^substituters =$/m, 'no cache: no substituter, not even cache.nixos.org');
@@ -70,7 +71,10 @@ test("the environment names the active Nix's own directories, which a relocated 
   assert.equal(vars.PATH, `/p/nix/var/nix/profiles/default/bin:${nix}/bin:/usr/bin:/bin`);
   // with no MANPATH of its own, a trailing colon keeps man's default pages after the prefix's
   assert.equal(vars.MANPATH, `/p/nix/var/nix/profiles/default/share/man:${nix}/share/man:`);
-  assert.equal(nixVariables(l, { nix, base: { MANPATH: '/opt/man', USER: 'u', HOME: '/h' } }).MANPATH, `/p/nix/var/nix/profiles/default/share/man:${nix}/share/man:/opt/man`);
+  assert.equal(
+    nixVariables(l, { nix, base: { MANPATH: '/opt/man', USER: 'u', HOME: '/h' } }).MANPATH,
+    `/p/nix/var/nix/profiles/default/share/man:${nix}/share/man:/opt/man`,
+  );
   // before a Nix is registered, the profile that will hold it
   assert.equal(nixVariables(l, { base: { USER: 'u', HOME: '/h' } }).NIX_BIN_DIR, '/p/nix/var/nix/profiles/default/bin');
   const script = wrapperScript(l, nix, 'nix-store');

@@ -1,12 +1,13 @@
 // Locks between holders in one process, and atomic writes that fail leaving the old content.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { withLock } from '../../src/util/lock.ts';
+import { test } from 'node:test';
 import { RelonixError } from '../../src/util/errors.ts';
 import { writeFileAtomic } from '../../src/util/fs.ts';
+import { withLock } from '../../src/util/lock.ts';
 
 async function tmp(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'relonix-lock-'));
@@ -23,13 +24,16 @@ test('a second holder is refused as busy naming the owner, or waits its turn', a
     order.push('first-out');
   });
   while (order.length === 0) await new Promise((r) => setTimeout(r, 5));
-  await assert.rejects(withLock(lock, { what: 'second' }, async () => {}), (e: unknown) => {
-    assert.ok(e instanceof RelonixError);
-    assert.equal(e.kind, 'busy');
-    assert.match(e.message, new RegExp(`pid ${process.pid}, first`));
-    assert.match(e.hint ?? '', /--wait/);
-    return true;
-  });
+  await assert.rejects(
+    withLock(lock, { what: 'second' }, async () => {}),
+    (e: unknown) => {
+      assert.ok(e instanceof RelonixError);
+      assert.equal(e.kind, 'busy');
+      assert.match(e.message, new RegExp(`pid ${process.pid}, first`));
+      assert.match(e.hint ?? '', /--wait/);
+      return true;
+    },
+  );
   let waited = false;
   const third = withLock(lock, { what: 'third', waitMs: 5000, onWait: () => (waited = true) }, async () => {
     order.push('third-in');

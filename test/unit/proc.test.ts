@@ -1,13 +1,14 @@
 // Process liveness as locks judge it: /proc/PID/stat parsed from its last ')', zombies and reused
 // pids counted as gone, and a lock whose recorded owner is not the process now holding its pid taken over.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { judgeAlive, parseProcStat, readProcStat } from '../../src/util/proc.ts';
-import { withLock } from '../../src/util/lock.ts';
+import { test } from 'node:test';
 import { RelonixError } from '../../src/util/errors.ts';
+import { withLock } from '../../src/util/lock.ts';
+import { judgeAlive, parseProcStat, readProcStat } from '../../src/util/proc.ts';
 
 /** A stat line as the kernel writes it: pid, (comm), state, then fields 4 to 52, field 22 the start time. */
 function statLine(pid: number, comm: string, state: string, start: number): string {
@@ -42,8 +43,14 @@ test('liveness: zombies and dead processes are gone, another start time is anoth
   assert.equal(judgeAlive({ state: 'Z', startTime: '10' }, '10', never), false);
   assert.equal(judgeAlive({ state: 'X', startTime: '10' }, '10', never), false);
   assert.equal(judgeAlive({ state: 'S', startTime: '11' }, '10', never), false, 'a reused pid');
-  assert.equal(judgeAlive(undefined, '10', () => true), true);
-  assert.equal(judgeAlive(undefined, '10', () => false), false);
+  assert.equal(
+    judgeAlive(undefined, '10', () => true),
+    true,
+  );
+  assert.equal(
+    judgeAlive(undefined, '10', () => false),
+    false,
+  );
 });
 
 test('lock: a lock naming a live pid with another start time is taken over; with its own it is busy', async () => {
@@ -56,7 +63,10 @@ test('lock: a lock naming a live pid with another start time is taken over; with
     assert.equal(await withLock(lock, { what: 'after' }, async () => 'ran'), 'ran');
     await assert.rejects(fs.stat(lock), /ENOENT/);
     await fs.writeFile(lock, JSON.stringify({ pid: process.pid, host: os.hostname(), since: 'now', what: 'holder', start }));
-    await assert.rejects(withLock(lock, { what: 'second' }, async () => 'ran'), (e: unknown) => e instanceof RelonixError && e.kind === 'busy' && /holder/.test(e.message));
+    await assert.rejects(
+      withLock(lock, { what: 'second' }, async () => 'ran'),
+      (e: unknown) => e instanceof RelonixError && e.kind === 'busy' && /holder/.test(e.message),
+    );
     // torn by a crash: unreadable, and older than a moment, so not one being written right now
     await fs.writeFile(lock, '{"pid": 12');
     const past = new Date(Date.now() - 5000);

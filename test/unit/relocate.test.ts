@@ -1,12 +1,13 @@
 // Relocating text, symlinks and a synthetic store tree (no ELF file in it) from /nix/store to another store dir.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { findStoreRefs, rewriteRefs, rewriteLinkTarget, classify, planFile } from '../../src/store/relocate-text.ts';
-import { relocateTree, type ElfRelocator } from '../../src/store/relocate-tree.ts';
+import { test } from 'node:test';
 import { narDigest } from '../../src/store/nar/write.ts';
+import { classify, findStoreRefs, planFile, rewriteLinkTarget, rewriteRefs } from '../../src/store/relocate-text.ts';
+import { type ElfRelocator, relocateTree } from '../../src/store/relocate-tree.ts';
 
 const FROM = '/nix/store';
 const H1 = '0c6l5hhy7lrhlfzxjx6bf0xqmnhz8gzi-bash-5.1';
@@ -23,10 +24,7 @@ test('text rewriting only touches references that start a path, so a second pass
   const once = rewriteRefs(src, FROM, to);
   assert.ok(once);
   assert.equal(once.count, 3);
-  assert.equal(
-    once.out.toString(),
-    `#!${to}/${H1}/bin/sh\nPATH=${to}/${H1}/bin:/usr/bin\nx="${to}"\nkeep=/opt/nix/store/x\nkeep2=${FROM}x\n`,
-  );
+  assert.equal(once.out.toString(), `#!${to}/${H1}/bin/sh\nPATH=${to}/${H1}/bin:/usr/bin\nx="${to}"\nkeep=/opt/nix/store/x\nkeep2=${FROM}x\n`);
   // the trap: /tmp/nix/store contains /nix/store
   assert.equal(rewriteRefs(once.out, FROM, to), null);
   assert.deepEqual(findStoreRefs(once.out, FROM), []);
@@ -124,7 +122,10 @@ test('relocateTree rewrites a synthetic store, keeps links and modes, reports bi
   // a re-run is a no-op that still lists every path
   const before = await narDigest(hello);
   const again = await relocateTree({ sourceDir: src, from: FROM, to, workDir: work, relocateElf: noElf });
-  assert.deepEqual(again.paths.map((p) => p.basename), [H1, H2]);
+  assert.deepEqual(
+    again.paths.map((p) => p.basename),
+    [H1, H2],
+  );
   assert.deepEqual(again.counts, r.counts);
 
   // a path interrupted half-way (already rewritten, no marker) is relocated again without damage

@@ -1,14 +1,18 @@
 // Where a download resumes from, given its part and the sidecar: with a validator, with only a
 // known sha256, or not at all.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { resumeFrom, type PartMeta } from '../../src/net/download.ts';
+import { test } from 'node:test';
+import { type PartMeta, resumeFrom } from '../../src/net/download.ts';
 
 const url = 'http://127.0.0.1:1/nix.tar.xz';
 const sha = 'a'.repeat(64);
 
 test('resume: a validator resumes with If-Range (ETag first, else Last-Modified)', () => {
-  assert.deepEqual(resumeFrom({ url, etag: '"e1"', lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT', total: 100 }, 40, url, undefined), { offset: 40, ifRange: '"e1"' });
+  assert.deepEqual(resumeFrom({ url, etag: '"e1"', lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT', total: 100 }, 40, url, undefined), {
+    offset: 40,
+    ifRange: '"e1"',
+  });
   assert.deepEqual(resumeFrom({ url, lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT' }, 40, url, sha), { offset: 40, ifRange: 'Mon, 01 Jan 2024 00:00:00 GMT' });
 });
 

@@ -1,10 +1,11 @@
 // The one retry policy and the one concurrency limit: what is retried, how long it waits, what a
 // caller sees when the attempts are spent, and how many jobs run at once.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { TransientError, backoffMs, isTransient, retry, retryableStatus, spent } from '../../src/util/retry.ts';
-import { Limit, pool } from '../../src/util/pool.ts';
+import { test } from 'node:test';
 import { RelonixError } from '../../src/util/errors.ts';
+import { Limit, pool } from '../../src/util/pool.ts';
+import { backoffMs, isTransient, retry, retryableStatus, spent, TransientError } from '../../src/util/retry.ts';
 
 test('retry: 408, 425, 429 and 5xx are worth another try; other statuses and request errors are not', () => {
   for (const s of [408, 425, 429, 500, 502, 503, 504, 599]) assert.equal(retryableStatus(s), true, String(s));
@@ -20,8 +21,14 @@ test('retry: 408, 425, 429 and 5xx are worth another try; other statuses and req
 
 test('retry: the wait doubles from the first delay up to the cap, half of it random', () => {
   const o = { minRetryDelayMs: 100, maxRetryDelayMs: 1000 };
-  assert.deepEqual([0, 1, 2, 3, 4, 9].map((a) => backoffMs(a, o, 1)), [100, 200, 400, 800, 1000, 1000]);
-  assert.deepEqual([0, 1, 2, 3, 4, 9].map((a) => backoffMs(a, o, 0)), [50, 100, 200, 400, 500, 500]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 9].map((a) => backoffMs(a, o, 1)),
+    [100, 200, 400, 800, 1000, 1000],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 9].map((a) => backoffMs(a, o, 0)),
+    [50, 100, 200, 400, 500, 500],
+  );
   assert.equal(backoffMs(0, {}, 1), 500, 'the default first delay');
 });
 
@@ -30,10 +37,16 @@ test('retry: transient failures are retried up to the limit, anything else is th
   assert.equal(await retry(async (attempt) => (++calls < 3 ? Promise.reject(new TransientError(`try ${attempt}`)) : 'ok'), { minRetryDelayMs: 1 }), 'ok');
   assert.equal(calls, 3);
   calls = 0;
-  await assert.rejects(retry(async () => (calls++, Promise.reject(new TransientError('down'))), { retries: 2, minRetryDelayMs: 1 }), /down/);
+  await assert.rejects(
+    retry(async () => (calls++, Promise.reject(new TransientError('down'))), { retries: 2, minRetryDelayMs: 1 }),
+    /down/,
+  );
   assert.equal(calls, 3, 'one attempt and two retries');
   calls = 0;
-  await assert.rejects(retry(async () => (calls++, Promise.reject(new RelonixError('refused', { kind: 'usage' }))), { minRetryDelayMs: 1 }), /refused/);
+  await assert.rejects(
+    retry(async () => (calls++, Promise.reject(new RelonixError('refused', { kind: 'usage' }))), { minRetryDelayMs: 1 }),
+    /refused/,
+  );
   assert.equal(calls, 1);
 });
 

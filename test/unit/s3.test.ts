@@ -1,7 +1,8 @@
 // SigV4 as relonix computes it, checked against two of the AWS SigV4 test suite's vectors
 // (get-vanilla, post-vanilla) with the suite's credentials and date.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { signedAuth } from '../helpers/sigv4.ts';
 
 test('SigV4: relonix reproduces the AWS test vectors get-vanilla and post-vanilla', async () => {

@@ -1,13 +1,14 @@
 // A store dir outside the prefix, found by every command from the prefix's state, checked like the
 // prefix; and relocation between store dirs of one length, which rewrites binary data in place.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
+import { type PreflightFacts, planPreflight } from '../../src/bootstrap/stages/preflight.ts';
 import { layout } from '../../src/prefix/layout.ts';
-import { planPreflight, type PreflightFacts } from '../../src/bootstrap/stages/preflight.ts';
-import { planFile, type ElfRelocator } from '../../src/store/relocate-text.ts';
+import { type ElfRelocator, planFile } from '../../src/store/relocate-text.ts';
 import { isKind } from '../../src/util/errors.ts';
 
 const FROM = '/nix/store';
@@ -29,9 +30,17 @@ test('the store dir given to bootstrap is recorded in the state and found from t
     assert.equal(layout(prefix).storeDir, '/tmp/s0abc', 'every later command reads it from the state');
     assert.equal(layout(prefix, '/app/store').storeDir, '/app/store');
     for (const bad of ['store', '/', '/tmp//store', '/tmp/../tmp/store']) {
-      assert.throws(() => layout(prefix, bad), (e) => isKind(e, 'usage'), bad);
+      assert.throws(
+        () => layout(prefix, bad),
+        (e) => isKind(e, 'usage'),
+        bad,
+      );
     }
-    assert.throws(() => layout(prefix, top), (e) => isKind(e, 'usage'), 'a store dir holding the prefix');
+    assert.throws(
+      () => layout(prefix, top),
+      (e) => isKind(e, 'usage'),
+      'a store dir holding the prefix',
+    );
   } finally {
     await fs.rm(top, { recursive: true, force: true });
   }
@@ -89,5 +98,8 @@ test('between store dirs of one length every reference moves in place, in binary
   // another length keeps binary data as it was, and reports what starts a path (not the flag)
   const longer = planFile(bin, FROM, '/tmp/nix/store', noElf);
   assert.equal(longer.content, undefined);
-  assert.deepEqual(longer.unrewritable.map((h) => h.string), [`${FROM}/${H}/share/locale`, FROM]);
+  assert.deepEqual(
+    longer.unrewritable.map((h) => h.string),
+    [`${FROM}/${H}/share/locale`, FROM],
+  );
 });

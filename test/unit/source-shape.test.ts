@@ -1,9 +1,10 @@
 // The shape src/ keeps: folders that depend one way, files a reader can hold, functions that fit on
 // a screen. Broken by an edit, it fails here, naming the place, rather than in a later review.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 

@@ -1,7 +1,8 @@
 // The store's text formats: .reginfo records and store path names, parsed and written back.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { parseRegInfo, formatRegInfo } from '../../src/store/reginfo.ts';
+import { test } from 'node:test';
+import { formatRegInfo, parseRegInfo } from '../../src/store/reginfo.ts';
 import { parseStoreBasename } from '../../src/store/storepath.ts';
 
 test('reginfo round-trips and rejects malformed records', () => {

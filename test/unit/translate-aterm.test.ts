@@ -1,8 +1,9 @@
 // The ATerm form of derivations: what Nix writes reads back and prints byte for byte, any byte
 // survives, and a damaged file is an integrity error, not a wrong derivation.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { parseDerivation, printDerivation, type Derivation } from '../../src/translate/aterm.ts';
+import { test } from 'node:test';
+import { type Derivation, parseDerivation, printDerivation } from '../../src/translate/aterm.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { NIX_STORE_DRVS, TMP_STORE_DRVS } from './translate-vectors.ts';
 
@@ -27,7 +28,10 @@ test('fields come out unescaped, in the order Nix wrote them', () => {
   assert.equal(multi.outputs[2]!.path, '/nix/store/sy8knrf9c9bap4lg1hwf8s7g056w04g6-multi');
   assert.deepEqual(multi.inputDrvs, [{ path: '/nix/store/jj3sdm8mkyri0s1gafl553l32rq7g864-flat.drv', outputs: ['out'] }]);
   assert.deepEqual(multi.inputSrcs, ['/nix/store/kj0hxvglz5jraww78pimlb0a1y1qk2cl-note.txt']);
-  assert.deepEqual(multi.env.find(([k]) => k === 'outputs'), ['outputs', 'out dev lib']);
+  assert.deepEqual(
+    multi.env.find(([k]) => k === 'outputs'),
+    ['outputs', 'out dev lib'],
+  );
   const flat = parseDerivation(bytes(NIX_STORE_DRVS['/nix/store/jj3sdm8mkyri0s1gafl553l32rq7g864-flat.drv']!));
   assert.deepEqual(flat.outputs[0], {
     name: 'out',
@@ -48,7 +52,10 @@ test('every byte value survives a print and a parse', () => {
     system: 'x86_64-linux',
     builder: '/bin/sh',
     args: [all, '', '\\\\""', utf8],
-    env: [['all', all], ['empty', '']],
+    env: [
+      ['all', all],
+      ['empty', ''],
+    ],
   };
   const printed = printDerivation(drv);
   assert.deepEqual(parseDerivation(printed), drv);
@@ -58,7 +65,15 @@ test('every byte value survives a print and a parse', () => {
 
 test('a damaged .drv is an integrity error that says where', () => {
   const good = NIX_STORE_DRVS['/nix/store/zr4vhpsgr5p0x2lfg91cx9ndmqfrnp6i-top.drv']!;
-  const cases = [good.slice(0, -1), `${good} `, good.replace('Derive(', 'Derive['), good.slice(0, 200), 'DrvWithVersion("xp-dyn-drv",[])', '', 'Derive([("out","/x\\'];
+  const cases = [
+    good.slice(0, -1),
+    `${good} `,
+    good.replace('Derive(', 'Derive['),
+    good.slice(0, 200),
+    'DrvWithVersion("xp-dyn-drv",[])',
+    '',
+    'Derive([("out","/x\\',
+  ];
   for (const text of cases) {
     assert.throws(
       () => parseDerivation(bytes(text)),

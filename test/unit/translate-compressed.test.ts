@@ -1,11 +1,12 @@
 // Store references inside compressed data cannot be rewritten in place: the rewriter names the file
 // and the hash parts, and looks inside a NAR that is one compressed file in any chunking. (Members of
 // gzip, xz and zip files, with xz made by the host's xz: test/integration/translate-compressed.test.ts.)
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import zlib from 'node:zlib';
 import { rewriteNar } from '../../src/translate/rewrite.ts';
-import { collect, hashOf, nar, type Mapping, type Tree } from '../helpers/nar-model.ts';
+import { collect, hashOf, type Mapping, nar, type Tree } from '../helpers/nar-model.ts';
 
 const H1 = hashOf('a');
 const M: Mapping = { from: '/nix/store', to: '/tmp/store', hashes: new Map([[H1, hashOf('c')]]) };

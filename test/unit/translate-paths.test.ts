@@ -1,8 +1,10 @@
 // Store path formulas against paths Nix 2.8 made: sources, fixed outputs of every method and
 // algorithm, text files with references, .drv files and input-addressed outputs.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { parseDerivation } from '../../src/translate/aterm.ts';
 import {
   compressHash,
@@ -14,7 +16,6 @@ import {
   outputPathName,
   parseContentAddress,
 } from '../../src/translate/paths.ts';
-import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { ADDED_PATHS, NIX_STORE_DRVS, NIX_STORE_SOURCES, TMP_STORE_DRVS } from './translate-vectors.ts';
 
@@ -22,7 +23,12 @@ test('paths added from disk and fixed outputs match what nix-store --add and --a
   for (const v of ADDED_PATHS) assert.equal(makeFixedOutputPath(v.method, v.algo, v.hex, v.name, '/nix/store'), v.path, `${v.method} ${v.algo} ${v.name}`);
   const hello = ADDED_PATHS[0];
   assert.equal(makeSourcePath(hello.name, hello.hex, '/nix/store'), hello.path);
-  assert.equal(hello.hex, createHash('sha256').update(Buffer.concat([narHeader(12), Buffer.from('hello world\n'), Buffer.alloc(4), narToken(')')])).digest('hex'));
+  assert.equal(
+    hello.hex,
+    createHash('sha256')
+      .update(Buffer.concat([narHeader(12), Buffer.from('hello world\n'), Buffer.alloc(4), narToken(')')]))
+      .digest('hex'),
+  );
 });
 
 /** The NAR of a regular file up to its contents, as nix-store --dump writes it. */
@@ -47,7 +53,11 @@ test('content addresses from nix path-info read as the digests nix-hash gave', (
   const b32 = toNixBase32(Buffer.from(sha1, 'hex'));
   assert.deepEqual(parseContentAddress(`fixed:r:sha1:${b32}`), { kind: 'fixed', method: 'recursive', algo: 'sha1', hex: sha1 });
   for (const bad of ['fixed:r:sha256', 'text:sha1:00', 'fixed:sha3:00', 'fixed:sha256:xyz', 'nar:sha256:00', `fixed:r:sha256:${'e'.repeat(52)}`]) {
-    assert.throws(() => parseContentAddress(bad), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity', bad);
+    assert.throws(
+      () => parseContentAddress(bad),
+      (e: unknown) => e instanceof RelonixError && e.kind === 'integrity',
+      bad,
+    );
   }
 });
 
@@ -98,6 +108,10 @@ test('a digest of the wrong length or an unknown algorithm is refused', () => {
     ['sha256', ADDED_PATHS[0].hex.toUpperCase()],
   ];
   for (const [algo, hex] of cases) {
-    assert.throws(() => makeFixedOutputPath('flat', algo, hex, 'x', '/nix/store'), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity', algo);
+    assert.throws(
+      () => makeFixedOutputPath('flat', algo, hex, 'x', '/nix/store'),
+      (e: unknown) => e instanceof RelonixError && e.kind === 'integrity',
+      algo,
+    );
   }
 });

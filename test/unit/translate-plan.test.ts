@@ -1,13 +1,14 @@
 // What a translation publishes, planned from a closure Nix evaluated at /tmp/store (the prefix) and
 // narinfos of the /nix/store twins (upstream): what upstream has is translated with every reference
 // it names, what it lacks is built, and a path that would name something unserved is not published.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { parseDerivation } from '../../src/translate/aterm.ts';
-import { computeTwins, type Closure } from '../../src/translate/twin.ts';
-import { planDerivations, planPaths } from '../../src/translate/plan.ts';
+import { test } from 'node:test';
 import type { NarInfo } from '../../src/cache/narinfo.ts';
+import { parseDerivation } from '../../src/translate/aterm.ts';
+import { planDerivations, planPaths } from '../../src/translate/plan.ts';
+import { type Closure, computeTwins } from '../../src/translate/twin.ts';
 import { NIX_STORE_DRVS, NIX_STORE_SOURCES, TMP_STORE_DRVS } from './translate-vectors.ts';
 
 const HELLO = '/tmp/store/irisp33alladxfxqmbdq4a9gacl607jx-hello.txt';
@@ -30,11 +31,21 @@ function prefixClosure(): Closure {
 
 /** Output paths of the vectors' /nix/store derivations, by name: what upstream built. */
 const UPSTREAM = new Map(
-  Object.values(NIX_STORE_DRVS).flatMap((t) => parseDerivation(Buffer.from(t, 'latin1')).outputs.map((o) => [path.basename(o.path).slice(33), o.path] as const)),
+  Object.values(NIX_STORE_DRVS).flatMap((t) =>
+    parseDerivation(Buffer.from(t, 'latin1')).outputs.map((o) => [path.basename(o.path).slice(33), o.path] as const),
+  ),
 );
 
 function narInfo(name: string, references: string[]): NarInfo {
-  return { storePath: UPSTREAM.get(name)!, url: `nar/${name}.nar`, compression: 'none', narHash: `sha256:${'0'.repeat(52)}`, narSize: 100, references: references.map((r) => path.basename(r)), sigs: [] };
+  return {
+    storePath: UPSTREAM.get(name)!,
+    url: `nar/${name}.nar`,
+    compression: 'none',
+    narHash: `sha256:${'0'.repeat(52)}`,
+    narSize: 100,
+    references: references.map((r) => path.basename(r)),
+    sigs: [],
+  };
 }
 
 const ours = (name: string) => [...prefixClosure().derivations.values()].flatMap((d) => d.outputs).find((o) => path.basename(o.path).slice(33) === name)!.path;
@@ -62,10 +73,13 @@ test('derivation mode: what upstream has is translated under our hashes; what it
   assert.deepEqual(multi.references, [ours('multi-dev')]);
   assert.equal(multi.deriver, '/tmp/store/lrqs458drl7gfvch3153mkm7w9250fh7-multi.drv');
   const hashOf = (p: string) => path.basename(p).slice(0, 32);
-  assert.deepEqual([...multi.hashes], [
-    [hashOf(UPSTREAM.get('multi')!), hashOf(ours('multi'))],
-    [hashOf(UPSTREAM.get('multi-dev')!), hashOf(ours('multi-dev'))],
-  ]);
+  assert.deepEqual(
+    [...multi.hashes],
+    [
+      [hashOf(UPSTREAM.get('multi')!), hashOf(ours('multi'))],
+      [hashOf(UPSTREAM.get('multi-dev')!), hashOf(ours('multi-dev'))],
+    ],
+  );
   assert.deepEqual(plan.sources, [], 'only what a published path names is published');
 });
 
@@ -78,10 +92,15 @@ test('derivation mode: a source a translated path names is published; a referenc
     [UPSTREAM.get('multi')!, narInfo('multi', [stranger])],
   ]);
   const plan = planDerivations({ storeDir: '/tmp/store', closure, twins, upstream, present: new Set() });
-  assert.deepEqual(plan.items.map((it) => it.path), [ours('top')]);
+  assert.deepEqual(
+    plan.items.map((it) => it.path),
+    [ours('top')],
+  );
   assert.deepEqual(plan.items[0]!.references, [HELLO]);
   assert.deepEqual(plan.sources, [HELLO]);
-  assert.deepEqual(plan.refused, [{ path: ours('multi'), why: `upstream's build names 0123456789abcdfghijklmnpqrsvwxyz-stranger, which is not part of this evaluation` }]);
+  assert.deepEqual(plan.refused, [
+    { path: ours('multi'), why: `upstream's build names 0123456789abcdfghijklmnpqrsvwxyz-stranger, which is not part of this evaluation` },
+  ]);
 
   const structured = prefixClosure();
   const top = structured.derivations.get(TOP)!;
@@ -97,7 +116,14 @@ test("path mode: upstream's closure in our store dir, each hash part kept, what 
   const lib = narInfo('multi-lib', []);
   const dev = narInfo('multi-dev', [UPSTREAM.get('multi-lib')!, UPSTREAM.get('multi-dev')!]);
   const moved = (p: string) => path.join('/app/store', path.basename(p));
-  const plan = planPaths('/app/store', new Map([[dev.storePath, { ...dev, deriver: 'jqjgkdvfds8sr3cpqkvqr72v28klkzis-multi.drv' }], [lib.storePath, lib]]), new Set([moved(lib.storePath)]));
+  const plan = planPaths(
+    '/app/store',
+    new Map([
+      [dev.storePath, { ...dev, deriver: 'jqjgkdvfds8sr3cpqkvqr72v28klkzis-multi.drv' }],
+      [lib.storePath, lib],
+    ]),
+    new Set([moved(lib.storePath)]),
+  );
   assert.deepEqual(plan.present, [moved(lib.storePath)]);
   assert.equal(plan.items.length, 1);
   const it = plan.items[0]!;
@@ -108,8 +134,18 @@ test("path mode: upstream's closure in our store dir, each hash part kept, what 
   assert.deepEqual(plan.refused, []);
 
   // a compression relonix does not read leaves the path, and what needs it, to be built
-  const old = planPaths('/app/store', new Map([[dev.storePath, dev], [lib.storePath, { ...lib, compression: 'bzip2' }]]), new Set());
+  const old = planPaths(
+    '/app/store',
+    new Map([
+      [dev.storePath, dev],
+      [lib.storePath, { ...lib, compression: 'bzip2' }],
+    ]),
+    new Set(),
+  );
   assert.deepEqual(old.items, []);
-  assert.deepEqual(old.refused.map((r) => r.path), [moved(lib.storePath), moved(dev.storePath)]);
+  assert.deepEqual(
+    old.refused.map((r) => r.path),
+    [moved(lib.storePath), moved(dev.storePath)],
+  );
   assert.match(old.refused[0]!.why, /bzip2/);
 });

@@ -1,10 +1,11 @@
 // A NAR far bigger than the rewriter's memory limit, whose two huge entries swap places once
 // renamed, goes through in bounded memory: held back in a spool file, then written in the new order.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { test } from 'node:test';
 import { rewriteNar } from '../../src/translate/rewrite.ts';
-import { hashOf, streamNar, type PatternFile } from '../helpers/nar-model.ts';
+import { hashOf, type PatternFile, streamNar } from '../helpers/nar-model.ts';
 
 const MiB = 1 << 20;
 const FILE = 160 * MiB;

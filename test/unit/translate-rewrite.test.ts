@@ -1,15 +1,16 @@
 // The streaming NAR rewriter against the simple oracle (whole strings replaced, then sorted): in any
 // chunking, with re-sorted directories, through a spool file, and refusing what it cannot do.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { rewriteNar } from '../../src/translate/rewrite.ts';
+import { test } from 'node:test';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
+import { rewriteNar } from '../../src/translate/rewrite.ts';
 import { RelonixError } from '../../src/util/errors.ts';
-import { chunked, collect, hashOf, nar, rewritten, type Mapping, type Tree } from '../helpers/nar-model.ts';
+import { chunked, collect, hashOf, type Mapping, nar, rewritten, type Tree } from '../helpers/nar-model.ts';
 
 /** A deterministic hash part, so that a failure reads the same every run. */
 const h = (seed: string) => toNixBase32(createHash('sha1').update(seed).digest());
@@ -34,7 +35,10 @@ function sample(): Tree {
       bin: {
         type: 'directory',
         entries: {
-          tool: file(`#!/nix/store/${H1}-bash/bin/sh\nexec /nix/store/${H2}-lib/bin/x "$@"\n${binary}${H1}${H1}/nix/store/nix/store${H3}\0/nix/store/${H3}-other`, true),
+          tool: file(
+            `#!/nix/store/${H1}-bash/bin/sh\nexec /nix/store/${H2}-lib/bin/x "$@"\n${binary}${H1}${H1}/nix/store/nix/store${H3}\0/nix/store/${H3}-other`,
+            true,
+          ),
           starts: file(`/nix/store/${H2}-lib`),
           ends: file(`x/nix/store/${H1}`),
           bare: file(H2),
@@ -66,7 +70,12 @@ test('a rewrite cut at every offset is the oracle byte for byte', async () => {
     const { out } = await rewriteAll(chunked(input, cuts));
     assert.ok(out.equals(want), `cuts at ${k} + n * ${STRIDE}`);
   }
-  const { out, summary } = await rewriteAll(chunked(input, Array.from({ length: input.length - 1 }, (_, i) => i + 1)));
+  const { out, summary } = await rewriteAll(
+    chunked(
+      input,
+      Array.from({ length: input.length - 1 }, (_, i) => i + 1),
+    ),
+  );
   assert.ok(out.equals(want), 'one byte a chunk');
   assert.deepEqual(summary.replaced, { hashes: 11, storeDirs: 9 });
   assert.ok(summary.output!.hash.equals(createHash('sha256').update(want).digest()));
@@ -87,7 +96,16 @@ test('with no hash parts to map, only the store dir changes and nothing is held 
 test('entries whose rewritten names change their order are re-sorted, at every depth', async () => {
   // old order: a… < m < z…; new order: 0… < m < z…, so the two hashed names swap places
   const [A, B, C, D] = [hashOf('a'), hashOf('z'), hashOf('b'), hashOf('c')];
-  const m: Mapping = { from: '/nix/store', to: '/tmp/store', hashes: new Map([[A, hashOf('y')], [B, hashOf('0')], [C, hashOf('d')], [D, hashOf('1')]]) };
+  const m: Mapping = {
+    from: '/nix/store',
+    to: '/tmp/store',
+    hashes: new Map([
+      [A, hashOf('y')],
+      [B, hashOf('0')],
+      [C, hashOf('d')],
+      [D, hashOf('1')],
+    ]),
+  };
   const tree: Tree = {
     type: 'directory',
     entries: {
@@ -132,7 +150,10 @@ test('a reader that stops early lets the input go and leaves no spool file', asy
     const big = Buffer.from(`/nix/store/${H1}-x `.repeat(20000), 'latin1');
     // streamed as it is read: a directory when only the store dir changes, a single file always
     const cases: [Tree, Mapping][] = [
-      [{ type: 'directory', entries: { big: { type: 'regular', contents: big } } }, { ...M, hashes: new Map() }],
+      [
+        { type: 'directory', entries: { big: { type: 'regular', contents: big } } },
+        { ...M, hashes: new Map() },
+      ],
       [{ type: 'regular', contents: big }, M],
     ];
     for (const [tree, m] of cases) {
@@ -141,7 +162,10 @@ test('a reader that stops early lets the input go and leaves no spool file', asy
       let closed = false;
       const src = (function* () {
         try {
-          for (const c of chunked(input, Array.from({ length: 99 }, (_, i) => (i + 1) * 8192))) {
+          for (const c of chunked(
+            input,
+            Array.from({ length: 99 }, (_, i) => (i + 1) * 8192),
+          )) {
             read++;
             yield c;
           }
@@ -169,11 +193,24 @@ test('store dirs of different lengths, and bad hash maps, are refused before any
       () => rewriteNar([], rules(m)),
       (e: unknown) => e instanceof RelonixError && e.kind === 'usage' && re.test(e.message) && !!e.hint,
     );
-  refused({ from: '/nix/store', to: '/tmp/nix/store', hashes: new Map() }, /cannot rewrite \/nix\/store \(10 bytes\) to \/tmp\/nix\/store \(14 bytes\) in place/);
+  refused(
+    { from: '/nix/store', to: '/tmp/nix/store', hashes: new Map() },
+    /cannot rewrite \/nix\/store \(10 bytes\) to \/tmp\/nix\/store \(14 bytes\) in place/,
+  );
   refused({ from: '/nix/store', to: '/nix/store/', hashes: new Map() }, /not a store dir/);
   refused({ from: '/nix/store', to: '/tmp/store', hashes: new Map([[H1, 'short']]) }, /"short" is not a store hash part/);
   refused({ from: '/nix/store', to: '/tmp/store', hashes: new Map([[`${H1.slice(1)}e`, H2]]) }, /is not a store hash part/);
-  refused({ from: '/nix/store', to: '/tmp/store', hashes: new Map([[H1, H3], [H2, H3]]) }, /two hash parts are mapped to/);
+  refused(
+    {
+      from: '/nix/store',
+      to: '/tmp/store',
+      hashes: new Map([
+        [H1, H3],
+        [H2, H3],
+      ]),
+    },
+    /two hash parts are mapped to/,
+  );
 });
 
 test('a malformed NAR is an integrity error', async () => {
@@ -181,7 +218,13 @@ test('a malformed NAR is an integrity error', async () => {
   const unsorted = Buffer.from(good.toString('latin1').replace('bare', 'zare'), 'latin1');
   const badPad = Buffer.from(good);
   badPad[good.indexOf('/nix/stor\0') + 9] = 1;
-  const cases = { truncated: good.subarray(0, good.length - 8), trailing: Buffer.concat([good, Buffer.alloc(8)]), unsorted, badPad, magic: Buffer.from('nix-archive-2') };
+  const cases = {
+    truncated: good.subarray(0, good.length - 8),
+    trailing: Buffer.concat([good, Buffer.alloc(8)]),
+    unsorted,
+    badPad,
+    magic: Buffer.from('nix-archive-2'),
+  };
   for (const [what, bytes] of Object.entries(cases)) {
     await assert.rejects(
       collect(rewriteNar([bytes], rules(M)).chunks),
@@ -190,5 +233,8 @@ test('a malformed NAR is an integrity error', async () => {
     );
   }
   const twice: Tree = { type: 'directory', entries: { [H1]: file('1'), [M.hashes.get(H1)!]: file('2') } };
-  await assert.rejects(collect(rewriteNar([nar(twice)], rules(M)).chunks), (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /both called/.test(e.message));
+  await assert.rejects(
+    collect(rewriteNar([nar(twice)], rules(M)).chunks),
+    (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /both called/.test(e.message),
+  );
 });

@@ -1,11 +1,12 @@
 // Twins of a small closure Nix evaluated at two store dirs: /nix/store's computed for /tmp/store
 // are exactly what Nix wrote there, and back again. What the formulas do not cover is refused.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { parseDerivation, printDerivation, type Derivation } from '../../src/translate/aterm.ts';
-import { computeOutputs, derivationName, hashDerivationModulo, withOutputs, type ModuloHash } from '../../src/translate/modulo.ts';
+import { test } from 'node:test';
+import { type Derivation, parseDerivation, printDerivation } from '../../src/translate/aterm.ts';
+import { computeOutputs, derivationName, hashDerivationModulo, type ModuloHash, withOutputs } from '../../src/translate/modulo.ts';
 import { makeTextPath, parseContentAddress } from '../../src/translate/paths.ts';
-import { computeTwins, type Closure, type SourceContent } from '../../src/translate/twin.ts';
+import { type Closure, computeTwins, type SourceContent } from '../../src/translate/twin.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { NIX_STORE_DRVS, NIX_STORE_SOURCES, TMP_STORE_DRVS } from './translate-vectors.ts';
 
@@ -112,10 +113,26 @@ test('structured attrs, content-addressed outputs and incomplete closures are re
     c.derivations.set(top, f(c.derivations.get(top)!));
     return c;
   };
-  refused(edit((d) => ({ ...d, env: [['__json', '{}'], ...d.env] })), 'usage', /__structuredAttrs/);
-  refused(edit((d) => ({ ...d, env: [['__contentAddressed', '1'], ...d.env] })), 'usage', /__contentAddressed/);
-  refused(edit((d) => ({ ...d, outputs: [{ name: 'out', path: '', hashAlgo: 'r:sha256', hash: '' }] })), 'usage', /content-addressed but not fixed/);
-  refused(edit((d) => ({ ...d, outputs: [{ name: 'out', path: '', hashAlgo: '', hash: '' }] })), 'usage', /has no path/);
+  refused(
+    edit((d) => ({ ...d, env: [['__json', '{}'], ...d.env] })),
+    'usage',
+    /__structuredAttrs/,
+  );
+  refused(
+    edit((d) => ({ ...d, env: [['__contentAddressed', '1'], ...d.env] })),
+    'usage',
+    /__contentAddressed/,
+  );
+  refused(
+    edit((d) => ({ ...d, outputs: [{ name: 'out', path: '', hashAlgo: 'r:sha256', hash: '' }] })),
+    'usage',
+    /content-addressed but not fixed/,
+  );
+  refused(
+    edit((d) => ({ ...d, outputs: [{ name: 'out', path: '', hashAlgo: '', hash: '' }] })),
+    'usage',
+    /has no path/,
+  );
   const noMulti = nixStoreClosure();
   noMulti.derivations.delete('/nix/store/jqjgkdvfds8sr3cpqkvqr72v28klkzis-multi.drv');
   refused(noMulti, 'usage', /incomplete: it lacks .*multi\.drv/);
@@ -152,7 +169,10 @@ test('a bare store dir moves, a longer name that starts with it does not, and un
       ['storeDir', '/nix/store'],
     ],
   };
-  const drv = withOutputs(base, computeOutputs(base, 'odd', '/nix/store', () => assert.fail('no inputs')));
+  const drv = withOutputs(
+    base,
+    computeOutputs(base, 'odd', '/nix/store', () => assert.fail('no inputs')),
+  );
   const path = makeTextPath('odd.drv', printDerivation(drv), [], '/nix/store');
   const twins = computeTwins({ storeDir: '/nix/store', derivations: new Map([[path, drv]]), sources: new Map() }, '/app/store');
   const twin = twins.derivations.get(path)!;

@@ -1,10 +1,11 @@
 // What readTarballInfo needs in an unpacked tarball, and what it says when a part is missing.
-import { test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readTarballInfo, parseTarballDirName } from '../../src/bootstrap/tarball.ts';
+import { after, before, test } from 'node:test';
+import { parseTarballDirName, readTarballInfo } from '../../src/bootstrap/tarball.ts';
 import { removeTree } from '../../src/util/fs.ts';
 
 let tmp: string;

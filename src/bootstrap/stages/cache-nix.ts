@@ -4,8 +4,8 @@ import path from 'node:path';
 import { nixEnvironment } from '../../prefix/environment.ts';
 import { installProfile } from '../../prefix/profile.ts';
 import type { Stage } from '../engine.ts';
-import { applyVerify } from './verify.ts';
 import { applyConfigure } from './configure.ts';
+import { applyVerify } from './verify.ts';
 
 export const cacheNixStage: Stage = {
   name: 'cache-nix',

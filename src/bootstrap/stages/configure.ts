@@ -1,14 +1,14 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { readCgroupLimits } from '../../host/cgroup.ts';
+import { type Parallelism, planParallelism } from '../../host/parallelism.ts';
+import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
-import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import { detailOf, type Stage } from '../engine.ts';
-import type { UnpackDetail } from './unpack.ts';
 import { moved } from './relocate.ts';
-import { readCgroupLimits } from '../../host/cgroup.ts';
-import { planParallelism, type Parallelism } from '../../host/parallelism.ts';
+import type { UnpackDetail } from './unpack.ts';
 
 export const BEGIN = '# BEGIN relonix managed block: relonix rewrites the lines up to END; add your own settings outside it';
 export const END = '# END relonix managed block';
@@ -48,7 +48,7 @@ export function nixConfBlock(input: ConfigureInput): string {
       : []),
     END,
   ];
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** Pure: the user's own lines of a nix.conf, everything outside the managed block. */
@@ -118,7 +118,9 @@ export const configureStage: Stage = {
   // restore, because the first Nix to open the new database must already read use-sqlite-wal =
   // false (a database made in WAL mode cannot be opened without it)
   inputs: (ctx, s) =>
-    ctx.tarball ? { caches: ctx.caches, keys: ctx.trustedKeys, nix: detailOf<UnpackDetail>(s, 'unpack').nixPath } : { caches: ctx.caches, keys: ctx.trustedKeys },
+    ctx.tarball
+      ? { caches: ctx.caches, keys: ctx.trustedKeys, nix: detailOf<UnpackDetail>(s, 'unpack').nixPath }
+      : { caches: ctx.caches, keys: ctx.trustedKeys },
   run: async (ctx, s) => {
     const l = ctx.layout;
     const input = { caches: ctx.caches, trustedKeys: ctx.trustedKeys };

@@ -2,13 +2,13 @@
 // kill resumes the partial download; re-running after success costs one local checksum.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Layout } from '../../prefix/layout.ts';
-import { download, isLocalSource, localSourcePath, resolveSha256, type Progress } from '../../net/download.ts';
+import { download, isLocalSource, localSourcePath, type Progress, resolveSha256 } from '../../net/download.ts';
 import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
-import { exists, readJson, writeFileAtomic } from '../../util/fs.ts';
+import type { Layout } from '../../prefix/layout.ts';
 import { mib } from '../../util/format.ts';
+import { exists, readJson, writeFileAtomic } from '../../util/fs.ts';
+import { type Stage, tarballKey } from '../engine.ts';
 import { progressText } from '../ui.ts';
-import { tarballKey, type Stage } from '../engine.ts';
 
 export interface FetchOptions {
   layout: Layout;
@@ -57,7 +57,7 @@ export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: strin
     retries: opts.retries,
     minRetryDelayMs: opts.minRetryDelayMs,
   });
-  await writeFileAtomic(recordFile, JSON.stringify({ url, sha256: r.sha256 } satisfies FetchRecord) + '\n');
+  await writeFileAtomic(recordFile, `${JSON.stringify({ url, sha256: r.sha256 } satisfies FetchRecord)}\n`);
   return { tarball: dest, sha256: r.sha256 };
 }
 

@@ -1,12 +1,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { RelonixError } from '../../util/errors.ts';
-import { runTool } from '../../util/spawn.ts';
-import { tempSibling } from '../../util/fs.ts';
 import { request } from '../../net/http.ts';
 import type { Layout } from '../../prefix/layout.ts';
+import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
-import { tarballKey, type Stage } from '../engine.ts';
+import { tempSibling } from '../../util/fs.ts';
+import { runTool } from '../../util/spawn.ts';
+import { type Stage, tarballKey } from '../engine.ts';
 
 /** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
 export const UNPACK_FACTOR = 6;
@@ -67,17 +67,17 @@ export function systemFromUrl(url: string): string | undefined {
 }
 
 const STATFS_TYPES: Record<number, string> = {
-  0xef53: 'ext4',
-  0x58465342: 'xfs',
-  0x9123683e: 'btrfs',
-  0x01021994: 'tmpfs',
-  0x794c7630: 'overlay',
-  0x6969: 'nfs',
-  0x65735546: 'fuse',
-  0xff534d42: 'cifs',
-  0x01021997: 'v9fs',
-  0x2fc12fc1: 'zfs',
-  0x0bd00bd0: 'lustre',
+  61267: 'ext4',
+  1481003842: 'xfs',
+  2435016766: 'btrfs',
+  16914836: 'tmpfs',
+  2035054128: 'overlay',
+  26985: 'nfs',
+  1702057286: 'fuse',
+  4283649346: 'cifs',
+  16914839: 'v9fs',
+  801189825: 'zfs',
+  198183888: 'lustre',
 };
 
 /** Pure: the facts → what is wrong and how to fix it. */
@@ -119,16 +119,36 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
 
 function storeDirProblems(s: StoreDirFacts, prefix: string): PreflightPlan['problems'] {
   if (s.real !== s.dir) {
-    return [{ message: `the store dir ${s.dir} goes through a symlink (it is really ${s.real}); Nix refuses a store dir with symlinks in it`, hint: `pass --store-dir ${s.real}` }];
+    return [
+      {
+        message: `the store dir ${s.dir} goes through a symlink (it is really ${s.real}); Nix refuses a store dir with symlinks in it`,
+        hint: `pass --store-dir ${s.real}`,
+      },
+    ];
   }
   if (!s.writable) {
-    return [{ message: `cannot write in the store dir ${s.dir}: ${s.writeError ?? 'permission denied'}`, hint: 'choose a store dir you can create, e.g. --store-dir /tmp/store' }];
+    return [
+      {
+        message: `cannot write in the store dir ${s.dir}: ${s.writeError ?? 'permission denied'}`,
+        hint: 'choose a store dir you can create, e.g. --store-dir /tmp/store',
+      },
+    ];
   }
   if (!s.executable) {
-    return [{ message: `programs in the store dir ${s.dir} cannot be executed (${s.execError ?? 'noexec mount?'})`, hint: 'the filesystem is probably mounted noexec; choose a store dir on another filesystem (see `mount`)' }];
+    return [
+      {
+        message: `programs in the store dir ${s.dir} cannot be executed (${s.execError ?? 'noexec mount?'})`,
+        hint: 'the filesystem is probably mounted noexec; choose a store dir on another filesystem (see `mount`)',
+      },
+    ];
   }
   if (!s.sameFilesystem) {
-    return [{ message: `the store dir ${s.dir} is on another filesystem than the prefix ${prefix}`, hint: 'put the prefix and the store dir on one filesystem, e.g. --prefix /tmp/nix --store-dir /tmp/store' }];
+    return [
+      {
+        message: `the store dir ${s.dir} is on another filesystem than the prefix ${prefix}`,
+        hint: 'put the prefix and the store dir on one filesystem, e.g. --prefix /tmp/nix --store-dir /tmp/store',
+      },
+    ];
   }
   return [];
 }
@@ -176,7 +196,7 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
   const st = await fs.statfs(l.prefix);
   facts.freeBytes = Number(st.bavail) * Number(st.bsize);
   facts.fsType = STATFS_TYPES[Number(st.type)] ?? `0x${Number(st.type).toString(16)}`;
-  if (!l.storeDir.startsWith(l.prefix + '/')) {
+  if (!l.storeDir.startsWith(`${l.prefix}/`)) {
     const s = await probeDir(l.storeDir, l.storeDir);
     const dev = async (d: string) => (await fs.stat(d)).dev;
     const sameFilesystem = s.writable && (await dev(l.storeDir)) === (await dev(l.prefix));

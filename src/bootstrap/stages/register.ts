@@ -1,19 +1,19 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
-import { narDigest } from '../../store/nar/write.ts';
-import { pool } from '../../util/pool.ts';
-import { formatNarHashLike, formatRegInfo, parseRegInfo, type RegInfo } from '../../store/reginfo.ts';
-import type { PathResult } from '../../store/relocate-tree.ts';
-import { TARBALL_STORE } from '../tarball.ts';
-import { detailOf, type Stage } from '../engine.ts';
-import { TARBALL_REGINFO, type UnpackDetail } from './unpack.ts';
-import { RELOCATE_WORK, moved } from './relocate.ts';
-import { rewriteLinkTarget } from '../../store/relocate-text.ts';
-import { writeFileAtomic } from '../../util/fs.ts';
 import { installProfile } from '../../prefix/profile.ts';
 import { runNix } from '../../prefix/tools.ts';
-import { nixEnvironment } from '../../prefix/environment.ts';
+import { narDigest } from '../../store/nar/write.ts';
+import { formatNarHashLike, formatRegInfo, parseRegInfo, type RegInfo } from '../../store/reginfo.ts';
+import { rewriteLinkTarget } from '../../store/relocate-text.ts';
+import type { PathResult } from '../../store/relocate-tree.ts';
+import { writeFileAtomic } from '../../util/fs.ts';
+import { pool } from '../../util/pool.ts';
+import { detailOf, type Stage } from '../engine.ts';
+import { TARBALL_STORE } from '../tarball.ts';
+import { moved, RELOCATE_WORK } from './relocate.ts';
+import { TARBALL_REGINFO, type UnpackDetail } from './unpack.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage register; relonix status shows what is done';
 
@@ -37,11 +37,7 @@ export interface RegisterInput {
  * Recomputes what relocation changed, loads the records into the new store's database with the
  * relocated nix-store, and installs Nix and the CA bundle into the default profile.
  */
-export async function applyRegister(
-  l: Layout,
-  input: RegisterInput,
-  onProgress?: (text: string) => void,
-): Promise<{ paths: number; rehashed: number }> {
+export async function applyRegister(l: Layout, input: RegisterInput, onProgress?: (text: string) => void): Promise<{ paths: number; rehashed: number }> {
   let done = 0;
   const known = input.known ?? new Map();
   const changed = input.records.filter((r) => input.changed.has(r.path) && !known.has(r.path));
@@ -71,7 +67,10 @@ export async function applyRegister(
  * From relocation's per-path markers: the paths it left byte-for-byte as the tarball had them (their
  * NAR hash still holds) and the NAR hashes it computed while writing the others.
  */
-async function relocationResults(workDir: string, storeDir: string): Promise<{ unchanged: Set<string>; known: Map<string, { narHash: string; narSize: number }> }> {
+async function relocationResults(
+  workDir: string,
+  storeDir: string,
+): Promise<{ unchanged: Set<string>; known: Map<string, { narHash: string; narSize: number }> }> {
   const unchanged = new Set<string>();
   const known = new Map<string, { narHash: string; narSize: number }>();
   const dir = path.join(workDir, 'paths');

@@ -1,15 +1,15 @@
 // The stages of a bootstrap, by where the Nix comes from: a tarball (relocated, then optionally
 // replaced by the cache's Nix built for the prefix), or the caches alone.
 import type { BootstrapContext, Stage } from '../engine.ts';
-import { preflightStage } from './preflight.ts';
-import { fetchStage } from './fetch.ts';
-import { unpackStage } from './unpack.ts';
-import { relocateStage } from './relocate.ts';
-import { configureStage } from './configure.ts';
-import { registerStage } from './register.ts';
-import { verifyStage } from './verify.ts';
-import { restoreStage } from './restore.ts';
 import { cacheNixStage } from './cache-nix.ts';
+import { configureStage } from './configure.ts';
+import { fetchStage } from './fetch.ts';
+import { preflightStage } from './preflight.ts';
+import { registerStage } from './register.ts';
+import { relocateStage } from './relocate.ts';
+import { restoreStage } from './restore.ts';
+import { unpackStage } from './unpack.ts';
+import { verifyStage } from './verify.ts';
 
 export function planStages(ctx: BootstrapContext): Stage[] {
   if (!ctx.tarball) return [preflightStage, configureStage, restoreStage, verifyStage];

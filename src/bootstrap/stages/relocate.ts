@@ -1,10 +1,10 @@
 // Stage "relocate": the unpacked closure moved from the tarball's store dir to the prefix's, ELF
 // files through the ELF engine, links and text by the tree relocator; what cannot move is reported.
 import path from 'node:path';
-import { relocateTree, writeReport } from '../../store/relocate-tree.ts';
 import { rewriteLinkTarget } from '../../store/relocate-text.ts';
-import { TARBALL_STORE } from '../tarball.ts';
+import { relocateTree, writeReport } from '../../store/relocate-tree.ts';
 import { detailOf, type Stage } from '../engine.ts';
+import { TARBALL_STORE } from '../tarball.ts';
 import type { UnpackDetail } from './unpack.ts';
 
 /** Under the prefix's relonix dir: per-path markers and temporaries of the relocation. */

@@ -15,7 +15,13 @@ export const restoreStage: Stage = {
     const l = ctx.layout;
     // loaded on use: tarball bootstraps never pay for the cache client
     const { restoreFromCache } = await import('../../cache/substitute.ts');
-    const r = await restoreFromCache({ layout: l, caches: ctx.caches, trustedKeys: ctx.trustedKeys, system: ctx.host, onProgress: (p: unknown) => progress(progressText(p)) });
+    const r = await restoreFromCache({
+      layout: l,
+      caches: ctx.caches,
+      trustedKeys: ctx.trustedKeys,
+      system: ctx.host,
+      onProgress: (p: unknown) => progress(progressText(p)),
+    });
     progress('installing Nix into the default profile');
     const env = nixEnvironment(l, { nix: r.nix, cacert: r.cacert });
     await installProfile(l, r.nix, [r.nix, ...(r.cacert ? [r.cacert] : [])], env);

@@ -3,12 +3,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RelonixError } from '../../util/errors.ts';
-import { removeTree } from '../../util/fs.ts';
 import { mib } from '../../util/format.ts';
+import { removeTree } from '../../util/fs.ts';
 import { detailOf, type Stage } from '../engine.ts';
 import { progressText } from '../ui.ts';
-import { UNPACK_FACTOR, MARGIN } from './preflight.ts';
 import type { FetchDetail } from './fetch.ts';
+import { MARGIN, UNPACK_FACTOR } from './preflight.ts';
 import { RELOCATE_WORK } from './relocate.ts';
 
 export interface UnpackDetail {

@@ -1,14 +1,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runTool } from '../../util/spawn.ts';
+import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
+import { runNix } from '../../prefix/tools.ts';
 import { RelonixError } from '../../util/errors.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
-import { nixEnvironment } from '../../prefix/environment.ts';
-import { runNix } from '../../prefix/tools.ts';
+import { runTool } from '../../util/spawn.ts';
 import type { Stage } from '../engine.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
+
 import { interpreterOf } from '../../elf/peek.ts';
 
 export const CHECK_EXPR = `derivation {
@@ -31,7 +32,7 @@ export function foreignLibraries(listOutput: string, storeDir: string): string[]
       if (/=>\s+not found/.test(line)) out.push(line.trim());
       continue;
     }
-    if (!m[1]!.startsWith(storeDir + '/')) out.push(m[1]!);
+    if (!m[1]!.startsWith(`${storeDir}/`)) out.push(m[1]!);
   }
   return out;
 }
@@ -64,8 +65,10 @@ async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv): 
   const expr = path.join(l.relonixDir, 'check.nix');
   await writeFileAtomic(expr, CHECK_EXPR);
   const out = (await runNix(nixBuild, ['--no-out-link', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
-  if (!out.startsWith(l.storeDir + '/')) {
-    throw new RelonixError(`the check build produced ${out}, outside ${l.storeDir}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
+  if (!out.startsWith(`${l.storeDir}/`)) {
+    throw new RelonixError(`the check build produced ${out}, outside ${l.storeDir}`, {
+      hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)',
+    });
   }
   const checkOutput = (await fs.readFile(out, 'utf8')).trim();
   if (checkOutput !== 'ok') throw new RelonixError(`the check build wrote "${checkOutput}" instead of "ok"`);
@@ -76,7 +79,7 @@ async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv): 
 async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: number; interpreter: string }> {
   const nixBin = await fs.realpath(nixLink);
   const interpreter = interpreterOf(await fs.readFile(nixBin));
-  if (!interpreter || !interpreter.startsWith(l.storeDir + '/')) {
+  if (!interpreter?.startsWith(`${l.storeDir}/`)) {
     throw new RelonixError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
       kind: 'integrity',
       hint: 'the relocate stage did not patch it; remove the prefix and bootstrap again',

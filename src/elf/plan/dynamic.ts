@@ -2,7 +2,7 @@
 // and which entry is to name the new search path. Where its string goes is plan/strings.ts's job.
 import { DT } from '../consts.ts';
 import { ElfError } from '../error.ts';
-import { type DynEntry, type ParsedElf, dynString } from '../reader.ts';
+import { type DynEntry, dynString, type ParsedElf } from '../reader.ts';
 import type { ElfEdits } from './types.ts';
 
 export interface RpathDraft {
@@ -19,7 +19,7 @@ export interface RpathDraft {
 
 export function cstrBytes(e: ParsedElf, s: string, what: string): Buffer {
   if (s.includes('\0')) throw new ElfError(e.name, `the new ${what} contains a NUL byte`);
-  return Buffer.from(s + '\0', 'utf8');
+  return Buffer.from(`${s}\0`, 'utf8');
 }
 
 const isSearchPath = (d: DynEntry): boolean => d.tag === DT.RPATH || d.tag === DT.RUNPATH;

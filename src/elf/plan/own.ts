@@ -1,7 +1,7 @@
 // Recognising the segment this engine appended in an earlier edit, so that a later edit rebuilds it
 // instead of stacking another one.
 import { DT, DT_PTR_TAGS, PF, PT, SHF } from '../consts.ts';
-import { type ParsedElf, lastValue } from '../reader.ts';
+import { lastValue, type ParsedElf } from '../reader.ts';
 
 const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
 

@@ -11,14 +11,14 @@
 // sections they cover stay where they are. The new segment is writable (a moved .dynamic must be:
 // the loader writes DT_DEBUG) and placed above every existing segment. A later edit recognises
 // the segment it added (plan/own.ts) and rebuilds it instead of stacking another one.
-import { DF_1_PIE, DT, EM, PT, defaultPageSize } from '../consts.ts';
+import { DF_1_PIE, DT, defaultPageSize, EM, PT } from '../consts.ts';
 import { ElfError } from '../error.ts';
-import { type DynEntry, type ParsedElf, type Phdr, lastValue } from '../reader.ts';
+import { type DynEntry, lastValue, type ParsedElf, type Phdr } from '../reader.ts';
 import { cstrBytes, rpathDraft } from './dynamic.ts';
 import { ownSegment } from './own.ts';
 import { type Move, sectionUpdates } from './sections.ts';
-import { type SegmentChoice, chooseSegment, segmentHeader } from './segment.ts';
-import { type StrDraft, placeSearchPath } from './strings.ts';
+import { chooseSegment, type SegmentChoice, segmentHeader } from './segment.ts';
+import { placeSearchPath, type StrDraft } from './strings.ts';
 import type { ElfEdits, Layout, Place } from './types.ts';
 
 /** Spare dynamic slots left in a moved table so a later added entry needs no move. */
@@ -68,7 +68,8 @@ export function planLayout(e: ParsedElf, edits: ElfEdits): Layout | null {
     str.moves = true;
   }
   // MIPS locates its debug map relative to the dynamic entry's own address (DT_MIPS_RLD_MAP_REL).
-  if (dynMoves && e.machine === EM.MIPS && e.dyn.some((d) => d.tag === DT.MIPS_RLD_MAP_REL)) fail(e, 'the dynamic table has no free slot and cannot be moved on MIPS');
+  if (dynMoves && e.machine === EM.MIPS && e.dyn.some((d) => d.tag === DT.MIPS_RLD_MAP_REL))
+    fail(e, 'the dynamic table has no free slot and cannot be moved on MIPS');
   const interpOut = interpMoves ? (interp ?? cstrBytes(e, e.interp!, 'interpreter')) : undefined;
   const dynSlots = dynMoves ? draft.dyn.length + 1 + SPARE_DYN : 0;
   const ent = e.layout.dyn.size;

@@ -10,7 +10,7 @@
 //   the next segment's bytes, or into room made by shifting the rest of the file by whole pages;
 // - the congruent new segment with up to 256 MiB of padding;
 // - for libraries, and files whose first PT_LOAD is itself not congruent, anywhere above the others.
-import { PF, PT, SHT, defaultPageSize } from '../consts.ts';
+import { defaultPageSize, PF, PT, SHT } from '../consts.ts';
 import { ElfError } from '../error.ts';
 import type { ParsedElf, Phdr } from '../reader.ts';
 
@@ -90,7 +90,8 @@ export function chooseSegment(e: ParsedElf, content: SegmentContent, own: number
   };
   const make = (table: SegmentChoice['table'], offset: number, vaddr: number, shift?: SegmentChoice['shift']): SegmentChoice => {
     const r = body(table.where === 'segment' ? alignUp(count * e.phentsize, 16) : 0);
-    if (vaddr + r.end > (e.is64 ? Number.MAX_SAFE_INTEGER : 0xffffffff)) throw new ElfError(e.name, 'no address space is left above the existing segments for a new one');
+    if (vaddr + r.end > (e.is64 ? Number.MAX_SAFE_INTEGER : 0xffffffff))
+      throw new ElfError(e.name, 'no address space is left above the existing segments for a new one');
     return { own, align, offset, vaddr, size: r.end, base, shift, table, count, rel: { dyn: r.dyn, interp: r.interp, str: r.str } };
   };
   const minV = alignUp(g.maxEnd, align);
@@ -113,7 +114,8 @@ export function chooseSegment(e: ParsedElf, content: SegmentContent, own: number
   if (last) return last;
   // Only libraries (no PT_INTERP: AT_PHDR is a program's) and files whose first PT_LOAD is itself
   // not congruent, which leave nothing to keep, may have their table anywhere.
-  if (congruent && e.interpIndex >= 0) throw new ElfError(e.name, 'has no room to keep its program header table where kernels before 5.18 look for it (AT_PHDR)');
+  if (congruent && e.interpIndex >= 0)
+    throw new ElfError(e.name, 'has no room to keep its program header table where kernels before 5.18 look for it (AT_PHDR)');
   return make({ where: 'segment' }, alignUp(base, align), minV);
 }
 

@@ -2,7 +2,7 @@
 // other reference reaches the old string's bytes; otherwise appended to a copy of the table, which
 // then moves to the new segment. A string this engine appended before is reused in place.
 import { ElfError } from '../error.ts';
-import { type DynEntry, type ParsedElf, dynString, dynStringEnd, isStringTag } from '../reader.ts';
+import { type DynEntry, dynString, dynStringEnd, isStringTag, type ParsedElf } from '../reader.ts';
 import { symbolStringRefs } from '../strrefs.ts';
 import type { RpathDraft } from './dynamic.ts';
 

@@ -13,7 +13,6 @@ export interface UnpackResult {
   size: number;
 }
 
-
 const WRITE_BATCH = 1 << 20;
 
 // Store objects carry mtime 1 and read-only modes, as Nix's canonicalisation leaves them.

@@ -13,7 +13,8 @@ export function checkEntryName(name: Buffer, prev: Buffer | undefined): void {
   let bad = !name.length || (name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT)));
   for (let i = 0; i < name.length && !bad; i++) bad = name[i] === SLASH || name[i] === 0;
   if (bad) throw new NarFormatError(`the NAR holds an invalid entry name "${name.toString('latin1').slice(0, 60)}"`);
-  if (prev && Buffer.compare(prev, name) >= 0) throw new NarFormatError(`NAR directory entries are not sorted and unique ("${name.toString('latin1').slice(0, 60)}")`);
+  if (prev && Buffer.compare(prev, name) >= 0)
+    throw new NarFormatError(`NAR directory entries are not sorted and unique ("${name.toString('latin1').slice(0, 60)}")`);
 }
 
 const EMPTY = Buffer.alloc(0);

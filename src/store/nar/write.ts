@@ -1,10 +1,26 @@
 // Writing NARs: the serialisation of a file tree as `nix-store --dump` writes it, its digest, and
 // a hasher for callers that walk a tree themselves (relocation hashes what it writes).
 import { createHash, type Hash } from 'node:crypto';
-import { promises as fs, createReadStream } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { toNixBase32 } from '../nixbase32.ts';
-import { CLOSE, CONTENTS, ENTRY_NAME, EXECUTABLE, MAGIC, NODE, OPEN, TYPE_DIRECTORY, TYPE_REGULAR, TYPE_SYMLINK, ZEROS, compareNames, lenPrefix, narString, padLength } from './framing.ts';
+import {
+  CLOSE,
+  CONTENTS,
+  compareNames,
+  ENTRY_NAME,
+  EXECUTABLE,
+  lenPrefix,
+  MAGIC,
+  NODE,
+  narString,
+  OPEN,
+  padLength,
+  TYPE_DIRECTORY,
+  TYPE_REGULAR,
+  TYPE_SYMLINK,
+  ZEROS,
+} from './framing.ts';
 
 /** Names in a directory in the byte order Nix uses. */
 export async function sortedEntries(dir: string): Promise<string[]> {
