@@ -8,7 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { errorMessage, } from '../util/errors.ts';
+import { errorMessage } from '../util/errors.ts';
 import { readJson, writeFileAtomic } from '../util/fs.ts';
 import { retry, spent, TransientError } from '../util/retry.ts';
 import { httpFailure, request } from './http.ts';
