@@ -60,7 +60,10 @@ async function main(): Promise<void> {
       const prefix = path.join(work, `prefix-${i}`);
       const r = await bootstrapOnce(prefix, url);
       bootMs.push(r.ms);
-      for (const [k, v] of Object.entries(r.stageMs)) (stages[k] ??= []).push(v);
+      for (const [k, v] of Object.entries(r.stageMs)) {
+        stages[k] ??= [];
+        stages[k].push(v);
+      }
       noopMs.push((await bootstrapOnce(prefix, url)).ms);
       rmrf(prefix);
     }

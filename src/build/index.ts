@@ -190,7 +190,7 @@ async function build(run: Run, nix: string, env: NodeJS.ProcessEnv, trustedKeys:
  * second ends the waiting for pushes at once.
  */
 function stopOnSignals(grace: number, onFirst: (sig: NodeJS.Signals) => void) {
-  const state = { deadline: Infinity, signal: undefined as NodeJS.Signals | undefined, dispose: () => undefined as void };
+  const state = { deadline: Infinity, signal: undefined as NodeJS.Signals | undefined, dispose: (): void => undefined };
   const on = (sig: NodeJS.Signals) => {
     state.deadline = state.signal ? Date.now() : Date.now() + grace * 1000 - EXIT_MARGIN_MS;
     if (state.signal) return;

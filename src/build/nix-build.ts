@@ -55,6 +55,7 @@ export class NixLogReader {
   private planned = false;
 
   line(raw: string): NixLogEvent[] {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the ANSI escapes Nix colours its lines with are what this strips
     const text = raw.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
     const out: NixLogEvent[] = [];
     if (this.list) {
@@ -65,13 +66,15 @@ export class NixLogReader {
       }
       this.list = undefined;
     }
-    let m: RegExpExecArray | null;
+    const fetched = /^(?:these (\d+) paths|this path) will be fetched/.exec(text);
+    const started = /^building '(\/[^']+\.drv)'/.exec(text);
+    const failed = /^error: builder for '(\/[^']+\.drv)' failed/.exec(text);
     if (/^(these \d+ derivations|this derivation) will be built:$/.test(text)) this.list = 'build';
-    else if ((m = /^(?:these (\d+) paths|this path) will be fetched/.exec(text))) {
+    else if (fetched) {
       this.list = 'fetch';
-      this.fetch = m[1] ? Number(m[1]) : 1;
-    } else if ((m = /^building '(\/[^']+\.drv)'/.exec(text))) out.push(...this.endPlan(), { kind: 'start', drv: m[1]! });
-    else if ((m = /^error: builder for '(\/[^']+\.drv)' failed/.exec(text))) out.push(...this.endPlan(), { kind: 'fail', drv: m[1]! });
+      this.fetch = fetched[1] ? Number(fetched[1]) : 1;
+    } else if (started) out.push(...this.endPlan(), { kind: 'start', drv: started[1]! });
+    else if (failed) out.push(...this.endPlan(), { kind: 'fail', drv: failed[1]! });
     else if (/^running post-build-hook /.test(text)) out.push({ kind: 'finish' });
     else if (!this.list && (this.drvs.length || this.fetch)) out.push(...this.endPlan());
     return out;

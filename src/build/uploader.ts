@@ -134,7 +134,11 @@ export class Uploader {
     while (!this.closing) {
       await this.poll().catch(() => undefined);
       if (this.hasWork() && Date.now() >= this.retryAt) await this.attempt();
-      else await new Promise<void>((r) => ((this.wake = r), setTimeout(r, POLL_MS)));
+      else
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, POLL_MS);
+        });
     }
   }
 

@@ -179,7 +179,7 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   };
   // what a killed run already put in place stays; checking it reads it, so that is done once, here
   const here = await Promise.all(all.map(({ ni }) => present(ni)));
-  all.forEach((it, i) => here[i] && onDone(it, 'present'));
+  for (const [i, it] of all.entries()) if (here[i]) onDone(it, 'present');
   const queue = all.filter((_, i) => !here[i]);
   const restored = (it: Item) => onDone(it, 'restored');
   const compressions = new Set(all.map(({ ni }) => ni.compression));

@@ -48,9 +48,10 @@ export function netrcCredentials(host: string, file?: string): { login: string; 
   const entries: (typeof cur)[] = [];
   for (let i = 0; i < toks.length; i++) {
     const t = toks[i]!;
-    if (t === 'machine') entries.push((cur = { machine: toks[++i] }));
-    else if (t === 'default') entries.push((cur = { machine: undefined }));
-    else if (t === 'login' && cur) cur.login = toks[++i];
+    if (t === 'machine' || t === 'default') {
+      cur = { machine: t === 'machine' ? toks[++i] : undefined };
+      entries.push(cur);
+    } else if (t === 'login' && cur) cur.login = toks[++i];
     else if (t === 'password' && cur) cur.password = toks[++i];
   }
   const e = entries.find((x) => x?.machine === host) ?? entries.find((x) => x && x.machine === undefined);

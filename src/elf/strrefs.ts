@@ -112,14 +112,20 @@ function versionRefs(e: ParsedElf, refs: number[]): boolean {
   const d = walk(DT.VERDEF, DT.VERDEFNUM, (at) => {
     e.ensure(at, verdef.size);
     const v = verdef.read(e.io, at, e.name);
-    auxChain(at + v.aux, v.cnt, (a) => (e.ensure(a, verdaux.size), verdaux.read(e.io, a, e.name)));
+    auxChain(at + v.aux, v.cnt, (a) => {
+      e.ensure(a, verdaux.size);
+      return verdaux.read(e.io, a, e.name);
+    });
     return v.next;
   });
   const n = walk(DT.VERNEED, DT.VERNEEDNUM, (at) => {
     e.ensure(at, verneed.size);
     const v = verneed.read(e.io, at, e.name);
     refs.push(v.file);
-    auxChain(at + v.aux, v.cnt, (a) => (e.ensure(a, vernaux.size), vernaux.read(e.io, a, e.name)));
+    auxChain(at + v.aux, v.cnt, (a) => {
+      e.ensure(a, vernaux.size);
+      return vernaux.read(e.io, a, e.name);
+    });
     return v.next;
   });
   return d && n;

@@ -102,7 +102,7 @@ export function emit(e: ParsedElf, layout: Layout, mutate: boolean): EditPlan {
     });
     const size = layout.phdrs.length * l.phdr.size;
     out.fields(t.offset, t.fresh, [t.offset, t.offset + size], (io, o) => {
-      layout.phdrs.forEach((p, i) => l.phdr.write(io, o + i * l.phdr.size, p));
+      for (const [i, p] of layout.phdrs.entries()) l.phdr.write(io, o + i * l.phdr.size, p);
     });
   }
   const { dyn, interp, str } = layout;

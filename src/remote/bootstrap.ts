@@ -84,7 +84,9 @@ export async function bootstrapOverSsh(l: Layout, b: Builder, s: BootstrapState,
   run.child.stderr!.pipe(out, { end: false });
   // ssh's own complaint, if it fails, is the end of stderr: kept to word the error
   let said = '';
-  run.child.stderr!.on('data', (d: Buffer) => void (said = (said + d.toString()).slice(-4096)));
+  run.child.stderr!.on('data', (d: Buffer) => {
+    said = (said + d.toString()).slice(-4096);
+  });
   const r = await run.done;
   if (r.startError) throw noSsh(r.startError);
   if (r.code === 255) throw sshFailure(l, b, { code: 255, signal: null, stdout: '', stderr: said, all: said });

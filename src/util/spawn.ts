@@ -119,7 +119,8 @@ export async function runForeground(cmd: string, args: string[], env: NodeJS.Pro
   const pending: NodeJS.Signals[] = [];
   const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : pending.push(sig));
   for (const s of FORWARDED) process.on(s, forward);
-  const c = (child = spawn(cmd, args, { env, stdio: 'inherit' }));
+  const c = spawn(cmd, args, { env, stdio: 'inherit' });
+  child = c;
   for (const sig of pending) c.kill(sig);
   try {
     return await ended(c);

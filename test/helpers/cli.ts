@@ -94,7 +94,7 @@ export function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => voi
   let buf = '';
   stream.on('data', (d: Buffer | string) => {
     buf += d.toString();
-    for (let nl; (nl = buf.indexOf('\n')) !== -1; ) {
+    for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       fn(line);

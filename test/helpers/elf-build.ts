@@ -114,7 +114,7 @@ export function buildElf(s: BuildSpec): Buffer {
     else w.put(at, SYM32, [strOff.get(sym)!, value, 8, 0x11, 0, 5]);
   });
   dynstr.copy(w.buf, oDynstr);
-  dyn.forEach(([t, v], k) => w.put(oDynamic + k * 2 * word, [0, 0], [t, v]));
+  for (const [k, [t, v]] of dyn.entries()) w.put(oDynamic + k * 2 * word, [0, 0], [t, v]);
   shstr.copy(w.buf, oShstr);
   const sh = (k: number, values: number[]): void => {
     w.put(shoff + k * shent, SHDR, values);

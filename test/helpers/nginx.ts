@@ -28,7 +28,10 @@ async function waitForPort(port: number, child: ChildProcess, errLog: string): P
     if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${existsSync(errLog) ? readFileSync(errLog, 'utf8') : ''}`);
     const ok = await new Promise<boolean>((resolve) => {
       const c = net.connect(port, '127.0.0.1');
-      c.once('connect', () => (c.destroy(), resolve(true)));
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
       c.once('error', () => resolve(false));
     });
     if (ok) return;

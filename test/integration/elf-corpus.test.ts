@@ -89,7 +89,7 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
   const snapshot = exe.slice(0, 20).map((f) => readFileSync(f));
   r = relonixPatchelf(['--set-interpreter', INTERP, '--set-rpath', LONG_RPATH, ...exe.slice(0, 20)]);
   assert.equal(r.status, 0, r.stderr);
-  exe.slice(0, 20).forEach((f, i) => assert.ok(readFileSync(f).equals(snapshot[i]), `${f} changed on a same-value edit`));
+  for (const [i, f] of exe.slice(0, 20).entries()) assert.ok(readFileSync(f).equals(snapshot[i]), `${f} changed on a same-value edit`);
 });
 
 const PROGRAMS: Array<[string, string[]]> = [

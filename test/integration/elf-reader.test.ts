@@ -157,9 +157,9 @@ function synth(s: Synth): Buffer {
     io.w32(o, type);
     if (is64) {
       io.w32(o + 4, flags);
-      [off, base + off, base + off, sz, sz, align].forEach((v, k) => io.w64(o + 8 + k * 8, v));
+      for (const [k, v] of [off, base + off, base + off, sz, sz, align].entries()) io.w64(o + 8 + k * 8, v);
     } else {
-      [off, base + off, base + off, sz, sz, flags, align].forEach((v, k) => io.w32(o + 4 + k * 4, v));
+      for (const [k, v] of [off, base + off, base + off, sz, sz, flags, align].entries()) io.w32(o + 4 + k * 4, v);
     }
   };
   let i = 0;
@@ -179,12 +179,12 @@ function synth(s: Synth): Buffer {
     io.w32(o, name);
     io.w32(o + 4, type);
     if (is64) {
-      [flags, type === 3 && name === 27 ? 0 : base + off, off, sz].forEach((v, j) => io.w64(o + 8 + j * 8, v));
+      for (const [j, v] of [flags, type === 3 && name === 27 ? 0 : base + off, off, sz].entries()) io.w64(o + 8 + j * 8, v);
       io.w32(o + 40, link);
       io.w64(o + 48, align);
       io.w64(o + 56, entsize);
     } else {
-      [flags, type === 3 && name === 27 ? 0 : base + off, off, sz, link, 0, align, entsize].forEach((v, j) => io.w32(o + 8 + j * 4, v));
+      for (const [j, v] of [flags, type === 3 && name === 27 ? 0 : base + off, off, sz, link, 0, align, entsize].entries()) io.w32(o + 8 + j * 4, v);
     }
   };
   if (s.interp) sh(1, 1, 1, 2, interpOff, interp.length, 0, 1, 0);

@@ -345,7 +345,12 @@ test('a translate killed while NARs are up leaves no narinfo; the re-run fetches
   // the script's NAR never comes, the others do
   const slow = await startServer({
     dir: upstream.dir,
-    handler: async (req, res) => (req.url === `/${scriptNar}` ? (await held, res.writeHead(503).end(), true) : false),
+    handler: async (req, res) => {
+      if (req.url !== `/${scriptNar}`) return false;
+      await held;
+      res.writeHead(503).end();
+      return true;
+    },
   });
   const to = await cacheDir('killed');
   try {

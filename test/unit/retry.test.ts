@@ -38,13 +38,25 @@ test('retry: transient failures are retried up to the limit, anything else is th
   assert.equal(calls, 3);
   calls = 0;
   await assert.rejects(
-    retry(async () => (calls++, Promise.reject(new TransientError('down'))), { retries: 2, minRetryDelayMs: 1 }),
+    retry(
+      async () => {
+        calls++;
+        throw new TransientError('down');
+      },
+      { retries: 2, minRetryDelayMs: 1 },
+    ),
     /down/,
   );
   assert.equal(calls, 3, 'one attempt and two retries');
   calls = 0;
   await assert.rejects(
-    retry(async () => (calls++, Promise.reject(new RelonixError('refused', { kind: 'usage' }))), { minRetryDelayMs: 1 }),
+    retry(
+      async () => {
+        calls++;
+        throw new RelonixError('refused', { kind: 'usage' });
+      },
+      { minRetryDelayMs: 1 },
+    ),
     /refused/,
   );
   assert.equal(calls, 1);

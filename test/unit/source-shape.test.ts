@@ -43,7 +43,11 @@ function reaches(edges: Map<string, Set<string>>, start: string, goal: string): 
   while (todo.length) {
     const at = todo.pop()!;
     if (at === goal) return true;
-    for (const next of edges.get(at) ?? []) if (!seen.has(next)) seen.add(next), todo.push(next);
+    for (const next of edges.get(at) ?? []) {
+      if (seen.has(next)) continue;
+      seen.add(next);
+      todo.push(next);
+    }
   }
   return false;
 }

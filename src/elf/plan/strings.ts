@@ -56,7 +56,10 @@ export function placeSearchPath(e: ParsedElf, draft: RpathDraft, tableInOwn: boo
   const s = Buffer.from(e.buf.subarray(e.strOff, e.strOff + e.strSize));
   out.str = s;
   let refs: number[] | null | undefined;
-  const refsOnce = (): number[] | null => (refs === undefined ? (refs = references(e, dyn, entry)) : refs);
+  const refsOnce = (): number[] | null => {
+    if (refs === undefined) refs = references(e, dyn, entry);
+    return refs;
+  };
   const terminated = oldLen >= 0 && dynStringEnd(e, entry.val) < e.strOff + e.strSize;
   if (terminated && value.length <= oldLen + 1 && !touches(e, refsOnce(), entry.val, entry.val + oldLen)) {
     value.copy(s, entry.val);
