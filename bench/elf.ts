@@ -66,8 +66,8 @@ try {
     }
     // Same results: spot-check that both tools left the same interpreter and RUNPATH.
     for (let i = 0; i < ours.length; i += 25) {
-      const a = readElf(readFileSync(ours[i]));
-      const b = readElf(readFileSync(theirs[i]));
+      const a = readElf(readFileSync(ours[i]!));
+      const b = readElf(readFileSync(theirs[i]!));
       if (a.interpreter !== b.interpreter || a.runpath !== b.runpath) throw new Error(`results differ for ${corpus[i]}`);
     }
     ratios.push(tr / tp);
@@ -79,4 +79,4 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 const sorted = [...ratios].sort((a, b) => a - b);
-console.log(`median ratio relonix/patchelf: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)} (target <= 0.60)`);
+console.log(`median ratio relonix/patchelf: ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} (target <= 0.60)`);

@@ -82,7 +82,7 @@ function resolveArgument(a: string): string {
 /** C's atoi: leading blanks, optional sign, digits; anything else ends the number. */
 function atoi(s: string): number {
   const m = /^[ \t\n\v\f\r]*([+-]?\d+)/.exec(s);
-  return m ? parseInt(m[1], 10) : 0;
+  return m ? parseInt(m[1]!, 10) : 0;
 }
 
 interface Flags {
@@ -105,11 +105,12 @@ function parseArgs(args: string[]): Command | number {
   const f: Flags = { allowed: [] };
   const cmd: Command = { operations: [], files: [] };
   const value = (i: number): string => {
-    if (i >= args.length) throw usage('missing argument');
-    return args[i];
+    const v = args[i];
+    if (v === undefined) throw usage('missing argument');
+    return v;
   };
   for (let i = 0; i < args.length; i++) {
-    const a = args[i];
+    const a = args[i]!;
     switch (a) {
       case '--set-interpreter':
       case '--interpreter':
@@ -165,7 +166,7 @@ function parseArgs(args: string[]): Command | number {
         return 0;
       default:
         if (a in UNSUPPORTED) {
-          for (let k = 0; k < UNSUPPORTED[a]; k++) value(++i);
+          for (let k = 0; k < UNSUPPORTED[a]!; k++) value(++i);
           throw usage(`${a} is not supported by relonix patchelf (use Debian's patchelf for it)`);
         }
         cmd.files.push(a);

@@ -7,20 +7,21 @@ import { ElfError } from './error.ts';
 type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'word';
 type Spec<K extends string> = ReadonlyArray<readonly [K, FieldType]>;
 
-const WIDTH: Record<Exclude<FieldType, 'word'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8 };
+type Width = 1 | 2 | 4 | 8;
+const WIDTH: Record<Exclude<FieldType, 'word'>, Width> = { u8: 1, u16: 2, u32: 4, u64: 8 };
 
 type Get = (dv: DataView, o: number, le: boolean) => number;
 type Put = (dv: DataView, o: number, le: boolean, v: number) => void;
 
 // Decoders and encoders by width in bytes; a 64-bit field is read as a Number (addresses past
 // 2^53 do not occur in user-space objects).
-const GET: Record<number, Get> = {
+const GET: Record<Width, Get> = {
   1: (dv, o) => dv.getUint8(o),
   2: (dv, o, le) => dv.getUint16(o, le),
   4: (dv, o, le) => dv.getUint32(o, le),
   8: (dv, o, le) => dv.getUint32(le ? o + 4 : o, le) * 0x100000000 + dv.getUint32(le ? o : o + 4, le),
 };
-const PUT: Record<number, Put> = {
+const PUT: Record<Width, Put> = {
   1: (dv, o, _le, v) => dv.setUint8(o, v),
   2: (dv, o, le, v) => dv.setUint16(o, v, le),
   4: (dv, o, le, v) => dv.setUint32(o, v >>> 0, le),
@@ -81,7 +82,7 @@ export class Struct<K extends string> {
   ) {
     let off = 0;
     for (const [name, type] of spec) {
-      const width = type === 'word' ? (is64 ? 8 : 4) : WIDTH[type];
+      const width: Width = type === 'word' ? (is64 ? 8 : 4) : WIDTH[type];
       this.index[name] = this.names.length;
       this.names.push(name);
       this.offs.push(off);
@@ -96,12 +97,12 @@ export class Struct<K extends string> {
   }
   /** Offset of a field inside the structure. */
   at(field: K): number {
-    return this.offs[this.index[field]];
+    return this.offs[this.index[field]]!;
   }
   /** The byte range [start, end) of a field of the structure at `base`. */
   span(base: number, field: K): [number, number] {
     const i = this.index[field];
-    return [base + this.offs[i], base + this.offs[i] + this.widths[i]];
+    return [base + this.offs[i]!, base + this.offs[i]! + this.widths[i]!];
   }
   read(io: Io, base: number, file = '<buffer>'): Record<K, number> {
     if (base < 0 || base + this.size > io.buf.length) throw new ElfError(file, `${this.what} at offset ${base} lies outside the file`, base);
@@ -110,17 +111,17 @@ export class Struct<K extends string> {
   /** Write the fields present in `v`; fields left out keep their bytes. */
   write(io: Io, base: number, v: Partial<Record<K, number>>): void {
     for (let i = 0; i < this.names.length; i++) {
-      const x = v[this.names[i]];
-      if (x !== undefined) this.puts[i](io.dv, base + this.offs[i], io.le, x);
+      const x = v[this.names[i]!];
+      if (x !== undefined) this.puts[i]!(io.dv, base + this.offs[i]!, io.le, x);
     }
   }
   get(io: Io, base: number, field: K): number {
     const i = this.index[field];
-    return this.gets[i](io.dv, base + this.offs[i], io.le);
+    return this.gets[i]!(io.dv, base + this.offs[i]!, io.le);
   }
   set(io: Io, base: number, field: K, v: number): void {
     const i = this.index[field];
-    this.puts[i](io.dv, base + this.offs[i], io.le, v);
+    this.puts[i]!(io.dv, base + this.offs[i]!, io.le, v);
   }
 }
 
@@ -284,7 +285,7 @@ function makeLayout(is64: boolean, le: boolean): ClassLayout {
   return { ...structs, is64, le, wordSize: is64 ? 8 : 4, ehdrSize: IDENT_SIZE + structs.ehdr.size, io: (buf) => new Io(buf, is64, le) };
 }
 
-const LAYOUTS = [makeLayout(false, false), makeLayout(false, true), makeLayout(true, false), makeLayout(true, true)];
+const LAYOUTS = [makeLayout(false, false), makeLayout(false, true), makeLayout(true, false), makeLayout(true, true)] as const;
 
 /** The smallest ELF header (ELF32's): shorter input is no ELF file of either class. */
 export const MIN_EHDR_SIZE = LAYOUTS[0].ehdrSize;
@@ -292,7 +293,7 @@ export const MIN_EHDR_SIZE = LAYOUTS[0].ehdrSize;
 export const MAX_EHDR_SIZE = LAYOUTS[3].ehdrSize;
 
 export function classLayout(is64: boolean, le: boolean): ClassLayout {
-  return LAYOUTS[(is64 ? 2 : 0) + (le ? 1 : 0)];
+  return LAYOUTS[(is64 ? 2 : 0) + (le ? 1 : 0)]!;
 }
 
 export const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];

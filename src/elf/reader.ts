@@ -7,8 +7,7 @@ import { DT, DT_STRING_TAGS, ET, ET_NAMES, MACHINE_NAMES, PT } from './consts.ts
 import { ElfError } from './error.ts';
 import { type ClassLayout, EI, ELFCLASS32, ELFCLASS64, IDENT_SIZE, type Io, identLayout, isElf, MAX_EHDR_SIZE, readEhdr } from './layout.ts';
 
-export { ElfError } from './error.ts';
-export { Io, isElf } from './layout.ts';
+export { Io } from './layout.ts';
 
 export interface Phdr {
   type: number;
@@ -144,7 +143,7 @@ export function parseElf(buf: Buffer, name = '<buffer>', ensure: Ensure = NO_ENS
   };
   e.shdrs = readShdrs(e, h.shentsize, h.shnum);
   for (let i = 0; i < e.phdrs.length; i++) {
-    const p = e.phdrs[i];
+    const p = e.phdrs[i]!;
     if (p.type === PT.LOAD && p.filesz > 0 && p.offset + p.filesz > buf.length) fail(name, `segment ${i} (PT_LOAD) extends past the end of the file`, p.offset);
     if (p.type === PT.INTERP && e.interpIndex < 0) readInterp(e, i);
     if (p.type === PT.DYNAMIC && e.dynIndex < 0 && !e.dynElsewhere) {
@@ -189,7 +188,7 @@ function readShdrs(e: ParsedElf, shentsize: number, count: number): Shdr[] {
 }
 
 function readInterp(e: ParsedElf, i: number): void {
-  const p = e.phdrs[i];
+  const p = e.phdrs[i]!;
   // No bytes in the file: a debug file, whose interpreter name lives in the stripped file.
   if (p.filesz === 0) return;
   e.interpIndex = i;
@@ -202,7 +201,7 @@ function readInterp(e: ParsedElf, i: number): void {
 
 function readDynamic(e: ParsedElf): void {
   const { io, name, buf, layout: l } = e;
-  const p = e.phdrs[e.dynIndex];
+  const p = e.phdrs[e.dynIndex]!;
   const ent = l.dyn.size;
   e.ensure(p.offset, p.filesz);
   if (p.offset + p.filesz > buf.length) fail(name, 'the dynamic segment lies outside the file', p.offset);
@@ -263,7 +262,7 @@ export function dynString(e: ParsedElf, idx: number): string {
 
 /** The value of the last entry with `tag` (the one the loader keeps), or undefined. */
 export function lastValue(dyn: DynEntry[], tag: number): number | undefined {
-  for (let i = dyn.length - 1; i >= 0; i--) if (dyn[i].tag === tag) return dyn[i].val;
+  for (let i = dyn.length - 1; i >= 0; i--) if (dyn[i]!.tag === tag) return dyn[i]!.val;
   return undefined;
 }
 

@@ -21,7 +21,7 @@ export class PartialFile {
   }
 
   get complete(): boolean {
-    return this.filled.length === 1 && this.filled[0][0] === 0 && this.filled[0][1] === this.size;
+    return this.filled.length === 1 && this.filled[0]![0] === 0 && this.filled[0]![1] === this.size;
   }
 
   readonly ensure = (offset: number, length: number): void => {
@@ -54,8 +54,8 @@ export class PartialFile {
     this.filled.push([from, to]);
     this.filled.sort((x, y) => x[0] - y[0]);
     for (let i = this.filled.length - 1; i > 0; i--) {
-      if (this.filled[i][0] <= this.filled[i - 1][1]) {
-        this.filled[i - 1][1] = Math.max(this.filled[i - 1][1], this.filled[i][1]);
+      if (this.filled[i]![0] <= this.filled[i - 1]![1]) {
+        this.filled[i - 1]![1] = Math.max(this.filled[i - 1]![1], this.filled[i]![1]);
         this.filled.splice(i, 1);
       }
     }

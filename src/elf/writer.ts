@@ -75,7 +75,7 @@ function wholeBuffer(e: ParsedElf, layout: Layout, total: number): Buffer {
 }
 
 function writeDyn(l: ClassLayout, io: Io, at: number, entries: DynEntry[], slots: number): void {
-  for (let i = 0; i < slots; i++) l.dyn.write(io, at + i * l.dyn.size, i < entries.length ? entries[i] : { tag: 0, val: 0 });
+  for (let i = 0; i < slots; i++) l.dyn.write(io, at + i * l.dyn.size, entries[i] ?? { tag: 0, val: 0 });
 }
 
 /** Emit `layout`. With `mutate`, the parsed buffer itself receives the changes below its old end. */

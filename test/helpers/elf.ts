@@ -77,7 +77,7 @@ export function readelf(file: string): { view: ReadelfView; stderr: string; stat
       if (m[1] === 'RPATH') view.rpath = m[2];
       else if (m[1] === 'RUNPATH') view.runpath = m[2];
       else if (m[1] === 'SONAME') view.soname = m[2];
-      else view.needed.push(m[2]);
+      else view.needed.push(m[2]!);
     }
     if (/^\s+LOAD\s/.test(line)) view.loads++;
     if (/^\s+NOTE\s/.test(line)) view.notes.push(line.trim());
@@ -104,12 +104,12 @@ export function programHeaders(file: string): { phoff: number; phsize: number; s
     const m = /^\s+([A-Z_]+|LOOS\+\S+|0x[0-9a-f]+)\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x[0-9a-f]+ 0x([0-9a-f]+) 0x([0-9a-f]+) .{3} 0x([0-9a-f]+)$/.exec(line);
     if (m)
       segments.push({
-        type: m[1],
-        offset: parseInt(m[2], 16),
-        vaddr: parseInt(m[3], 16),
-        filesz: parseInt(m[4], 16),
-        memsz: parseInt(m[5], 16),
-        align: parseInt(m[6], 16),
+        type: m[1]!,
+        offset: parseInt(m[2]!, 16),
+        vaddr: parseInt(m[3]!, 16),
+        filesz: parseInt(m[4]!, 16),
+        memsz: parseInt(m[5]!, 16),
+        align: parseInt(m[6]!, 16),
       });
   }
   return { phoff: num('Start of program headers'), phsize: num('Size of program headers') * num('Number of program headers'), segments };

@@ -467,7 +467,7 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
   const victim = infos.sort((x, y) => y.fileSize! - x.fileSize!)[1]!;
   const file = path.join(cache, victim.url);
   const bytes = await fs.readFile(file);
-  bytes[bytes.length >> 1] ^= 0xff;
+  bytes[bytes.length >> 1]! ^= 0xff;
   await fs.writeFile(file, bytes);
   await removePrefix(s.prefix);
   const l = makeStore(s.prefix).layout;

@@ -44,7 +44,7 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
   const sources = new Map<string, string>();
   const notes = new Map<string, string[]>();
   for (let k = 0; k < CORPUS_SIZE; k++) {
-    const src = all[Math.floor(k * stride)];
+    const src = all[Math.floor(k * stride)]!;
     const info = readElf(readFileSync(src), src);
     if (!info.hasDynamic) continue; // static programs have nothing to rewrite
     if (isStaticPie(src)) continue; // glibc aborts a static-pie program with a RUNPATH (elf-gcc tests the refusal)
@@ -89,7 +89,7 @@ test('a deterministic corpus of real ELF files reads back exactly through readel
   const snapshot = exe.slice(0, 20).map((f) => readFileSync(f));
   r = relonixPatchelf(['--set-interpreter', INTERP, '--set-rpath', LONG_RPATH, ...exe.slice(0, 20)]);
   assert.equal(r.status, 0, r.stderr);
-  for (const [i, f] of exe.slice(0, 20).entries()) assert.ok(readFileSync(f).equals(snapshot[i]), `${f} changed on a same-value edit`);
+  for (const [i, f] of exe.slice(0, 20).entries()) assert.ok(readFileSync(f).equals(snapshot[i]!), `${f} changed on a same-value edit`);
 });
 
 const PROGRAMS: Array<[string, string[]]> = [

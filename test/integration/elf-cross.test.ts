@@ -77,7 +77,7 @@ function lastLoadAlign(file: string): number {
   const lines = run('readelf', ['-l', '-W', file])
     .stdout.split('\n')
     .filter((l) => /^\s+LOAD\s/.test(l));
-  return parseInt(lines[lines.length - 1].trim().split(/\s+/).pop()!, 16);
+  return parseInt(lines[lines.length - 1]!.trim().split(/\s+/).pop()!, 16);
 }
 
 for (const a of ARCHES) {

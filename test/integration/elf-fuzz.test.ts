@@ -44,11 +44,11 @@ function mutate(orig: Buffer, rand: () => number): Buffer {
     [e.strOff, Math.min(e.strSize, 256)],
     [e.shoff, e.shdrs.length * e.shentsize],
   ];
-  const [start, len] = regions[kind - 1];
+  const [start, len] = regions[kind - 1]!;
   const flips = 1 + Math.floor(rand() * 4);
   for (let i = 0; i < flips; i++) {
     const at = start + Math.floor(rand() * len);
-    b[at] = rand() < 0.5 ? INTERESTING[Math.floor(rand() * INTERESTING.length)] : Math.floor(rand() * 256);
+    b[at] = rand() < 0.5 ? INTERESTING[Math.floor(rand() * INTERESTING.length)]! : Math.floor(rand() * 256);
   }
   return b;
 }
@@ -92,7 +92,7 @@ test('seeded mutations of real files: only ElfError, and accepted output reads b
 });
 
 test('patchFile leaves a refused file byte-identical', async () => {
-  const orig = readFileSync(SEEDS[0]);
+  const orig = readFileSync(SEEDS[0]!);
   const rand = rng(0xf11e);
   let refused = 0;
   for (let i = 0; i < 150; i++) {
@@ -145,7 +145,7 @@ test('the in-place writer of relonix patchelf gives exactly the bytes editElf gi
 });
 
 test('named malformations give a clear ElfError naming the file and the problem', () => {
-  const orig = readFileSync(SEEDS[0]);
+  const orig = readFileSync(SEEDS[0]!);
   const e = parseElf(orig);
   const cases: Array<[string, (b: Buffer) => Buffer, RegExp]> = [
     ['truncated header', (b) => b.subarray(0, 20), /missing ELF header/],

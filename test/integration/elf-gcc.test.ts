@@ -94,7 +94,7 @@ test('repeated edits (A, B, A, shorter, longer) keep one added segment and a bou
   const sizes: number[] = [];
   const A = `${libDir}:/a/${'x'.repeat(200)}`;
   const B = `/b/${'y'.repeat(400)}:${libDir}`;
-  for (const [interp, rpath] of [
+  for (const [interp, rpath] of <[string, string][]>[
     [INTERP, A],
     [INTERP, B],
     [INTERP, A],
@@ -111,7 +111,7 @@ test('repeated edits (A, B, A, shorter, longer) keep one added segment and a bou
     sizes.push(statSync(f).size);
   }
   assert.equal(sizes[2], sizes[5], 'the same edit twice gives the same size');
-  assert.ok(Math.max(...sizes) <= sizes[0] + 4096, `file keeps growing: ${sizes.join(' ')}`);
+  assert.ok(Math.max(...sizes) <= sizes[0]! + 4096, `file keeps growing: ${sizes.join(' ')}`);
 });
 
 test('DT_RPATH is kept with --force-rpath, converted without it, and relocateElf keeps the kind', () => {
@@ -195,8 +195,8 @@ test('a dynamic table with no spare slot is moved to the new segment, writable, 
     assert.ok(out);
     writeFileSync(f, out);
     const e1 = parseElf(readFileSync(f));
-    const dyn = e1.phdrs[e1.dynIndex];
-    assert.notEqual(dyn.offset, e0.phdrs[e0.dynIndex].offset, 'the dynamic table moved');
+    const dyn = e1.phdrs[e1.dynIndex]!;
+    assert.notEqual(dyn.offset, e0.phdrs[e0.dynIndex]!.offset, 'the dynamic table moved');
     const home = e1.phdrs.find((p) => p.type === 1 && dyn.vaddr >= p.vaddr && dyn.vaddr < p.vaddr + p.memsz)!;
     assert.ok(home.flags & 2, 'the moved .dynamic lies in a writable segment');
     const { view, stderr } = readelf(f);

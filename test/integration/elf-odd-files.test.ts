@@ -66,7 +66,8 @@ void _start(void) {
 }
 `;
 
-const F: Record<string, string> = {};
+/** The built inputs, by name; filled in before() */
+const F = {} as Record<'depDir' | 'emptydyn' | 'interp' | 'nodyn' | 'outer' | 'outerDir' | 'outerOrig' | 'prog', string>;
 
 before(() => {
   requireTool('gcc');
@@ -123,7 +124,7 @@ test('a program with PT_INTERP and no dynamic table, or an empty one, gets a new
   mkdirSync(dir);
   const interp = path.join(dir, 'ld.so');
   symlinkSync(F.interp, interp);
-  for (const name of ['nodyn', 'emptydyn']) {
+  for (const name of ['nodyn', 'emptydyn'] as const) {
     samePrinting(F[name], [['--print-interpreter'], ['--print-rpath'], ['--print-needed'], ['--set-rpath', '/x']]);
     for (const value of [interp, '/lib64/ld-linux-x86-64.so.2']) {
       const ours = copy(F[name], name);

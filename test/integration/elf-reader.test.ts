@@ -15,11 +15,11 @@ import { requireTool, run } from '../helpers/tools.ts';
 /** readelf's words for the header fields the reader reports. */
 function header(file: string): { cls: number; endian: string; type: string; machine: string } {
   const out = run('readelf', ['-h', '-W', file]).stdout;
-  const get = (k: string): string => new RegExp(`^\\s*${k}:\\s+(.*)$`, 'm').exec(out)![1].trim();
+  const get = (k: string): string => new RegExp(`^\\s*${k}:\\s+(.*)$`, 'm').exec(out)![1]!.trim();
   return {
     cls: get('Class') === 'ELF64' ? 64 : 32,
     endian: /little/.test(get('Data')) ? 'le' : 'be',
-    type: get('Type').split(' ')[0],
+    type: get('Type').split(' ')[0]!,
     machine: get('Machine'),
   };
 }
@@ -254,7 +254,7 @@ test('built files for mips, ppc, ppc64 and others: read, grown, and read back by
         const lines = run('readelf', ['-l', '-W', f])
           .stdout.split('\n')
           .filter((l) => /^\s+LOAD\s/.test(l));
-        assert.equal(parseInt(lines[1].trim().split(/\s+/).pop()!, 16), defaultPageSize(machine), `${name}: page size`);
+        assert.equal(parseInt(lines[1]!.trim().split(/\s+/).pop()!, 16), defaultPageSize(machine), `${name}: page size`);
         assert.equal(editElf(out, { interpreter: interp, rpath }, f), null, 'same values again change nothing');
       }
     }
@@ -276,7 +276,7 @@ test('page size: 64 KiB where the machine may run it, 4 KiB on x86, and overrida
     const lines = run('readelf', ['-l', '-W', f])
       .stdout.split('\n')
       .filter((l) => /^\s+LOAD\s/.test(l));
-    assert.equal(parseInt(lines[lines.length - 1].trim().split(/\s+/).pop()!, 16), 0x10000);
+    assert.equal(parseInt(lines[lines.length - 1]!.trim().split(/\s+/).pop()!, 16), 0x10000);
     assert.equal(run(f, ['--version']).status, 0);
   } finally {
     rmSync(f);

@@ -13,7 +13,8 @@ import { requireTool, run } from '../helpers/tools.ts';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-patchelf-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const F: Record<string, string> = {};
+/** The built inputs, by name; filled in before() */
+const F = {} as Record<'dir' | 'empty' | 'exe' | 'lib' | 'missing' | 'nosh' | 'reloc' | 'rpathfile' | 'static' | 'text' | 'trunc', string>;
 
 before(() => {
   requireTool('patchelf');
@@ -53,7 +54,7 @@ function both(args: string[]): void {
 }
 
 test('printing operations and errors match patchelf exactly', () => {
-  const f = (k: string): string => F[k];
+  const f = (k: keyof typeof F): string => F[k];
   const cases: string[][] = [
     [],
     ['--help'],

@@ -33,14 +33,14 @@ export function rpathDraft(e: ParsedElf, edits: ElfEdits): RpathDraft {
   }
   const wantTag = edits.forceRpath ? DT.RPATH : DT.RUNPATH;
   const value = cstrBytes(e, edits.rpath, 'rpath');
-  const primary = found.find((i) => e.dyn[i].tag === DT.RUNPATH) ?? found[0];
-  const same = primary !== undefined && found.length === 1 && e.dyn[primary].tag === wantTag && dynString(e, e.dyn[primary].val) === edits.rpath;
+  const primary = found.find((i) => e.dyn[i]!.tag === DT.RUNPATH) ?? found[0];
+  const same = primary !== undefined && found.length === 1 && e.dyn[primary]!.tag === wantTag && dynString(e, e.dyn[primary]!.val) === edits.rpath;
   if (same) return unchanged;
   let dyn = e.dyn.map((d) => ({ ...d }));
   let entry: DynEntry;
   let oldLen = -1;
   if (primary !== undefined) {
-    entry = dyn[primary];
+    entry = dyn[primary]!;
     oldLen = Buffer.byteLength(dynString(e, entry.val), 'utf8');
     // One search path remains: the others would override it or be overridden.
     dyn = dyn.filter((d, i) => i === primary || !isSearchPath(d));
@@ -48,7 +48,7 @@ export function rpathDraft(e: ParsedElf, edits: ElfEdits): RpathDraft {
     entry = { tag: wantTag, val: 0 };
     // Conventionally after DT_NEEDED/DT_SONAME; the position has no meaning to the loader.
     let at = 0;
-    for (let i = 0; i < dyn.length; i++) if (dyn[i].tag === DT.NEEDED || dyn[i].tag === DT.SONAME) at = i + 1;
+    for (let i = 0; i < dyn.length; i++) if (dyn[i]!.tag === DT.NEEDED || dyn[i]!.tag === DT.SONAME) at = i + 1;
     dyn.splice(at, 0, entry);
   }
   entry.tag = wantTag;

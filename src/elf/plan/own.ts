@@ -14,15 +14,15 @@ const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
 export function ownSegment(e: ParsedElf): number {
   let last = -1;
   for (let i = 0; i < e.phdrs.length; i++) {
-    const p = e.phdrs[i];
-    if (p.type === PT.LOAD && (last < 0 || p.offset > e.phdrs[last].offset)) last = i;
+    const p = e.phdrs[i]!;
+    if (p.type === PT.LOAD && (last < 0 || p.offset > e.phdrs[last]!.offset)) last = i;
   }
   if (last < 0) return -1;
-  const s = e.phdrs[last];
+  const s = e.phdrs[last]!;
   if (s.offset + s.filesz !== e.buf.length || s.filesz !== s.memsz || s.flags !== (PF.R | PF.W)) return -1;
   const inside = (a: number): boolean => a >= s.vaddr && a < s.vaddr + s.memsz;
   for (let i = 0; i < e.phdrs.length; i++) {
-    const p = e.phdrs[i];
+    const p = e.phdrs[i]!;
     if (i === last) continue;
     if (p.type === PT.LOAD && p.vaddr + p.memsz > s.vaddr) return -1;
     const known = p.type === PT.PHDR || p.type === PT.INTERP || p.type === PT.DYNAMIC;

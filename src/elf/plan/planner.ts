@@ -62,7 +62,7 @@ export function planLayout(e: ParsedElf, edits: ElfEdits): Layout | null {
 
   // Everything inside a segment relonix added before is carried into the rebuilt one.
   if (interpPh && inOwn(interpPh.vaddr)) interpMoves = true;
-  if (e.dynIndex >= 0 && inOwn(e.phdrs[e.dynIndex].vaddr)) dynMoves = true;
+  if (e.dynIndex >= 0 && inOwn(e.phdrs[e.dynIndex]!.vaddr)) dynMoves = true;
   if (inOwn(strtabAddr) && !str.moves) {
     str.str ??= Buffer.from(e.buf.subarray(e.strOff, e.strOff + e.strSize));
     str.moves = true;
@@ -81,7 +81,7 @@ export function planLayout(e: ParsedElf, edits: ElfEdits): Layout | null {
 function inPlace(e: ParsedElf, dyn: DynEntry[], changed: boolean, interp: Buffer | undefined, str: StrDraft): Layout {
   const layout: Layout = { phdrs: e.phdrs, sections: [] };
   if (interp) {
-    const p = e.phdrs[e.interpIndex];
+    const p = e.phdrs[e.interpIndex]!;
     layout.interp = { offset: p.offset, bytes: interp, room: p.filesz, fresh: false };
   }
   if (str.str) layout.str = { offset: e.strOff, bytes: str.str.subarray(0, str.len), fresh: false };
@@ -123,11 +123,11 @@ function withSegment(e: ParsedElf, c: SegmentChoice, d: SegmentDraft): Layout {
   for (const p of phdrs) if (p.type === PT.PHDR) place(p, tablePlace);
   if (d.interpOut) {
     const to = at(c.rel.interp, d.interpOut.length);
-    moves.push({ from: e.phdrs[e.interpIndex].vaddr, to });
+    moves.push({ from: e.phdrs[e.interpIndex]!.vaddr, to });
     for (const p of phdrs) if (p.type === PT.INTERP) place(p, to);
     layout.interp = { offset: to.offset, bytes: d.interpOut, room: d.interpOut.length, fresh: true };
   } else if (d.interp) {
-    const p = e.phdrs[e.interpIndex];
+    const p = e.phdrs[e.interpIndex]!;
     layout.interp = { offset: p.offset + shiftOf(c, p.offset), bytes: d.interp, room: p.filesz, fresh: false };
   }
   let dyn = d.dyn;
@@ -141,7 +141,7 @@ function withSegment(e: ParsedElf, c: SegmentChoice, d: SegmentDraft): Layout {
   }
   if (d.dynSlots) {
     const to = at(c.rel.dyn, d.dynSlots * ent);
-    moves.push({ from: e.phdrs[e.dynIndex].vaddr, to });
+    moves.push({ from: e.phdrs[e.dynIndex]!.vaddr, to });
     for (const p of phdrs) if (p.type === PT.DYNAMIC) place(p, to);
     layout.dyn = { offset: to.offset, slots: d.dynSlots, entries: dyn, fresh: true };
   } else if (e.dynIndex >= 0 && (d.changed || d.str.moves)) {
@@ -164,7 +164,7 @@ function tableLocation(e: ParsedElf, c: SegmentChoice, phdrs: Phdr[]): Place {
     const vaddr = home ? home.vaddr + e.phoff - home.offset : (phdrs.find((p) => p.type === PT.PHDR)?.vaddr ?? 0);
     return { offset: e.phoff, vaddr, size };
   }
-  const load = phdrs[c.table.load];
+  const load = phdrs[c.table.load]!;
   load.filesz = load.memsz = c.table.end - load.offset;
   return { offset: c.table.offset, vaddr: load.vaddr + c.table.offset - load.offset, size };
 }

@@ -67,11 +67,11 @@ function geometry(e: ParsedElf, own: number): Geometry {
   let maxEnd = 0;
   e.phdrs.forEach((p, i) => {
     if (p.type !== PT.LOAD || i === own) return;
-    if (firstIndex < 0 || p.vaddr < e.phdrs[firstIndex].vaddr) firstIndex = i;
+    if (firstIndex < 0 || p.vaddr < e.phdrs[firstIndex]!.vaddr) firstIndex = i;
     maxEnd = Math.max(maxEnd, p.vaddr + p.memsz);
   });
   if (firstIndex < 0) throw new ElfError(e.name, 'has no loadable segment to extend');
-  const first = e.phdrs[firstIndex];
+  const first = e.phdrs[firstIndex]!;
   return { first, firstIndex, maxEnd, delta: first.vaddr - first.offset };
 }
 
