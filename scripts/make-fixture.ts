@@ -3,7 +3,8 @@
 //   npm run fixture -- --force regenerate
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ensureFixture, type Manifest } from '../src/demo/mirror.ts';
+import type { Manifest } from '../src/demo/fixture.ts';
+import { ensureFixture } from '../src/demo/mirror.ts';
 import { RelonixError } from '../src/util/errors.ts';
 import { readJson } from '../src/util/fs.ts';
 

@@ -1,13 +1,14 @@
 // The bootstrap: stages run in order, each recorded in the prefix's state with a key of its inputs
 // chained to the previous stage's, so a re-run continues at the first stage that is not done.
 import { createHash } from 'node:crypto';
-import { type Layout, layout as makeLayout } from '../prefix/layout.ts';
+import { layout as makeLayout } from '../prefix/layout.ts';
 import { type BootstrapState, emptyState, isBootstrapped, readState, type StageName, writeState } from '../prefix/state.ts';
 import { emit } from '../util/emit.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { exists, removeTree } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { nixSystem } from '../util/system.ts';
+import type { BootstrapContext, Stage, StageResult } from './stage.ts';
 import { planStages, preloadTarballStages } from './stages/registry.ts';
 import { pickMode, runStages, type UiMode, type UiStage } from './ui.ts';
 
@@ -28,34 +29,6 @@ export interface BootstrapOptions {
   progress?: NodeJS.WriteStream;
 }
 
-/** What every stage may read: the prefix, the machine, and where the Nix comes from. */
-export interface BootstrapContext {
-  layout: Layout;
-  host: string;
-  /** the release tarball, unless the Nix comes from the caches alone */
-  tarball?: { url: string; sha256?: string };
-  caches: string[];
-  trustedKeys: string[];
-}
-
-/** The top-level fields of the state a stage may set (besides its own record). */
-export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource'>>;
-
-export interface StageResult {
-  summary: string;
-  /** kept in the stage's record, for later stages and for relonix status */
-  detail?: unknown;
-  patch?: StatePatch;
-}
-
-export interface Stage {
-  name: StageName;
-  title: string;
-  /** the stage's own inputs; its key chains them to the previous stage's key */
-  inputs(ctx: BootstrapContext, s: BootstrapState): unknown;
-  run(ctx: BootstrapContext, s: BootstrapState, progress: (text: string) => void): Promise<StageResult>;
-}
-
 export interface BootstrapResult {
   prefix: string;
   nix: string;
@@ -64,14 +37,6 @@ export interface BootstrapResult {
   ran: StageName[];
   ms: number;
   stageMs: Partial<Record<StageName, number>>;
-}
-
-/**
- * What the tarball is: its sha256 when given (the same bytes from another mirror change nothing),
- * else its URL (whose .sha256 is read at fetch time).
- */
-export function tarballKey(t: { url: string; sha256?: string }): string {
-  return t.sha256 ? `sha256:${t.sha256}` : `url:${t.url}`;
 }
 
 function chainKey(prev: string, inputs: unknown): string {
@@ -103,13 +68,6 @@ export function doneKeys(ctx: BootstrapContext, stages: Stage[], s: BootstrapSta
     prev = key;
   }
   return keys;
-}
-
-/** The record of an earlier stage that this one reads, or an error saying how to recover. */
-export function detailOf<T>(s: BootstrapState, stage: StageName): T {
-  const d = s.stages[stage]?.detail as T | undefined;
-  if (d === undefined) throw new Error(`stage ${stage} has no record in the state file; re-run relonix bootstrap`);
-  return d;
 }
 
 export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapResult> {

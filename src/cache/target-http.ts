@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type Body, httpFailure, request } from '../net/http.ts';
 import { RelonixError } from '../util/errors.ts';
-import type { CacheTarget } from './targets.ts';
+import type { CacheTarget } from './target.ts';
 
 export interface TargetOptions {
   /** extra request headers, `Name: value` */

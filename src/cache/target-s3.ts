@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { type Body, type HttpResponse, httpFailure, request, transientBody } from '../net/http.ts';
 import { type Credentials, signV4, uriEncode } from '../net/sigv4.ts';
 import { RelonixError } from '../util/errors.ts';
-import type { CacheTarget } from './targets.ts';
+import type { CacheTarget } from './target.ts';
 
 /** `s3://bucket?endpoint=http://host:port&region=us-east-1` (path-style requests against the endpoint). */
 export function parseS3Url(url: string): { bucket: string; endpoint: string; region: string; prefix: string } {

@@ -1,13 +1,12 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { reportBootstrap } from './bootstrap.ts';
 
 /**
  * The demo prefix is its own, not /tmp/nix: the demo installs a Nix made from Debian's nix-bin, and
  * a later real `relonix bootstrap` into the default prefix should not find it there.
  */
 const DEMO_PREFIX = '/tmp/relonix-demo';
-
-import { reportBootstrap } from './bootstrap.ts';
 
 export function register(program: Command): void {
   program

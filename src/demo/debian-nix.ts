@@ -12,8 +12,8 @@ import { toNixBase32 } from '../store/nixbase32.ts';
 import { formatRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { RelonixError } from '../util/errors.ts';
 import { listTree, removeTree, writeFileAtomic } from '../util/fs.ts';
+import { GENERATOR_VERSION, type Manifest } from './fixture.ts';
 import { installScript, profileScript } from './install-script.ts';
-import { GENERATOR_VERSION, type Manifest } from './mirror.ts';
 
 const VERSION = '2.8.0';
 const SYSTEM = 'x86_64-linux';

@@ -7,26 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { readJson, removeTree } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { generateFixture } from './debian-nix.ts';
-
-/** Bump when the generated tarball changes shape, so stale fixtures are rebuilt. */
-export const GENERATOR_VERSION = 3;
-
-export interface Fixture {
-  tarball: string;
-  sha256: string;
-  version: '2.8.0';
-  system: 'x86_64-linux';
-  nixPath: string;
-  cacertPath: string;
-  storePaths: string[];
-  dir: string;
-}
-
-export interface Manifest extends Fixture {
-  generator: number;
-  tarballBytes: number;
-  generatedMs: number;
-}
+import { type Fixture, GENERATOR_VERSION, type Manifest } from './fixture.ts';
 
 /**
  * In a checkout, fixtures/generated (shared with the tests); from an installed package, which has no

@@ -5,7 +5,6 @@ import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RelonixError } from '../util/errors.ts';
-import type { DownloadOptions, DownloadResult } from './download.ts';
 
 /** Local paths and file:// URLs are copied, not fetched. */
 export function isLocalSource(url: string): boolean {
@@ -38,7 +37,15 @@ export async function finish(part: string, dest: string, url: string, actual: st
   await fs.rm(`${part}.json`, { force: true });
 }
 
-export async function copyLocal(opts: DownloadOptions, expected: string | undefined): Promise<DownloadResult> {
+/** What copying needs of a download's options (download.ts hands its own). */
+interface CopyOptions {
+  url: string;
+  dest: string;
+  signal?: AbortSignal;
+  onProgress?: (p: { received: number; total?: number }) => void;
+}
+
+export async function copyLocal(opts: CopyOptions, expected: string | undefined): Promise<{ path: string; sha256: string; bytes: number; resumed: false }> {
   const src = localSourcePath(opts.url);
   let total: number;
   try {

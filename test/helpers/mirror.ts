@@ -4,7 +4,8 @@
 
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { ensureFixture, type Fixture } from '../../src/demo/mirror.ts';
+import type { Fixture } from '../../src/demo/fixture.ts';
+import { ensureFixture } from '../../src/demo/mirror.ts';
 import { type RequestRecord, startServer } from './http.ts';
 
 export interface Mirror {

@@ -1,5 +1,6 @@
-// The shape src/ keeps: folders that depend one way, files a reader can hold, functions that fit on
-// a screen. Broken by an edit, it fails here, naming the place, rather than in a later review.
+// The shape src/ keeps: folders and files that depend one way, imports at the top, files a reader
+// can hold, functions that fit on a screen. Broken by an edit, it fails here, naming the place,
+// rather than in a later review.
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -81,4 +82,72 @@ test(`no source file over ${MAX_FILE_LINES} lines and no function over ${MAX_FUN
   }
   assert.ok(functions > 500, `the scan saw the functions (${functions})`);
   assert.deepEqual(tooLong, []);
+});
+
+/** Every relative module a file imports (static, type-only, re-exported or dynamic), resolved. */
+function importsOf(file: string, sf: ts.SourceFile): string[] {
+  const out: string[] = [];
+  const add = (spec: ts.Expression | undefined): void => {
+    if (spec && ts.isStringLiteral(spec) && spec.text.startsWith('.')) out.push(path.resolve(path.dirname(file), spec.text));
+  };
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node.moduleSpecifier);
+    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) add(node.arguments[0]);
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/** The strongly connected components of more than one file (Tarjan), each sorted: the import cycles. */
+function cyclesOf(edges: Map<string, string[]>): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const out: string[][] = [];
+  const connect = (v: string): void => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of edges.get(v) ?? []) {
+      if (!index.has(w)) {
+        connect(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc: string[] = [];
+    for (let w = stack.pop()!; ; w = stack.pop()!) {
+      onStack.delete(w);
+      scc.push(w);
+      if (w === v) break;
+    }
+    if (scc.length > 1) out.push(scc.sort());
+  };
+  for (const v of edges.keys()) if (!index.has(v)) connect(v);
+  return out;
+}
+
+test('no file of src/ imports one that imports it back, and every import comes before the code', () => {
+  const edges = new Map<string, string[]>();
+  const late: string[] = [];
+  for (const file of sources(SRC)) {
+    const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+    const name = path.relative(SRC, file);
+    edges.set(
+      name,
+      importsOf(file, sf).map((to) => path.relative(SRC, to)),
+    );
+    const firstCode = sf.statements.findIndex((st) => !ts.isImportDeclaration(st));
+    const lateImport = sf.statements.find((st, i) => i > firstCode && firstCode >= 0 && ts.isImportDeclaration(st));
+    if (lateImport) late.push(`${name}:${sf.getLineAndCharacterOfPosition(lateImport.getStart(sf)).line + 1}: an import after code`);
+  }
+  assert.ok([...edges.values()].flat().length > 300, 'the scan saw the imports');
+  assert.deepEqual(
+    cyclesOf(edges).map((c) => c.join(' <-> ')),
+    [],
+  );
+  assert.deepEqual(late, []);
 });

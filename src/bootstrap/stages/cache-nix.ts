@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { nixEnvironment } from '../../prefix/environment.ts';
 import { installProfile } from '../../prefix/profile.ts';
-import type { Stage } from '../engine.ts';
+import type { Stage } from '../stage.ts';
 import { applyConfigure } from './configure.ts';
 import { applyVerify } from './verify.ts';
 

@@ -6,9 +6,8 @@ import { type Parallelism, planParallelism } from '../../host/parallelism.ts';
 import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
-import { detailOf, type Stage } from '../engine.ts';
+import { detailOf, type Stage, type UnpackDetail } from '../stage.ts';
 import { moved } from './relocate.ts';
-import type { UnpackDetail } from './unpack.ts';
 
 export const BEGIN = '# BEGIN relonix managed block: relonix rewrites the lines up to END; add your own settings outside it';
 export const END = '# END relonix managed block';

@@ -7,7 +7,7 @@ import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { mib } from '../../util/format.ts';
 import { exists, readJson, writeFileAtomic } from '../../util/fs.ts';
-import { type Stage, tarballKey } from '../engine.ts';
+import { type FetchDetail, type Stage, tarballKey } from '../stage.ts';
 import { progressText } from '../ui.ts';
 
 export interface FetchOptions {
@@ -59,12 +59,6 @@ export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: strin
   });
   await writeFileAtomic(recordFile, `${JSON.stringify({ url, sha256: r.sha256 } satisfies FetchRecord)}\n`);
   return { tarball: dest, sha256: r.sha256 };
-}
-
-export interface FetchDetail {
-  tarball: string;
-  sha256: string;
-  bytes: number;
 }
 
 export const fetchStage: Stage = {

@@ -6,7 +6,7 @@ import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
 import { tempSibling } from '../../util/fs.ts';
 import { runTool } from '../../util/spawn.ts';
-import { type Stage, tarballKey } from '../engine.ts';
+import { type Stage, tarballKey } from '../stage.ts';
 
 /** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
 export const UNPACK_FACTOR = 6;

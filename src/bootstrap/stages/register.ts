@@ -10,10 +10,10 @@ import { rewriteLinkTarget } from '../../store/relocate-text.ts';
 import type { PathResult } from '../../store/relocate-tree.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
 import { pool } from '../../util/pool.ts';
-import { detailOf, type Stage } from '../engine.ts';
+import { detailOf, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
 import { moved, RELOCATE_WORK } from './relocate.ts';
-import { TARBALL_REGINFO, type UnpackDetail } from './unpack.ts';
+import { TARBALL_REGINFO } from './unpack.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage register; relonix status shows what is done';
 

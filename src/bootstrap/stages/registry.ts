@@ -1,6 +1,6 @@
 // The stages of a bootstrap, by where the Nix comes from: a tarball (relocated, then optionally
 // replaced by the cache's Nix built for the prefix), or the caches alone.
-import type { BootstrapContext, Stage } from '../engine.ts';
+import type { BootstrapContext, Stage } from '../stage.ts';
 import { cacheNixStage } from './cache-nix.ts';
 import { configureStage } from './configure.ts';
 import { fetchStage } from './fetch.ts';

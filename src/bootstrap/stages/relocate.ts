@@ -3,9 +3,8 @@
 import path from 'node:path';
 import { rewriteLinkTarget } from '../../store/relocate-text.ts';
 import { relocateTree, writeReport } from '../../store/relocate-tree.ts';
-import { detailOf, type Stage } from '../engine.ts';
+import { detailOf, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
-import type { UnpackDetail } from './unpack.ts';
 
 /** Under the prefix's relonix dir: per-path markers and temporaries of the relocation. */
 export const RELOCATE_WORK = 'relocate';

@@ -5,20 +5,10 @@ import path from 'node:path';
 import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
 import { removeTree } from '../../util/fs.ts';
-import { detailOf, type Stage } from '../engine.ts';
+import { detailOf, type FetchDetail, type Stage, type UnpackDetail } from '../stage.ts';
 import { progressText } from '../ui.ts';
-import type { FetchDetail } from './fetch.ts';
 import { MARGIN, UNPACK_FACTOR } from './preflight.ts';
 import { RELOCATE_WORK } from './relocate.ts';
-
-export interface UnpackDetail {
-  root: string;
-  version: string;
-  system: string;
-  /** store paths as the tarball names them (under its own store dir) */
-  nixPath: string;
-  cacertPath?: string;
-}
 
 /** The tarball's registration records, kept beside the state for the register stage. */
 export const TARBALL_REGINFO = 'tarball.reginfo';

@@ -1,16 +1,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { interpreterOf } from '../../elf/peek.ts';
 import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { runNix } from '../../prefix/tools.ts';
 import { RelonixError } from '../../util/errors.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
 import { runTool } from '../../util/spawn.ts';
-import type { Stage } from '../engine.ts';
+import type { Stage } from '../stage.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
-
-import { interpreterOf } from '../../elf/peek.ts';
 
 export const CHECK_EXPR = `derivation {
   name = "relonix-check";

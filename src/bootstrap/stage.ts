@@ -1,0 +1,66 @@
+// What a stage is and what it may read: the contract between the engine (engine.ts), which runs the
+// stages in order and records each, and the stages themselves (stages/), which never import the engine.
+import type { Layout } from '../prefix/layout.ts';
+import type { BootstrapState, StageName } from '../prefix/state.ts';
+
+/** What every stage may read: the prefix, the machine, and where the Nix comes from. */
+export interface BootstrapContext {
+  layout: Layout;
+  host: string;
+  /** the release tarball, unless the Nix comes from the caches alone */
+  tarball?: { url: string; sha256?: string };
+  caches: string[];
+  trustedKeys: string[];
+}
+
+/** The top-level fields of the state a stage may set (besides its own record). */
+export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource'>>;
+
+export interface StageResult {
+  summary: string;
+  /** kept in the stage's record, for later stages and for relonix status */
+  detail?: unknown;
+  patch?: StatePatch;
+}
+
+export interface Stage {
+  name: StageName;
+  title: string;
+  /** the stage's own inputs; its key chains them to the previous stage's key */
+  inputs(ctx: BootstrapContext, s: BootstrapState): unknown;
+  run(ctx: BootstrapContext, s: BootstrapState, progress: (text: string) => void): Promise<StageResult>;
+}
+
+/**
+ * What the tarball is: its sha256 when given (the same bytes from another mirror change nothing),
+ * else its URL (whose .sha256 is read at fetch time).
+ */
+export function tarballKey(t: { url: string; sha256?: string }): string {
+  return t.sha256 ? `sha256:${t.sha256}` : `url:${t.url}`;
+}
+
+/** The record of an earlier stage that this one reads, or an error saying how to recover. */
+export function detailOf<T>(s: BootstrapState, stage: StageName): T {
+  const d = s.stages[stage]?.detail as T | undefined;
+  if (d === undefined) throw new Error(`stage ${stage} has no record in the state file; re-run relonix bootstrap`);
+  return d;
+}
+
+// What one stage records for the next ones to read (detailOf).
+
+/** The fetch stage's record: the verified tarball. */
+export interface FetchDetail {
+  tarball: string;
+  sha256: string;
+  bytes: number;
+}
+
+/** The unpack stage's record: the unpacked tree and what its install script names. */
+export interface UnpackDetail {
+  root: string;
+  version: string;
+  system: string;
+  /** store paths as the tarball names them (under its own store dir) */
+  nixPath: string;
+  cacertPath?: string;
+}
