@@ -24,8 +24,6 @@ async function treeSize(dir: string): Promise<{ bytes: number; paths: number }> 
   return { bytes, paths };
 }
 
-export type PrefixStatus = Awaited<ReturnType<typeof inspectPrefix>>;
-
 export async function inspectPrefix(l: Layout) {
   const s = await readState(l);
   const report = await readReport(l.reportFile);

@@ -6,8 +6,7 @@ import { compareNames } from './nar/framing.ts';
 import { NarHasher } from './nar/write.ts';
 import { type ElfRelocator, planFile, rewriteLinkTarget } from './relocate-text.ts';
 
-export type { ElfRelocator, FilePlan } from './relocate-text.ts';
-export { classify, findStoreRefs, planFile, rewriteLinkTarget, rewriteRefs } from './relocate-text.ts';
+export type { ElfRelocator } from './relocate-text.ts';
 
 export interface RelocateCounts {
   files: number;
