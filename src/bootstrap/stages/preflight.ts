@@ -1,17 +1,22 @@
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import { type DirFacts, probeDir, spaceFacts } from '../../host/filesystem.ts';
 import { request } from '../../net/http.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
-import { tempSibling } from '../../util/fs.ts';
-import { runTool } from '../../util/spawn.ts';
 import { type Stage, tarballKey } from '../stage.ts';
 
 /** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
 export const UNPACK_FACTOR = 6;
 /** Headroom for the database, logs, temp copies during relocation and the check build. */
 export const MARGIN = 64 * 1024 * 1024;
+/**
+ * Inodes a bootstrap takes: a file or directory each in the unpacked closure (189 in the fixture
+ * made from Debian's nix-bin; an official tarball carries manuals and more libraries), the same
+ * again while relocation writes its copies, and the database, logs and check build. Generous,
+ * since running out midway fails with ENOSPC while bytes are still free.
+ */
+export const INODES_NEEDED = 10_000;
 /** Used when the tarball's size cannot be learned before downloading (official ones are ~20-30 MiB). */
 export const DEFAULT_TARBALL_SIZE = 32 * 1024 * 1024;
 
@@ -23,6 +28,8 @@ export interface PreflightFacts {
   executable: boolean;
   execError?: string;
   freeBytes: number;
+  /** undefined where the filesystem does not count inodes */
+  freeInodes?: number;
   fsType: string;
   hostSystem: string;
   /** the system named by the tarball's file name, when it follows nix-<ver>-<system>.tar.xz */
@@ -31,15 +38,6 @@ export interface PreflightFacts {
   tarballBytes?: number;
   /** a store dir outside the prefix (bootstrap --store-dir), checked like the prefix */
   store?: StoreDirFacts;
-}
-
-/** What can be done in a directory: create it, write in it, run a program from it. */
-export interface DirFacts {
-  real: string;
-  writable: boolean;
-  writeError?: string;
-  executable: boolean;
-  execError?: string;
 }
 
 export interface StoreDirFacts extends DirFacts {
@@ -66,20 +64,6 @@ export function systemFromUrl(url: string): string | undefined {
   return m?.[1];
 }
 
-const STATFS_TYPES: Record<number, string> = {
-  61267: 'ext4',
-  1481003842: 'xfs',
-  2435016766: 'btrfs',
-  16914836: 'tmpfs',
-  2035054128: 'overlay',
-  26985: 'nfs',
-  1702057286: 'fuse',
-  4283649346: 'cifs',
-  16914839: 'v9fs',
-  801189825: 'zfs',
-  198183888: 'lustre',
-};
-
 /** Pure: the facts → what is wrong and how to fix it. */
 export function planPreflight(f: PreflightFacts): PreflightPlan {
   const problems: PreflightPlan['problems'] = [];
@@ -105,6 +89,12 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
     problems.push({
       message: `${f.prefix} (${f.fsType}) has ${mib(f.freeBytes)} free; Nix needs about ${mib(needBytes)} (tarball, unpacked closure and headroom)`,
       hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
+    });
+  }
+  if (f.writable && f.freeInodes !== undefined && f.freeInodes < INODES_NEEDED) {
+    problems.push({
+      message: `${f.prefix} (${f.fsType}) has ${f.freeInodes} inodes free; a bootstrap creates up to ${INODES_NEEDED} files and directories`,
+      hint: 'remove files on that filesystem or choose a prefix on another one (--prefix DIR); `df -i` shows inodes',
     });
   }
   if (f.store) problems.push(...storeDirProblems(f.store, f.prefix));
@@ -193,9 +183,8 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
   const p = await probeDir(l.prefix, l.relonixDir);
   Object.assign(facts, { realPrefix: p.real, writable: p.writable, writeError: p.writeError, executable: p.executable, execError: p.execError });
   if (!p.writable) return facts;
-  const st = await fs.statfs(l.prefix);
-  facts.freeBytes = Number(st.bavail) * Number(st.bsize);
-  facts.fsType = STATFS_TYPES[Number(st.type)] ?? `0x${Number(st.type).toString(16)}`;
+  const space = await spaceFacts(l.prefix);
+  Object.assign(facts, space);
   if (!l.storeDir.startsWith(`${l.prefix}/`)) {
     const s = await probeDir(l.storeDir, l.storeDir);
     const dev = async (d: string) => (await fs.stat(d)).dev;
@@ -203,34 +192,6 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
     facts.store = { dir: l.storeDir, ...s, sameFilesystem };
   }
   return facts;
-}
-
-/** Creates `make` (a directory at or under `dir`), then writes and runs a probe script in `dir`. */
-async function probeDir(dir: string, make: string): Promise<DirFacts> {
-  const f: DirFacts = { real: dir, writable: true, executable: true };
-  try {
-    await fs.mkdir(make, { recursive: true });
-    f.real = await fs.realpath(dir);
-  } catch (e) {
-    return { ...f, writable: false, writeError: (e as Error).message };
-  }
-  const probe = tempSibling(path.join(dir, 'probe'));
-  try {
-    await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-    try {
-      const r = await runTool(probe, [], process.env);
-      if (r.code !== 0) throw new Error(`the probe exited with ${r.code ?? r.signal}`);
-    } catch (e) {
-      f.executable = false;
-      f.execError = (e as Error).message;
-    }
-  } catch (e) {
-    f.writable = false;
-    f.writeError = (e as Error).message;
-  } finally {
-    await fs.rm(probe, { force: true });
-  }
-  return f;
 }
 
 /** A cache-only restore has no tarball to size: what a Nix closure restored from a cache needs. */
