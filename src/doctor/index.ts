@@ -1,6 +1,7 @@
 // relonix doctor: what this host allows and what relonix will do about it, before or after a
 // bootstrap. Facts are gathered (facts.ts, prefix.ts), then judged by pure functions, in the order
 // a reader follows: the machine, the places relonix writes, the limits it runs under, the prefix.
+import { PREFIX, STORE_DIR } from '../bootstrap/place-problems.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { gatherHostFacts } from './facts.ts';
 import type { Finding } from './finding.ts';
@@ -19,8 +20,8 @@ export async function runDoctor(l: Layout, progress: (text: string) => void = ()
     judgeKernel(h),
     judgeUserNamespaces(h),
     judgeSeccomp(h),
-    judgePlace('prefix-dir', 'the prefix', h.prefix, '--prefix'),
-    judgePlace('store-dir', 'the store dir', h.storeDir, '--store-dir'),
+    judgePlace('prefix-dir', PREFIX, h.prefix),
+    judgePlace('store-dir', STORE_DIR, h.storeDir),
     judgeSpace(h.prefix, p.bootstrapped),
     judgeTmp(h.tmp, h.prefix),
     judgeCgroup(h),

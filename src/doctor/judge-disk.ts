@@ -1,5 +1,7 @@
 // Pure: the prefix's and the store dir's places, the room on their filesystem, $TMPDIR, and the
 // store dir's length → findings. The thresholds are bootstrap's preflight's own.
+
+import { type Place, type Problem, symlinked, tooFewInodes, tooLittleSpace, unrunnable, unwritable } from '../bootstrap/place-problems.ts';
 import { estimateNeed, INODES_NEEDED } from '../bootstrap/stages/preflight.ts';
 import { size } from '../util/format.ts';
 import { nearestMount, type PlaceFacts, placeOf } from './facts.ts';
@@ -25,50 +27,42 @@ function placeFacts(f: PlaceFacts): Record<string, unknown> {
 
 /**
  * The prefix or the store dir: Nix refuses a store dir reached through a symlink, and nothing works
- * on a read-only or noexec mount. `flag` is the option that names another place.
+ * on a read-only or noexec mount. The problems are preflight's own (bootstrap/place-problems.ts).
  */
-export function judgePlace(id: string, what: string, f: PlaceFacts, flag: string): Finding {
+export function judgePlace(id: string, place: Place, f: PlaceFacts): Finding {
   const facts = placeFacts(f);
   const where = placeOf(f);
-  const elsewhere = `choose ${what === 'the store dir' ? 'a store dir' : 'a prefix'} on another filesystem (${flag} DIR; \`mount\` lists them), e.g. ${flag} $HOME/nix`;
-  if (f.real !== f.at) {
-    const real = `${f.real}${f.dir.slice(f.at.length)}`;
-    return problem(
-      id,
-      `${what} ${f.dir} goes through a symlink (it is really ${real}); Nix refuses a store dir with a symlink in its path`,
-      `pass ${flag} ${real}`,
-      facts,
-    );
-  }
-  if (f.mount?.readOnly) return problem(id, `${what} ${where} is on a read-only mount, ${nearestMount(f)}`, elsewhere, facts);
-  if (f.tried && !f.tried.writable) {
-    return problem(id, `${what} ${where} cannot be written: ${f.tried.writeError ?? 'permission denied'}`, `${elsewhere}, or one this uid owns`, facts);
-  }
-  if (f.mount?.noexec || (f.tried && !f.tried.executable)) {
-    const why = f.mount?.noexec ? `is on a noexec mount, ${nearestMount(f)}` : `does not let programs run (${f.tried?.execError ?? 'unknown'})`;
-    return problem(id, `${what} ${where} ${why}: the relocated Nix and everything it builds could not run`, elsewhere, facts);
-  }
+  const refuse = (p: Problem) => problem(id, p.message, p.hint, facts);
+  if (f.real !== f.at) return refuse(symlinked(place, f.dir, `${f.real}${f.dir.slice(f.at.length)}`));
+  if (f.mount?.readOnly) return refuse(unwritable(place, where, `it is on a read-only mount, ${nearestMount(f)}`));
+  if (f.tried && !f.tried.writable) return refuse(unwritable(place, where, f.tried.writeError ?? 'permission denied'));
+  if (f.mount?.noexec) return refuse(unrunnable(place, where, `it is on a noexec mount, ${nearestMount(f)}`));
+  if (f.tried && !f.tried.executable) return refuse(unrunnable(place, where, f.tried.execError ?? 'the probe did not run'));
   const suid = f.mount?.nosuid ? ', nosuid (harmless: nothing in a prefix is setuid)' : '';
-  return ok(id, `${what} ${where}: writable, programs run${suid}; on ${nearestMount(f)}`, facts);
+  return ok(id, `${place.what} ${where}: writable, programs run${suid}; on ${nearestMount(f)}`, facts);
 }
 
-/** Room on the prefix's filesystem: what a bootstrap needs before one, room for builds after. */
+/** Room on the prefix's filesystem: what a bootstrap needs before one (preflight's limits), room for builds after. */
 export function judgeSpace(f: PlaceFacts, bootstrapped: boolean): Finding {
   if (!f.space) return warning('space', `the free space under ${f.at} could not be read`, 'check it with df -h and df -i');
   const { freeBytes, freeInodes, fsType } = f.space;
-  const facts = { dir: f.at, fsType, freeBytes, freeInodes: freeInodes ?? null, needBytes: estimateNeed(undefined), needInodes: INODES_NEEDED };
-  const inodes = freeInodes === undefined ? '' : `, ${freeInodes} inodes`;
-  const have = `${size(freeBytes)}${inodes} free on ${f.at} (${fsType})`;
-  const fix = 'free some space there, or choose a prefix on a bigger filesystem (--prefix DIR)';
+  const need = estimateNeed(undefined);
+  const facts = { dir: f.at, fsType, freeBytes, freeInodes: freeInodes ?? null, needBytes: need, needInodes: INODES_NEEDED };
+  const have = `${size(freeBytes)}${freeInodes === undefined ? '' : `, ${freeInodes} inodes`} free on ${f.at} (${fsType})`;
   if (!bootstrapped) {
-    const need = estimateNeed(undefined);
-    if (freeBytes < need) return problem('space', `${have}; a bootstrap needs about ${size(need)} (tarball, unpacked closure and headroom)`, fix, facts);
-    if (freeInodes !== undefined && freeInodes < INODES_NEEDED)
-      return problem('space', `${have}; a bootstrap creates up to ${INODES_NEEDED} files`, fix, facts);
+    const short = freeBytes < need ? tooLittleSpace(f.at, fsType, freeBytes, need) : undefined;
+    const few = freeInodes !== undefined && freeInodes < INODES_NEEDED ? tooFewInodes(f.at, fsType, freeInodes, INODES_NEEDED) : undefined;
+    const p = short ?? few;
+    if (p) return problem('space', p.message, p.hint, facts);
     return ok('space', `${have}: enough for a bootstrap (about ${size(need)})`, facts);
   }
   if (freeBytes < BUILD_ROOM || (freeInodes !== undefined && freeInodes < INODES_NEEDED)) {
-    return warning('space', `${have}: little room for builds and restores`, `${fix}; relonix run -- nix-collect-garbage removes what no profile uses`, facts);
+    return warning(
+      'space',
+      `${have}: little room for builds and restores`,
+      'free some space there, or choose a prefix on a bigger filesystem (--prefix DIR); relonix run -- nix-collect-garbage removes what no profile uses',
+      facts,
+    );
   }
   return ok('space', have, facts);
 }

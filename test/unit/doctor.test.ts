@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { PREFIX, STORE_DIR } from '../../src/bootstrap/place-problems.ts';
 import type { PlaceFacts } from '../../src/doctor/facts.ts';
 import { judgePlace, judgeSpace, judgeStoreDirLength, judgeTmp } from '../../src/doctor/judge-disk.ts';
 import { judgeCgroup, judgeKernel, judgePasswd, judgeReaper, judgeSeccomp, judgeUserNamespaces } from '../../src/doctor/judge-host.ts';
@@ -131,29 +132,20 @@ const place = (over: Partial<PlaceFacts> = {}): PlaceFacts => ({
   ...over,
 });
 
-test('the prefix and store dir places: symlink, read-only, unwritable, noexec are problems; nosuid is noted', () => {
-  assert.equal(judgePlace('prefix-dir', 'the prefix', place(), '--prefix').verdict, 'ok');
-  const link = judgePlace('prefix-dir', 'the prefix', place({ real: '/private/p' }), '--prefix');
+test('the prefix and store dir places: symlink, read-only, unwritable, noexec are problems worded as preflight words them; nosuid is noted', () => {
+  assert.equal(judgePlace('prefix-dir', PREFIX, place()).verdict, 'ok');
+  const link = judgePlace('prefix-dir', PREFIX, place({ real: '/private/p' }));
   assert.equal(link.verdict, 'problem');
   assert.equal(link.fix, 'pass --prefix /private/p/nix');
-  const ro = judgePlace(
-    'store-dir',
-    'the store dir',
-    place({ mount: { mountPoint: '/p', fsType: 'tmpfs', readOnly: true, noexec: false, nosuid: false } }),
-    '--store-dir',
-  );
-  assert.match(ro.summary, /the store dir \/p\/nix \(not made yet; \/p exists\) is on a read-only mount, \/p \(tmpfs\)/);
-  assert.match(ro.fix!, /--store-dir DIR/);
-  const denied = judgePlace('prefix-dir', 'the prefix', place({ tried: { real: '/p', writable: false, writeError: 'EACCES', executable: false } }), '--prefix');
-  assert.match(denied.summary, /cannot be written: EACCES/);
-  const noexec = judgePlace('prefix-dir', 'the prefix', place({ tried: { real: '/p', writable: true, executable: false, execError: 'EACCES' } }), '--prefix');
-  assert.match(noexec.summary, /does not let programs run \(EACCES\)/);
-  const nosuid = judgePlace(
-    'prefix-dir',
-    'the prefix',
-    place({ mount: { mountPoint: '/', fsType: 'ext4', readOnly: false, noexec: false, nosuid: true } }),
-    '--prefix',
-  );
+  const ro = judgePlace('store-dir', STORE_DIR, place({ mount: { mountPoint: '/p', fsType: 'tmpfs', readOnly: true, noexec: false, nosuid: false } }));
+  assert.match(ro.summary, /^cannot write in the store dir \/p\/nix \(not made yet; \/p exists\): it is on a read-only mount, \/p \(tmpfs\)/);
+  assert.match(ro.fix!, /--store-dir \/tmp\/store/);
+  const denied = judgePlace('prefix-dir', PREFIX, place({ tried: { real: '/p', writable: false, writeError: 'EACCES', executable: false } }));
+  assert.match(denied.summary, /^cannot write under the prefix .*: EACCES/);
+  const noexec = judgePlace('prefix-dir', PREFIX, place({ tried: { real: '/p', writable: true, executable: false, execError: 'EACCES' } }));
+  assert.match(noexec.summary, /cannot be executed \(EACCES\)/);
+  assert.match(noexec.fix!, /noexec/);
+  const nosuid = judgePlace('prefix-dir', PREFIX, place({ mount: { mountPoint: '/', fsType: 'ext4', readOnly: false, noexec: false, nosuid: true } }));
   assert.equal(nosuid.verdict, 'ok');
   assert.match(nosuid.summary, /nosuid \(harmless/);
 });

@@ -4,6 +4,7 @@ import { request } from '../../net/http.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
+import { PREFIX, type Problem, STORE_DIR, symlinked, tooFewInodes, tooLittleSpace, unrunnable, unwritable } from '../place-problems.ts';
 import { type Stage, tarballKey } from '../stage.ts';
 
 /** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
@@ -49,7 +50,7 @@ export interface StoreDirFacts extends DirFacts {
 export interface PreflightPlan {
   ok: boolean;
   needBytes: number;
-  problems: { message: string; hint: string }[];
+  problems: Problem[];
 }
 
 export function estimateNeed(tarballBytes: number | undefined): number {
@@ -68,35 +69,11 @@ export function systemFromUrl(url: string): string | undefined {
 export function planPreflight(f: PreflightFacts): PreflightPlan {
   const problems: PreflightPlan['problems'] = [];
   const needBytes = estimateNeed(f.tarballBytes);
-  if (f.realPrefix !== f.prefix) {
-    problems.push({
-      message: `the prefix ${f.prefix} goes through a symlink (it is really ${f.realPrefix}); Nix refuses a store dir with symlinks in it`,
-      hint: `pass --prefix ${f.realPrefix}`,
-    });
-  }
-  if (!f.writable) {
-    problems.push({
-      message: `cannot write under ${f.prefix}: ${f.writeError ?? 'permission denied'}`,
-      hint: 'choose a prefix you own, e.g. --prefix $HOME/nix or --prefix /tmp/$USER-nix',
-    });
-  } else if (!f.executable) {
-    problems.push({
-      message: `programs under ${f.prefix} cannot be executed (${f.execError ?? 'noexec mount?'})`,
-      hint: 'the filesystem is probably mounted noexec; choose a prefix on another filesystem (see `mount`)',
-    });
-  }
-  if (f.writable && f.freeBytes < needBytes) {
-    problems.push({
-      message: `${f.prefix} (${f.fsType}) has ${mib(f.freeBytes)} free; Nix needs about ${mib(needBytes)} (tarball, unpacked closure and headroom)`,
-      hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
-    });
-  }
-  if (f.writable && f.freeInodes !== undefined && f.freeInodes < INODES_NEEDED) {
-    problems.push({
-      message: `${f.prefix} (${f.fsType}) has ${f.freeInodes} inodes free; a bootstrap creates up to ${INODES_NEEDED} files and directories`,
-      hint: 'remove files on that filesystem or choose a prefix on another one (--prefix DIR); `df -i` shows inodes',
-    });
-  }
+  if (f.realPrefix !== f.prefix) problems.push(symlinked(PREFIX, f.prefix, f.realPrefix));
+  if (!f.writable) problems.push(unwritable(PREFIX, f.prefix, f.writeError ?? 'permission denied'));
+  else if (!f.executable) problems.push(unrunnable(PREFIX, f.prefix, f.execError ?? 'noexec mount?'));
+  if (f.writable && f.freeBytes < needBytes) problems.push(tooLittleSpace(f.prefix, f.fsType, f.freeBytes, needBytes));
+  if (f.writable && f.freeInodes !== undefined && f.freeInodes < INODES_NEEDED) problems.push(tooFewInodes(f.prefix, f.fsType, f.freeInodes, INODES_NEEDED));
   if (f.store) problems.push(...storeDirProblems(f.store, f.prefix));
   if (f.tarballSystem && f.tarballSystem !== f.hostSystem) {
     problems.push({
@@ -107,31 +84,10 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
   return { ok: problems.length === 0, needBytes, problems };
 }
 
-function storeDirProblems(s: StoreDirFacts, prefix: string): PreflightPlan['problems'] {
-  if (s.real !== s.dir) {
-    return [
-      {
-        message: `the store dir ${s.dir} goes through a symlink (it is really ${s.real}); Nix refuses a store dir with symlinks in it`,
-        hint: `pass --store-dir ${s.real}`,
-      },
-    ];
-  }
-  if (!s.writable) {
-    return [
-      {
-        message: `cannot write in the store dir ${s.dir}: ${s.writeError ?? 'permission denied'}`,
-        hint: 'choose a store dir you can create, e.g. --store-dir /tmp/store',
-      },
-    ];
-  }
-  if (!s.executable) {
-    return [
-      {
-        message: `programs in the store dir ${s.dir} cannot be executed (${s.execError ?? 'noexec mount?'})`,
-        hint: 'the filesystem is probably mounted noexec; choose a store dir on another filesystem (see `mount`)',
-      },
-    ];
-  }
+function storeDirProblems(s: StoreDirFacts, prefix: string): Problem[] {
+  if (s.real !== s.dir) return [symlinked(STORE_DIR, s.dir, s.real)];
+  if (!s.writable) return [unwritable(STORE_DIR, s.dir, s.writeError ?? 'permission denied')];
+  if (!s.executable) return [unrunnable(STORE_DIR, s.dir, s.execError ?? 'noexec mount?')];
   if (!s.sameFilesystem) {
     return [
       {
