@@ -14,7 +14,8 @@ or Nix will fail), and for every warning and problem the fix:
                     filter answering EPERM instead of ENOSYS breaks glibc (the overlay in
                     patches/restricted-host.nix relaxes the test suites it breaks)
   prefix-dir        the prefix (or where it would be made): no symlink, writable, not noexec or
-  store-dir         read-only (a script is written and run there), nosuid noted; same for the store dir
+  store-dir         read-only (once it exists, a script is written and run in it), nosuid noted;
+                    the same for the store dir
   space             free bytes and inodes against what a bootstrap needs (room for builds after)
   tmp               $TMPDIR: exec allowed (builds run there) and its size against a bootstrap's
   cgroup            CPU quota, memory limit, cpuset and affinity, and the max-jobs and cores
@@ -28,9 +29,9 @@ or Nix will fail), and for every warning and problem the fix:
                     store is consistent, a check derivation is built again, every library it loads
                     comes from the store
 
-Nothing is installed or changed: the probes write a script and a probe program in a private
-temporary directory (under the prefix when it exists, else $TMPDIR) and remove them; verifying a
-bootstrapped prefix builds its check derivation again.
+Nothing is installed or changed: a probe script (in the prefix when it exists, and in $TMPDIR)
+and the syscall probe (in a private directory under the prefix, else $TMPDIR) are written, run and
+removed; verifying a bootstrapped prefix builds its check derivation again.
 
 Exit status: 0 when nothing is a problem (warnings allowed), 5 when something is.
 

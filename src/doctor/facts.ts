@@ -24,7 +24,7 @@ export interface PlaceFacts {
   /** `at` with its symlinks resolved */
   real: string;
   mount?: MountFlags;
-  /** writing and running a script in `at`, when this uid may write there */
+  /** writing and running a script in `dir` when it exists and this uid may write there; else what permissions and mount flags say */
   tried?: DirFacts;
   space?: SpaceFacts;
   dev?: number;
@@ -52,26 +52,28 @@ export interface HostFacts {
   overlay?: string;
 }
 
+const noValue = () => undefined;
+
+/** Whether this uid may read (R_OK) or write (W_OK) `file`. */
+const may = (file: string, mode: number): Promise<boolean> =>
+  fs.access(file, mode).then(
+    () => true,
+    () => false,
+  );
+
 /** Where a directory is, or would be made, and what its mount and a real write and run allow there. */
 async function place(dir: string): Promise<PlaceFacts> {
   const present = await exists(dir);
   const at = present ? dir : await existingAncestor(dir);
   const real = await fs.realpath(at).catch(() => at);
   const f: PlaceFacts = { dir, exists: present, at, real, mount: flagsAt(real, readMounts()) };
-  f.space = await spaceFacts(at).catch(() => undefined);
-  f.dev = await fs.stat(at).then(
-    (s) => s.dev,
-    () => undefined,
-  );
-  // only where this uid may write: probing makes a script there and removes it again
-  if (
-    await fs.access(at, fs.constants.W_OK).then(
-      () => true,
-      () => false,
-    )
-  )
-    f.tried = await probeDir(at, at);
-  else f.tried = { real, writable: false, writeError: `${at} is not writable by uid ${process.getuid?.()}`, executable: false };
+  f.space = await spaceFacts(at).catch(noValue);
+  f.dev = await fs.stat(at).then((st) => st.dev, noValue);
+  // a script is written and run only in the directory itself (the prefix, $TMPDIR), never in a
+  // parent it would be made in: there, the permissions and the mount's flags say it
+  const writable = await may(at, fs.constants.W_OK);
+  if (present && writable) f.tried = await probeDir(at, at);
+  else f.tried = { real, writable, writeError: writable ? undefined : `${at} is not writable by uid ${process.getuid?.()}`, executable: !f.mount?.noexec };
   return f;
 }
 
@@ -95,12 +97,7 @@ async function overlayFile(): Promise<string | undefined> {
 
 async function caFacts(): Promise<HostFacts['ca']> {
   const file = process.env.NODE_EXTRA_CA_CERTS;
-  const readable = file
-    ? await fs.access(file, fs.constants.R_OK).then(
-        () => true,
-        () => false,
-      )
-    : false;
+  const readable = file ? await may(file, fs.constants.R_OK) : false;
   return { nodeRoots: tls.rootCertificates.length, extra: file ? { file, readable } : undefined };
 }
 
