@@ -46,10 +46,10 @@ Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: store/, var
 var/log/nix/, etc/nix/nix.conf and etc/profile.d/relonix.sh.
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 integrity (checksum, hash or signature) refused,
-4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine),
-6 network failure after retries.
+4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine;
+or relonix doctor found a problem), 6 network failure after retries.
 
-Start with:  relonix bootstrap            then:  eval "$(relonix env)"`;
+Start with:  relonix doctor   then:  relonix bootstrap   then:  eval "$(relonix env)"`;
 
 export function buildProgram(): Command {
   const program = new Command('relonix')
