@@ -16,8 +16,8 @@ function overlayUse(overlay: string | undefined): string {
 const BREAKS: Record<NewerSyscall, string> = {
   clone3: "no new thread starts (glibc 2.34+): Nix itself stops with 'Operation not permitted'",
   faccessat2: 'access checks with flags fail (glibc 2.33+): `test -x` answers no, configure scripts misjudge tools',
-  close_range: 'closing descriptors before exec fails (glibc 2.34+ posix_spawn and closefrom, Python subprocess)',
-  fchmodat2: 'chmod of a path without following symlinks fails (glibc 2.39+: cp -a, tar)',
+  close_range: "closing descriptors in bulk fails (glibc 2.34+ closefrom, Python's subprocess)",
+  fchmodat2: 'chmod of a path without following symlinks fails (glibc 2.39+ fchmodat with AT_SYMLINK_NOFOLLOW, lchmod)',
 };
 
 export function judgeUserNamespaces(f: Pick<HostFacts, 'syscalls' | 'usernsSysctl'>): Finding {
@@ -36,7 +36,7 @@ export function judgeUserNamespaces(f: Pick<HostFacts, 'syscalls' | 'usernsSysct
 
 export function judgeSeccomp(f: Pick<HostFacts, 'syscalls' | 'seccomp' | 'overlay'>): Finding {
   const fix =
-    'run the container with a seccomp profile that answers ENOSYS to the syscalls it does not allow (Docker 20.10.10 and later, Podman and containerd do), or unconfined; ' +
+    'run the container with a seccomp profile that answers ENOSYS to the syscalls it does not allow (the current defaults of Docker, Podman and containerd do), or unconfined; ' +
     `for packages whose test suites still trip over the host, build with the overlay: ${overlayUse(f.overlay)}`;
   const filtered = f.seccomp.mode === 2 ? `a seccomp filter is in force (${f.seccomp.filters ?? '?'} filters)` : 'no seccomp filter';
   const o = f.syscalls;
