@@ -6,6 +6,7 @@ import * as build from './commands/build.ts';
 import * as builder from './commands/builder.ts';
 import * as cache from './commands/cache.ts';
 import * as demo from './commands/demo.ts';
+import * as doctor from './commands/doctor.ts';
 import * as env from './commands/env.ts';
 import * as instantiate from './commands/instantiate.ts';
 import * as keygen from './commands/keygen.ts';
@@ -28,7 +29,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
 // layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, publish, keygen, cache, build, instantiate, builder, translate, demo };
+const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, demo };
 
 /**
  * The commands argv can reach: the one it names, none for --version, all for help and errors.
@@ -45,10 +46,10 @@ Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: store/, var
 var/log/nix/, etc/nix/nix.conf and etc/profile.d/relonix.sh.
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 integrity (checksum, hash or signature) refused,
-4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine),
-6 network failure after retries.
+4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine;
+or relonix doctor found a problem), 6 network failure after retries.
 
-Start with:  relonix bootstrap            then:  eval "$(relonix env)"`;
+Start with:  relonix doctor   then:  relonix bootstrap   then:  eval "$(relonix env)"`;
 
 export function buildProgram(): Command {
   const program = new Command('relonix')

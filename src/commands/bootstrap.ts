@@ -10,7 +10,8 @@ import { PREFIX_HELP, repeatable } from './options.ts';
 const HELP = `
 Stages (each one recorded in <prefix>/var/relonix/state.json; a re-run continues at the
 first unfinished one, and a finished prefix is a fast no-op):
-  preflight   prefix writable and executable, enough free space, machine matches the tarball
+  preflight   prefix writable and executable, enough free space and inodes, machine matches the tarball
+              (relonix doctor reports the same and more, before a bootstrap)
   fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256)
   unpack      unpack into <prefix>/var/relonix/staging
   relocate    move the closure from /nix/store to <prefix>/store: ELF interpreters and RUNPATHs,

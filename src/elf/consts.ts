@@ -4,7 +4,7 @@
 export const PT = { LOAD: 1, DYNAMIC: 2, INTERP: 3, PHDR: 6 } as const;
 
 /** Segment flags (p_flags). */
-export const PF = { W: 2, R: 4 } as const;
+export const PF = { X: 1, W: 2, R: 4 } as const;
 
 /** Section types (sh_type) and flags (sh_flags). */
 export const SHT = { NOBITS: 8, DYNSYM: 11 } as const;

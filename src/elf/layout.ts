@@ -1,6 +1,7 @@
 // The on-disk layouts of the ELF structures relonix reads and writes, declared once per class
 // (ELF32/ELF64) as field tables, and the one place they are decoded and encoded. Nothing else in
 // the engine computes a field's offset: it asks the table.
+import { EM } from './consts.ts';
 import { ElfError } from './error.ts';
 
 /** u8/u16/u32/u64 are fixed; `word` is 4 bytes in ELF32 and 8 in ELF64 (addresses, offsets, sizes). */
@@ -13,8 +14,8 @@ const WIDTH: Record<Exclude<FieldType, 'word'>, Width> = { u8: 1, u16: 2, u32: 4
 type Get = (dv: DataView, o: number, le: boolean) => number;
 type Put = (dv: DataView, o: number, le: boolean, v: number) => void;
 
-// Decoders and encoders by width in bytes; a 64-bit field is read as a Number (addresses past
-// 2^53 do not occur in user-space objects).
+// Decoders and encoders by width in bytes; a 64-bit field is read as a Number, exact below 2^53,
+// which holds every address of user-space objects but IA-64's (see IA64_WORD).
 const GET: Record<Width, Get> = {
   1: (dv, o) => dv.getUint8(o),
   2: (dv, o, le) => dv.getUint16(o, le),
@@ -31,6 +32,31 @@ const PUT: Record<Width, Put> = {
   },
 };
 
+/**
+ * IA-64 splits the 64-bit address space into eight regions by its top three bits, and Linux maps a
+ * program's text in region 2 (0x4000…) and its data in region 3 (0x6000…), far above 2^53. Inside a
+ * region only the low bits are implemented (51 at most), so an IA-64 file's 64-bit words are carried
+ * as region × 2^51 + offset: exact for regions 0 to 3, where programs live, and address arithmetic
+ * inside a region is plain addition. A word with bits 51 to 60 set is no address the processor
+ * implements, and no size: it is read as it is.
+ */
+export const IA64_REGION = 2 ** 51;
+const IA64_WORD: { get: Get; put: Put } = {
+  get: (dv, o, le) => {
+    const hi = dv.getUint32(le ? o + 4 : o, le);
+    const lo = dv.getUint32(le ? o : o + 4, le);
+    const within = hi & 0x1fffffff;
+    if (within >= 2 ** 19) return GET[8](dv, o, le);
+    return (hi >>> 29) * IA64_REGION + within * 0x100000000 + lo;
+  },
+  put: (dv, o, le, v) => {
+    const region = Math.floor(v / IA64_REGION);
+    const rest = v - region * IA64_REGION;
+    dv.setUint32(le ? o : o + 4, rest % 0x100000000, le);
+    dv.setUint32(le ? o + 4 : o, ((region << 29) | Math.floor(rest / 0x100000000)) >>> 0, le);
+  },
+};
+
 /** Little accessor over a buffer for one class and byte order (raw fields outside the tables: hash chains). */
 export class Io {
   readonly dv: DataView;
@@ -38,6 +64,7 @@ export class Io {
     readonly buf: Uint8Array,
     readonly is64: boolean,
     readonly le: boolean,
+    private readonly word8: Put = PUT[8],
   ) {
     this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
@@ -60,7 +87,7 @@ export class Io {
     PUT[8](this.dv, o, this.le, v);
   }
   wword(o: number, v: number): void {
-    PUT[this.is64 ? 8 : 4](this.dv, o, this.le, v);
+    (this.is64 ? this.word8 : PUT[4])(this.dv, o, this.le, v);
   }
 }
 
@@ -79,16 +106,18 @@ export class Struct<K extends string> {
     readonly what: string,
     readonly is64: boolean,
     spec: Spec<K>,
+    word8: { get: Get; put: Put } = { get: GET[8], put: PUT[8] },
   ) {
     let off = 0;
     for (const [name, type] of spec) {
       const width: Width = type === 'word' ? (is64 ? 8 : 4) : WIDTH[type];
+      const wide = type === 'word' && is64;
       this.index[name] = this.names.length;
       this.names.push(name);
       this.offs.push(off);
       this.widths.push(width);
-      this.gets.push(GET[width]);
-      this.puts.push(PUT[width]);
+      this.gets.push(wide ? word8.get : GET[width]);
+      this.puts.push(wide ? word8.put : PUT[width]);
       off += width;
     }
     this.size = off;
@@ -278,14 +307,16 @@ export interface ClassLayout extends Structs {
   io(buf: Uint8Array): Io;
 }
 
-function makeLayout(is64: boolean, le: boolean): ClassLayout {
+function makeLayout(is64: boolean, le: boolean, word8 = { get: GET[8], put: PUT[8] }): ClassLayout {
   const structs = Object.fromEntries(
-    Object.entries(TABLES).map(([key, [what, spec32, spec64]]) => [key, new Struct(what, is64, is64 ? spec64 : spec32)]),
+    Object.entries(TABLES).map(([key, [what, spec32, spec64]]) => [key, new Struct(what, is64, is64 ? spec64 : spec32, word8)]),
   ) as unknown as Structs;
-  return { ...structs, is64, le, wordSize: is64 ? 8 : 4, ehdrSize: IDENT_SIZE + structs.ehdr.size, io: (buf) => new Io(buf, is64, le) };
+  return { ...structs, is64, le, wordSize: is64 ? 8 : 4, ehdrSize: IDENT_SIZE + structs.ehdr.size, io: (buf) => new Io(buf, is64, le, word8.put) };
 }
 
 const LAYOUTS = [makeLayout(false, false), makeLayout(false, true), makeLayout(true, false), makeLayout(true, true)] as const;
+/** ELF64 IA-64 files, big- and little-endian: their words in the region form (IA64_WORD). */
+const IA64_LAYOUTS = [makeLayout(true, false, IA64_WORD), makeLayout(true, true, IA64_WORD)] as const;
 
 /** The smallest ELF header (ELF32's): shorter input is no ELF file of either class. */
 export const MIN_EHDR_SIZE = LAYOUTS[0].ehdrSize;
@@ -302,12 +333,18 @@ export function isElf(buf: Uint8Array): boolean {
   return buf.length >= 4 && ELF_MAGIC.every((b, i) => buf[i] === b);
 }
 
-/** Class and byte order from e_ident, or undefined when they are not ELF's two values each. */
+/** Class and byte order from e_ident (and the machine, for IA-64's words), or undefined when they are not ELF's two values each. */
 export function identLayout(buf: Uint8Array): ClassLayout | undefined {
   const cls = buf[EI.CLASS];
   const data = buf[EI.DATA];
   if ((cls !== ELFCLASS32 && cls !== ELFCLASS64) || (data !== ELFDATA2LSB && data !== ELFDATA2MSB)) return undefined;
-  return classLayout(cls === ELFCLASS64, data === ELFDATA2LSB);
+  const le = data === ELFDATA2LSB;
+  const machineAt = IDENT_SIZE + 2;
+  if (cls === ELFCLASS64 && buf.length >= machineAt + 2) {
+    const machine = le ? buf[machineAt]! | (buf[machineAt + 1]! << 8) : (buf[machineAt]! << 8) | buf[machineAt + 1]!;
+    if (machine === EM.IA64) return IA64_LAYOUTS[le ? 1 : 0];
+  }
+  return classLayout(cls === ELFCLASS64, le);
 }
 
 export type Ehdr = Record<Names<typeof EHDR>, number>;

@@ -1,18 +1,22 @@
 // src/host/: what the host lets a prefix use, read from the kernel rather than assumed: the cgroup's
-// CPU quota and memory limit, and the build parallelism they allow.
+// limits and the build parallelism they allow, mounts and free space, the passwd entry, whether
+// orphans are reaped, and what seccomp answers to newer syscalls.
 //
 // The CPU quota and memory limit this process lives under: its own cgroup's (v2 cpu.max and
 // memory.max; v1 cpu.cfs_quota_us / cpu.cfs_period_us and memory.limit_in_bytes) and every
-// ancestor's up to the mount, the tightest winning. A container sees the machine's cores in
+// ancestor's up to the mount, the tightest winning; and the CPUs of its cpuset. A container sees the machine's cores in
 // /proc/cpuinfo and its RAM in /proc/meminfo; only the cgroup says what it may really use.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { parseMounts } from './mounts.ts';
 
 export interface CgroupLimits {
   /** CPUs the quota allows (quota / period), when one is set */
   cpuQuota?: number;
   /** bytes, when a limit is set */
   memoryBytes?: number;
+  /** the CPUs the cpuset allows (`0-3,6`) and how many they are, when a cpuset controller is there */
+  cpuset?: { list: string; count: number };
   /** the cgroup directories that were read, for messages */
   read: string[];
 }
@@ -44,28 +48,11 @@ export function parseProcCgroup(text: string): Membership[] {
   return out;
 }
 
-/** mountinfo escapes space, tab, newline and backslash in paths as octal. */
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** The cgroup mounts among /proc/self/mountinfo's lines. */
+/** The cgroup hierarchies among the mounts of /proc/self/mountinfo. */
 export function parseMountInfo(text: string): CgroupMount[] {
-  const out: CgroupMount[] = [];
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const before = line.slice(0, sep).split(' ');
-    const [fsType, , superOpts = ''] = line.slice(sep + 3).split(' ');
-    if ((fsType !== 'cgroup' && fsType !== 'cgroup2') || before.length < 5) continue;
-    out.push({
-      root: unescapeMount(before[3]!),
-      mountPoint: unescapeMount(before[4]!),
-      v2: fsType === 'cgroup2',
-      controllers: fsType === 'cgroup' ? superOpts.split(',') : [],
-    });
-  }
-  return out;
+  return parseMounts(text)
+    .filter((m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2')
+    .map((m) => ({ root: m.root, mountPoint: m.mountPoint, v2: m.fsType === 'cgroup2', controllers: m.fsType === 'cgroup' ? m.superOptions : [] }));
 }
 
 /**
@@ -112,6 +99,18 @@ export function parseMemoryLimit(text: string): number | undefined {
   return n >= 2 ** 60 ? undefined : n;
 }
 
+/** Pure: how many CPUs a cpuset list names (`0-3,6` → 5); undefined for an empty or unreadable one. */
+export function parseCpuList(text: string): { list: string; count: number } | undefined {
+  const list = text.trim();
+  let count = 0;
+  for (const part of list.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) return undefined;
+    count += m[2] === undefined ? 1 : Number(m[2]) - Number(m[1]) + 1;
+  }
+  return count > 0 ? { list, count } : undefined;
+}
+
 async function readText(file: string): Promise<string | undefined> {
   return fs.readFile(file, 'utf8').catch(() => undefined);
 }
@@ -125,13 +124,31 @@ async function tightest(chain: string[], read: (dir: string) => Promise<number |
   return best;
 }
 
+type HierarchyLimits = { cpu?: number; mem?: number; cpuset?: CgroupLimits['cpuset'] };
+
+/**
+ * The CPUs of the process's own cpuset: the kernel keeps a child's within its parent's, and the
+ * effective list (v2, and v1 on kernels that have it) already says what the ancestors leave.
+ */
+async function cpusetOf(mount: CgroupMount, own: string): Promise<CgroupLimits['cpuset']> {
+  const names = mount.v2 ? ['cpuset.cpus.effective'] : ['cpuset.effective_cpus', 'cpuset.cpus'];
+  if (!mount.v2 && !mount.controllers.includes('cpuset')) return undefined;
+  for (const name of names) {
+    const text = await readText(path.join(own, name));
+    if (text !== undefined) return parseCpuList(text);
+  }
+  return undefined;
+}
+
 /** What one mounted hierarchy limits, read along the chain of the process's cgroup and its ancestors. */
-async function limitsOf(mount: CgroupMount, chain: string[]): Promise<{ cpu?: number; mem?: number }> {
+async function limitsOf(mount: CgroupMount, chain: string[]): Promise<HierarchyLimits> {
   const file = (d: string, name: string) => readText(path.join(d, name));
+  const cpuset = await cpusetOf(mount, chain[0]!);
   if (mount.v2) {
     return {
       cpu: await tightest(chain, async (d) => parseCpuMax((await file(d, 'cpu.max')) ?? 'max')),
       mem: await tightest(chain, async (d) => parseMemoryLimit((await file(d, 'memory.max')) ?? '')),
+      cpuset,
     };
   }
   const cpuQuota = async (d: string) => {
@@ -143,6 +160,7 @@ async function limitsOf(mount: CgroupMount, chain: string[]): Promise<{ cpu?: nu
     mem: mount.controllers.includes('memory')
       ? await tightest(chain, async (d) => parseMemoryLimit((await file(d, 'memory.limit_in_bytes')) ?? ''))
       : undefined,
+    cpuset,
   };
 }
 
@@ -156,13 +174,14 @@ export async function readCgroupLimits(root = '/'): Promise<CgroupLimits> {
   const mounts = parseMountInfo((await readText(at('proc/self/mountinfo'))) ?? '');
   const limits: CgroupLimits = { read: [] };
   for (const mount of mounts) {
-    if (!mount.v2 && !mount.controllers.includes('cpu') && !mount.controllers.includes('memory')) continue;
+    if (!mount.v2 && !['cpu', 'memory', 'cpuset'].some((c) => mount.controllers.includes(c))) continue;
     const member = members.find((m) => (mount.v2 ? m.v2 : !m.v2 && m.controllers.some((c) => mount.controllers.includes(c))));
     if (!member) continue;
     const chain = cgroupChain(mount, member.path).map(at);
-    const { cpu, mem } = await limitsOf(mount, chain);
+    const { cpu, mem, cpuset } = await limitsOf(mount, chain);
     limits.cpuQuota = tighter(limits.cpuQuota, cpu);
     limits.memoryBytes = tighter(limits.memoryBytes, mem);
+    limits.cpuset ??= cpuset;
     limits.read.push(chain[0]!);
   }
   return limits;

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { passwdName } from '../host/passwd.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import type { Layout } from './layout.ts';
@@ -74,14 +74,9 @@ export function nixEnvironment(l: Layout, opts: NixEnvOptions = {}): NodeJS.Proc
   return { ...base, ...nixVariables(l, opts) };
 }
 
+/** The uid's name, or `uidN` when it has no passwd entry. */
 function userName(): string {
-  try {
-    const u = os.userInfo().username;
-    if (u) return u;
-  } catch {
-    // no passwd entry for this uid
-  }
-  return `uid${process.getuid?.() ?? 'unknown'}`;
+  return passwdName() ?? `uid${process.getuid?.() ?? 'unknown'}`;
 }
 
 /** The active Nix of a prefix, or a clear error saying to bootstrap it first. */

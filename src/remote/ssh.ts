@@ -1,6 +1,6 @@
 // Reaching a builder the way Nix will: the host's ssh with the options the prefix's ssh config
 // gives it, and the failures people meet, each turned into what to do about it.
-import os from 'node:os';
+import { noPasswdEntry, passwdName } from '../host/passwd.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { runTool, type ToolResult } from '../util/spawn.ts';
@@ -11,18 +11,7 @@ import { type Builder, sshOptions } from './machines.ts';
  * when it has no entry, as on rootless containers that run an arbitrary uid: said before ssh says it.
  */
 export function checkPasswdEntry(): void {
-  try {
-    os.userInfo();
-  } catch {
-    const uid = process.getuid?.() ?? -1;
-    throw new RelonixError(
-      `this uid (${uid}) has no passwd entry, and OpenSSH refuses to run without one ("No user exists for uid ${uid}"), so Nix cannot reach a remote builder`,
-      {
-        kind: 'preflight',
-        hint: `give the uid an entry: in the image (useradd -u ${uid} builder), with nss_wrapper (LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD=FILE NSS_WRAPPER_GROUP=FILE), or on a PaaS by the platform's "arbitrary uid" recipe (an /etc/passwd writable by group 0)`,
-      },
-    );
-  }
+  if (passwdName() === undefined) throw noPasswdEntry();
 }
 
 /** Pure: a shell word (the remote's login shell reads the command ssh sends). */

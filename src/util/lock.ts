@@ -63,6 +63,17 @@ async function isStale(lockFile: string, owner: LockOwner | undefined): Promise<
   }
 }
 
+/** Who holds a lock now, when a live process does (a lock left by a dead one is not held). */
+export async function lockHolder(lockFile: string): Promise<LockOwner | undefined> {
+  let owner: LockOwner | undefined;
+  try {
+    owner = JSON.parse(await fs.readFile(lockFile, 'utf8')) as LockOwner;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  }
+  return (await isStale(lockFile, owner)) ? undefined : owner;
+}
+
 /**
  * An exclusive lock file holding its owner's pid and start time. A lock whose owner died (kill -9,
  * a restarted container) is taken over, since the work it guarded is idempotent and resumable.

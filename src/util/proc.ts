@@ -4,12 +4,14 @@ import { readFileSync } from 'node:fs';
 export interface ProcStat {
   /** R, S, D, T, Z (zombie), X (dead), … */
   state: string;
+  /** the parent: whoever reaps it when it exits */
+  ppid: number;
   /** clock ticks after boot */
   startTime: string;
 }
 
 /**
- * The two fields of /proc/PID/stat liveness needs. Field 2 is the command name in parentheses,
+ * The fields of /proc/PID/stat that liveness and reaping need. Field 2 is the command name in parentheses,
  * which may itself hold spaces and parentheses, so the fields are counted from the last ')'.
  */
 export function parseProcStat(text: string): ProcStat | undefined {
@@ -20,10 +22,10 @@ export function parseProcStat(text: string): ProcStat | undefined {
     .slice(close + 2)
     .trim()
     .split(/\s+/);
-  const state = fields[0];
+  const [state, ppid] = fields;
   const startTime = fields[22 - 3];
-  if (!state || !/^[A-Za-z]$/.test(state) || !startTime || !/^\d+$/.test(startTime)) return undefined;
-  return { state, startTime };
+  if (!state || !/^[A-Za-z]$/.test(state) || !ppid || !/^\d+$/.test(ppid) || !startTime || !/^\d+$/.test(startTime)) return undefined;
+  return { state, ppid: Number(ppid), startTime };
 }
 
 /** /proc/PID/stat, or undefined when it cannot be read (no such process, or /proc hides it). */
@@ -51,7 +53,7 @@ function signalable(pid: number): boolean {
  * decides when it can: state Z or X is dead, and another start time is another process that got
  * the same pid. Without /proc (or with hidepid), kill(pid, 0) answers.
  */
-export function judgeAlive(stat: ProcStat | undefined, start: string | undefined, canSignal: () => boolean): boolean {
+export function judgeAlive(stat: Pick<ProcStat, 'state' | 'startTime'> | undefined, start: string | undefined, canSignal: () => boolean): boolean {
   if (!stat) return canSignal();
   if (stat.state === 'Z' || stat.state === 'X') return false;
   return start === undefined || start === stat.startTime;

@@ -45,14 +45,45 @@ function dropTo(uid: number, argv: string[], extraEnv: string[] = []): string[] 
   return ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'env', '-i', 'PATH=/usr/bin:/bin', ...extraEnv, ...argv];
 }
 
+/** How a test runs relonix beyond its arguments. */
+export interface RunAs {
+  /** the uid (root when undefined) */
+  uid?: number;
+  /** VAR=value for the unprivileged uid's empty environment, or root's */
+  extraEnv?: string[];
+  /** a program relonix is handed to (a subreaper, a seccomp filter, setarch) */
+  via?: string[];
+  /** the node that runs relonix (default: the one running the tests) */
+  node?: string;
+  /** sh lines run as root inside the private mount namespace first (mounts, joining a cgroup) */
+  setup?: string;
+}
+
 /**
  * argv that runs `relonix ARGS` (as `uid`, or as root when undefined) on a host with no Nix of its
  * own. `via` is a program relonix is handed to (a subreaper, say), inside the hidden host.
  */
 export function asUser(uid: number | undefined, args: string[], extraEnv: string[] = [], via: string[] = []): { cmd: string; argv: string[] } {
-  const relonixArgv = [...via, process.execPath, RELONIX, ...args];
-  const [cmd, ...argv] = withoutHostNix(uid === undefined ? relonixArgv : dropTo(uid, relonixArgv, extraEnv));
+  return argvAs(args, { uid, extraEnv, via });
+}
+
+function argvAs(args: string[], o: RunAs): { cmd: string; argv: string[] } {
+  const relonixArgv = [...(o.via ?? []), o.node ?? process.execPath, RELONIX, ...args];
+  const dropped = o.uid === undefined ? relonixArgv : dropTo(o.uid, relonixArgv, o.extraEnv);
+  const inner = o.setup ? ['sh', '-c', `set -e\n${o.setup}\nexec "$@"`, 'setup', ...dropped] : dropped;
+  const [cmd, ...argv] = withoutHostNix(inner);
   return { cmd: cmd!, argv };
+}
+
+/** Runs `relonix ARGS` as RunAs says, on a host with no Nix of its own. */
+export function relonixAs(args: string[], o: RunAs): Promise<RunResult> {
+  const { cmd, argv } = argvAs(args, o);
+  return collect(spawn(cmd, argv, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], env: rootEnv(o.uid, o.extraEnv ?? []) }));
+}
+
+/** The environment relonix starts with: root's is PATH and extraEnv; the uid's is made empty by env -i. */
+function rootEnv(uid: number | undefined, extraEnv: string[]): NodeJS.ProcessEnv {
+  return uid === undefined ? { PATH: '/usr/bin:/bin', ...Object.fromEntries(extraEnv.map((e) => e.split(/=(.*)/s).slice(0, 2))) } : {};
 }
 
 /** Resolves to a child's status and output once it has closed. */
@@ -66,8 +97,7 @@ export function collect(child: ChildProcess): Promise<RunResult> {
 
 export function spawnRelonix(uid: number | undefined, args: string[], extraEnv: string[] = []): { child: ChildProcess; done: Promise<RunResult> } {
   const { cmd, argv } = asUser(uid, args, extraEnv);
-  const env = uid === undefined ? { PATH: '/usr/bin:/bin', ...Object.fromEntries(extraEnv.map((e) => e.split(/=(.*)/s).slice(0, 2))) } : {};
-  const child = spawn(cmd, argv, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(cmd, argv, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], env: rootEnv(uid, extraEnv) });
   return { child, done: collect(child) };
 }
 

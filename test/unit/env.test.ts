@@ -53,6 +53,8 @@ test('preflight planning: space, noexec, symlinked prefix and the wrong machine 
   assert.match(full.problems[0]!.message, /20 MiB free; Nix needs about/);
   assert.equal(full.needBytes, estimateNeed(20 * 2 ** 20));
   assert.match(planPreflight({ ...ok, executable: false, execError: 'EACCES' }).problems[0]!.hint, /noexec/);
+  assert.match(planPreflight({ ...ok, freeInodes: 900 }).problems[0]!.message, /has 900 inodes free; a bootstrap creates up to 10000/);
+  assert.equal(planPreflight({ ...ok, freeInodes: 10_000 }).ok, true);
   assert.match(planPreflight({ ...ok, realPrefix: '/private/tmp/nix' }).problems[0]!.hint, /--prefix \/private\/tmp\/nix/);
   assert.match(planPreflight({ ...ok, tarballSystem: 'aarch64-linux' }).problems[0]!.message, /built for aarch64-linux/);
   assert.equal(systemFromUrl('https://x/nix-2.24.10-aarch64-linux.tar.xz'), 'aarch64-linux');

@@ -17,12 +17,12 @@ function statLine(pid: number, comm: string, state: string, start: number): stri
   return `${pid} (${comm}) ${state} ${fields.join(' ')}\n`;
 }
 
-test('proc stat: state and start time are read after the last parenthesis, whatever the command name holds', () => {
-  assert.deepEqual(parseProcStat(statLine(42, 'node', 'S', 123456)), { state: 'S', startTime: '123456' });
+test('proc stat: state, parent and start time are read after the last parenthesis, whatever the command name holds', () => {
+  assert.deepEqual(parseProcStat(statLine(42, 'node', 'S', 123456)), { state: 'S', ppid: 4, startTime: '123456' });
   // a name with spaces and parentheses, even one that looks like the fields that follow
-  assert.deepEqual(parseProcStat(statLine(7, 'a) Z 1 2 (b', 'R', 99)), { state: 'R', startTime: '99' });
-  assert.deepEqual(parseProcStat(statLine(7, ') S (', 'Z', 5)), { state: 'Z', startTime: '5' });
-  assert.deepEqual(parseProcStat(statLine(7, 'relonix bootstrap', 'X', 8)), { state: 'X', startTime: '8' });
+  assert.deepEqual(parseProcStat(statLine(7, 'a) Z 1 2 (b', 'R', 99)), { state: 'R', ppid: 4, startTime: '99' });
+  assert.deepEqual(parseProcStat(statLine(7, ') S (', 'Z', 5)), { state: 'Z', ppid: 4, startTime: '5' });
+  assert.deepEqual(parseProcStat(statLine(7, 'relonix bootstrap', 'X', 8)), { state: 'X', ppid: 4, startTime: '8' });
   assert.equal(parseProcStat('12 (cut short) S 1 2'), undefined);
   assert.equal(parseProcStat('no parentheses at all'), undefined);
   assert.equal(parseProcStat(''), undefined);

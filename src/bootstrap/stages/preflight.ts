@@ -1,17 +1,23 @@
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import { type DirFacts, probeDir, spaceFacts } from '../../host/filesystem.ts';
 import { request } from '../../net/http.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
-import { tempSibling } from '../../util/fs.ts';
-import { runTool } from '../../util/spawn.ts';
+import { PREFIX, type Problem, STORE_DIR, symlinked, tooFewInodes, tooLittleSpace, unrunnable, unwritable } from '../place-problems.ts';
 import { type Stage, tarballKey } from '../stage.ts';
 
 /** Unpacked closure size per byte of xz tarball; official Nix tarballs unpack to about 5-6x. */
 export const UNPACK_FACTOR = 6;
 /** Headroom for the database, logs, temp copies during relocation and the check build. */
 export const MARGIN = 64 * 1024 * 1024;
+/**
+ * Inodes a bootstrap takes: a file or directory each in the unpacked closure (189 in the fixture
+ * made from Debian's nix-bin; an official tarball carries manuals and more libraries), the same
+ * again while relocation writes its copies, and the database, logs and check build. Generous,
+ * since running out midway fails with ENOSPC while bytes are still free.
+ */
+export const INODES_NEEDED = 10_000;
 /** Used when the tarball's size cannot be learned before downloading (official ones are ~20-30 MiB). */
 export const DEFAULT_TARBALL_SIZE = 32 * 1024 * 1024;
 
@@ -23,6 +29,8 @@ export interface PreflightFacts {
   executable: boolean;
   execError?: string;
   freeBytes: number;
+  /** undefined where the filesystem does not count inodes */
+  freeInodes?: number;
   fsType: string;
   hostSystem: string;
   /** the system named by the tarball's file name, when it follows nix-<ver>-<system>.tar.xz */
@@ -31,15 +39,6 @@ export interface PreflightFacts {
   tarballBytes?: number;
   /** a store dir outside the prefix (bootstrap --store-dir), checked like the prefix */
   store?: StoreDirFacts;
-}
-
-/** What can be done in a directory: create it, write in it, run a program from it. */
-export interface DirFacts {
-  real: string;
-  writable: boolean;
-  writeError?: string;
-  executable: boolean;
-  execError?: string;
 }
 
 export interface StoreDirFacts extends DirFacts {
@@ -51,7 +50,7 @@ export interface StoreDirFacts extends DirFacts {
 export interface PreflightPlan {
   ok: boolean;
   needBytes: number;
-  problems: { message: string; hint: string }[];
+  problems: Problem[];
 }
 
 export function estimateNeed(tarballBytes: number | undefined): number {
@@ -66,47 +65,15 @@ export function systemFromUrl(url: string): string | undefined {
   return m?.[1];
 }
 
-const STATFS_TYPES: Record<number, string> = {
-  61267: 'ext4',
-  1481003842: 'xfs',
-  2435016766: 'btrfs',
-  16914836: 'tmpfs',
-  2035054128: 'overlay',
-  26985: 'nfs',
-  1702057286: 'fuse',
-  4283649346: 'cifs',
-  16914839: 'v9fs',
-  801189825: 'zfs',
-  198183888: 'lustre',
-};
-
 /** Pure: the facts → what is wrong and how to fix it. */
 export function planPreflight(f: PreflightFacts): PreflightPlan {
   const problems: PreflightPlan['problems'] = [];
   const needBytes = estimateNeed(f.tarballBytes);
-  if (f.realPrefix !== f.prefix) {
-    problems.push({
-      message: `the prefix ${f.prefix} goes through a symlink (it is really ${f.realPrefix}); Nix refuses a store dir with symlinks in it`,
-      hint: `pass --prefix ${f.realPrefix}`,
-    });
-  }
-  if (!f.writable) {
-    problems.push({
-      message: `cannot write under ${f.prefix}: ${f.writeError ?? 'permission denied'}`,
-      hint: 'choose a prefix you own, e.g. --prefix $HOME/nix or --prefix /tmp/$USER-nix',
-    });
-  } else if (!f.executable) {
-    problems.push({
-      message: `programs under ${f.prefix} cannot be executed (${f.execError ?? 'noexec mount?'})`,
-      hint: 'the filesystem is probably mounted noexec; choose a prefix on another filesystem (see `mount`)',
-    });
-  }
-  if (f.writable && f.freeBytes < needBytes) {
-    problems.push({
-      message: `${f.prefix} (${f.fsType}) has ${mib(f.freeBytes)} free; Nix needs about ${mib(needBytes)} (tarball, unpacked closure and headroom)`,
-      hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
-    });
-  }
+  if (f.realPrefix !== f.prefix) problems.push(symlinked(PREFIX, f.prefix, f.realPrefix));
+  if (!f.writable) problems.push(unwritable(PREFIX, f.prefix, f.writeError ?? 'permission denied'));
+  else if (!f.executable) problems.push(unrunnable(PREFIX, f.prefix, f.execError ?? 'noexec mount?'));
+  if (f.writable && f.freeBytes < needBytes) problems.push(tooLittleSpace(f.prefix, f.fsType, f.freeBytes, needBytes));
+  if (f.writable && f.freeInodes !== undefined && f.freeInodes < INODES_NEEDED) problems.push(tooFewInodes(f.prefix, f.fsType, f.freeInodes, INODES_NEEDED));
   if (f.store) problems.push(...storeDirProblems(f.store, f.prefix));
   if (f.tarballSystem && f.tarballSystem !== f.hostSystem) {
     problems.push({
@@ -117,31 +84,10 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
   return { ok: problems.length === 0, needBytes, problems };
 }
 
-function storeDirProblems(s: StoreDirFacts, prefix: string): PreflightPlan['problems'] {
-  if (s.real !== s.dir) {
-    return [
-      {
-        message: `the store dir ${s.dir} goes through a symlink (it is really ${s.real}); Nix refuses a store dir with symlinks in it`,
-        hint: `pass --store-dir ${s.real}`,
-      },
-    ];
-  }
-  if (!s.writable) {
-    return [
-      {
-        message: `cannot write in the store dir ${s.dir}: ${s.writeError ?? 'permission denied'}`,
-        hint: 'choose a store dir you can create, e.g. --store-dir /tmp/store',
-      },
-    ];
-  }
-  if (!s.executable) {
-    return [
-      {
-        message: `programs in the store dir ${s.dir} cannot be executed (${s.execError ?? 'noexec mount?'})`,
-        hint: 'the filesystem is probably mounted noexec; choose a store dir on another filesystem (see `mount`)',
-      },
-    ];
-  }
+function storeDirProblems(s: StoreDirFacts, prefix: string): Problem[] {
+  if (s.real !== s.dir) return [symlinked(STORE_DIR, s.dir, s.real)];
+  if (!s.writable) return [unwritable(STORE_DIR, s.dir, s.writeError ?? 'permission denied')];
+  if (!s.executable) return [unrunnable(STORE_DIR, s.dir, s.execError ?? 'noexec mount?')];
   if (!s.sameFilesystem) {
     return [
       {
@@ -193,9 +139,8 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
   const p = await probeDir(l.prefix, l.relonixDir);
   Object.assign(facts, { realPrefix: p.real, writable: p.writable, writeError: p.writeError, executable: p.executable, execError: p.execError });
   if (!p.writable) return facts;
-  const st = await fs.statfs(l.prefix);
-  facts.freeBytes = Number(st.bavail) * Number(st.bsize);
-  facts.fsType = STATFS_TYPES[Number(st.type)] ?? `0x${Number(st.type).toString(16)}`;
+  const space = await spaceFacts(l.prefix);
+  Object.assign(facts, space);
   if (!l.storeDir.startsWith(`${l.prefix}/`)) {
     const s = await probeDir(l.storeDir, l.storeDir);
     const dev = async (d: string) => (await fs.stat(d)).dev;
@@ -203,34 +148,6 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
     facts.store = { dir: l.storeDir, ...s, sameFilesystem };
   }
   return facts;
-}
-
-/** Creates `make` (a directory at or under `dir`), then writes and runs a probe script in `dir`. */
-async function probeDir(dir: string, make: string): Promise<DirFacts> {
-  const f: DirFacts = { real: dir, writable: true, executable: true };
-  try {
-    await fs.mkdir(make, { recursive: true });
-    f.real = await fs.realpath(dir);
-  } catch (e) {
-    return { ...f, writable: false, writeError: (e as Error).message };
-  }
-  const probe = tempSibling(path.join(dir, 'probe'));
-  try {
-    await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-    try {
-      const r = await runTool(probe, [], process.env);
-      if (r.code !== 0) throw new Error(`the probe exited with ${r.code ?? r.signal}`);
-    } catch (e) {
-      f.executable = false;
-      f.execError = (e as Error).message;
-    }
-  } catch (e) {
-    f.writable = false;
-    f.writeError = (e as Error).message;
-  } finally {
-    await fs.rm(probe, { force: true });
-  }
-  return f;
 }
 
 /** A cache-only restore has no tarball to size: what a Nix closure restored from a cache needs. */

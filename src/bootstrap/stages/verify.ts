@@ -43,8 +43,21 @@ export interface VerifyResult {
   interpreter: string;
 }
 
+export interface VerifyOptions {
+  /** hash every path's contents (the bootstrap's check of what it just wrote), not only the database */
+  contents?: boolean;
+  /** build the check derivation again even when its output exists (nix-build --check): proves building works now */
+  rebuild?: boolean;
+}
+
 /** Proves the relocated Nix works on its own: the store checks out, it runs, it builds, it loads only store libraries. */
-export async function applyVerify(l: Layout, nix: string, cacert: string | undefined, onProgress?: (t: string) => void): Promise<VerifyResult> {
+export async function applyVerify(
+  l: Layout,
+  nix: string,
+  cacert: string | undefined,
+  onProgress?: (t: string) => void,
+  opts: VerifyOptions = { contents: true },
+): Promise<VerifyResult> {
   const env = nixEnvironment(l, { nix, cacert });
   const bin = (n: string) => path.join(nix, 'bin', n);
   onProgress?.('verifying the store, building a trivial derivation, checking libraries');
@@ -52,18 +65,20 @@ export async function applyVerify(l: Layout, nix: string, cacert: string | undef
   // check build's output and never races a build for the store's locks
   const [version, checkOutput, libs] = await Promise.all([
     runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
-    checkBuild(l, bin('nix-build'), env),
+    checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
     checkLibraries(l, bin('nix')),
   ]);
-  await runNix(bin('nix-store'), ['--verify', '--check-contents'], { env, hint: HINT });
+  await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
   const { libraries, interpreter } = libs;
   return { version, checkOutput, libraries, interpreter };
 }
 
-async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv): Promise<string> {
+async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, rebuild: boolean): Promise<string> {
   const expr = path.join(l.relonixDir, 'check.nix');
   await writeFileAtomic(expr, CHECK_EXPR);
-  const out = (await runNix(nixBuild, ['--no-out-link', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
+  let out = (await runNix(nixBuild, ['--no-out-link', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
+  // the output existed already, so nothing was built: build it again and compare
+  if (rebuild) out = (await runNix(nixBuild, ['--no-out-link', '--check', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
   if (!out.startsWith(`${l.storeDir}/`)) {
     throw new RelonixError(`the check build produced ${out}, outside ${l.storeDir}`, {
       hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)',

@@ -7,8 +7,8 @@ const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
 
 /**
  * Index of a PT_LOAD this engine appended earlier and may rebuild, or -1: the last segment of the
- * file, writable, with no bytes past its file size, above every other segment, and made of nothing
- * but what relonix puts there (program header table, dynamic table, interpreter, string table),
+ * file, writable, with no bytes past its file size, overlapping no other segment (above them, or in
+ * a gap between them), and made of nothing but what relonix puts there (program header table, dynamic table, interpreter, string table),
  * laid end to end from its start to its end.
  */
 export function ownSegment(e: ParsedElf): number {
@@ -24,7 +24,7 @@ export function ownSegment(e: ParsedElf): number {
   for (let i = 0; i < e.phdrs.length; i++) {
     const p = e.phdrs[i]!;
     if (i === last) continue;
-    if (p.type === PT.LOAD && p.vaddr + p.memsz > s.vaddr) return -1;
+    if (p.type === PT.LOAD && p.vaddr < s.vaddr + s.memsz && p.vaddr + p.memsz > s.vaddr) return -1;
     const known = p.type === PT.PHDR || p.type === PT.INTERP || p.type === PT.DYNAMIC;
     if (!known && p.filesz > 0 && p.offset < s.offset + s.filesz && p.offset + p.filesz > s.offset) return -1;
   }

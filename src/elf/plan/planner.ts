@@ -9,7 +9,8 @@
 // PT_DYNAMIC, DT_STRTAB/DT_STRSZ and the matching section headers change (and, when the file must
 // make room for the header table, the file offsets behind it). PT_NOTE, PT_GNU_RELRO and the
 // sections they cover stay where they are. The new segment is writable (a moved .dynamic must be:
-// the loader writes DT_DEBUG) and placed above every existing segment. A later edit recognises
+// the loader writes DT_DEBUG) and placed above every existing segment, or in a gap between them where
+// no address space is left above (plan/segment.ts). A later edit recognises
 // the segment it added (plan/own.ts) and rebuilds it instead of stacking another one.
 import { DF_1_PIE, DT, defaultPageSize, EM, PT } from '../consts.ts';
 import { ElfError } from '../error.ts';
@@ -114,7 +115,15 @@ function withSegment(e: ParsedElf, c: SegmentChoice, d: SegmentDraft): Layout {
   if (c.shift) for (const p of phdrs) if (p.offset >= c.shift.at) p.offset += c.shift.by;
   const seg = segmentHeader(c);
   if (c.own >= 0) phdrs[c.own] = seg;
-  else phdrs.splice(phdrs.map((p) => p.type).lastIndexOf(PT.LOAD) + 1, 0, seg);
+  else {
+    // PT_LOAD entries stay sorted by address (the loaders map the span from the first to the last):
+    // after the last one below the new segment, which is every one unless it went into a gap
+    let below = -1;
+    phdrs.forEach((p, i) => {
+      if (p.type === PT.LOAD && p.vaddr < seg.vaddr) below = i;
+    });
+    phdrs.splice(below + 1, 0, seg);
+  }
 
   const tablePlace = tableLocation(e, c, phdrs);
   const moves: Move[] = [];

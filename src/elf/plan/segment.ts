@@ -10,8 +10,11 @@
 //   the next segment's bytes, or into room made by shifting the rest of the file by whole pages;
 // - the congruent new segment with up to 256 MiB of padding;
 // - for libraries, and files whose first PT_LOAD is itself not congruent, anywhere above the others.
-import { defaultPageSize, PF, PT, SHT } from '../consts.ts';
+// Above the others is where a new segment goes, unless no address space is left there (an IA-64
+// region ends): then it goes in the first gap between segments that holds it, as patchelf finds room.
+import { defaultPageSize, EM, PF, PT, SHT } from '../consts.ts';
 import { ElfError } from '../error.ts';
+import { IA64_REGION } from '../layout.ts';
 import type { ParsedElf, Phdr } from '../reader.ts';
 
 /** Most zero padding accepted to keep a new segment holding the header table congruent with the first one. */
@@ -21,6 +24,28 @@ const MAX_PAD_LAST_RESORT = 256 << 20;
 
 export const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
 const alignDown = (v: number, a: number): number => Math.floor(v / a) * a;
+
+/**
+ * Where address space ends for a segment that starts at `vaddr`. An IA-64 region (as layout.ts
+ * carries it: region × 2^51 + offset) maps 2^44 bytes less a page under Linux's 16 KiB pages.
+ */
+function addressEnd(e: ParsedElf, vaddr: number): number {
+  if (e.is64 && e.machine === EM.IA64) return alignDown(vaddr, IA64_REGION) + 2 ** 44 - 0x10000;
+  return e.is64 ? Number.MAX_SAFE_INTEGER : 0x100000000;
+}
+
+/** The lowest address above a PT_LOAD where `size` bytes fit before the next one and within address space, if any. */
+function gapFor(e: ParsedElf, own: number, size: number, align: number): number | undefined {
+  const page = Math.max(align, defaultPageSize(e.machine));
+  const loads = e.phdrs.filter((p, i) => p.type === PT.LOAD && i !== own).sort((a, b) => a.vaddr - b.vaddr);
+  for (let i = 0; i < loads.length; i++) {
+    const at = alignUp(loads[i]!.vaddr + loads[i]!.memsz, page);
+    const next = loads[i + 1];
+    const fits = next === undefined || alignUp(at + size, page) <= alignDown(next.vaddr, page);
+    if (fits && at + size <= addressEnd(e, at)) return at;
+  }
+  return undefined;
+}
 
 export interface SegmentContent {
   dynBytes: number;
@@ -88,10 +113,11 @@ export function chooseSegment(e: ParsedElf, content: SegmentContent, own: number
     const str = interp + content.interpBytes;
     return { dyn, interp, str, end: str + content.strBytes };
   };
-  const make = (table: SegmentChoice['table'], offset: number, vaddr: number, shift?: SegmentChoice['shift']): SegmentChoice => {
+  const make = (table: SegmentChoice['table'], offset: number, wanted: number, shift?: SegmentChoice['shift']): SegmentChoice => {
     const r = body(table.where === 'segment' ? alignUp(count * e.phentsize, 16) : 0);
-    if (vaddr + r.end > (e.is64 ? Number.MAX_SAFE_INTEGER : 0xffffffff))
-      throw new ElfError(e.name, 'no address space is left above the existing segments for a new one');
+    // a segment holding the table must sit where it was put; any other may take a gap
+    const vaddr = wanted + r.end <= addressEnd(e, wanted) ? wanted : table.where === 'segment' ? undefined : gapFor(e, own, r.end, align);
+    if (vaddr === undefined) throw new ElfError(e.name, 'no address space is left above the existing segments for a new one, nor a gap between them');
     return { own, align, offset, vaddr, size: r.end, base, shift, table, count, rel: { dyn: r.dyn, interp: r.interp, str: r.str } };
   };
   const minV = alignUp(g.maxEnd, align);

@@ -1,0 +1,132 @@
+// What relonix doctor reads off the host and the prefix's directories, before judging any of it:
+// every probe is here, and each reads what bootstrap's preflight, relonix build and the lock
+// code read, through the same functions.
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { type CgroupLimits, readCgroupLimits } from '../host/cgroup.ts';
+import { type DirFacts, existingAncestor, probeDir, type SpaceFacts, spaceFacts } from '../host/filesystem.ts';
+import { flagsAt, type MountFlags, readMounts } from '../host/mounts.ts';
+import { passwdName } from '../host/passwd.ts';
+import { probeReaper, type ReaperFacts } from '../host/reaper.ts';
+import { type ProbeOutcome, probeSyscalls, readSeccompStatus, type SeccompStatus } from '../host/syscalls.ts';
+import type { Layout } from '../prefix/layout.ts';
+import { exists } from '../util/fs.ts';
+
+/** A directory relonix will write: where it is, or where it would be made, and what that place allows. */
+export interface PlaceFacts {
+  dir: string;
+  exists: boolean;
+  /** the directory examined: `dir`, or its nearest ancestor that exists */
+  at: string;
+  /** `at` with its symlinks resolved */
+  real: string;
+  mount?: MountFlags;
+  /** writing and running a script in `dir` when it exists and this uid may write there; else what permissions and mount flags say */
+  tried?: DirFacts;
+  space?: SpaceFacts;
+  dev?: number;
+}
+
+export interface HostFacts {
+  prefix: PlaceFacts;
+  storeDir: PlaceFacts;
+  tmp: PlaceFacts;
+  syscalls: ProbeOutcome;
+  seccomp: SeccompStatus;
+  /** /proc/sys/user/max_user_namespaces and Debian's kernel.unprivileged_userns_clone, where they exist */
+  usernsSysctl: { max?: number; unprivileged?: number };
+  cgroup: CgroupLimits;
+  /** CPUs this process may run on (the affinity mask) and CPUs the machine has */
+  affinity: number;
+  machineCpus: number;
+  reaper: ReaperFacts;
+  kernel: string;
+  uid: number;
+  userName?: string;
+  node: string;
+  ca: { nodeRoots: number; extra?: { file: string; readable: boolean } };
+  /** the overlay for hosts like these, when this relonix carries patches/ */
+  overlay?: string;
+}
+
+const noValue = () => undefined;
+
+/** Whether this uid may read (R_OK) or write (W_OK) `file`. */
+const may = (file: string, mode: number): Promise<boolean> =>
+  fs.access(file, mode).then(
+    () => true,
+    () => false,
+  );
+
+/** Where a directory is, or would be made, and what its mount and a real write and run allow there. */
+async function place(dir: string): Promise<PlaceFacts> {
+  const present = await exists(dir);
+  const at = present ? dir : await existingAncestor(dir);
+  const real = await fs.realpath(at).catch(() => at);
+  const f: PlaceFacts = { dir, exists: present, at, real, mount: flagsAt(real, readMounts()) };
+  f.space = await spaceFacts(at).catch(noValue);
+  f.dev = await fs.stat(at).then((st) => st.dev, noValue);
+  // a script is written and run only in the directory itself (the prefix, $TMPDIR), never in a
+  // parent it would be made in: there, the permissions and the mount's flags say it
+  const writable = await may(at, fs.constants.W_OK);
+  if (present && writable) f.tried = await probeDir(at, at);
+  else f.tried = { real, writable, writeError: writable ? undefined : `${at} is not writable by uid ${process.getuid?.()}`, executable: !f.mount?.noexec };
+  return f;
+}
+
+function readNumber(file: string): number | undefined {
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** patches/restricted-host.nix beside this relonix (a checkout, or the npm package), when it is there. */
+async function overlayFile(): Promise<string | undefined> {
+  for (const rel of ['../../patches/restricted-host.nix', '../patches/restricted-host.nix']) {
+    const f = fileURLToPath(new URL(rel, import.meta.url));
+    if (await exists(f)) return f;
+  }
+  return undefined;
+}
+
+async function caFacts(): Promise<HostFacts['ca']> {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  const readable = file ? await may(file, fs.constants.R_OK) : false;
+  return { nodeRoots: tls.rootCertificates.length, extra: file ? { file, readable } : undefined };
+}
+
+export async function gatherHostFacts(l: Layout): Promise<HostFacts> {
+  const tmpDir = os.tmpdir();
+  const [prefix, storeDir, tmp] = await Promise.all([place(l.prefix), place(l.storeDir), place(tmpDir)]);
+  // the probe runs from a private directory where programs may run: the prefix's own, else $TMPDIR
+  const probeDirs = [...(prefix.exists ? [l.prefix] : []), tmpDir];
+  const [syscalls, cgroup, reaper, ca, overlay] = await Promise.all([probeSyscalls(probeDirs), readCgroupLimits(), probeReaper(), caFacts(), overlayFile()]);
+  return {
+    prefix,
+    storeDir,
+    tmp,
+    syscalls,
+    seccomp: readSeccompStatus(),
+    usernsSysctl: { max: readNumber('/proc/sys/user/max_user_namespaces'), unprivileged: readNumber('/proc/sys/kernel/unprivileged_userns_clone') },
+    cgroup,
+    affinity: os.availableParallelism(),
+    machineCpus: os.cpus().length,
+    reaper,
+    kernel: os.release(),
+    uid: process.getuid?.() ?? -1,
+    userName: passwdName(),
+    node: process.versions.node,
+    ca,
+    overlay,
+  };
+}
+
+export const placeOf = (f: PlaceFacts): string => (f.exists ? f.dir : `${f.dir} (not made yet; ${f.at} exists)`);
+
+export const nearestMount = (f: PlaceFacts): string => (f.mount ? `${f.mount.mountPoint} (${f.mount.fsType})` : path.dirname(f.real));

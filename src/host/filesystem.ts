@@ -1,0 +1,85 @@
+// What a directory allows: writing in it, running a program from it, and the room left on its
+// filesystem. Bootstrap's preflight refuses a prefix by these facts; relonix doctor reports them.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { tempSibling } from '../util/fs.ts';
+import { runTool } from '../util/spawn.ts';
+
+/** What can be done in a directory: create it, write in it, run a program from it. */
+export interface DirFacts {
+  real: string;
+  writable: boolean;
+  writeError?: string;
+  executable: boolean;
+  execError?: string;
+}
+
+/** Room on a filesystem: bytes and inodes an unprivileged user may still take, and its type. */
+export interface SpaceFacts {
+  freeBytes: number;
+  /** undefined where the filesystem does not count inodes (btrfs reports none) */
+  freeInodes?: number;
+  fsType: string;
+}
+
+const STATFS_TYPES: Record<number, string> = {
+  61267: 'ext4',
+  1481003842: 'xfs',
+  2435016766: 'btrfs',
+  16914836: 'tmpfs',
+  2035054128: 'overlay',
+  26985: 'nfs',
+  1702057286: 'fuse',
+  4283649346: 'cifs',
+  16914839: 'v9fs',
+  801189825: 'zfs',
+  198183888: 'lustre',
+};
+
+export async function spaceFacts(dir: string): Promise<SpaceFacts> {
+  const st = await fs.statfs(dir);
+  const type = Number(st.type);
+  return {
+    freeBytes: Number(st.bavail) * Number(st.bsize),
+    freeInodes: Number(st.files) > 0 ? Number(st.ffree) : undefined,
+    fsType: STATFS_TYPES[type] ?? `0x${type.toString(16)}`,
+  };
+}
+
+/** Creates `make` (a directory at or under `dir`), then writes and runs a probe script in `dir`, and removes it. */
+export async function probeDir(dir: string, make: string): Promise<DirFacts> {
+  const f: DirFacts = { real: dir, writable: true, executable: true };
+  try {
+    await fs.mkdir(make, { recursive: true });
+    f.real = await fs.realpath(dir);
+  } catch (e) {
+    return { ...f, writable: false, writeError: (e as Error).message };
+  }
+  const probe = tempSibling(path.join(dir, 'probe'));
+  try {
+    await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    try {
+      const r = await runTool(probe, [], process.env);
+      if (r.code !== 0) throw new Error(`the probe exited with ${r.code ?? r.signal}`);
+    } catch (e) {
+      f.executable = false;
+      f.execError = (e as Error).message;
+    }
+  } catch (e) {
+    f.writable = false;
+    f.writeError = (e as Error).message;
+  } finally {
+    await fs.rm(probe, { force: true });
+  }
+  return f;
+}
+
+/** The nearest directory at or above `dir` that exists: where a prefix not made yet would be created. */
+export async function existingAncestor(dir: string): Promise<string> {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      if ((await fs.stat(d)).isDirectory()) return d;
+    } catch {}
+    if (d === path.dirname(d)) return d;
+  }
+}
