@@ -1,6 +1,6 @@
 // The head of a bundle: a POSIX sh script that unpacks the payload behind it once and execs the
 // entry. It runs on dash, bash and busybox ash, and calls only what coreutils and busybox both have.
-// The payload starts at a 4 KiB boundary, so `dd bs=4096` can cut it out where `tail -c` is missing.
+// The payload starts at a 4 KiB boundary, where `dd bs=4096 skip=N count=0` moves a file offset.
 import { shQuote } from '../util/shell.ts';
 
 /** The file in a run dir that says which payload was unpacked there, and for which dir: written last. */
@@ -10,7 +10,7 @@ export const PATCHES = '.relonix-patches';
 /** The payload starts at a multiple of this. */
 export const ALIGN = 4096;
 /** What the launcher needs on the host, besides sh (a tail or a dd will do). */
-export const HOST_TOOLS = 'sh, tail or dd, tar, gzip and sha256sum';
+export const HOST_TOOLS = 'sh, dd or tail, tar, gzip and sha256sum';
 
 export interface LauncherValues {
   /** sha256 (hex) of the payload */
@@ -143,27 +143,36 @@ rb_check_override() {
 
 rb_tools() {
   rb_miss=
-  for rb_t in tar gzip sha256sum mkdir rmdir mv rm chmod ln ls sleep; do
+  for rb_t in tar gzip mkdir rmdir mv rm chmod ln ls sleep; do
     command -v "$rb_t" >/dev/null 2>&1 || rb_miss="$rb_miss $rb_t"
   done
-  if command -v tail >/dev/null 2>&1; then rb_cut=tail
-  elif command -v dd >/dev/null 2>&1; then rb_cut=dd
-  else rb_miss="$rb_miss tail(or dd)"; fi
+  # openssl hashes several times faster where the CPU has SHA instructions; sha256sum is everywhere
+  command -v openssl >/dev/null 2>&1 && rb_ossl=1 || rb_ossl=
+  [ -n "$rb_ossl" ] || command -v sha256sum >/dev/null 2>&1 || rb_miss="$rb_miss sha256sum"
+  if command -v dd >/dev/null 2>&1; then rb_cut=dd
+  elif command -v tail >/dev/null 2>&1; then rb_cut=tail
+  else rb_miss="$rb_miss dd(or tail)"; fi
   [ "$rb_d" = "$RB_DIR" ] || command -v dd >/dev/null 2>&1 || rb_miss="$rb_miss dd(for RELONIX_RUN_DIR)"
   [ -z "$rb_miss" ] || rb_refuse 127 "this host has no$rb_miss on PATH ($PATH); the bundle needs ${HOST_TOOLS}" \
     "install them: coreutils, tar and gzip, or busybox alone (busybox --install -s DIR, and DIR on PATH)"
 }
 
+# runs "$@" on the payload: dd moves the file offset that both share past the launcher, so the
+# command reads the file itself; tail copies it through a pipe where there is no dd
 rb_payload() {
-  if [ "$rb_cut" = tail ]; then tail -c +"$((RB_SKIP + 1))" "$rb_self"
-  else dd if="$rb_self" bs=${ALIGN} skip="$((RB_SKIP / ${ALIGN}))" 2>/dev/null; fi
+  if [ "$rb_cut" = dd ]; then { dd bs=${ALIGN} skip="$((RB_SKIP / ${ALIGN}))" count=0 2>/dev/null && "$@"; } < "$rb_self"
+  else tail -c +"$((RB_SKIP + 1))" "$rb_self" | "$@"; fi
 }
 
 rb_verify() {
-  rb_sum=$(rb_payload | sha256sum) || rb_sum=
+  rb_sum=
+  [ -z "$rb_ossl" ] || rb_sum=$(rb_payload openssl dgst -sha256 -r 2>/dev/null) || rb_sum=
+  case \${rb_sum%% *} in *[!0-9a-f]* | '') rb_sum=$(rb_payload sha256sum) || rb_sum= ;; esac
   rb_sum=\${rb_sum%% *}
+  [ -n "$rb_sum" ] || rb_refuse 127 "neither sha256sum nor openssl could hash the payload, so it cannot be checked" \
+    'install coreutils (sha256sum) or busybox'
   [ "$rb_sum" = "$RB_SHA" ] || rb_refuse 126 \
-    "$rb_self is damaged: its payload's sha256 is \${rb_sum:-unreadable}, not $RB_SHA (a truncated or altered copy); nothing was unpacked" \
+    "$rb_self is damaged: its payload's sha256 is $rb_sum, not $RB_SHA (a truncated or altered copy); nothing was unpacked" \
     'copy or download the bundle again'
 }
 
@@ -257,7 +266,7 @@ rb_patch() {
 
 rb_unpack() {
   [ ! -t 2 ] || rb_say "first run: unpacking $RB_CLOSURE into $rb_d"
-  rb_payload | gzip -dc | tar -xf - -C "$rb_tmp" ||
+  rb_payload gzip -dc | tar -xf - -C "$rb_tmp" ||
     rb_refuse 126 "unpacking into $rb_tmp failed (see above)" "make room in $rb_parent, or $(rb_fix)"
   rb_patch || rb_refuse 126 "writing $rb_d into the unpacked files failed (see above)" "make room in $rb_parent, or run without RELONIX_RUN_DIR"
   { printf '%s %s\n' "$RB_SHA" "$rb_d" > "$rb_tmp/${MARKER}" && chmod -R a-w "$rb_tmp"; } ||

@@ -26,7 +26,8 @@ Running the bundle (./FILE ARGS...):
   --bundle-info  what the bundle holds (entry, closure, run dir, payload hash), unpacking nothing
 The entry's stdin, stdout, stderr, signals and exit status are its own: the launcher execs it.
 The launcher's own refusals exit 126 (127 when a tool is missing), lines starting "relonix bundle:".
-The host needs only sh, tail or dd, tar, gzip and sha256sum: coreutils, or busybox alone.
+The host needs only sh, dd or tail, tar, gzip and sha256sum: coreutils, or busybox alone
+(openssl, where the host has it, checks the sha256 faster).
 
 Installables: a store path (or a path inside one, which then names the entry; realised first,
 so the prefix's Nix substitutes what its store lacks), a path that leads into the store

@@ -1,7 +1,7 @@
 // A second host for a bundle: a private mount namespace where the build host's prefix, store and Nix
 // are out of sight (fresh tmpfs over /tmp and /var/tmp, the host's Nix behind tripwires), the bundle
 // copied in, and a uid with no passwd entry running a script with a PATH that holds only the tools
-// the bundle may use: coreutils' and Debian's tar and gzip, or busybox alone (as /bin/sh too). No
+// the bundle may use: coreutils', Debian's tar, gzip and openssl, or busybox alone (as /bin/sh too). No
 // node on it. The script prints sections (`@@name` starts one), which the test reads back.
 import { spawn } from 'node:child_process';
 import { collect, NOBODY_UID, type RunResult } from './cli.ts';
@@ -13,7 +13,7 @@ export const HOST = '/var/tmp/host';
 export const BUNDLE = `${HOST}/app.run`;
 
 /** What the bundle needs, and what the test scripts use to look around. */
-const TOOLS = 'sh tail dd tar gzip sha256sum mkdir rmdir mv rm chmod ln ls sleep cat readlink grep head setsid';
+const TOOLS = 'sh tail dd tar gzip sha256sum openssl mkdir rmdir mv rm chmod ln ls sleep cat readlink grep head setsid';
 
 export interface SecondHost {
   /** the bundle file to copy in */

@@ -222,7 +222,7 @@ echo @@ld; LD_DEBUG=libs $B 2>&1 >/dev/null`,
 });
 
 test('a second run starts the entry without unpacking: no tool runs and the run dir is untouched', async () => {
-  const tools = ['tar', 'gzip', 'sha256sum', 'tail', 'dd', 'mkdir', 'mv', 'ln', 'chmod', 'rm', 'ls'];
+  const tools = ['tar', 'gzip', 'sha256sum', 'openssl', 'tail', 'dd', 'mkdir', 'mv', 'ln', 'chmod', 'rm', 'ls'];
   const s = await host({
     before: shims(tools),
     script: `B=${BUNDLE}
@@ -272,6 +272,23 @@ echo @@tmp; ls -A /tmp`,
   assert.ok(Number(half[2]) >= 1, 'some store paths were unpacked before the kill');
   assert.equal(k.get('rerun'), `${OUTPUT}\ncode 7`);
   assert.equal(k.get('tmp'), path.basename(runDir), 'the stale lock and the half-unpacked dir were cleared');
+});
+
+test('without dd tail cuts the payload out, without openssl sha256sum checks it; a missing tool is named, before anything is written', async () => {
+  const s = await host({
+    // no openssl either: sha256sum checks the payload
+    before: `rm ${HOST}/tools/dd ${HOST}/tools/gzip ${HOST}/tools/openssl; ln -s "$(command -v gzip)" ${HOST}/shim/gzip`,
+    script: `echo @@nogzip; ${BUNDLE} 2>&1; echo "code $?"
+echo @@tmp; ls -A /tmp
+echo @@nodd; PATH=$PATH:${HOST}/shim ${BUNDLE} exit 3; echo "code $?"`,
+  });
+  assert.match(
+    s.get('nogzip')!,
+    /^relonix bundle: error: this host has no gzip on PATH \(\/var\/tmp\/host\/tools\); the bundle needs sh, dd or tail, tar, gzip and sha256sum/,
+  );
+  assert.match(s.get('nogzip')!, /fix: install them: coreutils, tar and gzip, or busybox alone[\s\S]*\ncode 127$/);
+  assert.equal(s.get('tmp'), '');
+  assert.equal(s.get('nodd'), `${OUTPUT}\ncode 3`);
 });
 
 test('a flipped byte or a truncated copy is refused before anything is written', async () => {
@@ -361,7 +378,7 @@ echo @@helper; [ -e /proc/$h ] && echo alive || echo gone`,
 });
 
 test('--bundle-info says what the bundle holds and unpacks nothing', async () => {
-  const tools = ['tar', 'gzip', 'sha256sum', 'tail', 'dd', 'mkdir'];
+  const tools = ['tar', 'gzip', 'sha256sum', 'openssl', 'tail', 'dd', 'mkdir'];
   const s = await host({
     before: shims(tools),
     script: `echo @@info; PATH=${HOST}/shim:$PATH ${BUNDLE} --bundle-info; echo "code $?"
@@ -375,7 +392,7 @@ echo @@tmp; ls -A /tmp`,
   assert.match(info, new RegExp(`^run dir: +${runDir} \\(not unpacked here yet`, 'm'));
   assert.match(info, new RegExp(`sha256 ${sha}$`, 'm'));
   assert.match(info, /^ {2}\w+-greet$/m);
-  assert.match(info, /^needs: +sh, tail or dd, tar, gzip and sha256sum/m);
+  assert.match(info, /^needs: +sh, dd or tail, tar, gzip and sha256sum/m);
   assert.match(info, /code 0$/);
   assert.equal(s.get('calls'), '');
   assert.equal(s.get('tmp'), '');
