@@ -2,7 +2,7 @@
 // node, no namespaces and no FUSE. The closure is rewritten when the bundle is made for a run dir as
 // long as its store dir (rundir), written as a tar (tar, payload, rewrite) behind a sh launcher
 // (launcher) that unpacks it once and execs the entry (entry); installables says what goes in.
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { queryClosure } from '../cache/nixstore.ts';
 import { activeNix, prefixEnvironment } from '../prefix/environment.ts';
@@ -11,6 +11,7 @@ import { compareNames } from '../store/nar/framing.ts';
 import { RelonixError } from '../util/errors.ts';
 import { mib } from '../util/format.ts';
 import { removeTree } from '../util/fs.ts';
+import { processAlive } from '../util/proc.ts';
 import { resolveEntry } from './entry.ts';
 import { resolveInstallables } from './installables.ts';
 import { defaultRunDir } from './rundir.ts';
@@ -47,14 +48,30 @@ export interface BundleResult {
   fixed?: string;
 }
 
-/** The output file's directory must exist, and the file must not be a directory. */
+/** The output file's directory must exist and be writable, and the file must not be a directory. */
 async function checkOutput(output: string): Promise<void> {
   const st = await fs.stat(output).catch(() => undefined);
   if (st?.isDirectory())
     throw new RelonixError(`-o ${output} is a directory`, { kind: 'usage', hint: `name the file to write: -o ${path.join(output, 'NAME')}` });
-  const dir = await fs.stat(path.dirname(output)).catch(() => undefined);
-  if (!dir?.isDirectory())
-    throw new RelonixError(`-o ${output}: ${path.dirname(output)} is not a directory`, { kind: 'usage', hint: 'create it first, or write elsewhere' });
+  const dir = path.dirname(output);
+  const writable = await fs.access(dir, constants.W_OK | constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+  if (!writable)
+    throw new RelonixError(`-o ${output}: ${dir} is not a directory this user can write in`, { kind: 'usage', hint: 'create it, or write elsewhere' });
+}
+
+/** A fresh directory for the GC roots of this run, after removing those of runs that were killed. */
+async function rootsDir(l: Layout): Promise<string> {
+  const dir = path.join(l.relonixDir, 'bundle');
+  await fs.mkdir(dir, { recursive: true });
+  for (const n of await fs.readdir(dir)) {
+    const pid = /^roots-(\d+)-/.exec(n)?.[1];
+    // one this user cannot remove is not in its way
+    if (pid && !processAlive(Number(pid))) await removeTree(path.join(dir, n)).catch(() => undefined);
+  }
+  return fs.mkdtemp(path.join(dir, `roots-${process.pid}-`));
 }
 
 export async function makeBundle(o: BundleOptions): Promise<BundleResult> {
@@ -63,10 +80,9 @@ export async function makeBundle(o: BundleOptions): Promise<BundleResult> {
   await checkOutput(output);
   const { nix } = await activeNix(l);
   const env = await prefixEnvironment(l);
-  await fs.mkdir(path.join(l.relonixDir, 'bundle'), { recursive: true });
-  const rootsDir = await fs.mkdtemp(path.join(l.relonixDir, 'bundle', 'roots-'));
+  const roots = await rootsDir(l);
   try {
-    const r = await resolveInstallables({ layout: l, nix, env, file: o.file, rootsDir, log: o.log }, o.installables);
+    const r = await resolveInstallables({ layout: l, nix, env, file: o.file, rootsDir: roots, log: o.log }, o.installables);
     const records = await queryClosure({ layout: l, nix, env }, r.roots);
     const paths = records.map((x) => x.path).sort(compareNames);
     const entry = await resolveEntry({ storeDir: l.storeDir, root: r.roots[0]!, closure: new Set(paths), entry: o.entry ?? r.entry });
@@ -100,6 +116,6 @@ export async function makeBundle(o: BundleOptions): Promise<BundleResult> {
       ...(w.stats.fixed ? { fixed: w.stats.fixed } : {}),
     };
   } finally {
-    await removeTree(rootsDir);
+    await removeTree(roots);
   }
 }

@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { mib } from '../util/format.ts';
-import { removeTree, tempSibling } from '../util/fs.ts';
+import { clearStaleTemps, removeTree, tempSibling } from '../util/fs.ts';
 import { type LauncherValues, launcherSize, renderLauncher } from './launcher.ts';
 import { type PayloadStats, tarClosure } from './payload.ts';
 
@@ -50,6 +50,8 @@ export async function writeBundle(o: WriteInput): Promise<Written> {
     version: o.version,
   };
   const skip = launcherSize({ ...values, fixed: 'x'.repeat(MAX_FIXED) });
+  // what a run killed before its rename left: a bundle's worth of bytes each
+  await clearStaleTemps(o.output).catch(() => undefined);
   const tmp = tempSibling(o.output);
   const fh = await fs.open(tmp, 'wx', 0o600);
   try {

@@ -398,14 +398,46 @@ echo @@tmp; ls -A /tmp`,
   assert.equal(s.get('tmp'), '');
 });
 
+test('relonix bundle clears what a killed run left (a half-written file, GC roots), and only that', async () => {
+  const out = path.join(top, 'out');
+  const dead = 2147483647; // above any pid_max: no such process
+  const leftovers = [path.join(out, `.relonix-again.run.${dead}.0a1b2c3d.tmp`), path.join(prefix, 'var', 'relonix', 'bundle', `roots-${dead}-x1y2z3`)];
+  const live = path.join(out, `.relonix-again.run.${process.pid}.0a1b2c3d.tmp`);
+  // left by runs of the same user
+  await fs.writeFile(leftovers[0]!, 'half a bundle');
+  await fs.mkdir(leftovers[1]!);
+  await fs.writeFile(live, 'a run still going');
+  for (const p of [...leftovers, live]) await fs.chown(p, NOBODY_UID, NOBODY_UID);
+  const r = await relonix(NOBODY_UID, [
+    'bundle',
+    '--prefix',
+    prefix,
+    '--file',
+    path.join(top, 'app.nix'),
+    'app',
+    '--entry',
+    'bin/run',
+    '-o',
+    path.join(out, 'again.run'),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const p of leftovers) assert.ok(!existsSync(p), `${p} is gone`);
+  assert.ok(existsSync(live), "a live run's temporary is left alone");
+  assert.deepEqual(await fs.readFile(path.join(out, 'again.run')), await fs.readFile(bundle), 'the same closure, the same bytes');
+  await fs.rm(live);
+});
+
 test('relonix bundle refuses what cannot be bundled, saying what to pass instead', async () => {
   const file = path.join(top, 'app.nix');
   const out = path.join(top, 'out', 'x.run');
+  const rootOnly = path.join(top, 'root-only');
+  await fs.mkdir(rootOnly, { mode: 0o755 });
   const cases: [string[], RegExp][] = [
     [['--file', file, 'app', '-o', out], /bin holds 4 programs \(app, app-link, helper, run\): which one[\s\S]*fix: name it: --entry bin\/app/],
     [['--file', file, 'app', '--entry', 'bin/nope', '-o', out], /the entry .*bin\/nope does not exist/],
     [['--file', file, 'app', '--entry', '../x', '-o', out], /the entry \.\.\/x leaves/],
     [['--file', file, 'app', '--entry', 'bin/run', '-o', path.join(top, 'out')], /-o .* is a directory/],
+    [['--file', file, 'app', '--entry', 'bin/run', '-o', path.join(rootOnly, 'x.run')], /is not a directory this user can write in/],
   ];
   for (const [args, why] of cases) {
     const r = await relonix(NOBODY_UID, ['bundle', '--prefix', prefix, ...args]);
