@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory } from '../../src/net/serve.ts';
+import { bootstrappedPrefix } from '../helpers/build-rig.ts';
 import { NOBODY_UID, relonix } from '../helpers/cli.ts';
-import { prefixFor, removePrefix } from '../helpers/paths.ts';
+import { removePrefix } from '../helpers/paths.ts';
 import { BUNDLE, onSecondHost, sections } from '../helpers/second-host.ts';
 import { requireRoot } from '../helpers/tools.ts';
 
@@ -33,17 +32,8 @@ const EXPR = `derivation {
 }`;
 
 before(async () => {
-  const fx = await ensureFixture();
-  const server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  try {
-    prefix = await prefixFor(NOBODY_UID, 'bundle-dirs');
-    top = path.dirname(prefix);
-    await fs.chmod(top, 0o755);
-    const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`]);
-    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  } finally {
-    await server.close();
-  }
+  ({ prefix, top } = await bootstrappedPrefix(NOBODY_UID, 'bundle-dirs'));
+  await fs.chmod(top, 0o755);
   storeDir = JSON.parse((await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json'])).stdout).storeDir;
 });
 

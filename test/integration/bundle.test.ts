@@ -9,10 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ensureFixture } from '../../src/demo/mirror.ts';
-import { serveDirectory } from '../../src/net/serve.ts';
+import { bootstrappedPrefix } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, type RunResult, relonix } from '../helpers/cli.ts';
-import { prefixFor, removePrefix } from '../helpers/paths.ts';
+import { removePrefix } from '../helpers/paths.ts';
 import { BUNDLE, HOST, onSecondHost, type SecondHost, sections, shims } from '../helpers/second-host.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
@@ -120,19 +119,9 @@ in { inherit app; }
 }
 
 before(async () => {
-  const fx = await ensureFixture();
-  const server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  try {
-    prefix = await prefixFor(NOBODY_UID, 'bundle');
-    top = path.dirname(prefix);
-    await fs.chmod(top, 0o755);
-    storeDir = freshStoreDir();
-    const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
-    const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--store-dir', storeDir, '--url', url]);
-    assert.equal(r.code, 0, `bootstrap with a 10-byte store dir:\n${r.stdout}\n${r.stderr}`);
-  } finally {
-    await server.close();
-  }
+  storeDir = freshStoreDir();
+  ({ prefix, top } = await bootstrappedPrefix(NOBODY_UID, 'bundle', ['--store-dir', storeDir]));
+  await fs.chmod(top, 0o755);
   await fs.writeFile(path.join(top, 'app.nix'), expression(BUSYBOX));
   const out = path.join(top, 'out');
   await fs.mkdir(out);
