@@ -24,6 +24,8 @@ export interface LauncherValues {
   storeDir: string;
   /** human words: "3 store paths, 4.1 MB" and "1.9 MB" */
   closure: string;
+  /** the Nix system the closure was built for, x86_64-linux */
+  system: string;
   payload: string;
   /** store path names, one a line */
   paths: string[];
@@ -51,6 +53,7 @@ fi
 RB_SKIP=@SKIP@
 RB_BUILT=@BUILT@
 RB_CLOSURE=@CLOSURE@
+RB_SYSTEM=@SYSTEM@
 RB_PAYLOAD=@PAYLOAD@
 RB_FIXED=@FIXED@
 RB_VERSION=@VERSION@
@@ -87,7 +90,7 @@ rb_info() {
     rb_m='not unpacked here yet: the first run unpacks it'
   fi
   printf '%s\n' "relonix bundle of @TITLE@ (made by relonix $RB_VERSION)" "entry:    $RB_ENTRY" \
-    "closure:  $RB_CLOSURE, built for the store dir $RB_BUILT" "run dir:  $rb_d ($rb_m)" \
+    "closure:  $RB_CLOSURE, for $RB_SYSTEM, built for the store dir $RB_BUILT" "run dir:  $rb_d ($rb_m)" \
     "          RELONIX_RUN_DIR=DIR unpacks into another new dir of \${#RB_DIR} bytes" \
     "payload:  $RB_PAYLOAD (gzip'd tar), sha256 $RB_SHA" "needs:    ${HOST_TOOLS}" "store paths:" "$RB_PATHS"
 }
@@ -323,6 +326,7 @@ export function renderLauncher(v: LauncherValues, skip: number): Buffer {
     SKIP: String(skip),
     BUILT: shQuote(v.storeDir),
     CLOSURE: shQuote(v.closure),
+    SYSTEM: shQuote(v.system),
     PAYLOAD: shQuote(v.payload),
     FIXED: shQuote(v.fixed ?? ''),
     VERSION: shQuote(v.version),

@@ -7,6 +7,7 @@ import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { mib } from '../util/format.ts';
 import { clearStaleTemps, removeTree, tempSibling } from '../util/fs.ts';
+import { nixSystem } from '../util/system.ts';
 import { type LauncherValues, launcherSize, renderLauncher } from './launcher.ts';
 import { type PayloadStats, tarClosure } from './payload.ts';
 
@@ -45,6 +46,7 @@ export async function writeBundle(o: WriteInput): Promise<Written> {
     entry: o.entry,
     storeDir: o.storeDir,
     closure: `${o.paths.length} store path${o.paths.length === 1 ? '' : 's'}, ${mib(o.closureBytes)}`,
+    system: nixSystem(),
     payload: '',
     paths: o.paths.map((p) => p.slice(o.storeDir.length + 1)),
     version: o.version,

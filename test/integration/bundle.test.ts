@@ -377,7 +377,7 @@ echo @@tmp; ls -A /tmp`,
   const info = s.get('info')!;
   const sha = /^payload: sha256 ([0-9a-f]{64})/m.exec(made.stdout)![1]!;
   assert.match(info, /^entry: +\w+-app\/bin\/run$/m);
-  assert.match(info, new RegExp(`^closure: +5 store paths, [\\d.]+ MiB, built for the store dir ${storeDir}$`, 'm'));
+  assert.match(info, new RegExp(`^closure: +5 store paths, [\\d.]+ MiB, for x86_64-linux, built for the store dir ${storeDir}$`, 'm'));
   assert.match(info, new RegExp(`^run dir: +${runDir} \\(not unpacked here yet`, 'm'));
   assert.match(info, new RegExp(`sha256 ${sha}$`, 'm'));
   assert.match(info, /^ {2}\w+-greet$/m);

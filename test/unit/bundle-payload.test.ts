@@ -141,6 +141,7 @@ test('the launcher names its values quoted, fits the room it is given, and leave
     entry: `${H1}/bin/it's "odd" $x`,
     storeDir: '/tmp/nix/s',
     closure: '2 store paths, 1.0 MiB',
+    system: 'x86_64-linux',
     payload: '',
     paths: [H1, H2],
     version: '0.1.0',
