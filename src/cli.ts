@@ -4,6 +4,7 @@ import pkg from '../package.json' with { type: 'json' };
 import * as bootstrap from './commands/bootstrap.ts';
 import * as build from './commands/build.ts';
 import * as builder from './commands/builder.ts';
+import * as bundle from './commands/bundle.ts';
 import * as cache from './commands/cache.ts';
 import * as demo from './commands/demo.ts';
 import * as doctor from './commands/doctor.ts';
@@ -29,7 +30,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
 // layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, demo };
+const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, bundle, demo };
 
 /**
  * The commands argv can reach: the one it names, none for --version, all for help and errors.

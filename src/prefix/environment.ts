@@ -3,6 +3,7 @@ import path from 'node:path';
 import { passwdName } from '../host/passwd.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
+import { shQuote } from '../util/shell.ts';
 import type { Layout } from './layout.ts';
 import { readState } from './state.ts';
 
@@ -109,10 +110,6 @@ export async function prefixEnvironment(l: Layout, base: NodeJS.ProcessEnv = pro
 /** The ssh config relonix builder add wrote, when the prefix has remote builders. */
 export async function builderSshConfig(l: Layout): Promise<string | undefined> {
   return (await exists(l.sshConfig)) ? l.sshConfig : undefined;
-}
-
-function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 function fishQuote(s: string): string {

@@ -8,9 +8,10 @@ import { isLocalSource, localSourcePath } from '../net/download.ts';
 import type { Layout } from '../prefix/layout.ts';
 import type { BootstrapSource, BootstrapState } from '../prefix/state.ts';
 import { RelonixError } from '../util/errors.ts';
+import { shQuote } from '../util/shell.ts';
 import { startPiped } from '../util/spawn.ts';
 import type { Builder } from './machines.ts';
-import { noSsh, shWord, sshArgs, sshFailure, sshRun } from './ssh.ts';
+import { noSsh, sshArgs, sshFailure, sshRun } from './ssh.ts';
 
 /** The oldest node the bundle runs on (package.json engines). */
 const MIN_NODE = 20;
@@ -79,7 +80,7 @@ export async function bootstrapOverSsh(l: Layout, b: Builder, s: BootstrapState,
   const plan = planRemoteBootstrap(l, s.source, verified, ownBundle(), dir);
   for (const u of plan.uploads) await upload(l, b, u, byHand);
   out.write(`relonix: bootstrapping ${l.prefix} on ${b.host}\n`);
-  const run = startPiped('ssh', sshArgs(l, b, ['node', path.join(dir, 'relonix.mjs'), ...plan.args].map(shWord).join(' ')), process.env);
+  const run = startPiped('ssh', sshArgs(l, b, ['node', path.join(dir, 'relonix.mjs'), ...plan.args].map(shQuote).join(' ')), process.env);
   run.child.stdout!.pipe(out, { end: false });
   run.child.stderr!.pipe(out, { end: false });
   // ssh's own complaint, if it fails, is the end of stderr: kept to word the error
@@ -96,7 +97,7 @@ export async function bootstrapOverSsh(l: Layout, b: Builder, s: BootstrapState,
       hint: `fix what it says, then run the same relonix builder add --bootstrap again: the bootstrap there resumes where it stopped`,
     });
   }
-  await sshRun(l, b, `rm -rf ${shWord(dir)}`);
+  await sshRun(l, b, `rm -rf ${shQuote(dir)}`);
 }
 
 async function checkNode(l: Layout, b: Builder, byHand: string): Promise<void> {
@@ -122,7 +123,7 @@ async function upload(l: Layout, b: Builder, u: Upload, byHand: string): Promise
   const r = await sshRun(
     l,
     b,
-    `mkdir -p ${shWord(path.dirname(u.remote))} && cat > ${shWord(part)} && mv -f ${shWord(part)} ${shWord(u.remote)}`,
+    `mkdir -p ${shQuote(path.dirname(u.remote))} && cat > ${shQuote(part)} && mv -f ${shQuote(part)} ${shQuote(u.remote)}`,
     createReadStream(u.local),
   );
   if (r.code === 255) throw sshFailure(l, b, r);

@@ -10,9 +10,10 @@ import { readState } from '../prefix/state.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
+import { shQuote } from '../util/shell.ts';
 import { nixSystem } from '../util/system.ts';
 import { BUILDERS_BLOCK, type Builder, buildersBlock, machinesText, parseBuildersFile, parseBuilderUrl, sshConfigText } from './machines.ts';
-import { checkPasswdEntry, shWord, sshFailure, sshRun } from './ssh.ts';
+import { checkPasswdEntry, sshFailure, sshRun } from './ssh.ts';
 
 export interface AddOptions {
   layout: Layout;
@@ -97,8 +98,8 @@ export async function removeBuilder(l: Layout, url: string): Promise<Builder> {
 }
 
 function bootstrapLine(l: Layout): string {
-  const storeDir = l.storeDir === path.join(l.prefix, 'store') ? '' : ` --store-dir ${shWord(l.storeDir)}`;
-  return `npx relonix bootstrap --prefix ${shWord(l.prefix)}${storeDir}`;
+  const storeDir = l.storeDir === path.join(l.prefix, 'store') ? '' : ` --store-dir ${shQuote(l.storeDir)}`;
+  return `npx relonix bootstrap --prefix ${shQuote(l.prefix)}${storeDir}`;
 }
 
 function noNix(l: Layout, b: Builder): RelonixError {
@@ -114,7 +115,7 @@ function noNix(l: Layout, b: Builder): RelonixError {
  */
 async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system: string } | undefined> {
   const tool = path.join(l.binDir, 'nix-instantiate');
-  const r = await sshRun(l, b, `${shWord(tool)} --eval --strict --json -E '[ builtins.storeDir builtins.currentSystem ]'`);
+  const r = await sshRun(l, b, `${shQuote(tool)} --eval --strict --json -E '[ builtins.storeDir builtins.currentSystem ]'`);
   if (r.code === 255) throw sshFailure(l, b, r);
   if (r.code === 127 || r.code === 126) return undefined;
   let v: unknown;
@@ -126,7 +127,7 @@ async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system:
   if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string') {
     throw new RelonixError(`the Nix at ${l.prefix} on ${b.url} did not answer (exit ${r.code}):\n${r.all.trim().split('\n').slice(-10).join('\n')}`, {
       kind: 'preflight',
-      hint: `on ${b.host}, relonix status --prefix ${shWord(l.prefix)} says what is wrong; bootstrapping again repairs it: ${bootstrapLine(l)}`,
+      hint: `on ${b.host}, relonix status --prefix ${shQuote(l.prefix)} says what is wrong; bootstrapping again repairs it: ${bootstrapLine(l)}`,
     });
   }
   return { storeDir: v[0], system: v[1] };

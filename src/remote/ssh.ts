@@ -3,6 +3,7 @@
 import { noPasswdEntry, passwdName } from '../host/passwd.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
+import { shQuote } from '../util/shell.ts';
 import { runTool, type ToolResult } from '../util/spawn.ts';
 import { type Builder, sshOptions } from './machines.ts';
 
@@ -14,14 +15,9 @@ export function checkPasswdEntry(): void {
   if (passwdName() === undefined) throw noPasswdEntry();
 }
 
-/** Pure: a shell word (the remote's login shell reads the command ssh sends). */
-export function shWord(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /** Pure: the ssh-keyscan line that adds a builder's host key to the prefix's known_hosts. */
 export function keyscanLine(l: Layout, b: Pick<Builder, 'host' | 'port'>): string {
-  return `ssh-keyscan ${b.port && b.port !== 22 ? `-p ${b.port} ` : ''}${b.host} >> ${shWord(l.knownHosts)}`;
+  return `ssh-keyscan ${b.port && b.port !== 22 ? `-p ${b.port} ` : ''}${b.host} >> ${shQuote(l.knownHosts)}`;
 }
 
 /** Pure: ssh's argv that runs `command` (a shell line) on the builder with exactly the options Nix's ssh will get. */

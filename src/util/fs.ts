@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { processAlive } from './proc.ts';
 
 // Every temporary relonix makes is named `.relonix-…`, beside what it will replace (the same
 // filesystem, so the final rename is atomic), hidden from listings, and recognisable, so a later
@@ -28,6 +29,16 @@ export async function listDir(dir: string): Promise<string[]> {
     return await fs.readdir(dir);
   } catch {
     return [];
+  }
+}
+
+/** Removes the temporaries of `target` (tempSibling's, beside it) that a process no longer running left. */
+export async function clearStaleTemps(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  const head = `${TEMP_PREFIX}${path.basename(target).slice(0, NAME_PART)}.`;
+  for (const n of await listDir(dir)) {
+    const pid = n.startsWith(head) ? /^(\d+)\.[0-9a-f]+\.tmp$/.exec(n.slice(head.length))?.[1] : undefined;
+    if (pid && !processAlive(Number(pid))) await removeTree(path.join(dir, n));
   }
 }
 

@@ -110,16 +110,17 @@ export interface ForegroundResult {
 
 /**
  * Runs a program in the foreground (the terminal is its own) and passes on the signals relonix
- * gets, as a shell does.
+ * gets, as a shell does. `ignoreStdout`: for a command whose own result is what goes on stdout,
+ * while the program's progress (on stderr) still shows.
  */
-export async function runForeground(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<ForegroundResult> {
+export async function runForeground(cmd: string, args: string[], env: NodeJS.ProcessEnv, o: { ignoreStdout?: boolean } = {}): Promise<ForegroundResult> {
   // forwarders first: a signal that comes while the child starts is passed on once it exists (libuv
   // holds signals back during spawn, so one sent then used to find no handler and kill relonix)
   let child: ChildProcess | undefined;
   const pending: NodeJS.Signals[] = [];
   const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : pending.push(sig));
   for (const s of FORWARDED) process.on(s, forward);
-  const c = spawn(cmd, args, { env, stdio: 'inherit' });
+  const c = spawn(cmd, args, { env, stdio: o.ignoreStdout ? ['inherit', 'ignore', 'inherit'] : 'inherit' });
   child = c;
   for (const sig of pending) c.kill(sig);
   try {

@@ -25,14 +25,14 @@ export interface BuildPrefix {
   secret: string;
 }
 
-/** A prefix bootstrapped from the fixture tarball as `uid`, and a signing key it can read. */
-export async function bootstrappedPrefix(uid: number | undefined, tag: string): Promise<BuildPrefix> {
+/** A prefix bootstrapped from the fixture tarball as `uid` (with `args`, such as --store-dir), and a signing key it can read. */
+export async function bootstrappedPrefix(uid: number | undefined, tag: string, args: string[] = []): Promise<BuildPrefix> {
   const fx = await ensureFixture();
   const server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
   try {
     const prefix = await prefixFor(uid, tag);
     const top = path.dirname(prefix);
-    const r = await relonix(uid, ['bootstrap', '--prefix', prefix, '--url', `${server.url}/${path.basename(fx.tarball)}`]);
+    const r = await relonix(uid, ['bootstrap', '--prefix', prefix, ...args, '--url', `${server.url}/${path.basename(fx.tarball)}`]);
     if (r.code !== 0) throw new Error(`bootstrap failed:\n${r.stdout}\n${r.stderr}`);
     const kg = await relonix(uid, ['keygen', '--name', `${tag}-1`, '--out', path.join(top, 'keys')]);
     if (kg.code !== 0) throw new Error(`keygen failed: ${kg.stderr}`);

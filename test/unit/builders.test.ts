@@ -18,8 +18,9 @@ import {
   parseBuilderUrl,
   sshConfigText,
 } from '../../src/remote/machines.ts';
-import { keyscanLine, shWord } from '../../src/remote/ssh.ts';
+import { keyscanLine } from '../../src/remote/ssh.ts';
 import { RelonixError } from '../../src/util/errors.ts';
+import { shQuote } from '../../src/util/shell.ts';
 
 const l = layout('/tmp/rx');
 
@@ -88,7 +89,7 @@ test('NIX_SSHOPTS names the ssh config only when there are builders, in relonix 
 test('the ssh-keyscan line adds to the prefix known_hosts, with -p only for another port', () => {
   assert.equal(keyscanLine(l, { host: 'h', port: 2222 }), 'ssh-keyscan -p 2222 h >> /tmp/rx/etc/ssh/known_hosts');
   assert.equal(keyscanLine(l, { host: 'h' }), 'ssh-keyscan h >> /tmp/rx/etc/ssh/known_hosts');
-  assert.equal(shWord("a b'c"), "'a b'\\''c'");
+  assert.equal(shQuote("a b'c"), "'a b'\\''c'");
 });
 
 test('--bootstrap plan: a local tarball travels with the bundle, pinned to the verified sha256; URLs, caches and keys pass as they are', () => {

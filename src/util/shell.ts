@@ -1,0 +1,4 @@
+/** A word for sh: as it is when it holds nothing the shell reads specially, else single-quoted. */
+export function shQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
