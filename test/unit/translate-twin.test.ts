@@ -106,18 +106,13 @@ function refused(closure: Closure, kind: string, message: RegExp): void {
   );
 }
 
-test('structured attrs, content-addressed outputs and incomplete closures are refused', () => {
+test('content-addressed outputs and incomplete closures are refused', () => {
   const top = '/nix/store/zr4vhpsgr5p0x2lfg91cx9ndmqfrnp6i-top.drv';
   const edit = (f: (d: Derivation) => Derivation) => {
     const c = nixStoreClosure();
     c.derivations.set(top, f(c.derivations.get(top)!));
     return c;
   };
-  refused(
-    edit((d) => ({ ...d, env: [['__json', '{}'], ...d.env] })),
-    'usage',
-    /__structuredAttrs/,
-  );
   refused(
     edit((d) => ({ ...d, env: [['__contentAddressed', '1'], ...d.env] })),
     'usage',
