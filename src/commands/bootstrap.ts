@@ -37,7 +37,7 @@ store dir by a loopback substituter the bin/ wrappers start (relonix translator 
 
 Examples:
   relonix bootstrap                                  # official release into /tmp/nix, store /tmp/nix/s
-  relonix bootstrap --prefix /app/nx                 # another prefix (or RELONIX_PREFIX): store /app/nx/s
+  relonix bootstrap --prefix /app/nix                # another prefix (or RELONIX_PREFIX): store /app/nix/s
   relonix bootstrap --prefix $HOME/nix --store-dir /tmp/store   # a longer prefix, a store dir of 10 bytes
   relonix bootstrap --upstream https://cache.example.org --upstream-key cache.example.org-1:BASE64
   relonix bootstrap --no-upstream                    # build everything here

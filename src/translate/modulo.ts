@@ -38,9 +38,11 @@ function unsupported(drvPath: string, what: string): RelonixError {
 export function checkSupported(drv: Derivation, drvPath: string): void {
   if (drv.env.some(([k, v]) => k === '__contentAddressed' && v === '1')) throw unsupported(drvPath, 'a content-addressed derivation (__contentAddressed)');
   if (drv.outputs.length === 0) throw unsupported(drvPath, 'a derivation without outputs');
+  // Nix writes an impure output with the hash "impure"
+  if (drv.outputs.some((o) => o.hash === 'impure')) throw unsupported(drvPath, 'an impure derivation (__impure)');
   if (fixedHash(drv, drvPath)) return;
   for (const o of drv.outputs) {
-    if (o.hashAlgo || o.hash) throw unsupported(drvPath, `a derivation whose output "${o.name}" is content-addressed but not fixed`);
+    if (o.hashAlgo || o.hash) throw unsupported(drvPath, `a content-addressed derivation (__contentAddressed: its output "${o.name}" is not fixed)`);
     if (!o.path) throw unsupported(drvPath, `a derivation whose output "${o.name}" has no path (deferred or impure)`);
   }
 }

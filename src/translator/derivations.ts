@@ -5,7 +5,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseStoreBasename } from '../store/storepath.ts';
-import { parseDerivation } from '../translate/aterm.ts';
+import { type Derivation, parseDerivation } from '../translate/aterm.ts';
+import { checkSupported } from '../translate/modulo.ts';
+import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 
 export interface OutputOf {
@@ -18,7 +20,11 @@ export class DerivationIndex {
   private readonly read = new Set<string>();
   private scanning: Promise<void> | undefined;
 
-  constructor(private readonly storeDir: string) {}
+  constructor(
+    private readonly storeDir: string,
+    /** hears of every derivation that can have no twin (content-addressed, impure) */
+    private readonly untranslatable: (drvPath: string, why: RelonixError) => Promise<void> = async () => undefined,
+  ) {}
 
   /** The derivation whose output has the hash part `hash`, or undefined when the store has none. */
   async find(hash: string): Promise<OutputOf | undefined> {
@@ -40,9 +46,22 @@ export class DerivationIndex {
         const drv = parseDerivation(await fs.readFile(drvPath));
         for (const o of drv.outputs) if (o.path) this.byOutput.set(parseStoreBasename(path.basename(o.path)).hash, { drvPath, output: o.name });
         this.read.add(name);
+        const why = unsupported(drv, drvPath);
+        if (why) await this.untranslatable(drvPath, why);
       } catch {
         // Nix writes a .drv in place: one being written is read again at the next listing
       }
     });
+  }
+}
+
+/** Why `drv` can have no twin, or undefined when it can (as far as it alone tells). */
+function unsupported(drv: Derivation, drvPath: string): RelonixError | undefined {
+  try {
+    checkSupported(drv, drvPath);
+    return undefined;
+  } catch (e) {
+    if (e instanceof RelonixError) return e;
+    throw e;
   }
 }

@@ -89,15 +89,18 @@ export class Notes {
     );
   }
 
-  /** A derivation that cannot have a twin: Nix builds it, and what needs it. */
-  untranslatable(drvPath: string, reason: string): Promise<void> {
+  /**
+   * A derivation that cannot have a twin: Nix builds it, and what needs it. Said when a command
+   * asks for it; `quiet` only records it (the store's derivations are read before anyone asks).
+   */
+  untranslatable(drvPath: string, reason: string, quiet = false): Promise<void> {
     const text = `relonix: ${path.basename(drvPath)} is ${reason}: it is not translated, Nix builds it\n`;
     return this.update(
       (r) => {
         const list = r.untranslatable[reason] ?? [];
         if (!list.includes(drvPath)) r.untranslatable[reason] = [...list, drvPath].slice(-KEEP_PER_REASON);
       },
-      { key: `untranslatable ${drvPath}`, text },
+      quiet ? undefined : { key: `untranslatable ${drvPath}`, text },
     );
   }
 
@@ -135,6 +138,7 @@ export class Notes {
 
 /** A short reason for a derivation that has no twin, from the error that said so. */
 export function untranslatableReason(message: string): string {
-  const m = / is (a .*?), which relonix cannot translate/.exec(message);
-  return m ? m[1]! : message.split(':')[0]!.slice(0, 120);
+  const m = / is (an? .*?), which relonix cannot translate/.exec(message);
+  // the kind of derivation, without the details of this one: "(__contentAddressed: its output …)"
+  return m ? m[1]!.replace(/ \((__\w+):[^)]*\)/, ' ($1)') : message.split(':')[0]!.slice(0, 120);
 }

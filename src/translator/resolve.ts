@@ -58,7 +58,7 @@ export class Translator {
   private readonly loadedDrvs = new Set<string>();
 
   constructor(private readonly c: TranslatorContext) {
-    this.index = new DerivationIndex(c.layout.storeDir);
+    this.index = new DerivationIndex(c.layout.storeDir, (drv, why) => c.notes.untranslatable(drv, untranslatableReason(why.message), true));
     this.cache = openTarget(`file://${c.files.cache}`);
     this.upstreams = c.config.upstreams.map((config) => ({ config, downUntil: 0 }));
   }

@@ -389,6 +389,26 @@ test('an upstream that is down: a clear warning, and Nix builds', async () => {
   }
 });
 
+test('content-addressed and impure derivations are not translated, and status counts them with their reason', async () => {
+  const expr = path.join(top, 'floating.nix');
+  const drv = (extra: string) => `derivation { system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo $name > $out" ]; ${extra} }`;
+  await fs.writeFile(
+    expr,
+    `{ ca = ${drv('name = "floating-ca"; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256";')}; impure = ${drv('name = "floating-impure"; __impure = true;')}; trigger = ${drv(`name = "trigger-${Date.now()}";`)}; }\n`,
+  );
+  await fs.chmod(expr, 0o644);
+  // the translator reads the store's derivations when a command asks it for a path it does not know
+  const r = await inPrefix(
+    `nix-instantiate --extra-experimental-features 'ca-derivations impure-derivations' ${expr} >/dev/null && nix-build --no-out-link ${expr} -A trigger`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const st = await status();
+  assert.equal(st.translator.untranslatable['a content-addressed derivation (__contentAddressed)'], 1);
+  assert.equal(st.translator.untranslatable['an impure derivation (__impure)'], 1);
+  const text = (await relonix(NOBODY_UID, ['status', '--prefix', prefix])).stdout;
+  assert.match(text, /not translated \(Nix builds them\): .*1 a content-addressed derivation/);
+});
+
 test('the translator killed with SIGKILL mid-NAR: nothing half-written anywhere, and the next command succeeds', async () => {
   const ni = await fs.readFile(upstreamNarinfo('big'), 'utf8');
   const server = path.join(prefix, 'var', 'relonix', 'translator', 'server');
@@ -447,6 +467,14 @@ test('a restart that wipes the prefix: relonix build --cache restores and substi
   assert.equal(first.code, 0, `${first.stdout}\n${first.stderr}`);
   const out = first.stdout.trim().split('\n').pop()!;
   assert.match(out, new RegExp(`^${prefix}/s/[0-9a-z]{32}-structured-1.0$`));
+
+  // relonix publish takes translated paths like any other
+  const published = path.join(top, 'published');
+  await fs.mkdir(published);
+  await fs.chown(published, NOBODY_UID, NOBODY_UID);
+  const pub = await relonix(NOBODY_UID, ['publish', '--prefix', prefix, '--to', `file://${published}`, '--secret-key', secret, out]);
+  assert.equal(pub.code, 0, pub.stderr);
+  await fs.access(path.join(published, `${path.basename(out).slice(0, 32)}.narinfo`));
 
   await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
   await removePrefix(prefix);

@@ -121,7 +121,7 @@ test('content-addressed outputs and incomplete closures are refused', () => {
   refused(
     edit((d) => ({ ...d, outputs: [{ name: 'out', path: '', hashAlgo: 'r:sha256', hash: '' }] })),
     'usage',
-    /content-addressed but not fixed/,
+    /a content-addressed derivation \(__contentAddressed: its output "out" is not fixed\)/,
   );
   refused(
     edit((d) => ({ ...d, outputs: [{ name: 'out', path: '', hashAlgo: '', hash: '' }] })),
