@@ -99,8 +99,9 @@ export function ensureScript(l: Layout, f: TranslatorFiles, node: string, entry:
 # serves upstream's binaries to its Nix; RELONIX_NO_TRANSLATOR=1 runs it without.
 if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
   relonix_translator_runs() {
-    read -r _rl_pid _rl_start _rl_port < ${q(f.server)} 2>/dev/null || return 1
-    read -r _rl_stat < "/proc/$_rl_pid/stat" 2>/dev/null || return 1
+    [ -r ${q(f.server)} ] || return 1
+    read -r _rl_pid _rl_start _rl_port 2>/dev/null < ${q(f.server)} || return 1
+    read -r _rl_stat 2>/dev/null < "/proc/$_rl_pid/stat" || return 1
     _rl_stat=\${_rl_stat##*) }
     set -- $_rl_stat
     [ "$1" != Z ] && [ "\${20}" = "$_rl_start" ]
@@ -113,10 +114,10 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
       _rl_seen=0
       while :; do
         _rl_gone=1
-        if read -r _rl_st < "/proc/$$/stat" 2>/dev/null; then
+        if read -r _rl_st 2>/dev/null < "/proc/$$/stat"; then
           case \${_rl_st##*) } in Z*|X*) ;; *) _rl_gone= ;; esac
         fi
-        _rl_size=$(wc -c < "$_rl_lease" 2>/dev/null) || break
+        _rl_size=$(wc -c 2>/dev/null < "$_rl_lease") || break
         if [ "$_rl_size" -gt "$_rl_seen" ]; then
           tail -c +$((_rl_seen + 1)) "$_rl_lease" | head -c $((_rl_size - _rl_seen)) >&2
           _rl_seen=$_rl_size
