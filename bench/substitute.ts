@@ -6,7 +6,7 @@
 // directory of its own (bind-mounted), so it neither sees the upstream's copies nor deletes anything
 // real. Both: a first install, then after uninstalling and garbage collection a second one (the
 // translator serves it from its file cache; Nix downloads it again). Targets: <= 1.5x, <= 1.1x.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,13 +48,24 @@ function hostNix(home: string, cmd: string, args: string[]): string {
   }).trim();
 }
 
-/** Runs `sh -c script`, timed; throws with its output when it fails. */
-function timedSh(script: string, env: NodeJS.ProcessEnv): number {
+/** Runs a command to its end without blocking this process (it serves the upstream meanwhile). */
+function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+/** Runs `sh -c script`, timed; throws with its output when it fails or builds anything. */
+async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> {
   const t0 = performance.now();
-  const r = spawnSync('sh', ['-c', script], { env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = await run('sh', ['-c', script], env);
   const s = (performance.now() - t0) / 1000;
-  if (r.status !== 0) throw new Error(`${script}\n${r.stdout}\n${r.stderr}`);
-  if (/^building '(?!.*-user-environment\.drv)/m.test(r.stderr)) throw new Error(`something was built:\n${r.stderr}`);
+  if (r.code !== 0) throw new Error(`${script}\n${r.out}`);
+  if (/^building '(?!.*-user-environment\.drv)/m.test(r.out)) throw new Error(`something was built:\n${r.out}`);
   return s;
 }
 
@@ -95,15 +106,23 @@ try {
   const mirror = await serveDirectory(path.dirname(fx.tarball));
   servers.push(mirror);
   prefix = await shortPrefix();
-  execFileSync(
-    process.execPath,
-    [RELONIX, 'bootstrap', '--prefix', prefix, '--url', `${mirror.url}/${path.basename(fx.tarball)}`, '--upstream', upstream.url, '--upstream-key', key],
-    { stdio: 'ignore' },
-  );
+  const boot = await run(process.execPath, [
+    RELONIX,
+    'bootstrap',
+    '--prefix',
+    prefix,
+    '--url',
+    `${mirror.url}/${path.basename(fx.tarball)}`,
+    '--upstream',
+    upstream.url,
+    '--upstream-key',
+    key,
+  ]);
+  if (boot.code !== 0) throw new Error(`bootstrap failed:\n${boot.out}`);
   const ours = { PATH: `${prefix}/bin:/usr/bin:/bin`, HOME: home };
-  const oursFirst = timedSh(`nix-env -f ${expr} -iA all`, ours);
-  timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
-  const oursSecond = timedSh(`nix-env -f ${expr} -iA all`, ours);
+  const oursFirst = await timedSh(`nix-env -f ${expr} -iA all`, ours);
+  await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
+  const oursSecond = await timedSh(`nix-env -f ${expr} -iA all`, ours);
 
   // the reference: Debian's Nix as root, a /nix of its own, the same upstream
   const refNix = path.join(work, 'ref-nix');
@@ -116,9 +135,9 @@ try {
     HOME: refHome,
     NIX_CONFIG: `sandbox = false\nbuild-users-group =\nsubstituters = ${upstream.url}\ntrusted-public-keys = ${key}\nnarinfo-cache-negative-ttl = 0`,
   };
-  const refFirst = timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
-  timedSh(inNamespace('nix-env -e bench-all && nix-collect-garbage -d >/dev/null'), ref);
-  const refSecond = timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
+  const refFirst = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
+  await timedSh(inNamespace('nix-env -e bench-all && nix-collect-garbage -d >/dev/null'), ref);
+  const refSecond = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
 
   const load = os
     .loadavg()
@@ -135,6 +154,9 @@ try {
   line('after garbage collection, again', oursSecond, refSecond, 1.1);
 } finally {
   if (prefix) spawnSync(process.execPath, [RELONIX, 'translator', 'stop', '--prefix', prefix], { stdio: 'ignore' });
+  // the translator's log, for a look at where the time went
+  if (prefix && process.env.RELONIX_BENCH_LOG)
+    await fs.copyFile(path.join(prefix, 'var/relonix/translator/server.log'), process.env.RELONIX_BENCH_LOG).catch(() => undefined);
   for (const s of servers) await s.close();
   if (built.length) spawnSync('nix-store', ['--delete', ...built], { env: { PATH: '/usr/bin:/bin', HOME: home, NIX_CONFIG: HOST_NIX }, stdio: 'ignore' });
   if (prefix) await removeTree(prefix);

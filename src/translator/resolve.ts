@@ -3,12 +3,9 @@
 // upstream's narinfo of the twin's output (its signature checked) and NAR (its hash checked),
 // rewritten for our store dir and signed with the prefix's key, into the file cache. The narinfo
 // is written only after the whole NAR is in the cache and checked: what Nix is told is what it gets.
-import path from 'node:path';
 import type { SecretKey } from '../cache/keys.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
-import { publishItems } from '../cache/push.ts';
 import { checkSigned, readNarInfo } from '../cache/substitute.ts';
-import { type CacheTarget, openTarget } from '../cache/targets.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { loadClosure } from '../translate/closure.ts';
 import { type ItemContext, translatedItem } from '../translate/item.ts';
@@ -18,6 +15,7 @@ import { openUpstream, type Upstream } from '../translate/upstream.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import type { TranslatorConfig, TranslatorFiles, UpstreamConfig } from './config.ts';
 import { DerivationIndex, type OutputOf } from './derivations.ts';
+import { FileCache } from './keep.ts';
 import { type Notes, untranslatableReason } from './notes.ts';
 
 /** How long an upstream that failed is not asked again: Nix's own HTTP store waits as long. */
@@ -37,6 +35,8 @@ export interface TranslatorContext {
   /** the prefix's active Nix, whose nix-store reads the closures */
   nix: string;
   notes: Notes;
+  /** the server's log */
+  log: (s: string) => void;
 }
 
 /** A failure to reach upstream, rather than something wrong with what it sent. */
@@ -46,7 +46,7 @@ function unreachable(e: unknown): boolean {
 
 export class Translator {
   private readonly index: DerivationIndex;
-  private readonly cache: CacheTarget;
+  private readonly cache: FileCache;
   private readonly upstreams: UpstreamSlot[];
   /** one twin builder per upstream store dir */
   private readonly builders = new Map<string, TwinBuilder>();
@@ -59,7 +59,7 @@ export class Translator {
 
   constructor(private readonly c: TranslatorContext) {
     this.index = new DerivationIndex(c.layout.storeDir, (drv, why) => c.notes.untranslatable(drv, untranslatableReason(why.message), true));
-    this.cache = openTarget(`file://${c.files.cache}`);
+    this.cache = new FileCache(c.files.cache, c.key);
     this.upstreams = c.config.upstreams.map((config) => ({ config, downUntil: 0 }));
   }
 
@@ -73,26 +73,30 @@ export class Translator {
     return p;
   }
 
+  /** Clears what a killed translator left half-staged: before the first request. */
+  start(): Promise<void> {
+    return this.cache.open();
+  }
+
   /** The path of a NAR in the file cache, for `nar/NAME` requests. */
   narFile(name: string): string {
-    return path.join(this.c.files.cache, 'nar', name);
+    return this.cache.narFile(name);
   }
 
   private async answer(hash: string): Promise<Buffer | undefined> {
-    const key = `${hash}.narinfo`;
-    const kept = await this.cache.get(key);
+    const kept = await this.cache.narinfo(hash);
     if (kept) return kept;
     const out = await this.index.find(hash);
     if (!out) return undefined;
     await this.load(out.drvPath);
     for (const slot of this.upstreams) {
-      const up = await this.open(slot);
+      const up = await this.reach(slot);
       if (!up) continue;
       const item = await this.plan(up, out);
       if (item === 'refused') return undefined;
       if (!item) continue;
       if (!(await this.translate(up, item))) return undefined;
-      return this.cache.get(key);
+      return this.cache.narinfo(hash);
     }
     return undefined;
   }
@@ -100,7 +104,9 @@ export class Translator {
   private load(drvPath: string): Promise<unknown> {
     const next = this.loads.then(async () => {
       if (this.loadedDrvs.has(drvPath)) return;
+      const t0 = Date.now();
       const { closure } = await loadClosure({ layout: this.c.layout, nix: this.c.nix }, [drvPath]);
+      this.c.log(`read the closure of ${drvPath}: ${closure.derivations.size} derivations, ${closure.sources.size} sources, ${Date.now() - t0} ms`);
       for (const p of closure.derivations.keys()) this.loadedDrvs.add(p);
       this.loaded.push(closure);
       for (const b of this.builders.values()) b.add(closure);
@@ -120,7 +126,7 @@ export class Translator {
   }
 
   /** The upstream, opened (its store dir as long as ours), or undefined while it cannot be reached. */
-  private async open(slot: UpstreamSlot): Promise<Upstream | undefined> {
+  private async reach(slot: UpstreamSlot): Promise<Upstream | undefined> {
     if (slot.opened) return slot.opened;
     if (Date.now() < slot.downUntil) return undefined;
     try {
@@ -167,17 +173,16 @@ export class Translator {
 
   /** Upstream's NAR rewritten into the file cache, checked before its narinfo is written; false when refused. */
   private async translate(up: Upstream, item: TranslateItem): Promise<boolean> {
-    const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map() };
+    const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true };
+    const t0 = Date.now();
     try {
-      await publishItems(
-        { target: this.cache, storeDir: this.c.layout.storeDir, key: this.c.key, compression: 'none', tmpDir: this.c.files.dir, jobs: 1, retries: 1 },
-        [translatedItem(ctx, item)],
-      );
+      await this.cache.keep(translatedItem(ctx, item));
     } catch (e) {
       if (isKind(e, 'integrity')) await this.c.notes.refused(item.path, errorMessage(e));
       else await this.c.notes.failed(item.path, errorMessage(e));
       return false;
     }
+    this.c.log(`translated ${item.path} from ${item.from.storePath} (${item.from.narSize} bytes) in ${Date.now() - t0} ms`);
     const files = ctx.compressed.get(item.path);
     if (files?.length)
       await this.c.notes.compressed(

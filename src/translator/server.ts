@@ -74,7 +74,9 @@ function handler(l: Layout, c: TranslatorConfig, t: Translator, hello: (nonce: s
     if (rest === 'nix-cache-info') return send(res, head, 200, 'text/x-nix-cache-info', formatCacheInfo({ storeDir: l.storeDir, priority: PRIORITY }));
     const ni = rest && NARINFO.exec(rest);
     if (ni) {
+      const t0 = Date.now();
       const text = await t.narinfo(ni[1]!);
+      log(`${req.method} ${rest} ${text ? 200 : 404} ${Date.now() - t0} ms`);
       return text ? send(res, head, 200, 'text/x-nix-narinfo', text) : send(res, head, 404, 'text/plain', 'not here: Nix builds it\n');
     }
     const nar = rest && NAR.exec(rest);
@@ -127,10 +129,10 @@ export async function runServer(l: Layout, o: { idleMs: number; ready: (r: Ready
   const key = await readTranslatorKey(l);
   const { nix } = await activeNix(l);
   await fs.mkdir(f.leases, { recursive: true });
-  await fs.mkdir(f.cache, { recursive: true });
   const act = new Activity();
   const notes = new Notes(f);
-  const t = new Translator({ layout: l, config: c, files: f, key, nix, notes });
+  const t = new Translator({ layout: l, config: c, files: f, key, nix, notes, log: o.log });
+  await t.start();
   const server = http.createServer(handler(l, c, t, (nonce) => answerHello(l.prefix, l.storeDir, nonce, key), act, o.log));
   server.keepAliveTimeout = 5000;
   const failed = await listen(server, c.port);
