@@ -104,3 +104,16 @@ export async function buildUpstream(
   hostNix(home, 'nix', ['copy', '--to', `file://${dir}?secret-key=${secretFile}&compression=${compression}`, ...out.values()]);
   return { out, key: (await fs.readFile(publicFile, 'utf8')).trim(), secretFile };
 }
+
+/** A store path under /nix/store: what a translated or relocated file must no longer name. */
+export const STORE_REF = /\/nix\/store\/[0-9abcdfghijklmnpqrsvwxyz]{32}/;
+
+/** Every file and symlink target at or under `p` that still names /nix/store/<hash>. */
+export async function namingNixStore(p: string): Promise<string[]> {
+  const st = await fs.lstat(p);
+  if (st.isSymbolicLink()) return STORE_REF.test(await fs.readlink(p)) ? [p] : [];
+  if (st.isFile()) return STORE_REF.test((await fs.readFile(p)).toString('latin1')) ? [p] : [];
+  const found: string[] = [];
+  for (const name of await fs.readdir(p)) found.push(...(await namingNixStore(path.join(p, name))));
+  return found;
+}

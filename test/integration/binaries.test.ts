@@ -15,9 +15,8 @@ import { startServer } from '../helpers/http.ts';
 import { type Mirror, serveFixture } from '../helpers/mirror.ts';
 import { prefixFor, RELONIX, removePrefix, shortPrefix, tempDir } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
-import { buildUpstream, hostNix, serveUpstream, type UpstreamCache } from '../helpers/upstream.ts';
+import { buildUpstream, hostNix, namingNixStore, STORE_REF, serveUpstream, type UpstreamCache } from '../helpers/upstream.ts';
 
-const STORE_REF = /\/nix\/store\/[0-9abcdfghijklmnpqrsvwxyz]{32}/;
 const FLAKES = "--extra-experimental-features 'nix-command flakes'";
 
 /**
@@ -154,16 +153,6 @@ async function status(): Promise<{ storeDir: string; translator: TranslatorStatu
   const r = await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json']);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
-}
-
-/** Files under `p` (and symlink targets) that still name /nix/store/<hash>. */
-async function namingNixStore(p: string): Promise<string[]> {
-  const st = await fs.lstat(p);
-  if (st.isSymbolicLink()) return STORE_REF.test(await fs.readlink(p)) ? [p] : [];
-  if (st.isFile()) return STORE_REF.test((await fs.readFile(p)).toString('latin1')) ? [p] : [];
-  const found: string[] = [];
-  for (const name of await fs.readdir(p)) found.push(...(await namingNixStore(path.join(p, name))));
-  return found;
 }
 
 before(async () => {
