@@ -15,6 +15,7 @@ import * as publish from './commands/publish.ts';
 import * as run from './commands/run.ts';
 import * as status from './commands/status.ts';
 import * as translate from './commands/translate.ts';
+import * as translator from './commands/translator.ts';
 import { emit } from './util/emit.ts';
 import { causeChain, type ErrorKind, errorMessage, RelonixError } from './util/errors.ts';
 
@@ -30,7 +31,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
 // layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, bundle, demo };
+const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, translator, bundle, demo };
 
 /**
  * The commands argv can reach: the one it names, none for --version, all for help and errors.
@@ -43,8 +44,10 @@ function reachable(argv: string[]): { register(p: Command): void }[] {
 }
 
 const EPILOG = `
-Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: store/, var/nix/,
-var/log/nix/, etc/nix/nix.conf and etc/profile.d/relonix.sh.
+Prefix: --prefix DIR, else $RELONIX_PREFIX, else /tmp/nix. Under it: the store dir (s/ where
+<prefix>/s is as long as /nix/store, as /tmp/nix/s, else store/), var/nix/, var/log/nix/,
+etc/nix/nix.conf and etc/profile.d/relonix.sh. With a store dir of 10 bytes, Nix commands get
+cache.nixos.org's binaries translated on demand (relonix translator --help).
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 integrity (checksum, hash or signature) refused,
 4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine;

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { layout as makeLayout } from '../prefix/layout.ts';
 import { type BootstrapState, emptyState, isBootstrapped, readState, type StageName, writeState } from '../prefix/state.ts';
+import { DEFAULT_UPSTREAMS, type UpstreamConfig } from '../translator/config.ts';
 import { emit } from '../util/emit.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { exists, removeTree } from '../util/fs.ts';
@@ -20,6 +21,8 @@ export interface BootstrapOptions {
   sha256?: string;
   caches?: string[];
   trustedKeys?: string[];
+  /** the caches whose binaries are translated on demand (default cache.nixos.org; [] for none) */
+  upstreams?: UpstreamConfig[];
   /** seconds to wait for another relonix holding the prefix */
   waitSeconds?: number;
   json?: boolean;
@@ -78,6 +81,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     host: nixSystem(),
     caches: opts.caches ?? [],
     trustedKeys: opts.trustedKeys ?? [],
+    upstreams: opts.upstreams ?? DEFAULT_UPSTREAMS,
   };
   const done = (s: BootstrapState): BootstrapResult => ({
     prefix: l.prefix,

@@ -2,6 +2,7 @@
 // stages in order and records each, and the stages themselves (stages/), which never import the engine.
 import type { Layout } from '../prefix/layout.ts';
 import type { BootstrapState, StageName } from '../prefix/state.ts';
+import type { UpstreamConfig } from '../translator/config.ts';
 
 /** What every stage may read: the prefix, the machine, and where the Nix comes from. */
 export interface BootstrapContext {
@@ -11,6 +12,8 @@ export interface BootstrapContext {
   tarball?: { url: string; sha256?: string };
   caches: string[];
   trustedKeys: string[];
+  /** the caches whose binaries the translator serves for this store dir (src/translator/) */
+  upstreams: UpstreamConfig[];
 }
 
 /** The top-level fields of the state a stage may set (besides its own record). */

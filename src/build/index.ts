@@ -12,7 +12,7 @@ import { planParallelism, userSettings } from '../host/parallelism.ts';
 import { prefixEnvironment } from '../prefix/environment.ts';
 import { type Layout, layout } from '../prefix/layout.ts';
 import { resolveNixTool } from '../prefix/tools.ts';
-import { isKind, RelonixError } from '../util/errors.ts';
+import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { nixSystem } from '../util/system.ts';
@@ -107,6 +107,7 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
       });
     }
     const env = await prefixEnvironment(l);
+    const releaseTranslator = await startTranslator(l, display);
     const counts: Counts = { built: 0, running: 0, failed: 0, pushed: 0, unpushed: 0 };
     // events only come once the uploader has started, after `run` exists
     const uploader: Uploader = new Uploader({
@@ -128,7 +129,7 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
     if (q.pending.length) display.say(`${q.pending.length} derivations an earlier run built are not in the cache yet: pushing them first`);
     await run.uploader.start(q, await nixMissingFromCache(target, n, system));
     if (oldPlan.length) await run.uploader.sweep(oldPlan);
-    const b = await build(run, n.nix, env, trustedKeys, target);
+    const b = await build(run, n.nix, env, trustedKeys, target).finally(releaseTranslator);
     return { ...b, display };
   });
 }
@@ -173,14 +174,50 @@ async function build(run: Run, nix: string, env: NodeJS.ProcessEnv, trustedKeys:
     await planWritten;
     // outputs whose hook never wrote its line (killed between Nix registering them and the write)
     if (Date.now() < stop.deadline) await run.uploader.sweep(plan).catch(() => undefined);
+    const closureError = code === 0 && !stop.signal ? await pushOutputClosures(run, nb.stdout()) : undefined;
     const u = await run.uploader.finish(() => stop.deadline);
     if (!u.abandoned) await fs.rm(files.plan, { force: true });
     run.counts.unpushed = u.pending.length;
     display.update(run.counts, true);
     display.close();
-    return { code, stdout: nb.stdout(), pending: u.pending, pushError: u.error, abandoned: u.abandoned, signal: stop.signal };
+    return { code, stdout: nb.stdout(), pending: u.pending, pushError: u.error ?? closureError, abandoned: u.abandoned, signal: stop.signal };
   } finally {
     stop.dispose();
+  }
+}
+
+/**
+ * The prefix's translator, running while this build does (the build runs nix-build itself, not
+ * through the bin/ wrappers); one that cannot start is said, and the build goes on.
+ */
+async function startTranslator(l: Layout, display: BuildDisplay): Promise<() => Promise<void>> {
+  const { ensureTranslator, holdLease } = await import('../translator/client.ts');
+  const { readTranslatorConfig, translatorFiles } = await import('../translator/config.ts');
+  if (!(await readTranslatorConfig(l).catch(() => undefined))) return async () => undefined;
+  const release = await holdLease(translatorFiles(l), (text) => {
+    for (const line of text.trimEnd().split('\n')) display.say(line.replace(/^relonix: /, ''), { event: 'translator', text: line });
+  });
+  try {
+    await ensureTranslator(l);
+  } catch (e) {
+    display.say(`warning: ${errorMessage(e)}`, { event: 'translator', status: 'unavailable', message: errorMessage(e) });
+  }
+  return release;
+}
+
+/** What nix-build substituted (translated paths too) goes up with the outputs' closures; an error is a push error. */
+async function pushOutputClosures(run: Run, stdout: string): Promise<RelonixError | undefined> {
+  const outputs = stdout.split('\n').filter((p) => p.startsWith(`${run.l.storeDir}/`));
+  if (!outputs.length) return undefined;
+  try {
+    const n = await run.uploader.pushClosure(outputs);
+    if (n)
+      run.display.say(`pushed ${n} paths of the outputs' closures that were not built here (substituted or translated)`, { event: 'pushed-closure', paths: n });
+    return undefined;
+  } catch (e) {
+    return e instanceof RelonixError
+      ? e
+      : new RelonixError(errorMessage(e), { kind: 'network', hint: 'run the same command again: what is in the cache is skipped', cause: e });
   }
 }
 

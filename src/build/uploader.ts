@@ -208,6 +208,18 @@ export class Uploader {
     if (ready.length) this.o.onEvent?.({ kind: 'pushed', drvs: ready, paths: records.length, ms: Date.now() - t0 });
   }
 
+  /**
+   * The closures of `paths` (the build's outputs), what is not up yet: what Nix substituted rather
+   * than built, translated from upstream say, so that a restart restores it from the cache too.
+   */
+  async pushClosure(paths: string[]): Promise<number> {
+    const records = await queryClosure(this.tools, paths);
+    const fresh = records.filter((r) => !this.known.has(r.path));
+    if (fresh.length) await this.publish(fresh);
+    for (const r of records) this.known.add(r.path);
+    return fresh.length;
+  }
+
   /** From the .drv itself; a derivation whose outputs it does not name (content-addressed) asks Nix. */
   private async outputsOf(drv: string): Promise<string[]> {
     const bytes = await fs.readFile(drv).catch(() => undefined);

@@ -87,17 +87,11 @@ export interface PublishResult {
 
 type Again = <T>(fn: () => Promise<T>) => Promise<T>;
 
-/** Stages one item's NAR and uploads it; undefined when the cache has the path already. The narinfo is not signed yet. */
-async function uploadNar(o: ItemsOptions, it: PublishItem, compression: Compression, file: string, again: Again): Promise<NarInfo | undefined> {
-  if (await again(() => o.target.has(narInfoKey(it.path)))) return undefined;
-  const journaled = await o.journal?.get(it.path, it.source);
-  if (journaled && (await again(() => o.target.has(journaled.url)))) return journaled;
-  const staged = await stageNarStream(it.nar(), compression, file);
-  const { ca } = await it.accept(staged);
-  const narKey = `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`;
-  const ni: NarInfo = {
+/** The (unsigned) narinfo of an item whose NAR is staged: the NAR's key is `nar/<FileHash>.nar[.ext]`. */
+export function stagedNarInfo(it: PublishItem, staged: StagedNar, compression: Compression, ca?: string): NarInfo {
+  return {
     storePath: it.path,
-    url: narKey,
+    url: `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`,
     compression,
     fileHash: formatNarHash(staged.fileHash),
     fileSize: staged.fileSize,
@@ -108,6 +102,16 @@ async function uploadNar(o: ItemsOptions, it: PublishItem, compression: Compress
     sigs: [],
     ...(ca ? { ca } : {}),
   };
+}
+
+/** Stages one item's NAR and uploads it; undefined when the cache has the path already. The narinfo is not signed yet. */
+async function uploadNar(o: ItemsOptions, it: PublishItem, compression: Compression, file: string, again: Again): Promise<NarInfo | undefined> {
+  if (await again(() => o.target.has(narInfoKey(it.path)))) return undefined;
+  const journaled = await o.journal?.get(it.path, it.source);
+  if (journaled && (await again(() => o.target.has(journaled.url)))) return journaled;
+  const staged = await stageNarStream(it.nar(), compression, file);
+  const ni = stagedNarInfo(it, staged, compression, (await it.accept(staged)).ca);
+  const narKey = ni.url;
   if (!(await again(() => o.target.has(narKey)))) {
     // each attempt reads the staged file afresh
     await again(() => o.target.putFile(narKey, file, staged.fileSize, staged.fileHash.toString('hex'), 'application/x-nix-nar'));

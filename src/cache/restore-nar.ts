@@ -23,12 +23,21 @@ export interface Item {
   target: CacheTarget;
 }
 
-/** The bytes of a NAR file as a stream, checked against FileHash as they pass. */
-export async function openNarFile(l: Layout, ni: NarInfo, target: CacheTarget): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
+/**
+ * The bytes of a NAR file as a stream, checked against FileHash as they pass. Over HTTP it lands in
+ * a resumable download first, unless `streamed` (a reader that checks the NAR itself and can start
+ * over, such as the translator, needs no file on disk in between).
+ */
+export async function openNarFile(
+  l: Layout,
+  ni: NarInfo,
+  target: CacheTarget,
+  streamed = false,
+): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
   const where = `${target.url}/${ni.url}`;
   const missing = () =>
     new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
-  const src = target.httpSource?.(ni.url);
+  const src = streamed && target.openRead ? undefined : target.httpSource?.(ni.url);
   if (src) {
     // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over
     const localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));

@@ -85,10 +85,10 @@ function trusted(keys: string[]): PublicKey[] {
   return keys.map(parsePublicKey);
 }
 
-/** The narinfo of `storePath` in `t`, parsed and checked to describe it; undefined when `t` has none. */
-export async function readNarInfo(t: CacheTarget, storePath: string): Promise<NarInfo | undefined> {
+/** The narinfo of `storePath` in `t`, parsed and checked to describe it; undefined when `t` has none. Retried `retries` times. */
+export async function readNarInfo(t: CacheTarget, storePath: string, retries = 4): Promise<NarInfo | undefined> {
   const key = narInfoKey(storePath);
-  const b = await retry(() => t.get(key), { retries: 4 });
+  const b = await retry(() => t.get(key), { retries });
   if (!b) return undefined;
   let ni: NarInfo;
   try {

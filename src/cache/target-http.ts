@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type Body, httpFailure, request } from '../net/http.ts';
+import { type Body, httpFailure, request, transientBody } from '../net/http.ts';
 import { RelonixError } from '../util/errors.ts';
 import type { CacheTarget } from './target.ts';
 
@@ -103,6 +103,16 @@ export class HttpTarget implements CacheTarget {
     }
     if (r.status < 200 || r.status >= 300) throw await httpFailure(r, `GET ${this.u(key)}`);
     return r.buffer();
+  }
+  /** The object as it arrives (no resuming: restores go through httpSource and a resumable download). */
+  async openRead(key: string) {
+    const r = await this.send('GET', key);
+    if (r.status === 404 || r.status === 410) {
+      r.drop();
+      return undefined;
+    }
+    if (r.status < 200 || r.status >= 300) throw await httpFailure(r, `GET ${this.u(key)}`);
+    return transientBody(r, `GET ${this.u(key)}`);
   }
   async put(key: string, data: Buffer, contentType: string) {
     await this.write(key, data, contentType);

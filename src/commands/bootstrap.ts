@@ -14,11 +14,13 @@ first unfinished one, and a finished prefix is a fast no-op):
               (relonix doctor reports the same and more, before a bootstrap)
   fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256)
   unpack      unpack into <prefix>/var/relonix/staging
-  relocate    move the closure from /nix/store to <prefix>/store: ELF interpreters and RUNPATHs,
-              symlinks, scripts; store paths inside binary data are listed by \`relonix status\`.
-              With a --store-dir as long as /nix/store every reference is rewritten in place,
-              binary data included (Nix's own compiled-in store dir too)
-  configure   etc/nix/nix.conf (sandbox off, no build users, your caches) and etc/profile.d/relonix.sh
+  relocate    move the closure from /nix/store to the store dir: ELF interpreters and RUNPATHs,
+              symlinks, scripts. With a store dir as long as /nix/store (the default <prefix>/s
+              when that is 10 bytes, as /tmp/nix/s) every reference is rewritten in place, binary
+              data included; otherwise store paths inside binary data are listed by relonix status
+  configure   etc/nix/nix.conf (sandbox off, no build users, your caches, the translator),
+              etc/profile.d/relonix.sh, and the translator: its key, a free loopback port, each
+              --upstream checked (another store dir length is refused; unreachable is a warning)
   register    load the closure into the new store's database; install Nix into the default profile
   verify      nix-store --verify --check-contents, nix --version, a trivial build, libraries from the store
   cache-nix   (with --cache and --url) install the Nix built for this prefix from the cache
@@ -29,10 +31,16 @@ With --cache and no --url there is no tarball: preflight, configure, then
 and verify. This is how a host that lost /tmp comes back in about a second (relonix publish fills
 the cache).
 
+Binaries: with a store dir of 10 bytes, every Nix command in the prefix gets what the upstream
+(https://cache.nixos.org unless --upstream says otherwise) built, translated on demand for this
+store dir by a loopback substituter the bin/ wrappers start (relonix translator --help).
+
 Examples:
-  relonix bootstrap                                  # official release into /tmp/nix
-  relonix bootstrap --prefix $HOME/nix               # another prefix (or RELONIX_PREFIX)
-  relonix bootstrap --store-dir /tmp/store           # 10 bytes, like /nix/store: see relonix translate
+  relonix bootstrap                                  # official release into /tmp/nix, store /tmp/nix/s
+  relonix bootstrap --prefix /app/nix                # another prefix (or RELONIX_PREFIX): store /app/nix/s
+  relonix bootstrap --prefix $HOME/nix --store-dir /tmp/store   # a longer prefix, a store dir of 10 bytes
+  relonix bootstrap --upstream https://cache.example.org --upstream-key cache.example.org-1:BASE64
+  relonix bootstrap --no-upstream                    # build everything here
   relonix bootstrap --url https://mirror.example/nix-2.24.10-x86_64-linux.tar.xz
   relonix bootstrap --url ./nix-2.8.0-x86_64-linux.tar.xz --sha256 <64 hex digits>
   relonix bootstrap --cache https://cache.example.org --trusted-key cache.example.org-1:BASE64
@@ -49,12 +57,20 @@ export function register(program: Command): void {
     .option('--prefix <dir>', PREFIX_HELP)
     .option(
       '--store-dir <dir>',
-      'the store dir, when not <prefix>/store; as long as /nix/store (10 bytes), binaries relocate in place and cache.nixos.org can be translated',
+      'the store dir (default <prefix>/s when that is 10 bytes, as long as /nix/store, else <prefix>/store); only a store dir of 10 bytes takes upstream binaries',
     )
     .option('--url <url>', 'Nix binary tarball: https://, http://, file:// or a local path (default: the official release)')
     .option('--sha256 <hex>', 'expected sha256 of the tarball (default: read from URL.sha256)')
     .option('--cache <url>', 'binary cache for this prefix (repeatable)', repeatable, [] as string[])
     .option('--trusted-key <key>', 'public key the caches sign with, name:base64 (repeatable)', repeatable, [] as string[])
+    .option(
+      '--upstream <url>',
+      "a cache whose binaries are translated on demand for this prefix's store dir (repeatable; default https://cache.nixos.org)",
+      repeatable,
+      [] as string[],
+    )
+    .option('--upstream-key <key>', "public key the upstreams' narinfos must be signed with, name:base64 (repeatable)", repeatable, [] as string[])
+    .option('--no-upstream', 'no upstream: Nix builds what no --cache has')
     .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(parseSeconds))
     .option('--json', 'print one JSON object per event instead of the progress display')
     .addHelpText('after', HELP)
@@ -66,6 +82,8 @@ export function register(program: Command): void {
         sha256?: string;
         cache: string[];
         trustedKey: string[];
+        upstream: string[] | false;
+        upstreamKey: string[];
         wait?: number;
         json?: boolean;
       }) => {
@@ -73,6 +91,7 @@ export function register(program: Command): void {
           throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
         }
         const { runBootstrap } = await import('../bootstrap/engine.ts');
+        const { upstreamsOf } = await import('../translator/setup.ts');
         const r = await runBootstrap({
           prefix: o.prefix,
           storeDir: o.storeDir,
@@ -80,6 +99,7 @@ export function register(program: Command): void {
           sha256: o.sha256?.toLowerCase(),
           caches: o.cache,
           trustedKeys: o.trustedKey,
+          upstreams: upstreamsOf(o.upstream, o.upstreamKey),
           waitSeconds: o.wait,
           json: o.json,
         });

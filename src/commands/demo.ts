@@ -4,9 +4,10 @@ import { reportBootstrap } from './bootstrap.ts';
 
 /**
  * The demo prefix is its own, not /tmp/nix: the demo installs a Nix made from Debian's nix-bin, and
- * a later real `relonix bootstrap` into the default prefix should not find it there.
+ * a later real `relonix bootstrap` into the default prefix should not find it there. Like /tmp/nix
+ * it is 8 bytes, so its store dir is /tmp/rxd/s, as long as /nix/store, with a translator.
  */
-const DEMO_PREFIX = '/tmp/relonix-demo';
+const DEMO_PREFIX = '/tmp/rxd';
 
 export function register(program: Command): void {
   program

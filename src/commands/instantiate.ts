@@ -7,7 +7,7 @@ The evaluating half of a split pipeline: this host holds the expression (nixpkgs
 evaluates it; another host, or this one after a wipe, builds what it printed and never needs the
 expression:
   relonix instantiate --cache URL --secret-key k.secret -- release.nix -A hello
-  relonix build --cache URL --secret-key k.secret -- /tmp/nix/store/…-hello-2.12.drv
+  relonix build --cache URL --secret-key k.secret -- /tmp/nix/s/…-hello-2.12.drv
 
 Nothing is built. The closure of every .drv (the derivations and the sources they name) is
 published to --cache, signed, and so is the prefix's Nix when the cache's relonix.json does not

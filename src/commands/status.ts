@@ -8,14 +8,15 @@ import { PREFIX_HELP } from './options.ts';
 export function register(program: Command): void {
   program
     .command('status')
-    .description('what is installed in the prefix: stages done, active Nix, store size, relocation report, build queue')
+    .description('what is installed in the prefix: stages done, active Nix, store size, relocation report, upstream and translator, build queue')
     .option('--prefix <dir>', PREFIX_HELP)
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
       const l = layout(o.prefix);
-      const [st, build] = await Promise.all([inspectPrefix(l), buildStatus(l)]);
+      const { translatorLines, translatorStatus } = await import('../translator/status.ts');
+      const [st, build, translator] = await Promise.all([inspectPrefix(l), buildStatus(l), translatorStatus(l)]);
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ ...st, buildQueue: build.queue, buildParallelism: build.parallelism }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ ...st, buildQueue: build.queue, buildParallelism: build.parallelism, translator }, null, 2)}\n`);
         return;
       }
       const { queue, parallelism: p } = build;
@@ -36,6 +37,7 @@ export function register(program: Command): void {
         if (st.relocation.unrewritableFiles.length > 10) out.push(`    … and ${st.relocation.unrewritableFiles.length - 10} more`);
         out.push(`  full list: ${st.relocation.reportFile}`);
       }
+      out.push(...translatorLines(translator, mib));
       const limits = [`${p.cpus} CPUs`, ...(p.memoryBytes === undefined ? [] : [`a memory limit of ${mib(p.memoryBytes)}`])].join(' and ');
       out.push(`builds     max-jobs ${p.maxJobs}, cores ${p.cores} (${limits}, from the cgroup and CPU affinity)`);
       if (queue.pending.length) {

@@ -16,6 +16,8 @@ export interface NixEnvOptions {
   cacert?: string;
   /** the ssh config of the prefix's remote builders, when it has some */
   sshConfig?: string;
+  /** the prefix has a translator: its bin/ wrappers, which start it, go first on PATH */
+  wrappers?: boolean;
 }
 
 /**
@@ -47,7 +49,7 @@ export function nixVariables(l: Layout, opts: NixEnvOptions = {}): Record<string
     // Nix's own ssh (remote builders) takes its options from here: the builders' ports and keys
     ...(opts.sshConfig ? { NIX_SSHOPTS: `-F ${opts.sshConfig}` } : {}),
   };
-  vars.PATH = prependSearchPath(binDirs(l, opts.nix), base.PATH ?? '/usr/local/bin:/usr/bin:/bin');
+  vars.PATH = prependSearchPath(binDirs(l, opts.nix, opts.wrappers), base.PATH ?? '/usr/local/bin:/usr/bin:/bin');
   // an empty entry at the end keeps man's own search path after the prefix's pages
   vars.MANPATH = prependSearchPath(manDirs(l, opts.nix), base.MANPATH ?? '');
   // Nix stops with "cannot figure out user name" without USER on a uid that has no passwd entry
@@ -56,8 +58,13 @@ export function nixVariables(l: Layout, opts: NixEnvOptions = {}): Record<string
   return vars;
 }
 
-function binDirs(l: Layout, nix?: string): string[] {
-  return [path.join(l.profile, 'bin'), ...(nix ? [path.join(nix, 'bin')] : [])];
+function binDirs(l: Layout, nix?: string, wrappers?: boolean): string[] {
+  return [...(wrappers ? [l.binDir] : []), path.join(l.profile, 'bin'), ...(nix ? [path.join(nix, 'bin')] : [])];
+}
+
+/** Whether the prefix has a translator, whose wrappers must come first on PATH. */
+async function hasTranslator(l: Layout): Promise<boolean> {
+  return exists(l.translatorScript);
 }
 
 function manDirs(l: Layout, nix?: string): string[] {
@@ -95,14 +102,14 @@ export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: stri
 /** The variables for this prefix; HOME, when the host gives none, is created under the prefix. */
 export async function prefixVariables(l: Layout, base: NodeJS.ProcessEnv = process.env): Promise<Record<string, string>> {
   const a = await activeNix(l);
-  const vars = nixVariables(l, { ...a, base, sshConfig: await builderSshConfig(l) });
+  const vars = nixVariables(l, { ...a, base, sshConfig: await builderSshConfig(l), wrappers: await hasTranslator(l) });
   if (vars.HOME) await fs.mkdir(vars.HOME, { recursive: true });
   return vars;
 }
 
 export async function prefixEnvironment(l: Layout, base: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
   const a = await activeNix(l);
-  const env = nixEnvironment(l, { ...a, base, sshConfig: await builderSshConfig(l) });
+  const env = nixEnvironment(l, { ...a, base, sshConfig: await builderSshConfig(l), wrappers: await hasTranslator(l) });
   if (!base.HOME && env.HOME) await fs.mkdir(env.HOME, { recursive: true });
   return env;
 }
@@ -137,9 +144,9 @@ export function renderEnv(vars: Record<string, string>, shell: Shell): string {
  * Pure: the sourced profile scripts. Unlike `relonix env`, which prints the values for this shell
  * right now, these prepend to whatever PATH the sourcing shell has and fill USER/HOME only when unset.
  */
-export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?: string): { sh: string; fish: string } {
+export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?: string, wrappers?: boolean): { sh: string; fish: string } {
   const vars = nixVariables(l, { nix, cacert, sshConfig, base: { PATH: '', MANPATH: '', USER: 'x', HOME: 'x' } });
-  const bins = binDirs(l, nix);
+  const bins = binDirs(l, nix, wrappers);
   const mans = manDirs(l, nix);
   delete vars.PATH;
   delete vars.MANPATH;
@@ -162,7 +169,7 @@ export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?:
 
 /** Writes the sourced profile scripts (which the wrappers source too) as the prefix is now. */
 export async function writeEnvScripts(l: Layout, nix?: string, cacert?: string): Promise<void> {
-  const scripts = envScripts(l, nix, cacert, await builderSshConfig(l));
+  const scripts = envScripts(l, nix, cacert, await builderSshConfig(l), await hasTranslator(l));
   await writeFileAtomic(l.envScript, scripts.sh);
   await writeFileAtomic(l.envScriptFish, scripts.fish);
 }
@@ -176,6 +183,8 @@ export function wrapperScript(l: Layout, nix: string, tool: string): string {
     `${WRAPPER_MARK} ${tool} of the Nix in ${l.prefix}, with its environment, from any PATH (and as`,
     '# the remote-program of a remote builder)',
     `. ${shQuote(l.envScript)}`,
+    // the translator, when the prefix has one, runs while this command does (its pid is kept across exec)
+    `[ ! -r ${shQuote(l.translatorScript)} ] || . ${shQuote(l.translatorScript)}`,
     `exec ${shQuote(path.join(nix, 'bin', tool))} "$@"`,
     '',
   ].join('\n');

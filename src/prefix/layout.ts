@@ -34,6 +34,10 @@ export interface Layout {
   /** ssh options of the builders (NIX_SSHOPTS=-F …): their ports, users and keys */
   sshConfig: string;
   knownHosts: string;
+  /** the on-demand translator of upstream's binaries: its key, config, file cache and run files */
+  translatorDir: string;
+  /** what the bin/ wrappers source to have the translator run while their command does (only when it is set up) */
+  translatorScript: string;
 }
 
 export function resolvePrefix(flag?: string): string {
@@ -77,16 +81,25 @@ function recordedStoreDir(stateFile: string): string | undefined {
   }
 }
 
+/** The length of `/nix/store`: a store dir this long takes upstream's binaries rewritten in place. */
+export const UPSTREAM_STORE_DIR_BYTES = Buffer.byteLength('/nix/store');
+
+/** A new prefix's store dir: `PREFIX/s` where that is as long as `/nix/store` (`/tmp/nix/s`), else `PREFIX/store`. */
+export function defaultStoreDir(prefix: string): string {
+  const short = path.join(prefix, 's');
+  return Buffer.byteLength(short) === UPSTREAM_STORE_DIR_BYTES ? short : path.join(prefix, 'store');
+}
+
 /**
  * The layout of a prefix. Its store dir is `storeDirFlag` (bootstrap --store-dir), else the one
- * its state records, else `PREFIX/store`.
+ * its state records (a prefix is never moved), else the default for a new prefix.
  */
 export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
   const prefix = resolvePrefix(prefixFlag);
   const relonixDir = path.join(prefix, 'var', 'relonix');
   const stateDir = path.join(prefix, 'var', 'nix');
   const stateFile = path.join(relonixDir, 'state.json');
-  const storeDir = storeDirFlag !== undefined ? checkStoreDir(storeDirFlag) : (recordedStoreDir(stateFile) ?? path.join(prefix, 'store'));
+  const storeDir = storeDirFlag !== undefined ? checkStoreDir(storeDirFlag) : (recordedStoreDir(stateFile) ?? defaultStoreDir(prefix));
   if (prefix === storeDir || prefix.startsWith(`${storeDir}/`)) {
     throw new RelonixError(`the store dir ${storeDir} would hold the prefix ${prefix}`, {
       kind: 'usage',
@@ -115,5 +128,7 @@ export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
     machinesFile: path.join(prefix, 'etc', 'nix', 'machines'),
     sshConfig: path.join(prefix, 'etc', 'ssh', 'config'),
     knownHosts: path.join(prefix, 'etc', 'ssh', 'known_hosts'),
+    translatorDir: path.join(relonixDir, 'translator'),
+    translatorScript: path.join(relonixDir, 'translator', 'ensure.sh'),
   };
 }

@@ -3,10 +3,10 @@
 // from the same tarball (copied too when it is a local file) or the same caches.
 import { createReadStream, existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isLocalSource, localSourcePath } from '../net/download.ts';
-import type { Layout } from '../prefix/layout.ts';
+import { defaultStoreDir, type Layout } from '../prefix/layout.ts';
 import type { BootstrapSource, BootstrapState } from '../prefix/state.ts';
+import { findOwnBundle } from '../util/bundle.ts';
 import { RelonixError } from '../util/errors.ts';
 import { shQuote } from '../util/shell.ts';
 import { startPiped } from '../util/spawn.ts';
@@ -36,7 +36,7 @@ export interface RemoteBootstrapPlan {
 export function planRemoteBootstrap(l: Layout, source: BootstrapSource, verifiedSha256: string | undefined, bundle: string, dir: string): RemoteBootstrapPlan {
   const uploads: Upload[] = [{ local: bundle, remote: path.join(dir, 'relonix.mjs') }];
   const args = ['bootstrap', '--prefix', l.prefix];
-  if (l.storeDir !== path.join(l.prefix, 'store')) args.push('--store-dir', l.storeDir);
+  if (l.storeDir !== defaultStoreDir(l.prefix)) args.push('--store-dir', l.storeDir);
   if (source.url) {
     let url = source.url;
     if (isLocalSource(url)) {
@@ -53,12 +53,11 @@ export function planRemoteBootstrap(l: Layout, source: BootstrapSource, verified
   return { uploads, args };
 }
 
-/** The single-file bundle of this relonix: the running file itself, or a checkout's dist/. */
+/** The single-file bundle of this relonix, which the builder runs. */
 export function ownBundle(): string {
-  const here = fileURLToPath(import.meta.url);
-  const bundle = path.basename(here) === 'relonix.mjs' ? here : path.resolve(path.dirname(here), '..', '..', 'dist', 'relonix.mjs');
-  if (!existsSync(bundle)) {
-    throw new RelonixError(`--bootstrap copies this relonix's bundle to the builder, and ${bundle} does not exist`, {
+  const bundle = findOwnBundle();
+  if (!bundle) {
+    throw new RelonixError(`--bootstrap copies this relonix's bundle to the builder, and this checkout has not built it (dist/relonix.mjs)`, {
       kind: 'failure',
       hint: 'in a checkout, npm run build makes it',
     });

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { dropNixConfBlock, mergeNixConf } from '../bootstrap/stages/configure.ts';
 import { writeEnvScripts } from '../prefix/environment.ts';
-import type { Layout } from '../prefix/layout.ts';
+import { defaultStoreDir, type Layout } from '../prefix/layout.ts';
 import { readState } from '../prefix/state.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
@@ -98,7 +98,7 @@ export async function removeBuilder(l: Layout, url: string): Promise<Builder> {
 }
 
 function bootstrapLine(l: Layout): string {
-  const storeDir = l.storeDir === path.join(l.prefix, 'store') ? '' : ` --store-dir ${shQuote(l.storeDir)}`;
+  const storeDir = l.storeDir === defaultStoreDir(l.prefix) ? '' : ` --store-dir ${shQuote(l.storeDir)}`;
   return `npx relonix bootstrap --prefix ${shQuote(l.prefix)}${storeDir}`;
 }
 

@@ -21,6 +21,8 @@ export interface ItemContext {
   spool?: SpoolOptions;
   /** files of translated paths with store references inside compressed data, by path */
   compressed: Map<string, CompressedFile[]>;
+  /** read upstream's NARs as they arrive, without a resumable download to disk first */
+  streamed?: boolean;
 }
 
 export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
@@ -46,7 +48,7 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
 }
 
 async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: RewriteSummary) => void): AsyncGenerator<Uint8Array> {
-  const file = await openNarFile(c.layout, it.from, c.upstream.target);
+  const file = await openNarFile(c.layout, it.from, c.upstream.target, c.streamed);
   try {
     const raw = decompress(file.bytes, it.from.compression, it.from.fileSize);
     if (it.verbatim) {

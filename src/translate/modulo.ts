@@ -26,18 +26,23 @@ export function derivationName(drvPath: string): string {
 function unsupported(drvPath: string, what: string): RelonixError {
   return new RelonixError(`${drvPath} is ${what}, which relonix cannot translate to another store dir`, {
     kind: 'usage',
-    hint: 'only input-addressed and fixed-output derivations without __structuredAttrs can be translated',
+    hint: 'only input-addressed and fixed-output derivations can be translated; Nix builds this one',
   });
 }
 
-/** Refuses what the output-path formulas here do not cover: floating CA, impure or deferred outputs, structured attrs. */
+/**
+ * Refuses what the output-path formulas here do not cover: floating CA, impure or deferred outputs.
+ * `__structuredAttrs` derivations are covered: their attributes are one JSON string (`__json`),
+ * rewritten like any other, and they have no env vars named after their outputs.
+ */
 export function checkSupported(drv: Derivation, drvPath: string): void {
-  if (drv.env.some(([k]) => k === '__json')) throw unsupported(drvPath, 'a derivation with __structuredAttrs');
   if (drv.env.some(([k, v]) => k === '__contentAddressed' && v === '1')) throw unsupported(drvPath, 'a content-addressed derivation (__contentAddressed)');
   if (drv.outputs.length === 0) throw unsupported(drvPath, 'a derivation without outputs');
+  // Nix writes an impure output with the hash "impure"
+  if (drv.outputs.some((o) => o.hash === 'impure')) throw unsupported(drvPath, 'an impure derivation (__impure)');
   if (fixedHash(drv, drvPath)) return;
   for (const o of drv.outputs) {
-    if (o.hashAlgo || o.hash) throw unsupported(drvPath, `a derivation whose output "${o.name}" is content-addressed but not fixed`);
+    if (o.hashAlgo || o.hash) throw unsupported(drvPath, `a content-addressed derivation (__contentAddressed: its output "${o.name}" is not fixed)`);
     if (!o.path) throw unsupported(drvPath, `a derivation whose output "${o.name}" has no path (deferred or impure)`);
   }
 }

@@ -4,6 +4,7 @@
 // (a cache never names a path it cannot serve).
 import path from 'node:path';
 import type { NarInfo } from '../cache/narinfo.ts';
+import type { Derivation } from './aterm.ts';
 import { fixedHash } from './modulo.ts';
 import type { Closure, Twins } from './twin.ts';
 
@@ -57,6 +58,29 @@ export interface DerivationFacts {
   present: Set<string>;
 }
 
+/**
+ * One output of ours whose twin upstream has (`ni`, its signature checked): the item that
+ * translates it, or why it cannot be. `ours` maps an upstream hash part to ours.
+ */
+export function planOutput(
+  storeDir: string,
+  drvPath: string,
+  drv: Derivation,
+  output: string,
+  ni: NarInfo,
+  ours: (theirs: string) => string | undefined,
+): TranslateItem | Refusal {
+  const mine = drv.outputs.find((o) => o.name === output)!.path;
+  const odd = unreadable(ni, mine);
+  if (odd) return odd;
+  const refs = ni.references.map((r) => ({ r, mine: ours(r.slice(0, 32)) }));
+  const unknown = refs.find((x) => !x.mine);
+  if (unknown) return { path: mine, why: `upstream's build names ${unknown.r}, which is not part of this evaluation` };
+  const hashes = new Map([[hashOf(ni.storePath), hashOf(mine)], ...refs.map(({ r, mine }): [string, string] => [r.slice(0, 32), mine!])]);
+  const references = refs.map(({ r, mine }) => path.join(storeDir, mine! + r.slice(32)));
+  return { path: mine, from: ni, references, deriver: drvPath, hashes, verbatim: fixedHash(drv) !== undefined };
+}
+
 /** Each output of the evaluation: in the target, translatable from upstream, or left to build. */
 export function planDerivations(f: DerivationFacts): Plan {
   const plan: Plan = { items: [], present: [], missing: [], refused: [], sources: [] };
@@ -65,29 +89,14 @@ export function planDerivations(f: DerivationFacts): Plan {
   for (const [drvPath, twin] of f.twins.derivations) {
     const drv = f.closure.derivations.get(drvPath)!;
     for (const o of drv.outputs) {
-      if (f.present.has(o.path)) {
-        plan.present.push(o.path);
-        continue;
-      }
       const ni = f.upstream.get(twin.outputs.get(o.name)!);
-      if (!ni) {
-        plan.missing.push(o.path);
-        continue;
+      if (f.present.has(o.path)) plan.present.push(o.path);
+      else if (!ni) plan.missing.push(o.path);
+      else {
+        const planned = planOutput(f.storeDir, drvPath, drv, o.name, ni, (h) => ours.get(h));
+        if ('from' in planned) plan.items.push(planned);
+        else plan.refused.push(planned);
       }
-      const odd = unreadable(ni, o.path);
-      if (odd) {
-        plan.refused.push(odd);
-        continue;
-      }
-      const refs = ni.references.map((r) => ({ r, mine: ours.get(r.slice(0, 32)) }));
-      const unknown = refs.find((x) => !x.mine);
-      if (unknown) {
-        plan.refused.push({ path: o.path, why: `upstream's build names ${unknown.r}, which is not part of this evaluation` });
-        continue;
-      }
-      const hashes = new Map([[hashOf(ni.storePath), hashOf(o.path)], ...refs.map(({ r, mine }): [string, string] => [r.slice(0, 32), mine!])]);
-      const references = refs.map(({ r, mine }) => path.join(f.storeDir, mine! + r.slice(32)));
-      plan.items.push({ path: o.path, from: ni, references, deriver: drvPath, hashes, verbatim: fixedHash(drv) !== undefined });
     }
   }
   return complete(plan, new Set([...plan.present, ...f.closure.sources.keys()]), f.closure.sources);

@@ -65,10 +65,16 @@ function mismatch(path: string, storeDir: string, why: string): RelonixError {
   });
 }
 
-class TwinBuilder {
+/**
+ * Twins made one at a time and kept: computeTwins uses it for one closure, and a long-lived caller
+ * (the translator) grows the closure with `add` and asks for twins as it needs them, each made once.
+ */
+export class TwinBuilder {
   readonly from: string;
   readonly out: Twins = { derivations: new Map(), sources: new Map(), hashes: new Map(), unresolved: new Set(), refused: new Map() };
   private readonly owners = new Map<string, Owner>();
+  /** hash part at the other store dir -> ours: the inverse of out.hashes */
+  private readonly back = new Map<string, string>();
   private readonly busy = new Set<string>();
   private readonly moduloFrom = new Map<string, ModuloHash>();
   private readonly moduloTo = new Map<string, ModuloHash>();
@@ -78,11 +84,45 @@ class TwinBuilder {
     readonly to: string,
   ) {
     this.from = closure.storeDir;
-    for (const [p, drv] of closure.derivations) {
-      this.own(p, { kind: 'drv', path: p });
-      for (const o of drv.outputs) if (o.path) this.own(o.path, { kind: 'drv', path: p, output: o.name });
-    }
+    for (const [p, drv] of closure.derivations) this.ownDerivation(p, drv);
     for (const p of closure.sources.keys()) this.own(p, { kind: 'source', path: p });
+  }
+
+  /** Adds what `more` has and the closure lacks; twins already made stay. */
+  add(more: Closure): void {
+    for (const [p, drv] of more.derivations) {
+      if (this.closure.derivations.has(p)) continue;
+      this.closure.derivations.set(p, drv);
+      this.ownDerivation(p, drv);
+    }
+    for (const [p, c] of more.sources) {
+      if (this.closure.sources.has(p)) continue;
+      this.closure.sources.set(p, c);
+      this.own(p, { kind: 'source', path: p });
+    }
+  }
+
+  /** Our hash part of the path whose hash part at the other store dir is `theirs`, once its twin is made. */
+  ours(theirs: string): string | undefined {
+    return this.back.get(theirs);
+  }
+
+  /** The twin of a derivation of the closure, or why it has none (remembered, as the twin is). */
+  tryDerivation(p: string): Twin | RelonixError {
+    const known = this.out.refused.get(p);
+    if (known) return known;
+    try {
+      return this.derivation(p);
+    } catch (e) {
+      if (!(e instanceof RelonixError)) throw e;
+      this.out.refused.set(p, e);
+      return e;
+    }
+  }
+
+  private ownDerivation(p: string, drv: Derivation): void {
+    this.own(p, { kind: 'drv', path: p });
+    for (const o of drv.outputs) if (o.path) this.own(o.path, { kind: 'drv', path: p, output: o.name });
   }
 
   private own(p: string, owner: Owner): void {
@@ -107,7 +147,9 @@ class TwinBuilder {
   }
 
   private map(a: string, b: string): void {
-    this.out.hashes.set(parseStorePath(a).hash, parseStorePath(b).hash);
+    const [ours, theirs] = [parseStorePath(a).hash, parseStorePath(b).hash];
+    this.out.hashes.set(ours, theirs);
+    this.back.set(theirs, ours);
   }
 
   source(p: string): string {

@@ -20,14 +20,14 @@ export interface Upstream {
 }
 
 /** Opens the upstream cache and refuses one whose store dir cannot be rewritten into ours in place. */
-export async function openUpstream(url: string, keys: string[], storeDir: string, topts?: TargetOptions): Promise<Upstream> {
+export async function openUpstream(url: string, keys: string[], storeDir: string, topts?: TargetOptions, retries = 4): Promise<Upstream> {
   const target = openTarget(url, topts);
   const parsed = keys.map(parsePublicKey);
   if (parsed.length === 0)
     throw new RelonixError('translating needs the public key of the cache translated from', { kind: 'usage', hint: 'pass --from-key NAME:BASE64' });
   let text: Buffer | undefined;
   try {
-    text = await retry(() => target.get('nix-cache-info'), { retries: 4 });
+    text = await retry(() => target.get('nix-cache-info'), { retries });
   } catch (e) {
     throw new RelonixError(`${url}/nix-cache-info could not be read: ${errorMessage(e)}`, {
       kind: 'network',

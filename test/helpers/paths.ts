@@ -45,3 +45,21 @@ export function prefixList(): PrefixList {
     },
   };
 }
+
+/**
+ * A fresh prefix of 8 bytes (`/tmp/xyz`), owned by `uid`: its default store dir `<prefix>/s` is as
+ * long as /nix/store, as `/tmp/nix/s` is for the default prefix.
+ */
+export async function shortPrefix(uid: number): Promise<string> {
+  const chars = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  for (;;) {
+    const dir = `/tmp/q${Array.from({ length: 2 }, () => chars[Math.floor(Math.random() * chars.length)]).join('')}`;
+    try {
+      await fs.mkdir(dir);
+    } catch {
+      continue;
+    }
+    await fs.chown(dir, uid, uid);
+    return dir;
+  }
+}

@@ -38,6 +38,8 @@ interface Kinds {
   fixedRecursive: number;
   multiOutput: number;
   inputAddressed: number;
+  /** `__structuredAttrs`: every attribute in one JSON string, `__json` */
+  structured: number;
 }
 
 /** A digest of `algo` over `seed` in one of the three spellings an expression may use. */
@@ -55,7 +57,7 @@ function expression(rand: () => number): { nix: string; kinds: Kinds } {
     const refs = [`\${./src/f${k % 5}.txt}`, ...(k ? [`\${t${k - 1}}`] : []), ...(k % 4 === 3 ? ['${./src/tree}'] : [])];
     lines.push(`  t${k} = builtins.toFile "t${k}.txt" "text ${k}: ${refs.join(' and ')}\\n";`);
   }
-  const kinds: Kinds = { fixedFlat: 0, fixedRecursive: 0, multiOutput: 0, inputAddressed: 0 };
+  const kinds: Kinds = { fixedFlat: 0, fixedRecursive: 0, multiOutput: 0, inputAddressed: 0, structured: 0 };
   const outputsOf: string[][] = [];
   for (let i = 0; i < N; i++) {
     const attrs: string[] = [`name = "d${i}${i % 9 === 4 ? '-1.2+x' : ''}";`, 'system = sys;'];
@@ -86,6 +88,14 @@ function expression(rand: () => number): { nix: string; kinds: Kinds } {
       kinds.multiOutput++;
       outputs = i % 10 === 2 ? ['out', 'dev', 'lib'] : ['bin', 'out'];
       attrs.push(`outputs = [ ${outputs.map((o) => `"${o}"`).join(' ')} ];`);
+      // a structured derivation's builder must be a string, not a path
+      if (i % 30 === 7 && i % 6 !== 5) {
+        kinds.structured++;
+        attrs.push('__structuredAttrs = true;', `nested = { list = [ 1 "two" ${i > 0 ? `d${i - 1}` : '3'} ]; };`);
+      }
+    } else if ((i % 10 === 3 || i % 10 === 8) && i % 6 !== 5) {
+      kinds.structured++;
+      attrs.push('__structuredAttrs = true;', `nested = { n = ${i}; s = "q\\"uote"; dirs = [ builtins.storeDir ]; };`);
     } else kinds.inputAddressed++;
     outputsOf.push(outputs);
     lines.push(`  d${i} = derivation { ${attrs.join(' ')} };`);
@@ -118,6 +128,7 @@ test('twins of 300 generated derivations at another store dir are what nix-insta
     const fromA = instantiate(a, path.join(top, 'expr.nix'));
     const fromB = instantiate(b, path.join(top, 'expr.nix'));
     assert.equal(fromA.length, N);
+    assert.ok(kinds.structured >= 40, 'many derivations have __structuredAttrs');
     const closure = await loadClosure(a, fromA);
     const twins = computeTwins(closure, b.storeDir);
 

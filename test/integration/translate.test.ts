@@ -18,8 +18,7 @@ import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts
 import { startServer } from '../helpers/http.ts';
 import { prefixFor, RELONIX, removePrefix } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
-
-const STORE_REF = /\/nix\/store\/[0-9abcdfghijklmnpqrsvwxyz]{32}/;
+import { namingNixStore } from '../helpers/upstream.ts';
 
 let server: RunningServer;
 let top: string;
@@ -144,16 +143,6 @@ after(async () => {
   if (top) await removePrefix(top);
   if (storeDir) await removePrefix(storeDir);
 });
-
-/** Every file and symlink target at or under `p` that still names /nix/store/<hash>. */
-async function namingNixStore(p: string): Promise<string[]> {
-  const st = await fs.lstat(p);
-  if (st.isSymbolicLink()) return STORE_REF.test(await fs.readlink(p)) ? [p] : [];
-  if (st.isFile()) return STORE_REF.test((await fs.readFile(p)).toString('latin1')) ? [p] : [];
-  const found: string[] = [];
-  for (const name of await fs.readdir(p)) found.push(...(await namingNixStore(path.join(p, name))));
-  return found;
-}
 
 function translate(args: string[], from = `file://${upstream.dir}`, key = upstream.key) {
   return relonix(NOBODY_UID, ['translate', '--prefix', prefix, '--from', from, '--from-key', key, '--secret-key', mine.secret, ...args]);

@@ -102,13 +102,13 @@ test('derivation mode: a source a translated path names is published; a referenc
     { path: ours('multi'), why: `upstream's build names 0123456789abcdfghijklmnpqrsvwxyz-stranger, which is not part of this evaluation` },
   ]);
 
-  const structured = prefixClosure();
-  const top = structured.derivations.get(TOP)!;
-  structured.derivations.set(TOP, { ...top, env: [['__json', '{}'], ...top.env] });
-  const partial = computeTwins(structured, '/nix/store', { partial: true });
-  const p2 = planDerivations({ storeDir: '/tmp/store', closure: structured, twins: partial, upstream, present: new Set() });
+  const floating = prefixClosure();
+  const top = floating.derivations.get(TOP)!;
+  floating.derivations.set(TOP, { ...top, env: [['__contentAddressed', '1'], ...top.env] });
+  const partial = computeTwins(floating, '/nix/store', { partial: true });
+  const p2 = planDerivations({ storeDir: '/tmp/store', closure: floating, twins: partial, upstream, present: new Set() });
   assert.equal(p2.refused[0]!.path, TOP);
-  assert.match(p2.refused[0]!.why, /__structuredAttrs/);
+  assert.match(p2.refused[0]!.why, /__contentAddressed/);
   assert.ok(!p2.items.some((it) => it.path === ours('top')));
 });
 

@@ -5,6 +5,8 @@ import { readCgroupLimits } from '../../host/cgroup.ts';
 import { type Parallelism, planParallelism } from '../../host/parallelism.ts';
 import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
+import { translatorSettings } from '../../translator/config.ts';
+import { setupTranslator } from '../../translator/setup.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
 import { detailOf, type Stage, type UnpackDetail } from '../stage.ts';
 import { moved } from './relocate.ts';
@@ -17,6 +19,8 @@ export interface ConfigureInput {
   trustedKeys: string[];
   /** cores and max-jobs for this host (host/parallelism.ts); none: Nix's defaults */
   parallelism?: Pick<Parallelism, 'cores' | 'maxJobs'>;
+  /** the prefix's translator of upstream's binaries (src/translator/), when it has one */
+  translator?: { substituter: string; publicKey: string };
 }
 
 /**
@@ -34,9 +38,11 @@ export function nixConfBlock(input: ConfigureInput): string {
     'use-sqlite-wal = false',
     '# caches are filled by other builders while we run: never remember a miss',
     'narinfo-cache-negative-ttl = 0',
-    // nothing on cache.nixos.org is built for this store dir, so only the given caches are useful
-    `substituters = ${input.caches.join(' ')}`.trimEnd(),
-    `trusted-public-keys = ${input.trustedKeys.join(' ')}`.trimEnd(),
+    // nothing on cache.nixos.org is built for this store dir: the given caches, and the translator
+    // that rewrites upstream's binaries for it, started by the bin/ wrappers (its narinfos are
+    // signed with the prefix's own key)
+    `substituters = ${[...input.caches, ...(input.translator ? [input.translator.substituter] : [])].join(' ')}`.trimEnd(),
+    `trusted-public-keys = ${[...input.trustedKeys, ...(input.translator ? [input.translator.publicKey] : [])].join(' ')}`.trimEnd(),
     'require-sigs = true',
     ...(input.parallelism
       ? [
@@ -100,7 +106,8 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   }
   // the same reading relonix build makes: a host that kills builds for memory gets a max-jobs it can hold
   const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
-  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism }));
+  const translator = input.translator ?? (await translatorSettings(l));
+  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
   await writeEnvScripts(l, nix, cacert);
   if (nix) await writeWrappers(l, nix);
@@ -118,10 +125,12 @@ export const configureStage: Stage = {
   // false (a database made in WAL mode cannot be opened without it)
   inputs: (ctx, s) =>
     ctx.tarball
-      ? { caches: ctx.caches, keys: ctx.trustedKeys, nix: detailOf<UnpackDetail>(s, 'unpack').nixPath }
-      : { caches: ctx.caches, keys: ctx.trustedKeys },
+      ? { caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams, nix: detailOf<UnpackDetail>(s, 'unpack').nixPath }
+      : { caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams },
   run: async (ctx, s) => {
     const l = ctx.layout;
+    // the translator's files first: the nix.conf block names its URL and key
+    const { notes } = await setupTranslator(l, ctx.upstreams);
     const input = { caches: ctx.caches, trustedKeys: ctx.trustedKeys };
     if (ctx.tarball) {
       const u = detailOf<UnpackDetail>(s, 'unpack');
@@ -129,6 +138,6 @@ export const configureStage: Stage = {
     } else {
       await applyConfigure(l, input);
     }
-    return { summary: path.relative(l.prefix, l.confFile) };
+    return { summary: [path.relative(l.prefix, l.confFile), ...notes.map((n) => `warning: ${n}`)].join('\n') };
   },
 };

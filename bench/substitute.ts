@@ -1,0 +1,164 @@
+// nix-env -iA of a closure that upstream built, in a relonix prefix (every path translated on demand
+// by the prefix's translator) against Debian's Nix as root installing the same closure at /nix/store
+// from the same upstream, in one run. The upstream: Debian's Nix as root builds a generated closure
+// (PATHS packages of about 1.3 MB each, every one naming others' store paths) and serves it with xz,
+// signed, over loopback HTTP. The reference runs in a private mount namespace whose /nix is an empty
+// directory of its own (bind-mounted), so it neither sees the upstream's copies nor deletes anything
+// real. Both: a first install, then after uninstalling and garbage collection a second one (the
+// translator serves it from its file cache; Nix downloads it again). Targets: <= 1.5x, <= 1.1x.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureFixture } from '../src/demo/mirror.ts';
+import { serveDirectory } from '../src/net/serve.ts';
+import { removeTree } from '../src/util/fs.ts';
+
+const PATHS = Number(process.env.RELONIX_BENCH_PATHS ?? 44);
+const RELONIX = path.resolve('bin', 'relonix.js');
+const HOST_NIX = 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command';
+
+/** The closure: a chain with jumps back, each package 1 MiB of noise and text naming its inputs. */
+function expression(): string {
+  const lines = ['let', '  sys = builtins.currentSystem;'];
+  for (let i = 0; i < PATHS; i++) {
+    const deps = [...new Set([i - 1, Math.floor(i / 2), Math.floor(i / 3)].filter((j) => j >= 0 && j < i))];
+    const refs = deps.map((j) => `\${p${j}}`).join(' ');
+    lines.push(`  p${i} = derivation { name = "bench-pkg-${i}"; system = sys; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; args = [ "-c" ''
+    mkdir -p $out/bin $out/share
+    head -c 1048576 /dev/urandom > $out/share/noise
+    for d in ${refs}; do printf '%s\\n' "$d" >> $out/share/inputs; done
+    seq 1 40000 | sed "s|^|$out |" > $out/share/lines
+    printf '#!/bin/sh\\necho %s ${refs}\\n' "$out" > $out/bin/pkg-${i}
+    chmod +x $out/bin/pkg-${i}
+  '' ]; };`);
+  }
+  lines.push(`  all = derivation { name = "bench-all"; system = sys; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; args = [ "-c" ''
+    mkdir -p $out/share; for p in ${Array.from({ length: PATHS }, (_, i) => `\${p${i}}`).join(' ')}; do echo $p >> $out/share/all; done
+  '' ]; };`);
+  lines.push('in { inherit all; }');
+  return lines.join('\n');
+}
+
+function hostNix(home: string, cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, {
+    env: { PATH: '/usr/bin:/bin', HOME: home, NIX_CONFIG: HOST_NIX },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim();
+}
+
+/** Runs a command to its end without blocking this process (it serves the upstream meanwhile). */
+function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+/** Runs `sh -c script`, timed; throws with its output when it fails or builds anything. */
+async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const t0 = performance.now();
+  const r = await run('sh', ['-c', script], env);
+  const s = (performance.now() - t0) / 1000;
+  if (r.code !== 0) throw new Error(`${script}\n${r.out}`);
+  if (/^building '(?!.*-user-environment\.drv)/m.test(r.out)) throw new Error(`something was built:\n${r.out}`);
+  return s;
+}
+
+/** An 8-byte prefix (/tmp/bNN), whose store dir /tmp/bNN/s is as long as /nix/store. */
+async function shortPrefix(): Promise<string> {
+  for (let n = 10; n < 100; n++) {
+    const p = `/tmp/b${n}`;
+    try {
+      await fs.mkdir(p);
+      return p;
+    } catch {
+      // taken
+    }
+  }
+  throw new Error('no free /tmp/bNN');
+}
+
+const work = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-bench-substitute-'));
+const home = path.join(work, 'home');
+await fs.mkdir(home);
+let prefix: string | undefined;
+let built: string[] = [];
+const servers: { close(): Promise<void> }[] = [];
+try {
+  const expr = path.join(work, 'expr.nix');
+  await fs.writeFile(expr, expression());
+  const all = hostNix(home, 'nix-build', ['--no-out-link', expr, '-A', 'all']);
+  built = hostNix(home, 'nix-store', ['-qR', all]).split('\n');
+  hostNix(home, 'nix-store', ['--generate-binary-cache-key', 'bench-up-1', path.join(work, 'up.secret'), path.join(work, 'up.public')]);
+  const up = path.join(work, 'up');
+  hostNix(home, 'nix', ['copy', '--to', `file://${up}?compression=xz&secret-key=${path.join(work, 'up.secret')}`, all]);
+  const key = (await fs.readFile(path.join(work, 'up.public'), 'utf8')).trim();
+  const narBytes = (await Promise.all(built.map((p) => hostNix(home, 'nix-store', ['-q', '--size', p])))).reduce((a, b) => a + Number(b), 0);
+  const upstream = await serveDirectory(up);
+  servers.push(upstream);
+
+  const fx = await ensureFixture();
+  const mirror = await serveDirectory(path.dirname(fx.tarball));
+  servers.push(mirror);
+  prefix = await shortPrefix();
+  const boot = await run(process.execPath, [
+    RELONIX,
+    'bootstrap',
+    '--prefix',
+    prefix,
+    '--url',
+    `${mirror.url}/${path.basename(fx.tarball)}`,
+    '--upstream',
+    upstream.url,
+    '--upstream-key',
+    key,
+  ]);
+  if (boot.code !== 0) throw new Error(`bootstrap failed:\n${boot.out}`);
+  const ours = { PATH: `${prefix}/bin:/usr/bin:/bin`, HOME: home };
+  const oursFirst = await timedSh(`nix-env -f ${expr} -iA all`, ours);
+  await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
+  const oursSecond = await timedSh(`nix-env -f ${expr} -iA all`, ours);
+
+  // the reference: Debian's Nix as root, a /nix of its own, the same upstream
+  const refNix = path.join(work, 'ref-nix');
+  await fs.mkdir(refNix);
+  const refHome = path.join(work, 'ref-home');
+  await fs.mkdir(refHome);
+  const inNamespace = (script: string) => `unshare --mount --propagation private sh -c ${JSON.stringify(`mount --bind ${refNix} /nix && ${script}`)}`;
+  const ref = {
+    PATH: '/usr/bin:/bin',
+    HOME: refHome,
+    NIX_CONFIG: `sandbox = false\nbuild-users-group =\nsubstituters = ${upstream.url}\ntrusted-public-keys = ${key}\nnarinfo-cache-negative-ttl = 0`,
+  };
+  const refFirst = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
+  await timedSh(inNamespace('nix-env -e bench-all && nix-collect-garbage -d >/dev/null'), ref);
+  const refSecond = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
+
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream); load average ${load}`);
+  const line = (what: string, mine: number, theirs: number, target: number) => {
+    const ratio = mine / theirs;
+    console.log(
+      `${what.padEnd(34)} relonix ${mine.toFixed(2)} s, Debian's Nix at /nix/store ${theirs.toFixed(2)} s: ${ratio.toFixed(2)}x (target <= ${target}x)${ratio > target ? '  MISSED' : ''}`,
+    );
+  };
+  line('nix-env -iA, first install', oursFirst, refFirst, 1.5);
+  line('after garbage collection, again', oursSecond, refSecond, 1.1);
+} finally {
+  if (prefix) spawnSync(process.execPath, [RELONIX, 'translator', 'stop', '--prefix', prefix], { stdio: 'ignore' });
+  // the translator's log, for a look at where the time went
+  if (prefix && process.env.RELONIX_BENCH_LOG)
+    await fs.copyFile(path.join(prefix, 'var/relonix/translator/server.log'), process.env.RELONIX_BENCH_LOG).catch(() => undefined);
+  for (const s of servers) await s.close();
+  if (built.length) spawnSync('nix-store', ['--delete', ...built], { env: { PATH: '/usr/bin:/bin', HOME: home, NIX_CONFIG: HOST_NIX }, stdio: 'ignore' });
+  if (prefix) await removeTree(prefix);
+  await removeTree(work);
+}

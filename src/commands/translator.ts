@@ -1,0 +1,67 @@
+import type { Command } from 'commander';
+import { layout } from '../prefix/layout.ts';
+import { RelonixError } from '../util/errors.ts';
+import { PREFIX_HELP } from './options.ts';
+
+const HELP = `
+The translator serves upstream's binaries (cache.nixos.org unless bootstrap was told otherwise)
+to the prefix's Nix, rewritten for its store dir and signed with the prefix's own key: nix.conf
+names it as a substituter at http://127.0.0.1:PORT/ID. The bin/ wrappers (first on PATH in
+\`relonix env\`, \`relonix run\` and the profile scripts) start it when a Nix command runs, and it
+stops once no command has needed it for a while (RELONIX_TRANSLATOR_IDLE seconds, default 120).
+Nothing here is needed in everyday use; \`relonix status\` shows what it did.
+
+Examples:
+  relonix translator start        # start it now (prints its URL)
+  relonix translator stop`;
+
+/** Seconds the server waits with no command running before it stops. */
+function idleMs(): number {
+  const s = Number(process.env.RELONIX_TRANSLATOR_IDLE ?? 120);
+  if (!Number.isFinite(s) || s < 0)
+    throw new RelonixError(`RELONIX_TRANSLATOR_IDLE must be a number of seconds, got "${process.env.RELONIX_TRANSLATOR_IDLE}"`, { kind: 'usage' });
+  return s * 1000;
+}
+
+export function register(program: Command): void {
+  const t = program.command('translator').description("the prefix's on-demand translator of upstream's binaries: start, stop").addHelpText('after', HELP);
+  t.command('start')
+    .description('start the translator unless it runs, and print its substituter URL')
+    .option('--prefix <dir>', PREFIX_HELP)
+    .option('--quiet', 'print nothing when it runs (the bin/ wrappers use this)')
+    .action(async (o: { prefix?: string; quiet?: boolean }) => {
+      const l = layout(o.prefix);
+      const { ensureTranslator } = await import('../translator/client.ts');
+      const url = await ensureTranslator(l);
+      if (!url) {
+        throw new RelonixError(`${l.prefix} has no translator`, {
+          kind: 'usage',
+          hint: 'relonix status says why (a store dir not as long as /nix/store, or --no-upstream)',
+        });
+      }
+      if (!o.quiet) process.stdout.write(`${url}\n`);
+    });
+  t.command('stop')
+    .description('stop the translator (a command that needs it starts it again)')
+    .option('--prefix <dir>', PREFIX_HELP)
+    .action(async (o: { prefix?: string }) => {
+      const { stopTranslator } = await import('../translator/client.ts');
+      const stopped = await stopTranslator(layout(o.prefix));
+      process.stdout.write(stopped ? 'stopped\n' : 'not running\n');
+    });
+  // what the wrappers' start runs, detached: one JSON line when listening, then it serves
+  t.command('serve', { hidden: true })
+    .option('--prefix <dir>', PREFIX_HELP)
+    .action(async (o: { prefix?: string }) => {
+      const { runServer } = await import('../translator/server.ts');
+      process.stdout.on('error', () => undefined);
+      await runServer(layout(o.prefix), {
+        idleMs: idleMs(),
+        ready: (r) => {
+          process.stdout.write(`${JSON.stringify(r)}\n`);
+          process.stdout.end();
+        },
+        log: (s) => process.stderr.write(`${new Date().toISOString()} ${s}\n`),
+      });
+    });
+}

@@ -1,0 +1,206 @@
+// Setting up a prefix's translator at bootstrap: its key (made once, 0600), a free loopback port,
+// each upstream checked (a store dir of another length is refused; one that cannot be reached is a
+// warning, and Nix builds until it answers), the config, and the script the bin/ wrappers source.
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { generateKey, parsePublicKey } from '../cache/keys.ts';
+import { openTarget } from '../cache/targets.ts';
+import { type Layout, UPSTREAM_STORE_DIR_BYTES } from '../prefix/layout.ts';
+import { NIXOS_CACHE, NIXOS_KEY, openUpstream } from '../translate/upstream.ts';
+import { findOwnBundle } from '../util/bundle.ts';
+import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
+import { copyFileAtomic, exists, writeFileAtomic } from '../util/fs.ts';
+import {
+  DEFAULT_UPSTREAMS,
+  keyId,
+  nthPort,
+  preferredPort,
+  readTranslatorConfig,
+  readTranslatorKey,
+  substituterUrl,
+  type TranslatorConfig,
+  type TranslatorFiles,
+  translatorFiles,
+  type UpstreamConfig,
+} from './config.ts';
+import { whoListens } from './hello.ts';
+
+export interface TranslatorSetup {
+  /** the substituter URL and the key its narinfos are signed with: none when the prefix has no translator */
+  substituter?: string;
+  publicKey?: string;
+  /** what the user should hear once: what a store dir of another length costs, an upstream that cannot be reached */
+  notes: string[];
+}
+
+const UPSTREAM_CHECK_MS = 15_000;
+
+/** Why a prefix gets no translator, or undefined when it does. */
+export function noTranslatorReason(l: Layout, upstreams: UpstreamConfig[]): string | undefined {
+  if (!upstreams.length) return 'no upstream (bootstrap --no-upstream)';
+  const n = Buffer.byteLength(l.storeDir);
+  if (n === UPSTREAM_STORE_DIR_BYTES) return undefined;
+  return `the store dir ${l.storeDir} is ${n} bytes, not ${UPSTREAM_STORE_DIR_BYTES} as /nix/store: upstream's binaries cannot be rewritten into it, so Nix builds everything here (a compiler alone takes hours on a small host); a prefix whose <prefix>/s is ${UPSTREAM_STORE_DIR_BYTES} bytes (the default /tmp/nix) or a --store-dir of ${UPSTREAM_STORE_DIR_BYTES} bytes avoids that`;
+}
+
+async function ensureKey(f: TranslatorFiles): Promise<void> {
+  if (await exists(f.secretKey)) return;
+  const k = generateKey(`relonix-${keyId(f.dir).slice(0, 8)}-1`);
+  await writeFileAtomic(f.publicKey, `${k.public}\n`, 0o644);
+  await writeFileAtomic(f.secretKey, `${k.secret}\n`, 0o600);
+}
+
+function tryBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** The port: the one already chosen while it is free or ours, else the first free one from the prefix's own. */
+async function pickPort(l: Layout, previous: number | undefined): Promise<number> {
+  const key = await readTranslatorKey(l);
+  const first = previous ?? preferredPort(l.prefix, process.getuid?.() ?? 0);
+  for (let n = 0; n < 64; n++) {
+    const port = nthPort(first, n);
+    if ((await tryBind(port)) || (await whoListens(port, l.prefix, key)) === 'ours') return port;
+  }
+  throw new RelonixError(`no free loopback port for the translator of ${l.prefix} (tried 64 from ${first})`, {
+    kind: 'preflight',
+    hint: 'free some ports on 127.0.0.1, or bootstrap with --no-upstream to go without binaries from upstream',
+  });
+}
+
+/** Checks one upstream: refused when its store dir cannot be rewritten into ours; a note when it cannot be reached. */
+async function checkUpstream(l: Layout, u: UpstreamConfig): Promise<string | undefined> {
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`no answer in ${UPSTREAM_CHECK_MS / 1000} s`)), UPSTREAM_CHECK_MS).unref(),
+  );
+  try {
+    await Promise.race([openUpstream(u.url, u.keys, l.storeDir, {}, 0), timeout]);
+    return undefined;
+  } catch (e) {
+    if (isKind(e, 'integrity') || isKind(e, 'usage')) {
+      throw new RelonixError(`the upstream ${u.url} cannot serve this prefix: ${errorMessage(e)}`, {
+        kind: isKind(e, 'integrity') ? 'integrity' : 'usage',
+        hint: "name an upstream for a store dir as long as this prefix's (--upstream URL --upstream-key KEY), or --no-upstream",
+      });
+    }
+    return `the upstream ${u.url} cannot be reached now (${errorMessage(e)}): until it answers, Nix builds what it would have substituted`;
+  }
+}
+
+/** The sh the bin/ wrappers source: a lease for the command, and the server started when it does not run. */
+export function ensureScript(l: Layout, f: TranslatorFiles, node: string, entry: string): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return `# relonix: sourced by the bin/ wrappers of ${l.prefix}. While the command runs, the translator
+# serves upstream's binaries to its Nix; RELONIX_NO_TRANSLATOR=1 runs it without.
+if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
+  relonix_translator_runs() {
+    [ -r ${q(f.server)} ] || return 1
+    read -r _rl_pid _rl_start _rl_port 2>/dev/null < ${q(f.server)} || return 1
+    read -r _rl_stat 2>/dev/null < "/proc/$_rl_pid/stat" || return 1
+    _rl_stat=\${_rl_stat##*) }
+    set -- $_rl_stat
+    [ "$1" != Z ] && [ "\${20}" = "$_rl_start" ]
+  }
+  mkdir -p ${q(f.leases)} 2>/dev/null
+  _rl_lease=${q(f.leases)}/$$
+  if : > "$_rl_lease" 2>/dev/null; then
+    # the relay: what the translator appends to the lease goes to this command's stderr, until it ends
+    (
+      _rl_seen=0
+      while :; do
+        _rl_gone=1
+        if read -r _rl_st 2>/dev/null < "/proc/$$/stat"; then
+          case \${_rl_st##*) } in Z*|X*) ;; *) _rl_gone= ;; esac
+        fi
+        _rl_size=$(wc -c 2>/dev/null < "$_rl_lease") || break
+        if [ "$_rl_size" -gt "$_rl_seen" ]; then
+          tail -c +$((_rl_seen + 1)) "$_rl_lease" | head -c $((_rl_size - _rl_seen)) >&2
+          _rl_seen=$_rl_size
+        fi
+        [ -z "$_rl_gone" ] || break
+        sleep 1
+      done
+      rm -f "$_rl_lease"
+    ) </dev/null >/dev/null &
+  fi
+  if ! relonix_translator_runs; then
+    _rl_node=${q(node)}
+    [ -x "$_rl_node" ] || _rl_node=node
+    if command -v "$_rl_node" >/dev/null 2>&1; then
+      "$_rl_node" ${q(entry)} translator start --quiet --prefix ${q(l.prefix)} || true
+    else
+      echo "relonix: warning: there is no node to start the translator of ${l.prefix}: Nix builds what it would have substituted from upstream" >&2
+      echo "  fix: put node (20 or newer) on PATH (RELONIX_NO_TRANSLATOR=1 runs a command without the translator)" >&2
+    fi
+  fi
+  unset -f relonix_translator_runs
+  unset _rl_pid _rl_start _rl_port _rl_stat _rl_node _rl_lease
+fi
+`;
+}
+
+/** Removes what makes the wrappers start a translator (a re-bootstrap with --no-upstream, say), and says why. */
+async function disable(f: TranslatorFiles, why: string): Promise<void> {
+  await fs.rm(f.config, { force: true });
+  await fs.rm(f.ensureScript, { force: true });
+  await writeFileAtomic(f.off, `${why}\n`);
+}
+
+export async function setupTranslator(l: Layout, upstreams: UpstreamConfig[]): Promise<TranslatorSetup> {
+  const f = translatorFiles(l);
+  await fs.mkdir(f.dir, { recursive: true, mode: 0o700 });
+  const off = noTranslatorReason(l, upstreams);
+  if (off) {
+    await disable(f, off);
+    return { notes: upstreams.length ? [off] : [] };
+  }
+  const notes = (await Promise.all(upstreams.map((u) => checkUpstream(l, u)))).filter((n): n is string => !!n);
+  await ensureKey(f);
+  const previous = await readTranslatorConfig(l).catch(() => undefined);
+  const publicKey = (await fs.readFile(f.publicKey, 'utf8')).trim();
+  const bundle = findOwnBundle();
+  const entry = bundle ? path.join(f.dir, 'relonix.mjs') : process.argv[1]!;
+  if (bundle) await copyFileAtomic(bundle, entry);
+  const config: TranslatorConfig = {
+    version: 1,
+    storeDir: l.storeDir,
+    port: await pickPort(l, previous?.port),
+    id: keyId(publicKey),
+    upstreams,
+    node: process.execPath,
+    entry,
+  };
+  await writeFileAtomic(f.config, `${JSON.stringify(config, null, 2)}\n`);
+  await writeFileAtomic(f.ensureScript, ensureScript(l, f, config.node, entry));
+  await fs.rm(f.off, { force: true });
+  return { substituter: substituterUrl(config), publicKey, notes };
+}
+
+/**
+ * The upstreams the options name: cache.nixos.org with its key by default, none with --no-upstream.
+ * Every --upstream-key is accepted from every --upstream; cache.nixos.org needs none given.
+ */
+export function upstreamsOf(urls: string[] | false, keys: string[]): UpstreamConfig[] {
+  if (urls === false) {
+    if (keys.length) throw new RelonixError('--upstream-key with --no-upstream names a key for nothing', { kind: 'usage', hint: 'drop one of them' });
+    return [];
+  }
+  if (!urls.length) return keys.length ? [{ url: NIXOS_CACHE, keys }] : DEFAULT_UPSTREAMS;
+  for (const k of keys) parsePublicKey(k);
+  return urls.map((url) => {
+    const own = keys.length ? keys : url.replace(/\/+$/, '') === NIXOS_CACHE ? [NIXOS_KEY] : [];
+    if (!own.length) {
+      throw new RelonixError(`--upstream ${url} needs the key its narinfos are signed with`, {
+        kind: 'usage',
+        hint: "add --upstream-key NAME:BASE64 (the cache's public key, as its operator publishes it)",
+      });
+    }
+    openTarget(url);
+    return { url: url.replace(/\/+$/, ''), keys: own };
+  });
+}

@@ -1,0 +1,126 @@
+// The translator's pure parts: the default store dir, the port and URL a prefix gets, the upstreams
+// the options name, what a prefix without a translator is told, the nix.conf lines, and what the
+// translator tells a command through its lease (temporary files only).
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { nixConfBlock } from '../../src/bootstrap/stages/configure.ts';
+import { defaultStoreDir, layout } from '../../src/prefix/layout.ts';
+import { NIXOS_CACHE, NIXOS_KEY } from '../../src/translate/upstream.ts';
+import { DEFAULT_UPSTREAMS, keyId, nthPort, preferredPort, substituterUrl, translatorFiles } from '../../src/translator/config.ts';
+import { Notes, readRecord, untranslatableReason } from '../../src/translator/notes.ts';
+import { noTranslatorReason, upstreamsOf } from '../../src/translator/setup.ts';
+import { RelonixError } from '../../src/util/errors.ts';
+
+const KEY = 'upstream-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+
+test('a new prefix gets <prefix>/s where that is as long as /nix/store, else <prefix>/store', () => {
+  assert.equal(defaultStoreDir('/tmp/nix'), '/tmp/nix/s');
+  assert.equal(defaultStoreDir('/app/nix'), '/app/nix/s');
+  assert.equal(defaultStoreDir('/tmp/nix2'), '/tmp/nix2/store');
+  assert.equal(defaultStoreDir('/tmp/x'), '/tmp/x/store');
+  // bytes, not characters: 7 characters in 8 bytes fit, 7 characters in 9 do not
+  assert.equal(defaultStoreDir('/tmp/ñ1'), '/tmp/ñ1/s');
+  assert.equal(defaultStoreDir('/tmp/ññ'), '/tmp/ññ/store');
+});
+
+test('the port: one per prefix and uid, below the ephemeral range, the same every time', () => {
+  const a = preferredPort('/tmp/nix', 1000);
+  assert.equal(preferredPort('/tmp/nix', 1000), a);
+  const ports = new Set<number>();
+  for (let uid = 1000; uid < 1100; uid++) ports.add(preferredPort('/tmp/nix', uid));
+  for (const p of ['/tmp/a', '/tmp/b', '/scratch/nix', '/tmp/nix/']) ports.add(preferredPort(p, 1000));
+  assert.ok(ports.size >= 100, `${ports.size} distinct ports for 104 prefix-uid pairs`);
+  for (const p of ports) assert.ok(p >= 12000 && p < 32000, String(p));
+  assert.equal(nthPort(31999, 1), 12000, 'the next port wraps within the range');
+  assert.equal(nthPort(a, 0), a);
+});
+
+test('the substituter URL names the port and the key: a new key is a new cache to Nix', () => {
+  const id = keyId(KEY);
+  assert.match(id, /^[0-9a-f]{16}$/);
+  assert.notEqual(keyId('other-1:AAAA'), id);
+  assert.equal(substituterUrl({ port: 12345, id }), `http://127.0.0.1:12345/${id}`);
+});
+
+test('upstreams: cache.nixos.org by default, none with --no-upstream, every key for every URL', () => {
+  assert.deepEqual(upstreamsOf([], []), DEFAULT_UPSTREAMS);
+  assert.deepEqual(DEFAULT_UPSTREAMS, [{ url: NIXOS_CACHE, keys: [NIXOS_KEY] }]);
+  assert.deepEqual(upstreamsOf(false, []), []);
+  assert.deepEqual(upstreamsOf([], [KEY]), [{ url: NIXOS_CACHE, keys: [KEY] }]);
+  assert.deepEqual(upstreamsOf(['https://cache.nixos.org/'], []), DEFAULT_UPSTREAMS);
+  assert.deepEqual(upstreamsOf(['http://a.example/', 'file:///srv/c'], [KEY]), [
+    { url: 'http://a.example', keys: [KEY] },
+    { url: 'file:///srv/c', keys: [KEY] },
+  ]);
+  const usage = (fn: () => unknown, msg: RegExp) => assert.throws(fn, (e: unknown) => e instanceof RelonixError && e.kind === 'usage' && msg.test(e.message));
+  usage(() => upstreamsOf(['http://a.example'], []), /needs the key its narinfos are signed with/);
+  usage(() => upstreamsOf(false, [KEY]), /--upstream-key with --no-upstream/);
+  usage(() => upstreamsOf(['http://a.example'], ['not a key']), /not of the form name:base64/);
+  usage(() => upstreamsOf(['ftp://a.example'], [KEY]), /unsupported cache URL/);
+});
+
+test('a prefix gets no translator without an upstream, or with a store dir of another length, and is told why', () => {
+  assert.equal(noTranslatorReason(layout('/tmp/nix', '/tmp/nix/s'), DEFAULT_UPSTREAMS), undefined);
+  assert.match(noTranslatorReason(layout('/tmp/nix', '/tmp/nix/s'), []) ?? '', /no upstream/);
+  const why = noTranslatorReason(layout('/tmp/nix', '/tmp/nix/store'), DEFAULT_UPSTREAMS) ?? '';
+  assert.match(why, /the store dir \/tmp\/nix\/store is 14 bytes, not 10 as \/nix\/store/);
+  assert.match(why, /--store-dir of 10 bytes avoids that/);
+});
+
+test('nix.conf names the translator after the caches, and trusts the prefix key', () => {
+  const block = nixConfBlock({
+    caches: ['file:///c'],
+    trustedKeys: ['c-1:AAAA'],
+    translator: { substituter: 'http://127.0.0.1:12345/abc', publicKey: 'relonix-x-1:BBBB' },
+  });
+  assert.match(block, /^substituters = file:\/\/\/c http:\/\/127\.0\.0\.1:12345\/abc$/m);
+  assert.match(block, /^trusted-public-keys = c-1:AAAA relonix-x-1:BBBB$/m);
+  assert.match(block, /^narinfo-cache-negative-ttl = 0$/m, 'a miss is never remembered');
+  assert.match(nixConfBlock({ caches: [], trustedKeys: [] }), /^substituters =$/m);
+});
+
+test('the reason a derivation has no twin, without the details of that one', () => {
+  const msg = (what: string) => `/s/x.drv is ${what}, which relonix cannot translate to another store dir`;
+  assert.equal(
+    untranslatableReason(msg('a content-addressed derivation (__contentAddressed: its output "out" is not fixed)')),
+    'a content-addressed derivation (__contentAddressed)',
+  );
+  assert.equal(untranslatableReason(msg('an impure derivation (__impure)')), 'an impure derivation (__impure)');
+  assert.equal(untranslatableReason('the closure is incomplete: it lacks x'), 'the closure is incomplete');
+});
+
+test('what the translator says goes to every live lease and into the record, each thing once', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-notes-'));
+  try {
+    const f = translatorFiles(layout(path.join(dir, 'p'), path.join(dir, 'st')));
+    await fs.mkdir(f.leases, { recursive: true });
+    await fs.writeFile(path.join(f.leases, '111'), '');
+    await fs.writeFile(path.join(f.leases, 'junk'), '');
+    const notes = new Notes(f);
+    await notes.refused('/st/a-x', 'no valid signature by a trusted key');
+    await notes.refused('/st/a-x', 'no valid signature by a trusted key');
+    await notes.unreachable('http://up', 'ECONNREFUSED');
+    await notes.untranslatable('/st/b.drv', 'an impure derivation (__impure)', true);
+    const told = await fs.readFile(path.join(f.leases, '111'), 'utf8');
+    assert.equal(told.split('relonix: refused /st/a-x from upstream: no valid signature by a trusted key').length, 2, told);
+    assert.match(told, /Nix builds it instead/);
+    assert.match(told, /relonix: warning: the upstream http:\/\/up cannot be reached \(ECONNREFUSED\)/);
+    assert.doesNotMatch(told, /b\.drv/, 'what was only recorded is not said');
+    assert.equal(await fs.readFile(path.join(f.leases, 'junk'), 'utf8'), '', 'only leases named by a pid');
+    await assert.rejects(fs.access(path.join(f.leases, '222')), 'a lease is never made anew');
+    const r = await readRecord(f);
+    assert.deepEqual(
+      r.refused.map((x) => x.path),
+      ['/st/a-x'],
+    );
+    assert.deepEqual(r.untranslatable, { 'an impure derivation (__impure)': ['/st/b.drv'] });
+    assert.ok(r.unreachable['http://up']);
+    await notes.reachable('http://up');
+    assert.deepEqual((await readRecord(f)).unreachable, {});
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
