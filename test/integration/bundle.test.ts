@@ -1,9 +1,9 @@
 // relonix bundle end to end. A prefix with a 10-byte store dir builds a closure with a program
 // linked to a library in another store path (and to a glibc of the closure's own), a script naming
-// both, a data file the program reads by its absolute store path and a symlink; the bundle of it
-// then runs on a second host (helpers/second-host.ts): no prefix, no store, no Nix, no node, a uid
-// with no passwd entry, coreutils or busybox alone. What the launcher refuses, and how it behaves
-// when runs meet, are watched there too.
+// both, a data file the program reads by its absolute store path (beside a file whose name is not
+// UTF-8) and a symlink; the bundle of it then runs on a second host (helpers/second-host.ts): no
+// prefix, no store, no Nix, no node, a uid with no passwd entry, coreutils or busybox alone. What the
+// launcher refuses, and how it behaves when runs meet, are watched there too.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
@@ -53,6 +53,7 @@ function expression(busybox: string): string {
     mkdir -p $out/share
     echo "the data file says hi" > $out/share/msg.txt
   '';
+    echo "a name that is not UTF-8" > "$out/share/$(printf 'caf\\351.txt')"
   greet = mk "greet" ''
     mkdir -p $out/lib
     printf 'const char *greet(void) { return "hello from libgreet"; }\\n' > g.c
@@ -169,6 +170,7 @@ echo @@ld; LD_DEBUG=libs $B 2>&1 >/dev/null`,
     after: `echo @@store; grep -rl --binary-files=text ${storeDir} ${runDir}; find ${runDir} -type l -exec readlink {} \\; | grep -c ^${storeDir}
 echo @@links; readlink ${runDir}/*-app/bin/app-link
 echo @@files; cd ${runDir} && find . | sort`,
+echo @@latin1; cat ${runDir}/*-data/share/"$(printf 'caf\\351.txt')"
   });
   assert.equal(s.get('first'), `${OUTPUT}\ncode 3`);
   assert.equal(s.get('stdin'), `${OUTPUT}\nfrom stdin\ncode 0`);
@@ -187,6 +189,7 @@ echo @@files; cd ${runDir} && find . | sort`,
   assert.equal(s.get('store'), '0', 'no file names the build store dir, and no symlink points into it');
   assert.match(s.get('links')!, new RegExp(`^${runDir}/\\w+-app/bin/app$`));
   assert.match(s.get('files')!, /\/bin\/app-link$/m);
+  assert.equal(s.get('latin1'), 'a name that is not UTF-8', 'a file name that is not UTF-8 keeps its bytes');
 });
 
 test('on busybox alone (its sh as /bin/sh, its applets the only tools), the same', async () => {
