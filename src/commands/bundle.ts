@@ -43,7 +43,7 @@ Examples:
   RELONIX_RUN_DIR=/var/tmp/x ./myapp.run    (/tmp noexec: any new dir as long as the run dir)
 
 Exit codes: 0 written, 1 failure (a build), 2 usage (no entry, an entry outside the closure,
-a store dir too short for a run dir, -o a directory).`;
+a store dir too short for a run dir, -o a directory, a pipe or a device).`;
 
 interface Opts {
   prefix?: string;

@@ -5,6 +5,7 @@
 // prefix, no store, no Nix, no node, a uid with no passwd entry, coreutils or busybox alone. What the
 // launcher refuses, and how it behaves when runs meet, are watched there too.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -52,8 +53,8 @@ function expression(busybox: string): string {
   data = mk "data" ''
     mkdir -p $out/share
     echo "the data file says hi" > $out/share/msg.txt
-  '';
     echo "a name that is not UTF-8" > "$out/share/$(printf 'caf\\351.txt')"
+  '';
   greet = mk "greet" ''
     mkdir -p $out/lib
     printf 'const char *greet(void) { return "hello from libgreet"; }\\n' > g.c
@@ -169,8 +170,8 @@ echo @@stdin; printf 'from stdin\\n' | $B cat; echo "code $?"
 echo @@ld; LD_DEBUG=libs $B 2>&1 >/dev/null`,
     after: `echo @@store; grep -rl --binary-files=text ${storeDir} ${runDir}; find ${runDir} -type l -exec readlink {} \\; | grep -c ^${storeDir}
 echo @@links; readlink ${runDir}/*-app/bin/app-link
-echo @@files; cd ${runDir} && find . | sort`,
 echo @@latin1; cat ${runDir}/*-data/share/"$(printf 'caf\\351.txt')"
+echo @@files; cd ${runDir} && find . | sort`,
   });
   assert.equal(s.get('first'), `${OUTPUT}\ncode 3`);
   assert.equal(s.get('stdin'), `${OUTPUT}\nfrom stdin\ncode 0`);
@@ -188,8 +189,8 @@ echo @@latin1; cat ${runDir}/*-data/share/"$(printf 'caf\\351.txt')"
   assert.match(entryLines, new RegExp(`transferring control: ${runDir}/\\w+-app/bin/app-link`));
   assert.equal(s.get('store'), '0', 'no file names the build store dir, and no symlink points into it');
   assert.match(s.get('links')!, new RegExp(`^${runDir}/\\w+-app/bin/app$`));
-  assert.match(s.get('files')!, /\/bin\/app-link$/m);
   assert.equal(s.get('latin1'), 'a name that is not UTF-8', 'a file name that is not UTF-8 keeps its bytes');
+  assert.match(s.get('files')!, /\/bin\/app-link$/m);
 });
 
 test('on busybox alone (its sh as /bin/sh, its applets the only tools), the same', async () => {
@@ -424,12 +425,16 @@ test('relonix bundle refuses what cannot be bundled, saying what to pass instead
   const out = path.join(top, 'out', 'x.run');
   const rootOnly = path.join(top, 'root-only');
   await fs.mkdir(rootOnly, { mode: 0o755 });
+  const fifo = path.join(top, 'out', 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  await fs.chown(fifo, NOBODY_UID, NOBODY_UID);
   const cases: [string[], RegExp][] = [
     [['--file', file, 'app', '-o', out], /bin holds 4 programs \(app, app-link, helper, run\): which one[\s\S]*fix: name it: --entry bin\/app/],
     [['--file', file, 'app', '--entry', 'bin/nope', '-o', out], /the entry .*bin\/nope does not exist/],
     [['--file', file, 'app', '--entry', '../x', '-o', out], /the entry \.\.\/x leaves/],
     [['--file', file, 'app', '--entry', 'bin/run', '-o', path.join(top, 'out')], /-o .* is a directory/],
     [['--file', file, 'app', '--entry', 'bin/run', '-o', path.join(rootOnly, 'x.run')], /is not a directory this user can write in/],
+    [['--file', file, 'app', '--entry', 'bin/run', '-o', fifo], /-o .*pipe is a named pipe, not a file: the bundle would replace it/],
   ];
   for (const [args, why] of cases) {
     const r = await relonix(NOBODY_UID, ['bundle', '--prefix', prefix, ...args]);
@@ -437,4 +442,5 @@ test('relonix bundle refuses what cannot be bundled, saying what to pass instead
     assert.match(r.stderr, why);
   }
   assert.ok(!existsSync(out), 'nothing was written');
+  assert.ok((await fs.lstat(fifo)).isFIFO(), 'the pipe is still a pipe');
 });
