@@ -28,6 +28,8 @@ export interface PlaceFacts {
   tried?: DirFacts;
   space?: SpaceFacts;
   dev?: number;
+  /** `dir` exists and belongs to another uid than this process's: relonix runs nothing of its own in it */
+  foreign?: { owner: number; me: number };
 }
 
 export interface HostFacts {
@@ -54,6 +56,9 @@ export interface HostFacts {
 
 const noValue = () => undefined;
 
+/** The sticky bit of a mode: in such a directory (/tmp) only a file's owner may rename or remove it. */
+const STICKY = 0o1000;
+
 /** Whether this uid may read (R_OK) or write (W_OK) `file`. */
 const may = (file: string, mode: number): Promise<boolean> =>
   fs.access(file, mode).then(
@@ -68,12 +73,16 @@ async function place(dir: string): Promise<PlaceFacts> {
   const real = await fs.realpath(at).catch(() => at);
   const f: PlaceFacts = { dir, exists: present, at, real, mount: flagsAt(real, readMounts()) };
   f.space = await spaceFacts(at).catch(noValue);
-  f.dev = await fs.stat(at).then((st) => st.dev, noValue);
+  const st = await fs.stat(at).catch(noValue);
+  f.dev = st?.dev;
+  const me = process.getuid?.() ?? -1;
+  if (present && st && st.uid !== me) f.foreign = { owner: st.uid, me };
   // a script is written and run only in the directory itself (the prefix, $TMPDIR), never in a
-  // parent it would be made in: there, the permissions and the mount's flags say it
+  // parent it would be made in, nor in another user's directory (not sticky), whose owner could
+  // swap it before it runs: there, the permissions and the mount's flags say it
   const writable = await may(at, fs.constants.W_OK);
-  if (present && writable) f.tried = await probeDir(at, at);
-  else f.tried = { real, writable, writeError: writable ? undefined : `${at} is not writable by uid ${process.getuid?.()}`, executable: !f.mount?.noexec };
+  if (present && writable && (!f.foreign || (st!.mode & STICKY) !== 0)) f.tried = await probeDir(at, at);
+  else f.tried = { real, writable, writeError: writable ? undefined : `${at} is not writable by uid ${me}`, executable: !f.mount?.noexec };
   return f;
 }
 
@@ -104,8 +113,9 @@ async function caFacts(): Promise<HostFacts['ca']> {
 export async function gatherHostFacts(l: Layout): Promise<HostFacts> {
   const tmpDir = os.tmpdir();
   const [prefix, storeDir, tmp] = await Promise.all([place(l.prefix), place(l.storeDir), place(tmpDir)]);
-  // the probe runs from a private directory where programs may run: the prefix's own, else $TMPDIR
-  const probeDirs = [...(prefix.exists ? [l.prefix] : []), tmpDir];
+  // the probe runs from a private directory where programs may run: the prefix's own (when it is
+  // this uid's), else $TMPDIR
+  const probeDirs = [...(prefix.exists && !prefix.foreign ? [l.prefix] : []), tmpDir];
   const [syscalls, cgroup, reaper, ca, overlay] = await Promise.all([probeSyscalls(probeDirs), readCgroupLimits(), probeReaper(), caFacts(), overlayFile()]);
   return {
     prefix,

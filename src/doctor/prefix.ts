@@ -17,6 +17,8 @@ export interface PrefixFacts {
   bootstrapped: boolean;
   /** a live relonix that holds the prefix's lock: verifying then would race it */
   holder?: LockOwner;
+  /** the prefix or its store dir belongs to another uid: its Nix is not run as this one */
+  foreign?: { dir: string; owner: number; me: number };
   verify?: { ok: true; result: VerifyResult } | { ok: false; message: string; hint?: string };
   /** the CA bundle NIX_SSL_CERT_FILE names for this prefix, and the certificates in it */
   ca?: { file: string; certificates: number };
@@ -28,6 +30,16 @@ async function certificatesIn(file: string): Promise<number> {
   } catch {
     return 0;
   }
+}
+
+/** The first of `dirs` that belongs to another uid than this process's, and whose it is. */
+async function foreignOwner(dirs: string[]): Promise<PrefixFacts['foreign']> {
+  const me = process.getuid?.() ?? -1;
+  for (const dir of dirs) {
+    const st = await fs.stat(dir).catch(() => undefined);
+    if (st && st.uid !== me) return { dir, owner: st.uid, me };
+  }
+  return undefined;
 }
 
 export async function gatherPrefixFacts(l: Layout, progress: (text: string) => void): Promise<PrefixFacts> {
@@ -43,7 +55,8 @@ export async function gatherPrefixFacts(l: Layout, progress: (text: string) => v
   const file = nixVariables(l, { nix: state.nix, cacert: state.cacert }).NIX_SSL_CERT_FILE!;
   f.ca = { file, certificates: await certificatesIn(file) };
   f.holder = await lockHolder(l.lockFile);
-  if (f.holder) return f;
+  f.foreign = await foreignOwner([l.prefix, l.storeDir]);
+  if (f.holder || f.foreign) return f;
   try {
     progress(`verifying the Nix of ${l.prefix}`);
     f.verify = { ok: true, result: await applyVerify(l, state.nix, state.cacert, progress, { contents: false, rebuild: true }) };
@@ -66,6 +79,15 @@ export function judgePrefix(l: Layout, p: PrefixFacts, hostProblems: string[]): 
     if (s.stages.verify)
       return warning('prefix', `${l.prefix} was bootstrapped, but its Nix ${s.nix ?? ''} is gone (a wiped store)`, `${bootstrapLine(l)} again`, facts);
     return warning('prefix', `the bootstrap of ${l.prefix} stopped after ${done.join(', ')}`, `${bootstrapLine(l)} resumes where it stopped`, facts);
+  }
+  if (p.foreign) {
+    const { dir, owner, me } = p.foreign;
+    return warning(
+      'prefix',
+      `${l.prefix} is bootstrapped, but ${dir} belongs to uid ${owner}: its Nix was not run as uid ${me}, which would run another user's programs as this uid and leave files of this uid in their store`,
+      `run relonix doctor as uid ${owner}, its owner, to verify it`,
+      { ...facts, owner, uid: me },
+    );
   }
   if (p.holder) {
     const h = p.holder;

@@ -177,6 +177,36 @@ test('a seccomp filter answering EPERM to clone3, faccessat2, close_range and fc
   const s = found.seccomp!;
   assert.equal(s.verdict, 'problem');
   assert.match(s.summary, /a seccomp filter is in force \(1 filters\) that answers clone3 with EPERM, faccessat2 with EPERM, close_range with EPERM/);
+/** Every file under `dir` with its owner, mode and modification time, sorted: what a run changed shows as a difference. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const name of await fs.readdir(d)) {
+      const p = path.join(d, name);
+      const st = await fs.lstat(p);
+      out.push(`${p} ${st.uid} ${(st.mode & 0o7777).toString(8)} ${st.mtimeMs}`);
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+test("root on a prefix of uid 4242: none of the prefix's programs run and nothing is written into it; the owner is named", async () => {
+  const before = await tree(prefix);
+  const { r, found } = await doctor(['--prefix', prefix], {});
+  assert.equal(r.code, EXIT.ok, `${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(await tree(prefix), before, 'the prefix is as it was: no check build, no probe, no file of uid 0');
+  const p = found.prefix!;
+  assert.equal(p.verdict, 'warning');
+  assert.match(p.summary, new RegExp(`belongs to uid ${NOBODY_UID}: its Nix was not run as uid 0`));
+  assert.match(p.fix!, new RegExp(`run relonix doctor as uid ${NOBODY_UID}, its owner`));
+  for (const id of ['prefix-dir', 'store-dir']) {
+    assert.equal(found[id]!.verdict, 'warning', found[id]!.summary);
+    assert.match(found[id]!.summary, new RegExp(`belongs to uid ${NOBODY_UID}, not to this uid \\(0\\)`));
+  }
+});
+
   assert.match(s.summary, /Operation not permitted/);
   assert.deepEqual(s.facts!.answers, { clone3: 'EPERM', faccessat2: 'EPERM', close_range: 'EPERM', fchmodat2: 'EPERM' });
   assert.ok(s.fix!.includes(path.join(REPO, 'patches', 'restricted-host.nix')), s.fix);
