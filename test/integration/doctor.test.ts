@@ -48,8 +48,9 @@ int main(int argc, char **argv) {
 `;
 
 // A subreaper running its arguments as its child. "reap" waits for every orphan as it exits (an
-// init such as tini); "keep" waits only for its child, as a PID 1 that never reaps, and clears the
-// orphans only once its child is done.
+// init such as tini); "late" reaps each orphan 2.5 s after it exits (a PID 1 that reaps on a timer,
+// as some container platforms' do); "keep" waits only for its child, as a PID 1 that never reaps,
+// and clears the orphans only once its child is done.
 const SUBREAPER_C = `
 #include <stdio.h>
 #include <string.h>
@@ -58,9 +59,16 @@ const SUBREAPER_C = `
 #include <unistd.h>
 int main(int argc, char **argv) {
   if (argc < 3 || prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) { perror("subreaper"); return 2; }
-  int reap = strcmp(argv[1], "reap") == 0, status = 0;
+  int reap = strcmp(argv[1], "reap") == 0, late = strcmp(argv[1], "late") == 0, status = 0;
   pid_t kid = fork();
   if (kid == 0) { execvp(argv[2], argv + 2); perror("execvp"); _exit(127); }
+  while (late) {
+    siginfo_t si = { 0 };
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) != 0) break;
+    if (si.si_pid == kid) break;
+    usleep(2500000);
+    waitpid(si.si_pid, NULL, 0);
+  }
   for (;;) {
     pid_t done = waitpid(reap ? -1 : kid, &status, 0);
     if (done == kid) break;
@@ -169,14 +177,6 @@ test('a bootstrapped prefix: its Nix verifies (a check build rebuilt), its CA bu
   assert.equal(found.space!.verdict, 'ok');
 });
 
-test('a seccomp filter answering EPERM to clone3, faccessat2, close_range and fchmodat2: a problem with the overlay as fix, and the Nix that fails under it', async () => {
-  const { r, found, last } = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [seccomp], node: oldNode });
-  assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
-  assert.equal(last.event, 'error');
-  assert.equal(last.exitCode, EXIT.preflight);
-  const s = found.seccomp!;
-  assert.equal(s.verdict, 'problem');
-  assert.match(s.summary, /a seccomp filter is in force \(1 filters\) that answers clone3 with EPERM, faccessat2 with EPERM, close_range with EPERM/);
 /** Every file under `dir` with its owner, mode and modification time, sorted: what a run changed shows as a difference. */
 async function tree(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -207,6 +207,14 @@ test("root on a prefix of uid 4242: none of the prefix's programs run and nothin
   }
 });
 
+test('a seccomp filter answering EPERM to clone3, faccessat2, close_range and fchmodat2: a problem with the overlay as fix, and the Nix that fails under it', async () => {
+  const { r, found, last } = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [seccomp], node: oldNode });
+  assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
+  assert.equal(last.event, 'error');
+  assert.equal(last.exitCode, EXIT.preflight);
+  const s = found.seccomp!;
+  assert.equal(s.verdict, 'problem');
+  assert.match(s.summary, /a seccomp filter is in force \(1 filters\) that answers clone3 with EPERM, faccessat2 with EPERM, close_range with EPERM/);
   assert.match(s.summary, /Operation not permitted/);
   assert.deepEqual(s.facts!.answers, { clone3: 'EPERM', faccessat2: 'EPERM', close_range: 'EPERM', fchmodat2: 'EPERM' });
   assert.ok(s.fix!.includes(path.join(REPO, 'patches', 'restricted-host.nix')), s.fix);
@@ -271,13 +279,16 @@ test('a cgroup with a CPU quota of 1.5, a memory limit of 1 GiB and a cpuset of 
   for (const dir of cg.dirs) assert.ok((c.facts!.cgroups as string[]).includes(dir), `${dir} was read`);
 });
 
-test('orphans under a subreaper that never reaps stay zombies (a warning naming it); under one that reaps, ok', async () => {
+test('orphans under a subreaper that never reaps stay zombies (a warning naming it); under one that reaps, at once or seconds later, ok', async () => {
   const keep = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [subreaper, 'keep'] });
   assert.equal(keep.found.reaper!.verdict, 'warning');
   assert.match(keep.found.reaper!.summary, /orphans go to subreaper \(pid \d+\), which never waits for them/);
   const reap = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [subreaper, 'reap'] });
   assert.equal(reap.found.reaper!.verdict, 'ok');
   assert.match(reap.found.reaper!.summary, /orphans are reaped by subreaper \(pid \d+\)/);
+  const late = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [subreaper, 'late'] });
+  assert.equal(late.found.reaper!.verdict, 'ok', 'an init that reaps seconds later does reap');
+  assert.match(late.found.reaper!.summary, /orphans are reaped by subreaper \(pid \d+\)/);
 });
 
 test('the aarch64 syscall probe, run by qemu-aarch64: every answer decodes, and none is a refusal', async () => {
