@@ -13,6 +13,7 @@ import { passwdName } from '../host/passwd.ts';
 import { probeReaper, type ReaperFacts } from '../host/reaper.ts';
 import { type ProbeOutcome, probeSyscalls, readSeccompStatus, type SeccompStatus } from '../host/syscalls.ts';
 import type { Layout } from '../prefix/layout.ts';
+import { errorMessage } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
 
 /** A directory relonix will write: where it is, or where it would be made, and what that place allows. */
@@ -28,6 +29,8 @@ export interface PlaceFacts {
   tried?: DirFacts;
   space?: SpaceFacts;
   dev?: number;
+  /** what keeps `dir` from being one at all: a file where it or a parent should be, a parent this uid cannot enter */
+  blocked?: string;
   /** `dir` exists and belongs to another uid than this process's: relonix runs nothing of its own in it */
   foreign?: { owner: number; me: number };
 }
@@ -66,22 +69,35 @@ const may = (file: string, mode: number): Promise<boolean> =>
     () => false,
   );
 
+/** Whether `dir` is a directory there, and what stands in its way when it cannot be one. */
+async function reach(dir: string, me: number): Promise<{ present: boolean; blocked?: string }> {
+  try {
+    if ((await fs.stat(dir)).isDirectory()) return { present: true };
+    return { present: false, blocked: `${dir} is a file, not a directory` };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { present: (await fs.lstat(dir).catch(noValue)) !== undefined };
+    if (code === 'ENOTDIR') return { present: false, blocked: `a parent of ${dir} is a file, not a directory` };
+    return { present: false, blocked: `uid ${me} cannot reach ${dir}: ${errorMessage(e)}` };
+  }
+}
+
 /** Where a directory is, or would be made, and what its mount and a real write and run allow there. */
 async function place(dir: string): Promise<PlaceFacts> {
-  const present = await exists(dir);
+  const me = process.getuid?.() ?? -1;
+  const { present, blocked } = await reach(dir, me);
   const at = present ? dir : await existingAncestor(dir);
   const real = await fs.realpath(at).catch(() => at);
-  const f: PlaceFacts = { dir, exists: present, at, real, mount: flagsAt(real, readMounts()) };
+  const f: PlaceFacts = { dir, exists: present, at, real, mount: flagsAt(real, readMounts()), ...(blocked ? { blocked } : {}) };
   f.space = await spaceFacts(at).catch(noValue);
   const st = await fs.stat(at).catch(noValue);
   f.dev = st?.dev;
-  const me = process.getuid?.() ?? -1;
   if (present && st && st.uid !== me) f.foreign = { owner: st.uid, me };
   // a script is written and run only in the directory itself (the prefix, $TMPDIR), never in a
   // parent it would be made in, nor in another user's directory (not sticky), whose owner could
   // swap it before it runs: there, the permissions and the mount's flags say it
   const writable = await may(at, fs.constants.W_OK);
-  if (present && writable && (!f.foreign || (st!.mode & STICKY) !== 0)) f.tried = await probeDir(at, at);
+  if (present && writable && !blocked && (!f.foreign || (st!.mode & STICKY) !== 0)) f.tried = await probeDir(at, at);
   else f.tried = { real, writable, writeError: writable ? undefined : `${at} is not writable by uid ${me}`, executable: !f.mount?.noexec };
   return f;
 }

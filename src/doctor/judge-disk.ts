@@ -33,6 +33,7 @@ export function judgePlace(id: string, place: Place, f: PlaceFacts): Finding {
   const facts = placeFacts(f);
   const where = placeOf(f);
   const refuse = (p: Problem) => problem(id, p.message, p.hint, facts);
+  if (f.blocked) return refuse(unwritable(place, f.dir, f.blocked));
   if (f.real !== f.at) return refuse(symlinked(place, f.dir, `${f.real}${f.dir.slice(f.at.length)}`));
   if (f.mount?.readOnly) return refuse(unwritable(place, where, `it is on a read-only mount, ${nearestMount(f)}`));
   if (f.tried && !f.tried.writable) return refuse(unwritable(place, where, f.tried.writeError ?? 'permission denied'));

@@ -12,8 +12,8 @@ import type { HostFacts } from './facts.ts';
 import { type Finding, ok, problem, warning } from './finding.ts';
 
 export interface PrefixFacts {
-  /** the state file, or why it could not be read */
-  state: BootstrapState | { unreadable: string };
+  /** the state file, or why it could not be read (and the errno, when the file system said it) */
+  state: BootstrapState | { unreadable: string; code?: string };
   bootstrapped: boolean;
   /** a live relonix that holds the prefix's lock: verifying then would race it */
   holder?: LockOwner;
@@ -47,7 +47,8 @@ export async function gatherPrefixFacts(l: Layout, progress: (text: string) => v
   try {
     state = await readState(l);
   } catch (e) {
-    return { state: { unreadable: errorMessage(e) }, bootstrapped: false };
+    const code = (e as NodeJS.ErrnoException).code;
+    return { state: { unreadable: errorMessage(e), ...(code ? { code } : {}) }, bootstrapped: false };
   }
   const bootstrapped = await isBootstrapped(l, state);
   const f: PrefixFacts = { state, bootstrapped };
@@ -69,8 +70,15 @@ export async function gatherPrefixFacts(l: Layout, progress: (text: string) => v
 const bootstrapLine = (l: Layout) => `relonix bootstrap${l.prefix === '/tmp/nix' ? '' : ` --prefix ${l.prefix}`}`;
 
 export function judgePrefix(l: Layout, p: PrefixFacts, hostProblems: string[]): Finding {
-  if ('unreadable' in p.state)
-    return problem('prefix', `the state of ${l.prefix} cannot be read: ${p.state.unreadable}`, `remove ${l.prefix} and bootstrap again (${bootstrapLine(l)})`);
+  if ('unreadable' in p.state) {
+    // only a state file that is there and broken is a reason to start the prefix again
+    const { unreadable, code } = p.state;
+    if (code === 'ENOTDIR')
+      return problem('prefix', `${l.prefix} holds no prefix: ${unreadable}`, 'pass --prefix a directory: one a bootstrap made, or will make');
+    if (code === 'EACCES' || code === 'EPERM')
+      return problem('prefix', `the state of ${l.prefix} cannot be read by this uid: ${unreadable}`, 'run relonix doctor as the uid that owns the prefix');
+    return problem('prefix', `the state of ${l.prefix} cannot be read: ${unreadable}`, `remove ${l.prefix} and bootstrap again (${bootstrapLine(l)})`);
+  }
   const s = p.state;
   const done = Object.keys(s.stages);
   const facts = { prefix: l.prefix, storeDir: l.storeDir, stages: done, nix: s.nix ?? null, bootstrapped: p.bootstrapped };

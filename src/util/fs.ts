@@ -120,11 +120,18 @@ export async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** A JSON file, or undefined when there is none; a file that cannot be read throws as fs does (EACCES, ENOTDIR, …). */
 export async function readJson<T>(p: string): Promise<T | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await fs.readFile(p, 'utf8')) as T;
+    text = await fs.readFile(p, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
     throw new Error(`${p} is not valid JSON: ${(e as Error).message}`);
   }
 }

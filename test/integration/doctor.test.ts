@@ -207,6 +207,32 @@ test("root on a prefix of uid 4242: none of the prefix's programs run and nothin
   }
 });
 
+test('a prefix that is a file, one under a dir this uid cannot enter, one whose state it cannot read: every probe answers, each is said, and none is to be removed', async () => {
+  const file = path.join(top, 'notes.txt');
+  await fs.writeFile(file, 'not a prefix\n');
+  await fs.chown(file, NOBODY_UID, NOBODY_UID);
+  await fs.mkdir(path.join(top, 'closed', 'nix'), { recursive: true });
+  await fs.chmod(path.join(top, 'closed'), 0o700);
+  const unreadable = path.join(top, 'unreadable', 'nix');
+  await fs.mkdir(path.join(unreadable, 'var', 'relonix'), { recursive: true });
+  await fs.writeFile(path.join(unreadable, 'var', 'relonix', 'state.json'), '{"version": 1, "stages": {}}\n', { mode: 0o600 });
+  const cases: [string, RegExp, RegExp][] = [
+    [file, /is a file, not a directory/, /holds no prefix: ENOTDIR/],
+    [path.join(top, 'closed', 'nix'), /uid 4242 cannot reach .*closed\/nix: EACCES/, /cannot be read by this uid: EACCES/],
+    [unreadable, /is not writable by uid 4242/, /cannot be read by this uid: EACCES/],
+  ];
+  for (const [at, place, prefixSaid] of cases) {
+    const { r, found, last } = await doctor(['--prefix', at], { uid: NOBODY_UID });
+    assert.equal(r.code, EXIT.preflight, `${at}: ${r.stderr}`);
+    assert.equal(last.event, 'error');
+    assert.equal(found['prefix-dir']!.verdict, 'problem');
+    assert.match(found['prefix-dir']!.summary, place);
+    assert.equal(found.prefix!.verdict, 'problem');
+    assert.match(found.prefix!.summary, prefixSaid);
+    assert.doesNotMatch(found.prefix!.fix!, /remove/, 'a prefix this uid cannot read is no reason to remove it');
+  }
+});
+
 test('a seccomp filter answering EPERM to clone3, faccessat2, close_range and fchmodat2: a problem with the overlay as fix, and the Nix that fails under it', async () => {
   const { r, found, last } = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [seccomp], node: oldNode });
   assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
