@@ -32,13 +32,16 @@ export async function listDir(dir: string): Promise<string[]> {
   }
 }
 
-/** Removes the temporaries of `target` (tempSibling's, beside it) that a process no longer running left. */
+/**
+ * Removes the temporaries of `target` (tempSibling's, beside it: files or directories) that a
+ * process no longer running left; one this user may not remove (another's, in /tmp) stays.
+ */
 export async function clearStaleTemps(target: string): Promise<void> {
   const dir = path.dirname(target);
   const head = `${TEMP_PREFIX}${path.basename(target).slice(0, NAME_PART)}.`;
   for (const n of await listDir(dir)) {
     const pid = n.startsWith(head) ? /^(\d+)\.[0-9a-f]+\.tmp$/.exec(n.slice(head.length))?.[1] : undefined;
-    if (pid && !processAlive(Number(pid))) await removeTree(path.join(dir, n));
+    if (pid && !processAlive(Number(pid))) await removeTree(path.join(dir, n)).catch(() => undefined);
   }
 }
 

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { decodeAnswers, NEWER_SYSCALLS, probeProgram } from '../../src/host/syscalls.ts';
@@ -191,6 +191,28 @@ async function tree(dir: string): Promise<string[]> {
   await walk(dir);
   return out.sort();
 }
+
+test('what a doctor killed mid-probe left is cleared by the next run, and only that; check.nix is left as it was', async () => {
+  const dead = 2147483647; // above any pid_max: no such process
+  const relonixDir = path.join(prefix, 'var', 'relonix');
+  const probeDir = path.join(prefix, `.relonix-syscall-probe.${dead}.0a1b2c3d.tmp`);
+  const left = [path.join(prefix, `.relonix-probe.${dead}.0a1b2c3d.tmp`), probeDir, path.join(relonixDir, `.relonix-check.nix.${dead}.0a1b2c3d.tmp`)];
+  const live = path.join(prefix, `.relonix-probe.${process.pid}.0a1b2c3d.tmp`);
+  await fs.mkdir(probeDir, { mode: 0o700 });
+  await fs.writeFile(path.join(probeDir, 'probe'), 'a probe', { mode: 0o700 });
+  for (const f of [left[0]!, left[2]!, live]) await fs.writeFile(f, 'left by a killed run');
+  for (const f of [...left, path.join(probeDir, 'probe'), live]) await fs.chown(f, NOBODY_UID, NOBODY_UID);
+  const checkNix = (await fs.stat(path.join(relonixDir, 'check.nix'))).mtimeMs;
+  const { r, found } = await doctor(['--prefix', prefix], { uid: NOBODY_UID });
+  assert.equal(r.code, EXIT.ok, r.stderr);
+  assert.equal(found.prefix!.verdict, 'ok', found.prefix!.summary);
+  for (const f of left) assert.ok(!existsSync(f), `${f} is gone`);
+  assert.ok(existsSync(live), "a live process's temporary is left alone");
+  await fs.rm(live);
+  const temps = [...(await fs.readdir(prefix)), ...(await fs.readdir(relonixDir))].filter((n) => n.startsWith('.relonix-'));
+  assert.deepEqual(temps, [], 'the run left none of its own');
+  assert.equal((await fs.stat(path.join(relonixDir, 'check.nix'))).mtimeMs, checkNix, 'check.nix is not written again');
+});
 
 test("root on a prefix of uid 4242: none of the prefix's programs run and nothing is written into it; the owner is named", async () => {
   const before = await tree(prefix);
