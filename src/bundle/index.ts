@@ -53,6 +53,16 @@ async function checkOutput(output: string): Promise<void> {
   const st = await fs.stat(output).catch(() => undefined);
   if (st?.isDirectory())
     throw new RelonixError(`-o ${output} is a directory`, { kind: 'usage', hint: `name the file to write: -o ${path.join(output, 'NAME')}` });
+  // the bundle is renamed over what is there: a device, a pipe or a socket would be replaced by it
+  if (st && !st.isFile()) {
+    throw new RelonixError(
+      `-o ${output} is ${st.isFIFO() ? 'a named pipe' : st.isSocket() ? 'a socket' : 'a device'}, not a file: the bundle would replace it`,
+      {
+        kind: 'usage',
+        hint: 'name a file to write, e.g. -o ./NAME.run (a bundle is renamed into place, never streamed)',
+      },
+    );
+  }
   const dir = path.dirname(output);
   const writable = await fs.access(dir, constants.W_OK | constants.X_OK).then(
     () => true,

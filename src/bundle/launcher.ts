@@ -71,8 +71,10 @@ rb_refuse() {
   exit "$1"
 }
 
+# removes a dir this launcher made: only a real directory this uid owns, never through a symlink
+# (chmod -R follows one named on its command line) and never another user's files
 rb_rmtree() {
-  [ -e "$1" ] || [ -h "$1" ] || return 0
+  [ -d "$1" ] && [ ! -h "$1" ] && [ -O "$1" ] || return 0
   chmod -R u+w "$1" 2>/dev/null
   rm -rf "$1"
 }
@@ -202,25 +204,38 @@ rb_existing() {
   rb_refuse 126 "$rb_d already exists and holds other files" "move them away, or $(rb_fix)"
 }
 
-# whether pid $1 is a live process (a zombie is not)
+# the start time of pid $1 (the 22nd field of /proc/PID/stat) in rb_started; empty where /proc does not tell
+rb_start_of() {
+  rb_started=
+  read -r rb_st < "/proc/$1/stat" 2>/dev/null || return 0
+  set -- \${rb_st##*) }
+  [ "$#" -lt 20 ] || { shift 19; rb_started=$1; }
+}
+
+# whether pid $1 is a live process (a zombie is not) that started at $2, when given (else the pid was reused)
 rb_alive() {
   case $1 in '' | *[!0-9]*) return 1 ;; esac
   if [ -r "/proc/$1/stat" ]; then
     read -r rb_st < "/proc/$1/stat" 2>/dev/null || return 1
     rb_st=\${rb_st##*) }
     case $rb_st in Z* | X*) return 1 ;; esac
-    return 0
+    [ -n "\${2-}" ] || return 0
+    rb_start_of "$1"
+    [ -z "$rb_started" ] || [ "$rb_started" = "$2" ]
+    return
   fi
   [ ! -d /proc/self ] || return 1
   kill -0 "$1" 2>/dev/null
 }
 
-# the lock: a symlink to the pid of the run that unpacks, beside its dir rb_d.uPID
+# the lock: a symlink to PID:START (the pid of the run that unpacks and its start time, which tells
+# a reused pid), beside its dir rb_d.uPID
 rb_take() {
   rb_tmp=$rb_d.u$$
   rb_rmtree "$rb_tmp"
   mkdir "$rb_tmp" 2>/dev/null || { rb_tmp=; rb_refuse 126 "cannot create a dir beside $rb_d" "make $rb_parent writable, or $(rb_fix)"; }
-  if ln -s "$$" "$rb_lock" 2>/dev/null; then
+  rb_start_of $$
+  if ln -s "$$\${rb_started:+:$rb_started}" "$rb_lock" 2>/dev/null; then
     rb_locked=1
     # what killed runs left beside the run dir
     for rb_t in "$rb_d".u*; do
@@ -236,18 +251,30 @@ rb_take() {
   return 1
 }
 
+rb_foreign() {
+  rb_owner "$1"
+  rb_refuse 126 "another user (uid $rb_uid) is unpacking into $rb_d, or left $1 behind" "$(rb_fix)"
+}
+
+# waits while a live run of this uid unpacks; clears what a killed one left. The lock's target is
+# read as data only: anything but PID[:START] is no lock a run made
 rb_wait() {
   rb_h=$(ls -l "$rb_lock" 2>/dev/null) || return 0
   rb_h=\${rb_h##* -> }
-  if ! rb_alive "$rb_h" || [ ! -d "$rb_d.u$rb_h" ]; then
-    # its run was killed: what it left is redone
-    rb_alive "$rb_h" || rb_rmtree "$rb_d.u$rb_h"
+  rb_hp=\${rb_h%%:*} rb_hs=
+  [ "$rb_hp" = "$rb_h" ] || rb_hs=\${rb_h#*:}
+  case $rb_hp:$rb_hs in '':* | *[!0-9:]* | *:*:*) rb_hp= rb_hs= ;; esac
+  rb_hd=$rb_d.u$rb_hp
+  # another user's unpacking never makes a dir this uid runs: refused now, not waited for
+  [ -z "$rb_hp" ] || { [ ! -h "$rb_hd" ] && { [ ! -e "$rb_hd" ] || [ -O "$rb_hd" ]; }; } || rb_foreign "$rb_hd"
+  if ! rb_alive "$rb_hp" "$rb_hs" || [ ! -d "$rb_hd" ]; then
+    # its run was killed (or its pid now belongs to another process): what it left is redone
+    rb_alive "$rb_hp" "$rb_hs" || [ -z "$rb_hp" ] || rb_rmtree "$rb_hd"
     rm -f "$rb_lock" 2>/dev/null
     [ -h "$rb_lock" ] || return 0
-    rb_owner "$rb_lock"
-    rb_refuse 126 "another user (uid $rb_uid) is unpacking into $rb_d, or left $rb_lock behind" "$(rb_fix)"
+    rb_foreign "$rb_lock"
   fi
-  if [ -z "$rb_told" ] && [ -t 2 ]; then rb_say "waiting for pid $rb_h, which is unpacking this bundle into $rb_d"; fi
+  if [ -z "$rb_told" ] && [ -t 2 ]; then rb_say "waiting for pid $rb_hp, which is unpacking this bundle into $rb_d"; fi
   rb_told=1
   sleep 0.1 2>/dev/null || sleep 1
 }

@@ -3,6 +3,9 @@
 // and last the list of where the run dir is named, so RELONIX_RUN_DIR can put another dir of the
 // same length at those offsets without searching. Store paths and entries go in name order, and
 // hard links stay links: the same closure gives the same bytes, no bigger than `tar -c` of it.
+// A file name is any bytes but '/' and NUL, UTF-8 or not: names are carried as byte strings (one
+// char a byte, latin1), turned into bytes for the filesystem and the archive, and into UTF-8 only
+// for messages.
 import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { compareNames } from '../store/nar/framing.ts';
@@ -43,6 +46,13 @@ export interface PayloadStats {
   fixed?: string;
 }
 
+/** A name as bytes, from its byte string. */
+const bytes = (name: string): Buffer => Buffer.from(name, 'latin1');
+/** A byte string as people read it (UTF-8, where it is). */
+const shown = (name: string): string => bytes(name).toString();
+/** Byte order, as a NAR sorts entries: for byte strings, the order of their chars. */
+const byBytes = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 const FILE_MODE = 0o444;
 const EXEC_MODE = 0o555;
 /** directories stay writable in the payload, so that tar can fill them and RELONIX_RUN_DIR patch them; the launcher locks them after */
@@ -55,36 +65,46 @@ class Walk {
   /** dev:ino of a file with several links -> the first name it was written under */
   private readonly linked = new Map<string, string>();
 
-  constructor(private readonly o: PayloadInput) {}
+  /** the store dir and the run dir as byte strings, for link targets */
+  private readonly from: string;
+  private readonly to: string;
+
+  constructor(private readonly o: PayloadInput) {
+    this.from = Buffer.from(o.storeDir).toString('latin1');
+    this.to = Buffer.from(o.runDir).toString('latin1');
+  }
 
   async *path(storePath: string): AsyncGenerator<Buffer> {
-    yield* this.node(storePath, path.basename(storePath));
+    const p = Buffer.from(storePath).toString('latin1');
+    yield* this.node(p, path.basename(p));
   }
 
   private note(name: string, kind: 'b' | 'l', value: string): void {
-    if (name.includes('\n')) this.stats.fixed ??= `a file name holds a newline (${JSON.stringify(name)}), which the run dir list cannot name`;
+    if (name.includes('\n')) this.stats.fixed ??= `a file name holds a newline (${JSON.stringify(shown(name))}), which the run dir list cannot name`;
     else this.patches.push(`${kind} ${name}`, value);
   }
 
+  /** `abs` and `name` are byte strings. */
   private async *node(abs: string, name: string): AsyncGenerator<Buffer> {
-    const st = await fs.lstat(abs);
+    const st = await fs.lstat(bytes(abs));
     if (st.isSymbolicLink()) {
-      const target = await fs.readlink(abs);
-      const moved = rewriteLinkTarget(target, this.o.storeDir, this.o.runDir);
+      const target = (await fs.readlink(bytes(abs), { encoding: 'buffer' })).toString('latin1');
+      const moved = rewriteLinkTarget(target, this.from, this.to);
       if (moved !== null) {
         this.stats.references++;
-        this.note(name, 'l', moved.slice(this.o.runDir.length));
+        this.note(name, 'l', moved.slice(this.to.length));
       }
       this.stats.symlinks++;
       yield tarHeader({ name, type: 'symlink', mode: 0o777, linkname: moved ?? target });
     } else if (st.isDirectory()) {
       this.stats.directories++;
       yield tarHeader({ name, type: 'directory', mode: DIR_MODE });
-      for (const child of (await fs.readdir(abs)).sort(compareNames)) yield* this.node(path.join(abs, child), `${name}/${child}`);
+      const children = (await fs.readdir(bytes(abs), { encoding: 'buffer' })).map((c) => c.toString('latin1')).sort(byBytes);
+      for (const child of children) yield* this.node(`${abs}/${child}`, `${name}/${child}`);
     } else if (st.isFile()) {
       yield* this.file(abs, name, st);
     } else {
-      throw new RelonixError(`${abs} is neither a file, a directory nor a symlink, which a store path cannot hold`, {
+      throw new RelonixError(`${shown(abs)} is neither a file, a directory nor a symlink, which a store path cannot hold`, {
         kind: 'integrity',
         hint: 'check the store: relonix run -- nix-store --verify --check-contents',
       });
@@ -106,11 +126,11 @@ class Walk {
     const side = { format: undefined as CompressedFormat | undefined, spool: undefined as Spool | undefined };
     let size = 0;
     try {
-      for await (const b of rewriteStoreDir(this.sniffing(createReadStream(abs), side), this.o.storeDir, this.o.runDir, offsets)) {
+      for await (const b of rewriteStoreDir(this.sniffing(createReadStream(bytes(abs)), side), this.o.storeDir, this.o.runDir, offsets)) {
         size += b.length;
         yield b;
       }
-      if (size !== st.size) throw new Error(`${abs} changed while it was read (${size} bytes, not ${st.size})`);
+      if (size !== st.size) throw new Error(`${shown(abs)} changed while it was read (${size} bytes, not ${st.size})`);
       if (side.format && side.spool) await this.inspect(name, side.format, side.spool);
     } finally {
       await side.spool?.close();
@@ -137,7 +157,7 @@ class Walk {
     try {
       const found = await scanCompressed(format, spool, Buffer.from(this.o.storeDir));
       const occurrences = found.reduce((n, f) => n + f.occurrences, 0);
-      if (occurrences) this.stats.compressed.push({ file: name, format, occurrences });
+      if (occurrences) this.stats.compressed.push({ file: shown(name), format, occurrences });
     } catch {
       // data that only looks compressed holds nothing to report
     }
@@ -145,7 +165,7 @@ class Walk {
 
   /** The patch list, as the last entry of the archive. */
   *end(): Generator<Buffer> {
-    const list = Buffer.from(this.patches.map((l) => `${l}\n`).join(''));
+    const list = bytes(this.patches.map((l) => `${l}\n`).join(''));
     yield tarHeader({ name: PATCHES, type: 'file', mode: FILE_MODE, size: list.length });
     yield list;
     yield tarPadding(list.length);

@@ -10,7 +10,7 @@ const MTIME = 1;
 export type TarType = 'file' | 'hardlink' | 'symlink' | 'directory';
 
 export interface TarEntry {
-  /** the path inside the archive, relative, without a trailing slash */
+  /** the path inside the archive, relative, without a trailing slash; names and link targets are byte strings (latin1: one char a byte) */
   name: string;
   type: TarType;
   /** permission bits */
@@ -73,8 +73,8 @@ function ustar(fields: { name: Buffer; prefix: Buffer; mode: number; size: numbe
 
 /** The header blocks of one entry: a pax header first when a field does not fit ustar's. */
 export function tarHeader(e: TarEntry): Buffer {
-  const path = Buffer.from(e.type === 'directory' ? `${e.name}/` : e.name);
-  const link = Buffer.from(e.linkname ?? '');
+  const path = Buffer.from(e.type === 'directory' ? `${e.name}/` : e.name, 'latin1');
+  const link = Buffer.from(e.linkname ?? '', 'latin1');
   const size = e.type === 'file' ? (e.size ?? 0) : 0;
   const records: Buffer[] = [];
   let names = splitName(path);
@@ -93,7 +93,7 @@ export function tarHeader(e: TarEntry): Buffer {
   });
   if (!records.length) return main;
   const pax = Buffer.concat(records);
-  const paxName = Buffer.from(`PaxHeaders/${e.name.slice(-80).replace(/^\/+/, '')}`.slice(0, 100));
+  const paxName = Buffer.from(`PaxHeaders/${e.name.slice(-80).replace(/^\/+/, '')}`.slice(0, 100), 'latin1');
   return Buffer.concat([
     ustar({ name: paxName, prefix: Buffer.alloc(0), mode: 0o644, size: pax.length, type: 'x', linkname: Buffer.alloc(0) }),
     pax,

@@ -21,8 +21,9 @@ Running the bundle (./FILE ARGS...):
   at once      concurrent first runs unpack once (the others wait); a run killed mid-way
                leaves nothing the next run trusts: it cleans up and unpacks again
   refused      a damaged payload (before anything is written), a run dir that exists with
-               other content, belongs to another user or sits on a noexec mount: the message
-               names the problem and RELONIX_RUN_DIR=DIR, any new dir of the same length
+               other content, belongs to another user or sits on a noexec mount, or that
+               another user is unpacking into (never waited for): the message names the
+               problem and RELONIX_RUN_DIR=DIR, any new dir of the same length
   --bundle-info  what the bundle holds (entry, closure, run dir, payload hash), unpacking nothing
 The entry's stdin, stdout, stderr, signals and exit status are its own: the launcher execs it.
 The launcher's own refusals exit 126 (127 when a tool is missing), lines starting "relonix bundle:".
@@ -42,7 +43,7 @@ Examples:
   RELONIX_RUN_DIR=/var/tmp/x ./myapp.run    (/tmp noexec: any new dir as long as the run dir)
 
 Exit codes: 0 written, 1 failure (a build), 2 usage (no entry, an entry outside the closure,
-a store dir too short for a run dir, -o a directory).`;
+a store dir too short for a run dir, -o a directory, a pipe or a device).`;
 
 interface Opts {
   prefix?: string;

@@ -31,7 +31,9 @@ or Nix will fail), and for every warning and problem the fix:
 
 Nothing is installed or changed: a probe script (in the prefix when it exists, and in $TMPDIR)
 and the syscall probe (in a private directory under the prefix, else $TMPDIR) are written, run and
-removed; verifying a bootstrapped prefix builds its check derivation again.
+removed (what a killed run left, the next one removes); verifying a bootstrapped prefix builds its
+check derivation again. A prefix or store dir of another uid gets no probe and is not verified:
+that would run its owner's programs as this uid and leave this uid's files in it.
 
 Exit status: 0 when nothing is a problem (warnings allowed), 5 when something is.
 

@@ -13,6 +13,7 @@ import { passwdName } from '../host/passwd.ts';
 import { probeReaper, type ReaperFacts } from '../host/reaper.ts';
 import { type ProbeOutcome, probeSyscalls, readSeccompStatus, type SeccompStatus } from '../host/syscalls.ts';
 import type { Layout } from '../prefix/layout.ts';
+import { errorMessage } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
 
 /** A directory relonix will write: where it is, or where it would be made, and what that place allows. */
@@ -28,6 +29,10 @@ export interface PlaceFacts {
   tried?: DirFacts;
   space?: SpaceFacts;
   dev?: number;
+  /** what keeps `dir` from being one at all: a file where it or a parent should be, a parent this uid cannot enter */
+  blocked?: string;
+  /** `dir` exists and belongs to another uid than this process's: relonix runs nothing of its own in it */
+  foreign?: { owner: number; me: number };
 }
 
 export interface HostFacts {
@@ -54,6 +59,9 @@ export interface HostFacts {
 
 const noValue = () => undefined;
 
+/** The sticky bit of a mode: in such a directory (/tmp) only a file's owner may rename or remove it. */
+const STICKY = 0o1000;
+
 /** Whether this uid may read (R_OK) or write (W_OK) `file`. */
 const may = (file: string, mode: number): Promise<boolean> =>
   fs.access(file, mode).then(
@@ -61,19 +69,36 @@ const may = (file: string, mode: number): Promise<boolean> =>
     () => false,
   );
 
+/** Whether `dir` is a directory there, and what stands in its way when it cannot be one. */
+async function reach(dir: string, me: number): Promise<{ present: boolean; blocked?: string }> {
+  try {
+    if ((await fs.stat(dir)).isDirectory()) return { present: true };
+    return { present: false, blocked: `${dir} is a file, not a directory` };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { present: (await fs.lstat(dir).catch(noValue)) !== undefined };
+    if (code === 'ENOTDIR') return { present: false, blocked: `a parent of ${dir} is a file, not a directory` };
+    return { present: false, blocked: `uid ${me} cannot reach ${dir}: ${errorMessage(e)}` };
+  }
+}
+
 /** Where a directory is, or would be made, and what its mount and a real write and run allow there. */
 async function place(dir: string): Promise<PlaceFacts> {
-  const present = await exists(dir);
+  const me = process.getuid?.() ?? -1;
+  const { present, blocked } = await reach(dir, me);
   const at = present ? dir : await existingAncestor(dir);
   const real = await fs.realpath(at).catch(() => at);
-  const f: PlaceFacts = { dir, exists: present, at, real, mount: flagsAt(real, readMounts()) };
+  const f: PlaceFacts = { dir, exists: present, at, real, mount: flagsAt(real, readMounts()), ...(blocked ? { blocked } : {}) };
   f.space = await spaceFacts(at).catch(noValue);
-  f.dev = await fs.stat(at).then((st) => st.dev, noValue);
+  const st = await fs.stat(at).catch(noValue);
+  f.dev = st?.dev;
+  if (present && st && st.uid !== me) f.foreign = { owner: st.uid, me };
   // a script is written and run only in the directory itself (the prefix, $TMPDIR), never in a
-  // parent it would be made in: there, the permissions and the mount's flags say it
+  // parent it would be made in, nor in another user's directory (not sticky), whose owner could
+  // swap it before it runs: there, the permissions and the mount's flags say it
   const writable = await may(at, fs.constants.W_OK);
-  if (present && writable) f.tried = await probeDir(at, at);
-  else f.tried = { real, writable, writeError: writable ? undefined : `${at} is not writable by uid ${process.getuid?.()}`, executable: !f.mount?.noexec };
+  if (present && writable && !blocked && (!f.foreign || (st!.mode & STICKY) !== 0)) f.tried = await probeDir(at, at);
+  else f.tried = { real, writable, writeError: writable ? undefined : `${at} is not writable by uid ${me}`, executable: !f.mount?.noexec };
   return f;
 }
 
@@ -104,8 +129,9 @@ async function caFacts(): Promise<HostFacts['ca']> {
 export async function gatherHostFacts(l: Layout): Promise<HostFacts> {
   const tmpDir = os.tmpdir();
   const [prefix, storeDir, tmp] = await Promise.all([place(l.prefix), place(l.storeDir), place(tmpDir)]);
-  // the probe runs from a private directory where programs may run: the prefix's own, else $TMPDIR
-  const probeDirs = [...(prefix.exists ? [l.prefix] : []), tmpDir];
+  // the probe runs from a private directory where programs may run: the prefix's own (when it is
+  // this uid's), else $TMPDIR
+  const probeDirs = [...(prefix.exists && !prefix.foreign ? [l.prefix] : []), tmpDir];
   const [syscalls, cgroup, reaper, ca, overlay] = await Promise.all([probeSyscalls(probeDirs), readCgroupLimits(), probeReaper(), caFacts(), overlayFile()]);
   return {
     prefix,

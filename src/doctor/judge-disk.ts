@@ -33,9 +33,19 @@ export function judgePlace(id: string, place: Place, f: PlaceFacts): Finding {
   const facts = placeFacts(f);
   const where = placeOf(f);
   const refuse = (p: Problem) => problem(id, p.message, p.hint, facts);
+  if (f.blocked) return refuse(unwritable(place, f.dir, f.blocked));
   if (f.real !== f.at) return refuse(symlinked(place, f.dir, `${f.real}${f.dir.slice(f.at.length)}`));
   if (f.mount?.readOnly) return refuse(unwritable(place, where, `it is on a read-only mount, ${nearestMount(f)}`));
   if (f.tried && !f.tried.writable) return refuse(unwritable(place, where, f.tried.writeError ?? 'permission denied'));
+  if (f.foreign) {
+    const { owner, me } = f.foreign;
+    return warning(
+      id,
+      `${place.what} ${where} belongs to uid ${owner}, not to this uid (${me}): relonix run as uid ${me} would leave files of uid ${me} in it, so nothing was run there`,
+      `run relonix doctor, and every relonix command for it, as uid ${owner}, its owner`,
+      { ...facts, owner, uid: me },
+    );
+  }
   if (f.mount?.noexec) return refuse(unrunnable(place, where, `it is on a noexec mount, ${nearestMount(f)}`));
   if (f.tried && !f.tried.executable) return refuse(unrunnable(place, where, f.tried.execError ?? 'the probe did not run'));
   const suid = f.mount?.nosuid ? ', nosuid (harmless: nothing in a prefix is setuid)' : '';

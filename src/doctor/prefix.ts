@@ -12,11 +12,13 @@ import type { HostFacts } from './facts.ts';
 import { type Finding, ok, problem, warning } from './finding.ts';
 
 export interface PrefixFacts {
-  /** the state file, or why it could not be read */
-  state: BootstrapState | { unreadable: string };
+  /** the state file, or why it could not be read (and the errno, when the file system said it) */
+  state: BootstrapState | { unreadable: string; code?: string };
   bootstrapped: boolean;
   /** a live relonix that holds the prefix's lock: verifying then would race it */
   holder?: LockOwner;
+  /** the prefix or its store dir belongs to another uid: its Nix is not run as this one */
+  foreign?: { dir: string; owner: number; me: number };
   verify?: { ok: true; result: VerifyResult } | { ok: false; message: string; hint?: string };
   /** the CA bundle NIX_SSL_CERT_FILE names for this prefix, and the certificates in it */
   ca?: { file: string; certificates: number };
@@ -30,12 +32,23 @@ async function certificatesIn(file: string): Promise<number> {
   }
 }
 
+/** The first of `dirs` that belongs to another uid than this process's, and whose it is. */
+async function foreignOwner(dirs: string[]): Promise<PrefixFacts['foreign']> {
+  const me = process.getuid?.() ?? -1;
+  for (const dir of dirs) {
+    const st = await fs.stat(dir).catch(() => undefined);
+    if (st && st.uid !== me) return { dir, owner: st.uid, me };
+  }
+  return undefined;
+}
+
 export async function gatherPrefixFacts(l: Layout, progress: (text: string) => void): Promise<PrefixFacts> {
   let state: BootstrapState;
   try {
     state = await readState(l);
   } catch (e) {
-    return { state: { unreadable: errorMessage(e) }, bootstrapped: false };
+    const code = (e as NodeJS.ErrnoException).code;
+    return { state: { unreadable: errorMessage(e), ...(code ? { code } : {}) }, bootstrapped: false };
   }
   const bootstrapped = await isBootstrapped(l, state);
   const f: PrefixFacts = { state, bootstrapped };
@@ -43,7 +56,8 @@ export async function gatherPrefixFacts(l: Layout, progress: (text: string) => v
   const file = nixVariables(l, { nix: state.nix, cacert: state.cacert }).NIX_SSL_CERT_FILE!;
   f.ca = { file, certificates: await certificatesIn(file) };
   f.holder = await lockHolder(l.lockFile);
-  if (f.holder) return f;
+  f.foreign = await foreignOwner([l.prefix, l.storeDir]);
+  if (f.holder || f.foreign) return f;
   try {
     progress(`verifying the Nix of ${l.prefix}`);
     f.verify = { ok: true, result: await applyVerify(l, state.nix, state.cacert, progress, { contents: false, rebuild: true }) };
@@ -56,8 +70,15 @@ export async function gatherPrefixFacts(l: Layout, progress: (text: string) => v
 const bootstrapLine = (l: Layout) => `relonix bootstrap${l.prefix === '/tmp/nix' ? '' : ` --prefix ${l.prefix}`}`;
 
 export function judgePrefix(l: Layout, p: PrefixFacts, hostProblems: string[]): Finding {
-  if ('unreadable' in p.state)
-    return problem('prefix', `the state of ${l.prefix} cannot be read: ${p.state.unreadable}`, `remove ${l.prefix} and bootstrap again (${bootstrapLine(l)})`);
+  if ('unreadable' in p.state) {
+    // only a state file that is there and broken is a reason to start the prefix again
+    const { unreadable, code } = p.state;
+    if (code === 'ENOTDIR')
+      return problem('prefix', `${l.prefix} holds no prefix: ${unreadable}`, 'pass --prefix a directory: one a bootstrap made, or will make');
+    if (code === 'EACCES' || code === 'EPERM')
+      return problem('prefix', `the state of ${l.prefix} cannot be read by this uid: ${unreadable}`, 'run relonix doctor as the uid that owns the prefix');
+    return problem('prefix', `the state of ${l.prefix} cannot be read: ${unreadable}`, `remove ${l.prefix} and bootstrap again (${bootstrapLine(l)})`);
+  }
   const s = p.state;
   const done = Object.keys(s.stages);
   const facts = { prefix: l.prefix, storeDir: l.storeDir, stages: done, nix: s.nix ?? null, bootstrapped: p.bootstrapped };
@@ -66,6 +87,15 @@ export function judgePrefix(l: Layout, p: PrefixFacts, hostProblems: string[]): 
     if (s.stages.verify)
       return warning('prefix', `${l.prefix} was bootstrapped, but its Nix ${s.nix ?? ''} is gone (a wiped store)`, `${bootstrapLine(l)} again`, facts);
     return warning('prefix', `the bootstrap of ${l.prefix} stopped after ${done.join(', ')}`, `${bootstrapLine(l)} resumes where it stopped`, facts);
+  }
+  if (p.foreign) {
+    const { dir, owner, me } = p.foreign;
+    return warning(
+      'prefix',
+      `${l.prefix} is bootstrapped, but ${dir} belongs to uid ${owner}: its Nix was not run as uid ${me}, which would run another user's programs as this uid and leave files of this uid in their store`,
+      `run relonix doctor as uid ${owner}, its owner, to verify it`,
+      { ...facts, owner, uid: me },
+    );
   }
   if (p.holder) {
     const h = p.holder;

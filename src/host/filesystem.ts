@@ -2,7 +2,7 @@
 // filesystem. Bootstrap's preflight refuses a prefix by these facts; relonix doctor reports them.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { tempSibling } from '../util/fs.ts';
+import { clearStaleTemps, tempSibling } from '../util/fs.ts';
 import { runTool } from '../util/spawn.ts';
 
 /** What can be done in a directory: create it, write in it, run a program from it. */
@@ -55,6 +55,8 @@ export async function probeDir(dir: string, make: string): Promise<DirFacts> {
   } catch (e) {
     return { ...f, writable: false, writeError: (e as Error).message };
   }
+  // what a run killed between writing and removing its probe left
+  await clearStaleTemps(path.join(dir, 'probe'));
   const probe = tempSibling(path.join(dir, 'probe'));
   try {
     await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });

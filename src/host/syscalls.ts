@@ -11,6 +11,7 @@ import path from 'node:path';
 import { EM, ET, PF, PT } from '../elf/consts.ts';
 import { classLayout, EI, ELF_MAGIC, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, IDENT_SIZE } from '../elf/layout.ts';
 import { errorMessage } from '../util/errors.ts';
+import { clearStaleTemps, tempSibling } from '../util/fs.ts';
 
 /** The newer syscalls the probe makes, in the order it writes their results. */
 export const NEWER_SYSCALLS = ['clone3', 'faccessat2', 'close_range', 'fchmodat2'] as const;
@@ -177,7 +178,11 @@ export async function probeSyscalls(dirs: string[], arch: string = process.arch)
   for (const dir of dirs) {
     let tmp: string | undefined;
     try {
-      tmp = await fs.mkdtemp(path.join(dir, '.relonix-probe-'));
+      // named as every relonix temporary is, so a run killed here leaves what the next one clears
+      const name = path.join(dir, 'syscall-probe');
+      await clearStaleTemps(name);
+      tmp = tempSibling(name);
+      await fs.mkdir(tmp, { mode: 0o700 });
       const file = path.join(tmp, 'probe');
       await fs.writeFile(file, program, { mode: 0o700 });
       const r = await runRaw(file);

@@ -42,7 +42,12 @@ export interface Layout {
 
 export function resolvePrefix(flag?: string): string {
   const raw = flag ?? process.env.RELONIX_PREFIX ?? DEFAULT_PREFIX;
-  if (!raw) throw new Error('the prefix is empty: pass --prefix DIR or set RELONIX_PREFIX');
+  if (!raw) {
+    throw new RelonixError(`the prefix is empty (${flag === undefined ? 'RELONIX_PREFIX is set to ""' : '--prefix ""'})`, {
+      kind: 'usage',
+      hint: `pass --prefix DIR, or leave RELONIX_PREFIX unset for the default ${DEFAULT_PREFIX}`,
+    });
+  }
   return path.resolve(raw);
 }
 

@@ -32,13 +32,16 @@ export async function listDir(dir: string): Promise<string[]> {
   }
 }
 
-/** Removes the temporaries of `target` (tempSibling's, beside it) that a process no longer running left. */
+/**
+ * Removes the temporaries of `target` (tempSibling's, beside it: files or directories) that a
+ * process no longer running left; one this user may not remove (another's, in /tmp) stays.
+ */
 export async function clearStaleTemps(target: string): Promise<void> {
   const dir = path.dirname(target);
   const head = `${TEMP_PREFIX}${path.basename(target).slice(0, NAME_PART)}.`;
   for (const n of await listDir(dir)) {
     const pid = n.startsWith(head) ? /^(\d+)\.[0-9a-f]+\.tmp$/.exec(n.slice(head.length))?.[1] : undefined;
-    if (pid && !processAlive(Number(pid))) await removeTree(path.join(dir, n));
+    if (pid && !processAlive(Number(pid))) await removeTree(path.join(dir, n)).catch(() => undefined);
   }
 }
 
@@ -120,11 +123,18 @@ export async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** A JSON file, or undefined when there is none; a file that cannot be read throws as fs does (EACCES, ENOTDIR, …). */
 export async function readJson<T>(p: string): Promise<T | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await fs.readFile(p, 'utf8')) as T;
+    text = await fs.readFile(p, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
     throw new Error(`${p} is not valid JSON: ${(e as Error).message}`);
   }
 }

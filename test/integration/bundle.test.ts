@@ -1,10 +1,11 @@
 // relonix bundle end to end. A prefix with a 10-byte store dir builds a closure with a program
 // linked to a library in another store path (and to a glibc of the closure's own), a script naming
-// both, a data file the program reads by its absolute store path and a symlink; the bundle of it
-// then runs on a second host (helpers/second-host.ts): no prefix, no store, no Nix, no node, a uid
-// with no passwd entry, coreutils or busybox alone. What the launcher refuses, and how it behaves
-// when runs meet, are watched there too.
+// both, a data file the program reads by its absolute store path (beside a file whose name is not
+// UTF-8) and a symlink; the bundle of it then runs on a second host (helpers/second-host.ts): no
+// prefix, no store, no Nix, no node, a uid with no passwd entry, coreutils or busybox alone. What the
+// launcher refuses, and how it behaves when runs meet, are watched there too.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -52,6 +53,7 @@ function expression(busybox: string): string {
   data = mk "data" ''
     mkdir -p $out/share
     echo "the data file says hi" > $out/share/msg.txt
+    echo "a name that is not UTF-8" > "$out/share/$(printf 'caf\\351.txt')"
   '';
   greet = mk "greet" ''
     mkdir -p $out/lib
@@ -168,6 +170,7 @@ echo @@stdin; printf 'from stdin\\n' | $B cat; echo "code $?"
 echo @@ld; LD_DEBUG=libs $B 2>&1 >/dev/null`,
     after: `echo @@store; grep -rl --binary-files=text ${storeDir} ${runDir}; find ${runDir} -type l -exec readlink {} \\; | grep -c ^${storeDir}
 echo @@links; readlink ${runDir}/*-app/bin/app-link
+echo @@latin1; cat ${runDir}/*-data/share/"$(printf 'caf\\351.txt')"
 echo @@files; cd ${runDir} && find . | sort`,
   });
   assert.equal(s.get('first'), `${OUTPUT}\ncode 3`);
@@ -186,6 +189,7 @@ echo @@files; cd ${runDir} && find . | sort`,
   assert.match(entryLines, new RegExp(`transferring control: ${runDir}/\\w+-app/bin/app-link`));
   assert.equal(s.get('store'), '0', 'no file names the build store dir, and no symlink points into it');
   assert.match(s.get('links')!, new RegExp(`^${runDir}/\\w+-app/bin/app$`));
+  assert.equal(s.get('latin1'), 'a name that is not UTF-8', 'a file name that is not UTF-8 keeps its bytes');
   assert.match(s.get('files')!, /\/bin\/app-link$/m);
 });
 
@@ -421,12 +425,16 @@ test('relonix bundle refuses what cannot be bundled, saying what to pass instead
   const out = path.join(top, 'out', 'x.run');
   const rootOnly = path.join(top, 'root-only');
   await fs.mkdir(rootOnly, { mode: 0o755 });
+  const fifo = path.join(top, 'out', 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  await fs.chown(fifo, NOBODY_UID, NOBODY_UID);
   const cases: [string[], RegExp][] = [
     [['--file', file, 'app', '-o', out], /bin holds 4 programs \(app, app-link, helper, run\): which one[\s\S]*fix: name it: --entry bin\/app/],
     [['--file', file, 'app', '--entry', 'bin/nope', '-o', out], /the entry .*bin\/nope does not exist/],
     [['--file', file, 'app', '--entry', '../x', '-o', out], /the entry \.\.\/x leaves/],
     [['--file', file, 'app', '--entry', 'bin/run', '-o', path.join(top, 'out')], /-o .* is a directory/],
     [['--file', file, 'app', '--entry', 'bin/run', '-o', path.join(rootOnly, 'x.run')], /is not a directory this user can write in/],
+    [['--file', file, 'app', '--entry', 'bin/run', '-o', fifo], /-o .*pipe is a named pipe, not a file: the bundle would replace it/],
   ];
   for (const [args, why] of cases) {
     const r = await relonix(NOBODY_UID, ['bundle', '--prefix', prefix, ...args]);
@@ -434,4 +442,5 @@ test('relonix bundle refuses what cannot be bundled, saying what to pass instead
     assert.match(r.stderr, why);
   }
   assert.ok(!existsSync(out), 'nothing was written');
+  assert.ok((await fs.lstat(fifo)).isFIFO(), 'the pipe is still a pipe');
 });

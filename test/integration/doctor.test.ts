@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { decodeAnswers, NEWER_SYSCALLS, probeProgram } from '../../src/host/syscalls.ts';
@@ -48,8 +48,9 @@ int main(int argc, char **argv) {
 `;
 
 // A subreaper running its arguments as its child. "reap" waits for every orphan as it exits (an
-// init such as tini); "keep" waits only for its child, as a PID 1 that never reaps, and clears the
-// orphans only once its child is done.
+// init such as tini); "late" reaps each orphan 2.5 s after it exits (a PID 1 that reaps on a timer,
+// as some container platforms' do); "keep" waits only for its child, as a PID 1 that never reaps,
+// and clears the orphans only once its child is done.
 const SUBREAPER_C = `
 #include <stdio.h>
 #include <string.h>
@@ -58,9 +59,16 @@ const SUBREAPER_C = `
 #include <unistd.h>
 int main(int argc, char **argv) {
   if (argc < 3 || prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) { perror("subreaper"); return 2; }
-  int reap = strcmp(argv[1], "reap") == 0, status = 0;
+  int reap = strcmp(argv[1], "reap") == 0, late = strcmp(argv[1], "late") == 0, status = 0;
   pid_t kid = fork();
   if (kid == 0) { execvp(argv[2], argv + 2); perror("execvp"); _exit(127); }
+  while (late) {
+    siginfo_t si = { 0 };
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) != 0) break;
+    if (si.si_pid == kid) break;
+    usleep(2500000);
+    waitpid(si.si_pid, NULL, 0);
+  }
   for (;;) {
     pid_t done = waitpid(reap ? -1 : kid, &status, 0);
     if (done == kid) break;
@@ -169,6 +177,84 @@ test('a bootstrapped prefix: its Nix verifies (a check build rebuilt), its CA bu
   assert.equal(found.space!.verdict, 'ok');
 });
 
+/** Every file under `dir` with its owner, mode and modification time, sorted: what a run changed shows as a difference. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const name of await fs.readdir(d)) {
+      const p = path.join(d, name);
+      const st = await fs.lstat(p);
+      out.push(`${p} ${st.uid} ${(st.mode & 0o7777).toString(8)} ${st.mtimeMs}`);
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+test('what a doctor killed mid-probe left is cleared by the next run, and only that; check.nix is left as it was', async () => {
+  const dead = 2147483647; // above any pid_max: no such process
+  const relonixDir = path.join(prefix, 'var', 'relonix');
+  const probeDir = path.join(prefix, `.relonix-syscall-probe.${dead}.0a1b2c3d.tmp`);
+  const left = [path.join(prefix, `.relonix-probe.${dead}.0a1b2c3d.tmp`), probeDir, path.join(relonixDir, `.relonix-check.nix.${dead}.0a1b2c3d.tmp`)];
+  const live = path.join(prefix, `.relonix-probe.${process.pid}.0a1b2c3d.tmp`);
+  await fs.mkdir(probeDir, { mode: 0o700 });
+  await fs.writeFile(path.join(probeDir, 'probe'), 'a probe', { mode: 0o700 });
+  for (const f of [left[0]!, left[2]!, live]) await fs.writeFile(f, 'left by a killed run');
+  for (const f of [...left, path.join(probeDir, 'probe'), live]) await fs.chown(f, NOBODY_UID, NOBODY_UID);
+  const checkNix = (await fs.stat(path.join(relonixDir, 'check.nix'))).mtimeMs;
+  const { r, found } = await doctor(['--prefix', prefix], { uid: NOBODY_UID });
+  assert.equal(r.code, EXIT.ok, r.stderr);
+  assert.equal(found.prefix!.verdict, 'ok', found.prefix!.summary);
+  for (const f of left) assert.ok(!existsSync(f), `${f} is gone`);
+  assert.ok(existsSync(live), "a live process's temporary is left alone");
+  await fs.rm(live);
+  const temps = [...(await fs.readdir(prefix)), ...(await fs.readdir(relonixDir))].filter((n) => n.startsWith('.relonix-'));
+  assert.deepEqual(temps, [], 'the run left none of its own');
+  assert.equal((await fs.stat(path.join(relonixDir, 'check.nix'))).mtimeMs, checkNix, 'check.nix is not written again');
+});
+
+test("root on a prefix of uid 4242: none of the prefix's programs run and nothing is written into it; the owner is named", async () => {
+  const before = await tree(prefix);
+  const { r, found } = await doctor(['--prefix', prefix], {});
+  assert.equal(r.code, EXIT.ok, `${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(await tree(prefix), before, 'the prefix is as it was: no check build, no probe, no file of uid 0');
+  const p = found.prefix!;
+  assert.equal(p.verdict, 'warning');
+  assert.match(p.summary, new RegExp(`belongs to uid ${NOBODY_UID}: its Nix was not run as uid 0`));
+  assert.match(p.fix!, new RegExp(`run relonix doctor as uid ${NOBODY_UID}, its owner`));
+  for (const id of ['prefix-dir', 'store-dir']) {
+    assert.equal(found[id]!.verdict, 'warning', found[id]!.summary);
+    assert.match(found[id]!.summary, new RegExp(`belongs to uid ${NOBODY_UID}, not to this uid \\(0\\)`));
+  }
+});
+
+test('a prefix that is a file, one under a dir this uid cannot enter, one whose state it cannot read: every probe answers, each is said, and none is to be removed', async () => {
+  const file = path.join(top, 'notes.txt');
+  await fs.writeFile(file, 'not a prefix\n');
+  await fs.chown(file, NOBODY_UID, NOBODY_UID);
+  await fs.mkdir(path.join(top, 'closed', 'nix'), { recursive: true });
+  await fs.chmod(path.join(top, 'closed'), 0o700);
+  const unreadable = path.join(top, 'unreadable', 'nix');
+  await fs.mkdir(path.join(unreadable, 'var', 'relonix'), { recursive: true });
+  await fs.writeFile(path.join(unreadable, 'var', 'relonix', 'state.json'), '{"version": 1, "stages": {}}\n', { mode: 0o600 });
+  const cases: [string, RegExp, RegExp][] = [
+    [file, /is a file, not a directory/, /holds no prefix: ENOTDIR/],
+    [path.join(top, 'closed', 'nix'), /uid 4242 cannot reach .*closed\/nix: EACCES/, /cannot be read by this uid: EACCES/],
+    [unreadable, /is not writable by uid 4242/, /cannot be read by this uid: EACCES/],
+  ];
+  for (const [at, place, prefixSaid] of cases) {
+    const { r, found, last } = await doctor(['--prefix', at], { uid: NOBODY_UID });
+    assert.equal(r.code, EXIT.preflight, `${at}: ${r.stderr}`);
+    assert.equal(last.event, 'error');
+    assert.equal(found['prefix-dir']!.verdict, 'problem');
+    assert.match(found['prefix-dir']!.summary, place);
+    assert.equal(found.prefix!.verdict, 'problem');
+    assert.match(found.prefix!.summary, prefixSaid);
+    assert.doesNotMatch(found.prefix!.fix!, /remove/, 'a prefix this uid cannot read is no reason to remove it');
+  }
+});
+
 test('a seccomp filter answering EPERM to clone3, faccessat2, close_range and fchmodat2: a problem with the overlay as fix, and the Nix that fails under it', async () => {
   const { r, found, last } = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [seccomp], node: oldNode });
   assert.equal(r.code, EXIT.preflight, `${r.stdout}\n${r.stderr}`);
@@ -241,13 +327,16 @@ test('a cgroup with a CPU quota of 1.5, a memory limit of 1 GiB and a cpuset of 
   for (const dir of cg.dirs) assert.ok((c.facts!.cgroups as string[]).includes(dir), `${dir} was read`);
 });
 
-test('orphans under a subreaper that never reaps stay zombies (a warning naming it); under one that reaps, ok', async () => {
+test('orphans under a subreaper that never reaps stay zombies (a warning naming it); under one that reaps, at once or seconds later, ok', async () => {
   const keep = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [subreaper, 'keep'] });
   assert.equal(keep.found.reaper!.verdict, 'warning');
   assert.match(keep.found.reaper!.summary, /orphans go to subreaper \(pid \d+\), which never waits for them/);
   const reap = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [subreaper, 'reap'] });
   assert.equal(reap.found.reaper!.verdict, 'ok');
   assert.match(reap.found.reaper!.summary, /orphans are reaped by subreaper \(pid \d+\)/);
+  const late = await doctor(['--prefix', prefix], { uid: NOBODY_UID, via: [subreaper, 'late'] });
+  assert.equal(late.found.reaper!.verdict, 'ok', 'an init that reaps seconds later does reap');
+  assert.match(late.found.reaper!.summary, /orphans are reaped by subreaper \(pid \d+\)/);
 });
 
 test('the aarch64 syscall probe, run by qemu-aarch64: every answer decodes, and none is a refusal', async () => {

@@ -33,7 +33,7 @@ test('usage: a malformed --sha256 exits 2 and says what a checksum looks like', 
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-test('usage: translate with nothing to translate, another upstream without its key, or a store dir that is not one, exits 2 with the fix', async () => {
+test('usage: translate with nothing to translate, another upstream without its key, a store dir that is not one, or an empty prefix, exits 2 with the fix', async () => {
   const dir = await scratch('translate');
   await fs.writeFile(path.join(dir, 'k.secret'), `k-1:${Buffer.alloc(64).toString('base64')}`);
   const base = ['translate', '--prefix', path.join(dir, 'nix'), '--to', `file://${dir}/to`, '--secret-key', path.join(dir, 'k.secret')];
@@ -41,6 +41,7 @@ test('usage: translate with nothing to translate, another upstream without its k
     [base, /nothing to translate/],
     [[...base, '--from', 'http://127.0.0.1:9', '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x'], /needs --from-key/],
     [['bootstrap', '--prefix', path.join(dir, 'nix'), '--store-dir', 'relative/store'], /--store-dir must be an absolute/],
+    [['doctor', '--prefix', ''], /the prefix is empty \(--prefix ""\)/],
   ] as const) {
     const r = await relonix(undefined, [...args]);
     assert.equal(r.code, EXIT.usage, r.stderr);

@@ -17,7 +17,7 @@ import { type RunningServer, serveDirectory } from '../../src/net/serve.ts';
 import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { startServer } from '../helpers/http.ts';
 import { prefixFor, RELONIX, removePrefix } from '../helpers/paths.ts';
-import { requireRoot, requireTool } from '../helpers/tools.ts';
+import { gcc, requireRoot, requireTool } from '../helpers/tools.ts';
 import { namingNixStore } from '../helpers/upstream.ts';
 
 let server: RunningServer;
@@ -316,14 +316,55 @@ test('an upstream whose store dir is not as long as the prefix store dir is refu
 
 const JOURNAL = () => path.join(prefix, 'var', 'relonix', 'translate', 'journal');
 
-/** Paths whose NAR is in `to` and whose narinfo the journal keeps for the commit (runs refused before may have left others). */
+/** A journal entry as the journal reads it back: `<hash part>.json`, once its temporary has been renamed. */
+const JOURNAL_ENTRY = /^[0-9a-z]{32}\.json$/;
+
+/**
+ * Paths whose NAR is in `to` and whose narinfo the journal keeps for the commit (runs refused before
+ * may have left others). An entry still in its temporary is being written, not kept: a kill then
+ * loses it, and the re-run does that path again.
+ */
 async function uncommitted(to: string): Promise<number> {
   let n = 0;
-  for (const f of await fs.readdir(JOURNAL()).catch(() => [])) {
+  for (const f of (await fs.readdir(JOURNAL()).catch(() => [] as string[])).filter((name) => JOURNAL_ENTRY.test(name))) {
     const e = JSON.parse(await fs.readFile(path.join(JOURNAL(), f), 'utf8').catch(() => '{}')) as { narInfo?: { url: string } };
     if (e.narInfo && existsSync(path.join(to, e.narInfo.url))) n++;
   }
   return n;
+}
+
+// Makes every journal entry stay a second in its temporary (fsync, before the rename): the window
+// in which a kill loses the entry, held open so that the test below meets it on every run.
+const SLOW_JOURNAL_C = `
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+int fsync(int fd) {
+  static int (*real)(int);
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  char link[64], target[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n > 0) {
+    target[n] = 0;
+    struct timespec second = { 1, 0 };
+    if (strstr(target, "/translate/journal/.relonix-")) nanosleep(&second, 0);
+  }
+  return real(fd);
+}
+`;
+
+/** The preload that holds journal entries in their temporaries, built for uid 4242 to load. */
+async function slowJournal(): Promise<string> {
+  const src = path.join(top, 'slow-journal.c');
+  const lib = path.join(top, 'slow-journal.so');
+  await fs.writeFile(src, SLOW_JOURNAL_C);
+  gcc(['-shared', '-fPIC', '-O1', '-o', lib, src, '-ldl']);
+  await fs.chmod(lib, 0o755);
+  return lib;
 }
 
 test('a translate killed while NARs are up leaves no narinfo; the re-run fetches only what it had not finished', async () => {
@@ -358,8 +399,13 @@ test('a translate killed while NARs are up leaves no narinfo; the re-run fetches
       '--',
       path.join(top, 'expr', 'default.nix'),
     ];
-    const run = spawnRelonix(NOBODY_UID, args);
-    for (let i = 0; i < 600 && (await uncommitted(to)) < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    const run = spawnRelonix(NOBODY_UID, args, [`LD_PRELOAD=${await slowJournal()}`]);
+    let writing = 0;
+    for (let i = 0; i < 600 && (await uncommitted(to)) < 3; i++) {
+      writing = Math.max(writing, (await fs.readdir(JOURNAL()).catch(() => [] as string[])).filter((n) => !JOURNAL_ENTRY.test(n)).length);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(writing > 0, 'journal entries were seen in their temporaries, and not counted');
     assert.equal(await uncommitted(to), 3, 'two outputs and the source are up, uncommitted');
     run.child.kill('SIGKILL');
     await run.done;

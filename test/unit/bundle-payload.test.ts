@@ -120,6 +120,30 @@ test('the same closure gives the same payload, byte for byte', async () => {
   assert.deepEqual(await read(), await read());
 });
 
+test('file names and link targets that are not UTF-8 go into the payload byte for byte, in byte order', async () => {
+  const H3 = '2d7q8r9s0a1b2c3d4f5g6h7i8j9k0l1m-names';
+  const share = Buffer.from(path.join(storeDir, H3, 'share'));
+  await fs.mkdir(share, { recursive: true });
+  const latin1 = Buffer.from('caf\xe9.txt', 'latin1');
+  const name = (n: Buffer) => Buffer.concat([share, Buffer.from('/'), n]);
+  await fs.writeFile(name(latin1), 'latin1\n');
+  await fs.writeFile(name(Buffer.from('café.txt')), 'utf-8\n');
+  await fs.symlink(Buffer.concat([share, Buffer.from('/'), latin1]), name(Buffer.from('link')));
+  const parts: Buffer[] = [];
+  for await (const c of tarClosure({ storeDir, runDir, paths: [path.join(storeDir, H3)] }).chunks) parts.push(c);
+  const tar = Buffer.concat(parts);
+  const inTar = (b: Buffer) => tar.indexOf(b);
+  const latin1Entry = Buffer.concat([Buffer.from(`${H3}/share/`), latin1, Buffer.from([0])]);
+  assert.ok(inTar(latin1Entry) >= 0, 'the name is its bytes, not a replacement character');
+  assert.equal(tar.subarray(inTar(latin1Entry) + 512, inTar(latin1Entry) + 512 + 7).toString(), 'latin1\n', 'its content follows its header');
+  const utf8 = inTar(Buffer.from(`${H3}/share/café.txt\0`));
+  assert.ok(utf8 >= 0 && utf8 < inTar(latin1Entry), 'byte order: é in UTF-8 (0xc3 0xa9) before é in latin1 (0xe9)');
+  const target = Buffer.concat([Buffer.from(`${runDir}/${H3}/share/`), latin1, Buffer.from([0])]);
+  assert.ok(inTar(target) >= 0, 'the link target, moved to the run dir, keeps its bytes');
+  const entries = await readTar([tar]);
+  assert.equal(entries.get(`${H3}/share/café.txt`)!.body.toString(), 'utf-8\n');
+});
+
 test('ustar names split at a slash; names, link targets and sizes that do not fit go to a pax header', async () => {
   const short = tarHeader({ name: 'a/b', type: 'file', mode: 0o444, size: 3 });
   assert.equal(short.length, 512, 'one block');

@@ -148,6 +148,10 @@ test('the prefix and store dir places: symlink, read-only, unwritable, noexec ar
   const nosuid = judgePlace('prefix-dir', PREFIX, place({ mount: { mountPoint: '/', fsType: 'ext4', readOnly: false, noexec: false, nosuid: true } }));
   assert.equal(nosuid.verdict, 'ok');
   assert.match(nosuid.summary, /nosuid \(harmless/);
+  const theirs = judgePlace('prefix-dir', PREFIX, place({ exists: true, at: '/p/nix', real: '/p/nix', foreign: { owner: 1000, me: 0 } }));
+  assert.equal(theirs.verdict, 'warning');
+  assert.match(theirs.summary, /^the prefix \/p\/nix belongs to uid 1000, not to this uid \(0\): .*so nothing was run there$/);
+  assert.equal(theirs.fix, 'run relonix doctor, and every relonix command for it, as uid 1000, its owner');
 });
 
 test('space: what a bootstrap needs before one, room for builds after; $TMPDIR; the store dir length', () => {
@@ -201,7 +205,7 @@ test('reaper, kernel, passwd: each verdict and its fix', () => {
   assert.match(none.fix!, /useradd -u 4242/);
 });
 
-test('the prefix: no bootstrap, a stopped one, a busy one, one that verifies and one that does not; the CA bundle', () => {
+test("the prefix: no bootstrap, a stopped one, a busy one, another uid's, one that verifies and one that does not; the CA bundle", () => {
   const l = layout('/p/nix');
   const state = { version: 1 as const, storeDir: l.storeDir, stages: {} };
   assert.match(judgePrefix(l, { state, bootstrapped: false }, []).summary, /holds no bootstrap yet: relonix bootstrap --prefix \/p\/nix makes one/);
@@ -211,6 +215,10 @@ test('the prefix: no bootstrap, a stopped one, a busy one, one that verifies and
   const done = { ...state, nix: '/p/nix/store/x-nix', stages: { verify: { doneAt: 'z' } } };
   const busy = judgePrefix(l, { state: done, bootstrapped: true, holder: { pid: 7, host: 'h', since: 't', what: 'relonix build' } }, []);
   assert.match(busy.summary, /another relonix \(pid 7, relonix build, since t\) holds it/);
+  const theirs = judgePrefix(l, { state: done, bootstrapped: true, foreign: { dir: '/p/nix', owner: 1000, me: 0 } }, []);
+  assert.equal(theirs.verdict, 'warning');
+  assert.match(theirs.summary, /\/p\/nix belongs to uid 1000: its Nix was not run as uid 0/);
+  assert.equal(theirs.fix, 'run relonix doctor as uid 1000, its owner, to verify it');
   const failed = judgePrefix(l, { state: done, bootstrapped: true, verify: { ok: false, message: 'nix --version failed: Operation not permitted' } }, [
     'seccomp',
   ]);

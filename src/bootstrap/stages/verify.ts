@@ -5,7 +5,7 @@ import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { runNix } from '../../prefix/tools.ts';
 import { RelonixError } from '../../util/errors.ts';
-import { writeFileAtomic } from '../../util/fs.ts';
+import { clearStaleTemps, writeFileAtomic } from '../../util/fs.ts';
 import { runTool } from '../../util/spawn.ts';
 import type { Stage } from '../stage.ts';
 
@@ -75,7 +75,10 @@ export async function applyVerify(
 
 async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, rebuild: boolean): Promise<string> {
   const expr = path.join(l.relonixDir, 'check.nix');
-  await writeFileAtomic(expr, CHECK_EXPR);
+  // written only when it differs, and what a run killed while writing it left is cleared: a
+  // verify (relonix doctor's too) leaves the prefix's own files as they were
+  await clearStaleTemps(expr);
+  if ((await fs.readFile(expr, 'utf8').catch(() => '')) !== CHECK_EXPR) await writeFileAtomic(expr, CHECK_EXPR);
   let out = (await runNix(nixBuild, ['--no-out-link', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
   // the output existed already, so nothing was built: build it again and compare
   if (rebuild) out = (await runNix(nixBuild, ['--no-out-link', '--check', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
