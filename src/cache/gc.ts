@@ -47,6 +47,11 @@ export function gcRemovesMost(url: string, p: GcPlan): RelonixError {
   });
 }
 
+/** Whether a plan removes more than half of the cache's paths: what needs --yes. */
+export function removesMost(p: GcPlan): boolean {
+  return p.removedNarInfos.length * 2 > p.narInfoCount;
+}
+
 /** What a plan removes, in a few words: `12 of 20 paths (12 narinfos, 11 NARs, 3.1 MiB)`. */
 export function summary(p: GcPlan): string {
   return `${p.removedNarInfos.length} of ${p.narInfoCount} paths (${p.removedNarInfos.length} narinfos, ${p.removedNars.length} NARs, ${mib(p.removedBytes)})`;
@@ -80,7 +85,7 @@ async function collect(t: CacheTarget, o: GcOptions): Promise<GcResult> {
     url: t.url,
   });
   if (o.dryRun) return plan;
-  if (plan.removedNarInfos.length * 2 > plan.narInfoCount && !o.yes) throw gcRemovesMost(t.url, plan);
+  if (removesMost(plan) && !o.yes) throw gcRemovesMost(t.url, plan);
   if (manifest && plan.droppedNix.length) {
     for (const sys of plan.droppedNix) delete manifest.nix[sys];
     o.log?.(`removing the Nix for ${plan.droppedNix.join(', ')} from ${MANIFEST_KEY}`);

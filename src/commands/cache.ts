@@ -46,7 +46,7 @@ export function register(program: Command): void {
     .option('--header <h>', HEADER_HELP, repeatable, [] as string[])
     .addHelpText('after', HELP)
     .action(async (o: Opts) => {
-      const [{ openTarget }, { gcCache, readKeepFile, summary }, { duration }] = await Promise.all([
+      const [{ openTarget }, { gcCache, readKeepFile, removesMost, summary }, { duration }] = await Promise.all([
         import('../cache/targets.ts'),
         import('../cache/gc.ts'),
         import('../util/format.ts'),
@@ -68,5 +68,6 @@ export function register(program: Command): void {
       for (const k of [...r.removedNarInfos, ...r.removedNars]) process.stdout.write(`${verb} ${k}\n`);
       const young = r.young ? `; ${r.young} object${r.young === 1 ? '' : 's'} younger than ${duration(o.grace)} kept` : '';
       process.stdout.write(`kept ${r.kept.length} paths; ${verb} ${summary(r)}${young}\n`);
+      if (o.dryRun && removesMost(r)) say('note: that is more than half of the cache: without --dry-run, gc removes it only with --yes');
     });
 }

@@ -148,6 +148,7 @@ test('gc refuses a keep set that names nothing, keeps the Nix relonix.json names
   const dry = gc(cache, keep, '--grace', '0', '--dry-run');
   assert.equal(dry.status, 0, dry.stderr);
   assert.equal((dry.stdout.match(/^would remove /gm) ?? []).length, 12, dry.stdout);
+  assert.match(dry.stderr, /more than half of the cache: without --dry-run, gc removes it only with --yes/);
   assert.deepEqual(await listing(cache), before, 'a dry run removes nothing');
   const yes = gc(cache, keep, '--grace', '0', '--yes');
   assert.equal(yes.status, 0, yes.stderr);
