@@ -3,6 +3,9 @@
 // netrc entries merged, key errors without key material, and the plan a cache gc makes.
 
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { planGc } from '../../src/cache/gc-plan.ts';
 import { generateKey, parsePublicKey, parseSecretKey } from '../../src/cache/keys.ts';
@@ -11,7 +14,7 @@ import type { CacheObject } from '../../src/cache/target.ts';
 import { listedObjects } from '../../src/cache/target-s3.ts';
 import { countOption, durationSeconds, secondsOption } from '../../src/commands/options.ts';
 import { errorBodySummary } from '../../src/net/http.ts';
-import { parseNetrc } from '../../src/net/netrc.ts';
+import { netrcCredentials, parseNetrc, saveNetrcCredentials } from '../../src/net/netrc.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { duration } from '../../src/util/format.ts';
 import { redactText, redactUrl, splitCredentials } from '../../src/util/redact.ts';
@@ -78,6 +81,22 @@ test('netrc: entries parsed as curl reads them, a default entry included', () =>
     { login: 'anon', password: 'x' },
     { machine: 'b', login: 'v', password: 'q' },
   ]);
+});
+
+test('netrc: credentials saved beside the entries already there, the default entry last, mode 0600, whitespace refused', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-netrc-'));
+  const file = path.join(dir, 'etc', 'netrc');
+  try {
+    await fs.mkdir(path.dirname(file));
+    await fs.writeFile(file, 'default login anon password x\nmachine a login old password stale\nmachine b login v password q\n', { mode: 0o644 });
+    await saveNetrcCredentials(file, [{ machine: 'a', login: 'u', password: 'p@ss' }]);
+    assert.equal(await fs.readFile(file, 'utf8'), 'machine b login v password q\nmachine a login u password p@ss\ndefault login anon password x\n');
+    assert.equal((await fs.stat(file)).mode & 0o777, 0o600);
+    assert.deepEqual(netrcCredentials('a', file), { login: 'u', password: 'p@ss' });
+    await assert.rejects(saveNetrcCredentials(file, [{ machine: 'c', login: 'u', password: 'two words' }]), /cannot carry/);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('keys: a malformed key is refused without any of its text; a secret passed as a public key is named as such', () => {
