@@ -18,6 +18,7 @@ import * as translate from './commands/translate.ts';
 import * as translator from './commands/translator.ts';
 import { emit } from './util/emit.ts';
 import { causeChain, type ErrorKind, errorMessage, RelonixError } from './util/errors.ts';
+import { redactText } from './util/redact.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
@@ -51,7 +52,9 @@ cache.nixos.org's binaries translated on demand (relonix translator --help).
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 integrity (checksum, hash or signature) refused,
 4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine;
-or relonix doctor found a problem), 6 network failure after retries.
+or relonix doctor found a problem), 6 network failure after retries. A server's 401/403
+(credentials refused) and 405/501 (no uploads taken) exit 2, its 404 (no such object) 1; 5xx and
+broken connections are retried.
 
 Start with:  relonix doctor   then:  relonix bootstrap   then:  eval "$(relonix env)"`;
 
@@ -103,11 +106,14 @@ function report(e: unknown, json: boolean): number {
   }
   const known = e instanceof RelonixError ? e : undefined;
   const code = EXIT_CODES[known?.kind ?? 'failure'];
-  if (json) emit({ event: 'error', message: errorMessage(e), hint: known?.hint, kind: known?.kind ?? 'failure', exitCode: code });
-  process.stderr.write(`relonix: error: ${errorMessage(e)}\n`);
-  if (known?.hint) process.stderr.write(`  fix: ${known.hint}\n`);
+  // whichever layer made the message, a URL's credentials never reach the terminal or a log
+  const message = redactText(errorMessage(e));
+  const hint = known?.hint === undefined ? undefined : redactText(known.hint);
+  if (json) emit({ event: 'error', message, hint, kind: known?.kind ?? 'failure', exitCode: code });
+  process.stderr.write(`relonix: error: ${message}\n`);
+  if (hint) process.stderr.write(`  fix: ${hint}\n`);
   if (process.env.RELONIX_DEBUG) {
-    for (const c of causeChain(e)) process.stderr.write(`${c instanceof Error ? (c.stack ?? c.message) : String(c)}\n`);
+    for (const c of causeChain(e)) process.stderr.write(`${redactText(c instanceof Error ? (c.stack ?? c.message) : String(c))}\n`);
   } else if (!known) {
     process.stderr.write('  (set RELONIX_DEBUG=1 for the cause chain with stack traces)\n');
   }

@@ -1,6 +1,8 @@
 // The bootstrap: stages run in order, each recorded in the prefix's state with a key of its inputs
 // chained to the previous stage's, so a re-run continues at the first stage that is not done.
 import { createHash } from 'node:crypto';
+import { parsePublicKey } from '../cache/keys.ts';
+import { saveNetrcCredentials } from '../net/netrc.ts';
 import { layout as makeLayout } from '../prefix/layout.ts';
 import { type BootstrapState, emptyState, isBootstrapped, readState, type StageName, writeState } from '../prefix/state.ts';
 import { DEFAULT_UPSTREAMS, type UpstreamConfig } from '../translator/config.ts';
@@ -8,6 +10,7 @@ import { emit } from '../util/emit.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { exists, removeTree } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
+import { splitCredentials } from '../util/redact.ts';
 import { nixSystem } from '../util/system.ts';
 import type { BootstrapContext, Stage, StageResult } from './stage.ts';
 import { planStages, preloadTarballStages } from './stages/registry.ts';
@@ -76,10 +79,15 @@ export function doneKeys(ctx: BootstrapContext, stages: Stage[], s: BootstrapSta
 export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapResult> {
   const t0 = Date.now();
   const l = makeLayout(opts.prefix, opts.storeDir);
+  // before anything is written: nix.conf and the state are readable by all, and a secret key
+  // pasted as a trusted key must not land there
+  for (const k of opts.trustedKeys ?? []) parsePublicKey(k);
+  const caches = (opts.caches ?? []).map(splitCredentials);
   const ctx: BootstrapContext = {
     layout: l,
     host: nixSystem(),
-    caches: opts.caches ?? [],
+    caches: caches.map((c) => c.url),
+    credentials: caches.flatMap((c) => (c.credentials ? [c.credentials] : [])),
     trustedKeys: opts.trustedKeys ?? [],
     upstreams: opts.upstreams ?? DEFAULT_UPSTREAMS,
   };
@@ -102,7 +110,9 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     ctx.tarball = { url: opts.url ?? (await import('../net/download.ts')).defaultReleaseUrl(ctx.host), sha256: opts.sha256 };
   }
   const stages = planStages(ctx);
-  if (quick && (await isBootstrapped(l, quick)) && doneKeys(ctx, stages, quick).length === stages.length) return done(quick);
+  // new credentials for the same caches are written under the lock
+  const nothingToWrite = ctx.credentials.length === 0;
+  if (quick && nothingToWrite && (await isBootstrapped(l, quick)) && doneKeys(ctx, stages, quick).length === stages.length) return done(quick);
 
   const mode = pickMode(!!opts.json);
   return withLock(
@@ -117,8 +127,13 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       // another store dir, or a wiped store under an intact state file: start over
       if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l);
       const keys = doneKeys(ctx, stages, state);
-      if (keys.length === stages.length) return done(state);
-      state.source = { url: ctx.tarball?.url, sha256: ctx.tarball?.sha256, caches: ctx.caches, trustedKeys: ctx.trustedKeys };
+      if (keys.length === stages.length) {
+        await saveNetrcCredentials(l.netrcFile, ctx.credentials);
+        return done(state);
+      }
+      // recorded for another host to be bootstrapped the same way: never with credentials
+      const url = ctx.tarball && splitCredentials(ctx.tarball.url).url;
+      state.source = { url, sha256: ctx.tarball?.sha256, caches: ctx.caches, trustedKeys: ctx.trustedKeys };
       if (ctx.tarball) preloadTarballStages();
       const r = await runFrom(ctx, stages, state, keys, mode, opts.progress);
       if (!opts.keepDownload) {

@@ -3,6 +3,7 @@
 import type { Layout } from '../prefix/layout.ts';
 import type { BootstrapState, StageName } from '../prefix/state.ts';
 import type { UpstreamConfig } from '../translator/config.ts';
+import type { UrlCredentials } from '../util/redact.ts';
 
 /** What every stage may read: the prefix, the machine, and where the Nix comes from. */
 export interface BootstrapContext {
@@ -10,7 +11,10 @@ export interface BootstrapContext {
   host: string;
   /** the release tarball, unless the Nix comes from the caches alone */
   tarball?: { url: string; sha256?: string };
+  /** the caches without the credentials their URLs carried: what nix.conf, the state and Nix get */
   caches: string[];
+  /** those credentials: only ever written to the prefix's netrc (mode 0600) */
+  credentials: UrlCredentials[];
   trustedKeys: string[];
   /** the caches whose binaries the translator serves for this store dir (src/translator/) */
   upstreams: UpstreamConfig[];

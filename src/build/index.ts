@@ -5,16 +5,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { userConfLines } from '../bootstrap/stages/configure.ts';
 import { pickMode } from '../bootstrap/ui.ts';
-import { parsePublicKey, readSecretKeyFile } from '../cache/keys.ts';
-import { type CacheTarget, openTarget } from '../cache/targets.ts';
+import { readSecretKeyFile } from '../cache/key-files.ts';
+import { parsePublicKey } from '../cache/keys.ts';
+import { openTarget } from '../cache/targets.ts';
 import { readCgroupLimits } from '../host/cgroup.ts';
 import { planParallelism, userSettings } from '../host/parallelism.ts';
+import { saveNetrcCredentials } from '../net/netrc.ts';
 import { prefixEnvironment } from '../prefix/environment.ts';
 import { type Layout, layout } from '../prefix/layout.ts';
 import { resolveNixTool } from '../prefix/tools.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
+import { splitCredentials } from '../util/redact.ts';
 import { nixSystem } from '../util/system.ts';
 import { writeHook } from './hook.ts';
 import { ensureNix, nixMissingFromCache } from './nix.ts';
@@ -80,7 +83,7 @@ export async function runDurableBuild(o: DurableBuildOptions): Promise<DurableBu
 async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult> {
   const l = layout(o.prefix);
   const key = await readSecretKeyFile(o.secretKey);
-  const target = openTarget(o.cache);
+  const target = openTarget(o.cache, { netrc: l.netrcFile });
   // one's own cache needs no --trusted-key: its key is derived from the secret
   const trustedKeys = [key.publicKey, ...o.trustedKeys.map((k) => k.trim()).filter((k) => k !== key.publicKey)];
   // a malformed key is refused here, not by nix-build half-way
@@ -90,7 +93,10 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
   return withLock(files.lock, { what: `relonix build in ${l.prefix}` }, async () => {
     const system = nixSystem();
     const n = await ensureNix(l, { cache: o.cache, target, trustedKeys, system, json: o.json });
-    if (n.restored) display.say(`restored ${path.basename(n.nix)} from ${o.cache}`, { event: 'nix', status: 'restored', nix: n.nix });
+    // nix-build is given the cache without credentials: they go to the prefix's netrc, which it reads
+    const cache = splitCredentials(o.cache);
+    if (cache.credentials) await saveNetrcCredentials(l.netrcFile, [cache.credentials]);
+    if (n.restored) display.say(`restored ${path.basename(n.nix)} from ${target.url}`, { event: 'nix', status: 'restored', nix: n.nix });
     if (o.translateFrom) {
       const t = await translateFirst({
         layout: l,
@@ -101,7 +107,7 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
         args: o.args,
         log: (m) => display.say(m),
       });
-      display.say(`translated from ${o.translateFrom.url}: ${t.published} paths published, ${t.present} already in ${o.cache}, ${t.missing} to build`, {
+      display.say(`translated from ${o.translateFrom.url}: ${t.published} paths published, ${t.present} already in ${target.url}, ${t.missing} to build`, {
         event: 'translated',
         ...t,
       });
@@ -129,7 +135,7 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
     if (q.pending.length) display.say(`${q.pending.length} derivations an earlier run built are not in the cache yet: pushing them first`);
     await run.uploader.start(q, await nixMissingFromCache(target, n, system));
     if (oldPlan.length) await run.uploader.sweep(oldPlan);
-    const b = await build(run, n.nix, env, trustedKeys, target).finally(releaseTranslator);
+    const b = await build(run, n.nix, env, trustedKeys, cache.url).finally(releaseTranslator);
     return { ...b, display };
   });
 }
@@ -139,13 +145,13 @@ async function readPlan(files: QueueFiles): Promise<string[]> {
 }
 
 /** Runs nix-build to its end (or a stop signal's), then pushes what is left within the deadline. */
-async function build(run: Run, nix: string, env: NodeJS.ProcessEnv, trustedKeys: string[], target: CacheTarget) {
+async function build(run: Run, nix: string, env: NodeJS.ProcessEnv, trustedKeys: string[], cache: string) {
   const { l, o, files, display } = run;
   const conf = await fs.readFile(l.confFile, 'utf8').catch(() => '');
   const user = userSettings(o.args, userConfLines(conf), env.NIX_CONFIG);
   const parallelism = planParallelism(await readCgroupLimits(), os.availableParallelism());
   const hook = await writeHook(files, user.postBuildHook);
-  const args = nixBuildArgs({ hook, cache: target.url, publicKeys: trustedKeys, parallelism, user });
+  const args = nixBuildArgs({ hook, cache, publicKeys: trustedKeys, parallelism, user });
   const reader = new NixLogReader();
   let plan: string[] = [];
   let planWritten: Promise<void> = Promise.resolve();

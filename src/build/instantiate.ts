@@ -3,6 +3,7 @@
 // sources they name) goes to the cache, signed. A host that never sees the expression then builds
 // the .drv paths with `relonix build`, which substitutes them from that cache like any other path.
 
+import { readSecretKeyFile } from '../cache/key-files.ts';
 import { publishFromPrefix } from '../cache/publish-prefix.ts';
 import { openTarget } from '../cache/targets.ts';
 import { activeNix } from '../prefix/environment.ts';
@@ -30,15 +31,17 @@ export interface InstantiateResult {
 
 export async function instantiateToCache(o: InstantiateOptions): Promise<InstantiateResult> {
   const l = o.layout;
+  // a key that cannot sign is refused before an evaluation that may take minutes
+  const secretKey = await readSecretKeyFile(o.secretKeyFile);
   // loaded on use: the evaluation helper lives with the translator, which shares it
   const { instantiate } = await import('../translate/translate.ts');
   const drvs = await instantiate(l, o.args);
-  const common = { layout: l, to: o.cache, secretKeyFile: o.secretKeyFile, compression: 'auto', log: o.log };
+  const common = { layout: l, to: o.cache, secretKey, compression: 'auto', log: o.log };
   const r = await publishFromPrefix({ ...common, paths: drvs });
   // the building host may start from nothing: it restores its Nix from the same cache, as
   // relonix build does after a wipe, so the cache names this one unless it names it already
   const n = await activeNix(l);
-  const missing = await nixMissingFromCache(openTarget(o.cache), { ...n, restored: false }, nixSystem());
+  const missing = await nixMissingFromCache(openTarget(o.cache, { netrc: l.netrcFile }), { ...n, restored: false }, nixSystem());
   if (missing) await publishFromPrefix({ ...common, paths: [] });
   return { drvs, closure: r.closure, uploaded: r.uploaded, nixPublished: missing?.nix };
 }

@@ -37,14 +37,14 @@ export async function ensureNix(
   if (await isBootstrapped(l, s)) return { nix: s.nix!, cacert: s.cacert, restored: false };
   const { m, unreadable } = await manifestOf(o.target);
   if (unreadable) {
-    throw new RelonixError(`the prefix ${l.prefix} has no Nix, and the cache ${o.cache} to restore it from cannot be read: ${errorMessage(unreadable)}`, {
+    throw new RelonixError(`the prefix ${l.prefix} has no Nix, and the cache ${o.target.url} to restore it from cannot be read: ${errorMessage(unreadable)}`, {
       kind: 'network',
       hint: 'check that the cache is reachable, then run the same command again',
       cause: unreadable,
     });
   }
   if (!m?.nix[o.system] || m.storeDir !== l.storeDir) {
-    throw new RelonixError(`the prefix ${l.prefix} has no Nix, and ${o.cache} names none for ${o.system} and the store ${l.storeDir} to restore`, {
+    throw new RelonixError(`the prefix ${l.prefix} has no Nix, and ${o.target.url} names none for ${o.system} and the store ${l.storeDir} to restore`, {
       kind: 'usage',
       hint: `bootstrap it once (relonix bootstrap --prefix ${l.prefix}): relonix build then publishes that Nix to the cache, and restores it from there after every restart`,
     });

@@ -2,10 +2,7 @@
 // secret being the 32-byte ed25519 seed followed by the 32-byte public key, the public key 32 bytes.
 // node:crypto signs ed25519 once the raw bytes are wrapped as a JWK.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { RelonixError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fs.ts';
 import { fingerprint, type NarInfo } from './narinfo.ts';
 
 export interface SecretKey {
@@ -21,74 +18,87 @@ export interface PublicKey {
 
 const b64url = (b: Buffer) => b.toString('base64url');
 
-function splitKey(text: string, what: string): { name: string; bytes: Buffer } {
+/**
+ * A key name relonix makes keys with: what Nix's own names look like (`cache.nixos.org-1`), and a
+ * safe file name, since keygen writes NAME.secret and NAME.public.
+ */
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function isKeyName(name: string): boolean {
+  return KEY_NAME.test(name);
+}
+
+const KEY_HINT = 'pass the NAME.secret file written by `relonix keygen` or `nix-store --generate-binary-cache-key`';
+
+/**
+ * A secret key that is not one. Only where it came from and what is wrong are said: never a byte of
+ * its text, not even the name before its colon (a file without one would show its seed there).
+ */
+export function badSecretKey(source: string, problem: string): RelonixError {
+  return new RelonixError(`${source} is not a Nix secret key: ${problem}`, { kind: 'usage', hint: KEY_HINT });
+}
+
+/** A public key that is not one; its name is shown only when it is a plain key name. */
+export function badPublicKey(name: string | undefined, problem: string): RelonixError {
+  const which = name !== undefined && isKeyName(name) ? `the public key ${name}` : 'a public key';
+  return new RelonixError(`${which} is not a Nix public key: ${problem}`, {
+    kind: 'usage',
+    hint: 'pass the content of a NAME.public file: NAME:BASE64 of 32 bytes',
+  });
+}
+
+/** NAME:BASE64 split, or the problem with it (worded without any of its text). */
+function splitKey(text: string): { name: string; bytes: Buffer } | { problem: string } {
   const s = text.trim();
   const i = s.indexOf(':');
-  if (i <= 0) throw new RelonixError(`${what} "${s.slice(0, 40)}…" is not of the form name:base64`, { kind: 'usage' });
+  if (i <= 0) return { problem: 'it is not of the form NAME:BASE64 (no name before a colon)' };
   const body = s.slice(i + 1);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new RelonixError(`${what} ${s.slice(0, i)} is not base64`, { kind: 'usage' });
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return { problem: 'the part after NAME: is not base64' };
   return { name: s.slice(0, i), bytes: Buffer.from(body, 'base64') };
 }
 
-export function parseSecretKey(text: string): SecretKey {
-  const { name, bytes } = splitKey(text, 'secret key');
-  if (bytes.length !== 64) {
-    throw new RelonixError(`secret key ${name} has ${bytes.length} bytes; an ed25519 secret key has 64`, {
-      kind: 'usage',
-      hint: 'pass the NAME.secret file written by `relonix keygen` or `nix-store --generate-binary-cache-key`',
-    });
-  }
+/** A secret key from its text; `source` says where it came from in any error (a file name). */
+export function parseSecretKey(text: string, source = 'the secret key'): SecretKey {
+  const k = splitKey(text);
+  if ('problem' in k) throw badSecretKey(source, k.problem);
+  const { name, bytes } = k;
+  if (bytes.length !== 64) throw badSecretKey(source, `it holds ${bytes.length} bytes; an ed25519 secret key holds 64`);
   const seed = bytes.subarray(0, 32);
   const pub = bytes.subarray(32);
-  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(seed), x: b64url(pub) }, format: 'jwk' });
+  let key: KeyObject;
+  let derived: Buffer;
+  try {
+    key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(seed), x: b64url(pub) }, format: 'jwk' });
+    derived = Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x ?? '', 'base64url');
+  } catch {
+    // node:crypto's own message is not shown: it is not worth the risk of it quoting the key
+    throw badSecretKey(source, 'node:crypto does not take it as an ed25519 key');
+  }
   // a secret whose two halves disagree would sign with a key nobody can verify
-  const derived = Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x!, 'base64url');
-  if (!derived.equals(pub)) throw new RelonixError(`secret key ${name}: its public half does not match its seed`, { kind: 'usage' });
+  if (!derived.equals(pub)) throw badSecretKey(source, 'its public half does not match its seed');
   return { name, key, publicKey: `${name}:${pub.toString('base64')}` };
 }
 
 export function parsePublicKey(text: string): PublicKey {
-  const { name, bytes } = splitKey(text, 'public key');
-  if (bytes.length !== 32) throw new RelonixError(`public key ${name} has ${bytes.length} bytes; an ed25519 public key has 32`, { kind: 'usage' });
-  return { name, key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(bytes) }, format: 'jwk' }) };
+  const k = splitKey(text);
+  if ('problem' in k) throw badPublicKey(undefined, k.problem);
+  if (k.bytes.length === 64) throw badPublicKey(k.name, 'it is a secret key (64 bytes); pass the NAME.public half, and keep this one secret');
+  if (k.bytes.length !== 32) throw badPublicKey(k.name, `it holds ${k.bytes.length} bytes; an ed25519 public key holds 32`);
+  return { name: k.name, key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(k.bytes) }, format: 'jwk' }) };
 }
 
 export function generateKey(name: string): { secret: string; public: string } {
-  if (!name || name.includes(':') || /\s/.test(name)) throw new RelonixError(`"${name}" cannot be a key name (no colon, no spaces)`, { kind: 'usage' });
+  if (!isKeyName(name)) {
+    throw new RelonixError(`${JSON.stringify(name)} cannot be a key name`, {
+      kind: 'usage',
+      hint: 'use letters, digits, dots, dashes and underscores, starting with a letter or digit, at most 128 (e.g. cache.example.org-1)',
+    });
+  }
   const { privateKey } = generateKeyPairSync('ed25519');
   const jwk = privateKey.export({ format: 'jwk' });
   const seed = Buffer.from(jwk.d!, 'base64url');
   const pub = Buffer.from(jwk.x!, 'base64url');
   return { secret: `${name}:${Buffer.concat([seed, pub]).toString('base64')}`, public: `${name}:${pub.toString('base64')}` };
-}
-
-/** Writes NAME.secret (0600) and NAME.public, refusing to overwrite an existing secret. */
-export async function writeKeyPair(name: string, outDir: string): Promise<{ secretFile: string; publicFile: string; publicKey: string }> {
-  const k = generateKey(name);
-  const secretFile = path.join(outDir, `${name}.secret`);
-  const publicFile = path.join(outDir, `${name}.public`);
-  try {
-    await fs.access(secretFile);
-    throw new RelonixError(`${secretFile} already exists`, { hint: 'choose another --name or --out; relonix never overwrites a secret key' });
-  } catch (e) {
-    if (e instanceof RelonixError) throw e;
-  }
-  await writeFileAtomic(secretFile, k.secret, 0o600);
-  await writeFileAtomic(publicFile, k.public, 0o644);
-  return { secretFile, publicFile, publicKey: k.public };
-}
-
-export async function readSecretKeyFile(file: string): Promise<SecretKey> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    throw new RelonixError(`cannot read the secret key ${file}: ${(e as Error).message}`, {
-      kind: 'usage',
-      hint: 'create one with `relonix keygen --name NAME --out DIR`',
-    });
-  }
-  return parseSecretKey(text);
 }
 
 export function signNarInfo(n: NarInfo, k: SecretKey): string {

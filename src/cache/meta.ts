@@ -34,6 +34,14 @@ export function storeDirMismatch(url: string, cacheStoreDir: string, storeDir: s
   });
 }
 
+/** A cache that lacks an object a narinfo names, or that a closure needs: it is incomplete (not unreachable). */
+export function cacheIncomplete(missing: string, neededBy: string): RelonixError {
+  return new RelonixError(`${missing} is missing, ${neededBy}: the cache is incomplete`, {
+    kind: 'failure',
+    hint: 'publish the closure to it again (relonix publish uploads what is missing and skips the rest), then run this again',
+  });
+}
+
 /** Reads nix-cache-info (undefined when absent) and refuses a cache for another store dir. */
 export async function checkCacheInfo(t: CacheTarget, storeDir: string): Promise<CacheInfo | undefined> {
   const b = await t.get('nix-cache-info');

@@ -1,13 +1,15 @@
 // Publishing from a prefix: which paths (the ones named, or the prefix's active Nix and its CA
 // bundle, recorded in the cache's manifest so a wiped host can restore them), their closure from
 // the prefix's own database, and the push.
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../prefix/layout.ts';
 import { readState } from '../prefix/state.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { nixSystem } from '../util/system.ts';
 import { checkCompressionChoice, resolveCompression } from './compress.ts';
-import { readSecretKeyFile } from './keys.ts';
+import { readSecretKeyFile } from './key-files.ts';
+import type { SecretKey } from './keys.ts';
 import { queryClosure } from './nixstore.ts';
 import { type PublishResult, publishPaths } from './push.ts';
 import { openTarget } from './targets.ts';
@@ -16,7 +18,8 @@ export interface PrefixPublishOptions {
   layout: Layout;
   /** the cache URL */
   to: string;
-  secretKeyFile: string;
+  /** the key to sign with, or the file it is in */
+  secretKey: SecretKey | string;
   /** store paths to publish; none: the active Nix */
   paths: string[];
   /** publish this path's closure and record it as the Nix for this system */
@@ -35,6 +38,19 @@ export interface PrefixPublishResult extends PublishResult {
   record?: { system: string; nix: string; cacert?: string };
 }
 
+/** `--as-nix` of a path that is no Nix: relonix.json would send every restore to it. */
+export function notANix(p: string): RelonixError {
+  return new RelonixError(`${p} has no bin/nix-store, so it is not a Nix: relonix.json must name a Nix a wiped host can restore and run`, {
+    kind: 'usage',
+    hint: 'pass the store path of a Nix (its bin/ holds nix-store and nix) as --as-nix, or publish this path without --as-nix',
+  });
+}
+
+async function checkIsNix(p: string): Promise<void> {
+  const st = await fs.stat(path.join(p, 'bin', 'nix-store')).catch(() => undefined);
+  if (!st?.isFile()) throw notANix(p);
+}
+
 export async function publishFromPrefix(o: PrefixPublishOptions): Promise<PrefixPublishResult> {
   const l = o.layout;
   let choice;
@@ -45,12 +61,13 @@ export async function publishFromPrefix(o: PrefixPublishOptions): Promise<Prefix
   }
   // before any work: an explicit zstd on a host without zstd fails at once
   const compression = resolveCompression(choice, o.log);
-  const key = await readSecretKeyFile(o.secretKeyFile);
-  const target = openTarget(o.to, { headers: o.headers });
+  const key = typeof o.secretKey === 'string' ? await readSecretKeyFile(o.secretKey) : o.secretKey;
+  const target = openTarget(o.to, { headers: o.headers, netrc: l.netrcFile });
   const state = await readState(l);
   let roots = o.paths.map((p) => path.resolve(p));
   let record: PrefixPublishResult['record'];
   if (o.asNix) {
+    await checkIsNix(path.resolve(o.asNix));
     roots = [path.resolve(o.asNix), ...roots];
     record = { system: nixSystem(), nix: path.resolve(o.asNix) };
   } else if (roots.length === 0) {

@@ -22,6 +22,7 @@ import type { Journal } from './journal.ts';
 import { type SecretKey, signNarInfo } from './keys.ts';
 import { checkCacheInfo, formatCacheInfo, MANIFEST_KEY, type Manifest, readManifest } from './meta.ts';
 import { formatNarInfo, type NarInfo, narInfoKey } from './narinfo.ts';
+import { readBack } from './readback.ts';
 import { type StagedNar, stageNarStream } from './stage.ts';
 import type { CacheTarget } from './targets.ts';
 
@@ -154,6 +155,9 @@ export async function publishPaths(o: PublishOptions): Promise<PublishResult> {
   const r = await publishItems(o, o.paths.map(localItem));
   if (o.record) {
     const rec = o.record;
+    // the whole closure, what this run skipped as well: relonix.json must never name a hole
+    const limit = new Limit(o.jobs ?? 4);
+    await guard(o, () => settleAll(o.paths.map((p) => limit.run(() => again(() => readBack(o.target, p.path))))));
     await guard(o, () => again(() => recordNix(o, rec)));
   }
   return r;
@@ -239,7 +243,10 @@ async function commitInOrder(
     }
     await Promise.all(it.references.filter((r) => r !== it.path).map((r) => done.get(r)));
     const signed = { ...ni, sigs: [signNarInfo(ni, o.key)] };
-    await c.limit.run(() => c.again(() => o.target.put(narInfoKey(it.path), Buffer.from(formatNarInfo(signed)), 'text/x-nix-narinfo')));
+    await c.limit.run(async () => {
+      await c.again(() => o.target.put(narInfoKey(it.path), Buffer.from(formatNarInfo(signed)), 'text/x-nix-narinfo'));
+      await c.again(() => readBack(o.target, it.path, signed));
+    });
     await o.journal?.drop(it.path);
     result.uploaded++;
     result.narBytes += ni.fileSize!;

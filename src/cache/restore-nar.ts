@@ -15,6 +15,7 @@ import { errorMessage, RelonixError } from '../util/errors.ts';
 import { removeTree, tempSibling } from '../util/fs.ts';
 import { isTransient } from '../util/retry.ts';
 import { decompress } from './compress.ts';
+import { cacheIncomplete } from './meta.ts';
 import type { NarInfo } from './narinfo.ts';
 import type { CacheTarget } from './targets.ts';
 
@@ -35,8 +36,7 @@ export async function openNarFile(
   streamed = false,
 ): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
   const where = `${target.url}/${ni.url}`;
-  const missing = () =>
-    new RelonixError(`${where} is missing (named by the narinfo of ${ni.storePath})`, { kind: 'integrity', hint: 'publish the path again' });
+  const missing = () => cacheIncomplete(where, `which the narinfo of ${ni.storePath} names`);
   const src = streamed && target.openRead ? undefined : target.httpSource?.(ni.url);
   if (src) {
     // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over

@@ -17,7 +17,7 @@ import { pool } from '../util/pool.ts';
 import { retry, spent } from '../util/retry.ts';
 import { hostDecompressor } from './compress.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
-import { checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
+import { cacheIncomplete, checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
 import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
 import { type Item, restoreOne, restoreRun } from './restore-nar.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
@@ -102,10 +102,7 @@ export async function readNarInfo(t: CacheTarget, storePath: string, retries = 4
 
 /** What a cache that lacks a path of the closure means: it is incomplete. */
 function incompleteCache(targets: CacheTarget[], storePath: string): RelonixError {
-  return new RelonixError(`no cache has ${storePath} (looked for ${narInfoKey(storePath)} in ${targets.map((t) => t.url).join(', ')})`, {
-    kind: 'network',
-    hint: 'the cache is incomplete: publish the closure again (relonix publish) and retry',
-  });
+  return cacheIncomplete(`${narInfoKey(storePath)} (in ${targets.map((t) => t.url).join(', ')})`, `and the closure needs ${storePath}`);
 }
 
 async function fetchNarInfo(targets: CacheTarget[], storePath: string, missing: typeof incompleteCache): Promise<{ ni: NarInfo; target: CacheTarget }> {
@@ -259,13 +256,13 @@ export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: str
 }
 
 export async function realiseNixFromCache(
-  opts: Pick<RestoreOptions, 'layout' | 'caches' | 'trustedKeys' | 'system'> & {
+  opts: Pick<RestoreOptions, 'layout' | 'caches' | 'trustedKeys' | 'system' | 'targetOptions'> & {
     /** the relocated Nix that does the realising */
     nix: string;
     env: NodeJS.ProcessEnv;
   },
 ): Promise<{ nix: string } | null> {
-  const found = await findNixInCaches(opts.caches, opts.layout.storeDir, opts.system);
+  const found = await findNixInCaches(opts.caches, opts.layout.storeDir, opts.system, opts.targetOptions);
   if (!found) return null;
   trusted(opts.trustedKeys);
   const nixStore = await resolveNixTool({ layout: opts.layout, nix: opts.nix }, 'nix-store');

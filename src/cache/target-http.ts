@@ -1,81 +1,49 @@
 // A cache on an HTTP origin that takes PUT and DELETE (WebDAV, nginx's dav module, Nix's own http
 // store layout): HEAD to test, GET to read, PUT to write. Credentials from the URL, --header or netrc.
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { type Body, httpFailure, request, transientBody } from '../net/http.ts';
+import { type Body, contentLength, httpFailure, request, transientBody } from '../net/http.ts';
+import { netrcCredentials } from '../net/netrc.ts';
 import { RelonixError } from '../util/errors.ts';
+import { redactUrl, splitCredentials } from '../util/redact.ts';
 import type { CacheTarget } from './target.ts';
 
 export interface TargetOptions {
   /** extra request headers, `Name: value` */
   headers?: string[];
-  /** netrc file; default $NETRC, else ~/.netrc */
+  /** a netrc file read before $NETRC or ~/.netrc (the prefix's own, where bootstrap --cache keeps credentials) */
   netrc?: string;
 }
 
 function parseHeaders(list: string[] = []): Record<string, string> {
   const h: Record<string, string> = {};
-  for (const line of list) {
+  for (const [n, line] of list.entries()) {
     const i = line.indexOf(':');
-    if (i <= 0) throw new RelonixError(`--header "${line}" is not of the form "Name: value"`, { kind: 'usage' });
+    // the value may be a credential: the message names the option's position, never its text
+    if (i <= 0)
+      throw new RelonixError(`--header number ${n + 1} is not of the form "Name: value"`, { kind: 'usage', hint: "write it as --header 'Name: value'" });
     h[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
   return h;
 }
 
-/** login/password for a host from a netrc file (`machine`, `default`, `login`, `password`). */
-export function netrcCredentials(host: string, file?: string): { login: string; password: string } | undefined {
-  let home: string | undefined = process.env.HOME;
-  if (!home) {
-    // a uid with no passwd entry and no HOME (rootless containers) has no ~/.netrc
-    try {
-      home = os.homedir();
-    } catch {
-      home = undefined;
-    }
-  }
-  const f = file ?? process.env.NETRC ?? (home ? path.join(home, '.netrc') : undefined);
-  if (!f) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(f, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const toks = text.split(/\s+/).filter(Boolean);
-  let cur: { machine?: string; login?: string; password?: string } | undefined;
-  const entries: (typeof cur)[] = [];
-  for (let i = 0; i < toks.length; i++) {
-    const t = toks[i]!;
-    if (t === 'machine' || t === 'default') {
-      cur = { machine: t === 'machine' ? toks[++i] : undefined };
-      entries.push(cur);
-    } else if (t === 'login' && cur) cur.login = toks[++i];
-    else if (t === 'password' && cur) cur.password = toks[++i];
-  }
-  const e = entries.find((x) => x?.machine === host) ?? entries.find((x) => x && x.machine === undefined);
-  return e?.login !== undefined && e.password !== undefined ? { login: e.login, password: e.password } : undefined;
-}
-
 export class HttpTarget implements CacheTarget {
+  /** the URL for messages: its credentials masked */
+  readonly url: string;
   private readonly base: string;
   private readonly headers: Record<string, string>;
-  constructor(
-    readonly url: string,
-    opts: TargetOptions,
-  ) {
-    this.base = url.replace(/\/+$/, '');
-    this.headers = parseHeaders(opts.headers);
-    const u = new URL(url);
-    if (!this.headers.authorization) {
-      const cred = u.username ? { login: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : netrcCredentials(u.hostname, opts.netrc);
-      if (cred) this.headers.authorization = `Basic ${Buffer.from(`${cred.login}:${cred.password}`).toString('base64')}`;
+  constructor(url: string, opts: TargetOptions) {
+    this.url = redactUrl(url);
+    const { url: clean, credentials } = splitCredentials(url);
+    let host: string;
+    try {
+      host = new URL(clean).hostname;
+    } catch {
+      throw new RelonixError(`${this.url} is not a valid URL`, { kind: 'usage', hint: 'write it as http(s)://host[:port]/path' });
     }
-    if (u.username) {
-      u.username = '';
-      u.password = '';
-      this.base = u.toString().replace(/\/+$/, '');
+    this.base = clean.replace(/\/+$/, '');
+    this.headers = parseHeaders(opts.headers);
+    if (!this.headers.authorization) {
+      const cred = credentials ?? netrcCredentials(host, opts.netrc);
+      if (cred) this.headers.authorization = `Basic ${Buffer.from(`${cred.login}:${cred.password}`).toString('base64')}`;
     }
   }
   private u(key: string) {
@@ -89,10 +57,13 @@ export class HttpTarget implements CacheTarget {
     return { url: this.u(key), headers: { ...this.headers } };
   }
   async has(key: string) {
+    return (await this.stat(key)) !== undefined;
+  }
+  async stat(key: string) {
     const r = await this.send('HEAD', key);
     r.drop();
-    if (r.status >= 200 && r.status < 300) return true;
-    if (r.status === 404 || r.status === 403 || r.status === 410) return false;
+    if (r.status >= 200 && r.status < 300) return { size: contentLength(r) };
+    if (r.status === 404 || r.status === 403 || r.status === 410) return undefined;
     throw await httpFailure(r, `HEAD ${this.u(key)}`);
   }
   async get(key: string) {

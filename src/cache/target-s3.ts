@@ -1,16 +1,17 @@
 // A cache in an S3 bucket (or an S3-compatible store: MinIO, R2, Ceph), path-style requests against
 // an endpoint, signed with SigV4 over the real payload hash, so the store can check what it got.
 import { createHash } from 'node:crypto';
-import { type Body, type HttpResponse, httpFailure, request, transientBody } from '../net/http.ts';
+import { type Body, contentLength, type HttpResponse, httpFailure, request, transientBody } from '../net/http.ts';
 import { type Credentials, signV4, uriEncode } from '../net/sigv4.ts';
 import { RelonixError } from '../util/errors.ts';
-import type { CacheTarget } from './target.ts';
+import { redactUrl } from '../util/redact.ts';
+import type { CacheObject, CacheTarget } from './target.ts';
 
 /** `s3://bucket?endpoint=http://host:port&region=us-east-1` (path-style requests against the endpoint). */
 export function parseS3Url(url: string): { bucket: string; endpoint: string; region: string; prefix: string } {
   const u = new URL(url);
   const bucket = u.hostname;
-  if (!bucket) throw new RelonixError(`${url} names no bucket`, { kind: 'usage', hint: 'write s3://BUCKET?endpoint=…&region=…' });
+  if (!bucket) throw new RelonixError(`${redactUrl(url)} names no bucket`, { kind: 'usage', hint: 'write s3://BUCKET?endpoint=…&region=…' });
   const region = u.searchParams.get('region') ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   let endpoint = u.searchParams.get('endpoint') ?? `https://s3.${region}.amazonaws.com`;
   if (!/^https?:\/\//.test(endpoint)) endpoint = `https://${endpoint}`;
@@ -31,12 +32,15 @@ function unxml(s: string): string {
 export class S3Target implements CacheTarget {
   private readonly creds: Credentials;
   private readonly s3: ReturnType<typeof parseS3Url>;
-  constructor(readonly url: string) {
+  /** the URL for messages: credentials in it masked */
+  readonly url: string;
+  constructor(url: string) {
+    this.url = redactUrl(url);
     this.s3 = parseS3Url(url);
     const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
     if (!accessKeyId || !secretAccessKey) {
-      throw new RelonixError(`no credentials for ${url}`, {
+      throw new RelonixError(`no credentials for ${this.url}`, {
         kind: 'usage',
         hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)',
       });
@@ -58,10 +62,14 @@ export class S3Target implements CacheTarget {
     return request(url, { method, headers: signed, body });
   }
   async has(key: string) {
+    return (await this.stat(key)) !== undefined;
+  }
+  async stat(key: string) {
     const r = await this.send('HEAD', this.u(key));
     r.drop();
-    if (ok(r)) return true;
-    if (r.status === 404 || r.status === 403) return false;
+    if (ok(r)) return { size: contentLength(r) };
+    // S3 answers 403 for a missing key to a caller without s3:ListBucket
+    if (r.status === 404 || r.status === 403) return undefined;
     throw await httpFailure(r, `HEAD ${this.u(key)}`);
   }
   /** the answer to a GET of an object, or undefined when there is none */
@@ -98,8 +106,8 @@ export class S3Target implements CacheTarget {
     if (!ok(r) && r.status !== 404) throw await httpFailure(r, `DELETE ${this.u(key)}`);
     r.drop();
   }
-  async list() {
-    const keys: string[] = [];
+  async list(): Promise<CacheObject[]> {
+    const objects: CacheObject[] = [];
     let token: string | undefined;
     const pre = this.s3.prefix ? `${this.s3.prefix}/` : '';
     do {
@@ -110,9 +118,26 @@ export class S3Target implements CacheTarget {
       const r = await this.send('GET', url);
       if (!ok(r)) throw await httpFailure(r, `GET ${url}`);
       const xml = (await r.buffer()).toString('utf8');
-      for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(unxml(m[1]!).slice(pre.length));
+      objects.push(...listedObjects(xml, pre));
       token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? unxml(/<NextContinuationToken>([^<]*)</.exec(xml)?.[1] ?? '') : undefined;
     } while (token);
-    return keys.sort();
+    return objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
+}
+
+/** Pure: the objects of a ListObjectsV2 answer, keys without the cache's prefix; LastModified when given. */
+export function listedObjects(xml: string, pre: string): CacheObject[] {
+  const out: CacheObject[] = [];
+  for (const [, body] of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+    const field = (tag: string) => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(body!)?.[1];
+    const key = field('Key');
+    if (key === undefined) continue;
+    const modified = field('LastModified') ? new Date(field('LastModified')!) : undefined;
+    out.push({
+      key: unxml(key).slice(pre.length),
+      size: Number(field('Size') ?? 0),
+      modified: modified && !Number.isNaN(modified.getTime()) ? modified : undefined,
+    });
+  }
+  return out;
 }

@@ -5,7 +5,7 @@ import type { BootstrapResult } from '../bootstrap/engine.ts';
 import { layout } from '../prefix/layout.ts';
 import { emit } from '../util/emit.ts';
 import { RelonixError } from '../util/errors.ts';
-import { PREFIX_HELP, repeatable } from './options.ts';
+import { PREFIX_HELP, repeatable, secondsOption } from './options.ts';
 
 const HELP = `
 Stages (each one recorded in <prefix>/var/relonix/state.json; a re-run continues at the
@@ -71,7 +71,7 @@ export function register(program: Command): void {
     )
     .option('--upstream-key <key>', "public key the upstreams' narinfos must be signed with, name:base64 (repeatable)", repeatable, [] as string[])
     .option('--no-upstream', 'no upstream: Nix builds what no --cache has')
-    .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(parseSeconds))
+    .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(secondsOption('--wait')))
     .option('--json', 'print one JSON object per event instead of the progress display')
     .addHelpText('after', HELP)
     .action(
@@ -106,12 +106,6 @@ export function register(program: Command): void {
         reportBootstrap(r, !!o.json, o.prefix ? ` --prefix ${r.prefix}` : '');
       },
     );
-}
-
-function parseSeconds(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new RelonixError(`--wait takes a number of seconds, got "${v}"`, { kind: 'usage' });
-  return n;
 }
 
 /** What a finished bootstrap says: a JSON event, or how to use the Nix it made. */

@@ -2,11 +2,13 @@ import { type Command, Option } from 'commander';
 import type { DurableBuildResult } from '../build/index.ts';
 import { emit } from '../util/emit.ts';
 import { RelonixError } from '../util/errors.ts';
-import { PREFIX_HELP, repeatable } from './options.ts';
+import { redactUrl } from '../util/redact.ts';
+import { PREFIX_HELP, repeatable, secondsOption, warnOwnOptionsPassedOn } from './options.ts';
 
 const HELP = `
 relonix's own options come first; everything after \`--\`, or from the first option relonix
-does not know, goes to nix-build as it is (-A, --arg, -j, --keep-going, files, .drv paths).
+does not know, goes to nix-build as it is (-A, --arg, -j, --keep-going, files, .drv paths): one of
+relonix's own options there goes to nix-build too, and relonix warns about it.
 
 What it does, in order:
   1. Nix first. A prefix without a Nix (a wiped /tmp) is restored from --cache, as
@@ -64,7 +66,7 @@ export function register(program: Command): void {
     .requiredOption('--cache <url>', 'the cache to fill and substitute from: file:///dir, http(s)://… (PUT), s3://bucket?…')
     .requiredOption('--secret-key <file>', 'NAME.secret to sign with (relonix keygen); its public key is trusted without --trusted-key')
     .option('--trusted-key <key>', 'another public key the cache holds signatures of, name:base64 (repeatable)', repeatable, [] as string[])
-    .addOption(new Option('--grace <seconds>', 'after SIGTERM or SIGINT, exit within this many seconds').default(8).argParser(parseSeconds))
+    .addOption(new Option('--grace <seconds>', 'after SIGTERM or SIGINT, exit within this many seconds').default(8).argParser(secondsOption('--grace')))
     .option('--json', 'one JSON event per line on stdout instead of the progress display')
     .option(
       '--translate-from <url>',
@@ -75,7 +77,8 @@ export function register(program: Command): void {
     .allowUnknownOption()
     .passThroughOptions()
     .addHelpText('after', HELP)
-    .action(async (args: string[], o: Opts) => {
+    .action(async (args: string[], o: Opts, cmd: Command) => {
+      warnOwnOptionsPassedOn(cmd, args, 'nix-build', !!o.json);
       // loaded on use, like every command's layer: start-up compiles only what argv needs
       const { runDurableBuild } = await import('../build/index.ts');
       const r = await runDurableBuild({
@@ -88,7 +91,7 @@ export function register(program: Command): void {
         args,
         translateFrom: o.translateFrom ? { url: o.translateFrom, keys: await translateKeys(o.translateFrom, o.translateKey) } : undefined,
       });
-      report(r, o.cache, !!o.json);
+      report(r, redactUrl(o.cache), !!o.json);
     });
 }
 
@@ -98,12 +101,6 @@ async function translateKeys(url: string, keys: string[]): Promise<string[]> {
   if (keys.length) return keys;
   if (url.replace(/\/+$/, '') === NIXOS_CACHE) return [NIXOS_KEY];
   throw new RelonixError(`--translate-from ${url} needs --translate-key`, { kind: 'usage', hint: "pass that cache's public key, NAME:BASE64" });
-}
-
-function parseSeconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new RelonixError(`--grace takes a number of seconds, got "${v}"`, { kind: 'usage' });
-  return n;
 }
 
 function report(r: DurableBuildResult, cache: string, json: boolean): void {

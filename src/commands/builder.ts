@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
-import { PREFIX_HELP } from './options.ts';
+import { countOption, PREFIX_HELP } from './options.ts';
 
 const HELP = `
 A builder is a host with a relonix Nix at the same prefix path (and so the same store dir), reached
@@ -24,7 +24,7 @@ Examples:
 interface AddOpts {
   prefix?: string;
   key?: string;
-  jobs: string;
+  jobs: number;
   system?: string;
   bootstrap?: boolean;
 }
@@ -39,7 +39,7 @@ export function register(program: Command): void {
     .description('check a remote prefix over ssh and make it a builder of this one')
     .option('--prefix <dir>', PREFIX_HELP)
     .option('--key <file>', 'the private key to log in with')
-    .option('--jobs <n>', 'builds it runs at once', '1')
+    .option('--jobs <n>', 'builds it runs at once', countOption('--jobs'), 1)
     .option('--system <system>', "the system it builds for (default: this host's)")
     .option(
       '--bootstrap',
@@ -48,7 +48,7 @@ export function register(program: Command): void {
     .argument('<url>', 'ssh://USER@HOST[:PORT]')
     .action(async (url: string, o: AddOpts) => {
       const { addBuilder } = await import('../remote/builders.ts');
-      const b = await addBuilder({ layout: layout(o.prefix), url, key: o.key, jobs: Number(o.jobs), system: o.system, bootstrap: o.bootstrap });
+      const b = await addBuilder({ layout: layout(o.prefix), url, key: o.key, jobs: o.jobs, system: o.system, bootstrap: o.bootstrap });
       process.stdout.write(`added ${b.url} (${b.system}, ${b.jobs} job${b.jobs === 1 ? '' : 's'})\n`);
     });
   cmd

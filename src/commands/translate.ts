@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import { checkCompressionChoice } from '../cache/compress.ts';
-import { readSecretKeyFile } from '../cache/keys.ts';
+import { readSecretKeyFile } from '../cache/key-files.ts';
 import { layout } from '../prefix/layout.ts';
 import { instantiate, type TranslateResult, translateDerivations, translatePaths } from '../translate/translate.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/upstream.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
-import { HEADER_HELP, PREFIX_HELP, repeatable } from './options.ts';
+import { redactUrl } from '../util/redact.ts';
+import { countOption, HEADER_HELP, PREFIX_HELP, repeatable, warnOwnOptionsPassedOn } from './options.ts';
 
 const HELP = `
 What it does: a store path's hash includes its store dir, so nothing on ${NIXOS_CACHE} can be
@@ -48,7 +49,7 @@ interface Opts {
   to: string;
   secretKey: string;
   compression: string;
-  jobs: string;
+  jobs: number;
   header: string[];
   json?: boolean;
   quiet?: boolean;
@@ -64,7 +65,7 @@ export function register(program: Command): void {
     .requiredOption('--to <url>', "the cache for the prefix's store dir: file:///dir, http(s)://…, s3://bucket?endpoint=…&region=…")
     .requiredOption('--secret-key <file>', 'NAME.secret to sign with (relonix keygen)')
     .option('--compression <c>', 'auto, zstd, xz or none (as relonix publish)', 'auto')
-    .option('--jobs <n>', 'paths translated at once', '4')
+    .option('--jobs <n>', 'paths translated at once', countOption('--jobs'), 4)
     .option('--header <h>', HEADER_HELP, repeatable, [] as string[])
     .option('--json', 'print the result as one JSON object')
     .option('--quiet', 'print only the summary')
@@ -75,13 +76,14 @@ export function register(program: Command): void {
       // commander drops the `--` that tells the modes apart; its untyped rawArgs still hold it
       const raw = (cmd.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
       const derivations = raw.indexOf('--') > raw.indexOf('translate');
+      if (derivations) warnOwnOptionsPassedOn(cmd, args, 'nix-instantiate');
       if (args.length === 0)
         throw new RelonixError('nothing to translate', {
           kind: 'usage',
           hint: 'pass store paths, or -- and nix-instantiate arguments (relonix translate --help)',
         });
       if (o.from !== NIXOS_CACHE && o.fromKey.length === 0) {
-        throw new RelonixError(`--from ${o.from} needs --from-key`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
+        throw new RelonixError(`--from ${redactUrl(o.from)} needs --from-key`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
       }
       let compression;
       try {
@@ -98,8 +100,8 @@ export function register(program: Command): void {
         to: o.to,
         key: await readSecretKeyFile(o.secretKey),
         compression,
-        jobs: Number(o.jobs) || 4,
-        targetOptions: { headers: o.header },
+        jobs: o.jobs,
+        targetOptions: { headers: o.header, netrc: l.netrcFile },
         log,
       };
       const t0 = Date.now();

@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { RelonixError } from '../util/errors.ts';
+import { redactText } from '../util/redact.ts';
 import { retryableStatus, TransientError } from '../util/retry.ts';
 
 // Keep-alive saves a handshake per narinfo. Node unrefs the idle sockets an agent keeps, so they
@@ -51,6 +52,9 @@ function describe(e: unknown): string {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** What a redirect to another origin must not carry along (as browsers and fetch drop them). */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
 /**
  * Sends a request, following redirects as browsers do: at most ten, a PUT or DELETE only on 307
  * and 308, credentials only to the same origin. Resolves once the status and headers are in.
@@ -69,7 +73,7 @@ export async function request(url: string, o: RequestOptions = {}): Promise<Http
     if (!keepMethod) return r; // a PUT or DELETE sent elsewhere is not for relonix to repeat as a GET
     const headers = { ...opts.headers };
     if (next.origin !== new URL(at).origin) {
-      for (const k of Object.keys(headers)) if (k.toLowerCase() === 'authorization') delete headers[k];
+      for (const k of Object.keys(headers)) if (CREDENTIAL_HEADERS.has(k.toLowerCase())) delete headers[k];
     }
     opts = { ...opts, headers };
     at = next.toString();
@@ -151,21 +155,80 @@ function wrap(res: http.IncomingMessage, what: string): HttpResponse {
 }
 
 /**
- * The error for an answer that is not what was asked: transient for the statuses worth retrying,
- * else a network error saying what to check.
+ * What an error page says, in one short line: an S3 (XML) error's Code and Message, an HTML page's
+ * title, or the start of a plain text; never markup, never more than 200 characters.
+ */
+export function errorBodySummary(body: string, contentType = ''): string {
+  const xml = (tag: string) => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(body)?.[1]?.trim();
+  const s3 = [xml('Code'), xml('Message')].filter(Boolean).join(': ');
+  if (s3) return oneLine(s3);
+  if (/html|xml/i.test(contentType) || /^\s*</.test(body)) {
+    return oneLine(/<title[^>]*>([^<]*)</i.exec(body)?.[1] ?? /<h1[^>]*>([^<]*)</i.exec(body)?.[1] ?? '');
+  }
+  return oneLine(body);
+}
+
+function oneLine(s: string): string {
+  // whitespace and control characters (a terminal escape in an error page) become one space
+  const printable = [...s].map((c) => (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f ? ' ' : c)).join('');
+  return redactText(printable.replace(/\s+/g, ' ').trim()).slice(0, 200);
+}
+
+/** `what: HTTP 403 Forbidden (AccessDenied: …)`: the request, the status and what the server said. */
+function statusLine(r: HttpResponse, what: string, detail: string): string {
+  const status = `HTTP ${r.status}${r.statusText ? ` ${r.statusText}` : ''}`;
+  const extra = detail && !status.toLowerCase().includes(detail.toLowerCase()) && !detail.includes(String(r.status)) ? ` (${detail})` : '';
+  return `${redactText(what)}: ${status}${extra}`;
+}
+
+/** The server refused the credentials it was sent, or wants some it was not sent (401, 403). */
+export function credentialsRefused(line: string): RelonixError {
+  return new RelonixError(`${line}: the server refused access with the credentials given (or without any)`, {
+    kind: 'usage',
+    hint: 'check the credentials: user:password in the URL or a netrc entry for the host, --header, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for s3://',
+  });
+}
+
+/** The server does not take this method: an origin that serves files but takes no uploads (405, 501). */
+export function uploadsRefused(line: string): RelonixError {
+  return new RelonixError(`${line}: the server does not take this request; an origin that only serves files takes no uploads`, {
+    kind: 'usage',
+    hint: 'point at an origin that accepts PUT and DELETE (a WebDAV server, nginx with dav_methods PUT DELETE) or at an s3:// bucket',
+  });
+}
+
+/** The object asked for does not exist (404, 410). */
+export function missingObject(line: string, hint = 'check the URL'): RelonixError {
+  return new RelonixError(`${line}: no such object on the server`, { kind: 'failure', hint });
+}
+
+/**
+ * The error for an answer that is not what was asked, by the one rule for every caller: transient
+ * for the statuses worth retrying (util/retry.ts), else refused credentials, refused uploads, a
+ * missing object, or a request the server would not take. `hint` replaces the default fix.
  */
 export async function httpFailure(r: HttpResponse, what: string, hint?: string): Promise<Error> {
-  const body = (await r.text(200)).replace(/\s+/g, ' ').trim();
-  const msg = `${what}: HTTP ${r.status}${body ? ` ${body.slice(0, 200)}` : ''}`;
-  if (retryableStatus(r.status)) return new TransientError(msg);
-  return new RelonixError(msg, {
-    kind: 'network',
-    hint:
-      hint ??
-      (r.status === 401 || r.status === 403
-        ? 'check the credentials (netrc, --header, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)'
-        : 'check the URL and that the server accepts this method'),
-  });
+  const line = statusLine(r, what, errorBodySummary(await r.text(4096), String(r.headers['content-type'] ?? '')));
+  if (retryableStatus(r.status)) return new TransientError(line);
+  const e =
+    r.status === 401 || r.status === 403
+      ? credentialsRefused(line)
+      : r.status === 405 || r.status === 501
+        ? uploadsRefused(line)
+        : r.status === 404 || r.status === 410
+          ? missingObject(line)
+          : new RelonixError(`${line}: the server would not take the request`, {
+              kind: 'failure',
+              hint: 'check the URL and that the server accepts this request',
+            });
+  return hint ? new RelonixError(e.message, { kind: e.kind, hint }) : e;
+}
+
+/** The Content-Length an answer announced, or undefined. */
+export function contentLength(r: HttpResponse): number | undefined {
+  const v = r.headers['content-length'];
+  const n = v === undefined ? Number.NaN : Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
 /** A body read as it arrives, with a break in the connection made a TransientError. */

@@ -14,6 +14,8 @@ export interface Layout {
   logDir: string;
   confDir: string;
   confFile: string;
+  /** credentials of the prefix's caches (mode 0600): Nix reads $NIX_CONF_DIR/netrc, and so does relonix */
+  netrcFile: string;
   envScript: string;
   envScriptFish: string;
   /** wrappers that run the active Nix's programs with the prefix's environment */
@@ -118,6 +120,7 @@ export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
     logDir: path.join(prefix, 'var', 'log', 'nix'),
     confDir: path.join(prefix, 'etc', 'nix'),
     confFile: path.join(prefix, 'etc', 'nix', 'nix.conf'),
+    netrcFile: path.join(prefix, 'etc', 'nix', 'netrc'),
     envScript: path.join(prefix, 'etc', 'profile.d', 'relonix.sh'),
     envScriptFish: path.join(prefix, 'etc', 'profile.d', 'relonix.fish'),
     binDir: path.join(prefix, 'bin'),

@@ -42,7 +42,6 @@ export async function addBuilder(o: AddOptions): Promise<Builder> {
       kind: 'usage',
       hint: 'use a prefix without spaces for remote builds (--prefix DIR)',
     });
-  if (!Number.isInteger(o.jobs) || o.jobs < 1) throw new RelonixError(`--jobs takes a whole number of at least 1, got ${o.jobs}`, { kind: 'usage' });
   const key = o.key === undefined ? undefined : path.resolve(o.key);
   if (key && !(await exists(key)))
     throw new RelonixError(`the key ${key} does not exist`, {

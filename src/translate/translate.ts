@@ -16,9 +16,10 @@ import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targe
 import { activeNix, prefixEnvironment } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { resolveNixTool, runNix } from '../prefix/tools.ts';
-import { parseStoreBasename } from '../store/storepath.ts';
+import { isStoreBasename, parseStoreBasename } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
+import { redactUrl } from '../util/redact.ts';
 import { retry } from '../util/retry.ts';
 import { loadClosure } from './closure.ts';
 import { type ItemContext, translatedItem } from './item.ts';
@@ -94,7 +95,21 @@ export async function instantiate(l: Layout, args: string[]): Promise<string[]> 
   ];
   if (drvs.length === 0)
     throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
+  for (const d of drvs) if (!isDrvPath(d, l.storeDir)) throw notADerivation(d, l.storeDir);
   return drvs;
+}
+
+function isDrvPath(p: string, storeDir: string): boolean {
+  return path.dirname(p) === storeDir && p.endsWith('.drv') && isStoreBasename(path.basename(p));
+}
+
+/** nix-instantiate printed something other than a .drv path (--eval, --parse, a value). */
+export function notADerivation(line: string, storeDir: string): RelonixError {
+  const shown = line.length > 120 ? `${line.slice(0, 120)}…` : line;
+  return new RelonixError(`nix-instantiate printed ${JSON.stringify(shown)}, which is not a .drv path in ${storeDir}`, {
+    kind: 'usage',
+    hint: 'pass arguments that instantiate derivations (a file, -A ATTR, -E EXPR), not --eval, --parse or options that print something else',
+  });
 }
 
 /**
@@ -115,7 +130,7 @@ export async function translateDerivations(o: TranslateOptions, drvs: string[]):
     c.target,
     outputs.map((x) => x.ours),
   );
-  o.log?.(`asking ${c.upstream.target.url} for ${outputs.length - present.size} of ${outputs.length} outputs (the rest are in ${o.to})`);
+  o.log?.(`asking ${c.upstream.target.url} for ${outputs.length - present.size} of ${outputs.length} outputs (the rest are in ${c.target.url})`);
   const upstream = await upstreamNarInfos(
     c.upstream,
     outputs.filter((x) => !present.has(x.ours)).map((x) => x.theirs),
@@ -166,7 +181,7 @@ async function publishPlan(o: TranslateOptions, c: Opened, plan: Plan, local: Re
   const ctx: ItemContext = { layout: l, upstream: c.upstream, compressed: new Map() };
   const items = [...plan.items.map((it) => translatedItem(ctx, it)), ...local];
   o.log?.(
-    `translating ${plan.items.length} paths${local.length ? ` and publishing ${local.length} sources` : ''}; ${plan.present.length} are in ${o.to}, ${plan.missing.length} not in upstream`,
+    `translating ${plan.items.length} paths${local.length ? ` and publishing ${local.length} sources` : ''}; ${plan.present.length} are in ${redactUrl(o.to)}, ${plan.missing.length} not in upstream`,
   );
   const r = await publishItems(
     {
@@ -183,7 +198,7 @@ async function publishPlan(o: TranslateOptions, c: Opened, plan: Plan, local: Re
   );
   return {
     from: c.upstream.target.url,
-    to: o.to,
+    to: redactUrl(o.to),
     published: r.published.sort(),
     present: [...plan.present, ...plan.items.map((it) => it.path).filter((p) => !r.published.includes(p))].sort(),
     missing: plan.missing.sort(),

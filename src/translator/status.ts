@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseNarInfo } from '../cache/narinfo.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { pool } from '../util/pool.ts';
+import { redactText, redactUrl } from '../util/redact.ts';
 import { runningServer } from './client.ts';
 import { readTranslatorConfig, substituterUrl, translatorFiles } from './config.ts';
 import { readRecord, type TranslatorRecord } from './notes.ts';
@@ -52,7 +53,8 @@ export async function translatorStatus(l: Layout): Promise<TranslatorStatus> {
     const off = (await fs.readFile(f.off, 'utf8').catch(() => '')).trim() || 'not set up: run relonix bootstrap';
     return { enabled: false, off, upstreams: [], ...common };
   }
-  return { enabled: true, upstreams: c.upstreams.map((u) => u.url), url: substituterUrl(c), running: await runningServer(f), ...common };
+  // the config (in a directory only the user reads) keeps an upstream's credentials; what is shown never does
+  return { enabled: true, upstreams: c.upstreams.map((u) => redactUrl(u.url)), url: substituterUrl(c), running: await runningServer(f), ...common };
 }
 
 /** The lines relonix status prints. */
@@ -63,7 +65,7 @@ export function translatorLines(t: TranslatorStatus, mib: (n: number) => string)
     `translator ${t.running ? `running (pid ${t.running.pid}) at ${t.url}` : `stopped (a Nix command through the bin/ wrappers starts it) at ${t.url}`}`,
   );
   out.push(`  ${t.translated.paths} paths translated and kept (${mib(t.translated.bytes)} of NARs)`);
-  for (const [url, u] of Object.entries(t.unreachable)) out.push(`  ${url} could not be reached at ${u.at}: ${u.why}`);
+  for (const [url, u] of Object.entries(t.unreachable)) out.push(`  ${redactUrl(url)} could not be reached at ${u.at}: ${redactText(u.why)}`);
   const untranslatable = Object.entries(t.untranslatable);
   if (untranslatable.length) out.push(`  not translated (Nix builds them): ${untranslatable.map(([why, n]) => `${n} ${why}`).join('; ')}`);
   const compressed = Object.entries(t.compressed);

@@ -6,9 +6,12 @@ import { errorMessage, RelonixError } from './errors.ts';
 /** A failure a later attempt can fix: the server or the connection, not the request. */
 export class TransientError extends Error {}
 
-/** Timeouts, "too early", rate limits and server errors: the server may answer otherwise later. */
+/**
+ * Timeouts, "too early", rate limits and server errors: the server may answer otherwise later. Not
+ * 501 (the server does not implement the method) nor 505 (nor the HTTP version): those stay.
+ */
 export function retryableStatus(status: number): boolean {
-  return status === 408 || status === 425 || status === 429 || status >= 500;
+  return status === 408 || status === 425 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
 }
 
 /** Connection failures worth another attempt, whichever layer reports them. */

@@ -1,10 +1,14 @@
 // Throwaway Nix stores driven by Debian's nix-bin (run as root with NIX_STORE_DIR & co), used as
 // the reference implementation the cache code must interoperate with, and the keys caches are
 // signed with.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { generateKey } from '../../src/cache/keys.ts';
+import { parseNarInfo } from '../../src/cache/narinfo.ts';
 import { type Layout, layout } from '../../src/prefix/layout.ts';
+import { fromNixBase32 } from '../../src/store/nixbase32.ts';
 import { type Run, requireTool, run } from './tools.ts';
 
 export interface TestStore {
@@ -45,14 +49,18 @@ export function makeStore(prefix: string): TestStore {
   };
 }
 
-/** Builds a small closure: a text file, and a directory referring to it (file, symlink, executable). */
-export function buildClosure(s: TestStore, tag = 't'): { top: string; leaf: string; all: string[] } {
+/**
+ * Builds a small closure: a text file, and a directory referring to it (file, symlink, executable).
+ * With `nix`, the directory passes for a Nix (bin/nix-store and bin/nix), as `publish --as-nix` asks.
+ */
+export function buildClosure(s: TestStore, tag = 't', o: { nix?: boolean } = {}): { top: string; leaf: string; all: string[] } {
+  const nix = o.nix ? ' cp $out/bin/x $out/bin/nix-store; ln -s nix-store $out/bin/nix;' : '';
   const expr = path.join(s.prefix, `${tag}.nix`);
   writeFileSync(
     expr,
     `let a = builtins.toFile "leaf-${tag}" "hello ${tag}\\n"; in
 derivation { name = "${tag}"; system = builtins.currentSystem; builder = "/bin/sh";
-  args = ["-c" "export PATH=/usr/bin:/bin; mkdir -p $out/bin $out/share/empty; echo \${a} > $out/ref; ln -s \${a} $out/link; printf '#!/bin/sh\\\\necho hi\\\\n' > $out/bin/x; chmod +x $out/bin/x; head -c 70000 /dev/urandom > $out/share/blob"]; }
+  args = ["-c" "export PATH=/usr/bin:/bin; mkdir -p $out/bin $out/share/empty; echo \${a} > $out/ref; ln -s \${a} $out/link; printf '#!/bin/sh\\\\necho hi\\\\n' > $out/bin/x; chmod +x $out/bin/x;${nix} head -c 70000 /dev/urandom > $out/share/blob"]; }
 `,
   );
   const top = s.nix(['-r', s.nix([expr], 'nix-instantiate')]);
@@ -78,4 +86,33 @@ export async function writeKey(file: string, name: string, uid?: number): Promis
   await fs.writeFile(file, k.secret);
   if (uid !== undefined) await fs.chown(file, uid, uid);
   return k;
+}
+
+/**
+ * Every narinfo in a cache directory names a NAR that is there, complete (FileHash checks out), and
+ * references only paths whose narinfos are there too: a reader never finds a path it cannot serve.
+ */
+export async function assertConsistent(dir: string): Promise<number> {
+  let n = 0;
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const f of names.filter((x) => x.endsWith('.narinfo'))) {
+    const ni = parseNarInfo(await fs.readFile(path.join(dir, f), 'utf8'));
+    const nar = await fs.readFile(path.join(dir, ni.url));
+    assert.equal(nar.length, ni.fileSize, `${f}: NAR ${ni.url} is partial`);
+    assert.ok(
+      createHash('sha256')
+        .update(nar)
+        .digest()
+        .equals(fromNixBase32(ni.fileHash!.slice(7), 32)),
+      `${f}: NAR hash`,
+    );
+    for (const r of ni.references) assert.ok(names.includes(`${r.slice(0, 32)}.narinfo`), `${f} names ${r}, whose narinfo is not there`);
+    n++;
+  }
+  return n;
 }

@@ -93,3 +93,21 @@ test('instantiate publishes the derivations and builds nothing; after a wipe, bu
   assert.deepEqual(after.broken, []);
   for (const o of outputs) assert.ok(after.paths.includes(path.basename(o)), `${path.basename(o)} was pushed`);
 });
+
+test('instantiate refuses output that is not a .drv path; relonix options after -- are passed on, and said so', async () => {
+  const cache = `file://${cacheDir}`;
+  const evalOnly = await relonix(NOBODY_UID, ['instantiate', '--prefix', prefix, '--cache', cache, '--secret-key', secret, '--', '--eval', '-E', '1 + 1']);
+  assert.equal(evalOnly.code, EXIT.usage, evalOnly.stderr);
+  assert.match(evalOnly.stderr, /nix-instantiate printed "2", which is not a \.drv path in /);
+  assert.match(evalOnly.stderr, /not --eval/);
+
+  const expr = path.join(top, 'passed-on.nix');
+  await fs.writeFile(expr, graphNix({ log: path.join(top, 'passed-on.log'), salt: 'passed-on', sleep: 0 }));
+  const r = await relonix(NOBODY_UID, ['build', '--prefix', prefix, '--cache', cache, '--secret-key', secret, '--', '--prefix', top, '--no-out-link', expr]);
+  assert.match(
+    r.stderr,
+    /relonix: warning: --prefix comes after nix-build's arguments begin .* so nix-build gets it, not relonix: put relonix's options first/,
+  );
+  assert.equal((r.stderr.match(/warning: --prefix/g) ?? []).length, 1);
+  assert.notEqual(r.code, EXIT.ok, 'nix-build has no --prefix');
+});

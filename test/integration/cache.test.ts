@@ -189,7 +189,7 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
   const dry = relonix(['cache', 'gc', '--to', `file://${cache}`, '--keep', keep, '--dry-run']);
   assert.equal(dry.status, 0, dry.stderr);
   assert.equal((await fs.readdir(cache)).filter((n) => n.endsWith('.narinfo')).length, 4);
-  const gc = await gcCache(openTarget(`file://${cache}`), [top]);
+  const gc = await gcCache(openTarget(`file://${cache}`), { keep: [top], keepFile: keep, graceSeconds: 0 });
   assert.deepEqual(gc.kept, all);
   assert.equal(gc.removedNarInfos.length, 2);
   assert.equal(gc.removedNars.length, 2);

@@ -144,7 +144,7 @@ test('download: URL.sha256 is read as the releases publish it (hex or nix-base32
     assert.equal(await resolveSha256(`${s.url}/b/nix.tar.xz`, fast), sha);
     await assert.rejects(resolveSha256(`${s.url}/c/nix.tar.xz`, fast), /does not start with a sha256/);
     await assert.rejects(resolveSha256(`${s.url}/missing/nix.tar.xz`, fast), (e: unknown) => {
-      assert.ok(e instanceof RelonixError && e.kind === 'network' && /404/.test(e.message));
+      assert.ok(e instanceof RelonixError && e.kind === 'failure' && /HTTP 404 Not Found: no such object on the server/.test(e.message));
       assert.match(e.hint ?? '', /--sha256/);
       return true;
     });
@@ -158,7 +158,7 @@ test('download: URL.sha256 is read as the releases publish it (hex or nix-base32
   assert.equal(defaultReleaseUrl('aarch64-linux', '2.24.10'), 'https://releases.nixos.org/nix/nix-2.24.10/nix-2.24.10-aarch64-linux.tar.xz');
 });
 
-test('download: network failure after retries is a network error with a hint; 404 is not retried', async () => {
+test('download: network failure after retries is a network error with a hint; 404 is a missing object, not retried', async () => {
   const gone = await startServer({});
   const port = gone.port;
   await gone.close();
@@ -173,7 +173,7 @@ test('download: network failure after retries is a network error with a hint; 40
   });
   await withServer({ files: {}, failFirst: 0 }, async (s) => {
     await assert.rejects(download({ url: `${s.url}/nope.tar.xz`, dest: fresh(), ...fast }), (e: unknown) => {
-      assert.ok(e instanceof RelonixError && e.kind === 'network' && /HTTP 404/.test(e.message));
+      assert.ok(e instanceof RelonixError && e.kind === 'failure' && /HTTP 404 Not Found: no such object on the server/.test(e.message));
       return true;
     });
     assert.equal(s.requests, 1);

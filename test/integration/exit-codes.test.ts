@@ -92,14 +92,15 @@ test('preflight: a prefix reached through a symlink exits 5 and names the real p
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-test('network: a mirror that has no such tarball exits 6 with the URL in the message', async () => {
+test('failure: a mirror that has no such tarball exits 1, not as a network failure, with the URL in the message', async () => {
   const dir = await scratch('network');
   const server = await startServer({ files: {} });
   try {
     const url = `${server.url}/nix-2.8.0-x86_64-linux.tar.xz`;
     const r = await relonix(undefined, ['bootstrap', '--prefix', path.join(dir, 'nix'), '--url', url, '--sha256', ZEROS]);
-    assert.equal(r.code, EXIT.network, r.stderr);
-    assert.match(r.stderr, /404/);
+    assert.equal(r.code, EXIT.failure, r.stderr);
+    assert.match(r.stderr, /HTTP 404 Not Found: no such object on the server/);
+    assert.doesNotMatch(r.stderr, /network/);
     assert.ok(r.stderr.includes(url), r.stderr);
   } finally {
     await server.close();

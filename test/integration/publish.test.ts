@@ -21,47 +21,18 @@ import { relonixWithHostNix, spawnRelonixWithHostNix } from '../helpers/cli.ts';
 import { listenLoopback, startRelay } from '../helpers/http.ts';
 import { withNginx } from '../helpers/nginx.ts';
 import { removePrefix, REPO as root, tempDir } from '../helpers/paths.ts';
-import { buildClosure, isValid, makeStore, writeKey } from '../helpers/store.ts';
+import { assertConsistent, buildClosure, isValid, makeStore, writeKey } from '../helpers/store.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 requireTool('nix-store');
 requireTool('nginx');
-
-/**
- * Every narinfo in a cache directory names a NAR that is there, complete (FileHash checks out), and
- * references only paths whose narinfos are there too: a reader never finds a path it cannot serve.
- */
-async function assertConsistent(dir: string): Promise<number> {
-  let n = 0;
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch {
-    return 0;
-  }
-  for (const f of names.filter((x) => x.endsWith('.narinfo'))) {
-    const ni = parseNarInfo(await fs.readFile(path.join(dir, f), 'utf8'));
-    const nar = await fs.readFile(path.join(dir, ni.url));
-    assert.equal(nar.length, ni.fileSize, `${f}: NAR ${ni.url} is partial`);
-    assert.ok(
-      createHash('sha256')
-        .update(nar)
-        .digest()
-        .equals(fromNixBase32(ni.fileHash!.slice(7), 32)),
-      `${f}: NAR hash`,
-    );
-    for (const r of ni.references) assert.ok(names.includes(`${r.slice(0, 32)}.narinfo`), `${f} names ${r}, whose narinfo is not there`);
-    n++;
-  }
-  return n;
-}
 
 test('publish to nginx (WebDAV PUT), verify with Nix over HTTP, re-publish uploads nothing, restore from nginx', async () => {
   const dir = tempDir('ngx');
   try {
     await withNginx(dir, async (ngx) => {
       const s = makeStore(path.join(dir, 'p'));
-      const { top, all } = buildClosure(s, 'web');
+      const { top, all } = buildClosure(s, 'web', { nix: true });
       const k = await writeKey(`${dir}/k.secret`, 'web-1');
       const env = { ...process.env, ...s.env, PATH: process.env.PATH };
       // through a relay that notes who ends each connection: done means exited, so publish lets go of

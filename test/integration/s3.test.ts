@@ -94,6 +94,7 @@ function expectedAuth(req: http.IncomingMessage, body: Buffer, secret: string): 
 
 async function startS3(secret: string) {
   const objects = new Map<string, Buffer>();
+  const written = new Map<string, Date>();
   let rejected = 0;
   let verified = 0;
   const server = http.createServer((req, res) => {
@@ -116,11 +117,16 @@ async function startS3(secret: string) {
         const keys = [...objects.keys()].filter((k) => k.startsWith(u.searchParams.get('prefix') ?? '')).sort();
         res.writeHead(200, { 'content-type': 'application/xml' });
         return res.end(
-          `<ListBucketResult><IsTruncated>false</IsTruncated>${keys.map((k) => `<Contents><Key>${k}</Key></Contents>`).join('')}</ListBucketResult>`,
+          `<ListBucketResult><IsTruncated>false</IsTruncated>${keys
+            .map(
+              (k) => `<Contents><Key>${k}</Key><LastModified>${written.get(k)!.toISOString()}</LastModified><Size>${objects.get(k)!.length}</Size></Contents>`,
+            )
+            .join('')}</ListBucketResult>`,
         );
       }
       if (req.method === 'PUT') {
         objects.set(key, body);
+        written.set(key, new Date());
         return res.writeHead(200).end();
       }
       if (req.method === 'DELETE') {
@@ -168,7 +174,7 @@ test('publish to and restore from a loopback S3 endpoint that verifies every sig
     });
     assert.equal(r.uploaded, 4);
     assert.ok(s3.objects.has('relonix.json') && s3.objects.has('nix-cache-info'));
-    const gc = await gcCache(openTarget(url), [top]);
+    const gc = await gcCache(openTarget(url), { keep: [top], keepFile: 'roots', graceSeconds: 0 });
     assert.deepEqual(gc.kept, all);
     assert.equal(gc.removedNarInfos.length, 2);
     assert.equal([...s3.objects.keys()].filter((x) => x.endsWith('.narinfo')).length, 2);

@@ -7,9 +7,9 @@ import { RelonixError } from '../../src/util/errors.ts';
 import { Limit, pool } from '../../src/util/pool.ts';
 import { backoffMs, isTransient, retry, retryableStatus, spent, TransientError } from '../../src/util/retry.ts';
 
-test('retry: 408, 425, 429 and 5xx are worth another try; other statuses and request errors are not', () => {
+test('retry: 408, 425, 429 and 5xx are worth another try, but not 501 or 505; other statuses and request errors are not', () => {
   for (const s of [408, 425, 429, 500, 502, 503, 504, 599]) assert.equal(retryableStatus(s), true, String(s));
-  for (const s of [200, 301, 400, 401, 403, 404, 410, 416]) assert.equal(retryableStatus(s), false, String(s));
+  for (const s of [200, 301, 400, 401, 403, 404, 405, 410, 416, 501, 505]) assert.equal(retryableStatus(s), false, String(s));
   assert.equal(isTransient(new TransientError('cut')), true);
   for (const code of ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']) {
     assert.equal(isTransient(Object.assign(new Error(code), { code })), true, code);

@@ -16,7 +16,15 @@ export const cacheNixStage: Stage = {
     progress('substituting from the cache');
     const env = nixEnvironment(l, { nix: s.nix, cacert: s.cacert });
     const { realiseNixFromCache } = await import('../../cache/substitute.ts');
-    const r = await realiseNixFromCache({ layout: l, caches: ctx.caches, trustedKeys: ctx.trustedKeys, system: ctx.host, nix: s.nix!, env });
+    const r = await realiseNixFromCache({
+      layout: l,
+      caches: ctx.caches,
+      targetOptions: { netrc: l.netrcFile },
+      trustedKeys: ctx.trustedKeys,
+      system: ctx.host,
+      nix: s.nix!,
+      env,
+    });
     if (!r) return { summary: 'the cache names no Nix for this system and store dir; keeping the relocated one' };
     await installProfile(l, s.nix!, [r.nix, ...(s.cacert ? [s.cacert] : [])], env);
     const v = await applyVerify(l, r.nix, s.cacert, progress);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readCgroupLimits } from '../../host/cgroup.ts';
 import { type Parallelism, planParallelism } from '../../host/parallelism.ts';
+import { saveNetrcCredentials } from '../../net/netrc.ts';
 import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { translatorSettings } from '../../translator/config.ts';
@@ -132,6 +133,8 @@ export const configureStage: Stage = {
     // the translator's files first: the nix.conf block names its URL and key
     const { notes } = await setupTranslator(l, ctx.upstreams);
     const input = { caches: ctx.caches, trustedKeys: ctx.trustedKeys };
+    // what the caches' URLs carried goes where only the user reads it, and Nix looks ($NIX_CONF_DIR/netrc)
+    await saveNetrcCredentials(l.netrcFile, ctx.credentials);
     if (ctx.tarball) {
       const u = detailOf<UnpackDetail>(s, 'unpack');
       await applyConfigure(l, input, moved(u.nixPath, l.storeDir), u.cacertPath && moved(u.cacertPath, l.storeDir));

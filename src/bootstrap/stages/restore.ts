@@ -20,6 +20,7 @@ export const restoreStage: Stage = {
       caches: ctx.caches,
       trustedKeys: ctx.trustedKeys,
       system: ctx.host,
+      targetOptions: { netrc: l.netrcFile },
       onProgress: (p: unknown) => progress(progressText(p)),
     });
     progress('installing Nix into the default profile');
