@@ -32,7 +32,7 @@ const EXPR = `derivation {
 }`;
 
 before(async () => {
-  ({ prefix, top } = await bootstrappedPrefix(NOBODY_UID, 'bundle-dirs'));
+  ({ prefix, top } = await bootstrappedPrefix(NOBODY_UID, 'bundle-dirs', '2.8'));
   await fs.chmod(top, 0o755);
   storeDir = JSON.parse((await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json'])).stdout).storeDir;
 });
