@@ -17,6 +17,14 @@ export interface TestNix {
 
 export const TEST_NIXES: FixtureName[] = ['2.8', '2.26'];
 
+/**
+ * nix.conf's build-hook line in a prefix with no builders: 2.26 runs no hook when it is empty; 2.8
+ * runs one whatever (an empty one it tries to execute), so the prefix has one that declines.
+ */
+export function hookLineWithoutBuilders(fixture: FixtureName, prefix: string): string {
+  return fixture === '2.26' ? 'build-hook =' : `build-hook = ${prefix}/var/relonix/no-builders-hook`;
+}
+
 function labelled(label: string): typeof test {
   const wrapped = (name: string, ...rest: unknown[]) => (test as (...a: unknown[]) => unknown)(`${name} [${label}]`, ...rest);
   return wrapped as typeof test;

@@ -7,7 +7,7 @@ import { layout } from '../../src/prefix/layout.ts';
 import { withLock } from '../../src/util/lock.ts';
 import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { mirrorFor } from '../helpers/mirror.ts';
-import { forEachNix } from '../helpers/nixes.ts';
+import { forEachNix, hookLineWithoutBuilders } from '../helpers/nixes.ts';
 import { prefixFor, prefixList, RELONIX } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
@@ -30,6 +30,12 @@ forEachNix(
       const state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
       assert.equal(state.nix, path.join(prefix, 'store', path.basename(mirror.fx.nixPath)));
       for (const s of ['preflight', 'fetch', 'unpack', 'relocate', 'configure', 'register', 'verify']) assert.ok(state.stages[s], `stage ${s} recorded`);
+      // no builders: the Nix runs no build hook of its own (2.8: one of the prefix that declines every build)
+      const conf = (await fs.readFile(path.join(prefix, 'etc/nix/nix.conf'), 'utf8')).split('\n');
+      assert.deepEqual(
+        conf.filter((l) => l.startsWith('build-hook')),
+        [hookLineWithoutBuilders(fixture, prefix)],
+      );
       // everything under the prefix belongs to the unprivileged uid
       assert.equal((await fs.stat(path.join(prefix, 'store'))).uid, NOBODY_UID);
 

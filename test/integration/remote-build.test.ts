@@ -12,7 +12,7 @@ import { ensureFixture } from '../../src/demo/mirror.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
 import { bootstrappedPrefix, builtNames, freePort, graphName, graphNix, NAMES, readCacheDir } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
-import { forEachNix } from '../helpers/nixes.ts';
+import { forEachNix, hookLineWithoutBuilders } from '../helpers/nixes.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
 import { asTestUser, inHost, type Passwd, passwdWith, relonixIn, runIn, type Sshd, sshKey, startSshd, type TestUser } from '../helpers/sshd.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
@@ -119,6 +119,11 @@ forEachNix(
     });
 
     test('builder add: an unknown host key is refused with the ssh-keyscan line, which lets the next one in', async () => {
+      const confFile = path.join(prefix, 'etc', 'nix', 'nix.conf');
+      assert.ok(
+        (await fs.readFile(confFile, 'utf8')).split('\n').includes(hookLineWithoutBuilders(fixture, prefix)),
+        'no builders yet: no build hook of the Nix',
+      );
       const r = await onLocal(['builder', 'add', '--prefix', prefix, '--key', key, '--jobs', '2', url]);
       assert.equal(r.code, EXIT.preflight, r.stderr);
       assert.match(r.stderr, /host key of .* is not in .*known_hosts/);
@@ -135,6 +140,10 @@ forEachNix(
       assert.match(conf, new RegExp(`^builders = @${prefix}/etc/nix/machines$`, 'm'));
       assert.match(conf, /^builders-use-substitutes = true$/m);
       assert.match(conf, /^sandbox = false$/m, 'the managed block is still there');
+      // the hook this Nix has: 2.8's libexec program; 2.26's tarball has none, its nix runs it as a subcommand
+      const nix = path.join(prefix, 'store', path.basename((await ensureFixture({ name: fixture })).nixPath));
+      const hook = fixture === '2.8' ? `${nix}/libexec/nix/build-remote` : `${nix}/bin/nix __build-remote`;
+      assert.ok(conf.split('\n').includes(`build-hook = ${hook}`), conf);
       const machines = await fs.readFile(path.join(prefix, 'etc', 'nix', 'machines'), 'utf8');
       assert.match(machines, new RegExp(`^ssh://relonix-\\S+\\?remote-program=${prefix}/bin/nix-store x86_64-linux - 2 1$`, 'm'));
       const ssh = await fs.readFile(path.join(prefix, 'etc', 'ssh', 'config'), 'utf8');
@@ -253,6 +262,7 @@ forEachNix(
       assert.equal((await onLocal(['builder', 'list', '--prefix', prefix])).stdout, '');
       const conf = await fs.readFile(confFile, 'utf8');
       assert.doesNotMatch(conf, /^builders/m);
+      assert.ok(conf.split('\n').includes(hookLineWithoutBuilders(fixture, prefix)), 'no builders left: no build hook of the Nix');
       assert.match(conf, /^keep-outputs = true$/m);
       assert.match(conf, /^sandbox = false$/m);
       for (const f of ['etc/nix/machines', 'etc/ssh/config']) assert.equal(await exists(path.join(prefix, f)), false, `${f} is gone`);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readCgroupLimits } from '../../host/cgroup.ts';
 import { type Parallelism, planParallelism } from '../../host/parallelism.ts';
+import { hasBuilders, hookSetting } from '../../prefix/build-hook.ts';
 import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
@@ -17,7 +18,11 @@ export interface ConfigureInput {
   trustedKeys: string[];
   /** cores and max-jobs for this host (host/parallelism.ts); none: Nix's defaults */
   parallelism?: Pick<Parallelism, 'cores' | 'maxJobs'>;
+  /** the build hook (prefix/build-hook.ts): the active Nix's while the prefix has builders, else none or one that declines */
+  buildHook?: string;
 }
+
+const HOOK_COMMENT = "# the build hook hands builds to remote builders: the Nix's own while there are builders; else none, or one that declines";
 
 /**
  * The settings a Nix needs on a host without root or namespaces. use-sqlite-wal is always false:
@@ -38,6 +43,8 @@ export function nixConfBlock(input: ConfigureInput): string {
     `substituters = ${input.caches.join(' ')}`.trimEnd(),
     `trusted-public-keys = ${input.trustedKeys.join(' ')}`.trimEnd(),
     'require-sigs = true',
+    HOOK_COMMENT,
+    hookLine(input.buildHook ?? ''),
     ...(input.parallelism
       ? [
           "# from this host's cgroup limits and CPU affinity when this was written; relonix build reads them afresh",
@@ -48,6 +55,30 @@ export function nixConfBlock(input: ConfigureInput): string {
     END,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+const hookLine = (hook: string) => `build-hook = ${hook}`.trimEnd();
+
+/**
+ * Pure: a nix.conf whose managed block sets `build-hook` to `hook`, everything else as it was; one
+ * without a managed block (a prefix not bootstrapped yet) is left alone: the bootstrap writes it.
+ */
+export function withBuildHook(existing: string, hook: string): string {
+  const start = existing.indexOf(BEGIN);
+  const endAt = existing.indexOf(END);
+  if (start === -1 || endAt < start) return existing;
+  const block = existing.slice(start, endAt);
+  const next = /^build-hook =.*$/m.test(block)
+    ? block.replace(/^build-hook =.*$/m, hookLine(hook))
+    : // a block an older relonix wrote: the line goes last
+      `${block}${HOOK_COMMENT}\n${hookLine(hook)}\n`;
+  return existing.slice(0, start) + next + existing.slice(endAt);
+}
+
+/** What `build-hook` is for the Nix at `nix` (prefix/build-hook.ts), with the builders `conf` and the builders file give the prefix. */
+export async function buildHookSetting(l: Layout, nix: string | undefined, conf: string): Promise<string> {
+  // no Nix yet (a restore from caches configures first): the restore configures again with its Nix
+  return nix ? hookSetting(l, nix, await hasBuilders(l, userConfLines(conf))) : '';
 }
 
 /** Pure: the user's own lines of a nix.conf, everything outside the managed block. */
@@ -100,7 +131,8 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   }
   // the same reading relonix build makes: a host that kills builds for memory gets a max-jobs it can hold
   const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
-  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism }));
+  const buildHook = await buildHookSetting(l, nix, existing ?? '');
+  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, buildHook }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
   await writeEnvScripts(l, nix, cacert);
   if (nix) await writeWrappers(l, nix);
