@@ -12,7 +12,10 @@ builder add checks the builder as Nix will reach it (its host key must be in
 <prefix>/etc/ssh/known_hosts: the refusal prints the ssh-keyscan line), then writes
 etc/nix/machines, a builders block in etc/nix/nix.conf (your own lines stay), and etc/ssh/config
 (a Host per builder with its port, user and key; Nix 2.8's ssh:// URI cannot carry a port), which
-the prefix's environment names in NIX_SSHOPTS=-F … .
+the prefix's environment names in NIX_SSHOPTS=-F … . It also sets build-hook in the managed
+block to the hook the active Nix has (its libexec/nix/build-remote, or \`nix __build-remote\`), which
+Nix hands every build to; a Nix with neither is refused. Without builders no hook of the Nix runs
+(Nix 2.8, which runs one whatever, gets a hook of the prefix that declines every build).
 
 Examples:
   relonix builder add ssh://builder@10.0.0.7:2222 --key ~/.ssh/id_ed25519 --jobs 4

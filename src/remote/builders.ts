@@ -3,7 +3,8 @@
 // nix.conf's builders block and the profile scripts' NIX_SSHOPTS are written.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { dropNixConfBlock, mergeNixConf } from '../bootstrap/stages/configure.ts';
+import { buildHookSetting, dropNixConfBlock, mergeNixConf, withBuildHook } from '../bootstrap/stages/configure.ts';
+import { hookForms, noBuildHook } from '../prefix/build-hook.ts';
 import { writeEnvScripts } from '../prefix/environment.ts';
 import { defaultStoreDir, type Layout } from '../prefix/layout.ts';
 import { readState } from '../prefix/state.ts';
@@ -49,6 +50,10 @@ export async function addBuilder(o: AddOptions): Promise<Builder> {
       hint: 'pass the private key that the builder accepts (ssh-keygen -t ed25519 -f FILE makes one)',
     });
   const b: Builder = { ...parseBuilderUrl(o.url), key, jobs: o.jobs, system: o.system ?? nixSystem() };
+  // Nix hands builds to builders through its build hook: a Nix without one cannot use them
+  const active = (await readState(l)).nix;
+  const hook = active ? await hookForms(active) : undefined;
+  if (hook && hook.remote === undefined) throw noBuildHook(l, hook.why);
   await fs.mkdir(path.dirname(l.knownHosts), { recursive: true });
   let remote = await probe(l, b);
   if (!remote && o.bootstrap) {
@@ -135,17 +140,20 @@ async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system:
 /** Writes every file the builders are made into; with none left, removes them. */
 async function writeBuilders(l: Layout, builders: Builder[]): Promise<void> {
   const conf = await fs.readFile(l.confFile, 'utf8').catch(() => '');
+  let next: string;
   if (builders.length) {
     await writeFileAtomic(l.buildersFile, `${JSON.stringify({ builders }, null, 2)}\n`);
     await writeFileAtomic(l.machinesFile, machinesText(l, builders));
     await writeFileAtomic(l.sshConfig, sshConfigText(l, builders));
-    await writeFileAtomic(l.confFile, mergeNixConf(conf, buildersBlock(l), BUILDERS_BLOCK));
+    next = mergeNixConf(conf, buildersBlock(l), BUILDERS_BLOCK);
   } else {
-    const next = dropNixConfBlock(conf, BUILDERS_BLOCK);
-    if (next !== conf) await writeFileAtomic(l.confFile, next);
     for (const f of [l.sshConfig, l.machinesFile, l.buildersFile]) await fs.rm(f, { force: true });
+    next = dropNixConfBlock(conf, BUILDERS_BLOCK);
   }
-  // NIX_SSHOPTS comes and goes with the ssh config; a prefix not bootstrapped yet gets it at bootstrap
+  // the build hook comes and goes with the builders (the builders file is written or gone by now)
   const s = await readState(l);
+  next = withBuildHook(next, await buildHookSetting(l, s.nix, next));
+  if (next !== conf) await writeFileAtomic(l.confFile, next);
+  // NIX_SSHOPTS comes and goes with the ssh config; a prefix not bootstrapped yet gets it at bootstrap
   if (s.nix) await writeEnvScripts(l, s.nix, s.cacert);
 }

@@ -9,6 +9,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
+import type { FixtureName } from '../../src/demo/fixture.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
@@ -25,9 +26,9 @@ export interface BuildPrefix {
   secret: string;
 }
 
-/** A prefix bootstrapped from the fixture tarball as `uid` (with `args`, such as --store-dir), and a signing key it can read. */
-export async function bootstrappedPrefix(uid: number | undefined, tag: string, args: string[] = []): Promise<BuildPrefix> {
-  const fx = await ensureFixture();
+/** A prefix bootstrapped from the fixture tarball `fixture` as `uid` (with `args`, such as --store-dir), and a signing key it can read. */
+export async function bootstrappedPrefix(uid: number | undefined, tag: string, fixture: FixtureName, args: string[] = []): Promise<BuildPrefix> {
+  const fx = await ensureFixture({ name: fixture });
   const server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
   try {
     const prefix = await prefixFor(uid, tag);

@@ -122,7 +122,7 @@ in { inherit app; }
 
 before(async () => {
   storeDir = freshStoreDir();
-  ({ prefix, top } = await bootstrappedPrefix(NOBODY_UID, 'bundle', ['--store-dir', storeDir]));
+  ({ prefix, top } = await bootstrappedPrefix(NOBODY_UID, 'bundle', '2.8', ['--store-dir', storeDir]));
   await fs.chmod(top, 0o755);
   await fs.writeFile(path.join(top, 'app.nix'), expression(BUSYBOX));
   const out = path.join(top, 'out');

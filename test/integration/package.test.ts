@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EXIT, NOBODY_UID, shAs } from '../helpers/cli.ts';
 import { type Mirror, serveFixture } from '../helpers/mirror.ts';
+import { forEachNix } from '../helpers/nixes.ts';
 import { installGlobal, installInProject, npm, type Packed, packCheckout } from '../helpers/package.ts';
 import { prefixList, REPO } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
@@ -20,7 +21,6 @@ let work: string;
 let packed: Packed;
 let project: string;
 let installed: string;
-let mirror: Mirror;
 const prefixes = prefixList();
 
 before(async () => {
@@ -28,7 +28,6 @@ before(async () => {
   requireTool('setpriv', 'util-linux');
   requireTool('patchelf', 'patchelf');
   requireRoot('it runs the installed copy as uid 4242 with setpriv');
-  mirror = await serveFixture();
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-package-'));
   await fs.chmod(work, 0o755); // the unprivileged uid runs what is installed here
   packed = packCheckout(work);
@@ -37,7 +36,6 @@ before(async () => {
 });
 
 after(async () => {
-  await mirror?.close();
   await prefixes.removeAll();
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
@@ -48,7 +46,7 @@ function nodeAsNobody(file: string, args: string[], env: string[] = []) {
 }
 
 /** Bootstraps a fresh prefix with `relonix` (the launcher or the single file), then has its Nix check the store. */
-async function bootstrapsAndVerifies(relonix: string, tag: string, env: string[] = []): Promise<void> {
+async function bootstrapsAndVerifies(mirror: Mirror, relonix: string, tag: string, env: string[] = []): Promise<void> {
   const p = await prefixes.add(NOBODY_UID, tag);
   const boot = await nodeAsNobody(relonix, ['bootstrap', '--prefix', p, '--url', mirror.url], env);
   assert.equal(boot.code, EXIT.ok, `bootstrap with ${relonix} failed:\n${boot.stdout}\n${boot.stderr}`);
@@ -106,31 +104,6 @@ test('the installed launcher runs the bundles, and patchelf its small one', () =
   assert.match(patchelf.stderr, new RegExp(`running ${installed}/dist/patchelf\\.mjs`));
 });
 
-test('the copy installed into a project bootstraps as a uid with no passwd entry, and its store verifies', async () => {
-  await bootstrapsAndVerifies(path.join(project, 'node_modules', '.bin', 'relonix'), 'pkg-project');
-});
-
-test('dist/relonix.mjs copied alone into an empty directory bootstraps a second prefix, and dist/patchelf.mjs alone reads ELF files', async () => {
-  const alone = path.join(work, 'single');
-  await fs.mkdir(alone, { mode: 0o755 });
-  const file = path.join(alone, 'relonix.mjs');
-  await fs.copyFile(path.join(installed, 'dist', 'relonix.mjs'), file);
-  const version = await nodeAsNobody(file, ['--version']);
-  assert.equal(version.stdout.trim(), VERSION, version.stderr);
-  // imported rather than run, the file runs no command: the launcher calls its main
-  const imported = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.main)`], {
-    encoding: 'utf8',
-  });
-  assert.equal(imported.stdout, 'function\n', imported.stderr);
-  // patchelf's small bundle stands alone as well
-  await fs.copyFile(path.join(installed, 'dist', 'patchelf.mjs'), path.join(alone, 'patchelf.mjs'));
-  const interp = spawnSync(process.execPath, [path.join(alone, 'patchelf.mjs'), '--print-interpreter', '/bin/true'], { encoding: 'utf8' });
-  assert.equal(interp.status, EXIT.ok, interp.stderr);
-  assert.equal(interp.stdout, execFileSync('patchelf', ['--print-interpreter', '/bin/true'], { encoding: 'utf8' }));
-  // without the host's xz: the WebAssembly decoder inside the file unpacks the tarball
-  await bootstrapsAndVerifies(file, 'pkg-single', ['RELONIX_NO_HOST_XZ=1']);
-});
-
 test("npm install -g into a prefix of its own gives a relonix on that prefix's bin", () => {
   const prefix = installGlobal(work, packed.tarball);
   const r = spawnSync(path.join(prefix, 'bin', 'relonix'), ['--version'], { encoding: 'utf8' });
@@ -155,3 +128,46 @@ test('an installed package with a broken or missing bundle says it is damaged, n
   const p = spawnSync(process.execPath, [launcher, 'patchelf', '--version'], { encoding: 'utf8' });
   assert.equal(p.status, EXIT.ok, p.stderr);
 });
+
+// each copy bootstraps each Nix
+forEachNix(
+  ({ fixture, test }) => {
+    let mirror: Mirror;
+    before(async () => {
+      mirror = await serveFixture(fixture);
+    });
+    after(async () => {
+      await mirror?.close();
+    });
+
+    test('the copy installed into a project bootstraps as a uid with no passwd entry, and its store verifies', async () => {
+      await bootstrapsAndVerifies(mirror, path.join(project, 'node_modules', '.bin', 'relonix'), `pkg-project-${fixture}`);
+    });
+
+    test('dist/relonix.mjs copied alone into an empty directory bootstraps a second prefix, and dist/patchelf.mjs alone reads ELF files', async () => {
+      const alone = path.join(work, `single-${fixture}`);
+      await fs.mkdir(alone, { mode: 0o755 });
+      const file = path.join(alone, 'relonix.mjs');
+      await fs.copyFile(path.join(installed, 'dist', 'relonix.mjs'), file);
+      const version = await nodeAsNobody(file, ['--version']);
+      assert.equal(version.stdout.trim(), VERSION, version.stderr);
+      // imported rather than run, the file runs no command: the launcher calls its main
+      const imported = spawnSync(
+        process.execPath,
+        ['--input-type=module', '-e', `const m = await import(${JSON.stringify(file)}); console.log(typeof m.main)`],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(imported.stdout, 'function\n', imported.stderr);
+      // patchelf's small bundle stands alone as well
+      await fs.copyFile(path.join(installed, 'dist', 'patchelf.mjs'), path.join(alone, 'patchelf.mjs'));
+      const interp = spawnSync(process.execPath, [path.join(alone, 'patchelf.mjs'), '--print-interpreter', '/bin/true'], { encoding: 'utf8' });
+      assert.equal(interp.status, EXIT.ok, interp.stderr);
+      assert.equal(interp.stdout, execFileSync('patchelf', ['--print-interpreter', '/bin/true'], { encoding: 'utf8' }));
+      // without the host's xz: the WebAssembly decoder inside the file unpacks the tarball
+      await bootstrapsAndVerifies(mirror, file, `pkg-single-${fixture}`, ['RELONIX_NO_HOST_XZ=1']);
+    });
+  },
+  { concurrently: true },
+);

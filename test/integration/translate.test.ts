@@ -10,20 +10,18 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { type RunningServer, serveDirectory } from '../../src/net/serve.ts';
 import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { startServer } from '../helpers/http.ts';
+import { forEachNix } from '../helpers/nixes.ts';
 import { prefixFor, RELONIX, removePrefix } from '../helpers/paths.ts';
 import { gcc, requireRoot, requireTool } from '../helpers/tools.ts';
 import { namingNixStore } from '../helpers/upstream.ts';
 
-let server: RunningServer;
 let top: string;
-let prefix: string;
-let storeDir: string;
 let upstream: { dir: string; key: string; out: string; closure: string[]; drvs: string[] };
 let mine: { secret: string; public: string };
 
@@ -86,6 +84,7 @@ function freshStoreDir(): string {
 
 const lines = async (f: string) => (await fs.readFile(f, 'utf8')).split('\n').filter(Boolean);
 
+// the upstream (the host's Nix at /nix/store) and the prefix's signing key serve every Nix's suite
 before(async () => {
   for (const [t, p] of [
     ['setpriv', 'util-linux'],
@@ -96,12 +95,8 @@ before(async () => {
   ])
     requireTool(t!, p!);
   requireRoot('the upstream is the host Nix at /nix/store, and the user is uid 4242 (setpriv)');
-  const fx = await ensureFixture();
-  server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
-  prefix = await prefixFor(NOBODY_UID, 'translate');
-  top = path.dirname(prefix);
+  top = path.dirname(await prefixFor(NOBODY_UID, 'translate-upstream'));
   await fs.chmod(top, 0o755);
-  storeDir = freshStoreDir();
 
   const expr = path.join(top, 'expr');
   await fs.mkdir(expr);
@@ -124,14 +119,9 @@ before(async () => {
   const k = await relonix(NOBODY_UID, ['keygen', '--name', 'prefix-1', '--out', keys]);
   assert.equal(k.code, 0, k.stderr);
   mine = { secret: path.join(keys, 'prefix-1.secret'), public: (await fs.readFile(path.join(keys, 'prefix-1.public'), 'utf8')).trim() };
-
-  const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
-  const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--store-dir', storeDir, '--url', url]);
-  assert.equal(r.code, 0, `bootstrap with a 10-byte store dir:\n${r.stdout}\n${r.stderr}`);
 });
 
 after(async () => {
-  await server?.close();
   if (upstream) {
     // the upstream build and its derivations live in the machine's own store: take them out again
     try {
@@ -141,362 +131,390 @@ after(async () => {
     }
   }
   if (top) await removePrefix(top);
-  if (storeDir) await removePrefix(storeDir);
 });
 
-function translate(args: string[], from = `file://${upstream.dir}`, key = upstream.key) {
-  return relonix(NOBODY_UID, ['translate', '--prefix', prefix, '--from', from, '--from-key', key, '--secret-key', mine.secret, ...args]);
-}
+forEachNix(
+  ({ fixture, test }) => {
+    let server: RunningServer;
+    /** this Nix's prefix, and beside it the caches its tests publish to */
+    let prefix: string;
+    let storeDir: string;
 
-/** A directory the uid can publish to. */
-async function cacheDir(name: string): Promise<string> {
-  const d = path.join(top, name);
-  await fs.mkdir(d);
-  await fs.chown(d, NOBODY_UID, NOBODY_UID);
-  return d;
-}
+    before(async () => {
+      const fx = await ensureFixture({ name: fixture });
+      server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
+      prefix = await prefixFor(NOBODY_UID, `translate-${fixture}`);
+      await fs.chmod(path.dirname(prefix), 0o755);
+      storeDir = freshStoreDir();
+      const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
+      const r = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--store-dir', storeDir, '--url', url]);
+      assert.equal(r.code, 0, `bootstrap with a 10-byte store dir:\n${r.stdout}\n${r.stderr}`);
+    });
 
-test('with a store dir as long as /nix/store, relocation rewrites binary data too: nothing names /nix/store, and Nix defaults to the prefix store', async () => {
-  const st = JSON.parse((await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json'])).stdout);
-  assert.equal(st.storeDir, storeDir, 'every command finds the store dir from the prefix');
-  assert.equal(st.relocation.counts.unrewritable, 0, 'no reference left in binary data');
-  assert.ok(st.relocation.counts.binaryFiles > 10, 'binaries were rewritten in place');
-  assert.deepEqual(await namingNixStore(storeDir), []);
-  // libnixstore's compiled-in store dir is a string like any other: without NIX_STORE_DIR Nix uses the prefix's
-  const r = await shAs(
-    NOBODY_UID,
-    `eval "$(${process.execPath} ${RELONIX} env --prefix ${prefix})"; unset NIX_STORE_DIR; nix-instantiate --eval -E builtins.storeDir`,
-  );
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.trim(), `"${storeDir}"`);
-});
+    after(async () => {
+      await server?.close();
+      if (prefix) await removePrefix(path.dirname(prefix));
+      if (storeDir) await removePrefix(storeDir);
+    });
 
-test('derivation mode: the prefix evaluation translated from upstream, and nix-build then builds nothing', async () => {
-  const to = await cacheDir('translated');
-  const expr = path.join(top, 'expr', 'default.nix');
-  const r = await translate(['--to', `file://${to}`, '--json', '--', expr]);
-  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  const res = JSON.parse(r.stdout);
-  assert.equal(res.published.length, 4, 'three outputs and the source the script links to');
-  assert.ok(res.published.every((p: string) => p.startsWith(`${storeDir}/`)));
-  assert.deepEqual(res.missing, []);
-  assert.deepEqual(res.refused, []);
-  assert.equal(res.compressed.length, 1, 'the gzip file is named, with its package');
-  assert.match(res.compressed[0].path, /-libgreet-1\.0$/);
-  assert.equal(res.compressed[0].files[0].file, 'share/where.gz');
-  assert.equal(res.compressed[0].files[0].format, 'gzip');
-  for (const f of (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo'))) {
-    const ni = parseNarInfo(await fs.readFile(path.join(to, f), 'utf8'));
-    assert.ok(ni.storePath.startsWith(`${storeDir}/`));
-    assert.ok(ni.sigs[0]!.startsWith('prefix-1:'));
-  }
+    function translate(args: string[], from = `file://${upstream.dir}`, key = upstream.key) {
+      return relonix(NOBODY_UID, ['translate', '--prefix', prefix, '--from', from, '--from-key', key, '--secret-key', mine.secret, ...args]);
+    }
 
-  const before = (await lines(path.join(top, 'impure.log'))).length;
-  const build = await relonix(NOBODY_UID, [
-    'run',
-    '--prefix',
-    prefix,
-    '--',
-    'nix-build',
-    '--no-out-link',
-    expr,
-    '--option',
-    'substituters',
-    `file://${to}`,
-    '--option',
-    'trusted-public-keys',
-    mine.public,
-  ]);
-  assert.equal(build.code, 0, build.stderr);
-  assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran: everything was substituted');
-  assert.doesNotMatch(build.stderr, /will be built/);
-  assert.match(build.stderr, /will be fetched/);
-  const out = build.stdout.trim();
-  assert.ok(out.startsWith(`${storeDir}/`) && out.endsWith('-hello-script-1.0'), out);
+    /** A directory the uid can publish to. */
+    async function cacheDir(name: string): Promise<string> {
+      const d = path.join(path.dirname(prefix), name);
+      await fs.mkdir(d);
+      await fs.chown(d, NOBODY_UID, NOBODY_UID);
+      return d;
+    }
 
-  const run = await shAs(NOBODY_UID, `${out}/bin/hello`);
-  assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stdout.trim(), new RegExp(`^hello from a source file read from ${storeDir}/[0-9a-z]{32}-libgreet-1\\.0/share/greeting\\.txt$`));
-  const closure = (await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '-qR', out])).stdout.trim().split('\n');
-  assert.equal(closure.length, 4);
-  for (const p of closure) assert.deepEqual(await namingNixStore(p), [], `${p} names only the prefix's store`);
-  const verify = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
-  assert.equal(verify.code, 0, verify.stderr);
+    test('with a store dir as long as /nix/store, relocation rewrites binary data too: nothing names /nix/store, and Nix defaults to the prefix store', async () => {
+      const st = JSON.parse((await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json'])).stdout);
+      assert.equal(st.storeDir, storeDir, 'every command finds the store dir from the prefix');
+      assert.equal(st.relocation.counts.unrewritable, 0, 'no reference left in binary data');
+      assert.ok(st.relocation.counts.binaryFiles > 10, 'binaries were rewritten in place');
+      assert.deepEqual(await namingNixStore(storeDir), []);
+      // libnixstore's compiled-in store dir is a string like any other: without NIX_STORE_DIR Nix uses the prefix's
+      const r = await shAs(
+        NOBODY_UID,
+        `eval "$(${process.execPath} ${RELONIX} env --prefix ${prefix})"; unset NIX_STORE_DIR; nix-instantiate --eval -E builtins.storeDir`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), `"${storeDir}"`);
+    });
 
-  const again = await translate(['--to', `file://${to}`, '--json', '--', expr]);
-  assert.equal(again.code, 0, again.stderr);
-  assert.deepEqual(JSON.parse(again.stdout).published, [], 'a second run finds everything in the target');
-});
+    test('derivation mode: the prefix evaluation translated from upstream, and nix-build then builds nothing', async () => {
+      const to = await cacheDir('translated');
+      const expr = path.join(top, 'expr', 'default.nix');
+      const r = await translate(['--to', `file://${to}`, '--json', '--', expr]);
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      const res = JSON.parse(r.stdout);
+      assert.equal(res.published.length, 4, 'three outputs and the source the script links to');
+      assert.ok(res.published.every((p: string) => p.startsWith(`${storeDir}/`)));
+      assert.deepEqual(res.missing, []);
+      assert.deepEqual(res.refused, []);
+      assert.equal(res.compressed.length, 1, 'the gzip file is named, with its package');
+      assert.match(res.compressed[0].path, /-libgreet-1\.0$/);
+      assert.equal(res.compressed[0].files[0].file, 'share/where.gz');
+      assert.equal(res.compressed[0].files[0].format, 'gzip');
+      for (const f of (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo'))) {
+        const ni = parseNarInfo(await fs.readFile(path.join(to, f), 'utf8'));
+        assert.ok(ni.storePath.startsWith(`${storeDir}/`));
+        assert.ok(ni.sigs[0]!.startsWith('prefix-1:'));
+      }
 
-test('path mode: one upstream path and its closure, each hash part kept, in the prefix store dir', async () => {
-  const to = await cacheDir('by-path');
-  const greet = upstream.closure.find((p) => p.endsWith('-greet-1.0'))!;
-  const lib = upstream.closure.find((p) => p.endsWith('-libgreet-1.0'))!;
-  const r = await translate(['--to', `file://${to}`, greet]);
-  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  assert.match(r.stdout, /translated 2 paths/);
-  const ni = parseNarInfo(await fs.readFile(path.join(to, `${path.basename(greet).slice(0, 32)}.narinfo`), 'utf8'));
-  assert.equal(ni.storePath, path.join(storeDir, path.basename(greet)));
-  assert.deepEqual(ni.references, [path.basename(lib)]);
-  const mine2 = path.join(storeDir, path.basename(greet));
-  const got = await relonix(NOBODY_UID, [
-    'run',
-    '--prefix',
-    prefix,
-    '--',
-    'nix-store',
-    '--realise',
-    mine2,
-    '--option',
-    'substituters',
-    `file://${to}`,
-    '--option',
-    'trusted-public-keys',
-    mine.public,
-  ]);
-  assert.equal(got.code, 0, got.stderr);
-  const run = await shAs(NOBODY_UID, `${mine2}/bin/greet`);
-  assert.equal(run.code, 0, run.stderr);
-  assert.equal(run.stdout.trim(), `hello from a source file read from ${path.join(storeDir, path.basename(lib))}/share/greeting.txt`);
-});
+      const before = (await lines(path.join(top, 'impure.log'))).length;
+      const build = await relonix(NOBODY_UID, [
+        'run',
+        '--prefix',
+        prefix,
+        '--',
+        'nix-build',
+        '--no-out-link',
+        expr,
+        '--option',
+        'substituters',
+        `file://${to}`,
+        '--option',
+        'trusted-public-keys',
+        mine.public,
+      ]);
+      assert.equal(build.code, 0, build.stderr);
+      assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran: everything was substituted');
+      assert.doesNotMatch(build.stderr, /will be built/);
+      assert.match(build.stderr, /will be fetched/);
+      const out = build.stdout.trim();
+      assert.ok(out.startsWith(`${storeDir}/`) && out.endsWith('-hello-script-1.0'), out);
 
-test('a wrong upstream key is refused with exit 3, in both modes, and nothing is published', async () => {
-  const to = await cacheDir('wrong-key');
-  const expr = path.join(top, 'expr', 'default.nix');
-  for (const args of [['--', expr], [upstream.out]]) {
-    const r = await translate(['--to', `file://${to}`, ...args], `file://${upstream.dir}`, mine.public);
-    assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stderr, /no valid signature by a trusted key/);
-    assert.deepEqual(await fs.readdir(to), [], 'nothing published, not even nix-cache-info');
-  }
-});
+      const run = await shAs(NOBODY_UID, `${out}/bin/hello`);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout.trim(), new RegExp(`^hello from a source file read from ${storeDir}/[0-9a-z]{32}-libgreet-1\\.0/share/greeting\\.txt$`));
+      const closure = (await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '-qR', out])).stdout.trim().split('\n');
+      assert.equal(closure.length, 4);
+      for (const p of closure) assert.deepEqual(await namingNixStore(p), [], `${p} names only the prefix's store`);
+      const verify = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
+      assert.equal(verify.code, 0, verify.stderr);
 
-/** A copy of the upstream cache, for a test to spoil. */
-async function upstreamCopy(name: string): Promise<string> {
-  const d = path.join(top, name);
-  execFileSync('cp', ['-a', upstream.dir, d]);
-  execFileSync('chmod', ['-R', 'a+rX', d]);
-  return d;
-}
+      const again = await translate(['--to', `file://${to}`, '--json', '--', expr]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(JSON.parse(again.stdout).published, [], 'a second run finds everything in the target');
+    });
 
-test('an upstream NAR whose hash differs from its signed narinfo is refused with exit 3, and nothing is published', async () => {
-  const bad = await upstreamCopy('up-bad-nar');
-  const lib = upstream.closure.find((p) => p.endsWith('-libgreet-1.0'))!;
-  const niFile = path.join(bad, `${path.basename(lib).slice(0, 32)}.narinfo`);
-  const ni = parseNarInfo(await fs.readFile(niFile, 'utf8'));
-  // another NAR of the same size, its FileHash updated: only NarHash, which the signature covers, tells
-  const nar = execFileSync('xz', ['-dc', path.join(bad, ni.url)]);
-  const at = nar.indexOf('hello from a source file');
-  nar.write('HELLO', at, 'latin1');
-  const xz = execFileSync('xz', ['-c'], { input: nar });
-  await fs.writeFile(path.join(bad, ni.url), xz);
-  const hash = execFileSync('nix-hash', ['--type', 'sha256', '--flat', '--base32', path.join(bad, ni.url)], { encoding: 'utf8' }).trim();
-  const text = (await fs.readFile(niFile, 'utf8')).replace(/^FileHash: .*$/m, `FileHash: sha256:${hash}`).replace(/^FileSize: .*$/m, `FileSize: ${xz.length}`);
-  await fs.writeFile(niFile, text);
-  const to = await cacheDir('bad-nar');
-  const r = await translate(['--to', `file://${to}`, '--', path.join(top, 'expr', 'default.nix')], `file://${bad}`);
-  assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
-  assert.match(r.stderr, /libgreet-1\.0: the NAR from .* has hash .* but its signed narinfo says/);
-  assert.deepEqual(
-    (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')),
-    [],
-    'no narinfo published',
-  );
-});
+    test('path mode: one upstream path and its closure, each hash part kept, in the prefix store dir', async () => {
+      const to = await cacheDir('by-path');
+      const greet = upstream.closure.find((p) => p.endsWith('-greet-1.0'))!;
+      const lib = upstream.closure.find((p) => p.endsWith('-libgreet-1.0'))!;
+      const r = await translate(['--to', `file://${to}`, greet]);
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /translated 2 paths/);
+      const ni = parseNarInfo(await fs.readFile(path.join(to, `${path.basename(greet).slice(0, 32)}.narinfo`), 'utf8'));
+      assert.equal(ni.storePath, path.join(storeDir, path.basename(greet)));
+      assert.deepEqual(ni.references, [path.basename(lib)]);
+      const mine2 = path.join(storeDir, path.basename(greet));
+      const got = await relonix(NOBODY_UID, [
+        'run',
+        '--prefix',
+        prefix,
+        '--',
+        'nix-store',
+        '--realise',
+        mine2,
+        '--option',
+        'substituters',
+        `file://${to}`,
+        '--option',
+        'trusted-public-keys',
+        mine.public,
+      ]);
+      assert.equal(got.code, 0, got.stderr);
+      const run = await shAs(NOBODY_UID, `${mine2}/bin/greet`);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.trim(), `hello from a source file read from ${path.join(storeDir, path.basename(lib))}/share/greeting.txt`);
+    });
 
-test('an upstream whose store dir is not as long as the prefix store dir is refused with exit 3', async () => {
-  const other = await upstreamCopy('up-longer');
-  await fs.writeFile(path.join(other, 'nix-cache-info'), 'StoreDir: /tmp/nix/store\nWantMassQuery: 1\nPriority: 40\n');
-  const to = await cacheDir('longer');
-  const r = await translate(['--to', `file://${to}`, upstream.out], `file://${other}`);
-  assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
-  assert.match(r.stderr, /serves the store \/tmp\/nix\/store \(14 bytes\), which cannot be rewritten in place/);
-  assert.deepEqual(await fs.readdir(to), []);
-});
+    test('a wrong upstream key is refused with exit 3, in both modes, and nothing is published', async () => {
+      const to = await cacheDir('wrong-key');
+      const expr = path.join(top, 'expr', 'default.nix');
+      for (const args of [['--', expr], [upstream.out]]) {
+        const r = await translate(['--to', `file://${to}`, ...args], `file://${upstream.dir}`, mine.public);
+        assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
+        assert.match(r.stderr, /no valid signature by a trusted key/);
+        assert.deepEqual(await fs.readdir(to), [], 'nothing published, not even nix-cache-info');
+      }
+    });
 
-const JOURNAL = () => path.join(prefix, 'var', 'relonix', 'translate', 'journal');
+    /** A copy of the upstream cache, for a test to spoil. */
+    async function upstreamCopy(name: string): Promise<string> {
+      const d = path.join(path.dirname(prefix), name);
+      execFileSync('cp', ['-a', upstream.dir, d]);
+      execFileSync('chmod', ['-R', 'a+rX', d]);
+      return d;
+    }
 
-/** A journal entry as the journal reads it back: `<hash part>.json`, once its temporary has been renamed. */
-const JOURNAL_ENTRY = /^[0-9a-z]{32}\.json$/;
+    test('an upstream NAR whose hash differs from its signed narinfo is refused with exit 3, and nothing is published', async () => {
+      const bad = await upstreamCopy('up-bad-nar');
+      const lib = upstream.closure.find((p) => p.endsWith('-libgreet-1.0'))!;
+      const niFile = path.join(bad, `${path.basename(lib).slice(0, 32)}.narinfo`);
+      const ni = parseNarInfo(await fs.readFile(niFile, 'utf8'));
+      // another NAR of the same size, its FileHash updated: only NarHash, which the signature covers, tells
+      const nar = execFileSync('xz', ['-dc', path.join(bad, ni.url)]);
+      const at = nar.indexOf('hello from a source file');
+      nar.write('HELLO', at, 'latin1');
+      const xz = execFileSync('xz', ['-c'], { input: nar });
+      await fs.writeFile(path.join(bad, ni.url), xz);
+      const hash = execFileSync('nix-hash', ['--type', 'sha256', '--flat', '--base32', path.join(bad, ni.url)], { encoding: 'utf8' }).trim();
+      const text = (await fs.readFile(niFile, 'utf8'))
+        .replace(/^FileHash: .*$/m, `FileHash: sha256:${hash}`)
+        .replace(/^FileSize: .*$/m, `FileSize: ${xz.length}`);
+      await fs.writeFile(niFile, text);
+      const to = await cacheDir('bad-nar');
+      const r = await translate(['--to', `file://${to}`, '--', path.join(top, 'expr', 'default.nix')], `file://${bad}`);
+      assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /libgreet-1\.0: the NAR from .* has hash .* but its signed narinfo says/);
+      assert.deepEqual(
+        (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')),
+        [],
+        'no narinfo published',
+      );
+    });
 
-/**
- * Paths whose NAR is in `to` and whose narinfo the journal keeps for the commit (runs refused before
- * may have left others). An entry still in its temporary is being written, not kept: a kill then
- * loses it, and the re-run does that path again.
- */
-async function uncommitted(to: string): Promise<number> {
-  let n = 0;
-  for (const f of (await fs.readdir(JOURNAL()).catch(() => [] as string[])).filter((name) => JOURNAL_ENTRY.test(name))) {
-    const e = JSON.parse(await fs.readFile(path.join(JOURNAL(), f), 'utf8').catch(() => '{}')) as { narInfo?: { url: string } };
-    if (e.narInfo && existsSync(path.join(to, e.narInfo.url))) n++;
-  }
-  return n;
-}
+    test('an upstream whose store dir is not as long as the prefix store dir is refused with exit 3', async () => {
+      const other = await upstreamCopy('up-longer');
+      await fs.writeFile(path.join(other, 'nix-cache-info'), 'StoreDir: /tmp/nix/store\nWantMassQuery: 1\nPriority: 40\n');
+      const to = await cacheDir('longer');
+      const r = await translate(['--to', `file://${to}`, upstream.out], `file://${other}`);
+      assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /serves the store \/tmp\/nix\/store \(14 bytes\), which cannot be rewritten in place/);
+      assert.deepEqual(await fs.readdir(to), []);
+    });
 
-// Makes every journal entry stay a second in its temporary (fsync, before the rename): the window
-// in which a kill loses the entry, held open so that the test below meets it on every run.
-const SLOW_JOURNAL_C = `
+    const JOURNAL = () => path.join(prefix, 'var', 'relonix', 'translate', 'journal');
+
+    /** A journal entry as the journal reads it back: `<hash part>.json`, once its temporary has been renamed. */
+    const JOURNAL_ENTRY = /^[0-9a-z]{32}\.json$/;
+
+    /**
+     * Paths whose NAR is in `to` and whose narinfo the journal keeps for the commit (runs refused before
+     * may have left others). An entry still in its temporary is being written, not kept: a kill then
+     * loses it, and the re-run does that path again.
+     */
+    async function uncommitted(to: string): Promise<number> {
+      let n = 0;
+      for (const f of (await fs.readdir(JOURNAL()).catch(() => [] as string[])).filter((name) => JOURNAL_ENTRY.test(name))) {
+        const e = JSON.parse(await fs.readFile(path.join(JOURNAL(), f), 'utf8').catch(() => '{}')) as { narInfo?: { url: string } };
+        if (e.narInfo && existsSync(path.join(to, e.narInfo.url))) n++;
+      }
+      return n;
+    }
+
+    // Makes every journal entry stay a second in its temporary (fsync, before the rename): the window
+    // in which a kill loses the entry, held open so that the test below meets it on every run.
+    const SLOW_JOURNAL_C = `
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-int fsync(int fd) {
-  static int (*real)(int);
-  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  char link[64], target[4096];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(link, target, sizeof target - 1);
-  if (n > 0) {
-    target[n] = 0;
-    struct timespec second = { 1, 0 };
-    if (strstr(target, "/translate/journal/.relonix-")) nanosleep(&second, 0);
-  }
-  return real(fd);
-}
-`;
-
-/** The preload that holds journal entries in their temporaries, built for uid 4242 to load. */
-async function slowJournal(): Promise<string> {
-  const src = path.join(top, 'slow-journal.c');
-  const lib = path.join(top, 'slow-journal.so');
-  await fs.writeFile(src, SLOW_JOURNAL_C);
-  gcc(['-shared', '-fPIC', '-O1', '-o', lib, src, '-ldl']);
-  await fs.chmod(lib, 0o755);
-  return lib;
-}
-
-test('a translate killed while NARs are up leaves no narinfo; the re-run fetches only what it had not finished', async () => {
-  const script = upstream.closure.find((p) => p.endsWith('-hello-script-1.0'))!;
-  const scriptNar = parseNarInfo(await fs.readFile(path.join(upstream.dir, `${path.basename(script).slice(0, 32)}.narinfo`), 'utf8')).url;
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  // the script's NAR never comes, the others do
-  const slow = await startServer({
-    dir: upstream.dir,
-    handler: async (req, res) => {
-      if (req.url !== `/${scriptNar}`) return false;
-      await held;
-      res.writeHead(503).end();
-      return true;
-    },
-  });
-  const to = await cacheDir('killed');
-  try {
-    const args = [
-      'translate',
-      '--prefix',
-      prefix,
-      '--from',
-      slow.url,
-      '--from-key',
-      upstream.key,
-      '--secret-key',
-      mine.secret,
-      '--to',
-      `file://${to}`,
-      '--',
-      path.join(top, 'expr', 'default.nix'),
-    ];
-    const run = spawnRelonix(NOBODY_UID, args, [`LD_PRELOAD=${await slowJournal()}`]);
-    let writing = 0;
-    for (let i = 0; i < 600 && (await uncommitted(to)) < 3; i++) {
-      writing = Math.max(writing, (await fs.readdir(JOURNAL()).catch(() => [] as string[])).filter((n) => !JOURNAL_ENTRY.test(n)).length);
-      await new Promise((r) => setTimeout(r, 50));
+    int fsync(int fd) {
+      static int (*real)(int);
+      if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+      char link[64], target[4096];
+      snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+      ssize_t n = readlink(link, target, sizeof target - 1);
+      if (n > 0) {
+        target[n] = 0;
+        struct timespec second = { 1, 0 };
+        if (strstr(target, "/translate/journal/.relonix-")) nanosleep(&second, 0);
+      }
+      return real(fd);
     }
-    assert.ok(writing > 0, 'journal entries were seen in their temporaries, and not counted');
-    assert.equal(await uncommitted(to), 3, 'two outputs and the source are up, uncommitted');
-    run.child.kill('SIGKILL');
-    await run.done;
-    assert.deepEqual(
-      (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')),
-      [],
-      'no narinfo without every NAR',
-    );
-  } finally {
-    release();
-    await slow.close();
-  }
-  const fresh = await startServer({ dir: upstream.dir });
-  try {
-    const args = [
-      'translate',
-      '--prefix',
-      prefix,
-      '--from',
-      fresh.url,
-      '--from-key',
-      upstream.key,
-      '--secret-key',
-      mine.secret,
-      '--to',
-      `file://${to}`,
-      '--json',
-      '--',
-      path.join(top, 'expr', 'default.nix'),
-    ];
-    const r = await relonix(NOBODY_UID, args);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout).published.length, 4);
-    assert.deepEqual(
-      fresh.log.filter((x) => x.path.startsWith('/nar/')).map((x) => x.path),
-      [`/${scriptNar}`],
-      'only the NAR the killed run had not finished',
-    );
-  } finally {
-    await fresh.close();
-  }
-  assert.equal(await uncommitted(to), 0, 'committed paths leave the journal');
-});
+    `;
 
-test('relonix build --translate-from: what upstream built is translated into the build cache first, so nix-build builds nothing', async () => {
-  // what earlier tests substituted is unreferenced: collect it, so only the translation can supply it
-  const gc = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-collect-garbage']);
-  assert.equal(gc.code, 0, gc.stderr);
-  const cache = await cacheDir('build-cache');
-  const expr = path.join(top, 'expr', 'default.nix');
-  const before = (await lines(path.join(top, 'impure.log'))).length;
-  const r = await relonix(NOBODY_UID, [
-    'build',
-    '--prefix',
-    prefix,
-    '--cache',
-    `file://${cache}`,
-    '--secret-key',
-    mine.secret,
-    '--translate-from',
-    `file://${upstream.dir}`,
-    '--translate-key',
-    upstream.key.trim(),
-    '--',
-    '--no-out-link',
-    expr,
-  ]);
-  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  assert.match(r.stderr, /translated from file:\/\/.*: 4 paths published/);
-  assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran');
-  assert.doesNotMatch(r.stderr, /will be built/);
-  const out = r.stdout.trim().split('\n').pop()!;
-  assert.ok(out.startsWith(`${storeDir}/`) && out.endsWith('-hello-script-1.0'), out);
-  assert.ok(existsSync(path.join(cache, `${path.basename(out).slice(0, 32)}.narinfo`)), 'the output is in the build cache');
-  const run = await shAs(NOBODY_UID, `${out}/bin/hello`);
-  assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stdout, /hello from a source file read from/);
-  // an upstream other than cache.nixos.org without its key is refused before anything runs
-  const nokey = await relonix(NOBODY_UID, [
-    'build',
-    '--prefix',
-    prefix,
-    '--cache',
-    `file://${cache}`,
-    '--secret-key',
-    mine.secret,
-    '--translate-from',
-    `file://${upstream.dir}`,
-    '--',
-    expr,
-  ]);
-  assert.equal(nokey.code, EXIT.usage, nokey.stderr);
-  assert.match(nokey.stderr, /needs --translate-key/);
-});
+    /** The preload that holds journal entries in their temporaries, built for uid 4242 to load. */
+    async function slowJournal(): Promise<string> {
+      const src = path.join(top, 'slow-journal.c');
+      const lib = path.join(top, 'slow-journal.so');
+      await fs.writeFile(src, SLOW_JOURNAL_C);
+      gcc(['-shared', '-fPIC', '-O1', '-o', lib, src, '-ldl']);
+      await fs.chmod(lib, 0o755);
+      return lib;
+    }
+
+    test('a translate killed while NARs are up leaves no narinfo; the re-run fetches only what it had not finished', async () => {
+      const script = upstream.closure.find((p) => p.endsWith('-hello-script-1.0'))!;
+      const scriptNar = parseNarInfo(await fs.readFile(path.join(upstream.dir, `${path.basename(script).slice(0, 32)}.narinfo`), 'utf8')).url;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      // the script's NAR never comes, the others do
+      const slow = await startServer({
+        dir: upstream.dir,
+        handler: async (req, res) => {
+          if (req.url !== `/${scriptNar}`) return false;
+          await held;
+          res.writeHead(503).end();
+          return true;
+        },
+      });
+      const to = await cacheDir('killed');
+      try {
+        const args = [
+          'translate',
+          '--prefix',
+          prefix,
+          '--from',
+          slow.url,
+          '--from-key',
+          upstream.key,
+          '--secret-key',
+          mine.secret,
+          '--to',
+          `file://${to}`,
+          '--',
+          path.join(top, 'expr', 'default.nix'),
+        ];
+        const run = spawnRelonix(NOBODY_UID, args, [`LD_PRELOAD=${await slowJournal()}`]);
+        let writing = 0;
+        for (let i = 0; i < 600 && (await uncommitted(to)) < 3; i++) {
+          writing = Math.max(writing, (await fs.readdir(JOURNAL()).catch(() => [] as string[])).filter((n) => !JOURNAL_ENTRY.test(n)).length);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(writing > 0, 'journal entries were seen in their temporaries, and not counted');
+        assert.equal(await uncommitted(to), 3, 'two outputs and the source are up, uncommitted');
+        run.child.kill('SIGKILL');
+        await run.done;
+        assert.deepEqual(
+          (await fs.readdir(to)).filter((n) => n.endsWith('.narinfo')),
+          [],
+          'no narinfo without every NAR',
+        );
+      } finally {
+        release();
+        await slow.close();
+      }
+      const fresh = await startServer({ dir: upstream.dir });
+      try {
+        const args = [
+          'translate',
+          '--prefix',
+          prefix,
+          '--from',
+          fresh.url,
+          '--from-key',
+          upstream.key,
+          '--secret-key',
+          mine.secret,
+          '--to',
+          `file://${to}`,
+          '--json',
+          '--',
+          path.join(top, 'expr', 'default.nix'),
+        ];
+        const r = await relonix(NOBODY_UID, args);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(JSON.parse(r.stdout).published.length, 4);
+        assert.deepEqual(
+          fresh.log.filter((x) => x.path.startsWith('/nar/')).map((x) => x.path),
+          [`/${scriptNar}`],
+          'only the NAR the killed run had not finished',
+        );
+      } finally {
+        await fresh.close();
+      }
+      assert.equal(await uncommitted(to), 0, 'committed paths leave the journal');
+    });
+
+    test('relonix build --translate-from: what upstream built is translated into the build cache first, so nix-build builds nothing', async () => {
+      // what earlier tests substituted is unreferenced: collect it, so only the translation can supply it
+      const gc = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-collect-garbage']);
+      assert.equal(gc.code, 0, gc.stderr);
+      const cache = await cacheDir('build-cache');
+      const expr = path.join(top, 'expr', 'default.nix');
+      const before = (await lines(path.join(top, 'impure.log'))).length;
+      const r = await relonix(NOBODY_UID, [
+        'build',
+        '--prefix',
+        prefix,
+        '--cache',
+        `file://${cache}`,
+        '--secret-key',
+        mine.secret,
+        '--translate-from',
+        `file://${upstream.dir}`,
+        '--translate-key',
+        upstream.key.trim(),
+        '--',
+        '--no-out-link',
+        expr,
+      ]);
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /translated from file:\/\/.*: 4 paths published/);
+      assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran');
+      assert.doesNotMatch(r.stderr, /will be built/);
+      const out = r.stdout.trim().split('\n').pop()!;
+      assert.ok(out.startsWith(`${storeDir}/`) && out.endsWith('-hello-script-1.0'), out);
+      assert.ok(existsSync(path.join(cache, `${path.basename(out).slice(0, 32)}.narinfo`)), 'the output is in the build cache');
+      const run = await shAs(NOBODY_UID, `${out}/bin/hello`);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /hello from a source file read from/);
+      // an upstream other than cache.nixos.org without its key is refused before anything runs
+      const nokey = await relonix(NOBODY_UID, [
+        'build',
+        '--prefix',
+        prefix,
+        '--cache',
+        `file://${cache}`,
+        '--secret-key',
+        mine.secret,
+        '--translate-from',
+        `file://${upstream.dir}`,
+        '--',
+        expr,
+      ]);
+      assert.equal(nokey.code, EXIT.usage, nokey.stderr);
+      assert.match(nokey.stderr, /needs --translate-key/);
+    });
+  },
+  { concurrently: true },
+);

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 import { asUser, eventOf, onLines, type RelonixEvent, relonix } from '../helpers/cli.ts';
-import { mirrorForFile } from '../helpers/mirror.ts';
+import { mirrorFor } from '../helpers/mirror.ts';
+import { forEachNix } from '../helpers/nixes.ts';
 import { prefixFor, removePrefix } from '../helpers/paths.ts';
 import { requireTool } from '../helpers/tools.ts';
 
@@ -47,7 +48,6 @@ int main(int argc, char **argv) {
 }
 `;
 
-const mirror = mirrorForFile();
 let top: string;
 let subreaper: string;
 const reapers: ChildProcess[] = [];
@@ -86,11 +86,11 @@ interface ZombieRun {
 }
 
 /**
- * `relonix bootstrap --json` under a fresh subreaper, killed `delayMs` after `stage` starts (if
+ * `relonix bootstrap --json` from `url` under a fresh subreaper, killed `delayMs` after `stage` starts (if
  * given). Resolves once the run is a zombie: killed, or ended on its own (nobody reaps it either way).
  */
-async function zombieBootstrap(prefix: string, strike?: { stage: string; delayMs: number }): Promise<ZombieRun> {
-  const { cmd, argv } = asUser(undefined, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json'], [], [subreaper]);
+async function zombieBootstrap(prefix: string, url: string, strike?: { stage: string; delayMs: number }): Promise<ZombieRun> {
+  const { cmd, argv } = asUser(undefined, ['bootstrap', '--prefix', prefix, '--url', url, '--json'], [], [subreaper]);
   const r = spawn(cmd, argv, { cwd: '/', env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
   reapers.push(r);
   r.stderr!.resume();
@@ -118,8 +118,8 @@ async function zombieBootstrap(prefix: string, strike?: { stage: string; delayMs
 }
 
 /** How long each stage takes here: one bootstrap under a subreaper too, undisturbed. */
-async function referenceStageMs(prefix: string): Promise<Record<string, number>> {
-  const run = await zombieBootstrap(prefix);
+async function referenceStageMs(prefix: string, url: string): Promise<Record<string, number>> {
+  const run = await zombieBootstrap(prefix, url);
   assert.equal(run.events.at(-1)?.event, 'done', JSON.stringify(run.events.at(-1)));
   await removePrefix(prefix);
   const ms: Record<string, number> = {};
@@ -127,48 +127,52 @@ async function referenceStageMs(prefix: string): Promise<Record<string, number>>
   return ms;
 }
 
-test("SIGKILL in every stage under a PID 1 that does not reap: each re-run takes over the zombie's lock, and the last completes and verifies", {
-  timeout: 600_000,
-}, async () => {
-  const prefix = path.join(top, 'nix');
-  const stageMs = await referenceStageMs(path.join(top, 'reference'));
-  const lockFile = path.join(prefix, 'var/relonix/lock');
-  const zombies: string[] = [];
-  for (const [stage, fraction] of [
-    ['fetch', 0.3],
-    ['unpack', 0.4],
-    ['relocate', 0.4],
-    ['configure', 0],
-    ['register', 0.3],
-    ['verify', 0.3],
-  ] as const) {
-    const run = await zombieBootstrap(prefix, { stage, delayMs: Math.round(fraction * (stageMs[stage] ?? 0)) });
-    const last = run.events.at(-1);
-    assert.ok(
-      run.events.some((e) => e.event === 'stage' && e.status === 'start'),
-      `the run in ${stage} got past the lock: ${JSON.stringify(last)}`,
-    );
-    assert.notEqual(last?.event, 'error', `the run in ${stage} failed: ${JSON.stringify(last)}`);
-    assert.equal(procStat(run.pid).state, 'Z');
-    assert.doesNotThrow(() => process.kill(run.pid, 0), 'kill(pid, 0) succeeds on a zombie');
-    if (last?.event === 'done') continue; // it finished before the blow: nothing of it is left
-    zombies.push(stage);
-    const owner = JSON.parse(await fs.readFile(lockFile, 'utf8')) as { pid: number };
-    assert.equal(owner.pid, run.pid, 'the lock names the zombie');
-  }
-  console.log(`# zombies left holding the lock in: ${zombies.join(', ')}`);
-  assert.ok(zombies.length >= 4, `at least four runs died mid-stage (${zombies.join(', ')})`);
+forEachNix(({ fixture, test }) => {
+  const mirror = mirrorFor(fixture);
 
-  // a plain run completes; the store verifies with Nix's own hash check, and it builds
-  const inPrefix = ['run', '--prefix', prefix, '--'];
-  for (const args of [
-    ['bootstrap', '--prefix', prefix, '--url', mirror.url],
-    [...inPrefix, 'nix-store', '--verify', '--check-contents'],
-    [...inPrefix, 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')],
-  ]) {
-    const r = await relonix(undefined, args);
-    assert.equal(r.code, 0, `relonix ${args.join(' ')}: ${r.stdout}\n${r.stderr}`);
-    assert.doesNotMatch(r.stderr, /modified|corrupt|invalid/i);
-  }
-  await assert.rejects(fs.access(lockFile), 'the lock is released');
+  test("SIGKILL in every stage under a PID 1 that does not reap: each re-run takes over the zombie's lock, and the last completes and verifies", {
+    timeout: 600_000,
+  }, async () => {
+    const prefix = path.join(top, `nix-${fixture}`);
+    const stageMs = await referenceStageMs(path.join(top, `reference-${fixture}`), mirror.url);
+    const lockFile = path.join(prefix, 'var/relonix/lock');
+    const zombies: string[] = [];
+    for (const [stage, fraction] of [
+      ['fetch', 0.3],
+      ['unpack', 0.4],
+      ['relocate', 0.4],
+      ['configure', 0],
+      ['register', 0.3],
+      ['verify', 0.3],
+    ] as const) {
+      const run = await zombieBootstrap(prefix, mirror.url, { stage, delayMs: Math.round(fraction * (stageMs[stage] ?? 0)) });
+      const last = run.events.at(-1);
+      assert.ok(
+        run.events.some((e) => e.event === 'stage' && e.status === 'start'),
+        `the run in ${stage} got past the lock: ${JSON.stringify(last)}`,
+      );
+      assert.notEqual(last?.event, 'error', `the run in ${stage} failed: ${JSON.stringify(last)}`);
+      assert.equal(procStat(run.pid).state, 'Z');
+      assert.doesNotThrow(() => process.kill(run.pid, 0), 'kill(pid, 0) succeeds on a zombie');
+      if (last?.event === 'done') continue; // it finished before the blow: nothing of it is left
+      zombies.push(stage);
+      const owner = JSON.parse(await fs.readFile(lockFile, 'utf8')) as { pid: number };
+      assert.equal(owner.pid, run.pid, 'the lock names the zombie');
+    }
+    console.log(`# zombies left holding the lock in: ${zombies.join(', ')}`);
+    assert.ok(zombies.length >= 4, `at least four runs died mid-stage (${zombies.join(', ')})`);
+
+    // a plain run completes; the store verifies with Nix's own hash check, and it builds
+    const inPrefix = ['run', '--prefix', prefix, '--'];
+    for (const args of [
+      ['bootstrap', '--prefix', prefix, '--url', mirror.url],
+      [...inPrefix, 'nix-store', '--verify', '--check-contents'],
+      [...inPrefix, 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')],
+    ]) {
+      const r = await relonix(undefined, args);
+      assert.equal(r.code, 0, `relonix ${args.join(' ')}: ${r.stdout}\n${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /modified|corrupt|invalid/i);
+    }
+    await assert.rejects(fs.access(lockFile), 'the lock is released');
+  });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { readCgroupLimits } from '../../host/cgroup.ts';
 import { type Parallelism, planParallelism } from '../../host/parallelism.ts';
 import { saveNetrcCredentials } from '../../net/netrc.ts';
+import { hasBuilders, hookSetting } from '../../prefix/build-hook.ts';
 import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { translatorSettings } from '../../translator/config.ts';
@@ -22,7 +23,11 @@ export interface ConfigureInput {
   parallelism?: Pick<Parallelism, 'cores' | 'maxJobs'>;
   /** the prefix's translator of upstream's binaries (src/translator/), when it has one */
   translator?: { substituter: string; publicKey: string };
+  /** the build hook (prefix/build-hook.ts): the active Nix's while the prefix has builders, else none or one that declines */
+  buildHook?: string;
 }
+
+const HOOK_COMMENT = "# the build hook hands builds to remote builders: the Nix's own while there are builders; else none, or one that declines";
 
 /**
  * The settings a Nix needs on a host without root or namespaces. use-sqlite-wal is always false:
@@ -45,6 +50,8 @@ export function nixConfBlock(input: ConfigureInput): string {
     `substituters = ${[...input.caches, ...(input.translator ? [input.translator.substituter] : [])].join(' ')}`.trimEnd(),
     `trusted-public-keys = ${[...input.trustedKeys, ...(input.translator ? [input.translator.publicKey] : [])].join(' ')}`.trimEnd(),
     'require-sigs = true',
+    HOOK_COMMENT,
+    hookLine(input.buildHook ?? ''),
     ...(input.parallelism
       ? [
           "# from this host's cgroup limits and CPU affinity when this was written; relonix build reads them afresh",
@@ -55,6 +62,30 @@ export function nixConfBlock(input: ConfigureInput): string {
     END,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+const hookLine = (hook: string) => `build-hook = ${hook}`.trimEnd();
+
+/**
+ * Pure: a nix.conf whose managed block sets `build-hook` to `hook`, everything else as it was; one
+ * without a managed block (a prefix not bootstrapped yet) is left alone: the bootstrap writes it.
+ */
+export function withBuildHook(existing: string, hook: string): string {
+  const start = existing.indexOf(BEGIN);
+  const endAt = existing.indexOf(END);
+  if (start === -1 || endAt < start) return existing;
+  const block = existing.slice(start, endAt);
+  const next = /^build-hook =.*$/m.test(block)
+    ? block.replace(/^build-hook =.*$/m, hookLine(hook))
+    : // a block an older relonix wrote: the line goes last
+      `${block}${HOOK_COMMENT}\n${hookLine(hook)}\n`;
+  return existing.slice(0, start) + next + existing.slice(endAt);
+}
+
+/** What `build-hook` is for the Nix at `nix` (prefix/build-hook.ts), with the builders `conf` and the builders file give the prefix. */
+export async function buildHookSetting(l: Layout, nix: string | undefined, conf: string): Promise<string> {
+  // no Nix yet (a restore from caches configures first): the restore configures again with its Nix
+  return nix ? hookSetting(l, nix, await hasBuilders(l, userConfLines(conf))) : '';
 }
 
 /** Pure: the user's own lines of a nix.conf, everything outside the managed block. */
@@ -108,7 +139,8 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   // the same reading relonix build makes: a host that kills builds for memory gets a max-jobs it can hold
   const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
   const translator = input.translator ?? (await translatorSettings(l));
-  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator }));
+  const buildHook = await buildHookSetting(l, nix, existing ?? '');
+  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator, buildHook }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
   await writeEnvScripts(l, nix, cacert);
   if (nix) await writeWrappers(l, nix);

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { interpreterOf } from '../../elf/peek.ts';
+import { hasBuilders, hookForms, noBuildHook } from '../../prefix/build-hook.ts';
 import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { runNix } from '../../prefix/tools.ts';
@@ -8,6 +9,7 @@ import { RelonixError } from '../../util/errors.ts';
 import { clearStaleTemps, writeFileAtomic } from '../../util/fs.ts';
 import { runTool } from '../../util/spawn.ts';
 import type { Stage } from '../stage.ts';
+import { userConfLines } from './configure.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
 
@@ -60,6 +62,7 @@ export async function applyVerify(
 ): Promise<VerifyResult> {
   const env = nixEnvironment(l, { nix, cacert });
   const bin = (n: string) => path.join(nix, 'bin', n);
+  await checkBuildHook(l, nix);
   onProgress?.('verifying the store, building a trivial derivation, checking libraries');
   // independent checks side by side; the store check comes last, alone, so it also covers the
   // check build's output and never races a build for the store's locks
@@ -71,6 +74,14 @@ export async function applyVerify(
   await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
   const { libraries, interpreter } = libs;
   return { version, checkOutput, libraries, interpreter };
+}
+
+/** A prefix with builders needs a Nix with a build hook: said here, not as the dead hook's "unexpected EOF". */
+async function checkBuildHook(l: Layout, nix: string): Promise<void> {
+  const conf = await fs.readFile(l.confFile, 'utf8').catch(() => '');
+  if (!(await hasBuilders(l, userConfLines(conf)))) return;
+  const h = await hookForms(nix);
+  if (h.remote === undefined) throw noBuildHook(l, h.why);
 }
 
 async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, rebuild: boolean): Promise<string> {
