@@ -3,7 +3,7 @@ import path from 'node:path';
 import { passwdName } from '../host/passwd.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
-import { shQuote } from '../util/shell.ts';
+import { fishQuote, shQuote } from '../util/shell.ts';
 import type { Layout } from './layout.ts';
 import { readState } from './state.ts';
 
@@ -119,10 +119,6 @@ export async function builderSshConfig(l: Layout): Promise<string | undefined> {
   return (await exists(l.sshConfig)) ? l.sshConfig : undefined;
 }
 
-function fishQuote(s: string): string {
-  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
 export type Shell = 'sh' | 'fish' | 'json';
 
 /** Pure: `export` lines for the given variables, quoted for the shell. */
@@ -150,14 +146,14 @@ export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?:
   const mans = manDirs(l, nix);
   delete vars.PATH;
   delete vars.MANPATH;
-  let sh = `# relonix: the environment for the Nix in ${l.prefix}. Source it: . ${l.envScript}\n`;
+  let sh = `# relonix: the environment for the Nix in ${shQuote(l.prefix)}. Source it: . ${shQuote(l.envScript)}\n`;
   sh += renderEnv(vars, 'sh');
   sh += `export PATH=${bins.map(shQuote).join(':')}\${PATH:+:$PATH}\n`;
   // unset, MANPATH ends in a colon: man's own pages still follow
   sh += `export MANPATH=${mans.map(shQuote).join(':')}:\${MANPATH:-}\n`;
   sh += `[ -n "\${USER:-}" ] || export USER="$(id -un 2>/dev/null || echo uid$(id -u))"\n`;
   sh += `[ -n "\${HOME:-}" ] || export HOME=${shQuote(path.join(l.prefix, 'home'))}\n`;
-  let fish = `# relonix: the environment for the Nix in ${l.prefix}. Source it: source ${l.envScriptFish}\n`;
+  let fish = `# relonix: the environment for the Nix in ${fishQuote(l.prefix)}. Source it: source ${fishQuote(l.envScriptFish)}\n`;
   fish += renderEnv(vars, 'fish');
   fish += `set -gx PATH ${bins.map(fishQuote).join(' ')} $PATH;\n`;
   fish += `set -q MANPATH; or set -gx MANPATH '';\n`;
@@ -180,7 +176,7 @@ const WRAPPER_MARK = '# relonix wrapper:';
 export function wrapperScript(l: Layout, nix: string, tool: string): string {
   return [
     '#!/bin/sh',
-    `${WRAPPER_MARK} ${tool} of the Nix in ${l.prefix}, with its environment, from any PATH (and as`,
+    `${WRAPPER_MARK} ${tool} of the Nix in ${shQuote(l.prefix)}, with its environment, from any PATH (and as`,
     '# the remote-program of a remote builder)',
     `. ${shQuote(l.envScript)}`,
     // the translator, when the prefix has one, runs while this command does (its pid is kept across exec)
