@@ -1,12 +1,14 @@
 // The bootstrap: stages run in order, each recorded in the prefix's state with a key of its inputs
 // chained to the previous stage's, so a re-run continues at the first stage that is not done.
 import { createHash } from 'node:crypto';
+import { DEFAULT_MAX_DOWNLOAD } from '../net/local.ts';
+import { admitPrefix } from '../prefix/guard.ts';
 import { layout as makeLayout } from '../prefix/layout.ts';
 import { type BootstrapState, emptyState, isBootstrapped, readState, type StageName, writeState } from '../prefix/state.ts';
 import { DEFAULT_UPSTREAMS, type UpstreamConfig } from '../translator/config.ts';
 import { emit } from '../util/emit.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
-import { exists, removeTree } from '../util/fs.ts';
+import { errorMessage, fromSystemError, isKind, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
+import { exists, freeSpace, removeTree } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { nixSystem } from '../util/system.ts';
 import type { BootstrapContext, Stage, StageResult } from './stage.ts';
@@ -30,6 +32,8 @@ export interface BootstrapOptions {
   keepDownload?: boolean;
   /** where the progress display goes (default stdout; relonix build keeps its stdout for output paths) */
   progress?: NodeJS.WriteStream;
+  /** the largest tarball a download takes when the server announces no size (default DEFAULT_MAX_DOWNLOAD) */
+  maxDownloadBytes?: number;
 }
 
 export interface BootstrapResult {
@@ -82,6 +86,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     caches: opts.caches ?? [],
     trustedKeys: opts.trustedKeys ?? [],
     upstreams: opts.upstreams ?? DEFAULT_UPSTREAMS,
+    maxDownloadBytes: opts.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD,
   };
   const done = (s: BootstrapState): BootstrapResult => ({
     prefix: l.prefix,
@@ -93,9 +98,10 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     stageMs: {},
   });
 
+  // nothing is written anywhere a bootstrap may not write: the checks come first
+  const quick = await admitPrefix(l);
   // a finished prefix is answered without the lock: nothing will be written. With no source named
   // at all (no --url, --sha256 or --cache), whatever the prefix was bootstrapped from stands.
-  const quick = await readState(l).catch(() => undefined);
   const noSource = !opts.url && !opts.sha256 && ctx.caches.length === 0;
   if (quick && noSource && (await isBootstrapped(l, quick))) return done(quick);
   if (opts.url || ctx.caches.length === 0) {
@@ -114,8 +120,9 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     },
     async () => {
       let state = await readState(l);
-      // another store dir, or a wiped store under an intact state file: start over
-      if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l);
+      // a store dir nothing was done in yet (admitPrefix refused any other change), or a wiped store
+      // under an intact state file: start over, as the same prefix
+      if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l, state);
       const keys = doneKeys(ctx, stages, state);
       if (keys.length === stages.length) return done(state);
       state.source = { url: ctx.tarball?.url, sha256: ctx.tarball?.sha256, caches: ctx.caches, trustedKeys: ctx.trustedKeys };
@@ -153,7 +160,7 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
       try {
         r = await st.run(ctx, state, progress);
       } catch (e) {
-        throw stageError(st, e);
+        throw stageError(st, await asNoSpace(ctx, state, e));
       }
       stageMs[st.name] = Date.now() - t;
       Object.assign(state, r.patch);
@@ -172,9 +179,17 @@ function say(mode: UiMode, text: string, out: NodeJS.WriteStream = process.stdou
   else out.write(`${text}\n`);
 }
 
+/** A full disk in any stage is said as one, with what preflight reckoned the whole install needs. */
+async function asNoSpace(ctx: BootstrapContext, s: BootstrapState, e: unknown): Promise<unknown> {
+  if (!isNoSpace(e) || isKind(e, 'preflight')) return e;
+  const need = (s.stages.preflight?.detail as { needBytes?: number } | undefined)?.needBytes;
+  return noSpace(ctx.layout.prefix, await freeSpace(ctx.layout.prefix), need, e);
+}
+
 function stageError(st: Stage, e: unknown): RelonixError {
-  const msg = `stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(e)}`;
-  if (e instanceof RelonixError) return new RelonixError(msg, { kind: e.kind, hint: e.hint, cause: e });
+  const worded = e instanceof RelonixError ? e : fromSystemError(e);
+  const msg = `stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(worded ?? e)}`;
+  if (worded) return new RelonixError(msg, { kind: worded.kind, hint: worded.hint, cause: e });
   return new RelonixError(msg, {
     hint: `fix the cause and re-run relonix bootstrap: it continues from stage ${st.name} (RELONIX_DEBUG=1 shows the cause chain)`,
     cause: e,

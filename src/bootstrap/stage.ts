@@ -10,6 +10,8 @@ export interface BootstrapContext {
   host: string;
   /** the release tarball, unless the Nix comes from the caches alone */
   tarball?: { url: string; sha256?: string };
+  /** the most bytes a download of it may take */
+  maxDownloadBytes: number;
   caches: string[];
   trustedKeys: string[];
   /** the caches whose binaries the translator serves for this store dir (src/translator/) */
@@ -17,7 +19,7 @@ export interface BootstrapContext {
 }
 
 /** The top-level fields of the state a stage may set (besides its own record). */
-export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource'>>;
+export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned'>>;
 
 export interface StageResult {
   summary: string;

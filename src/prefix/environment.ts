@@ -4,7 +4,7 @@ import { passwdName } from '../host/passwd.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { fishQuote, shQuote } from '../util/shell.ts';
-import type { Layout } from './layout.ts';
+import { DEFAULT_PREFIX, type Layout } from './layout.ts';
 import { readState } from './state.ts';
 
 export interface NixEnvOptions {
@@ -93,7 +93,7 @@ export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: stri
   if (!s.nix || !(await exists(path.join(s.nix, 'bin', 'nix')))) {
     throw new RelonixError(`no Nix is installed in ${l.prefix} yet`, {
       kind: 'failure',
-      hint: `run relonix bootstrap${l.prefix === '/tmp/nix' ? '' : ` --prefix ${l.prefix}`} first`,
+      hint: `run relonix bootstrap${l.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(l.prefix)}`} first`,
     });
   }
   return { nix: s.nix, cacert: s.cacert };
