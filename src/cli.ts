@@ -17,7 +17,8 @@ import * as status from './commands/status.ts';
 import * as translate from './commands/translate.ts';
 import * as translator from './commands/translator.ts';
 import { emit } from './util/emit.ts';
-import { causeChain, type ErrorKind, errorMessage, RelonixError } from './util/errors.ts';
+import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, RelonixError } from './util/errors.ts';
+import { exitOnSignals } from './util/signals.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
@@ -50,8 +51,10 @@ etc/nix/nix.conf and etc/profile.d/relonix.sh. With a store dir of 10 bytes, Nix
 cache.nixos.org's binaries translated on demand (relonix translator --help).
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 integrity (checksum, hash or signature) refused,
-4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine;
-or relonix doctor found a problem), 6 network failure after retries.
+4 prefix busy (another relonix holds its lock), 5 preflight refused (the prefix's path or
+permissions, space, noexec, machine; or relonix doctor found a problem), 6 network failure after
+retries, 128+N stopped by signal N (Ctrl-C: 130), saying what was kept. With --json, errors are
+JSON events too.
 
 Start with:  relonix doctor   then:  relonix bootstrap   then:  eval "$(relonix env)"`;
 
@@ -70,12 +73,24 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A stream relonix cannot write to: a closed pipe (`relonix env | head`) is the reader's choice and
+ * ends relonix quietly; anything else (`relonix env > /dev/full`) is one line on stderr and exit 1.
+ */
+function onOutputError(name: 'stdout' | 'stderr') {
+  return (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (name === 'stdout') {
+      process.stderr.write(`relonix: error: cannot write to stdout: ${errnoWords(e)}; send the output somewhere it fits\n`);
+    }
+    process.exit(EXIT_CODES.failure);
+  };
+}
+
 export async function main(argv: string[]): Promise<void> {
-  // `relonix env | head` closes the pipe early: that is the reader's choice, not a failure
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
-  });
+  process.stdout.on('error', onOutputError('stdout'));
+  process.stderr.on('error', onOutputError('stderr'));
+  exitOnSignals(wantsJson(argv));
   try {
     if (argv[2] === 'patchelf') {
       const { runPatchelf } = await import('./commands/patchelf.ts');
@@ -99,12 +114,15 @@ function wantsJson(argv: string[]): boolean {
 
 function report(e: unknown, json: boolean): number {
   if (e instanceof CommanderError) {
-    return e.exitCode === 0 ? 0 : EXIT_CODES.usage;
+    // commander has printed the error and the pointer to --help; scripts get the event too
+    if (e.exitCode === 0) return 0;
+    if (json) emit({ event: 'error', message: e.message.replace(/^error: /, ''), kind: 'usage', exitCode: EXIT_CODES.usage });
+    return EXIT_CODES.usage;
   }
-  const known = e instanceof RelonixError ? e : undefined;
+  const known = e instanceof RelonixError ? e : fromSystemError(e);
   const code = EXIT_CODES[known?.kind ?? 'failure'];
-  if (json) emit({ event: 'error', message: errorMessage(e), hint: known?.hint, kind: known?.kind ?? 'failure', exitCode: code });
-  process.stderr.write(`relonix: error: ${errorMessage(e)}\n`);
+  if (json) emit({ event: 'error', message: errorMessage(known ?? e), hint: known?.hint, kind: known?.kind ?? 'failure', exitCode: code });
+  process.stderr.write(`relonix: error: ${errorMessage(known ?? e)}\n`);
   if (known?.hint) process.stderr.write(`  fix: ${known.hint}\n`);
   if (process.env.RELONIX_DEBUG) {
     for (const c of causeChain(e)) process.stderr.write(`${c instanceof Error ? (c.stack ?? c.message) : String(c)}\n`);

@@ -10,6 +10,7 @@ import { emit } from '../util/emit.ts';
 import { errorMessage, fromSystemError, isKind, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
 import { exists, freeSpace, removeTree } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
+import { keptSoFar } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
 import type { BootstrapContext, Stage, StageResult } from './stage.ts';
 import { planStages, preloadTarballStages } from './stages/registry.ts';
@@ -148,11 +149,13 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
   const ran: StageName[] = [];
   const stageMs: Partial<Record<StageName, number>> = {};
   let prev = keys[first - 1] ?? '';
+  const finished = stages.slice(0, first).map((st) => st.name);
   const ui: UiStage[] = stages.map((st, i) => ({
     name: st.name,
     title: st.title,
     exec: async (progress) => {
       if (i < first) return { skipped: true, summary: `done ${state.stages[st.name]!.doneAt}` };
+      keptSoFar(keptText(finished, st.name));
       const key = chainKey(prev, st.inputs(ctx, state));
       prev = key;
       const t = Date.now();
@@ -167,11 +170,19 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
       state.stages[st.name] = { doneAt: new Date().toISOString(), key, detail: r.detail };
       await writeState(l, state);
       ran.push(st.name);
+      finished.push(st.name);
       return { skipped: false, summary: r.summary };
     },
   }));
   await runStages(ui, mode, out);
   return { state, ran, stageMs };
+}
+
+/** What an interrupted bootstrap leaves: the stages done, and where the next run starts. */
+function keptText(finished: StageName[], next: StageName): string {
+  const part = next === 'fetch' ? ' (the partial download is kept and resumes)' : '';
+  const done = finished.length ? `stages ${finished.join(', ')} are done and kept` : 'no stage was done yet';
+  return `${done}; relonix bootstrap, run again, continues at stage ${next}${part}`;
 }
 
 function say(mode: UiMode, text: string, out: NodeJS.WriteStream = process.stdout): void {
