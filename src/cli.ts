@@ -16,6 +16,7 @@ import * as run from './commands/run.ts';
 import * as status from './commands/status.ts';
 import * as translate from './commands/translate.ts';
 import * as translator from './commands/translator.ts';
+import * as uninstall from './commands/uninstall.ts';
 import { emit } from './util/emit.ts';
 import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, RelonixError } from './util/errors.ts';
 import { exitOnSignals } from './util/signals.ts';
@@ -32,7 +33,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
 // layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, translator, bundle, demo };
+const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, translator, bundle, uninstall, demo };
 
 /**
  * The commands argv can reach: the one it names, none for --version, all for help and errors.

@@ -35,6 +35,11 @@ export interface BootstrapOptions {
   progress?: NodeJS.WriteStream;
   /** the largest tarball a download takes when the server announces no size (default DEFAULT_MAX_DOWNLOAD) */
   maxDownloadBytes?: number;
+  /**
+   * relonix demo, in its own prefix ('own'), or in one the user named ('given'), which must be new
+   * or one a demo made: never a prefix of the user's
+   */
+  demo?: 'own' | 'given';
 }
 
 export interface BootstrapResult {
@@ -100,7 +105,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
   });
 
   // nothing is written anywhere a bootstrap may not write: the checks come first
-  const quick = await admitPrefix(l);
+  const quick = await admitPrefix(l, { demo: opts.demo === 'given' });
   // a finished prefix is answered without the lock: nothing will be written. With no source named
   // at all (no --url, --sha256 or --cache), whatever the prefix was bootstrapped from stands.
   const noSource = !opts.url && !opts.sha256 && ctx.caches.length === 0;
@@ -127,6 +132,9 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       const keys = doneKeys(ctx, stages, state);
       if (keys.length === stages.length) return done(state);
       state.source = { url: ctx.tarball?.url, sha256: ctx.tarball?.sha256, caches: ctx.caches, trustedKeys: ctx.trustedKeys };
+      // the demo's prefix stays the demo's until a bootstrap of the user's own makes it theirs
+      if (opts.demo) state.madeBy = 'demo';
+      else delete state.madeBy;
       if (ctx.tarball) preloadTarballStages();
       const r = await runFrom(ctx, stages, state, keys, mode, opts.progress);
       if (!opts.keepDownload) {

@@ -186,6 +186,15 @@ export function wrapperScript(l: Layout, nix: string, tool: string): string {
   ].join('\n');
 }
 
+/** Whether `file` is a wrapper relonix wrote (anything else in bin/ is the user's). */
+export async function isWrapper(file: string): Promise<boolean> {
+  const head = await fs.readFile(file, 'utf8').then(
+    (t) => t.slice(0, 200),
+    () => '',
+  );
+  return head.includes(WRAPPER_MARK);
+}
+
 /**
  * One wrapper in the prefix's bin/ per program of the active Nix; wrappers of programs it no longer
  * has go (only files relonix wrote: anything else there is the user's).
@@ -197,11 +206,7 @@ export async function writeWrappers(l: Layout, nix: string): Promise<string[]> {
   for (const name of await fs.readdir(l.binDir)) {
     if (tools.includes(name)) continue;
     const p = path.join(l.binDir, name);
-    const head = await fs.readFile(p, 'utf8').then(
-      (t) => t.slice(0, 200),
-      () => '',
-    );
-    if (head.includes(WRAPPER_MARK)) await fs.rm(p, { force: true });
+    if (await isWrapper(p)) await fs.rm(p, { force: true });
   }
   for (const tool of tools) await writeFileAtomic(path.join(l.binDir, tool), wrapperScript(l, nix, tool), 0o755);
   return tools;

@@ -56,8 +56,8 @@ export async function runNixStore(o: NixToolOptions, args: string[], input?: str
 }
 
 /** Runs a command in the prefix's Nix environment; resolves to the exit code a shell would see. */
-export async function runInPrefix(l: Layout, cmd: string, args: string[]): Promise<number> {
-  const r = await runForeground(cmd, args, await prefixEnvironment(l));
+export async function runInPrefix(l: Layout, cmd: string, args: string[], o: { stdout?: 'ignore' | 'stderr' } = {}): Promise<number> {
+  const r = await runForeground(cmd, args, await prefixEnvironment(l), o);
   if (r.startError) {
     // what a shell answers, so scripts can tell "not there" (127) and "not runnable" (126) from a failure
     const e = r.startError;

@@ -26,3 +26,12 @@ export function parseStoreBasename(basename: string): StorePathParts {
   if (!NAME_RE.test(name) || name.startsWith('.')) throw new Error(`"${basename}" has an invalid name part`);
   return { hash, name, basename };
 }
+
+export function isStoreBasename(s: string): boolean {
+  try {
+    parseStoreBasename(s);
+    return true;
+  } catch {
+    return false;
+  }
+}

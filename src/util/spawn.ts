@@ -129,10 +129,10 @@ export interface ForegroundResult {
 
 /**
  * Runs a program in the foreground (the terminal is its own) and passes on the signals relonix
- * gets, as a shell does. `ignoreStdout`: for a command whose own result is what goes on stdout,
- * while the program's progress (on stderr) still shows.
+ * gets, as a shell does. `stdout`: for a command whose own result is what goes on stdout, the
+ * program's is dropped ('ignore') or sent to stderr ('stderr'), while its progress still shows.
  */
-export async function runForeground(cmd: string, args: string[], env: NodeJS.ProcessEnv, o: { ignoreStdout?: boolean } = {}): Promise<ForegroundResult> {
+export async function runForeground(cmd: string, args: string[], env: NodeJS.ProcessEnv, o: { stdout?: 'ignore' | 'stderr' } = {}): Promise<ForegroundResult> {
   // forwarders first: a signal that comes while the child starts is passed on once it exists (libuv
   // holds signals back during spawn, so one sent then used to find no handler and kill relonix)
   let child: ChildProcess | undefined;
@@ -140,7 +140,8 @@ export async function runForeground(cmd: string, args: string[], env: NodeJS.Pro
   const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : pending.push(sig));
   const release = holdSignals();
   for (const s of FORWARDED) process.on(s, forward);
-  const c = spawn(cmd, args, { env, stdio: o.ignoreStdout ? ['inherit', 'ignore', 'inherit'] : 'inherit' });
+  const stdout = o.stdout === 'ignore' ? 'ignore' : o.stdout === 'stderr' ? 2 : 'inherit';
+  const c = spawn(cmd, args, { env, stdio: ['inherit', stdout, 'inherit'] });
   child = c;
   for (const sig of pending) c.kill(sig);
   try {
