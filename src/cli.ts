@@ -16,9 +16,11 @@ import * as run from './commands/run.ts';
 import * as status from './commands/status.ts';
 import * as translate from './commands/translate.ts';
 import * as translator from './commands/translator.ts';
+import * as uninstall from './commands/uninstall.ts';
 import { emit } from './util/emit.ts';
-import { causeChain, type ErrorKind, errorMessage, RelonixError } from './util/errors.ts';
+import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, RelonixError } from './util/errors.ts';
 import { redactText } from './util/redact.ts';
+import { exitOnSignals } from './util/signals.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
@@ -32,7 +34,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
 // layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, translator, bundle, demo };
+const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, translator, bundle, uninstall, demo };
 
 /**
  * The commands argv can reach: the one it names, none for --version, all for help and errors.
@@ -51,10 +53,11 @@ etc/nix/nix.conf and etc/profile.d/relonix.sh. With a store dir of 10 bytes, Nix
 cache.nixos.org's binaries translated on demand (relonix translator --help).
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 integrity (checksum, hash or signature) refused,
-4 prefix busy (another relonix holds its lock), 5 preflight refused (space, noexec, machine;
-or relonix doctor found a problem), 6 network failure after retries. A server's 401/403
+4 prefix busy (another relonix holds its lock), 5 preflight refused (the prefix's path or
+permissions, space, noexec, machine; or relonix doctor found a problem), 6 network failure after
+retries, 128+N stopped by signal N (Ctrl-C: 130), saying what was kept. A server's 401/403
 (credentials refused) and 405/501 (no uploads taken) exit 2, its 404 (no such object) 1; 5xx and
-broken connections are retried.
+broken connections are retried. With --json, errors are JSON events too.
 
 Start with:  relonix doctor   then:  relonix bootstrap   then:  eval "$(relonix env)"`;
 
@@ -73,12 +76,24 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A stream relonix cannot write to: a closed pipe (`relonix env | head`) is the reader's choice and
+ * ends relonix quietly; anything else (`relonix env > /dev/full`) is one line on stderr and exit 1.
+ */
+function onOutputError(name: 'stdout' | 'stderr') {
+  return (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (name === 'stdout') {
+      process.stderr.write(`relonix: error: cannot write to stdout: ${errnoWords(e)}; send the output somewhere it fits\n`);
+    }
+    process.exit(EXIT_CODES.failure);
+  };
+}
+
 export async function main(argv: string[]): Promise<void> {
-  // `relonix env | head` closes the pipe early: that is the reader's choice, not a failure
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
-  });
+  process.stdout.on('error', onOutputError('stdout'));
+  process.stderr.on('error', onOutputError('stderr'));
+  exitOnSignals(wantsJson(argv));
   try {
     if (argv[2] === 'patchelf') {
       const { runPatchelf } = await import('./commands/patchelf.ts');
@@ -102,12 +117,15 @@ function wantsJson(argv: string[]): boolean {
 
 function report(e: unknown, json: boolean): number {
   if (e instanceof CommanderError) {
-    return e.exitCode === 0 ? 0 : EXIT_CODES.usage;
+    // commander has printed the error and the pointer to --help; scripts get the event too
+    if (e.exitCode === 0) return 0;
+    if (json) emit({ event: 'error', message: e.message.replace(/^error: /, ''), kind: 'usage', exitCode: EXIT_CODES.usage });
+    return EXIT_CODES.usage;
   }
-  const known = e instanceof RelonixError ? e : undefined;
+  const known = e instanceof RelonixError ? e : fromSystemError(e);
   const code = EXIT_CODES[known?.kind ?? 'failure'];
   // whichever layer made the message, a URL's credentials never reach the terminal or a log
-  const message = redactText(errorMessage(e));
+  const message = redactText(errorMessage(known ?? e));
   const hint = known?.hint === undefined ? undefined : redactText(known.hint);
   if (json) emit({ event: 'error', message, hint, kind: known?.kind ?? 'failure', exitCode: code });
   process.stderr.write(`relonix: error: ${message}\n`);

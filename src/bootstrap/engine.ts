@@ -2,15 +2,18 @@
 // chained to the previous stage's, so a re-run continues at the first stage that is not done.
 import { createHash } from 'node:crypto';
 import { parsePublicKey } from '../cache/keys.ts';
+import { DEFAULT_MAX_DOWNLOAD } from '../net/local.ts';
 import { saveNetrcCredentials } from '../net/netrc.ts';
+import { admitPrefix } from '../prefix/guard.ts';
 import { layout as makeLayout } from '../prefix/layout.ts';
 import { type BootstrapState, emptyState, isBootstrapped, readState, type StageName, writeState } from '../prefix/state.ts';
 import { DEFAULT_UPSTREAMS, type UpstreamConfig } from '../translator/config.ts';
 import { emit } from '../util/emit.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
-import { exists, removeTree } from '../util/fs.ts';
+import { errorMessage, fromSystemError, isKind, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
+import { exists, freeSpace, removeTree } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { splitCredentials } from '../util/redact.ts';
+import { keptSoFar } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
 import type { BootstrapContext, Stage, StageResult } from './stage.ts';
 import { planStages, preloadTarballStages } from './stages/registry.ts';
@@ -33,6 +36,13 @@ export interface BootstrapOptions {
   keepDownload?: boolean;
   /** where the progress display goes (default stdout; relonix build keeps its stdout for output paths) */
   progress?: NodeJS.WriteStream;
+  /** the largest tarball a download takes when the server announces no size (default DEFAULT_MAX_DOWNLOAD) */
+  maxDownloadBytes?: number;
+  /**
+   * relonix demo, in its own prefix ('own'), or in one the user named ('given'), which must be new
+   * or one a demo made: never a prefix of the user's
+   */
+  demo?: 'own' | 'given';
 }
 
 export interface BootstrapResult {
@@ -90,6 +100,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     credentials: caches.flatMap((c) => (c.credentials ? [c.credentials] : [])),
     trustedKeys: opts.trustedKeys ?? [],
     upstreams: opts.upstreams ?? DEFAULT_UPSTREAMS,
+    maxDownloadBytes: opts.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD,
   };
   const done = (s: BootstrapState): BootstrapResult => ({
     prefix: l.prefix,
@@ -101,9 +112,10 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     stageMs: {},
   });
 
+  // nothing is written anywhere a bootstrap may not write: the checks come first
+  const quick = await admitPrefix(l, { demo: opts.demo === 'given' });
   // a finished prefix is answered without the lock: nothing will be written. With no source named
   // at all (no --url, --sha256 or --cache), whatever the prefix was bootstrapped from stands.
-  const quick = await readState(l).catch(() => undefined);
   const noSource = !opts.url && !opts.sha256 && ctx.caches.length === 0;
   if (quick && noSource && (await isBootstrapped(l, quick))) return done(quick);
   if (opts.url || ctx.caches.length === 0) {
@@ -124,8 +136,9 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     },
     async () => {
       let state = await readState(l);
-      // another store dir, or a wiped store under an intact state file: start over
-      if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l);
+      // a store dir nothing was done in yet (admitPrefix refused any other change), or a wiped store
+      // under an intact state file: start over, as the same prefix
+      if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l, state);
       const keys = doneKeys(ctx, stages, state);
       if (keys.length === stages.length) {
         await saveNetrcCredentials(l.netrcFile, ctx.credentials);
@@ -134,6 +147,9 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       // recorded for another host to be bootstrapped the same way: never with credentials
       const url = ctx.tarball && splitCredentials(ctx.tarball.url).url;
       state.source = { url, sha256: ctx.tarball?.sha256, caches: ctx.caches, trustedKeys: ctx.trustedKeys };
+      // the demo's prefix stays the demo's until a bootstrap of the user's own makes it theirs
+      if (opts.demo) state.madeBy = 'demo';
+      else delete state.madeBy;
       if (ctx.tarball) preloadTarballStages();
       const r = await runFrom(ctx, stages, state, keys, mode, opts.progress);
       if (!opts.keepDownload) {
@@ -156,11 +172,13 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
   const ran: StageName[] = [];
   const stageMs: Partial<Record<StageName, number>> = {};
   let prev = keys[first - 1] ?? '';
+  const finished = stages.slice(0, first).map((st) => st.name);
   const ui: UiStage[] = stages.map((st, i) => ({
     name: st.name,
     title: st.title,
     exec: async (progress) => {
       if (i < first) return { skipped: true, summary: `done ${state.stages[st.name]!.doneAt}` };
+      keptSoFar(keptText(finished, st.name));
       const key = chainKey(prev, st.inputs(ctx, state));
       prev = key;
       const t = Date.now();
@@ -168,13 +186,14 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
       try {
         r = await st.run(ctx, state, progress);
       } catch (e) {
-        throw stageError(st, e);
+        throw stageError(st, await asNoSpace(ctx, state, e));
       }
       stageMs[st.name] = Date.now() - t;
       Object.assign(state, r.patch);
       state.stages[st.name] = { doneAt: new Date().toISOString(), key, detail: r.detail };
       await writeState(l, state);
       ran.push(st.name);
+      finished.push(st.name);
       return { skipped: false, summary: r.summary };
     },
   }));
@@ -182,14 +201,29 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
   return { state, ran, stageMs };
 }
 
+/** What an interrupted bootstrap leaves: the stages done, and where the next run starts. */
+function keptText(finished: StageName[], next: StageName): string {
+  const part = next === 'fetch' ? ' (the partial download is kept and resumes)' : '';
+  const done = finished.length ? `stages ${finished.join(', ')} are done and kept` : 'no stage was done yet';
+  return `${done}; relonix bootstrap, run again, continues at stage ${next}${part}`;
+}
+
 function say(mode: UiMode, text: string, out: NodeJS.WriteStream = process.stdout): void {
   if (mode === 'json') emit({ event: 'info', text });
   else out.write(`${text}\n`);
 }
 
+/** A full disk in any stage is said as one, with what preflight reckoned the whole install needs. */
+async function asNoSpace(ctx: BootstrapContext, s: BootstrapState, e: unknown): Promise<unknown> {
+  if (!isNoSpace(e) || isKind(e, 'preflight')) return e;
+  const need = (s.stages.preflight?.detail as { needBytes?: number } | undefined)?.needBytes;
+  return noSpace(ctx.layout.prefix, await freeSpace(ctx.layout.prefix), need, e);
+}
+
 function stageError(st: Stage, e: unknown): RelonixError {
-  const msg = `stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(e)}`;
-  if (e instanceof RelonixError) return new RelonixError(msg, { kind: e.kind, hint: e.hint, cause: e });
+  const worded = e instanceof RelonixError ? e : fromSystemError(e);
+  const msg = `stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(worded ?? e)}`;
+  if (worded) return new RelonixError(msg, { kind: worded.kind, hint: worded.hint, cause: e });
   return new RelonixError(msg, {
     hint: `fix the cause and re-run relonix bootstrap: it continues from stage ${st.name} (RELONIX_DEBUG=1 shows the cause chain)`,
     cause: e,

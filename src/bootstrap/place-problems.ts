@@ -1,11 +1,9 @@
 // What is wrong with a place a bootstrap writes (the prefix, the store dir) or the room on its
 // filesystem, worded once: bootstrap's preflight refuses with these, relonix doctor reports them.
+import type { Problem } from '../prefix/guard.ts';
 import { mib } from '../util/format.ts';
 
-export interface Problem {
-  message: string;
-  hint: string;
-}
+export type { Problem };
 
 /** The prefix or the store dir, and the option that names another. */
 export interface Place {

@@ -11,6 +11,8 @@ export interface BootstrapContext {
   host: string;
   /** the release tarball, unless the Nix comes from the caches alone */
   tarball?: { url: string; sha256?: string };
+  /** the most bytes a download of it may take */
+  maxDownloadBytes: number;
   /** the caches without the credentials their URLs carried: what nix.conf, the state and Nix get */
   caches: string[];
   /** those credentials: only ever written to the prefix's netrc (mode 0600) */
@@ -21,7 +23,7 @@ export interface BootstrapContext {
 }
 
 /** The top-level fields of the state a stage may set (besides its own record). */
-export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource'>>;
+export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned'>>;
 
 export interface StageResult {
   summary: string;

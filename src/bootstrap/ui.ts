@@ -65,6 +65,8 @@ export async function runStages(stages: UiStage[], mode: UiMode, out?: NodeJS.Wr
       fallbackRendererOptions: logger,
       // errors are reported once, by the CLI, with their fix
       collectErrors: false,
+      // and signals too (util/signals.ts): listr's own ends the process with 127
+      registerSignalListeners: false,
     } as never,
   );
   await list.run();

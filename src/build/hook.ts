@@ -2,11 +2,8 @@
 // build loop until it exits, and a hook that fails stops every further build; so it is a few lines
 // of sh (no node start) that append the derivation to the queue, sync it, and always succeed.
 import { writeFileAtomic } from '../util/fs.ts';
+import { shQuote } from '../util/shell.ts';
 import type { QueueFiles } from './queue.ts';
-
-function shQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /**
  * Pure. `sync FILE` is an fsync of that file with coreutils (8.24 on) and busybox; where it is

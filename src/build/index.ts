@@ -12,12 +12,14 @@ import { readCgroupLimits } from '../host/cgroup.ts';
 import { planParallelism, userSettings } from '../host/parallelism.ts';
 import { saveNetrcCredentials } from '../net/netrc.ts';
 import { prefixEnvironment } from '../prefix/environment.ts';
+import { admitPrefix } from '../prefix/guard.ts';
 import { type Layout, layout } from '../prefix/layout.ts';
 import { resolveNixTool } from '../prefix/tools.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { splitCredentials } from '../util/redact.ts';
+import { holdSignals } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
 import { writeHook } from './hook.ts';
 import { ensureNix, nixMissingFromCache } from './nix.ts';
@@ -90,6 +92,8 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
   for (const k of trustedKeys) parsePublicKey(k);
   const files = queueFiles(l);
   const display = new BuildDisplay(pickMode(o.json));
+  // the build's lock goes into the prefix: only into one a bootstrap may use
+  await admitPrefix(l);
   return withLock(files.lock, { what: `relonix build in ${l.prefix}` }, async () => {
     const system = nixSystem();
     const n = await ensureNix(l, { cache: o.cache, target, trustedKeys, system, json: o.json });
@@ -241,9 +245,12 @@ function stopOnSignals(grace: number, onFirst: (sig: NodeJS.Signals) => void) {
     onFirst(sig);
   };
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  // relonix build stops on its own terms: held from the CLI's exit on signals until it is done
+  const release = holdSignals();
   for (const s of signals) process.on(s, on);
   state.dispose = () => {
     for (const s of signals) process.off(s, on);
+    release();
   };
   return state;
 }

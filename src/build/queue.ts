@@ -25,7 +25,7 @@ export function queueFiles(l: Layout): QueueFiles {
     done: path.join(dir, 'done'),
     plan: path.join(dir, 'plan'),
     hook: path.join(dir, 'post-build-hook'),
-    lock: path.join(dir, 'lock'),
+    lock: l.buildLockFile,
   };
 }
 

@@ -75,7 +75,7 @@ export async function resolveInstallables(o: InstallableOptions, args: string[])
     const root = `r${i}`;
     const rootArgs = p.tool === 'nix-build' ? ['--out-link', path.join(o.rootsDir, root)] : ['--add-root', path.join(o.rootsDir, root)];
     o.log(p.tool === 'nix-build' ? `building ${arg} with nix-build` : `realising ${p.args[1]}`);
-    const r = await runForeground(bin, [...p.args, ...rootArgs], o.env, { ignoreStdout: true });
+    const r = await runForeground(bin, [...p.args, ...rootArgs], o.env, { stdout: 'ignore' });
     const outs = r.code === 0 ? await linked(o.rootsDir, root) : [];
     if (r.code !== 0 || outs.length === 0) {
       throw new RelonixError(`${p.tool} could not ${p.tool === 'nix-build' ? 'build' : 'realise'} ${arg} (exit ${r.code}; its messages are above)`, {

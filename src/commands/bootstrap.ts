@@ -2,17 +2,27 @@
 // work (loaded when the command runs), and what it prints.
 import { type Command, Option } from 'commander';
 import type { BootstrapResult } from '../bootstrap/engine.ts';
+import { DEFAULT_MAX_DOWNLOAD } from '../net/local.ts';
 import { layout } from '../prefix/layout.ts';
 import { emit } from '../util/emit.ts';
 import { RelonixError } from '../util/errors.ts';
+import { shQuote } from '../util/shell.ts';
 import { PREFIX_HELP, repeatable, secondsOption } from './options.ts';
 
 const HELP = `
+Before anything is written, refused: a prefix Nix cannot live at (whitespace, " \\ : ; or
+control characters, over 483 bytes), a directory that is not empty and not a relonix prefix, a
+prefix bootstrapped with another --store-dir (relonix uninstall it first).
+
 Stages (each one recorded in <prefix>/var/relonix/state.json; a re-run continues at the
-first unfinished one, and a finished prefix is a fast no-op):
-  preflight   prefix writable and executable, enough free space and inodes, machine matches the tarball
+first unfinished one, and a finished prefix is a fast no-op; Ctrl-C says what was kept):
+  preflight   prefix writable and executable, enough free space and inodes, machine matches the tarball,
+              a --url that is a regular file, a store dir that is empty or this prefix's own
               (relonix doctor reports the same and more, before a bootstrap)
-  fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256)
+  fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256;
+              cut at the size the server announced, or at --max-download; the free space is
+              checked again once the size is known; a full disk is said as one, and a re-run
+              continues)
   unpack      unpack into <prefix>/var/relonix/staging
   relocate    move the closure from /nix/store to the store dir: ELF interpreters and RUNPATHs,
               symlinks, scripts. With a store dir as long as /nix/store (the default <prefix>/s
@@ -72,6 +82,11 @@ export function register(program: Command): void {
     .option('--upstream-key <key>', "public key the upstreams' narinfos must be signed with, name:base64 (repeatable)", repeatable, [] as string[])
     .option('--no-upstream', 'no upstream: Nix builds what no --cache has')
     .addOption(new Option('--wait <seconds>', 'wait this long for another relonix holding the prefix').argParser(secondsOption('--wait')))
+    .addOption(
+      new Option('--max-download <MiB>', 'the largest tarball to download (official ones are under 100 MiB)')
+        .default(DEFAULT_MAX_DOWNLOAD / 2 ** 20)
+        .argParser(parseMib),
+    )
     .option('--json', 'print one JSON object per event instead of the progress display')
     .addHelpText('after', HELP)
     .action(
@@ -85,6 +100,7 @@ export function register(program: Command): void {
         upstream: string[] | false;
         upstreamKey: string[];
         wait?: number;
+        maxDownload: number;
         json?: boolean;
       }) => {
         if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
@@ -101,11 +117,19 @@ export function register(program: Command): void {
           trustedKeys: o.trustedKey,
           upstreams: upstreamsOf(o.upstream, o.upstreamKey),
           waitSeconds: o.wait,
+          maxDownloadBytes: o.maxDownload * 2 ** 20,
           json: o.json,
         });
-        reportBootstrap(r, !!o.json, o.prefix ? ` --prefix ${r.prefix}` : '');
+        reportBootstrap(r, !!o.json, o.prefix ? ` --prefix ${shQuote(r.prefix)}` : '');
       },
     );
+}
+
+function parseMib(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new RelonixError(`--max-download takes a size in MiB, got "${v}"`, { kind: 'usage', hint: 'e.g. --max-download 512' });
+  return n;
 }
 
 /** What a finished bootstrap says: a JSON event, or how to use the Nix it made. */
@@ -122,5 +146,5 @@ export function reportBootstrap(r: BootstrapResult, json: boolean, envFlag: stri
   say(`relonix: Nix is ready in ${r.prefix} (${(r.ms / 1000).toFixed(1)}s).`);
   say(`  use it in this shell:   eval "$(relonix env${envFlag})"`);
   say(`  or run one command:     relonix run${envFlag} -- nix-build '<your.nix>'`);
-  say(`  every login:            . ${layout(r.prefix).envScript}`);
+  say(`  every login:            . ${shQuote(layout(r.prefix).envScript)}`);
 }

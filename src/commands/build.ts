@@ -3,6 +3,7 @@ import type { DurableBuildResult } from '../build/index.ts';
 import { emit } from '../util/emit.ts';
 import { RelonixError } from '../util/errors.ts';
 import { redactUrl } from '../util/redact.ts';
+import { reportInterrupted } from '../util/signals.ts';
 import { PREFIX_HELP, repeatable, secondsOption, warnOwnOptionsPassedOn } from './options.ts';
 
 const HELP = `
@@ -110,6 +111,14 @@ function report(r: DurableBuildResult, cache: string, json: boolean): void {
   // pushes still in flight when the grace period ran out are left to the next run: they must not
   // hold the process open; the exit status is set by then (here, or by the CLI for an error)
   if (r.abandoned) setImmediate(() => process.exit());
+  if (r.signal) {
+    // stopped by a signal: 128+N whatever nix-build said, with what the cache holds now
+    const queued = r.pending.length
+      ? `${r.pending.length} finished derivation${r.pending.length === 1 ? '' : 's'} not in ${cache} yet stay${r.pending.length === 1 ? 's' : ''} queued, and the next relonix build pushes them first`
+      : `every derivation that had finished is in ${cache}`;
+    process.exitCode = reportInterrupted(r.signal, `${queued}; the builds that were running are lost; the same command goes on from there`, json);
+    return;
+  }
   if (r.pending.length === 0) {
     process.exitCode = r.code;
     return;

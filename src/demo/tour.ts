@@ -9,6 +9,7 @@ import { activeNix } from '../prefix/environment.ts';
 import { layout } from '../prefix/layout.ts';
 import { runInPrefix } from '../prefix/tools.ts';
 import { writeFileAtomic } from '../util/fs.ts';
+import { shQuote } from '../util/shell.ts';
 import { ensureFixture } from './mirror.ts';
 
 const DEMO_EXPR = `derivation {
@@ -29,7 +30,8 @@ export interface DemoResult {
   nix?: string;
 }
 
-export async function runDemo(o: { prefix: string; json?: boolean; say: (s: string) => void }): Promise<DemoResult> {
+/** `given`: the user named the prefix (it must be new, or one a demo made); else it is the demo's own. */
+export async function runDemo(o: { prefix: string; given: boolean; json?: boolean; say: (s: string) => void }): Promise<DemoResult> {
   const l = layout(o.prefix);
   o.say('preparing the Nix tarball (the first run generates it, ~1 min)');
   const fx = await ensureFixture({ log: o.say });
@@ -39,14 +41,15 @@ export async function runDemo(o: { prefix: string; json?: boolean; say: (s: stri
     const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
     o.say(`serving it at ${url}`);
     // the checksum, not the URL, names the tarball: a re-run on another port is still a no-op
-    bootstrap = await runBootstrap({ prefix: o.prefix, url, sha256: fx.sha256, json: o.json });
+    bootstrap = await runBootstrap({ prefix: o.prefix, url, sha256: fx.sha256, json: o.json, demo: o.given ? 'given' : 'own' });
   } finally {
     await server.close();
   }
   const expr = path.join(l.relonixDir, 'demo.nix');
   await writeFileAtomic(expr, DEMO_EXPR);
-  o.say(`building ${expr} with: relonix run --prefix ${o.prefix} -- nix-build --no-out-link ${expr}`);
-  const buildCode = await runInPrefix(l, 'nix-build', ['--no-out-link', expr]);
+  o.say(`building ${expr} with: relonix run --prefix ${shQuote(o.prefix)} -- nix-build --no-out-link ${shQuote(expr)}`);
+  // under --json, stdout carries events only: nix-build's output path goes to stderr
+  const buildCode = await runInPrefix(l, 'nix-build', ['--no-out-link', expr], { stdout: o.json ? 'stderr' : undefined });
   if (buildCode !== 0) return { bootstrap, buildCode };
   const out = (await fs.readdir(l.storeDir)).find((n) => n.endsWith('-hello-from-relonix'));
   const said = out ? (await fs.readFile(path.join(l.storeDir, out), 'utf8')).trim() : undefined;

@@ -1,8 +1,9 @@
 // Pure: the prefix's and the store dir's places, the room on their filesystem, $TMPDIR, and the
 // store dir's length → findings. The thresholds are bootstrap's preflight's own.
 
-import { type Place, type Problem, symlinked, tooFewInodes, tooLittleSpace, unrunnable, unwritable } from '../bootstrap/place-problems.ts';
+import { type Place, PREFIX, type Problem, symlinked, tooFewInodes, tooLittleSpace, unrunnable, unwritable } from '../bootstrap/place-problems.ts';
 import { estimateNeed, INODES_NEEDED } from '../bootstrap/stages/preflight.ts';
+import { MAX_PREFIX_BYTES, pathProblems } from '../prefix/guard.ts';
 import { size } from '../util/format.ts';
 import { nearestMount, type PlaceFacts, placeOf } from './facts.ts';
 import { type Finding, ok, problem, warning } from './finding.ts';
@@ -33,6 +34,9 @@ export function judgePlace(id: string, place: Place, f: PlaceFacts): Finding {
   const facts = placeFacts(f);
   const where = placeOf(f);
   const refuse = (p: Problem) => problem(id, p.message, p.hint, facts);
+  // a path Nix cannot live at, as bootstrap refuses it before anything else
+  const [unusable] = pathProblems(place === PREFIX ? 'prefix' : 'store dir', f.dir, place === PREFIX ? MAX_PREFIX_BYTES : undefined);
+  if (unusable) return refuse(unusable);
   if (f.blocked) return refuse(unwritable(place, f.dir, f.blocked));
   if (f.real !== f.at) return refuse(symlinked(place, f.dir, `${f.real}${f.dir.slice(f.at.length)}`));
   if (f.mount?.readOnly) return refuse(unwritable(place, where, `it is on a read-only mount, ${nearestMount(f)}`));

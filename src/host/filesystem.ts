@@ -2,7 +2,8 @@
 // filesystem. Bootstrap's preflight refuses a prefix by these facts; relonix doctor reports them.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { clearStaleTemps, tempSibling } from '../util/fs.ts';
+import { errnoWords } from '../util/errors.ts';
+import { clearStaleTemps, makeDirs, tempSibling } from '../util/fs.ts';
 import { runTool } from '../util/spawn.ts';
 
 /** What can be done in a directory: create it, write in it, run a program from it. */
@@ -46,14 +47,21 @@ export async function spaceFacts(dir: string): Promise<SpaceFacts> {
   };
 }
 
+/** A system error as a reason: what it means, and where. */
+function inWords(e: unknown): string {
+  const at = (e as NodeJS.ErrnoException).path;
+  return at ? `${errnoWords(e)} (${at})` : errnoWords(e);
+}
+
 /** Creates `make` (a directory at or under `dir`), then writes and runs a probe script in `dir`, and removes it. */
 export async function probeDir(dir: string, make: string): Promise<DirFacts> {
   const f: DirFacts = { real: dir, writable: true, executable: true };
   try {
-    await fs.mkdir(make, { recursive: true });
+    // Node's recursive mkdir spins for ever where a parent refuses new entries (/proc)
+    await makeDirs(make);
     f.real = await fs.realpath(dir);
   } catch (e) {
-    return { ...f, writable: false, writeError: (e as Error).message };
+    return { ...f, writable: false, writeError: inWords(e) };
   }
   // what a run killed between writing and removing its probe left
   await clearStaleTemps(path.join(dir, 'probe'));
@@ -69,7 +77,7 @@ export async function probeDir(dir: string, make: string): Promise<DirFacts> {
     }
   } catch (e) {
     f.writable = false;
-    f.writeError = (e as Error).message;
+    f.writeError = inWords(e);
   } finally {
     await fs.rm(probe, { force: true });
   }

@@ -8,11 +8,12 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { errorMessage } from '../util/errors.ts';
+import { finished } from 'node:stream/promises';
+import { errnoWords, errorMessage, isNoSpace, RelonixError } from '../util/errors.ts';
 import { readJson, writeFileAtomic } from '../util/fs.ts';
 import { retry, spent, TransientError } from '../util/retry.ts';
 import { httpFailure, request } from './http.ts';
-import { copyLocal, finish, isLocalSource, retryHint } from './local.ts';
+import { copyLocal, finish, isLocalSource, retryHint, tooBig } from './local.ts';
 import { normalizeSha256 } from './sha256.ts';
 
 export { isLocalSource, localSourcePath } from './local.ts';
@@ -38,6 +39,13 @@ export interface DownloadOptions {
   minRetryDelayMs?: number;
   /** idle connection timeout (default 60 s) */
   timeoutMs?: number;
+  /** the most bytes the file may have, announced or not (default: no bound) */
+  maxBytes?: number;
+  /**
+   * Called once the file's size is known, before its body is written (`have`: bytes of it already
+   * on disk): the caller checks that it fits. A rejection ends the download, the part kept.
+   */
+  onSize?: (total: number, have: number) => Promise<void>;
 }
 
 export interface DownloadResult {
@@ -99,17 +107,27 @@ interface Fetched {
 class Receiver {
   private early: Buffer[] = [];
   private sink?: (b: Buffer) => void;
+  /** the connection's failure: worth another attempt */
   failure: unknown;
+  /** why the body was cut here (the disk, or the size bound): not worth another attempt */
+  stopped: unknown;
   readonly done: Promise<void>;
   constructor(readonly res: IncomingMessage) {
     let end!: () => void;
     this.done = new Promise<void>((r) => (end = r));
     res.on('data', (b: Buffer) => (this.sink ? this.sink(b) : this.early.push(b)));
     res.once('end', () => end());
+    // a body cut by stop() ends in close, with neither end nor error
+    res.once('close', () => end());
     res.once('error', (e) => {
       this.failure ??= e;
       end();
     });
+  }
+  /** Cuts the body for a reason no retry fixes. */
+  stop(why: unknown): void {
+    this.stopped ??= why;
+    this.res.destroy();
   }
   start(sink: (b: Buffer) => void): void {
     this.sink = sink;
@@ -125,29 +143,45 @@ function judge(status: number, offset: number, meta: PartMeta | undefined): 'com
   return undefined;
 }
 
-/** Writes the body after `offset` bytes of part, hashing the whole part; returns the bytes it now holds. */
-async function receive(rx: Receiver, part: string, offset: number, h: Hash, total: number | undefined, onProgress?: (p: Progress) => void): Promise<number> {
+/**
+ * Writes the body after `offset` bytes of part, hashing the whole part; returns the bytes it now
+ * holds. The body is cut past `limit` bytes (what the server announced, or the bound).
+ */
+async function receive(
+  rx: Receiver,
+  part: string,
+  offset: number,
+  h: Hash,
+  total: number | undefined,
+  limit: Limit,
+  onProgress?: (p: Progress) => void,
+): Promise<number> {
   let received = offset;
   onProgress?.({ received, total });
   const ws = createWriteStream(part, { flags: offset > 0 ? 'a' : 'w' });
-  ws.once('error', (e) => {
-    rx.failure ??= e;
-    rx.res.destroy();
-  });
+  ws.once('error', (e) => rx.stop(e));
   rx.start((b) => {
+    if (rx.stopped) return;
+    if (received + b.length > limit.bytes) {
+      rx.stop(limit.error(received + b.length));
+      return;
+    }
     h.update(b);
     received += b.length;
     onProgress?.({ received, total });
     ws.write(b);
-    // bound memory when the disk is slower than the network
-    if (ws.writableLength > 16 << 20) {
+    // bound memory when the disk is slower than the network (chunks already read still come after
+    // pause(): one wait for drain, not one per chunk)
+    if (ws.writableLength > 16 << 20 && !rx.res.isPaused()) {
       rx.res.pause();
       ws.once('drain', () => rx.res.resume());
     }
   });
   await rx.done;
-  await new Promise<void>((resolve) => ws.end(() => resolve()));
-  if (ws.errored) rx.failure ??= ws.errored;
+  ws.end();
+  // an errored stream may never call end's callback: wait for it to be finished either way
+  await finished(ws).catch(() => undefined);
+  if (ws.errored) rx.stopped ??= ws.errored;
   const fh = await fs.open(part, 'r+');
   try {
     await fh.datasync();
@@ -199,6 +233,19 @@ async function attempt(opts: DownloadOptions, expected: string | undefined): Pro
     offset = 0;
     total = r.headers['content-length'] ? Number(r.headers['content-length']) : undefined;
   }
+  const max = opts.maxBytes ?? Infinity;
+  if (total !== undefined && total > max) {
+    r.drop();
+    throw tooBig(url, total, max);
+  }
+  if (total !== undefined && opts.onSize) {
+    try {
+      await opts.onSize(total, offset);
+    } catch (e) {
+      r.drop();
+      throw e;
+    }
+  }
   const etag = r.headers.etag;
   // a weak ETag cannot vouch for byte ranges
   const usableEtag = etag && !etag.startsWith('W/') ? etag : undefined;
@@ -208,10 +255,38 @@ async function attempt(opts: DownloadOptions, expected: string | undefined): Pro
   );
   const h = createHash('sha256');
   if (offset > 0) await hashExisting(h, part);
-  const received = await receive(rx, part, offset, h, total, opts.onProgress);
+  // the server's own size bounds the body; without one, the bound does
+  const limit: Limit = { bytes: total ?? max, error: (seen) => (total === undefined ? tooBig(url, undefined, max) : longerThanSaid(url, total, seen)) };
+  const received = await receive(rx, part, offset, h, total, limit, opts.onProgress);
+  if (rx.stopped) throw diskOrBound(rx.stopped, part);
   if (rx.failure) throw new TransientError(`${url}: the connection broke after ${received} bytes (${errorMessage(rx.failure)})`);
   if (total !== undefined && received !== total) throw new TransientError(`${url}: connection closed after ${received} of ${total} bytes`);
   return { sha256: h.digest('hex'), bytes: received, resumed: offset > 0 };
+}
+
+interface Limit {
+  bytes: number;
+  error(seen: number): Error;
+}
+
+function longerThanSaid(url: string, total: number, seen: number): RelonixError {
+  return new RelonixError(`${url} sent ${seen} bytes or more after announcing ${total}: the download stopped there`, {
+    kind: 'network',
+    hint: 'the server or a proxy in between is broken; try another mirror, or download the file yourself and pass its path as --url',
+  });
+}
+
+/**
+ * Why a body was cut on purpose: the bound's error as it is; a full disk as the raw errno (the
+ * caller knows what the whole install needs); any other failure of the disk, in words.
+ */
+function diskOrBound(why: unknown, part: string): unknown {
+  if (why instanceof RelonixError || isNoSpace(why)) return why;
+  return new RelonixError(`cannot write the download ${part}: ${errnoWords(why)}`, {
+    kind: 'preflight',
+    hint: "check that the prefix's filesystem is writable and healthy, then run the same command again: the download resumes",
+    cause: why,
+  });
 }
 
 /** Attempts until one gets the whole file, or the retries are spent (then a network error). */

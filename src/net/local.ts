@@ -1,10 +1,11 @@
 // What a download does when there is nothing to fetch: a local path or file:// URL is copied, with
 // the same checksum rule as a download; and how a finished part becomes the file.
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RelonixError } from '../util/errors.ts';
+import { errnoWords, errorMessage, RelonixError } from '../util/errors.ts';
+import { mib } from '../util/format.ts';
 
 /** Local paths and file:// URLs are copied, not fetched. */
 export function isLocalSource(url: string): boolean {
@@ -12,11 +13,58 @@ export function isLocalSource(url: string): boolean {
 }
 
 export function localSourcePath(url: string): string {
-  return url.startsWith('file:') ? fileURLToPath(url) : path.resolve(url);
+  if (!url.startsWith('file:')) return path.resolve(url);
+  try {
+    return fileURLToPath(url);
+  } catch (e) {
+    throw new RelonixError(`${url} is not a local file's URL: ${errorMessage(e)}`, {
+      kind: 'usage',
+      hint: 'write a local file as file:///absolute/path (three slashes: no host) or as a plain path; a file on another host as an http(s):// URL',
+      cause: e,
+    });
+  }
 }
+
+/**
+ * The local file a --url names, checked: it exists and is a regular file (a device such as
+ * /dev/zero, a pipe or a directory never ends or never was a tarball). Returns its path and size.
+ */
+export async function localSource(url: string): Promise<{ file: string; size: number }> {
+  const file = localSourcePath(url);
+  let st: Stats;
+  try {
+    st = await fs.stat(file);
+  } catch (e) {
+    throw new RelonixError(`the tarball ${file} cannot be read: ${errnoWords(e)}`, {
+      kind: 'usage',
+      hint: 'pass an existing file, a file:// URL or an http(s) URL as --url',
+      cause: e,
+    });
+  }
+  if (!st.isFile()) {
+    const what = st.isDirectory() ? 'a directory' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isFIFO() ? 'a pipe' : 'not a regular file';
+    throw new RelonixError(`the tarball ${file} is ${what}, not a regular file`, {
+      kind: 'usage',
+      hint: 'pass the path of the tarball file itself (nix-<version>-<system>.tar.xz)',
+    });
+  }
+  return { file, size: st.size };
+}
+
+/** Official Nix tarballs are under 100 MB: no download takes more than this unless raised. */
+export const DEFAULT_MAX_DOWNLOAD = 256 * 1024 * 1024;
 
 export function retryHint(url: string): string {
   return `check the network path to ${new URL(url).host}; running the same command again resumes the partial download (or download the file yourself and pass its path as --url)`;
+}
+
+/** A file bigger than any Nix tarball: the wrong URL, or one for which the bound must be raised. */
+export function tooBig(url: string, bytes: number | undefined, max: number): RelonixError {
+  const size = bytes === undefined ? `sends more than ${mib(max)} without announcing a size` : `is ${mib(bytes)}`;
+  return new RelonixError(`${url} ${size}: more than the ${mib(max)} a download may take (no Nix tarball is that big)`, {
+    kind: 'usage',
+    hint: 'check the URL; if the file really is that big, raise the bound with --max-download MIB',
+  });
 }
 
 function checksumError(url: string, expected: string, actual: string): RelonixError {
@@ -43,16 +91,14 @@ interface CopyOptions {
   dest: string;
   signal?: AbortSignal;
   onProgress?: (p: { received: number; total?: number }) => void;
+  maxBytes?: number;
+  onSize?: (total: number, have: number) => Promise<void>;
 }
 
 export async function copyLocal(opts: CopyOptions, expected: string | undefined): Promise<{ path: string; sha256: string; bytes: number; resumed: false }> {
-  const src = localSourcePath(opts.url);
-  let total: number;
-  try {
-    total = (await fs.stat(src)).size;
-  } catch {
-    throw new RelonixError(`${src} does not exist`, { hint: 'pass an existing file, a file:// URL or an http(s) URL as --url' });
-  }
+  const { file: src, size: total } = await localSource(opts.url);
+  if (total > (opts.maxBytes ?? Infinity)) throw tooBig(opts.url, total, opts.maxBytes ?? Infinity);
+  await opts.onSize?.(total, 0);
   const part = `${opts.dest}.part`;
   await fs.mkdir(path.dirname(opts.dest), { recursive: true });
   const h = createHash('sha256');

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { passwdName } from '../host/passwd.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
-import { shQuote } from '../util/shell.ts';
-import type { Layout } from './layout.ts';
+import { fishQuote, shQuote } from '../util/shell.ts';
+import { DEFAULT_PREFIX, type Layout } from './layout.ts';
 import { readState } from './state.ts';
 
 export interface NixEnvOptions {
@@ -93,7 +93,7 @@ export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: stri
   if (!s.nix || !(await exists(path.join(s.nix, 'bin', 'nix')))) {
     throw new RelonixError(`no Nix is installed in ${l.prefix} yet`, {
       kind: 'failure',
-      hint: `run relonix bootstrap${l.prefix === '/tmp/nix' ? '' : ` --prefix ${l.prefix}`} first`,
+      hint: `run relonix bootstrap${l.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(l.prefix)}`} first`,
     });
   }
   return { nix: s.nix, cacert: s.cacert };
@@ -117,10 +117,6 @@ export async function prefixEnvironment(l: Layout, base: NodeJS.ProcessEnv = pro
 /** The ssh config relonix builder add wrote, when the prefix has remote builders. */
 export async function builderSshConfig(l: Layout): Promise<string | undefined> {
   return (await exists(l.sshConfig)) ? l.sshConfig : undefined;
-}
-
-function fishQuote(s: string): string {
-  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 export type Shell = 'sh' | 'fish' | 'json';
@@ -150,14 +146,14 @@ export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?:
   const mans = manDirs(l, nix);
   delete vars.PATH;
   delete vars.MANPATH;
-  let sh = `# relonix: the environment for the Nix in ${l.prefix}. Source it: . ${l.envScript}\n`;
+  let sh = `# relonix: the environment for the Nix in ${shQuote(l.prefix)}. Source it: . ${shQuote(l.envScript)}\n`;
   sh += renderEnv(vars, 'sh');
   sh += `export PATH=${bins.map(shQuote).join(':')}\${PATH:+:$PATH}\n`;
   // unset, MANPATH ends in a colon: man's own pages still follow
   sh += `export MANPATH=${mans.map(shQuote).join(':')}:\${MANPATH:-}\n`;
   sh += `[ -n "\${USER:-}" ] || export USER="$(id -un 2>/dev/null || echo uid$(id -u))"\n`;
   sh += `[ -n "\${HOME:-}" ] || export HOME=${shQuote(path.join(l.prefix, 'home'))}\n`;
-  let fish = `# relonix: the environment for the Nix in ${l.prefix}. Source it: source ${l.envScriptFish}\n`;
+  let fish = `# relonix: the environment for the Nix in ${fishQuote(l.prefix)}. Source it: source ${fishQuote(l.envScriptFish)}\n`;
   fish += renderEnv(vars, 'fish');
   fish += `set -gx PATH ${bins.map(fishQuote).join(' ')} $PATH;\n`;
   fish += `set -q MANPATH; or set -gx MANPATH '';\n`;
@@ -180,7 +176,7 @@ const WRAPPER_MARK = '# relonix wrapper:';
 export function wrapperScript(l: Layout, nix: string, tool: string): string {
   return [
     '#!/bin/sh',
-    `${WRAPPER_MARK} ${tool} of the Nix in ${l.prefix}, with its environment, from any PATH (and as`,
+    `${WRAPPER_MARK} ${tool} of the Nix in ${shQuote(l.prefix)}, with its environment, from any PATH (and as`,
     '# the remote-program of a remote builder)',
     `. ${shQuote(l.envScript)}`,
     // the translator, when the prefix has one, runs while this command does (its pid is kept across exec)
@@ -188,6 +184,15 @@ export function wrapperScript(l: Layout, nix: string, tool: string): string {
     `exec ${shQuote(path.join(nix, 'bin', tool))} "$@"`,
     '',
   ].join('\n');
+}
+
+/** Whether `file` is a wrapper relonix wrote (anything else in bin/ is the user's). */
+export async function isWrapper(file: string): Promise<boolean> {
+  const head = await fs.readFile(file, 'utf8').then(
+    (t) => t.slice(0, 200),
+    () => '',
+  );
+  return head.includes(WRAPPER_MARK);
 }
 
 /**
@@ -201,11 +206,7 @@ export async function writeWrappers(l: Layout, nix: string): Promise<string[]> {
   for (const name of await fs.readdir(l.binDir)) {
     if (tools.includes(name)) continue;
     const p = path.join(l.binDir, name);
-    const head = await fs.readFile(p, 'utf8').then(
-      (t) => t.slice(0, 200),
-      () => '',
-    );
-    if (head.includes(WRAPPER_MARK)) await fs.rm(p, { force: true });
+    if (await isWrapper(p)) await fs.rm(p, { force: true });
   }
   for (const tool of tools) await writeFileAtomic(path.join(l.binDir, tool), wrapperScript(l, nix, tool), 0o755);
   return tools;

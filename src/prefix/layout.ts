@@ -29,6 +29,8 @@ export interface Layout {
   stagingDir: string;
   /** relonix build's queue of finished derivations, its post-build hook and its lock */
   buildDir: string;
+  /** held by relonix build for the whole build (the prefix's own lock only while it changes it) */
+  buildLockFile: string;
   /** the remote builders relonix builder add recorded, from which the three files below are made */
   buildersFile: string;
   /** Nix's machines file (`builders = @…` in nix.conf) */
@@ -132,6 +134,7 @@ export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
     downloadsDir: path.join(relonixDir, 'downloads'),
     stagingDir: path.join(relonixDir, 'staging'),
     buildDir: path.join(relonixDir, 'build'),
+    buildLockFile: path.join(relonixDir, 'build', 'lock'),
     buildersFile: path.join(relonixDir, 'builders.json'),
     machinesFile: path.join(prefix, 'etc', 'nix', 'machines'),
     sshConfig: path.join(prefix, 'etc', 'ssh', 'config'),

@@ -1,5 +1,6 @@
 // The prefix's default profile: the user environment that puts the active Nix (and the CA bundle) on
-// PATH, made by the prefix's own nix-env exactly as the official installer makes it.
+// PATH, made by the prefix's own nix-env exactly as the official installer makes it. What else the
+// user installed there (nix-env -i) stays through every bootstrap.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { exists } from '../util/fs.ts';
@@ -8,20 +9,41 @@ import { runNix } from './tools.ts';
 
 const HINT = 're-run relonix bootstrap: it continues where it stopped; relonix status shows what is done';
 
-/** Points the default profile at exactly these store paths (a real Nix profile generation). */
-export async function installProfile(l: Layout, nix: string, paths: string[], env: NodeJS.ProcessEnv): Promise<void> {
+interface Element {
+  name: string;
+  outPath: string;
+}
+
+/** Pure: `nix-env -q --out-path` as name and output path per element. */
+export function parseElements(text: string): Element[] {
+  return text
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((w) => w.length >= 2)
+    .map((w) => ({ name: w[0]!, outPath: w[w.length - 1]! }));
+}
+
+/**
+ * Points the default profile at these store paths (a real Nix profile generation), in place of
+ * `replaces` (the Nix and CA bundle an earlier bootstrap installed); every other element stays.
+ */
+export async function installProfile(l: Layout, nix: string, paths: string[], env: NodeJS.ProcessEnv, replaces: string[] = []): Promise<void> {
   await fs.mkdir(path.dirname(l.profile), { recursive: true });
   // -i of store paths builds a user environment with builtin:buildenv, like the official installer
   const nixEnv = path.join(nix, 'bin', 'nix-env');
+  const profile = ['--profile', l.profile];
+  const run = (args: string[]) => runNix(nixEnv, [...profile, ...args], { env, hint: HINT });
   // a fresh prefix has no profile to ask about (asking costs a Nix start)
-  const current = (await exists(l.profile)) ? await runNix(nixEnv, ['--profile', l.profile, '-q', '--out-path'], { env, hint: HINT }).catch(() => '') : '';
-  const have = new Set(
-    current
-      .split('\n')
-      .map((line) => line.trim().split(/\s+/).pop())
-      .filter(Boolean),
-  );
-  if (paths.every((p) => have.has(p)) && have.size === paths.length) return;
-  // -r replaces whatever Nix or bundle the profile had, so it holds exactly these
-  await runNix(nixEnv, ['--profile', l.profile, '-i', '-r', ...paths], { env, hint: HINT });
+  if (!(await exists(l.profile))) {
+    await run(['-i', '-r', ...paths]);
+    return;
+  }
+  const have = parseElements(await run(['-q', '--out-path']));
+  const stale = have.filter((e) => replaces.includes(e.outPath) && !paths.includes(e.outPath));
+  if (paths.every((p) => have.some((e) => e.outPath === p)) && stale.length === 0) return;
+  // the old Nix and bundle go first, by their full names: a successor of another name (the cache's
+  // Nix built for the prefix) would otherwise collide with them in the new generation
+  if (stale.length) await run(['-e', ...stale.map((e) => e.name)]);
+  // -i replaces the elements of the same name and keeps the rest: what the user installed stays
+  await run(['-i', ...paths]);
 }

@@ -1,5 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { exists, readJson, writeFileAtomic } from '../util/fs.ts';
+import { errnoCode, errnoWords, errorMessage, RelonixError } from '../util/errors.ts';
+import { exists, writeFileAtomic } from '../util/fs.ts';
+import { withLock } from '../util/lock.ts';
+import { shQuote } from '../util/shell.ts';
 import type { Layout } from './layout.ts';
 
 /**
@@ -19,7 +24,16 @@ export interface StageRecord {
 
 export interface BootstrapState {
   version: 1;
+  /**
+   * This prefix, told apart from any other (another host's prefix at the same path included): a
+   * builder whose state has ours is this very prefix.
+   */
+  id?: string;
   storeDir: string;
+  /** the store dir was empty when this prefix took it: what it holds now is this prefix's */
+  storeOwned?: boolean;
+  /** made by relonix demo, which bootstraps no other prefix */
+  madeBy?: 'demo';
   stages: Partial<Record<StageName, StageRecord>>;
   /** store path of the Nix the prefix uses now (profile and `relonix env`) */
   nix?: string;
@@ -40,18 +54,67 @@ export interface BootstrapSource {
 }
 
 export async function readState(l: Layout): Promise<BootstrapState> {
-  const s = await readJson<BootstrapState>(l.stateFile);
-  if (!s) return emptyState(l);
-  if (s.version !== 1) throw new Error(`${l.stateFile} has version ${String(s.version)}; this relonix reads version 1`);
-  return s;
+  let text: string;
+  try {
+    text = await fs.readFile(l.stateFile, 'utf8');
+  } catch (e) {
+    const code = errnoCode(e);
+    // ENOTDIR: a file where a directory of the prefix would be: no state there either
+    if (code === 'ENOENT' || code === 'ENOTDIR') return emptyState(l);
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new RelonixError(`cannot read the prefix's state file ${l.stateFile}: ${errnoWords(e)}`, {
+        kind: 'preflight',
+        hint: 'run relonix as the user that owns the prefix, or choose a prefix of your own (--prefix DIR)',
+      });
+    }
+    throw brokenState(l, errnoWords(e));
+  }
+  let s: unknown;
+  try {
+    s = JSON.parse(text);
+  } catch (e) {
+    throw brokenState(l, `it is not valid JSON (${errorMessage(e)})`);
+  }
+  const why = stateShapeProblem(s);
+  if (why) throw brokenState(l, why);
+  return s as BootstrapState;
+}
+
+/** Pure: what is wrong with a parsed state file, as far as every reader relies on it. */
+export function stateShapeProblem(s: unknown): string | undefined {
+  if (!s || typeof s !== 'object' || Array.isArray(s)) return 'it is not a JSON object';
+  const o = s as Record<string, unknown>;
+  if (o.version !== 1) return `it has version ${JSON.stringify(o.version) ?? 'none'}; this relonix reads version 1`;
+  if (typeof o.storeDir !== 'string' || !path.isAbsolute(o.storeDir)) return 'it names no absolute store dir';
+  if (!o.stages || typeof o.stages !== 'object' || Array.isArray(o.stages)) return 'it has no record of stages';
+  if (o.nix !== undefined && typeof o.nix !== 'string') return 'its active Nix is not a path';
+  return undefined;
+}
+
+/** A state file relonix cannot read: which one, why, and the two ways out. */
+function brokenState(l: Layout, why: string): RelonixError {
+  return new RelonixError(`the prefix's state file ${l.stateFile} is damaged: ${why}`, {
+    hint: `move it aside (mv ${shQuote(l.stateFile)} ${shQuote(`${l.stateFile}.broken`)}) and run relonix bootstrap again, which redoes every stage; or remove the prefix with relonix uninstall --prefix ${shQuote(l.prefix)}`,
+  });
 }
 
 export async function writeState(l: Layout, s: BootstrapState): Promise<void> {
   await writeFileAtomic(l.stateFile, `${JSON.stringify(s, null, 2)}\n`);
 }
 
-export function emptyState(l: Layout): BootstrapState {
-  return { version: 1, storeDir: l.storeDir, stages: {} };
+/**
+ * A state with nothing done. Starting over, a prefix keeps its identity and its maker, and a store
+ * dir it owned stays its own.
+ */
+export function emptyState(l: Layout, keep: Partial<Pick<BootstrapState, 'id' | 'madeBy' | 'storeDir' | 'storeOwned'>> = {}): BootstrapState {
+  const s: BootstrapState = { version: 1, id: keep.id ?? newPrefixId(), storeDir: l.storeDir, stages: {} };
+  if (keep.madeBy) s.madeBy = keep.madeBy;
+  if (keep.storeOwned && keep.storeDir === l.storeDir) s.storeOwned = true;
+  return s;
+}
+
+function newPrefixId(): string {
+  return randomBytes(16).toString('hex');
 }
 
 /**
@@ -60,4 +123,20 @@ export function emptyState(l: Layout): BootstrapState {
  */
 export async function isBootstrapped(l: Layout, s: BootstrapState): Promise<boolean> {
   return s.storeDir === l.storeDir && !!s.nix && !!s.stages.verify && (await exists(path.join(s.nix, 'bin', 'nix')));
+}
+
+/**
+ * The prefix's identity, given one (under the prefix's lock) when its state predates identities;
+ * none for a prefix that has no state yet.
+ */
+export async function prefixId(l: Layout): Promise<string | undefined> {
+  if (!(await exists(l.stateFile))) return undefined;
+  const s = await readState(l);
+  if (s.id) return s.id;
+  return withLock(l.lockFile, { what: `giving ${l.prefix} an identity` }, async () => {
+    const now = await readState(l);
+    now.id ??= newPrefixId();
+    await writeState(l, now);
+    return now.id;
+  });
 }

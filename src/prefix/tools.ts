@@ -3,9 +3,10 @@
 import path from 'node:path';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
+import { shQuote } from '../util/shell.ts';
 import { runForeground, runTool, type ToolResult } from '../util/spawn.ts';
 import { nixEnvironment, prefixEnvironment } from './environment.ts';
-import type { Layout } from './layout.ts';
+import { DEFAULT_PREFIX, type Layout } from './layout.ts';
 
 export interface NixToolOptions {
   layout: Layout;
@@ -24,7 +25,7 @@ export async function resolveNixTool(o: NixToolOptions, name: string): Promise<s
     if (await exists(p)) return p;
   }
   throw new RelonixError(`the prefix ${o.layout.prefix} has no ${name} to run${o.nix ? ` (looked in ${o.nix}/bin)` : ''}`, {
-    hint: `bootstrap it first (relonix bootstrap${o.layout.prefix === '/tmp/nix' ? '' : ` --prefix ${o.layout.prefix}`}); relonix status shows what it has`,
+    hint: `bootstrap it first (relonix bootstrap${o.layout.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(o.layout.prefix)}`}); relonix status shows what it has`,
   });
 }
 
@@ -55,8 +56,8 @@ export async function runNixStore(o: NixToolOptions, args: string[], input?: str
 }
 
 /** Runs a command in the prefix's Nix environment; resolves to the exit code a shell would see. */
-export async function runInPrefix(l: Layout, cmd: string, args: string[]): Promise<number> {
-  const r = await runForeground(cmd, args, await prefixEnvironment(l));
+export async function runInPrefix(l: Layout, cmd: string, args: string[], o: { stdout?: 'ignore' | 'stderr' } = {}): Promise<number> {
+  const r = await runForeground(cmd, args, await prefixEnvironment(l), o);
   if (r.startError) {
     // what a shell answers, so scripts can tell "not there" (127) and "not runnable" (126) from a failure
     const e = r.startError;

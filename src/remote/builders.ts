@@ -6,10 +6,11 @@ import path from 'node:path';
 import { buildHookSetting, dropNixConfBlock, mergeNixConf, withBuildHook } from '../bootstrap/stages/configure.ts';
 import { hookForms, noBuildHook } from '../prefix/build-hook.ts';
 import { writeEnvScripts } from '../prefix/environment.ts';
+import { checkPrefixPaths } from '../prefix/guard.ts';
 import { defaultStoreDir, type Layout } from '../prefix/layout.ts';
-import { readState } from '../prefix/state.ts';
+import { prefixId, readState } from '../prefix/state.ts';
 import { RelonixError } from '../util/errors.ts';
-import { exists, writeFileAtomic } from '../util/fs.ts';
+import { exists, makeDirs, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { shQuote } from '../util/shell.ts';
 import { nixSystem } from '../util/system.ts';
@@ -37,12 +38,8 @@ export async function readBuilders(l: Layout): Promise<Builder[]> {
 export async function addBuilder(o: AddOptions): Promise<Builder> {
   const l = o.layout;
   checkPasswdEntry();
-  // Nix splits NIX_SSHOPTS at whitespace, so `-F <file>` must be one word
-  if (/\s/.test(l.sshConfig))
-    throw new RelonixError(`the prefix path ${l.prefix} has whitespace in it, which Nix's NIX_SSHOPTS cannot carry`, {
-      kind: 'usage',
-      hint: 'use a prefix without spaces for remote builds (--prefix DIR)',
-    });
+  // a path Nix can use at both ends; NIX_SSHOPTS, split at whitespace, carries `-F <file>` as one word
+  checkPrefixPaths(l);
   const key = o.key === undefined ? undefined : path.resolve(o.key);
   if (key && !(await exists(key)))
     throw new RelonixError(`the key ${key} does not exist`, {
@@ -54,12 +51,13 @@ export async function addBuilder(o: AddOptions): Promise<Builder> {
   const active = (await readState(l)).nix;
   const hook = active ? await hookForms(active) : undefined;
   if (hook && hook.remote === undefined) throw noBuildHook(l, hook.why);
-  await fs.mkdir(path.dirname(l.knownHosts), { recursive: true });
-  let remote = await probe(l, b);
+  await makeDirs(path.dirname(l.knownHosts));
+  const id = await prefixId(l);
+  let remote = await probe(l, b, id);
   if (!remote && o.bootstrap) {
     const { bootstrapOverSsh } = await import('./bootstrap.ts');
     await bootstrapOverSsh(l, b, await readState(l), o.progress ?? process.stderr, bootstrapLine(l));
-    remote = await probe(l, b);
+    remote = await probe(l, b, id);
   }
   if (!remote) throw noNix(l, b);
   if (remote.storeDir !== l.storeDir) {
@@ -113,18 +111,33 @@ function noNix(l: Layout, b: Builder): RelonixError {
   });
 }
 
+/** A builder that is this very prefix would build for ever, waiting on itself. */
+function itself(l: Layout, b: Builder): RelonixError {
+  return new RelonixError(`${b.url} reaches this same prefix ${l.prefix} (its state has this prefix's identity): a prefix cannot be its own builder`, {
+    kind: 'usage',
+    hint: 'add a builder on another host (or another container) that has its own prefix at this path',
+  });
+}
+
+const ID_MARK = 'relonix-prefix-id:';
+
 /**
  * The store dir and system of the remote prefix's Nix, as its own wrapper reports them; undefined
- * when the builder has no Nix at the prefix.
+ * when the builder has no Nix at the prefix. A builder whose state has this prefix's identity `id`
+ * is this prefix itself, and refused.
  */
-async function probe(l: Layout, b: Builder): Promise<{ storeDir: string; system: string } | undefined> {
+async function probe(l: Layout, b: Builder, id: string | undefined): Promise<{ storeDir: string; system: string } | undefined> {
   const tool = path.join(l.binDir, 'nix-instantiate');
-  const r = await sshRun(l, b, `${shQuote(tool)} --eval --strict --json -E '[ builtins.storeDir builtins.currentSystem ]'`);
+  const readId = `printf '%s\\n' "${ID_MARK}$(grep -o '"id": *"[0-9a-f]*"' ${shQuote(l.stateFile)} 2>/dev/null | head -n 1)"`;
+  const r = await sshRun(l, b, `${readId}; exec ${shQuote(tool)} --eval --strict --json -E '[ builtins.storeDir builtins.currentSystem ]'`);
   if (r.code === 255) throw sshFailure(l, b, r);
+  const [first = '', ...rest] = r.stdout.split('\n');
+  const remoteId = /"([0-9a-f]+)"/.exec(first.startsWith(ID_MARK) ? first : '')?.[1];
+  if (id && remoteId === id) throw itself(l, b);
   if (r.code === 127 || r.code === 126) return undefined;
   let v: unknown;
   try {
-    v = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+    v = r.code === 0 ? JSON.parse(rest.join('\n')) : undefined;
   } catch {
     v = undefined;
   }

@@ -67,7 +67,8 @@ export function sshOptions(l: Layout, b: Builder): [string, string][] {
 }
 
 export function sshConfigText(l: Layout, builders: Builder[]): string {
-  const head = `# relonix: ssh options of the remote builders of ${l.prefix} (NIX_SSHOPTS=-F ${l.sshConfig}).\n# relonix builder add/remove rewrites this file.\n`;
+  // the prefix quoted in the comment too: no character of a path can end the comment line
+  const head = `# relonix: ssh options of the remote builders of ${JSON.stringify(l.prefix)} (NIX_SSHOPTS=-F ${JSON.stringify(l.sshConfig)}).\n# relonix builder add/remove rewrites this file.\n`;
   return (
     head +
     builders
@@ -89,7 +90,7 @@ export function remoteProgram(l: Layout): string {
 /** Pure: Nix's machines file: URI, systems, ssh key (in the ssh config), jobs, speed factor. */
 export function machinesText(l: Layout, builders: Builder[]): string {
   const lines = builders.map((b) => `ssh://${hostAlias(b)}?remote-program=${remoteProgram(l)} ${b.system} - ${b.jobs} 1`);
-  return `# relonix builder add/remove rewrites this file (as ${l.buildersFile} records them)\n${lines.join('\n')}\n`;
+  return `# relonix builder add/remove rewrites this file (as ${JSON.stringify(l.buildersFile)} records them)\n${lines.join('\n')}\n`;
 }
 
 export function buildersBlock(l: Layout): string {

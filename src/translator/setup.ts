@@ -11,6 +11,7 @@ import { NIXOS_CACHE, NIXOS_KEY, openUpstream } from '../translate/upstream.ts';
 import { findOwnBundle } from '../util/bundle.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { copyFileAtomic, exists, writeFileAtomic } from '../util/fs.ts';
+import { shQuote } from '../util/shell.ts';
 import {
   DEFAULT_UPSTREAMS,
   keyId,
@@ -94,8 +95,8 @@ async function checkUpstream(l: Layout, u: UpstreamConfig): Promise<string | und
 
 /** The sh the bin/ wrappers source: a lease for the command, and the server started when it does not run. */
 export function ensureScript(l: Layout, f: TranslatorFiles, node: string, entry: string): string {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  return `# relonix: sourced by the bin/ wrappers of ${l.prefix}. While the command runs, the translator
+  const q = shQuote;
+  return `# relonix: sourced by the bin/ wrappers of ${q(l.prefix)}. While the command runs, the translator
 # serves upstream's binaries to its Nix; RELONIX_NO_TRANSLATOR=1 runs it without.
 if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
   relonix_translator_runs() {
@@ -134,7 +135,7 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
     if command -v "$_rl_node" >/dev/null 2>&1; then
       "$_rl_node" ${q(entry)} translator start --quiet --prefix ${q(l.prefix)} || true
     else
-      echo "relonix: warning: there is no node to start the translator of ${l.prefix}: Nix builds what it would have substituted from upstream" >&2
+      printf 'relonix: warning: there is no node to start the translator of %s: Nix builds what it would have substituted from upstream\\n' ${q(l.prefix)} >&2
       echo "  fix: put node (20 or newer) on PATH (RELONIX_NO_TRANSLATOR=1 runs a command without the translator)" >&2
     fi
   fi

@@ -2,7 +2,7 @@
 // locks, process liveness, formatting.
 
 import { randomBytes } from 'node:crypto';
-import { constants as C, promises as fs } from 'node:fs';
+import { constants as C, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { processAlive } from './proc.ts';
 
@@ -91,7 +91,7 @@ export async function replaceAtomic(target: string, make: (tmp: string) => Promi
 
 /** Writes a file through replaceAtomic, creating its directory. */
 export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644, opts: ReplaceOptions = {}): Promise<void> {
-  await fs.mkdir(path.dirname(target), { recursive: true });
+  await makeDirs(path.dirname(target));
   await replaceAtomic(
     target,
     async (tmp) => {
@@ -168,4 +168,51 @@ export async function listTree(dir: string): Promise<string[]> {
     if (e.isDirectory()) out.push(...(await listTree(p)));
   }
   return out;
+}
+
+/** An errno-shaped error for `p` (what fs itself would have thrown). */
+function fsError(code: string, p: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${p}`), { code, path: p });
+}
+
+/**
+ * `mkdir -p`, one directory at a time, where Node's recursive mkdir loops for ever (a parent that
+ * refuses new entries with ENOENT, as /proc and /sys do). A failure carries the errno and the path
+ * it happened at: the first existing ancestor that is not a directory (ENOTDIR), or the directory
+ * that could not be made.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    let st: Stats | undefined;
+    try {
+      st = await fs.stat(at);
+    } catch (e) {
+      // ENOTDIR: a file further up, which the walk reaches
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+    }
+    if (st && !st.isDirectory()) throw fsError('ENOTDIR', at);
+    if (st || path.dirname(at) === at) break;
+    missing.push(at);
+  }
+  for (const d of missing.reverse()) {
+    try {
+      await fs.mkdir(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw Object.assign(e as Error, { path: d });
+    }
+  }
+}
+
+/** Bytes free for this user on the filesystem of `p` (or of its nearest existing ancestor). */
+export async function freeSpace(p: string): Promise<number> {
+  for (let at = path.resolve(p); ; at = path.dirname(at)) {
+    try {
+      const st = await fs.statfs(at);
+      return Number(st.bavail) * Number(st.bsize);
+    } catch (e) {
+      if (path.dirname(at) === at) throw e;
+    }
+  }
 }

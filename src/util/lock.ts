@@ -2,7 +2,7 @@ import { constants as C, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RelonixError } from './errors.ts';
-import { tempSibling } from './fs.ts';
+import { makeDirs, tempSibling } from './fs.ts';
 import { processAlive, readProcStat } from './proc.ts';
 
 export interface LockOwner {
@@ -79,7 +79,7 @@ export async function lockHolder(lockFile: string): Promise<LockOwner | undefine
  * a restarted container) is taken over, since the work it guarded is idempotent and resumable.
  */
 export async function withLock<T>(lockFile: string, opts: LockOptions, fn: () => Promise<T>): Promise<T> {
-  await fs.mkdir(path.dirname(lockFile), { recursive: true });
+  await makeDirs(path.dirname(lockFile));
   const deadline = Date.now() + (opts.waitMs ?? 0);
   const me: LockOwner = {
     pid: process.pid,

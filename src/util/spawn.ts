@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import path from 'node:path';
+import { holdSignals } from './signals.ts';
 
 export interface ToolResult {
   code: number | null;
@@ -13,6 +14,22 @@ export interface ToolResult {
   all: string;
 }
 
+/** The tools running now: when relonix exits (a signal ended it), they end with it. */
+const running = new Set<ChildProcess>();
+let reaping = false;
+
+function track(child: ChildProcess): void {
+  if (!reaping) {
+    reaping = true;
+    process.on('exit', () => {
+      for (const c of running) c.kill('SIGTERM');
+    });
+  }
+  running.add(child);
+  child.once('close', () => running.delete(child));
+  child.once('error', () => running.delete(child));
+}
+
 /**
  * Runs a program to completion with exactly `env`, `input` (text, or a stream such as a file's) on
  * its stdin. Rejects only when it cannot be started.
@@ -20,6 +37,7 @@ export interface ToolResult {
 export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string | NodeJS.ReadableStream): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    track(child);
     let stdout = '';
     let stderr = '';
     let all = '';
@@ -54,6 +72,7 @@ export async function* pipeThrough(
   failure: (detail: string) => string,
 ): AsyncGenerator<Uint8Array> {
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  track(child);
   const name = path.basename(bin);
   const err: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => err.push(b));
@@ -110,23 +129,26 @@ export interface ForegroundResult {
 
 /**
  * Runs a program in the foreground (the terminal is its own) and passes on the signals relonix
- * gets, as a shell does. `ignoreStdout`: for a command whose own result is what goes on stdout,
- * while the program's progress (on stderr) still shows.
+ * gets, as a shell does. `stdout`: for a command whose own result is what goes on stdout, the
+ * program's is dropped ('ignore') or sent to stderr ('stderr'), while its progress still shows.
  */
-export async function runForeground(cmd: string, args: string[], env: NodeJS.ProcessEnv, o: { ignoreStdout?: boolean } = {}): Promise<ForegroundResult> {
+export async function runForeground(cmd: string, args: string[], env: NodeJS.ProcessEnv, o: { stdout?: 'ignore' | 'stderr' } = {}): Promise<ForegroundResult> {
   // forwarders first: a signal that comes while the child starts is passed on once it exists (libuv
   // holds signals back during spawn, so one sent then used to find no handler and kill relonix)
   let child: ChildProcess | undefined;
   const pending: NodeJS.Signals[] = [];
   const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : pending.push(sig));
+  const release = holdSignals();
   for (const s of FORWARDED) process.on(s, forward);
-  const c = spawn(cmd, args, { env, stdio: o.ignoreStdout ? ['inherit', 'ignore', 'inherit'] : 'inherit' });
+  const stdout = o.stdout === 'ignore' ? 'ignore' : o.stdout === 'stderr' ? 2 : 'inherit';
+  const c = spawn(cmd, args, { env, stdio: ['inherit', stdout, 'inherit'] });
   child = c;
   for (const sig of pending) c.kill(sig);
   try {
     return await ended(c);
   } finally {
     for (const s of FORWARDED) process.off(s, forward);
+    release();
   }
 }
 

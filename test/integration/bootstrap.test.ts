@@ -199,8 +199,18 @@ describe('the demo (Nix 2.8)', () => {
     // the mirror is gone once the demo exits
     const port = /127\.0\.0\.1:(\d+)/.exec(r.stderr)![1];
     await assert.rejects(fetch(`http://127.0.0.1:${port}/`), /fetch failed/);
+    // the way out it suggests is relonix uninstall, never rm -rf
+    assert.match(r.stdout, new RegExp(`relonix uninstall --prefix ${prefix} +# remove the demo`));
+    assert.doesNotMatch(r.stdout, /rm -rf/);
     const again = await relonix(undefined, ['demo', '--prefix', prefix]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /already bootstrapped/);
+    // --json: events only on stdout, nix-build's output path included
+    const json = await relonix(undefined, ['demo', '--prefix', prefix, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const lines = json.stdout.split('\n').filter(Boolean);
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `not JSON: ${line}`);
+    const demo = lines.map((l) => JSON.parse(l)).find((e) => e.event === 'demo');
+    assert.match(String(demo?.said), new RegExp(`hello from a Nix store under ${prefix}/store`));
   });
 });

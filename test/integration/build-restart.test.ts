@@ -179,9 +179,13 @@ forEachNix(({ fixture, test }) => {
     const took = Date.now() - sentAt;
     assert.ok(sentAt > 0, 'the signal was sent mid-build');
     assert.ok(took <= grace * 1000, `relonix exited ${took} ms after SIGTERM, past the ${grace} s grace period`);
-    assert.notEqual(r.code, EXIT.ok, 'the interrupted build is no success');
     assert.equal(r.signal, null, `relonix exited by itself: ${r.stderr.slice(-2000)}`);
+    assert.equal(r.code, 128 + 15, 'stopped by SIGTERM (15): 128+15, as a shell reports it');
     assert.ok(run.events.some((e) => e.event === 'stopping' && e.signal === 'SIGTERM'));
+    const stopped = run.events.find((e) => e.event === 'interrupted');
+    assert.deepEqual([stopped?.signal, stopped?.exitCode], ['SIGTERM', 143], JSON.stringify(run.events.slice(-3)));
+    assert.match(String(stopped?.kept), /the builds that were running are lost/);
+    assert.match(r.stderr, /^relonix: interrupted by SIGTERM: .*the same command goes on from there$/m);
     const drvs = run.events.find((e) => e.event === 'plan')!.drvs as string[];
     const outs = [...(await outputsOf(drvs)).values()];
     const check = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--check-validity', '--print-invalid', ...outs]);

@@ -178,13 +178,31 @@ forEachNix(
       assert.equal(list.stdout.split('\n').filter(Boolean).length, 1, 'the refusals left the builder list as it was');
     });
 
+    test('builder add: this same prefix, reached over ssh, is refused as its own builder (its state has our identity)', async () => {
+      // an sshd whose sessions see this host's own tree: the prefix at the path is this one
+      const self = await startSshd(path.join(path.dirname(pw.passwd), 'sshd-self'), { port: await freePort(), pw, binds: [], user: local, authorized: key });
+      try {
+        const scan = await runIn(inHost(pw, [], asTestUser(local, ['sh', '-c', `ssh-keyscan -p ${self.port} 127.0.0.1 >> ${prefix}/etc/ssh/known_hosts`])));
+        assert.equal(scan.code, 0, scan.stderr);
+        const selfUrl = `ssh://${local.name}@127.0.0.1:${self.port}`;
+        const r = await onLocal(['builder', 'add', '--prefix', prefix, '--key', key, selfUrl]);
+        assert.equal(r.code, EXIT.usage, r.stderr);
+        assert.match(r.stderr, new RegExp(`reaches this same prefix ${prefix} \\(its state has this prefix's identity\\): a prefix cannot be its own builder`));
+        assert.match(r.stderr, /fix: add a builder on another host/);
+        const list = await onLocal(['builder', 'list', '--prefix', prefix]);
+        assert.doesNotMatch(list.stdout, new RegExp(`:${self.port} `), 'it was not recorded');
+      } finally {
+        await self.stop();
+      }
+    });
+
     test('builder add --bootstrap: a builder with no Nix at the prefix gets one over ssh, from the tarball this prefix came from', async () => {
       // a local tarball: it has no meaning on the builder, so it travels there with the bundle
       const fx = await ensureFixture({ name: fixture });
       const fresh = path.join(top, 'fresh');
-      await knowsHost(fresh);
       const boot = await onLocal(['bootstrap', '--prefix', fresh, '--url', fx.tarball]);
       assert.equal(boot.code, EXIT.ok, boot.stderr.slice(-3000));
+      await knowsHost(fresh);
       const there = path.join(remote, 'fresh');
       assert.equal(await exists(path.join(there, 'bin', 'nix-instantiate')), false, 'the builder has no Nix at the prefix yet');
 

@@ -132,7 +132,7 @@ const place = (over: Partial<PlaceFacts> = {}): PlaceFacts => ({
   ...over,
 });
 
-test('the prefix and store dir places: symlink, read-only, unwritable, noexec are problems worded as preflight words them; nosuid is noted', () => {
+test('the prefix and store dir places: a path Nix cannot use, symlink, read-only, unwritable, noexec are problems worded as preflight words them; nosuid is noted', () => {
   assert.equal(judgePlace('prefix-dir', PREFIX, place()).verdict, 'ok');
   const link = judgePlace('prefix-dir', PREFIX, place({ real: '/private/p' }));
   assert.equal(link.verdict, 'problem');
@@ -145,6 +145,11 @@ test('the prefix and store dir places: symlink, read-only, unwritable, noexec ar
   const noexec = judgePlace('prefix-dir', PREFIX, place({ tried: { real: '/p', writable: true, executable: false, execError: 'EACCES' } }));
   assert.match(noexec.summary, /cannot be executed \(EACCES\)/);
   assert.match(noexec.fix!, /noexec/);
+  // a path Nix cannot live at, as bootstrap refuses it
+  const colon = judgePlace('prefix-dir', PREFIX, place({ dir: '/p/a:b/nix' }));
+  assert.equal(colon.verdict, 'problem');
+  assert.match(colon.summary, /the prefix "\/p\/a:b\/nix" has a colon/);
+  assert.match(colon.fix!, /--prefix/);
   const nosuid = judgePlace('prefix-dir', PREFIX, place({ mount: { mountPoint: '/', fsType: 'ext4', readOnly: false, noexec: false, nosuid: true } }));
   assert.equal(nosuid.verdict, 'ok');
   assert.match(nosuid.summary, /nosuid \(harmless/);

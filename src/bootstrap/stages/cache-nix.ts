@@ -26,7 +26,7 @@ export const cacheNixStage: Stage = {
       env,
     });
     if (!r) return { summary: 'the cache names no Nix for this system and store dir; keeping the relocated one' };
-    await installProfile(l, s.nix!, [r.nix, ...(s.cacert ? [s.cacert] : [])], env);
+    await installProfile(l, s.nix!, [r.nix, ...(s.cacert ? [s.cacert] : [])], env, [s.nix!]);
     const v = await applyVerify(l, r.nix, s.cacert, progress);
     // the profile scripts, the environment and the wrappers name the new Nix's own directories
     await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, s.cacert);

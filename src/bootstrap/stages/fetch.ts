@@ -5,10 +5,12 @@ import path from 'node:path';
 import { download, isLocalSource, localSourcePath, type Progress, resolveSha256 } from '../../net/download.ts';
 import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
 import type { Layout } from '../../prefix/layout.ts';
+import { noSpace } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
-import { exists, readJson, writeFileAtomic } from '../../util/fs.ts';
+import { exists, freeSpace, readJson, writeFileAtomic } from '../../util/fs.ts';
 import { type FetchDetail, type Stage, tarballKey } from '../stage.ts';
 import { progressText } from '../ui.ts';
+import { estimateNeed } from './preflight.ts';
 
 export interface FetchOptions {
   layout: Layout;
@@ -18,6 +20,10 @@ export interface FetchOptions {
   signal?: AbortSignal;
   retries?: number;
   minRetryDelayMs?: number;
+  /** the most bytes the tarball may have */
+  maxBytes?: number;
+  /** checks, once the tarball's size is known, that it fits (see DownloadOptions.onSize) */
+  onSize?: (total: number, have: number) => Promise<void>;
 }
 
 interface FetchRecord {
@@ -56,6 +62,8 @@ export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: strin
     signal: opts.signal,
     retries: opts.retries,
     minRetryDelayMs: opts.minRetryDelayMs,
+    maxBytes: opts.maxBytes,
+    onSize: opts.onSize,
   });
   await writeFileAtomic(recordFile, `${JSON.stringify({ url, sha256: r.sha256 } satisfies FetchRecord)}\n`);
   return { tarball: dest, sha256: r.sha256 };
@@ -66,7 +74,20 @@ export const fetchStage: Stage = {
   title: 'Download the Nix tarball',
   inputs: (ctx) => ({ source: tarballKey(ctx.tarball!) }),
   run: async (ctx, _s, progress) => {
-    const r = await fetchTarball({ layout: ctx.layout, url: ctx.tarball!.url, sha256: ctx.tarball!.sha256, onProgress: (p) => progress(progressText(p)) });
+    const l = ctx.layout;
+    const r = await fetchTarball({
+      layout: l,
+      url: ctx.tarball!.url,
+      sha256: ctx.tarball!.sha256,
+      onProgress: (p) => progress(progressText(p)),
+      maxBytes: ctx.maxDownloadBytes,
+      // preflight may not have learned the size (no HEAD, no Content-Length): check it again now
+      onSize: async (total, have) => {
+        const need = estimateNeed(total) - have;
+        const free = await freeSpace(l.prefix);
+        if (free < need) throw noSpace(l.prefix, free, need);
+      },
+    });
     const st = await fs.stat(r.tarball);
     const detail: FetchDetail = { tarball: r.tarball, sha256: r.sha256, bytes: st.size };
     return { detail, summary: `${path.basename(r.tarball)} (${mib(st.size)}, sha256 ${r.sha256.slice(0, 12)}…)` };

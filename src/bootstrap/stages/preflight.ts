@@ -1,9 +1,11 @@
 import { promises as fs } from 'node:fs';
 import { type DirFacts, probeDir, spaceFacts } from '../../host/filesystem.ts';
 import { request } from '../../net/http.ts';
+import { isLocalSource, localSource } from '../../net/local.ts';
+import { prefixRefused } from '../../prefix/guard.ts';
 import type { Layout } from '../../prefix/layout.ts';
-import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
+import { isTempName, listDir } from '../../util/fs.ts';
 import { PREFIX, type Problem, STORE_DIR, symlinked, tooFewInodes, tooLittleSpace, unrunnable, unwritable } from '../place-problems.ts';
 import { type Stage, tarballKey } from '../stage.ts';
 
@@ -39,6 +41,8 @@ export interface PreflightFacts {
   tarballBytes?: number;
   /** a store dir outside the prefix (bootstrap --store-dir), checked like the prefix */
   store?: StoreDirFacts;
+  /** what the store dir holds that this prefix did not put there (another prefix's store) */
+  foreignStore?: { dir: string; names: string[] };
 }
 
 export interface StoreDirFacts extends DirFacts {
@@ -75,6 +79,7 @@ export function planPreflight(f: PreflightFacts): PreflightPlan {
   if (f.writable && f.freeBytes < needBytes) problems.push(tooLittleSpace(f.prefix, f.fsType, f.freeBytes, needBytes));
   if (f.writable && f.freeInodes !== undefined && f.freeInodes < INODES_NEEDED) problems.push(tooFewInodes(f.prefix, f.fsType, f.freeInodes, INODES_NEEDED));
   if (f.store) problems.push(...storeDirProblems(f.store, f.prefix));
+  if (f.foreignStore?.names.length) problems.push(foreignStoreProblem(f.foreignStore.dir, f.foreignStore.names));
   if (f.tarballSystem && f.tarballSystem !== f.hostSystem) {
     problems.push({
       message: `the tarball is built for ${f.tarballSystem} but this machine is ${f.hostSystem}`,
@@ -99,11 +104,16 @@ function storeDirProblems(s: StoreDirFacts, prefix: string): Problem[] {
   return [];
 }
 
-export function preflightError(plan: PreflightPlan): RelonixError {
-  return new RelonixError(plan.problems.map((p) => p.message).join('; '), {
-    kind: 'preflight',
-    hint: plan.problems.map((p) => p.hint).join('; '),
-  });
+/**
+ * A store dir is one prefix's: Nix's garbage collector deletes whatever its database does not
+ * register, so a second prefix there would delete the first one's paths, and it theirs.
+ */
+function foreignStoreProblem(dir: string, names: string[]): Problem {
+  const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? `, … (${names.length} in all)` : '');
+  return {
+    message: `the store dir ${dir} already holds what this prefix's database does not register (${shown}): it is another prefix's store, or what one left`,
+    hint: 'give this prefix a store dir of its own that is empty or new (--store-dir DIR); remove an old one with relonix uninstall --prefix <its prefix>',
+  };
 }
 
 /** Bytes of the tarball without downloading it: a local file's size or the server's Content-Length. */
@@ -123,8 +133,18 @@ export async function probeTarballSize(url: string): Promise<number | undefined>
   }
 }
 
+/**
+ * What the store dir holds that this prefix did not put there: everything, unless the prefix took
+ * the store dir when it was empty (`owned`). Relonix's own temporaries are left out.
+ */
+async function foreignStore(dir: string, owned: boolean): Promise<PreflightFacts['foreignStore']> {
+  if (owned) return undefined;
+  const names = (await listDir(dir)).filter((n) => !isTempName(n)).sort();
+  return names.length ? { dir, names } : undefined;
+}
+
 /** Gathers the facts, writing nothing bigger than a two-line probe script (removed again). */
-export async function gatherFacts(l: Layout, hostSystem: string, url: string, tarballBytes?: number): Promise<PreflightFacts> {
+export async function gatherFacts(l: Layout, hostSystem: string, url: string, tarballBytes?: number, storeOwned = false): Promise<PreflightFacts> {
   const facts: PreflightFacts = {
     prefix: l.prefix,
     realPrefix: l.prefix,
@@ -147,6 +167,7 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
     const sameFilesystem = s.writable && (await dev(l.storeDir)) === (await dev(l.prefix));
     facts.store = { dir: l.storeDir, ...s, sameFilesystem };
   }
+  facts.foreignStore = await foreignStore(l.storeDir, storeOwned);
   return facts;
 }
 
@@ -157,16 +178,19 @@ export const preflightStage: Stage = {
   name: 'preflight',
   title: 'Check the prefix and the machine',
   inputs: (ctx) => (ctx.tarball ? { prefix: ctx.layout.prefix, source: tarballKey(ctx.tarball) } : { prefix: ctx.layout.prefix }),
-  run: async (ctx, _s, progress) => {
+  run: async (ctx, s, progress) => {
     let size: number | undefined = RESTORE_BYTES;
     if (ctx.tarball) {
+      // a local tarball that is missing, or no file at all (a directory, /dev/zero): said now
+      if (isLocalSource(ctx.tarball.url)) await localSource(ctx.tarball.url);
       progress('probing the tarball size');
       size = await probeTarballSize(ctx.tarball.url);
     }
-    const facts = await gatherFacts(ctx.layout, ctx.host, ctx.tarball?.url ?? '', size);
+    const facts = await gatherFacts(ctx.layout, ctx.host, ctx.tarball?.url ?? '', size, s.storeOwned || !!s.nix);
     const plan = planPreflight(facts);
-    if (!plan.ok) throw preflightError(plan);
+    if (!plan.ok) throw prefixRefused(plan.problems);
     return {
+      patch: { storeOwned: true },
       detail: ctx.tarball ? { freeBytes: facts.freeBytes, needBytes: plan.needBytes, fsType: facts.fsType } : undefined,
       summary: `${mib(facts.freeBytes)} free on ${facts.fsType}, ${ctx.host}`,
     };

@@ -31,6 +31,8 @@ export interface RegisterInput {
   known?: Map<string, { narHash: string; narSize: number }>;
   nix: string;
   cacert?: string;
+  /** the Nix and CA bundle an earlier bootstrap put in the profile, which these replace */
+  replaces?: string[];
 }
 
 /**
@@ -59,7 +61,7 @@ export async function applyRegister(l: Layout, input: RegisterInput, onProgress?
   onProgress?.(`loading ${records.length} paths into the database`);
   await runNix(path.join(input.nix, 'bin', 'nix-store'), ['--load-db'], { env, input: reginfo, hint: HINT });
   onProgress?.('installing Nix into the default profile');
-  await installProfile(l, input.nix, [input.nix, ...(input.cacert ? [input.cacert] : [])], env);
+  await installProfile(l, input.nix, [input.nix, ...(input.cacert ? [input.cacert] : [])], env, input.replaces);
   return { paths: records.length, rehashed: byPath.size };
 }
 
@@ -106,7 +108,8 @@ export const registerStage: Stage = {
     const changed = new Set(records.map((r) => r.path).filter((p) => !unchanged.has(p)));
     const nix = moved(u.nixPath, l.storeDir);
     const cacert = u.cacertPath ? moved(u.cacertPath, l.storeDir) : undefined;
-    const r = await applyRegister(l, { records, changed, known, nix, cacert }, progress);
+    const replaces = [s.nix, s.cacert].filter((p) => p !== undefined);
+    const r = await applyRegister(l, { records, changed, known, nix, cacert, replaces }, progress);
     return {
       patch: { nix, cacert, nixSource: 'tarball' },
       summary: `${r.paths} paths (${r.rehashed} with new NAR hashes), profile ${path.relative(l.prefix, l.profile)}`,

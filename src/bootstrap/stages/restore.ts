@@ -11,7 +11,7 @@ export const restoreStage: Stage = {
   name: 'restore',
   title: 'Restore Nix from the binary cache',
   inputs: (ctx) => ({ store: ctx.layout.storeDir }),
-  run: async (ctx, _s, progress) => {
+  run: async (ctx, s, progress) => {
     const l = ctx.layout;
     // loaded on use: tarball bootstraps never pay for the cache client
     const { restoreFromCache } = await import('../../cache/substitute.ts');
@@ -25,7 +25,13 @@ export const restoreStage: Stage = {
     });
     progress('installing Nix into the default profile');
     const env = nixEnvironment(l, { nix: r.nix, cacert: r.cacert });
-    await installProfile(l, r.nix, [r.nix, ...(r.cacert ? [r.cacert] : [])], env);
+    await installProfile(
+      l,
+      r.nix,
+      [r.nix, ...(r.cacert ? [r.cacert] : [])],
+      env,
+      [s.nix, s.cacert].filter((p) => p !== undefined),
+    );
     // the profile scripts name the restored Nix too (its bin/ after the profile's)
     await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, r.cacert);
     return {

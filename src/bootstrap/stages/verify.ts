@@ -7,6 +7,7 @@ import type { Layout } from '../../prefix/layout.ts';
 import { runNix } from '../../prefix/tools.ts';
 import { RelonixError } from '../../util/errors.ts';
 import { clearStaleTemps, writeFileAtomic } from '../../util/fs.ts';
+import { shQuote } from '../../util/shell.ts';
 import { runTool } from '../../util/spawn.ts';
 import type { Stage } from '../stage.ts';
 import { userConfLines } from './configure.ts';
@@ -110,7 +111,7 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
   if (!interpreter?.startsWith(`${l.storeDir}/`)) {
     throw new RelonixError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
       kind: 'integrity',
-      hint: 'the relocate stage did not patch it; remove the prefix and bootstrap again',
+      hint: `the relocate stage did not patch it; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again`,
     });
   }
   const r = await runTool(interpreter, ['--list', nixBin], { PATH: process.env.PATH ?? '/usr/bin:/bin' });
@@ -119,7 +120,7 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
   if (foreign.length) {
     throw new RelonixError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
       kind: 'integrity',
-      hint: 'its RUNPATH still points elsewhere; remove the prefix and bootstrap again, and report the tarball used',
+      hint: `its RUNPATH still points elsewhere; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again, and report the tarball used`,
     });
   }
   return { libraries: r.stdout.split('\n').filter((x) => x.includes('=>')).length, interpreter };
