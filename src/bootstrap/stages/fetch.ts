@@ -1,10 +1,13 @@
-// Stage "fetch": the release tarball into the prefix's downloads dir, verified. Re-running after a
-// kill resumes the partial download; re-running after success costs one local checksum.
+// Stage "fetch": the release tarball into the prefix's downloads dir, verified (a local one is
+// verified where it lies). Re-running after a kill resumes the partial download; re-running after
+// success costs one local checksum.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { download, isLocalSource, localSourcePath, type Progress, resolveSha256 } from '../../net/download.ts';
+import { checksumError } from '../../net/local.ts';
 import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
 import type { Layout } from '../../prefix/layout.ts';
+import { RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
 import { exists, readJson, writeFileAtomic } from '../../util/fs.ts';
 import { type FetchDetail, type Stage, tarballKey } from '../stage.ts';
@@ -32,8 +35,27 @@ export function downloadName(url: string): string {
   return safe && safe !== '.' && safe !== '..' ? safe : 'nix.tar.xz';
 }
 
+/**
+ * A local tarball is used where it lies: its checksum is checked there and nothing is copied. A
+ * file replaced at the same path is another tarball (the bootstrap keys it on its content), and the
+ * unpack stage checks the bytes it reads against this checksum again.
+ */
+async function localTarball(url: string, sha256: string | undefined): Promise<{ tarball: string; sha256: string }> {
+  const p = localSourcePath(url);
+  const st = await fs.stat(p).catch(() => undefined);
+  const hint = 'pass the tarball itself (a path, a file:// URL) or an http(s) URL as --url';
+  if (!st) throw new RelonixError(`the tarball ${p} does not exist`, { kind: 'usage', hint });
+  if (!st.isFile()) throw new RelonixError(`the tarball ${p} is not a regular file`, { kind: 'usage', hint });
+  const expected = sha256 ? normalizeSha256(sha256) : await resolveSha256(url);
+  const actual = await sha256OfFile(p);
+  if (actual !== expected)
+    throw checksumError(url, expected, actual, 'the file is damaged or the expected checksum is wrong: fetch the file again, or pass its right --sha256');
+  return { tarball: p, sha256: actual };
+}
+
 export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: string; sha256: string }> {
   const { layout, url } = opts;
+  if (isLocalSource(url)) return localTarball(url, opts.sha256);
   const dest = path.join(layout.downloadsDir, downloadName(url));
   const recordFile = `${dest}.json`;
   let expected = opts.sha256 ? normalizeSha256(opts.sha256) : undefined;
