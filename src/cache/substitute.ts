@@ -5,6 +5,7 @@
 // once all of them are in place, so a failed or killed restore registers nothing; a re-run skips the
 // paths already present and intact.
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Layout } from '../prefix/layout.ts';
 import { resolveNixTool, runNix, runNixStore } from '../prefix/tools.ts';
@@ -165,6 +166,14 @@ async function present(ni: NarInfo): Promise<boolean> {
   return false;
 }
 
+/**
+ * Decompressor runs at once: one per core, and two at least (one's output is written while the
+ * other's program decodes), four at most (each holds a program and a download).
+ */
+function defaultJobs(): number {
+  return Math.min(4, Math.max(2, os.availableParallelism()));
+}
+
 /** A stream cut short starts over: its paths' temporaries are gone, and they go back to the queue. */
 const AGAIN = { retries: 4, minRetryDelayMs: 300 };
 
@@ -183,7 +192,7 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   const queue = all.filter((_, i) => !here[i]);
   const restored = (it: Item) => onDone(it, 'restored');
   const compressions = new Set(all.map(({ ni }) => ni.compression));
-  const jobs = Math.max(1, Math.min(o.jobs ?? 4, queue.length));
+  const jobs = Math.max(1, Math.min(o.jobs ?? defaultJobs(), queue.length));
   if (compressions.size === 1 && hostDecompressor([...compressions][0]!) !== null) {
     // each worker is one run of the decompressor, taking paths from the shared queue as it goes
     const c = [...compressions][0]!;
