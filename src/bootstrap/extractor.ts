@@ -20,6 +20,8 @@ export const MAX_HELD_FILE = 256 * 1024 * 1024;
 
 export class Extractor {
   entries = 0;
+  /** bytes of file content the archive's entries so far declare (the one being written included) */
+  declared = 0;
   /** what this extraction made, by archive path (components joined by `/`) */
   private readonly made = new Map<string, Kind>();
   /** every symlink, by archive path, with the target the archive gave it */
@@ -74,6 +76,7 @@ export class Extractor {
         return;
       default:
         this.made.set(key, 'file');
+        this.declared += e.size;
         if (at && e.size <= MAX_HELD_FILE) this.heldFile(e, target, mode, at);
         else {
           if (at) this.relocation!.abandon(at.basename);

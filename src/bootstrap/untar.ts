@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { decompressXz, xzDecoder } from '../codec/xz.ts';
 import type { StreamRelocation } from '../store/relocate-stream.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
+import { errorMessage, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
 import { removeTree } from '../util/fs.ts';
 import { checkAllLinks, Refusal } from './archive-checks.ts';
 import { Extractor } from './extractor.ts';
@@ -31,6 +31,8 @@ export interface UnpackOptions {
   noHostXz?: boolean;
   /** relocate the files of store paths as they are unpacked (the staging tree then holds them relocated) */
   relocation?: StreamRelocation;
+  /** what the unpacked tree is expected to take, said when the disk fills up */
+  needBytes?: number;
 }
 
 /** The tarball's bytes as they are read, counted by `onRead` and hashed into `h`. */
@@ -66,6 +68,18 @@ function unpackError(tarball: string, e: unknown): unknown {
     hint: 'the file is damaged or not a .tar.xz; delete it and download it again',
     cause: e,
   });
+}
+
+/**
+ * A full disk is no damage: it says where, what is free now that the partial tree is gone, and what
+ * the tree needs: what the entries read so far declare, taken for the whole at the rate the
+ * tarball was read, or the caller's estimate when that is more.
+ */
+async function fullDisk(dest: string, opts: UnpackOptions, declared: number, fraction: number, cause: unknown): Promise<RelonixError> {
+  const where = path.dirname(dest);
+  const st = await fs.statfs(where);
+  const need = Math.max(opts.needBytes ?? 0, fraction > 0 ? Math.ceil(declared / fraction) : declared);
+  return noSpace(where, Number(st.bavail) * Number(st.bsize), need, cause);
 }
 
 /** Decompresses and extracts the tarball into the Extractor's tree; throws the first failure. */
@@ -152,6 +166,7 @@ export async function unpackTarball(opts: UnpackOptions): Promise<Unpacked> {
     root = await findRoot(partial);
   } catch (e) {
     await removeTree(partial);
+    if (isNoSpace(e)) throw await fullDisk(dest, opts, ex.declared, received / total, e);
     throw unpackError(opts.tarball, e);
   }
   await fs.rename(partial, dest);

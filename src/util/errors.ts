@@ -1,3 +1,5 @@
+import { mib } from './format.ts';
+
 /**
  * What went wrong, in the terms a script acts on. The CLI (src/cli.ts) alone turns a kind into an
  * exit code; every layer only says which kind it is.
@@ -41,4 +43,26 @@ export function causeChain(e: unknown): unknown[] {
   const out: unknown[] = [];
   for (let c: unknown = e; c !== undefined && out.length < 16; c = c instanceof Error ? c.cause : undefined) out.push(c);
   return out;
+}
+
+/** The errno code of a system error (ENOSPC, EACCES …), if it is one. */
+export function errnoCode(e: unknown): string | undefined {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** A full disk (or a used-up quota): never damage, never the network. */
+export function isNoSpace(e: unknown): boolean {
+  for (const c of causeChain(e)) if (errnoCode(c) === 'ENOSPC' || errnoCode(c) === 'EDQUOT') return true;
+  return false;
+}
+
+/** The one way a full disk is said, wherever it is noticed: where, what is free, what was needed. */
+export function noSpace(where: string, freeBytes: number, needBytes?: number, cause?: unknown): RelonixError {
+  const need = needBytes === undefined ? '' : `, ${mib(needBytes)} needed`;
+  return new RelonixError(`no space left on ${where}: ${mib(freeBytes)} free${need}`, {
+    kind: 'preflight',
+    hint: 'free some space there (or choose a prefix on a bigger filesystem, --prefix DIR), then run the same command again: it continues where it stopped',
+    cause,
+  });
 }

@@ -4,8 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeUnpackedRelocation } from '../../store/relocate-tree.ts';
-import { RelonixError } from '../../util/errors.ts';
-import { mib } from '../../util/format.ts';
+import { noSpace, RelonixError } from '../../util/errors.ts';
 import { removeTree } from '../../util/fs.ts';
 import { detailOf, type FetchDetail, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
@@ -41,12 +40,7 @@ export const unpackStage: Stage = {
     const st = await fs.statfs(l.prefix);
     const free = Number(st.bavail) * Number(st.bsize);
     const need = f.bytes * UNPACK_FACTOR + MARGIN;
-    if (free < need) {
-      throw new RelonixError(`${l.prefix} has ${mib(free)} free; the unpacked closure needs about ${mib(need)}`, {
-        kind: 'preflight',
-        hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
-      });
-    }
+    if (free < need) throw noSpace(l.prefix, free, need);
     // a different tarball: nothing of an earlier unpack or relocation applies
     const work = path.join(l.relonixDir, RELOCATE_WORK);
     await removeTree(l.stagingDir);
@@ -59,7 +53,13 @@ export const unpackStage: Stage = {
       import('../../store/relocate-stream.ts'),
     ]);
     const relocation = new StreamRelocation({ from: TARBALL_STORE, to: l.storeDir, relocateElf: storeRelocator });
-    const r = await unpackTarball({ tarball: f.tarball, dest: l.stagingDir, relocation, onProgress: (p: unknown) => progress(progressText(p)) });
+    const r = await unpackTarball({
+      tarball: f.tarball,
+      dest: l.stagingDir,
+      relocation,
+      needBytes: need,
+      onProgress: (p: unknown) => progress(progressText(p)),
+    });
     if (r.sha256 !== f.sha256) {
       // a download that no longer checks out goes, so the next run fetches it again
       if (f.tarball.startsWith(`${l.downloadsDir}/`)) await fs.rm(f.tarball, { force: true });
