@@ -4,7 +4,7 @@
 import path from 'node:path';
 
 /** Absolute symlinks may point here: they name other store paths and are relocated later. */
-export const ALLOWED_ABSOLUTE_PREFIX = '/nix/store/';
+const ALLOWED_ABSOLUTE_PREFIX = '/nix/store/';
 
 export class Refusal extends Error {
   constructor(

@@ -16,7 +16,7 @@ type Kind = 'dir' | 'file' | 'link';
 const KNOWN = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
 
 /** Files larger than this are written as they stream and their store path relocated from disk. */
-export const MAX_HELD_FILE = 256 * 1024 * 1024;
+const MAX_HELD_FILE = 256 * 1024 * 1024;
 
 export class Extractor {
   entries = 0;

@@ -46,7 +46,7 @@ export function causeChain(e: unknown): unknown[] {
 }
 
 /** The errno code of a system error (ENOSPC, EACCES …), if it is one. */
-export function errnoCode(e: unknown): string | undefined {
+function errnoCode(e: unknown): string | undefined {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
 }

@@ -17,6 +17,8 @@ export interface FetchOptions {
   layout: Layout;
   url: string;
   sha256?: string;
+  /** a local tarball's sha256, when it was read already */
+  content?: string;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
   retries?: number;
@@ -40,14 +42,15 @@ export function downloadName(url: string): string {
  * file replaced at the same path is another tarball (the bootstrap keys it on its content), and the
  * unpack stage checks the bytes it reads against this checksum again.
  */
-async function localTarball(url: string, sha256: string | undefined): Promise<{ tarball: string; sha256: string }> {
+async function localTarball(url: string, sha256: string | undefined, content?: string): Promise<{ tarball: string; sha256: string }> {
   const p = localSourcePath(url);
   const st = await fs.stat(p).catch(() => undefined);
   const hint = 'pass the tarball itself (a path, a file:// URL) or an http(s) URL as --url';
   if (!st) throw new RelonixError(`the tarball ${p} does not exist`, { kind: 'usage', hint });
   if (!st.isFile()) throw new RelonixError(`the tarball ${p} is not a regular file`, { kind: 'usage', hint });
   const expected = sha256 ? normalizeSha256(sha256) : await resolveSha256(url);
-  const actual = await sha256OfFile(p);
+  // the bootstrap read the file's sha256 when it started (its key); the unpack checks what it reads
+  const actual = content ?? (await sha256OfFile(p));
   if (actual !== expected)
     throw checksumError(url, expected, actual, 'the file is damaged or the expected checksum is wrong: fetch the file again, or pass its right --sha256');
   return { tarball: p, sha256: actual };
@@ -55,7 +58,7 @@ async function localTarball(url: string, sha256: string | undefined): Promise<{ 
 
 export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: string; sha256: string }> {
   const { layout, url } = opts;
-  if (isLocalSource(url)) return localTarball(url, opts.sha256);
+  if (isLocalSource(url)) return localTarball(url, opts.sha256, opts.content);
   const dest = path.join(layout.downloadsDir, downloadName(url));
   const recordFile = `${dest}.json`;
   let expected = opts.sha256 ? normalizeSha256(opts.sha256) : undefined;
@@ -88,7 +91,8 @@ export const fetchStage: Stage = {
   title: 'Download the Nix tarball',
   inputs: (ctx) => ({ source: tarballKey(ctx.tarball!) }),
   run: async (ctx, _s, progress) => {
-    const r = await fetchTarball({ layout: ctx.layout, url: ctx.tarball!.url, sha256: ctx.tarball!.sha256, onProgress: (p) => progress(progressText(p)) });
+    const t = ctx.tarball!;
+    const r = await fetchTarball({ layout: ctx.layout, url: t.url, sha256: t.sha256, content: t.content, onProgress: (p) => progress(progressText(p)) });
     const st = await fs.stat(r.tarball);
     const detail: FetchDetail = { tarball: r.tarball, sha256: r.sha256, bytes: st.size };
     return { detail, summary: `${path.basename(r.tarball)} (${mib(st.size)}, sha256 ${r.sha256.slice(0, 12)}…)` };
