@@ -10,6 +10,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
+import { decodeOffThread } from '../codec/decode-thread.ts';
 import { decompressXz, xzDecoder } from '../codec/xz.ts';
 import type { StreamRelocation } from '../store/relocate-stream.ts';
 import { errorMessage, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
@@ -89,7 +90,9 @@ async function extract(opts: UnpackOptions, ex: Extractor, h: ReturnType<typeof 
   // writes (on two cores, a second xz thread costs more than it gives: measured on the fixture, xz
   // -T0 took 1.9 s of CPU where -T1 took 1.45 s, and the unpack needs the other core)
   const threads = Math.max(1, os.availableParallelism() - 1);
-  const bytes = decompressXz(counted(opts.tarball, h, onRead), { noHost: opts.noHostXz, threads });
+  const raw = counted(opts.tarball, h, onRead);
+  // without a host xz the WebAssembly decoder runs on a thread of its own, beside the unpacking
+  const bytes = xzDecoder({ noHost: opts.noHostXz }) === 'xz' ? decompressXz(raw, { threads }) : decodeOffThread(raw, 'xz');
   let failure: unknown;
   const parser = new Parser({ strict: true });
   parser.on('entry', (e: ReadEntry) => {

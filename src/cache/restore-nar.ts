@@ -14,7 +14,7 @@ import { parseNarHashField } from '../store/reginfo.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { removeTree, tempSibling } from '../util/fs.ts';
 import { isTransient } from '../util/retry.ts';
-import { decompress } from './compress.ts';
+import { decompress, decompressLong } from './compress.ts';
 import type { NarInfo } from './narinfo.ts';
 import type { CacheTarget } from './targets.ts';
 
@@ -204,7 +204,7 @@ export async function restoreRun(l: Layout, queue: Item[], compression: string, 
       throw e;
     }
   })();
-  const out = new Pieces(decompress(input, compression));
+  const out = new Pieces(decompressLong(input, compression));
   try {
     for (;;) {
       // reading output is what drives the input side, and output only exists for a path already taken

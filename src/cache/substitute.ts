@@ -16,7 +16,6 @@ import { type ErrorKind, errorMessage, isKind, RelonixError } from '../util/erro
 import { clearTemps, exists, removeTree } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
 import { retry, spent } from '../util/retry.ts';
-import { hostDecompressor } from './compress.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
 import { checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
 import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
@@ -193,8 +192,9 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   const restored = (it: Item) => onDone(it, 'restored');
   const compressions = new Set(all.map(({ ni }) => ni.compression));
   const jobs = Math.max(1, Math.min(o.jobs ?? defaultJobs(), queue.length));
-  if (compressions.size === 1 && hostDecompressor([...compressions][0]!) !== null) {
-    // each worker is one run of the decompressor, taking paths from the shared queue as it goes
+  if (compressions.size === 1 && !compressions.has('none')) {
+    // each worker is one run of the decompressor (the host's program, or the built-in decoder on a
+    // thread), taking paths from the shared queue as it goes
     const c = [...compressions][0]!;
     await pool(Array.from({ length: jobs }), jobs, () => retry(() => restoreRun(l, queue, c, restored), AGAIN));
   } else {
