@@ -12,15 +12,19 @@ Stages (each one recorded in <prefix>/var/relonix/state.json; a re-run continues
 first unfinished one, and a finished prefix is a fast no-op):
   preflight   prefix writable and executable, enough free space and inodes, machine matches the tarball
               (relonix doctor reports the same and more, before a bootstrap)
-  fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256)
-  unpack      unpack into <prefix>/var/relonix/staging
-  relocate    move the closure from /nix/store to <prefix>/store: ELF interpreters and RUNPATHs,
-              symlinks, scripts; store paths inside binary data are listed by \`relonix status\`.
-              With a --store-dir as long as /nix/store every reference is rewritten in place,
-              binary data included (Nix's own compiled-in store dir too)
+  fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256); a
+              local tarball is checked where it lies, and one replaced at the same path is fetched again
+  unpack      unpack into <prefix>/var/relonix/staging, relocating each store path from /nix/store
+              to <prefix>/store as it leaves the tar stream (xz decompresses meanwhile): ELF
+              interpreters and RUNPATHs, symlinks, scripts; store paths inside binary data are listed
+              by \`relonix status\`. With a --store-dir as long as /nix/store every reference is
+              rewritten in place, binary data included (Nix's own compiled-in store dir too).
+              A full disk says so: free space and run the same command again
+  relocate    move the relocated closure into the store
   configure   etc/nix/nix.conf (sandbox off, no build users, your caches) and etc/profile.d/relonix.sh
-  register    load the closure into the new store's database; install Nix into the default profile
-  verify      nix-store --verify --check-contents, nix --version, a trivial build, libraries from the store
+  register    load the closure into the new store's database
+  verify      at once: Nix into the default profile, nix-store --verify --check-contents,
+              nix --version, a trivial build, libraries from the store
   cache-nix   (with --cache and --url) install the Nix built for this prefix from the cache
 
 With --cache and no --url there is no tarball: preflight, configure, then
