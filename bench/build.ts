@@ -11,6 +11,7 @@ import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
 import { graphNix, NAMES, outputsOf } from '../test/helpers/build-rig.ts';
 import { startNginx } from '../test/helpers/nginx.ts';
+import { watchLoad } from './load.ts';
 
 const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
@@ -25,6 +26,7 @@ function run(label: string, cmd: string, args: string[]): { s: number; stdout: s
 }
 
 const top = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-bench-build-'));
+const load = watchLoad();
 const nginx = await startNginx(path.join(top, 'nginx'));
 try {
   const fx = await ensureFixture();
@@ -93,7 +95,7 @@ try {
   console.log(`graph: ${NAMES.length} derivations, builders sleep ${SLEEP} s, -j 2, ${os.availableParallelism()} CPUs, ${ROUNDS} rounds`);
   console.log(`plain nix-build (median)        ${median(plain).toFixed(2)} s`);
   console.log(`relonix build (median)          ${median(durable).toFixed(2)} s   (pushing to ${nginx.url}, WebDAV on loopback)`);
-  console.log(`relonix build / nix-build:      ${ratio.toFixed(2)}x   (target <= 1.15x)`);
+  load.ratio(`relonix build / nix-build:      ${ratio.toFixed(2)}x   (target <= 1.15x)`);
   const sorted = [...latencies].sort((x, y) => x - y);
   console.log(
     `built -> narinfo in the cache:  median ${median(latencies).toFixed(3)} s, max ${sorted[sorted.length - 1]!.toFixed(3)} s over ${latencies.length} derivations   (target < 1 s)`,
@@ -101,4 +103,5 @@ try {
 } finally {
   await nginx.stop();
   await removeTree(top);
+  load.settle();
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { readElf } from '../src/elf/index.ts';
 import { elfFiles, LONG_RPATH } from '../test/helpers/elf.ts';
 import { RELONIX, REPO as ROOT } from '../test/helpers/paths.ts';
+import { watchLoad } from './load.ts';
 
 const INTERP = '/tmp/relonix-test-a-very-long-prefix-that-must-grow/store/0123456789abcdfghijklmnpqrsvwxyz-glibc-2.40/lib/ld-linux-x86-64.so.2';
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -50,6 +51,7 @@ function time(cmd: string, args: string[]): number {
 }
 
 const ratios: number[] = [];
+const load = watchLoad();
 try {
   for (let round = 0; round < rounds; round++) {
     const ours = copy(`relonix-${round}`);
@@ -71,7 +73,8 @@ try {
       if (a.interpreter !== b.interpreter || a.runpath !== b.runpath) throw new Error(`results differ for ${corpus[i]}`);
     }
     ratios.push(tr / tp);
-    console.log(`round ${round + 1}: relonix ${tr.toFixed(0)} ms, patchelf ${tp.toFixed(0)} ms, ratio relonix/patchelf ${(tr / tp).toFixed(2)}`);
+    console.log(`round ${round + 1}: relonix ${tr.toFixed(0)} ms, patchelf ${tp.toFixed(0)} ms`);
+    load.ratio(`round ${round + 1}: ratio relonix/patchelf ${(tr / tp).toFixed(2)}`);
     rmSync(path.join(tmp, `relonix-${round}`), { recursive: true });
     rmSync(path.join(tmp, `patchelf-${round}`), { recursive: true });
   }
@@ -79,4 +82,5 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 const sorted = [...ratios].sort((a, b) => a - b);
-console.log(`median ratio relonix/patchelf: ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} (target <= 0.60)`);
+load.ratio(`median ratio relonix/patchelf: ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} (target <= 0.60)`);
+load.settle();

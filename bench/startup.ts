@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { installInProject, packCheckout, treeBytes } from '../test/helpers/package.ts';
+import { watchLoad } from './load.ts';
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 21;
@@ -28,6 +29,7 @@ function timeOnce(argv: string[]): number {
 
 async function main(): Promise<void> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-bench-startup-'));
+  const load = watchLoad();
   try {
     const packed = packCheckout(work);
     const project = await installInProject(work, packed.tarball);
@@ -47,10 +49,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) for (const [k, argv] of Object.entries(cases)) times[k]!.push(timeOnce(argv));
 
     const base = median(times['node -e 0']!);
-    console.log(`node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(2)}; ${RUNS} runs each, medians`);
+    console.log(`node ${process.version}, ${os.cpus().length} CPUs; ${RUNS} runs each, medians`);
     for (const [k, t] of Object.entries(times)) {
       const target = k === 'relonix --version' ? '   (target <= 2.00x)' : '';
-      console.log(`${k.padEnd(28)} ${median(t).toFixed(0).padStart(5)} ms   ${(median(t) / base).toFixed(2)}x${target}`);
+      console.log(`${k.padEnd(28)} ${median(t).toFixed(0).padStart(5)} ms`);
+      load.ratio(`${k.padEnd(28)} ${(median(t) / base).toFixed(2)}x node -e 0${target}`);
     }
     const installedBytes = await treeBytes(path.join(project, 'node_modules'));
     const single = (await fs.stat(path.join(installed, 'dist', 'relonix.mjs'))).size;
@@ -59,6 +62,7 @@ async function main(): Promise<void> {
     console.log(`dist/relonix.mjs alone        ${(single / MB).toFixed(2)} MB`);
   } finally {
     await fs.rm(work, { recursive: true, force: true });
+    load.settle();
   }
 }
 

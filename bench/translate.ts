@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { toNixBase32 } from '../src/store/nixbase32.ts';
 import { rewriteNar } from '../src/translate/rewrite.ts';
 import { nar, type Tree } from '../test/helpers/nar-model.ts';
+import { watchLoad } from './load.ts';
 
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
 const CHUNK = 1 << 16;
@@ -54,6 +55,7 @@ async function time(run: () => Promise<void>): Promise<number> {
   return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
 }
 
+const load = watchLoad();
 const input = nar(tree());
 const mb = input.length / 1e6;
 const floor = await time(async () => {
@@ -74,9 +76,9 @@ for (const [label, map] of Object.entries(modes)) {
     for await (const c of r.chunks) void c;
     spilled = r.summary.spilled;
   });
-  console.log(
-    `${label.padEnd(40)} ${(mb / s).toFixed(0).padStart(5)} MB/s  ${(floor / s).toFixed(2)}x the floor${spilled ? `, ${(spilled / 1e6).toFixed(0)} MB spooled to disk` : ''}`,
-  );
+  console.log(`${label.padEnd(40)} ${(mb / s).toFixed(0).padStart(5)} MB/s${spilled ? `, ${(spilled / 1e6).toFixed(0)} MB spooled to disk` : ''}`);
+  load.ratio(`${label.padEnd(40)} ${(floor / s).toFixed(2)}x the floor`);
 }
 
 await import('./translate-closure.ts');
+load.settle();

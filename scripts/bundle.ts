@@ -23,6 +23,8 @@ interface Bundle {
   exportName: string;
   /** what the file does when node runs it as the program */
   run: string;
+  /** the module that runs a job when the bundle is loaded in a worker thread (src/util/thread.ts) */
+  worker?: string;
 }
 
 const BUNDLES: Bundle[] = [
@@ -32,7 +34,7 @@ const BUNDLES: Bundle[] = [
     exportName: 'runPatchelf',
     run: 'process.exitCode = await runPatchelf(process.argv.slice(2));',
   },
-  { name: 'relonix.mjs', module: './src/cli.ts', exportName: 'main', run: 'await main(process.argv);' },
+  { name: 'relonix.mjs', module: './src/cli.ts', exportName: 'main', run: 'await main(process.argv);', worker: './src/worker.ts' },
 ];
 
 // CommonJS dependencies inside an ESM bundle still call require()
@@ -42,11 +44,13 @@ const require = __relonixRequire(import.meta.url);`;
 
 /**
  * The bundle's entry: exports the function the launcher calls, and calls it itself only when node
- * was started with this very file (a symlink to it counts), so an import never runs a command.
+ * was started with this very file (a symlink to it counts), so an import never runs a command. In a
+ * worker thread (whose argv is its parent's) it runs the worker's job instead, and never a command.
  */
 function entry(b: Bundle): string {
   return `import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import { ${b.exportName} } from '${b.module}';
 export { ${b.exportName} };
 let program = false;
@@ -55,7 +59,12 @@ try {
 } catch {
   // not started from a file (node -e, a REPL): an import
 }
-if (program) ${b.run}
+${
+  b.worker
+    ? `if (!isMainThread) await import('${b.worker}');
+else `
+    : ''
+}if (program && isMainThread) ${b.run}
 `;
 }
 

@@ -1,9 +1,11 @@
 // The bootstrap: stages run in order, each recorded in the prefix's state with a key of its inputs
 // chained to the previous stage's, so a re-run continues at the first stage that is not done.
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import { parsePublicKey } from '../cache/keys.ts';
-import { DEFAULT_MAX_DOWNLOAD } from '../net/local.ts';
+import { DEFAULT_MAX_DOWNLOAD, isLocalSource, localSourcePath } from '../net/local.ts';
 import { saveNetrcCredentials } from '../net/netrc.ts';
+import { sha256OfFile } from '../net/sha256.ts';
 import { admitPrefix } from '../prefix/guard.ts';
 import { layout as makeLayout } from '../prefix/layout.ts';
 import { type BootstrapState, emptyState, isBootstrapped, readState, type StageName, writeState } from '../prefix/state.ts';
@@ -53,6 +55,31 @@ export interface BootstrapResult {
   ran: StageName[];
   ms: number;
   stageMs: Partial<Record<StageName, number>>;
+}
+
+/** A local tarball's sha256: a file replaced at the same path is another tarball. */
+async function localContent(url: string): Promise<string | undefined> {
+  if (!isLocalSource(url)) return undefined;
+  const p = localSourcePath(url);
+  // anything but a regular file is refused by the fetch stage, which says why
+  const st = await fs.stat(p).catch(() => undefined);
+  return st?.isFile() ? sha256OfFile(p) : undefined;
+}
+
+/**
+ * The done stages up to the first whose work a later stage still needs and that is gone: the stage
+ * a run would start at names what it finds missing, and the run starts there instead, until nothing
+ * it needs is missing.
+ */
+async function withoutLost(ctx: BootstrapContext, stages: Stage[], s: BootstrapState, keys: string[]): Promise<string[]> {
+  let done = keys;
+  while (done.length < stages.length) {
+    const from = await stages[done.length]!.lost?.(ctx, s);
+    const i = from === undefined ? -1 : stages.findIndex((st) => st.name === from);
+    if (i < 0 || i >= done.length) return done;
+    done = done.slice(0, i);
+  }
+  return done;
 }
 
 function chainKey(prev: string, inputs: unknown): string {
@@ -119,7 +146,8 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
   const noSource = !opts.url && !opts.sha256 && ctx.caches.length === 0;
   if (quick && noSource && (await isBootstrapped(l, quick))) return done(quick);
   if (opts.url || ctx.caches.length === 0) {
-    ctx.tarball = { url: opts.url ?? (await import('../net/download.ts')).defaultReleaseUrl(ctx.host), sha256: opts.sha256 };
+    const url = opts.url ?? (await import('../net/download.ts')).defaultReleaseUrl(ctx.host);
+    ctx.tarball = { url, sha256: opts.sha256, content: opts.sha256 ? undefined : await localContent(url) };
   }
   const stages = planStages(ctx);
   // new credentials for the same caches are written under the lock
@@ -139,7 +167,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       // a store dir nothing was done in yet (admitPrefix refused any other change), or a wiped store
       // under an intact state file: start over, as the same prefix
       if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l, state);
-      const keys = doneKeys(ctx, stages, state);
+      const keys = await withoutLost(ctx, stages, state, doneKeys(ctx, stages, state));
       if (keys.length === stages.length) {
         await saveNetrcCredentials(l.netrcFile, ctx.credentials);
         return done(state);

@@ -10,7 +10,7 @@ export interface BootstrapContext {
   layout: Layout;
   host: string;
   /** the release tarball, unless the Nix comes from the caches alone */
-  tarball?: { url: string; sha256?: string };
+  tarball?: TarballSource;
   /** the most bytes a download of it may take */
   maxDownloadBytes: number;
   /** the caches without the credentials their URLs carried: what nix.conf, the state and Nix get */
@@ -22,8 +22,25 @@ export interface BootstrapContext {
   upstreams: UpstreamConfig[];
 }
 
+export interface TarballSource {
+  url: string;
+  /** the checksum the user gave (--sha256) */
+  sha256?: string;
+  /** a local tarball's own sha256, read when the bootstrap starts: what it is, whatever its path */
+  content?: string;
+}
+
 /** The top-level fields of the state a stage may set (besides its own record). */
-export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned'>>;
+export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned' | 'replaces'>>;
+
+/**
+ * What the default profile must lose when a stage makes `next` the prefix's Nix and CA bundle: the
+ * ones the state named until now, and those an earlier stage named and verify has not yet taken out.
+ */
+export function replacedBy(s: BootstrapState, next: (string | undefined)[]): string[] | undefined {
+  const old = [...(s.replaces ?? []), s.nix, s.cacert].filter((p): p is string => p !== undefined && !next.includes(p));
+  return old.length ? [...new Set(old)] : undefined;
+}
 
 export interface StageResult {
   summary: string;
@@ -38,14 +55,20 @@ export interface Stage {
   /** the stage's own inputs; its key chains them to the previous stage's key */
   inputs(ctx: BootstrapContext, s: BootstrapState): unknown;
   run(ctx: BootstrapContext, s: BootstrapState, progress: (text: string) => void): Promise<StageResult>;
+  /**
+   * When what this stage reads of an earlier stage's work is gone (a deleted download, a removed
+   * staging tree), that stage: the run starts there again. Asked of the stage a run would start at.
+   */
+  lost?(ctx: BootstrapContext, s: BootstrapState): Promise<StageName | undefined>;
 }
 
 /**
- * What the tarball is: its sha256 when given (the same bytes from another mirror change nothing),
- * else its URL (whose .sha256 is read at fetch time).
+ * What the tarball is: its sha256 when given (the same bytes from another mirror change nothing), a
+ * local file's content, else its URL (whose .sha256 is read at fetch time).
  */
-export function tarballKey(t: { url: string; sha256?: string }): string {
-  return t.sha256 ? `sha256:${t.sha256}` : `url:${t.url}`;
+export function tarballKey(t: TarballSource): string {
+  const sha = t.sha256 ?? t.content;
+  return sha ? `sha256:${sha}` : `url:${t.url}`;
 }
 
 /** The record of an earlier stage that this one reads, or an error saying how to recover. */

@@ -4,6 +4,7 @@
 // host tool. zstd is preferred when publishing because it decompresses about five times faster
 // than xz and restores are what a cache is for.
 
+import { decodeOffThread } from '../codec/decode-thread.ts';
 import { hostXz, hostZstd } from '../codec/host-tools.ts';
 import { compressXz, decompressXz } from '../codec/xz.ts';
 import { compressZstd, decompressZstd, pureZstd } from '../codec/zstd.ts';
@@ -24,7 +25,7 @@ export const ZSTD_LEVEL = 9;
 export const XZ_LEVEL = 6;
 
 /** The host program that decompresses `c`, or null when there is none (or `c` needs none). */
-export function hostDecompressor(c: string): string | null {
+function hostDecompressor(c: string): string | null {
   return c === 'xz' ? hostXz() : c === 'zstd' ? hostZstd() : null;
 }
 
@@ -75,6 +76,15 @@ export function compressStream(src: AsyncIterable<Uint8Array>, c: Compression): 
  * took 460 ms through xz and 330 ms in WebAssembly.
  */
 export const IN_PROCESS_BYTES = 256 * 1024;
+
+/**
+ * Decompresses a long stream (many NARs one after another): the host's program, else the built-in
+ * decoder on a thread of its own, so decoding and writing what it decodes share the cores.
+ */
+export function decompressLong(src: AsyncIterable<Uint8Array>, c: string): AsyncIterable<Uint8Array> {
+  if ((c === 'xz' || c === 'zstd') && hostDecompressor(c) === null) return decodeOffThread(src, c);
+  return decompress(src, c);
+}
 
 /** Decompresses a stream of compressed bytes; `bytes`, its size when known, picks the decoder. */
 export function decompress(src: AsyncIterable<Uint8Array>, c: string, bytes?: number): AsyncIterable<Uint8Array> {

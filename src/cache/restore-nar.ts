@@ -14,7 +14,7 @@ import { parseNarHashField } from '../store/reginfo.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { removeTree, tempSibling } from '../util/fs.ts';
 import { isTransient } from '../util/retry.ts';
-import { decompress } from './compress.ts';
+import { decompress, decompressLong } from './compress.ts';
 import { cacheIncomplete } from './meta.ts';
 import type { NarInfo } from './narinfo.ts';
 import type { CacheTarget } from './targets.ts';
@@ -25,22 +25,14 @@ export interface Item {
 }
 
 /**
- * The bytes of a NAR file as a stream, checked against FileHash as they pass. Over HTTP it lands in
- * a resumable download first, unless `streamed` (a reader that checks the NAR itself and can start
- * over, such as the translator, needs no file on disk in between).
+ * Over HTTP a NAR file lands in downloads/ first, so a cut connection resumes with Range instead of
+ * starting over: the download of it, resolving to the file; none for other targets.
  */
-export async function openNarFile(
-  l: Layout,
-  ni: NarInfo,
-  target: CacheTarget,
-  streamed = false,
-): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
-  const where = `${target.url}/${ni.url}`;
-  const missing = () => cacheIncomplete(where, `which the narinfo of ${ni.storePath} names`);
-  const src = streamed && target.openRead ? undefined : target.httpSource?.(ni.url);
-  if (src) {
-    // over HTTP the file lands in downloads/ first: a cut connection resumes with Range instead of starting over
-    const localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
+function narDownload(l: Layout, ni: NarInfo, target: CacheTarget): Promise<string> | undefined {
+  const src = target.httpSource?.(ni.url);
+  if (!src) return undefined;
+  const localFile = path.join(l.downloadsDir, 'nar', path.basename(ni.url));
+  return (async () => {
     await fs.mkdir(path.dirname(localFile), { recursive: true });
     await download({
       url: src.url,
@@ -50,6 +42,26 @@ export async function openNarFile(
       retries: 6,
       minRetryDelayMs: 300,
     });
+    return localFile;
+  })();
+}
+
+/**
+ * The bytes of a NAR file as a stream, checked against FileHash as they pass. Over HTTP it lands in
+ * a resumable download first (`downloading`: one started earlier), unless `streamed` (a reader that
+ * checks the NAR itself and can start over, such as the translator, needs no file on disk in between).
+ */
+export async function openNarFile(
+  l: Layout,
+  ni: NarInfo,
+  target: CacheTarget,
+  how: { streamed?: boolean; downloading?: Promise<string> } = {},
+): Promise<{ bytes: AsyncIterable<Uint8Array>; done: () => Promise<void> }> {
+  const where = `${target.url}/${ni.url}`;
+  const missing = () => cacheIncomplete(where, `which the narinfo of ${ni.storePath} names`);
+  const downloading = how.downloading ?? (how.streamed && target.openRead ? undefined : narDownload(l, ni, target));
+  if (downloading) {
+    const localFile = await downloading;
     return { bytes: createReadStream(localFile, { highWaterMark: 1 << 20 }), done: () => fs.rm(localFile, { force: true }) };
   }
   const raw = target.openRead ? await target.openRead(ni.url) : await target.get(ni.url).then((b) => (b ? Readable.from([b]) : undefined));
@@ -169,26 +181,35 @@ export async function restoreRun(l: Layout, queue: Item[], compression: string, 
   const taken: Item[] = [];
   let completed = 0;
   let inputError: unknown;
+  // the next path over HTTP, taken early so its download runs while this one is decompressed
+  let ahead: { it: Item; downloading: Promise<string> } | undefined;
   // no decompressor for a run with nothing to do (xz refuses empty input)
   const first = queue.shift();
   if (!first) return;
   const input = (async function* () {
     try {
-      for (let it: Item | undefined = first; it; it = queue.shift()) {
+      let downloading = narDownload(l, first.ni, first.target);
+      for (let it: Item | undefined = first; it; ) {
         taken.push(it);
-        const nar = await openNarFile(l, it.ni, it.target);
+        const next = queue[0]?.target.httpSource ? queue.shift()! : undefined;
+        ahead = next && { it: next, downloading: narDownload(l, next.ni, next.target)! };
+        ahead?.downloading.catch(() => undefined); // its turn reports it
+        const nar = await openNarFile(l, it.ni, it.target, { downloading });
         try {
           yield* nar.bytes;
         } finally {
           await nar.done();
         }
+        it = ahead?.it ?? queue.shift();
+        downloading = ahead ? ahead.downloading : it && narDownload(l, it.ni, it.target);
+        ahead = undefined;
       }
     } catch (e) {
       inputError = e;
       throw e;
     }
   })();
-  const out = new Pieces(decompress(input, compression));
+  const out = new Pieces(decompressLong(input, compression));
   try {
     for (;;) {
       // reading output is what drives the input side, and output only exists for a path already taken
@@ -204,8 +225,10 @@ export async function restoreRun(l: Layout, queue: Item[], compression: string, 
       onDone(it);
     }
   } catch (e) {
+    // a download begun ahead finishes first: another try must not write the same file beside it
+    await ahead?.downloading.catch(() => undefined);
     // what was handed to this run and is not in place yet goes back for another try
-    queue.unshift(...taken.slice(completed));
+    queue.unshift(...taken.slice(completed), ...(ahead ? [ahead.it] : []));
     // a failed download or a bad FileHash starves the decompressor: that, not the short NAR, is the news
     throw inputError ?? e;
   } finally {

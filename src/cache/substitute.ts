@@ -5,6 +5,7 @@
 // once all of them are in place, so a failed or killed restore registers nothing; a re-run skips the
 // paths already present and intact.
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Layout } from '../prefix/layout.ts';
 import { resolveNixTool, runNix, runNixStore } from '../prefix/tools.ts';
@@ -15,7 +16,6 @@ import { type ErrorKind, errorMessage, isKind, RelonixError } from '../util/erro
 import { clearTemps, exists, removeTree } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
 import { retry, spent } from '../util/retry.ts';
-import { hostDecompressor } from './compress.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
 import { cacheIncomplete, checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
 import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
@@ -162,6 +162,14 @@ async function present(ni: NarInfo): Promise<boolean> {
   return false;
 }
 
+/**
+ * Decompressor runs at once: one per core, and two at least (one's output is written while the
+ * other's program decodes), four at most (each holds a program and a download).
+ */
+function defaultJobs(): number {
+  return Math.min(4, Math.max(2, os.availableParallelism()));
+}
+
 /** A stream cut short starts over: its paths' temporaries are gone, and they go back to the queue. */
 const AGAIN = { retries: 4, minRetryDelayMs: 300 };
 
@@ -180,9 +188,10 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   const queue = all.filter((_, i) => !here[i]);
   const restored = (it: Item) => onDone(it, 'restored');
   const compressions = new Set(all.map(({ ni }) => ni.compression));
-  const jobs = Math.max(1, Math.min(o.jobs ?? 4, queue.length));
-  if (compressions.size === 1 && hostDecompressor([...compressions][0]!) !== null) {
-    // each worker is one run of the decompressor, taking paths from the shared queue as it goes
+  const jobs = Math.max(1, Math.min(o.jobs ?? defaultJobs(), queue.length));
+  if (compressions.size === 1 && !compressions.has('none')) {
+    // each worker is one run of the decompressor (the host's program, or the built-in decoder on a
+    // thread), taking paths from the shared queue as it goes
     const c = [...compressions][0]!;
     await pool(Array.from({ length: jobs }), jobs, () => retry(() => restoreRun(l, queue, c, restored), AGAIN));
   } else {

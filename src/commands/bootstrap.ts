@@ -21,19 +21,24 @@ first unfinished one, and a finished prefix is a fast no-op; Ctrl-C says what wa
               (relonix doctor reports the same and more, before a bootstrap)
   fetch       download the official tarball (resumable; checked against --sha256 or URL.sha256;
               cut at the size the server announced, or at --max-download; the free space is
-              checked again once the size is known; a full disk is said as one, and a re-run
-              continues)
-  unpack      unpack into <prefix>/var/relonix/staging
-  relocate    move the closure from /nix/store to the store dir: ELF interpreters and RUNPATHs,
-              symlinks, scripts. With a store dir as long as /nix/store (the default <prefix>/s
-              when that is 10 bytes, as /tmp/nix/s) every reference is rewritten in place, binary
-              data included; otherwise store paths inside binary data are listed by relonix status
+              checked again once the size is known); a local tarball is checked where it lies,
+              and one replaced at the same path is fetched again
+  unpack      unpack into <prefix>/var/relonix/staging, relocating each store path from /nix/store
+              to the store dir as it leaves the tar stream (xz decompresses meanwhile): ELF
+              interpreters and RUNPATHs, symlinks, scripts. With a store dir as long as /nix/store
+              (the default <prefix>/s when that is 10 bytes, as /tmp/nix/s) every reference is
+              rewritten in place, binary data included; otherwise store paths inside binary data
+              are listed by \`relonix status\`
+  relocate    move the relocated closure into the store
   configure   etc/nix/nix.conf (sandbox off, no build users, your caches, the translator),
               etc/profile.d/relonix.sh, and the translator: its key, a free loopback port, each
               --upstream checked (another store dir length is refused; unreachable is a warning)
-  register    load the closure into the new store's database; install Nix into the default profile
-  verify      nix-store --verify --check-contents, nix --version, a trivial build, libraries from the store
+  register    load the closure into the new store's database
+  verify      at once: Nix into the default profile, nix-store --verify --check-contents,
+              nix --version, a trivial build, libraries from the store
   cache-nix   (with --cache and --url) install the Nix built for this prefix from the cache
+A full disk in any stage is said as one (where, what is free, what is needed); free space and run
+the same command again: it continues where it stopped.
 
 With --cache and no --url there is no tarball: preflight, configure, then
   restore     the Nix the cache's relonix.json names, with its closure: every narinfo signed by a

@@ -67,11 +67,13 @@ export function tooBig(url: string, bytes: number | undefined, max: number): Rel
   });
 }
 
-function checksumError(url: string, expected: string, actual: string): RelonixError {
-  return new RelonixError(`checksum mismatch for ${url}: expected sha256 ${expected}, got ${actual}`, {
-    kind: 'integrity',
-    hint: 'the file is corrupt or the expected checksum is wrong; the partial download was deleted, so running again fetches it afresh',
-  });
+export function checksumError(
+  url: string,
+  expected: string,
+  actual: string,
+  hint = 'the file is corrupt or the expected checksum is wrong; the partial download was deleted, so running again fetches it afresh',
+): RelonixError {
+  return new RelonixError(`checksum mismatch for ${url}: expected sha256 ${expected}, got ${actual}`, { kind: 'integrity', hint });
 }
 
 /** The part becomes the file if its checksum is the expected one; else it goes, with its sidecar. */

@@ -41,6 +41,8 @@ export interface BootstrapState {
   cacert?: string;
   /** where the active Nix came from: the tarball (relocated), or a cache (the restore or cache-nix stage) */
   nixSource?: 'tarball' | 'cache';
+  /** the Nix and CA bundle the default profile held before a re-bootstrap: verify takes them out of it */
+  replaces?: string[];
   /** what the last bootstrap was asked to bootstrap from: another host is bootstrapped the same way */
   source?: BootstrapSource;
 }

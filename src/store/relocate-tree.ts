@@ -1,6 +1,6 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { clearTemps, exists, readJson, removeTree, replaceAtomic, writeFileAtomic } from '../util/fs.ts';
+import { clearTemps, exists, listDir, readJson, removeTree, replaceAtomic, writeFileAtomic } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
 import { compareNames } from './nar/framing.ts';
 import { NarHasher } from './nar/write.ts';
@@ -52,6 +52,8 @@ export interface RelocateOptions {
   onPath?: (r: PathResult, done: number, total: number) => void;
   /** store paths relocated at once (default 4) */
   concurrency?: number;
+  /** paths already relocated where they lie (while they were unpacked): only their move is left */
+  known?: ReadonlyMap<string, PathResult>;
 }
 
 export function emptyCounts(): RelocateCounts {
@@ -80,31 +82,16 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
 
   const pending = new Set((await exists(opts.sourceDir)) ? await fs.readdir(opts.sourceDir) : []);
   const done = (await fs.readdir(markers)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
-  const names = [...new Set([...pending, ...done])].sort();
+  const names = [...new Set([...pending, ...done, ...(opts.known?.keys() ?? [])])].sort();
   const results = new Map<string, PathResult>();
   let i = 0;
   // a few paths at once: one path's file I/O overlaps another's hashing and ELF editing
   await pool(names, opts.concurrency ?? 4, async (basename: string): Promise<void> => {
     const src = path.join(opts.sourceDir, basename);
     const dest = path.join(opts.to, basename);
-    const markerFile = path.join(markers, `${basename}.json`);
-    let result = await readJson<PathResult>(markerFile);
     const srcThere = pending.has(basename);
-    if (!result) {
-      if (!srcThere) return;
-      if (await exists(dest)) {
-        // already in the store (an earlier bootstrap, or a restore): the store copy wins
-        result = { basename, changed: true, counts: emptyCounts(), hits: [] };
-      } else {
-        const started = path.join(markers, `${basename}.started`);
-        const interrupted = await exists(started);
-        await fs.writeFile(started, '');
-        result = await relocatePath(src, basename, opts, tmpDir);
-        if (interrupted) result.changed = true; // an earlier pass may have changed files already
-      }
-      await writeFileAtomic(markerFile, JSON.stringify(result));
-      await fs.rm(path.join(markers, `${basename}.started`), { force: true });
-    }
+    const result = (await readJson<PathResult>(path.join(markers, `${basename}.json`))) ?? (await resultOf(basename, srcThere, opts, markers, tmpDir));
+    if (!result) return;
     if (srcThere) {
       if (await exists(dest)) await removeTree(src);
       else await moveDir(src, dest);
@@ -116,6 +103,34 @@ export async function relocateTree(opts: RelocateOptions): Promise<{ paths: Path
   const counts = emptyCounts();
   for (const r of ordered) addCounts(counts, r.counts);
   return { paths: ordered, counts };
+}
+
+/**
+ * What relocating a path without a marker gives: nothing when it is neither here nor relocated
+ * before; the store's copy when the store has it already; the result of a relocation done while it
+ * was unpacked; else a relocation now. Each but the relocation-while-unpacked leaves a marker.
+ */
+async function resultOf(basename: string, srcThere: boolean, opts: RelocateOptions, markers: string, tmpDir: string): Promise<PathResult | undefined> {
+  const dest = path.join(opts.to, basename);
+  const known = opts.known?.get(basename);
+  // moved into the store by an earlier run that was killed before it finished
+  if (!srcThere) return known && (await exists(dest)) ? known : undefined;
+  let result: PathResult;
+  if (await exists(dest)) {
+    // already in the store (an earlier bootstrap, or a restore): the store copy wins
+    result = { basename, changed: true, counts: emptyCounts(), hits: [] };
+  } else if (known) {
+    return known;
+  } else {
+    const started = path.join(markers, `${basename}.started`);
+    const interrupted = await exists(started);
+    await fs.writeFile(started, '');
+    result = await relocatePath(path.join(opts.sourceDir, basename), basename, opts, tmpDir);
+    if (interrupted) result.changed = true; // an earlier pass may have changed files already
+  }
+  await writeFileAtomic(path.join(markers, `${basename}.json`), JSON.stringify(result));
+  await fs.rm(path.join(markers, `${basename}.started`), { force: true });
+  return result;
 }
 
 /** Rename a (read-only) directory into another parent: Linux wants it writable to update `..`. */
@@ -265,4 +280,44 @@ export async function writeReport(file: string, report: RelocationReport): Promi
 
 export async function readReport(file: string): Promise<RelocationReport | undefined> {
   return readJson<RelocationReport>(file);
+}
+
+/** In the work dir: the results of a relocation done while the paths were unpacked. */
+const UNPACKED = 'unpacked.json';
+
+export interface UnpackedRelocation {
+  results: PathResult[];
+  /** paths left for relocation from disk, as if a relocation of them had been interrupted */
+  abandoned: string[];
+}
+
+/** Records what relocating while unpacking did, so the relocate stage only moves those paths. */
+export async function writeUnpackedRelocation(workDir: string, r: UnpackedRelocation): Promise<void> {
+  const markers = path.join(workDir, 'paths');
+  await fs.mkdir(markers, { recursive: true });
+  // an interrupted relocation is redone whole and its path's NAR hash taken again
+  for (const b of r.abandoned) await fs.writeFile(path.join(markers, `${b}.started`), '');
+  await writeFileAtomic(path.join(workDir, UNPACKED), JSON.stringify(r));
+}
+
+export async function readUnpackedRelocation(workDir: string): Promise<UnpackedRelocation | undefined> {
+  return readJson<UnpackedRelocation>(path.join(workDir, UNPACKED));
+}
+
+/** Every path relocated so far, by basename: each path's marker, else the relocation while unpacking. */
+export async function relocationResults(workDir: string): Promise<Map<string, PathResult>> {
+  const out = new Map<string, PathResult>();
+  for (const r of (await readUnpackedRelocation(workDir).catch(() => undefined))?.results ?? []) out.set(r.basename, r);
+  const dir = path.join(workDir, 'paths');
+  for (const n of await listDir(dir)) {
+    if (!n.endsWith('.json')) continue;
+    try {
+      const r = JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as PathResult;
+      out.set(r.basename, r);
+    } catch {
+      // unreadable marker: that path's hash is taken again
+      out.delete(n.slice(0, -5));
+    }
+  }
+  return out;
 }

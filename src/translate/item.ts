@@ -48,7 +48,7 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
 }
 
 async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: RewriteSummary) => void): AsyncGenerator<Uint8Array> {
-  const file = await openNarFile(c.layout, it.from, c.upstream.target, c.streamed);
+  const file = await openNarFile(c.layout, it.from, c.upstream.target, { streamed: c.streamed });
   try {
     const raw = decompress(file.bytes, it.from.compression, it.from.fileSize);
     if (it.verbatim) {

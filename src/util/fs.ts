@@ -2,7 +2,7 @@
 // locks, process liveness, formatting.
 
 import { randomBytes } from 'node:crypto';
-import { constants as C, promises as fs, type Stats } from 'node:fs';
+import { constants as C, promises as fs, type Stats, writeSync } from 'node:fs';
 import path from 'node:path';
 import { processAlive } from './proc.ts';
 
@@ -111,6 +111,11 @@ export async function copyFileAtomic(src: string, target: string, size?: number,
     if (size !== undefined && st.size !== size) throw new Error(`${src} is ${st.size} bytes, not the ${size} expected`);
     await fs.chmod(tmp, mode);
   });
+}
+
+/** Writes all of `b` at the descriptor's position: a write may take less than it was given. */
+export function writeAllSync(fd: number, b: Uint8Array): void {
+  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
 }
 
 export async function exists(p: string): Promise<boolean> {

@@ -2,7 +2,6 @@
 // this prefix that the cache's manifest names, proves it works, and makes it the active one.
 import path from 'node:path';
 import { nixEnvironment } from '../../prefix/environment.ts';
-import { installProfile } from '../../prefix/profile.ts';
 import type { Stage } from '../stage.ts';
 import { applyConfigure } from './configure.ts';
 import { applyVerify } from './verify.ts';
@@ -26,8 +25,7 @@ export const cacheNixStage: Stage = {
       env,
     });
     if (!r) return { summary: 'the cache names no Nix for this system and store dir; keeping the relocated one' };
-    await installProfile(l, s.nix!, [r.nix, ...(s.cacert ? [s.cacert] : [])], env, [s.nix!]);
-    const v = await applyVerify(l, r.nix, s.cacert, progress);
+    const v = await applyVerify(l, r.nix, s.cacert, progress, { contents: true, profile: true, replaces: [s.nix!] });
     // the profile scripts, the environment and the wrappers name the new Nix's own directories
     await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, s.cacert);
     return { detail: { nix: r.nix }, patch: { nix: r.nix, nixSource: 'cache' }, summary: `${path.basename(r.nix)} active (${v.version})` };

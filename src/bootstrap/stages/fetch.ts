@@ -1,11 +1,13 @@
-// Stage "fetch": the release tarball into the prefix's downloads dir, verified. Re-running after a
-// kill resumes the partial download; re-running after success costs one local checksum.
+// Stage "fetch": the release tarball into the prefix's downloads dir, verified (a local one is
+// verified where it lies). Re-running after a kill resumes the partial download; re-running after
+// success costs one local checksum.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { download, isLocalSource, localSourcePath, type Progress, resolveSha256 } from '../../net/download.ts';
+import { checksumError } from '../../net/local.ts';
 import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
 import type { Layout } from '../../prefix/layout.ts';
-import { noSpace } from '../../util/errors.ts';
+import { noSpace, RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
 import { exists, freeSpace, readJson, writeFileAtomic } from '../../util/fs.ts';
 import { type FetchDetail, type Stage, tarballKey } from '../stage.ts';
@@ -16,6 +18,8 @@ export interface FetchOptions {
   layout: Layout;
   url: string;
   sha256?: string;
+  /** a local tarball's sha256, when it was read already */
+  content?: string;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
   retries?: number;
@@ -38,8 +42,28 @@ export function downloadName(url: string): string {
   return safe && safe !== '.' && safe !== '..' ? safe : 'nix.tar.xz';
 }
 
+/**
+ * A local tarball is used where it lies: its checksum is checked there and nothing is copied. A
+ * file replaced at the same path is another tarball (the bootstrap keys it on its content), and the
+ * unpack stage checks the bytes it reads against this checksum again.
+ */
+async function localTarball(url: string, sha256: string | undefined, content?: string): Promise<{ tarball: string; sha256: string }> {
+  const p = localSourcePath(url);
+  const st = await fs.stat(p).catch(() => undefined);
+  const hint = 'pass the tarball itself (a path, a file:// URL) or an http(s) URL as --url';
+  if (!st) throw new RelonixError(`the tarball ${p} does not exist`, { kind: 'usage', hint });
+  if (!st.isFile()) throw new RelonixError(`the tarball ${p} is not a regular file`, { kind: 'usage', hint });
+  const expected = sha256 ? normalizeSha256(sha256) : await resolveSha256(url);
+  // the bootstrap read the file's sha256 when it started (its key); the unpack checks what it reads
+  const actual = content ?? (await sha256OfFile(p));
+  if (actual !== expected)
+    throw checksumError(url, expected, actual, 'the file is damaged or the expected checksum is wrong: fetch the file again, or pass its right --sha256');
+  return { tarball: p, sha256: actual };
+}
+
 export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: string; sha256: string }> {
   const { layout, url } = opts;
+  if (isLocalSource(url)) return localTarball(url, opts.sha256, opts.content);
   const dest = path.join(layout.downloadsDir, downloadName(url));
   const recordFile = `${dest}.json`;
   let expected = opts.sha256 ? normalizeSha256(opts.sha256) : undefined;
@@ -75,10 +99,12 @@ export const fetchStage: Stage = {
   inputs: (ctx) => ({ source: tarballKey(ctx.tarball!) }),
   run: async (ctx, _s, progress) => {
     const l = ctx.layout;
+    const t = ctx.tarball!;
     const r = await fetchTarball({
       layout: l,
-      url: ctx.tarball!.url,
-      sha256: ctx.tarball!.sha256,
+      url: t.url,
+      sha256: t.sha256,
+      content: t.content,
       onProgress: (p) => progress(progressText(p)),
       maxBytes: ctx.maxDownloadBytes,
       // preflight may not have learned the size (no HEAD, no Content-Length): check it again now

@@ -2,15 +2,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
-import { installProfile } from '../../prefix/profile.ts';
 import { runNix } from '../../prefix/tools.ts';
 import { narDigest } from '../../store/nar/write.ts';
 import { formatNarHashLike, formatRegInfo, parseRegInfo, type RegInfo } from '../../store/reginfo.ts';
 import { rewriteLinkTarget } from '../../store/relocate-text.ts';
-import type { PathResult } from '../../store/relocate-tree.ts';
-import { writeFileAtomic } from '../../util/fs.ts';
+import { relocationResults } from '../../store/relocate-tree.ts';
+import { exists, writeFileAtomic } from '../../util/fs.ts';
 import { pool } from '../../util/pool.ts';
-import { detailOf, type Stage, type UnpackDetail } from '../stage.ts';
+import { detailOf, replacedBy, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
 import { moved, RELOCATE_WORK } from './relocate.ts';
 import { TARBALL_REGINFO } from './unpack.ts';
@@ -31,13 +30,11 @@ export interface RegisterInput {
   known?: Map<string, { narHash: string; narSize: number }>;
   nix: string;
   cacert?: string;
-  /** the Nix and CA bundle an earlier bootstrap put in the profile, which these replace */
-  replaces?: string[];
 }
 
 /**
- * Recomputes what relocation changed, loads the records into the new store's database with the
- * relocated nix-store, and installs Nix and the CA bundle into the default profile.
+ * Recomputes what relocation changed and loads the records into the new store's database with the
+ * relocated nix-store (the verify stage installs Nix into the default profile, beside its checks).
  */
 export async function applyRegister(l: Layout, input: RegisterInput, onProgress?: (text: string) => void): Promise<{ paths: number; rehashed: number }> {
   let done = 0;
@@ -60,59 +57,36 @@ export async function applyRegister(l: Layout, input: RegisterInput, onProgress?
   await fs.mkdir(l.stateDir, { recursive: true });
   onProgress?.(`loading ${records.length} paths into the database`);
   await runNix(path.join(input.nix, 'bin', 'nix-store'), ['--load-db'], { env, input: reginfo, hint: HINT });
-  onProgress?.('installing Nix into the default profile');
-  await installProfile(l, input.nix, [input.nix, ...(input.cacert ? [input.cacert] : [])], env, input.replaces);
   return { paths: records.length, rehashed: byPath.size };
-}
-
-/**
- * From relocation's per-path markers: the paths it left byte-for-byte as the tarball had them (their
- * NAR hash still holds) and the NAR hashes it computed while writing the others.
- */
-async function relocationResults(
-  workDir: string,
-  storeDir: string,
-): Promise<{ unchanged: Set<string>; known: Map<string, { narHash: string; narSize: number }> }> {
-  const unchanged = new Set<string>();
-  const known = new Map<string, { narHash: string; narSize: number }>();
-  const dir = path.join(workDir, 'paths');
-  let names: string[] = [];
-  try {
-    names = await fs.readdir(dir);
-  } catch {
-    return { unchanged, known };
-  }
-  for (const n of names) {
-    if (!n.endsWith('.json')) continue;
-    try {
-      const r = JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as PathResult;
-      if (!r.changed) unchanged.add(path.join(storeDir, r.basename));
-      else if (r.narHash && r.narSize !== undefined) known.set(path.join(storeDir, r.basename), { narHash: r.narHash, narSize: r.narSize });
-    } catch {
-      // unreadable marker: re-hash that path
-    }
-  }
-  return { unchanged, known };
 }
 
 export const registerStage: Stage = {
   name: 'register',
-  title: 'Register the closure and install the profile',
+  title: 'Register the closure',
   inputs: () => null,
+  // the tarball's records, kept by the unpack stage
+  lost: async (ctx) => ((await exists(path.join(ctx.layout.relonixDir, TARBALL_REGINFO))) ? undefined : 'unpack'),
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
     const u = detailOf<UnpackDetail>(s, 'unpack');
     const regCopy = path.join(l.relonixDir, TARBALL_REGINFO);
     const records = relocateRecords(parseRegInfo(await fs.readFile(regCopy, 'utf8'), regCopy), TARBALL_STORE, l.storeDir);
-    const { unchanged, known } = await relocationResults(path.join(l.relonixDir, RELOCATE_WORK), l.storeDir);
+    // a path relocation left byte for byte as the tarball had it keeps its NAR hash; the others have
+    // the hash relocation took of what it wrote, or get one now
+    const unchanged = new Set<string>();
+    const known = new Map<string, { narHash: string; narSize: number }>();
+    for (const r of (await relocationResults(path.join(l.relonixDir, RELOCATE_WORK))).values()) {
+      const p = path.join(l.storeDir, r.basename);
+      if (!r.changed) unchanged.add(p);
+      else if (r.narHash && r.narSize !== undefined) known.set(p, { narHash: r.narHash, narSize: r.narSize });
+    }
     const changed = new Set(records.map((r) => r.path).filter((p) => !unchanged.has(p)));
     const nix = moved(u.nixPath, l.storeDir);
     const cacert = u.cacertPath ? moved(u.cacertPath, l.storeDir) : undefined;
-    const replaces = [s.nix, s.cacert].filter((p) => p !== undefined);
-    const r = await applyRegister(l, { records, changed, known, nix, cacert, replaces }, progress);
+    const r = await applyRegister(l, { records, changed, known, nix, cacert }, progress);
     return {
-      patch: { nix, cacert, nixSource: 'tarball' },
-      summary: `${r.paths} paths (${r.rehashed} with new NAR hashes), profile ${path.relative(l.prefix, l.profile)}`,
+      patch: { nix, cacert, nixSource: 'tarball', replaces: replacedBy(s, [nix, cacert]) },
+      summary: `${r.paths} paths (${r.rehashed} with new NAR hashes)`,
     };
   },
 };

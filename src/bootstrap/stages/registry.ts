@@ -23,5 +23,5 @@ export function planStages(ctx: BootstrapContext): Stage[] {
  * waits on a probe process and a HEAD meanwhile.
  */
 export function preloadTarballStages(): void {
-  void Promise.all([import('../untar.ts'), import('../tarball.ts'), import('../../elf/index.ts')]).catch(() => {});
+  void Promise.all([import('../untar.ts'), import('../tarball.ts'), import('../../elf/index.ts'), import('../../store/relocate-stream.ts')]).catch(() => {});
 }

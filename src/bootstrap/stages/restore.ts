@@ -1,9 +1,8 @@
 // Stage "restore" (a cache-only bootstrap): the Nix the cache's manifest names, with its closure,
-// signature- and hash-checked, registered at once, and installed into the default profile.
+// signature- and hash-checked and registered at once (the verify stage installs it into the default
+// profile).
 import path from 'node:path';
-import { nixEnvironment } from '../../prefix/environment.ts';
-import { installProfile } from '../../prefix/profile.ts';
-import type { Stage } from '../stage.ts';
+import { replacedBy, type Stage } from '../stage.ts';
 import { progressText } from '../ui.ts';
 import { applyConfigure } from './configure.ts';
 
@@ -23,21 +22,12 @@ export const restoreStage: Stage = {
       targetOptions: { netrc: l.netrcFile },
       onProgress: (p: unknown) => progress(progressText(p)),
     });
-    progress('installing Nix into the default profile');
-    const env = nixEnvironment(l, { nix: r.nix, cacert: r.cacert });
-    await installProfile(
-      l,
-      r.nix,
-      [r.nix, ...(r.cacert ? [r.cacert] : [])],
-      env,
-      [s.nix, s.cacert].filter((p) => p !== undefined),
-    );
     // the profile scripts name the restored Nix too (its bin/ after the profile's)
     await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, r.cacert);
     return {
       detail: { nix: r.nix, cacert: r.cacert, paths: r.paths.length },
-      patch: { nix: r.nix, cacert: r.cacert, nixSource: 'cache' },
-      summary: `${path.basename(r.nix)} and ${r.paths.length} paths, profile ${path.relative(l.prefix, l.profile)}`,
+      patch: { nix: r.nix, cacert: r.cacert, nixSource: 'cache', replaces: replacedBy(s, [r.nix, r.cacert]) },
+      summary: `${path.basename(r.nix)} and ${r.paths.length} paths`,
     };
   },
 };

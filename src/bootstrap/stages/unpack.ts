@@ -1,11 +1,13 @@
-// Stage "unpack": the verified tarball into the staging tree, after a second space check now that
-// its real size is known, refusing a tarball for another machine.
+// Stage "unpack": the verified tarball into the staging tree, its store paths relocated as they
+// leave the tar stream (xz decompresses in its own process meanwhile), after a second space check
+// now that its real size is known, refusing a tarball for another machine.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { RelonixError } from '../../util/errors.ts';
-import { mib } from '../../util/format.ts';
+import { writeUnpackedRelocation } from '../../store/relocate-tree.ts';
+import { noSpace, RelonixError } from '../../util/errors.ts';
 import { removeTree } from '../../util/fs.ts';
 import { detailOf, type FetchDetail, type Stage, type UnpackDetail } from '../stage.ts';
+import { TARBALL_STORE } from '../tarball.ts';
 import { progressText } from '../ui.ts';
 import { MARGIN, UNPACK_FACTOR } from './preflight.ts';
 import { RELOCATE_WORK } from './relocate.ts';
@@ -13,38 +15,66 @@ import { RELOCATE_WORK } from './relocate.ts';
 /** The tarball's registration records, kept beside the state for the register stage. */
 export const TARBALL_REGINFO = 'tarball.reginfo';
 
+/** The bytes read are not the ones the fetch stage verified: the file changed since. */
+function changedSinceFetch(tarball: string, fetched: string, read: string): RelonixError {
+  return new RelonixError(`${tarball} changed after it was fetched: it was verified as sha256 ${fetched}, and now reads as ${read}`, {
+    kind: 'integrity',
+    hint: 'run the same command again: it fetches and verifies the tarball again',
+  });
+}
+
 export const unpackStage: Stage = {
   name: 'unpack',
-  title: 'Unpack it',
+  title: 'Unpack and relocate it',
   inputs: (_ctx, s) => ({ sha256: detailOf<FetchDetail>(s, 'fetch').sha256 }),
+  // the tarball the fetch stage left (a download the user deleted, say): fetch it again
+  lost: async (_ctx, s) => {
+    const f = s.stages.fetch?.detail as FetchDetail | undefined;
+    if (!f) return undefined;
+    const st = await fs.stat(f.tarball).catch(() => undefined);
+    return st?.isFile() && st.size === f.bytes ? undefined : 'fetch';
+  },
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
     const f = detailOf<FetchDetail>(s, 'fetch');
     const st = await fs.statfs(l.prefix);
     const free = Number(st.bavail) * Number(st.bsize);
     const need = f.bytes * UNPACK_FACTOR + MARGIN;
-    if (free < need) {
-      throw new RelonixError(`${l.prefix} has ${mib(free)} free; the unpacked closure needs about ${mib(need)}`, {
-        kind: 'preflight',
-        hint: 'free some space or choose a prefix on a bigger filesystem (--prefix DIR)',
-      });
-    }
+    if (free < need) throw noSpace(l.prefix, free, need);
     // a different tarball: nothing of an earlier unpack or relocation applies
+    const work = path.join(l.relonixDir, RELOCATE_WORK);
     await removeTree(l.stagingDir);
-    await removeTree(path.join(l.relonixDir, RELOCATE_WORK));
-    // loaded when the stage runs: a finished prefix answers its no-op re-run without tar and xz
-    const { unpackTarball } = await import('../untar.ts');
-    const { readTarballInfo } = await import('../tarball.ts');
-    const { root } = await unpackTarball({ tarball: f.tarball, dest: l.stagingDir, onProgress: (p: unknown) => progress(progressText(p)) });
-    const info = await readTarballInfo(root);
+    await removeTree(work);
+    // loaded when the stage runs: a finished prefix answers its no-op re-run without tar, xz and the ELF engine
+    const [{ unpackTarball }, { readTarballInfo }, { storeRelocator }, { StreamRelocation }] = await Promise.all([
+      import('../untar.ts'),
+      import('../tarball.ts'),
+      import('../../elf/index.ts'),
+      import('../../store/relocate-stream.ts'),
+    ]);
+    const relocation = new StreamRelocation({ from: TARBALL_STORE, to: l.storeDir, relocateElf: storeRelocator });
+    const r = await unpackTarball({
+      tarball: f.tarball,
+      dest: l.stagingDir,
+      relocation,
+      needBytes: need,
+      onProgress: (p: unknown) => progress(progressText(p)),
+    });
+    if (r.sha256 !== f.sha256) {
+      // a download that no longer checks out goes, so the next run fetches it again
+      if (f.tarball.startsWith(`${l.downloadsDir}/`)) await fs.rm(f.tarball, { force: true });
+      throw changedSinceFetch(f.tarball, f.sha256, r.sha256 ?? 'nothing');
+    }
+    const info = await readTarballInfo(r.root);
     if (info.system !== ctx.host) {
       throw new RelonixError(`the tarball is built for ${info.system} but this machine is ${ctx.host}`, {
         kind: 'preflight',
         hint: `use the ${ctx.host} tarball (nix-<version>-${ctx.host}.tar.xz)`,
       });
     }
-    await fs.copyFile(path.join(root, '.reginfo'), path.join(l.relonixDir, TARBALL_REGINFO));
-    const detail: UnpackDetail = { root, version: info.version, system: info.system, nixPath: info.nixPath, cacertPath: info.cacertPath };
+    await writeUnpackedRelocation(work, { results: relocation.results(), abandoned: [...relocation.abandoned] });
+    await fs.copyFile(path.join(r.root, '.reginfo'), path.join(l.relonixDir, TARBALL_REGINFO));
+    const detail: UnpackDetail = { root: r.root, version: info.version, system: info.system, nixPath: info.nixPath, cacertPath: info.cacertPath };
     return { detail, summary: `Nix ${info.version} for ${info.system}` };
   },
 };

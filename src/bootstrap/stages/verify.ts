@@ -4,6 +4,7 @@ import { interpreterOf } from '../../elf/peek.ts';
 import { hasBuilders, hookForms, noBuildHook } from '../../prefix/build-hook.ts';
 import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
+import { installProfile } from '../../prefix/profile.ts';
 import { runNix } from '../../prefix/tools.ts';
 import { RelonixError } from '../../util/errors.ts';
 import { clearStaleTemps, writeFileAtomic } from '../../util/fs.ts';
@@ -51,9 +52,16 @@ export interface VerifyOptions {
   contents?: boolean;
   /** build the check derivation again even when its output exists (nix-build --check): proves building works now */
   rebuild?: boolean;
+  /** make `nix` (and the CA bundle) the default profile's, beside the checks (a bootstrap's last step) */
+  profile?: boolean;
+  /** with `profile`: the Nix and CA bundle it replaces there, which leave it by name */
+  replaces?: string[];
 }
 
-/** Proves the relocated Nix works on its own: the store checks out, it runs, it builds, it loads only store libraries. */
+/**
+ * Proves the relocated Nix works on its own: the store checks out, it runs, it builds, it loads only
+ * store libraries; and with `profile`, installs it into the default profile at the same time.
+ */
 export async function applyVerify(
   l: Layout,
   nix: string,
@@ -64,15 +72,16 @@ export async function applyVerify(
   const env = nixEnvironment(l, { nix, cacert });
   const bin = (n: string) => path.join(nix, 'bin', n);
   await checkBuildHook(l, nix);
-  onProgress?.('verifying the store, building a trivial derivation, checking libraries');
-  // independent checks side by side; the store check comes last, alone, so it also covers the
-  // check build's output and never races a build for the store's locks
+  onProgress?.(`${opts.profile ? 'installing the profile, ' : ''}verifying the store, building a trivial derivation, checking libraries`);
+  // independent jobs side by side, each waiting on its own process: Nix's database and locks let
+  // the profile's build, the check build and the store check run at once
   const [version, checkOutput, libs] = await Promise.all([
     runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
     checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
     checkLibraries(l, bin('nix')),
+    runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT }),
+    opts.profile ? installProfile(l, nix, [nix, ...(cacert ? [cacert] : [])], env, opts.replaces) : undefined,
   ]);
-  await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
   const { libraries, interpreter } = libs;
   return { version, checkOutput, libraries, interpreter };
 }
@@ -128,13 +137,13 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
 
 export const verifyStage: Stage = {
   name: 'verify',
-  title: 'Prove the new Nix works',
+  title: 'Install the profile and prove the new Nix works',
   // nothing of its own: the chain of earlier keys already says what is being verified, and the
   // cache-nix stage changes state.nix afterwards
   inputs: () => null,
   run: async (ctx, s, progress) => {
     if (!s.nix) throw new Error('no Nix is registered yet');
-    const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress);
-    return { detail: v, summary: `${v.version}; store verified, check build ok, ${v.libraries} libraries all from the store` };
+    const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress, { contents: true, profile: true, replaces: s.replaces });
+    return { patch: { replaces: undefined }, detail: v, summary: `${v.version}; store verified, check build ok, ${v.libraries} libraries all from the store` };
   },
 };

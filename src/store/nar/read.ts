@@ -2,8 +2,9 @@
 // tokens only, zero padding, entry names without `/`, `.` or `..`, strictly sorted and unique) and
 // hashed byte for byte, so the caller can compare NarHash and NarSize before the tree is moved into
 // the store. Bad input is a NarFormatError, which the caller turns into its own error.
-import { promises as fs } from 'node:fs';
+import { constants as C, chmodSync, closeSync, fchmodSync, futimesSync, lutimesSync, mkdirSync, openSync, symlinkSync, utimesSync } from 'node:fs';
 import path from 'node:path';
+import { writeAllSync } from '../../util/fs.ts';
 import { CLOSE, EMPTY, MAGIC, MAX_TARGET, MAX_TOKEN, NarFormatError, NODE, OPEN_NAME, OPEN_TYPE, TARGET } from './framing.ts';
 import { checkEntryName, NarReader } from './reader.ts';
 
@@ -13,10 +14,8 @@ export interface UnpackResult {
   size: number;
 }
 
-const WRITE_BATCH = 1 << 20;
-
 // Store objects carry mtime 1 and read-only modes, as Nix's canonicalisation leaves them.
-const EPOCH1 = new Date(1000);
+const EPOCH1 = 1;
 
 async function unpackNode(r: NarReader, dest: string): Promise<void> {
   await r.expect(OPEN_TYPE, '"(" "type"');
@@ -26,10 +25,14 @@ async function unpackNode(r: NarReader, dest: string): Promise<void> {
     await r.expect(TARGET, '"target"');
     const target = await r.bytes(MAX_TARGET);
     if (target.length === 0 || target.includes(0)) throw new NarFormatError('the NAR holds an empty or invalid symlink target');
-    await fs.symlink(target.toString('utf8'), dest);
-    await fs.lutimes(dest, EPOCH1, EPOCH1).catch(() => undefined);
+    symlinkSync(target.toString('utf8'), dest);
+    try {
+      lutimesSync(dest, EPOCH1, EPOCH1);
+    } catch {
+      // a filesystem without link times
+    }
   } else if (type === 'directory') {
-    await fs.mkdir(dest, { mode: 0o755 });
+    mkdirSync(dest, { mode: 0o755 });
     let prev: Buffer | undefined;
     for (let tok = await r.str(); tok !== ')'; tok = await r.str()) {
       if (tok !== 'entry') throw new NarFormatError(`expected "entry" or ")" in a NAR directory, found "${tok.slice(0, 40)}"`);
@@ -41,8 +44,8 @@ async function unpackNode(r: NarReader, dest: string): Promise<void> {
       await unpackNode(r, path.join(dest, name.toString('utf8')));
       await r.expect(CLOSE, '")"');
     }
-    await fs.chmod(dest, 0o555);
-    await fs.utimes(dest, EPOCH1, EPOCH1);
+    chmodSync(dest, 0o555);
+    utimesSync(dest, EPOCH1, EPOCH1);
     return; // the directory's ")" ended the loop
   } else {
     throw new NarFormatError(`unknown NAR node type "${type.slice(0, 40)}"`);
@@ -60,28 +63,17 @@ async function unpackFile(r: NarReader, dest: string): Promise<void> {
   }
   if (tok !== 'contents') throw new NarFormatError(`expected "contents" in the NAR, found "${tok.slice(0, 40)}"`);
   const len = await r.u64();
-  const fh = await fs.open(dest, 'wx', 0o644);
+  // synchronous calls on the descriptor: a file is open, written, given its mode and time, and
+  // closed in a handful of system calls, without a round trip to the I/O threads for each
+  const fd = openSync(dest, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   try {
-    // decompressors hand over 64 KiB at a time: gathering them into one writev per MiB saves
-    // most of the round trips to the I/O threads
-    let pending: Buffer[] = [];
-    let bytes = 0;
-    for await (const b of r.take(len)) {
-      pending.push(b);
-      bytes += b.length;
-      if (bytes >= WRITE_BATCH) {
-        await fh.writev(pending);
-        pending = [];
-        bytes = 0;
-      }
-    }
-    if (pending.length) await fh.writev(pending);
+    for await (const b of r.take(len)) writeAllSync(fd, b);
+    await r.padding(len);
+    fchmodSync(fd, executable ? 0o555 : 0o444);
+    futimesSync(fd, EPOCH1, EPOCH1);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
-  await r.padding(len);
-  await fs.chmod(dest, executable ? 0o555 : 0o444);
-  await fs.utimes(dest, EPOCH1, EPOCH1);
 }
 
 /** Unpacks the NAR read from `src` at `dest` (which must not exist). Throws NarFormatError on bad input. */

@@ -1,0 +1,144 @@
+// The built-in decoders on a thread of their own: where the host has no xz or zstd, decoding a big
+// stream takes seconds of CPU, and on the main thread it would take turns with the unpacking of
+// what it decodes; on a worker the two overlap on two cores. Chunks cross as transferred copies, a
+// few in flight each way, so neither side runs far ahead of the other, and arrive as Buffers, as
+// a program's output does (the tar parser waits for ever on a plain Uint8Array).
+import type { MessagePort } from 'node:worker_threads';
+import { errorMessage } from '../util/errors.ts';
+import { startThread, type ThreadData } from '../util/thread.ts';
+import { decompressXz } from './xz.ts';
+import { pureZstd } from './zstd.ts';
+
+export type ThreadCodec = 'xz' | 'zstd';
+
+/** chunks either side may have sent that the other has not taken yet */
+const WINDOW = 8;
+
+type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'end' | 'took' } | { t: 'error'; message: string };
+
+/** A copy the sender can give away: a Buffer may be a view of a pool or of the decoder's window. */
+function own(b: Uint8Array): ArrayBuffer {
+  return new Uint8Array(b).buffer;
+}
+
+/** Something to wait on until another message arrives. */
+class Signal {
+  private wake?: () => void;
+  wait(): Promise<void> {
+    return new Promise((r) => {
+      this.wake = r;
+    });
+  }
+  fire(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+}
+
+/** Decodes `src` on a worker thread with the built-in decoder for `codec`, as decompressXz or pureZstd would. */
+export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: ThreadCodec): AsyncGenerator<Uint8Array> {
+  const w = startThread('decode', { codec });
+  const outbox: Buffer[] = [];
+  let finished = false;
+  let failure: Error | undefined;
+  let stopped = false;
+  let inFlight = 0;
+  const toFeed = new Signal();
+  const toRead = new Signal();
+  w.on('message', (m: Message) => {
+    if (m.t === 'out') outbox.push(Buffer.from(m.b));
+    else if (m.t === 'took') inFlight--;
+    else if (m.t === 'end') finished = true;
+    else if (m.t === 'error') failure ??= new Error(m.message);
+    toFeed.fire();
+    toRead.fire();
+  });
+  w.on('error', (e) => {
+    failure ??= e;
+    toFeed.fire();
+    toRead.fire();
+  });
+  w.on('exit', () => {
+    if (!finished) failure ??= new Error(`the ${codec} decoder thread stopped before the end of the stream`);
+    toFeed.fire();
+    toRead.fire();
+  });
+  let feedError: unknown;
+  const feeding = (async () => {
+    try {
+      for await (const b of src) {
+        if (stopped || failure) return;
+        const copy = own(b);
+        w.postMessage({ t: 'in', b: copy } satisfies Message, [copy]);
+        inFlight++;
+        while (inFlight >= WINDOW && !stopped && !failure) await toFeed.wait();
+      }
+      if (!stopped && !failure) w.postMessage({ t: 'end' } satisfies Message);
+    } catch (e) {
+      feedError = e;
+    } finally {
+      toRead.fire();
+    }
+  })();
+  try {
+    for (;;) {
+      const b = outbox.shift();
+      if (b) {
+        w.postMessage({ t: 'took' } satisfies Message);
+        yield b;
+        continue;
+      }
+      // a failure to read the input is the news, not the decoder stopping short for want of it
+      if (feedError) throw feedError;
+      if (failure) throw failure;
+      if (finished) break;
+      await toRead.wait();
+    }
+    await feeding;
+  } finally {
+    stopped = true;
+    toFeed.fire();
+    await w.terminate();
+  }
+}
+
+/** The worker's side: decodes what comes in, hands back what comes out. */
+export async function serveDecode(port: MessagePort, data: ThreadData): Promise<void> {
+  const inbox: Uint8Array[] = [];
+  let ended = false;
+  let outstanding = 0;
+  const toDecode = new Signal();
+  const toSend = new Signal();
+  port.on('message', (m: Message) => {
+    if (m.t === 'in') inbox.push(Buffer.from(m.b));
+    else if (m.t === 'end') ended = true;
+    else if (m.t === 'took') outstanding--;
+    toDecode.fire();
+    toSend.fire();
+  });
+  const input = async function* (): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const b = inbox.shift();
+      if (b) {
+        port.postMessage({ t: 'took' } satisfies Message);
+        yield b;
+      } else if (ended) return;
+      else await toDecode.wait();
+    }
+  };
+  const decoded = data.codec === 'zstd' ? pureZstd(input()) : decompressXz(input(), { noHost: true });
+  try {
+    for await (const out of decoded) {
+      if (!out.length) continue;
+      const copy = own(out);
+      port.postMessage({ t: 'out', b: copy } satisfies Message, [copy]);
+      outstanding++;
+      while (outstanding >= WINDOW) await toSend.wait();
+    }
+    port.postMessage({ t: 'end' } satisfies Message);
+  } catch (e) {
+    port.postMessage({ t: 'error', message: errorMessage(e) } satisfies Message);
+  }
+  port.close();
+}
