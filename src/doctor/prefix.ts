@@ -6,7 +6,7 @@ import { applyVerify, type VerifyResult } from '../bootstrap/stages/verify.ts';
 import { nixVariables } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { type BootstrapState, isBootstrapped, readState } from '../prefix/state.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
+import { causeChain, errnoCode, errorMessage, RelonixError } from '../util/errors.ts';
 import { type LockOwner, lockHolder } from '../util/lock.ts';
 import type { HostFacts } from './facts.ts';
 import { type Finding, ok, problem, warning } from './finding.ts';
@@ -43,11 +43,16 @@ async function foreignOwner(dirs: string[]): Promise<PrefixFacts['foreign']> {
 }
 
 export async function gatherPrefixFacts(l: Layout, progress: (text: string) => void): Promise<PrefixFacts> {
+  // readState takes a file where the prefix should be for no state at all; here it is said
+  const st = await fs.stat(l.prefix).catch(() => undefined);
+  if (st && !st.isDirectory()) return { state: { unreadable: `${l.prefix} is not a directory`, code: 'ENOTDIR' }, bootstrapped: false };
   let state: BootstrapState;
   try {
     state = await readState(l);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
+    const code = causeChain(e)
+      .map(errnoCode)
+      .find((c) => c !== undefined);
     return { state: { unreadable: errorMessage(e), ...(code ? { code } : {}) }, bootstrapped: false };
   }
   const bootstrapped = await isBootstrapped(l, state);

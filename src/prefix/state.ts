@@ -67,6 +67,7 @@ export async function readState(l: Layout): Promise<BootstrapState> {
       throw new RelonixError(`cannot read the prefix's state file ${l.stateFile}: ${errnoWords(e)}`, {
         kind: 'preflight',
         hint: 'run relonix as the user that owns the prefix, or choose a prefix of your own (--prefix DIR)',
+        cause: e,
       });
     }
     throw brokenState(l, errnoWords(e));

@@ -247,9 +247,9 @@ test('a prefix that is a file, one under a dir this uid cannot enter, one whose 
   await fs.mkdir(path.join(unreadable, 'var', 'relonix'), { recursive: true });
   await fs.writeFile(path.join(unreadable, 'var', 'relonix', 'state.json'), '{"version": 1, "stages": {}}\n', { mode: 0o600 });
   const cases: [string, RegExp, RegExp][] = [
-    [file, /is a file, not a directory/, /holds no prefix: ENOTDIR/],
-    [path.join(top, 'closed', 'nix'), /uid 4242 cannot reach .*closed\/nix: EACCES/, /cannot be read by this uid: EACCES/],
-    [unreadable, /is not writable by uid 4242/, /cannot be read by this uid: EACCES/],
+    [file, /is a file, not a directory/, /holds no prefix: .*notes\.txt is not a directory/],
+    [path.join(top, 'closed', 'nix'), /uid 4242 cannot reach .*closed\/nix: EACCES/, /cannot be read by this uid: .*permission denied/],
+    [unreadable, /is not writable by uid 4242/, /cannot be read by this uid: .*permission denied/],
   ];
   for (const [at, place, prefixSaid] of cases) {
     const { r, found, last } = await doctor(['--prefix', at], { uid: NOBODY_UID });
