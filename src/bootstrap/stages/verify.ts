@@ -74,14 +74,16 @@ export async function applyVerify(
   await checkBuildHook(l, nix);
   onProgress?.(`${opts.profile ? 'installing the profile, ' : ''}verifying the store, building a trivial derivation, checking libraries`);
   // independent jobs side by side, each waiting on its own process: Nix's database and locks let
-  // the profile's build, the check build and the store check run at once
+  // the profile's build and the check build run at once. The store check comes last, alone: it lists
+  // the store, then drops from the database every valid path the listing lacked, so a .drv or a
+  // profile registered meanwhile would be lost ("path ... is not valid")
   const [version, checkOutput, libs] = await Promise.all([
     runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
     checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
     checkLibraries(l, bin('nix')),
-    runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT }),
     opts.profile ? installProfile(l, nix, [nix, ...(cacert ? [cacert] : [])], env, opts.replaces) : undefined,
   ]);
+  await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
   const { libraries, interpreter } = libs;
   return { version, checkOutput, libraries, interpreter };
 }
