@@ -19,6 +19,7 @@ import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { splitCredentials } from '../util/redact.ts';
+import { POLICY } from '../util/retry.ts';
 import { holdSignals } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
 import { writeHook } from './hook.ts';
@@ -127,8 +128,7 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
       target,
       key,
       files,
-      retries: 5,
-      minRetryDelayMs: 300,
+      ...POLICY.buildPush,
       onEvent: (e) => onUpload(run, e),
     });
     const run: Run = { l, o, files, display, counts, uploader };

@@ -8,7 +8,7 @@ import type { CacheTarget } from '../cache/targets.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { isBootstrapped, readState } from '../prefix/state.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
-import { retry } from '../util/retry.ts';
+import { POLICY, retry } from '../util/retry.ts';
 import type { NixRecord } from './uploader.ts';
 
 export interface PrefixNix {
@@ -21,7 +21,7 @@ export interface PrefixNix {
 /** The manifest (undefined when there is none), or why the cache could not be read now. */
 async function manifestOf(target: CacheTarget): Promise<{ m?: Manifest; unreadable?: unknown }> {
   try {
-    return { m: await retry(() => readManifest(target), { retries: 2, minRetryDelayMs: 200 }) };
+    return { m: await retry(() => readManifest(target), POLICY.glance) };
   } catch (e) {
     if (isKind(e, 'integrity')) throw e;
     return { unreadable: e };

@@ -20,7 +20,7 @@ import { isStoreBasename, parseStoreBasename } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { redactUrl } from '../util/redact.ts';
-import { retry } from '../util/retry.ts';
+import { POLICY, retry } from '../util/retry.ts';
 import { loadClosure } from './closure.ts';
 import { type ItemContext, translatedItem } from './item.ts';
 import { type Plan, planDerivations, planPaths, type Refusal } from './plan.ts';
@@ -67,13 +67,13 @@ async function openBoth(o: TranslateOptions): Promise<Opened> {
   const l = o.layout;
   const upstream = await openUpstream(o.from ?? NIXOS_CACHE, o.fromKeys?.length ? o.fromKeys : [NIXOS_KEY], l.storeDir, o.targetOptions);
   const target = openTarget(o.to, o.targetOptions);
-  await retry(() => checkCacheInfo(target, l.storeDir), { retries: 4 });
+  await retry(() => checkCacheInfo(target, l.storeDir), POLICY.lookup);
   return { upstream, target };
 }
 
 /** Which of our paths the target has. */
 async function inTarget(target: CacheTarget, paths: string[]): Promise<Set<string>> {
-  const has = await pool(paths, 16, (p) => retry(() => target.has(narInfoKey(p)), { retries: 4 }));
+  const has = await pool(paths, 16, (p) => retry(() => target.has(narInfoKey(p)), POLICY.lookup));
   return new Set(paths.filter((_, i) => has[i]));
 }
 

@@ -8,7 +8,7 @@ import { checkSigned, closureNarInfos, readNarInfo } from '../cache/substitute.t
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
-import { retry } from '../util/retry.ts';
+import { POLICY, retry } from '../util/retry.ts';
 
 export const NIXOS_CACHE = 'https://cache.nixos.org';
 export const NIXOS_KEY = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
@@ -20,7 +20,13 @@ export interface Upstream {
 }
 
 /** Opens the upstream cache and refuses one whose store dir cannot be rewritten into ours in place. */
-export async function openUpstream(url: string, keys: string[], storeDir: string, topts?: TargetOptions, retries = 4): Promise<Upstream> {
+export async function openUpstream(
+  url: string,
+  keys: string[],
+  storeDir: string,
+  topts?: TargetOptions,
+  retries: number = POLICY.lookup.retries,
+): Promise<Upstream> {
   const target = openTarget(url, topts);
   const parsed = keys.map(parsePublicKey);
   if (parsed.length === 0)
