@@ -107,11 +107,9 @@ export async function prefixVariables(l: Layout, base: NodeJS.ProcessEnv = proce
   return vars;
 }
 
+/** The environment a Nix command of this prefix runs in: `base` with prefixVariables over it. */
 export async function prefixEnvironment(l: Layout, base: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
-  const a = await activeNix(l);
-  const env = nixEnvironment(l, { ...a, base, sshConfig: await builderSshConfig(l), wrappers: await hasTranslator(l) });
-  if (!base.HOME && env.HOME) await fs.mkdir(env.HOME, { recursive: true });
-  return env;
+  return { ...base, ...(await prefixVariables(l, base)) };
 }
 
 /** The ssh config relonix builder add wrote, when the prefix has remote builders. */
