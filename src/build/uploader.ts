@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { SecretKey } from '../cache/keys.ts';
 import { queryClosure } from '../cache/nixstore.ts';
-import { publishPaths } from '../cache/push.ts';
+import { publishPaths } from '../cache/publish.ts';
 import type { CacheTarget } from '../cache/targets.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { type NixToolOptions, runNixStore } from '../prefix/tools.ts';

@@ -11,7 +11,7 @@ import { checkCompressionChoice, resolveCompression } from './compress.ts';
 import { readSecretKeyFile } from './key-files.ts';
 import type { SecretKey } from './keys.ts';
 import { queryClosure } from './nixstore.ts';
-import { type PublishResult, publishPaths } from './push.ts';
+import { type PublishResult, publishPaths } from './publish.ts';
 import { openTarget } from './targets.ts';
 
 export interface PrefixPublishOptions {

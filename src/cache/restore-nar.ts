@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { download } from '../net/download.ts';
 import type { Layout } from '../prefix/layout.ts';
-import { unpackNar } from '../store/nar/read.ts';
+import { unpackNar } from '../store/nar/unpack.ts';
 import { formatNarHash } from '../store/nar/write.ts';
 import { parseNarHashField } from '../store/reginfo.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';

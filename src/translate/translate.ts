@@ -11,7 +11,7 @@ import { Journal } from '../cache/journal.ts';
 import type { SecretKey } from '../cache/keys.ts';
 import { checkCacheInfo } from '../cache/meta.ts';
 import { narInfoKey } from '../cache/narinfo.ts';
-import { localItem, publishItems } from '../cache/push.ts';
+import { localItem, publishItems } from '../cache/publish.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
 import { activeNix, prefixEnvironment } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';

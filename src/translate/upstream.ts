@@ -4,7 +4,7 @@
 import { type PublicKey, parsePublicKey } from '../cache/keys.ts';
 import { parseCacheInfo } from '../cache/meta.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
-import { checkSigned, closureNarInfos, readNarInfo } from '../cache/substitute.ts';
+import { checkSigned, closureNarInfos, readNarInfo } from '../cache/restore.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';

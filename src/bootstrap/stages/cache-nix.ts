@@ -14,7 +14,7 @@ export const cacheNixStage: Stage = {
     const l = ctx.layout;
     progress('substituting from the cache');
     const env = nixEnvironment(l, { nix: s.nix, cacert: s.cacert });
-    const { realiseNixFromCache } = await import('../../cache/substitute.ts');
+    const { realiseNixFromCache } = await import('../../cache/restore.ts');
     const r = await realiseNixFromCache({
       layout: l,
       caches: ctx.caches,

@@ -13,7 +13,7 @@ export const restoreStage: Stage = {
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
     // loaded on use: tarball bootstraps never pay for the cache client
-    const { restoreFromCache } = await import('../../cache/substitute.ts');
+    const { restoreFromCache } = await import('../../cache/restore.ts');
     const r = await restoreFromCache({
       layout: l,
       caches: ctx.caches,

@@ -1,5 +1,5 @@
 // Reads NAR framing from a stream of chunks, hashing every byte: the one NAR reader, under both the
-// unpacker (read.ts) and the rewriter (translate/rewrite.ts). One await per token, and none for
+// unpacker (unpack.ts) and the rewriter (translate/rewrite.ts). One await per token, and none for
 // data already buffered: NARs of many small files are mostly framing, and each await costs more
 // than the token.
 import { createHash } from 'node:crypto';
