@@ -15,7 +15,7 @@ import { prefixEnvironment } from '../prefix/environment.ts';
 import { admitPrefix } from '../prefix/guard.ts';
 import { type Layout, layout } from '../prefix/layout.ts';
 import { resolveNixTool } from '../prefix/tools.ts';
-import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { splitCredentials } from '../util/redact.ts';
@@ -71,19 +71,6 @@ interface Run {
 }
 
 export async function runDurableBuild(o: DurableBuildOptions): Promise<DurableBuildResult> {
-  try {
-    return await durableBuild(o);
-  } catch (e) {
-    // the build's own lock (a bootstrap's busy error inside says what it is already)
-    if (!isKind(e, 'busy') || !e.message.includes(queueFiles(layout(o.prefix)).lock)) throw e;
-    throw new RelonixError(e.message, {
-      kind: 'busy',
-      hint: 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)',
-    });
-  }
-}
-
-async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult> {
   const l = layout(o.prefix);
   const key = await readSecretKeyFile(o.secretKey);
   const target = openTarget(o.cache, { netrc: l.netrcFile });
@@ -95,7 +82,8 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
   const display = new BuildDisplay(pickMode(o.json));
   // the build's lock goes into the prefix: only into one a bootstrap may use
   await admitPrefix(l);
-  return withLock(files.lock, { what: `relonix build in ${l.prefix}` }, async () => {
+  const busyHint = 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)';
+  return withLock(files.lock, { what: `relonix build in ${l.prefix}`, busyHint }, async () => {
     const system = nixSystem();
     const n = await ensureNix(l, { cache: o.cache, target, trustedKeys, system, json: o.json });
     // nix-build is given the cache without credentials: they go to the prefix's netrc, which it reads

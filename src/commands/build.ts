@@ -3,7 +3,7 @@ import type { DurableBuildResult } from '../build/index.ts';
 import { emit } from '../util/emit.ts';
 import { RelonixError } from '../util/errors.ts';
 import { redactUrl } from '../util/redact.ts';
-import { reportInterrupted } from '../util/signals.ts';
+import { abandonInFlight, reportInterrupted } from '../util/signals.ts';
 import { PREFIX_HELP, repeatable, secondsOption, warnOwnOptionsPassedOn } from './options.ts';
 
 const HELP = `
@@ -108,9 +108,8 @@ function report(r: DurableBuildResult, cache: string, json: boolean): void {
   const outputs = r.stdout.split('\n').filter(Boolean);
   if (json) emit({ event: 'done', exitCode: r.code, outputs, pending: r.pending.length });
   else process.stdout.write(r.stdout);
-  // pushes still in flight when the grace period ran out are left to the next run: they must not
-  // hold the process open; the exit status is set by then (here, or by the CLI for an error)
-  if (r.abandoned) setImmediate(() => process.exit());
+  // pushes still in flight when the grace period ran out are left to the next run
+  if (r.abandoned) abandonInFlight();
   if (r.signal) {
     // stopped by a signal: 128+N whatever nix-build said, with what the cache holds now
     const queued = r.pending.length

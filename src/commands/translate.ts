@@ -4,7 +4,7 @@ import { readSecretKeyFile } from '../cache/key-files.ts';
 import { layout } from '../prefix/layout.ts';
 import { instantiate, type TranslateResult, translateDerivations, translatePaths } from '../translate/translate.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/upstream.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
+import { RelonixError } from '../util/errors.ts';
 import { redactUrl } from '../util/redact.ts';
 import { countOption, HEADER_HELP, PREFIX_HELP, repeatable, warnOwnOptionsPassedOn } from './options.ts';
 
@@ -85,12 +85,7 @@ export function register(program: Command): void {
       if (o.from !== NIXOS_CACHE && o.fromKey.length === 0) {
         throw new RelonixError(`--from ${redactUrl(o.from)} needs --from-key`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
       }
-      let compression;
-      try {
-        compression = checkCompressionChoice(o.compression);
-      } catch (e) {
-        throw new RelonixError(errorMessage(e), { kind: 'usage', hint: 'use --compression auto, zstd, xz or none' });
-      }
+      const compression = checkCompressionChoice(o.compression);
       const l = layout(o.prefix);
       const log = (m: string) => (o.quiet || o.json ? undefined : process.stderr.write(`${m}\n`));
       const opts = {

@@ -1,11 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { passwdName } from '../host/passwd.ts';
-import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { fishQuote, shQuote } from '../util/shell.ts';
-import { DEFAULT_PREFIX, type Layout } from './layout.ts';
-import { readState } from './state.ts';
+import type { Layout } from './layout.ts';
+import { noNix, readState } from './state.ts';
 
 export interface NixEnvOptions {
   /** the environment to start from; defaults to process.env */
@@ -91,10 +90,7 @@ function userName(): string {
 export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: string }> {
   const s = await readState(l);
   if (!s.nix || !(await exists(path.join(s.nix, 'bin', 'nix')))) {
-    throw new RelonixError(`no Nix is installed in ${l.prefix} yet`, {
-      kind: 'failure',
-      hint: `run relonix bootstrap${l.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(l.prefix)}`} first`,
-    });
+    throw noNix(l.prefix);
   }
   return { nix: s.nix, cacert: s.cacert };
 }

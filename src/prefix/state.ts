@@ -5,7 +5,7 @@ import { errnoCode, errnoWords, errorMessage, RelonixError } from '../util/error
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { shQuote } from '../util/shell.ts';
-import type { Layout } from './layout.ts';
+import { DEFAULT_PREFIX, type Layout } from './layout.ts';
 
 /**
  * Every stage a bootstrap can record, in the order they run: a tarball bootstrap runs preflight to
@@ -126,6 +126,18 @@ function newPrefixId(): string {
  */
 export async function isBootstrapped(l: Layout, s: BootstrapState): Promise<boolean> {
   return s.storeDir === l.storeDir && !!s.nix && !!s.stages.verify && (await exists(path.join(s.nix, 'bin', 'nix')));
+}
+
+/**
+ * The one way "this prefix has no Nix" is said, by every command that needs one: `and` says what
+ * that means for the command, `alsoHint` adds to the fix (bootstrapping the prefix).
+ */
+export function noNix(prefix: string, and?: string, alsoHint?: string): RelonixError {
+  const flag = prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(prefix)}`;
+  return new RelonixError(`no Nix is installed in ${prefix} yet${and ? `, ${and}` : ''}`, {
+    kind: 'failure',
+    hint: `run relonix bootstrap${flag} first${alsoHint ? `; ${alsoHint}` : ''}`,
+  });
 }
 
 /**

@@ -2,7 +2,7 @@
 // here is checked before anything is published.
 
 import { type PublicKey, parsePublicKey } from '../cache/keys.ts';
-import { parseCacheInfo } from '../cache/meta.ts';
+import { notACache, parseCacheInfo } from '../cache/meta.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
 import { checkSigned, closureNarInfos, readNarInfo } from '../cache/restore.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
@@ -41,9 +41,8 @@ export async function openUpstream(
       cause: e,
     });
   }
-  if (!text)
-    throw new RelonixError(`${url} has no nix-cache-info: it is not a binary cache`, { kind: 'usage', hint: 'pass the URL of a binary cache as --from' });
-  const from = parseCacheInfo(text.toString('utf8')).storeDir;
+  if (!text) throw notACache(url, 'has no nix-cache-info');
+  const from = parseCacheInfo(text.toString('utf8'), url).storeDir;
   if (Buffer.byteLength(from) !== Buffer.byteLength(storeDir)) {
     throw new RelonixError(
       `${url} serves the store ${from} (${Buffer.byteLength(from)} bytes), which cannot be rewritten in place into ${storeDir} (${Buffer.byteLength(storeDir)} bytes)`,
