@@ -124,8 +124,9 @@ export function checkSigned(ni: NarInfo, keys: PublicKey[]): void {
 }
 
 /**
- * Reads the closure's narinfos (following References) and checks every signature; a path no cache
- * has is the error `missing` makes (by default: the cache is incomplete).
+ * Reads the closure's narinfos (following References) and checks every signature. A root no cache
+ * has is the error `missing` makes (by default: the cache is incomplete); a reference no cache has
+ * always means the cache is incomplete, since its own narinfos name it.
  */
 export async function closureNarInfos(
   targets: CacheTarget[],
@@ -137,7 +138,7 @@ export async function closureNarInfos(
   const out = new Map<string, { ni: NarInfo; target: CacheTarget }>();
   let frontier = [...new Set(roots)];
   while (frontier.length) {
-    const got = await pool(frontier, 16, (p) => fetchNarInfo(targets, p, missing));
+    const got = await pool(frontier, 16, (p) => fetchNarInfo(targets, p, out.size === 0 ? missing : incompleteCache));
     const next: string[] = [];
     for (const g of got) {
       checkSigned(g.ni, keys);

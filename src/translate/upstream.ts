@@ -68,13 +68,16 @@ export async function upstreamNarInfos(up: Upstream, paths: string[]): Promise<M
   return new Map(got.filter((g): g is [string, NarInfo] => g[1] !== undefined));
 }
 
+/** A path asked for that upstream does not have (a reference it lacks is an incomplete cache instead). */
+export function notUpstream(url: string, storePath: string): RelonixError {
+  return new RelonixError(`${url} has no ${storePath}`, {
+    kind: 'usage',
+    hint: 'translate only paths the cache has (check the hash part); an expression translates with -- ARGS',
+  });
+}
+
 /** The closure of `roots` in upstream (following References), every narinfo signed; a missing one is an error. */
 export async function upstreamClosure(up: Upstream, roots: string[]): Promise<Map<string, NarInfo>> {
-  const missing = (_t: unknown, p: string) =>
-    new RelonixError(`${up.target.url} has no ${p}`, {
-      kind: 'usage',
-      hint: 'translate only paths the cache has (check the hash part); an expression translates with -- ARGS',
-    });
-  const got = await closureNarInfos([up.target], roots, up.keys, up.storeDir, missing);
+  const got = await closureNarInfos([up.target], roots, up.keys, up.storeDir, (_t, p) => notUpstream(up.target.url, p));
   return new Map([...got].map(([p, g]) => [p, g.ni]));
 }

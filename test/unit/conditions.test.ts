@@ -67,6 +67,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     cannotRun: { args: ['hello', Object.assign(new Error('spawn hello ENOENT'), { code: 'ENOENT' })], kind: 'missing', exit: 127 },
   },
   'remote/ssh.ts': { sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 } },
+  'translate/upstream.ts': { notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 } },
   'translate/translate.ts': { notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 } },
   'translator/client.ts': { translatorUnavailable: { args: [l, 'its port is taken', 'free it'], kind: 'failure', exit: 1 } },
   'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
