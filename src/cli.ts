@@ -22,7 +22,7 @@ import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, 
 import { redactText } from './util/redact.ts';
 import { exitOnSignals, inFlightAbandoned } from './util/signals.ts';
 
-/** The exit code of each kind of error: the one place they are decided (listed in --help). */
+/** The exit code of each kind of error: the one place they are decided (listed in --help, run's 126 and 127 in its own). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
   failure: 1,
   usage: 2,

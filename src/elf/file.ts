@@ -28,10 +28,9 @@ import {
   renameSync,
   rmSync,
   statSync,
-  writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { tempSibling } from '../util/fs.ts';
+import { tempSibling, writeAllSync } from '../util/fs.ts';
 import type { EditPlan } from './plan/types.ts';
 
 interface Stat {
@@ -216,12 +215,6 @@ function* outputSteps(target: string, data: Buffer, mode: number): Steps {
 
 function statOf(s: import('node:fs').Stats): Stat {
   return { mode: s.mode, nlink: s.nlink, uid: s.uid, gid: s.gid, regular: s.isFile() };
-}
-
-function writeAllSync(fd: number, data: Uint8Array, at: number | null): void {
-  for (let done = 0; done < data.length; ) {
-    done += writeSync(fd, data, done, data.length - done, at === null ? null : at + done);
-  }
 }
 
 function callSync(o: Op): unknown {
