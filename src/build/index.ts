@@ -3,7 +3,6 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { userConfLines } from '../bootstrap/stages/configure.ts';
 import { pickMode } from '../bootstrap/ui.ts';
 import { readSecretKeyFile } from '../cache/key-files.ts';
 import { parsePublicKey } from '../cache/keys.ts';
@@ -14,6 +13,7 @@ import { saveNetrcCredentials } from '../net/netrc.ts';
 import { prefixEnvironment } from '../prefix/environment.ts';
 import { admitPrefix } from '../prefix/guard.ts';
 import { type Layout, layout } from '../prefix/layout.ts';
+import { userConfLines } from '../prefix/nix-conf.ts';
 import { resolveNixTool } from '../prefix/tools.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';

@@ -3,10 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BEGIN, END, mergeNixConf, nixConfBlock } from '../../src/bootstrap/stages/configure.ts';
 import { estimateNeed, type PreflightFacts, planPreflight, systemFromUrl } from '../../src/bootstrap/stages/preflight.ts';
 import { nixVariables, renderEnv, wrapperScript } from '../../src/prefix/environment.ts';
 import { layout } from '../../src/prefix/layout.ts';
+import { BEGIN, END, mergeNixConf, nixConfBlock } from '../../src/prefix/nix-conf.ts';
 
 test('fish output quotes backslashes and quotes and splits PATH into a list', () => {
   const text = renderEnv({ X: "a'b\\c", PATH: '/p/bin:/usr/bin' }, 'fish');

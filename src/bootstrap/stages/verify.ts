@@ -4,6 +4,7 @@ import { interpreterOf } from '../../elf/peek.ts';
 import { hasBuilders, hookForms, noBuildHook } from '../../prefix/build-hook.ts';
 import { nixEnvironment } from '../../prefix/environment.ts';
 import type { Layout } from '../../prefix/layout.ts';
+import { userConfLines } from '../../prefix/nix-conf.ts';
 import { installProfile } from '../../prefix/profile.ts';
 import { runNix } from '../../prefix/tools.ts';
 import { RelonixError } from '../../util/errors.ts';
@@ -11,7 +12,6 @@ import { clearStaleTemps, writeFileAtomic } from '../../util/fs.ts';
 import { shQuote } from '../../util/shell.ts';
 import { runTool } from '../../util/spawn.ts';
 import type { Stage } from '../stage.ts';
-import { userConfLines } from './configure.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
 
