@@ -11,7 +11,7 @@ import { publishPaths } from '../cache/publish.ts';
 import type { CacheTarget } from '../cache/targets.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { type NixToolOptions, runNixStore } from '../prefix/tools.ts';
-import { parseDerivation } from '../translate/aterm.ts';
+import { parseDerivation } from '../store/aterm.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { backoffMs, POLICY, retry, spent } from '../util/retry.ts';
