@@ -17,9 +17,10 @@ import { withLock } from '../util/lock.ts';
 import { splitCredentials } from '../util/redact.ts';
 import { keptSoFar } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
+import { pickMode, type UiMode } from '../util/ui-mode.ts';
 import type { BootstrapContext, Stage, StageResult } from './stage.ts';
 import { planStages, preloadTarballStages } from './stages/registry.ts';
-import { pickMode, runStages, type UiMode, type UiStage } from './ui.ts';
+import { runStages, type UiStage } from './ui.ts';
 
 export interface BootstrapOptions {
   prefix?: string;

@@ -2,19 +2,13 @@
 // event per line for scripts.
 import { emit } from '../util/emit.ts';
 import { mib } from '../util/format.ts';
+import type { UiMode } from '../util/ui-mode.ts';
 
 /** One stage as the UI sees it: run it, learn whether it ran or was already done, and a summary. */
 export interface UiStage {
   name: string;
   title: string;
   exec(progress: (text: string) => void): Promise<{ skipped: boolean; summary: string }>;
-}
-
-export type UiMode = 'tty' | 'plain' | 'json';
-
-export function pickMode(json: boolean, stream: NodeJS.WriteStream = process.stderr): UiMode {
-  if (json) return 'json';
-  return stream.isTTY && process.env.TERM !== 'dumb' && !process.env.CI ? 'tty' : 'plain';
 }
 
 /**

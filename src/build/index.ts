@@ -3,7 +3,6 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pickMode } from '../bootstrap/ui.ts';
 import { readSecretKeyFile } from '../cache/key-files.ts';
 import { parsePublicKey } from '../cache/keys.ts';
 import { openTarget } from '../cache/targets.ts';
@@ -22,6 +21,7 @@ import { splitCredentials } from '../util/redact.ts';
 import { POLICY } from '../util/retry.ts';
 import { holdSignals } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
+import { pickMode } from '../util/ui-mode.ts';
 import { writeHook } from './hook.ts';
 import { ensureNix, nixMissingFromCache } from './nix.ts';
 import { type NixBuild, type NixLogEvent, NixLogReader, nixBuildArgs, startNixBuild } from './nix-build.ts';
