@@ -1,10 +1,11 @@
 // The prefix's own Nix programs: which binary to run and running it with the prefix's environment,
 // so nothing ever falls back to a Nix the host happens to have on its PATH.
 import path from 'node:path';
+import { isStoreBasename } from '../store/storepath.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
 import { runForeground, runTool, type ToolResult } from '../util/spawn.ts';
-import { nixEnvironment, prefixEnvironment } from './environment.ts';
+import { activeNix, nixEnvironment, prefixEnvironment } from './environment.ts';
 import type { Layout } from './layout.ts';
 import { noNix } from './state.ts';
 
@@ -73,4 +74,39 @@ export async function runInPrefix(l: Layout, cmd: string, args: string[], o: { s
   const r = await runForeground(cmd, args, await prefixEnvironment(l), o);
   if (r.startError) throw cannotRun(cmd, r.startError);
   return r.code;
+}
+
+/** The `.drv` paths of an evaluation by the prefix's own nix-instantiate (its `!output` suffixes dropped). */
+export async function instantiate(l: Layout, args: string[]): Promise<string[]> {
+  const { nix } = await activeNix(l);
+  const bin = await resolveNixTool({ layout: l, nix }, 'nix-instantiate');
+  const out = await runNix(bin, args, {
+    env: await prefixEnvironment(l),
+    hint: 'check the expression: relonix run -- nix-instantiate ARGS shows what Nix says',
+  });
+  const drvs = [
+    ...new Set(
+      out
+        .split('\n')
+        .map((s) => s.trim().replace(/!.*$/, ''))
+        .filter(Boolean),
+    ),
+  ];
+  if (drvs.length === 0)
+    throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
+  for (const d of drvs) if (!isDrvPath(d, l.storeDir)) throw notADerivation(d, l.storeDir);
+  return drvs;
+}
+
+function isDrvPath(p: string, storeDir: string): boolean {
+  return path.dirname(p) === storeDir && p.endsWith('.drv') && isStoreBasename(path.basename(p));
+}
+
+/** nix-instantiate printed something other than a .drv path (--eval, --parse, a value). */
+export function notADerivation(line: string, storeDir: string): RelonixError {
+  const shown = line.length > 120 ? `${line.slice(0, 120)}…` : line;
+  return new RelonixError(`nix-instantiate printed ${JSON.stringify(shown)}, which is not a .drv path in ${storeDir}`, {
+    kind: 'usage',
+    hint: 'pass arguments that instantiate derivations (a file, -A ATTR, -E EXPR), not --eval, --parse or options that print something else',
+  });
 }

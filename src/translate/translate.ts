@@ -13,10 +13,9 @@ import { checkCacheInfo } from '../cache/meta.ts';
 import { narInfoKey } from '../cache/narinfo.ts';
 import { localItem, publishItems } from '../cache/publish.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
-import { activeNix, prefixEnvironment } from '../prefix/environment.ts';
+import { activeNix } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';
-import { resolveNixTool, runNix } from '../prefix/tools.ts';
-import { isStoreBasename, parseStoreBasename } from '../store/storepath.ts';
+import { parseStoreBasename } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { redactUrl } from '../util/redact.ts';
@@ -75,41 +74,6 @@ async function openBoth(o: TranslateOptions): Promise<Opened> {
 async function inTarget(target: CacheTarget, paths: string[]): Promise<Set<string>> {
   const has = await pool(paths, 16, (p) => retry(() => target.has(narInfoKey(p)), POLICY.lookup));
   return new Set(paths.filter((_, i) => has[i]));
-}
-
-/** The `.drv` paths of an evaluation by the prefix's own nix-instantiate (its `!output` suffixes dropped). */
-export async function instantiate(l: Layout, args: string[]): Promise<string[]> {
-  const { nix } = await activeNix(l);
-  const bin = await resolveNixTool({ layout: l, nix }, 'nix-instantiate');
-  const out = await runNix(bin, args, {
-    env: await prefixEnvironment(l),
-    hint: 'check the expression: relonix run -- nix-instantiate ARGS shows what Nix says',
-  });
-  const drvs = [
-    ...new Set(
-      out
-        .split('\n')
-        .map((s) => s.trim().replace(/!.*$/, ''))
-        .filter(Boolean),
-    ),
-  ];
-  if (drvs.length === 0)
-    throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
-  for (const d of drvs) if (!isDrvPath(d, l.storeDir)) throw notADerivation(d, l.storeDir);
-  return drvs;
-}
-
-function isDrvPath(p: string, storeDir: string): boolean {
-  return path.dirname(p) === storeDir && p.endsWith('.drv') && isStoreBasename(path.basename(p));
-}
-
-/** nix-instantiate printed something other than a .drv path (--eval, --parse, a value). */
-export function notADerivation(line: string, storeDir: string): RelonixError {
-  const shown = line.length > 120 ? `${line.slice(0, 120)}…` : line;
-  return new RelonixError(`nix-instantiate printed ${JSON.stringify(shown)}, which is not a .drv path in ${storeDir}`, {
-    kind: 'usage',
-    hint: 'pass arguments that instantiate derivations (a file, -A ATTR, -E EXPR), not --eval, --parse or options that print something else',
-  });
 }
 
 /**

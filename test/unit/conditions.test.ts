@@ -64,11 +64,11 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'prefix/guard.ts': { prefixRefused: { args: [[{ message: 'the prefix is too long', hint: 'choose a shorter one' }]], kind: 'preflight', exit: 5 } },
   'prefix/state.ts': { noNix: { args: [l.prefix], kind: 'failure', exit: 1 } },
   'prefix/tools.ts': {
+    notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 },
     cannotRun: { args: ['hello', Object.assign(new Error('spawn hello ENOENT'), { code: 'ENOENT' })], kind: 'missing', exit: 127 },
   },
   'remote/ssh.ts': { sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 } },
   'translate/upstream.ts': { notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 } },
-  'translate/translate.ts': { notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 } },
   'translator/client.ts': { translatorUnavailable: { args: [l, 'its port is taken', 'free it'], kind: 'failure', exit: 1 } },
   'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
   'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
