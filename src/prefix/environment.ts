@@ -4,7 +4,7 @@ import { passwdName } from '../host/passwd.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { fishQuote, shQuote } from '../util/shell.ts';
 import type { Layout } from './layout.ts';
-import { noNix, readState } from './state.ts';
+import { noNix, readState, usableNix } from './state.ts';
 
 export interface NixEnvOptions {
   /** the environment to start from; defaults to process.env */
@@ -88,11 +88,9 @@ function userName(): string {
 
 /** The active Nix of a prefix, or a clear error saying to bootstrap it first. */
 export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: string }> {
-  const s = await readState(l);
-  if (!s.nix || !(await exists(path.join(s.nix, 'bin', 'nix')))) {
-    throw noNix(l.prefix);
-  }
-  return { nix: s.nix, cacert: s.cacert };
+  const usable = await usableNix(await readState(l));
+  if (!usable) throw noNix(l.prefix);
+  return usable;
 }
 
 /** The variables for this prefix; HOME, when the host gives none, is created under the prefix. */

@@ -121,11 +121,19 @@ function newPrefixId(): string {
 }
 
 /**
- * The one meaning of "bootstrapped": a Nix for this store dir was verified, and it is still there
- * (a wiped store under a surviving state file is not bootstrapped).
+ * The one meaning of "has a usable Nix": the state names the prefix's Nix and it is still there (a
+ * wiped store under a surviving state file has none). What every command that runs it asks.
+ */
+export async function usableNix(s: BootstrapState): Promise<{ nix: string; cacert?: string } | undefined> {
+  return s.nix && (await exists(path.join(s.nix, 'bin', 'nix'))) ? { nix: s.nix, cacert: s.cacert } : undefined;
+}
+
+/**
+ * The one meaning of "bootstrapped": a usable Nix, verified for this store dir. What a re-run of
+ * bootstrap and relonix status ask.
  */
 export async function isBootstrapped(l: Layout, s: BootstrapState): Promise<boolean> {
-  return s.storeDir === l.storeDir && !!s.nix && !!s.stages.verify && (await exists(path.join(s.nix, 'bin', 'nix')));
+  return s.storeDir === l.storeDir && !!s.stages.verify && (await usableNix(s)) !== undefined;
 }
 
 /**
