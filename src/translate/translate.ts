@@ -6,15 +6,17 @@
 // publish every NAR before any narinfo, so that a refusal anywhere leaves nothing published and a
 // killed run leaves no narinfo without its NAR.
 import path from 'node:path';
-import type { CompressionChoice } from '../cache/compress.ts';
+import { type CompressionChoice, checkCompressionChoice } from '../cache/compress.ts';
 import { Journal } from '../cache/journal.ts';
+import { readSecretKeyFile } from '../cache/key-files.ts';
 import type { SecretKey } from '../cache/keys.ts';
 import { checkCacheInfo } from '../cache/meta.ts';
 import { narInfoKey } from '../cache/narinfo.ts';
 import { localItem, publishItems } from '../cache/publish.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
 import { activeNix } from '../prefix/environment.ts';
-import type { Layout } from '../prefix/layout.ts';
+import { type Layout, layout } from '../prefix/layout.ts';
+import { instantiate } from '../prefix/tools.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
@@ -170,4 +172,38 @@ async function publishPlan(o: TranslateOptions, c: Opened, plan: Plan, local: Re
     compressed: [...ctx.compressed].map(([p, files]) => ({ path: p, files })).sort((a, b) => (a.path < b.path ? -1 : 1)),
     narBytes: r.narBytes,
   };
+}
+
+/** relonix translate as its command line gives it: options by name, files by path. */
+export interface TranslateRequest {
+  prefix?: string;
+  from: string;
+  fromKeys: string[];
+  to: string;
+  secretKeyFile: string;
+  /** auto, zstd, xz or none, as given */
+  compression: string;
+  jobs: number;
+  headers: string[];
+  /** the arguments are nix-instantiate's (they came after --), else store paths */
+  derivations: boolean;
+  args: string[];
+  log: (msg: string) => void;
+}
+
+/** One call for the command: the compression and the key checked before any work, then one mode or the other. */
+export async function runTranslate(r: TranslateRequest): Promise<TranslateResult> {
+  const l = layout(r.prefix);
+  const opts: TranslateOptions = {
+    layout: l,
+    from: r.from,
+    fromKeys: r.fromKeys,
+    to: r.to,
+    compression: checkCompressionChoice(r.compression),
+    key: await readSecretKeyFile(r.secretKeyFile),
+    jobs: r.jobs,
+    targetOptions: { headers: r.headers, netrc: l.netrcFile },
+    log: r.log,
+  };
+  return r.derivations ? translateDerivations(opts, await instantiate(l, r.args)) : translatePaths(opts, r.args);
 }

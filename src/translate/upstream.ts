@@ -10,8 +10,7 @@ import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { POLICY, retry } from '../util/retry.ts';
 
-export const NIXOS_CACHE = 'https://cache.nixos.org';
-export const NIXOS_KEY = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+export { NIXOS_CACHE, NIXOS_KEY } from './nixos.ts';
 
 export interface Upstream {
   target: CacheTarget;
