@@ -6,7 +6,7 @@ import type { Stage } from '../stage.ts';
 import { applyConfigure } from './configure.ts';
 import { applyVerify } from './verify.ts';
 
-export const cacheNixStage: Stage = {
+export const cacheNixStage: Stage<'cache-nix'> = {
   name: 'cache-nix',
   title: 'Install the Nix built for this prefix from the cache',
   inputs: (ctx) => ({ caches: ctx.caches, keys: ctx.trustedKeys }),

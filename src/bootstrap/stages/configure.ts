@@ -10,7 +10,7 @@ import { buildHookSetting, mergeNixConf, type NixConfSettings, nixConfBlock } fr
 import { translatorSettings } from '../../translator/config.ts';
 import { setupTranslator } from '../../translator/setup.ts';
 import { writeFileAtomic } from '../../util/fs.ts';
-import { detailOf, type Stage, type UnpackDetail } from '../stage.ts';
+import { detailOf, type Stage } from '../stage.ts';
 import { moved } from './relocate.ts';
 
 export async function applyConfigure(l: Layout, input: NixConfSettings, nix?: string, cacert?: string): Promise<{ confFile: string }> {
@@ -34,7 +34,7 @@ export async function applyConfigure(l: Layout, input: NixConfSettings, nix?: st
   return { confFile: l.confFile };
 }
 
-export const configureStage: Stage = {
+export const configureStage: Stage<'configure'> = {
   name: 'configure',
   title: 'Write nix.conf and the environment',
   // with a tarball, the profile scripts name its Nix; a cache-only restore runs this before the
@@ -42,7 +42,7 @@ export const configureStage: Stage = {
   // false (a database made in WAL mode cannot be opened without it)
   inputs: (ctx, s) =>
     ctx.tarball
-      ? { caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams, nix: detailOf<UnpackDetail>(s, 'unpack').nixPath }
+      ? { caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams, nix: detailOf(s, 'unpack').nixPath }
       : { caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams },
   run: async (ctx, s) => {
     const l = ctx.layout;
@@ -52,7 +52,7 @@ export const configureStage: Stage = {
     // what the caches' URLs carried goes where only the user reads it, and Nix looks ($NIX_CONF_DIR/netrc)
     await saveNetrcCredentials(l.netrcFile, ctx.credentials);
     if (ctx.tarball) {
-      const u = detailOf<UnpackDetail>(s, 'unpack');
+      const u = detailOf(s, 'unpack');
       await applyConfigure(l, input, moved(u.nixPath, l.storeDir), u.cacertPath && moved(u.cacertPath, l.storeDir));
     } else {
       await applyConfigure(l, input);

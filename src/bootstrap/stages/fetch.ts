@@ -93,7 +93,7 @@ export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: strin
   return { tarball: dest, sha256: r.sha256 };
 }
 
-export const fetchStage: Stage = {
+export const fetchStage: Stage<'fetch'> = {
   name: 'fetch',
   title: 'Download the Nix tarball',
   inputs: (ctx) => ({ source: tarballKey(ctx.tarball!) }),

@@ -174,7 +174,7 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
 /** A cache-only restore has no tarball to size: what a Nix closure restored from a cache needs. */
 const RESTORE_BYTES = 16 * 1024 * 1024;
 
-export const preflightStage: Stage = {
+export const preflightStage: Stage<'preflight'> = {
   name: 'preflight',
   title: 'Check the prefix and the machine',
   inputs: (ctx) => (ctx.tarball ? { prefix: ctx.layout.prefix, source: tarballKey(ctx.tarball) } : { prefix: ctx.layout.prefix }),

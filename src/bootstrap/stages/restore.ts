@@ -6,7 +6,7 @@ import { replacedBy, type Stage } from '../stage.ts';
 import { progressText } from '../ui.ts';
 import { applyConfigure } from './configure.ts';
 
-export const restoreStage: Stage = {
+export const restoreStage: Stage<'restore'> = {
   name: 'restore',
   title: 'Restore Nix from the binary cache',
   inputs: (ctx) => ({ store: ctx.layout.storeDir }),

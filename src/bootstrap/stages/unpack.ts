@@ -6,7 +6,7 @@ import path from 'node:path';
 import { writeUnpackedRelocation } from '../../store/relocate-tree.ts';
 import { noSpace, RelonixError } from '../../util/errors.ts';
 import { removeTree } from '../../util/fs.ts';
-import { detailOf, type FetchDetail, type Stage, type UnpackDetail } from '../stage.ts';
+import { detailOf, recorded, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
 import { progressText } from '../ui.ts';
 import { MARGIN, UNPACK_FACTOR } from './preflight.ts';
@@ -23,20 +23,20 @@ function changedSinceFetch(tarball: string, fetched: string, read: string): Relo
   });
 }
 
-export const unpackStage: Stage = {
+export const unpackStage: Stage<'unpack'> = {
   name: 'unpack',
   title: 'Unpack and relocate it',
-  inputs: (_ctx, s) => ({ sha256: detailOf<FetchDetail>(s, 'fetch').sha256 }),
+  inputs: (_ctx, s) => ({ sha256: detailOf(s, 'fetch').sha256 }),
   // the tarball the fetch stage left (a download the user deleted, say): fetch it again
   lost: async (_ctx, s) => {
-    const f = s.stages.fetch?.detail as FetchDetail | undefined;
+    const f = recorded(s, 'fetch');
     if (!f) return undefined;
     const st = await fs.stat(f.tarball).catch(() => undefined);
     return st?.isFile() && st.size === f.bytes ? undefined : 'fetch';
   },
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
-    const f = detailOf<FetchDetail>(s, 'fetch');
+    const f = detailOf(s, 'fetch');
     const st = await fs.statfs(l.prefix);
     const free = Number(st.bavail) * Number(st.bsize);
     const need = f.bytes * UNPACK_FACTOR + MARGIN;

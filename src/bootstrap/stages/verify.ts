@@ -11,7 +11,7 @@ import { RelonixError } from '../../util/errors.ts';
 import { clearStaleTemps, writeFileAtomic } from '../../util/fs.ts';
 import { shQuote } from '../../util/shell.ts';
 import { runTool } from '../../util/spawn.ts';
-import type { Stage } from '../stage.ts';
+import type { Stage, VerifyResult } from '../stage.ts';
 
 const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
 
@@ -38,13 +38,6 @@ export function foreignLibraries(listOutput: string, storeDir: string): string[]
     if (!m[1]!.startsWith(`${storeDir}/`)) out.push(m[1]!);
   }
   return out;
-}
-
-export interface VerifyResult {
-  version: string;
-  checkOutput: string;
-  libraries: number;
-  interpreter: string;
 }
 
 export interface VerifyOptions {
@@ -137,7 +130,7 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
   return { libraries: r.stdout.split('\n').filter((x) => x.includes('=>')).length, interpreter };
 }
 
-export const verifyStage: Stage = {
+export const verifyStage: Stage<'verify'> = {
   name: 'verify',
   title: 'Install the profile and prove the new Nix works',
   // nothing of its own: the chain of earlier keys already says what is being verified, and the
