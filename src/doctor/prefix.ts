@@ -3,7 +3,7 @@
 // bundle its Nix is pointed at.
 import { promises as fs } from 'node:fs';
 import type { VerifyResult } from '../bootstrap/stage.ts';
-import { applyVerify } from '../bootstrap/stages/verify.ts';
+import { applyVerify } from '../bootstrap/verify-nix.ts';
 import { nixVariables } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { type BootstrapState, isBootstrapped, readState } from '../prefix/state.ts';

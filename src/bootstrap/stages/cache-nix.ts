@@ -2,9 +2,9 @@
 // this prefix that the cache's manifest names, proves it works, and makes it the active one.
 import path from 'node:path';
 import { nixEnvironment } from '../../prefix/environment.ts';
+import { applyConfigure } from '../configure-prefix.ts';
 import type { Stage } from '../stage.ts';
-import { applyConfigure } from './configure.ts';
-import { applyVerify } from './verify.ts';
+import { applyVerify } from '../verify-nix.ts';
 
 export const cacheNixStage: Stage<'cache-nix'> = {
   name: 'cache-nix',

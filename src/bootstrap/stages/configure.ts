@@ -1,38 +1,10 @@
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
+// Stage "configure": nix.conf, the netrc, the environment scripts and the wrappers of the prefix.
 import path from 'node:path';
-import { readCgroupLimits } from '../../host/cgroup.ts';
-import { planParallelism } from '../../host/parallelism.ts';
 import { saveNetrcCredentials } from '../../net/netrc.ts';
-import { writeEnvScripts, writeWrappers } from '../../prefix/environment.ts';
-import type { Layout } from '../../prefix/layout.ts';
-import { buildHookSetting, mergeNixConf, type NixConfSettings, nixConfBlock } from '../../prefix/nix-conf.ts';
-import { translatorSettings } from '../../translator/config.ts';
 import { setupTranslator } from '../../translator/setup.ts';
-import { writeFileAtomic } from '../../util/fs.ts';
+import { applyConfigure } from '../configure-prefix.ts';
 import { detailOf, type Stage } from '../stage.ts';
 import { moved } from './relocate.ts';
-
-export async function applyConfigure(l: Layout, input: NixConfSettings, nix?: string, cacert?: string): Promise<{ confFile: string }> {
-  let existing: string | undefined;
-  try {
-    existing = await fs.readFile(l.confFile, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  // the same reading relonix build makes: a host that kills builds for memory gets a max-jobs it can hold
-  const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
-  const translator = input.translator ?? (await translatorSettings(l));
-  const buildHook = await buildHookSetting(l, nix, existing ?? '');
-  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator, buildHook }));
-  if (next !== existing) await writeFileAtomic(l.confFile, next);
-  await writeEnvScripts(l, nix, cacert);
-  if (nix) await writeWrappers(l, nix);
-  await fs.mkdir(path.join(l.prefix, 'home'), { recursive: true });
-  await fs.mkdir(l.logDir, { recursive: true });
-  await fs.mkdir(path.dirname(l.profile), { recursive: true });
-  return { confFile: l.confFile };
-}
 
 export const configureStage: Stage<'configure'> = {
   name: 'configure',

@@ -2,9 +2,9 @@
 // signature- and hash-checked and registered at once (the verify stage installs it into the default
 // profile).
 import path from 'node:path';
+import { applyConfigure } from '../configure-prefix.ts';
 import { replacedBy, type Stage } from '../stage.ts';
 import { progressText } from '../ui.ts';
-import { applyConfigure } from './configure.ts';
 
 export const restoreStage: Stage<'restore'> = {
   name: 'restore',
