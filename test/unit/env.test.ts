@@ -52,6 +52,8 @@ test('preflight planning: space, noexec, symlinked prefix and the wrong machine 
   assert.equal(full.ok, false);
   assert.match(full.problems[0]!.message, /20 MiB free; Nix needs about/);
   assert.equal(full.needBytes, estimateNeed(20 * 2 ** 20));
+  assert.equal(estimateNeed(20 * 2 ** 20), 20 * 2 ** 20 * 7 + 64 * 2 ** 20, 'the download, six times it unpacked, and a 64 MiB margin');
+  assert.equal(estimateNeed(20 * 2 ** 20, true), estimateNeed(20 * 2 ** 20) - 20 * 2 ** 20, 'unpack asks again with the download already there');
   assert.match(planPreflight({ ...ok, executable: false, execError: 'EACCES' }).problems[0]!.hint, /noexec/);
   assert.match(planPreflight({ ...ok, freeInodes: 900 }).problems[0]!.message, /has 900 inodes free; a bootstrap creates up to 10000/);
   assert.equal(planPreflight({ ...ok, freeInodes: 10_000 }).ok, true);

@@ -5,11 +5,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeUnpackedRelocation } from '../../store/relocate-tree.ts';
 import { noSpace, RelonixError } from '../../util/errors.ts';
-import { removeTree } from '../../util/fs.ts';
+import { freeSpace, removeTree } from '../../util/fs.ts';
 import { detailOf, recorded, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
 import { progressText } from '../ui.ts';
-import { MARGIN, UNPACK_FACTOR } from './preflight.ts';
+import { estimateNeed } from './preflight.ts';
 import { RELOCATE_WORK } from './relocate.ts';
 
 /** The tarball's registration records, kept beside the state for the register stage. */
@@ -37,9 +37,8 @@ export const unpackStage: Stage<'unpack'> = {
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
     const f = detailOf(s, 'fetch');
-    const st = await fs.statfs(l.prefix);
-    const free = Number(st.bavail) * Number(st.bsize);
-    const need = f.bytes * UNPACK_FACTOR + MARGIN;
+    const free = await freeSpace(l.prefix);
+    const need = estimateNeed(f.bytes, true);
     if (free < need) throw noSpace(l.prefix, free, need);
     // a different tarball: nothing of an earlier unpack or relocation applies
     const work = path.join(l.relonixDir, RELOCATE_WORK);
