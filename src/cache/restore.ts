@@ -15,6 +15,7 @@ import { parseStoreBasename } from '../store/storepath.ts';
 import { type ErrorKind, errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { clearTemps, exists, removeTree } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
+import type { StepProgress } from '../util/progress.ts';
 import { POLICY, retry, spent } from '../util/retry.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
 import { cacheIncomplete, checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
@@ -22,14 +23,12 @@ import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
 import { type Item, restoreOne, restoreRun } from './restore-nar.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
 
-export type RestoreProgress = (e: { message: string; done?: number; total?: number }) => void;
-
 export interface RestoreOptions {
   layout: Layout;
   caches: string[];
   trustedKeys: string[];
   system: string;
-  onProgress?: RestoreProgress;
+  onProgress?: (p: StepProgress) => void;
   /** nix-store to register with when the restored Nix has none (tests with a host Nix) */
   nixStore?: string;
   targetOptions?: TargetOptions;

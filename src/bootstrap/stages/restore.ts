@@ -2,9 +2,9 @@
 // signature- and hash-checked and registered at once (the verify stage installs it into the default
 // profile).
 import path from 'node:path';
+import { progressText } from '../../util/progress.ts';
 import { applyConfigure } from '../configure-prefix.ts';
 import { replacedBy, type Stage } from '../stage.ts';
-import { progressText } from '../ui.ts';
 
 export const restoreStage: Stage<'restore'> = {
   name: 'restore',
@@ -20,7 +20,7 @@ export const restoreStage: Stage<'restore'> = {
       trustedKeys: ctx.trustedKeys,
       system: ctx.host,
       targetOptions: { netrc: l.netrcFile },
-      onProgress: (p: unknown) => progress(progressText(p)),
+      onProgress: (p) => progress(progressText(p)),
     });
     // the profile scripts name the restored Nix too (its bin/ after the profile's)
     await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, r.cacert);

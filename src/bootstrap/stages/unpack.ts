@@ -6,9 +6,9 @@ import path from 'node:path';
 import { writeUnpackedRelocation } from '../../store/relocate-tree.ts';
 import { noSpace, RelonixError } from '../../util/errors.ts';
 import { freeSpace, removeTree } from '../../util/fs.ts';
+import { progressText } from '../../util/progress.ts';
 import { detailOf, recorded, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
-import { progressText } from '../ui.ts';
 import { estimateNeed } from './preflight.ts';
 import { RELOCATE_WORK } from './relocate.ts';
 
@@ -57,7 +57,7 @@ export const unpackStage: Stage<'unpack'> = {
       dest: l.stagingDir,
       relocation,
       needBytes: need,
-      onProgress: (p: unknown) => progress(progressText(p)),
+      onProgress: (p) => progress(progressText(p)),
     });
     if (r.sha256 !== f.sha256) {
       // a download that no longer checks out goes, so the next run fetches it again
