@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
 import { watchLoad } from './load.ts';
+import { median } from './stats.ts';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const runsArg = process.argv.indexOf('--runs');
@@ -16,11 +17,6 @@ const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 3;
 
 function rmrf(p: string): void {
   execFileSync('sh', ['-c', `chmod -R u+w "${p}" 2>/dev/null; rm -rf "${p}"`]);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 async function bootstrapOnce(prefix: string, url: string): Promise<{ ms: number; stageMs: Record<string, number> }> {

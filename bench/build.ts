@@ -12,11 +12,11 @@ import { removeTree } from '../src/util/fs.ts';
 import { graphNix, NAMES, outputsOf } from '../test/helpers/build-rig.ts';
 import { startNginx } from '../test/helpers/nginx.ts';
 import { watchLoad } from './load.ts';
+import { median } from './stats.ts';
 
 const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
 const SLEEP = Number(process.env.RELONIX_BENCH_SLEEP ?? 1);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function run(label: string, cmd: string, args: string[]): { s: number; stdout: string } {
   const t0 = performance.now();

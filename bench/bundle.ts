@@ -15,10 +15,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
+import { median } from './stats.ts';
 
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 5);
 const RELONIX = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const load = () =>
   os
     .loadavg()

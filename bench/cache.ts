@@ -17,12 +17,12 @@ import { hostXz, hostZstd } from '../src/codec/host-tools.ts';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
 import { watchLoad } from './load.ts';
+import { median } from './stats.ts';
 
 const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
 const COMPRESSIONS = (process.env.RELONIX_BENCH_COMPRESSIONS ?? 'zstd,xz,none').split(',') as ('zstd' | 'xz' | 'none')[];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const show = (label: string, s: number, extra = '') => console.log(`${label.padEnd(46)} ${s.toFixed(2)} s${extra}`);
 
 function run(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { s: number; stdout: string } {

@@ -11,11 +11,12 @@ import { readElf } from '../src/elf/index.ts';
 import { elfFiles, LONG_RPATH } from '../test/helpers/elf.ts';
 import { RELONIX, REPO as ROOT } from '../test/helpers/paths.ts';
 import { watchLoad } from './load.ts';
+import { median } from './stats.ts';
 
 const INTERP = '/tmp/relonix-test-a-very-long-prefix-that-must-grow/store/0123456789abcdfghijklmnpqrsvwxyz-glibc-2.40/lib/ld-linux-x86-64.so.2';
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 
-// Measure what `npm ci` installs: the prebuilt patchelf bundle, rebuilt here if sources are newer.
+// Measure what the package carries: the patchelf bundle, built here from the sources as they are.
 {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/bundle.ts')], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('building dist/patchelf.mjs failed');
@@ -81,6 +82,5 @@ try {
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
-const sorted = [...ratios].sort((a, b) => a - b);
-load.ratio(`median ratio relonix/patchelf: ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} (target <= 0.60)`);
+load.ratio(`median ratio relonix/patchelf: ${median(ratios).toFixed(2)} (target <= 0.60)`);
 load.settle();

@@ -9,15 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { installInProject, packCheckout, treeBytes } from '../test/helpers/package.ts';
 import { watchLoad } from './load.ts';
+import { median } from './stats.ts';
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 21;
 const MB = 1_000_000;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function timeOnce(argv: string[]): number {
   const t0 = process.hrtime.bigint();

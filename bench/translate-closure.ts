@@ -17,11 +17,11 @@ import { parseRegInfo } from '../src/store/reginfo.ts';
 import { translatePaths } from '../src/translate/translate.ts';
 import { removeTree } from '../src/util/fs.ts';
 import { watchLoad } from './load.ts';
+import { median } from './stats.ts';
 
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
 const NIX_CONFIG = 'experimental-features = nix-command\nbuild-users-group =\nsubstituters =';
 const nixEnv = { ...process.env, NIX_CONFIG };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function timed(rounds: number, before: () => Promise<void>, run: () => Promise<void>): Promise<number> {
   const times: number[] = [];

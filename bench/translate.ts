@@ -8,6 +8,7 @@ import { toNixBase32 } from '../src/store/nixbase32.ts';
 import { rewriteNar } from '../src/translate/rewrite.ts';
 import { nar, type Tree } from '../test/helpers/nar-model.ts';
 import { watchLoad } from './load.ts';
+import { median } from './stats.ts';
 
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 3);
 const CHUNK = 1 << 16;
@@ -52,7 +53,7 @@ async function time(run: () => Promise<void>): Promise<number> {
     await run();
     times.push((performance.now() - t0) / 1000);
   }
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+  return median(times);
 }
 
 const load = watchLoad();

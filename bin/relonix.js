@@ -55,7 +55,7 @@ async function fromSources() {
     ({ register } = await import('tsx/esm/api'));
   } catch {
     process.stderr.write(
-      `relonix: error: no fresh bundle in ${root}dist and no tsx to run the sources\n  fix: npm ci (installs tsx and builds dist/), or npm run build\n`,
+      `relonix: error: no fresh bundle in ${root}dist and no tsx to run the sources\n  fix: npm ci (installs tsx), or npm run build (builds dist/)\n`,
     );
     process.exit(1);
   }

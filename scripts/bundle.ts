@@ -4,7 +4,8 @@
 //                      bin/relonix.js imports it and calls its `main`.
 //   dist/patchelf.mjs  the ELF editor alone, which scripts call with hundreds of files, in loops: it
 //                      starts faster than the whole CLI.
-// prepack runs this, so every npm package carries both; prepare runs it on `npm ci` in a checkout.
+// prepack runs this, so every npm package carries both; in a checkout `npm run build` does (the
+// integration tests build it first), and bin/relonix.js runs the sources while the bundle is stale.
 // Each bundle is written with the list of sources it was made from, so that in a checkout the
 // launcher can tell a stale bundle from a fresh one.
 

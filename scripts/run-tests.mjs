@@ -45,7 +45,7 @@ const runner = (files, preload = [], env = process.env) =>
 const unit = (files) => runner(files, ['--import', './test/helpers/pure.ts']);
 
 function integration(files) {
-  // the tests run relonix as users get it after `npm ci`: from the prebuilt bundle
+  // the tests run relonix as users get it from the package: from the bundle, built here first
   const built = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bundle.ts'], { cwd: root, stdio: 'inherit' });
   if (built.status !== 0) return built.status ?? 1;
   // what runs as a user runs with the host's Nix hidden behind tripwires (test/helpers/hide-nix.ts):

@@ -20,9 +20,9 @@ import * as uninstall from './commands/uninstall.ts';
 import { emit } from './util/emit.ts';
 import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, RelonixError } from './util/errors.ts';
 import { redactText } from './util/redact.ts';
-import { exitOnSignals } from './util/signals.ts';
+import { exitOnSignals, inFlightAbandoned } from './util/signals.ts';
 
-/** The exit code of each kind of error: the one place they are decided (listed in --help). */
+/** The exit code of each kind of error: the one place they are decided (listed in --help, run's 126 and 127 in its own). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
   failure: 1,
   usage: 2,
@@ -30,6 +30,8 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   busy: 4,
   preflight: 5,
   network: 6,
+  unrunnable: 126,
+  missing: 127,
 };
 
 // Each command lives in its own module exporting `register(program)`; what it does is one call into a
@@ -93,7 +95,7 @@ function onOutputError(name: 'stdout' | 'stderr') {
 export async function main(argv: string[]): Promise<void> {
   process.stdout.on('error', onOutputError('stdout'));
   process.stderr.on('error', onOutputError('stderr'));
-  exitOnSignals(wantsJson(argv));
+  exitOnSignals(wantsJson(argv), (code) => process.exit(code));
   try {
     if (argv[2] === 'patchelf') {
       const { runPatchelf } = await import('./commands/patchelf.ts');
@@ -105,6 +107,9 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     process.exitCode = report(e, wantsJson(argv));
+  } finally {
+    // what a command left in flight must not hold the process open once its result is said
+    if (inFlightAbandoned()) setImmediate(() => process.exit());
   }
 }
 

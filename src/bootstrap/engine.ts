@@ -17,9 +17,10 @@ import { withLock } from '../util/lock.ts';
 import { splitCredentials } from '../util/redact.ts';
 import { keptSoFar } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
-import type { BootstrapContext, Stage, StageResult } from './stage.ts';
+import { pickMode, type UiMode } from '../util/ui-mode.ts';
+import { type BootstrapContext, recorded, type Stage, type StageResult } from './stage.ts';
 import { planStages, preloadTarballStages } from './stages/registry.ts';
-import { pickMode, runStages, type UiMode, type UiStage } from './ui.ts';
+import { runStages, type UiStage } from './ui.ts';
 
 export interface BootstrapOptions {
   prefix?: string;
@@ -244,7 +245,7 @@ function say(mode: UiMode, text: string, out: NodeJS.WriteStream = process.stdou
 /** A full disk in any stage is said as one, with what preflight reckoned the whole install needs. */
 async function asNoSpace(ctx: BootstrapContext, s: BootstrapState, e: unknown): Promise<unknown> {
   if (!isNoSpace(e) || isKind(e, 'preflight')) return e;
-  const need = (s.stages.preflight?.detail as { needBytes?: number } | undefined)?.needBytes;
+  const need = recorded(s, 'preflight')?.needBytes;
   return noSpace(ctx.layout.prefix, await freeSpace(ctx.layout.prefix), need, e);
 }
 

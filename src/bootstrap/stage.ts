@@ -2,7 +2,9 @@
 // stages in order and records each, and the stages themselves (stages/), which never import the engine.
 import type { Layout } from '../prefix/layout.ts';
 import type { BootstrapState, StageName } from '../prefix/state.ts';
+import type { RelocateCounts } from '../store/relocate-tree.ts';
 import type { UpstreamConfig } from '../translator/config.ts';
+import { RelonixError } from '../util/errors.ts';
 import type { UrlCredentials } from '../util/redact.ts';
 
 /** What every stage may read: the prefix, the machine, and where the Nix comes from. */
@@ -42,19 +44,20 @@ export function replacedBy(s: BootstrapState, next: (string | undefined)[]): str
   return old.length ? [...new Set(old)] : undefined;
 }
 
-export interface StageResult {
+export interface StageResult<D = unknown> {
   summary: string;
   /** kept in the stage's record, for later stages and for relonix status */
-  detail?: unknown;
+  detail?: D;
   patch?: StatePatch;
 }
 
-export interface Stage {
-  name: StageName;
+/** A stage, typed by its name: what it records is StageDetails[K], which later stages read as such. */
+export interface Stage<K extends StageName = StageName> {
+  name: K;
   title: string;
   /** the stage's own inputs; its key chains them to the previous stage's key */
   inputs(ctx: BootstrapContext, s: BootstrapState): unknown;
-  run(ctx: BootstrapContext, s: BootstrapState, progress: (text: string) => void): Promise<StageResult>;
+  run(ctx: BootstrapContext, s: BootstrapState, progress: (text: string) => void): Promise<StageResult<StageDetails[K]>>;
   /**
    * When what this stage reads of an earlier stage's work is gone (a deleted download, a removed
    * staging tree), that stage: the run starts there again. Asked of the stage a run would start at.
@@ -71,14 +74,43 @@ export function tarballKey(t: TarballSource): string {
   return sha ? `sha256:${sha}` : `url:${t.url}`;
 }
 
+/**
+ * What an earlier stage recorded, as that stage typed it, or undefined when it has no record. The
+ * state file is JSON: this is the one place its records are given their types back.
+ */
+export function recorded<K extends StageName>(s: BootstrapState, stage: K): StageDetails[K] | undefined {
+  return s.stages[stage]?.detail as StageDetails[K] | undefined;
+}
+
 /** The record of an earlier stage that this one reads, or an error saying how to recover. */
-export function detailOf<T>(s: BootstrapState, stage: StageName): T {
-  const d = s.stages[stage]?.detail as T | undefined;
-  if (d === undefined) throw new Error(`stage ${stage} has no record in the state file; re-run relonix bootstrap`);
+export function detailOf<K extends StageName>(s: BootstrapState, stage: K): NonNullable<StageDetails[K]> {
+  const d = recorded(s, stage);
+  if (d === undefined || d === null) {
+    throw new RelonixError(`the ${stage} stage has no record in the state file`, { hint: 'run relonix bootstrap again: it redoes the stages from there' });
+  }
   return d;
 }
 
-// What one stage records for the next ones to read (detailOf).
+// What each stage records for the next ones to read (detailOf), by stage name.
+export interface StageDetails {
+  preflight: { freeBytes: number; needBytes: number; fsType?: string } | undefined;
+  fetch: FetchDetail;
+  unpack: UnpackDetail;
+  relocate: { paths: number } & RelocateCounts;
+  configure: undefined;
+  restore: { nix: string; cacert?: string; paths: number };
+  register: undefined;
+  verify: VerifyResult;
+  'cache-nix': { nix: string };
+}
+
+/** What verify found: the Nix's version, its check build, and that its libraries all come from the store. */
+export interface VerifyResult {
+  version: string;
+  checkOutput: string;
+  libraries: number;
+  interpreter: string;
+}
 
 /** The fetch stage's record: the verified tarball. */
 export interface FetchDetail {

@@ -1,20 +1,13 @@
 // How a bootstrap shows itself: live progress on a terminal, a few plain lines in logs, or one JSON
 // event per line for scripts.
 import { emit } from '../util/emit.ts';
-import { mib } from '../util/format.ts';
+import type { UiMode } from '../util/ui-mode.ts';
 
 /** One stage as the UI sees it: run it, learn whether it ran or was already done, and a summary. */
 export interface UiStage {
   name: string;
   title: string;
   exec(progress: (text: string) => void): Promise<{ skipped: boolean; summary: string }>;
-}
-
-export type UiMode = 'tty' | 'plain' | 'json';
-
-export function pickMode(json: boolean, stream: NodeJS.WriteStream = process.stderr): UiMode {
-  if (json) return 'json';
-  return stream.isTTY && process.env.TERM !== 'dumb' && !process.env.CI ? 'tty' : 'plain';
 }
 
 /**
@@ -70,24 +63,4 @@ export async function runStages(stages: UiStage[], mode: UiMode, out?: NodeJS.Wr
     } as never,
   );
   await list.run();
-}
-
-/** A progress report (text, byte counts, or restore steps) as one line. */
-export function progressText(p: unknown): string {
-  if (typeof p === 'string') return p;
-  if (p && typeof p === 'object') {
-    const o = p as Record<string, unknown>;
-    // the cache restore reports steps with a message and counts of paths
-    if (typeof o.message === 'string') return o.total ? `${o.message} (${Number(o.done ?? 0)}/${Number(o.total)})` : o.message;
-    const done = Number(o.transferred ?? o.received ?? o.bytes ?? o.done ?? 0);
-    const total = Number(o.total ?? o.size ?? 0);
-    if (total > 0) {
-      const frac = Math.min(1, done / total);
-      const width = 24;
-      const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '░');
-      return `${bar} ${(frac * 100).toFixed(0)}% ${mib(done)} / ${mib(total)}`;
-    }
-    if (done > 0) return mib(done);
-  }
-  return '';
 }

@@ -15,20 +15,15 @@ import { decompressXz, xzDecoder } from '../codec/xz.ts';
 import type { StreamRelocation } from '../store/relocate-stream.ts';
 import { errorMessage, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
 import { removeTree } from '../util/fs.ts';
+import type { BytesProgress } from '../util/progress.ts';
 import { checkAllLinks, Refusal } from './archive-checks.ts';
 import { Extractor } from './extractor.ts';
-
-export interface UnpackProgress {
-  /** compressed bytes read */
-  received: number;
-  total: number;
-  entries: number;
-}
 
 export interface UnpackOptions {
   tarball: string;
   dest: string;
-  onProgress?: (p: UnpackProgress) => void;
+  /** compressed bytes read of the tarball's, and entries written */
+  onProgress?: (p: BytesProgress & { total: number; entries: number }) => void;
   /** decompress with the bundled WebAssembly xz even when `xz` is on PATH (also: RELONIX_NO_HOST_XZ=1) */
   noHostXz?: boolean;
   /** relocate the files of store paths as they are unpacked (the staging tree then holds them relocated) */

@@ -3,8 +3,6 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { userConfLines } from '../bootstrap/stages/configure.ts';
-import { pickMode } from '../bootstrap/ui.ts';
 import { readSecretKeyFile } from '../cache/key-files.ts';
 import { parsePublicKey } from '../cache/keys.ts';
 import { openTarget } from '../cache/targets.ts';
@@ -14,13 +12,16 @@ import { saveNetrcCredentials } from '../net/netrc.ts';
 import { prefixEnvironment } from '../prefix/environment.ts';
 import { admitPrefix } from '../prefix/guard.ts';
 import { type Layout, layout } from '../prefix/layout.ts';
+import { userConfLines } from '../prefix/nix-conf.ts';
 import { resolveNixTool } from '../prefix/tools.ts';
-import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { splitCredentials } from '../util/redact.ts';
+import { POLICY } from '../util/retry.ts';
 import { holdSignals } from '../util/signals.ts';
 import { nixSystem } from '../util/system.ts';
+import { pickMode } from '../util/ui-mode.ts';
 import { writeHook } from './hook.ts';
 import { ensureNix, nixMissingFromCache } from './nix.ts';
 import { type NixBuild, type NixLogEvent, NixLogReader, nixBuildArgs, startNixBuild } from './nix-build.ts';
@@ -70,19 +71,6 @@ interface Run {
 }
 
 export async function runDurableBuild(o: DurableBuildOptions): Promise<DurableBuildResult> {
-  try {
-    return await durableBuild(o);
-  } catch (e) {
-    // the build's own lock (a bootstrap's busy error inside says what it is already)
-    if (!isKind(e, 'busy') || !e.message.includes(queueFiles(layout(o.prefix)).lock)) throw e;
-    throw new RelonixError(e.message, {
-      kind: 'busy',
-      hint: 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)',
-    });
-  }
-}
-
-async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult> {
   const l = layout(o.prefix);
   const key = await readSecretKeyFile(o.secretKey);
   const target = openTarget(o.cache, { netrc: l.netrcFile });
@@ -94,7 +82,8 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
   const display = new BuildDisplay(pickMode(o.json));
   // the build's lock goes into the prefix: only into one a bootstrap may use
   await admitPrefix(l);
-  return withLock(files.lock, { what: `relonix build in ${l.prefix}` }, async () => {
+  const busyHint = 'one relonix build at a time per prefix: wait for it to finish, or build in another prefix (--prefix DIR)';
+  return withLock(files.lock, { what: `relonix build in ${l.prefix}`, busyHint }, async () => {
     const system = nixSystem();
     const n = await ensureNix(l, { cache: o.cache, target, trustedKeys, system, json: o.json });
     // nix-build is given the cache without credentials: they go to the prefix's netrc, which it reads
@@ -127,8 +116,7 @@ async function durableBuild(o: DurableBuildOptions): Promise<DurableBuildResult>
       target,
       key,
       files,
-      retries: 5,
-      minRetryDelayMs: 300,
+      ...POLICY.buildPush,
       onEvent: (e) => onUpload(run, e),
     });
     const run: Run = { l, o, files, display, counts, uploader };

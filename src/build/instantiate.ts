@@ -8,6 +8,7 @@ import { publishFromPrefix } from '../cache/publish-prefix.ts';
 import { openTarget } from '../cache/targets.ts';
 import { activeNix } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';
+import { instantiate } from '../prefix/tools.ts';
 import { nixSystem } from '../util/system.ts';
 import { nixMissingFromCache } from './nix.ts';
 
@@ -33,8 +34,6 @@ export async function instantiateToCache(o: InstantiateOptions): Promise<Instant
   const l = o.layout;
   // a key that cannot sign is refused before an evaluation that may take minutes
   const secretKey = await readSecretKeyFile(o.secretKeyFile);
-  // loaded on use: the evaluation helper lives with the translator, which shares it
-  const { instantiate } = await import('../translate/translate.ts');
   const drvs = await instantiate(l, o.args);
   const common = { layout: l, to: o.cache, secretKey, compression: 'auto', log: o.log };
   const r = await publishFromPrefix({ ...common, paths: drvs });

@@ -6,9 +6,9 @@ import { runBootstrap } from '../bootstrap/engine.ts';
 import { type Manifest, readManifest } from '../cache/meta.ts';
 import type { CacheTarget } from '../cache/targets.ts';
 import type { Layout } from '../prefix/layout.ts';
-import { isBootstrapped, readState } from '../prefix/state.ts';
+import { isBootstrapped, noNix, readState } from '../prefix/state.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
-import { retry } from '../util/retry.ts';
+import { POLICY, retry } from '../util/retry.ts';
 import type { NixRecord } from './uploader.ts';
 
 export interface PrefixNix {
@@ -21,7 +21,7 @@ export interface PrefixNix {
 /** The manifest (undefined when there is none), or why the cache could not be read now. */
 async function manifestOf(target: CacheTarget): Promise<{ m?: Manifest; unreadable?: unknown }> {
   try {
-    return { m: await retry(() => readManifest(target), { retries: 2, minRetryDelayMs: 200 }) };
+    return { m: await retry(() => readManifest(target), POLICY.glance) };
   } catch (e) {
     if (isKind(e, 'integrity')) throw e;
     return { unreadable: e };
@@ -44,10 +44,11 @@ export async function ensureNix(
     });
   }
   if (!m?.nix[o.system] || m.storeDir !== l.storeDir) {
-    throw new RelonixError(`the prefix ${l.prefix} has no Nix, and ${o.target.url} names none for ${o.system} and the store ${l.storeDir} to restore`, {
-      kind: 'usage',
-      hint: `bootstrap it once (relonix bootstrap --prefix ${l.prefix}): relonix build then publishes that Nix to the cache, and restores it from there after every restart`,
-    });
+    throw noNix(
+      l.prefix,
+      `and ${o.target.url} names none for ${o.system} and the store ${l.storeDir} to restore`,
+      'once it has one, relonix build publishes that Nix to the cache and restores it from there after every restart',
+    );
   }
   // its progress goes to stderr: stdout is for the output paths (or, with --json, every event)
   const r = await runBootstrap({ prefix: l.prefix, caches: [o.cache], trustedKeys: o.trustedKeys, json: o.json, progress: process.stderr });

@@ -3,8 +3,8 @@
 // yet pushed (what a restart would still lose); without a terminal, plain lines as things happen;
 // with --json, one event per line on stdout.
 
-import type { UiMode } from '../bootstrap/ui.ts';
 import { emit } from '../util/emit.ts';
+import type { UiMode } from '../util/ui-mode.ts';
 
 export interface Counts {
   /** derivations nix-build said it would build (unknown until it says) */

@@ -4,6 +4,7 @@
 
 import type { SecretKey } from '../cache/keys.ts';
 import type { Layout } from '../prefix/layout.ts';
+import { instantiate } from '../prefix/tools.ts';
 import { RelonixError } from '../util/errors.ts';
 
 /** nix-build's options that nix-instantiate does not take, with how many values each consumes. */
@@ -43,7 +44,7 @@ export interface TranslateFirstOptions {
 
 export async function translateFirst(o: TranslateFirstOptions): Promise<{ published: number; present: number; missing: number }> {
   // loaded on use: a build without --translate-from never pays for the translator
-  const { instantiate, translateForBuild } = await import('../translate/translate.ts');
+  const { translateForBuild } = await import('../translate/translate.ts');
   const given = o.args.filter((a) => a.endsWith('.drv') && a.startsWith(`${o.layout.storeDir}/`));
   const drvs =
     given.length === o.args.filter((a) => !a.startsWith('-')).length && given.length > 0 ? given : await instantiate(o.layout, instantiateArgs(o.args));

@@ -7,20 +7,18 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { SecretKey } from '../cache/keys.ts';
 import { queryClosure } from '../cache/nixstore.ts';
-import { publishPaths } from '../cache/push.ts';
+import { publishPaths } from '../cache/publish.ts';
 import type { CacheTarget } from '../cache/targets.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { type NixToolOptions, runNixStore } from '../prefix/tools.ts';
-import { parseDerivation } from '../translate/aterm.ts';
+import { parseDerivation } from '../store/aterm.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
-import { retry, spent } from '../util/retry.ts';
+import { backoffMs, POLICY, retry, spent } from '../util/retry.ts';
 import { appendLines, type QueueFiles, type QueueState, QueueTail } from './queue.ts';
 
 /** How often the queue file is looked at: a fstat, so the wait from "built" to "pushing" stays small. */
 const POLL_MS = 100;
-/** A failed batch waits this long before the next try, doubling up to the maximum. */
-const BACKOFF_MS = { first: 1000, max: 30_000 };
 
 export interface NixRecord {
   system: string;
@@ -71,7 +69,8 @@ export class Uploader {
   private nixRecord?: NixRecord;
   private closing = false;
   private retryAt = 0;
-  private backoff = 0;
+  /** batches failed in a row: the next try waits by POLICY.buildBatch */
+  private failures = 0;
   private wake?: () => void;
   private looping?: Promise<void>;
 
@@ -148,12 +147,11 @@ export class Uploader {
       if (this.nixRecord) await this.pushNix(this.nixRecord);
       const batch = [...this.pending];
       if (batch.length) await this.pushDrvs(batch);
-      this.backoff = 0;
+      this.failures = 0;
       this.lastError = undefined;
     } catch (e) {
       this.lastError = asRelonixError(e);
-      this.backoff = Math.min(BACKOFF_MS.max, Math.max(BACKOFF_MS.first, this.backoff * 2));
-      this.retryAt = Date.now() + this.backoff;
+      this.retryAt = Date.now() + backoffMs(this.failures++, POLICY.buildBatch);
       this.o.onEvent?.({ kind: 'error', error: this.lastError, pending: this.pending.size });
     }
   }

@@ -33,15 +33,26 @@ export function narExtension(c: string): string {
   return c === 'xz' ? '.nar.xz' : c === 'zstd' ? '.nar.zst' : '.nar';
 }
 
-export function checkCompression(c: string): Compression {
-  if (c === 'zstd' || c === 'xz' || c === 'none') return c;
-  throw new Error(`NAR compression "${c}" is not supported by relonix (it reads and writes zstd, xz and none)`);
+/** --compression of publish or translate naming what relonix does not write. */
+export function unknownCompression(c: string): RelonixError {
+  return new RelonixError(`NAR compression "${c}" is not supported by relonix (it reads and writes zstd, xz and none)`, {
+    kind: 'usage',
+    hint: 'use --compression auto, zstd, xz or none',
+  });
+}
+
+/** A cache's NAR in a compression relonix cannot read: the cache is fine for others, not for relonix. */
+export function unreadableCompression(c: string, what = 'a NAR'): RelonixError {
+  return new RelonixError(`${what} is compressed with "${c}", which relonix does not read (it reads zstd, xz and none)`, {
+    kind: 'failure',
+    hint: 'publish it to the cache again with --compression zstd, xz or none',
+  });
 }
 
 /** `auto` or a compression, as `relonix publish --compression` takes it. */
 export function checkCompressionChoice(c: string): CompressionChoice {
-  if (c === 'auto') return c;
-  return checkCompression(c);
+  if (c === 'auto' || c === 'zstd' || c === 'xz' || c === 'none') return c;
+  throw unknownCompression(c);
 }
 
 /**
@@ -92,5 +103,5 @@ export function decompress(src: AsyncIterable<Uint8Array>, c: string, bytes?: nu
   if (c === 'none') return src;
   if (c === 'xz') return decompressXz(src, { noHost: small });
   if (c === 'zstd') return small ? pureZstd(src) : decompressZstd(src);
-  throw new Error(`NAR compression "${c}" is not supported by relonix (it reads zstd, xz and none)`);
+  throw unreadableCompression(c);
 }

@@ -70,7 +70,7 @@ async function collect(t: CacheTarget, o: GcOptions): Promise<GcResult> {
     if (b) infos.set(k, parseNarInfo(b.toString('utf8'), `${t.url}/${k}`));
   }
   const info = await retry(() => t.get('nix-cache-info'));
-  const storeDir = info ? parseCacheInfo(info.toString('utf8')).storeDir : undefined;
+  const storeDir = info ? parseCacheInfo(info.toString('utf8'), t.url).storeDir : undefined;
   const manifest = await retry(() => readManifest(t));
   const plan = planGc({
     objects,

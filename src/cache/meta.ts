@@ -9,14 +9,23 @@ export interface CacheInfo {
   priority?: number;
 }
 
-export function parseCacheInfo(text: string): CacheInfo {
+/** A URL whose nix-cache-info is missing or names no store dir: whatever it serves, it is no binary cache. */
+export function notACache(url: string, why: string): RelonixError {
+  return new RelonixError(`${url} ${why}: it is not a binary cache`, {
+    kind: 'usage',
+    hint: 'check the URL: a binary cache has a nix-cache-info that names its StoreDir (relonix publish writes one)',
+  });
+}
+
+/** nix-cache-info's fields; `url` names the cache in a refusal. */
+export function parseCacheInfo(text: string, url: string): CacheInfo {
   const f = new Map<string, string>();
   for (const line of text.split('\n')) {
     const i = line.indexOf(':');
     if (i > 0) f.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
   }
   const storeDir = f.get('StoreDir');
-  if (!storeDir) throw new Error('nix-cache-info has no StoreDir');
+  if (!storeDir) throw notACache(url, 'has a nix-cache-info that names no StoreDir');
   return { storeDir, wantMassQuery: f.get('WantMassQuery') === '1', priority: f.has('Priority') ? Number(f.get('Priority')) : undefined };
 }
 
@@ -46,7 +55,7 @@ export function cacheIncomplete(missing: string, neededBy: string): RelonixError
 export async function checkCacheInfo(t: CacheTarget, storeDir: string): Promise<CacheInfo | undefined> {
   const b = await t.get('nix-cache-info');
   if (!b) return undefined;
-  const info = parseCacheInfo(b.toString('utf8'));
+  const info = parseCacheInfo(b.toString('utf8'), t.url);
   if (info.storeDir !== storeDir) throw storeDirMismatch(t.url, info.storeDir, storeDir);
   return info;
 }

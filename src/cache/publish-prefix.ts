@@ -4,14 +4,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../prefix/layout.ts';
-import { readState } from '../prefix/state.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
+import { noNix, readState } from '../prefix/state.ts';
+import { RelonixError } from '../util/errors.ts';
 import { nixSystem } from '../util/system.ts';
 import { checkCompressionChoice, resolveCompression } from './compress.ts';
 import { readSecretKeyFile } from './key-files.ts';
 import type { SecretKey } from './keys.ts';
 import { queryClosure } from './nixstore.ts';
-import { type PublishResult, publishPaths } from './push.ts';
+import { type PublishResult, publishPaths } from './publish.ts';
 import { openTarget } from './targets.ts';
 
 export interface PrefixPublishOptions {
@@ -53,14 +53,8 @@ async function checkIsNix(p: string): Promise<void> {
 
 export async function publishFromPrefix(o: PrefixPublishOptions): Promise<PrefixPublishResult> {
   const l = o.layout;
-  let choice;
-  try {
-    choice = checkCompressionChoice(o.compression);
-  } catch (e) {
-    throw new RelonixError(errorMessage(e), { kind: 'usage', hint: 'use --compression auto, zstd, xz or none' });
-  }
-  // before any work: an explicit zstd on a host without zstd fails at once
-  const compression = resolveCompression(choice, o.log);
+  // before any work: an unknown compression, or an explicit zstd on a host without zstd, fails at once
+  const compression = resolveCompression(checkCompressionChoice(o.compression), o.log);
   const key = typeof o.secretKey === 'string' ? await readSecretKeyFile(o.secretKey) : o.secretKey;
   const target = openTarget(o.to, { headers: o.headers, netrc: l.netrcFile });
   const state = await readState(l);
@@ -72,10 +66,7 @@ export async function publishFromPrefix(o: PrefixPublishOptions): Promise<Prefix
     record = { system: nixSystem(), nix: path.resolve(o.asNix) };
   } else if (roots.length === 0) {
     if (!state.nix) {
-      throw new RelonixError(`the prefix ${l.prefix} has no active Nix to publish`, {
-        kind: 'usage',
-        hint: 'run relonix bootstrap first, or name store paths to publish',
-      });
+      throw noNix(l.prefix, 'so there is no Nix to publish', 'or name the store paths to publish');
     }
     roots = [state.nix, ...(state.cacert ? [state.cacert] : [])];
     record = { system: nixSystem(), nix: state.nix, cacert: state.cacert };

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { download } from '../net/download.ts';
 import type { Layout } from '../prefix/layout.ts';
-import { unpackNar } from '../store/nar/read.ts';
+import { unpackNar } from '../store/nar/unpack.ts';
 import { formatNarHash } from '../store/nar/write.ts';
 import { parseNarHashField } from '../store/reginfo.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { removeTree, tempSibling } from '../util/fs.ts';
-import { isTransient } from '../util/retry.ts';
+import { isTransient, POLICY } from '../util/retry.ts';
 import { decompress, decompressLong } from './compress.ts';
 import { cacheIncomplete } from './meta.ts';
 import type { NarInfo } from './narinfo.ts';
@@ -39,8 +39,7 @@ function narDownload(l: Layout, ni: NarInfo, target: CacheTarget): Promise<strin
       dest: localFile,
       headers: src.headers,
       sha256: ni.fileHash?.startsWith('sha256:') ? ni.fileHash.slice(7) : undefined,
-      retries: 6,
-      minRetryDelayMs: 300,
+      ...POLICY.nar,
     });
     return localFile;
   })();

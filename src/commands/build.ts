@@ -1,9 +1,11 @@
 import { type Command, Option } from 'commander';
 import type { DurableBuildResult } from '../build/index.ts';
+import type { BuildOutcome } from '../build/outcome.ts';
+import { NIXOS_CACHE, NIXOS_KEY } from '../translate/nixos.ts';
 import { emit } from '../util/emit.ts';
 import { RelonixError } from '../util/errors.ts';
 import { redactUrl } from '../util/redact.ts';
-import { reportInterrupted } from '../util/signals.ts';
+import { abandonInFlight, reportInterrupted } from '../util/signals.ts';
 import { PREFIX_HELP, repeatable, secondsOption, warnOwnOptionsPassedOn } from './options.ts';
 
 const HELP = `
@@ -82,6 +84,7 @@ export function register(program: Command): void {
       warnOwnOptionsPassedOn(cmd, args, 'nix-build', !!o.json);
       // loaded on use, like every command's layer: start-up compiles only what argv needs
       const { runDurableBuild } = await import('../build/index.ts');
+      const { buildOutcome } = await import('../build/outcome.ts');
       const r = await runDurableBuild({
         prefix: o.prefix,
         cache: o.cache,
@@ -92,45 +95,28 @@ export function register(program: Command): void {
         args,
         translateFrom: o.translateFrom ? { url: o.translateFrom, keys: await translateKeys(o.translateFrom, o.translateKey) } : undefined,
       });
-      report(r, redactUrl(o.cache), !!o.json);
+      report(r, buildOutcome(r, redactUrl(o.cache)), !!o.json);
     });
 }
 
 /** The upstream's keys: given, or cache.nixos.org's own for cache.nixos.org. */
 async function translateKeys(url: string, keys: string[]): Promise<string[]> {
-  const { NIXOS_CACHE, NIXOS_KEY } = await import('../translate/upstream.ts');
   if (keys.length) return keys;
   if (url.replace(/\/+$/, '') === NIXOS_CACHE) return [NIXOS_KEY];
   throw new RelonixError(`--translate-from ${url} needs --translate-key`, { kind: 'usage', hint: "pass that cache's public key, NAME:BASE64" });
 }
 
-function report(r: DurableBuildResult, cache: string, json: boolean): void {
+function report(r: DurableBuildResult, outcome: BuildOutcome, json: boolean): void {
   const outputs = r.stdout.split('\n').filter(Boolean);
   if (json) emit({ event: 'done', exitCode: r.code, outputs, pending: r.pending.length });
   else process.stdout.write(r.stdout);
-  // pushes still in flight when the grace period ran out are left to the next run: they must not
-  // hold the process open; the exit status is set by then (here, or by the CLI for an error)
-  if (r.abandoned) setImmediate(() => process.exit());
-  if (r.signal) {
-    // stopped by a signal: 128+N whatever nix-build said, with what the cache holds now
-    const queued = r.pending.length
-      ? `${r.pending.length} finished derivation${r.pending.length === 1 ? '' : 's'} not in ${cache} yet stay${r.pending.length === 1 ? 's' : ''} queued, and the next relonix build pushes them first`
-      : `every derivation that had finished is in ${cache}`;
-    process.exitCode = reportInterrupted(r.signal, `${queued}; the builds that were running are lost; the same command goes on from there`, json);
+  // pushes still in flight when the grace period ran out are left to the next run
+  if (r.abandoned) abandonInFlight();
+  if ('signal' in outcome) {
+    process.exitCode = reportInterrupted(outcome.signal, outcome.kept, json);
     return;
   }
-  if (r.pending.length === 0) {
-    process.exitCode = r.code;
-    return;
-  }
-  const why = r.abandoned ? 'the grace period ran out' : (r.pushError?.message ?? 'pushing failed');
-  const message = `${r.pending.length} built derivation${r.pending.length === 1 ? ' is' : 's are'} not in ${cache} yet (${why}); they stay queued, and the next relonix build pushes them first`;
-  const hint = 'check that the cache is reachable and run the same command again; relonix status lists the queue';
-  if (r.code !== 0) {
-    // the build's own failure is the news; the queue is said in passing
-    r.display.say(message);
-    process.exitCode = r.code;
-    return;
-  }
-  throw new RelonixError(message, { kind: 'network', hint, cause: r.pushError });
+  if ('error' in outcome) throw outcome.error;
+  if (outcome.note) r.display.say(outcome.note);
+  process.exitCode = outcome.exitCode;
 }

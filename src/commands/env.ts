@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { prefixVariables, renderEnv, type Shell } from '../prefix/environment.ts';
+import type { Shell } from '../prefix/environment.ts';
 import { layout } from '../prefix/layout.ts';
 import { PREFIX_HELP } from './options.ts';
 
@@ -20,6 +20,7 @@ Sets NIX_STORE_DIR, NIX_STATE_DIR, NIX_LOG_DIR, NIX_CONF_DIR, NIX_SSL_CERT_FILE 
 and HOME when this shell has none (a uid without a passwd entry).`,
     )
     .action(async (o: { prefix?: string; shell: Shell }) => {
+      const { prefixVariables, renderEnv } = await import('../prefix/environment.ts');
       const vars = await prefixVariables(layout(o.prefix));
       process.stdout.write(renderEnv(vars, o.shell));
     });

@@ -80,3 +80,9 @@ export function warnOwnOptionsPassedOn(cmd: Command, args: string[], program: st
     else process.stderr.write(`relonix: warning: ${text}\n`);
   }
 }
+
+/** Whether the command's arguments came after a `--` (commander drops it; its untyped rawArgs still hold it). */
+export function cameAfterDashes(cmd: Command, name: string): boolean {
+  const raw = (cmd.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
+  return raw.indexOf('--') > raw.indexOf(name);
+}

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
-import { runInPrefix } from '../prefix/tools.ts';
 import { PREFIX_HELP } from './options.ts';
 
 export function register(program: Command): void {
@@ -22,6 +21,7 @@ as in a shell); signals sent to relonix are passed on to it.`,
     )
     .action(async (argv: string[], o: { prefix?: string }) => {
       const [cmd, ...args] = argv;
+      const { runInPrefix } = await import('../prefix/tools.ts');
       process.exitCode = await runInPrefix(layout(o.prefix), cmd!, args);
     });
 }

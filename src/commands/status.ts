@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { buildStatus } from '../build/status.ts';
-import { inspectPrefix } from '../prefix/inspect.ts';
 import { layout } from '../prefix/layout.ts';
 import { mib } from '../util/format.ts';
 import { PREFIX_HELP } from './options.ts';
@@ -13,6 +11,8 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
       const l = layout(o.prefix);
+      const { buildStatus } = await import('../build/status.ts');
+      const { inspectPrefix } = await import('../prefix/inspect.ts');
       const { translatorLines, translatorStatus } = await import('../translator/status.ts');
       const [st, build, translator] = await Promise.all([inspectPrefix(l), buildStatus(l), translatorStatus(l)]);
       if (o.json) {

@@ -1,12 +1,9 @@
 import type { Command } from 'commander';
-import { checkCompressionChoice } from '../cache/compress.ts';
-import { readSecretKeyFile } from '../cache/key-files.ts';
-import { layout } from '../prefix/layout.ts';
-import { instantiate, type TranslateResult, translateDerivations, translatePaths } from '../translate/translate.ts';
-import { NIXOS_CACHE, NIXOS_KEY } from '../translate/upstream.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
+import { NIXOS_CACHE, NIXOS_KEY } from '../translate/nixos.ts';
+import type { TranslateResult } from '../translate/translate.ts';
+import { RelonixError } from '../util/errors.ts';
 import { redactUrl } from '../util/redact.ts';
-import { countOption, HEADER_HELP, PREFIX_HELP, repeatable, warnOwnOptionsPassedOn } from './options.ts';
+import { cameAfterDashes, countOption, HEADER_HELP, PREFIX_HELP, repeatable, warnOwnOptionsPassedOn } from './options.ts';
 
 const HELP = `
 What it does: a store path's hash includes its store dir, so nothing on ${NIXOS_CACHE} can be
@@ -73,9 +70,7 @@ export function register(program: Command): void {
     .passThroughOptions()
     .addHelpText('after', HELP)
     .action(async (args: string[], o: Opts, cmd: Command) => {
-      // commander drops the `--` that tells the modes apart; its untyped rawArgs still hold it
-      const raw = (cmd.parent as unknown as { rawArgs?: string[] } | null)?.rawArgs ?? [];
-      const derivations = raw.indexOf('--') > raw.indexOf('translate');
+      const derivations = cameAfterDashes(cmd, 'translate');
       if (derivations) warnOwnOptionsPassedOn(cmd, args, 'nix-instantiate');
       if (args.length === 0)
         throw new RelonixError('nothing to translate', {
@@ -85,27 +80,21 @@ export function register(program: Command): void {
       if (o.from !== NIXOS_CACHE && o.fromKey.length === 0) {
         throw new RelonixError(`--from ${redactUrl(o.from)} needs --from-key`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
       }
-      let compression;
-      try {
-        compression = checkCompressionChoice(o.compression);
-      } catch (e) {
-        throw new RelonixError(errorMessage(e), { kind: 'usage', hint: 'use --compression auto, zstd, xz or none' });
-      }
-      const l = layout(o.prefix);
-      const log = (m: string) => (o.quiet || o.json ? undefined : process.stderr.write(`${m}\n`));
-      const opts = {
-        layout: l,
+      const { runTranslate } = await import('../translate/translate.ts');
+      const t0 = Date.now();
+      const r = await runTranslate({
+        prefix: o.prefix,
         from: o.from,
         fromKeys: o.fromKey,
         to: o.to,
-        key: await readSecretKeyFile(o.secretKey),
-        compression,
+        secretKeyFile: o.secretKey,
+        compression: o.compression,
         jobs: o.jobs,
-        targetOptions: { headers: o.header, netrc: l.netrcFile },
-        log,
-      };
-      const t0 = Date.now();
-      const r = derivations ? await translateDerivations(opts, await instantiate(l, args)) : await translatePaths(opts, args);
+        headers: o.header,
+        derivations,
+        args,
+        log: (m) => (o.quiet || o.json ? undefined : process.stderr.write(`${m}\n`)),
+      });
       if (o.json) process.stdout.write(`${JSON.stringify({ ...r, ms: Date.now() - t0 }, null, 2)}\n`);
       else process.stdout.write(summary(r, Date.now() - t0));
     });

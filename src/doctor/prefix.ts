@@ -2,7 +2,8 @@
 // (bootstrap's verify stage: it runs, builds, and loads only libraries from the store), and the CA
 // bundle its Nix is pointed at.
 import { promises as fs } from 'node:fs';
-import { applyVerify, type VerifyResult } from '../bootstrap/stages/verify.ts';
+import type { VerifyResult } from '../bootstrap/stage.ts';
+import { applyVerify } from '../bootstrap/verify-nix.ts';
 import { nixVariables } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { type BootstrapState, isBootstrapped, readState } from '../prefix/state.ts';

@@ -15,7 +15,6 @@
 // (read-only included) and, where permitted, owner are kept. A file with several hard links is
 // rewritten in place instead, because a rename would split it from its other names.
 
-import { randomBytes } from 'node:crypto';
 import {
   constants as C,
   chmodSync,
@@ -29,9 +28,9 @@ import {
   renameSync,
   rmSync,
   statSync,
-  writeSync,
 } from 'node:fs';
 import path from 'node:path';
+import { tempSibling, writeAllSync } from '../util/fs.ts';
 import type { EditPlan } from './plan/types.ts';
 
 interface Stat {
@@ -153,10 +152,10 @@ function* replaceSteps(file: string, data: Buffer, opts: ReplaceOptions): Steps 
   yield* createSteps(file, data, mode, opts.unlockDir, st);
 }
 
-/** Write `data` to a temporary sibling of `file` and rename it over `file`. */
+/** Write `data` to a temporary sibling of `file` (util/fs.ts names it) and rename it over `file`. */
 function* createSteps(file: string, data: Buffer, mode: number, unlockDir: boolean, owner?: Stat): Steps {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.relonix`);
+  const tmp = tempSibling(file);
   const attempt = function* (): Steps {
     const fd = yield* open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
     try {
@@ -216,12 +215,6 @@ function* outputSteps(target: string, data: Buffer, mode: number): Steps {
 
 function statOf(s: import('node:fs').Stats): Stat {
   return { mode: s.mode, nlink: s.nlink, uid: s.uid, gid: s.gid, regular: s.isFile() };
-}
-
-function writeAllSync(fd: number, data: Uint8Array, at: number | null): void {
-  for (let done = 0; done < data.length; ) {
-    done += writeSync(fd, data, done, data.length - done, at === null ? null : at + done);
-  }
 }
 
 function callSync(o: Op): unknown {

@@ -2,7 +2,6 @@
 // writer and file driver. This module is its public face: read, edit and relocate interpreters and
 // search paths.
 import { promises as fs } from 'node:fs';
-import { RelonixError } from '../util/errors.ts';
 import { DT } from './consts.ts';
 import { ElfError } from './error.ts';
 import { writeOutputSync, writePlan, writePlanSync } from './file.ts';
@@ -41,14 +40,14 @@ export function relocateElf(buf: Buffer, map: (s: string) => string, name?: stri
 
 /**
  * relocateElf for the store's relocator (store/ knows nothing of the engine): a file the engine
- * cannot edit comes back as a RelonixError, which the relocator records and treats as binary data.
+ * cannot edit comes back as `{ refused }`, which the relocator records and treats as binary data.
  */
-export function storeRelocator(buf: Buffer, map: (s: string) => string, name?: string): Buffer | null {
+export function storeRelocator(buf: Buffer, map: (s: string) => string, name?: string): Buffer | null | { refused: string } {
   try {
     return relocateElf(buf, map, name);
   } catch (err) {
     if (!(err instanceof ElfError)) throw err;
-    throw new RelonixError(err.message, { kind: 'usage', cause: err, hint: 'the file is left as it is and reported with the references in binary data' });
+    return { refused: err.message };
   }
 }
 

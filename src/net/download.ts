@@ -11,6 +11,7 @@ import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import { errnoWords, errorMessage, isNoSpace, RelonixError } from '../util/errors.ts';
 import { readJson, writeFileAtomic } from '../util/fs.ts';
+import type { BytesProgress } from '../util/progress.ts';
 import { retry, spent, TransientError } from '../util/retry.ts';
 import { httpFailure, request } from './http.ts';
 import { copyLocal, finish, isLocalSource, retryHint, tooBig } from './local.ts';
@@ -18,11 +19,6 @@ import { normalizeSha256 } from './sha256.ts';
 
 export { isLocalSource, localSourcePath } from './local.ts';
 export { defaultReleaseUrl, NIX_RELEASE_VERSION, resolveSha256 } from './release.ts';
-
-export interface Progress {
-  received: number;
-  total?: number;
-}
 
 export interface DownloadOptions {
   /** http(s) URL, file:// URL or local path */
@@ -32,7 +28,7 @@ export interface DownloadOptions {
   sha256?: string;
   /** retries after the first attempt (default 6) */
   retries?: number;
-  onProgress?: (p: Progress) => void;
+  onProgress?: (p: BytesProgress) => void;
   signal?: AbortSignal;
   headers?: Record<string, string>;
   /** first back-off delay (default 500 ms, doubling) */
@@ -154,7 +150,7 @@ async function receive(
   h: Hash,
   total: number | undefined,
   limit: Limit,
-  onProgress?: (p: Progress) => void,
+  onProgress?: (p: BytesProgress) => void,
 ): Promise<number> {
   let received = offset;
   onProgress?.({ received, total });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errnoWords, errorMessage, RelonixError } from '../util/errors.ts';
 import { mib } from '../util/format.ts';
+import type { BytesProgress } from '../util/progress.ts';
 
 /** Local paths and file:// URLs are copied, not fetched. */
 export function isLocalSource(url: string): boolean {
@@ -92,7 +93,7 @@ interface CopyOptions {
   url: string;
   dest: string;
   signal?: AbortSignal;
-  onProgress?: (p: { received: number; total?: number }) => void;
+  onProgress?: (p: BytesProgress) => void;
   maxBytes?: number;
   onSize?: (total: number, have: number) => Promise<void>;
 }

@@ -1,7 +1,7 @@
 // Where Nix releases are, and the checksum each one publishes beside itself.
 import { promises as fs } from 'node:fs';
 import { RelonixError } from '../util/errors.ts';
-import { type RetryOptions, retry, spent } from '../util/retry.ts';
+import { POLICY, type RetryOptions, retry, spent } from '../util/retry.ts';
 import { httpFailure, request } from './http.ts';
 import { isLocalSource, localSourcePath, retryHint } from './local.ts';
 import { normalizeSha256 } from './sha256.ts';
@@ -36,7 +36,7 @@ async function readRemote(url: string, opts: RetryOptions & { headers?: Record<s
         if (r.status >= 300) throw await httpFailure(r, `no checksum for ${url}: GET ${where}`, 'pass --sha256 HEX (the release page lists it)');
         return (await r.buffer()).toString('utf8');
       },
-      { ...opts, retries: opts.retries ?? 4 },
+      { ...opts, retries: opts.retries ?? POLICY.lookup.retries },
     );
     return { text, where };
   } catch (e) {

@@ -1,11 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { passwdName } from '../host/passwd.ts';
-import { RelonixError } from '../util/errors.ts';
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { fishQuote, shQuote } from '../util/shell.ts';
-import { DEFAULT_PREFIX, type Layout } from './layout.ts';
-import { readState } from './state.ts';
+import type { Layout } from './layout.ts';
+import { noNix, readState, usableNix } from './state.ts';
 
 export interface NixEnvOptions {
   /** the environment to start from; defaults to process.env */
@@ -89,14 +88,9 @@ function userName(): string {
 
 /** The active Nix of a prefix, or a clear error saying to bootstrap it first. */
 export async function activeNix(l: Layout): Promise<{ nix: string; cacert?: string }> {
-  const s = await readState(l);
-  if (!s.nix || !(await exists(path.join(s.nix, 'bin', 'nix')))) {
-    throw new RelonixError(`no Nix is installed in ${l.prefix} yet`, {
-      kind: 'failure',
-      hint: `run relonix bootstrap${l.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(l.prefix)}`} first`,
-    });
-  }
-  return { nix: s.nix, cacert: s.cacert };
+  const usable = await usableNix(await readState(l));
+  if (!usable) throw noNix(l.prefix);
+  return usable;
 }
 
 /** The variables for this prefix; HOME, when the host gives none, is created under the prefix. */
@@ -107,11 +101,9 @@ export async function prefixVariables(l: Layout, base: NodeJS.ProcessEnv = proce
   return vars;
 }
 
+/** The environment a Nix command of this prefix runs in: `base` with prefixVariables over it. */
 export async function prefixEnvironment(l: Layout, base: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
-  const a = await activeNix(l);
-  const env = nixEnvironment(l, { ...a, base, sshConfig: await builderSshConfig(l), wrappers: await hasTranslator(l) });
-  if (!base.HOME && env.HOME) await fs.mkdir(env.HOME, { recursive: true });
-  return env;
+  return { ...base, ...(await prefixVariables(l, base)) };
 }
 
 /** The ssh config relonix builder add wrote, when the prefix has remote builders. */

@@ -5,7 +5,7 @@ import { errnoCode, errnoWords, errorMessage, RelonixError } from '../util/error
 import { exists, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { shQuote } from '../util/shell.ts';
-import type { Layout } from './layout.ts';
+import { DEFAULT_PREFIX, type Layout } from './layout.ts';
 
 /**
  * Every stage a bootstrap can record, in the order they run: a tarball bootstrap runs preflight to
@@ -121,11 +121,31 @@ function newPrefixId(): string {
 }
 
 /**
- * The one meaning of "bootstrapped": a Nix for this store dir was verified, and it is still there
- * (a wiped store under a surviving state file is not bootstrapped).
+ * The one meaning of "has a usable Nix": the state names the prefix's Nix and it is still there (a
+ * wiped store under a surviving state file has none). What every command that runs it asks.
+ */
+export async function usableNix(s: BootstrapState): Promise<{ nix: string; cacert?: string } | undefined> {
+  return s.nix && (await exists(path.join(s.nix, 'bin', 'nix'))) ? { nix: s.nix, cacert: s.cacert } : undefined;
+}
+
+/**
+ * The one meaning of "bootstrapped": a usable Nix, verified for this store dir. What a re-run of
+ * bootstrap and relonix status ask.
  */
 export async function isBootstrapped(l: Layout, s: BootstrapState): Promise<boolean> {
-  return s.storeDir === l.storeDir && !!s.nix && !!s.stages.verify && (await exists(path.join(s.nix, 'bin', 'nix')));
+  return s.storeDir === l.storeDir && !!s.stages.verify && (await usableNix(s)) !== undefined;
+}
+
+/**
+ * The one way "this prefix has no Nix" is said, by every command that needs one: `and` says what
+ * that means for the command, `alsoHint` adds to the fix (bootstrapping the prefix).
+ */
+export function noNix(prefix: string, and?: string, alsoHint?: string): RelonixError {
+  const flag = prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(prefix)}`;
+  return new RelonixError(`no Nix is installed in ${prefix} yet${and ? `, ${and}` : ''}`, {
+    kind: 'failure',
+    hint: `run relonix bootstrap${flag} first${alsoHint ? `; ${alsoHint}` : ''}`,
+  });
 }
 
 /**

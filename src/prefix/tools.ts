@@ -1,12 +1,13 @@
 // The prefix's own Nix programs: which binary to run and running it with the prefix's environment,
 // so nothing ever falls back to a Nix the host happens to have on its PATH.
 import path from 'node:path';
+import { isStoreBasename } from '../store/storepath.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
-import { shQuote } from '../util/shell.ts';
 import { runForeground, runTool, type ToolResult } from '../util/spawn.ts';
-import { nixEnvironment, prefixEnvironment } from './environment.ts';
-import { DEFAULT_PREFIX, type Layout } from './layout.ts';
+import { activeNix, nixEnvironment, prefixEnvironment } from './environment.ts';
+import type { Layout } from './layout.ts';
+import { noNix } from './state.ts';
 
 export interface NixToolOptions {
   layout: Layout;
@@ -24,8 +25,9 @@ export async function resolveNixTool(o: NixToolOptions, name: string): Promise<s
     const p = path.join(o.nix, 'bin', name);
     if (await exists(p)) return p;
   }
-  throw new RelonixError(`the prefix ${o.layout.prefix} has no ${name} to run${o.nix ? ` (looked in ${o.nix}/bin)` : ''}`, {
-    hint: `bootstrap it first (relonix bootstrap${o.layout.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${shQuote(o.layout.prefix)}`}); relonix status shows what it has`,
+  if (!o.nix) throw noNix(o.layout.prefix, `so it has no ${name} to run`);
+  throw new RelonixError(`the Nix of ${o.layout.prefix} has no ${name} (looked in ${o.nix}/bin)`, {
+    hint: 'relonix status shows what the prefix has; bootstrapping it again repairs it',
   });
 }
 
@@ -55,15 +57,56 @@ export async function runNixStore(o: NixToolOptions, args: string[], input?: str
   return runNix(bin, args, { env: o.env ?? nixEnvironment(o.layout, { nix: o.nix }), input, hint: 'check that the prefix has a working Nix (relonix status)' });
 }
 
+/**
+ * A command relonix run could not start, with the kind a shell's status gives (127 not found, 126
+ * not runnable), so scripts can tell those from the command's own failure.
+ */
+export function cannotRun(cmd: string, e: NodeJS.ErrnoException): RelonixError {
+  const why = e.code === 'ENOENT' ? "not found in the prefix's PATH" : e.code === 'EACCES' ? 'permission denied (not executable?)' : e.message;
+  return new RelonixError(`cannot run ${cmd}: ${why}`, {
+    kind: e.code === 'ENOENT' ? 'missing' : e.code === 'EACCES' ? 'unrunnable' : 'failure',
+    hint: `is ${cmd} installed in the prefix? relonix run -- nix-env -q lists the profile`,
+  });
+}
+
 /** Runs a command in the prefix's Nix environment; resolves to the exit code a shell would see. */
 export async function runInPrefix(l: Layout, cmd: string, args: string[], o: { stdout?: 'ignore' | 'stderr' } = {}): Promise<number> {
   const r = await runForeground(cmd, args, await prefixEnvironment(l), o);
-  if (r.startError) {
-    // what a shell answers, so scripts can tell "not there" (127) and "not runnable" (126) from a failure
-    const e = r.startError;
-    const why = e.code === 'ENOENT' ? "not found in the prefix's PATH" : e.code === 'EACCES' ? 'permission denied (not executable?)' : e.message;
-    process.stderr.write(`relonix: error: cannot run ${cmd}: ${why}\n`);
-    process.stderr.write(`  fix: is ${cmd} installed in the prefix? relonix run -- nix-env -q lists the profile\n`);
-  }
+  if (r.startError) throw cannotRun(cmd, r.startError);
   return r.code;
+}
+
+/** The `.drv` paths of an evaluation by the prefix's own nix-instantiate (its `!output` suffixes dropped). */
+export async function instantiate(l: Layout, args: string[]): Promise<string[]> {
+  const { nix } = await activeNix(l);
+  const bin = await resolveNixTool({ layout: l, nix }, 'nix-instantiate');
+  const out = await runNix(bin, args, {
+    env: await prefixEnvironment(l),
+    hint: 'check the expression: relonix run -- nix-instantiate ARGS shows what Nix says',
+  });
+  const drvs = [
+    ...new Set(
+      out
+        .split('\n')
+        .map((s) => s.trim().replace(/!.*$/, ''))
+        .filter(Boolean),
+    ),
+  ];
+  if (drvs.length === 0)
+    throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
+  for (const d of drvs) if (!isDrvPath(d, l.storeDir)) throw notADerivation(d, l.storeDir);
+  return drvs;
+}
+
+function isDrvPath(p: string, storeDir: string): boolean {
+  return path.dirname(p) === storeDir && p.endsWith('.drv') && isStoreBasename(path.basename(p));
+}
+
+/** nix-instantiate printed something other than a .drv path (--eval, --parse, a value). */
+export function notADerivation(line: string, storeDir: string): RelonixError {
+  const shown = line.length > 120 ? `${line.slice(0, 120)}…` : line;
+  return new RelonixError(`nix-instantiate printed ${JSON.stringify(shown)}, which is not a .drv path in ${storeDir}`, {
+    kind: 'usage',
+    hint: 'pass arguments that instantiate derivations (a file, -A ATTR, -E EXPR), not --eval, --parse or options that print something else',
+  });
 }

@@ -3,11 +3,11 @@
 // nix.conf's builders block and the profile scripts' NIX_SSHOPTS are written.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildHookSetting, dropNixConfBlock, mergeNixConf, withBuildHook } from '../bootstrap/stages/configure.ts';
 import { hookForms, noBuildHook } from '../prefix/build-hook.ts';
 import { writeEnvScripts } from '../prefix/environment.ts';
 import { checkPrefixPaths } from '../prefix/guard.ts';
 import { defaultStoreDir, type Layout } from '../prefix/layout.ts';
+import { buildHookSetting, dropNixConfBlock, mergeNixConf, withBuildHook } from '../prefix/nix-conf.ts';
 import { prefixId, readState } from '../prefix/state.ts';
 import { RelonixError } from '../util/errors.ts';
 import { exists, makeDirs, writeFileAtomic } from '../util/fs.ts';

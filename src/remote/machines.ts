@@ -3,8 +3,8 @@
 // port: its legacy ssh store hands the URI's authority to ssh as one host name), and nix.conf's
 // builders block. Everything here is pure.
 import path from 'node:path';
-import type { BlockMarks } from '../bootstrap/stages/configure.ts';
 import type { Layout } from '../prefix/layout.ts';
+import type { BlockMarks } from '../prefix/nix-conf.ts';
 import { RelonixError } from '../util/errors.ts';
 
 export interface Builder {

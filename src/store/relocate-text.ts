@@ -1,6 +1,5 @@
 // Pure byte-level rules for moving store paths from one store dir to another. No I/O here, so the
 // idempotence rules can be tested on buffers alone.
-import { RelonixError } from '../util/errors.ts';
 
 /**
  * Bytes that may appear inside a path. A `/nix/store` preceded by one of these is part of a longer
@@ -110,9 +109,10 @@ export interface FilePlan {
 
 /**
  * The ELF engine's relocator: applies `map` to the interpreter and to RPATH/RUNPATH; null when
- * nothing changes. A file it cannot edit is a RelonixError, any other error a fault.
+ * nothing changes; `{ refused }` with the engine's reason for a file it cannot edit (the relocator
+ * records it and treats the file as binary data). Anything it throws is a fault.
  */
-export type ElfRelocator = (buf: Buffer, map: (s: string) => string, name?: string) => Buffer | null;
+export type ElfRelocator = (buf: Buffer, map: (s: string) => string, name?: string) => Buffer | null | { refused: string };
 
 /**
  * Decides what one regular file becomes. ELF: the interpreter and RUNPATH/RPATH move through the
@@ -141,14 +141,10 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
       oldStrings.push(s);
       return rewriteRefs(Buffer.from(s), from, to)?.out.toString() ?? s;
     };
-    let patched: Buffer | null = null;
-    try {
-      patched = relocateElf(buf, map, name);
-    } catch (e) {
-      // a file that only looks like ELF (or one the engine cannot edit) is binary data: report it
-      if (!(e instanceof RelonixError)) throw e;
-      plan.elfError = e.message;
-    }
+    const got = relocateElf(buf, map, name);
+    // a file that only looks like ELF (or one the engine cannot edit) is binary data: report it
+    const patched = Buffer.isBuffer(got) ? got : null;
+    if (got && !patched) plan.elfError = (got as { refused: string }).refused;
     if (patched && !patched.equals(buf)) {
       plan.content = patched;
       plan.elfPatched = true;

@@ -162,7 +162,7 @@ interface Walk {
 }
 
 /** One regular file: rewritten through a temporary when its plan changes it, else given the store mode. */
-async function relocateFile(w: Walk, e: Entry, st: Stats): Promise<void> {
+async function rewriteRegular(w: Walk, e: Entry, st: Stats): Promise<void> {
   w.result.counts.files++;
   const ino = `${st.dev}:${st.ino}`;
   // (once the first name is replaced, the old inode has one link fewer: look it up regardless)
@@ -248,7 +248,7 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
       return;
     }
     if (!st.isFile()) throw new Error(`${e.abs} is neither a file, a directory nor a symlink; a store path cannot hold it`);
-    await relocateFile(walk, e, st);
+    await rewriteRegular(walk, e, st);
   };
 
   await visit({ abs: root, rel: '' });

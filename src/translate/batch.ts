@@ -1,10 +1,11 @@
 // Output gathered into 64 KiB buffers. A NAR of small files is mostly small tokens: written into
 // one buffer they cost a copy each instead of an allocation each, and go out as few chunks, each of
 // which costs a hop through every generator between here and the reader.
+import { padLength, ZEROS } from '../store/nar/framing.ts';
+
 const SIZE = 1 << 16;
 /** buffers this big go out as they are, uncopied */
 const PASS = SIZE >> 2;
-const ZERO = Buffer.alloc(8);
 
 export class Batch {
   /** bytes put so far */
@@ -38,11 +39,11 @@ export class Batch {
 
   /** A NAR string: its length, its bytes, zeros to a multiple of 8. */
   putString(s: Buffer): void {
-    const pad = (8 - (s.length % 8)) % 8;
+    const pad = padLength(s.length);
     if (s.length >= PASS) {
       this.room(8).writeBigUInt64LE(BigInt(s.length));
       this.put(s);
-      this.put(ZERO.subarray(0, pad));
+      this.put(ZEROS.subarray(0, pad));
       return;
     }
     const r = this.room(8 + s.length + pad);

@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { queryClosure } from '../cache/nixstore.ts';
 import type { NixToolOptions } from '../prefix/tools.ts';
+import { parseDerivation } from '../store/aterm.ts';
 import { dumpPath } from '../store/nar/write.ts';
 import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
 import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
-import { parseDerivation } from './aterm.ts';
 import { type HashMethod, makeFixedOutputPath, makeTextPath } from './paths.ts';
 import type { Closure, SourceContent } from './twin.ts';
 

@@ -3,8 +3,9 @@
 // was read is exactly the NAR upstream's signed narinfo describes.
 import path from 'node:path';
 import { decompress } from '../cache/compress.ts';
-import type { PublishItem, StagedNar } from '../cache/push.ts';
+import type { PublishItem } from '../cache/publish.ts';
 import { openNarFile } from '../cache/restore-nar.ts';
+import type { StagedNar } from '../cache/staged-nar.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { formatNarHash } from '../store/nar/write.ts';
 import { parseNarHashField } from '../store/reginfo.ts';

@@ -2,9 +2,9 @@
 // output paths are made from. Each input .drv path is replaced by that input's own modulo hash, so a
 // change that leaves a fixed output's content alone (another URL, say) changes no dependent.
 
+import { byteOrder, type Derivation, type DerivationOutput, printAterm } from '../store/aterm.ts';
 import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
-import { byteOrder, type Derivation, type DerivationOutput, printAterm } from './aterm.ts';
 import { type HashMethod, makeFixedOutputPath, makeOutputPath, methodPrefix, sha256Hex } from './paths.ts';
 
 /** A regular derivation hashes to one hex digest; a fixed-output one to one digest per output. */

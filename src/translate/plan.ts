@@ -4,7 +4,7 @@
 // (a cache never names a path it cannot serve).
 import path from 'node:path';
 import type { NarInfo } from '../cache/narinfo.ts';
-import type { Derivation } from './aterm.ts';
+import type { Derivation } from '../store/aterm.ts';
 import { fixedHash } from './modulo.ts';
 import type { Closure, Twins } from './twin.ts';
 

@@ -2,7 +2,23 @@
 // and entry names are rewritten in place; a directory whose renamed entries change their order is
 // re-sorted, which is why a directory's output is held back (in a spool) until it ends.
 import { createHash } from 'node:crypto';
-import { CLOSE, CONTENTS, EMPTY, ENTRY_NAME, EXECUTABLE, MAGIC, NarFormatError, NODE, OPEN_NAME, OPEN_TYPE, TARGET, ZEROS } from '../store/nar/framing.ts';
+import {
+  CLOSE,
+  CONTENTS,
+  EMPTY,
+  ENTRY_NAME,
+  EXECUTABLE,
+  MAGIC,
+  MAX_TARGET,
+  MAX_TOKEN,
+  NarFormatError,
+  NODE,
+  OPEN_NAME,
+  OPEN_TYPE,
+  padLength,
+  TARGET,
+  ZEROS,
+} from '../store/nar/framing.ts';
 import { checkEntryName, NarReader } from '../store/nar/reader.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { Batch } from './batch.ts';
@@ -43,9 +59,6 @@ export interface NarRewrite {
 
 /** Byte ranges of the walk's output in the order they are to be written: start, end, start, end, … */
 type Ranges = number[];
-
-const MAX_NAME = 4096;
-const MAX_TARGET = 65536;
 
 function push(r: Ranges, from: number, to: number): void {
   if (from === to) return;
@@ -146,7 +159,7 @@ class Walk {
         }
       }
       await this.r.padding(len);
-      this.emit(ZEROS.subarray(0, (8 - (len % 8)) % 8));
+      this.emit(ZEROS.subarray(0, padLength(len)));
       if (format) await this.inspect(this.where(), format, side!, this.s.replaced.hashes + this.s.replaced.storeDirs - before);
     } finally {
       await side?.close();
@@ -181,7 +194,7 @@ class Walk {
     for (let tok = await this.r.str(); tok !== ')'; tok = await this.r.str()) {
       if (tok !== 'entry') throw new NarFormatError(`expected "entry" or ")" in a NAR directory, found "${tok.slice(0, 40)}"`);
       await this.r.expect(OPEN_NAME, '"(" "name"');
-      const name = await this.r.bytes(MAX_NAME);
+      const name = await this.r.bytes(MAX_TOKEN);
       checkEntryName(name, prev);
       prev = name;
       await this.r.expect(NODE, '"node"');

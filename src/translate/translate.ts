@@ -6,21 +6,22 @@
 // publish every NAR before any narinfo, so that a refusal anywhere leaves nothing published and a
 // killed run leaves no narinfo without its NAR.
 import path from 'node:path';
-import type { CompressionChoice } from '../cache/compress.ts';
+import { type CompressionChoice, checkCompressionChoice } from '../cache/compress.ts';
 import { Journal } from '../cache/journal.ts';
+import { readSecretKeyFile } from '../cache/key-files.ts';
 import type { SecretKey } from '../cache/keys.ts';
 import { checkCacheInfo } from '../cache/meta.ts';
 import { narInfoKey } from '../cache/narinfo.ts';
-import { localItem, publishItems } from '../cache/push.ts';
+import { localItem, publishItems } from '../cache/publish.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
-import { activeNix, prefixEnvironment } from '../prefix/environment.ts';
-import type { Layout } from '../prefix/layout.ts';
-import { resolveNixTool, runNix } from '../prefix/tools.ts';
-import { isStoreBasename, parseStoreBasename } from '../store/storepath.ts';
+import { activeNix } from '../prefix/environment.ts';
+import { type Layout, layout } from '../prefix/layout.ts';
+import { instantiate } from '../prefix/tools.ts';
+import { parseStoreBasename } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { redactUrl } from '../util/redact.ts';
-import { retry } from '../util/retry.ts';
+import { POLICY, retry } from '../util/retry.ts';
 import { loadClosure } from './closure.ts';
 import { type ItemContext, translatedItem } from './item.ts';
 import { type Plan, planDerivations, planPaths, type Refusal } from './plan.ts';
@@ -67,49 +68,14 @@ async function openBoth(o: TranslateOptions): Promise<Opened> {
   const l = o.layout;
   const upstream = await openUpstream(o.from ?? NIXOS_CACHE, o.fromKeys?.length ? o.fromKeys : [NIXOS_KEY], l.storeDir, o.targetOptions);
   const target = openTarget(o.to, o.targetOptions);
-  await retry(() => checkCacheInfo(target, l.storeDir), { retries: 4 });
+  await retry(() => checkCacheInfo(target, l.storeDir), POLICY.lookup);
   return { upstream, target };
 }
 
 /** Which of our paths the target has. */
 async function inTarget(target: CacheTarget, paths: string[]): Promise<Set<string>> {
-  const has = await pool(paths, 16, (p) => retry(() => target.has(narInfoKey(p)), { retries: 4 }));
+  const has = await pool(paths, 16, (p) => retry(() => target.has(narInfoKey(p)), POLICY.lookup));
   return new Set(paths.filter((_, i) => has[i]));
-}
-
-/** The `.drv` paths of an evaluation by the prefix's own nix-instantiate (its `!output` suffixes dropped). */
-export async function instantiate(l: Layout, args: string[]): Promise<string[]> {
-  const { nix } = await activeNix(l);
-  const bin = await resolveNixTool({ layout: l, nix }, 'nix-instantiate');
-  const out = await runNix(bin, args, {
-    env: await prefixEnvironment(l),
-    hint: 'check the expression: relonix run -- nix-instantiate ARGS shows what Nix says',
-  });
-  const drvs = [
-    ...new Set(
-      out
-        .split('\n')
-        .map((s) => s.trim().replace(/!.*$/, ''))
-        .filter(Boolean),
-    ),
-  ];
-  if (drvs.length === 0)
-    throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
-  for (const d of drvs) if (!isDrvPath(d, l.storeDir)) throw notADerivation(d, l.storeDir);
-  return drvs;
-}
-
-function isDrvPath(p: string, storeDir: string): boolean {
-  return path.dirname(p) === storeDir && p.endsWith('.drv') && isStoreBasename(path.basename(p));
-}
-
-/** nix-instantiate printed something other than a .drv path (--eval, --parse, a value). */
-export function notADerivation(line: string, storeDir: string): RelonixError {
-  const shown = line.length > 120 ? `${line.slice(0, 120)}…` : line;
-  return new RelonixError(`nix-instantiate printed ${JSON.stringify(shown)}, which is not a .drv path in ${storeDir}`, {
-    kind: 'usage',
-    hint: 'pass arguments that instantiate derivations (a file, -A ATTR, -E EXPR), not --eval, --parse or options that print something else',
-  });
 }
 
 /**
@@ -206,4 +172,38 @@ async function publishPlan(o: TranslateOptions, c: Opened, plan: Plan, local: Re
     compressed: [...ctx.compressed].map(([p, files]) => ({ path: p, files })).sort((a, b) => (a.path < b.path ? -1 : 1)),
     narBytes: r.narBytes,
   };
+}
+
+/** relonix translate as its command line gives it: options by name, files by path. */
+export interface TranslateRequest {
+  prefix?: string;
+  from: string;
+  fromKeys: string[];
+  to: string;
+  secretKeyFile: string;
+  /** auto, zstd, xz or none, as given */
+  compression: string;
+  jobs: number;
+  headers: string[];
+  /** the arguments are nix-instantiate's (they came after --), else store paths */
+  derivations: boolean;
+  args: string[];
+  log: (msg: string) => void;
+}
+
+/** One call for the command: the compression and the key checked before any work, then one mode or the other. */
+export async function runTranslate(r: TranslateRequest): Promise<TranslateResult> {
+  const l = layout(r.prefix);
+  const opts: TranslateOptions = {
+    layout: l,
+    from: r.from,
+    fromKeys: r.fromKeys,
+    to: r.to,
+    compression: checkCompressionChoice(r.compression),
+    key: await readSecretKeyFile(r.secretKeyFile),
+    jobs: r.jobs,
+    targetOptions: { headers: r.headers, netrc: l.netrcFile },
+    log: r.log,
+  };
+  return r.derivations ? translateDerivations(opts, await instantiate(l, r.args)) : translatePaths(opts, r.args);
 }

@@ -2,10 +2,10 @@
 // evaluated the same expression there. Every store path in each ATerm is rewritten (inputs first),
 // output and .drv paths are recomputed, and each source is renamed by its content.
 
+import { byteOrder, type Derivation, printAterm, printDerivation } from '../store/aterm.ts';
 import { isNixBase32 } from '../store/nixbase32.ts';
 import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
-import { byteOrder, type Derivation, printAterm, printDerivation } from './aterm.ts';
 import { checkSupported, computeOutputs, derivationName, hashDerivationModulo, type ModuloHash, withOutputs } from './modulo.ts';
 import { type HashMethod, makeFixedOutputPath, makeTextPath, methodPrefix } from './paths.ts';
 

@@ -2,16 +2,15 @@
 // here is checked before anything is published.
 
 import { type PublicKey, parsePublicKey } from '../cache/keys.ts';
-import { parseCacheInfo } from '../cache/meta.ts';
+import { notACache, parseCacheInfo } from '../cache/meta.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
-import { checkSigned, closureNarInfos, readNarInfo } from '../cache/substitute.ts';
+import { checkSigned, closureNarInfos, readNarInfo } from '../cache/restore.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
-import { retry } from '../util/retry.ts';
+import { POLICY, retry } from '../util/retry.ts';
 
-export const NIXOS_CACHE = 'https://cache.nixos.org';
-export const NIXOS_KEY = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+export { NIXOS_CACHE, NIXOS_KEY } from './nixos.ts';
 
 export interface Upstream {
   target: CacheTarget;
@@ -20,7 +19,13 @@ export interface Upstream {
 }
 
 /** Opens the upstream cache and refuses one whose store dir cannot be rewritten into ours in place. */
-export async function openUpstream(url: string, keys: string[], storeDir: string, topts?: TargetOptions, retries = 4): Promise<Upstream> {
+export async function openUpstream(
+  url: string,
+  keys: string[],
+  storeDir: string,
+  topts?: TargetOptions,
+  retries: number = POLICY.lookup.retries,
+): Promise<Upstream> {
   const target = openTarget(url, topts);
   const parsed = keys.map(parsePublicKey);
   if (parsed.length === 0)
@@ -35,9 +40,8 @@ export async function openUpstream(url: string, keys: string[], storeDir: string
       cause: e,
     });
   }
-  if (!text)
-    throw new RelonixError(`${url} has no nix-cache-info: it is not a binary cache`, { kind: 'usage', hint: 'pass the URL of a binary cache as --from' });
-  const from = parseCacheInfo(text.toString('utf8')).storeDir;
+  if (!text) throw notACache(url, 'has no nix-cache-info');
+  const from = parseCacheInfo(text.toString('utf8'), url).storeDir;
   if (Buffer.byteLength(from) !== Buffer.byteLength(storeDir)) {
     throw new RelonixError(
       `${url} serves the store ${from} (${Buffer.byteLength(from)} bytes), which cannot be rewritten in place into ${storeDir} (${Buffer.byteLength(storeDir)} bytes)`,
@@ -63,13 +67,16 @@ export async function upstreamNarInfos(up: Upstream, paths: string[]): Promise<M
   return new Map(got.filter((g): g is [string, NarInfo] => g[1] !== undefined));
 }
 
+/** A path asked for that upstream does not have (a reference it lacks is an incomplete cache instead). */
+export function notUpstream(url: string, storePath: string): RelonixError {
+  return new RelonixError(`${url} has no ${storePath}`, {
+    kind: 'usage',
+    hint: 'translate only paths the cache has (check the hash part); an expression translates with -- ARGS',
+  });
+}
+
 /** The closure of `roots` in upstream (following References), every narinfo signed; a missing one is an error. */
 export async function upstreamClosure(up: Upstream, roots: string[]): Promise<Map<string, NarInfo>> {
-  const missing = (_t: unknown, p: string) =>
-    new RelonixError(`${up.target.url} has no ${p}`, {
-      kind: 'usage',
-      hint: 'translate only paths the cache has (check the hash part); an expression translates with -- ARGS',
-    });
-  const got = await closureNarInfos([up.target], roots, up.keys, up.storeDir, missing);
+  const got = await closureNarInfos([up.target], roots, up.keys, up.storeDir, (_t, p) => notUpstream(up.target.url, p));
   return new Map([...got].map(([p, g]) => [p, g.ni]));
 }

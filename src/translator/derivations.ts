@@ -4,8 +4,8 @@
 // a hash is asked for that no known derivation has.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { type Derivation, parseDerivation } from '../store/aterm.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
-import { type Derivation, parseDerivation } from '../translate/aterm.ts';
 import { checkSupported } from '../translate/modulo.ts';
 import { RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';

@@ -8,8 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { type SecretKey, signNarInfo } from '../cache/keys.ts';
 import { formatNarInfo, narInfoKey, parseNarInfo } from '../cache/narinfo.ts';
-import { type PublishItem, stagedNarInfo } from '../cache/push.ts';
-import { stageNarStream } from '../cache/stage.ts';
+import { type PublishItem, stagedNarInfo } from '../cache/publish.ts';
+import { stageNarStream } from '../cache/staged-nar.ts';
 import { clearTemps, tempSibling, writeFileAtomic } from '../util/fs.ts';
 
 export class FileCache {

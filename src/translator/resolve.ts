@@ -5,7 +5,7 @@
 // is written only after the whole NAR is in the cache and checked: what Nix is told is what it gets.
 import type { SecretKey } from '../cache/keys.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
-import { checkSigned, readNarInfo } from '../cache/substitute.ts';
+import { checkSigned, readNarInfo } from '../cache/restore.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { loadClosure } from '../translate/closure.ts';
 import { type ItemContext, translatedItem } from '../translate/item.ts';

@@ -15,6 +15,10 @@ export type ErrorKind =
   | 'preflight'
   /** a server or cache stayed unreachable or kept failing after retries */
   | 'network'
+  /** relonix run: the command is not in the prefix's PATH (a shell's 127) */
+  | 'missing'
+  /** relonix run: the command is there but cannot be run (a shell's 126) */
+  | 'unrunnable'
   /** anything else */
   | 'failure';
 

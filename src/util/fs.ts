@@ -1,5 +1,6 @@
-// src/util/: one mechanism each, shared by every layer: errors, retry, pool, spawn, atomic files,
-// locks, process liveness, formatting.
+// Files as relonix writes them: temporaries named so that a later run can clear what a killed one
+// left, replacement by temporary + fsync + rename, whole writes, JSON read back, trees made writable,
+// listed and removed, and the free space under a path.
 
 import { randomBytes } from 'node:crypto';
 import { constants as C, promises as fs, type Stats, writeSync } from 'node:fs';
@@ -66,9 +67,10 @@ export interface ReplaceOptions {
 }
 
 /**
- * The one way relonix replaces something: `make` builds it under tempSibling(target), which is
- * then renamed over target. Readers, and a kill, see the old or the new, never half of either; on
- * failure the temporary goes.
+ * How relonix replaces a file or a tree (writeFileAtomic and copyFileAtomic go through it; the ELF
+ * writer's synchronous steps in elf/file.ts do the same under a tempSibling name): `make` builds it
+ * under tempSibling(target), which is then renamed over target. Readers, and a kill, see the old or
+ * the new, never half of either; on failure the temporary goes.
  */
 export async function replaceAtomic(target: string, make: (tmp: string) => Promise<void>, opts: ReplaceOptions = {}): Promise<void> {
   const tmp = tempSibling(target, opts.tempDir);
@@ -113,9 +115,9 @@ export async function copyFileAtomic(src: string, target: string, size?: number,
   });
 }
 
-/** Writes all of `b` at the descriptor's position: a write may take less than it was given. */
-export function writeAllSync(fd: number, b: Uint8Array): void {
-  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
+/** Writes all of `b` at `at` (null: the descriptor's position): a write may take less than it was given. */
+export function writeAllSync(fd: number, b: Uint8Array, at: number | null = null): void {
+  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, at === null ? null : at + off);
 }
 
 export async function exists(p: string): Promise<boolean> {

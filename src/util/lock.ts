@@ -19,6 +19,20 @@ export interface LockOptions {
   /** how long to wait for another holder; 0 fails at once */
   waitMs?: number;
   onWait?: (owner: LockOwner) => void;
+  /** what to do about a holder, when it is more than waiting or --wait (the refusal's fix) */
+  busyHint?: string;
+}
+
+/** Another live relonix holds a lock: the one way that is said, whichever lock it is. */
+export function lockBusy(
+  lockFile: string,
+  owner: LockOwner | undefined,
+  hint = 'wait for it to finish, or pass --wait SECONDS to queue behind it',
+): RelonixError {
+  return new RelonixError(`another relonix (${owner ? `pid ${owner.pid}, ${owner.what}, since ${owner.since}` : 'starting up'}) holds ${lockFile}`, {
+    kind: 'busy',
+    hint,
+  });
 }
 
 /** The lock file appears whole or not at all: written aside, then hard-linked to its name (which fails if taken). */
@@ -106,10 +120,7 @@ export async function withLock<T>(lockFile: string, opts: LockOptions, fn: () =>
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new RelonixError(`another relonix (${owner ? `pid ${owner.pid}, ${owner.what}, since ${owner.since}` : 'starting up'}) holds ${lockFile}`, {
-        kind: 'busy',
-        hint: 'wait for it to finish, or pass --wait SECONDS to queue behind it',
-      });
+      throw lockBusy(lockFile, owner, opts.busyHint);
     }
     if (!told && owner) {
       opts.onWait?.(owner);

@@ -1,6 +1,7 @@
-// The one retry policy: which failures deserve another attempt, and how long to wait before it.
-// Downloads, publish, restore and cache gc all go through `retry`; once the attempts are spent, the
-// layer that called it turns the last failure into a RelonixError of kind 'network' (see `spent`).
+// Retrying: which failures deserve another attempt, how long to wait before it, and the named budgets
+// (POLICY) every caller picks from. Downloads, publish, restore, cache gc and the build's uploader all
+// wait by `backoffMs`; once the attempts are spent, the layer that called `retry` turns the last
+// failure into a RelonixError of kind 'network' (see `spent`).
 import { errorMessage, RelonixError } from './errors.ts';
 
 /** A failure a later attempt can fix: the server or the connection, not the request. */
@@ -44,12 +45,33 @@ export interface RetryOptions {
   signal?: AbortSignal;
 }
 
+/** The budgets, by what is being tried: each caller names one instead of writing numbers of its own. */
+export const POLICY = {
+  /** a whole file: a download or an upload (the defaults) */
+  transfer: { retries: 6, minRetryDelayMs: 500, maxRetryDelayMs: 15_000 },
+  /** one small object: a narinfo, a checksum, whether a cache has a path */
+  lookup: { retries: 4 },
+  /** a cache's nix-cache-info or manifest, read before anything else is asked of it */
+  probe: { retries: 3 },
+  /** the manifest a build reads on its way to nix-build, which goes on without it */
+  glance: { retries: 2, minRetryDelayMs: 200 },
+  /** one NAR a restore fetches and unpacks; a cut stream starts that path over */
+  nar: { retries: 6, minRetryDelayMs: 300 },
+  /** a run of NARs through one decompressor: its paths go back to the queue */
+  narRun: { retries: 4, minRetryDelayMs: 300 },
+  /** each push of a build's finished outputs, while the build goes on */
+  buildPush: { retries: 5, minRetryDelayMs: 300 },
+  /** a failed batch of a build's pushes, tried again later for as long as the build runs */
+  buildBatch: { minRetryDelayMs: 1000, maxRetryDelayMs: 30_000 },
+} as const satisfies Record<string, RetryOptions>;
+
 /**
  * The wait before retry number `attempt` (0 for the first): exponential, with half of it random so
  * that many clients cut off at once do not come back at once.
  */
 export function backoffMs(attempt: number, o: RetryOptions = {}, random = Math.random()): number {
-  const base = Math.min(o.maxRetryDelayMs ?? 15_000, (o.minRetryDelayMs ?? 500) * 2 ** attempt);
+  const t = POLICY.transfer;
+  const base = Math.min(o.maxRetryDelayMs ?? t.maxRetryDelayMs, (o.minRetryDelayMs ?? t.minRetryDelayMs) * 2 ** attempt);
   return Math.round(base / 2 + (base / 2) * random);
 }
 
@@ -70,7 +92,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Runs fn until it succeeds, retrying only transient failures; `attempt` counts from 0. */
 export async function retry<T>(fn: (attempt: number) => Promise<T>, o: RetryOptions = {}): Promise<T> {
-  const retries = o.retries ?? 6;
+  const retries = o.retries ?? POLICY.transfer.retries;
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt);

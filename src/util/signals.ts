@@ -9,6 +9,19 @@ const STOPS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 let kept = 'what had finished is kept; the same command, run again, continues from there';
 let held = 0;
+let abandoned = false;
+
+/**
+ * Work still in flight (pushes past build's grace period) is left to the next run: once the command
+ * has said its result, the CLI exits without waiting for it.
+ */
+export function abandonInFlight(): void {
+  abandoned = true;
+}
+
+export function inFlightAbandoned(): boolean {
+  return abandoned;
+}
 
 /** What the command has kept so far, said when a signal ends it now (the latest call wins). */
 export function keptSoFar(text: string): void {
@@ -38,12 +51,12 @@ export function reportInterrupted(signal: NodeJS.Signals, what: string, json: bo
   return exitCode;
 }
 
-/** Makes the stop signals end the process with 128+N and the line, unless a layer holds them. */
-export function exitOnSignals(json: boolean): void {
+/** Makes the stop signals end the process (by `exit`, the CLI's) with 128+N and the line, unless a layer holds them. */
+export function exitOnSignals(json: boolean, exit: (code: number) => never): void {
   for (const sig of STOPS) {
     process.on(sig, () => {
       if (held > 0) return;
-      process.exit(reportInterrupted(sig, kept, json));
+      exit(reportInterrupted(sig, kept, json));
     });
   }
 }

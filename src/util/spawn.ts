@@ -1,5 +1,8 @@
-// The one way relonix starts programs: node:child_process spawn, in three shapes. execa would do
-// the same, but its import costs a tenth of a fast run, and the installer runs short tools often.
+// How relonix runs the programs a command needs (Nix's tools, xz, zstd, ssh, the user's command):
+// node:child_process spawn, in four shapes (runTool, pipeThrough, runForeground, startPiped), all of
+// them ended with relonix. The translator's detached server (translator/client.ts), the host probe
+// (host/syscalls.ts) and the fixture builders (demo/) start theirs on their own. execa would do the
+// same, but its import costs a tenth of a fast run, and the installer runs short tools often.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import path from 'node:path';

@@ -12,8 +12,8 @@ import { parseNarInfo } from '../../src/cache/narinfo.ts';
 import type { FixtureName } from '../../src/demo/fixture.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
+import { parseDerivation } from '../../src/store/aterm.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
-import { parseDerivation } from '../../src/translate/aterm.ts';
 import { asUser, eventOf, onLines, type RelonixEvent, type RunResult, relonix } from './cli.ts';
 import { prefixFor } from './paths.ts';
 

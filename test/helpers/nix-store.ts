@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parseDerivation } from '../../src/translate/aterm.ts';
+import { parseDerivation } from '../../src/store/aterm.ts';
 import { parseContentAddress } from '../../src/translate/paths.ts';
 import type { Closure, SourceContent } from '../../src/translate/twin.ts';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { parseDerivation } from '../../src/translate/aterm.ts';
+import { parseDerivation } from '../../src/store/aterm.ts';
 import { bootstrappedPrefix, builtNames, graphName, graphNix, NAMES, readCacheDir, runGroup } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { forEachNix } from '../helpers/nixes.ts';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseSecretKey } from '../../src/cache/keys.ts';
 import { queryClosure } from '../../src/cache/nixstore.ts';
-import { publishPaths } from '../../src/cache/push.ts';
+import { publishPaths } from '../../src/cache/publish.ts';
 import { openTarget } from '../../src/cache/targets.ts';
 import { nixSystem } from '../../src/util/system.ts';
 import { EXIT, relonixWithHostNix, spawnRelonixWithHostNix } from '../helpers/cli.ts';

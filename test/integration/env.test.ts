@@ -7,9 +7,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { applyConfigure } from '../../src/bootstrap/stages/configure.ts';
+import { applyConfigure } from '../../src/bootstrap/configure-prefix.ts';
 import { relocateRecords } from '../../src/bootstrap/stages/register.ts';
-import { elfInterpreter, foreignLibraries } from '../../src/bootstrap/stages/verify.ts';
+import { elfInterpreter, foreignLibraries } from '../../src/bootstrap/verify-nix.ts';
 import { envScripts, renderEnv } from '../../src/prefix/environment.ts';
 import { layout } from '../../src/prefix/layout.ts';
 

@@ -130,6 +130,18 @@ forEachNix(
       assert.ok(r.stdout.includes(`"${prefix}/store"`), r.stdout);
       assert.match(r.stdout, new RegExp(`^${prefix}/store/[0-9a-z]{32}-via-wrapper$`, 'm'));
     });
+
+    test('relonix run: a command not in the prefix exits 127, one that cannot be run 126, each said once with the fix; otherwise its own code', async () => {
+      const missing = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'no-such-command']);
+      assert.equal(missing.code, 127, missing.stderr);
+      assert.equal(missing.stderr.match(/^relonix: error: cannot run no-such-command: not found in the prefix's PATH$/gm)?.length, 1, missing.stderr);
+      assert.match(missing.stderr, /^ {2}fix: is no-such-command installed in the prefix\? /m);
+      const unrunnable = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', `${prefix}/var/relonix/state.json`]);
+      assert.equal(unrunnable.code, 126, unrunnable.stderr);
+      assert.match(unrunnable.stderr, /cannot run .*state\.json: permission denied/);
+      const ok = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'sh', '-c', 'exit 7']);
+      assert.equal(ok.code, 7, "the command's own code");
+    });
   },
   { concurrently: true },
 );

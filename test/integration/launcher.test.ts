@@ -26,7 +26,7 @@ test('the launcher runs a fresh bundle, and the sources once a source is newer o
     const built = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bundle.ts'], { cwd: dir, encoding: 'utf8' });
     assert.equal(built.status, 0, built.stderr);
     const sources: string[] = JSON.parse(await fs.readFile(path.join(dir, 'dist/relonix.mjs.sources.json'), 'utf8'));
-    assert.ok(sources.includes('src/cli.ts') && sources.includes('src/cache/substitute.ts'), 'the source list names what the bundle was made from');
+    assert.ok(sources.includes('src/cli.ts') && sources.includes('src/cache/restore.ts'), 'the source list names what the bundle was made from');
 
     let r = launch(dir, ['--version']);
     assert.equal(r.status, 0);
@@ -36,7 +36,7 @@ test('the launcher runs a fresh bundle, and the sources once a source is newer o
 
     // an edited source: the bundle is stale and must not run
     const now = new Date();
-    await fs.utimes(path.join(dir, 'src/cache/substitute.ts'), now, now);
+    await fs.utimes(path.join(dir, 'src/cache/restore.ts'), now, now);
     const earlier = new Date(now.getTime() - 60_000);
     await fs.utimes(path.join(dir, 'dist/relonix.mjs'), earlier, earlier);
     r = launch(dir, ['--version']);

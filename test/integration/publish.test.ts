@@ -13,8 +13,8 @@ import { test } from 'node:test';
 import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
 import { queryClosure } from '../../src/cache/nixstore.ts';
-import { publishPaths } from '../../src/cache/push.ts';
-import { restoreFromCache } from '../../src/cache/substitute.ts';
+import { publishPaths } from '../../src/cache/publish.ts';
+import { restoreFromCache } from '../../src/cache/restore.ts';
 import { openTarget } from '../../src/cache/targets.ts';
 import { fromNixBase32 } from '../../src/store/nixbase32.ts';
 import { relonixWithHostNix, spawnRelonixWithHostNix } from '../helpers/cli.ts';
@@ -290,7 +290,7 @@ test('a 128 MiB NAR publishes (zstd to file://, uncompressed over HTTP) with RSS
     `
 import { readFileSync } from 'node:fs';
 import { narDigest, formatNarHash } from ${JSON.stringify(path.join(root, 'src/store/nar/write.ts'))};
-import { publishPaths } from ${JSON.stringify(path.join(root, 'src/cache/push.ts'))};
+import { publishPaths } from ${JSON.stringify(path.join(root, 'src/cache/publish.ts'))};
 import { openTarget } from ${JSON.stringify(path.join(root, 'src/cache/targets.ts'))};
 import { parseSecretKey } from ${JSON.stringify(path.join(root, 'src/cache/keys.ts'))};
 const [storeDir, big, secret, fileUrl, httpUrl, tmpDir] = process.argv.slice(2);

@@ -6,9 +6,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { mergeNixConf, nixConfBlock, userConfLines } from '../../src/bootstrap/stages/configure.ts';
 import { cgroupChain, parseCpuMax, parseMemoryLimit, parseMountInfo, parseProcCgroup, readCgroupLimits } from '../../src/host/cgroup.ts';
 import { planParallelism, RESERVED_BYTES, SLOT_BYTES, userSettings } from '../../src/host/parallelism.ts';
+import { mergeNixConf, nixConfBlock, userConfLines } from '../../src/prefix/nix-conf.ts';
 
 const GiB = 2 ** 30;
 const UNLIMITED_V1 = '9223372036854771712';

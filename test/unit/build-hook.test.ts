@@ -8,9 +8,9 @@ import { promises as fs, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { BEGIN, END, mergeNixConf, nixConfBlock, withBuildHook } from '../../src/bootstrap/stages/configure.ts';
 import { decliningHook, decliningHookPath, hasBuilders, hookForms, hookSetting, setsBuilders } from '../../src/prefix/build-hook.ts';
 import { layout } from '../../src/prefix/layout.ts';
+import { BEGIN, END, mergeNixConf, nixConfBlock, withBuildHook } from '../../src/prefix/nix-conf.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'relonix-build-hook-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -4,9 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { dropNixConfBlock, mergeNixConf, nixConfBlock } from '../../src/bootstrap/stages/configure.ts';
 import { envScripts, nixVariables } from '../../src/prefix/environment.ts';
 import { layout } from '../../src/prefix/layout.ts';
+import { dropNixConfBlock, mergeNixConf, nixConfBlock } from '../../src/prefix/nix-conf.ts';
 import { planRemoteBootstrap } from '../../src/remote/bootstrap.ts';
 import {
   BUILDERS_BLOCK,

@@ -3,10 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BEGIN, END, mergeNixConf, nixConfBlock } from '../../src/bootstrap/stages/configure.ts';
 import { estimateNeed, type PreflightFacts, planPreflight, systemFromUrl } from '../../src/bootstrap/stages/preflight.ts';
 import { nixVariables, renderEnv, wrapperScript } from '../../src/prefix/environment.ts';
 import { layout } from '../../src/prefix/layout.ts';
+import { BEGIN, END, mergeNixConf, nixConfBlock } from '../../src/prefix/nix-conf.ts';
 
 test('fish output quotes backslashes and quotes and splits PATH into a list', () => {
   const text = renderEnv({ X: "a'b\\c", PATH: '/p/bin:/usr/bin' }, 'fish');
@@ -52,6 +52,8 @@ test('preflight planning: space, noexec, symlinked prefix and the wrong machine 
   assert.equal(full.ok, false);
   assert.match(full.problems[0]!.message, /20 MiB free; Nix needs about/);
   assert.equal(full.needBytes, estimateNeed(20 * 2 ** 20));
+  assert.equal(estimateNeed(20 * 2 ** 20), 20 * 2 ** 20 * 7 + 64 * 2 ** 20, 'the download, six times it unpacked, and a 64 MiB margin');
+  assert.equal(estimateNeed(20 * 2 ** 20, true), estimateNeed(20 * 2 ** 20) - 20 * 2 ** 20, 'unpack asks again with the download already there');
   assert.match(planPreflight({ ...ok, executable: false, execError: 'EACCES' }).problems[0]!.hint, /noexec/);
   assert.match(planPreflight({ ...ok, freeInodes: 900 }).problems[0]!.message, /has 900 inodes free; a bootstrap creates up to 10000/);
   assert.equal(planPreflight({ ...ok, freeInodes: 10_000 }).ok, true);

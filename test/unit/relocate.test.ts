@@ -5,6 +5,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { storeRelocator } from '../../src/elf/index.ts';
 import { narDigest } from '../../src/store/nar/write.ts';
 import { classify, findStoreRefs, planFile, rewriteLinkTarget, rewriteRefs } from '../../src/store/relocate-text.ts';
 import { type ElfRelocator, relocateTree } from '../../src/store/relocate-tree.ts';
@@ -77,6 +78,28 @@ async function syntheticStore(root: string): Promise<string> {
   }
   return src;
 }
+
+test('a file that only looks like ELF: the engine refuses it by value, the plan keeps its reason and reports its references as binary data; a fault still throws', () => {
+  // an ELF64 header whose one program header lies far past the end of the file
+  const header = Buffer.alloc(64);
+  header.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  header.writeUInt16LE(3, 16); // ET_DYN
+  header.writeUInt16LE(62, 18); // x86-64
+  header.writeBigUInt64LE(0xffffffn, 32); // e_phoff
+  header.writeUInt16LE(64, 52); // e_ehsize
+  header.writeUInt16LE(56, 54); // e_phentsize
+  header.writeUInt16LE(1, 56); // e_phnum
+  const fake = Buffer.concat([header, Buffer.from(`\0${FROM}/${H1}/lib\0`)]);
+  const plan = planFile(fake, FROM, '/tmp/nix/store', storeRelocator, 'fake.so');
+  assert.equal(plan.kind, 'elf');
+  assert.equal(plan.elfPatched, false);
+  assert.match(plan.elfError ?? '', /^fake\.so: /, 'the reason names the file');
+  assert.deepEqual(
+    plan.unrewritable.map((u) => u.string),
+    [`${FROM}/${H1}/lib`],
+  );
+  assert.throws(() => planFile(fake, FROM, '/tmp/nix/store', noElf, 'fake.so'), /must not be called/);
+});
 
 test('relocateTree rewrites a synthetic store, keeps links and modes, reports binary data, and resumes', async () => {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-reloc-'));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RelonixError } from '../../src/util/errors.ts';
 import { Limit, pool } from '../../src/util/pool.ts';
-import { backoffMs, isTransient, retry, retryableStatus, spent, TransientError } from '../../src/util/retry.ts';
+import { backoffMs, isTransient, POLICY, retry, retryableStatus, spent, TransientError } from '../../src/util/retry.ts';
 
 test('retry: 408, 425, 429 and 5xx are worth another try, but not 501 or 505; other statuses and request errors are not', () => {
   for (const s of [408, 425, 429, 500, 502, 503, 504, 599]) assert.equal(retryableStatus(s), true, String(s));
@@ -30,6 +30,15 @@ test('retry: the wait doubles from the first delay up to the cap, half of it ran
     [50, 100, 200, 400, 500, 500],
   );
   assert.equal(backoffMs(0, {}, 1), 500, 'the default first delay');
+});
+
+test('retry: a build waits after a failed batch of pushes from 1 s, doubling up to 30 s, by the same backoff', () => {
+  assert.deepEqual(
+    [0, 1, 2, 4, 5, 20].map((a) => backoffMs(a, POLICY.buildBatch, 1)),
+    [1000, 2000, 4000, 16_000, 30_000, 30_000],
+  );
+  assert.equal(backoffMs(0, POLICY.buildBatch, 0), 500);
+  assert.deepEqual(POLICY.transfer, { retries: 6, minRetryDelayMs: 500, maxRetryDelayMs: 15_000 }, 'the defaults of every retry');
 });
 
 test('retry: transient failures are retried up to the limit, anything else is thrown at once', async () => {

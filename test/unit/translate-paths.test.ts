@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { parseDerivation } from '../../src/store/aterm.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
-import { parseDerivation } from '../../src/translate/aterm.ts';
 import {
   compressHash,
   makeFixedOutputPath,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { NarInfo } from '../../src/cache/narinfo.ts';
-import { parseDerivation } from '../../src/translate/aterm.ts';
+import { parseDerivation } from '../../src/store/aterm.ts';
 import { planDerivations, planPaths } from '../../src/translate/plan.ts';
 import { type Closure, computeTwins } from '../../src/translate/twin.ts';
 import { NIX_STORE_DRVS, NIX_STORE_SOURCES, TMP_STORE_DRVS } from './translate-vectors.ts';

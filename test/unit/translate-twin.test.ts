@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Derivation, parseDerivation, printDerivation } from '../../src/translate/aterm.ts';
+import { type Derivation, parseDerivation, printDerivation } from '../../src/store/aterm.ts';
 import { computeOutputs, derivationName, hashDerivationModulo, type ModuloHash, withOutputs } from '../../src/translate/modulo.ts';
 import { makeTextPath, parseContentAddress } from '../../src/translate/paths.ts';
 import { type Closure, computeTwins, type SourceContent } from '../../src/translate/twin.ts';

@@ -2,11 +2,11 @@
 // this prefix that the cache's manifest names, proves it works, and makes it the active one.
 import path from 'node:path';
 import { nixEnvironment } from '../../prefix/environment.ts';
+import { applyConfigure } from '../configure-prefix.ts';
 import type { Stage } from '../stage.ts';
-import { applyConfigure } from './configure.ts';
-import { applyVerify } from './verify.ts';
+import { applyVerify } from '../verify-nix.ts';
 
-export const cacheNixStage: Stage = {
+export const cacheNixStage: Stage<'cache-nix'> = {
   name: 'cache-nix',
   title: 'Install the Nix built for this prefix from the cache',
   inputs: (ctx) => ({ caches: ctx.caches, keys: ctx.trustedKeys }),
@@ -14,7 +14,7 @@ export const cacheNixStage: Stage = {
     const l = ctx.layout;
     progress('substituting from the cache');
     const env = nixEnvironment(l, { nix: s.nix, cacert: s.cacert });
-    const { realiseNixFromCache } = await import('../../cache/substitute.ts');
+    const { realiseNixFromCache } = await import('../../cache/restore.ts');
     const r = await realiseNixFromCache({
       layout: l,
       caches: ctx.caches,

@@ -3,15 +3,15 @@
 // success costs one local checksum.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { download, isLocalSource, localSourcePath, type Progress, resolveSha256 } from '../../net/download.ts';
+import { download, isLocalSource, localSourcePath, resolveSha256 } from '../../net/download.ts';
 import { checksumError } from '../../net/local.ts';
 import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
 import type { Layout } from '../../prefix/layout.ts';
 import { noSpace, RelonixError } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
 import { exists, freeSpace, readJson, writeFileAtomic } from '../../util/fs.ts';
+import { type BytesProgress, progressText } from '../../util/progress.ts';
 import { type FetchDetail, type Stage, tarballKey } from '../stage.ts';
-import { progressText } from '../ui.ts';
 import { estimateNeed } from './preflight.ts';
 
 export interface FetchOptions {
@@ -20,7 +20,7 @@ export interface FetchOptions {
   sha256?: string;
   /** a local tarball's sha256, when it was read already */
   content?: string;
-  onProgress?: (p: Progress) => void;
+  onProgress?: (p: BytesProgress) => void;
   signal?: AbortSignal;
   retries?: number;
   minRetryDelayMs?: number;
@@ -93,7 +93,7 @@ export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: strin
   return { tarball: dest, sha256: r.sha256 };
 }
 
-export const fetchStage: Stage = {
+export const fetchStage: Stage<'fetch'> = {
   name: 'fetch',
   title: 'Download the Nix tarball',
   inputs: (ctx) => ({ source: tarballKey(ctx.tarball!) }),

@@ -57,9 +57,13 @@ export interface PreflightPlan {
   problems: Problem[];
 }
 
-export function estimateNeed(tarballBytes: number | undefined): number {
+/**
+ * The one reckoning of the space a tarball bootstrap needs: the download (unless it is already
+ * there: unpack asks again once it is), the unpacked tree, and a margin.
+ */
+export function estimateNeed(tarballBytes: number | undefined, downloaded = false): number {
   const t = tarballBytes ?? DEFAULT_TARBALL_SIZE;
-  return t + t * UNPACK_FACTOR + MARGIN;
+  return (downloaded ? 0 : t) + t * UNPACK_FACTOR + MARGIN;
 }
 
 /** System named in an official tarball name: nix-2.8.0-x86_64-linux.tar.xz → x86_64-linux. */
@@ -174,7 +178,7 @@ export async function gatherFacts(l: Layout, hostSystem: string, url: string, ta
 /** A cache-only restore has no tarball to size: what a Nix closure restored from a cache needs. */
 const RESTORE_BYTES = 16 * 1024 * 1024;
 
-export const preflightStage: Stage = {
+export const preflightStage: Stage<'preflight'> = {
   name: 'preflight',
   title: 'Check the prefix and the machine',
   inputs: (ctx) => (ctx.tarball ? { prefix: ctx.layout.prefix, source: tarballKey(ctx.tarball) } : { prefix: ctx.layout.prefix }),

@@ -9,7 +9,7 @@ import { rewriteLinkTarget } from '../../store/relocate-text.ts';
 import { relocationResults } from '../../store/relocate-tree.ts';
 import { exists, writeFileAtomic } from '../../util/fs.ts';
 import { pool } from '../../util/pool.ts';
-import { detailOf, replacedBy, type Stage, type UnpackDetail } from '../stage.ts';
+import { detailOf, replacedBy, type Stage } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
 import { moved, RELOCATE_WORK } from './relocate.ts';
 import { TARBALL_REGINFO } from './unpack.ts';
@@ -60,7 +60,7 @@ export async function applyRegister(l: Layout, input: RegisterInput, onProgress?
   return { paths: records.length, rehashed: byPath.size };
 }
 
-export const registerStage: Stage = {
+export const registerStage: Stage<'register'> = {
   name: 'register',
   title: 'Register the closure',
   inputs: () => null,
@@ -68,7 +68,7 @@ export const registerStage: Stage = {
   lost: async (ctx) => ((await exists(path.join(ctx.layout.relonixDir, TARBALL_REGINFO))) ? undefined : 'unpack'),
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
-    const u = detailOf<UnpackDetail>(s, 'unpack');
+    const u = detailOf(s, 'unpack');
     const regCopy = path.join(l.relonixDir, TARBALL_REGINFO);
     const records = relocateRecords(parseRegInfo(await fs.readFile(regCopy, 'utf8'), regCopy), TARBALL_STORE, l.storeDir);
     // a path relocation left byte for byte as the tarball had it keeps its NAR hash; the others have

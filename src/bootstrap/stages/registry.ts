@@ -13,7 +13,7 @@ import { verifyStage } from './verify.ts';
 
 export function planStages(ctx: BootstrapContext): Stage[] {
   if (!ctx.tarball) return [preflightStage, configureStage, restoreStage, verifyStage];
-  const stages = [preflightStage, fetchStage, unpackStage, relocateStage, configureStage, registerStage, verifyStage];
+  const stages: Stage[] = [preflightStage, fetchStage, unpackStage, relocateStage, configureStage, registerStage, verifyStage];
   if (ctx.caches.length > 0) stages.push(cacheNixStage);
   return stages;
 }

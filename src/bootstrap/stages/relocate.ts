@@ -6,7 +6,7 @@ import path from 'node:path';
 import { rewriteLinkTarget } from '../../store/relocate-text.ts';
 import { readUnpackedRelocation, relocateTree, writeReport } from '../../store/relocate-tree.ts';
 import { exists } from '../../util/fs.ts';
-import { detailOf, type Stage, type UnpackDetail } from '../stage.ts';
+import { detailOf, recorded, type Stage } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
 
 /** Under the prefix's relonix dir: per-path markers and temporaries of the relocation. */
@@ -15,14 +15,14 @@ export const RELOCATE_WORK = 'relocate';
 /** A store path of the tarball, as it is named in the prefix's store. */
 export const moved = (p: string, to: string) => rewriteLinkTarget(p, TARBALL_STORE, to) ?? p;
 
-export const relocateStage: Stage = {
+export const relocateStage: Stage<'relocate'> = {
   name: 'relocate',
   title: 'Relocate the closure',
   inputs: (ctx) => ({ from: TARBALL_STORE, to: ctx.layout.storeDir }),
   // every path must be in the staging tree, in the store already, or done by an earlier run
   lost: async (ctx, s) => {
     const l = ctx.layout;
-    const u = s.stages.unpack?.detail as UnpackDetail | undefined;
+    const u = recorded(s, 'unpack');
     const work = path.join(l.relonixDir, RELOCATE_WORK);
     const r = await readUnpackedRelocation(work).catch(() => undefined);
     if (!u || !r) return 'unpack';
@@ -33,7 +33,7 @@ export const relocateStage: Stage = {
   },
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
-    const u = detailOf<UnpackDetail>(s, 'unpack');
+    const u = detailOf(s, 'unpack');
     const workDir = path.join(l.relonixDir, RELOCATE_WORK);
     const unpacked = await readUnpackedRelocation(workDir);
     const { storeRelocator } = await import('../../elf/index.ts');

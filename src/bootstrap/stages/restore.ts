@@ -2,25 +2,25 @@
 // signature- and hash-checked and registered at once (the verify stage installs it into the default
 // profile).
 import path from 'node:path';
+import { progressText } from '../../util/progress.ts';
+import { applyConfigure } from '../configure-prefix.ts';
 import { replacedBy, type Stage } from '../stage.ts';
-import { progressText } from '../ui.ts';
-import { applyConfigure } from './configure.ts';
 
-export const restoreStage: Stage = {
+export const restoreStage: Stage<'restore'> = {
   name: 'restore',
   title: 'Restore Nix from the binary cache',
   inputs: (ctx) => ({ store: ctx.layout.storeDir }),
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
     // loaded on use: tarball bootstraps never pay for the cache client
-    const { restoreFromCache } = await import('../../cache/substitute.ts');
+    const { restoreFromCache } = await import('../../cache/restore.ts');
     const r = await restoreFromCache({
       layout: l,
       caches: ctx.caches,
       trustedKeys: ctx.trustedKeys,
       system: ctx.host,
       targetOptions: { netrc: l.netrcFile },
-      onProgress: (p: unknown) => progress(progressText(p)),
+      onProgress: (p) => progress(progressText(p)),
     });
     // the profile scripts name the restored Nix too (its bin/ after the profile's)
     await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, r.cacert);

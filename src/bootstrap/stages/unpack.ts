@@ -5,11 +5,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeUnpackedRelocation } from '../../store/relocate-tree.ts';
 import { noSpace, RelonixError } from '../../util/errors.ts';
-import { removeTree } from '../../util/fs.ts';
-import { detailOf, type FetchDetail, type Stage, type UnpackDetail } from '../stage.ts';
+import { freeSpace, removeTree } from '../../util/fs.ts';
+import { progressText } from '../../util/progress.ts';
+import { detailOf, recorded, type Stage, type UnpackDetail } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
-import { progressText } from '../ui.ts';
-import { MARGIN, UNPACK_FACTOR } from './preflight.ts';
+import { estimateNeed } from './preflight.ts';
 import { RELOCATE_WORK } from './relocate.ts';
 
 /** The tarball's registration records, kept beside the state for the register stage. */
@@ -23,23 +23,22 @@ function changedSinceFetch(tarball: string, fetched: string, read: string): Relo
   });
 }
 
-export const unpackStage: Stage = {
+export const unpackStage: Stage<'unpack'> = {
   name: 'unpack',
   title: 'Unpack and relocate it',
-  inputs: (_ctx, s) => ({ sha256: detailOf<FetchDetail>(s, 'fetch').sha256 }),
+  inputs: (_ctx, s) => ({ sha256: detailOf(s, 'fetch').sha256 }),
   // the tarball the fetch stage left (a download the user deleted, say): fetch it again
   lost: async (_ctx, s) => {
-    const f = s.stages.fetch?.detail as FetchDetail | undefined;
+    const f = recorded(s, 'fetch');
     if (!f) return undefined;
     const st = await fs.stat(f.tarball).catch(() => undefined);
     return st?.isFile() && st.size === f.bytes ? undefined : 'fetch';
   },
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
-    const f = detailOf<FetchDetail>(s, 'fetch');
-    const st = await fs.statfs(l.prefix);
-    const free = Number(st.bavail) * Number(st.bsize);
-    const need = f.bytes * UNPACK_FACTOR + MARGIN;
+    const f = detailOf(s, 'fetch');
+    const free = await freeSpace(l.prefix);
+    const need = estimateNeed(f.bytes, true);
     if (free < need) throw noSpace(l.prefix, free, need);
     // a different tarball: nothing of an earlier unpack or relocation applies
     const work = path.join(l.relonixDir, RELOCATE_WORK);
@@ -58,7 +57,7 @@ export const unpackStage: Stage = {
       dest: l.stagingDir,
       relocation,
       needBytes: need,
-      onProgress: (p: unknown) => progress(progressText(p)),
+      onProgress: (p) => progress(progressText(p)),
     });
     if (r.sha256 !== f.sha256) {
       // a download that no longer checks out goes, so the next run fetches it again

@@ -1,150 +1,16 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { interpreterOf } from '../../elf/peek.ts';
-import { hasBuilders, hookForms, noBuildHook } from '../../prefix/build-hook.ts';
-import { nixEnvironment } from '../../prefix/environment.ts';
-import type { Layout } from '../../prefix/layout.ts';
-import { installProfile } from '../../prefix/profile.ts';
-import { runNix } from '../../prefix/tools.ts';
-import { RelonixError } from '../../util/errors.ts';
-import { clearStaleTemps, writeFileAtomic } from '../../util/fs.ts';
-import { shQuote } from '../../util/shell.ts';
-import { runTool } from '../../util/spawn.ts';
+// Stage "verify": the prefix's Nix (relocated or restored) installed in the profile and proved to work.
+import { noNix } from '../../prefix/state.ts';
 import type { Stage } from '../stage.ts';
-import { userConfLines } from './configure.ts';
+import { applyVerify } from '../verify-nix.ts';
 
-const HINT = 're-run relonix bootstrap to retry from stage verify; relonix status shows what is done';
-
-export const CHECK_EXPR = `derivation {
-  name = "relonix-check";
-  system = builtins.currentSystem;
-  builder = "/bin/sh";
-  args = [ "-c" "echo ok > $out" ];
-}
-`;
-
-/** The PT_INTERP string of an ELF file (64- or 32-bit, either byte order), or undefined. */
-export { interpreterOf as elfInterpreter } from '../../elf/peek.ts';
-
-/** Pure: the libraries `ld.so --list` printed that do not come from the store dir. */
-export function foreignLibraries(listOutput: string, storeDir: string): string[] {
-  const out: string[] = [];
-  for (const line of listOutput.split('\n')) {
-    const m = /=>\s+(\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
-    if (!m) {
-      if (/=>\s+not found/.test(line)) out.push(line.trim());
-      continue;
-    }
-    if (!m[1]!.startsWith(`${storeDir}/`)) out.push(m[1]!);
-  }
-  return out;
-}
-
-export interface VerifyResult {
-  version: string;
-  checkOutput: string;
-  libraries: number;
-  interpreter: string;
-}
-
-export interface VerifyOptions {
-  /** hash every path's contents (the bootstrap's check of what it just wrote), not only the database */
-  contents?: boolean;
-  /** build the check derivation again even when its output exists (nix-build --check): proves building works now */
-  rebuild?: boolean;
-  /** make `nix` (and the CA bundle) the default profile's, beside the checks (a bootstrap's last step) */
-  profile?: boolean;
-  /** with `profile`: the Nix and CA bundle it replaces there, which leave it by name */
-  replaces?: string[];
-}
-
-/**
- * Proves the relocated Nix works on its own: the store checks out, it runs, it builds, it loads only
- * store libraries; and with `profile`, installs it into the default profile at the same time.
- */
-export async function applyVerify(
-  l: Layout,
-  nix: string,
-  cacert: string | undefined,
-  onProgress?: (t: string) => void,
-  opts: VerifyOptions = { contents: true },
-): Promise<VerifyResult> {
-  const env = nixEnvironment(l, { nix, cacert });
-  const bin = (n: string) => path.join(nix, 'bin', n);
-  await checkBuildHook(l, nix);
-  onProgress?.(`${opts.profile ? 'installing the profile, ' : ''}verifying the store, building a trivial derivation, checking libraries`);
-  // independent jobs side by side, each waiting on its own process: Nix's database and locks let
-  // the profile's build and the check build run at once. The store check comes last, alone: it lists
-  // the store, then drops from the database every valid path the listing lacked, so a .drv or a
-  // profile registered meanwhile would be lost ("path ... is not valid")
-  const [version, checkOutput, libs] = await Promise.all([
-    runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
-    checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
-    checkLibraries(l, bin('nix')),
-    opts.profile ? installProfile(l, nix, [nix, ...(cacert ? [cacert] : [])], env, opts.replaces) : undefined,
-  ]);
-  await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
-  const { libraries, interpreter } = libs;
-  return { version, checkOutput, libraries, interpreter };
-}
-
-/** A prefix with builders needs a Nix with a build hook: said here, not as the dead hook's "unexpected EOF". */
-async function checkBuildHook(l: Layout, nix: string): Promise<void> {
-  const conf = await fs.readFile(l.confFile, 'utf8').catch(() => '');
-  if (!(await hasBuilders(l, userConfLines(conf)))) return;
-  const h = await hookForms(nix);
-  if (h.remote === undefined) throw noBuildHook(l, h.why);
-}
-
-async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, rebuild: boolean): Promise<string> {
-  const expr = path.join(l.relonixDir, 'check.nix');
-  // written only when it differs, and what a run killed while writing it left is cleared: a
-  // verify (relonix doctor's too) leaves the prefix's own files as they were
-  await clearStaleTemps(expr);
-  if ((await fs.readFile(expr, 'utf8').catch(() => '')) !== CHECK_EXPR) await writeFileAtomic(expr, CHECK_EXPR);
-  let out = (await runNix(nixBuild, ['--no-out-link', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
-  // the output existed already, so nothing was built: build it again and compare
-  if (rebuild) out = (await runNix(nixBuild, ['--no-out-link', '--check', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
-  if (!out.startsWith(`${l.storeDir}/`)) {
-    throw new RelonixError(`the check build produced ${out}, outside ${l.storeDir}`, {
-      hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)',
-    });
-  }
-  const checkOutput = (await fs.readFile(out, 'utf8')).trim();
-  if (checkOutput !== 'ok') throw new RelonixError(`the check build wrote "${checkOutput}" instead of "ok"`);
-  return checkOutput;
-}
-
-/** Every library the Nix binary loads, and its loader, must come from the new store. */
-async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: number; interpreter: string }> {
-  const nixBin = await fs.realpath(nixLink);
-  const interpreter = interpreterOf(await fs.readFile(nixBin));
-  if (!interpreter?.startsWith(`${l.storeDir}/`)) {
-    throw new RelonixError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
-      kind: 'integrity',
-      hint: `the relocate stage did not patch it; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again`,
-    });
-  }
-  const r = await runTool(interpreter, ['--list', nixBin], { PATH: process.env.PATH ?? '/usr/bin:/bin' });
-  if (r.code !== 0) throw new RelonixError(`${interpreter} --list ${nixBin} failed: ${r.all.trim()}`);
-  const foreign = foreignLibraries(r.stdout, l.storeDir);
-  if (foreign.length) {
-    throw new RelonixError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
-      kind: 'integrity',
-      hint: `its RUNPATH still points elsewhere; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again, and report the tarball used`,
-    });
-  }
-  return { libraries: r.stdout.split('\n').filter((x) => x.includes('=>')).length, interpreter };
-}
-
-export const verifyStage: Stage = {
+export const verifyStage: Stage<'verify'> = {
   name: 'verify',
   title: 'Install the profile and prove the new Nix works',
   // nothing of its own: the chain of earlier keys already says what is being verified, and the
   // cache-nix stage changes state.nix afterwards
   inputs: () => null,
   run: async (ctx, s, progress) => {
-    if (!s.nix) throw new Error('no Nix is registered yet');
+    if (!s.nix) throw noNix(ctx.layout.prefix, 'so there is nothing to verify');
     const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress, { contents: true, profile: true, replaces: s.replaces });
     return { patch: { replaces: undefined }, detail: v, summary: `${v.version}; store verified, check build ok, ${v.libraries} libraries all from the store` };
   },

@@ -1,9 +1,9 @@
 // Reads NAR framing from a stream of chunks, hashing every byte: the one NAR reader, under both the
-// unpacker (read.ts) and the rewriter (translate/rewrite.ts). One await per token, and none for
+// unpacker (unpack.ts) and the rewriter (translate/rewrite.ts). One await per token, and none for
 // data already buffered: NARs of many small files are mostly framing, and each await costs more
 // than the token.
 import { createHash } from 'node:crypto';
-import { NarFormatError } from './framing.ts';
+import { MAX_TOKEN, NarFormatError, padLength } from './framing.ts';
 
 const SLASH = 0x2f;
 const DOT = 0x2e;
@@ -74,7 +74,7 @@ export class NarReader {
   }
 
   async padding(len: number): Promise<void> {
-    const pad = (8 - (len % 8)) % 8;
+    const pad = padLength(len);
     if (pad && !(await this.read(pad)).every((x) => x === 0)) throw new NarFormatError('non-zero NAR padding');
   }
 
@@ -92,7 +92,7 @@ export class NarReader {
   }
 
   async str(): Promise<string> {
-    return (await this.bytes(4096)).toString('latin1');
+    return (await this.bytes(MAX_TOKEN)).toString('latin1');
   }
 
   /** Consumes the exact bytes `tokens` (framing encoded ahead of time), or says what is there instead. */

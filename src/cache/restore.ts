@@ -15,21 +15,20 @@ import { parseStoreBasename } from '../store/storepath.ts';
 import { type ErrorKind, errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { clearTemps, exists, removeTree } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
-import { retry, spent } from '../util/retry.ts';
+import type { StepProgress } from '../util/progress.ts';
+import { POLICY, retry, spent } from '../util/retry.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
 import { cacheIncomplete, checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
 import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
 import { type Item, restoreOne, restoreRun } from './restore-nar.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
 
-export type RestoreProgress = (e: { message: string; done?: number; total?: number }) => void;
-
 export interface RestoreOptions {
   layout: Layout;
   caches: string[];
   trustedKeys: string[];
   system: string;
-  onProgress?: RestoreProgress;
+  onProgress?: (p: StepProgress) => void;
   /** nix-store to register with when the restored Nix has none (tests with a host Nix) */
   nixStore?: string;
   targetOptions?: TargetOptions;
@@ -51,7 +50,7 @@ export async function findNixInCaches(caches: string[], storeDir: string, system
     const target = openTarget(url, topts);
     let m;
     try {
-      m = await retry(() => readManifest(target), { retries: 3 });
+      m = await retry(() => readManifest(target), POLICY.probe);
     } catch (e) {
       if (isKind(e, 'integrity')) throw e;
       problems.push({ text: `${url}: ${errorMessage(e)}`, kind: e instanceof RelonixError ? e.kind : 'network' });
@@ -86,7 +85,7 @@ function trusted(keys: string[]): PublicKey[] {
 }
 
 /** The narinfo of `storePath` in `t`, parsed and checked to describe it; undefined when `t` has none. Retried `retries` times. */
-export async function readNarInfo(t: CacheTarget, storePath: string, retries = 4): Promise<NarInfo | undefined> {
+export async function readNarInfo(t: CacheTarget, storePath: string, retries: number = POLICY.lookup.retries): Promise<NarInfo | undefined> {
   const key = narInfoKey(storePath);
   const b = await retry(() => t.get(key), { retries });
   if (!b) return undefined;
@@ -124,8 +123,9 @@ export function checkSigned(ni: NarInfo, keys: PublicKey[]): void {
 }
 
 /**
- * Reads the closure's narinfos (following References) and checks every signature; a path no cache
- * has is the error `missing` makes (by default: the cache is incomplete).
+ * Reads the closure's narinfos (following References) and checks every signature. A root no cache
+ * has is the error `missing` makes (by default: the cache is incomplete); a reference no cache has
+ * always means the cache is incomplete, since its own narinfos name it.
  */
 export async function closureNarInfos(
   targets: CacheTarget[],
@@ -137,7 +137,7 @@ export async function closureNarInfos(
   const out = new Map<string, { ni: NarInfo; target: CacheTarget }>();
   let frontier = [...new Set(roots)];
   while (frontier.length) {
-    const got = await pool(frontier, 16, (p) => fetchNarInfo(targets, p, missing));
+    const got = await pool(frontier, 16, (p) => fetchNarInfo(targets, p, out.size === 0 ? missing : incompleteCache));
     const next: string[] = [];
     for (const g of got) {
       checkSigned(g.ni, keys);
@@ -170,9 +170,6 @@ function defaultJobs(): number {
   return Math.min(4, Math.max(2, os.availableParallelism()));
 }
 
-/** A stream cut short starts over: its paths' temporaries are gone, and they go back to the queue. */
-const AGAIN = { retries: 4, minRetryDelayMs: 300 };
-
 /** Puts every path of `all` in place that is not already: many per decompressor when the host has one. */
 async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   const l = o.layout;
@@ -193,10 +190,10 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
     // each worker is one run of the decompressor (the host's program, or the built-in decoder on a
     // thread), taking paths from the shared queue as it goes
     const c = [...compressions][0]!;
-    await pool(Array.from({ length: jobs }), jobs, () => retry(() => restoreRun(l, queue, c, restored), AGAIN));
+    await pool(Array.from({ length: jobs }), jobs, () => retry(() => restoreRun(l, queue, c, restored), POLICY.narRun));
   } else {
     await pool(queue, jobs, async (item) => {
-      await retry(() => restoreOne(l, item), AGAIN);
+      await retry(() => restoreOne(l, item), POLICY.nar);
       restored(item);
     });
   }
@@ -219,7 +216,7 @@ async function restoreAndRegister(o: RestoreOptions & { roots: string[]; nix?: s
   const l = o.layout;
   const keys = trusted(o.trustedKeys);
   const targets = o.targets ?? o.caches.map((u) => openTarget(u, o.targetOptions));
-  for (const t of targets) await retry(() => checkCacheInfo(t, l.storeDir), { retries: 3 });
+  for (const t of targets) await retry(() => checkCacheInfo(t, l.storeDir), POLICY.probe);
   for (const r of o.roots) parseStoreBasename(path.basename(r));
   o.onProgress?.({ message: 'reading narinfos' });
   const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir);

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Derivation, parseDerivation, printDerivation } from '../../src/translate/aterm.ts';
+import { type Derivation, parseDerivation, printDerivation } from '../../src/store/aterm.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { NIX_STORE_DRVS, TMP_STORE_DRVS } from './translate-vectors.ts';
 

@@ -5,7 +5,7 @@
 // What is published is a list of items, each a NAR stream and what to check before it goes up: the
 // paths of the local store (publishPaths), or NARs rewritten from another cache (translate).
 // A NAR is never held in memory: it streams through hashes and the compressor into a staging file
-// (stage.ts), and goes up from that file.
+// (staged-nar.ts), and goes up from that file.
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,10 +23,8 @@ import { type SecretKey, signNarInfo } from './keys.ts';
 import { checkCacheInfo, formatCacheInfo, MANIFEST_KEY, type Manifest, readManifest } from './meta.ts';
 import { formatNarInfo, type NarInfo, narInfoKey } from './narinfo.ts';
 import { readBack } from './readback.ts';
-import { type StagedNar, stageNarStream } from './stage.ts';
+import { type StagedNar, stageNarStream } from './staged-nar.ts';
 import type { CacheTarget } from './targets.ts';
-
-export type { StagedNar } from './stage.ts';
 
 /** Where and how to publish: the cache, its store dir, the key, and how hard to try. */
 export interface PublishTarget {

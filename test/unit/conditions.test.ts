@@ -1,0 +1,128 @@
+// Every user-facing condition relonix names: each exported function of src/ that returns a
+// RelonixError is listed here with its kind and the exit code a script sees. The list is checked
+// against src/ itself, so a constructor added (or removed) without this table fails here.
+
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import type { GcPlan } from '../../src/cache/gc-plan.ts';
+import { EXIT_CODES } from '../../src/cli.ts';
+import { layout } from '../../src/prefix/layout.ts';
+import { type ErrorKind, RelonixError } from '../../src/util/errors.ts';
+
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+const l = layout('/tmp/relonix-conditions-test');
+const plan: GcPlan = {
+  kept: [],
+  removedNarInfos: ['a.narinfo', 'b.narinfo'],
+  removedNars: ['nar/a.nar'],
+  removedBytes: 1 << 20,
+  narInfoCount: 3,
+  missingRoots: [],
+  young: 0,
+  odd: [],
+} as unknown as GcPlan;
+const builder = { url: 'ssh://me@b', user: 'me', host: 'b', jobs: 1 };
+const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refused', all: 'Connection refused' };
+
+/** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
+const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKind; exit: number }>> = {
+  'cache/compress.ts': {
+    unknownCompression: { args: ['bzip2'], kind: 'usage', exit: 2 },
+    unreadableCompression: { args: ['bzip2'], kind: 'failure', exit: 1 },
+  },
+  'cache/gc-plan.ts': { keepMatchesNothing: { args: ['keep.txt', 0, 'file:///c', 3], kind: 'usage', exit: 2 } },
+  'cache/gc.ts': { gcRemovesMost: { args: ['file:///c', plan], kind: 'usage', exit: 2 } },
+  'cache/keys.ts': {
+    badSecretKey: { args: ['key.sec', 'it is empty'], kind: 'usage', exit: 2 },
+    badPublicKey: { args: ['k', 'it is not base64'], kind: 'usage', exit: 2 },
+  },
+  'cache/meta.ts': {
+    notACache: { args: ['http://x', 'has no nix-cache-info'], kind: 'usage', exit: 2 },
+    storeDirMismatch: { args: ['http://x', '/nix/store', '/tmp/s'], kind: 'usage', exit: 2 },
+    cacheIncomplete: { args: ['nar/x.nar', 'which x.narinfo names'], kind: 'failure', exit: 1 },
+  },
+  'cache/publish-prefix.ts': { notANix: { args: ['/tmp/s/x-hello'], kind: 'usage', exit: 2 } },
+  'cache/readback.ts': { notStored: { args: ['http://x', 'x.narinfo', 'is missing'], kind: 'failure', exit: 1 } },
+  'cache/target-file.ts': { notInCache: { args: ['file:///c', 'x.narinfo', 'is a symlink'], kind: 'usage', exit: 2 } },
+  'commands/options.ts': { badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 } },
+  'doctor/finding.ts': { doctorFoundProblems: { args: [[{ id: 'seccomp', verdict: 'problem', summary: 's' }]], kind: 'preflight', exit: 5 } },
+  'host/passwd.ts': { noPasswdEntry: { args: [4242], kind: 'preflight', exit: 5 } },
+  'net/http.ts': {
+    credentialsRefused: { args: ['GET http://x: HTTP 401'], kind: 'usage', exit: 2 },
+    uploadsRefused: { args: ['PUT http://x: HTTP 405'], kind: 'usage', exit: 2 },
+    missingObject: { args: ['GET http://x: HTTP 404'], kind: 'failure', exit: 1 },
+  },
+  'net/local.ts': {
+    tooBig: { args: ['http://x/nix.tar.xz', 1 << 30, 1 << 20], kind: 'usage', exit: 2 },
+    checksumError: { args: ['http://x/nix.tar.xz', 'aa', 'bb'], kind: 'integrity', exit: 3 },
+  },
+  'prefix/build-hook.ts': { noBuildHook: { args: [l, 'its libexec has no build-remote'], kind: 'preflight', exit: 5 } },
+  'prefix/guard.ts': { prefixRefused: { args: [[{ message: 'the prefix is too long', hint: 'choose a shorter one' }]], kind: 'preflight', exit: 5 } },
+  'prefix/state.ts': { noNix: { args: [l.prefix], kind: 'failure', exit: 1 } },
+  'prefix/tools.ts': {
+    notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 },
+    cannotRun: { args: ['hello', Object.assign(new Error('spawn hello ENOENT'), { code: 'ENOENT' })], kind: 'missing', exit: 127 },
+  },
+  'remote/ssh.ts': { sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 } },
+  'translate/upstream.ts': { notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 } },
+  'translator/client.ts': { translatorUnavailable: { args: [l, 'its port is taken', 'free it'], kind: 'failure', exit: 1 } },
+  'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
+  'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+  );
+}
+
+/** `file name` of each exported function declared to return a RelonixError. */
+function constructorsInSource(): string[] {
+  const out: string[] = [];
+  for (const file of sources(SRC)) {
+    const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+    for (const st of sf.statements) {
+      const exported = ts.canHaveModifiers(st) && ts.getModifiers(st)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
+      if (exported && ts.isFunctionDeclaration(st) && st.name && st.type?.getText(sf) === 'RelonixError') {
+        out.push(`${path.relative(SRC, file)} ${st.name.text}`);
+      }
+    }
+  }
+  return out.sort();
+}
+
+test('conditions: every exported constructor of a RelonixError in src/ is listed here, and nothing else', () => {
+  const listed = Object.entries(CONDITIONS)
+    .flatMap(([file, fns]) => Object.keys(fns).map((name) => `${file} ${name}`))
+    .sort();
+  const found = constructorsInSource();
+  assert.ok(found.length >= 20, `the scan found the constructors (${found.length})`);
+  assert.deepEqual(found, listed, 'add the new constructor to CONDITIONS with its kind and exit code (or drop one that is gone)');
+});
+
+test('conditions: each has its one kind and exit code, a message and the fix', async () => {
+  for (const [file, fns] of Object.entries(CONDITIONS)) {
+    const mod = (await import(path.join(SRC, file))) as Record<string, (...args: unknown[]) => unknown>;
+    for (const [name, c] of Object.entries(fns)) {
+      const e = mod[name]!(...c.args);
+      assert.ok(e instanceof RelonixError, `${name} makes a RelonixError`);
+      assert.equal(e.kind, c.kind, `${name}'s kind`);
+      assert.equal(EXIT_CODES[e.kind], c.exit, `${name}'s exit code`);
+      assert.ok(e.message.length > 10, `${name} says what went wrong: ${e.message}`);
+      assert.ok((e.hint ?? '').length > 10, `${name} says the fix: ${e.hint}`);
+    }
+  }
+});
+
+test('conditions: no Nix in a prefix is said one way, with the bootstrap that fixes it', async () => {
+  const { noNix } = await import('../../src/prefix/state.ts');
+  const e = noNix('/home/me/nix', 'so there is no Nix to publish', 'or name the store paths to publish');
+  assert.equal(e.message, 'no Nix is installed in /home/me/nix yet, so there is no Nix to publish');
+  assert.equal(e.hint, 'run relonix bootstrap --prefix /home/me/nix first; or name the store paths to publish');
+  assert.equal(noNix('/tmp/nix').hint, 'run relonix bootstrap first', 'the default prefix needs no --prefix');
+  assert.equal(noNix("/tmp/it's").hint, "run relonix bootstrap --prefix '/tmp/it'\\''s' first", 'the prefix is quoted for sh');
+});
