@@ -44,6 +44,11 @@ export async function bootstrappedPrefix(uid: number | undefined, tag: string, f
 }
 
 /** The graph's derivations by name, each with the names it depends on. */
+/** relonix build's arguments: the prefix, the cache and its key, relonix's options `own`, then -- and nix-build's `nix`. */
+export function buildArgv(o: { prefix: string; cache: string; secret: string }, own: string[], nix: string[]): string[] {
+  return ['build', '--prefix', o.prefix, '--cache', o.cache, '--secret-key', o.secret, ...own, '--', ...nix];
+}
+
 export const GRAPH: Record<string, string[]> = {
   l1: [],
   l2: [],

@@ -69,6 +69,11 @@ derivation { name = "${tag}"; system = builtins.currentSystem; builder = "/bin/s
   return { top, leaf, all };
 }
 
+/** Debian's `nix store verify` of the cache at `url` against `key`: every path it lists, or `paths`. */
+export function verifyCache(s: TestStore, url: string, key: string, paths: string[] = ['--all']): Run {
+  return s.run('/usr/bin/nix', ['--extra-experimental-features', 'nix-command', 'store', 'verify', '--store', url, '--trusted-public-keys', key, ...paths]);
+}
+
 export function storeEntries(s: TestStore): string[] {
   return existsSync(s.layout.storeDir) ? readdirSync(s.layout.storeDir).sort() : [];
 }

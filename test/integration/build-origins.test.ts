@@ -6,7 +6,19 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { bootstrappedPrefix, builtNames, freePort, graphName, graphNix, NAMES, outputsOf, readCacheDir, runGroup, startOrigin } from '../helpers/build-rig.ts';
+import {
+  bootstrappedPrefix,
+  buildArgv,
+  builtNames,
+  freePort,
+  graphName,
+  graphNix,
+  NAMES,
+  outputsOf,
+  readCacheDir,
+  runGroup,
+  startOrigin,
+} from '../helpers/build-rig.ts';
 import { EXIT, relonix } from '../helpers/cli.ts';
 import { type Nginx, startNginx } from '../helpers/nginx.ts';
 import { forEachNix } from '../helpers/nixes.ts';
@@ -26,21 +38,7 @@ forEachNix(({ fixture, test }) => {
     return { expr, log };
   }
 
-  const buildArgs = (cache: string, expr: string) => [
-    'build',
-    '--prefix',
-    prefix,
-    '--cache',
-    cache,
-    '--secret-key',
-    secret,
-    '--json',
-    '--',
-    '--no-out-link',
-    '-j',
-    '2',
-    expr,
-  ];
+  const buildArgs = (cache: string, expr: string) => buildArgv({ prefix, cache, secret }, ['--json'], ['--no-out-link', '-j', '2', expr]);
 
   /** The graph's names with a narinfo under the origin's root; every narinfo there has its whole NAR. */
   async function arrived(): Promise<string[]> {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { bootstrappedPrefix, builtNames, graphName, graphNix, killTree, NAMES, outputsOf, readCacheDir, runGroup } from '../helpers/build-rig.ts';
+import { bootstrappedPrefix, buildArgv, builtNames, graphName, graphNix, killTree, NAMES, outputsOf, readCacheDir, runGroup } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { forEachNix } from '../helpers/nixes.ts';
 import { removePrefix } from '../helpers/paths.ts';
@@ -38,22 +38,8 @@ forEachNix(({ fixture, test }) => {
     return { expr, log };
   }
 
-  const buildArgs = (expr: string, extra: string[] = []) => [
-    'build',
-    '--prefix',
-    prefix,
-    '--cache',
-    `file://${cacheDir}`,
-    '--secret-key',
-    secret,
-    '--json',
-    ...extra,
-    '--',
-    '--no-out-link',
-    '-j',
-    '2',
-    expr,
-  ];
+  const buildArgs = (expr: string, extra: string[] = []) =>
+    buildArgv({ prefix, cache: `file://${cacheDir}`, secret }, ['--json', ...extra], ['--no-out-link', '-j', '2', expr]);
 
   /** The graph's names whose outputs have a narinfo in the cache. */
   async function cachedNames(): Promise<string[]> {
@@ -142,18 +128,7 @@ forEachNix(({ fixture, test }) => {
     const pub = await relonix(NOBODY_UID, ['publish', '--prefix', prefix, '--to', `file://${cacheDir}`, '--secret-key', secret, '--quiet', topDrv]);
     assert.equal(pub.code, EXIT.ok, pub.stderr);
     await removePrefix(prefix);
-    const byDrv = await relonix(NOBODY_UID, [
-      'build',
-      '--prefix',
-      prefix,
-      '--cache',
-      `file://${cacheDir}`,
-      '--secret-key',
-      secret,
-      '--',
-      '--no-out-link',
-      topDrv,
-    ]);
+    const byDrv = await relonix(NOBODY_UID, buildArgv({ prefix, cache: `file://${cacheDir}`, secret }, [], ['--no-out-link', topDrv]));
     assert.equal(byDrv.code, EXIT.ok, byDrv.stderr.slice(-3000));
     assert.equal(byDrv.stdout, `${outputs[0]}\n`);
     assert.match(byDrv.stderr, new RegExp(`copying path '${topDrv.replace(/[.]/g, '\\.')}' from`), 'the .drv came from the cache');

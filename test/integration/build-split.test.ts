@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { parseDerivation } from '../../src/store/aterm.ts';
-import { bootstrappedPrefix, builtNames, graphName, graphNix, NAMES, readCacheDir, runGroup } from '../helpers/build-rig.ts';
+import { bootstrappedPrefix, buildArgv, builtNames, graphName, graphNix, NAMES, readCacheDir, runGroup } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { forEachNix } from '../helpers/nixes.ts';
 import { removePrefix } from '../helpers/paths.ts';
@@ -82,21 +82,7 @@ forEachNix(
       await removePrefix(prefix);
       await fs.rm(expr);
       assert.equal(await exists(top1), false);
-      const run = runGroup(NOBODY_UID, [
-        'build',
-        '--prefix',
-        prefix,
-        '--cache',
-        cache,
-        '--secret-key',
-        secret,
-        '--json',
-        '--',
-        '--no-out-link',
-        '-j',
-        '2',
-        top1,
-      ]);
+      const run = runGroup(NOBODY_UID, buildArgv({ prefix, cache, secret }, ['--json'], ['--no-out-link', '-j', '2', top1]));
       const r = await run.done;
       assert.equal(r.code, EXIT.ok, r.stderr.slice(-3000));
       assert.ok(
@@ -120,20 +106,7 @@ forEachNix(
 
       const expr = path.join(top, 'passed-on.nix');
       await fs.writeFile(expr, graphNix({ log: path.join(top, 'passed-on.log'), salt: 'passed-on', sleep: 0 }));
-      const r = await relonix(NOBODY_UID, [
-        'build',
-        '--prefix',
-        prefix,
-        '--cache',
-        cache,
-        '--secret-key',
-        secret,
-        '--',
-        '--prefix',
-        top,
-        '--no-out-link',
-        expr,
-      ]);
+      const r = await relonix(NOBODY_UID, buildArgv({ prefix, cache, secret }, [], ['--prefix', top, '--no-out-link', expr]));
       assert.match(
         r.stderr,
         /relonix: warning: --prefix comes after nix-build's arguments begin .* so nix-build gets it, not relonix: put relonix's options first/,

@@ -20,7 +20,7 @@ import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { EXIT, relonixWithHostNix as relonix } from '../helpers/cli.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
-import { buildClosure, isValid, makeStore, storeEntries, type TestStore, writeKey } from '../helpers/store.ts';
+import { buildClosure, isValid, makeStore, storeEntries, type TestStore, verifyCache, writeKey } from '../helpers/store.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 requireTool('nix-store');
@@ -132,30 +132,10 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
     assert.equal(ni.compression, 'xz');
     assert.match(ni.url, /^nar\/[0-9a-z]{52}\.nar\.xz$/);
   }
-  const v = s.run('/usr/bin/nix', [
-    '--extra-experimental-features',
-    'nix-command',
-    'store',
-    'verify',
-    '--store',
-    `file://${cache}`,
-    '--all',
-    '--trusted-public-keys',
-    pub,
-  ]);
+  const v = verifyCache(s, `file://${cache}`, pub);
   assert.equal(v.status, 0, v.stderr);
   assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
-  const wrong = s.run('/usr/bin/nix', [
-    '--extra-experimental-features',
-    'nix-command',
-    'store',
-    'verify',
-    '--store',
-    `file://${cache}`,
-    '--all',
-    '--trusted-public-keys',
-    generateKey('c1').public,
-  ]);
+  const wrong = verifyCache(s, `file://${cache}`, generateKey('c1').public);
   assert.notEqual(wrong.status, 0, 'Nix must reject our signatures under another key');
   // incremental: nothing new goes up
   const again = relonix(
@@ -196,17 +176,7 @@ test('publish --compression xz → nix store verify → Debian Nix substitutes w
   const left = (await fs.readdir(cache)).filter((n) => n.endsWith('.narinfo')).sort();
   assert.deepEqual(left, all.map((p) => `${path.basename(p).slice(0, 32)}.narinfo`).sort());
   assert.equal((await fs.readdir(path.join(cache, 'nar'))).length, 2);
-  const v2 = f.run('/usr/bin/nix', [
-    '--extra-experimental-features',
-    'nix-command',
-    'store',
-    'verify',
-    '--store',
-    `file://${cache}`,
-    '--all',
-    '--trusted-public-keys',
-    pub,
-  ]);
+  const v2 = verifyCache(f, `file://${cache}`, pub);
   assert.equal(v2.status, 0, v2.stderr);
   await removePrefix(dir);
 });
@@ -250,17 +220,7 @@ test('publish --compression zstd → nix store verify → Debian Nix substitutes
     (await fs.readdir(path.join(cache, 'nar'))).filter((x) => x.startsWith('.')),
     [],
   );
-  const v = s.run('/usr/bin/nix', [
-    '--extra-experimental-features',
-    'nix-command',
-    'store',
-    'verify',
-    '--store',
-    `file://${cache}`,
-    '--all',
-    '--trusted-public-keys',
-    k.public,
-  ]);
+  const v = verifyCache(s, `file://${cache}`, k.public);
   assert.equal(v.status, 0, v.stderr);
   assert.equal((v.stderr.match(/checking '/g) ?? []).length, 4, v.stderr);
   // a fresh store with the same store dir substitutes from the zstd cache with signatures required

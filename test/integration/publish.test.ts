@@ -21,7 +21,7 @@ import { relonixWithHostNix, spawnRelonixWithHostNix } from '../helpers/cli.ts';
 import { listenLoopback, startRelay } from '../helpers/http.ts';
 import { withNginx } from '../helpers/nginx.ts';
 import { removePrefix, REPO as root, tempDir } from '../helpers/paths.ts';
-import { assertConsistent, buildClosure, isValid, makeStore, writeKey } from '../helpers/store.ts';
+import { assertConsistent, buildClosure, isValid, makeStore, verifyCache, writeKey } from '../helpers/store.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 requireTool('nix-store');
@@ -70,29 +70,9 @@ test('publish to nginx (WebDAV PUT), verify with Nix over HTTP, re-publish uploa
         'every connection was ended by publish, none by nginx',
       );
       assert.equal(await assertConsistent(ngx.root), 2);
-      const v = s.run('/usr/bin/nix', [
-        '--extra-experimental-features',
-        'nix-command',
-        'store',
-        'verify',
-        '--store',
-        ngx.url,
-        '--all',
-        '--trusted-public-keys',
-        k.public,
-      ]);
+      const v = verifyCache(s, ngx.url, k.public);
       // nginx has no listing, so --all finds nothing over HTTP: verify the paths by name instead
-      const v2 = s.run('/usr/bin/nix', [
-        '--extra-experimental-features',
-        'nix-command',
-        'store',
-        'verify',
-        '--store',
-        ngx.url,
-        '--trusted-public-keys',
-        k.public,
-        ...all,
-      ]);
+      const v2 = verifyCache(s, ngx.url, k.public, all);
       assert.equal(v2.status, 0, v.stderr + v2.stderr);
       const again = relonixWithHostNix(
         ['publish', '--prefix', s.prefix, '--to', ngx.url, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store', '--as-nix', top],

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { serveDirectory } from '../../src/net/serve.ts';
-import { bootstrappedPrefix, builtNames, freePort, graphName, graphNix, NAMES, readCacheDir } from '../helpers/build-rig.ts';
+import { bootstrappedPrefix, buildArgv, builtNames, freePort, graphName, graphNix, NAMES, readCacheDir } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { forEachNix, hookLineWithoutBuilders } from '../helpers/nixes.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
@@ -246,20 +246,7 @@ forEachNix(
       const cacheDir = path.join(top, 'cache');
       await fs.mkdir(cacheDir);
       await fs.chown(cacheDir, local.uid, local.uid);
-      const r = await onLocal([
-        'build',
-        '--prefix',
-        prefix,
-        '--cache',
-        `file://${cacheDir}`,
-        '--secret-key',
-        secret,
-        '--',
-        '--max-jobs',
-        '0',
-        '--no-out-link',
-        expr,
-      ]);
+      const r = await onLocal(buildArgv({ prefix, cache: `file://${cacheDir}`, secret }, [], ['--max-jobs', '0', '--no-out-link', expr]));
       assert.equal(r.code, EXIT.ok, r.stderr.slice(-4000));
       assert.deepEqual(builtNames(log.there).sort(), [...NAMES].sort(), 'every derivation ran on the builder');
       assert.deepEqual(builtNames(log.here), []);

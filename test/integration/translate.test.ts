@@ -14,6 +14,7 @@ import { after, before } from 'node:test';
 import { parseNarInfo } from '../../src/cache/narinfo.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { type RunningServer, serveDirectory } from '../../src/net/serve.ts';
+import { buildArgv } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { startServer } from '../helpers/http.ts';
 import { forEachNix } from '../helpers/nixes.ts';
@@ -472,22 +473,9 @@ forEachNix(
       const cache = await cacheDir('build-cache');
       const expr = path.join(top, 'expr', 'default.nix');
       const before = (await lines(path.join(top, 'impure.log'))).length;
-      const r = await relonix(NOBODY_UID, [
-        'build',
-        '--prefix',
-        prefix,
-        '--cache',
-        `file://${cache}`,
-        '--secret-key',
-        mine.secret,
-        '--translate-from',
-        `file://${upstream.dir}`,
-        '--translate-key',
-        upstream.key.trim(),
-        '--',
-        '--no-out-link',
-        expr,
-      ]);
+      const into = { prefix, cache: `file://${cache}`, secret: mine.secret };
+      const from = ['--translate-from', `file://${upstream.dir}`];
+      const r = await relonix(NOBODY_UID, buildArgv(into, [...from, '--translate-key', upstream.key.trim()], ['--no-out-link', expr]));
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stderr, /translated from file:\/\/.*: 4 paths published/);
       assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran');
@@ -499,19 +487,7 @@ forEachNix(
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, /hello from a source file read from/);
       // an upstream other than cache.nixos.org without its key is refused before anything runs
-      const nokey = await relonix(NOBODY_UID, [
-        'build',
-        '--prefix',
-        prefix,
-        '--cache',
-        `file://${cache}`,
-        '--secret-key',
-        mine.secret,
-        '--translate-from',
-        `file://${upstream.dir}`,
-        '--',
-        expr,
-      ]);
+      const nokey = await relonix(NOBODY_UID, buildArgv(into, from, [expr]));
       assert.equal(nokey.code, EXIT.usage, nokey.stderr);
       assert.match(nokey.stderr, /needs --translate-key/);
     });
