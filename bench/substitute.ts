@@ -120,6 +120,12 @@ try {
   ]);
   if (boot.code !== 0) throw new Error(`bootstrap failed:\n${boot.out}`);
   const ours = { PATH: `${prefix}/bin:/usr/bin:/bin`, HOME: home };
+  const profile = process.env.RELONIX_BENCH_PROFILE;
+  if (profile) {
+    // the translator started ahead, under node's profiler (it writes the profile when it stops): its start-up is not timed then
+    const started = await run(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profile}`, RELONIX, 'translator', 'start', '--prefix', prefix], ours);
+    if (started.code !== 0) throw new Error(`translator start failed:\n${started.out}`);
+  }
   const oursFirst = await timedSh(`nix-env -f ${expr} -iA all`, ours);
   await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
   const oursSecond = await timedSh(`nix-env -f ${expr} -iA all`, ours);
