@@ -13,6 +13,7 @@ import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
 import { removeTree } from '../src/util/fs.ts';
+import { watchLoad } from './load.ts';
 
 const PATHS = Number(process.env.RELONIX_BENCH_PATHS ?? 44);
 const RELONIX = path.resolve('bin', 'relonix.js');
@@ -126,6 +127,7 @@ try {
     const started = await run(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profile}`, RELONIX, 'translator', 'start', '--prefix', prefix], ours);
     if (started.code !== 0) throw new Error(`translator start failed:\n${started.out}`);
   }
+  const loadWatch = watchLoad();
   const oursFirst = await timedSh(`nix-env -f ${expr} -iA all`, ours);
   await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
   const oursSecond = await timedSh(`nix-env -f ${expr} -iA all`, ours);
@@ -145,19 +147,16 @@ try {
   await timedSh(inNamespace('nix-env -e bench-all && nix-collect-garbage -d >/dev/null'), ref);
   const refSecond = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
 
-  const load = os
-    .loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
-  console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream); load average ${load}`);
+  console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream)`);
   const line = (what: string, mine: number, theirs: number, target: number) => {
     const ratio = mine / theirs;
-    console.log(
+    loadWatch.ratio(
       `${what.padEnd(34)} relonix ${mine.toFixed(2)} s, Debian's Nix at /nix/store ${theirs.toFixed(2)} s: ${ratio.toFixed(2)}x (target <= ${target}x)${ratio > target ? '  MISSED' : ''}`,
     );
   };
   line('nix-env -iA, first install', oursFirst, refFirst, 1.5);
   line('after garbage collection, again', oursSecond, refSecond, 1.1);
+  loadWatch.settle();
 } finally {
   if (prefix) spawnSync(process.execPath, [RELONIX, 'translator', 'stop', '--prefix', prefix], { stdio: 'ignore' });
   // the translator's log, for a look at where the time went
