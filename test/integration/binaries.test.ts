@@ -99,6 +99,7 @@ let
       printf '#!/bin/sh\\nexec %s\\n' \${greet}/bin/greet > $out/bin/lacking
       chmod +x $out/bin/lacking
     '';
+    runnable = small "runnable";
     victim-sig = small "victim-sig";
     victim-key = small "victim-key";
     victim-nar = small "victim-nar";
@@ -115,11 +116,13 @@ in pkgs
 }
 
 const FLAKE = `{
-  outputs = { self }: { packages.x86_64-linux.default = (import ./default.nix { system = "x86_64-linux"; }).structured; };
+  outputs = { self }: let pkgs = import ./default.nix { system = "x86_64-linux"; }; in {
+    packages.x86_64-linux = { default = pkgs.structured; runnable = pkgs.runnable; };
+  };
 }
 `;
 
-const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'victim-sig', 'victim-key', 'victim-nar', 'offline'];
+const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'runnable', 'victim-sig', 'victim-key', 'victim-nar', 'offline'];
 
 // built once for both Nixes: the channel, the flake, and upstream's cache of their builds
 let top: string;
@@ -157,7 +160,7 @@ before(async () => {
   const big = await buildUpstream(top, path.join(chan, 'default.nix'), ['big'], dir, 'none');
   upstream = { dir, key: b.key, secretFile: b.secretFile, built: new Map([...b.out, ...big.out]) };
   const upBuilds = (await fs.readFile(impureLog, 'utf8')).split('\n').filter((l) => l.includes(' /nix/store/'));
-  assert.equal(upBuilds.length, 10, 'upstream built the packages');
+  assert.equal(upBuilds.length, 11, 'upstream built the packages');
   execFileSync('chmod', ['-R', 'a+rX', top]);
 });
 
@@ -207,6 +210,25 @@ forEachNix(
         [],
       );
       return r;
+    }
+
+    /** Bootstraps the prefix from the own cache the restart test fills (signed by own-1), with `upstreamUrl` as its upstream. */
+    async function bootstrapFromOwnCache(upstreamUrl: string) {
+      const publicKey = (await fs.readFile(path.join(work, 'keys', 'own-1.public'), 'utf8')).trim();
+      const cache = `file://${path.join(work, 'own-cache')}`;
+      return relonix(NOBODY_UID, [
+        'bootstrap',
+        '--prefix',
+        prefix,
+        '--cache',
+        cache,
+        '--trusted-key',
+        publicKey,
+        '--upstream',
+        upstreamUrl,
+        '--upstream-key',
+        up.key,
+      ]);
     }
 
     async function status(): Promise<{ storeDir: string; translator: TranslatorStatus }> {
@@ -301,6 +323,18 @@ forEachNix(
       assert.match(run.stdout, /^structured: green, 3$/m);
       assert.match(run.stdout, /^hello from a source file read from /m);
       assert.deepEqual(await namingNixStore(out), []);
+    });
+
+    test('nix profile install and nix run of a path: flake: zero local builds, and the program runs', async () => {
+      const profile = path.join(prefix, 'home', 'flake-profile');
+      const r = await withoutBuilds(`nix ${FLAKES} profile install --profile ${profile} path:${top}/flake#runnable && ${profile}/bin/runnable`);
+      assert.match(r.stdout, /^runnable is genuine$/m);
+      // without the profile its closure is garbage: nix run substitutes it again
+      const mine = await ours('runnable');
+      const run = await withoutBuilds(
+        `rm -f ${profile} ${profile}-*-link && nix-collect-garbage >/dev/null && test ! -e ${mine} && nix ${FLAKES} run path:${top}/flake#runnable`,
+      );
+      assert.match(run.stdout, /^runnable is genuine$/m);
     });
 
     test('nix-build of the channel: zero local builds', async () => {
@@ -469,7 +503,6 @@ forEachNix(
       }
       assert.equal((await relonix(NOBODY_UID, ['keygen', '--name', 'own-1', '--out', keys])).code, 0);
       const secret = path.join(keys, 'own-1.secret');
-      const publicKey = (await fs.readFile(path.join(keys, 'own-1.public'), 'utf8')).trim();
       const args = [
         'build',
         '--prefix',
@@ -503,19 +536,7 @@ forEachNix(
       await fs.mkdir(prefix);
       await fs.chown(prefix, NOBODY_UID, NOBODY_UID);
       const asked = up.server.requests;
-      const restore = await relonix(NOBODY_UID, [
-        'bootstrap',
-        '--prefix',
-        prefix,
-        '--cache',
-        `file://${cache}`,
-        '--trusted-key',
-        publicKey,
-        '--upstream',
-        up.url,
-        '--upstream-key',
-        up.key,
-      ]);
+      const restore = await bootstrapFromOwnCache(up.url);
       assert.equal(restore.code, 0, `${restore.stdout}\n${restore.stderr}`);
       const second = await relonix(NOBODY_UID, args);
       assert.equal(second.code, 0, `${second.stdout}\n${second.stderr}`);
@@ -533,21 +554,7 @@ forEachNix(
     test('an upstream whose nix-cache-info names a store dir of another length is refused at bootstrap', async () => {
       const other = await startServer({ files: { '/nix-cache-info': 'StoreDir: /nix/store-longer\nWantMassQuery: 1\nPriority: 40\n' } });
       try {
-        const cache = path.join(work, 'own-cache');
-        const publicKey = (await fs.readFile(path.join(work, 'keys', 'own-1.public'), 'utf8')).trim();
-        const r = await relonix(NOBODY_UID, [
-          'bootstrap',
-          '--prefix',
-          prefix,
-          '--cache',
-          `file://${cache}`,
-          '--trusted-key',
-          publicKey,
-          '--upstream',
-          other.url,
-          '--upstream-key',
-          up.key,
-        ]);
+        const r = await bootstrapFromOwnCache(other.url);
         assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
         assert.match(r.stderr, new RegExp(`the upstream ${other.url} cannot serve this prefix: .*serves the store /nix/store-longer \\(17 bytes\\)`));
         assert.match(r.stderr, /fix: /);
