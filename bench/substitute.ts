@@ -70,6 +70,15 @@ async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> 
   return s;
 }
 
+/** CPU seconds the prefix's running translator has used (from /proc: it is no child of this process). */
+async function translatorSeconds(prefix: string): Promise<number> {
+  const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0];
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime, fields 14 and 15 of the line (11 and 12 after the name), in clock ticks of 1/100 s
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** An 8-byte prefix (/tmp/bNN), whose store dir /tmp/bNN/s is as long as /nix/store. */
 async function shortPrefix(): Promise<string> {
   for (let n = 10; n < 100; n++) {
@@ -129,6 +138,7 @@ try {
   }
   const loadWatch = watchLoad();
   const oursFirst = await timedSh(`nix-env -f ${expr} -iA all`, ours);
+  const translatorCpu = await translatorSeconds(prefix);
   await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
   const oursSecond = await timedSh(`nix-env -f ${expr} -iA all`, ours);
 
@@ -148,6 +158,7 @@ try {
   const refSecond = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
 
   console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream)`);
+  console.log(`the translator's CPU time (user and system) by the end of the first install: ${translatorCpu.toFixed(2)} s`);
   const line = (what: string, mine: number, theirs: number, target: number) => {
     const ratio = mine / theirs;
     loadWatch.ratio(
