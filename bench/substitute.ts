@@ -13,6 +13,7 @@ import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
 import { removeTree } from '../src/util/fs.ts';
+import { watchLoad } from './load.ts';
 
 const PATHS = Number(process.env.RELONIX_BENCH_PATHS ?? 44);
 const RELONIX = path.resolve('bin', 'relonix.js');
@@ -69,6 +70,15 @@ async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> 
   return s;
 }
 
+/** CPU seconds the prefix's running translator has used (from /proc: it is no child of this process). */
+async function translatorSeconds(prefix: string): Promise<number> {
+  const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0];
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime, fields 14 and 15 of the line (11 and 12 after the name), in clock ticks of 1/100 s
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** An 8-byte prefix (/tmp/bNN), whose store dir /tmp/bNN/s is as long as /nix/store. */
 async function shortPrefix(): Promise<string> {
   for (let n = 10; n < 100; n++) {
@@ -120,7 +130,15 @@ try {
   ]);
   if (boot.code !== 0) throw new Error(`bootstrap failed:\n${boot.out}`);
   const ours = { PATH: `${prefix}/bin:/usr/bin:/bin`, HOME: home };
+  const profile = process.env.RELONIX_BENCH_PROFILE;
+  if (profile) {
+    // the translator started ahead, under node's profiler (it writes the profile when it stops): its start-up is not timed then
+    const started = await run(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profile}`, RELONIX, 'translator', 'start', '--prefix', prefix], ours);
+    if (started.code !== 0) throw new Error(`translator start failed:\n${started.out}`);
+  }
+  const loadWatch = watchLoad();
   const oursFirst = await timedSh(`nix-env -f ${expr} -iA all`, ours);
+  const translatorCpu = await translatorSeconds(prefix);
   await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
   const oursSecond = await timedSh(`nix-env -f ${expr} -iA all`, ours);
 
@@ -139,19 +157,17 @@ try {
   await timedSh(inNamespace('nix-env -e bench-all && nix-collect-garbage -d >/dev/null'), ref);
   const refSecond = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
 
-  const load = os
-    .loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
-  console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream); load average ${load}`);
+  console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream)`);
+  console.log(`the translator's CPU time (user and system) by the end of the first install: ${translatorCpu.toFixed(2)} s`);
   const line = (what: string, mine: number, theirs: number, target: number) => {
     const ratio = mine / theirs;
-    console.log(
+    loadWatch.ratio(
       `${what.padEnd(34)} relonix ${mine.toFixed(2)} s, Debian's Nix at /nix/store ${theirs.toFixed(2)} s: ${ratio.toFixed(2)}x (target <= ${target}x)${ratio > target ? '  MISSED' : ''}`,
     );
   };
   line('nix-env -iA, first install', oursFirst, refFirst, 1.5);
   line('after garbage collection, again', oursSecond, refSecond, 1.1);
+  loadWatch.settle();
 } finally {
   if (prefix) spawnSync(process.execPath, [RELONIX, 'translator', 'stop', '--prefix', prefix], { stdio: 'ignore' });
   // the translator's log, for a look at where the time went

@@ -4,12 +4,13 @@
 // the size it gives; Nix checks the NAR's hash itself), and what a crash left unusable is dropped
 // and translated again. A NAR is staged beside its place and renamed there once its source checked
 // out, so a NAR in the cache is always whole.
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { type SecretKey, signNarInfo } from '../cache/keys.ts';
 import { formatNarInfo, narInfoKey, parseNarInfo } from '../cache/narinfo.ts';
 import { type PublishItem, stagedNarInfo } from '../cache/publish.ts';
-import { stageNarStream } from '../cache/staged-nar.ts';
+import type { StagedNar } from '../cache/staged-nar.ts';
 import { clearTemps, tempSibling, writeFileAtomic } from '../util/fs.ts';
 
 export class FileCache {
@@ -50,10 +51,12 @@ export class FileCache {
 
   /** Stages the item's NAR, lets the item refuse it, then keeps NAR and signed narinfo. */
   async keep(item: PublishItem): Promise<void> {
+    // made again each time: a user who cleared the cache to free space leaves a server that still works
+    await fs.mkdir(this.nars, { recursive: true });
     const tmp = tempSibling(path.join(this.nars, 'staging'));
     let ni: ReturnType<typeof stagedNarInfo>;
     try {
-      const staged = await stageNarStream(item.nar(), 'none', tmp);
+      const staged = await writeNar(item.nar(), tmp);
       ni = stagedNarInfo(item, staged, 'none', (await item.accept(staged)).ca);
       await fs.rename(tmp, path.join(this.dir, ni.url));
     } catch (e) {
@@ -62,5 +65,47 @@ export class FileCache {
     }
     const text = formatNarInfo({ ...ni, sigs: [signNarInfo(ni, this.key)] });
     await writeFileAtomic(path.join(this.dir, narInfoKey(item.path)), text, 0o644, { storeContent: true });
+  }
+}
+
+/** Bytes gathered before a write: a NAR comes as many small chunks, and each write is a trip to the thread pool. */
+const WRITE_BYTES = 1 << 20;
+
+/**
+ * A NAR kept as it is (uncompressed, so its file hash is its NAR hash): written to `file` (which must
+ * not exist) in big writes, hashed on the way.
+ */
+async function writeNar(nar: AsyncIterable<Uint8Array>, file: string): Promise<StagedNar> {
+  const fh = await fs.open(file, 'wx', 0o644);
+  const hash = createHash('sha256');
+  let size = 0;
+  let held: Uint8Array[] = [];
+  let heldBytes = 0;
+  try {
+    for await (const b of nar) {
+      hash.update(b);
+      size += b.length;
+      held.push(b);
+      heldBytes += b.length;
+      if (heldBytes < WRITE_BYTES) continue;
+      await writeAll(fh, held);
+      held = [];
+      heldBytes = 0;
+    }
+    await writeAll(fh, held);
+  } finally {
+    await fh.close();
+  }
+  const narHash = hash.digest();
+  return { narHash, narSize: size, fileHash: narHash, fileSize: size };
+}
+
+async function writeAll(fh: fs.FileHandle, bufs: Uint8Array[]): Promise<void> {
+  const rest = bufs.filter((b) => b.length);
+  while (rest.length) {
+    const { bytesWritten } = await fh.writev(rest);
+    let n = bytesWritten;
+    while (rest.length && n >= rest[0]!.length) n -= rest.shift()!.length;
+    if (n) rest[0] = rest[0]!.subarray(n);
   }
 }

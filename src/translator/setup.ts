@@ -111,20 +111,32 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
   _rl_lease=${q(f.leases)}/$$
   if : > "$_rl_lease" 2>/dev/null; then
     # the relay: what the translator appends to the lease goes to this command's stderr, until it ends
+    # it holds the command's stderr, so whoever waits for that to close waits for the relay too: it
+    # looks ten times a second for the first ten seconds (a short command ends about when it does),
+    # then once a second; only sleep runs while nothing is said
     (
       _rl_seen=0
+      _rl_ticks=0
       while :; do
         _rl_gone=1
         if read -r _rl_st 2>/dev/null < "/proc/$$/stat"; then
           case \${_rl_st##*) } in Z*|X*) ;; *) _rl_gone= ;; esac
         fi
-        _rl_size=$(wc -c 2>/dev/null < "$_rl_lease") || break
-        if [ "$_rl_size" -gt "$_rl_seen" ]; then
-          tail -c +$((_rl_seen + 1)) "$_rl_lease" | head -c $((_rl_size - _rl_seen)) >&2
-          _rl_seen=$_rl_size
+        [ -e "$_rl_lease" ] || break
+        if [ -s "$_rl_lease" ]; then
+          _rl_size=$(wc -c 2>/dev/null < "$_rl_lease") || break
+          if [ "$_rl_size" -gt "$_rl_seen" ]; then
+            tail -c +$((_rl_seen + 1)) "$_rl_lease" | head -c $((_rl_size - _rl_seen)) >&2
+            _rl_seen=$_rl_size
+          fi
         fi
         [ -z "$_rl_gone" ] || break
-        sleep 1
+        if [ "$_rl_ticks" -lt 100 ]; then
+          _rl_ticks=$((_rl_ticks + 1))
+          sleep 0.1 2>/dev/null || sleep 1
+        else
+          sleep 1
+        fi
       done
       rm -f "$_rl_lease"
     ) </dev/null >/dev/null &
