@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import type { TranslatorStatus } from '../../src/translator/status.ts';
 import { processAlive } from '../../src/util/proc.ts';
+import { buildArgv } from '../helpers/build-rig.ts';
 import { EXIT, NOBODY_UID, relonix, shAs } from '../helpers/cli.ts';
 import { startServer } from '../helpers/http.ts';
 import { type Mirror, serveFixture } from '../helpers/mirror.ts';
@@ -503,20 +504,7 @@ forEachNix(
       }
       assert.equal((await relonix(NOBODY_UID, ['keygen', '--name', 'own-1', '--out', keys])).code, 0);
       const secret = path.join(keys, 'own-1.secret');
-      const args = [
-        'build',
-        '--prefix',
-        prefix,
-        '--cache',
-        `file://${cache}`,
-        '--secret-key',
-        secret,
-        '--',
-        '--no-out-link',
-        `${top}/chan/nixpkgs/default.nix`,
-        '-A',
-        'structured',
-      ];
+      const args = buildArgv({ prefix, cache: `file://${cache}`, secret }, [], ['--no-out-link', `${top}/chan/nixpkgs/default.nix`, '-A', 'structured']);
       const before = await logLines();
       const first = await relonix(NOBODY_UID, args);
       assert.equal(first.code, 0, `${first.stdout}\n${first.stderr}`);
