@@ -1,25 +1,58 @@
 // The machine's load around a bench. A ratio is only worth printing when both of its sides ran on
-// the same machine: when the load average moved by more than a core while the bench ran, other work
-// came or went in between, and the bench withholds its ratios (run it again instead).
+// the same machine: when the work of other processes changed by more than a core while the bench
+// ran, the bench withholds its ratios (run it again instead). Other processes' work is the CPU the
+// machine spent (/proc/stat) less what this bench and the programs it ran spent (/proc/self/stat),
+// so a bench that keeps both cores busy itself is not taken for other work, as the load average
+// (which counts the bench too) would take it.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
-/** How far the one-minute load average may move during a run before ratios are withheld. */
+/** How far other processes' work, in cores, may move during a run before ratios are withheld. */
 const MAX_MOVE = 1;
+/** Clock ticks a second, as /proc reports CPU time (USER_HZ, 100 on every Linux port). */
+const HZ = 100;
+/** How long other processes' work is sampled before the bench starts. */
+const SAMPLE_MS = 1000;
 
 export interface LoadWatch {
   /** the one-minute load average when the bench started */
   before: number;
   /**
-   * Prints the load after the run; true when it stayed within a core of the start. Ratios printed
-   * through `ratio` before this is called are held back and printed (or withheld) here.
+   * Prints the load after the run; true when other work stayed within a core of the start. Ratios
+   * printed through `ratio` before this is called are held back and printed (or withheld) here.
    */
   settle(): boolean;
   /** A line with a ratio in it: printed by settle() when the load held, replaced by a notice if not. */
   ratio(line: string): void;
 }
 
-function load(): number {
-  return os.loadavg()[0]!;
+interface Sample {
+  at: number;
+  /** ticks the machine's CPUs were busy */
+  busy: number;
+  /** ticks this process and the children it waited for ran */
+  own: number;
+}
+
+function sample(): Sample {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are not work
+  const busy = cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0);
+  // the fields after the command's name, which may hold spaces and parentheses
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  // utime stime cutime cstime are fields 14 to 17, 12 to 15 after the name
+  const own = (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0);
+  return { at: performance.now(), busy, own };
+}
+
+/** Other processes' work between two samples, in cores. */
+function othersBetween(a: Sample, b: Sample): number {
+  const seconds = (b.at - a.at) / 1000;
+  return seconds > 0 ? Math.max(0, (b.busy - a.busy - (b.own - a.own)) / HZ / seconds) : 0;
 }
 
 let watch: LoadWatch | undefined;
@@ -31,20 +64,31 @@ export function watchLoad(): LoadWatch {
 }
 
 function startWatch(): LoadWatch {
-  const before = load();
+  const before = os.loadavg()[0]!;
+  const first = sample();
+  // a second of the machine with this bench idle: what other processes do before it starts
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SAMPLE_MS);
+  const start = sample();
+  const othersBefore = othersBetween(first, start);
   const held: string[] = [];
-  console.log(`load before: ${before.toFixed(2)} (one-minute average, ${os.availableParallelism()} CPUs)`);
+  console.log(
+    `load before: ${before.toFixed(2)} (one-minute average, ${os.availableParallelism()} CPUs); other processes' work ${othersBefore.toFixed(2)} cores`,
+  );
   return {
     before,
     ratio: (line) => held.push(line),
     settle() {
-      const after = load();
-      const steady = Math.abs(after - before) <= MAX_MOVE;
-      console.log(`load after:  ${after.toFixed(2)}${steady ? '' : `: it moved by ${Math.abs(after - before).toFixed(2)}, more than ${MAX_MOVE} core`}`);
+      const others = othersBetween(start, sample());
+      const moved = Math.abs(others - othersBefore);
+      const steady = moved <= MAX_MOVE;
+      const after = os.loadavg()[0]!;
+      console.log(
+        `load after:  ${after.toFixed(2)}; other processes' work during the run ${others.toFixed(2)} cores${steady ? '' : `: it moved by ${moved.toFixed(2)}, more than ${MAX_MOVE} core`}`,
+      );
       if (steady) for (const l of held) console.log(l);
       else {
         console.log(
-          `ratios withheld (${held.length}): the load changed during the run, so the two sides of a ratio ran on different machines; run the bench again`,
+          `ratios withheld (${held.length}): other work came or went during the run, so the two sides of a ratio ran on different machines; run the bench again`,
         );
         process.exitCode = 1;
       }
