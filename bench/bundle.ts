@@ -7,23 +7,19 @@
 //               taken off (net) as well as shown in (raw)                             target <= 1.3x
 //   second run  ./bundle --version against the entry run directly from the run dir   target <= 20 ms more
 // Medians of ROUNDS first runs (RELONIX_BENCH_ROUNDS, default 5) and of 8x as many second runs, and
-// the CPU time the first run and tar used (load moves it less than wall time). The load average is
-// printed beside: on a shared machine the wall-time ratios move with it.
+// the CPU time the first run and tar used (load moves it less than wall time). The ratios are
+// withheld when other work came or went during the run (bench/load.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
+import { watchLoad } from './load.ts';
 import { median } from './stats.ts';
 
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 5);
 const RELONIX = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
-const load = () =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
 
 /** CPU seconds (user + system) of the children this process has waited for, from /proc/self/stat. */
 function childCpu(): number {
@@ -59,6 +55,7 @@ async function freshStoreDir(): Promise<string> {
   }
 }
 
+const loadWatch = watchLoad();
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-bench-bundle-'));
 const storeDir = await freshStoreDir();
 let runDir = '';
@@ -109,18 +106,18 @@ try {
   const [first, tar, alone] = [med((r) => r.first.ms), med((r) => r.tar.ms), med((r) => r.entry.ms)];
   const [second, direct] = [median(seconds.map((t) => t.ms)), median(directs.map((t) => t.ms))];
   const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
-  console.log(`closure: the fixture's Nix, ${paths} store paths; bundled in ${(makeMs / 1000).toFixed(1)} s; load average ${load()}`);
-  console.log(`size        bundle ${mb(bundleBytes)}, tar -czf ${mb(refBytes)}: ${(bundleBytes / refBytes).toFixed(3)}x (target <= 1.05x)`);
-  console.log(
+  console.log(`closure: the fixture's Nix, ${paths} store paths; bundled in ${(makeMs / 1000).toFixed(1)} s`);
+  loadWatch.ratio(`size        bundle ${mb(bundleBytes)}, tar -czf ${mb(refBytes)}: ${(bundleBytes / refBytes).toFixed(3)}x (target <= 1.05x)`);
+  loadWatch.ratio(
     `first run   ${first.toFixed(0)} ms (the entry's own run: ${alone.toFixed(0)} ms), tar -xzf ${tar.toFixed(0)} ms; ` +
       `ratio per round, median of ${ROUNDS}: ${med((r) => (r.first.ms - r.entry.ms) / r.tar.ms).toFixed(2)}x without the entry's run, ` +
       `${med((r) => r.first.ms / r.tar.ms).toFixed(2)}x with it; CPU ${med((r) => (r.first.cpu - r.entry.cpu) / r.tar.cpu).toFixed(2)}x (target <= 1.3x)`,
   );
-  console.log(
+  loadWatch.ratio(
     `second run  ${second.toFixed(1)} ms, the entry alone ${direct.toFixed(1)} ms: ${(second - direct).toFixed(1)} ms more (target <= 20 ms; medians of ${ROUNDS * 8}); ` +
       `CPU ${(cpuMs(seconds) - cpuMs(directs)).toFixed(1)} ms more (means)`,
   );
-  console.log(`load average after: ${load()}`);
+  loadWatch.settle();
 } finally {
   if (runDir) execFileSync('sh', ['-c', `chmod -R u+w ${runDir} 2>/dev/null; rm -rf ${runDir}`]);
   await removeTree(work);
