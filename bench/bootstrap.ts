@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
+import { benchFixture } from './fixture.ts';
 import { watchLoad } from './load.ts';
 import { median } from './stats.ts';
 
@@ -38,7 +39,7 @@ async function bootstrapOnce(prefix: string, url: string): Promise<{ ms: number;
 }
 
 async function main(): Promise<void> {
-  const fx = await ensureFixture({ log: (s) => console.error(`fixture: ${s}`) });
+  const fx = await ensureFixture({ name: benchFixture(), log: (s) => console.error(`fixture: ${s}`) });
   const server = await serveDirectory(path.dirname(fx.tarball), { host: '127.0.0.1', port: 0 });
   const url = `${server.url.replace(/\/$/, '')}/${path.basename(fx.tarball)}`;
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-bench-'));

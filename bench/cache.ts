@@ -16,6 +16,7 @@ import { generateKey } from '../src/cache/keys.ts';
 import { hostXz, hostZstd } from '../src/codec/host-tools.ts';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
+import { benchFixture } from './fixture.ts';
 import { watchLoad } from './load.ts';
 import { median } from './stats.ts';
 
@@ -90,7 +91,8 @@ async function floor(cache: string, c: string, closureTar: string, scratch: stri
   return decompress + (performance.now() - t0) / 1000;
 }
 
-const fx = await ensureFixture();
+const fx = await ensureFixture({ name: benchFixture() });
+console.log(`tarball: ${path.basename(fx.tarball)} (${fx.storePaths.length} store paths)`);
 const top = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-bench-cache-'));
 const prefix = path.join(top, 'nix');
 const k = generateKey('bench-1');
