@@ -20,7 +20,7 @@ import { startServer } from '../helpers/http.ts';
 import { forEachNix } from '../helpers/nixes.ts';
 import { prefixFor, RELONIX, removePrefix } from '../helpers/paths.ts';
 import { gcc, requireRoot, requireTool } from '../helpers/tools.ts';
-import { namingNixStore } from '../helpers/upstream.ts';
+import { hostNix, namingNixStore } from '../helpers/upstream.ts';
 
 let top: string;
 let upstream: { dir: string; key: string; out: string; closure: string[]; drvs: string[] };
@@ -62,15 +62,11 @@ in sh "hello-script-1.0" ''
 `;
 }
 
-/** The host's Nix as root, at the real /nix/store, with what a container allows. */
-function hostNix(cmd: string, args: string[]): string {
-  const env = {
-    PATH: '/usr/bin:/bin',
-    HOME: path.join(top, 'root-home'),
-    NIX_CONFIG: 'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command',
-  };
-  return execFileSync(cmd, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
+/** Nix options that make the file cache `to` the only substituter, trusted by the prefix's key. */
+const onlyFrom = (to: string) => ['--option', 'substituters', `file://${to}`, '--option', 'trusted-public-keys', mine.public];
+
+/** Debian's Nix as root at /nix/store (test/helpers/upstream.ts), with its home in this file's directory. */
+const rootNix = (cmd: string, args: string[]) => hostNix(path.join(top, 'root-home'), cmd, args);
 
 /** A store dir as long as /nix/store that nobody uses: /tmp/ and five characters. */
 function freshStoreDir(): string {
@@ -105,13 +101,19 @@ before(async () => {
   await fs.writeFile(path.join(expr, 'default.nix'), expression(path.join(top, 'impure.log')));
   await fs.writeFile(path.join(top, 'impure.log'), '', { mode: 0o666 });
   await fs.chmod(path.join(top, 'impure.log'), 0o666);
-  const out = hostNix('nix-build', ['--no-out-link', path.join(expr, 'default.nix')]);
+  const out = rootNix('nix-build', ['--no-out-link', path.join(expr, 'default.nix')]);
   assert.equal((await lines(path.join(top, 'impure.log'))).length, 3, 'upstream built the three derivations');
-  hostNix('nix-store', ['--generate-binary-cache-key', 'upstream-1', path.join(top, 'up.secret'), path.join(top, 'up.public')]);
+  rootNix('nix-store', ['--generate-binary-cache-key', 'upstream-1', path.join(top, 'up.secret'), path.join(top, 'up.public')]);
   const dir = path.join(top, 'up');
-  hostNix('nix', ['copy', '--to', `file://${dir}?secret-key=${path.join(top, 'up.secret')}`, out]);
-  const drvs = hostNix('nix-store', ['-qR', hostNix('nix-instantiate', [path.join(expr, 'default.nix')])]).split('\n');
-  upstream = { dir, key: await fs.readFile(path.join(top, 'up.public'), 'utf8'), out, closure: hostNix('nix-store', ['-qR', out]).split('\n'), drvs };
+  rootNix('nix', ['copy', '--to', `file://${dir}?secret-key=${path.join(top, 'up.secret')}`, out]);
+  const drvs = rootNix('nix-store', ['-qR', rootNix('nix-instantiate', [path.join(expr, 'default.nix')])]).split('\n');
+  upstream = {
+    dir,
+    key: await fs.readFile(path.join(top, 'up.public'), 'utf8'),
+    out,
+    closure: rootNix('nix-store', ['-qR', out]).split('\n'),
+    drvs,
+  };
   execFileSync('chmod', ['-R', 'a+rX', top]);
 
   const keys = path.join(top, 'keys');
@@ -126,7 +128,7 @@ after(async () => {
   if (upstream) {
     // the upstream build and its derivations live in the machine's own store: take them out again
     try {
-      hostNix('nix-store', ['--delete', ...upstream.closure, ...upstream.drvs]);
+      rootNix('nix-store', ['--delete', ...upstream.closure, ...upstream.drvs]);
     } catch {
       // still referenced from elsewhere: the store keeps it
     }
@@ -206,21 +208,7 @@ forEachNix(
       }
 
       const before = (await lines(path.join(top, 'impure.log'))).length;
-      const build = await relonix(NOBODY_UID, [
-        'run',
-        '--prefix',
-        prefix,
-        '--',
-        'nix-build',
-        '--no-out-link',
-        expr,
-        '--option',
-        'substituters',
-        `file://${to}`,
-        '--option',
-        'trusted-public-keys',
-        mine.public,
-      ]);
+      const build = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-build', '--no-out-link', expr, ...onlyFrom(to)]);
       assert.equal(build.code, 0, build.stderr);
       assert.equal((await lines(path.join(top, 'impure.log'))).length, before, 'no builder ran: everything was substituted');
       assert.doesNotMatch(build.stderr, /will be built/);
@@ -253,21 +241,7 @@ forEachNix(
       assert.equal(ni.storePath, path.join(storeDir, path.basename(greet)));
       assert.deepEqual(ni.references, [path.basename(lib)]);
       const mine2 = path.join(storeDir, path.basename(greet));
-      const got = await relonix(NOBODY_UID, [
-        'run',
-        '--prefix',
-        prefix,
-        '--',
-        'nix-store',
-        '--realise',
-        mine2,
-        '--option',
-        'substituters',
-        `file://${to}`,
-        '--option',
-        'trusted-public-keys',
-        mine.public,
-      ]);
+      const got = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--realise', mine2, ...onlyFrom(to)]);
       assert.equal(got.code, 0, got.stderr);
       const run = await shAs(NOBODY_UID, `${mine2}/bin/greet`);
       assert.equal(run.code, 0, run.stderr);
