@@ -10,22 +10,19 @@
 // the CPU time the first run and tar used (load moves it less than wall time). The ratios are
 // withheld when other work came or went during the run (bench/load.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { removeTree } from '../src/util/fs.ts';
-import { watchLoad } from './load.ts';
+import { HZ, ownTicks, watchLoad } from './load.ts';
 import { median } from './stats.ts';
 
 const ROUNDS = Number(process.env.RELONIX_BENCH_ROUNDS ?? 5);
 const RELONIX = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'relonix.js');
 
-/** CPU seconds (user + system) of the children this process has waited for, from /proc/self/stat. */
-function childCpu(): number {
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[13]) + Number(fields[14])) / 100;
-}
+/** CPU seconds (user + system) of the children this process has waited for. */
+const childCpu = () => ownTicks().children / HZ;
 
 interface Timing {
   ms: number;

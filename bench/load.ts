@@ -10,7 +10,7 @@ import os from 'node:os';
 /** How far other processes' work, in cores, may move during a run before ratios are withheld. */
 const MAX_MOVE = 1;
 /** Clock ticks a second, as /proc reports CPU time (USER_HZ, 100 on every Linux port). */
-const HZ = 100;
+export const HZ = 100;
 /** How long other processes' work is sampled before the bench starts. */
 const SAMPLE_MS = 1000;
 
@@ -34,19 +34,24 @@ interface Sample {
   own: number;
 }
 
-function sample(): Sample {
-  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal: idle and iowait are not work
-  const busy = cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0);
-  // the fields after the command's name, which may hold spaces and parentheses
+/** CPU ticks of this process, and of the children it has waited for (and theirs), from /proc/self/stat. */
+export function ownTicks(): { self: number; children: number } {
   const stat = readFileSync('/proc/self/stat', 'utf8');
+  // the fields after the command's name, which may hold spaces and parentheses; utime stime cutime
+  // cstime are fields 14 to 17, 12 to 15 after the name
   const f = stat
     .slice(stat.lastIndexOf(')') + 2)
     .split(' ')
     .map(Number);
-  // utime stime cutime cstime are fields 14 to 17, 12 to 15 after the name
-  const own = (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0);
-  return { at: performance.now(), busy, own };
+  return { self: (f[11] ?? 0) + (f[12] ?? 0), children: (f[13] ?? 0) + (f[14] ?? 0) };
+}
+
+function sample(): Sample {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are not work
+  const busy = cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0);
+  const t = ownTicks();
+  return { at: performance.now(), busy, own: t.self + t.children };
 }
 
 /** Other processes' work between two samples, in cores. */
