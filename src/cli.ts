@@ -3,6 +3,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { emit } from './util/emit.ts';
 import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, RelonixError } from './util/errors.ts';
 import { redactText } from './util/redact.ts';
+import { isDamagedPart, packageDamaged } from './util/self.ts';
 import { exitOnSignals, inFlightAbandoned } from './util/signals.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help, run's 126 and 127 in its own). */
@@ -149,7 +150,7 @@ function report(e: unknown, json: boolean): number {
     if (json) emit({ event: 'error', message: e.message.replace(/^error: /, ''), kind: 'usage', exitCode: EXIT_CODES.usage });
     return EXIT_CODES.usage;
   }
-  const known = e instanceof RelonixError ? e : fromSystemError(e);
+  const known = e instanceof RelonixError ? e : isDamagedPart(e) ? packageDamaged(e) : fromSystemError(e);
   const code = EXIT_CODES[known?.kind ?? 'failure'];
   // whichever layer made the message, a URL's credentials never reach the terminal or a log
   const message = redactText(errorMessage(known ?? e));

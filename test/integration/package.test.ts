@@ -128,6 +128,18 @@ test('an installed package with a broken or missing bundle says it is damaged, n
   // patchelf's own bundle is intact and still runs
   const p = spawnSync(process.execPath, [launcher, 'patchelf', '--version'], { encoding: 'utf8' });
   assert.equal(p.status, EXIT.ok, p.stderr);
+
+  // an entry that loads, and a chunk a command reaches that is gone: damaged as well, said the same way
+  const partial = path.join(work, 'damaged-chunk');
+  await fs.cp(installed, partial, { recursive: true });
+  const chunks = path.join(partial, 'dist', 'cli', 'chunks');
+  const status = (await fs.readdir(chunks)).find((f) => f.startsWith('status-'));
+  assert.ok(status, 'the status command is a chunk of its own');
+  await fs.rm(path.join(chunks, status));
+  const r = spawnSync(process.execPath, [path.join(partial, 'bin', 'relonix.js'), 'status'], { encoding: 'utf8' });
+  assert.equal(r.status, EXIT.failure, r.stderr);
+  assert.match(r.stderr, /relonix: error: this relonix package is damaged: a part of it does not load/);
+  assert.match(r.stderr, /fix: install relonix again/);
 });
 
 // each copy bootstraps each Nix
