@@ -1,12 +1,18 @@
 #!/usr/bin/env node
-// Runs relonix from its prebuilt bundle (scripts/bundle.ts).
+// Runs relonix from its prebuilt bundle (scripts/bundle.ts): dist/cli/, the build split where it
+// loads lazily, so that a start parses only what the command needs.
 // - An installed package has no sources beside this file, only the bundle prepack built: it runs,
 //   or relonix says the package is damaged. There is no slower way to fall back to.
 // - In a checkout the bundle runs only while it is newer than every source it was made from, and
 //   the TypeScript sources run through tsx otherwise: an edited source is never shadowed by a stale
 //   bundle, and a checkout without a build still works, only slower to start.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+// required, not imported: an ESM import of node:fs builds every export, its streams included, which
+// costs more start-up time than the rest of this file
+const require = createRequire(import.meta.url);
+const { existsSync, readFileSync, statSync } = require('node:fs');
+const { fileURLToPath } = require('node:url');
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const checkout = existsSync(`${root}src/cli.ts`);
@@ -69,7 +75,7 @@ const runPatchelf = patchelf && (await load(patchelf, 'runPatchelf')).f;
 if (runPatchelf) {
   process.exitCode = await runPatchelf(process.argv.slice(3));
 } else {
-  const file = bundle('relonix.mjs');
+  const file = bundle('cli/relonix.mjs');
   const loaded = file ? await load(file, 'main') : { why: 'stale' };
   // a checkout's unreadable or stale bundle: the sources still work
   const main = loaded.f ?? (checkout ? await fromSources() : damaged(file, loaded.why));

@@ -1,15 +1,21 @@
-// Builds relonix into single ESM files that need nothing but node, not even a node_modules:
-//   dist/relonix.mjs   the whole CLI with every dependency inside (the xz decoder's WebAssembly is a
-//                      data: URL in its JavaScript). `node relonix.mjs ARGS` runs it on its own, and
-//                      bin/relonix.js imports it and calls its `main`.
+// Builds relonix into ESM files that need nothing but node, not even a node_modules:
+//   dist/relonix.mjs   the whole CLI in one file, with every dependency inside (the xz decoder's
+//                      WebAssembly is a data: URL in its JavaScript): what is copied to run elsewhere
+//                      (a builder, a prefix's translator, a host with only node). `node relonix.mjs
+//                      ARGS` runs it on its own.
+//   dist/cli/          the same CLI split where it loads lazily: relonix.mjs holds what every start
+//                      needs, chunks/ the layers a command loads when it runs, so a start parses only
+//                      what argv needs (node parses a whole file before running any of it). This is
+//                      what bin/relonix.js imports, calling its `main`.
 //   dist/patchelf.mjs  the ELF editor alone, which scripts call with hundreds of files, in loops: it
 //                      starts faster than the whole CLI.
+// All are minified but for names, which stay readable in a stack trace (RELONIX_DEBUG=1).
 // prepack runs this, so every npm package carries both; in a checkout `npm run build` does (the
 // integration tests build it first), and bin/relonix.js runs the sources while the bundle is stale.
 // Each bundle is written with the list of sources it was made from, so that in a checkout the
 // launcher can tell a stale bundle from a fresh one.
 
-import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import type { Metafile, Plugin } from 'esbuild';
@@ -26,6 +32,8 @@ interface Bundle {
   run: string;
   /** the module that runs a job when the bundle is loaded in a worker thread (src/util/thread.ts) */
   worker?: string;
+  /** a folder of chunks loaded as they are needed, rather than one file */
+  split?: boolean;
 }
 
 const BUNDLES: Bundle[] = [
@@ -36,6 +44,7 @@ const BUNDLES: Bundle[] = [
     run: 'process.exitCode = await runPatchelf(process.argv.slice(2));',
   },
   { name: 'relonix.mjs', module: './src/cli.ts', exportName: 'main', run: 'await main(process.argv);', worker: './src/worker.ts' },
+  { name: 'cli/relonix.mjs', module: './src/cli.ts', exportName: 'main', run: 'await main(process.argv);', worker: './src/worker.ts', split: true },
 ];
 
 // CommonJS dependencies inside an ESM bundle still call require()
@@ -47,6 +56,7 @@ const require = __relonixRequire(import.meta.url);`;
  * The bundle's entry: exports the function the launcher calls, and calls it itself only when node
  * was started with this very file (a symlink to it counts), so an import never runs a command. In a
  * worker thread (whose argv is its parent's) it runs the worker's job instead, and never a command.
+ * It names itself to the code inside (src/util/self.ts): a chunk's own URL is not the entry's.
  */
 function entry(b: Bundle): string {
   return `import { realpathSync } from 'node:fs';
@@ -54,6 +64,7 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { ${b.exportName} } from '${b.module}';
 export { ${b.exportName} };
+globalThis[Symbol.for('relonix.entry')] = import.meta.url;
 let program = false;
 try {
   program = realpathSync(process.argv[1] ?? '') === fileURLToPath(import.meta.url);
@@ -177,18 +188,46 @@ const lazyBuiltins: Plugin = {
   },
 };
 
+/** The generated entry, as a module of its own: a split build takes entry points, not stdin. */
+function entryModule(b: Bundle): Plugin {
+  return {
+    name: 'entry',
+    setup(pb) {
+      pb.onResolve({ filter: /^<entry>$/ }, () => ({ path: ENTRY, namespace: 'entry' }));
+      pb.onLoad({ filter: /./, namespace: 'entry' }, () => ({ contents: entry(b), resolveDir: root, loader: 'ts' }));
+    },
+  };
+}
+
+/** Replaces `dest` (a file, or a split build's folder) with `tmp`; a reader meanwhile finds the old or none. */
+function replace(tmp: string, dest: string): void {
+  const old = `${dest}.old`;
+  rmSync(old, { recursive: true, force: true });
+  if (existsSync(dest)) renameSync(dest, old);
+  renameSync(tmp, dest);
+  rmSync(old, { recursive: true, force: true });
+}
+
 async function build(esbuild: typeof import('esbuild'), b: Bundle, oldest: Version): Promise<void> {
   const outfile = path.join(root, 'dist', b.name);
+  // a split build is its folder (dist/cli/), built beside it and swapped in whole
+  const dest = b.split ? path.dirname(outfile) : outfile;
+  const tmp = `${dest}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  const out = b.split ? path.join(tmp, path.basename(outfile)) : tmp;
   const r = await esbuild.build({
-    stdin: { contents: entry(b), resolveDir: root, sourcefile: ENTRY, loader: 'ts' },
-    outfile: `${outfile}.tmp`,
+    entryPoints: { [path.basename(outfile, '.mjs')]: ENTRY },
+    ...(b.split ? { outdir: tmp, splitting: true, chunkNames: 'chunks/[name]-[hash]', outExtension: { '.js': '.mjs' } } : { outfile: tmp }),
     bundle: true,
     platform: 'node',
     format: 'esm',
     // the syntax node can parse from the oldest version engines.node admits
     target: `node${oldest.join('.')}`,
     banner: { js: BANNER },
-    plugins: [versionOnly, lazyBuiltins],
+    plugins: [entryModule(b), versionOnly, lazyBuiltins],
+    // less to parse at every start, and to install; names stay, for stack traces
+    minifyWhitespace: true,
+    minifySyntax: true,
     metafile: true,
     logLevel: 'warning',
   });
@@ -197,12 +236,13 @@ async function build(esbuild: typeof import('esbuild'), b: Bundle, oldest: Versi
   const inputs = Object.keys(r.metafile.inputs);
   const dirs = packageDirs(inputs);
   checkEngines(oldest, dirs);
-  writeFileSync(`${outfile}.tmp`, licenseNotice(dirs), { flag: 'a' });
-  chmodSync(`${outfile}.tmp`, 0o755);
-  const sources = inputs.filter((f) => !f.includes('node_modules/') && f !== ENTRY && !f.startsWith(`${BUILTIN}:`));
+  writeFileSync(out, licenseNotice(dirs), { flag: 'a' });
+  chmodSync(out, 0o755);
+  const sources = inputs.filter((f) => !f.includes('node_modules/') && !f.startsWith('entry:') && !f.startsWith(`${BUILTIN}:`));
   // sources first, bundle last: a bundle is only ever next to the list it was made from
-  writeFileSync(`${outfile}.sources.json`, `${JSON.stringify(sources)}\n`);
-  renameSync(`${outfile}.tmp`, outfile);
+  const list = b.split ? `${out}.sources.json` : `${outfile}.sources.json`;
+  writeFileSync(list, `${JSON.stringify(sources)}\n`);
+  replace(tmp, dest);
 }
 
 let esbuild: typeof import('esbuild');

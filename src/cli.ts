@@ -1,25 +1,9 @@
-import { Command, CommanderError } from 'commander';
-// package.json is the one source of the version; the bundle carries it inlined, read at build time
+import type { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
-import * as bootstrap from './commands/bootstrap.ts';
-import * as build from './commands/build.ts';
-import * as builder from './commands/builder.ts';
-import * as bundle from './commands/bundle.ts';
-import * as cache from './commands/cache.ts';
-import * as demo from './commands/demo.ts';
-import * as doctor from './commands/doctor.ts';
-import * as env from './commands/env.ts';
-import * as instantiate from './commands/instantiate.ts';
-import * as keygen from './commands/keygen.ts';
-import * as publish from './commands/publish.ts';
-import * as run from './commands/run.ts';
-import * as status from './commands/status.ts';
-import * as translate from './commands/translate.ts';
-import * as translator from './commands/translator.ts';
-import * as uninstall from './commands/uninstall.ts';
 import { emit } from './util/emit.ts';
 import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, RelonixError } from './util/errors.ts';
 import { redactText } from './util/redact.ts';
+import { isDamagedPart, packageDamaged } from './util/self.ts';
 import { exitOnSignals, inFlightAbandoned } from './util/signals.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help, run's 126 and 127 in its own). */
@@ -34,18 +18,42 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   missing: 127,
 };
 
-// Each command lives in its own module exporting `register(program)`; what it does is one call into a
-// layer, which the command loads when it runs: start-up compiles only what argv needs.
-const COMMANDS = { bootstrap, env, run, status, doctor, publish, keygen, cache, build, instantiate, builder, translate, translator, bundle, uninstall, demo };
+interface CommandModule {
+  register(program: Command): void;
+}
 
-/**
- * The commands argv can reach: the one it names, none for --version, all for help and errors.
- * Registering a command costs more than loading its module, and start-up is what users wait for.
- */
-function reachable(argv: string[]): { register(p: Command): void }[] {
+// Each command lives in its own module exporting `register(program)`; what it does is one call into a
+// layer, which the command loads when it runs. Every module is loaded only when argv reaches it, so a
+// start compiles and initialises only what the command needs (in the bundle, each is a chunk of its own).
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  bootstrap: () => import('./commands/bootstrap.ts'),
+  env: () => import('./commands/env.ts'),
+  run: () => import('./commands/run.ts'),
+  status: () => import('./commands/status.ts'),
+  doctor: () => import('./commands/doctor.ts'),
+  publish: () => import('./commands/publish.ts'),
+  keygen: () => import('./commands/keygen.ts'),
+  cache: () => import('./commands/cache.ts'),
+  build: () => import('./commands/build.ts'),
+  instantiate: () => import('./commands/instantiate.ts'),
+  builder: () => import('./commands/builder.ts'),
+  translate: () => import('./commands/translate.ts'),
+  translator: () => import('./commands/translator.ts'),
+  bundle: () => import('./commands/bundle.ts'),
+  uninstall: () => import('./commands/uninstall.ts'),
+  demo: () => import('./commands/demo.ts'),
+};
+
+/** The commands argv can reach, in --help's order: the one it names, else all (for help and errors). */
+function reachable(argv: string[]): Promise<CommandModule[]> {
   const first = argv[2] ?? '';
-  if (first === '--version' || first === '-V') return [];
-  return Object.hasOwn(COMMANDS, first) ? [COMMANDS[first as keyof typeof COMMANDS]] : Object.values(COMMANDS);
+  const names = Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+  return Promise.all(names.map((n) => COMMANDS[n]!()));
+}
+
+/** `relonix --version`, as the CLI framework would answer it, without loading the framework. */
+function asksVersion(argv: string[]): boolean {
+  return argv[2] === '--version' || argv[2] === '-V';
 }
 
 const EPILOG = `
@@ -63,7 +71,8 @@ broken connections are retried. With --json, errors are JSON events too.
 
 Start with:  relonix doctor   then:  relonix bootstrap   then:  eval "$(relonix env)"`;
 
-export function buildProgram(): Command {
+async function buildProgram(): Promise<Command> {
+  const { Command } = await import('commander');
   const program = new Command('relonix')
     .description('A working Nix in a writable prefix, on hosts with no root and no namespaces.')
     .version(pkg.version)
@@ -102,8 +111,12 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await runPatchelf(argv.slice(3));
       return;
     }
-    const program = buildProgram();
-    for (const c of reachable(argv)) c.register(program);
+    if (asksVersion(argv)) {
+      process.stdout.write(`${pkg.version}\n`);
+      return;
+    }
+    const program = await buildProgram();
+    for (const c of await reachable(argv)) c.register(program);
     await program.parseAsync(argv);
   } catch (e) {
     process.exitCode = report(e, wantsJson(argv));
@@ -120,14 +133,24 @@ function wantsJson(argv: string[]): boolean {
   return at !== -1 && (end === -1 || at < end);
 }
 
+/** An error of the CLI framework's, which has printed it already; checked without loading it. */
+function isCommanderError(e: unknown): e is CommanderError {
+  return (
+    e instanceof Error &&
+    typeof (e as Partial<CommanderError>).exitCode === 'number' &&
+    typeof (e as Partial<CommanderError>).code === 'string' &&
+    (e as Partial<CommanderError>).code!.startsWith('commander.')
+  );
+}
+
 function report(e: unknown, json: boolean): number {
-  if (e instanceof CommanderError) {
+  if (isCommanderError(e)) {
     // commander has printed the error and the pointer to --help; scripts get the event too
     if (e.exitCode === 0) return 0;
     if (json) emit({ event: 'error', message: e.message.replace(/^error: /, ''), kind: 'usage', exitCode: EXIT_CODES.usage });
     return EXIT_CODES.usage;
   }
-  const known = e instanceof RelonixError ? e : fromSystemError(e);
+  const known = e instanceof RelonixError ? e : isDamagedPart(e) ? packageDamaged(e) : fromSystemError(e);
   const code = EXIT_CODES[known?.kind ?? 'failure'];
   // whichever layer made the message, a URL's credentials never reach the terminal or a log
   const message = redactText(errorMessage(known ?? e));

@@ -68,17 +68,16 @@ async function localContent(url: string): Promise<string | undefined> {
 }
 
 /**
- * The done stages up to the first whose work a later stage still needs and that is gone: the stage
- * a run would start at names what it finds missing, and the run starts there instead, until nothing
- * it needs is missing.
+ * How many stages stay done, up to the first whose work a later stage still needs and that is gone:
+ * the stage a run would start at names what it finds missing, and the run starts there instead,
+ * until nothing it needs is missing.
  */
-async function withoutLost(ctx: BootstrapContext, stages: Stage[], s: BootstrapState, keys: string[]): Promise<string[]> {
-  let done = keys;
-  while (done.length < stages.length) {
-    const from = await stages[done.length]!.lost?.(ctx, s);
+async function withoutLost(ctx: BootstrapContext, stages: Stage[], s: BootstrapState, done: number): Promise<number> {
+  while (done < stages.length) {
+    const from = await stages[done]!.lost?.(ctx, s);
     const i = from === undefined ? -1 : stages.findIndex((st) => st.name === from);
-    if (i < 0 || i >= done.length) return done;
-    done = done.slice(0, i);
+    if (i < 0 || i >= done) return done;
+    done = i;
   }
   return done;
 }
@@ -93,25 +92,23 @@ function chainKey(prev: string, inputs: unknown): string {
 }
 
 /**
- * Pure: the keys of the stages already done with the current inputs, in order, up to the first
- * one that is not. Later stages' keys are not known yet: their inputs come from the stages before.
+ * Pure: every stage's key, chained from the first, decided before anything runs. A stage's inputs
+ * are what the command line and the host give it; what earlier stages found (a download's hash, the
+ * Nix a tarball holds) needs no place in a later key, because a stage that runs again runs every
+ * stage after it too.
  */
-export function doneKeys(ctx: BootstrapContext, stages: Stage[], s: BootstrapState): string[] {
-  const keys: string[] = [];
+export function planKeys(ctx: BootstrapContext, stages: Stage[]): string[] {
   let prev = '';
-  for (const st of stages) {
-    let inputs: unknown;
-    try {
-      inputs = st.inputs(ctx, s);
-    } catch {
-      break; // needs a record an earlier run did not leave
-    }
-    const key = chainKey(prev, inputs);
-    if (s.stages[st.name]?.key !== key) break;
-    keys.push(key);
-    prev = key;
-  }
-  return keys;
+  return stages.map((st) => {
+    prev = chainKey(prev, st.inputs(ctx));
+    return prev;
+  });
+}
+
+/** Pure: how many stages, from the first, the state records as done with these keys. */
+export function doneCount(keys: string[], s: BootstrapState, stages: Stage[]): number {
+  const i = stages.findIndex((st, n) => s.stages[st.name]?.key !== keys[n]);
+  return i < 0 ? stages.length : i;
 }
 
 export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapResult> {
@@ -151,9 +148,10 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
     ctx.tarball = { url, sha256: opts.sha256, content: opts.sha256 ? undefined : await localContent(url) };
   }
   const stages = planStages(ctx);
+  const keys = planKeys(ctx, stages);
   // new credentials for the same caches are written under the lock
   const nothingToWrite = ctx.credentials.length === 0;
-  if (quick && nothingToWrite && (await isBootstrapped(l, quick)) && doneKeys(ctx, stages, quick).length === stages.length) return done(quick);
+  if (quick && nothingToWrite && (await isBootstrapped(l, quick)) && doneCount(keys, quick, stages) === stages.length) return done(quick);
 
   const mode = pickMode(!!opts.json);
   return withLock(
@@ -168,8 +166,8 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       // a store dir nothing was done in yet (admitPrefix refused any other change), or a wiped store
       // under an intact state file: start over, as the same prefix
       if (state.storeDir !== l.storeDir || (state.nix && !(await exists(state.nix)))) state = emptyState(l, state);
-      const keys = await withoutLost(ctx, stages, state, doneKeys(ctx, stages, state));
-      if (keys.length === stages.length) {
+      const first = await withoutLost(ctx, stages, state, doneCount(keys, state, stages));
+      if (first === stages.length) {
         await saveNetrcCredentials(l.netrcFile, ctx.credentials);
         return done(state);
       }
@@ -180,7 +178,7 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
       if (opts.demo) state.madeBy = 'demo';
       else delete state.madeBy;
       if (ctx.tarball) preloadTarballStages();
-      const r = await runFrom(ctx, stages, state, keys, mode, opts.progress);
+      const r = await runFrom(ctx, stages, state, { keys, first }, mode, opts.progress);
       if (!opts.keepDownload) {
         await removeTree(l.stagingDir);
         await removeTree(l.downloadsDir);
@@ -190,17 +188,22 @@ export async function runBootstrap(opts: BootstrapOptions): Promise<BootstrapRes
   );
 }
 
-/** Runs every stage from the first not done (keys.length), recording each as it finishes. */
-async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapState, keys: string[], mode: UiMode, out?: NodeJS.WriteStream) {
+/** Runs every stage from `first` (the first not done), recording each, with its key, as it finishes. */
+async function runFrom(
+  ctx: BootstrapContext,
+  stages: Stage[],
+  state: BootstrapState,
+  { keys, first }: { keys: string[]; first: number },
+  mode: UiMode,
+  out?: NodeJS.WriteStream,
+) {
   const l = ctx.layout;
-  const first = keys.length;
   // the stages from `first` on all run: what they recorded before no longer holds, and a run killed
   // half-way must not find a later stage's old record matching its key
   for (const st of stages.slice(first)) delete state.stages[st.name];
   await writeState(l, state);
   const ran: StageName[] = [];
   const stageMs: Partial<Record<StageName, number>> = {};
-  let prev = keys[first - 1] ?? '';
   const finished = stages.slice(0, first).map((st) => st.name);
   const ui: UiStage[] = stages.map((st, i) => ({
     name: st.name,
@@ -208,8 +211,6 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
     exec: async (progress) => {
       if (i < first) return { skipped: true, summary: `done ${state.stages[st.name]!.doneAt}` };
       keptSoFar(keptText(finished, st.name));
-      const key = chainKey(prev, st.inputs(ctx, state));
-      prev = key;
       const t = Date.now();
       let r: StageResult;
       try {
@@ -219,7 +220,7 @@ async function runFrom(ctx: BootstrapContext, stages: Stage[], state: BootstrapS
       }
       stageMs[st.name] = Date.now() - t;
       Object.assign(state, r.patch);
-      state.stages[st.name] = { doneAt: new Date().toISOString(), key, detail: r.detail };
+      state.stages[st.name] = { doneAt: new Date().toISOString(), key: keys[i]!, detail: r.detail };
       await writeState(l, state);
       ran.push(st.name);
       finished.push(st.name);

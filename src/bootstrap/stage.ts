@@ -55,8 +55,11 @@ export interface StageResult<D = unknown> {
 export interface Stage<K extends StageName = StageName> {
   name: K;
   title: string;
-  /** the stage's own inputs; its key chains them to the previous stage's key */
-  inputs(ctx: BootstrapContext, s: BootstrapState): unknown;
+  /**
+   * The stage's own inputs, from the command line and the host alone: its key chains them to the
+   * previous stage's key, all keys decided before the first stage runs (engine.ts planKeys)
+   */
+  inputs(ctx: BootstrapContext): unknown;
   run(ctx: BootstrapContext, s: BootstrapState, progress: (text: string) => void): Promise<StageResult<StageDetails[K]>>;
   /**
    * When what this stage reads of an earlier stage's work is gone (a deleted download, a removed

@@ -5,9 +5,9 @@
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readJson, removeTree, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
+import { packageRoot } from '../util/self.ts';
 import { type Fixture, type FixtureName, GENERATOR_VERSION, type Manifest } from './fixture.ts';
 import type { FixtureSource } from './fixture-tarball.ts';
 
@@ -16,10 +16,8 @@ import type { FixtureSource } from './fixture-tarball.ts';
  * folder to write into, the user's cache dir.
  */
 function defaultRoot(): string {
-  // this module runs from src/demo/ or, bundled, from dist/
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const checkout = [path.resolve(here, '..', '..'), path.resolve(here, '..')].find((d) => existsSync(path.join(d, 'src', 'demo', 'mirror.ts')));
-  if (checkout) return path.join(checkout, 'fixtures');
+  const root = packageRoot();
+  if (existsSync(path.join(root, 'src', 'demo', 'mirror.ts'))) return path.join(root, 'fixtures');
   const cache = process.env.XDG_CACHE_HOME || path.join(process.env.HOME || os.homedir(), '.cache');
   return path.join(cache, 'relonix', 'demo-mirror');
 }

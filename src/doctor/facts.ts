@@ -5,7 +5,6 @@ import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { type CgroupLimits, readCgroupLimits } from '../host/cgroup.ts';
 import { type DirFacts, existingAncestor, probeDir, type SpaceFacts, spaceFacts } from '../host/filesystem.ts';
 import { flagsAt, type MountFlags, readMounts } from '../host/mounts.ts';
@@ -15,6 +14,7 @@ import { type ProbeOutcome, probeSyscalls, readSeccompStatus, type SeccompStatus
 import type { Layout } from '../prefix/layout.ts';
 import { errorMessage } from '../util/errors.ts';
 import { exists } from '../util/fs.ts';
+import { packageRoot } from '../util/self.ts';
 
 /** A directory relonix will write: where it is, or where it would be made, and what that place allows. */
 export interface PlaceFacts {
@@ -113,11 +113,8 @@ function readNumber(file: string): number | undefined {
 
 /** patches/restricted-host.nix beside this relonix (a checkout, or the npm package), when it is there. */
 async function overlayFile(): Promise<string | undefined> {
-  for (const rel of ['../../patches/restricted-host.nix', '../patches/restricted-host.nix']) {
-    const f = fileURLToPath(new URL(rel, import.meta.url));
-    if (await exists(f)) return f;
-  }
-  return undefined;
+  const f = path.join(packageRoot(), 'patches', 'restricted-host.nix');
+  return (await exists(f)) ? f : undefined;
 }
 
 async function caFacts(): Promise<HostFacts['ca']> {

@@ -25,20 +25,20 @@ test('the launcher runs a fresh bundle, and the sources once a source is newer o
     await fs.symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
     const built = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bundle.ts'], { cwd: dir, encoding: 'utf8' });
     assert.equal(built.status, 0, built.stderr);
-    const sources: string[] = JSON.parse(await fs.readFile(path.join(dir, 'dist/relonix.mjs.sources.json'), 'utf8'));
+    const sources: string[] = JSON.parse(await fs.readFile(path.join(dir, 'dist/cli/relonix.mjs.sources.json'), 'utf8'));
     assert.ok(sources.includes('src/cli.ts') && sources.includes('src/cache/restore.ts'), 'the source list names what the bundle was made from');
 
     let r = launch(dir, ['--version']);
     assert.equal(r.status, 0);
     assert.equal(r.stdout.trim(), '0.1.0');
-    assert.equal(r.ran, path.join(dir, 'dist/relonix.mjs'));
+    assert.equal(r.ran, path.join(dir, 'dist/cli/relonix.mjs'));
     assert.equal(launch(dir, ['patchelf', '--version']).ran, path.join(dir, 'dist/patchelf.mjs'));
 
     // an edited source: the bundle is stale and must not run
     const now = new Date();
     await fs.utimes(path.join(dir, 'src/cache/restore.ts'), now, now);
     const earlier = new Date(now.getTime() - 60_000);
-    await fs.utimes(path.join(dir, 'dist/relonix.mjs'), earlier, earlier);
+    await fs.utimes(path.join(dir, 'dist/cli/relonix.mjs'), earlier, earlier);
     r = launch(dir, ['--version']);
     assert.equal(r.status, 0);
     assert.equal(r.ran, path.join(dir, 'src'));
@@ -47,15 +47,15 @@ test('the launcher runs a fresh bundle, and the sources once a source is newer o
 
     // rebuilt, then broken: a bundle that does not load falls back to the sources too
     assert.equal(spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bundle.ts'], { cwd: dir }).status, 0);
-    assert.equal(launch(dir, ['--version']).ran, path.join(dir, 'dist/relonix.mjs'));
-    await fs.writeFile(path.join(dir, 'dist/relonix.mjs'), 'this is not javascript(');
+    assert.equal(launch(dir, ['--version']).ran, path.join(dir, 'dist/cli/relonix.mjs'));
+    await fs.writeFile(path.join(dir, 'dist/cli/relonix.mjs'), 'this is not javascript(');
     r = launch(dir, ['--version']);
     assert.equal(r.status, 0);
     assert.equal(r.ran, path.join(dir, 'src'));
 
     // no source list (a bundle from elsewhere): never trusted
     assert.equal(spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bundle.ts'], { cwd: dir }).status, 0);
-    await fs.rm(path.join(dir, 'dist/relonix.mjs.sources.json'));
+    await fs.rm(path.join(dir, 'dist/cli/relonix.mjs.sources.json'));
     assert.equal(launch(dir, ['--version']).ran, path.join(dir, 'src'));
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

@@ -58,13 +58,14 @@ async function bootstrapsAndVerifies(mirror: Mirror, relonix: string, tag: strin
 }
 
 test('the package holds the bundles, the launcher, README, LICENSE and patches/, and no sources, tests or benches', () => {
-  const allowed = /^(bin\/relonix\.js|dist\/relonix\.mjs|dist\/patchelf\.mjs|patches\/[^/]+|README\.md|LICENSE|package\.json)$/;
+  const allowed =
+    /^(bin\/relonix\.js|dist\/relonix\.mjs|dist\/patchelf\.mjs|dist\/cli\/relonix\.mjs(\.sources\.json)?|dist\/cli\/chunks\/[\w-]+\.mjs|patches\/[^/]+|README\.md|LICENSE|package\.json)$/;
   assert.deepEqual(
     packed.files.filter((f) => !allowed.test(f)),
     [],
     'files outside what users run',
   );
-  for (const f of ['bin/relonix.js', 'dist/relonix.mjs', 'dist/patchelf.mjs', 'README.md', 'LICENSE', 'patches/README.md'])
+  for (const f of ['bin/relonix.js', 'dist/relonix.mjs', 'dist/cli/relonix.mjs', 'dist/patchelf.mjs', 'README.md', 'LICENSE', 'patches/README.md'])
     assert.ok(packed.files.includes(f), `${f} is in the package`);
   assert.ok(!packed.files.some((f) => /(^|\/)(src|test|bench|fixtures|scripts)\/|\.test\.|\.ts$/.test(f)), packed.files.join(', '));
 });
@@ -97,7 +98,7 @@ test('the installed launcher runs the bundles, and patchelf its small one', () =
   const main = run(['--version']);
   assert.equal(main.status, EXIT.ok, main.stderr);
   assert.equal(main.stdout.trim(), VERSION);
-  assert.match(main.stderr, new RegExp(`running ${installed}/dist/relonix\\.mjs`));
+  assert.match(main.stderr, new RegExp(`running ${installed}/dist/cli/relonix\\.mjs`));
   const patchelf = run(['patchelf', '--version']);
   assert.equal(patchelf.status, EXIT.ok, patchelf.stderr);
   assert.equal(patchelf.stdout.trim(), `patchelf 0.14.3 (relonix ${VERSION})`);
@@ -115,7 +116,7 @@ test('an installed package with a broken or missing bundle says it is damaged, n
   const copy = path.join(work, 'damaged');
   await fs.cp(installed, copy, { recursive: true });
   const launcher = path.join(copy, 'bin', 'relonix.js');
-  const bundle = path.join(copy, 'dist', 'relonix.mjs');
+  const bundle = path.join(copy, 'dist', 'cli', 'relonix.mjs');
   for (const damage of [() => fs.writeFile(bundle, 'export const main = (;\n'), () => fs.rm(bundle)]) {
     await damage();
     const r = spawnSync(process.execPath, [launcher, 'status'], { encoding: 'utf8' });
@@ -127,6 +128,18 @@ test('an installed package with a broken or missing bundle says it is damaged, n
   // patchelf's own bundle is intact and still runs
   const p = spawnSync(process.execPath, [launcher, 'patchelf', '--version'], { encoding: 'utf8' });
   assert.equal(p.status, EXIT.ok, p.stderr);
+
+  // an entry that loads, and a chunk a command reaches that is gone: damaged as well, said the same way
+  const partial = path.join(work, 'damaged-chunk');
+  await fs.cp(installed, partial, { recursive: true });
+  const chunks = path.join(partial, 'dist', 'cli', 'chunks');
+  const status = (await fs.readdir(chunks)).find((f) => f.startsWith('status-'));
+  assert.ok(status, 'the status command is a chunk of its own');
+  await fs.rm(path.join(chunks, status));
+  const r = spawnSync(process.execPath, [path.join(partial, 'bin', 'relonix.js'), 'status'], { encoding: 'utf8' });
+  assert.equal(r.status, EXIT.failure, r.stderr);
+  assert.match(r.stderr, /relonix: error: this relonix package is damaged: a part of it does not load/);
+  assert.match(r.stderr, /fix: install relonix again/);
 });
 
 // each copy bootstraps each Nix

@@ -72,6 +72,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'translator/client.ts': { translatorUnavailable: { args: [l, 'its port is taken', 'free it'], kind: 'failure', exit: 1 } },
   'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
   'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
+  'util/self.ts': { packageDamaged: { args: [new Error('Cannot find module /x/chunks/a.mjs')], kind: 'failure', exit: 1 } },
 };
 
 function sources(dir: string): string[] {

@@ -9,13 +9,11 @@ import { moved } from './relocate.ts';
 export const configureStage: Stage<'configure'> = {
   name: 'configure',
   title: 'Write nix.conf and the environment',
-  // with a tarball, the profile scripts name its Nix; a cache-only restore runs this before the
+  // with a tarball, the profile scripts name its Nix (which unpack found: that run's key is chained
+  // into this one); a cache-only restore runs this before the
   // restore, because the first Nix to open the new database must already read use-sqlite-wal =
   // false (a database made in WAL mode cannot be opened without it)
-  inputs: (ctx, s) =>
-    ctx.tarball
-      ? { caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams, nix: detailOf(s, 'unpack').nixPath }
-      : { caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams },
+  inputs: (ctx) => ({ caches: ctx.caches, keys: ctx.trustedKeys, upstreams: ctx.upstreams }),
   run: async (ctx, s) => {
     const l = ctx.layout;
     // the translator's files first: the nix.conf block names its URL and key

@@ -26,7 +26,8 @@ function changedSinceFetch(tarball: string, fetched: string, read: string): Relo
 export const unpackStage: Stage<'unpack'> = {
   name: 'unpack',
   title: 'Unpack and relocate it',
-  inputs: (_ctx, s) => ({ sha256: detailOf(s, 'fetch').sha256 }),
+  // the tarball is fetch's input, chained into this key
+  inputs: () => null,
   // the tarball the fetch stage left (a download the user deleted, say): fetch it again
   lost: async (_ctx, s) => {
     const f = recorded(s, 'fetch');
