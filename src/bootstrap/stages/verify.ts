@@ -11,7 +11,15 @@ export const verifyStage: Stage<'verify'> = {
   inputs: () => null,
   run: async (ctx, s, progress) => {
     if (!s.nix) throw noNix(ctx.layout.prefix, 'so there is nothing to verify');
-    const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress, { contents: true, profile: true, replaces: s.replaces });
-    return { patch: { replaces: undefined }, detail: v, summary: `${v.version}; store verified, check build ok, ${v.libraries} libraries all from the store` };
+    // a restored store was hashed path by path as it was unpacked (each NAR against its signed
+    // NarHash, before the path took its name): a contents check would hash it all again a moment
+    // later. A relocated store was edited in place: its registered hashes are checked against it
+    const contents = s.nixSource !== 'cache';
+    const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress, { contents, profile: true, replaces: s.replaces });
+    return {
+      patch: { replaces: undefined },
+      detail: v,
+      summary: `${v.version}; store verified${contents ? '' : ' (hashed as restored)'}, check build ok, ${v.libraries} libraries all from the store`,
+    };
   },
 };
