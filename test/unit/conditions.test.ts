@@ -26,6 +26,7 @@ const plan: GcPlan = {
   odd: [],
 } as unknown as GcPlan;
 const builder = { url: 'ssh://me@b', user: 'me', host: 'b', jobs: 1 };
+const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
 const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refused', all: 'Connection refused' };
 
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
@@ -61,13 +62,63 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     checksumError: { args: ['http://x/nix.tar.xz', 'aa', 'bb'], kind: 'integrity', exit: 3 },
   },
   'prefix/build-hook.ts': { noBuildHook: { args: [l, 'its libexec has no build-remote'], kind: 'preflight', exit: 5 } },
-  'prefix/guard.ts': { prefixRefused: { args: [[{ message: 'the prefix is too long', hint: 'choose a shorter one' }]], kind: 'preflight', exit: 5 } },
-  'prefix/state.ts': { noNix: { args: [l.prefix], kind: 'failure', exit: 1 } },
-  'prefix/tools.ts': {
-    notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 },
-    cannotRun: { args: ['hello', Object.assign(new Error('spawn hello ENOENT'), { code: 'ENOENT' })], kind: 'missing', exit: 127 },
+  'prefix/guard.ts': {
+    cannotCreateDir: { args: ['the prefix', '/proc/x', '/proc takes no new directories'], kind: 'preflight', exit: 5 },
+    notEmpty: { args: ['/tmp/p', ['a', 'b']], kind: 'preflight', exit: 5 },
+    notTheDemos: { args: [l], kind: 'usage', exit: 2 },
+    prefixRefused: { args: [[{ message: 'the prefix is too long', hint: 'choose a shorter one' }]], kind: 'preflight', exit: 5 },
+    storeDirChanged: { args: [l, '/tmp/other'], kind: 'usage', exit: 2 },
   },
-  'remote/ssh.ts': { sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 } },
+  'prefix/layout.ts': {
+    badStoreDir: { args: ['store'], kind: 'usage', exit: 2 },
+    emptyPrefix: { args: ['--prefix ""'], kind: 'usage', exit: 2 },
+    storeDirHoldsPrefix: { args: ['/tmp', '/tmp/p'], kind: 'usage', exit: 2 },
+  },
+  'prefix/state.ts': {
+    brokenState: { args: [l, 'it is not valid JSON'], kind: 'failure', exit: 1 },
+    noNix: { args: [l.prefix], kind: 'failure', exit: 1 },
+    stateNotReadable: { args: [l, eacces], kind: 'preflight', exit: 5 },
+  },
+  'prefix/tools.ts': {
+    cannotRun: { args: ['hello', Object.assign(new Error('spawn hello ENOENT'), { code: 'ENOENT' })], kind: 'missing', exit: 127 },
+    nixLacksTool: { args: ['/tmp/p', 'nix-store', '/tmp/s/x-nix'], kind: 'failure', exit: 1 },
+    nixToolFailed: { args: ['nix-store --verify', { code: 1, signal: null, all: 'error: x' }, 'check the prefix'], kind: 'failure', exit: 1 },
+    nixToolWontStart: { args: ['nix-store --verify', eacces, 'check the prefix'], kind: 'failure', exit: 1 },
+    noDerivation: { args: [['-E', '{}']], kind: 'usage', exit: 2 },
+    notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 },
+  },
+  'prefix/uninstall.ts': {
+    foreignInStore: { args: [l, ['notes.txt']], kind: 'usage', exit: 2 },
+    notAPrefix: { args: ['/tmp/p', 'it has no var/relonix'], kind: 'usage', exit: 2 },
+  },
+  'remote/bootstrap.ts': {
+    builderNodeTooOld: { args: ['b', '18.19.0', 'npx relonix bootstrap'], kind: 'preflight', exit: 5 },
+    builderWriteRefused: { args: [builder, '/tmp/p/x', 'Permission denied'], kind: 'preflight', exit: 5 },
+    noOwnBundle: { args: [], kind: 'failure', exit: 1 },
+    remoteBootstrapFailed: { args: [l, 'b', 1], kind: 'failure', exit: 1 },
+    sourceNotRecorded: { args: [l, 'b', 'npx relonix bootstrap'], kind: 'preflight', exit: 5 },
+    uploadGone: { args: ['/tmp/x.tar.xz', 'b', 'npx relonix bootstrap'], kind: 'preflight', exit: 5 },
+  },
+  'remote/builders.ts': {
+    builderHasNoNix: { args: [l, builder], kind: 'preflight', exit: 5 },
+    builderIsItself: { args: [l, builder], kind: 'usage', exit: 2 },
+    builderNixSilent: { args: [l, builder, sshDied], kind: 'preflight', exit: 5 },
+    builderStoreDirDiffers: { args: [l, builder, '/nix/store'], kind: 'preflight', exit: 5 },
+    builderSystemDiffers: { args: [{ ...builder, system: 'x86_64-linux' }, 'aarch64-linux'], kind: 'preflight', exit: 5 },
+    noSshKey: { args: ['/tmp/id'], kind: 'usage', exit: 2 },
+    noSuchBuilder: { args: [l, 'ssh://me@c', [builder]], kind: 'usage', exit: 2 },
+  },
+  'remote/machines.ts': {
+    badBuilderUrl: { args: ['http://b', 'only ssh:// is supported'], kind: 'usage', exit: 2 },
+    badBuildersFile: { args: ['/tmp/p/builders.json', 'is not JSON'], kind: 'usage', exit: 2 },
+  },
+  'remote/ssh.ts': {
+    builderUnreachable: { args: [builder, 'Connection refused'], kind: 'network', exit: 6 },
+    hostKeyUnknown: { args: [l, builder, 'Host key verification failed.'], kind: 'preflight', exit: 5 },
+    loginRefused: { args: [builder, 'Permission denied (publickey).'], kind: 'preflight', exit: 5 },
+    noSshClient: { args: [Object.assign(new Error('spawn ssh ENOENT'), { code: 'ENOENT' })], kind: 'preflight', exit: 5 },
+    sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 },
+  },
   'translate/upstream.ts': { notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 } },
   'translator/client.ts': { translatorUnavailable: { args: [l, 'its port is taken', 'free it'], kind: 'failure', exit: 1 } },
   'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
