@@ -11,6 +11,7 @@ import ts from 'typescript';
 import type { GcPlan } from '../../src/cache/gc-plan.ts';
 import { EXIT_CODES } from '../../src/cli.ts';
 import { layout } from '../../src/prefix/layout.ts';
+import { NarFormatError } from '../../src/store/nar/framing.ts';
 import { type ErrorKind, RelonixError } from '../../src/util/errors.ts';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
@@ -119,8 +120,52 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     noSshClient: { args: [Object.assign(new Error('spawn ssh ENOENT'), { code: 'ENOENT' })], kind: 'preflight', exit: 5 },
     sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 },
   },
-  'translate/upstream.ts': { notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 } },
+  'translate/closure.ts': { sourceUnaddressed: { args: ['/nix/store/x-src'], kind: 'integrity', exit: 3 } },
+  'translate/item.ts': {
+    upstreamNarDiffers: {
+      args: ['https://c/nar/x.nar', { storePath: '/nix/store/x-hello', narHash: 'sha256:x', narSize: 1 }, { hash: Buffer.alloc(32), size: 2 }],
+      kind: 'integrity',
+      exit: 3,
+    },
+  },
+  'translate/modulo.ts': {
+    noSuchOutput: { args: ['dev', '/nix/store/x-hello.drv'], kind: 'integrity', exit: 3 },
+    notADrvPath: { args: ['/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    untranslatableDerivation: { args: ['/nix/store/x-hello.drv', 'an impure derivation (__impure)'], kind: 'usage', exit: 2 },
+  },
+  'translate/paths.ts': { badContentAddress: { args: ['"x" is not a content address'], kind: 'integrity', exit: 3 } },
+  'translate/replace.ts': {
+    hashMappedTwice: { args: ['0'.repeat(32)], kind: 'usage', exit: 2 },
+    notAHashPart: { args: ['short'], kind: 'usage', exit: 2 },
+    notAStoreDir: { args: ['/nix/store/'], kind: 'usage', exit: 2 },
+    storeDirLengthsDiffer: { args: ['/nix/store', '/tmp/nix/store', 'https://c'], kind: 'usage', exit: 2 },
+  },
+  'translate/rewrite.ts': {
+    namesCollide: { args: ['/bin', 'x'], kind: 'integrity', exit: 3 },
+    narMalformed: { args: [new NarFormatError('the NAR ends early')], kind: 'integrity', exit: 3 },
+  },
+  'translate/translate.ts': { notAStorePathArg: { args: ['hello'], kind: 'usage', exit: 2 } },
+  'translate/twin.ts': {
+    closureIncomplete: { args: ['it lacks /nix/store/x-a.drv'], kind: 'usage', exit: 2 },
+    inputCycle: { args: ['/nix/store/x-a.drv'], kind: 'integrity', exit: 3 },
+    pathDoesNotFollow: { args: ['/nix/store/x-a', '/nix/store', 'its text gives another path'], kind: 'integrity', exit: 3 },
+  },
+  'translate/upstream.ts': {
+    noUpstreamKey: { args: [], kind: 'usage', exit: 2 },
+    notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    upstreamUnreadable: { args: ['https://c', new Error('HTTP 503')], kind: 'network', exit: 6 },
+  },
   'translator/client.ts': { translatorUnavailable: { args: [l, 'its port is taken', 'free it'], kind: 'failure', exit: 1 } },
+  'translator/config.ts': {
+    badTranslatorConfig: { args: ['/tmp/p/var/relonix/translator/config.json'], kind: 'usage', exit: 2 },
+    translatorKeyUnreadable: { args: ['/tmp/p/key.secret', eacces], kind: 'failure', exit: 1 },
+  },
+  'translator/setup.ts': {
+    keyWithoutUpstream: { args: [], kind: 'usage', exit: 2 },
+    noFreePort: { args: [l, 12000], kind: 'preflight', exit: 5 },
+    upstreamNeedsKey: { args: ['https://c'], kind: 'usage', exit: 2 },
+    upstreamUnusable: { args: ['https://c', new Error('x')], kind: 'usage', exit: 2 },
+  },
   'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
   'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
 };
