@@ -32,6 +32,9 @@ const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refus
 
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
 const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKind; exit: number }>> = {
+  'build/nix.ts': { restoreCacheUnreadable: { args: [l, 'https://c', new Error('HTTP 503')], kind: 'network', exit: 6 } },
+  'build/outcome.ts': { buildNotPushed: { args: [2, 'https://c', 'pushing failed'], kind: 'network', exit: 6 } },
+  'build/uploader.ts': { pushFailed: { args: [new Error('EIO: i/o error')], kind: 'failure', exit: 1 } },
   'cache/compress.ts': {
     unknownCompression: { args: ['bzip2'], kind: 'usage', exit: 2 },
     unreadableCompression: { args: ['bzip2'], kind: 'failure', exit: 1 },
