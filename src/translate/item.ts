@@ -41,7 +41,7 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
     },
     accept: (staged) => {
       const read = it.verbatim ? { hash: staged.narHash, size: staged.narSize } : summary?.input;
-      if (!read) throw new Error(`the rewrite of ${it.from.storePath} ended without a summary`);
+      if (!read) throw new Error(`internal error: the rewrite of ${it.from.storePath} ended without a summary`);
       checkRead(c, it, read);
       if (summary?.compressed.length) c.compressed.set(it.path, summary.compressed);
       return { ca: keptCa(it, staged, c.layout.storeDir) };

@@ -130,7 +130,7 @@ export function computeOutputs(drv: Derivation, drvName: string, storeDir: strin
   const fixed = fixedHash(drv);
   if (fixed) return [{ ...drv.outputs[0]!, path: fixedOutputPath(fixed, drvName, storeDir) }];
   const h = hashDerivationModulo(drv, drvName, storeDir, inputHash, true);
-  if (h.fixed) throw new Error('unreachable: a derivation that is not fixed hashed as fixed');
+  if (h.fixed) throw new Error('internal error: a derivation that is not fixed hashed as fixed');
   return drv.outputs.map((o) => ({ ...o, path: makeOutputPath(o.name, h.hex, drvName, storeDir) }));
 }
 

@@ -269,7 +269,7 @@ async function* run(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, c: Co
       for await (const b of spool.read(step.value)) yield written(b);
     }
     if (!(await r.atEnd())) throw new NarFormatError('the NAR has data after its end');
-    if (size !== r.size) throw new Error(`the rewritten NAR has ${size} bytes, not ${r.size}`);
+    if (size !== r.size) throw new Error(`internal error: the rewritten NAR has ${size} bytes, not ${r.size}`);
     summary.input = { hash: r.hash.digest(), size: r.size };
     summary.output = { hash: hash.digest(), size };
   } catch (e) {

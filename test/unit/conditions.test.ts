@@ -26,6 +26,7 @@ const plan: GcPlan = {
   young: 0,
   odd: [],
 } as unknown as GcPlan;
+const apt = { dir: '/tmp/apt', mirror: 'http://deb.debian.org/debian', suite: 'trixie', arch: 'amd64', keyring: '/k.gpg' };
 const builder = { url: 'ssh://me@b', user: 'me', host: 'b', jobs: 1 };
 const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
 const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refused', all: 'Connection refused' };
@@ -35,6 +36,25 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'build/nix.ts': { restoreCacheUnreadable: { args: [l, 'https://c', new Error('HTTP 503')], kind: 'network', exit: 6 } },
   'build/outcome.ts': { buildNotPushed: { args: [2, 'https://c', 'pushing failed'], kind: 'network', exit: 6 } },
   'build/uploader.ts': { pushFailed: { args: [new Error('EIO: i/o error')], kind: 'failure', exit: 1 } },
+  'bundle/entry.ts': {
+    entryAmbiguous: { args: ['/nix/store/x-hello', ['a', 'b']], kind: 'usage', exit: 2 },
+    entryLeadsOutside: { args: ['/nix/store/x-hello/bin/a', '/usr/bin/a'], kind: 'usage', exit: 2 },
+    entryLeavesRoot: { args: ['../a', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    entryNotExecutable: { args: ['/nix/store/x-hello/README', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    entryNotInClosure: { args: ['/nix/store/y-other/bin/a', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    noEntryToGuess: { args: ['/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    noSuchEntry: { args: ['/nix/store/x-hello/bin/a', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+  },
+  'bundle/index.ts': {
+    outputDirNotWritable: { args: ['/ro/x.run', '/ro'], kind: 'usage', exit: 2 },
+    outputIsDirectory: { args: ['/tmp'], kind: 'usage', exit: 2 },
+    outputNotAFile: { args: ['/dev/null', 'a device'], kind: 'usage', exit: 2 },
+  },
+  'bundle/installables.ts': {
+    installableFailed: { args: ['nix-build', 'hello', 1, 'default.nix'], kind: 'failure', exit: 1 },
+    namesNoStorePath: { args: ['/tmp/s/x', '/tmp/s'], kind: 'usage', exit: 2 },
+  },
+  'bundle/rundir.ts': { noRunDirOfLength: { args: ['/s'], kind: 'usage', exit: 2 } },
   'cache/compress.ts': {
     unknownCompression: { args: ['bzip2'], kind: 'usage', exit: 2 },
     unreadableCompression: { args: ['bzip2'], kind: 'failure', exit: 1 },
@@ -54,6 +74,20 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'cache/readback.ts': { notStored: { args: ['http://x', 'x.narinfo', 'is missing'], kind: 'failure', exit: 1 } },
   'cache/target-file.ts': { notInCache: { args: ['file:///c', 'x.narinfo', 'is a symlink'], kind: 'usage', exit: 2 } },
   'commands/options.ts': { badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 } },
+  'demo/apt.ts': {
+    aptFailed: { args: [apt, 'apt-get update', Object.assign(new Error('exit 100'), { stderr: 'E: Failed to fetch' })], kind: 'network', exit: 6 },
+    debNotAsIndexed: { args: [apt, { name: 'nix-bin', version: '2.26.3' }, '/tmp/debs'], kind: 'integrity', exit: 3 },
+    noDebianPackage: { args: [apt, ['nix-bin']], kind: 'failure', exit: 1 },
+  },
+  'demo/debian-nix.ts': {
+    fixtureToolsMissing: { args: ['the demo tarball', ['patchelf']], kind: 'preflight', exit: 5 },
+    noNixBin: { args: [], kind: 'preflight', exit: 5 },
+  },
+  'demo/fixture-tarball.ts': {
+    fixturePackFailed: { args: ['/tmp/w/nix.tar.xz', '0/1', 'xz: No space left on device'], kind: 'failure', exit: 1 },
+    fixtureSourceUnfit: { args: ['no Debian package owns /usr/bin/nix'], kind: 'failure', exit: 1 },
+  },
+  'demo/trixie-nix.ts': { noArchiveKeyring: { args: [], kind: 'preflight', exit: 5 } },
   'doctor/finding.ts': { doctorFoundProblems: { args: [[{ id: 'seccomp', verdict: 'problem', summary: 's' }]], kind: 'preflight', exit: 5 } },
   'host/passwd.ts': { noPasswdEntry: { args: [4242], kind: 'preflight', exit: 5 } },
   'net/http.ts': {
@@ -122,6 +156,11 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     loginRefused: { args: [builder, 'Permission denied (publickey).'], kind: 'preflight', exit: 5 },
     noSshClient: { args: [Object.assign(new Error('spawn ssh ENOENT'), { code: 'ENOENT' })], kind: 'preflight', exit: 5 },
     sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 },
+  },
+  'store/aterm.ts': { drvNotATerm: { args: [3, 'a missing comma'], kind: 'integrity', exit: 3 } },
+  'store/errors.ts': {
+    changedWhileRead: { args: ['/nix/store/x-hello/bin/hello', 10, 20], kind: 'failure', exit: 1 },
+    notStorable: { args: ['/nix/store/x-hello/fifo'], kind: 'integrity', exit: 3 },
   },
   'translate/closure.ts': { sourceUnaddressed: { args: ['/nix/store/x-src'], kind: 'integrity', exit: 3 } },
   'translate/item.ts': {
