@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseSecretKey, type SecretKey } from '../cache/keys.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/upstream.ts';
-import { errorMessage, RelonixError } from '../util/errors.ts';
+import { errnoCode, errorMessage, RelonixError } from '../util/errors.ts';
 import { readJson } from '../util/fs.ts';
 
 export interface UpstreamConfig {
@@ -107,7 +107,10 @@ export function substituterUrl(c: Pick<TranslatorConfig, 'port' | 'id'>): string
 
 /** The translator's config, or undefined when the prefix has none (no upstream, or a store dir of another length). */
 export async function readTranslatorConfig(l: Layout): Promise<TranslatorConfig | undefined> {
-  const c = await readJson<TranslatorConfig>(translatorFiles(l).config);
+  // a file that is not JSON is a config this relonix does not read; a system error says itself
+  const c = await readJson<TranslatorConfig>(translatorFiles(l).config).catch((e: unknown) => {
+    throw errnoCode(e) ? e : badTranslatorConfig(translatorFiles(l).config);
+  });
   if (!c) return undefined;
   if (c.version !== 1 || typeof c.port !== 'number' || !Array.isArray(c.upstreams)) {
     throw badTranslatorConfig(translatorFiles(l).config);
