@@ -139,7 +139,7 @@ async function inTheWay(prefix: string): Promise<string[]> {
 }
 
 /** A directory that is neither empty nor a relonix prefix: the entries in the way are named. */
-export function notEmpty(prefix: string, names: string[]): RelonixError {
+export function prefixNotEmpty(prefix: string, names: string[]): RelonixError {
   // a name is printed as it is only when it is plain text: never raw control characters on a terminal
   const plain = (n: string) => (/^[\x20-\x7e]+$/.test(n) ? n : JSON.stringify(n));
   const shown = names.slice(0, 10).map(plain).join(', ') + (names.length > 10 ? `, … (${names.length} in all)` : '');
@@ -179,7 +179,7 @@ export async function admitPrefix(l: Layout, o: { demo?: boolean } = {}): Promis
   checkPrefixPaths(l);
   await createPrefix(l);
   const names = await inTheWay(l.prefix);
-  if (names.length) throw notEmpty(l.prefix, names);
+  if (names.length) throw prefixNotEmpty(l.prefix, names);
   const s = await readState(l);
   if (s.storeDir !== l.storeDir && started(s)) throw storeDirChanged(l, s.storeDir);
   if (o.demo && started(s) && s.madeBy !== 'demo') throw notTheDemos(l);

@@ -102,8 +102,8 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'prefix/build-hook.ts': { noBuildHook: { args: [l, 'its libexec has no build-remote'], kind: 'preflight', exit: 5 } },
   'prefix/guard.ts': {
     cannotCreateDir: { args: ['the prefix', '/proc/x', '/proc takes no new directories'], kind: 'preflight', exit: 5 },
-    notEmpty: { args: ['/tmp/p', ['a', 'b']], kind: 'preflight', exit: 5 },
     notTheDemos: { args: [l], kind: 'usage', exit: 2 },
+    prefixNotEmpty: { args: ['/tmp/p', ['a', 'b']], kind: 'preflight', exit: 5 },
     prefixRefused: { args: [[{ message: 'the prefix is too long', hint: 'choose a shorter one' }]], kind: 'preflight', exit: 5 },
     storeDirChanged: { args: [l, '/tmp/other'], kind: 'usage', exit: 2 },
   },
