@@ -28,7 +28,7 @@ import { type NixBuild, type NixLogEvent, NixLogReader, nixBuildArgs, startNixBu
 import { BuildDisplay, type Counts } from './progress.ts';
 import { compactQueue, type QueueFiles, queueFiles, readQueue } from './queue.ts';
 import { translateFirst } from './translate-first.ts';
-import { type UploadEvent, Uploader } from './uploader.ts';
+import { pushFailed, type UploadEvent, Uploader } from './uploader.ts';
 
 export interface DurableBuildOptions {
   prefix?: string;
@@ -213,9 +213,7 @@ async function pushOutputClosures(run: Run, stdout: string): Promise<RelonixErro
       run.display.say(`pushed ${n} paths of the outputs' closures that were not built here (substituted or translated)`, { event: 'pushed-closure', paths: n });
     return undefined;
   } catch (e) {
-    return e instanceof RelonixError
-      ? e
-      : new RelonixError(errorMessage(e), { kind: 'network', hint: 'run the same command again: what is in the cache is skipped', cause: e });
+    return e instanceof RelonixError ? e : pushFailed(e);
   }
 }
 

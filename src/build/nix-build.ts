@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Parallelism, UserSettings } from '../host/parallelism.ts';
-import { RelonixError } from '../util/errors.ts';
+import { nixToolWontStart } from '../prefix/tools.ts';
 import { startPiped } from '../util/spawn.ts';
 
 export interface BuildSettings {
@@ -112,9 +112,7 @@ export function startNixBuild(bin: string, args: string[], env: NodeJS.ProcessEn
     stdout: () => out,
     done: done.then((r) => {
       if (r.startError) {
-        throw new RelonixError(`cannot run ${bin}: ${r.startError.message}`, {
-          hint: `relonix status shows what the prefix holds; ${path.dirname(path.dirname(bin))} may be damaged`,
-        });
+        throw nixToolWontStart(bin, r.startError, `relonix status shows what the prefix holds; ${path.dirname(path.dirname(bin))} may be damaged`);
       }
       return r.code;
     }),

@@ -28,6 +28,15 @@ async function manifestOf(target: CacheTarget): Promise<{ m?: Manifest; unreadab
   }
 }
 
+/** The prefix has no Nix, and the cache to restore one from cannot be read now. */
+export function restoreCacheUnreadable(l: Layout, url: string, e: unknown): RelonixError {
+  return new RelonixError(`the prefix ${l.prefix} has no Nix, and the cache ${url} to restore it from cannot be read: ${errorMessage(e)}`, {
+    kind: 'network',
+    hint: 'check that the cache is reachable, then run the same command again',
+    cause: e,
+  });
+}
+
 /** The prefix's Nix; restored from the cache when the prefix has none. */
 export async function ensureNix(
   l: Layout,
@@ -37,11 +46,7 @@ export async function ensureNix(
   if (await isBootstrapped(l, s)) return { nix: s.nix!, cacert: s.cacert, restored: false };
   const { m, unreadable } = await manifestOf(o.target);
   if (unreadable) {
-    throw new RelonixError(`the prefix ${l.prefix} has no Nix, and the cache ${o.target.url} to restore it from cannot be read: ${errorMessage(unreadable)}`, {
-      kind: 'network',
-      hint: 'check that the cache is reachable, then run the same command again',
-      cause: unreadable,
-    });
+    throw restoreCacheUnreadable(l, o.target.url, unreadable);
   }
   if (!m?.nix[o.system] || m.storeDir !== l.storeDir) {
     throw noNix(

@@ -23,9 +23,20 @@ export function buildOutcome(r: Omit<DurableBuildResult, 'display' | 'stdout'>, 
   }
   if (n === 0) return { exitCode: r.code };
   const why = r.abandoned ? 'the grace period ran out' : (r.pushError?.message ?? 'pushing failed');
-  const message = `${n} built derivation${n === 1 ? ' is' : 's are'} not in ${cache} yet (${why}); they stay queued, and the next relonix build pushes them first`;
   // the build's own failure is the news; the queue is said in passing
-  if (r.code !== 0) return { exitCode: r.code, note: message };
-  const hint = 'check that the cache is reachable and run the same command again; relonix status lists the queue';
-  return { error: new RelonixError(message, { kind: 'network', hint, cause: r.pushError }) };
+  if (r.code !== 0) return { exitCode: r.code, note: unpushedText(n, cache, why) };
+  return { error: buildNotPushed(n, cache, why, r.pushError) };
+}
+
+function unpushedText(n: number, cache: string, why: string): string {
+  return `${n} built derivation${n === 1 ? ' is' : 's are'} not in ${cache} yet (${why}); they stay queued, and the next relonix build pushes them first`;
+}
+
+/** Everything built, and `n` derivations are not in the cache yet: the build is not where it was asked to go. */
+export function buildNotPushed(n: number, cache: string, why: string, cause?: unknown): RelonixError {
+  return new RelonixError(unpushedText(n, cache, why), {
+    kind: 'network',
+    hint: 'check that the cache is reachable and run the same command again; relonix status lists the queue',
+    cause,
+  });
 }

@@ -5,7 +5,6 @@
 import type { SecretKey } from '../cache/keys.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { instantiate } from '../prefix/tools.ts';
-import { RelonixError } from '../util/errors.ts';
 
 /** nix-build's options that nix-instantiate does not take, with how many values each consumes. */
 const BUILD_ONLY: Record<string, number> = {
@@ -46,10 +45,9 @@ export async function translateFirst(o: TranslateFirstOptions): Promise<{ publis
   // loaded on use: a build without --translate-from never pays for the translator
   const { translateForBuild } = await import('../translate/translate.ts');
   const given = o.args.filter((a) => a.endsWith('.drv') && a.startsWith(`${o.layout.storeDir}/`));
+  // instantiate refuses an evaluation that gives no derivation (noDerivation)
   const drvs =
     given.length === o.args.filter((a) => !a.startsWith('-')).length && given.length > 0 ? given : await instantiate(o.layout, instantiateArgs(o.args));
-  if (drvs.length === 0)
-    throw new RelonixError('--translate-from found no derivation to translate', { kind: 'usage', hint: 'pass the expression or the .drv paths to build' });
   const r = await translateForBuild({ layout: o.layout, from: o.from, fromKeys: o.fromKeys, to: o.to, key: o.key, drvs, log: o.log });
   return { published: r.published.length, present: r.present.length, missing: r.missing.length };
 }

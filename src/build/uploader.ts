@@ -55,8 +55,12 @@ export interface UploadOutcome {
   abandoned: boolean;
 }
 
-const asRelonixError = (e: unknown): RelonixError =>
-  e instanceof RelonixError ? e : new RelonixError(errorMessage(e), { hint: 'the queue is kept: the next relonix build pushes it first', cause: e });
+/** A push to the cache that failed for a reason no layer below worded (a worded one is passed on as it is). */
+export function pushFailed(e: unknown): RelonixError {
+  return new RelonixError(errorMessage(e), { hint: 'the queue is kept: the next relonix build pushes it first', cause: e });
+}
+
+const asRelonixError = (e: unknown): RelonixError => (e instanceof RelonixError ? e : pushFailed(e));
 
 export class Uploader {
   /** derivations queued and not yet pushed, in queue order */

@@ -15,8 +15,48 @@ export interface EntryInput {
   entry?: string;
 }
 
-function refuse(message: string, hint: string): RelonixError {
-  return new RelonixError(message, { kind: 'usage', hint });
+/** No --entry, and the first store path has no bin/ to find one in. */
+export function noEntryToGuess(root: string): RelonixError {
+  return new RelonixError(`${root} has no bin/, so there is no program to guess`, {
+    kind: 'usage',
+    hint: 'name the program: --entry PATH (a path inside the first store path)',
+  });
+}
+
+/** No --entry, and the first store path's bin/ holds no program, or several. */
+export function entryAmbiguous(root: string, names: string[]): RelonixError {
+  return new RelonixError(
+    `${root}/bin holds ${names.length} programs${names.length ? ` (${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})` : ''}: which one should the bundle run?`,
+    { kind: 'usage', hint: `name it: --entry bin/${names[0] ?? 'NAME'}` },
+  );
+}
+
+/** An absolute --entry in no store path of the closure. */
+export function entryNotInClosure(given: string, root: string): RelonixError {
+  return new RelonixError(`the entry ${given} is not in the closure being bundled`, { kind: 'usage', hint: `name a path inside ${root}, such as bin/NAME` });
+}
+
+/** A relative --entry that climbs out of the first store path. */
+export function entryLeavesRoot(given: string, root: string): RelonixError {
+  return new RelonixError(`the entry ${given} leaves ${root}`, { kind: 'usage', hint: 'name a path inside the first store path, such as bin/NAME' });
+}
+
+/** The entry (or what its symlinks lead to) does not exist. */
+export function noSuchEntry(abs: string, root: string): RelonixError {
+  return new RelonixError(`the entry ${abs} does not exist`, { kind: 'usage', hint: `look inside: ls ${root}/bin` });
+}
+
+/** The entry's symlinks lead out of the closure: it would not exist on the host. */
+export function entryLeadsOutside(abs: string, real: string): RelonixError {
+  return new RelonixError(`the entry ${abs} leads to ${real}, outside the closure being bundled`, {
+    kind: 'usage',
+    hint: 'name the program where it lives, or bundle the store path that holds it too',
+  });
+}
+
+/** The entry is a directory, or a file that cannot be run. */
+export function entryNotExecutable(abs: string, root: string): RelonixError {
+  return new RelonixError(`the entry ${abs} is not an executable file`, { kind: 'usage', hint: `name a program, such as one in ${root}/bin` });
 }
 
 /** The store path that holds `p`, if it is in the store dir. */
@@ -33,13 +73,10 @@ async function defaultEntry(root: string): Promise<string> {
   try {
     names = (await fs.readdir(path.join(root, 'bin'))).sort();
   } catch {
-    throw refuse(`${root} has no bin/, so there is no program to guess`, 'name the program: --entry PATH (a path inside the first store path)');
+    throw noEntryToGuess(root);
   }
   if (names.length === 1) return `bin/${names[0]}`;
-  throw refuse(
-    `${root}/bin holds ${names.length} programs${names.length ? ` (${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})` : ''}: which one should the bundle run?`,
-    `name it: --entry bin/${names[0] ?? 'NAME'}`,
-  );
+  throw entryAmbiguous(root, names);
 }
 
 /** The absolute path of the entry. */
@@ -47,12 +84,11 @@ async function entryPath(i: EntryInput): Promise<string> {
   const given = i.entry ?? (await defaultEntry(i.root));
   if (path.isAbsolute(given)) {
     const owner = storePathOf(i.storeDir, path.normalize(given));
-    if (!owner || !i.closure.has(owner))
-      throw refuse(`the entry ${given} is not in the closure being bundled`, `name a path inside ${i.root}, such as bin/NAME`);
+    if (!owner || !i.closure.has(owner)) throw entryNotInClosure(given, i.root);
     return path.normalize(given);
   }
   const rel = path.posix.normalize(given);
-  if (rel === '..' || rel.startsWith('../')) throw refuse(`the entry ${given} leaves ${i.root}`, 'name a path inside the first store path, such as bin/NAME');
+  if (rel === '..' || rel.startsWith('../')) throw entryLeavesRoot(given, i.root);
   return rel === '.' ? i.root : path.join(i.root, rel);
 }
 
@@ -65,15 +101,12 @@ export async function resolveEntry(i: EntryInput): Promise<string> {
     real = await fs.realpath(abs);
     st = await fs.stat(real);
   } catch {
-    throw refuse(`the entry ${abs} does not exist`, `look inside: ls ${i.root}/bin`);
+    throw noSuchEntry(abs, i.root);
   }
   const owner = storePathOf(i.storeDir, real);
   if (!owner || !i.closure.has(owner)) {
-    throw refuse(
-      `the entry ${abs} leads to ${real}, outside the closure being bundled`,
-      'name the program where it lives, or bundle the store path that holds it too',
-    );
+    throw entryLeadsOutside(abs, real);
   }
-  if (!st.isFile() || !(st.mode & 0o111)) throw refuse(`the entry ${abs} is not an executable file`, `name a program, such as one in ${i.root}/bin`);
+  if (!st.isFile() || !(st.mode & 0o111)) throw entryNotExecutable(abs, i.root);
   return path.relative(i.storeDir, abs);
 }

@@ -51,25 +51,35 @@ export interface BundleResult {
 /** The output file's directory must exist and be writable, and the file must not be a directory. */
 async function checkOutput(output: string): Promise<void> {
   const st = await fs.stat(output).catch(() => undefined);
-  if (st?.isDirectory())
-    throw new RelonixError(`-o ${output} is a directory`, { kind: 'usage', hint: `name the file to write: -o ${path.join(output, 'NAME')}` });
+  if (st?.isDirectory()) throw outputIsDirectory(output);
   // the bundle is renamed over what is there: a device, a pipe or a socket would be replaced by it
   if (st && !st.isFile()) {
-    throw new RelonixError(
-      `-o ${output} is ${st.isFIFO() ? 'a named pipe' : st.isSocket() ? 'a socket' : 'a device'}, not a file: the bundle would replace it`,
-      {
-        kind: 'usage',
-        hint: 'name a file to write, e.g. -o ./NAME.run (a bundle is renamed into place, never streamed)',
-      },
-    );
+    throw outputNotAFile(output, st.isFIFO() ? 'a named pipe' : st.isSocket() ? 'a socket' : 'a device');
   }
   const dir = path.dirname(output);
   const writable = await fs.access(dir, constants.W_OK | constants.X_OK).then(
     () => true,
     () => false,
   );
-  if (!writable)
-    throw new RelonixError(`-o ${output}: ${dir} is not a directory this user can write in`, { kind: 'usage', hint: 'create it, or write elsewhere' });
+  if (!writable) throw outputDirNotWritable(output, dir);
+}
+
+/** -o of a directory. */
+export function outputIsDirectory(output: string): RelonixError {
+  return new RelonixError(`-o ${output} is a directory`, { kind: 'usage', hint: `name the file to write: -o ${path.join(output, 'NAME')}` });
+}
+
+/** -o of a pipe, a socket or a device (`what`), which the renamed bundle would replace. */
+export function outputNotAFile(output: string, what: string): RelonixError {
+  return new RelonixError(`-o ${output} is ${what}, not a file: the bundle would replace it`, {
+    kind: 'usage',
+    hint: 'name a file to write, e.g. -o ./NAME.run (a bundle is renamed into place, never streamed)',
+  });
+}
+
+/** -o in a directory that is missing or this user cannot write in. */
+export function outputDirNotWritable(output: string, dir: string): RelonixError {
+  return new RelonixError(`-o ${output}: ${dir} is not a directory this user can write in`, { kind: 'usage', hint: 'create it, or write elsewhere' });
 }
 
 /** A fresh directory for the GC roots of this run, after removing those of runs that were killed. */

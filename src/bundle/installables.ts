@@ -36,13 +36,27 @@ function inStore(storeDir: string, p: string): { path: string; rest: string } | 
   try {
     parseStoreBasename(base);
   } catch (e) {
-    throw new RelonixError(`${p} is in the store dir ${storeDir} but names no store path`, {
-      kind: 'usage',
-      hint: 'name a store path, <store dir>/<hash>-<name>, or something inside one',
-      cause: e,
-    });
+    throw namesNoStorePath(p, storeDir, e);
   }
   return { path: `${storeDir}/${base}`, rest: rest.filter(Boolean).join('/') };
+}
+
+/** An installable inside the store dir that is not a store path, nor inside one. */
+export function namesNoStorePath(p: string, storeDir: string, cause?: unknown): RelonixError {
+  return new RelonixError(`${p} is in the store dir ${storeDir} but names no store path`, {
+    kind: 'usage',
+    hint: 'name a store path, <store dir>/<hash>-<name>, or something inside one',
+    cause,
+  });
+}
+
+/** nix-build or nix-store could not make an installable (its own messages went to the terminal). */
+export function installableFailed(tool: 'nix-store' | 'nix-build', arg: string, code: number | null, file?: string): RelonixError {
+  return new RelonixError(`${tool} could not ${tool === 'nix-build' ? 'build' : 'realise'} ${arg} (exit ${code}; its messages are above)`, {
+    hint: file
+      ? `check the attribute: relonix run -- nix-build ${file} -A ${arg}`
+      : 'pass a store path, a path into the store (./result), a Nix file, an expression, or --file FILE with attribute names',
+  });
 }
 
 /** How the prefix's Nix makes one installable: the program and its arguments (without the root). */
@@ -78,11 +92,7 @@ export async function resolveInstallables(o: InstallableOptions, args: string[])
     const r = await runForeground(bin, [...p.args, ...rootArgs], o.env, { stdout: 'ignore' });
     const outs = r.code === 0 ? await linked(o.rootsDir, root) : [];
     if (r.code !== 0 || outs.length === 0) {
-      throw new RelonixError(`${p.tool} could not ${p.tool === 'nix-build' ? 'build' : 'realise'} ${arg} (exit ${r.code}; its messages are above)`, {
-        hint: o.file
-          ? `check the attribute: relonix run -- nix-build ${o.file} -A ${arg}`
-          : 'pass a store path, a path into the store (./result), a Nix file, an expression, or --file FILE with attribute names',
-      });
+      throw installableFailed(p.tool, arg, r.code, o.file);
     }
     if (i === 0 && p.rest) entry = p.rest;
     for (const out of outs) if (!roots.includes(out)) roots.push(out);

@@ -361,7 +361,7 @@ export function renderLauncher(v: LauncherValues, skip: number): Buffer {
   };
   const text = Buffer.from(SCRIPT.replace(/@([A-Z]+)@/g, (_, k: string) => values[k] ?? `@${k}@`));
   if (skip === 0) return text;
-  if (text.length > skip) throw new Error(`the launcher is ${text.length} bytes, more than the ${skip} reserved for it`);
+  if (text.length > skip) throw new Error(`internal error: the launcher is ${text.length} bytes, more than the ${skip} reserved for it`);
   return Buffer.concat([text, Buffer.alloc(skip - text.length, 0x0a)]);
 }
 

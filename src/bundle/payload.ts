@@ -8,11 +8,11 @@
 // for messages.
 import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
+import { changedWhileRead, notStorable } from '../store/errors.ts';
 import { compareNames } from '../store/nar/framing.ts';
 import { rewriteLinkTarget } from '../store/relocate-text.ts';
 import { type CompressedFormat, SNIFF_BYTES, scanCompressed, sniffCompressed } from '../translate/compressed.ts';
 import { Spool } from '../translate/spool.ts';
-import { RelonixError } from '../util/errors.ts';
 import { PATCHES } from './launcher.ts';
 import { rewriteStoreDir } from './rewrite.ts';
 import { TAR_END, tarHeader, tarPadding } from './tar.ts';
@@ -104,10 +104,7 @@ class Walk {
     } else if (st.isFile()) {
       yield* this.file(abs, name, st);
     } else {
-      throw new RelonixError(`${shown(abs)} is neither a file, a directory nor a symlink, which a store path cannot hold`, {
-        kind: 'integrity',
-        hint: 'check the store: relonix run -- nix-store --verify --check-contents',
-      });
+      throw notStorable(shown(abs));
     }
   }
 
@@ -130,7 +127,7 @@ class Walk {
         size += b.length;
         yield b;
       }
-      if (size !== st.size) throw new Error(`${shown(abs)} changed while it was read (${size} bytes, not ${st.size})`);
+      if (size !== st.size) throw changedWhileRead(shown(abs), size, st.size);
       if (side.format && side.spool) await this.inspect(name, side.format, side.spool);
     } finally {
       await side.spool?.close();

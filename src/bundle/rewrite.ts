@@ -11,7 +11,7 @@ import { findStoreRefs } from '../store/relocate-text.ts';
 export async function* rewriteStoreDir(chunks: AsyncIterable<Buffer>, from: string, to: string, offsets: number[]): AsyncGenerator<Buffer> {
   const target = Buffer.from(to);
   const len = target.length;
-  if (Buffer.byteLength(from) !== len) throw new Error(`${from} and ${to} differ in length: a reference cannot be replaced in place`);
+  if (Buffer.byteLength(from) !== len) throw new Error(`internal error: ${from} and ${to} differ in length: a reference cannot be replaced in place`);
   let pending = Buffer.alloc(0);
   let base = 0;
   const replace = (buf: Buffer, final: boolean): number => {

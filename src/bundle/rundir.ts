@@ -15,17 +15,22 @@ const MAX_NAME = 255;
  * bundle holds), as many as the store dir's length leaves: `/tmp/<5 chars>` for a 10-byte store dir.
  * It is never the store dir itself, so a bundle made on this host does not collide with its own store.
  */
+/** A store dir too short or too long for a run dir of its length under RUN_ROOT. */
+export function noRunDirOfLength(storeDir: string): RelonixError {
+  return new RelonixError(
+    `the store dir ${storeDir} is ${Buffer.byteLength(storeDir)} bytes: a run dir of that length cannot be made under ${RUN_ROOT} (it needs ${RUN_ROOT.length + 1} to ${RUN_ROOT.length + MAX_NAME} bytes)`,
+    {
+      kind: 'usage',
+      hint: 'bundle from a prefix whose store dir is as long as /nix/store (10 bytes: relonix bootstrap --store-dir /tmp/store), or its default one',
+    },
+  );
+}
+
 export function defaultRunDir(storeDir: string, seed: string): string {
   const length = Buffer.byteLength(storeDir);
   const room = length - RUN_ROOT.length;
   if (room < 1 || room > MAX_NAME) {
-    throw new RelonixError(
-      `the store dir ${storeDir} is ${length} bytes: a run dir of that length cannot be made under ${RUN_ROOT} (it needs ${RUN_ROOT.length + 1} to ${RUN_ROOT.length + MAX_NAME} bytes)`,
-      {
-        kind: 'usage',
-        hint: 'bundle from a prefix whose store dir is as long as /nix/store (10 bytes: relonix bootstrap --store-dir /tmp/store), or its default one',
-      },
-    );
+    throw noRunDirOfLength(storeDir);
   }
   for (let round = 0; ; round++) {
     let name = '';

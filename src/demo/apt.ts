@@ -58,15 +58,7 @@ async function apt(r: AptRepo, cmd: 'apt-get' | 'apt-cache', args: string[], cwd
     const { stdout } = await execFileP(cmd, [...options(r), ...args], { cwd, maxBuffer: 256 << 20, env: { ...process.env, LC_ALL: 'C' } });
     return stdout;
   } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new RelonixError(
-      `${cmd} ${args.slice(0, 3).join(' ')} for Debian ${r.suite} failed: ${(err.stderr || err.message).trim().split('\n').slice(-6).join('\n')}`,
-      {
-        kind: 'network',
-        hint: `${r.mirror} must be reachable (an apt proxy in /etc/apt/apt.conf.d applies); the apt files are in ${r.dir}`,
-        cause: e,
-      },
-    );
+    throw aptFailed(r, `${cmd} ${args.slice(0, 3).join(' ')}`, e);
   }
 }
 
@@ -125,7 +117,7 @@ export function parseStanzas(text: string): Map<string, AptPackage> {
 export async function showPackages(r: AptRepo, names: string[]): Promise<Map<string, AptPackage>> {
   const found = parseStanzas(await apt(r, 'apt-cache', ['show', '--no-all-versions', ...names]));
   const missing = names.filter((n) => !found.has(n));
-  if (missing.length) throw new RelonixError(`Debian ${r.suite} has no package ${missing.join(', ')}`, { kind: 'failure' });
+  if (missing.length) throw noDebianPackage(r, missing);
   return found;
 }
 
@@ -159,7 +151,7 @@ export async function fetchDebs(r: AptRepo, pkgs: AptPackage[]): Promise<Map<str
   if (wanted.length) await apt(r, 'apt-get', ['download', '-q', ...wanted.map((p) => `${p.name}=${p.version}`)], dir);
   for (const p of wanted) {
     const f = await find(p);
-    if (!f) throw new RelonixError(`${p.name} ${p.version} was downloaded but no file in ${dir} has the sha256 the index gives`, { kind: 'integrity' });
+    if (!f) throw debNotAsIndexed(r, p, dir);
     out.set(p.name, f);
   }
   return out;
@@ -169,4 +161,29 @@ export async function fetchDebs(r: AptRepo, pkgs: AptPackage[]): Promise<Map<str
 export async function unpackDeb(deb: string, dest: string): Promise<void> {
   await fs.mkdir(dest, { recursive: true });
   await execFileP('dpkg-deb', ['-x', deb, dest], { maxBuffer: 64 << 20 });
+}
+
+/** apt-get or apt-cache failed (`what`: the command and its first arguments): the mirror, mostly. */
+export function aptFailed(r: AptRepo, what: string, e: unknown): RelonixError {
+  const err = e as { stderr?: string; message: string };
+  return new RelonixError(`${what} for Debian ${r.suite} failed: ${(err.stderr || err.message).trim().split('\n').slice(-6).join('\n')}`, {
+    kind: 'network',
+    hint: `${r.mirror} must be reachable (an apt proxy in /etc/apt/apt.conf.d applies); the apt files are in ${r.dir}`,
+    cause: e,
+  });
+}
+
+/** The index names no such package. */
+export function noDebianPackage(r: AptRepo, missing: string[]): RelonixError {
+  return new RelonixError(`Debian ${r.suite} has no package ${missing.join(', ')}`, {
+    hint: `the demo reads Debian ${r.suite}'s index from ${r.mirror} (RELONIX_DEBIAN_MIRROR names another mirror); remove ${r.dir} to read it anew`,
+  });
+}
+
+/** A downloaded .deb whose sha256 is not the one the signed index gives. */
+export function debNotAsIndexed(r: AptRepo, p: Pick<AptPackage, 'name' | 'version'>, dir: string): RelonixError {
+  return new RelonixError(`${p.name} ${p.version} was downloaded but no file in ${dir} has the sha256 the index gives`, {
+    kind: 'integrity',
+    hint: `${r.mirror} served another file than its signed index names: run again, or name another mirror with RELONIX_DEBIAN_MIRROR`,
+  });
 }

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { RelonixError } from '../util/errors.ts';
-import { type FixtureSource, INTERP_NAME, type LibraryPackage } from './fixture-tarball.ts';
+import { type FixtureSource, fixtureSourceUnfit, INTERP_NAME, type LibraryPackage } from './fixture-tarball.ts';
 
 const NIX_TOOLS = [
   'nix-build',
@@ -43,20 +43,28 @@ export function requireFixtureTools(what: string, also: [string, string][] = [])
   }
   if (!existsSync('/etc/ssl/certs/ca-certificates.crt')) missing.push('ca-certificates');
   if (missing.length) {
-    throw new RelonixError(`${what} is built from Debian packages with tools that are missing: ${missing.join(', ')}`, {
-      hint: `apt-get install ${[...new Set(missing)].join(' ')}`,
-      kind: 'preflight',
-    });
+    throw fixtureToolsMissing(what, missing);
   }
 }
 
+/** The host lacks tools a fixture is made with (`missing`: their Debian packages). */
+export function fixtureToolsMissing(what: string, missing: string[]): RelonixError {
+  return new RelonixError(`${what} is built from Debian packages with tools that are missing: ${missing.join(', ')}`, {
+    hint: `apt-get install ${[...new Set(missing)].join(' ')}`,
+    kind: 'preflight',
+  });
+}
+
+/** The demo tarball needs Debian's nix-bin on this machine. */
+export function noNixBin(): RelonixError {
+  return new RelonixError("the demo tarball is built from this machine's Nix 2.8, and Debian's nix-bin is not installed", {
+    hint: 'apt-get install nix-bin patchelf xz-utils ca-certificates',
+    kind: 'preflight',
+  });
+}
+
 function preflight(): void {
-  if (!existsSync('/usr/bin/nix') || !existsSync('/usr/lib/nix/libnixstore.so')) {
-    throw new RelonixError("the demo tarball is built from this machine's Nix 2.8, and Debian's nix-bin is not installed", {
-      hint: 'apt-get install nix-bin patchelf xz-utils ca-certificates',
-      kind: 'preflight',
-    });
-  }
+  if (!existsSync('/usr/bin/nix') || !existsSync('/usr/lib/nix/libnixstore.so')) throw noNixBin();
   requireFixtureTools('the demo tarball', [['dpkg-query', 'dpkg']]);
 }
 
@@ -69,7 +77,7 @@ function libraryClosure(binary: string): Map<string, string> {
     const interp = /^\s*(\/\S*ld-linux[^\s]*)\s+\(/.exec(line);
     if (interp) out.set(path.basename(interp[1]!), interp[1]!);
   }
-  if (!out.has(INTERP_NAME)) throw new Error(`ldd ${binary} names no ${INTERP_NAME}`);
+  if (!out.has(INTERP_NAME)) throw fixtureSourceUnfit(`ldd ${binary} names no ${INTERP_NAME}`);
   return out;
 }
 
@@ -88,7 +96,7 @@ function owningPackage(file: string): string {
       // try the next spelling
     }
   }
-  throw new Error(`no Debian package owns ${file}`);
+  throw fixtureSourceUnfit(`no Debian package owns ${file}`);
 }
 
 function packageVersion(pkg: string): string {
@@ -98,7 +106,7 @@ function packageVersion(pkg: string): string {
 /** Pure: the upstream version of a Debian version (`2.26.3+dfsg-1` → `2.26.3`), as `nix --version` says it. */
 export function upstreamVersion(debianVersion: string): string {
   const m = /^(?:\d+:)?(\d+(?:\.\d+)+)/.exec(debianVersion);
-  if (!m) throw new Error(`${debianVersion} is not a Debian version of a release`);
+  if (!m) throw fixtureSourceUnfit(`${debianVersion} is not a Debian version of a release`);
   return m[1]!;
 }
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { formatNarHash, narDigest } from '../store/nar/write.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { formatRegInfo, type RegInfo } from '../store/reginfo.ts';
+import { RelonixError } from '../util/errors.ts';
 import { listTree, removeTree, writeFileAtomic } from '../util/fs.ts';
 import type { Manifest } from './fixture.ts';
 import { installScript, profileScript } from './install-script.ts';
@@ -137,7 +138,7 @@ function patchElf(file: string, libDirOf: Map<string, string>, interp: string): 
   const dirs: string[] = [];
   for (const n of needed) {
     const d = libDirOf.get(n);
-    if (!d) throw new Error(`${file} needs ${n}, which is in none of the fixture's store paths`);
+    if (!d) throw fixtureSourceUnfit(`${file} needs ${n}, which is in none of the fixture's store paths`);
     if (!dirs.includes(d)) dirs.push(d);
   }
   const args: string[] = [];
@@ -163,7 +164,21 @@ async function xzTar(srcParent: string, entry: string, out: string): Promise<voi
   xz.stderr.on('data', (d) => (errText += d));
   const exit = (p: ReturnType<typeof spawn>) => new Promise<number>((r) => p.on('close', (c) => r(c ?? 1)));
   const [a, b] = await Promise.all([exit(tar), exit(xz), new Promise<void>((r) => sink.on('close', () => r()))]);
-  if (a !== 0 || b !== 0) throw new Error(`tar | xz failed (${a}/${b}): ${errText}`);
+  if (a !== 0 || b !== 0) throw fixturePackFailed(out, `${a}/${b}`, errText);
+}
+
+/** Nix's packages on this host (or Debian's) are not laid out as the fixture maker reads them: `problem` says how. */
+export function fixtureSourceUnfit(problem: string): RelonixError {
+  return new RelonixError(problem, {
+    hint: "the demo makes its Nix tarball from Debian's Nix packages as Debian 12 and 13 lay them out; elsewhere, bootstrap from a release tarball (relonix bootstrap)",
+  });
+}
+
+/** tar or xz failed while packing the fixture tarball (`codes`: their exit codes). */
+export function fixturePackFailed(out: string, codes: string, said: string): RelonixError {
+  return new RelonixError(`tar | xz failed (${codes}): ${said}`, {
+    hint: `check that ${path.dirname(out)} has room and is writable, then run the same command again`,
+  });
 }
 
 async function sha256File(p: string): Promise<string> {
@@ -200,7 +215,7 @@ async function planPaths(src: FixtureSource, salt: string): Promise<Plan> {
     for (const soname of lib.sonames.keys()) libDirOf.set(soname, `${p.storePath}/lib`);
     if (lib.sonames.has(INTERP_NAME)) glibc = p;
   }
-  if (!glibc) throw new Error(`no library package of the fixture holds ${INTERP_NAME}`);
+  if (!glibc) throw fixtureSourceUnfit(`no library package of the fixture holds ${INTERP_NAME}`);
 
   const nixFiles = new Map<string, string>([['bin/nix', src.nix.binary]]);
   for (const [soname, file] of src.nix.libs) nixFiles.set(`lib/${soname}`, file);

@@ -10,7 +10,7 @@ import { RelonixError } from '../util/errors.ts';
 import { withLock } from '../util/lock.ts';
 import { type AptPackage, type AptRepo, fetchDebs, showPackages, unpackDeb, updateIndex } from './apt.ts';
 import { hostCaBundle, requireFixtureTools, upstreamVersion } from './debian-nix.ts';
-import { type FixtureSource, INTERP_NAME, type LibraryPackage } from './fixture-tarball.ts';
+import { type FixtureSource, fixtureSourceUnfit, INTERP_NAME, type LibraryPackage } from './fixture-tarball.ts';
 
 const NIX_PACKAGE = 'nix-bin';
 const TRIPLET = 'x86_64-linux-gnu';
@@ -97,11 +97,8 @@ class Closure {
       // nothing unpacked has them: the packages the needing ones depend on must
       const deps = [...new Set(pending.flatMap((w) => this.unpacked.get(w.pkg)!.pkg.depends))].filter((d) => !this.unpacked.has(d));
       if (!deps.length) {
-        throw new RelonixError(
+        throw fixtureSourceUnfit(
           `no package of Debian ${this.repo.suite} that ${NIX_PACKAGE} depends on has ${pending.map((w) => `${w.soname} (needed by ${w.pkg})`).join(', ')}`,
-          {
-            kind: 'failure',
-          },
         );
       }
       await this.add(deps);
@@ -115,9 +112,9 @@ async function collect(repo: AptRepo, work: string, log: (s: string) => void): P
   const nix = c.unpacked.get(NIX_PACKAGE)!;
   const binary = path.join(nix.root, 'usr/bin/nix');
   const elf = readElf(await fs.readFile(binary), binary);
-  if (!elf.interpreter) throw new Error(`${binary} names no program interpreter`);
+  if (!elf.interpreter) throw fixtureSourceUnfit(`${binary} names no program interpreter`);
   await c.resolve({ pkg: NIX_PACKAGE, file: binary, sonames: [...elf.needed, path.basename(elf.interpreter)] });
-  if (!c.provided.has(INTERP_NAME)) throw new Error(`${binary} does not load ${INTERP_NAME}`);
+  if (!c.provided.has(INTERP_NAME)) throw fixtureSourceUnfit(`${binary} does not load ${INTERP_NAME}`);
 
   const byPkg = new Map<string, Map<string, string>>();
   for (const [soname, { pkg, file }] of c.provided) byPkg.set(pkg, (byPkg.get(pkg) ?? new Map()).set(soname, file));
@@ -136,6 +133,14 @@ async function collect(repo: AptRepo, work: string, log: (s: string) => void): P
   };
 }
 
+/** Debian's archive keyring is missing: no signature of its packages could be checked. */
+export function noArchiveKeyring(): RelonixError {
+  return new RelonixError(`${KEYRING} is missing: the signatures of Debian 13's packages cannot be checked`, {
+    kind: 'preflight',
+    hint: 'apt-get install debian-archive-keyring',
+  });
+}
+
 /**
  * Debian 13's Nix and its library closure, unpacked under `work`; apt's files and the .debs are kept
  * in `cacheDir` (a second run reads them offline, and refreshes the index only when the mirror no
@@ -148,10 +153,7 @@ export async function trixieNixSource(work: string, cacheDir: string, log: (s: s
     ['dpkg-query', 'dpkg'],
   ]);
   if (!existsSync(KEYRING)) {
-    throw new RelonixError(`${KEYRING} is missing: the signatures of Debian 13's packages cannot be checked`, {
-      kind: 'preflight',
-      hint: 'apt-get install debian-archive-keyring',
-    });
+    throw noArchiveKeyring();
   }
   const repo: AptRepo = { dir: cacheDir, mirror: TRIXIE_MIRROR, suite: 'trixie', arch: 'amd64', keyring: KEYRING };
   await fs.mkdir(cacheDir, { recursive: true });

@@ -107,10 +107,15 @@ async function cannotCreate(dir: string, e: unknown, what = 'the prefix'): Promi
     ENOENT: `${parent} takes no new directories (a filesystem such as /proc or /sys)`,
     ENAMETOOLONG: `${at} is longer than the filesystem takes`,
   };
-  return new RelonixError(`cannot create ${what} ${dir}: ${why[code ?? ''] ?? errnoWords(e)}`, {
+  return cannotCreateDir(what, dir, why[code ?? ''] ?? errnoWords(e), e);
+}
+
+/** The system will not create the prefix (or its store dir): a file on the way, read-only, no permission. */
+export function cannotCreateDir(what: string, dir: string, why: string, cause?: unknown): RelonixError {
+  return new RelonixError(`cannot create ${what} ${dir}: ${why}`, {
     kind: 'preflight',
     hint: `choose a directory you can create, on a writable filesystem, e.g. --prefix "$HOME/nix" or --prefix "/tmp/$(id -u)-nix"`,
-    cause: e,
+    cause,
   });
 }
 
@@ -133,7 +138,8 @@ async function inTheWay(prefix: string): Promise<string[]> {
   return names.sort();
 }
 
-function notEmpty(prefix: string, names: string[]): RelonixError {
+/** A directory that is neither empty nor a relonix prefix: the entries in the way are named. */
+export function prefixNotEmpty(prefix: string, names: string[]): RelonixError {
   // a name is printed as it is only when it is plain text: never raw control characters on a terminal
   const plain = (n: string) => (/^[\x20-\x7e]+$/.test(n) ? n : JSON.stringify(n));
   const shown = names.slice(0, 10).map(plain).join(', ') + (names.length > 10 ? `, … (${names.length} in all)` : '');
@@ -144,14 +150,15 @@ function notEmpty(prefix: string, names: string[]): RelonixError {
 }
 
 /** A prefix's recorded store dir is its own: another one needs another prefix. */
-function storeDirChanged(l: Layout, recorded: string): RelonixError {
+export function storeDirChanged(l: Layout, recorded: string): RelonixError {
   return new RelonixError(`${l.prefix} was bootstrapped with the store dir ${recorded}, not ${l.storeDir}; a prefix keeps its store dir`, {
     kind: 'usage',
     hint: `bootstrap a new prefix for ${l.storeDir} (--prefix DIR), or remove this one first: relonix uninstall --prefix ${shQuote(l.prefix)}`,
   });
 }
 
-function notTheDemos(l: Layout): RelonixError {
+/** relonix demo --prefix of a prefix some other bootstrap made. */
+export function notTheDemos(l: Layout): RelonixError {
   return new RelonixError(`${l.prefix} is a relonix prefix that relonix demo did not make; the demo bootstraps only prefixes of its own`, {
     kind: 'usage',
     hint: 'run relonix demo without --prefix (it uses its own), or with --prefix of a new directory',
@@ -172,7 +179,7 @@ export async function admitPrefix(l: Layout, o: { demo?: boolean } = {}): Promis
   checkPrefixPaths(l);
   await createPrefix(l);
   const names = await inTheWay(l.prefix);
-  if (names.length) throw notEmpty(l.prefix, names);
+  if (names.length) throw prefixNotEmpty(l.prefix, names);
   const s = await readState(l);
   if (s.storeDir !== l.storeDir && started(s)) throw storeDirChanged(l, s.storeDir);
   if (o.demo && started(s) && s.madeBy !== 'demo') throw notTheDemos(l);

@@ -47,12 +47,17 @@ export interface Layout {
 export function resolvePrefix(flag?: string): string {
   const raw = flag ?? process.env.RELONIX_PREFIX ?? DEFAULT_PREFIX;
   if (!raw) {
-    throw new RelonixError(`the prefix is empty (${flag === undefined ? 'RELONIX_PREFIX is set to ""' : '--prefix ""'})`, {
-      kind: 'usage',
-      hint: `pass --prefix DIR, or leave RELONIX_PREFIX unset for the default ${DEFAULT_PREFIX}`,
-    });
+    throw emptyPrefix(flag === undefined ? 'RELONIX_PREFIX is set to ""' : '--prefix ""');
   }
   return path.resolve(raw);
+}
+
+/** --prefix "" or RELONIX_PREFIX="" (`given`: which of the two). */
+export function emptyPrefix(given: string): RelonixError {
+  return new RelonixError(`the prefix is empty (${given})`, {
+    kind: 'usage',
+    hint: `pass --prefix DIR, or leave RELONIX_PREFIX unset for the default ${DEFAULT_PREFIX}`,
+  });
 }
 
 /**
@@ -62,12 +67,25 @@ export function resolvePrefix(flag?: string): string {
 export function checkStoreDir(dir: string): string {
   const d = path.resolve(dir);
   if (!path.isAbsolute(dir) || d === '/' || d !== dir.replace(/\/+$/, '')) {
-    throw new RelonixError(`--store-dir must be an absolute, normalised directory other than /, got "${dir}"`, {
-      kind: 'usage',
-      hint: 'e.g. --store-dir /tmp/store (as long as /nix/store, so that binaries from cache.nixos.org can be translated)',
-    });
+    throw badStoreDir(dir);
   }
   return d;
+}
+
+/** A --store-dir that is relative, not normalised, or / itself. */
+export function badStoreDir(dir: string): RelonixError {
+  return new RelonixError(`--store-dir must be an absolute, normalised directory other than /, got "${dir}"`, {
+    kind: 'usage',
+    hint: 'e.g. --store-dir /tmp/store (as long as /nix/store, so that binaries from cache.nixos.org can be translated)',
+  });
+}
+
+/** A store dir that is the prefix, or holds it. */
+export function storeDirHoldsPrefix(storeDir: string, prefix: string): RelonixError {
+  return new RelonixError(`the store dir ${storeDir} would hold the prefix ${prefix}`, {
+    kind: 'usage',
+    hint: 'choose a store dir beside the prefix, e.g. --store-dir /tmp/store',
+  });
 }
 
 /**
@@ -110,10 +128,7 @@ export function layout(prefixFlag?: string, storeDirFlag?: string): Layout {
   const stateFile = path.join(relonixDir, 'state.json');
   const storeDir = storeDirFlag !== undefined ? checkStoreDir(storeDirFlag) : (recordedStoreDir(stateFile) ?? defaultStoreDir(prefix));
   if (prefix === storeDir || prefix.startsWith(`${storeDir}/`)) {
-    throw new RelonixError(`the store dir ${storeDir} would hold the prefix ${prefix}`, {
-      kind: 'usage',
-      hint: 'choose a store dir beside the prefix, e.g. --store-dir /tmp/store',
-    });
+    throw storeDirHoldsPrefix(storeDir, prefix);
   }
   return {
     prefix,

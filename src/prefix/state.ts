@@ -64,11 +64,7 @@ export async function readState(l: Layout): Promise<BootstrapState> {
     // ENOTDIR: a file where a directory of the prefix would be: no state there either
     if (code === 'ENOENT' || code === 'ENOTDIR') return emptyState(l);
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new RelonixError(`cannot read the prefix's state file ${l.stateFile}: ${errnoWords(e)}`, {
-        kind: 'preflight',
-        hint: 'run relonix as the user that owns the prefix, or choose a prefix of your own (--prefix DIR)',
-        cause: e,
-      });
+      throw stateNotReadable(l, e);
     }
     throw brokenState(l, errnoWords(e));
   }
@@ -94,8 +90,17 @@ export function stateShapeProblem(s: unknown): string | undefined {
   return undefined;
 }
 
+/** A state file this user may not read: the prefix is someone else's. */
+export function stateNotReadable(l: Layout, e: unknown): RelonixError {
+  return new RelonixError(`cannot read the prefix's state file ${l.stateFile}: ${errnoWords(e)}`, {
+    kind: 'preflight',
+    hint: 'run relonix as the user that owns the prefix, or choose a prefix of your own (--prefix DIR)',
+    cause: e,
+  });
+}
+
 /** A state file relonix cannot read: which one, why, and the two ways out. */
-function brokenState(l: Layout, why: string): RelonixError {
+export function brokenState(l: Layout, why: string): RelonixError {
   return new RelonixError(`the prefix's state file ${l.stateFile} is damaged: ${why}`, {
     hint: `move it aside (mv ${shQuote(l.stateFile)} ${shQuote(`${l.stateFile}.broken`)}) and run relonix bootstrap again, which redoes every stage; or remove the prefix with relonix uninstall --prefix ${shQuote(l.prefix)}`,
   });

@@ -26,7 +26,12 @@ export async function resolveNixTool(o: NixToolOptions, name: string): Promise<s
     if (await exists(p)) return p;
   }
   if (!o.nix) throw noNix(o.layout.prefix, `so it has no ${name} to run`);
-  throw new RelonixError(`the Nix of ${o.layout.prefix} has no ${name} (looked in ${o.nix}/bin)`, {
+  throw nixLacksTool(o.layout.prefix, name, o.nix);
+}
+
+/** The prefix's Nix is there, without one of its programs: it is damaged. */
+export function nixLacksTool(prefix: string, name: string, nix: string): RelonixError {
+  return new RelonixError(`the Nix of ${prefix} has no ${name} (looked in ${nix}/bin)`, {
     hint: 'relonix status shows what the prefix has; bootstrapping it again repairs it',
   });
 }
@@ -41,14 +46,20 @@ export async function runNix(bin: string, args: string[], o: { env: NodeJS.Proce
   try {
     r = await runTool(bin, args, o.env, o.input);
   } catch (e) {
-    throw new RelonixError(`${path.basename(bin)} ${shown} could not start: ${errorMessage(e)}`, { hint: o.hint, cause: e });
+    throw nixToolWontStart(`${path.basename(bin)} ${shown}`, e, o.hint);
   }
-  if (r.code !== 0) {
-    throw new RelonixError(`${path.basename(bin)} ${shown} failed (exit ${r.code ?? r.signal}):\n${r.all.trim().split('\n').slice(-20).join('\n')}`, {
-      hint: o.hint,
-    });
-  }
+  if (r.code !== 0) throw nixToolFailed(`${path.basename(bin)} ${shown}`, r, o.hint);
   return r.stdout;
+}
+
+/** A program of the prefix's Nix could not be started at all (`what`: it and its first arguments). */
+export function nixToolWontStart(what: string, e: unknown, hint: string): RelonixError {
+  return new RelonixError(`${what} could not start: ${errorMessage(e)}`, { hint, cause: e });
+}
+
+/** A program of the prefix's Nix ran and failed: the end of what it said, and `hint` for what next. */
+export function nixToolFailed(what: string, r: Pick<ToolResult, 'code' | 'signal' | 'all'>, hint: string): RelonixError {
+  return new RelonixError(`${what} failed (exit ${r.code ?? r.signal}):\n${r.all.trim().split('\n').slice(-20).join('\n')}`, { hint });
 }
 
 /** Runs the prefix's nix-store (see NixToolOptions) with the prefix's environment. */
@@ -92,10 +103,14 @@ export async function instantiate(l: Layout, args: string[]): Promise<string[]> 
         .filter(Boolean),
     ),
   ];
-  if (drvs.length === 0)
-    throw new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
+  if (drvs.length === 0) throw noDerivation(args);
   for (const d of drvs) if (!isDrvPath(d, l.storeDir)) throw notADerivation(d, l.storeDir);
   return drvs;
+}
+
+/** nix-instantiate evaluated the arguments to no derivation at all. */
+export function noDerivation(args: string[]): RelonixError {
+  return new RelonixError(`nix-instantiate ${args.join(' ')} gave no derivation`, { kind: 'usage', hint: 'pass an expression that evaluates to derivations' });
 }
 
 function isDrvPath(p: string, storeDir: string): boolean {

@@ -34,7 +34,8 @@ function storeEntry(name: string): boolean {
   return name === '.links' || isTempName(name) || isStoreBasename(name.replace(/\.(lock|chroot|check)$/, ''));
 }
 
-function notAPrefix(dir: string, why: string): RelonixError {
+/** relonix uninstall of a directory relonix did not make a prefix. */
+export function notAPrefix(dir: string, why: string): RelonixError {
   return new RelonixError(`${dir} is not a relonix prefix: ${why}`, {
     kind: 'usage',
     hint: 'relonix uninstall removes only a prefix relonix bootstrapped (it holds var/relonix); check --prefix (or RELONIX_PREFIX)',
@@ -46,18 +47,23 @@ export function foreignStoreEntries(names: string[]): string[] {
   return names.filter((n) => !storeEntry(n));
 }
 
+/** A store dir that holds what no store holds is not removed, nor is the prefix. */
+export function foreignInStore(l: Layout, foreign: string[]): RelonixError {
+  return new RelonixError(
+    `the store dir ${l.storeDir} holds what no Nix store holds (${foreign.slice(0, 5).join(', ')}): relonix leaves it, and the prefix, as they are`,
+    {
+      kind: 'usage',
+      hint: `move those files out of ${l.storeDir} and run relonix uninstall --prefix ${shQuote(l.prefix)} again`,
+    },
+  );
+}
+
 async function removeStore(l: Layout): Promise<Removed | undefined> {
   const names = await listDir(l.storeDir);
   if (!(await fs.lstat(l.storeDir).catch(() => undefined))) return undefined;
   const foreign = foreignStoreEntries(names);
   if (foreign.length) {
-    throw new RelonixError(
-      `the store dir ${l.storeDir} holds what no Nix store holds (${foreign.slice(0, 5).join(', ')}): relonix leaves it, and the prefix, as they are`,
-      {
-        kind: 'usage',
-        hint: `move those files out of ${l.storeDir} and run relonix uninstall --prefix ${shQuote(l.prefix)} again`,
-      },
-    );
+    throw foreignInStore(l, foreign);
   }
   const paths = names.filter((n) => isStoreBasename(n)).length;
   await removeTree(l.storeDir);

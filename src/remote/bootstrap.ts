@@ -57,21 +57,63 @@ export function planRemoteBootstrap(l: Layout, source: BootstrapSource, verified
 export function ownBundle(): string {
   const bundle = findOwnBundle();
   if (!bundle) {
-    throw new RelonixError(`--bootstrap copies this relonix's bundle to the builder, and this checkout has not built it (dist/relonix.mjs)`, {
-      kind: 'failure',
-      hint: 'in a checkout, npm run build makes it',
-    });
+    throw noOwnBundle();
   }
   return bundle;
+}
+
+/** A checkout that has not built the bundle has nothing to copy to the builder. */
+export function noOwnBundle(): RelonixError {
+  return new RelonixError(`--bootstrap copies this relonix's bundle to the builder, and this checkout has not built it (dist/relonix.mjs)`, {
+    kind: 'failure',
+    hint: 'in a checkout, npm run build makes it',
+  });
+}
+
+/** A prefix whose state does not say what it was bootstrapped from cannot be copied that way. */
+export function sourceNotRecorded(l: Layout, host: string, byHand: string): RelonixError {
+  return new RelonixError(`${l.prefix} does not record what it was bootstrapped from, so --bootstrap cannot bootstrap ${host} the same way`, {
+    kind: 'preflight',
+    hint: `on ${host}, run: ${byHand} (or bootstrap this prefix again with relonix bootstrap, which records it)`,
+  });
+}
+
+/** The bootstrap that ran on the builder exited non-zero; its output was passed on. */
+export function remoteBootstrapFailed(l: Layout, host: string, code: number | null): RelonixError {
+  return new RelonixError(`the bootstrap of ${l.prefix} on ${host} failed (exit ${code}); its output is above`, {
+    kind: 'failure',
+    hint: `fix what it says, then run the same relonix builder add --bootstrap again: the bootstrap there resumes where it stopped`,
+  });
+}
+
+/** The builder has no node, or one too old to run the bundle (`version` undefined: none). */
+export function builderNodeTooOld(host: string, version: string | undefined, byHand: string): RelonixError {
+  return new RelonixError(
+    `--bootstrap runs relonix with the node of ${host}, which ${version !== undefined ? `is ${version}, older than ${MIN_NODE}` : 'has none on its PATH'}`,
+    {
+      kind: 'preflight',
+      hint: `install Node.js ${MIN_NODE} or newer on ${host}, or run there: ${byHand}`,
+    },
+  );
+}
+
+/** A file the remote bootstrap needs (the bundle, a local tarball) is no longer here. */
+export function uploadGone(local: string, host: string, byHand: string): RelonixError {
+  return new RelonixError(`--bootstrap would copy ${local} to ${host}, and it is gone`, { kind: 'preflight', hint: `on ${host}, run: ${byHand}` });
+}
+
+/** The builder refused the copy of a file into the prefix's directory there. */
+export function builderWriteRefused(b: Pick<Builder, 'host' | 'user'>, remote: string, said: string): RelonixError {
+  return new RelonixError(`cannot write ${remote} on ${b.host}: ${said}`, {
+    kind: 'preflight',
+    hint: `the prefix's directory must be writable by ${b.user ?? 'that user'} there`,
+  });
 }
 
 /** Bootstraps the prefix's path on the builder, its output passed on to `out` as it comes. */
 export async function bootstrapOverSsh(l: Layout, b: Builder, s: BootstrapState, out: NodeJS.WritableStream, byHand: string): Promise<void> {
   if (!s.source) {
-    throw new RelonixError(`${l.prefix} does not record what it was bootstrapped from, so --bootstrap cannot bootstrap ${b.host} the same way`, {
-      kind: 'preflight',
-      hint: `on ${b.host}, run: ${byHand} (or bootstrap this prefix again with relonix bootstrap, which records it)`,
-    });
+    throw sourceNotRecorded(l, b.host, byHand);
   }
   await checkNode(l, b, byHand);
   const dir = path.join(l.relonixDir, 'incoming');
@@ -91,10 +133,7 @@ export async function bootstrapOverSsh(l: Layout, b: Builder, s: BootstrapState,
   if (r.startError) throw noSsh(r.startError);
   if (r.code === 255) throw sshFailure(l, b, { code: 255, signal: null, stdout: '', stderr: said, all: said });
   if (r.code !== 0) {
-    throw new RelonixError(`the bootstrap of ${l.prefix} on ${b.host} failed (exit ${r.code}); its output is above`, {
-      kind: 'failure',
-      hint: `fix what it says, then run the same relonix builder add --bootstrap again: the bootstrap there resumes where it stopped`,
-    });
+    throw remoteBootstrapFailed(l, b.host, r.code);
   }
   await sshRun(l, b, `rm -rf ${shQuote(dir)}`);
 }
@@ -104,19 +143,13 @@ async function checkNode(l: Layout, b: Builder, byHand: string): Promise<void> {
   if (r.code === 255) throw sshFailure(l, b, r);
   const major = r.code === 0 ? Number(r.stdout.trim().split('.')[0]) : NaN;
   if (major >= MIN_NODE) return;
-  throw new RelonixError(
-    `--bootstrap runs relonix with the node of ${b.host}, which ${r.code === 0 ? `is ${r.stdout.trim()}, older than ${MIN_NODE}` : 'has none on its PATH'}`,
-    {
-      kind: 'preflight',
-      hint: `install Node.js ${MIN_NODE} or newer on ${b.host}, or run there: ${byHand}`,
-    },
-  );
+  throw builderNodeTooOld(b.host, r.code === 0 ? r.stdout.trim() : undefined, byHand);
 }
 
 /** Copies a file to the builder: written beside its name, renamed into place once complete. */
 async function upload(l: Layout, b: Builder, u: Upload, byHand: string): Promise<void> {
   if (!existsSync(u.local)) {
-    throw new RelonixError(`--bootstrap would copy ${u.local} to ${b.host}, and it is gone`, { kind: 'preflight', hint: `on ${b.host}, run: ${byHand}` });
+    throw uploadGone(u.local, b.host, byHand);
   }
   const part = `${u.remote}.part`;
   const r = await sshRun(
@@ -127,9 +160,6 @@ async function upload(l: Layout, b: Builder, u: Upload, byHand: string): Promise
   );
   if (r.code === 255) throw sshFailure(l, b, r);
   if (r.code !== 0) {
-    throw new RelonixError(`cannot write ${u.remote} on ${b.host}: ${r.stderr.trim() || `exit ${r.code}`}`, {
-      kind: 'preflight',
-      hint: `the prefix's directory must be writable by ${b.user ?? 'that user'} there`,
-    });
+    throw builderWriteRefused(b, u.remote, r.stderr.trim() || `exit ${r.code}`);
   }
 }

@@ -13,6 +13,7 @@ import { RelonixError } from '../util/errors.ts';
 import { exists, makeDirs, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { shQuote } from '../util/shell.ts';
+import type { ToolResult } from '../util/spawn.ts';
 import { nixSystem } from '../util/system.ts';
 import { BUILDERS_BLOCK, type Builder, buildersBlock, machinesText, parseBuildersFile, parseBuilderUrl, sshConfigText } from './machines.ts';
 import { checkPasswdEntry, sshFailure, sshRun } from './ssh.ts';
@@ -41,11 +42,7 @@ export async function addBuilder(o: AddOptions): Promise<Builder> {
   // a path Nix can use at both ends; NIX_SSHOPTS, split at whitespace, carries `-F <file>` as one word
   checkPrefixPaths(l);
   const key = o.key === undefined ? undefined : path.resolve(o.key);
-  if (key && !(await exists(key)))
-    throw new RelonixError(`the key ${key} does not exist`, {
-      kind: 'usage',
-      hint: 'pass the private key that the builder accepts (ssh-keygen -t ed25519 -f FILE makes one)',
-    });
+  if (key && !(await exists(key))) throw noSshKey(key);
   const b: Builder = { ...parseBuilderUrl(o.url), key, jobs: o.jobs, system: o.system ?? nixSystem() };
   // Nix hands builds to builders through its build hook: a Nix without one cannot use them
   const active = (await readState(l)).nix;
@@ -59,19 +56,9 @@ export async function addBuilder(o: AddOptions): Promise<Builder> {
     await bootstrapOverSsh(l, b, await readState(l), o.progress ?? process.stderr, bootstrapLine(l));
     remote = await probe(l, b, id);
   }
-  if (!remote) throw noNix(l, b);
-  if (remote.storeDir !== l.storeDir) {
-    throw new RelonixError(`the Nix at ${l.prefix} on ${b.url} has the store ${remote.storeDir}, not ${l.storeDir}: a builder must have the same store dir`, {
-      kind: 'preflight',
-      hint: `bootstrap the prefix there again with this store dir: ${bootstrapLine(l)}`,
-    });
-  }
-  if (remote.system !== b.system) {
-    throw new RelonixError(`${b.url} is ${remote.system}, not ${b.system}`, {
-      kind: 'preflight',
-      hint: `pass --system ${remote.system} if it is to build ${remote.system} derivations, or add a builder that is ${b.system}`,
-    });
-  }
+  if (!remote) throw builderHasNoNix(l, b);
+  if (remote.storeDir !== l.storeDir) throw builderStoreDirDiffers(l, b, remote.storeDir);
+  if (remote.system !== b.system) throw builderSystemDiffers(b, remote.system);
   return withLock(l.lockFile, { what: `relonix builder add in ${l.prefix}` }, async () => {
     const others = (await readBuilders(l)).filter((x) => x.url !== b.url);
     await writeBuilders(l, [...others, b]);
@@ -86,10 +73,7 @@ export async function removeBuilder(l: Layout, url: string): Promise<Builder> {
     const all = await readBuilders(l);
     const gone = all.find((b) => b.url === want);
     if (!gone) {
-      throw new RelonixError(`${l.prefix} has no builder ${want}`, {
-        kind: 'usage',
-        hint: all.length ? `its builders: ${all.map((b) => b.url).join(', ')} (relonix builder list)` : 'it has none (relonix builder add adds one)',
-      });
+      throw noSuchBuilder(l, want, all);
     }
     await writeBuilders(
       l,
@@ -104,7 +88,40 @@ function bootstrapLine(l: Layout): string {
   return `npx relonix bootstrap --prefix ${shQuote(l.prefix)}${storeDir}`;
 }
 
-function noNix(l: Layout, b: Builder): RelonixError {
+/** The --key file is not there. */
+export function noSshKey(key: string): RelonixError {
+  return new RelonixError(`the key ${key} does not exist`, {
+    kind: 'usage',
+    hint: 'pass the private key that the builder accepts (ssh-keygen -t ed25519 -f FILE makes one)',
+  });
+}
+
+/** The builder's Nix has another store dir than this prefix. */
+export function builderStoreDirDiffers(l: Layout, b: Builder, remoteStoreDir: string): RelonixError {
+  return new RelonixError(`the Nix at ${l.prefix} on ${b.url} has the store ${remoteStoreDir}, not ${l.storeDir}: a builder must have the same store dir`, {
+    kind: 'preflight',
+    hint: `bootstrap the prefix there again with this store dir: ${bootstrapLine(l)}`,
+  });
+}
+
+/** The builder is another system than the one it was added for. */
+export function builderSystemDiffers(b: Builder, remoteSystem: string): RelonixError {
+  return new RelonixError(`${b.url} is ${remoteSystem}, not ${b.system}`, {
+    kind: 'preflight',
+    hint: `pass --system ${remoteSystem} if it is to build ${remoteSystem} derivations, or add a builder that is ${b.system}`,
+  });
+}
+
+/** relonix builder remove of an address the prefix does not have. */
+export function noSuchBuilder(l: Layout, want: string, all: Builder[]): RelonixError {
+  return new RelonixError(`${l.prefix} has no builder ${want}`, {
+    kind: 'usage',
+    hint: all.length ? `its builders: ${all.map((b) => b.url).join(', ')} (relonix builder list)` : 'it has none (relonix builder add adds one)',
+  });
+}
+
+/** The builder has no relonix Nix at the prefix's path. */
+export function builderHasNoNix(l: Layout, b: Builder): RelonixError {
   return new RelonixError(`${b.url} has no relonix Nix at ${l.prefix} (${path.join(l.binDir, 'nix-instantiate')} is not there, or cannot run)`, {
     kind: 'preflight',
     hint: `on ${b.host}, as ${b.user ?? 'that user'}, run: ${bootstrapLine(l)} (then relonix builder add again), or add --bootstrap to do it over ssh`,
@@ -112,7 +129,7 @@ function noNix(l: Layout, b: Builder): RelonixError {
 }
 
 /** A builder that is this very prefix would build for ever, waiting on itself. */
-function itself(l: Layout, b: Builder): RelonixError {
+export function builderIsItself(l: Layout, b: Builder): RelonixError {
   return new RelonixError(`${b.url} reaches this same prefix ${l.prefix} (its state has this prefix's identity): a prefix cannot be its own builder`, {
     kind: 'usage',
     hint: 'add a builder on another host (or another container) that has its own prefix at this path',
@@ -133,7 +150,7 @@ async function probe(l: Layout, b: Builder, id: string | undefined): Promise<{ s
   if (r.code === 255) throw sshFailure(l, b, r);
   const [first = '', ...rest] = r.stdout.split('\n');
   const remoteId = /"([0-9a-f]+)"/.exec(first.startsWith(ID_MARK) ? first : '')?.[1];
-  if (id && remoteId === id) throw itself(l, b);
+  if (id && remoteId === id) throw builderIsItself(l, b);
   if (r.code === 127 || r.code === 126) return undefined;
   let v: unknown;
   try {
@@ -142,12 +159,17 @@ async function probe(l: Layout, b: Builder, id: string | undefined): Promise<{ s
     v = undefined;
   }
   if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string') {
-    throw new RelonixError(`the Nix at ${l.prefix} on ${b.url} did not answer (exit ${r.code}):\n${r.all.trim().split('\n').slice(-10).join('\n')}`, {
-      kind: 'preflight',
-      hint: `on ${b.host}, relonix status --prefix ${shQuote(l.prefix)} says what is wrong; bootstrapping again repairs it: ${bootstrapLine(l)}`,
-    });
+    throw builderNixSilent(l, b, r);
   }
   return { storeDir: v[0], system: v[1] };
+}
+
+/** The builder's Nix at the prefix ran, and did not say its store dir and system. */
+export function builderNixSilent(l: Layout, b: Builder, r: Pick<ToolResult, 'code' | 'all'>): RelonixError {
+  return new RelonixError(`the Nix at ${l.prefix} on ${b.url} did not answer (exit ${r.code}):\n${r.all.trim().split('\n').slice(-10).join('\n')}`, {
+    kind: 'preflight',
+    hint: `on ${b.host}, relonix status --prefix ${shQuote(l.prefix)} says what is wrong; bootstrapping again repairs it: ${bootstrapLine(l)}`,
+  });
 }
 
 /** Writes every file the builders are made into; with none left, removes them. */

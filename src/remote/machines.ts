@@ -26,11 +26,7 @@ export const BUILDERS_BLOCK: BlockMarks = {
 
 /** Pure: ssh://USER@HOST[:PORT], checked, in its canonical spelling. */
 export function parseBuilderUrl(raw: string): Pick<Builder, 'url' | 'user' | 'host' | 'port'> {
-  const bad = (why: string) =>
-    new RelonixError(`${raw} is not a builder address: ${why}`, {
-      kind: 'usage',
-      hint: 'write it ssh://USER@HOST or ssh://USER@HOST:PORT, e.g. ssh://builder@10.0.0.7:2222',
-    });
+  const bad = (why: string) => badBuilderUrl(raw, why);
   let u: URL;
   try {
     u = new URL(raw);
@@ -45,6 +41,14 @@ export function parseBuilderUrl(raw: string): Pick<Builder, 'url' | 'user' | 'ho
   const port = u.port ? Number(u.port) : undefined;
   const url = `ssh://${user ? `${user}@` : ''}${u.host}`;
   return { url, user, host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** A builder address relonix cannot use, and why. */
+export function badBuilderUrl(raw: string, why: string): RelonixError {
+  return new RelonixError(`${raw} is not a builder address: ${why}`, {
+    kind: 'usage',
+    hint: 'write it ssh://USER@HOST or ssh://USER@HOST:PORT, e.g. ssh://builder@10.0.0.7:2222',
+  });
 }
 
 /** Pure: the Host alias of a builder in the prefix's ssh config: what Nix's URI names. */
@@ -110,17 +114,19 @@ export function parseBuildersFile(text: string, file: string): Builder[] {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new RelonixError(`${file} is not JSON: ${(e as Error).message}`, {
-      kind: 'usage',
-      hint: `remove it and add the builders again (relonix builder add)`,
-    });
+    throw badBuildersFile(file, `is not JSON: ${(e as Error).message}`);
   }
   const list = (v as { builders?: unknown }).builders;
   if (!Array.isArray(list) || !list.every((b) => typeof b?.url === 'string' && typeof b?.host === 'string' && typeof b?.system === 'string')) {
-    throw new RelonixError(`${file} does not list builders as relonix writes them`, {
-      kind: 'usage',
-      hint: 'remove it and add the builders again (relonix builder add)',
-    });
+    throw badBuildersFile(file, 'does not list builders as relonix writes them');
   }
   return list as Builder[];
+}
+
+/** The prefix's builders file is not what relonix writes (`problem` follows its name). */
+export function badBuildersFile(file: string, problem: string): RelonixError {
+  return new RelonixError(`${file} ${problem}`, {
+    kind: 'usage',
+    hint: 'remove it and add the builders again (relonix builder add)',
+  });
 }

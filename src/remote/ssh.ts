@@ -38,6 +38,11 @@ export async function sshRun(l: Layout, b: Builder, command: string, input?: Nod
 /** What an ssh that could not be started means: ENOENT is the missing client, with the fix. */
 export function noSsh(e: unknown): unknown {
   if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return e;
+  return noSshClient(e);
+}
+
+/** The host has no ssh client, which Nix runs to reach a builder. */
+export function noSshClient(e: unknown): RelonixError {
   return new RelonixError(`ssh is not on this host's PATH, and Nix runs it to reach a remote builder (${errorMessage(e)})`, {
     kind: 'preflight',
     hint: 'install the OpenSSH client (apt-get install openssh-client, dnf install openssh-clients, apk add openssh-client) or put its directory on PATH',
@@ -49,18 +54,31 @@ export function sshFailure(l: Layout, b: Builder, r: ToolResult): RelonixError {
   const said = r.stderr.trim().split('\n').slice(-4).join('\n');
   if (/No user exists for uid/.test(said)) checkPasswdEntry();
   if (/Host key verification failed|No \S+ host key is known|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(said)) {
-    return new RelonixError(`the host key of ${b.url} is not in ${l.knownHosts}, so ssh refuses to connect:\n${said}`, {
-      kind: 'preflight',
-      hint: `add it (after checking its fingerprint with the builder's owner): ${keyscanLine(l, b)}`,
-    });
+    return hostKeyUnknown(l, b, said);
   }
-  if (/Permission denied|Too many authentication failures/.test(said)) {
-    return new RelonixError(`${b.url} refused the login:\n${said}`, {
-      kind: 'preflight',
-      hint: `pass the private key with --key FILE, and add its public half to ~${b.user ?? ''}/.ssh/authorized_keys on ${b.host}`,
-    });
-  }
-  return new RelonixError(`cannot reach ${b.url} over ssh:\n${said || `ssh exited ${r.code}`}`, {
+  if (/Permission denied|Too many authentication failures/.test(said)) return loginRefused(b, said);
+  return builderUnreachable(b, said || `ssh exited ${r.code}`);
+}
+
+/** ssh does not know (or no longer trusts) the builder's host key. */
+export function hostKeyUnknown(l: Layout, b: Builder, said: string): RelonixError {
+  return new RelonixError(`the host key of ${b.url} is not in ${l.knownHosts}, so ssh refuses to connect:\n${said}`, {
+    kind: 'preflight',
+    hint: `add it (after checking its fingerprint with the builder's owner): ${keyscanLine(l, b)}`,
+  });
+}
+
+/** The builder's sshd refused the key (or lack of one). */
+export function loginRefused(b: Pick<Builder, 'url' | 'user' | 'host'>, said: string): RelonixError {
+  return new RelonixError(`${b.url} refused the login:\n${said}`, {
+    kind: 'preflight',
+    hint: `pass the private key with --key FILE, and add its public half to ~${b.user ?? ''}/.ssh/authorized_keys on ${b.host}`,
+  });
+}
+
+/** ssh could not connect to the builder at all. */
+export function builderUnreachable(b: Pick<Builder, 'url'>, said: string): RelonixError {
+  return new RelonixError(`cannot reach ${b.url} over ssh:\n${said}`, {
     kind: 'network',
     hint: `check the host and the port, and that sshd listens there (ssh -p PORT USER@HOST true); then run the same relonix builder add again`,
   });

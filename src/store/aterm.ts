@@ -35,7 +35,8 @@ export function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function malformed(at: number, what: string): RelonixError {
+/** A .drv that does not parse as Nix's ATerm. */
+export function drvNotATerm(at: number, what: string): RelonixError {
   return new RelonixError(`the derivation is not in Nix's ATerm form: ${what} at byte ${at}`, {
     kind: 'integrity',
     hint: 'pass a .drv file as Nix writes it (Derive(...)); a truncated or edited file cannot be translated',
@@ -47,7 +48,7 @@ class Reader {
   constructor(readonly s: string) {}
 
   expect(lit: string): void {
-    if (!this.s.startsWith(lit, this.pos)) throw malformed(this.pos, `expected ${JSON.stringify(lit)}`);
+    if (!this.s.startsWith(lit, this.pos)) throw drvNotATerm(this.pos, `expected ${JSON.stringify(lit)}`);
     this.pos += lit.length;
   }
 
@@ -65,13 +66,13 @@ class Reader {
     for (;;) {
       const q = this.s.indexOf('"', this.pos);
       const bs = this.s.indexOf('\\', this.pos);
-      if (q < 0) throw malformed(this.pos, 'unterminated string');
+      if (q < 0) throw drvNotATerm(this.pos, 'unterminated string');
       if (bs < 0 || q < bs) {
         out += this.s.slice(from, q);
         this.pos = q + 1;
         return out;
       }
-      if (bs + 1 >= this.s.length) throw malformed(bs, 'unterminated escape');
+      if (bs + 1 >= this.s.length) throw drvNotATerm(bs, 'unterminated escape');
       const c = this.s[bs + 1]!;
       out += this.s.slice(from, bs) + (c === 'n' ? '\n' : c === 'r' ? '\r' : c === 't' ? '\t' : c);
       this.pos = from = bs + 2;
@@ -107,7 +108,7 @@ class Reader {
 
 export function parseDerivation(bytes: Uint8Array): Derivation {
   const r = new Reader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'));
-  if (r.s.startsWith('DrvWithVersion(')) throw malformed(0, 'a versioned derivation (dynamic derivations are not supported)');
+  if (r.s.startsWith('DrvWithVersion(')) throw drvNotATerm(0, 'a versioned derivation (dynamic derivations are not supported)');
   r.expect('Derive(');
   const outputs = r.list(() => {
     const [name, path, hashAlgo, hash] = r.tuple(4) as [string, string, string, string];
@@ -133,7 +134,7 @@ export function parseDerivation(bytes: Uint8Array): Derivation {
   r.expect(',');
   const env = r.list(() => r.tuple(2) as [string, string]);
   r.expect(')');
-  if (r.pos !== r.s.length) throw malformed(r.pos, 'data after the end');
+  if (r.pos !== r.s.length) throw drvNotATerm(r.pos, 'data after the end');
   return { outputs, inputDrvs, inputSrcs, system, builder, args, env };
 }
 

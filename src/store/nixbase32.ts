@@ -1,4 +1,6 @@
 // Nix's base32: its own alphabet (no e, o, u, t) and least-significant-bit-first digit order.
+import { StoreFormatError } from './errors.ts';
+
 export const NIX_BASE32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
 
 export function encodedLength(bytes: number): number {
@@ -20,20 +22,20 @@ export function toNixBase32(bytes: Uint8Array): string {
 
 export function fromNixBase32(s: string, byteLength = Math.floor((s.length * 5) / 8)): Buffer {
   if (s.length !== encodedLength(byteLength)) {
-    throw new Error(`nix-base32 string "${s}" has length ${s.length}, expected ${encodedLength(byteLength)}`);
+    throw new StoreFormatError(`nix-base32 string "${s}" has length ${s.length}, expected ${encodedLength(byteLength)}`);
   }
   const out = Buffer.alloc(byteLength);
   for (let n = 0; n < s.length; n++) {
     const c = s[s.length - n - 1]!;
     const digit = NIX_BASE32_ALPHABET.indexOf(c);
-    if (digit < 0) throw new Error(`invalid character "${c}" in nix-base32 string "${s}"`);
+    if (digit < 0) throw new StoreFormatError(`invalid character "${c}" in nix-base32 string "${s}"`);
     const b = n * 5;
     const i = b >> 3;
     const j = b & 7;
     out[i] = (out[i]! | (digit << j)) & 0xff;
     const carry = digit >> (8 - j);
     if (i + 1 < byteLength) out[i + 1] = (out[i + 1]! | carry) & 0xff;
-    else if (carry) throw new Error(`nix-base32 string "${s}" does not fit in ${byteLength} bytes`);
+    else if (carry) throw new StoreFormatError(`nix-base32 string "${s}" does not fit in ${byteLength} bytes`);
   }
   return out;
 }

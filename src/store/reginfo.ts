@@ -1,3 +1,4 @@
+import { StoreFormatError } from './errors.ts';
 import { fromNixBase32, toNixBase32 } from './nixbase32.ts';
 
 // The `nix-store --load-db` / `--dump-db` registration format, one record per path.
@@ -16,20 +17,20 @@ export function parseRegInfo(text: string, source = '.reginfo'): RegInfo[] {
   const out: RegInfo[] = [];
   let i = 0;
   const next = (what: string) => {
-    if (i >= lines.length) throw new Error(`${source}: truncated, expected ${what} at line ${i + 1}`);
+    if (i >= lines.length) throw new StoreFormatError(`${source}: truncated, expected ${what} at line ${i + 1}`);
     return lines[i++]!;
   };
   while (i < lines.length) {
     const p = next('a store path');
-    if (!p.startsWith('/')) throw new Error(`${source}: line ${i}: "${p}" is not an absolute store path`);
+    if (!p.startsWith('/')) throw new StoreFormatError(`${source}: line ${i}: "${p}" is not an absolute store path`);
     const narHash = next('a NAR hash');
     const sizeText = next('a NAR size');
     const narSize = Number(sizeText);
-    if (!/^\d+$/.test(sizeText) || !Number.isSafeInteger(narSize)) throw new Error(`${source}: line ${i}: bad NAR size "${sizeText}"`);
+    if (!/^\d+$/.test(sizeText) || !Number.isSafeInteger(narSize)) throw new StoreFormatError(`${source}: line ${i}: bad NAR size "${sizeText}"`);
     const deriver = next('a deriver');
     const countText = next('a reference count');
     const count = Number(countText);
-    if (!/^\d+$/.test(countText) || !Number.isSafeInteger(count)) throw new Error(`${source}: line ${i}: bad reference count "${countText}"`);
+    if (!/^\d+$/.test(countText) || !Number.isSafeInteger(count)) throw new StoreFormatError(`${source}: line ${i}: bad reference count "${countText}"`);
     const references: string[] = [];
     for (let r = 0; r < count; r++) references.push(next('a reference'));
     out.push({ path: p, narHash, narSize, deriver, references });
@@ -54,7 +55,7 @@ export function parseNarHashField(field: string): Buffer {
   const body = field.startsWith('sha256:') ? field.slice(7) : field;
   if (/^[0-9a-f]{64}$/.test(body)) return Buffer.from(body, 'hex');
   if (body.length === 52) return fromNixBase32(body, 32);
-  throw new Error(`"${field}" is not a sha256 NAR hash`);
+  throw new StoreFormatError(`"${field}" is not a sha256 NAR hash`);
 }
 
 /** Writes a NAR hash in the same notation as an existing field, so rewritten files keep their style. */

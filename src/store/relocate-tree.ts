@@ -2,6 +2,7 @@ import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { clearTemps, exists, listDir, readJson, removeTree, replaceAtomic, writeFileAtomic } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
+import { notStorable } from './errors.ts';
 import { compareNames } from './nar/framing.ts';
 import { NarHasher } from './nar/write.ts';
 import { type ElfRelocator, planFile, rewriteLinkTarget } from './relocate-text.ts';
@@ -247,7 +248,7 @@ async function relocatePath(root: string, basename: string, opts: RelocateOption
       }
       return;
     }
-    if (!st.isFile()) throw new Error(`${e.abs} is neither a file, a directory nor a symlink; a store path cannot hold it`);
+    if (!st.isFile()) throw notStorable(e.abs);
     await rewriteRegular(walk, e, st);
   };
 

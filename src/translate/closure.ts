@@ -58,7 +58,12 @@ export async function sourceContent(r: RegInfo, storeDir: string): Promise<Sourc
     const found = fixed('recursive', algo, h.digest('hex'));
     if (found) return found;
   }
-  throw new RelonixError(`${r.path} is an input of the evaluation, but no content address or text gives its path`, {
+  throw sourceUnaddressed(r.path);
+}
+
+/** A source of the evaluation whose path no content address (nor text) gives. */
+export function sourceUnaddressed(p: string): RelonixError {
+  return new RelonixError(`${p} is an input of the evaluation, but no content address or text gives its path`, {
     kind: 'integrity',
     hint: 'only sources added from disk, by builtins.path, builtins.toFile or a fetcher can be translated; check the store with nix-store --verify --check-contents',
   });

@@ -41,7 +41,7 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
     },
     accept: (staged) => {
       const read = it.verbatim ? { hash: staged.narHash, size: staged.narSize } : summary?.input;
-      if (!read) throw new Error(`the rewrite of ${it.from.storePath} ended without a summary`);
+      if (!read) throw new Error(`internal error: the rewrite of ${it.from.storePath} ended without a summary`);
       checkRead(c, it, read);
       if (summary?.compressed.length) c.compressed.set(it.path, summary.compressed);
       return { ca: keptCa(it, staged, c.layout.storeDir) };
@@ -70,8 +70,17 @@ async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: Re
 
 function checkRead(c: ItemContext, it: TranslateItem, read: { hash: Buffer; size: number }): void {
   if (read.hash.equals(parseNarHashField(it.from.narHash)) && read.size === it.from.narSize) return;
-  throw new RelonixError(
-    `${it.from.storePath}: the NAR from ${c.upstream.target.url}/${it.from.url} has hash ${formatNarHash(read.hash)} and size ${read.size}, but its signed narinfo says ${it.from.narHash} and ${it.from.narSize}`,
+  throw upstreamNarDiffers(`${c.upstream.target.url}/${it.from.url}`, it.from, read);
+}
+
+/** Upstream's NAR is not the one its signed narinfo describes. */
+export function upstreamNarDiffers(
+  url: string,
+  ni: Pick<TranslateItem['from'], 'storePath' | 'narHash' | 'narSize'>,
+  read: { hash: Buffer; size: number },
+): RelonixError {
+  return new RelonixError(
+    `${ni.storePath}: the NAR from ${url} has hash ${formatNarHash(read.hash)} and size ${read.size}, but its signed narinfo says ${ni.narHash} and ${ni.narSize}`,
     { kind: 'integrity', hint: 'the upstream cache holds a corrupt or altered NAR: nothing of this translation was published' },
   );
 }

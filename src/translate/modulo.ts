@@ -19,11 +19,20 @@ export interface FixedHash {
 /** The name of the derivation at `drvPath`: its store name without `.drv`. */
 export function derivationName(drvPath: string): string {
   const { name } = parseStorePath(drvPath);
-  if (!name.endsWith('.drv')) throw new RelonixError(`${drvPath} is not a derivation (its name does not end in .drv)`, { kind: 'usage' });
+  if (!name.endsWith('.drv')) throw notADrvPath(drvPath);
   return name.slice(0, -4);
 }
 
-function unsupported(drvPath: string, what: string): RelonixError {
+/** A path given as a derivation whose name does not end in .drv. */
+export function notADrvPath(drvPath: string): RelonixError {
+  return new RelonixError(`${drvPath} is not a derivation (its name does not end in .drv)`, {
+    kind: 'usage',
+    hint: 'pass .drv paths as nix-instantiate prints them, or nix-instantiate arguments after --',
+  });
+}
+
+/** A derivation whose kind the output-path formulas here do not cover (`what`: which kind). */
+export function untranslatableDerivation(drvPath: string, what: string): RelonixError {
   return new RelonixError(`${drvPath} is ${what}, which relonix cannot translate to another store dir`, {
     kind: 'usage',
     hint: 'only input-addressed and fixed-output derivations can be translated; Nix builds this one',
@@ -36,14 +45,16 @@ function unsupported(drvPath: string, what: string): RelonixError {
  * rewritten like any other, and they have no env vars named after their outputs.
  */
 export function checkSupported(drv: Derivation, drvPath: string): void {
-  if (drv.env.some(([k, v]) => k === '__contentAddressed' && v === '1')) throw unsupported(drvPath, 'a content-addressed derivation (__contentAddressed)');
-  if (drv.outputs.length === 0) throw unsupported(drvPath, 'a derivation without outputs');
+  if (drv.env.some(([k, v]) => k === '__contentAddressed' && v === '1'))
+    throw untranslatableDerivation(drvPath, 'a content-addressed derivation (__contentAddressed)');
+  if (drv.outputs.length === 0) throw untranslatableDerivation(drvPath, 'a derivation without outputs');
   // Nix writes an impure output with the hash "impure"
-  if (drv.outputs.some((o) => o.hash === 'impure')) throw unsupported(drvPath, 'an impure derivation (__impure)');
+  if (drv.outputs.some((o) => o.hash === 'impure')) throw untranslatableDerivation(drvPath, 'an impure derivation (__impure)');
   if (fixedHash(drv, drvPath)) return;
   for (const o of drv.outputs) {
-    if (o.hashAlgo || o.hash) throw unsupported(drvPath, `a content-addressed derivation (__contentAddressed: its output "${o.name}" is not fixed)`);
-    if (!o.path) throw unsupported(drvPath, `a derivation whose output "${o.name}" has no path (deferred or impure)`);
+    if (o.hashAlgo || o.hash)
+      throw untranslatableDerivation(drvPath, `a content-addressed derivation (__contentAddressed: its output "${o.name}" is not fixed)`);
+    if (!o.path) throw untranslatableDerivation(drvPath, `a derivation whose output "${o.name}" has no path (deferred or impure)`);
   }
 }
 
@@ -51,10 +62,10 @@ export function checkSupported(drv: Derivation, drvPath: string): void {
 export function fixedHash(drv: Derivation, drvPath = 'the derivation'): FixedHash | undefined {
   const [o, ...more] = drv.outputs;
   if (!o || more.length || !o.hash) return undefined;
-  if (o.name !== 'out') throw unsupported(drvPath, `a fixed-output derivation whose output is "${o.name}", not "out"`);
+  if (o.name !== 'out') throw untranslatableDerivation(drvPath, `a fixed-output derivation whose output is "${o.name}", not "out"`);
   const recursive = o.hashAlgo.startsWith('r:');
   const algo = recursive ? o.hashAlgo.slice(2) : o.hashAlgo;
-  if (algo.includes(':')) throw unsupported(drvPath, `a fixed-output derivation hashed as "${o.hashAlgo}"`);
+  if (algo.includes(':')) throw untranslatableDerivation(drvPath, `a fixed-output derivation hashed as "${o.hashAlgo}"`);
   return { method: recursive ? 'recursive' : 'flat', algo, hex: o.hash };
 }
 
@@ -99,8 +110,16 @@ export function hashDerivationModulo(
 
 function outputHash(h: { outputs: Map<string, string> }, output: string, drvPath: string): string {
   const hex = h.outputs.get(output);
-  if (hex === undefined) throw new RelonixError(`a derivation uses output "${output}" of ${drvPath}, which has no such output`, { kind: 'integrity' });
+  if (hex === undefined) throw noSuchOutput(output, drvPath);
   return hex;
+}
+
+/** A derivation's input names an output its input derivation does not have. */
+export function noSuchOutput(output: string, drvPath: string): RelonixError {
+  return new RelonixError(`a derivation uses output "${output}" of ${drvPath}, which has no such output`, {
+    kind: 'integrity',
+    hint: 'the derivations do not belong together: instantiate them again (nix-instantiate) and pass that closure',
+  });
 }
 
 /**
@@ -111,7 +130,7 @@ export function computeOutputs(drv: Derivation, drvName: string, storeDir: strin
   const fixed = fixedHash(drv);
   if (fixed) return [{ ...drv.outputs[0]!, path: fixedOutputPath(fixed, drvName, storeDir) }];
   const h = hashDerivationModulo(drv, drvName, storeDir, inputHash, true);
-  if (h.fixed) throw new Error('unreachable: a derivation that is not fixed hashed as fixed');
+  if (h.fixed) throw new Error('internal error: a derivation that is not fixed hashed as fixed');
   return drv.outputs.map((o) => ({ ...o, path: makeOutputPath(o.name, h.hex, drvName, storeDir) }));
 }
 

@@ -75,23 +75,24 @@ export function byBasename(a: string, b: string): number {
 
 function checkDigest(algo: string, hex: string): void {
   const bytes = DIGEST_BYTES[algo];
-  if (bytes === undefined) throw badCa(`hash algorithm "${algo}" is not one Nix knows (md5, sha1, sha256, sha512)`);
-  if (hex.length !== bytes * 2 || !/^[0-9a-f]*$/.test(hex)) throw badCa(`"${hex}" is not a ${algo} digest in lowercase hex`);
+  if (bytes === undefined) throw badContentAddress(`hash algorithm "${algo}" is not one Nix knows (md5, sha1, sha256, sha512)`);
+  if (hex.length !== bytes * 2 || !/^[0-9a-f]*$/.test(hex)) throw badContentAddress(`"${hex}" is not a ${algo} digest in lowercase hex`);
 }
 
-function badCa(msg: string): RelonixError {
-  return new RelonixError(msg, { kind: 'integrity', hint: 'content addresses come from the store (nix path-info --json, field "ca")' });
+/** A content address (or a digest in one) that is not as Nix writes it: `problem` says what. */
+export function badContentAddress(problem: string): RelonixError {
+  return new RelonixError(problem, { kind: 'integrity', hint: 'content addresses come from the store (nix path-info --json, field "ca")' });
 }
 
 /** A digest as Nix prints it in `ca` fields (nix-base32) or in derivations (hex), as hex. */
 export function digestHex(algo: string, digest: string): string {
   const bytes = DIGEST_BYTES[algo];
-  if (bytes === undefined) throw badCa(`hash algorithm "${algo}" is not one Nix knows (md5, sha1, sha256, sha512)`);
+  if (bytes === undefined) throw badContentAddress(`hash algorithm "${algo}" is not one Nix knows (md5, sha1, sha256, sha512)`);
   if (digest.length === bytes * 2) return digest.toLowerCase();
   try {
     return fromNixBase32(digest, bytes).toString('hex');
   } catch (e) {
-    throw badCa(`"${digest}" is neither hex nor nix-base32 for ${algo}: ${(e as Error).message}`);
+    throw badContentAddress(`"${digest}" is neither hex nor nix-base32 for ${algo}: ${(e as Error).message}`);
   }
 }
 
@@ -107,5 +108,5 @@ export function parseContentAddress(ca: string): ContentAddress {
       return { kind: 'fixed', method: recursive ? 'recursive' : 'flat', algo, hex: digestHex(algo, rest[1]!) };
     }
   }
-  throw badCa(`"${ca}" is not a content address (fixed:[r:]<algo>:<hash> or text:sha256:<hash>)`);
+  throw badContentAddress(`"${ca}" is not a content address (fixed:[r:]<algo>:<hash> or text:sha256:<hash>)`);
 }

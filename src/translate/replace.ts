@@ -46,13 +46,46 @@ function prefixOf(b: Uint8Array, at: number): number {
   return (DIGIT[b[at]!]! << 15) | (DIGIT[b[at + 1]!]! << 10) | (DIGIT[b[at + 2]!]! << 5) | DIGIT[b[at + 3]!]!;
 }
 
-function refuse(msg: string, hint: string): RelonixError {
-  return new RelonixError(msg, { kind: 'usage', hint });
+/** A store dir that is not absolute, or ends in a slash. */
+export function notAStoreDir(d: string): RelonixError {
+  return new RelonixError(`"${d}" is not a store dir`, {
+    kind: 'usage',
+    hint: 'a store dir is an absolute path without a trailing slash, such as /nix/store',
+  });
+}
+
+/**
+ * Store dirs of different lengths: a rewrite in place would move bytes. `url`: the cache that
+ * serves the store `from`, when one does.
+ */
+export function storeDirLengthsDiffer(from: string, to: string, url?: string): RelonixError {
+  const [n, m] = [Buffer.byteLength(from), Buffer.byteLength(to)];
+  return new RelonixError(
+    url
+      ? `${url} serves the store ${from} (${n} bytes), which cannot be rewritten in place into ${to} (${m} bytes)`
+      : `the store ${from} (${n} bytes) cannot be rewritten in place into ${to} (${m} bytes)`,
+    {
+      kind: 'usage',
+      hint: `translate into a prefix whose store dir is as long as ${from}: relonix bootstrap --store-dir DIR (e.g. /tmp/store for /nix/store)`,
+    },
+  );
+}
+
+/** A rewrite rule whose side is not a hash part. */
+export function notAHashPart(h: string): RelonixError {
+  return new RelonixError(`"${h}" is not a store hash part (32 nix-base32 characters)`, {
+    kind: 'usage',
+    hint: 'map hash parts to hash parts of the same length',
+  });
+}
+
+/** Two rewrite rules with one target: the rewrite could not be undone, nor told apart. */
+export function hashMappedTwice(to: string): RelonixError {
+  return new RelonixError(`two hash parts are mapped to ${to}`, { kind: 'usage', hint: 'map each hash part to its own twin' });
 }
 
 function checkStoreDir(d: string): void {
-  if (!d.startsWith('/') || d.endsWith('/') || d.length < 2)
-    throw refuse(`"${d}" is not a store dir`, 'a store dir is an absolute path without a trailing slash, such as /nix/store');
+  if (!d.startsWith('/') || d.endsWith('/') || d.length < 2) throw notAStoreDir(d);
 }
 
 /** Checks the rules once: anything but equal lengths would move bytes, which a NAR rewrite in place cannot. */
@@ -61,22 +94,16 @@ export function compileRules(rules: RewriteRules): Compiled {
   checkStoreDir(rules.toStoreDir);
   const fromDir = Buffer.from(rules.fromStoreDir);
   const toDir = Buffer.from(rules.toStoreDir);
-  if (fromDir.length !== toDir.length) {
-    throw refuse(
-      `cannot rewrite ${rules.fromStoreDir} (${fromDir.length} bytes) to ${rules.toStoreDir} (${toDir.length} bytes) in place: the lengths differ`,
-      'translate only between store dirs of the same length (/nix/store is 10 bytes: /tmp/store, /app/store); other prefixes need relocation, not rewriting',
-    );
-  }
+  if (fromDir.length !== toDir.length) throw storeDirLengthsDiffer(rules.fromStoreDir, rules.toStoreDir);
   const byPrefix = new Map<number, [Buffer, Buffer][]>();
   const prefixes = new Uint8Array((PREFIX_MASK + 1) >> 3);
   const targets = new Set<string>();
   let hashCount = 0;
   for (const [from, to] of rules.hashes) {
     for (const h of [from, to]) {
-      if (h.length !== HASH || !isNixBase32(h))
-        throw refuse(`"${h}" is not a store hash part (32 nix-base32 characters)`, 'map hash parts to hash parts of the same length');
+      if (h.length !== HASH || !isNixBase32(h)) throw notAHashPart(h);
     }
-    if (targets.has(to)) throw refuse(`two hash parts are mapped to ${to}`, 'map each hash part to its own twin');
+    if (targets.has(to)) throw hashMappedTwice(to);
     targets.add(to);
     if (from === to) continue;
     const old = Buffer.from(from, 'latin1');

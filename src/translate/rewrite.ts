@@ -222,11 +222,7 @@ class Walk {
     if (entries.some((e, i) => i > 0 && Buffer.compare(entries[i - 1]!.name, e.name) >= 0)) {
       entries.sort((a, b) => Buffer.compare(a.name, b.name));
       const dup = entries.find((e, i) => i > 0 && entries[i - 1]!.name.equals(e.name));
-      if (dup)
-        throw new RelonixError(`two entries of "${this.where() || '/'}" are both called "${dup.name}" once rewritten`, {
-          kind: 'integrity',
-          hint: 'the NAR names a path under its old and its new hash at once; it cannot be rewritten',
-        });
+      if (dup) throw namesCollide(this.where() || '/', dup.name.toString());
       this.s.resorted++;
     }
     const ranges: Ranges = [start, head];
@@ -273,20 +269,32 @@ async function* run(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, c: Co
       for await (const b of spool.read(step.value)) yield written(b);
     }
     if (!(await r.atEnd())) throw new NarFormatError('the NAR has data after its end');
-    if (size !== r.size) throw new Error(`the rewritten NAR has ${size} bytes, not ${r.size}`);
+    if (size !== r.size) throw new Error(`internal error: the rewritten NAR has ${size} bytes, not ${r.size}`);
     summary.input = { hash: r.hash.digest(), size: r.size };
     summary.output = { hash: hash.digest(), size };
   } catch (e) {
-    if (e instanceof NarFormatError)
-      throw new RelonixError(`the NAR is malformed: ${e.message}`, {
-        kind: 'integrity',
-        hint: 'fetch it again; a NAR that does not parse is never rewritten',
-        cause: e,
-      });
+    if (e instanceof NarFormatError) throw narMalformed(e);
     throw e;
   } finally {
     await spool?.close();
     // what stopped the reading matters more than whether the input let go cleanly
     await r.close().catch(() => undefined);
   }
+}
+
+/** Two entries of one directory that the rewrite gives one name. */
+export function namesCollide(dir: string, name: string): RelonixError {
+  return new RelonixError(`two entries of "${dir}" are both called "${name}" once rewritten`, {
+    kind: 'integrity',
+    hint: 'the NAR names a path under its old and its new hash at once; it cannot be rewritten',
+  });
+}
+
+/** A NAR that does not parse: never rewritten. */
+export function narMalformed(e: NarFormatError): RelonixError {
+  return new RelonixError(`the NAR is malformed: ${e.message}`, {
+    kind: 'integrity',
+    hint: 'fetch it again; a NAR that does not parse is never rewritten',
+    cause: e,
+  });
 }

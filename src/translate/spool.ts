@@ -78,7 +78,7 @@ export class Spool {
     await this.flush();
     for (let i = 0; i < ranges.length; i += 2) {
       const [from, to] = [ranges[i]!, ranges[i + 1]!];
-      if (from < 0 || to > this.size || from > to) throw new Error(`spool range ${from}-${to} is outside 0-${this.size}`);
+      if (from < 0 || to > this.size || from > to) throw new Error(`internal error: spool range ${from}-${to} is outside 0-${this.size}`);
       yield* this.fh ? this.fromFile(from, to) : this.fromMemory(from, to);
     }
   }
@@ -105,7 +105,7 @@ export class Spool {
       const n = Math.min(IO_CHUNK, to - from);
       const b = Buffer.allocUnsafe(n);
       const { bytesRead } = await this.fh!.read(b, 0, n, from);
-      if (bytesRead !== n) throw new Error(`the spool file ended at ${from + bytesRead}, before ${to}`);
+      if (bytesRead !== n) throw new Error(`internal error: the spool file ended at ${from + bytesRead}, before ${to}`);
       yield b;
       from += n;
     }

@@ -112,6 +112,15 @@ export async function translateDerivations(o: TranslateOptions, drvs: string[]):
   );
 }
 
+/** An argument of path mode that is not a store path. */
+export function notAStorePathArg(p: string, cause?: unknown): RelonixError {
+  return new RelonixError(`"${p}" is not a store path`, {
+    kind: 'usage',
+    hint: 'name store paths as upstream has them (/nix/store/<hash>-hello-2.12), or put nix-instantiate arguments after --',
+    cause,
+  });
+}
+
 /** Path mode: upstream's closure of `paths` as it is, each hash part kept, only the store dir ours. */
 export async function translatePaths(o: TranslateOptions, paths: string[]): Promise<TranslateResult> {
   const c = await openBoth(o);
@@ -119,11 +128,7 @@ export async function translatePaths(o: TranslateOptions, paths: string[]): Prom
     try {
       return path.join(c.upstream.storeDir, parseStoreBasename(path.basename(p)).basename);
     } catch (e) {
-      throw new RelonixError(`"${p}" is not a store path`, {
-        kind: 'usage',
-        hint: 'name store paths as upstream has them (/nix/store/<hash>-hello-2.12), or put nix-instantiate arguments after --',
-        cause: e,
-      });
+      throw notAStorePathArg(p, e);
     }
   });
   const upstream = await upstreamClosure(c.upstream, roots);

@@ -8,6 +8,7 @@ import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { checkSupported, computeOutputs, derivationName, hashDerivationModulo, type ModuloHash, withOutputs } from './modulo.ts';
 import { type HashMethod, makeFixedOutputPath, makeTextPath, methodPrefix } from './paths.ts';
+import { notAStoreDir } from './replace.ts';
 
 /** What a non-derivation input is, so that its twin can be named without reading it again. */
 export type SourceContent =
@@ -51,17 +52,27 @@ type Owner = { kind: 'drv'; path: string; output?: string } | { kind: 'source'; 
 
 const NAME_CHAR = /[A-Za-z0-9+\-._?=]/;
 
-function incomplete(what: string): RelonixError {
+/** The closure given lacks a derivation or a source's content address that a twin needs. */
+export function closureIncomplete(what: string): RelonixError {
   return new RelonixError(`the closure is incomplete: ${what}`, {
     kind: 'usage',
     hint: 'pass every derivation of the closure and the content address of every input source',
   });
 }
 
-function mismatch(path: string, storeDir: string, why: string): RelonixError {
+/** A path that its contents, by Nix's formulas, do not give. */
+export function pathDoesNotFollow(path: string, storeDir: string, why: string): RelonixError {
   return new RelonixError(`${path} does not follow from its contents at ${storeDir}: ${why}`, {
     kind: 'integrity',
     hint: 'the closure was not written by a Nix whose path formulas relonix follows (2.4 to 2.8), or its content addresses are wrong',
+  });
+}
+
+/** A derivation that is its own input, through others: no Nix writes one. */
+export function inputCycle(p: string): RelonixError {
+  return new RelonixError(`${p} refers to itself through its inputs`, {
+    kind: 'integrity',
+    hint: 'the derivations do not belong together: instantiate them again (nix-instantiate) and pass that closure',
   });
 }
 
@@ -133,11 +144,11 @@ export class TwinBuilder {
   twinOf(p: string): string {
     if (this.closure.derivations.has(p)) return this.derivation(p).path;
     if (this.closure.sources.has(p)) return this.source(p);
-    throw incomplete(`it lacks ${p}`);
+    throw closureIncomplete(`it lacks ${p}`);
   }
 
   private guard<T>(p: string, make: () => T): T {
-    if (this.busy.has(p)) throw new RelonixError(`${p} refers to itself through its inputs`, { kind: 'integrity' });
+    if (this.busy.has(p)) throw inputCycle(p);
     this.busy.add(p);
     try {
       return make();
@@ -160,10 +171,10 @@ export class TwinBuilder {
     const made = this.guard(p, () => {
       if (c.kind === 'fixed') {
         const at = (dir: string) => makeFixedOutputPath(c.method, c.algo, c.hex, name, dir);
-        if (at(this.from) !== p) throw mismatch(p, this.from, `its content address is fixed:${methodPrefix(c.method)}${c.algo}:${c.hex}`);
+        if (at(this.from) !== p) throw pathDoesNotFollow(p, this.from, `its content address is fixed:${methodPrefix(c.method)}${c.algo}:${c.hex}`);
         return at(this.to);
       }
-      if (makeTextPath(name, c.text, c.references, this.from) !== p) throw mismatch(p, this.from, 'its text and references give another path');
+      if (makeTextPath(name, c.text, c.references, this.from) !== p) throw pathDoesNotFollow(p, this.from, 'its text and references give another path');
       const text = Buffer.from(this.rewrite(Buffer.from(c.text).toString('latin1')), 'latin1');
       return makeTextPath(
         name,
@@ -195,7 +206,7 @@ export class TwinBuilder {
   private moduloOf(table: Map<string, ModuloHash>, what: string): (drvPath: string) => ModuloHash {
     return (drvPath) => {
       const h = table.get(drvPath);
-      if (!h) throw incomplete(`the modulo hash of ${drvPath} at ${what} is needed before it is known`);
+      if (!h) throw closureIncomplete(`the modulo hash of ${drvPath} at ${what} is needed before it is known`);
       return h;
     };
   }
@@ -203,13 +214,13 @@ export class TwinBuilder {
   /** Recomputes the derivation where it is: a closure whose paths we cannot reproduce cannot be translated. */
   private verify(p: string, drv: Derivation): void {
     const name = derivationName(p);
-    for (const i of drv.inputDrvs) if (!this.closure.derivations.has(i.path)) throw incomplete(`it lacks ${i.path}, an input of ${p}`);
+    for (const i of drv.inputDrvs) if (!this.closure.derivations.has(i.path)) throw closureIncomplete(`it lacks ${i.path}, an input of ${p}`);
     for (const i of drv.inputDrvs) this.derivation(i.path);
     const inputs = this.moduloOf(this.moduloFrom, this.from);
     const again = withOutputs(drv, computeOutputs(drv, name, this.from, inputs));
-    if (printAterm(again) !== printAterm(drv)) throw mismatch(p, this.from, 'its output paths are not the ones its inputs give');
+    if (printAterm(again) !== printAterm(drv)) throw pathDoesNotFollow(p, this.from, 'its output paths are not the ones its inputs give');
     const refs = [...drv.inputSrcs, ...drv.inputDrvs.map((i) => i.path)];
-    if (makeTextPath(`${name}.drv`, printDerivation(drv), refs, this.from) !== p) throw mismatch(p, this.from, 'its text gives another .drv path');
+    if (makeTextPath(`${name}.drv`, printDerivation(drv), refs, this.from) !== p) throw pathDoesNotFollow(p, this.from, 'its text gives another .drv path');
     this.moduloFrom.set(p, hashDerivationModulo(drv, name, this.from, inputs, false));
   }
 
@@ -305,9 +316,7 @@ export class TwinBuilder {
  * an error, or with `partial` a record in `refused`, its dependents refused with it.
  */
 export function computeTwins(closure: Closure, storeDir: string, opts: { partial?: boolean } = {}): Twins {
-  if (!storeDir.startsWith('/') || storeDir.endsWith('/')) {
-    throw new RelonixError(`"${storeDir}" is not a store dir (an absolute path without a trailing slash)`, { kind: 'usage' });
-  }
+  if (!storeDir.startsWith('/') || storeDir.endsWith('/')) throw notAStoreDir(storeDir);
   const b = new TwinBuilder(closure, storeDir);
   for (const p of b.order()) {
     if (!closure.derivations.has(p) && !closure.sources.has(p)) continue;

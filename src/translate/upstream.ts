@@ -9,6 +9,7 @@ import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targe
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';
 import { POLICY, retry } from '../util/retry.ts';
+import { storeDirLengthsDiffer } from './replace.ts';
 
 export { NIXOS_CACHE, NIXOS_KEY } from './nixos.ts';
 
@@ -28,30 +29,31 @@ export async function openUpstream(
 ): Promise<Upstream> {
   const target = openTarget(url, topts);
   const parsed = keys.map(parsePublicKey);
-  if (parsed.length === 0)
-    throw new RelonixError('translating needs the public key of the cache translated from', { kind: 'usage', hint: 'pass --from-key NAME:BASE64' });
+  if (parsed.length === 0) throw noUpstreamKey();
   let text: Buffer | undefined;
   try {
     text = await retry(() => target.get('nix-cache-info'), { retries });
   } catch (e) {
-    throw new RelonixError(`${url}/nix-cache-info could not be read: ${errorMessage(e)}`, {
-      kind: 'network',
-      hint: 'check the --from URL and the network, then run again',
-      cause: e,
-    });
+    throw upstreamUnreadable(url, e);
   }
   if (!text) throw notACache(url, 'has no nix-cache-info');
   const from = parseCacheInfo(text.toString('utf8'), url).storeDir;
-  if (Buffer.byteLength(from) !== Buffer.byteLength(storeDir)) {
-    throw new RelonixError(
-      `${url} serves the store ${from} (${Buffer.byteLength(from)} bytes), which cannot be rewritten in place into ${storeDir} (${Buffer.byteLength(storeDir)} bytes)`,
-      {
-        kind: 'integrity',
-        hint: `translate into a prefix whose store dir is as long as ${from}: relonix bootstrap --store-dir DIR (e.g. /tmp/store for /nix/store)`,
-      },
-    );
-  }
+  if (Buffer.byteLength(from) !== Buffer.byteLength(storeDir)) throw storeDirLengthsDiffer(from, storeDir, url);
   return { target, storeDir: from, keys: parsed };
+}
+
+/** Translating with no key to check upstream's signatures by. */
+export function noUpstreamKey(): RelonixError {
+  return new RelonixError('translating needs the public key of the cache translated from', { kind: 'usage', hint: 'pass --from-key NAME:BASE64' });
+}
+
+/** Upstream's nix-cache-info stayed unreadable after the retries. */
+export function upstreamUnreadable(url: string, e: unknown): RelonixError {
+  return new RelonixError(`${url}/nix-cache-info could not be read: ${errorMessage(e)}`, {
+    kind: 'network',
+    hint: 'check the --from URL and the network, then run again',
+    cause: e,
+  });
 }
 
 /** Upstream's narinfo of `storePath`, its signature checked; undefined when upstream lacks it. */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseSecretKey, type SecretKey } from '../cache/keys.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/upstream.ts';
-import { RelonixError } from '../util/errors.ts';
+import { errnoCode, errorMessage, RelonixError } from '../util/errors.ts';
 import { readJson } from '../util/fs.ts';
 
 export interface UpstreamConfig {
@@ -107,15 +107,32 @@ export function substituterUrl(c: Pick<TranslatorConfig, 'port' | 'id'>): string
 
 /** The translator's config, or undefined when the prefix has none (no upstream, or a store dir of another length). */
 export async function readTranslatorConfig(l: Layout): Promise<TranslatorConfig | undefined> {
-  const c = await readJson<TranslatorConfig>(translatorFiles(l).config);
+  // a file that is not JSON is a config this relonix does not read; a system error says itself
+  const c = await readJson<TranslatorConfig>(translatorFiles(l).config).catch((e: unknown) => {
+    throw errnoCode(e) ? e : badTranslatorConfig(translatorFiles(l).config);
+  });
   if (!c) return undefined;
   if (c.version !== 1 || typeof c.port !== 'number' || !Array.isArray(c.upstreams)) {
-    throw new RelonixError(`${translatorFiles(l).config} is not a translator config this relonix reads`, {
-      kind: 'usage',
-      hint: 'run relonix bootstrap again: it writes the config anew',
-    });
+    throw badTranslatorConfig(translatorFiles(l).config);
   }
   return c;
+}
+
+/** A translator config of another version, or damaged. */
+export function badTranslatorConfig(file: string): RelonixError {
+  return new RelonixError(`${file} is not a translator config this relonix reads`, {
+    kind: 'usage',
+    hint: 'run relonix bootstrap again: it writes the config anew',
+  });
+}
+
+/** The translator's secret key file cannot be read (a malformed key is badSecretKey). */
+export function translatorKeyUnreadable(file: string, e: unknown): RelonixError {
+  return new RelonixError(`the translator's key ${file} cannot be read: ${errorMessage(e)}`, {
+    kind: 'failure',
+    hint: 'run relonix bootstrap again: it makes the key when there is none',
+    cause: e,
+  });
 }
 
 export async function readTranslatorKey(l: Layout): Promise<SecretKey> {
@@ -124,10 +141,7 @@ export async function readTranslatorKey(l: Layout): Promise<SecretKey> {
     return parseSecretKey(await fs.readFile(f, 'utf8'));
   } catch (e) {
     if (e instanceof RelonixError) throw e;
-    throw new RelonixError(`the translator's key ${f} cannot be read: ${(e as Error).message}`, {
-      kind: 'failure',
-      hint: 'run relonix bootstrap again: it makes the key when there is none',
-    });
+    throw translatorKeyUnreadable(f, e);
   }
 }
 

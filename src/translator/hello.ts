@@ -41,6 +41,9 @@ export async function whoListens(port: number, prefix: string, key: SecretKey, t
   }
 }
 
+/** Why a hello got no usable answer: whoListens says 'other' for it, and nothing else sees it. */
+class NoHello extends Error {}
+
 function get(url: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { timeout: timeoutMs }, (res) => {
@@ -48,12 +51,12 @@ function get(url: string, timeoutMs: number): Promise<string> {
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
         text += d;
-        if (text.length > 4096) req.destroy(new Error('answer too long'));
+        if (text.length > 4096) req.destroy(new NoHello('answer too long'));
       });
-      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`HTTP ${res.statusCode}`))));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new NoHello(`HTTP ${res.statusCode}`))));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error('no answer')));
+    req.on('timeout', () => req.destroy(new NoHello('no answer')));
     req.on('error', reject);
   });
 }

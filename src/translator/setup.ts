@@ -68,27 +68,39 @@ async function pickPort(l: Layout, previous: number | undefined): Promise<number
     const port = nthPort(first, n);
     if ((await tryBind(port)) || (await whoListens(port, l.prefix, key)) === 'ours') return port;
   }
-  throw new RelonixError(`no free loopback port for the translator of ${l.prefix} (tried 64 from ${first})`, {
+  throw noFreePort(l, first);
+}
+
+/** 64 loopback ports from the prefix's own are all held by other programs. */
+export function noFreePort(l: Layout, first: number): RelonixError {
+  return new RelonixError(`no free loopback port for the translator of ${l.prefix} (tried 64 from ${first})`, {
     kind: 'preflight',
     hint: 'free some ports on 127.0.0.1, or bootstrap with --no-upstream to go without binaries from upstream',
   });
 }
 
+/** An upstream that answers, and cannot serve this prefix (a store dir of another length, no cache there). */
+export function upstreamUnusable(url: string, e: unknown): RelonixError {
+  return new RelonixError(`the upstream ${url} cannot serve this prefix: ${errorMessage(e)}`, {
+    kind: 'usage',
+    hint: "name an upstream for a store dir as long as this prefix's (--upstream URL --upstream-key KEY), or --no-upstream",
+    cause: e,
+  });
+}
+
+/** An upstream that did not answer in time: said as a warning, never thrown to the user. */
+class NoAnswer extends Error {}
+
 /** Checks one upstream: refused when its store dir cannot be rewritten into ours; a note when it cannot be reached. */
 async function checkUpstream(l: Layout, u: UpstreamConfig): Promise<string | undefined> {
   const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`no answer in ${UPSTREAM_CHECK_MS / 1000} s`)), UPSTREAM_CHECK_MS).unref(),
+    setTimeout(() => reject(new NoAnswer(`no answer in ${UPSTREAM_CHECK_MS / 1000} s`)), UPSTREAM_CHECK_MS).unref(),
   );
   try {
     await Promise.race([openUpstream(u.url, u.keys, l.storeDir, {}, 0), timeout]);
     return undefined;
   } catch (e) {
-    if (isKind(e, 'integrity') || isKind(e, 'usage')) {
-      throw new RelonixError(`the upstream ${u.url} cannot serve this prefix: ${errorMessage(e)}`, {
-        kind: isKind(e, 'integrity') ? 'integrity' : 'usage',
-        hint: "name an upstream for a store dir as long as this prefix's (--upstream URL --upstream-key KEY), or --no-upstream",
-      });
-    }
+    if (isKind(e, 'integrity') || isKind(e, 'usage')) throw upstreamUnusable(u.url, e);
     return `the upstream ${u.url} cannot be reached now (${errorMessage(e)}): until it answers, Nix builds what it would have substituted`;
   }
 }
@@ -200,7 +212,7 @@ export async function setupTranslator(l: Layout, upstreams: UpstreamConfig[]): P
  */
 export function upstreamsOf(urls: string[] | false, keys: string[]): UpstreamConfig[] {
   if (urls === false) {
-    if (keys.length) throw new RelonixError('--upstream-key with --no-upstream names a key for nothing', { kind: 'usage', hint: 'drop one of them' });
+    if (keys.length) throw keyWithoutUpstream();
     return [];
   }
   if (!urls.length) return keys.length ? [{ url: NIXOS_CACHE, keys }] : DEFAULT_UPSTREAMS;
@@ -208,12 +220,22 @@ export function upstreamsOf(urls: string[] | false, keys: string[]): UpstreamCon
   return urls.map((url) => {
     const own = keys.length ? keys : url.replace(/\/+$/, '') === NIXOS_CACHE ? [NIXOS_KEY] : [];
     if (!own.length) {
-      throw new RelonixError(`--upstream ${url} needs the key its narinfos are signed with`, {
-        kind: 'usage',
-        hint: "add --upstream-key NAME:BASE64 (the cache's public key, as its operator publishes it)",
-      });
+      throw upstreamNeedsKey(url);
     }
     openTarget(url);
     return { url: url.replace(/\/+$/, ''), keys: own };
+  });
+}
+
+/** --upstream-key with --no-upstream. */
+export function keyWithoutUpstream(): RelonixError {
+  return new RelonixError('--upstream-key with --no-upstream names a key for nothing', { kind: 'usage', hint: 'drop one of them' });
+}
+
+/** An --upstream other than cache.nixos.org, and no --upstream-key to check its signatures with. */
+export function upstreamNeedsKey(url: string): RelonixError {
+  return new RelonixError(`--upstream ${url} needs the key its narinfos are signed with`, {
+    kind: 'usage',
+    hint: "add --upstream-key NAME:BASE64 (the cache's public key, as its operator publishes it)",
   });
 }

@@ -543,7 +543,7 @@ forEachNix(
       const other = await startServer({ files: { '/nix-cache-info': 'StoreDir: /nix/store-longer\nWantMassQuery: 1\nPriority: 40\n' } });
       try {
         const r = await bootstrapFromOwnCache(other.url);
-        assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
+        assert.equal(r.code, EXIT.usage, `${r.stdout}\n${r.stderr}`);
         assert.match(r.stderr, new RegExp(`the upstream ${other.url} cannot serve this prefix: .*serves the store /nix/store-longer \\(17 bytes\\)`));
         assert.match(r.stderr, /fix: /);
       } finally {

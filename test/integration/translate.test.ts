@@ -294,12 +294,12 @@ forEachNix(
       );
     });
 
-    test('an upstream whose store dir is not as long as the prefix store dir is refused with exit 3', async () => {
+    test('an upstream whose store dir is not as long as the prefix store dir is refused with exit 2', async () => {
       const other = await upstreamCopy('up-longer');
       await fs.writeFile(path.join(other, 'nix-cache-info'), 'StoreDir: /tmp/nix/store\nWantMassQuery: 1\nPriority: 40\n');
       const to = await cacheDir('longer');
       const r = await translate(['--to', `file://${to}`, upstream.out], `file://${other}`);
-      assert.equal(r.code, EXIT.integrity, `${r.stdout}\n${r.stderr}`);
+      assert.equal(r.code, EXIT.usage, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stderr, /serves the store \/tmp\/nix\/store \(14 bytes\), which cannot be rewritten in place/);
       assert.deepEqual(await fs.readdir(to), []);
     });

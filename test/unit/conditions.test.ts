@@ -11,6 +11,7 @@ import ts from 'typescript';
 import type { GcPlan } from '../../src/cache/gc-plan.ts';
 import { EXIT_CODES } from '../../src/cli.ts';
 import { layout } from '../../src/prefix/layout.ts';
+import { NarFormatError } from '../../src/store/nar/framing.ts';
 import { type ErrorKind, RelonixError } from '../../src/util/errors.ts';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
@@ -25,11 +26,35 @@ const plan: GcPlan = {
   young: 0,
   odd: [],
 } as unknown as GcPlan;
+const apt = { dir: '/tmp/apt', mirror: 'http://deb.debian.org/debian', suite: 'trixie', arch: 'amd64', keyring: '/k.gpg' };
 const builder = { url: 'ssh://me@b', user: 'me', host: 'b', jobs: 1 };
+const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
 const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refused', all: 'Connection refused' };
 
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
 const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKind; exit: number }>> = {
+  'build/nix.ts': { restoreCacheUnreadable: { args: [l, 'https://c', new Error('HTTP 503')], kind: 'network', exit: 6 } },
+  'build/outcome.ts': { buildNotPushed: { args: [2, 'https://c', 'pushing failed'], kind: 'network', exit: 6 } },
+  'build/uploader.ts': { pushFailed: { args: [new Error('EIO: i/o error')], kind: 'failure', exit: 1 } },
+  'bundle/entry.ts': {
+    entryAmbiguous: { args: ['/nix/store/x-hello', ['a', 'b']], kind: 'usage', exit: 2 },
+    entryLeadsOutside: { args: ['/nix/store/x-hello/bin/a', '/usr/bin/a'], kind: 'usage', exit: 2 },
+    entryLeavesRoot: { args: ['../a', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    entryNotExecutable: { args: ['/nix/store/x-hello/README', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    entryNotInClosure: { args: ['/nix/store/y-other/bin/a', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    noEntryToGuess: { args: ['/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    noSuchEntry: { args: ['/nix/store/x-hello/bin/a', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+  },
+  'bundle/index.ts': {
+    outputDirNotWritable: { args: ['/ro/x.run', '/ro'], kind: 'usage', exit: 2 },
+    outputIsDirectory: { args: ['/tmp'], kind: 'usage', exit: 2 },
+    outputNotAFile: { args: ['/dev/null', 'a device'], kind: 'usage', exit: 2 },
+  },
+  'bundle/installables.ts': {
+    installableFailed: { args: ['nix-build', 'hello', 1, 'default.nix'], kind: 'failure', exit: 1 },
+    namesNoStorePath: { args: ['/tmp/s/x', '/tmp/s'], kind: 'usage', exit: 2 },
+  },
+  'bundle/rundir.ts': { noRunDirOfLength: { args: ['/s'], kind: 'usage', exit: 2 } },
   'cache/compress.ts': {
     unknownCompression: { args: ['bzip2'], kind: 'usage', exit: 2 },
     unreadableCompression: { args: ['bzip2'], kind: 'failure', exit: 1 },
@@ -49,6 +74,20 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'cache/readback.ts': { notStored: { args: ['http://x', 'x.narinfo', 'is missing'], kind: 'failure', exit: 1 } },
   'cache/target-file.ts': { notInCache: { args: ['file:///c', 'x.narinfo', 'is a symlink'], kind: 'usage', exit: 2 } },
   'commands/options.ts': { badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 } },
+  'demo/apt.ts': {
+    aptFailed: { args: [apt, 'apt-get update', Object.assign(new Error('exit 100'), { stderr: 'E: Failed to fetch' })], kind: 'network', exit: 6 },
+    debNotAsIndexed: { args: [apt, { name: 'nix-bin', version: '2.26.3' }, '/tmp/debs'], kind: 'integrity', exit: 3 },
+    noDebianPackage: { args: [apt, ['nix-bin']], kind: 'failure', exit: 1 },
+  },
+  'demo/debian-nix.ts': {
+    fixtureToolsMissing: { args: ['the demo tarball', ['patchelf']], kind: 'preflight', exit: 5 },
+    noNixBin: { args: [], kind: 'preflight', exit: 5 },
+  },
+  'demo/fixture-tarball.ts': {
+    fixturePackFailed: { args: ['/tmp/w/nix.tar.xz', '0/1', 'xz: No space left on device'], kind: 'failure', exit: 1 },
+    fixtureSourceUnfit: { args: ['no Debian package owns /usr/bin/nix'], kind: 'failure', exit: 1 },
+  },
+  'demo/trixie-nix.ts': { noArchiveKeyring: { args: [], kind: 'preflight', exit: 5 } },
   'doctor/finding.ts': { doctorFoundProblems: { args: [[{ id: 'seccomp', verdict: 'problem', summary: 's' }]], kind: 'preflight', exit: 5 } },
   'host/passwd.ts': { noPasswdEntry: { args: [4242], kind: 'preflight', exit: 5 } },
   'net/http.ts': {
@@ -61,15 +100,114 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     checksumError: { args: ['http://x/nix.tar.xz', 'aa', 'bb'], kind: 'integrity', exit: 3 },
   },
   'prefix/build-hook.ts': { noBuildHook: { args: [l, 'its libexec has no build-remote'], kind: 'preflight', exit: 5 } },
-  'prefix/guard.ts': { prefixRefused: { args: [[{ message: 'the prefix is too long', hint: 'choose a shorter one' }]], kind: 'preflight', exit: 5 } },
-  'prefix/state.ts': { noNix: { args: [l.prefix], kind: 'failure', exit: 1 } },
-  'prefix/tools.ts': {
-    notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 },
-    cannotRun: { args: ['hello', Object.assign(new Error('spawn hello ENOENT'), { code: 'ENOENT' })], kind: 'missing', exit: 127 },
+  'prefix/guard.ts': {
+    cannotCreateDir: { args: ['the prefix', '/proc/x', '/proc takes no new directories'], kind: 'preflight', exit: 5 },
+    notTheDemos: { args: [l], kind: 'usage', exit: 2 },
+    prefixNotEmpty: { args: ['/tmp/p', ['a', 'b']], kind: 'preflight', exit: 5 },
+    prefixRefused: { args: [[{ message: 'the prefix is too long', hint: 'choose a shorter one' }]], kind: 'preflight', exit: 5 },
+    storeDirChanged: { args: [l, '/tmp/other'], kind: 'usage', exit: 2 },
   },
-  'remote/ssh.ts': { sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 } },
-  'translate/upstream.ts': { notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 } },
+  'prefix/layout.ts': {
+    badStoreDir: { args: ['store'], kind: 'usage', exit: 2 },
+    emptyPrefix: { args: ['--prefix ""'], kind: 'usage', exit: 2 },
+    storeDirHoldsPrefix: { args: ['/tmp', '/tmp/p'], kind: 'usage', exit: 2 },
+  },
+  'prefix/state.ts': {
+    brokenState: { args: [l, 'it is not valid JSON'], kind: 'failure', exit: 1 },
+    noNix: { args: [l.prefix], kind: 'failure', exit: 1 },
+    stateNotReadable: { args: [l, eacces], kind: 'preflight', exit: 5 },
+  },
+  'prefix/tools.ts': {
+    cannotRun: { args: ['hello', Object.assign(new Error('spawn hello ENOENT'), { code: 'ENOENT' })], kind: 'missing', exit: 127 },
+    nixLacksTool: { args: ['/tmp/p', 'nix-store', '/tmp/s/x-nix'], kind: 'failure', exit: 1 },
+    nixToolFailed: { args: ['nix-store --verify', { code: 1, signal: null, all: 'error: x' }, 'check the prefix'], kind: 'failure', exit: 1 },
+    nixToolWontStart: { args: ['nix-store --verify', eacces, 'check the prefix'], kind: 'failure', exit: 1 },
+    noDerivation: { args: [['-E', '{}']], kind: 'usage', exit: 2 },
+    notADerivation: { args: ['"x"', '/tmp/s'], kind: 'usage', exit: 2 },
+  },
+  'prefix/uninstall.ts': {
+    foreignInStore: { args: [l, ['notes.txt']], kind: 'usage', exit: 2 },
+    notAPrefix: { args: ['/tmp/p', 'it has no var/relonix'], kind: 'usage', exit: 2 },
+  },
+  'remote/bootstrap.ts': {
+    builderNodeTooOld: { args: ['b', '18.19.0', 'npx relonix bootstrap'], kind: 'preflight', exit: 5 },
+    builderWriteRefused: { args: [builder, '/tmp/p/x', 'Permission denied'], kind: 'preflight', exit: 5 },
+    noOwnBundle: { args: [], kind: 'failure', exit: 1 },
+    remoteBootstrapFailed: { args: [l, 'b', 1], kind: 'failure', exit: 1 },
+    sourceNotRecorded: { args: [l, 'b', 'npx relonix bootstrap'], kind: 'preflight', exit: 5 },
+    uploadGone: { args: ['/tmp/x.tar.xz', 'b', 'npx relonix bootstrap'], kind: 'preflight', exit: 5 },
+  },
+  'remote/builders.ts': {
+    builderHasNoNix: { args: [l, builder], kind: 'preflight', exit: 5 },
+    builderIsItself: { args: [l, builder], kind: 'usage', exit: 2 },
+    builderNixSilent: { args: [l, builder, sshDied], kind: 'preflight', exit: 5 },
+    builderStoreDirDiffers: { args: [l, builder, '/nix/store'], kind: 'preflight', exit: 5 },
+    builderSystemDiffers: { args: [{ ...builder, system: 'x86_64-linux' }, 'aarch64-linux'], kind: 'preflight', exit: 5 },
+    noSshKey: { args: ['/tmp/id'], kind: 'usage', exit: 2 },
+    noSuchBuilder: { args: [l, 'ssh://me@c', [builder]], kind: 'usage', exit: 2 },
+  },
+  'remote/machines.ts': {
+    badBuilderUrl: { args: ['http://b', 'only ssh:// is supported'], kind: 'usage', exit: 2 },
+    badBuildersFile: { args: ['/tmp/p/builders.json', 'is not JSON'], kind: 'usage', exit: 2 },
+  },
+  'remote/ssh.ts': {
+    builderUnreachable: { args: [builder, 'Connection refused'], kind: 'network', exit: 6 },
+    hostKeyUnknown: { args: [l, builder, 'Host key verification failed.'], kind: 'preflight', exit: 5 },
+    loginRefused: { args: [builder, 'Permission denied (publickey).'], kind: 'preflight', exit: 5 },
+    noSshClient: { args: [Object.assign(new Error('spawn ssh ENOENT'), { code: 'ENOENT' })], kind: 'preflight', exit: 5 },
+    sshFailure: { args: [l, builder, sshDied], kind: 'network', exit: 6 },
+  },
+  'store/aterm.ts': { drvNotATerm: { args: [3, 'a missing comma'], kind: 'integrity', exit: 3 } },
+  'store/errors.ts': {
+    changedWhileRead: { args: ['/nix/store/x-hello/bin/hello', 10, 20], kind: 'failure', exit: 1 },
+    notStorable: { args: ['/nix/store/x-hello/fifo'], kind: 'integrity', exit: 3 },
+  },
+  'translate/closure.ts': { sourceUnaddressed: { args: ['/nix/store/x-src'], kind: 'integrity', exit: 3 } },
+  'translate/item.ts': {
+    upstreamNarDiffers: {
+      args: ['https://c/nar/x.nar', { storePath: '/nix/store/x-hello', narHash: 'sha256:x', narSize: 1 }, { hash: Buffer.alloc(32), size: 2 }],
+      kind: 'integrity',
+      exit: 3,
+    },
+  },
+  'translate/modulo.ts': {
+    noSuchOutput: { args: ['dev', '/nix/store/x-hello.drv'], kind: 'integrity', exit: 3 },
+    notADrvPath: { args: ['/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    untranslatableDerivation: { args: ['/nix/store/x-hello.drv', 'an impure derivation (__impure)'], kind: 'usage', exit: 2 },
+  },
+  'translate/paths.ts': { badContentAddress: { args: ['"x" is not a content address'], kind: 'integrity', exit: 3 } },
+  'translate/replace.ts': {
+    hashMappedTwice: { args: ['0'.repeat(32)], kind: 'usage', exit: 2 },
+    notAHashPart: { args: ['short'], kind: 'usage', exit: 2 },
+    notAStoreDir: { args: ['/nix/store/'], kind: 'usage', exit: 2 },
+    storeDirLengthsDiffer: { args: ['/nix/store', '/tmp/nix/store', 'https://c'], kind: 'usage', exit: 2 },
+  },
+  'translate/rewrite.ts': {
+    namesCollide: { args: ['/bin', 'x'], kind: 'integrity', exit: 3 },
+    narMalformed: { args: [new NarFormatError('the NAR ends early')], kind: 'integrity', exit: 3 },
+  },
+  'translate/translate.ts': { notAStorePathArg: { args: ['hello'], kind: 'usage', exit: 2 } },
+  'translate/twin.ts': {
+    closureIncomplete: { args: ['it lacks /nix/store/x-a.drv'], kind: 'usage', exit: 2 },
+    inputCycle: { args: ['/nix/store/x-a.drv'], kind: 'integrity', exit: 3 },
+    pathDoesNotFollow: { args: ['/nix/store/x-a', '/nix/store', 'its text gives another path'], kind: 'integrity', exit: 3 },
+  },
+  'translate/upstream.ts': {
+    noUpstreamKey: { args: [], kind: 'usage', exit: 2 },
+    notUpstream: { args: ['https://cache.nixos.org', '/nix/store/x-hello'], kind: 'usage', exit: 2 },
+    upstreamUnreadable: { args: ['https://c', new Error('HTTP 503')], kind: 'network', exit: 6 },
+  },
   'translator/client.ts': { translatorUnavailable: { args: [l, 'its port is taken', 'free it'], kind: 'failure', exit: 1 } },
+  'translator/config.ts': {
+    badTranslatorConfig: { args: ['/tmp/p/var/relonix/translator/config.json'], kind: 'usage', exit: 2 },
+    translatorKeyUnreadable: { args: ['/tmp/p/key.secret', eacces], kind: 'failure', exit: 1 },
+  },
+  'translator/setup.ts': {
+    keyWithoutUpstream: { args: [], kind: 'usage', exit: 2 },
+    noFreePort: { args: [l, 12000], kind: 'preflight', exit: 5 },
+    upstreamNeedsKey: { args: ['https://c'], kind: 'usage', exit: 2 },
+    upstreamUnusable: { args: ['https://c', new Error('x')], kind: 'usage', exit: 2 },
+  },
   'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
   'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
   'util/self.ts': { packageDamaged: { args: [new Error('Cannot find module /x/chunks/a.mjs')], kind: 'failure', exit: 1 } },

@@ -195,7 +195,7 @@ test('store dirs of different lengths, and bad hash maps, are refused before any
     );
   refused(
     { from: '/nix/store', to: '/tmp/nix/store', hashes: new Map() },
-    /cannot rewrite \/nix\/store \(10 bytes\) to \/tmp\/nix\/store \(14 bytes\) in place/,
+    /the store \/nix\/store \(10 bytes\) cannot be rewritten in place into \/tmp\/nix\/store \(14 bytes\)/,
   );
   refused({ from: '/nix/store', to: '/nix/store/', hashes: new Map() }, /not a store dir/);
   refused({ from: '/nix/store', to: '/tmp/store', hashes: new Map([[H1, 'short']]) }, /"short" is not a store hash part/);

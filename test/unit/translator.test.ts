@@ -9,10 +9,10 @@ import { test } from 'node:test';
 import { defaultStoreDir, layout } from '../../src/prefix/layout.ts';
 import { nixConfBlock } from '../../src/prefix/nix-conf.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../../src/translate/upstream.ts';
-import { DEFAULT_UPSTREAMS, keyId, nthPort, preferredPort, substituterUrl, translatorFiles } from '../../src/translator/config.ts';
+import { DEFAULT_UPSTREAMS, keyId, nthPort, preferredPort, readTranslatorConfig, substituterUrl, translatorFiles } from '../../src/translator/config.ts';
 import { Notes, readRecord, untranslatableReason } from '../../src/translator/notes.ts';
 import { noTranslatorReason, upstreamsOf } from '../../src/translator/setup.ts';
-import { RelonixError } from '../../src/util/errors.ts';
+import { isKind, RelonixError } from '../../src/util/errors.ts';
 
 const KEY = 'upstream-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
 
@@ -120,6 +120,26 @@ test('what the translator says goes to every live lease and into the record, eac
     assert.ok(r.unreachable['http://up']);
     await notes.reachable('http://up');
     assert.deepEqual((await readRecord(f)).unreachable, {});
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a translator config that is not JSON, or of another version, is one refusal with the fix; none is no translator', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-config-'));
+  try {
+    const l = layout(path.join(dir, 'p'), path.join(dir, 'st'));
+    const f = translatorFiles(l);
+    assert.equal(await readTranslatorConfig(l), undefined, 'no config: no translator');
+    await fs.mkdir(f.dir, { recursive: true });
+    for (const text of ['{"version": 1, "port": ', '{"version": 2, "port": 1, "upstreams": []}']) {
+      await fs.writeFile(f.config, text);
+      await assert.rejects(
+        readTranslatorConfig(l),
+        (e: unknown) => isKind(e, 'usage') && e.message === `${f.config} is not a translator config this relonix reads` && /bootstrap again/.test(e.hint ?? ''),
+        text,
+      );
+    }
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

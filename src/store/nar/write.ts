@@ -3,6 +3,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { changedWhileRead, notStorable } from '../errors.ts';
 import { toNixBase32 } from '../nixbase32.ts';
 import {
   CLOSE,
@@ -46,7 +47,7 @@ async function* dumpNode(p: string): AsyncGenerator<Buffer> {
     yield lenPrefix(st.size);
     if (st.size <= 1 << 20) {
       const data = await fs.readFile(p);
-      if (data.length !== st.size) throw new Error(`${p} changed size while it was being archived`);
+      if (data.length !== st.size) throw changedWhileRead(p, data.length, st.size);
       yield data;
     } else {
       let seen = 0;
@@ -54,7 +55,7 @@ async function* dumpNode(p: string): AsyncGenerator<Buffer> {
         seen += (chunk as Buffer).length;
         yield chunk as Buffer;
       }
-      if (seen !== st.size) throw new Error(`${p} changed size while it was being archived`);
+      if (seen !== st.size) throw changedWhileRead(p, seen, st.size);
     }
     const pad = padLength(st.size);
     if (pad) yield ZEROS.subarray(0, pad);
@@ -68,7 +69,7 @@ async function* dumpNode(p: string): AsyncGenerator<Buffer> {
       yield CLOSE;
     }
   } else {
-    throw new Error(`${p} is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
+    throw notStorable(p);
   }
   yield CLOSE;
 }
