@@ -21,7 +21,12 @@ export function buildOutcome(r: Omit<DurableBuildResult, 'display' | 'stdout'>, 
       : `every derivation that had finished is in ${cache}`;
     return { signal: r.signal, kept: `${queued}; the builds that were running are lost; the same command goes on from there` };
   }
-  if (n === 0) return { exitCode: r.code };
+  if (n === 0) {
+    // every derivation built here is in the cache, but the outputs' closures (what was substituted
+    // or translated) are not all: the result is not yet where it was asked to go either
+    if (r.code === 0 && r.pushError) return { error: closureNotPushed(cache, r.pushError) };
+    return { exitCode: r.code };
+  }
   const why = r.abandoned ? 'the grace period ran out' : (r.pushError?.message ?? 'pushing failed');
   // the build's own failure is the news; the queue is said in passing
   if (r.code !== 0) return { exitCode: r.code, note: unpushedText(n, cache, why) };
@@ -39,4 +44,16 @@ export function buildNotPushed(n: number, cache: string, why: string, cause?: un
     hint: 'check that the cache is reachable and run the same command again; relonix status lists the queue',
     cause,
   });
+}
+
+/** The build and its derivations' pushes succeeded; the rest of the outputs' closures did not reach the cache. */
+export function closureNotPushed(cache: string, cause: RelonixError): RelonixError {
+  return new RelonixError(
+    `the outputs' closures are not all in ${cache} (${cause.message}): what was substituted or translated rather than built here is missing there`,
+    {
+      kind: 'network',
+      hint: 'check that the cache is reachable and run the same command again: it builds nothing new and pushes what is missing',
+      cause,
+    },
+  );
 }

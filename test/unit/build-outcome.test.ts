@@ -36,3 +36,14 @@ test('build outcome: pushes owed behind a failed build are said in passing; behi
   assert.equal(owed.error.cause, cause);
   assert.match(owed.error.hint ?? '', /relonix status lists the queue/);
 });
+
+test("build outcome: a build whose derivations are all pushed but whose outputs' closures are not is a network error too", () => {
+  const cause = new RelonixError('PUT http://cache.example/nar/x.nar: HTTP 503', { kind: 'network' });
+  const owed = buildOutcome({ ...base, pushError: cause }, CACHE);
+  assert.ok('error' in owed, JSON.stringify(owed));
+  assert.equal(owed.error.kind, 'network');
+  assert.match(owed.error.message, /^the outputs' closures are not all in http:\/\/cache\.example \(PUT .*HTTP 503\)/);
+  assert.equal(owed.error.cause, cause);
+  // behind a failed build, the build's status is the news, as for owed derivations
+  assert.deepEqual(buildOutcome({ ...base, code: 1, pushError: cause }, CACHE), { exitCode: 1 });
+});

@@ -34,7 +34,10 @@ const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refus
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
 const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKind; exit: number }>> = {
   'build/nix.ts': { restoreCacheUnreadable: { args: [l, 'https://c', new Error('HTTP 503')], kind: 'network', exit: 6 } },
-  'build/outcome.ts': { buildNotPushed: { args: [2, 'https://c', 'pushing failed'], kind: 'network', exit: 6 } },
+  'build/outcome.ts': {
+    buildNotPushed: { args: [2, 'https://c', 'pushing failed'], kind: 'network', exit: 6 },
+    closureNotPushed: { args: ['https://c', new RelonixError('HTTP 503', { kind: 'network' })], kind: 'network', exit: 6 },
+  },
   'build/uploader.ts': { pushFailed: { args: [new Error('EIO: i/o error')], kind: 'failure', exit: 1 } },
   'bundle/entry.ts': {
     entryAmbiguous: { args: ['/nix/store/x-hello', ['a', 'b']], kind: 'usage', exit: 2 },
