@@ -28,7 +28,10 @@ export interface ThreadDecodeOptions {
 const IN_WINDOW = 8 << 20;
 const OUT_WINDOW = 32 << 20;
 
-type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end' } | { t: 'error'; message: string };
+type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end' | 'stop' } | { t: 'error'; message: string };
+
+/** How long a worker told to stop has to end its program itself, before it is terminated. */
+const STOP_MS = 2000;
 
 /** A copy the sender can give away: a Buffer may be a view of a pool or of the decoder's window. */
 function own(b: Uint8Array): ArrayBuffer {
@@ -113,6 +116,12 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
   } finally {
     stopped = true;
     toFeed.fire();
+    // a reader that left early: the worker ends its program itself (terminated, it could not)
+    if (!finished) {
+      const exited = new Promise((r) => w.once('exit', r));
+      w.postMessage({ t: 'stop' } satisfies Message);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_MS).unref())]);
+    }
     await w.terminate();
   }
 }
@@ -121,12 +130,14 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
 export async function serveDecode(port: MessagePort, data: ThreadData): Promise<void> {
   const inbox: Uint8Array[] = [];
   let ended = false;
+  let stopping = false;
   let outstanding = 0;
   const toDecode = new Signal();
   const toSend = new Signal();
   port.on('message', (m: Message) => {
     if (m.t === 'in') inbox.push(Buffer.from(m.b));
     else if (m.t === 'end') ended = true;
+    else if (m.t === 'stop') stopping = ended = true;
     else if (m.t === 'took') outstanding -= m.n;
     toDecode.fire();
     toSend.fire();
@@ -146,11 +157,13 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
   const decoded = data.codec === 'zstd' ? (host ? decompressZstd(input()) : pureZstd(input())) : decompressXz(input(), { noHost: !host, threads });
   try {
     for await (const out of decoded) {
+      // leaving the loop ends the program (its input ended too, should it be waiting for more)
+      if (stopping) break;
       if (!out.length) continue;
       const copy = own(out);
       port.postMessage({ t: 'out', b: copy } satisfies Message, [copy]);
       outstanding += copy.byteLength;
-      while (outstanding >= OUT_WINDOW) await toSend.wait();
+      while (outstanding >= OUT_WINDOW && !stopping) await toSend.wait();
     }
     port.postMessage({ t: 'end' } satisfies Message);
   } catch (e) {
