@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { decodeOffThread } from '../codec/decode-thread.ts';
-import { decompressXz, xzDecoder } from '../codec/xz.ts';
+import { xzDecoder } from '../codec/xz.ts';
 import type { StreamRelocation } from '../store/relocate-stream.ts';
 import { errorMessage, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
 import { removeTree } from '../util/fs.ts';
@@ -86,8 +86,9 @@ async function extract(opts: UnpackOptions, ex: Extractor, h: ReturnType<typeof 
   // -T0 took 1.9 s of CPU where -T1 took 1.45 s, and the unpack needs the other core)
   const threads = Math.max(1, os.availableParallelism() - 1);
   const raw = counted(opts.tarball, h, onRead);
-  // without a host xz the WebAssembly decoder runs on a thread of its own, beside the unpacking
-  const bytes = xzDecoder({ noHost: opts.noHostXz }) === 'xz' ? decompressXz(raw, { threads }) : decodeOffThread(raw, 'xz');
+  // decoded on a thread of its own, beside the unpacking: the host's xz fed and drained there, or
+  // the WebAssembly decoder without one
+  const bytes = decodeOffThread(raw, 'xz', { host: xzDecoder({ noHost: opts.noHostXz }) === 'xz', threads });
   let failure: unknown;
   const parser = new Parser({ strict: true });
   parser.on('entry', (e: ReadEntry) => {

@@ -1,20 +1,37 @@
-// The built-in decoders on a thread of their own: where the host has no xz or zstd, decoding a big
-// stream takes seconds of CPU, and on the main thread it would take turns with the unpacking of
-// what it decodes; on a worker the two overlap on two cores. Chunks cross as transferred copies, a
-// few in flight each way, so neither side runs far ahead of the other, and arrive as Buffers, as
-// a program's output does (the tar parser waits for ever on a plain Uint8Array).
+// Decoding on a thread of its own. Where the host has no xz or zstd, the built-in decoders take
+// seconds of CPU, and on the main thread they would take turns with the unpacking of what they
+// decode; on a worker the two overlap on two cores. Where it has one, the worker feeds the host's
+// program and drains it: fed and drained by a main thread that is busy relocating a big file, the
+// program would wait on a pipe of 64 KiB each way for as long as that takes. Chunks cross as
+// transferred copies, a bounded number of bytes in flight each way, so neither side runs far ahead
+// of the other, and arrive as Buffers, as a program's output does (the tar parser waits for ever
+// on a plain Uint8Array).
 import type { MessagePort } from 'node:worker_threads';
 import { errorMessage } from '../util/errors.ts';
 import { startThread, type ThreadData } from '../util/thread.ts';
 import { decompressXz } from './xz.ts';
-import { pureZstd } from './zstd.ts';
+import { decompressZstd, pureZstd } from './zstd.ts';
 
 export type ThreadCodec = 'xz' | 'zstd';
 
-/** chunks either side may have sent that the other has not taken yet */
-const WINDOW = 8;
+export interface ThreadDecodeOptions {
+  /** the host's program for the codec (xz, zstd), which the caller has checked there is */
+  host?: boolean;
+  /** with `host`: xz's threads (-T) */
+  threads?: number;
+}
 
-type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'end' | 'took' } | { t: 'error'; message: string };
+/**
+ * Bytes either side may have sent that the other has not taken yet. The decoded side may run far
+ * ahead: a program blocked on its output is time lost for good, and memory is cheaper.
+ */
+const IN_WINDOW = 8 << 20;
+const OUT_WINDOW = 32 << 20;
+
+type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end' | 'stop' } | { t: 'error'; message: string };
+
+/** How long a worker told to stop has to end its program itself, before it is terminated. */
+const STOP_MS = 2000;
 
 /** A copy the sender can give away: a Buffer may be a view of a pool or of the decoder's window. */
 function own(b: Uint8Array): ArrayBuffer {
@@ -36,9 +53,9 @@ class Signal {
   }
 }
 
-/** Decodes `src` on a worker thread with the built-in decoder for `codec`, as decompressXz or pureZstd would. */
-export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: ThreadCodec): AsyncGenerator<Uint8Array> {
-  const w = startThread('decode', { codec });
+/** Decodes `src` on a worker thread, as decompressXz or pureZstd would (or the host's program, with `host`). */
+export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: ThreadCodec, o: ThreadDecodeOptions = {}): AsyncGenerator<Uint8Array> {
+  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads });
   const outbox: Buffer[] = [];
   let finished = false;
   let failure: Error | undefined;
@@ -48,7 +65,7 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
   const toRead = new Signal();
   w.on('message', (m: Message) => {
     if (m.t === 'out') outbox.push(Buffer.from(m.b));
-    else if (m.t === 'took') inFlight--;
+    else if (m.t === 'took') inFlight -= m.n;
     else if (m.t === 'end') finished = true;
     else if (m.t === 'error') failure ??= new Error(m.message);
     toFeed.fire();
@@ -71,8 +88,8 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
         if (stopped || failure) return;
         const copy = own(b);
         w.postMessage({ t: 'in', b: copy } satisfies Message, [copy]);
-        inFlight++;
-        while (inFlight >= WINDOW && !stopped && !failure) await toFeed.wait();
+        inFlight += copy.byteLength;
+        while (inFlight >= IN_WINDOW && !stopped && !failure) await toFeed.wait();
       }
       if (!stopped && !failure) w.postMessage({ t: 'end' } satisfies Message);
     } catch (e) {
@@ -85,7 +102,7 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
     for (;;) {
       const b = outbox.shift();
       if (b) {
-        w.postMessage({ t: 'took' } satisfies Message);
+        w.postMessage({ t: 'took', n: b.length } satisfies Message);
         yield b;
         continue;
       }
@@ -99,6 +116,12 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
   } finally {
     stopped = true;
     toFeed.fire();
+    // a reader that left early: the worker ends its program itself (terminated, it could not)
+    if (!finished) {
+      const exited = new Promise((r) => w.once('exit', r));
+      w.postMessage({ t: 'stop' } satisfies Message);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_MS).unref())]);
+    }
     await w.terminate();
   }
 }
@@ -107,13 +130,15 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
 export async function serveDecode(port: MessagePort, data: ThreadData): Promise<void> {
   const inbox: Uint8Array[] = [];
   let ended = false;
+  let stopping = false;
   let outstanding = 0;
   const toDecode = new Signal();
   const toSend = new Signal();
   port.on('message', (m: Message) => {
     if (m.t === 'in') inbox.push(Buffer.from(m.b));
     else if (m.t === 'end') ended = true;
-    else if (m.t === 'took') outstanding--;
+    else if (m.t === 'stop') stopping = ended = true;
+    else if (m.t === 'took') outstanding -= m.n;
     toDecode.fire();
     toSend.fire();
   });
@@ -121,20 +146,24 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
     for (;;) {
       const b = inbox.shift();
       if (b) {
-        port.postMessage({ t: 'took' } satisfies Message);
+        port.postMessage({ t: 'took', n: b.length } satisfies Message);
         yield b;
       } else if (ended) return;
       else await toDecode.wait();
     }
   };
-  const decoded = data.codec === 'zstd' ? pureZstd(input()) : decompressXz(input(), { noHost: true });
+  const host = data.host === true;
+  const threads = typeof data.threads === 'number' ? data.threads : undefined;
+  const decoded = data.codec === 'zstd' ? (host ? decompressZstd(input()) : pureZstd(input())) : decompressXz(input(), { noHost: !host, threads });
   try {
     for await (const out of decoded) {
+      // leaving the loop ends the program (its input ended too, should it be waiting for more)
+      if (stopping) break;
       if (!out.length) continue;
       const copy = own(out);
       port.postMessage({ t: 'out', b: copy } satisfies Message, [copy]);
-      outstanding++;
-      while (outstanding >= WINDOW) await toSend.wait();
+      outstanding += copy.byteLength;
+      while (outstanding >= OUT_WINDOW && !stopping) await toSend.wait();
     }
     port.postMessage({ t: 'end' } satisfies Message);
   } catch (e) {

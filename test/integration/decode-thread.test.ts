@@ -1,10 +1,11 @@
-// The built-in decoders on a worker thread: the same bytes as the host's programs, in any chunking,
-// through the relonix this checkout runs (the sources here; the bundle in the CLI tests); corrupt
-// input and a failing source are errors that say so; a reader that stops early ends the thread.
+// Decoding on a worker thread, with the built-in decoders and with the host's programs fed and
+// drained there: the same bytes as the host's programs, in any chunking, through the relonix this
+// checkout runs (the sources here; the bundle in the CLI tests); corrupt input and a failing source
+// are errors that say so; a reader that stops early ends the thread (and the program).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { decodeOffThread, type ThreadCodec } from '../../src/codec/decode-thread.ts';
+import { decodeOffThread as decodeOn, type ThreadCodec } from '../../src/codec/decode-thread.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 requireTool('xz');
@@ -42,8 +43,15 @@ async function collect(src: AsyncIterable<Uint8Array>): Promise<Buffer> {
 
 const data = sample(6 * 1024 * 1024);
 
-for (const codec of ['xz', 'zstd'] as const) {
-  test(`decode thread (${codec}): two streams back to back, in pieces of any size, give the bytes the host's program compressed`, async () => {
+for (const [codec, host] of [
+  ['xz', false],
+  ['zstd', false],
+  ['xz', true],
+  ['zstd', true],
+] as const) {
+  const decodeOffThread = (src: AsyncIterable<Uint8Array>, c: ThreadCodec) => decodeOn(src, c, { host });
+  const how = host ? `${codec}, the host's` : codec;
+  test(`decode thread (${how}): two streams back to back, in pieces of any size, give the bytes the host's program compressed`, async () => {
     const z = Buffer.concat([compress(codec, data), compress(codec, data.subarray(0, 1000))]);
     for (const n of [4096, 1 << 20]) {
       const got = await collect(decodeOffThread(pieces(z, n), codec));
@@ -53,7 +61,7 @@ for (const codec of ['xz', 'zstd'] as const) {
     assert.ok((await collect(decodeOffThread(pieces(compress(codec, small), 3), codec))).equals(small), 'pieces of 3 bytes');
   });
 
-  test(`decode thread (${codec}): corrupt input and a failing source are errors, and an early stop ends the thread`, async () => {
+  test(`decode thread (${how}): corrupt input and a failing source are errors, and an early stop ends the thread`, async () => {
     const z = compress(codec, data);
     const cut = z.subarray(0, Math.floor(z.length / 2));
     await assert.rejects(collect(decodeOffThread(pieces(cut, 65536), codec)), (e: unknown) => e instanceof Error && e.message.length > 0);
@@ -72,5 +80,9 @@ for (const codec of ['xz', 'zstd'] as const) {
       break;
     }
     assert.ok(n > 0);
+    // and the host's program ends with it, rather than waiting on its pipes until relonix exits
+    const left = () => spawnSync('pgrep', ['-P', String(process.pid), '-x', codec], { encoding: 'utf8' }).stdout.trim();
+    for (let i = 0; i < 50 && left(); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(left(), '', `no ${codec} left running`);
   });
 }
