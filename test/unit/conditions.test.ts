@@ -30,6 +30,7 @@ const apt = { dir: '/tmp/apt', mirror: 'http://deb.debian.org/debian', suite: 't
 const builder = { url: 'ssh://me@b', user: 'me', host: 'b', jobs: 1 };
 const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
 const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refused', all: 'Connection refused' };
+const enoent = Object.assign(new Error('ENOENT: /x'), { code: 'ENOENT', path: '/x' });
 
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
 const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKind; exit: number }>> = {
@@ -93,15 +94,30 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'demo/trixie-nix.ts': { noArchiveKeyring: { args: [], kind: 'preflight', exit: 5 } },
   'doctor/finding.ts': { doctorFoundProblems: { args: [[{ id: 'seccomp', verdict: 'problem', summary: 's' }]], kind: 'preflight', exit: 5 } },
   'host/passwd.ts': { noPasswdEntry: { args: [4242], kind: 'preflight', exit: 5 } },
+  'net/download.ts': {
+    downloadUnwritable: { args: ['/tmp/p/nix.tar.xz.part', enoent], kind: 'preflight', exit: 5 },
+    longerThanSaid: { args: ['http://x/nix.tar.xz', 10, 20], kind: 'network', exit: 6 },
+  },
   'net/http.ts': {
     credentialsRefused: { args: ['GET http://x: HTTP 401'], kind: 'usage', exit: 2 },
-    uploadsRefused: { args: ['PUT http://x: HTTP 405'], kind: 'usage', exit: 2 },
     missingObject: { args: ['GET http://x: HTTP 404'], kind: 'failure', exit: 1 },
+    notHttpUrl: { args: ['ftp://x/nix.tar.xz'], kind: 'usage', exit: 2 },
+    requestRefused: { args: ['PUT http://x: HTTP 400'], kind: 'failure', exit: 1 },
+    uploadsRefused: { args: ['PUT http://x: HTTP 405'], kind: 'usage', exit: 2 },
   },
   'net/local.ts': {
-    tooBig: { args: ['http://x/nix.tar.xz', 1 << 30, 1 << 20], kind: 'usage', exit: 2 },
     checksumError: { args: ['http://x/nix.tar.xz', 'aa', 'bb'], kind: 'integrity', exit: 3 },
+    notALocalFileUrl: { args: ['file://host/x', new Error('File URL host must be "localhost" or empty')], kind: 'usage', exit: 2 },
+    tarballNotAFile: { args: ['/dev/zero', 'a device'], kind: 'usage', exit: 2 },
+    tarballUnreadable: { args: ['/x', enoent], kind: 'usage', exit: 2 },
+    tooBig: { args: ['http://x/nix.tar.xz', 1 << 30, 1 << 20], kind: 'usage', exit: 2 },
   },
+  'net/netrc.ts': { netrcCannotCarry: { args: ['x.example'], kind: 'usage', exit: 2 } },
+  'net/release.ts': {
+    badChecksumFile: { args: ['/x.tar.xz.sha256', 'junk'], kind: 'integrity', exit: 3 },
+    noChecksumFile: { args: ['/x.tar.xz', '/x.tar.xz.sha256'], kind: 'usage', exit: 2 },
+  },
+  'net/sha256.ts': { notASha256: { args: ['abc'], kind: 'usage', exit: 2 } },
   'prefix/build-hook.ts': { noBuildHook: { args: [l, 'its libexec has no build-remote'], kind: 'preflight', exit: 5 } },
   'prefix/guard.ts': {
     cannotCreateDir: { args: ['the prefix', '/proc/x', '/proc takes no new directories'], kind: 'preflight', exit: 5 },
@@ -213,7 +229,12 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   },
   'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
   'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
+  'util/retry.ts': { stillUnreachable: { args: ['GET http://x', new Error('connect ECONNREFUSED'), 'check the network'], kind: 'network', exit: 6 } },
   'util/self.ts': { packageDamaged: { args: [new Error('Cannot find module /x/chunks/a.mjs')], kind: 'failure', exit: 1 } },
+  'util/system.ts': {
+    noReleaseForCpu: { args: ['mips'], kind: 'preflight', exit: 5 },
+    notLinux: { args: ['darwin'], kind: 'preflight', exit: 5 },
+  },
 };
 
 function sources(dir: string): string[] {
