@@ -30,6 +30,7 @@ const apt = { dir: '/tmp/apt', mirror: 'http://deb.debian.org/debian', suite: 't
 const builder = { url: 'ssh://me@b', user: 'me', host: 'b', jobs: 1 };
 const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
 const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refused', all: 'Connection refused' };
+const narItem = { ni: { storePath: '/nix/store/x-hello', url: 'nar/x.nar.xz' }, target: { url: 'http://x' } };
 const enoent = Object.assign(new Error('ENOENT: /x'), { code: 'ENOENT', path: '/x' });
 
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
@@ -60,23 +61,68 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   },
   'bundle/rundir.ts': { noRunDirOfLength: { args: ['/s'], kind: 'usage', exit: 2 } },
   'cache/compress.ts': {
+    noHostZstd: { args: [], kind: 'usage', exit: 2 },
     unknownCompression: { args: ['bzip2'], kind: 'usage', exit: 2 },
     unreadableCompression: { args: ['bzip2'], kind: 'failure', exit: 1 },
   },
   'cache/gc-plan.ts': { keepMatchesNothing: { args: ['keep.txt', 0, 'file:///c', 3], kind: 'usage', exit: 2 } },
-  'cache/gc.ts': { gcRemovesMost: { args: ['file:///c', plan], kind: 'usage', exit: 2 } },
+  'cache/gc.ts': {
+    cacheNotListable: { args: ['http://x'], kind: 'usage', exit: 2 },
+    gcRemovesMost: { args: ['file:///c', plan], kind: 'usage', exit: 2 },
+    keepFileUnreadable: { args: ['keep.txt', 'it is not a regular file'], kind: 'usage', exit: 2 },
+  },
+  'cache/key-files.ts': {
+    keyDirUnusable: { args: ['/tmp/k', 'permission denied'], kind: 'usage', exit: 2 },
+    keyFilesExist: { args: [['/tmp/k/k-1.secret']], kind: 'usage', exit: 2 },
+    keyGivenForFile: { args: [], kind: 'usage', exit: 2 },
+    secretKeyFileUnreadable: { args: ['k.secret', 'it does not exist'], kind: 'usage', exit: 2 },
+  },
   'cache/keys.ts': {
-    badSecretKey: { args: ['key.sec', 'it is empty'], kind: 'usage', exit: 2 },
+    badKeyName: { args: ['../k'], kind: 'usage', exit: 2 },
     badPublicKey: { args: ['k', 'it is not base64'], kind: 'usage', exit: 2 },
+    badSecretKey: { args: ['key.sec', 'it is empty'], kind: 'usage', exit: 2 },
   },
   'cache/meta.ts': {
+    badManifest: { args: ['http://x', 'is not valid JSON: Unexpected token'], kind: 'integrity', exit: 3 },
+    cacheIncomplete: { args: ['nar/x.nar', 'which x.narinfo names'], kind: 'failure', exit: 1 },
     notACache: { args: ['http://x', 'has no nix-cache-info'], kind: 'usage', exit: 2 },
     storeDirMismatch: { args: ['http://x', '/nix/store', '/tmp/s'], kind: 'usage', exit: 2 },
-    cacheIncomplete: { args: ['nar/x.nar', 'which x.narinfo names'], kind: 'failure', exit: 1 },
+  },
+  'cache/narinfo.ts': {
+    damagedNarInfo: { args: [new Error('http://x/x.narinfo: the NarHash field is missing')], kind: 'integrity', exit: 3 },
+    narInfoForOtherPath: { args: ['http://x/x.narinfo', '/nix/store/y-other', '/nix/store/x-hello'], kind: 'integrity', exit: 3 },
   },
   'cache/publish-prefix.ts': { notANix: { args: ['/tmp/s/x-hello'], kind: 'usage', exit: 2 } },
+  'cache/publish.ts': {
+    changedSinceRegistered: { args: ['/nix/store/x-hello'], kind: 'integrity', exit: 3 },
+    notInStore: { args: ['/tmp/x-hello', '/nix/store'], kind: 'usage', exit: 2 },
+    publishFailed: { args: ['file:///c', new Error('EBADF')], kind: 'failure', exit: 1 },
+  },
   'cache/readback.ts': { notStored: { args: ['http://x', 'x.narinfo', 'is missing'], kind: 'failure', exit: 1 } },
-  'cache/target-file.ts': { notInCache: { args: ['file:///c', 'x.narinfo', 'is a symlink'], kind: 'usage', exit: 2 } },
+  'cache/restore-nar.ts': {
+    narNotAsPromised: { args: ['http://x/nar/x.nar', '10 bytes, but the narinfo promises 20'], kind: 'integrity', exit: 3 },
+    narUnusable: { args: [narItem, new Error('the xz stream is corrupt')], kind: 'integrity', exit: 3 },
+  },
+  'cache/restore.ts': {
+    nixNotRealised: { args: ['/nix/store/x-nix', ['http://x'], new Error('nix-store failed')], kind: 'network', exit: 6 },
+    noNixInCaches: { args: [['http://x'], 'x86_64-linux', '/tmp/s'], kind: 'usage', exit: 2 },
+    noTrustedKey: { args: [], kind: 'usage', exit: 2 },
+    notSignedByTrustedKey: { args: ['/nix/store/x-hello', 'other-1', [{ name: 'k-1' }]], kind: 'integrity', exit: 3 },
+    noUsableCache: { args: ['x86_64-linux', '/tmp/s', [{ text: 'http://x: refused', kind: 'network' }]], kind: 'network', exit: 6 },
+  },
+  'cache/target-file.ts': {
+    badFileCacheUrl: { args: ['file://host/c'], kind: 'usage', exit: 2 },
+    notInCache: { args: ['file:///c', 'x.narinfo', 'is a symlink'], kind: 'usage', exit: 2 },
+  },
+  'cache/target-http.ts': {
+    badHeader: { args: [1], kind: 'usage', exit: 2 },
+    badHttpCacheUrl: { args: ['http://[x'], kind: 'usage', exit: 2 },
+  },
+  'cache/target-s3.ts': {
+    noBucket: { args: ['s3:///?region=x'], kind: 'usage', exit: 2 },
+    noS3Credentials: { args: ['s3://b'], kind: 'usage', exit: 2 },
+  },
+  'cache/targets.ts': { unsupportedCacheUrl: { args: ['ftp://x'], kind: 'usage', exit: 2 } },
   'commands/options.ts': { badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 } },
   'demo/apt.ts': {
     aptFailed: { args: [apt, 'apt-get update', Object.assign(new Error('exit 100'), { stderr: 'E: Failed to fetch' })], kind: 'network', exit: 6 },
