@@ -35,6 +35,23 @@ const enoent = Object.assign(new Error('ENOENT: /x'), { code: 'ENOENT', path: '/
 
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
 const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKind; exit: number }>> = {
+  'bootstrap/engine.ts': { stageFailed: { args: [{ name: 'fetch', title: 'Fetch the tarball' }, new Error('EBADF')], kind: 'failure', exit: 1 } },
+  'bootstrap/stage.ts': { stageNotRecorded: { args: ['fetch'], kind: 'failure', exit: 1 } },
+  'bootstrap/stages/unpack.ts': {
+    changedSinceFetch: { args: ['/tmp/nix.tar.xz', 'aa', 'bb'], kind: 'integrity', exit: 3 },
+    tarballForOtherSystem: { args: ['aarch64-linux', 'x86_64-linux'], kind: 'preflight', exit: 5 },
+  },
+  'bootstrap/tarball.ts': { notAReleaseTarball: { args: ['nix-2.24.10-x86_64-linux/install is missing from the tarball'], kind: 'integrity', exit: 3 } },
+  'bootstrap/untar.ts': {
+    damagedTarball: { args: ['/tmp/nix.tar.xz', new Error('the xz stream is corrupt')], kind: 'integrity', exit: 3 },
+    unsafeTarball: { args: ['/tmp/nix.tar.xz', 'nix-2.24.10-x86_64-linux/../x leaves the tree'], kind: 'integrity', exit: 3 },
+  },
+  'bootstrap/verify-nix.ts': {
+    checkBuildWrong: { args: ['wrote "no" instead of "ok"'], kind: 'failure', exit: 1 },
+    librariesNotRelocated: { args: [l, ['/lib/libc.so.6']], kind: 'integrity', exit: 3 },
+    loaderListFailed: { args: ['/tmp/s/x-glibc/lib/ld-linux.so.2', '/tmp/s/y-nix/bin/nix', 'cannot execute'], kind: 'failure', exit: 1 },
+    loaderNotRelocated: { args: [l, '/tmp/s/y-nix/bin/nix', '/lib64/ld-linux-x86-64.so.2'], kind: 'integrity', exit: 3 },
+  },
   'build/nix.ts': { restoreCacheUnreadable: { args: [l, 'https://c', new Error('HTTP 503')], kind: 'network', exit: 6 } },
   'build/outcome.ts': {
     buildNotPushed: { args: [2, 'https://c', 'pushing failed'], kind: 'network', exit: 6 },
