@@ -140,7 +140,12 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     noS3Credentials: { args: ['s3://b'], kind: 'usage', exit: 2 },
   },
   'cache/targets.ts': { unsupportedCacheUrl: { args: ['ftp://x'], kind: 'usage', exit: 2 } },
-  'commands/options.ts': { badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 } },
+  'commands/options.ts': {
+    badEnvironmentValue: { args: ['RELONIX_TRANSLATOR_IDLE', 'x', 'a number of seconds', '120'], kind: 'usage', exit: 2 },
+    badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 },
+  },
+  'commands/translate.ts': { nothingToTranslate: { args: [], kind: 'usage', exit: 2 } },
+  'commands/translator.ts': { noTranslator: { args: ['/tmp/p'], kind: 'usage', exit: 2 } },
   'demo/apt.ts': {
     aptFailed: { args: [apt, 'apt-get update', Object.assign(new Error('exit 100'), { stderr: 'E: Failed to fetch' })], kind: 'network', exit: 6 },
     debNotAsIndexed: { args: [apt, { name: 'nix-bin', version: '2.26.3' }, '/tmp/debs'], kind: 'integrity', exit: 3 },
@@ -290,7 +295,10 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     upstreamNeedsKey: { args: ['https://c'], kind: 'usage', exit: 2 },
     upstreamUnusable: { args: ['https://c', new Error('x')], kind: 'usage', exit: 2 },
   },
-  'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
+  'util/errors.ts': {
+    cacheNeedsKey: { args: ['--from', 'http://x', '--from-key'], kind: 'usage', exit: 2 },
+    noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 },
+  },
   'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
   'util/retry.ts': { stillUnreachable: { args: ['GET http://x', new Error('connect ECONNREFUSED'), 'check the network'], kind: 'network', exit: 6 } },
   'util/self.ts': { packageDamaged: { args: [new Error('Cannot find module /x/chunks/a.mjs')], kind: 'failure', exit: 1 } },
@@ -351,4 +359,11 @@ test('conditions: no Nix in a prefix is said one way, with the bootstrap that fi
   assert.equal(e.hint, 'run relonix bootstrap --prefix /home/me/nix first; or name the store paths to publish');
   assert.equal(noNix('/tmp/nix').hint, 'run relonix bootstrap first', 'the default prefix needs no --prefix');
   assert.equal(noNix("/tmp/it's").hint, "run relonix bootstrap --prefix '/tmp/it'\\''s' first", 'the prefix is quoted for sh');
+});
+
+test('conditions: a cache given without its key is said one way for every option, its credentials masked', async () => {
+  const { cacheNeedsKey } = await import('../../src/util/errors.ts');
+  const e = cacheNeedsKey('--translate-from', 'https://alice:s3cret@cache.example/x?token=t0k', '--translate-key');
+  assert.equal(e.message, '--translate-from https://***@cache.example/x?token=*** needs --translate-key');
+  assert.equal(cacheNeedsKey('--from', 'http://c.example', '--from-key').hint, "pass the cache's public key, NAME:BASE64");
 });
