@@ -101,13 +101,14 @@ export function readCachedNarInfo(b: Buffer, where: string): NarInfo {
   try {
     return parseNarInfo(b.toString('utf8'), where);
   } catch (e) {
-    throw damagedNarInfo(e);
+    throw damagedNarInfo(where, e);
   }
 }
 
-/** A narinfo in a cache that cannot be parsed: the parser's words name the URL and what is wrong. */
-export function damagedNarInfo(cause: unknown): RelonixError {
-  return new RelonixError(errorMessage(cause), {
+/** A narinfo in a cache at `where` (URL/key) that cannot be parsed: where it is, and what is wrong. */
+export function damagedNarInfo(where: string, cause: unknown): RelonixError {
+  // the parser's own errors name the narinfo already; a store path's do not
+  return new RelonixError(cause instanceof NarInfoError ? cause.message : `${where}: ${errorMessage(cause)}`, {
     kind: 'integrity',
     hint: 'the cache holds a damaged narinfo; publish the path to it again (relonix publish replaces it)',
     cause,

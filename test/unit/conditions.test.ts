@@ -106,7 +106,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     storeDirMismatch: { args: ['http://x', '/nix/store', '/tmp/s'], kind: 'usage', exit: 2 },
   },
   'cache/narinfo.ts': {
-    damagedNarInfo: { args: [new Error('http://x/x.narinfo: the NarHash field is missing')], kind: 'integrity', exit: 3 },
+    damagedNarInfo: { args: ['http://x/x.narinfo', new Error('"x" is not a store path name')], kind: 'integrity', exit: 3 },
     narInfoForOtherPath: { args: ['http://x/x.narinfo', '/nix/store/y-other', '/nix/store/x-hello'], kind: 'integrity', exit: 3 },
   },
   'cache/publish-prefix.ts': { notANix: { args: ['/tmp/s/x-hello'], kind: 'usage', exit: 2 } },
@@ -366,4 +366,25 @@ test('conditions: a cache given without its key is said one way for every option
   const e = cacheNeedsKey('--translate-from', 'https://alice:s3cret@cache.example/x?token=t0k', '--translate-key');
   assert.equal(e.message, '--translate-from https://***@cache.example/x?token=*** needs --translate-key');
   assert.equal(cacheNeedsKey('--from', 'http://c.example', '--from-key').hint, "pass the cache's public key, NAME:BASE64");
+});
+
+test('conditions: a damaged narinfo of a cache is integrity, named by where it is, whatever is wrong in it', async () => {
+  const { readCachedNarInfo } = await import('../../src/cache/narinfo.ts');
+  const where = 'file:///c/0123456789abcdfghijklmnpqrsvwxyz.narinfo';
+  for (const [text, what] of [
+    ['no field here\n', /malformed line "no field here"/],
+    ['StorePath: /nix/store/not-a-store-path\nURL: nar/x.nar\nNarHash: sha256:x\nNarSize: 1\n', /not-a-store-path/],
+    ['StorePath: /nix/store/0123456789abcdfghijklmnpqrsvwxyz-x\nURL: nar/x.nar\nNarHash: md5:x\nNarSize: 1\n', /is not a sha256 hash/],
+  ] as const) {
+    assert.throws(
+      () => readCachedNarInfo(Buffer.from(text), where),
+      (e: unknown) => {
+        assert.ok(e instanceof RelonixError && e.kind === 'integrity', String(e));
+        assert.ok(e.message.startsWith(`${where}: `), e.message);
+        assert.match(e.message, what);
+        assert.match(e.hint ?? '', /publish the path to it again/);
+        return true;
+      },
+    );
+  }
 });
