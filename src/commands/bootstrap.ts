@@ -5,7 +5,6 @@ import type { BootstrapResult } from '../bootstrap/engine.ts';
 import { DEFAULT_MAX_DOWNLOAD } from '../net/local.ts';
 import { layout } from '../prefix/layout.ts';
 import { emit } from '../util/emit.ts';
-
 import { shQuote } from '../util/shell.ts';
 import { badOptionValue, PREFIX_HELP, repeatable, secondsOption } from './options.ts';
 
