@@ -3,18 +3,17 @@
 // against src/ itself, so a constructor added (or removed) without this table fails here.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import type { GcPlan } from '../../src/cache/gc-plan.ts';
 import { EXIT_CODES } from '../../src/cli.ts';
 import { layout } from '../../src/prefix/layout.ts';
 import { NarFormatError } from '../../src/store/nar/framing.ts';
 import { type ErrorKind, RelonixError } from '../../src/util/errors.ts';
+import { SRC, sources } from '../helpers/sources.ts';
 
-const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const l = layout('/tmp/relonix-conditions-test');
 const plan: GcPlan = {
   kept: [],
@@ -307,12 +306,6 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     notLinux: { args: ['darwin'], kind: 'preflight', exit: 5 },
   },
 };
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
-  );
-}
 
 /** `file name` of each exported function declared to return a RelonixError. */
 function constructorsInSource(): string[] {

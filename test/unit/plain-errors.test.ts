@@ -5,13 +5,11 @@
 // and so does an entry whose file no longer needs it.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-
-const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+import { SRC, sources } from '../helpers/sources.ts';
 
 /** file (under src/) → why it may build a plain Error. */
 const ALLOWED: Record<string, string> = {
@@ -28,12 +26,6 @@ const ALLOWED: Record<string, string> = {
   'util/fs.ts': 'fsError: an errno-shaped error as fs itself throws it, worded by fromSystemError',
   'worker.ts': 'internal error: a worker thread started for a job relonix does not have',
 };
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
-  );
-}
 
 /** `file:line` of every `new Error(…)` in src/. */
 function plainErrors(): string[] {
