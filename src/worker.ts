@@ -10,6 +10,6 @@ const JOBS: Record<string, () => Promise<(port: NonNullable<typeof parentPort>, 
 const data = workerData as ThreadData | undefined;
 if (!isMainThread && parentPort && data?.relonixJob) {
   const job = JOBS[data.relonixJob];
-  if (!job) throw new Error(`relonix has no worker job "${data.relonixJob}"`);
+  if (!job) throw new Error(`internal error: relonix has no worker job "${data.relonixJob}"`);
   await (await job())(parentPort, data);
 }

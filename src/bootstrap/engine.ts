@@ -216,7 +216,7 @@ async function runFrom(
       try {
         r = await st.run(ctx, state, progress);
       } catch (e) {
-        throw stageError(st, await asNoSpace(ctx, state, e));
+        throw stageFailed(st, await asNoSpace(ctx, state, e));
       }
       stageMs[st.name] = Date.now() - t;
       Object.assign(state, r.patch);
@@ -250,12 +250,15 @@ async function asNoSpace(ctx: BootstrapContext, s: BootstrapState, e: unknown): 
   return noSpace(ctx.layout.prefix, await freeSpace(ctx.layout.prefix), need, e);
 }
 
-function stageError(st: Stage, e: unknown): RelonixError {
+/**
+ * A stage that failed, said with its name: with the kind and fix of the error it failed with when
+ * a layer worded it (or the system's refusal in words), else as a failure to fix and re-run.
+ */
+export function stageFailed(st: Pick<Stage, 'name' | 'title'>, e: unknown): RelonixError {
   const worded = e instanceof RelonixError ? e : fromSystemError(e);
-  const msg = `stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(worded ?? e)}`;
-  if (worded) return new RelonixError(msg, { kind: worded.kind, hint: worded.hint, cause: e });
-  return new RelonixError(msg, {
-    hint: `fix the cause and re-run relonix bootstrap: it continues from stage ${st.name} (RELONIX_DEBUG=1 shows the cause chain)`,
+  return new RelonixError(`stage ${st.name} (${st.title.toLowerCase()}) failed: ${errorMessage(worded ?? e)}`, {
+    kind: worded ? worded.kind : 'failure',
+    hint: worded ? worded.hint : `fix the cause and re-run relonix bootstrap: it continues from stage ${st.name} (RELONIX_DEBUG=1 shows the cause chain)`,
     cause: e,
   });
 }

@@ -85,11 +85,16 @@ export function recorded<K extends StageName>(s: BootstrapState, stage: K): Stag
   return s.stages[stage]?.detail as StageDetails[K] | undefined;
 }
 
+/** A stage's record that a later stage reads is missing from the state file (edited, or from another relonix). */
+export function stageNotRecorded(stage: StageName): RelonixError {
+  return new RelonixError(`the ${stage} stage has no record in the state file`, { hint: 'run relonix bootstrap again: it redoes the stages from there' });
+}
+
 /** The record of an earlier stage that this one reads, or an error saying how to recover. */
 export function detailOf<K extends StageName>(s: BootstrapState, stage: K): NonNullable<StageDetails[K]> {
   const d = recorded(s, stage);
   if (d === undefined || d === null) {
-    throw new RelonixError(`the ${stage} stage has no record in the state file`, { hint: 'run relonix bootstrap again: it redoes the stages from there' });
+    throw stageNotRecorded(stage);
   }
   return d;
 }

@@ -36,13 +36,13 @@ export async function readTarballInfo(root: string): Promise<TarballInfo> {
   const where = path.basename(root);
   const parsed = parseTarballDirName(where);
   if (!parsed) {
-    throw new RelonixError(`the tarball's top directory "${where}" is not named nix-<version>-<system>`, { kind: 'integrity', hint: HINT });
+    throw notAReleaseTarball(`the tarball's top directory "${where}" is not named nix-<version>-<system>`);
   }
   let install: string;
   try {
     install = await fs.readFile(path.join(root, 'install'), 'utf8');
   } catch {
-    throw new RelonixError(`${where}/install is missing from the tarball`, { kind: 'integrity', hint: HINT });
+    throw notAReleaseTarball(`${where}/install is missing from the tarball`);
   }
   const nixPath = assignment(install, 'nix');
   const cacertPath = assignment(install, 'cacert');
@@ -51,36 +51,38 @@ export async function readTarballInfo(root: string): Promise<TarballInfo> {
     ['cacert', cacertPath],
   ] as const) {
     if (!v || !/^\/[^\s]*\/[0-9a-df-np-sv-z]{32}-[^/\s]+$/.test(v)) {
-      throw new RelonixError(`${where}/install has no ${name}="<store path>" line${v ? ` (found "${v}")` : ''}`, {
-        kind: 'integrity',
-        hint: HINT,
-      });
+      throw notAReleaseTarball(`${where}/install has no ${name}="<store path>" line${v ? ` (found "${v}")` : ''}`);
     }
   }
   let text: string;
   try {
     text = await fs.readFile(path.join(root, '.reginfo'), 'utf8');
   } catch {
-    throw new RelonixError(`${where}/.reginfo is missing from the tarball`, { kind: 'integrity', hint: HINT });
+    throw notAReleaseTarball(`${where}/.reginfo is missing from the tarball`);
   }
   let reginfo: RegInfo[];
   try {
     reginfo = parseRegInfo(text, `${where}/.reginfo`);
   } catch (e) {
-    throw new RelonixError(`${where}/.reginfo cannot be read: ${errorMessage(e)}`, { kind: 'integrity', hint: HINT });
+    throw notAReleaseTarball(`${where}/.reginfo cannot be read: ${errorMessage(e)}`);
   }
   const known = new Set(reginfo.map((r) => r.path));
   for (const p of [nixPath!, cacertPath!]) {
     if (!known.has(p)) {
-      throw new RelonixError(`${where}/install names ${p}, which .reginfo does not register`, { kind: 'integrity', hint: HINT });
+      throw notAReleaseTarball(`${where}/install names ${p}, which .reginfo does not register`);
     }
   }
   for (const r of reginfo) {
     try {
       await fs.lstat(path.join(root, 'store', path.basename(r.path)));
     } catch {
-      throw new RelonixError(`${where}/.reginfo registers ${r.path}, which is not in store/`, { kind: 'integrity', hint: HINT });
+      throw notAReleaseTarball(`${where}/.reginfo registers ${r.path}, which is not in store/`);
     }
   }
   return { version: parsed.version, system: parsed.system, nixPath: nixPath!, cacertPath: cacertPath!, reginfo };
+}
+
+/** An unpacked tarball that is not laid out as a Nix release (its top directory, install, .reginfo). */
+export function notAReleaseTarball(what: string): RelonixError {
+  return new RelonixError(what, { kind: 'integrity', hint: HINT });
 }

@@ -18,6 +18,7 @@ import { removeTree } from '../util/fs.ts';
 import type { BytesProgress } from '../util/progress.ts';
 import { checkAllLinks, Refusal } from './archive-checks.ts';
 import { Extractor } from './extractor.ts';
+import { notAReleaseTarball } from './tarball.ts';
 
 export interface UnpackOptions {
   tarball: string;
@@ -44,26 +45,31 @@ async function* counted(tarball: string, h: ReturnType<typeof createHash>, onRea
 async function findRoot(dir: string): Promise<string> {
   const names = (await fs.readdir(dir)).filter((n) => !n.startsWith('.'));
   if (names.length !== 1 || !(await fs.lstat(path.join(dir, names[0]!))).isDirectory()) {
-    throw new RelonixError(`the tarball should hold exactly one top directory (nix-<version>-<system>/), found: ${names.join(', ') || 'nothing'}`, {
-      kind: 'integrity',
-      hint: 'use an official Nix binary tarball (nix-<version>-<system>.tar.xz)',
-    });
+    throw notAReleaseTarball(`the tarball should hold exactly one top directory (nix-<version>-<system>/), found: ${names.join(', ') || 'nothing'}`);
   }
   return path.join(dir, names[0]!);
 }
 
 function unpackError(tarball: string, e: unknown): unknown {
-  if (e instanceof Refusal) {
-    return new RelonixError(`refusing to unpack ${tarball}: ${e.message}`, {
-      kind: 'integrity',
-      hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
-    });
-  }
+  if (e instanceof Refusal) return unsafeTarball(tarball, e.message);
   if (e instanceof RelonixError) return e;
-  return new RelonixError(`could not unpack ${tarball}: ${errorMessage(e)}`, {
+  return damagedTarball(tarball, e);
+}
+
+/** A tarball with an entry relonix will not write (outside the tree, a device, a link out …). */
+export function unsafeTarball(tarball: string, why: string): RelonixError {
+  return new RelonixError(`refusing to unpack ${tarball}: ${why}`, {
+    kind: 'integrity',
+    hint: 'this is not a well-formed Nix release tarball; fetch the official one (releases.nixos.org) and check its sha256',
+  });
+}
+
+/** A tarball that does not decompress or read as a tar: damaged, or another kind of file. */
+export function damagedTarball(tarball: string, cause: unknown): RelonixError {
+  return new RelonixError(`could not unpack ${tarball}: ${errorMessage(cause)}`, {
     kind: 'integrity',
     hint: 'the file is damaged or not a .tar.xz; delete it and download it again',
-    cause: e,
+    cause,
   });
 }
 
@@ -164,7 +170,7 @@ export async function unpackTarball(opts: UnpackOptions): Promise<Unpacked> {
       report();
     });
     checkAllLinks(ex.links);
-    if (ex.entries === 0) throw new RelonixError(`${opts.tarball} holds no files`, { kind: 'integrity', hint: 'download the tarball again' });
+    if (ex.entries === 0) throw damagedTarball(opts.tarball, 'it holds no files');
     ex.sealStoreDirs();
     root = await findRoot(partial);
   } catch (e) {

@@ -101,12 +101,10 @@ async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, r
   // the output existed already, so nothing was built: build it again and compare
   if (rebuild) out = (await runNix(nixBuild, ['--no-out-link', '--check', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
   if (!out.startsWith(`${l.storeDir}/`)) {
-    throw new RelonixError(`the check build produced ${out}, outside ${l.storeDir}`, {
-      hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)',
-    });
+    throw checkBuildWrong(`produced ${out}, outside ${l.storeDir}`);
   }
   const checkOutput = (await fs.readFile(out, 'utf8')).trim();
-  if (checkOutput !== 'ok') throw new RelonixError(`the check build wrote "${checkOutput}" instead of "ok"`);
+  if (checkOutput !== 'ok') throw checkBuildWrong(`wrote "${checkOutput}" instead of "ok"`);
   return checkOutput;
 }
 
@@ -115,19 +113,41 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
   const nixBin = await fs.realpath(nixLink);
   const interpreter = interpreterOf(await fs.readFile(nixBin));
   if (!interpreter?.startsWith(`${l.storeDir}/`)) {
-    throw new RelonixError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
-      kind: 'integrity',
-      hint: `the relocate stage did not patch it; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again`,
-    });
+    throw loaderNotRelocated(l, nixBin, interpreter);
   }
   const r = await runTool(interpreter, ['--list', nixBin], { PATH: process.env.PATH ?? '/usr/bin:/bin' });
-  if (r.code !== 0) throw new RelonixError(`${interpreter} --list ${nixBin} failed: ${r.all.trim()}`);
+  if (r.code !== 0) throw loaderListFailed(interpreter, nixBin, r.all.trim());
   const foreign = foreignLibraries(r.stdout, l.storeDir);
   if (foreign.length) {
-    throw new RelonixError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
-      kind: 'integrity',
-      hint: `its RUNPATH still points elsewhere; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again, and report the tarball used`,
-    });
+    throw librariesNotRelocated(l, foreign);
   }
   return { libraries: r.stdout.split('\n').filter((x) => x.includes('=>')).length, interpreter };
+}
+
+/** The relocated Nix built the check derivation, but not as it should (elsewhere, or another output). */
+export function checkBuildWrong(what: string): RelonixError {
+  return new RelonixError(`the check build ${what}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
+}
+
+/** The relocated Nix still names a dynamic linker outside the prefix's store. */
+export function loaderNotRelocated(l: Layout, nixBin: string, interpreter: string | undefined): RelonixError {
+  return new RelonixError(`${nixBin} still names the dynamic linker ${interpreter ?? '(none)'}, not one in ${l.storeDir}`, {
+    kind: 'integrity',
+    hint: `the relocate stage did not patch it; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again`,
+  });
+}
+
+/** The relocated dynamic linker could not list what the relocated Nix loads. */
+export function loaderListFailed(interpreter: string, nixBin: string, output: string): RelonixError {
+  return new RelonixError(`${interpreter} --list ${nixBin} failed: ${output}`, {
+    hint: 'the relocated dynamic linker cannot run here; relonix doctor says whether this host runs the binaries of the store',
+  });
+}
+
+/** The relocated Nix loads libraries from outside the prefix's store. */
+export function librariesNotRelocated(l: Layout, foreign: string[]): RelonixError {
+  return new RelonixError(`the relocated Nix loads libraries from outside ${l.storeDir}: ${foreign.join(', ')}`, {
+    kind: 'integrity',
+    hint: `its RUNPATH still points elsewhere; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again, and report the tarball used`,
+  });
 }

@@ -63,10 +63,7 @@ export function checkCompressionChoice(c: string): CompressionChoice {
 export function resolveCompression(want: CompressionChoice, log: (msg: string) => void = () => undefined): Compression {
   if (want === 'auto') return hostZstd() ? 'zstd' : hostXz() ? 'xz' : 'none';
   if (want === 'zstd' && !hostZstd()) {
-    throw new RelonixError('zstd compression needs the zstd program, and there is none on PATH', {
-      kind: 'usage',
-      hint: 'install zstd (apt-get install zstd, dnf install zstd, apk add zstd), or publish with --compression xz or --compression none',
-    });
+    throw noHostZstd();
   }
   if (want === 'xz' && !hostXz()) {
     log('notice: no xz on this host, so NARs are published uncompressed (Compression: none); install xz-utils for smaller caches');
@@ -104,4 +101,12 @@ export function decompress(src: AsyncIterable<Uint8Array>, c: string, bytes?: nu
   if (c === 'xz') return decompressXz(src, { noHost: small });
   if (c === 'zstd') return small ? pureZstd(src) : decompressZstd(src);
   throw unreadableCompression(c);
+}
+
+/** --compression zstd on a host without the zstd program (relonix has no encoder of its own). */
+export function noHostZstd(): RelonixError {
+  return new RelonixError('zstd compression needs the zstd program, and there is none on PATH', {
+    kind: 'usage',
+    hint: 'install zstd (apt-get install zstd, dnf install zstd, apk add zstd), or publish with --compression xz or --compression none',
+  });
 }

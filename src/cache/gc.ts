@@ -10,7 +10,7 @@ import { mib } from '../util/format.ts';
 import { retry, spent } from '../util/retry.ts';
 import { type GcPlan, narInfoKeys, planGc } from './gc-plan.ts';
 import { MANIFEST_KEY, parseCacheInfo, readManifest } from './meta.ts';
-import { type NarInfo, parseNarInfo } from './narinfo.ts';
+import { type NarInfo, readCachedNarInfo } from './narinfo.ts';
 import type { CacheTarget } from './target.ts';
 
 export type GcResult = GcPlan;
@@ -58,16 +58,12 @@ export function summary(p: GcPlan): string {
 }
 
 async function collect(t: CacheTarget, o: GcOptions): Promise<GcResult> {
-  if (!t.list)
-    throw new RelonixError(`${t.url} cannot be listed, so relonix cannot tell what to remove`, {
-      kind: 'usage',
-      hint: 'run gc against the file:// directory or the s3:// bucket behind the cache',
-    });
+  if (!t.list) throw cacheNotListable(t.url);
   const objects = await retry(() => t.list!());
   const infos = new Map<string, NarInfo>();
   for (const k of narInfoKeys(objects)) {
     const b = await retry(() => t.get(k));
-    if (b) infos.set(k, parseNarInfo(b.toString('utf8'), `${t.url}/${k}`));
+    if (b) infos.set(k, readCachedNarInfo(b, `${t.url}/${k}`));
   }
   const info = await retry(() => t.get('nix-cache-info'));
   const storeDir = info ? parseCacheInfo(info.toString('utf8'), t.url).storeDir : undefined;
@@ -101,17 +97,27 @@ export async function readKeepFile(file: string): Promise<string[]> {
   let text: string;
   try {
     const st = await fs.stat(file);
-    if (!st.isFile()) throw new Error('it is not a regular file');
-    if (st.size > 64 << 20) throw new Error(`it holds ${st.size} bytes, more than any list of store paths`);
+    if (!st.isFile()) throw keepFileUnreadable(file, 'it is not a regular file');
+    if (st.size > 64 << 20) throw keepFileUnreadable(file, `it holds ${st.size} bytes, more than any list of store paths`);
     text = await fs.readFile(file, 'utf8');
   } catch (e) {
-    throw new RelonixError(`cannot read the keep file ${file}: ${errorMessage(e)}`, {
-      kind: 'usage',
-      hint: 'write the store paths to keep into it, one a line',
-    });
+    throw e instanceof RelonixError ? e : keepFileUnreadable(file, errorMessage(e));
   }
   return text
     .split('\n')
     .map((s) => s.trim())
     .filter((s) => s && !s.startsWith('#'));
+}
+
+/** A cache that cannot list its objects (plain HTTP): gc cannot know what nothing names. */
+export function cacheNotListable(url: string): RelonixError {
+  return new RelonixError(`${url} cannot be listed, so relonix cannot tell what to remove`, {
+    kind: 'usage',
+    hint: 'run gc against the file:// directory or the s3:// bucket behind the cache',
+  });
+}
+
+/** A --keep file that cannot be read, or that is no list of store paths. */
+export function keepFileUnreadable(file: string, why: string): RelonixError {
+  return new RelonixError(`cannot read the keep file ${file}: ${why}`, { kind: 'usage', hint: 'write the store paths to keep into it, one a line' });
 }

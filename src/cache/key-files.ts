@@ -18,27 +18,21 @@ function looksLikeKey(arg: string): boolean {
 
 export async function readSecretKeyFile(file: string): Promise<SecretKey> {
   if (looksLikeKey(file) && !(await fs.lstat(file).catch(() => undefined))) {
-    throw new RelonixError('--secret-key takes the file a secret key is in; what was given is no file and looks like a key itself (not printed here)', {
-      kind: 'usage',
-      hint: 'write the key to a file only you can read (umask 077; printf %s "$KEY" > k.secret) and pass --secret-key k.secret',
-    });
+    throw keyGivenForFile();
   }
   let text: string;
   try {
     const fh = await fs.open(file, C.O_RDONLY | C.O_NONBLOCK);
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new Error('it is not a regular file');
-      if (st.size > MAX_KEY_FILE) throw new Error(`it holds ${st.size} bytes, far more than a key`);
+      if (!st.isFile()) throw secretKeyFileUnreadable(file, 'it is not a regular file');
+      if (st.size > MAX_KEY_FILE) throw secretKeyFileUnreadable(file, `it holds ${st.size} bytes, far more than a key`);
       text = await fh.readFile('utf8');
     } finally {
       await fh.close();
     }
   } catch (e) {
-    throw new RelonixError(`cannot read the secret key file ${file}: ${fileProblem(e)}`, {
-      kind: 'usage',
-      hint: 'pass the NAME.secret file; create one with `relonix keygen --name NAME --out DIR`',
-    });
+    throw e instanceof RelonixError ? e : secretKeyFileUnreadable(file, fileProblem(e));
   }
   return parseSecretKey(text, `the secret key file ${file}`);
 }
@@ -60,15 +54,12 @@ export async function writeKeyPair(name: string, outDir: string, opts: { force?:
   const dir = path.resolve(outDir);
   const secretFile = path.join(dir, `${name}.secret`);
   const publicFile = path.join(dir, `${name}.public`);
-  if (path.dirname(secretFile) !== dir || path.dirname(publicFile) !== dir) throw new Error(`key name ${name} leaves ${dir}`);
+  if (path.dirname(secretFile) !== dir || path.dirname(publicFile) !== dir) throw new Error(`internal error: the key name ${name} leaves ${dir}`);
   await makeKeyDir(dir);
   const present = [];
   for (const f of [secretFile, publicFile]) if (await fs.lstat(f).catch(() => undefined)) present.push(f);
   if (present.length && !opts.force) {
-    throw new RelonixError(`${present.join(' and ')} already exist${present.length === 1 ? 's' : ''}`, {
-      kind: 'usage',
-      hint: 'choose another --name or --out, or pass --force to replace them (a replaced secret key is gone for good: caches signed with it then need the new public key)',
-    });
+    throw keyFilesExist(present);
   }
   await writeFileAtomic(secretFile, k.secret, 0o600);
   await writeFileAtomic(publicFile, k.public, 0o644);
@@ -78,11 +69,11 @@ export async function writeKeyPair(name: string, outDir: string, opts: { force?:
 async function makeKeyDir(dir: string): Promise<void> {
   const st = await fs.stat(dir).catch(() => undefined);
   if (st?.isDirectory()) return;
+  if (st) throw keyDirUnusable(dir, fileProblem({ code: 'ENOTDIR' }));
   try {
-    if (st) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new RelonixError(`--out ${dir} cannot hold the keys: ${fileProblem(e)}`, { kind: 'usage', hint: 'pass a directory you can write as --out' });
+    throw keyDirUnusable(dir, fileProblem(e));
   }
 }
 
@@ -100,4 +91,33 @@ function fileProblem(e: unknown): string {
     ELOOP: 'too many symlinks on its path',
   };
   return (code && known[code]) ?? errorMessage(e);
+}
+
+/** --secret-key given the key itself, not its file: refused without echoing it. */
+export function keyGivenForFile(): RelonixError {
+  return new RelonixError('--secret-key takes the file a secret key is in; what was given is no file and looks like a key itself (not printed here)', {
+    kind: 'usage',
+    hint: 'write the key to a file only you can read (umask 077; printf %s "$KEY" > k.secret) and pass --secret-key k.secret',
+  });
+}
+
+/** A --secret-key file that cannot be read as a small regular file. */
+export function secretKeyFileUnreadable(file: string, why: string): RelonixError {
+  return new RelonixError(`cannot read the secret key file ${file}: ${why}`, {
+    kind: 'usage',
+    hint: 'pass the NAME.secret file; create one with `relonix keygen --name NAME --out DIR`',
+  });
+}
+
+/** keygen would replace key files that exist, without --force. */
+export function keyFilesExist(present: string[]): RelonixError {
+  return new RelonixError(`${present.join(' and ')} already exist${present.length === 1 ? 's' : ''}`, {
+    kind: 'usage',
+    hint: 'choose another --name or --out, or pass --force to replace them (a replaced secret key is gone for good: caches signed with it then need the new public key)',
+  });
+}
+
+/** keygen's --out that is no directory this user can make or write. */
+export function keyDirUnusable(dir: string, why: string): RelonixError {
+  return new RelonixError(`--out ${dir} cannot hold the keys: ${why}`, { kind: 'usage', hint: 'pass a directory you can write as --out' });
 }

@@ -89,10 +89,7 @@ export function parsePublicKey(text: string): PublicKey {
 
 export function generateKey(name: string): { secret: string; public: string } {
   if (!isKeyName(name)) {
-    throw new RelonixError(`${JSON.stringify(name)} cannot be a key name`, {
-      kind: 'usage',
-      hint: 'use letters, digits, dots, dashes and underscores, starting with a letter or digit, at most 128 (e.g. cache.example.org-1)',
-    });
+    throw badKeyName(name);
   }
   const { privateKey } = generateKeyPairSync('ed25519');
   const jwk = privateKey.export({ format: 'jwk' });
@@ -119,4 +116,12 @@ export function verifyNarInfo(n: NarInfo, trusted: PublicKey[]): string | undefi
     }
   }
   return undefined;
+}
+
+/** A name keygen cannot give a key (it is also the key files' name, so no / and no ..). */
+export function badKeyName(name: string): RelonixError {
+  return new RelonixError(`${JSON.stringify(name)} cannot be a key name`, {
+    kind: 'usage',
+    hint: 'use letters, digits, dots, dashes and underscores, starting with a letter or digit, at most 128 (e.g. cache.example.org-1)',
+  });
 }

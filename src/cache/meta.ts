@@ -81,13 +81,15 @@ export async function readManifest(t: CacheTarget): Promise<Manifest | undefined
   try {
     m = JSON.parse(b.toString('utf8')) as Manifest;
   } catch (e) {
-    throw new RelonixError(`${t.url}/${MANIFEST_KEY} is not valid JSON: ${(e as Error).message}`, { kind: 'integrity' });
+    throw badManifest(t.url, `is not valid JSON: ${(e as Error).message}`);
   }
   if (m.version !== 1 || typeof m.storeDir !== 'string' || typeof m.nix !== 'object' || m.nix === null) {
-    throw new RelonixError(`${t.url}/${MANIFEST_KEY} is not a version 1 relonix manifest`, {
-      kind: 'integrity',
-      hint: 'publish to it again with this relonix',
-    });
+    throw badManifest(t.url, 'is not a version 1 relonix manifest');
   }
   return m;
+}
+
+/** A cache's relonix.json that is damaged or from another relonix: no Nix can be found through it. */
+export function badManifest(url: string, why: string): RelonixError {
+  return new RelonixError(`${url}/${MANIFEST_KEY} ${why}`, { kind: 'integrity', hint: 'publish to it again with this relonix' });
 }

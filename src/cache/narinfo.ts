@@ -1,6 +1,7 @@
 // The `<hashpart>.narinfo` files of a binary cache, in the layout Nix itself writes and reads.
 import path from 'node:path';
 import { parseStoreBasename } from '../store/storepath.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 
 export interface NarInfo {
   storePath: string;
@@ -30,6 +31,14 @@ export function formatNarInfo(n: NarInfo): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** A narinfo that is not one (a line, a field, a hash): what the cache layer reads, not what users give. */
+export class NarInfoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NarInfoError';
+  }
+}
+
 /** Parses a narinfo; `where` names it in errors. Unknown fields are ignored, as Nix does. */
 export function parseNarInfo(text: string, where = 'narinfo'): NarInfo {
   const fields = new Map<string, string>();
@@ -37,7 +46,7 @@ export function parseNarInfo(text: string, where = 'narinfo'): NarInfo {
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const i = line.indexOf(': ');
-    if (i <= 0) throw new Error(`${where}: malformed line "${line.slice(0, 80)}"`);
+    if (i <= 0) throw new NarInfoError(`${where}: malformed line "${line.slice(0, 80)}"`);
     const k = line.slice(0, i);
     const v = line.slice(i + 2);
     if (k === 'Sig') sigs.push(v);
@@ -45,17 +54,17 @@ export function parseNarInfo(text: string, where = 'narinfo'): NarInfo {
   }
   const need = (k: string) => {
     const v = fields.get(k);
-    if (v === undefined || v === '') throw new Error(`${where}: the ${k} field is missing`);
+    if (v === undefined || v === '') throw new NarInfoError(`${where}: the ${k} field is missing`);
     return v;
   };
   const num = (k: string, v: string) => {
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new Error(`${where}: ${k} "${v}" is not a size`);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new NarInfoError(`${where}: ${k} "${v}" is not a size`);
     return Number(v);
   };
   const storePath = need('StorePath');
   parseStoreBasename(path.basename(storePath));
   const narHash = need('NarHash');
-  if (!narHash.startsWith('sha256:')) throw new Error(`${where}: NarHash "${narHash}" is not a sha256 hash`);
+  if (!narHash.startsWith('sha256:')) throw new NarInfoError(`${where}: NarHash "${narHash}" is not a sha256 hash`);
   const refs = (fields.get('References') ?? '').split(' ').filter(Boolean);
   for (const r of refs) parseStoreBasename(r);
   const fs = fields.get('FileSize');
@@ -85,4 +94,31 @@ export function fingerprint(n: Pick<NarInfo, 'storePath' | 'narHash' | 'narSize'
 /** The narinfo key of a store path: `<32-char hash>.narinfo`. */
 export function narInfoKey(storePathOrBasename: string): string {
   return `${parseStoreBasename(path.basename(storePathOrBasename)).hash}.narinfo`;
+}
+
+/** A cache's narinfo at `where` (URL/key), parsed; one that is no narinfo is a damaged cache object. */
+export function readCachedNarInfo(b: Buffer, where: string): NarInfo {
+  try {
+    return parseNarInfo(b.toString('utf8'), where);
+  } catch (e) {
+    throw damagedNarInfo(where, e);
+  }
+}
+
+/** A narinfo in a cache at `where` (URL/key) that cannot be parsed: where it is, and what is wrong. */
+export function damagedNarInfo(where: string, cause: unknown): RelonixError {
+  // the parser's own errors name the narinfo already; a store path's do not
+  return new RelonixError(cause instanceof NarInfoError ? cause.message : `${where}: ${errorMessage(cause)}`, {
+    kind: 'integrity',
+    hint: 'the cache holds a damaged narinfo; publish the path to it again (relonix publish replaces it)',
+    cause,
+  });
+}
+
+/** A narinfo fetched under a path's name that describes another path. */
+export function narInfoForOtherPath(where: string, described: string, storePath: string): RelonixError {
+  return new RelonixError(`${where} describes ${described}, not ${storePath}`, {
+    kind: 'integrity',
+    hint: 'the cache holds a narinfo under the wrong name; publish the path to it again (relonix publish replaces it)',
+  });
 }

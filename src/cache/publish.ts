@@ -16,11 +16,11 @@ import { errorMessage, RelonixError } from '../util/errors.ts';
 import { listDir } from '../util/fs.ts';
 import { Limit } from '../util/pool.ts';
 import { processAlive } from '../util/proc.ts';
-import { isTransient, type RetryOptions, retry } from '../util/retry.ts';
+import { isTransient, type RetryOptions, retry, stillUnreachable } from '../util/retry.ts';
 import { type Compression, type CompressionChoice, narExtension, resolveCompression } from './compress.ts';
 import type { Journal } from './journal.ts';
 import { type SecretKey, signNarInfo } from './keys.ts';
-import { checkCacheInfo, formatCacheInfo, MANIFEST_KEY, type Manifest, readManifest } from './meta.ts';
+import { checkCacheInfo, formatCacheInfo, MANIFEST_KEY, type Manifest, readManifest, storeDirMismatch } from './meta.ts';
 import { formatNarInfo, type NarInfo, narInfoKey } from './narinfo.ts';
 import { readBack } from './readback.ts';
 import { type StagedNar, stageNarStream } from './staged-nar.ts';
@@ -122,7 +122,7 @@ async function uploadNar(o: ItemsOptions, it: PublishItem, compression: Compress
 /** Records the Nix in relonix.json; last, as it must only ever name a Nix whose closure is in the cache. */
 async function recordNix(o: PublishOptions, rec: NonNullable<PublishOptions['record']>): Promise<void> {
   const m: Manifest = (await readManifest(o.target)) ?? { version: 1, storeDir: o.storeDir, nix: {} };
-  if (m.storeDir !== o.storeDir) throw new RelonixError(`${o.target.url}/${MANIFEST_KEY} is for the store ${m.storeDir}, not ${o.storeDir}`, { kind: 'usage' });
+  if (m.storeDir !== o.storeDir) throw storeDirMismatch(o.target.url, m.storeDir, o.storeDir);
   m.nix[rec.system] = { path: rec.nix, cacert: rec.cacert, publishedAt: new Date().toISOString() };
   await o.target.put(MANIFEST_KEY, Buffer.from(`${JSON.stringify(m, null, 2)}\n`), 'application/json');
 }
@@ -138,10 +138,7 @@ export function localItem(p: RegInfo): PublishItem {
     nar: () => dumpPath(p.path),
     accept: (staged) => {
       if (!parseNarHashField(p.narHash).equals(staged.narHash) || staged.narSize !== p.narSize) {
-        throw new RelonixError(`${p.path} no longer matches its registration (NAR hash or size changed on disk)`, {
-          kind: 'integrity',
-          hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
-        });
+        throw changedSinceRegistered(p.path);
       }
       return {};
     },
@@ -171,11 +168,7 @@ async function guard<T>(o: PublishTarget, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (e) {
     if (e instanceof RelonixError) throw e;
-    throw new RelonixError(`publishing to ${o.target.url} failed: ${errorMessage(e)}`, {
-      kind: isTransient(e) ? 'network' : 'failure',
-      hint: 'run the same command again: what is already in the cache is skipped',
-      cause: e,
-    });
+    throw isTransient(e) ? stillUnreachable(`publishing to ${o.target.url} failed`, e, PUBLISH_AGAIN) : publishFailed(o.target.url, e);
   }
 }
 
@@ -187,7 +180,7 @@ async function publishAll(o: ItemsOptions, items: PublishItem[]): Promise<Publis
   const info = await again(() => checkCacheInfo(o.target, o.storeDir));
   if (!info) await again(() => o.target.put('nix-cache-info', Buffer.from(formatCacheInfo({ storeDir: o.storeDir })), 'text/x-nix-cache-info'));
   for (const it of items) {
-    if (path.dirname(it.path) !== o.storeDir) throw new RelonixError(`${it.path} is not in the store ${o.storeDir}`, { kind: 'usage' });
+    if (path.dirname(it.path) !== o.storeDir) throw notInStore(it.path, o.storeDir);
   }
   // at most `jobs` paths are hashed, compressed and uploaded at once
   const limit = new Limit(o.jobs ?? 4);
@@ -279,4 +272,27 @@ async function clearAbandonedStaging(dir: string): Promise<void> {
     if (!st || Date.now() - st.mtimeMs < 5 * 60_000) continue;
     await fs.rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+const PUBLISH_AGAIN = 'run the same command again: what is already in the cache is skipped';
+
+/** A publish that failed for a reason no layer below worded (not the network: that is stillUnreachable). */
+export function publishFailed(url: string, cause: unknown): RelonixError {
+  return new RelonixError(`publishing to ${url} failed: ${errorMessage(cause)}`, { kind: 'failure', hint: PUBLISH_AGAIN, cause });
+}
+
+/** A store path whose bytes on disk no longer hash to what the database registered. */
+export function changedSinceRegistered(storePath: string): RelonixError {
+  return new RelonixError(`${storePath} no longer matches its registration (NAR hash or size changed on disk)`, {
+    kind: 'integrity',
+    hint: `repair it with nix-store --verify --check-contents --repair, then publish again`,
+  });
+}
+
+/** A path to publish that is not directly in the store dir the cache is for. */
+export function notInStore(p: string, storeDir: string): RelonixError {
+  return new RelonixError(`${p} is not in the store ${storeDir}`, {
+    kind: 'usage',
+    hint: `name store paths of this prefix's store (${storeDir}/HASH-NAME); nix-store --query --requisites lists a closure`,
+  });
 }

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { CodecError } from '../codec/error.ts';
 import { download } from '../net/download.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { unpackNar } from '../store/nar/unpack.ts';
@@ -79,17 +80,11 @@ async function* fileHashChecked(raw: AsyncIterable<Uint8Array> | Iterable<Uint8A
     yield b;
   }
   if (ni.fileSize !== undefined && size !== ni.fileSize) {
-    throw new RelonixError(`${where}: ${size} bytes, but the narinfo promises ${ni.fileSize}`, {
-      kind: 'integrity',
-      hint: 'the cache holds a truncated or altered NAR; republish the path',
-    });
+    throw narNotAsPromised(where, `${size} bytes, but the narinfo promises ${ni.fileSize}`);
   }
   const got = h.digest();
   if (ni.fileHash && formatNarHash(got) !== ni.fileHash && got.toString('hex') !== ni.fileHash.slice(7)) {
-    throw new RelonixError(`${where}: file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`, {
-      kind: 'integrity',
-      hint: 'the cache holds a corrupt or altered NAR; republish the path',
-    });
+    throw narNotAsPromised(where, `file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`);
   }
 }
 
@@ -106,17 +101,10 @@ async function unpackChecked({ ni, target }: Item, nar: AsyncIterable<Uint8Array
       r = await unpackNar(nar, tmp);
     } catch (e) {
       if (e instanceof RelonixError || isTransient(e)) throw e;
-      throw new RelonixError(`${dest}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(e)}`, {
-        kind: 'integrity',
-        hint: 'republish the path; run again to retry',
-        cause: e,
-      });
+      throw narUnusable({ ni, target }, e);
     }
     if (!r.hash.equals(parseNarHashField(ni.narHash)) || r.size !== ni.narSize) {
-      throw new RelonixError(`${dest}: the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`, {
-        kind: 'integrity',
-        hint: 'the cache holds a corrupt or tampered NAR; nothing was registered',
-      });
+      throw narNotAsPromised(dest, `the NAR has hash ${formatNarHash(r.hash)} and size ${r.size}, but the narinfo says ${ni.narHash} and ${ni.narSize}`);
     }
     await fs.rename(tmp, dest);
   } catch (e) {
@@ -214,10 +202,10 @@ export async function restoreRun(l: Layout, queue: Item[], compression: string, 
       // reading output is what drives the input side, and output only exists for a path already taken
       if (await out.atEnd()) {
         if (inputError) throw inputError;
-        if (completed < taken.length) throw new Error(`the decompressor stopped before ${taken[completed]!.ni.storePath}`);
+        if (completed < taken.length) throw narUnusable(taken[completed]!, new CodecError('the decompressed stream ends before it'));
         return;
       }
-      if (completed >= taken.length) throw new Error('the decompressor wrote more than the NARs it was given');
+      if (completed >= taken.length) throw narUnusable(taken.at(-1)!, new CodecError('the decompressed stream goes on past its end'));
       const it = taken[completed]!;
       await unpackChecked(it, out.take(it.ni.narSize));
       completed++;
@@ -233,4 +221,21 @@ export async function restoreRun(l: Layout, queue: Item[], compression: string, 
   } finally {
     await out.close();
   }
+}
+
+/** A NAR whose bytes are not what its signed narinfo promises (size, file hash, NAR hash): nothing of it is registered. */
+export function narNotAsPromised(where: string, what: string): RelonixError {
+  return new RelonixError(`${where}: ${what}`, {
+    kind: 'integrity',
+    hint: 'the cache holds a truncated, corrupt or altered NAR; nothing was registered; publish the path to it again',
+  });
+}
+
+/** A NAR from a cache that cannot be decompressed or read as a NAR: a damaged cache object. */
+export function narUnusable({ ni, target }: Item, cause: unknown): RelonixError {
+  return new RelonixError(`${ni.storePath}: the NAR from ${target.url}/${ni.url} is unusable: ${errorMessage(cause)}`, {
+    kind: 'integrity',
+    hint: 'republish the path; run again to retry',
+    cause,
+  });
 }

@@ -19,7 +19,7 @@ import type { StepProgress } from '../util/progress.ts';
 import { POLICY, retry, spent } from '../util/retry.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
 import { cacheIncomplete, checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
-import { type NarInfo, narInfoKey, parseNarInfo } from './narinfo.ts';
+import { type NarInfo, narInfoForOtherPath, narInfoKey, readCachedNarInfo } from './narinfo.ts';
 import { type Item, restoreOne, restoreRun } from './restore-nar.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
 
@@ -64,22 +64,13 @@ export async function findNixInCaches(caches: string[], storeDir: string, system
     const entry = m.nix[system];
     if (entry) return { target, entry };
   }
-  if (problems.length) {
-    const kind = problems.every((p) => p.kind === 'usage') ? 'usage' : 'network';
-    throw new RelonixError(`no usable cache names a Nix for ${system} and ${storeDir}: ${problems.map((p) => p.text).join('; ')}`, {
-      kind,
-      hint: kind === 'usage' ? STORE_DIR_HINT : 'check that the cache is reachable, then run again',
-    });
-  }
+  if (problems.length) throw noUsableCache(system, storeDir, problems);
   return undefined;
 }
 
 function trusted(keys: string[]): PublicKey[] {
   if (keys.length === 0) {
-    throw new RelonixError('restoring from a cache needs at least one trusted public key', {
-      kind: 'usage',
-      hint: 'pass --trusted-key NAME:BASE64 (the content of the NAME.public file the cache was signed with)',
-    });
+    throw noTrustedKey();
   }
   return keys.map(parsePublicKey);
 }
@@ -89,13 +80,8 @@ export async function readNarInfo(t: CacheTarget, storePath: string, retries: nu
   const key = narInfoKey(storePath);
   const b = await retry(() => t.get(key), { retries });
   if (!b) return undefined;
-  let ni: NarInfo;
-  try {
-    ni = parseNarInfo(b.toString('utf8'), `${t.url}/${key}`);
-  } catch (e) {
-    throw new RelonixError(errorMessage(e), { kind: 'integrity' });
-  }
-  if (ni.storePath !== storePath) throw new RelonixError(`${t.url}/${key} describes ${ni.storePath}, not ${storePath}`, { kind: 'integrity' });
+  const ni = readCachedNarInfo(b, `${t.url}/${key}`);
+  if (ni.storePath !== storePath) throw narInfoForOtherPath(`${t.url}/${key}`, ni.storePath, storePath);
   return ni;
 }
 
@@ -116,7 +102,12 @@ async function fetchNarInfo(targets: CacheTarget[], storePath: string, missing: 
 export function checkSigned(ni: NarInfo, keys: PublicKey[]): void {
   if (verifyNarInfo(ni, keys)) return;
   const names = ni.sigs.map((s) => s.split(':')[0]).join(', ') || 'none';
-  throw new RelonixError(`${ni.storePath}: no valid signature by a trusted key (signatures by: ${names}; trusted: ${keys.map((k) => k.name).join(', ')})`, {
+  throw notSignedByTrustedKey(ni.storePath, names, keys);
+}
+
+/** A narinfo no trusted key signed: altered, or signed with a key not given. */
+export function notSignedByTrustedKey(storePath: string, signers: string, keys: PublicKey[]): RelonixError {
+  return new RelonixError(`${storePath}: no valid signature by a trusted key (signatures by: ${signers}; trusted: ${keys.map((k) => k.name).join(', ')})`, {
     kind: 'integrity',
     hint: 'the narinfo was altered or signed with another key; pass the right trusted key, or republish the cache',
   });
@@ -248,10 +239,7 @@ export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: str
   const l = opts.layout;
   const found = await findNixInCaches(opts.caches, l.storeDir, opts.system, opts.targetOptions);
   if (!found) {
-    throw new RelonixError(`none of the caches (${opts.caches.join(', ')}) names a Nix for ${opts.system} and the store ${l.storeDir}`, {
-      kind: 'usage',
-      hint: 'publish one with `relonix publish --to URL --secret-key FILE` from a prefix with the same store dir, or bootstrap from the tarball',
-    });
+    throw noNixInCaches(opts.caches, opts.system, l.storeDir);
   }
   const { entry, target } = found;
   opts.onProgress?.({ message: `restoring ${entry.path} from ${target.url}` });
@@ -291,11 +279,41 @@ export async function realiseNixFromCache(
   try {
     await runNix(nixStore, args, { env: opts.env, hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache' });
   } catch (e) {
-    throw new RelonixError(`the relocated Nix could not realise ${found.entry.path} from ${opts.caches.join(', ')}: ${errorMessage(e)}`, {
-      kind: 'network',
-      hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache',
-      cause: e,
-    });
+    throw nixNotRealised(found.entry.path, opts.caches, e);
   }
   return { nix: found.entry.path };
+}
+
+/** Every cache asked for a Nix failed: all serve another store (usage), or one could not be read (network). */
+export function noUsableCache(system: string, storeDir: string, problems: { text: string; kind: ErrorKind }[]): RelonixError {
+  const kind = problems.every((p) => p.kind === 'usage') ? 'usage' : 'network';
+  return new RelonixError(`no usable cache names a Nix for ${system} and ${storeDir}: ${problems.map((p) => p.text).join('; ')}`, {
+    kind,
+    hint: kind === 'usage' ? STORE_DIR_HINT : 'check that the cache is reachable, then run again',
+  });
+}
+
+/** A restore with no --trusted-key: nothing from the cache could be trusted. */
+export function noTrustedKey(): RelonixError {
+  return new RelonixError('restoring from a cache needs at least one trusted public key', {
+    kind: 'usage',
+    hint: 'pass --trusted-key NAME:BASE64 (the content of the NAME.public file the cache was signed with)',
+  });
+}
+
+/** No cache given records a Nix for this system and store dir (relonix.json). */
+export function noNixInCaches(caches: string[], system: string, storeDir: string): RelonixError {
+  return new RelonixError(`none of the caches (${caches.join(', ')}) names a Nix for ${system} and the store ${storeDir}`, {
+    kind: 'usage',
+    hint: 'publish one with `relonix publish --to URL --secret-key FILE` from a prefix with the same store dir, or bootstrap from the tarball',
+  });
+}
+
+/** The relocated Nix could not substitute the cache's Nix into the store. */
+export function nixNotRealised(nix: string, caches: string[], cause: unknown): RelonixError {
+  return new RelonixError(`the relocated Nix could not realise ${nix} from ${caches.join(', ')}: ${errorMessage(cause)}`, {
+    kind: 'network',
+    hint: 'check the cache URL and --trusted-key; `relonix publish` fills the cache',
+    cause,
+  });
 }

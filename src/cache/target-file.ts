@@ -33,10 +33,7 @@ export class FileTarget implements CacheTarget {
     try {
       this.root = path.resolve(fileURLToPath(url.split('?')[0]!));
     } catch {
-      throw new RelonixError(`${url} is not a file URL of a local directory`, {
-        kind: 'usage',
-        hint: 'write file:///path/to/dir (three slashes: no host), or the path itself',
-      });
+      throw badFileCacheUrl(url);
     }
   }
 
@@ -142,4 +139,12 @@ export class FileTarget implements CacheTarget {
     if (root) await walk(root, '');
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
+}
+
+/** A file:// cache URL that names no local directory (a host, a bad escape). */
+export function badFileCacheUrl(url: string): RelonixError {
+  return new RelonixError(`${url} is not a file URL of a local directory`, {
+    kind: 'usage',
+    hint: 'write file:///path/to/dir (three slashes: no host), or the path itself',
+  });
 }

@@ -18,8 +18,7 @@ function parseHeaders(list: string[] = []): Record<string, string> {
   for (const [n, line] of list.entries()) {
     const i = line.indexOf(':');
     // the value may be a credential: the message names the option's position, never its text
-    if (i <= 0)
-      throw new RelonixError(`--header number ${n + 1} is not of the form "Name: value"`, { kind: 'usage', hint: "write it as --header 'Name: value'" });
+    if (i <= 0) throw badHeader(n + 1);
     h[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
   return h;
@@ -37,7 +36,7 @@ export class HttpTarget implements CacheTarget {
     try {
       host = new URL(clean).hostname;
     } catch {
-      throw new RelonixError(`${this.url} is not a valid URL`, { kind: 'usage', hint: 'write it as http(s)://host[:port]/path' });
+      throw badHttpCacheUrl(this.url);
     }
     this.base = clean.replace(/\/+$/, '');
     this.headers = parseHeaders(opts.headers);
@@ -101,4 +100,14 @@ export class HttpTarget implements CacheTarget {
     if ((r.status < 200 || r.status >= 300) && r.status !== 404) throw await httpFailure(r, `DELETE ${this.u(key)}`);
     r.drop();
   }
+}
+
+/** A --header that is not `Name: value`; named by its position, as its value may be a credential. */
+export function badHeader(position: number): RelonixError {
+  return new RelonixError(`--header number ${position} is not of the form "Name: value"`, { kind: 'usage', hint: "write it as --header 'Name: value'" });
+}
+
+/** An http(s) cache URL that does not parse. */
+export function badHttpCacheUrl(url: string): RelonixError {
+  return new RelonixError(`${url} is not a valid URL`, { kind: 'usage', hint: 'write it as http(s)://host[:port]/path' });
 }

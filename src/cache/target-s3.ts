@@ -11,7 +11,7 @@ import type { CacheObject, CacheTarget } from './target.ts';
 export function parseS3Url(url: string): { bucket: string; endpoint: string; region: string; prefix: string } {
   const u = new URL(url);
   const bucket = u.hostname;
-  if (!bucket) throw new RelonixError(`${redactUrl(url)} names no bucket`, { kind: 'usage', hint: 'write s3://BUCKET?endpoint=…&region=…' });
+  if (!bucket) throw noBucket(url);
   const region = u.searchParams.get('region') ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   let endpoint = u.searchParams.get('endpoint') ?? `https://s3.${region}.amazonaws.com`;
   if (!/^https?:\/\//.test(endpoint)) endpoint = `https://${endpoint}`;
@@ -40,10 +40,7 @@ export class S3Target implements CacheTarget {
     const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
     if (!accessKeyId || !secretAccessKey) {
-      throw new RelonixError(`no credentials for ${this.url}`, {
-        kind: 'usage',
-        hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)',
-      });
+      throw noS3Credentials(this.url);
     }
     this.creds = { accessKeyId, secretAccessKey, sessionToken: process.env.AWS_SESSION_TOKEN };
   }
@@ -140,4 +137,17 @@ export function listedObjects(xml: string, pre: string): CacheObject[] {
     });
   }
   return out;
+}
+
+/** An s3:// URL without a bucket name. */
+export function noBucket(url: string): RelonixError {
+  return new RelonixError(`${redactUrl(url)} names no bucket`, { kind: 'usage', hint: 'write s3://BUCKET?endpoint=…&region=…' });
+}
+
+/** An s3:// cache with no AWS credentials in the environment. */
+export function noS3Credentials(url: string): RelonixError {
+  return new RelonixError(`no credentials for ${url}`, {
+    kind: 'usage',
+    hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)',
+  });
 }

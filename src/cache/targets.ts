@@ -20,7 +20,12 @@ export function openTarget(url: string, opts: TargetOptions = {}): CacheTarget {
   if (url.startsWith('http://') || url.startsWith('https://')) return new HttpTarget(url, opts);
   if (url.startsWith('s3://')) return new S3Target(url);
   if (url.startsWith('/')) return new FileTarget(pathToFileURL(url).href);
-  throw new RelonixError(`unsupported cache URL ${redactUrl(url)}`, {
+  throw unsupportedCacheUrl(url);
+}
+
+/** A cache URL of a scheme relonix does not write or read. */
+export function unsupportedCacheUrl(url: string): RelonixError {
+  return new RelonixError(`unsupported cache URL ${redactUrl(url)}`, {
     kind: 'usage',
     hint: 'use file:///dir, http(s)://host/path or s3://bucket?endpoint=…&region=…',
   });

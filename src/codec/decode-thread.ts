@@ -9,6 +9,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { errorMessage } from '../util/errors.ts';
 import { startThread, type ThreadData } from '../util/thread.ts';
+import { CodecError } from './error.ts';
 import { decompressXz } from './xz.ts';
 import { decompressZstd, pureZstd } from './zstd.ts';
 
@@ -67,7 +68,7 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
     if (m.t === 'out') outbox.push(Buffer.from(m.b));
     else if (m.t === 'took') inFlight -= m.n;
     else if (m.t === 'end') finished = true;
-    else if (m.t === 'error') failure ??= new Error(m.message);
+    else if (m.t === 'error') failure ??= new CodecError(m.message);
     toFeed.fire();
     toRead.fire();
   });
@@ -77,7 +78,7 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
     toRead.fire();
   });
   w.on('exit', () => {
-    if (!finished) failure ??= new Error(`the ${codec} decoder thread stopped before the end of the stream`);
+    if (!finished) failure ??= new CodecError(`the ${codec} decoder thread stopped before the end of the stream`);
     toFeed.fire();
     toRead.fire();
   });

@@ -4,6 +4,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeThrough } from '../util/spawn.ts';
+import { CodecError } from './error.ts';
 import { hostXz } from './host-tools.ts';
 
 export interface XzOptions {
@@ -22,7 +23,7 @@ export function decompressXz(src: AsyncIterable<Uint8Array>, o: XzOptions = {}):
   const xz = o.noHost ? null : hostXz();
   if (xz) {
     const args = ['-d', '-c', '-q', ...(o.threads === undefined ? [] : [`-T${o.threads}`])];
-    return pipeThrough(xz, args, src, (detail) => `the xz stream is corrupt: ${detail}`);
+    return pipeThrough(xz, args, src, (detail) => new CodecError(`the xz stream is corrupt: ${detail}`));
   }
   return wasmXz(src);
 }
@@ -39,6 +40,6 @@ async function* wasmXz(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Arra
 /** Compresses with the host xz at `level`; the caller has checked that there is one. */
 export function compressXz(src: AsyncIterable<Uint8Array>, level: number): AsyncIterable<Uint8Array> {
   const xz = hostXz();
-  if (!xz) throw new Error('xz compression needs the host xz');
-  return pipeThrough(xz, ['-c', '-q', '-T1', `-${level}`], src, (detail) => `xz failed while compressing: ${detail}`);
+  if (!xz) throw new Error('internal error: xz compression needs the host xz');
+  return pipeThrough(xz, ['-c', '-q', '-T1', `-${level}`], src, (detail) => new CodecError(`xz failed while compressing: ${detail}`));
 }

@@ -4,20 +4,21 @@
 // compressing needs the host zstd.
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { pipeThrough } from '../util/spawn.ts';
+import { CodecError } from './error.ts';
 import { hostZstd } from './host-tools.ts';
 import { Xxh64 } from './xxh64.ts';
 
 export function decompressZstd(src: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   const zstd = hostZstd();
-  if (zstd) return pipeThrough(zstd, ['-d', '-c', '-q'], src, (detail) => `the zstd stream is corrupt: ${detail}`);
+  if (zstd) return pipeThrough(zstd, ['-d', '-c', '-q'], src, (detail) => new CodecError(`the zstd stream is corrupt: ${detail}`));
   return pureZstd(src);
 }
 
 /** Compresses with the host zstd at `level`; the caller has checked that there is one. */
 export function compressZstd(src: AsyncIterable<Uint8Array>, level: number): AsyncIterable<Uint8Array> {
   const zstd = hostZstd();
-  if (!zstd) throw new Error('zstd compression needs the host zstd');
-  return pipeThrough(zstd, ['-c', '-q', '-T1', `-${level}`], src, (detail) => `zstd failed while compressing: ${detail}`);
+  if (!zstd) throw new Error('internal error: zstd compression needs the host zstd');
+  return pipeThrough(zstd, ['-c', '-q', '-T1', `-${level}`], src, (detail) => new CodecError(`zstd failed while compressing: ${detail}`));
 }
 
 /** fzstd takes input in pieces this big, so what one push produces stays small. */
@@ -38,7 +39,7 @@ export async function* pureZstd(src: AsyncIterable<Uint8Array>): AsyncGenerator<
     sum.update(chunk);
     out.push(chunk);
   });
-  const corrupt = (e: unknown) => new Error(`the zstd stream is corrupt: ${(e as Error).message || String(e)}`);
+  const corrupt = (e: unknown) => new CodecError(`the zstd stream is corrupt: ${(e as Error).message || String(e)}`);
   const push = (piece: Uint8Array) => {
     try {
       for (let i = 0; i < piece.length; ) {
@@ -49,7 +50,7 @@ export async function* pureZstd(src: AsyncIterable<Uint8Array>): AsyncGenerator<
         const end = frames.takeFrameEnd();
         d.push(piece.subarray(i, j), end !== undefined);
         if (end) {
-          if (end.checksum !== undefined && sum.digestLow32() !== end.checksum) throw new Error('a frame fails its content checksum');
+          if (end.checksum !== undefined && sum.digestLow32() !== end.checksum) throw new CodecError('a frame fails its content checksum');
           sum.reset();
         }
         i = j;
@@ -137,8 +138,8 @@ export class ZstdFrames {
   /** the stream is over: it must end between frames, after at least one */
   end(): void {
     const between = this.state === 'magic' && this.buf.length === 0 && this.skip === 0;
-    if (this.frameCount === 0 && between) throw new Error('it is empty');
-    if (!between) throw new Error('it ends inside a frame (truncated)');
+    if (this.frameCount === 0 && between) throw new CodecError('it is empty');
+    if (!between) throw new CodecError('it ends inside a frame (truncated)');
   }
 
   private enter(state: ZstdFrames['state']) {
@@ -166,7 +167,7 @@ export class ZstdFrames {
           this.frameCount++;
           this.enter('skipsize');
         } else {
-          throw new Error(`no zstd frame starts here (magic ${m.toString(16).padStart(8, '0')})`);
+          throw new CodecError(`no zstd frame starts here (magic ${m.toString(16).padStart(8, '0')})`);
         }
         return false;
       }
@@ -179,7 +180,7 @@ export class ZstdFrames {
       }
       case 'fhd': {
         const fhd = h[0]!;
-        if (fhd & 8) throw new Error('a frame header has its reserved bit set');
+        if (fhd & 8) throw new CodecError('a frame header has its reserved bit set');
         const single = (fhd >> 5) & 1;
         const fcsFlag = fhd >> 6;
         const fcsBytes = fcsFlag === 0 ? single : 1 << fcsFlag;
@@ -187,7 +188,7 @@ export class ZstdFrames {
         this.state = 'header';
         this.buf = [];
         this.need = (single ? 0 : 1) + DICT_ID_BYTES[fhd & 3]! + fcsBytes;
-        if (this.need === 0) throw new Error('a frame header is impossible');
+        if (this.need === 0) throw new CodecError('a frame header is impossible');
         return false;
       }
       case 'header':
@@ -207,7 +208,7 @@ export class ZstdFrames {
     const single = (fhd >> 5) & 1;
     const dictBytes = DICT_ID_BYTES[fhd & 3]!;
     const dictAt = single ? 0 : 1;
-    if (h.slice(dictAt, dictAt + dictBytes).some((x) => x !== 0)) throw new Error('a frame needs a dictionary');
+    if (h.slice(dictAt, dictAt + dictBytes).some((x) => x !== 0)) throw new CodecError('a frame needs a dictionary');
     if (single) {
       // the window is the content size
       let size = 0;
@@ -219,7 +220,7 @@ export class ZstdFrames {
       const base = 2 ** (10 + (wd >> 3));
       this.window = base + (base / 8) * (wd & 7);
     }
-    if (this.window > ZSTD_MAX_WINDOW) throw new Error(`a frame wants a ${this.window}-byte window, more than the ${ZSTD_MAX_WINDOW} allowed`);
+    if (this.window > ZSTD_MAX_WINDOW) throw new CodecError(`a frame wants a ${this.window}-byte window, more than the ${ZSTD_MAX_WINDOW} allowed`);
     this.checksum = ((fhd >> 2) & 1) === 1;
     this.enter('block');
   }
@@ -230,8 +231,8 @@ export class ZstdFrames {
     const last = bh & 1;
     const type = (bh >> 1) & 3;
     const size = bh >>> 3;
-    if (type === 3) throw new Error('a block has the reserved type');
-    if (size > Math.min(MAX_BLOCK, Math.max(this.window, 1))) throw new Error(`a block of ${size} bytes is larger than its frame allows`);
+    if (type === 3) throw new CodecError('a block has the reserved type');
+    if (size > Math.min(MAX_BLOCK, Math.max(this.window, 1))) throw new CodecError(`a block of ${size} bytes is larger than its frame allows`);
     const content = type === 1 ? 1 : size;
     const next = !last ? 'block' : this.checksum ? 'checksum' : 'end';
     if (content === 0 && next === 'end') {

@@ -5,9 +5,8 @@ import type { BootstrapResult } from '../bootstrap/engine.ts';
 import { DEFAULT_MAX_DOWNLOAD } from '../net/local.ts';
 import { layout } from '../prefix/layout.ts';
 import { emit } from '../util/emit.ts';
-import { RelonixError } from '../util/errors.ts';
 import { shQuote } from '../util/shell.ts';
-import { PREFIX_HELP, repeatable, secondsOption } from './options.ts';
+import { badOptionValue, PREFIX_HELP, repeatable, secondsOption } from './options.ts';
 
 const HELP = `
 Before anything is written, refused: a prefix Nix cannot live at (whitespace, " \\ : ; or
@@ -109,7 +108,7 @@ export function register(program: Command): void {
         json?: boolean;
       }) => {
         if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) {
-          throw new RelonixError(`--sha256 must be 64 hex digits, got "${o.sha256}"`, { kind: 'usage', hint: 'copy it from the release page or URL.sha256' });
+          throw badOptionValue('--sha256', o.sha256, '64 hex digits', '<64 hex digits from the release page or URL.sha256>');
         }
         const { runBootstrap } = await import('../bootstrap/engine.ts');
         const { upstreamsOf } = await import('../translator/setup.ts');
@@ -132,8 +131,7 @@ export function register(program: Command): void {
 
 function parseMib(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0)
-    throw new RelonixError(`--max-download takes a size in MiB, got "${v}"`, { kind: 'usage', hint: 'e.g. --max-download 512' });
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw badOptionValue('--max-download', v, 'a size in MiB', '512');
   return n;
 }
 

@@ -3,7 +3,7 @@ import type { DurableBuildResult } from '../build/index.ts';
 import type { BuildOutcome } from '../build/outcome.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/nixos.ts';
 import { emit } from '../util/emit.ts';
-import { RelonixError } from '../util/errors.ts';
+import { cacheNeedsKey } from '../util/errors.ts';
 import { redactUrl } from '../util/redact.ts';
 import { abandonInFlight, reportInterrupted } from '../util/signals.ts';
 import { PREFIX_HELP, repeatable, secondsOption, warnOwnOptionsPassedOn } from './options.ts';
@@ -103,7 +103,7 @@ export function register(program: Command): void {
 async function translateKeys(url: string, keys: string[]): Promise<string[]> {
   if (keys.length) return keys;
   if (url.replace(/\/+$/, '') === NIXOS_CACHE) return [NIXOS_KEY];
-  throw new RelonixError(`--translate-from ${url} needs --translate-key`, { kind: 'usage', hint: "pass that cache's public key, NAME:BASE64" });
+  throw cacheNeedsKey('--translate-from', url, '--translate-key');
 }
 
 function report(r: DurableBuildResult, outcome: BuildOutcome, json: boolean): void {

@@ -18,6 +18,11 @@ export function badOptionValue(option: string, value: string, rule: string, exam
   return new RelonixError(`${option} takes ${rule}, got ${JSON.stringify(value)}`, { kind: 'usage', hint: `for example ${option} ${example}` });
 }
 
+/** An environment variable's value that breaks its rule: the variable, the value as set, the rule, an example. */
+export function badEnvironmentValue(name: string, value: string, rule: string, example: string): RelonixError {
+  return new RelonixError(`${name} must be ${rule}, got ${JSON.stringify(value)}`, { kind: 'usage', hint: `for example ${name}=${example}` });
+}
+
 /** The most of anything relonix does at once: more is a typo, not a plan. */
 const MAX_COUNT = 1024;
 

@@ -17,7 +17,6 @@ import { classLayout, EI, ELFCLASS32, ELFCLASS64, ELFDATA2MSB, EV_CURRENT, isElf
 import { dynString, neededLibraries, searchPath } from '../elf/reader.ts';
 import { shrinkSearchPath } from '../elf/shrink.ts';
 import { PartialFile } from '../elf/source.ts';
-import { RelonixError } from '../util/errors.ts';
 
 const VERSION = `patchelf 0.14.3 (relonix ${pkg.version})`;
 
@@ -72,7 +71,18 @@ interface Command {
   files: string[];
 }
 
-const usage = (message: string, cause?: unknown): RelonixError => new RelonixError(message, { kind: 'usage', cause });
+/**
+ * What patchelf would print after `patchelf: `, in its words (the output is compared with
+ * Debian's patchelf byte for byte, so it carries no fix line); runPatchelf prints it and exits 1.
+ */
+class PatchelfError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'PatchelfError';
+  }
+}
+
+const usage = (message: string, cause?: unknown): PatchelfError => new PatchelfError(message, cause);
 
 /** patchelf reads `@FILE` arguments from FILE, verbatim. */
 function resolveArgument(a: string): string {
@@ -208,8 +218,8 @@ function sysMessage(e: NodeJS.ErrnoException): string {
 }
 
 /** An error of a system call, worded as patchelf words it: `what: strerror`. */
-function sysError(what: string, err: unknown): RelonixError {
-  return new RelonixError(`${what}: ${sysMessage(err as NodeJS.ErrnoException)}`, { kind: 'failure', cause: err });
+function sysError(what: string, err: unknown): PatchelfError {
+  return new PatchelfError(`${what}: ${sysMessage(err as NodeJS.ErrnoException)}`, err);
 }
 
 /** patchelf's readFile: stat, then open, each failure worded as it words it. */

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { NIXOS_CACHE, NIXOS_KEY } from '../translate/nixos.ts';
 import type { TranslateResult } from '../translate/translate.ts';
-import { RelonixError } from '../util/errors.ts';
-import { redactUrl } from '../util/redact.ts';
+import { cacheNeedsKey, RelonixError } from '../util/errors.ts';
 import { cameAfterDashes, countOption, HEADER_HELP, PREFIX_HELP, repeatable, warnOwnOptionsPassedOn } from './options.ts';
 
 const HELP = `
@@ -72,13 +71,9 @@ export function register(program: Command): void {
     .action(async (args: string[], o: Opts, cmd: Command) => {
       const derivations = cameAfterDashes(cmd, 'translate');
       if (derivations) warnOwnOptionsPassedOn(cmd, args, 'nix-instantiate');
-      if (args.length === 0)
-        throw new RelonixError('nothing to translate', {
-          kind: 'usage',
-          hint: 'pass store paths, or -- and nix-instantiate arguments (relonix translate --help)',
-        });
+      if (args.length === 0) throw nothingToTranslate();
       if (o.from !== NIXOS_CACHE && o.fromKey.length === 0) {
-        throw new RelonixError(`--from ${redactUrl(o.from)} needs --from-key`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
+        throw cacheNeedsKey('--from', o.from, '--from-key');
       }
       const { runTranslate } = await import('../translate/translate.ts');
       const t0 = Date.now();
@@ -117,4 +112,12 @@ function summary(r: TranslateResult, ms: number): string {
     }
   }
   return `${out.join('\n')}\n`;
+}
+
+/** relonix translate with neither store paths nor an expression. */
+export function nothingToTranslate(): RelonixError {
+  return new RelonixError('nothing to translate', {
+    kind: 'usage',
+    hint: 'pass store paths, or -- and nix-instantiate arguments (relonix translate --help)',
+  });
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
 import { RelonixError } from '../util/errors.ts';
-import { PREFIX_HELP } from './options.ts';
+import { badEnvironmentValue, PREFIX_HELP } from './options.ts';
 
 const HELP = `
 The translator serves upstream's binaries (cache.nixos.org unless bootstrap was told otherwise)
@@ -19,7 +19,7 @@ Examples:
 function idleMs(): number {
   const s = Number(process.env.RELONIX_TRANSLATOR_IDLE ?? 120);
   if (!Number.isFinite(s) || s < 0)
-    throw new RelonixError(`RELONIX_TRANSLATOR_IDLE must be a number of seconds, got "${process.env.RELONIX_TRANSLATOR_IDLE}"`, { kind: 'usage' });
+    throw badEnvironmentValue('RELONIX_TRANSLATOR_IDLE', process.env.RELONIX_TRANSLATOR_IDLE ?? '', 'a number of seconds', '120');
   return s * 1000;
 }
 
@@ -34,10 +34,7 @@ export function register(program: Command): void {
       const { ensureTranslator } = await import('../translator/client.ts');
       const url = await ensureTranslator(l);
       if (!url) {
-        throw new RelonixError(`${l.prefix} has no translator`, {
-          kind: 'usage',
-          hint: 'relonix status says why (a store dir not as long as /nix/store, or --no-upstream)',
-        });
+        throw noTranslator(l.prefix);
       }
       if (!o.quiet) process.stdout.write(`${url}\n`);
     });
@@ -64,4 +61,12 @@ export function register(program: Command): void {
         log: (s) => process.stderr.write(`${new Date().toISOString()} ${s}\n`),
       });
     });
+}
+
+/** relonix translator start in a prefix that has none (another store dir length, or --no-upstream). */
+export function noTranslator(prefix: string): RelonixError {
+  return new RelonixError(`${prefix} has no translator`, {
+    kind: 'usage',
+    hint: 'relonix status says why (a store dir not as long as /nix/store, or --no-upstream)',
+  });
 }

@@ -68,12 +68,11 @@ export async function probeDir(dir: string, make: string): Promise<DirFacts> {
   const probe = tempSibling(path.join(dir, 'probe'));
   try {
     await fs.writeFile(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-    try {
-      const r = await runTool(probe, [], process.env);
-      if (r.code !== 0) throw new Error(`the probe exited with ${r.code ?? r.signal}`);
-    } catch (e) {
+    const r = await runTool(probe, [], process.env).catch((e: Error) => e);
+    const execError = r instanceof Error ? r.message : r.code !== 0 ? `the probe exited with ${r.code ?? r.signal}` : undefined;
+    if (execError !== undefined) {
       f.executable = false;
-      f.execError = (e as Error).message;
+      f.execError = execError;
     }
   } catch (e) {
     f.writable = false;

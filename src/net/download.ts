@@ -265,7 +265,8 @@ interface Limit {
   error(seen: number): Error;
 }
 
-function longerThanSaid(url: string, total: number, seen: number): RelonixError {
+/** A server that sends more than the size it announced: the body is cut there. */
+export function longerThanSaid(url: string, total: number, seen: number): RelonixError {
   return new RelonixError(`${url} sent ${seen} bytes or more after announcing ${total}: the download stopped there`, {
     kind: 'network',
     hint: 'the server or a proxy in between is broken; try another mirror, or download the file yourself and pass its path as --url',
@@ -278,6 +279,11 @@ function longerThanSaid(url: string, total: number, seen: number): RelonixError 
  */
 function diskOrBound(why: unknown, part: string): unknown {
   if (why instanceof RelonixError || isNoSpace(why)) return why;
+  return downloadUnwritable(part, why);
+}
+
+/** The disk refused the download's partial file (not full: that is noSpace). */
+export function downloadUnwritable(part: string, why: unknown): RelonixError {
   return new RelonixError(`cannot write the download ${part}: ${errnoWords(why)}`, {
     kind: 'preflight',
     hint: "check that the prefix's filesystem is writable and healthy, then run the same command again: the download resumes",

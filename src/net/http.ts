@@ -85,7 +85,7 @@ function requestOnce(url: string, o: RequestOptions): Promise<HttpResponse> {
   const method = o.method ?? 'GET';
   const what = `${method} ${url}`;
   const secure = u.protocol === 'https:';
-  if (!secure && u.protocol !== 'http:') return Promise.reject(new Error(`${url} is not an http(s) URL`));
+  if (!secure && u.protocol !== 'http:') return Promise.reject(notHttpUrl(url));
   const headers: Record<string, string> = { ...o.headers };
   const body = o.body;
   if (body) headers['content-length'] ??= String(Buffer.isBuffer(body) ? body.length : body.size);
@@ -182,19 +182,19 @@ function statusLine(r: HttpResponse, what: string, detail: string): string {
 }
 
 /** The server refused the credentials it was sent, or wants some it was not sent (401, 403). */
-export function credentialsRefused(line: string): RelonixError {
-  return new RelonixError(`${line}: the server refused access with the credentials given (or without any)`, {
-    kind: 'usage',
-    hint: 'check the credentials: user:password in the URL or a netrc entry for the host, --header, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for s3://',
-  });
+export function credentialsRefused(
+  line: string,
+  hint = 'check the credentials: user:password in the URL or a netrc entry for the host, --header, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for s3://',
+): RelonixError {
+  return new RelonixError(`${line}: the server refused access with the credentials given (or without any)`, { kind: 'usage', hint });
 }
 
 /** The server does not take this method: an origin that serves files but takes no uploads (405, 501). */
-export function uploadsRefused(line: string): RelonixError {
-  return new RelonixError(`${line}: the server does not take this request; an origin that only serves files takes no uploads`, {
-    kind: 'usage',
-    hint: 'point at an origin that accepts PUT and DELETE (a WebDAV server, nginx with dav_methods PUT DELETE) or at an s3:// bucket',
-  });
+export function uploadsRefused(
+  line: string,
+  hint = 'point at an origin that accepts PUT and DELETE (a WebDAV server, nginx with dav_methods PUT DELETE) or at an s3:// bucket',
+): RelonixError {
+  return new RelonixError(`${line}: the server does not take this request; an origin that only serves files takes no uploads`, { kind: 'usage', hint });
 }
 
 /** The object asked for does not exist (404, 410). */
@@ -210,18 +210,23 @@ export function missingObject(line: string, hint = 'check the URL'): RelonixErro
 export async function httpFailure(r: HttpResponse, what: string, hint?: string): Promise<Error> {
   const line = statusLine(r, what, errorBodySummary(await r.text(4096), String(r.headers['content-type'] ?? '')));
   if (retryableStatus(r.status)) return new TransientError(line);
-  const e =
-    r.status === 401 || r.status === 403
-      ? credentialsRefused(line)
-      : r.status === 405 || r.status === 501
-        ? uploadsRefused(line)
-        : r.status === 404 || r.status === 410
-          ? missingObject(line)
-          : new RelonixError(`${line}: the server would not take the request`, {
-              kind: 'failure',
-              hint: 'check the URL and that the server accepts this request',
-            });
-  return hint ? new RelonixError(e.message, { kind: e.kind, hint }) : e;
+  if (r.status === 401 || r.status === 403) return credentialsRefused(line, hint);
+  if (r.status === 405 || r.status === 501) return uploadsRefused(line, hint);
+  if (r.status === 404 || r.status === 410) return missingObject(line, hint);
+  return requestRefused(line, hint);
+}
+
+/** Any other refusal (400, 409, 413 …): the server will not take this request as it is. */
+export function requestRefused(line: string, hint = 'check the URL and that the server accepts this request'): RelonixError {
+  return new RelonixError(`${line}: the server would not take the request`, { kind: 'failure', hint });
+}
+
+/** A URL relonix was to fetch over HTTP whose scheme is not http or https. */
+export function notHttpUrl(url: string): RelonixError {
+  return new RelonixError(`${url} is not an http(s) URL`, {
+    kind: 'usage',
+    hint: 'write a server as http(s)://host/path, a local file as its path or file:///path',
+  });
 }
 
 /** The Content-Length an answer announced, or undefined. */

@@ -18,11 +18,7 @@ export function localSourcePath(url: string): string {
   try {
     return fileURLToPath(url);
   } catch (e) {
-    throw new RelonixError(`${url} is not a local file's URL: ${errorMessage(e)}`, {
-      kind: 'usage',
-      hint: 'write a local file as file:///absolute/path (three slashes: no host) or as a plain path; a file on another host as an http(s):// URL',
-      cause: e,
-    });
+    throw notALocalFileUrl(url, e);
   }
 }
 
@@ -36,20 +32,39 @@ export async function localSource(url: string): Promise<{ file: string; size: nu
   try {
     st = await fs.stat(file);
   } catch (e) {
-    throw new RelonixError(`the tarball ${file} cannot be read: ${errnoWords(e)}`, {
-      kind: 'usage',
-      hint: 'pass an existing file, a file:// URL or an http(s) URL as --url',
-      cause: e,
-    });
+    throw tarballUnreadable(file, e);
   }
   if (!st.isFile()) {
     const what = st.isDirectory() ? 'a directory' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isFIFO() ? 'a pipe' : 'not a regular file';
-    throw new RelonixError(`the tarball ${file} is ${what}, not a regular file`, {
-      kind: 'usage',
-      hint: 'pass the path of the tarball file itself (nix-<version>-<system>.tar.xz)',
-    });
+    throw tarballNotAFile(file, what);
   }
   return { file, size: st.size };
+}
+
+/** A file:// URL that names no local file (a host, a bad escape). */
+export function notALocalFileUrl(url: string, cause: unknown): RelonixError {
+  return new RelonixError(`${url} is not a local file's URL: ${errorMessage(cause)}`, {
+    kind: 'usage',
+    hint: 'write a local file as file:///absolute/path (three slashes: no host) or as a plain path; a file on another host as an http(s):// URL',
+    cause,
+  });
+}
+
+/** A local --url the system will not let relonix look at (missing, no permission). */
+export function tarballUnreadable(file: string, cause: unknown): RelonixError {
+  return new RelonixError(`the tarball ${file} cannot be read: ${errnoWords(cause)}`, {
+    kind: 'usage',
+    hint: 'pass an existing file, a file:// URL or an http(s) URL as --url',
+    cause,
+  });
+}
+
+/** A local --url that is a directory, a device or a pipe: never a tarball, and a device never ends. */
+export function tarballNotAFile(file: string, what: string): RelonixError {
+  return new RelonixError(`the tarball ${file} is ${what}, not a regular file`, {
+    kind: 'usage',
+    hint: 'pass the path of the tarball file itself (nix-<version>-<system>.tar.xz)',
+  });
 }
 
 /** Official Nix tarballs are under 100 MB: no download takes more than this unless raised. */

@@ -77,10 +77,7 @@ export async function saveNetrcCredentials(file: string, creds: UrlCredentials[]
   if (creds.length === 0) return;
   for (const c of creds) {
     if (![c.machine, c.login, c.password].every(netrcToken)) {
-      throw new RelonixError(`the credentials given for ${c.machine} are empty or hold whitespace, which a netrc file cannot carry`, {
-        kind: 'usage',
-        hint: 'use a login and password without spaces (percent-encoded in the URL), or put them in a netrc file yourself',
-      });
+      throw netrcCannotCarry(c.machine);
     }
   }
   const old = parseNetrc(await fs.readFile(file, 'utf8').catch(() => ''));
@@ -91,4 +88,12 @@ export async function saveNetrcCredentials(file: string, creds: UrlCredentials[]
   // a default entry must come last, or curl never reads past it
   const ordered = [...kept.filter((e) => e.machine !== undefined), ...creds, ...kept.filter((e) => e.machine === undefined)];
   await writeFileAtomic(file, ordered.map(line).join(''), 0o600);
+}
+
+/** Credentials a netrc file cannot hold (empty, or with whitespace): never written half-right. */
+export function netrcCannotCarry(machine: string): RelonixError {
+  return new RelonixError(`the credentials given for ${machine} are empty or hold whitespace, which a netrc file cannot carry`, {
+    kind: 'usage',
+    hint: 'use a login and password without spaces (percent-encoded in the URL), or put them in a netrc file yourself',
+  });
 }

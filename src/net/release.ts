@@ -18,10 +18,7 @@ async function readLocal(url: string): Promise<{ text: string; where: string }> 
   try {
     return { text: await fs.readFile(where, 'utf8'), where };
   } catch {
-    throw new RelonixError(`no checksum for ${url}: ${where} does not exist`, {
-      kind: 'usage',
-      hint: 'pass --sha256 HEX, or put the checksum next to the file as <file>.sha256',
-    });
+    throw noChecksumFile(url, where);
   }
 }
 
@@ -54,9 +51,22 @@ export async function resolveSha256(url: string, opts: RetryOptions & { headers?
   try {
     return normalizeSha256(token);
   } catch {
-    throw new RelonixError(`${where} does not start with a sha256 (found "${token.slice(0, 80)}")`, {
-      kind: 'integrity',
-      hint: 'pass --sha256 HEX',
-    });
+    throw badChecksumFile(where, token);
   }
+}
+
+/** A local tarball without --sha256 and without a <file>.sha256 beside it: nothing to check it against. */
+export function noChecksumFile(url: string, where: string): RelonixError {
+  return new RelonixError(`no checksum for ${url}: ${where} does not exist`, {
+    kind: 'usage',
+    hint: 'pass --sha256 HEX, or put the checksum next to the file as <file>.sha256',
+  });
+}
+
+/** A <file>.sha256 that holds no sha256: the tarball cannot be checked against it. */
+export function badChecksumFile(where: string, token: string): RelonixError {
+  return new RelonixError(`${where} does not start with a sha256 (found "${token.slice(0, 80)}")`, {
+    kind: 'integrity',
+    hint: 'pass --sha256 HEX',
+  });
 }

@@ -22,7 +22,12 @@ export function normalizeSha256(input: string, what = 'sha256'): string {
       // fall through to the error below
     }
   }
-  throw new RelonixError(`"${input}" is not a ${what}: expected 64 hex digits, 52 nix-base32 characters or sha256-<base64>`, {
+  throw notASha256(input, what);
+}
+
+/** A checksum given that is no sha256 in any notation relonix reads. */
+export function notASha256(input: string, what = 'sha256'): RelonixError {
+  return new RelonixError(`"${input}" is not a ${what}: expected 64 hex digits, 52 nix-base32 characters or sha256-<base64>`, {
     kind: 'usage',
     hint: 'copy the checksum from the release page or its .sha256 file',
   });

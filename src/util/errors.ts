@@ -1,4 +1,5 @@
 import { mib } from './format.ts';
+import { redactUrl } from './redact.ts';
 
 /**
  * What went wrong, in the terms a script acts on. The CLI (src/cli.ts) alone turns a kind into an
@@ -133,4 +134,12 @@ export function fromSystemError(e: unknown): RelonixError | undefined {
         : 'check that the path exists, is what it should be, and that this user may write there; or choose another prefix (--prefix DIR)',
     cause: e,
   });
+}
+
+/**
+ * A cache to take store paths from, given without the public key its narinfos are signed with
+ * (cache.nixos.org's own is known): nothing from it could be trusted.
+ */
+export function cacheNeedsKey(option: string, url: string, keyOption: string): RelonixError {
+  return new RelonixError(`${option} ${redactUrl(url)} needs ${keyOption}`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
 }

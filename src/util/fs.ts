@@ -104,13 +104,24 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
   );
 }
 
+/**
+ * A file that is not what its reader expects (no valid JSON, another size than promised). The file
+ * layer's own type: the layer that named the file says what it means to the user.
+ */
+export class FileContentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FileContentError';
+  }
+}
+
 /** Copies a file through replaceAtomic; `size` is what the caller expects it to hold. */
 export async function copyFileAtomic(src: string, target: string, size?: number, mode = 0o644): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   await replaceAtomic(target, async (tmp) => {
     await fs.copyFile(src, tmp, C.COPYFILE_EXCL);
     const st = await fs.stat(tmp);
-    if (size !== undefined && st.size !== size) throw new Error(`${src} is ${st.size} bytes, not the ${size} expected`);
+    if (size !== undefined && st.size !== size) throw new FileContentError(`${src} is ${st.size} bytes, not the ${size} expected`);
     await fs.chmod(tmp, mode);
   });
 }
@@ -142,7 +153,7 @@ export async function readJson<T>(p: string): Promise<T | undefined> {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new Error(`${p} is not valid JSON: ${(e as Error).message}`);
+    throw new FileContentError(`${p} is not valid JSON: ${(e as Error).message}`);
   }
 }
 

@@ -109,5 +109,10 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, o: RetryOpti
  */
 export function spent(e: unknown, what: string, hint: string): unknown {
   if (e instanceof RelonixError || !isTransient(e)) return e;
-  return new RelonixError(`${what}: ${errorMessage(e)}`, { kind: 'network', hint, cause: e });
+  return stillUnreachable(what, e, hint);
+}
+
+/** A server or cache that kept failing (refused, timed out, 5xx) after every retry. */
+export function stillUnreachable(what: string, cause: unknown, hint: string): RelonixError {
+  return new RelonixError(`${what}: ${errorMessage(cause)}`, { kind: 'network', hint, cause });
 }

@@ -72,7 +72,7 @@ export async function* pipeThrough(
   bin: string,
   args: string[],
   src: AsyncIterable<Uint8Array>,
-  failure: (detail: string) => string,
+  failure: (detail: string) => Error,
 ): AsyncGenerator<Uint8Array> {
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   track(child);
@@ -115,7 +115,7 @@ export async function* pipeThrough(
     await feeding;
     if (feedError) throw feedError;
     const code = await exited;
-    if (code !== 0) throw new Error(failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`));
+    if (code !== 0) throw failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill();
   }

@@ -3,18 +3,17 @@
 // against src/ itself, so a constructor added (or removed) without this table fails here.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import type { GcPlan } from '../../src/cache/gc-plan.ts';
 import { EXIT_CODES } from '../../src/cli.ts';
 import { layout } from '../../src/prefix/layout.ts';
 import { NarFormatError } from '../../src/store/nar/framing.ts';
 import { type ErrorKind, RelonixError } from '../../src/util/errors.ts';
+import { SRC, sources } from '../helpers/sources.ts';
 
-const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const l = layout('/tmp/relonix-conditions-test');
 const plan: GcPlan = {
   kept: [],
@@ -30,9 +29,28 @@ const apt = { dir: '/tmp/apt', mirror: 'http://deb.debian.org/debian', suite: 't
 const builder = { url: 'ssh://me@b', user: 'me', host: 'b', jobs: 1 };
 const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
 const sshDied = { code: 255, signal: null, stdout: '', stderr: 'Connection refused', all: 'Connection refused' };
+const narItem = { ni: { storePath: '/nix/store/x-hello', url: 'nar/x.nar.xz' }, target: { url: 'http://x' } };
+const enoent = Object.assign(new Error('ENOENT: /x'), { code: 'ENOENT', path: '/x' });
 
 /** file (under src/) → constructor → the arguments to call it with, its kind and its exit code. */
 const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKind; exit: number }>> = {
+  'bootstrap/engine.ts': { stageFailed: { args: [{ name: 'fetch', title: 'Fetch the tarball' }, new Error('EBADF')], kind: 'failure', exit: 1 } },
+  'bootstrap/stage.ts': { stageNotRecorded: { args: ['fetch'], kind: 'failure', exit: 1 } },
+  'bootstrap/stages/unpack.ts': {
+    changedSinceFetch: { args: ['/tmp/nix.tar.xz', 'aa', 'bb'], kind: 'integrity', exit: 3 },
+    tarballForOtherSystem: { args: ['aarch64-linux', 'x86_64-linux'], kind: 'preflight', exit: 5 },
+  },
+  'bootstrap/tarball.ts': { notAReleaseTarball: { args: ['nix-2.24.10-x86_64-linux/install is missing from the tarball'], kind: 'integrity', exit: 3 } },
+  'bootstrap/untar.ts': {
+    damagedTarball: { args: ['/tmp/nix.tar.xz', new Error('the xz stream is corrupt')], kind: 'integrity', exit: 3 },
+    unsafeTarball: { args: ['/tmp/nix.tar.xz', 'nix-2.24.10-x86_64-linux/../x leaves the tree'], kind: 'integrity', exit: 3 },
+  },
+  'bootstrap/verify-nix.ts': {
+    checkBuildWrong: { args: ['wrote "no" instead of "ok"'], kind: 'failure', exit: 1 },
+    librariesNotRelocated: { args: [l, ['/lib/libc.so.6']], kind: 'integrity', exit: 3 },
+    loaderListFailed: { args: ['/tmp/s/x-glibc/lib/ld-linux.so.2', '/tmp/s/y-nix/bin/nix', 'cannot execute'], kind: 'failure', exit: 1 },
+    loaderNotRelocated: { args: [l, '/tmp/s/y-nix/bin/nix', '/lib64/ld-linux-x86-64.so.2'], kind: 'integrity', exit: 3 },
+  },
   'build/nix.ts': { restoreCacheUnreadable: { args: [l, 'https://c', new Error('HTTP 503')], kind: 'network', exit: 6 } },
   'build/outcome.ts': {
     buildNotPushed: { args: [2, 'https://c', 'pushing failed'], kind: 'network', exit: 6 },
@@ -59,24 +77,74 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   },
   'bundle/rundir.ts': { noRunDirOfLength: { args: ['/s'], kind: 'usage', exit: 2 } },
   'cache/compress.ts': {
+    noHostZstd: { args: [], kind: 'usage', exit: 2 },
     unknownCompression: { args: ['bzip2'], kind: 'usage', exit: 2 },
     unreadableCompression: { args: ['bzip2'], kind: 'failure', exit: 1 },
   },
   'cache/gc-plan.ts': { keepMatchesNothing: { args: ['keep.txt', 0, 'file:///c', 3], kind: 'usage', exit: 2 } },
-  'cache/gc.ts': { gcRemovesMost: { args: ['file:///c', plan], kind: 'usage', exit: 2 } },
+  'cache/gc.ts': {
+    cacheNotListable: { args: ['http://x'], kind: 'usage', exit: 2 },
+    gcRemovesMost: { args: ['file:///c', plan], kind: 'usage', exit: 2 },
+    keepFileUnreadable: { args: ['keep.txt', 'it is not a regular file'], kind: 'usage', exit: 2 },
+  },
+  'cache/key-files.ts': {
+    keyDirUnusable: { args: ['/tmp/k', 'permission denied'], kind: 'usage', exit: 2 },
+    keyFilesExist: { args: [['/tmp/k/k-1.secret']], kind: 'usage', exit: 2 },
+    keyGivenForFile: { args: [], kind: 'usage', exit: 2 },
+    secretKeyFileUnreadable: { args: ['k.secret', 'it does not exist'], kind: 'usage', exit: 2 },
+  },
   'cache/keys.ts': {
-    badSecretKey: { args: ['key.sec', 'it is empty'], kind: 'usage', exit: 2 },
+    badKeyName: { args: ['../k'], kind: 'usage', exit: 2 },
     badPublicKey: { args: ['k', 'it is not base64'], kind: 'usage', exit: 2 },
+    badSecretKey: { args: ['key.sec', 'it is empty'], kind: 'usage', exit: 2 },
   },
   'cache/meta.ts': {
+    badManifest: { args: ['http://x', 'is not valid JSON: Unexpected token'], kind: 'integrity', exit: 3 },
+    cacheIncomplete: { args: ['nar/x.nar', 'which x.narinfo names'], kind: 'failure', exit: 1 },
     notACache: { args: ['http://x', 'has no nix-cache-info'], kind: 'usage', exit: 2 },
     storeDirMismatch: { args: ['http://x', '/nix/store', '/tmp/s'], kind: 'usage', exit: 2 },
-    cacheIncomplete: { args: ['nar/x.nar', 'which x.narinfo names'], kind: 'failure', exit: 1 },
+  },
+  'cache/narinfo.ts': {
+    damagedNarInfo: { args: ['http://x/x.narinfo', new Error('"x" is not a store path name')], kind: 'integrity', exit: 3 },
+    narInfoForOtherPath: { args: ['http://x/x.narinfo', '/nix/store/y-other', '/nix/store/x-hello'], kind: 'integrity', exit: 3 },
   },
   'cache/publish-prefix.ts': { notANix: { args: ['/tmp/s/x-hello'], kind: 'usage', exit: 2 } },
+  'cache/publish.ts': {
+    changedSinceRegistered: { args: ['/nix/store/x-hello'], kind: 'integrity', exit: 3 },
+    notInStore: { args: ['/tmp/x-hello', '/nix/store'], kind: 'usage', exit: 2 },
+    publishFailed: { args: ['file:///c', new Error('EBADF')], kind: 'failure', exit: 1 },
+  },
   'cache/readback.ts': { notStored: { args: ['http://x', 'x.narinfo', 'is missing'], kind: 'failure', exit: 1 } },
-  'cache/target-file.ts': { notInCache: { args: ['file:///c', 'x.narinfo', 'is a symlink'], kind: 'usage', exit: 2 } },
-  'commands/options.ts': { badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 } },
+  'cache/restore-nar.ts': {
+    narNotAsPromised: { args: ['http://x/nar/x.nar', '10 bytes, but the narinfo promises 20'], kind: 'integrity', exit: 3 },
+    narUnusable: { args: [narItem, new Error('the xz stream is corrupt')], kind: 'integrity', exit: 3 },
+  },
+  'cache/restore.ts': {
+    nixNotRealised: { args: ['/nix/store/x-nix', ['http://x'], new Error('nix-store failed')], kind: 'network', exit: 6 },
+    noNixInCaches: { args: [['http://x'], 'x86_64-linux', '/tmp/s'], kind: 'usage', exit: 2 },
+    noTrustedKey: { args: [], kind: 'usage', exit: 2 },
+    notSignedByTrustedKey: { args: ['/nix/store/x-hello', 'other-1', [{ name: 'k-1' }]], kind: 'integrity', exit: 3 },
+    noUsableCache: { args: ['x86_64-linux', '/tmp/s', [{ text: 'http://x: refused', kind: 'network' }]], kind: 'network', exit: 6 },
+  },
+  'cache/target-file.ts': {
+    badFileCacheUrl: { args: ['file://host/c'], kind: 'usage', exit: 2 },
+    notInCache: { args: ['file:///c', 'x.narinfo', 'is a symlink'], kind: 'usage', exit: 2 },
+  },
+  'cache/target-http.ts': {
+    badHeader: { args: [1], kind: 'usage', exit: 2 },
+    badHttpCacheUrl: { args: ['http://[x'], kind: 'usage', exit: 2 },
+  },
+  'cache/target-s3.ts': {
+    noBucket: { args: ['s3:///?region=x'], kind: 'usage', exit: 2 },
+    noS3Credentials: { args: ['s3://b'], kind: 'usage', exit: 2 },
+  },
+  'cache/targets.ts': { unsupportedCacheUrl: { args: ['ftp://x'], kind: 'usage', exit: 2 } },
+  'commands/options.ts': {
+    badEnvironmentValue: { args: ['RELONIX_TRANSLATOR_IDLE', 'x', 'a number of seconds', '120'], kind: 'usage', exit: 2 },
+    badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 },
+  },
+  'commands/translate.ts': { nothingToTranslate: { args: [], kind: 'usage', exit: 2 } },
+  'commands/translator.ts': { noTranslator: { args: ['/tmp/p'], kind: 'usage', exit: 2 } },
   'demo/apt.ts': {
     aptFailed: { args: [apt, 'apt-get update', Object.assign(new Error('exit 100'), { stderr: 'E: Failed to fetch' })], kind: 'network', exit: 6 },
     debNotAsIndexed: { args: [apt, { name: 'nix-bin', version: '2.26.3' }, '/tmp/debs'], kind: 'integrity', exit: 3 },
@@ -93,15 +161,30 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'demo/trixie-nix.ts': { noArchiveKeyring: { args: [], kind: 'preflight', exit: 5 } },
   'doctor/finding.ts': { doctorFoundProblems: { args: [[{ id: 'seccomp', verdict: 'problem', summary: 's' }]], kind: 'preflight', exit: 5 } },
   'host/passwd.ts': { noPasswdEntry: { args: [4242], kind: 'preflight', exit: 5 } },
+  'net/download.ts': {
+    downloadUnwritable: { args: ['/tmp/p/nix.tar.xz.part', enoent], kind: 'preflight', exit: 5 },
+    longerThanSaid: { args: ['http://x/nix.tar.xz', 10, 20], kind: 'network', exit: 6 },
+  },
   'net/http.ts': {
     credentialsRefused: { args: ['GET http://x: HTTP 401'], kind: 'usage', exit: 2 },
-    uploadsRefused: { args: ['PUT http://x: HTTP 405'], kind: 'usage', exit: 2 },
     missingObject: { args: ['GET http://x: HTTP 404'], kind: 'failure', exit: 1 },
+    notHttpUrl: { args: ['ftp://x/nix.tar.xz'], kind: 'usage', exit: 2 },
+    requestRefused: { args: ['PUT http://x: HTTP 400'], kind: 'failure', exit: 1 },
+    uploadsRefused: { args: ['PUT http://x: HTTP 405'], kind: 'usage', exit: 2 },
   },
   'net/local.ts': {
-    tooBig: { args: ['http://x/nix.tar.xz', 1 << 30, 1 << 20], kind: 'usage', exit: 2 },
     checksumError: { args: ['http://x/nix.tar.xz', 'aa', 'bb'], kind: 'integrity', exit: 3 },
+    notALocalFileUrl: { args: ['file://host/x', new Error('File URL host must be "localhost" or empty')], kind: 'usage', exit: 2 },
+    tarballNotAFile: { args: ['/dev/zero', 'a device'], kind: 'usage', exit: 2 },
+    tarballUnreadable: { args: ['/x', enoent], kind: 'usage', exit: 2 },
+    tooBig: { args: ['http://x/nix.tar.xz', 1 << 30, 1 << 20], kind: 'usage', exit: 2 },
   },
+  'net/netrc.ts': { netrcCannotCarry: { args: ['x.example'], kind: 'usage', exit: 2 } },
+  'net/release.ts': {
+    badChecksumFile: { args: ['/x.tar.xz.sha256', 'junk'], kind: 'integrity', exit: 3 },
+    noChecksumFile: { args: ['/x.tar.xz', '/x.tar.xz.sha256'], kind: 'usage', exit: 2 },
+  },
+  'net/sha256.ts': { notASha256: { args: ['abc'], kind: 'usage', exit: 2 } },
   'prefix/build-hook.ts': { noBuildHook: { args: [l, 'its libexec has no build-remote'], kind: 'preflight', exit: 5 } },
   'prefix/guard.ts': {
     cannotCreateDir: { args: ['the prefix', '/proc/x', '/proc takes no new directories'], kind: 'preflight', exit: 5 },
@@ -211,16 +294,18 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     upstreamNeedsKey: { args: ['https://c'], kind: 'usage', exit: 2 },
     upstreamUnusable: { args: ['https://c', new Error('x')], kind: 'usage', exit: 2 },
   },
-  'util/errors.ts': { noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 } },
+  'util/errors.ts': {
+    cacheNeedsKey: { args: ['--from', 'http://x', '--from-key'], kind: 'usage', exit: 2 },
+    noSpace: { args: ['/tmp', 0, 1 << 20], kind: 'preflight', exit: 5 },
+  },
   'util/lock.ts': { lockBusy: { args: ['/tmp/p/var/relonix/lock', undefined], kind: 'busy', exit: 4 } },
+  'util/retry.ts': { stillUnreachable: { args: ['GET http://x', new Error('connect ECONNREFUSED'), 'check the network'], kind: 'network', exit: 6 } },
   'util/self.ts': { packageDamaged: { args: [new Error('Cannot find module /x/chunks/a.mjs')], kind: 'failure', exit: 1 } },
+  'util/system.ts': {
+    noReleaseForCpu: { args: ['mips'], kind: 'preflight', exit: 5 },
+    notLinux: { args: ['darwin'], kind: 'preflight', exit: 5 },
+  },
 };
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
-  );
-}
 
 /** `file name` of each exported function declared to return a RelonixError. */
 function constructorsInSource(): string[] {
@@ -267,4 +352,32 @@ test('conditions: no Nix in a prefix is said one way, with the bootstrap that fi
   assert.equal(e.hint, 'run relonix bootstrap --prefix /home/me/nix first; or name the store paths to publish');
   assert.equal(noNix('/tmp/nix').hint, 'run relonix bootstrap first', 'the default prefix needs no --prefix');
   assert.equal(noNix("/tmp/it's").hint, "run relonix bootstrap --prefix '/tmp/it'\\''s' first", 'the prefix is quoted for sh');
+});
+
+test('conditions: a cache given without its key is said one way for every option, its credentials masked', async () => {
+  const { cacheNeedsKey } = await import('../../src/util/errors.ts');
+  const e = cacheNeedsKey('--translate-from', 'https://alice:s3cret@cache.example/x?token=t0k', '--translate-key');
+  assert.equal(e.message, '--translate-from https://***@cache.example/x?token=*** needs --translate-key');
+  assert.equal(cacheNeedsKey('--from', 'http://c.example', '--from-key').hint, "pass the cache's public key, NAME:BASE64");
+});
+
+test('conditions: a damaged narinfo of a cache is integrity, named by where it is, whatever is wrong in it', async () => {
+  const { readCachedNarInfo } = await import('../../src/cache/narinfo.ts');
+  const where = 'file:///c/0123456789abcdfghijklmnpqrsvwxyz.narinfo';
+  for (const [text, what] of [
+    ['no field here\n', /malformed line "no field here"/],
+    ['StorePath: /nix/store/not-a-store-path\nURL: nar/x.nar\nNarHash: sha256:x\nNarSize: 1\n', /not-a-store-path/],
+    ['StorePath: /nix/store/0123456789abcdfghijklmnpqrsvwxyz-x\nURL: nar/x.nar\nNarHash: md5:x\nNarSize: 1\n', /is not a sha256 hash/],
+  ] as const) {
+    assert.throws(
+      () => readCachedNarInfo(Buffer.from(text), where),
+      (e: unknown) => {
+        assert.ok(e instanceof RelonixError && e.kind === 'integrity', String(e));
+        assert.ok(e.message.startsWith(`${where}: `), e.message);
+        assert.match(e.message, what);
+        assert.match(e.hint ?? '', /publish the path to it again/);
+        return true;
+      },
+    );
+  }
 });

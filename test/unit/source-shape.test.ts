@@ -3,21 +3,14 @@
 // rather than in a later review.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { SRC, sources } from '../helpers/sources.ts';
 
-const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const MAX_FILE_LINES = 400;
 const MAX_FUNCTION_LINES = 80;
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
-  );
-}
 
 /** The folder of src/ a file is in; files at the top (cli.ts) are not a folder. */
 function folderOf(file: string): string | undefined {

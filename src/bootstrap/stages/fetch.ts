@@ -4,10 +4,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { download, isLocalSource, localSourcePath, resolveSha256 } from '../../net/download.ts';
-import { checksumError } from '../../net/local.ts';
+import { checksumError, localSource } from '../../net/local.ts';
 import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
 import type { Layout } from '../../prefix/layout.ts';
-import { noSpace, RelonixError } from '../../util/errors.ts';
+import { noSpace } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
 import { exists, freeSpace, readJson, writeFileAtomic } from '../../util/fs.ts';
 import { type BytesProgress, progressText } from '../../util/progress.ts';
@@ -48,11 +48,7 @@ export function downloadName(url: string): string {
  * unpack stage checks the bytes it reads against this checksum again.
  */
 async function localTarball(url: string, sha256: string | undefined, content?: string): Promise<{ tarball: string; sha256: string }> {
-  const p = localSourcePath(url);
-  const st = await fs.stat(p).catch(() => undefined);
-  const hint = 'pass the tarball itself (a path, a file:// URL) or an http(s) URL as --url';
-  if (!st) throw new RelonixError(`the tarball ${p} does not exist`, { kind: 'usage', hint });
-  if (!st.isFile()) throw new RelonixError(`the tarball ${p} is not a regular file`, { kind: 'usage', hint });
+  const { file: p } = await localSource(url);
   const expected = sha256 ? normalizeSha256(sha256) : await resolveSha256(url);
   // the bootstrap read the file's sha256 when it started (its key); the unpack checks what it reads
   const actual = content ?? (await sha256OfFile(p));

@@ -16,10 +16,18 @@ import { RELOCATE_WORK } from './relocate.ts';
 export const TARBALL_REGINFO = 'tarball.reginfo';
 
 /** The bytes read are not the ones the fetch stage verified: the file changed since. */
-function changedSinceFetch(tarball: string, fetched: string, read: string): RelonixError {
+export function changedSinceFetch(tarball: string, fetched: string, read: string): RelonixError {
   return new RelonixError(`${tarball} changed after it was fetched: it was verified as sha256 ${fetched}, and now reads as ${read}`, {
     kind: 'integrity',
     hint: 'run the same command again: it fetches and verifies the tarball again',
+  });
+}
+
+/** A release tarball built for another machine than this one. */
+export function tarballForOtherSystem(system: string, host: string): RelonixError {
+  return new RelonixError(`the tarball is built for ${system} but this machine is ${host}`, {
+    kind: 'preflight',
+    hint: `use the ${host} tarball (nix-<version>-${host}.tar.xz)`,
   });
 }
 
@@ -67,10 +75,7 @@ export const unpackStage: Stage<'unpack'> = {
     }
     const info = await readTarballInfo(r.root);
     if (info.system !== ctx.host) {
-      throw new RelonixError(`the tarball is built for ${info.system} but this machine is ${ctx.host}`, {
-        kind: 'preflight',
-        hint: `use the ${ctx.host} tarball (nix-<version>-${ctx.host}.tar.xz)`,
-      });
+      throw tarballForOtherSystem(info.system, ctx.host);
     }
     await writeUnpackedRelocation(work, { results: relocation.results(), abandoned: [...relocation.abandoned] });
     await fs.copyFile(path.join(r.root, '.reginfo'), path.join(l.relonixDir, TARBALL_REGINFO));
