@@ -9,7 +9,7 @@ import { openTarget } from '../cache/targets.ts';
 import { type Layout, UPSTREAM_STORE_DIR_BYTES } from '../prefix/layout.ts';
 import { NIXOS_CACHE, NIXOS_KEY, openUpstream } from '../translate/upstream.ts';
 import { findOwnBundle } from '../util/bundle.ts';
-import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
+import { cacheNeedsKey, errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { copyFileAtomic, exists, writeFileAtomic } from '../util/fs.ts';
 import { shQuote } from '../util/shell.ts';
 import {
@@ -220,7 +220,7 @@ export function upstreamsOf(urls: string[] | false, keys: string[]): UpstreamCon
   return urls.map((url) => {
     const own = keys.length ? keys : url.replace(/\/+$/, '') === NIXOS_CACHE ? [NIXOS_KEY] : [];
     if (!own.length) {
-      throw upstreamNeedsKey(url);
+      throw cacheNeedsKey('--upstream', url, '--upstream-key');
     }
     openTarget(url);
     return { url: url.replace(/\/+$/, ''), keys: own };
@@ -230,12 +230,4 @@ export function upstreamsOf(urls: string[] | false, keys: string[]): UpstreamCon
 /** --upstream-key with --no-upstream. */
 export function keyWithoutUpstream(): RelonixError {
   return new RelonixError('--upstream-key with --no-upstream names a key for nothing', { kind: 'usage', hint: 'drop one of them' });
-}
-
-/** An --upstream other than cache.nixos.org, and no --upstream-key to check its signatures with. */
-export function upstreamNeedsKey(url: string): RelonixError {
-  return new RelonixError(`--upstream ${url} needs the key its narinfos are signed with`, {
-    kind: 'usage',
-    hint: "add --upstream-key NAME:BASE64 (the cache's public key, as its operator publishes it)",
-  });
 }

@@ -141,5 +141,8 @@ export function fromSystemError(e: unknown): RelonixError | undefined {
  * (cache.nixos.org's own is known): nothing from it could be trusted.
  */
 export function cacheNeedsKey(option: string, url: string, keyOption: string): RelonixError {
-  return new RelonixError(`${option} ${redactUrl(url)} needs ${keyOption}`, { kind: 'usage', hint: "pass the cache's public key, NAME:BASE64" });
+  return new RelonixError(`${option} ${redactUrl(url)} needs ${keyOption}, the key its narinfos are signed with`, {
+    kind: 'usage',
+    hint: `add ${keyOption} NAME:BASE64 (the cache's public key, as its operator publishes it)`,
+  });
 }

@@ -291,7 +291,6 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'translator/setup.ts': {
     keyWithoutUpstream: { args: [], kind: 'usage', exit: 2 },
     noFreePort: { args: [l, 12000], kind: 'preflight', exit: 5 },
-    upstreamNeedsKey: { args: ['https://c'], kind: 'usage', exit: 2 },
     upstreamUnusable: { args: ['https://c', new Error('x')], kind: 'usage', exit: 2 },
   },
   'util/errors.ts': {
@@ -357,8 +356,15 @@ test('conditions: no Nix in a prefix is said one way, with the bootstrap that fi
 test('conditions: a cache given without its key is said one way for every option, its credentials masked', async () => {
   const { cacheNeedsKey } = await import('../../src/util/errors.ts');
   const e = cacheNeedsKey('--translate-from', 'https://alice:s3cret@cache.example/x?token=t0k', '--translate-key');
-  assert.equal(e.message, '--translate-from https://***@cache.example/x?token=*** needs --translate-key');
-  assert.equal(cacheNeedsKey('--from', 'http://c.example', '--from-key').hint, "pass the cache's public key, NAME:BASE64");
+  assert.equal(e.message, '--translate-from https://***@cache.example/x?token=*** needs --translate-key, the key its narinfos are signed with');
+  assert.equal(
+    cacheNeedsKey('--from', 'http://c.example', '--from-key').hint,
+    "add --from-key NAME:BASE64 (the cache's public key, as its operator publishes it)",
+  );
+  assert.equal(
+    cacheNeedsKey('--upstream', 'http://c.example', '--upstream-key').message,
+    '--upstream http://c.example needs --upstream-key, the key its narinfos are signed with',
+  );
 });
 
 test('conditions: a damaged narinfo of a cache is integrity, named by where it is, whatever is wrong in it', async () => {

@@ -56,7 +56,7 @@ test('upstreams: cache.nixos.org by default, none with --no-upstream, every key 
     { url: 'file:///srv/c', keys: [KEY] },
   ]);
   const usage = (fn: () => unknown, msg: RegExp) => assert.throws(fn, (e: unknown) => e instanceof RelonixError && e.kind === 'usage' && msg.test(e.message));
-  usage(() => upstreamsOf(['http://a.example'], []), /needs the key its narinfos are signed with/);
+  usage(() => upstreamsOf(['http://a.example'], []), /^--upstream http:\/\/a\.example needs --upstream-key, the key its narinfos are signed with$/);
   usage(() => upstreamsOf(false, [KEY]), /--upstream-key with --no-upstream/);
   usage(() => upstreamsOf(['http://a.example'], ['not a key']), /not of the form NAME:BASE64/);
   usage(() => upstreamsOf(['ftp://a.example'], [KEY]), /unsupported cache URL/);
