@@ -330,6 +330,33 @@ test('conditions: every exported constructor of a RelonixError in src/ is listed
   assert.deepEqual(found, listed, 'add the new constructor to CONDITIONS with its kind and exit code (or drop one that is gone)');
 });
 
+/** `file:line` of each `new RelonixError` outside an exported function declared to return one. */
+function builtInline(): string[] {
+  const out: string[] = [];
+  for (const file of sources(SRC)) {
+    const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+    const visit = (n: ts.Node): void => {
+      if (ts.isNewExpression(n) && n.expression.getText(sf) === 'RelonixError') {
+        let f: ts.Node | undefined = n.parent;
+        while (f && !ts.isFunctionLike(f)) f = f.parent;
+        const named =
+          f !== undefined &&
+          ts.isFunctionDeclaration(f) &&
+          ts.getModifiers(f)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword) &&
+          /\bRelonixError\b/.test(f.type?.getText(sf) ?? '');
+        if (!named) out.push(`${path.relative(SRC, file)}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}`);
+      }
+      ts.forEachChild(n, visit);
+    };
+    visit(sf);
+  }
+  return out;
+}
+
+test('conditions: a RelonixError is only ever made by a named constructor, never inline where it is thrown', () => {
+  assert.deepEqual(builtInline(), [], 'give the condition a constructor of its own (exported, returning RelonixError) and list it above');
+});
+
 test('conditions: each has its one kind and exit code, a message and the fix', async () => {
   for (const [file, fns] of Object.entries(CONDITIONS)) {
     const mod = (await import(path.join(SRC, file))) as Record<string, (...args: unknown[]) => unknown>;
