@@ -59,9 +59,11 @@ const require = __relonixRequire(import.meta.url);`;
  * It names itself to the code inside (src/util/self.ts): a chunk's own URL is not the entry's.
  */
 function entry(b: Bundle): string {
-  return `import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { isMainThread } from 'node:worker_threads';
+  // node's modules through the banner's require: imported, each would be a module of the split build
+  // that every start loads
+  return `const { realpathSync } = require('node:fs');
+const { fileURLToPath } = require('node:url');
+const { isMainThread } = require('node:worker_threads');
 import { ${b.exportName} } from '${b.module}';
 export { ${b.exportName} };
 globalThis[Symbol.for('relonix.entry')] = import.meta.url;

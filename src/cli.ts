@@ -1,10 +1,9 @@
+// The program. Nothing is imported here that `relonix --version` does not need: the commands, the CLI
+// framework, and what reporting an error takes are loaded once argv asks for more (start-up is
+// what every call waits for, and in the bundle each module loaded is a file read and compiled).
 import type { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
-import { emit } from './util/emit.ts';
-import { causeChain, type ErrorKind, errnoWords, errorMessage, fromSystemError, RelonixError } from './util/errors.ts';
-import { redactText } from './util/redact.ts';
-import { isDamagedPart, packageDamaged } from './util/self.ts';
-import { exitOnSignals, inFlightAbandoned } from './util/signals.ts';
+import type { ErrorKind } from './util/errors.ts';
 
 /** The exit code of each kind of error: the one place they are decided (listed in --help, run's 126 and 127 in its own). */
 export const EXIT_CODES: Record<ErrorKind, number> = {
@@ -92,9 +91,10 @@ async function buildProgram(): Promise<Command> {
  * ends relonix quietly; anything else (`relonix env > /dev/full`) is one line on stderr and exit 1.
  */
 function onOutputError(name: 'stdout' | 'stderr') {
-  return (e: NodeJS.ErrnoException) => {
+  return async (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     if (name === 'stdout') {
+      const { errnoWords } = await import('./util/errors.ts');
       process.stderr.write(`relonix: error: cannot write to stdout: ${errnoWords(e)}; send the output somewhere it fits\n`);
     }
     process.exit(EXIT_CODES.failure);
@@ -104,6 +104,11 @@ function onOutputError(name: 'stdout' | 'stderr') {
 export async function main(argv: string[]): Promise<void> {
   process.stdout.on('error', onOutputError('stdout'));
   process.stderr.on('error', onOutputError('stderr'));
+  if (asksVersion(argv)) {
+    process.stdout.write(`${pkg.version}\n`);
+    return;
+  }
+  const { exitOnSignals, inFlightAbandoned } = await import('./util/signals.ts');
   exitOnSignals(wantsJson(argv), (code) => process.exit(code));
   try {
     if (argv[2] === 'patchelf') {
@@ -111,15 +116,11 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await runPatchelf(argv.slice(3));
       return;
     }
-    if (asksVersion(argv)) {
-      process.stdout.write(`${pkg.version}\n`);
-      return;
-    }
     const program = await buildProgram();
     for (const c of await reachable(argv)) c.register(program);
     await program.parseAsync(argv);
   } catch (e) {
-    process.exitCode = report(e, wantsJson(argv));
+    process.exitCode = await report(e, wantsJson(argv));
   } finally {
     // what a command left in flight must not hold the process open once its result is said
     if (inFlightAbandoned()) setImmediate(() => process.exit());
@@ -143,7 +144,13 @@ function isCommanderError(e: unknown): e is CommanderError {
   );
 }
 
-function report(e: unknown, json: boolean): number {
+async function report(e: unknown, json: boolean): Promise<number> {
+  const [{ emit }, { causeChain, errorMessage, fromSystemError, RelonixError }, { redactText }, { isDamagedPart, packageDamaged }] = await Promise.all([
+    import('./util/emit.ts'),
+    import('./util/errors.ts'),
+    import('./util/redact.ts'),
+    import('./util/self.ts'),
+  ]);
   if (isCommanderError(e)) {
     // commander has printed the error and the pointer to --help; scripts get the event too
     if (e.exitCode === 0) return 0;
