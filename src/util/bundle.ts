@@ -3,11 +3,11 @@
 // checkout's) dist/relonix.mjs beside the split build that runs.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { bundleEntry, packageRoot } from './self.ts';
+import { bundleEntry, isSplitEntry, packageRoot } from './self.ts';
 
 /** The bundle's path, or undefined in a checkout that has not built it (npm run build). */
 export function findOwnBundle(): string | undefined {
   const entry = bundleEntry();
-  const single = entry && path.basename(path.dirname(entry)) !== 'cli' ? entry : path.join(packageRoot(), 'dist', 'relonix.mjs');
+  const single = entry && !isSplitEntry(entry) ? entry : path.join(packageRoot(), 'dist', 'relonix.mjs');
   return existsSync(single) ? single : undefined;
 }

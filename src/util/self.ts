@@ -19,7 +19,12 @@ export function packageRoot(): string {
   const entry = bundleEntry();
   if (!entry) return fileURLToPath(new URL('../..', import.meta.url));
   const dist = path.dirname(entry);
-  return path.dirname(path.basename(dist) === 'cli' ? path.dirname(dist) : dist);
+  return path.dirname(isSplitEntry(entry) ? path.dirname(dist) : dist);
+}
+
+/** Whether `entry` is the split build's (dist/cli/relonix.mjs), not a single file. */
+export function isSplitEntry(entry: string): boolean {
+  return path.basename(path.dirname(entry)) === 'cli';
 }
 
 /**
