@@ -25,12 +25,12 @@ import { FileCache } from './keep.ts';
 import { type Notes, untranslatableReason } from './notes.ts';
 
 /**
- * Translations at once. Each is CPU-bound (decoding, rewriting, hashing) and holds up to its spool's
- * memory: Nix asks up to 25 narinfos at once, and 25 interleaved rewrites take longer each, and more
- * memory and garbage collection in all, than a few at a time. Twice the cores keeps some downloads
- * in flight while others are rewritten.
+ * Translations at once. Each is CPU work (decoding, rewriting, hashing) and holds up to its spool's
+ * memory: Nix asks up to 25 narinfos at once, and 25 interleaved rewrites each take longer, and take
+ * more memory and garbage collection in all, than a few at a time. Twice the cores, and at least four,
+ * keeps downloads in flight on a slow link while others are rewritten.
  */
-const AT_ONCE = 2 * os.availableParallelism();
+const AT_ONCE = Math.max(4, 2 * os.availableParallelism());
 
 /** How long an upstream that failed is not asked again: Nix's own HTTP store waits as long. */
 const DOWN_MS = 60_000;
