@@ -61,6 +61,8 @@ export interface PublishItem {
   source: string;
   /** its NAR, opened when its turn comes */
   nar(): AsyncIterable<Uint8Array>;
+  /** the NAR's sha256 and size once nar() has been read to its end, where what makes it hashes it already (a rewrite): not hashed twice */
+  hashed?(): { hash: Buffer; size: number } | undefined;
   /** looks at the staged NAR before anything goes up: throws to refuse it, may name its content address */
   accept(staged: StagedNar): Promise<{ ca?: string }> | { ca?: string };
 }
@@ -108,7 +110,7 @@ async function uploadNar(o: ItemsOptions, it: PublishItem, compression: Compress
   if (await again(() => o.target.has(narInfoKey(it.path)))) return undefined;
   const journaled = await o.journal?.get(it.path, it.source);
   if (journaled && (await again(() => o.target.has(journaled.url)))) return journaled;
-  const staged = await stageNarStream(it.nar(), compression, file);
+  const staged = await stageNarStream(it.nar(), compression, file, it.hashed?.bind(it));
   const ni = stagedNarInfo(it, staged, compression, (await it.accept(staged)).ca);
   const narKey = ni.url;
   if (!(await again(() => o.target.has(narKey)))) {

@@ -15,25 +15,39 @@ export interface StagedNar {
   fileSize: number;
 }
 
-/** NAR bytes → sha256 → compressor → sha256 → `file` (which must not exist; removed on failure). */
-export async function stageNarStream(nar: AsyncIterable<Uint8Array>, compression: Compression, file: string): Promise<StagedNar> {
+/** The NAR's hash and size from whatever made it, once it has been read to its end (the NAR is then not hashed again). */
+export type KnownHash = () => { hash: Buffer; size: number } | undefined;
+
+/**
+ * NAR bytes → sha256 → compressor → sha256 → `file` (which must not exist; removed on failure).
+ * `known`: the NAR is hashed already as it is made; only the compressed file is hashed here.
+ */
+export async function stageNarStream(nar: AsyncIterable<Uint8Array>, compression: Compression, file: string, known?: KnownHash): Promise<StagedNar> {
   const narHash = createHash('sha256');
   const fileHash = createHash('sha256');
   const narSize = { n: 0 };
   const fileSize = { n: 0 };
+  let staged: Pick<StagedNar, 'narHash' | 'narSize'>;
   try {
-    const raw = tap(coalesce(nar, 1 << 16), narHash, narSize);
+    const raw = known ? coalesce(nar, 1 << 16) : tap(coalesce(nar, 1 << 16), narHash, narSize);
     // uncompressed, the file is the NAR: one hash serves both
     const out = compression === 'none' ? raw : tap(compressStream(raw, compression), fileHash, fileSize);
     await pipeline(Readable.from(out), createWriteStream(file, { flags: 'wx' }));
+    staged = known ? knownHash(known) : { narHash: narHash.digest(), narSize: narSize.n };
   } catch (e) {
     await fs.rm(file, { force: true });
     throw e;
   }
-  const staged = { narHash: narHash.digest(), narSize: narSize.n };
   return compression === 'none'
     ? { ...staged, fileHash: staged.narHash, fileSize: staged.narSize }
     : { ...staged, fileHash: fileHash.digest(), fileSize: fileSize.n };
+}
+
+/** What `known` gives once the NAR has ended. */
+export function knownHash(known: KnownHash): Pick<StagedNar, 'narHash' | 'narSize'> {
+  const k = known();
+  if (!k) throw new Error('internal error: the NAR ended without the hash of what was made');
+  return { narHash: k.hash, narSize: k.size };
 }
 
 async function* tap(src: AsyncIterable<Uint8Array>, h: Hash, size: { n: number }): AsyncGenerator<Uint8Array> {

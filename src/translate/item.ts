@@ -39,6 +39,8 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
       summary = undefined;
       return upstreamNar(c, it, (s) => (summary = s));
     },
+    // a rewrite hashes what it writes: that is the NAR's hash (a copy is hashed where it is staged)
+    ...(it.verbatim ? {} : { hashed: () => summary?.output }),
     accept: (staged) => {
       const read = it.verbatim ? { hash: staged.narHash, size: staged.narSize } : summary?.input;
       if (!read) throw new Error(`internal error: the rewrite of ${it.from.storePath} ended without a summary`);

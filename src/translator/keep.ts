@@ -10,7 +10,7 @@ import path from 'node:path';
 import { type SecretKey, signNarInfo } from '../cache/keys.ts';
 import { formatNarInfo, narInfoKey, parseNarInfo } from '../cache/narinfo.ts';
 import { type PublishItem, stagedNarInfo } from '../cache/publish.ts';
-import type { StagedNar } from '../cache/staged-nar.ts';
+import { type KnownHash, knownHash, type StagedNar } from '../cache/staged-nar.ts';
 import { clearTemps, tempSibling, writeFileAtomic } from '../util/fs.ts';
 
 export class FileCache {
@@ -56,7 +56,7 @@ export class FileCache {
     const tmp = tempSibling(path.join(this.nars, 'staging'));
     let ni: ReturnType<typeof stagedNarInfo>;
     try {
-      const staged = await writeNar(item.nar(), tmp);
+      const staged = await writeNar(item.nar(), tmp, item.hashed?.bind(item));
       ni = stagedNarInfo(item, staged, 'none', (await item.accept(staged)).ca);
       await fs.rename(tmp, path.join(this.dir, ni.url));
     } catch (e) {
@@ -73,9 +73,9 @@ const WRITE_BYTES = 1 << 20;
 
 /**
  * A NAR kept as it is (uncompressed, so its file hash is its NAR hash): written to `file` (which must
- * not exist) in big writes, hashed on the way.
+ * not exist) in big writes, hashed on the way unless what made it hashed it (`known`).
  */
-async function writeNar(nar: AsyncIterable<Uint8Array>, file: string): Promise<StagedNar> {
+async function writeNar(nar: AsyncIterable<Uint8Array>, file: string, known?: KnownHash): Promise<StagedNar> {
   const fh = await fs.open(file, 'wx', 0o644);
   const hash = createHash('sha256');
   let size = 0;
@@ -83,7 +83,7 @@ async function writeNar(nar: AsyncIterable<Uint8Array>, file: string): Promise<S
   let heldBytes = 0;
   try {
     for await (const b of nar) {
-      hash.update(b);
+      if (!known) hash.update(b);
       size += b.length;
       held.push(b);
       heldBytes += b.length;
@@ -96,8 +96,8 @@ async function writeNar(nar: AsyncIterable<Uint8Array>, file: string): Promise<S
   } finally {
     await fh.close();
   }
-  const narHash = hash.digest();
-  return { narHash, narSize: size, fileHash: narHash, fileSize: size };
+  const { narHash, narSize } = known ? knownHash(known) : { narHash: hash.digest(), narSize: size };
+  return { narHash, narSize, fileHash: narHash, fileSize: size };
 }
 
 async function writeAll(fh: fs.FileHandle, bufs: Uint8Array[]): Promise<void> {

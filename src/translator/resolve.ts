@@ -3,6 +3,11 @@
 // upstream's narinfo of the twin's output (its signature checked) and NAR (its hash checked),
 // rewritten for our store dir and signed with the prefix's key, into the file cache. The narinfo
 // is written only after the whole NAR is in the cache and checked: what Nix is told is what it gets.
+// A path's references are started as soon as its upstream narinfo names them: Nix asks for them
+// only once it has this answer, one level of the closure at a time.
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { SecretKey } from '../cache/keys.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
 import { checkSigned, readNarInfo } from '../cache/restore.ts';
@@ -13,10 +18,19 @@ import { planOutput, type TranslateItem } from '../translate/plan.ts';
 import { type Closure, TwinBuilder } from '../translate/twin.ts';
 import { openUpstream, type Upstream } from '../translate/upstream.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
+import { Limit } from '../util/pool.ts';
 import type { TranslatorConfig, TranslatorFiles, UpstreamConfig } from './config.ts';
 import { DerivationIndex, type OutputOf } from './derivations.ts';
 import { FileCache } from './keep.ts';
 import { type Notes, untranslatableReason } from './notes.ts';
+
+/**
+ * Translations at once. Each is CPU work (decoding, rewriting, hashing) and holds up to its spool's
+ * memory: Nix asks up to 25 narinfos at once, and 25 interleaved rewrites each take longer, and take
+ * more memory and garbage collection in all, than a few at a time. Twice the cores, and at least four,
+ * keeps downloads in flight on a slow link while others are rewritten.
+ */
+const AT_ONCE = Math.max(4, 2 * os.availableParallelism());
 
 /** How long an upstream that failed is not asked again: Nix's own HTTP store waits as long. */
 const DOWN_MS = 60_000;
@@ -56,6 +70,7 @@ export class Translator {
   /** the closures read so far, and their derivations */
   private readonly loaded: Closure[] = [];
   private readonly loadedDrvs = new Set<string>();
+  private readonly work = new Limit(AT_ONCE);
 
   constructor(private readonly c: TranslatorContext) {
     this.index = new DerivationIndex(c.layout.storeDir, (drv, why) => c.notes.untranslatable(drv, untranslatableReason(why.message), true));
@@ -95,10 +110,22 @@ export class Translator {
       const item = await this.plan(up, out);
       if (item === 'refused') return undefined;
       if (!item) continue;
+      this.ahead(item);
       if (!(await this.translate(up, item))) return undefined;
       return this.cache.narinfo(hash);
     }
     return undefined;
+  }
+
+  /** Starts the references Nix will ask for next (those not in the store), as if it had asked. */
+  private ahead(item: TranslateItem): void {
+    for (const ref of item.references) {
+      if (ref === item.path) continue;
+      void fs.lstat(ref).then(
+        () => undefined, // in the store already: Nix will not ask
+        () => this.narinfo(path.basename(ref).slice(0, 32)).catch(() => undefined),
+      );
+    }
   }
 
   private load(drvPath: string): Promise<unknown> {
@@ -176,7 +203,7 @@ export class Translator {
     const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true };
     const t0 = Date.now();
     try {
-      await this.cache.keep(translatedItem(ctx, item));
+      await this.work.run(() => this.cache.keep(translatedItem(ctx, item)));
     } catch (e) {
       if (isKind(e, 'integrity')) await this.c.notes.refused(item.path, errorMessage(e));
       else await this.c.notes.failed(item.path, errorMessage(e));

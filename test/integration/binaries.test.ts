@@ -101,6 +101,16 @@ let
       chmod +x $out/bin/lacking
     '';
     runnable = small "runnable";
+    # a chain only the test of translating ahead asks for: each names the one before
+    chain-a = small "chain-a";
+    chain-b = sh "chain-b" ''
+      \${record}
+      mkdir -p $out; echo \${chain-a} > $out/before
+    '';
+    chain-c = sh "chain-c" ''
+      \${record}
+      mkdir -p $out; echo \${chain-b} > $out/before
+    '';
     victim-sig = small "victim-sig";
     victim-key = small "victim-key";
     victim-nar = small "victim-nar";
@@ -123,7 +133,7 @@ const FLAKE = `{
 }
 `;
 
-const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'runnable', 'victim-sig', 'victim-key', 'victim-nar', 'offline'];
+const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'runnable', 'victim-sig', 'victim-key', 'victim-nar', 'offline', 'chain-c'];
 
 // built once for both Nixes: the channel, the flake, and upstream's cache of their builds
 let top: string;
@@ -161,7 +171,7 @@ before(async () => {
   const big = await buildUpstream(top, path.join(chan, 'default.nix'), ['big'], dir, 'none');
   upstream = { dir, key: b.key, secretFile: b.secretFile, built: new Map([...b.out, ...big.out]) };
   const upBuilds = (await fs.readFile(impureLog, 'utf8')).split('\n').filter((l) => l.includes(' /nix/store/'));
-  assert.equal(upBuilds.length, 11, 'upstream built the packages');
+  assert.equal(upBuilds.length, 14, 'upstream built the packages');
   execFileSync('chmod', ['-R', 'a+rX', top]);
 });
 
@@ -175,6 +185,14 @@ after(async () => {
   }
   if (top) await removePrefix(top);
 });
+
+/** Waits (up to a minute) until `ok` holds. */
+async function waitFor(ok: () => Promise<boolean>, what: string): Promise<void> {
+  for (const end = Date.now() + 60_000; !(await ok()); ) {
+    if (Date.now() > end) assert.fail(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 forEachNix(
   ({ fixture, test }) => {
@@ -309,6 +327,29 @@ forEachNix(
       assert.deepEqual(st.translator.compressed, { [lib]: ['share/where.gz'] });
       assert.match(execFileSync('gzip', ['-dc', path.join(lib, 'share', 'where.gz')], { encoding: 'utf8' }), STORE_REF);
       assert.ok(st.translator.translated.paths >= 3);
+    });
+
+    test('asked for one path, the translator translates its references before Nix asks for them', async () => {
+      const drvs = (await inPrefix("nix-instantiate '<nixpkgs>' -A chain-a -A chain-b -A chain-c")).stdout.trim().split('\n');
+      const [a, b, c] = (await inPrefix(`nix-store -q --outputs ${drvs.join(' ')}`)).stdout.trim().split('\n');
+      const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
+      const kept = (p: string) => path.join(cache, `${path.basename(p).slice(0, 32)}.narinfo`);
+      await assert.rejects(fs.access(kept(a!)), 'nothing of the chain was translated yet');
+      // as Nix asks: at the substituter URL nix.conf names
+      const res = await fetch(`${(await status()).translator.url}/${path.basename(c!).slice(0, 32)}.narinfo`);
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), new RegExp(`^References: .*${path.basename(b!)}`, 'm'));
+      // chain-b was named by chain-c's narinfo, chain-a by chain-b's: both are kept with nobody asking
+      for (const p of [b!, a!])
+        await waitFor(
+          () =>
+            fs.access(kept(p)).then(
+              () => true,
+              () => false,
+            ),
+          `${p} translated ahead`,
+        );
+      await withoutBuilds(`nix-store -r ${c}`);
     });
 
     test('nix-shell -p: its inputs substituted, zero local builds, the program on PATH', async () => {

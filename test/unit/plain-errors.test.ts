@@ -16,6 +16,7 @@ const ALLOWED: Record<string, string> = {
   'bundle/launcher.ts': 'internal error: the launcher outgrew the bytes reserved for it',
   'bundle/rewrite.ts': 'internal error: an in-place rewrite is only asked for with equal lengths',
   'cache/key-files.ts': 'internal error: a name generateKey accepted cannot leave the key directory',
+  'cache/staged-nar.ts': 'internal error: a NAR whose maker said it would hash it ended without a hash',
   'codec/xz.ts': 'internal error: compressing is only asked for where the host has xz',
   'codec/zstd.ts': 'internal error: compressing is only asked for where the host has zstd',
   'elf/source.ts': 'an errno-shaped EIO, as a failed read(2) gives it, for the callers that word errnos',
