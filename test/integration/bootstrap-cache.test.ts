@@ -100,6 +100,15 @@ forEachNix(
       assert.equal(state.nix, cacheNix);
       const build = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')]);
       assert.equal(build.code, 0, build.stderr);
+      // the restore made the database with the journal configure chose for /tmp (a local filesystem), and nix.conf names it
+      assert.deepEqual([state.sqliteJournal.journal, state.sqliteJournal.by], ['wal', 'filesystem']);
+      const conf = await fs.readFile(path.join(prefix, 'etc/nix/nix.conf'), 'utf8');
+      assert.deepEqual(
+        conf.split('\n').filter((l) => l.startsWith('use-sqlite-wal')),
+        ['use-sqlite-wal = true'],
+      );
+      const head = (await fs.readFile(path.join(prefix, 'var/nix/db/db.sqlite'))).subarray(0, 20);
+      assert.deepEqual([head.toString('latin1', 0, 16), head[18], head[19]], ['SQLite format 3\0', 2, 2], 'the database is in WAL mode');
 
       // a key the cache did not sign with is refused
       await removePrefix(prefix);
