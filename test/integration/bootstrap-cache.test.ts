@@ -6,6 +6,7 @@ import { events, relonix } from '../helpers/cli.ts';
 import { mirrorFor } from '../helpers/mirror.ts';
 import { forEachNix } from '../helpers/nixes.ts';
 import { prefixList, removePrefix } from '../helpers/paths.ts';
+import { databaseJournal, walLines } from '../helpers/store.ts';
 
 const prefixes = prefixList();
 after(() => prefixes.removeAll());
@@ -102,13 +103,8 @@ forEachNix(
       assert.equal(build.code, 0, build.stderr);
       // the restore made the database with the journal configure chose for /tmp (a local filesystem), and nix.conf names it
       assert.deepEqual([state.sqliteJournal.journal, state.sqliteJournal.by], ['wal', 'filesystem']);
-      const conf = await fs.readFile(path.join(prefix, 'etc/nix/nix.conf'), 'utf8');
-      assert.deepEqual(
-        conf.split('\n').filter((l) => l.startsWith('use-sqlite-wal')),
-        ['use-sqlite-wal = true'],
-      );
-      const head = (await fs.readFile(path.join(prefix, 'var/nix/db/db.sqlite'))).subarray(0, 20);
-      assert.deepEqual([head.toString('latin1', 0, 16), head[18], head[19]], ['SQLite format 3\0', 2, 2], 'the database is in WAL mode');
+      assert.deepEqual(walLines(await fs.readFile(path.join(prefix, 'etc/nix/nix.conf'), 'utf8')), ['use-sqlite-wal = true']);
+      assert.equal(await databaseJournal(prefix), 'wal');
 
       // a key the cache did not sign with is refused
       await removePrefix(prefix);

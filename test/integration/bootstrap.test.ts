@@ -9,6 +9,7 @@ import { EXIT, NOBODY_UID, relonix, relonixAs, shAs, spawnRelonix } from '../hel
 import { mirrorFor } from '../helpers/mirror.ts';
 import { forEachNix, hookLineWithoutBuilders } from '../helpers/nixes.ts';
 import { prefixFor, prefixList, RELONIX } from '../helpers/paths.ts';
+import { databaseJournal, walLines } from '../helpers/store.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 before(() => {
@@ -20,15 +21,6 @@ after(() => prefixes.removeAll());
 
 /** Filesystems `stat -f` names that give SQLite's WAL what it needs (ext4 reads ext2/ext3). */
 const LOCAL_FS = ['ext2/ext3', 'xfs', 'btrfs', 'tmpfs'];
-/** The use-sqlite-wal lines of a nix.conf. */
-const walLines = (conf: string | string[]) => (typeof conf === 'string' ? conf.split('\n') : conf).filter((l) => l.startsWith('use-sqlite-wal'));
-
-/** The journal a prefix's database header says (bytes 18 and 19: 2 in WAL mode, 1 in rollback mode). */
-async function headerJournal(prefix: string): Promise<string> {
-  const head = (await fs.readFile(path.join(prefix, 'var/nix/db/db.sqlite'))).subarray(0, 20);
-  assert.equal(head.toString('latin1', 0, 16), 'SQLite format 3\0');
-  return head[18] === 2 && head[19] === 2 ? 'wal' : head[18] === 1 && head[19] === 1 ? 'rollback' : `versions ${head[18]} ${head[19]}`;
-}
 
 forEachNix(
   ({ fixture, test }) => {
@@ -52,8 +44,8 @@ forEachNix(
       assert.equal((await fs.stat(path.join(prefix, 'store'))).uid, NOBODY_UID);
       // /tmp is a local filesystem: the database was made with SQLite's write-ahead log
       assert.ok(LOCAL_FS.includes(execFileSync('stat', ['-f', '-c', '%T', prefix]).toString().trim()), 'the prefix is on a local filesystem');
-      assert.deepEqual(walLines(conf), ['use-sqlite-wal = true']);
-      assert.equal(await headerJournal(prefix), 'wal');
+      assert.deepEqual(walLines(conf.join('\n')), ['use-sqlite-wal = true']);
+      assert.equal(await databaseJournal(prefix), 'wal');
       assert.equal(state.sqliteJournal.journal, 'wal');
       assert.equal(state.sqliteJournal.by, 'filesystem');
 
@@ -139,7 +131,7 @@ forEachNix(
       const stateFile = path.join(prefix, 'var/relonix/state.json');
       const state = async () => JSON.parse(await fs.readFile(stateFile, 'utf8'));
       assert.deepEqual(walLines(await conf()), ['use-sqlite-wal = false']);
-      assert.equal(await headerJournal(prefix), 'rollback');
+      assert.equal(await databaseJournal(prefix), 'rollback');
       assert.deepEqual((await state()).sqliteJournal, { journal: 'rollback', fsType: 'overlay', by: 'filesystem' });
 
       // the same prefix outside the overlay, on ext4, bootstrapped again with another input: configure
@@ -151,7 +143,7 @@ forEachNix(
       assert.equal(again.code, 0, `${again.stdout}\n${again.stderr}`);
       assert.match(await conf(), new RegExp(`^trusted-public-keys = ${pub.replace(/[+/]/g, '\\$&')}`, 'm'), 'nix.conf was rewritten');
       assert.deepEqual(walLines(await conf()), ['use-sqlite-wal = false']);
-      assert.equal(await headerJournal(prefix), 'rollback');
+      assert.equal(await databaseJournal(prefix), 'rollback');
       const status = await relonix(NOBODY_UID, ['status', '--prefix', prefix]);
       assert.match(status.stdout, /^database {3}rollback journal \(overlay: /m);
 
@@ -183,7 +175,7 @@ forEachNix(
       const again2 = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
       assert.equal(again2.code, 0, `${again2.stdout}\n${again2.stderr}`);
       assert.deepEqual(walLines(await conf()), ['use-sqlite-wal = false']);
-      assert.equal(await headerJournal(prefix), 'rollback');
+      assert.equal(await databaseJournal(prefix), 'rollback');
       const json = JSON.parse((await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json'])).stdout);
       assert.deepEqual([json.database.journal, json.database.by], ['rollback', 'database']);
       const verify = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
