@@ -9,11 +9,18 @@ import { planParallelism } from '../host/parallelism.ts';
 import { writeEnvScripts, writeWrappers } from '../prefix/environment.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { buildHookSetting, mergeNixConf, type NixConfSettings, nixConfBlock } from '../prefix/nix-conf.ts';
+import { chooseJournal, type JournalRecord } from '../prefix/sqlite-journal.ts';
 import { translatorSettings } from '../translator/config.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 
-/** Idempotent: writes only what differs. The scripts and wrappers name `nix` and `cacert` when given. */
-export async function applyConfigure(l: Layout, input: NixConfSettings, nix?: string, cacert?: string): Promise<{ confFile: string }> {
+/** nix.conf's settings but the journal, and the journal the prefix's state records, if any. */
+export type ConfigureInput = Omit<NixConfSettings, 'journal'> & { journal?: JournalRecord };
+
+/**
+ * Idempotent: writes only what differs. The scripts and wrappers name `nix` and `cacert` when given.
+ * Returns the database's journal, for the state to record.
+ */
+export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: string, cacert?: string): Promise<{ confFile: string; journal: JournalRecord }> {
   let existing: string | undefined;
   try {
     existing = await fs.readFile(l.confFile, 'utf8');
@@ -24,12 +31,14 @@ export async function applyConfigure(l: Layout, input: NixConfSettings, nix?: st
   const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
   const translator = input.translator ?? (await translatorSettings(l));
   const buildHook = await buildHookSetting(l, nix, existing ?? '');
-  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator, buildHook }));
+  // before the first Nix makes the database: it is made with the journal nix.conf names from then on
+  const journal = await chooseJournal(l, input.journal);
+  const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator, buildHook, journal: journal.journal }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
   await writeEnvScripts(l, nix, cacert);
   if (nix) await writeWrappers(l, nix);
   await fs.mkdir(path.join(l.prefix, 'home'), { recursive: true });
   await fs.mkdir(l.logDir, { recursive: true });
   await fs.mkdir(path.dirname(l.profile), { recursive: true });
-  return { confFile: l.confFile };
+  return { confFile: l.confFile, journal };
 }

@@ -6,13 +6,16 @@ import { PREFIX_HELP } from './options.ts';
 export function register(program: Command): void {
   program
     .command('status')
-    .description('what is installed in the prefix: stages done, active Nix, store size, relocation report, upstream and translator, build queue')
+    .description(
+      "what is installed in the prefix: stages done, active Nix, store size, the database's journal (WAL or rollback) and why, relocation report, upstream and translator, build queue",
+    )
     .option('--prefix <dir>', PREFIX_HELP)
     .option('--json', 'print one JSON object')
     .action(async (o: { prefix?: string; json?: boolean }) => {
       const l = layout(o.prefix);
       const { buildStatus } = await import('../build/status.ts');
       const { inspectPrefix } = await import('../prefix/inspect.ts');
+      const { journalWords } = await import('../prefix/sqlite-journal.ts');
       const { translatorLines, translatorStatus } = await import('../translator/status.ts');
       const [st, build, translator] = await Promise.all([inspectPrefix(l), buildStatus(l), translatorStatus(l)]);
       if (o.json) {
@@ -24,6 +27,8 @@ export function register(program: Command): void {
       out.push(`prefix     ${st.prefix}`);
       out.push(`store      ${st.storeDir} (${st.store.paths} paths, ${mib(st.store.bytes)})`);
       out.push(`nix        ${st.nix ?? '(none yet: run relonix bootstrap)'}${st.nixSource ? ` (from the ${st.nixSource})` : ''}`);
+      const db = st.database;
+      out.push(`database   ${db.exists ? journalWords(db) : `none yet; a bootstrap makes it with the ${journalWords(db)}`}`);
       out.push(`stages     ${st.stages.length ? st.stages.map((x) => x.name).join(', ') : '(none)'}${st.bootstrapped ? '  ✓ bootstrapped' : ''}`);
       for (const x of st.stages) out.push(`  ${x.name.padEnd(10)} done ${x.doneAt}`);
       if (st.relocation) {

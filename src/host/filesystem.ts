@@ -23,27 +23,38 @@ export interface SpaceFacts {
   fsType: string;
 }
 
+/** statfs(2) f_type magic numbers (linux/magic.h) by the name relonix says. 0xEF53 is ext2, ext3 and ext4 alike. */
 const STATFS_TYPES: Record<number, string> = {
   61267: 'ext4',
   1481003842: 'xfs',
   2435016766: 'btrfs',
   16914836: 'tmpfs',
+  2240043254: 'ramfs',
+  4076150800: 'f2fs',
+  801189825: 'zfs',
+  3393526350: 'bcachefs',
   2035054128: 'overlay',
   26985: 'nfs',
   1702057286: 'fuse',
   4283649346: 'cifs',
+  4266872130: 'smb2',
   16914839: 'v9fs',
-  801189825: 'zfs',
+  12805120: 'ceph',
   198183888: 'lustre',
+  1196443219: 'gpfs',
 };
+
+/** Pure: the name of a filesystem from its statfs(2) f_type, or the number in hex when relonix knows no name. */
+export function fsTypeName(type: number): string {
+  return STATFS_TYPES[type] ?? `0x${type.toString(16)}`;
+}
 
 export async function spaceFacts(dir: string): Promise<SpaceFacts> {
   const st = await fs.statfs(dir);
-  const type = Number(st.type);
   return {
     freeBytes: Number(st.bavail) * Number(st.bsize),
     freeInodes: Number(st.files) > 0 ? Number(st.ffree) : undefined,
-    fsType: STATFS_TYPES[type] ?? `0x${type.toString(16)}`,
+    fsType: fsTypeName(Number(st.type)),
   };
 }
 

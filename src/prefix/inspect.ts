@@ -5,6 +5,7 @@ import path from 'node:path';
 import { readReport } from '../store/relocate-tree.ts';
 import { exists } from '../util/fs.ts';
 import type { Layout } from './layout.ts';
+import { databaseStatus } from './sqlite-journal.ts';
 import { isBootstrapped, readState, STAGES } from './state.ts';
 
 async function treeSize(dir: string): Promise<{ bytes: number; paths: number }> {
@@ -42,6 +43,7 @@ export async function inspectPrefix(l: Layout) {
     cacert: s.cacert ?? null,
     stages,
     store: { paths: store.paths, bytes: store.bytes },
+    database: await databaseStatus(l, s.sqliteJournal),
     relocation: report
       ? {
           counts: report.counts,

@@ -5,6 +5,7 @@
 import type { Parallelism } from '../host/parallelism.ts';
 import { hasBuilders, hookSetting } from './build-hook.ts';
 import type { Layout } from './layout.ts';
+import type { Journal } from './sqlite-journal.ts';
 
 export const BEGIN = '# BEGIN relonix managed block: relonix rewrites the lines up to END; add your own settings outside it';
 export const END = '# END relonix managed block';
@@ -18,14 +19,17 @@ export interface NixConfSettings {
   translator?: { substituter: string; publicKey: string };
   /** the build hook (prefix/build-hook.ts): the active Nix's while the prefix has builders, else none or one that declines */
   buildHook?: string;
+  /** the journal of the prefix's database (prefix/sqlite-journal.ts): chosen once, before Nix makes it */
+  journal: Journal;
 }
 
 const HOOK_COMMENT = "# the build hook hands builds to remote builders: the Nix's own while there are builders; else none, or one that declines";
 
 /**
- * The settings a Nix needs on a host without root or namespaces. use-sqlite-wal is always false:
- * WAL needs shared-memory mmap that breaks on NFS, overlay and 9p, a prefix under /tmp can land on
- * any of them after a restart, and a single-user store loses next to nothing with a rollback journal.
+ * The settings a Nix needs on a host without root or namespaces. use-sqlite-wal follows the
+ * database's journal: WAL where the filesystem gives the shared memory and locks it needs, the
+ * rollback journal elsewhere, and always what the database on disk was made with: a database made
+ * in WAL mode cannot be opened with WAL off, and a Nix with WAL on turns a rollback one into WAL.
  */
 export function nixConfBlock(input: NixConfSettings): string {
   const lines = [
@@ -34,7 +38,8 @@ export function nixConfBlock(input: NixConfSettings): string {
     'sandbox = false',
     '# no root, so no build users',
     'build-users-group =',
-    'use-sqlite-wal = false',
+    "# the database's journal, chosen once for its filesystem and kept with it (relonix status says which and why)",
+    `use-sqlite-wal = ${input.journal === 'wal'}`,
     '# caches are filled by other builders while we run: never remember a miss',
     'narinfo-cache-negative-ttl = 0',
     // nothing on cache.nixos.org is built for this store dir: the given caches, and the translator

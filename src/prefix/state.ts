@@ -6,6 +6,7 @@ import { exists, writeFileAtomic } from '../util/fs.ts';
 import { withLock } from '../util/lock.ts';
 import { shQuote } from '../util/shell.ts';
 import { DEFAULT_PREFIX, type Layout } from './layout.ts';
+import type { JournalRecord } from './sqlite-journal.ts';
 
 /**
  * Every stage a bootstrap can record, in the order they run: a tarball bootstrap runs preflight to
@@ -43,6 +44,11 @@ export interface BootstrapState {
   nixSource?: 'tarball' | 'cache';
   /** the Nix and CA bundle the default profile held before a re-bootstrap: verify takes them out of it */
   replaces?: string[];
+  /**
+   * the journal of the Nix database, chosen for its filesystem before the database was made; none
+   * in a prefix bootstrapped before relonix chose (its database keeps the rollback journal)
+   */
+  sqliteJournal?: JournalRecord;
   /** what the last bootstrap was asked to bootstrap from: another host is bootstrapped the same way */
   source?: BootstrapSource;
 }

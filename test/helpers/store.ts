@@ -121,3 +121,17 @@ export async function assertConsistent(dir: string): Promise<number> {
   }
   return n;
 }
+
+/**
+ * The journal a prefix's Nix database says it has, read from its header as SQLite documents it
+ * (bytes 18 and 19, the file format's write and read versions: 2 in WAL mode, 1 in rollback mode).
+ */
+export async function databaseJournal(prefix: string): Promise<string> {
+  const head = (await fs.readFile(path.join(prefix, 'var/nix/db/db.sqlite'))).subarray(0, 20);
+  assert.equal(head.toString('latin1', 0, 16), 'SQLite format 3\0', 'a SQLite database');
+  if (head[18] === 2 && head[19] === 2) return 'wal';
+  return head[18] === 1 && head[19] === 1 ? 'rollback' : `versions ${head[18]} ${head[19]}`;
+}
+
+/** The use-sqlite-wal lines of a nix.conf. */
+export const walLines = (conf: string): string[] => conf.split('\n').filter((l) => l.startsWith('use-sqlite-wal'));

@@ -6,6 +6,7 @@ import { events, relonix } from '../helpers/cli.ts';
 import { mirrorFor } from '../helpers/mirror.ts';
 import { forEachNix } from '../helpers/nixes.ts';
 import { prefixList, removePrefix } from '../helpers/paths.ts';
+import { databaseJournal, walLines } from '../helpers/store.ts';
 
 const prefixes = prefixList();
 after(() => prefixes.removeAll());
@@ -100,6 +101,10 @@ forEachNix(
       assert.equal(state.nix, cacheNix);
       const build = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-build', '--no-out-link', path.join(prefix, 'var/relonix/check.nix')]);
       assert.equal(build.code, 0, build.stderr);
+      // the restore made the database with the journal configure chose for /tmp (a local filesystem), and nix.conf names it
+      assert.deepEqual([state.sqliteJournal.journal, state.sqliteJournal.by], ['wal', 'filesystem']);
+      assert.deepEqual(walLines(await fs.readFile(path.join(prefix, 'etc/nix/nix.conf'), 'utf8')), ['use-sqlite-wal = true']);
+      assert.equal(await databaseJournal(prefix), 'wal');
 
       // a key the cache did not sign with is refused
       await removePrefix(prefix);

@@ -5,10 +5,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { layout } from '../../src/prefix/layout.ts';
 import { withLock } from '../../src/util/lock.ts';
-import { EXIT, NOBODY_UID, relonix, shAs, spawnRelonix } from '../helpers/cli.ts';
+import { EXIT, NOBODY_UID, relonix, relonixAs, shAs, spawnRelonix } from '../helpers/cli.ts';
 import { mirrorFor } from '../helpers/mirror.ts';
 import { forEachNix, hookLineWithoutBuilders } from '../helpers/nixes.ts';
 import { prefixFor, prefixList, RELONIX } from '../helpers/paths.ts';
+import { databaseJournal, walLines } from '../helpers/store.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 before(() => {
@@ -17,6 +18,9 @@ before(() => {
 });
 const prefixes = prefixList();
 after(() => prefixes.removeAll());
+
+/** Filesystems `stat -f` names that give SQLite's WAL what it needs (ext4 reads ext2/ext3). */
+const LOCAL_FS = ['ext2/ext3', 'xfs', 'btrfs', 'tmpfs'];
 
 forEachNix(
   ({ fixture, test }) => {
@@ -38,6 +42,12 @@ forEachNix(
       );
       // everything under the prefix belongs to the unprivileged uid
       assert.equal((await fs.stat(path.join(prefix, 'store'))).uid, NOBODY_UID);
+      // /tmp is a local filesystem: the database was made with SQLite's write-ahead log
+      assert.ok(LOCAL_FS.includes(execFileSync('stat', ['-f', '-c', '%T', prefix]).toString().trim()), 'the prefix is on a local filesystem');
+      assert.deepEqual(walLines(conf.join('\n')), ['use-sqlite-wal = true']);
+      assert.equal(await databaseJournal(prefix), 'wal');
+      assert.equal(state.sqliteJournal.journal, 'wal');
+      assert.equal(state.sqliteJournal.by, 'filesystem');
 
       const expr = path.join(path.dirname(prefix), 'hello.nix');
       await fs.writeFile(
@@ -96,12 +106,80 @@ forEachNix(
       assert.equal(st.nix, state.nix);
       assert.ok(st.relocation.counts.elfPatched > 10, 'the ELF files of the closure were patched');
       assert.ok(st.store.paths >= mirror.fx.storePaths.length);
+      assert.deepEqual([st.database.exists, st.database.journal, st.database.fsType], [true, 'wal', state.sqliteJournal.fsType]);
+      const text = await relonix(NOBODY_UID, ['status', '--prefix', prefix]);
+      assert.match(text.stdout, new RegExp(`^database   WAL journal \\(${state.sqliteJournal.fsType}\\)$`, 'm'));
 
       const fish = await relonix(NOBODY_UID, ['env', '--prefix', prefix, '--shell', 'fish']);
       assert.match(fish.stdout, new RegExp(`set -gx NIX_STORE_DIR '${prefix}/store';`));
       const json = JSON.parse((await relonix(NOBODY_UID, ['env', '--prefix', prefix, '--shell', 'json'])).stdout);
       assert.equal(json.NIX_STATE_DIR, `${prefix}/var/nix`);
       assert.equal(json.USER, `uid${NOBODY_UID}`);
+    });
+
+    test('a database made with the rollback journal (on overlay) keeps it when the prefix is bootstrapped again elsewhere, and after relonix build', async () => {
+      const prefix = await prefixes.add(NOBODY_UID, 'journal');
+      const top = path.dirname(prefix);
+      for (const d of [prefix, `${top}/lower`, `${top}/work`]) await fs.mkdir(d);
+      await fs.chown(prefix, NOBODY_UID, NOBODY_UID);
+      // the prefix seen through an overlay (its upper layer the prefix itself, so what is written stays there)
+      const overlay = `mount -t overlay overlay -o lowerdir=${top}/lower,upperdir=${prefix},workdir=${top}/work ${prefix}`;
+      const first = await relonixAs(['bootstrap', '--prefix', prefix, '--url', mirror.url], { uid: NOBODY_UID, setup: overlay });
+      assert.equal(first.code, 0, `${first.stdout}\n${first.stderr}`);
+      assert.match(first.stdout, /rollback journal \(overlay: WAL needs shared memory and locks it may not give\)/);
+      const conf = () => fs.readFile(path.join(prefix, 'etc/nix/nix.conf'), 'utf8');
+      const stateFile = path.join(prefix, 'var/relonix/state.json');
+      const state = async () => JSON.parse(await fs.readFile(stateFile, 'utf8'));
+      assert.deepEqual(walLines(await conf()), ['use-sqlite-wal = false']);
+      assert.equal(await databaseJournal(prefix), 'rollback');
+      assert.deepEqual((await state()).sqliteJournal, { journal: 'rollback', fsType: 'overlay', by: 'filesystem' });
+
+      // the same prefix outside the overlay, on ext4, bootstrapped again with another input: configure
+      // runs again and keeps the journal the database was made with
+      const keys = path.join(top, 'keys');
+      assert.equal((await relonix(undefined, ['keygen', '--name', 'journal-1', '--out', keys])).code, 0);
+      const pub = (await fs.readFile(path.join(keys, 'journal-1.public'), 'utf8')).trim();
+      const again = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--trusted-key', pub]);
+      assert.equal(again.code, 0, `${again.stdout}\n${again.stderr}`);
+      assert.match(await conf(), new RegExp(`^trusted-public-keys = ${pub.replace(/[+/]/g, '\\$&')}`, 'm'), 'nix.conf was rewritten');
+      assert.deepEqual(walLines(await conf()), ['use-sqlite-wal = false']);
+      assert.equal(await databaseJournal(prefix), 'rollback');
+      const status = await relonix(NOBODY_UID, ['status', '--prefix', prefix]);
+      assert.match(status.stdout, /^database {3}rollback journal \(overlay: /m);
+
+      // a prefix an older relonix made records no journal: its database keeps the rollback journal
+      const old = await state();
+      delete old.sqliteJournal;
+      await fs.writeFile(stateFile, JSON.stringify(old));
+      const expr = path.join(top, 'journal.nix');
+      await fs.writeFile(expr, 'derivation { name = "journal"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo j > $out" ]; }\n');
+      await fs.chmod(expr, 0o644);
+      await fs.mkdir(path.join(top, 'cache'));
+      await fs.chown(path.join(top, 'cache'), NOBODY_UID, NOBODY_UID);
+      await fs.chmod(keys, 0o755);
+      await fs.chown(path.join(keys, 'journal-1.secret'), NOBODY_UID, NOBODY_UID);
+      const secret = path.join(keys, 'journal-1.secret');
+      const build = await relonix(NOBODY_UID, [
+        'build',
+        '--prefix',
+        prefix,
+        '--cache',
+        `file://${top}/cache`,
+        '--secret-key',
+        secret,
+        '--',
+        '--no-out-link',
+        expr,
+      ]);
+      assert.equal(build.code, 0, `${build.stdout}\n${build.stderr}`);
+      const again2 = await relonix(NOBODY_UID, ['bootstrap', '--prefix', prefix, '--url', mirror.url]);
+      assert.equal(again2.code, 0, `${again2.stdout}\n${again2.stderr}`);
+      assert.deepEqual(walLines(await conf()), ['use-sqlite-wal = false']);
+      assert.equal(await databaseJournal(prefix), 'rollback');
+      const json = JSON.parse((await relonix(NOBODY_UID, ['status', '--prefix', prefix, '--json'])).stdout);
+      assert.deepEqual([json.database.journal, json.database.by], ['rollback', 'database']);
+      const verify = await relonix(NOBODY_UID, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
+      assert.equal(verify.code, 0, verify.stderr);
     });
 
     test('a wrong --sha256 fails naming the checksum and leaves no store behind', async () => {

@@ -15,6 +15,7 @@ import { EXIT, NOBODY_UID, relonix } from '../helpers/cli.ts';
 import { forEachNix, hookLineWithoutBuilders } from '../helpers/nixes.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
 import { asTestUser, inHost, type Passwd, passwdWith, relonixIn, runIn, type Sshd, sshKey, startSshd, type TestUser } from '../helpers/sshd.ts';
+import { databaseJournal, walLines } from '../helpers/store.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 
 forEachNix(
@@ -120,10 +121,10 @@ forEachNix(
 
     test('builder add: an unknown host key is refused with the ssh-keyscan line, which lets the next one in', async () => {
       const confFile = path.join(prefix, 'etc', 'nix', 'nix.conf');
-      assert.ok(
-        (await fs.readFile(confFile, 'utf8')).split('\n').includes(hookLineWithoutBuilders(fixture, prefix)),
-        'no builders yet: no build hook of the Nix',
-      );
+      const before = await fs.readFile(confFile, 'utf8');
+      assert.ok(before.split('\n').includes(hookLineWithoutBuilders(fixture, prefix)), 'no builders yet: no build hook of the Nix');
+      assert.deepEqual(walLines(before), ['use-sqlite-wal = true'], 'the prefix is on a local filesystem: its database has the WAL journal');
+      assert.equal(await databaseJournal(prefix), 'wal');
       const r = await onLocal(['builder', 'add', '--prefix', prefix, '--key', key, '--jobs', '2', url]);
       assert.equal(r.code, EXIT.preflight, r.stderr);
       assert.match(r.stderr, /host key of .* is not in .*known_hosts/);
@@ -140,6 +141,7 @@ forEachNix(
       assert.match(conf, new RegExp(`^builders = @${prefix}/etc/nix/machines$`, 'm'));
       assert.match(conf, /^builders-use-substitutes = true$/m);
       assert.match(conf, /^sandbox = false$/m, 'the managed block is still there');
+      assert.deepEqual(walLines(conf), walLines(before), "the database's journal is kept");
       // the hook this Nix has: 2.8's libexec program; 2.26's tarball has none, its nix runs it as a subcommand
       const nix = path.join(prefix, 'store', path.basename((await ensureFixture({ name: fixture })).nixPath));
       const hook = fixture === '2.8' ? `${nix}/libexec/nix/build-remote` : `${nix}/bin/nix __build-remote`;

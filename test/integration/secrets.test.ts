@@ -206,7 +206,7 @@ test('credentials in a cache URL: masked in every message, kept out of nix.conf 
           ...['--option', 'substituters', `http://127.0.0.1:${origin.port}/`],
           ...['--option', 'trusted-public-keys', key.public],
           ...['--option', 'narinfo-cache-negative-ttl', '0'],
-          // the prefix's nix.conf says no WAL, and a database made with WAL cannot be opened without it
+          // one journal for both runs whatever each conf dir says: a database made with WAL cannot be opened without it
           ...['--option', 'use-sqlite-wal', 'false'],
         ],
         { env: { ...fresh.env, NIX_CONF_DIR: confDir } },

@@ -173,18 +173,18 @@ test("the user's settings win: nix-build flags, --option, nix.conf outside the m
   const hooked = userSettings(['--option', 'post-build-hook', '/bin/mine', 'x.nix']);
   assert.deepEqual([hooked.postBuildHook, hooked.args], ['/bin/mine', ['x.nix']]);
   // what relonix wrote in its managed block is not the user's
-  const conf = mergeNixConf('cores = 3\n', nixConfBlock({ caches: [], trustedKeys: [], parallelism: { cores: 2, maxJobs: 1 } }));
+  const conf = mergeNixConf('cores = 3\n', nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal', parallelism: { cores: 2, maxJobs: 1 } }));
   const fromConf = userSettings([], userConfLines(conf));
   assert.deepEqual([fromConf.cores, fromConf.maxJobs], [true, false]);
-  const onlyBlock = userSettings([], userConfLines(nixConfBlock({ caches: [], trustedKeys: [], parallelism: { cores: 2, maxJobs: 1 } })));
+  const onlyBlock = userSettings([], userConfLines(nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal', parallelism: { cores: 2, maxJobs: 1 } })));
   assert.deepEqual([onlyBlock.cores, onlyBlock.maxJobs], [false, false]);
   assert.equal(userSettings([], '', 'max-jobs = 5\npost-build-hook = /x/hook').maxJobs, true);
   assert.equal(userSettings([], '# max-jobs = 5\n').maxJobs, false, 'a comment is no setting');
 });
 
 test('the managed block carries cores and max-jobs when they are passed in, and nothing of them otherwise', () => {
-  const block = nixConfBlock({ caches: [], trustedKeys: [], parallelism: { cores: 3, maxJobs: 2 } });
+  const block = nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal', parallelism: { cores: 3, maxJobs: 2 } });
   assert.match(block, /^cores = 3$/m);
   assert.match(block, /^max-jobs = 2$/m);
-  assert.doesNotMatch(nixConfBlock({ caches: [], trustedKeys: [] }), /cores|max-jobs/);
+  assert.doesNotMatch(nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal' }), /cores|max-jobs/);
 });

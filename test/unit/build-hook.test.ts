@@ -92,10 +92,10 @@ test('builders: a builders line of the user, or the builders relonix builder add
 });
 
 test('nix.conf: the managed block says build-hook = (none) unless given one, and withBuildHook rewrites only that line', () => {
-  const none = nixConfBlock({ caches: [], trustedKeys: [] });
+  const none = nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal' });
   assert.match(none, /^build-hook =$/m);
   const hook = '/tmp/rx/store/aaaa-nix-2.8.0/libexec/nix/build-remote';
-  const set = nixConfBlock({ caches: [], trustedKeys: [], buildHook: hook });
+  const set = nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal', buildHook: hook });
   assert.match(set, new RegExp(`^build-hook = ${hook}$`, 'm'));
 
   // the user's own build-hook line, after the block, stays as it is: it wins, as Nix reads it later

@@ -62,14 +62,14 @@ test('machines file and ssh config: one Host alias per builder with its port, us
 
 test('nix.conf: the builders block sits beside the managed block; removing it gives back the file as it was', () => {
   const user = 'keep-outputs = true\n';
-  const conf = mergeNixConf(user, nixConfBlock({ caches: [], trustedKeys: [] }));
+  const conf = mergeNixConf(user, nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal' }));
   const withB = mergeNixConf(conf, buildersBlock(l), BUILDERS_BLOCK);
   assert.match(withB, /^builders = @\/tmp\/rx\/etc\/nix\/machines$/m);
   assert.match(withB, /^builders-use-substitutes = true$/m);
   assert.ok(withB.endsWith(conf), 'the managed block and the user lines follow, untouched');
   assert.equal(mergeNixConf(withB, buildersBlock(l), BUILDERS_BLOCK), withB, 'adding again is stable');
   assert.equal(
-    mergeNixConf(withB, nixConfBlock({ caches: ['file:///c'], trustedKeys: [] })).split(BUILDERS_BLOCK.end).length,
+    mergeNixConf(withB, nixConfBlock({ caches: ['file:///c'], trustedKeys: [], journal: 'wal' })).split(BUILDERS_BLOCK.end).length,
     2,
     'a bootstrap keeps the builders block',
   );

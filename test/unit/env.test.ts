@@ -16,10 +16,13 @@ test('fish output quotes backslashes and quotes and splits PATH into a list', ()
 });
 
 test('nix.conf: the managed block is replaced in place, user lines are kept, re-applying is stable', () => {
-  const block = nixConfBlock({ caches: ['http://127.0.0.1:1/c'], trustedKeys: ['k-1:abc='] });
+  const block = nixConfBlock({ caches: ['http://127.0.0.1:1/c'], trustedKeys: ['k-1:abc='], journal: 'rollback' });
   assert.match(block, /^sandbox = false$/m);
   assert.match(block, /^build-users-group =$/m);
-  assert.match(block, /^use-sqlite-wal = false$/m);
+  assert.deepEqual(
+    block.split('\n').filter((l) => l.startsWith('use-sqlite-wal')),
+    ['use-sqlite-wal = false'],
+  );
   assert.match(block, /^narinfo-cache-negative-ttl = 0$/m);
   assert.match(block, /^substituters = http:\/\/127\.0\.0\.1:1\/c$/m);
   assert.match(block, /^trusted-public-keys = k-1:abc=$/m);
@@ -27,7 +30,11 @@ test('nix.conf: the managed block is replaced in place, user lines are kept, re-
   const user = 'max-jobs = 4\n';
   const first = mergeNixConf(user, block);
   assert.ok(first.startsWith(BEGIN) && first.endsWith(user));
-  const other = nixConfBlock({ caches: [], trustedKeys: [] });
+  const other = nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal' });
+  assert.deepEqual(
+    other.split('\n').filter((l) => l.startsWith('use-sqlite-wal')),
+    ['use-sqlite-wal = true'],
+  );
   const second = mergeNixConf(`${first}cores = 2\n`, other);
   assert.equal(second, `${other}\n${user}cores = 2\n`);
   assert.equal(mergeNixConf(second, other), second);

@@ -74,12 +74,13 @@ test('nix.conf names the translator after the caches, and trusts the prefix key'
   const block = nixConfBlock({
     caches: ['file:///c'],
     trustedKeys: ['c-1:AAAA'],
+    journal: 'wal',
     translator: { substituter: 'http://127.0.0.1:12345/abc', publicKey: 'relonix-x-1:BBBB' },
   });
   assert.match(block, /^substituters = file:\/\/\/c http:\/\/127\.0\.0\.1:12345\/abc$/m);
   assert.match(block, /^trusted-public-keys = c-1:AAAA relonix-x-1:BBBB$/m);
   assert.match(block, /^narinfo-cache-negative-ttl = 0$/m, 'a miss is never remembered');
-  assert.match(nixConfBlock({ caches: [], trustedKeys: [] }), /^substituters =$/m);
+  assert.match(nixConfBlock({ caches: [], trustedKeys: [], journal: 'wal' }), /^substituters =$/m);
 });
 
 test('the reason a derivation has no twin, without the details of that one', () => {

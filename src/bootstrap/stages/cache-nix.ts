@@ -27,7 +27,11 @@ export const cacheNixStage: Stage<'cache-nix'> = {
     if (!r) return { summary: 'the cache names no Nix for this system and store dir; keeping the relocated one' };
     const v = await applyVerify(l, r.nix, s.cacert, progress, { contents: true, profile: true, replaces: [s.nix!] });
     // the profile scripts, the environment and the wrappers name the new Nix's own directories
-    await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, s.cacert);
-    return { detail: { nix: r.nix }, patch: { nix: r.nix, nixSource: 'cache' }, summary: `${path.basename(r.nix)} active (${v.version})` };
+    const { journal } = await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys, journal: s.sqliteJournal }, r.nix, s.cacert);
+    return {
+      detail: { nix: r.nix },
+      patch: { nix: r.nix, nixSource: 'cache', sqliteJournal: journal },
+      summary: `${path.basename(r.nix)} active (${v.version})`,
+    };
   },
 };

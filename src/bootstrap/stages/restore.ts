@@ -23,10 +23,10 @@ export const restoreStage: Stage<'restore'> = {
       onProgress: (p) => progress(progressText(p)),
     });
     // the profile scripts name the restored Nix too (its bin/ after the profile's)
-    await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys }, r.nix, r.cacert);
+    const { journal } = await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys, journal: s.sqliteJournal }, r.nix, r.cacert);
     return {
       detail: { nix: r.nix, cacert: r.cacert, paths: r.paths.length },
-      patch: { nix: r.nix, cacert: r.cacert, nixSource: 'cache', replaces: replacedBy(s, [r.nix, r.cacert]) },
+      patch: { nix: r.nix, cacert: r.cacert, nixSource: 'cache', replaces: replacedBy(s, [r.nix, r.cacert]), sqliteJournal: journal },
       summary: `${path.basename(r.nix)} and ${r.paths.length} paths`,
     };
   },
