@@ -33,7 +33,7 @@ export interface TarballSource {
 }
 
 /** The top-level fields of the state a stage may set (besides its own record). */
-export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned' | 'replaces' | 'sqliteJournal'>>;
+export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned' | 'replaces' | 'sqliteJournal' | 'registered'>>;
 
 /**
  * What the default profile must lose when a stage makes `next` the prefix's Nix and CA bundle: the
