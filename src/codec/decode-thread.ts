@@ -34,9 +34,46 @@ type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | 
 /** How long a worker told to stop has to end its program itself, before it is terminated. */
 const STOP_MS = 2000;
 
+/**
+ * Decoded bytes cross in batches of this many (or fewer, once the decoder pauses): a program's
+ * output comes 64 KiB a read, and each crossing costs the receiving thread a message, and a tar
+ * entry split across two of them a copy to join it.
+ */
+const BATCH = 1 << 20;
+/** How long a partial batch waits for more before it goes. */
+const BATCH_WAIT_MS = 2;
+
 /** A copy the sender can give away: a Buffer may be a view of a pool or of the decoder's window. */
 function own(b: Uint8Array): ArrayBuffer {
   return new Uint8Array(b).buffer;
+}
+
+/** Gathers small chunks into batches of BATCH bytes, copied as they come (the source may reuse its memory). */
+class Batcher {
+  private buf = new Uint8Array(BATCH);
+  private fill = 0;
+  private timer?: NodeJS.Timeout;
+  constructor(private readonly send: (b: ArrayBuffer) => void) {}
+  add(b: Uint8Array): void {
+    for (let off = 0; off < b.length; ) {
+      const n = Math.min(b.length - off, BATCH - this.fill);
+      this.buf.set(b.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      if (this.fill === BATCH) this.flush();
+    }
+    clearTimeout(this.timer);
+    if (this.fill) this.timer = setTimeout(() => this.flush(), BATCH_WAIT_MS);
+  }
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.fill) return;
+    const full = this.fill === BATCH ? this.buf : this.buf.slice(0, this.fill);
+    this.buf = new Uint8Array(BATCH);
+    this.fill = 0;
+    this.send(full.buffer as ArrayBuffer);
+  }
 }
 
 /** Something to wait on until another message arrives. */
@@ -156,18 +193,21 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
   const host = data.host === true;
   const threads = typeof data.threads === 'number' ? data.threads : undefined;
   const decoded = data.codec === 'zstd' ? (host ? decompressZstd(input()) : pureZstd(input())) : decompressXz(input(), { noHost: !host, threads });
+  const batches = new Batcher((b) => {
+    port.postMessage({ t: 'out', b } satisfies Message, [b]);
+    outstanding += b.byteLength;
+  });
   try {
     for await (const out of decoded) {
       // leaving the loop ends the program (its input ended too, should it be waiting for more)
       if (stopping) break;
-      if (!out.length) continue;
-      const copy = own(out);
-      port.postMessage({ t: 'out', b: copy } satisfies Message, [copy]);
-      outstanding += copy.byteLength;
+      batches.add(out);
       while (outstanding >= OUT_WINDOW && !stopping) await toSend.wait();
     }
+    batches.flush();
     port.postMessage({ t: 'end' } satisfies Message);
   } catch (e) {
+    batches.flush();
     port.postMessage({ t: 'error', message: errorMessage(e) } satisfies Message);
   }
   port.close();
