@@ -21,7 +21,10 @@ import { Extractor } from './extractor.ts';
 import { notAReleaseTarball } from './tarball.ts';
 
 export interface UnpackOptions {
+  /** the tarball (read from here unless `arriving` is given; named in errors either way) */
   tarball: string;
+  /** the tarball's bytes as its download brings them, with its size when known */
+  arriving?: { bytes: AsyncIterable<Buffer>; size?: number };
   dest: string;
   /** compressed bytes read of the tarball's, and entries written */
   onProgress?: (p: BytesProgress & { total: number; entries: number }) => void;
@@ -34,8 +37,8 @@ export interface UnpackOptions {
 }
 
 /** The tarball's bytes as they are read, counted by `onRead` and hashed into `h`. */
-async function* counted(tarball: string, h: ReturnType<typeof createHash>, onRead: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of createReadStream(tarball, { highWaterMark: 1 << 20 })) {
+async function* counted(opts: UnpackOptions, h: ReturnType<typeof createHash>, onRead: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of opts.arriving?.bytes ?? createReadStream(opts.tarball, { highWaterMark: 1 << 20 })) {
     h.update(chunk as Buffer);
     onRead((chunk as Buffer).length);
     yield chunk as Buffer;
@@ -91,7 +94,7 @@ async function extract(opts: UnpackOptions, ex: Extractor, h: ReturnType<typeof 
   // writes (on two cores, a second xz thread costs more than it gives: measured on the fixture, xz
   // -T0 took 1.9 s of CPU where -T1 took 1.45 s, and the unpack needs the other core)
   const threads = Math.max(1, os.availableParallelism() - 1);
-  const raw = counted(opts.tarball, h, onRead);
+  const raw = counted(opts, h, onRead);
   // decoded on a thread of its own, beside the unpacking: the host's xz fed and drained there, or
   // the WebAssembly decoder without one
   const bytes = decodeOffThread(raw, 'xz', { host: xzDecoder({ noHost: opts.noHostXz }) === 'xz', threads });
@@ -158,7 +161,7 @@ export async function unpackTarball(opts: UnpackOptions): Promise<Unpacked> {
   const partial = `${dest}.partial`;
   await removeTree(partial); // a kill mid-way left it: start that unpack over
   await fs.mkdir(partial, { recursive: true, mode: 0o755 });
-  const total = (await fs.stat(opts.tarball)).size;
+  const total = opts.arriving ? (opts.arriving.size ?? 0) : (await fs.stat(opts.tarball)).size;
   const ex = new Extractor(partial, opts.relocation);
   const h = createHash('sha256');
   let received = 0;

@@ -162,6 +162,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'demo/trixie-nix.ts': { noArchiveKeyring: { args: [], kind: 'preflight', exit: 5 } },
   'doctor/finding.ts': { doctorFoundProblems: { args: [[{ id: 'seccomp', verdict: 'problem', summary: 's' }]], kind: 'preflight', exit: 5 } },
   'host/passwd.ts': { noPasswdEntry: { args: [4242], kind: 'preflight', exit: 5 } },
+  'net/arriving.ts': { arrivalAbandoned: { args: ['the download started the file over'], kind: 'failure', exit: 1 } },
   'net/download.ts': {
     downloadUnwritable: { args: ['/tmp/p/nix.tar.xz.part', enoent], kind: 'preflight', exit: 5 },
     longerThanSaid: { args: ['http://x/nix.tar.xz', 10, 20], kind: 'network', exit: 6 },
