@@ -159,3 +159,22 @@ test('a download resumed from what a killed run left is unpacked as it arrives; 
     await removePrefix(prefix);
   }
 });
+
+test('a store path changed between the register and verify stages fails verify, which hashes what was registered', async () => {
+  const prefix = await prefixes.add(undefined, 'tampered');
+  const args = ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json'];
+  const r = await strikeRelonix(args, (ev) => (ev.event === 'stage' && ev.stage === 'verify' && ev.status === 'start' ? 0 : undefined));
+  assert.equal(r.struck, true);
+  const state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
+  assert.ok(state.registered?.includes(state.nix), 'the register stage recorded the paths it loaded');
+  // a file nothing runs: only the contents check can notice it
+  const pc = path.join(state.nix, 'lib/pkgconfig/nix-main.pc');
+  await fs.chmod(path.dirname(pc), 0o755);
+  await fs.chmod(pc, 0o644);
+  await fs.appendFile(pc, '# changed\n');
+  const again = await relonix(undefined, args);
+  assert.equal(again.code, EXIT.failure, `${again.stdout}\n${again.stderr}`);
+  assert.match(again.stderr, /stage verify/);
+  assert.match(again.stderr, new RegExp(`path '${state.nix}' was modified`));
+  await removePrefix(prefix);
+});
