@@ -112,6 +112,7 @@ export const fetchStage: Stage<'fetch'> = {
     const arriving = new ArrivingBytes(`${dest}.part`);
     let early: EarlyUnpack | undefined;
     let r: { tarball: string; sha256: string };
+    let bytes: number;
     try {
       r = await fetchTarball({
         layout: l,
@@ -129,18 +130,18 @@ export const fetchStage: Stage<'fetch'> = {
         },
         onBody: (b, at) => early && arriving.push(b, at),
       });
+      bytes = (await fs.stat(r.tarball)).size;
     } catch (e) {
       // what was unpacked so far is removed before the failure is said
       arriving.fail(e);
       await early?.done.catch(() => {});
       throw e;
     }
-    const st = await fs.stat(r.tarball);
     if (early) {
-      arriving.end(r.tarball, st.size);
+      arriving.end(r.tarball, bytes);
       ctx.handoff = { unpack: early };
     }
-    const detail: FetchDetail = { tarball: r.tarball, sha256: r.sha256, bytes: st.size };
-    return { detail, summary: `${path.basename(r.tarball)} (${mib(st.size)}, sha256 ${r.sha256.slice(0, 12)}…)` };
+    const detail: FetchDetail = { tarball: r.tarball, sha256: r.sha256, bytes };
+    return { detail, summary: `${path.basename(r.tarball)} (${mib(bytes)}, sha256 ${r.sha256.slice(0, 12)}…)` };
   },
 };

@@ -59,11 +59,11 @@ async function unpackAfresh(
 
 /** Starts unpacking a tarball of `size` bytes from its download's bytes as they arrive. */
 export function startEarlyUnpack(ctx: BootstrapContext, tarball: string, bytes: AsyncIterable<Buffer>, size: number): EarlyUnpack {
-  const early: EarlyUnpack = { done: Promise.resolve() as never };
-  early.done = unpackAfresh(ctx, tarball, estimateNeed(size, true), (t) => early.show?.(t), { bytes, size });
+  const early: Partial<EarlyUnpack> = {};
+  const done = unpackAfresh(ctx, tarball, estimateNeed(size, true), (t) => early.show?.(t), { bytes, size });
   // awaited by the unpack stage; a failure there means unpacking from the file
-  early.done.catch(() => {});
-  return early;
+  done.catch(() => {});
+  return Object.assign(early, { done });
 }
 
 export const unpackStage: Stage<'unpack'> = {
