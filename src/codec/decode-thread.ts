@@ -6,6 +6,7 @@
 // transferred copies, a bounded number of bytes in flight each way, so neither side runs far ahead
 // of the other, and arrive as Buffers, as a program's output does (the tar parser waits for ever
 // on a plain Uint8Array).
+import { createHash } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import { errorMessage } from '../util/errors.ts';
 import { startThread, type ThreadData } from '../util/thread.ts';
@@ -20,6 +21,8 @@ export interface ThreadDecodeOptions {
   host?: boolean;
   /** with `host`: xz's threads (-T) */
   threads?: number;
+  /** the sha256 (hex) of every byte of input, taken on the thread and given once the output has ended */
+  onInputSha256?: (hex: string) => void;
 }
 
 /**
@@ -29,7 +32,7 @@ export interface ThreadDecodeOptions {
 const IN_WINDOW = 8 << 20;
 const OUT_WINDOW = 32 << 20;
 
-type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end' | 'stop' } | { t: 'error'; message: string };
+type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end'; sha256?: string } | { t: 'stop' } | { t: 'error'; message: string };
 
 /** How long a worker told to stop has to end its program itself, before it is terminated. */
 const STOP_MS = 2000;
@@ -93,7 +96,7 @@ class Signal {
 
 /** Decodes `src` on a worker thread, as decompressXz or pureZstd would (or the host's program, with `host`). */
 export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: ThreadCodec, o: ThreadDecodeOptions = {}): AsyncGenerator<Uint8Array> {
-  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads });
+  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads, sha256: o.onInputSha256 !== undefined });
   const outbox: Buffer[] = [];
   let finished = false;
   let failure: Error | undefined;
@@ -104,8 +107,10 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
   w.on('message', (m: Message) => {
     if (m.t === 'out') outbox.push(Buffer.from(m.b));
     else if (m.t === 'took') inFlight -= m.n;
-    else if (m.t === 'end') finished = true;
-    else if (m.t === 'error') failure ??= new CodecError(m.message);
+    else if (m.t === 'end') {
+      finished = true;
+      if (m.sha256) o.onInputSha256?.(m.sha256);
+    } else if (m.t === 'error') failure ??= new CodecError(m.message);
     toFeed.fire();
     toRead.fire();
   });
@@ -172,9 +177,14 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
   let outstanding = 0;
   const toDecode = new Signal();
   const toSend = new Signal();
+  // every byte as it comes in, whatever the decoder takes of it
+  const h = data.sha256 === true ? createHash('sha256') : undefined;
   port.on('message', (m: Message) => {
-    if (m.t === 'in') inbox.push(Buffer.from(m.b));
-    else if (m.t === 'end') ended = true;
+    if (m.t === 'in') {
+      const b = Buffer.from(m.b);
+      h?.update(b);
+      inbox.push(b);
+    } else if (m.t === 'end') ended = true;
     else if (m.t === 'stop') stopping = ended = true;
     else if (m.t === 'took') outstanding -= m.n;
     toDecode.fire();
@@ -205,7 +215,7 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
       while (outstanding >= OUT_WINDOW && !stopping) await toSend.wait();
     }
     batches.flush();
-    port.postMessage({ t: 'end' } satisfies Message);
+    port.postMessage({ t: 'end', sha256: h?.digest('hex') } satisfies Message);
   } catch (e) {
     batches.flush();
     port.postMessage({ t: 'error', message: errorMessage(e) } satisfies Message);
