@@ -35,8 +35,7 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   const journal = await chooseJournal(l, input.journal);
   const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator, buildHook, journal: journal.journal }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
-  await writeEnvScripts(l, nix, cacert);
-  if (nix) await writeWrappers(l, nix);
+  await Promise.all([writeEnvScripts(l, nix, cacert), nix ? writeWrappers(l, nix) : undefined]);
   await fs.mkdir(path.join(l.prefix, 'home'), { recursive: true });
   await fs.mkdir(l.logDir, { recursive: true });
   await fs.mkdir(path.dirname(l.profile), { recursive: true });

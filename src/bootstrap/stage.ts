@@ -2,10 +2,12 @@
 // stages in order and records each, and the stages themselves (stages/), which never import the engine.
 import type { Layout } from '../prefix/layout.ts';
 import type { BootstrapState, StageName } from '../prefix/state.ts';
+import type { StreamRelocation } from '../store/relocate-stream.ts';
 import type { RelocateCounts } from '../store/relocate-tree.ts';
 import type { UpstreamConfig } from '../translator/config.ts';
 import { RelonixError } from '../util/errors.ts';
 import type { UrlCredentials } from '../util/redact.ts';
+import type { Unpacked } from './untar.ts';
 
 /** What every stage may read: the prefix, the machine, and where the Nix comes from. */
 export interface BootstrapContext {
@@ -22,6 +24,30 @@ export interface BootstrapContext {
   trustedKeys: string[];
   /** the caches whose binaries the translator serves for this store dir (src/translator/) */
   upstreams: UpstreamConfig[];
+  /** work a stage began in this run for the next one to finish */
+  handoff?: Handoff;
+}
+
+/** Work handed from one stage to the next within a run (none survives the process). */
+export interface Handoff {
+  /** the unpack the fetch stage fed with the tarball's bytes as they arrived */
+  unpack?: EarlyUnpack;
+}
+
+/** What an unpack made: the tree, and what relocation did as it wrote it. */
+export interface Unpacking {
+  r: Unpacked;
+  relocation: StreamRelocation;
+}
+
+/**
+ * An unpack the fetch stage started while the tarball was arriving, for the unpack stage to finish:
+ * its progress goes wherever `show` is pointed. What it made is trusted only once the unpack stage
+ * has compared the sha256 of the bytes it read with the fetch stage's.
+ */
+export interface EarlyUnpack {
+  done: Promise<Unpacking>;
+  show?: (text: string) => void;
 }
 
 export interface TarballSource {
@@ -33,7 +59,7 @@ export interface TarballSource {
 }
 
 /** The top-level fields of the state a stage may set (besides its own record). */
-export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned' | 'replaces' | 'sqliteJournal'>>;
+export type StatePatch = Partial<Pick<BootstrapState, 'nix' | 'cacert' | 'nixSource' | 'storeOwned' | 'replaces' | 'sqliteJournal' | 'registered'>>;
 
 /**
  * What the default profile must lose when a stage makes `next` the prefix's Nix and CA bundle: the

@@ -5,7 +5,6 @@
 //
 // Extraction goes into `<dest>.partial` and is renamed to `<dest>` only when complete, so a kill
 // mid-way leaves no half tree that a re-run could mistake for a finished one.
-import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +20,10 @@ import { Extractor } from './extractor.ts';
 import { notAReleaseTarball } from './tarball.ts';
 
 export interface UnpackOptions {
+  /** the tarball (read from here unless `arriving` is given; named in errors either way) */
   tarball: string;
+  /** the tarball's bytes as its download brings them, with its size when known */
+  arriving?: { bytes: AsyncIterable<Buffer>; size?: number };
   dest: string;
   /** compressed bytes read of the tarball's, and entries written */
   onProgress?: (p: BytesProgress & { total: number; entries: number }) => void;
@@ -33,10 +35,9 @@ export interface UnpackOptions {
   needBytes?: number;
 }
 
-/** The tarball's bytes as they are read, counted by `onRead` and hashed into `h`. */
-async function* counted(tarball: string, h: ReturnType<typeof createHash>, onRead: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of createReadStream(tarball, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
+/** The tarball's bytes as they are read, counted by `onRead`. */
+async function* counted(opts: UnpackOptions, onRead: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of opts.arriving?.bytes ?? createReadStream(opts.tarball, { highWaterMark: 1 << 20 })) {
     onRead((chunk as Buffer).length);
     yield chunk as Buffer;
   }
@@ -86,15 +87,21 @@ async function fullDisk(dest: string, opts: UnpackOptions, declared: number, fra
 }
 
 /** Decompresses and extracts the tarball into the Extractor's tree; throws the first failure. */
-async function extract(opts: UnpackOptions, ex: Extractor, h: ReturnType<typeof createHash>, onRead: (n: number) => void): Promise<void> {
+async function extract(opts: UnpackOptions, ex: Extractor, read: { sha256?: string }, onRead: (n: number) => void): Promise<void> {
   // one big file: the host xz decodes its blocks on every core but the one that unpacks what it
   // writes (on two cores, a second xz thread costs more than it gives: measured on the fixture, xz
   // -T0 took 1.9 s of CPU where -T1 took 1.45 s, and the unpack needs the other core)
   const threads = Math.max(1, os.availableParallelism() - 1);
-  const raw = counted(opts.tarball, h, onRead);
+  const raw = counted(opts, onRead);
   // decoded on a thread of its own, beside the unpacking: the host's xz fed and drained there, or
-  // the WebAssembly decoder without one
-  const bytes = decodeOffThread(raw, 'xz', { host: xzDecoder({ noHost: opts.noHostXz }) === 'xz', threads });
+  // the WebAssembly decoder without one. The tarball's sha256 is taken there too, of every byte fed
+  const bytes = decodeOffThread(raw, 'xz', {
+    host: xzDecoder({ noHost: opts.noHostXz }) === 'xz',
+    threads,
+    onInputSha256: (hex) => {
+      read.sha256 = hex;
+    },
+  });
   let failure: unknown;
   const parser = new Parser({ strict: true });
   parser.on('entry', (e: ReadEntry) => {
@@ -158,14 +165,14 @@ export async function unpackTarball(opts: UnpackOptions): Promise<Unpacked> {
   const partial = `${dest}.partial`;
   await removeTree(partial); // a kill mid-way left it: start that unpack over
   await fs.mkdir(partial, { recursive: true, mode: 0o755 });
-  const total = (await fs.stat(opts.tarball)).size;
+  const total = opts.arriving ? (opts.arriving.size ?? 0) : (await fs.stat(opts.tarball)).size;
   const ex = new Extractor(partial, opts.relocation);
-  const h = createHash('sha256');
+  const read: { sha256?: string } = {};
   let received = 0;
   const report = () => opts.onProgress?.({ received, total, entries: ex.entries });
   let root: string;
   try {
-    await extract(opts, ex, h, (n) => {
+    await extract(opts, ex, read, (n) => {
       received += n;
       report();
     });
@@ -180,5 +187,5 @@ export async function unpackTarball(opts: UnpackOptions): Promise<Unpacked> {
   }
   await fs.rename(partial, dest);
   report();
-  return { root: path.join(dest, path.basename(root)), via: xzDecoder({ noHost: opts.noHostXz }), sha256: h.digest('hex') };
+  return { root: path.join(dest, path.basename(root)), via: xzDecoder({ noHost: opts.noHostXz }), sha256: read.sha256 };
 }

@@ -10,7 +10,7 @@ import { userConfLines } from '../prefix/nix-conf.ts';
 import { installProfile } from '../prefix/profile.ts';
 import { runNix } from '../prefix/tools.ts';
 import { RelonixError } from '../util/errors.ts';
-import { clearStaleTemps, writeFileAtomic } from '../util/fs.ts';
+import { clearStaleTemps, exists, writeFileAtomic } from '../util/fs.ts';
 import { shQuote } from '../util/shell.ts';
 import { runTool } from '../util/spawn.ts';
 import type { VerifyResult } from './stage.ts';
@@ -51,6 +51,11 @@ export interface VerifyOptions {
   profile?: boolean;
   /** with `profile`: the Nix and CA bundle it replaces there, which leave it by name */
   replaces?: string[];
+  /**
+   * The store paths a bootstrap just registered: only they are checked (hashed with `contents`,
+   * else found valid and present), beside the other checks, instead of the whole store after them
+   */
+  registered?: string[];
 }
 
 /**
@@ -69,16 +74,18 @@ export async function applyVerify(
   await checkBuildHook(l, nix);
   onProgress?.(`${opts.profile ? 'installing the profile, ' : ''}verifying the store, building a trivial derivation, checking libraries`);
   // independent jobs side by side, each waiting on its own process: Nix's database and locks let
-  // the profile's build and the check build run at once. The store check comes last, alone: it lists
-  // the store, then drops from the database every valid path the listing lacked, so a .drv or a
-  // profile registered meanwhile would be lost ("path ... is not valid")
+  // the profile's build and the check build run at once. A check of the paths just registered only
+  // reads, so it runs beside them; a check of the whole store comes last, alone: it lists the store,
+  // then drops from the database every valid path the listing lacked, so a .drv or a profile
+  // registered meanwhile would be lost ("path ... is not valid")
   const [version, checkOutput, libs] = await Promise.all([
     runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
     checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
     checkLibraries(l, bin('nix')),
     opts.profile ? installProfile(l, nix, [nix, ...(cacert ? [cacert] : [])], env, opts.replaces) : undefined,
+    opts.registered ? checkRegistered(l, bin('nix-store'), env, opts.registered, opts.contents ?? false) : undefined,
   ]);
-  await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
+  if (!opts.registered) await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
   const { libraries, interpreter } = libs;
   return { version, checkOutput, libraries, interpreter };
 }
@@ -108,6 +115,20 @@ async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, r
   return checkOutput;
 }
 
+/**
+ * The paths a bootstrap registered, as `nix-store --verify` would find them: each valid and in the
+ * store, and with `contents` each one's contents hashed against its registered NAR hash.
+ */
+async function checkRegistered(l: Layout, nixStore: string, env: NodeJS.ProcessEnv, paths: string[], contents: boolean): Promise<void> {
+  if (paths.length === 0) return;
+  // --verify-path hashes each path (a missing one fails to read); --check-validity only asks the database
+  await runNix(nixStore, [contents ? '--verify-path' : '--check-validity', ...paths], { env, hint: HINT });
+  if (contents) return;
+  const missing = [];
+  for (const p of paths) if (!(await exists(p))) missing.push(p);
+  if (missing.length) throw registeredMissing(l, missing);
+}
+
 /** Every library the Nix binary loads, and its loader, must come from the new store. */
 async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: number; interpreter: string }> {
   const nixBin = await fs.realpath(nixLink);
@@ -127,6 +148,15 @@ async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: 
 /** The relocated Nix built the check derivation, but not as it should (elsewhere, or another output). */
 export function checkBuildWrong(what: string): RelonixError {
   return new RelonixError(`the check build ${what}`, { hint: 'inspect etc/nix/nix.conf and the NIX_* variables (relonix env)' });
+}
+
+/** Paths the database holds as valid are gone from the store. */
+export function registeredMissing(l: Layout, missing: string[]): RelonixError {
+  const shown = missing.slice(0, 3).join(', ') + (missing.length > 3 ? `, … (${missing.length} in all)` : '');
+  return new RelonixError(`the database registers paths that are missing from ${l.storeDir}: ${shown}`, {
+    kind: 'integrity',
+    hint: `something removed them after they were registered; remove the prefix (relonix uninstall --prefix ${shQuote(l.prefix)}) and bootstrap again`,
+  });
 }
 
 /** The relocated Nix still names a dynamic linker outside the prefix's store. */

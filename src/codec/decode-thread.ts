@@ -6,6 +6,7 @@
 // transferred copies, a bounded number of bytes in flight each way, so neither side runs far ahead
 // of the other, and arrive as Buffers, as a program's output does (the tar parser waits for ever
 // on a plain Uint8Array).
+import { createHash } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import { errorMessage } from '../util/errors.ts';
 import { startThread, type ThreadData } from '../util/thread.ts';
@@ -20,6 +21,8 @@ export interface ThreadDecodeOptions {
   host?: boolean;
   /** with `host`: xz's threads (-T) */
   threads?: number;
+  /** the sha256 (hex) of every byte of input, taken on the thread and given once the output has ended */
+  onInputSha256?: (hex: string) => void;
 }
 
 /**
@@ -29,14 +32,51 @@ export interface ThreadDecodeOptions {
 const IN_WINDOW = 8 << 20;
 const OUT_WINDOW = 32 << 20;
 
-type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end' | 'stop' } | { t: 'error'; message: string };
+type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end'; sha256?: string } | { t: 'stop' } | { t: 'error'; message: string };
 
 /** How long a worker told to stop has to end its program itself, before it is terminated. */
 const STOP_MS = 2000;
 
+/**
+ * Decoded bytes cross in batches of this many (or fewer, once the decoder pauses): a program's
+ * output comes 64 KiB a read, and each crossing costs the receiving thread a message, and a tar
+ * entry split across two of them a copy to join it.
+ */
+const BATCH = 1 << 20;
+/** How long a partial batch waits for more before it goes. */
+const BATCH_WAIT_MS = 2;
+
 /** A copy the sender can give away: a Buffer may be a view of a pool or of the decoder's window. */
 function own(b: Uint8Array): ArrayBuffer {
   return new Uint8Array(b).buffer;
+}
+
+/** Gathers small chunks into batches of BATCH bytes, copied as they come (the source may reuse its memory). */
+class Batcher {
+  private buf = new Uint8Array(BATCH);
+  private fill = 0;
+  private timer?: NodeJS.Timeout;
+  constructor(private readonly send: (b: ArrayBuffer) => void) {}
+  add(b: Uint8Array): void {
+    for (let off = 0; off < b.length; ) {
+      const n = Math.min(b.length - off, BATCH - this.fill);
+      this.buf.set(b.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      if (this.fill === BATCH) this.flush();
+    }
+    clearTimeout(this.timer);
+    if (this.fill) this.timer = setTimeout(() => this.flush(), BATCH_WAIT_MS);
+  }
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.fill) return;
+    const full = this.fill === BATCH ? this.buf : this.buf.slice(0, this.fill);
+    this.buf = new Uint8Array(BATCH);
+    this.fill = 0;
+    this.send(full.buffer as ArrayBuffer);
+  }
 }
 
 /** Something to wait on until another message arrives. */
@@ -56,7 +96,7 @@ class Signal {
 
 /** Decodes `src` on a worker thread, as decompressXz or pureZstd would (or the host's program, with `host`). */
 export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: ThreadCodec, o: ThreadDecodeOptions = {}): AsyncGenerator<Uint8Array> {
-  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads });
+  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads, sha256: o.onInputSha256 !== undefined });
   const outbox: Buffer[] = [];
   let finished = false;
   let failure: Error | undefined;
@@ -67,8 +107,10 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
   w.on('message', (m: Message) => {
     if (m.t === 'out') outbox.push(Buffer.from(m.b));
     else if (m.t === 'took') inFlight -= m.n;
-    else if (m.t === 'end') finished = true;
-    else if (m.t === 'error') failure ??= new CodecError(m.message);
+    else if (m.t === 'end') {
+      finished = true;
+      if (m.sha256) o.onInputSha256?.(m.sha256);
+    } else if (m.t === 'error') failure ??= new CodecError(m.message);
     toFeed.fire();
     toRead.fire();
   });
@@ -135,9 +177,14 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
   let outstanding = 0;
   const toDecode = new Signal();
   const toSend = new Signal();
+  // every byte as it comes in, whatever the decoder takes of it
+  const h = data.sha256 === true ? createHash('sha256') : undefined;
   port.on('message', (m: Message) => {
-    if (m.t === 'in') inbox.push(Buffer.from(m.b));
-    else if (m.t === 'end') ended = true;
+    if (m.t === 'in') {
+      const b = Buffer.from(m.b);
+      h?.update(b);
+      inbox.push(b);
+    } else if (m.t === 'end') ended = true;
     else if (m.t === 'stop') stopping = ended = true;
     else if (m.t === 'took') outstanding -= m.n;
     toDecode.fire();
@@ -156,18 +203,21 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
   const host = data.host === true;
   const threads = typeof data.threads === 'number' ? data.threads : undefined;
   const decoded = data.codec === 'zstd' ? (host ? decompressZstd(input()) : pureZstd(input())) : decompressXz(input(), { noHost: !host, threads });
+  const batches = new Batcher((b) => {
+    port.postMessage({ t: 'out', b } satisfies Message, [b]);
+    outstanding += b.byteLength;
+  });
   try {
     for await (const out of decoded) {
       // leaving the loop ends the program (its input ended too, should it be waiting for more)
       if (stopping) break;
-      if (!out.length) continue;
-      const copy = own(out);
-      port.postMessage({ t: 'out', b: copy } satisfies Message, [copy]);
-      outstanding += copy.byteLength;
+      batches.add(out);
       while (outstanding >= OUT_WINDOW && !stopping) await toSend.wait();
     }
-    port.postMessage({ t: 'end' } satisfies Message);
+    batches.flush();
+    port.postMessage({ t: 'end', sha256: h?.digest('hex') } satisfies Message);
   } catch (e) {
+    batches.flush();
     port.postMessage({ t: 'error', message: errorMessage(e) } satisfies Message);
   }
   port.close();

@@ -42,6 +42,8 @@ export interface DownloadOptions {
    * on disk): the caller checks that it fits. A rejection ends the download, the part kept.
    */
   onSize?: (total: number, have: number) => Promise<void>;
+  /** each piece of a body as it arrives, with the file offset it is written at (before any checksum) */
+  onBody?: (b: Buffer, at: number) => void;
 }
 
 export interface DownloadResult {
@@ -150,8 +152,9 @@ async function receive(
   h: Hash,
   total: number | undefined,
   limit: Limit,
-  onProgress?: (p: BytesProgress) => void,
+  on: Pick<DownloadOptions, 'onProgress' | 'onBody'>,
 ): Promise<number> {
+  const { onProgress, onBody } = on;
   let received = offset;
   onProgress?.({ received, total });
   const ws = createWriteStream(part, { flags: offset > 0 ? 'a' : 'w' });
@@ -163,6 +166,7 @@ async function receive(
       return;
     }
     h.update(b);
+    onBody?.(b, received);
     received += b.length;
     onProgress?.({ received, total });
     ws.write(b);
@@ -253,7 +257,7 @@ async function attempt(opts: DownloadOptions, expected: string | undefined): Pro
   if (offset > 0) await hashExisting(h, part);
   // the server's own size bounds the body; without one, the bound does
   const limit: Limit = { bytes: total ?? max, error: (seen) => (total === undefined ? tooBig(url, undefined, max) : longerThanSaid(url, total, seen)) };
-  const received = await receive(rx, part, offset, h, total, limit, opts.onProgress);
+  const received = await receive(rx, part, offset, h, total, limit, opts);
   if (rx.stopped) throw diskOrBound(rx.stopped, part);
   if (rx.failure) throw new TransientError(`${url}: the connection broke after ${received} bytes (${errorMessage(rx.failure)})`);
   if (total !== undefined && received !== total) throw new TransientError(`${url}: connection closed after ${received} of ${total} bytes`);

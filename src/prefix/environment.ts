@@ -158,8 +158,8 @@ export function envScripts(l: Layout, nix?: string, cacert?: string, sshConfig?:
 /** Writes the sourced profile scripts (which the wrappers source too) as the prefix is now. */
 export async function writeEnvScripts(l: Layout, nix?: string, cacert?: string): Promise<void> {
   const scripts = envScripts(l, nix, cacert, await builderSshConfig(l), await hasTranslator(l));
-  await writeFileAtomic(l.envScript, scripts.sh);
-  await writeFileAtomic(l.envScriptFish, scripts.fish);
+  // side by side: each write waits on its own fsync
+  await Promise.all([writeFileAtomic(l.envScript, scripts.sh), writeFileAtomic(l.envScriptFish, scripts.fish)]);
 }
 
 const WRAPPER_MARK = '# relonix wrapper:';
@@ -200,6 +200,7 @@ export async function writeWrappers(l: Layout, nix: string): Promise<string[]> {
     const p = path.join(l.binDir, name);
     if (await isWrapper(p)) await fs.rm(p, { force: true });
   }
-  for (const tool of tools) await writeFileAtomic(path.join(l.binDir, tool), wrapperScript(l, nix, tool), 0o755);
+  // side by side: each write waits on its own fsync
+  await Promise.all(tools.map((tool) => writeFileAtomic(path.join(l.binDir, tool), wrapperScript(l, nix, tool), 0o755)));
   return tools;
 }

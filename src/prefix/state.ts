@@ -49,6 +49,11 @@ export interface BootstrapState {
    * in a prefix bootstrapped before relonix chose (its database keeps the rollback journal)
    */
   sqliteJournal?: JournalRecord;
+  /**
+   * The store paths the stage that made `nix` the prefix's Nix registered (register or restore):
+   * verify checks them beside its other checks, then drops the list
+   */
+  registered?: string[];
   /** what the last bootstrap was asked to bootstrap from: another host is bootstrapped the same way */
   source?: BootstrapSource;
 }

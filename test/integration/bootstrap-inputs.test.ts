@@ -125,3 +125,56 @@ test('a local tarball replaced at the same path is another tarball: the next boo
   const want = (await fs.readFile(`${local}.sha256`, 'utf8')).split(/\s/)[0];
   assert.equal(state.stages.fetch.detail.sha256, want);
 });
+
+test('a download resumed from what a killed run left is unpacked as it arrives; a damaged part is fetched and unpacked again, and the store verifies', async () => {
+  const tarball = await fs.readFile(fx.tarball);
+  const etag = (await fetch(mirror.url, { method: 'HEAD' })).headers.get('etag');
+  assert.ok(etag, 'the mirror sends an ETag, which a resumed download asks If-Range with');
+  for (const damaged of [false, true]) {
+    const prefix = await prefixes.add(undefined, damaged ? 'damaged-part' : 'resumed-part');
+    const args = ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json'];
+    // a prefix whose fetch was killed: its part is then replaced by one of a known length
+    const r = await strikeRelonix(args, (ev) => (ev.event === 'stage' && ev.stage === 'fetch' && ev.status === 'start' ? 0 : undefined));
+    assert.equal(r.struck, true);
+    const downloads = path.join(prefix, 'var/relonix/downloads');
+    await fs.rm(downloads, { recursive: true, force: true });
+    await fs.mkdir(downloads, { recursive: true });
+    const part = path.join(downloads, `${path.basename(fx.tarball)}.part`);
+    const left = Buffer.from(tarball.subarray(0, 1 << 20));
+    if (damaged) left[4096]! ^= 0xff;
+    await fs.writeFile(part, left);
+    await fs.writeFile(`${part}.json`, JSON.stringify({ url: mirror.url, etag, total: tarball.length }));
+    const before = mirror.log.length;
+    const again = await relonix(undefined, args);
+    assert.equal(again.code, 0, `${again.stdout}\n${again.stderr}`);
+    const gets = mirror.log.slice(before).filter((q) => q.method === 'GET' && q.path.endsWith('.tar.xz'));
+    assert.equal(gets[0]?.range, `bytes=${1 << 20}-`, 'the download resumed after what the part held');
+    // a damaged part fails the checksum: the download starts over, and the unpack fed by it is
+    // dropped for one from the verified file
+    assert.equal(gets.length, damaged ? 2 : 1, JSON.stringify(gets));
+    const unpack = events(again.stdout).find((e) => e.event === 'stage' && e.stage === 'unpack' && e.status === 'done');
+    assert.equal(/unpacked as it downloaded/.test(String(unpack?.summary)), !damaged, String(unpack?.summary));
+    const verify = await relonix(undefined, ['run', '--prefix', prefix, '--', 'nix-store', '--verify', '--check-contents']);
+    assert.equal(verify.code, 0, verify.stderr);
+    await removePrefix(prefix);
+  }
+});
+
+test('a store path changed between the register and verify stages fails verify, which hashes what was registered', async () => {
+  const prefix = await prefixes.add(undefined, 'tampered');
+  const args = ['bootstrap', '--prefix', prefix, '--url', mirror.url, '--json'];
+  const r = await strikeRelonix(args, (ev) => (ev.event === 'stage' && ev.stage === 'verify' && ev.status === 'start' ? 0 : undefined));
+  assert.equal(r.struck, true);
+  const state = JSON.parse(await fs.readFile(path.join(prefix, 'var/relonix/state.json'), 'utf8'));
+  assert.ok(state.registered?.includes(state.nix), 'the register stage recorded the paths it loaded');
+  // a file nothing runs: only the contents check can notice it
+  const pc = path.join(state.nix, 'lib/pkgconfig/nix-main.pc');
+  await fs.chmod(path.dirname(pc), 0o755);
+  await fs.chmod(pc, 0o644);
+  await fs.appendFile(pc, '# changed\n');
+  const again = await relonix(undefined, args);
+  assert.equal(again.code, EXIT.failure, `${again.stdout}\n${again.stderr}`);
+  assert.match(again.stderr, /stage verify/);
+  assert.match(again.stderr, new RegExp(`path '${state.nix}' was modified`));
+  await removePrefix(prefix);
+});

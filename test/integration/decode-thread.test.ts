@@ -4,6 +4,7 @@
 // are errors that say so; a reader that stops early ends the thread (and the program).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { decodeOffThread as decodeOn, type ThreadCodec } from '../../src/codec/decode-thread.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -59,6 +60,18 @@ for (const [codec, host] of [
     }
     const small = data.subarray(0, 30000);
     assert.ok((await collect(decodeOffThread(pieces(compress(codec, small), 3), codec))).equals(small), 'pieces of 3 bytes');
+  });
+
+  test(`decode thread (${how}): the sha256 taken on the thread is that of every byte fed, given once the output has ended`, async () => {
+    const z = compress(codec, data);
+    let sha: string | undefined;
+    const out: Buffer[] = [];
+    for await (const c of decodeOn(pieces(z, 65536), codec, { host, onInputSha256: (h) => (sha = h) })) {
+      assert.equal(sha, undefined, 'no digest before the output has ended');
+      out.push(Buffer.from(c));
+    }
+    assert.ok(Buffer.concat(out).equals(data));
+    assert.equal(sha, createHash('sha256').update(z).digest('hex'));
   });
 
   test(`decode thread (${how}): corrupt input and a failing source are errors, and an early stop ends the thread`, async () => {

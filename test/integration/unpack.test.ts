@@ -309,6 +309,9 @@ test('unpack: the fixture unpacks to identical trees through host xz and the Web
   console.log(`unpack of the fixture: host xz ${((t1 - t0) / 1000).toFixed(2)} s, WebAssembly xz ${((t2 - t1) / 1000).toFixed(2)} s`);
   assert.equal(ra.via, 'xz');
   assert.equal(rb.via, 'wasm');
+  // the sha256 of what each read, taken beside the decoding: the tarball's own
+  assert.equal(ra.sha256, fx.sha256);
+  assert.equal(rb.sha256, fx.sha256);
   assert.equal(path.basename(ra.root), top);
   assert.equal(progress.at(-1), (await fs.stat(fx.tarball)).size);
   const [da, db] = await Promise.all([treeDigest(ra.root), treeDigest(rb.root)]);

@@ -50,6 +50,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     librariesNotRelocated: { args: [l, ['/lib/libc.so.6']], kind: 'integrity', exit: 3 },
     loaderListFailed: { args: ['/tmp/s/x-glibc/lib/ld-linux.so.2', '/tmp/s/y-nix/bin/nix', 'cannot execute'], kind: 'failure', exit: 1 },
     loaderNotRelocated: { args: [l, '/tmp/s/y-nix/bin/nix', '/lib64/ld-linux-x86-64.so.2'], kind: 'integrity', exit: 3 },
+    registeredMissing: { args: [l, ['/tmp/s/x-glibc', '/tmp/s/y-nix']], kind: 'integrity', exit: 3 },
   },
   'build/nix.ts': { restoreCacheUnreadable: { args: [l, 'https://c', new Error('HTTP 503')], kind: 'network', exit: 6 } },
   'build/outcome.ts': {
@@ -161,6 +162,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   'demo/trixie-nix.ts': { noArchiveKeyring: { args: [], kind: 'preflight', exit: 5 } },
   'doctor/finding.ts': { doctorFoundProblems: { args: [[{ id: 'seccomp', verdict: 'problem', summary: 's' }]], kind: 'preflight', exit: 5 } },
   'host/passwd.ts': { noPasswdEntry: { args: [4242], kind: 'preflight', exit: 5 } },
+  'net/arriving.ts': { arrivalAbandoned: { args: ['the download started the file over'], kind: 'failure', exit: 1 } },
   'net/download.ts': {
     downloadUnwritable: { args: ['/tmp/p/nix.tar.xz.part', enoent], kind: 'preflight', exit: 5 },
     longerThanSaid: { args: ['http://x/nix.tar.xz', 10, 20], kind: 'network', exit: 6 },

@@ -3,6 +3,7 @@
 // success costs one local checksum.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ArrivingBytes } from '../../net/arriving.ts';
 import { download, isLocalSource, localSourcePath, resolveSha256 } from '../../net/download.ts';
 import { checksumError, localSource } from '../../net/local.ts';
 import { normalizeSha256, sha256OfFile } from '../../net/sha256.ts';
@@ -11,8 +12,9 @@ import { noSpace } from '../../util/errors.ts';
 import { mib } from '../../util/format.ts';
 import { exists, freeSpace, readJson, writeFileAtomic } from '../../util/fs.ts';
 import { type BytesProgress, progressText } from '../../util/progress.ts';
-import { type FetchDetail, type Stage, tarballKey } from '../stage.ts';
+import { type EarlyUnpack, type FetchDetail, type Stage, tarballKey } from '../stage.ts';
 import { estimateNeed } from './preflight.ts';
+import { startEarlyUnpack } from './unpack.ts';
 
 export interface FetchOptions {
   layout: Layout;
@@ -28,6 +30,8 @@ export interface FetchOptions {
   maxBytes?: number;
   /** checks, once the tarball's size is known, that it fits (see DownloadOptions.onSize) */
   onSize?: (total: number, have: number) => Promise<void>;
+  /** the download's bytes as they arrive (see DownloadOptions.onBody); not called for a file already there */
+  onBody?: (b: Buffer, at: number) => void;
 }
 
 interface FetchRecord {
@@ -57,10 +61,15 @@ async function localTarball(url: string, sha256: string | undefined, content?: s
   return { tarball: p, sha256: actual };
 }
 
+/** Where a download of `url` goes in the prefix. */
+function downloadPath(l: Layout, url: string): string {
+  return path.join(l.downloadsDir, downloadName(url));
+}
+
 export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: string; sha256: string }> {
   const { layout, url } = opts;
   if (isLocalSource(url)) return localTarball(url, opts.sha256, opts.content);
-  const dest = path.join(layout.downloadsDir, downloadName(url));
+  const dest = downloadPath(layout, url);
   const recordFile = `${dest}.json`;
   let expected = opts.sha256 ? normalizeSha256(opts.sha256) : undefined;
 
@@ -84,6 +93,7 @@ export async function fetchTarball(opts: FetchOptions): Promise<{ tarball: strin
     minRetryDelayMs: opts.minRetryDelayMs,
     maxBytes: opts.maxBytes,
     onSize: opts.onSize,
+    onBody: opts.onBody,
   });
   await writeFileAtomic(recordFile, `${JSON.stringify({ url, sha256: r.sha256 } satisfies FetchRecord)}\n`);
   return { tarball: dest, sha256: r.sha256 };
@@ -96,22 +106,42 @@ export const fetchStage: Stage<'fetch'> = {
   run: async (ctx, _s, progress) => {
     const l = ctx.layout;
     const t = ctx.tarball!;
-    const r = await fetchTarball({
-      layout: l,
-      url: t.url,
-      sha256: t.sha256,
-      content: t.content,
-      onProgress: (p) => progress(progressText(p)),
-      maxBytes: ctx.maxDownloadBytes,
-      // preflight may not have learned the size (no HEAD, no Content-Length): check it again now
-      onSize: async (total, have) => {
-        const need = estimateNeed(total) - have;
-        const free = await freeSpace(l.prefix);
-        if (free < need) throw noSpace(l.prefix, free, need);
-      },
-    });
-    const st = await fs.stat(r.tarball);
-    const detail: FetchDetail = { tarball: r.tarball, sha256: r.sha256, bytes: st.size };
-    return { detail, summary: `${path.basename(r.tarball)} (${mib(st.size)}, sha256 ${r.sha256.slice(0, 12)}…)` };
+    // the unpack starts on the bytes as they arrive (decompressing beside the download), and the
+    // unpack stage finishes it, trusting it only if it read what this stage verified
+    const dest = downloadPath(l, t.url);
+    const arriving = new ArrivingBytes(`${dest}.part`);
+    let early: EarlyUnpack | undefined;
+    let r: { tarball: string; sha256: string };
+    let bytes: number;
+    try {
+      r = await fetchTarball({
+        layout: l,
+        url: t.url,
+        sha256: t.sha256,
+        content: t.content,
+        onProgress: (p) => progress(progressText(p)),
+        maxBytes: ctx.maxDownloadBytes,
+        // preflight may not have learned the size (no HEAD, no Content-Length): check it again now
+        onSize: async (total, have) => {
+          const need = estimateNeed(total) - have;
+          const free = await freeSpace(l.prefix);
+          if (free < need) throw noSpace(l.prefix, free, need);
+          early ??= startEarlyUnpack(ctx, dest, arriving, total);
+        },
+        onBody: (b, at) => early && arriving.push(b, at),
+      });
+      bytes = (await fs.stat(r.tarball)).size;
+    } catch (e) {
+      // what was unpacked so far is removed before the failure is said
+      arriving.fail(e);
+      await early?.done.catch(() => {});
+      throw e;
+    }
+    if (early) {
+      arriving.end(r.tarball, bytes);
+      ctx.handoff = { unpack: early };
+    }
+    const detail: FetchDetail = { tarball: r.tarball, sha256: r.sha256, bytes };
+    return { detail, summary: `${path.basename(r.tarball)} (${mib(bytes)}, sha256 ${r.sha256.slice(0, 12)}…)` };
   },
 };

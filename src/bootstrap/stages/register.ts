@@ -85,7 +85,7 @@ export const registerStage: Stage<'register'> = {
     const cacert = u.cacertPath ? moved(u.cacertPath, l.storeDir) : undefined;
     const r = await applyRegister(l, { records, changed, known, nix, cacert }, progress);
     return {
-      patch: { nix, cacert, nixSource: 'tarball', replaces: replacedBy(s, [nix, cacert]) },
+      patch: { nix, cacert, nixSource: 'tarball', replaces: replacedBy(s, [nix, cacert]), registered: records.map((r) => r.path) },
       summary: `${r.paths} paths (${r.rehashed} with new NAR hashes)`,
     };
   },

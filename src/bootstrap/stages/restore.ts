@@ -26,7 +26,7 @@ export const restoreStage: Stage<'restore'> = {
     const { journal } = await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys, journal: s.sqliteJournal }, r.nix, r.cacert);
     return {
       detail: { nix: r.nix, cacert: r.cacert, paths: r.paths.length },
-      patch: { nix: r.nix, cacert: r.cacert, nixSource: 'cache', replaces: replacedBy(s, [r.nix, r.cacert]), sqliteJournal: journal },
+      patch: { nix: r.nix, cacert: r.cacert, nixSource: 'cache', replaces: replacedBy(s, [r.nix, r.cacert]), sqliteJournal: journal, registered: r.paths },
       summary: `${path.basename(r.nix)} and ${r.paths.length} paths`,
     };
   },

@@ -7,8 +7,9 @@ import { writeUnpackedRelocation } from '../../store/relocate-tree.ts';
 import { noSpace, RelonixError } from '../../util/errors.ts';
 import { freeSpace, removeTree } from '../../util/fs.ts';
 import { progressText } from '../../util/progress.ts';
-import { detailOf, recorded, type Stage, type UnpackDetail } from '../stage.ts';
+import { type BootstrapContext, detailOf, type EarlyUnpack, recorded, type Stage, type UnpackDetail, type Unpacking } from '../stage.ts';
 import { TARBALL_STORE } from '../tarball.ts';
+import type { UnpackOptions } from '../untar.ts';
 import { estimateNeed } from './preflight.ts';
 import { RELOCATE_WORK } from './relocate.ts';
 
@@ -31,6 +32,40 @@ export function tarballForOtherSystem(system: string, host: string): RelonixErro
   });
 }
 
+/**
+ * Unpacks the tarball (from the file, or as it `arriving`) into a new staging tree, its store paths
+ * relocated as they are written: nothing of an earlier unpack or relocation applies.
+ */
+async function unpackAfresh(
+  ctx: BootstrapContext,
+  tarball: string,
+  needBytes: number,
+  progress: (text: string) => void,
+  arriving?: UnpackOptions['arriving'],
+): Promise<Unpacking> {
+  const l = ctx.layout;
+  await removeTree(l.stagingDir);
+  await removeTree(path.join(l.relonixDir, RELOCATE_WORK));
+  // loaded when the stage runs: a finished prefix answers its no-op re-run without tar, xz and the ELF engine
+  const [{ unpackTarball }, { storeRelocator }, { StreamRelocation }] = await Promise.all([
+    import('../untar.ts'),
+    import('../../elf/index.ts'),
+    import('../../store/relocate-stream.ts'),
+  ]);
+  const relocation = new StreamRelocation({ from: TARBALL_STORE, to: l.storeDir, relocateElf: storeRelocator });
+  const r = await unpackTarball({ tarball, arriving, dest: l.stagingDir, relocation, needBytes, onProgress: (p) => progress(progressText(p)) });
+  return { r, relocation };
+}
+
+/** Starts unpacking a tarball of `size` bytes from its download's bytes as they arrive. */
+export function startEarlyUnpack(ctx: BootstrapContext, tarball: string, bytes: AsyncIterable<Buffer>, size: number): EarlyUnpack {
+  const early: Partial<EarlyUnpack> = {};
+  const done = unpackAfresh(ctx, tarball, estimateNeed(size, true), (t) => early.show?.(t), { bytes, size });
+  // awaited by the unpack stage; a failure there means unpacking from the file
+  done.catch(() => {});
+  return Object.assign(early, { done });
+}
+
 export const unpackStage: Stage<'unpack'> = {
   name: 'unpack',
   title: 'Unpack and relocate it',
@@ -46,40 +81,33 @@ export const unpackStage: Stage<'unpack'> = {
   run: async (ctx, s, progress) => {
     const l = ctx.layout;
     const f = detailOf(s, 'fetch');
-    const free = await freeSpace(l.prefix);
-    const need = estimateNeed(f.bytes, true);
-    if (free < need) throw noSpace(l.prefix, free, need);
-    // a different tarball: nothing of an earlier unpack or relocation applies
-    const work = path.join(l.relonixDir, RELOCATE_WORK);
-    await removeTree(l.stagingDir);
-    await removeTree(work);
-    // loaded when the stage runs: a finished prefix answers its no-op re-run without tar, xz and the ELF engine
-    const [{ unpackTarball }, { readTarballInfo }, { storeRelocator }, { StreamRelocation }] = await Promise.all([
-      import('../untar.ts'),
-      import('../tarball.ts'),
-      import('../../elf/index.ts'),
-      import('../../store/relocate-stream.ts'),
-    ]);
-    const relocation = new StreamRelocation({ from: TARBALL_STORE, to: l.storeDir, relocateElf: storeRelocator });
-    const r = await unpackTarball({
-      tarball: f.tarball,
-      dest: l.stagingDir,
-      relocation,
-      needBytes: need,
-      onProgress: (p) => progress(progressText(p)),
-    });
+    const early = ctx.handoff?.unpack;
+    if (ctx.handoff) ctx.handoff.unpack = undefined;
+    if (early) early.show = progress;
+    // an unpack that could not finish as the bytes arrived (the download started over, or fell
+    // too far ahead) is done again from the file
+    let u = await early?.done.catch(() => undefined);
+    const asArrived = u !== undefined;
+    if (!u) {
+      const free = await freeSpace(l.prefix);
+      const need = estimateNeed(f.bytes, true);
+      if (free < need) throw noSpace(l.prefix, free, need);
+      u = await unpackAfresh(ctx, f.tarball, need, progress);
+    }
+    const { r, relocation } = u;
     if (r.sha256 !== f.sha256) {
       // a download that no longer checks out goes, so the next run fetches it again
       if (f.tarball.startsWith(`${l.downloadsDir}/`)) await fs.rm(f.tarball, { force: true });
       throw changedSinceFetch(f.tarball, f.sha256, r.sha256 ?? 'nothing');
     }
+    const { readTarballInfo } = await import('../tarball.ts');
     const info = await readTarballInfo(r.root);
     if (info.system !== ctx.host) {
       throw tarballForOtherSystem(info.system, ctx.host);
     }
-    await writeUnpackedRelocation(work, { results: relocation.results(), abandoned: [...relocation.abandoned] });
+    await writeUnpackedRelocation(path.join(l.relonixDir, RELOCATE_WORK), { results: relocation.results(), abandoned: [...relocation.abandoned] });
     await fs.copyFile(path.join(r.root, '.reginfo'), path.join(l.relonixDir, TARBALL_REGINFO));
     const detail: UnpackDetail = { root: r.root, version: info.version, system: info.system, nixPath: info.nixPath, cacertPath: info.cacertPath };
-    return { detail, summary: `Nix ${info.version} for ${info.system}` };
+    return { detail, summary: `Nix ${info.version} for ${info.system}${asArrived ? ', unpacked as it downloaded' : ''}` };
   },
 };

@@ -15,9 +15,11 @@ export const verifyStage: Stage<'verify'> = {
     // NarHash, before the path took its name): a contents check would hash it all again a moment
     // later. A relocated store was edited in place: its registered hashes are checked against it
     const contents = s.nixSource !== 'cache';
-    const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress, { contents, profile: true, replaces: s.replaces });
+    // the paths the register or restore stage loaded are checked; a state without the list (one an
+    // older relonix wrote) has the whole store checked
+    const v = await applyVerify(ctx.layout, s.nix, s.cacert, progress, { contents, profile: true, replaces: s.replaces, registered: s.registered });
     return {
-      patch: { replaces: undefined },
+      patch: { replaces: undefined, registered: undefined },
       detail: v,
       summary: `${v.version}; store verified${contents ? '' : ' (hashed as restored)'}, check build ok, ${v.libraries} libraries all from the store`,
     };
