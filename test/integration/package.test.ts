@@ -58,8 +58,9 @@ async function bootstrapsAndVerifies(mirror: Mirror, relonix: string, tag: strin
 }
 
 test('the package holds the bundles, the launcher, README, LICENSE and patches/, and no sources, tests or benches', () => {
+  // a bundle's list of sources serves a checkout's launcher only
   const allowed =
-    /^(bin\/relonix\.js|dist\/relonix\.mjs|dist\/patchelf\.mjs|dist\/cli\/relonix\.mjs(\.sources\.json)?|dist\/cli\/chunks\/[\w-]+\.mjs|patches\/[^/]+|README\.md|LICENSE|package\.json)$/;
+    /^(bin\/relonix\.js|dist\/relonix\.mjs|dist\/patchelf\.mjs|dist\/cli\/relonix\.mjs|dist\/cli\/chunks\/[\w-]+\.mjs|patches\/[^/]+|README\.md|LICENSE|package\.json)$/;
   assert.deepEqual(
     packed.files.filter((f) => !allowed.test(f)),
     [],
@@ -68,6 +69,16 @@ test('the package holds the bundles, the launcher, README, LICENSE and patches/,
   for (const f of ['bin/relonix.js', 'dist/relonix.mjs', 'dist/cli/relonix.mjs', 'dist/patchelf.mjs', 'README.md', 'LICENSE', 'patches/README.md'])
     assert.ok(packed.files.includes(f), `${f} is in the package`);
   assert.ok(!packed.files.some((f) => /(^|\/)(src|test|bench|fixtures|scripts)\/|\.test\.|\.ts$/.test(f)), packed.files.join(', '));
+});
+
+test("the bundled packages' licenses travel once, at the end of the single file, and the split build points there", async () => {
+  const single = await fs.readFile(path.join(installed, 'dist', 'relonix.mjs'), 'utf8');
+  const notice = single.slice(single.lastIndexOf('/*! relonix bundles these packages; their licenses follow.'));
+  assert.match(notice, /^\/\*! relonix bundles these packages; their licenses follow\.\n\n.*commander@\d/s);
+  assert.match(notice, /Permission is hereby granted/);
+  const entry = await fs.readFile(path.join(installed, 'dist', 'cli', 'relonix.mjs'), 'utf8');
+  assert.match(entry, /\/\*! The licenses of the packages bundled here are at the end of \.\.\/relonix\.mjs/);
+  assert.doesNotMatch(entry, /their licenses follow/);
 });
 
 test('installed offline into an empty project it brings no other package, and npx relonix --version prints the version', async () => {
