@@ -201,9 +201,13 @@ export class Translator {
   /** Upstream's NAR rewritten into the file cache, checked before its narinfo is written; false when refused. */
   private async translate(up: Upstream, item: TranslateItem): Promise<boolean> {
     const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true };
-    const t0 = Date.now();
+    // the time the log gives is the translation's own, not its wait for a turn
+    let t0 = 0;
     try {
-      await this.work.run(() => this.cache.keep(translatedItem(ctx, item)));
+      await this.work.run(() => {
+        t0 = Date.now();
+        return this.cache.keep(translatedItem(ctx, item));
+      });
     } catch (e) {
       if (isKind(e, 'integrity')) await this.c.notes.refused(item.path, errorMessage(e));
       else await this.c.notes.failed(item.path, errorMessage(e));
