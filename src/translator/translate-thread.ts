@@ -36,8 +36,8 @@ export type ThreadReply =
 export async function serveTranslate(port: MessagePort): Promise<void> {
   const targets = new Map<string, CacheTarget>();
   const target = (url: string) => {
-    let t = targets.get(url);
-    if (!t) targets.set(url, (t = openTarget(url)));
+    const t = targets.get(url) ?? openTarget(url);
+    targets.set(url, t);
     return t;
   };
   port.on('message', (job: ThreadJob) => {

@@ -18,8 +18,8 @@ import type { TranslateItem } from '../../src/translate/plan.ts';
 import { TranslateThreads } from '../../src/translator/threads.ts';
 import type { ThreadReply } from '../../src/translator/translate-thread.ts';
 
-const THEIRS = { self: '0'.repeat(31) + '1', dep: '0'.repeat(31) + '2' };
-const OURS = { self: 'a'.repeat(31) + '1', dep: 'a'.repeat(31) + '2' };
+const THEIRS = { self: `${'0'.repeat(31)}1`, dep: `${'0'.repeat(31)}2` };
+const OURS = { self: `${'a'.repeat(31)}1`, dep: `${'a'.repeat(31)}2` };
 const STORE = '/tmp/nix/s';
 
 let dir: string;
