@@ -47,7 +47,7 @@ export interface TranslatorFiles {
   ensureScript: string;
   /** `PID STARTTIME PORT` of the running server; absent when none runs */
   server: string;
-  /** one empty file per command that needs the server, named by its pid */
+  /** one FIFO per command that needs the server, named by its pid: what the server says to that command goes in */
   leases: string;
   lock: string;
   /** a binary cache for the prefix's store dir: what was translated, kept */

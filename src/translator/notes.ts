@@ -1,8 +1,9 @@
 // What the translator tells: Nix never says why a substituter answered "not here", so the translator
-// says it itself, to the commands running in the prefix: each bin/ wrapper leaves a lease file named
-// by its pid in leases/ (and execs Nix under that pid), the translator appends what it has to say to
-// every live lease, and a small relay the wrapper left behind copies it to the command's stderr. A
-// lease file is the user's own, where the command's stderr may not be (a container runtime's pipe).
+// says it itself, to the commands running in the prefix: each bin/ wrapper makes a lease named by its
+// pid in leases/ (and execs Nix under that pid), a FIFO the command holds open; the translator writes
+// what it has to say into every live lease, and the relay the wrapper left behind (cat) copies it to
+// the command's stderr. A lease is the user's own, where the command's stderr may not be (a container
+// runtime's pipe, which the user may not open).
 // All of it is kept in record.json for relonix status too.
 import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -45,10 +46,14 @@ export async function leaseHolders(f: TranslatorFiles): Promise<number[]> {
   return names.filter((n) => /^\d+$/.test(n)).map(Number);
 }
 
-/** Appends `text` to the lease of every command that holds one (never making a lease anew). */
+/**
+ * Writes `text` into the lease of every command that holds one (never making a lease anew). A lease
+ * is a FIFO its command's relay reads: opened without waiting, so a lease whose relay has ended
+ * (ENXIO) or is full (EAGAIN) is passed over rather than waited on.
+ */
 export async function tellClients(f: TranslatorFiles, text: string): Promise<void> {
   for (const pid of await leaseHolders(f)) {
-    const fh = await fs.open(path.join(f.leases, String(pid)), C.O_WRONLY | C.O_APPEND).catch(() => undefined);
+    const fh = await fs.open(path.join(f.leases, String(pid)), C.O_WRONLY | C.O_APPEND | C.O_NONBLOCK).catch(() => undefined);
     if (!fh) continue;
     await fh.write(text).catch(() => undefined);
     await fh.close().catch(() => undefined);

@@ -121,37 +121,27 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
   }
   mkdir -p ${q(f.leases)} 2>/dev/null
   _rl_lease=${q(f.leases)}/$$
-  if : > "$_rl_lease" 2>/dev/null; then
-    # the relay: what the translator appends to the lease goes to this command's stderr, until it ends
-    # it holds the command's stderr, so whoever waits for that to close waits for the relay too: it
-    # looks ten times a second for the first ten seconds (a short command ends about when it does),
-    # then once a second; only sleep runs while nothing is said
+  rm -f "$_rl_lease" 2>/dev/null
+  # the lease is a FIFO the command holds open (fd 9) all its life; the relay, cat, copies what the
+  # translator writes into it to the command's stderr and ends when its last writer closes it: as the
+  # command ends, so whoever waits for the command's stderr to close waits for nothing more. A watch
+  # (once a second, holding no stderr) ends the relay when something the command started keeps the
+  # lease open after it, and removes the lease.
+  if mkfifo -m 600 "$_rl_lease" 2>/dev/null && { command exec 9<>"$_rl_lease" 8<"$_rl_lease"; } 2>/dev/null; then
+    cat <&8 9>&- >&2 &
+    _rl_cat=$!
     (
-      _rl_seen=0
-      _rl_ticks=0
-      while :; do
+      while sleep 1; do
+        kill -0 "$_rl_cat" 2>/dev/null || break
         _rl_gone=1
         if read -r _rl_st 2>/dev/null < "/proc/$$/stat"; then
           case \${_rl_st##*) } in Z*|X*) ;; *) _rl_gone= ;; esac
         fi
-        [ -e "$_rl_lease" ] || break
-        if [ -s "$_rl_lease" ]; then
-          _rl_size=$(wc -c 2>/dev/null < "$_rl_lease") || break
-          if [ "$_rl_size" -gt "$_rl_seen" ]; then
-            tail -c +$((_rl_seen + 1)) "$_rl_lease" | head -c $((_rl_size - _rl_seen)) >&2
-            _rl_seen=$_rl_size
-          fi
-        fi
-        [ -z "$_rl_gone" ] || break
-        if [ "$_rl_ticks" -lt 100 ]; then
-          _rl_ticks=$((_rl_ticks + 1))
-          sleep 0.1 2>/dev/null || sleep 1
-        else
-          sleep 1
-        fi
+        [ -z "$_rl_gone" ] || { kill "$_rl_cat" 2>/dev/null; break; }
       done
       rm -f "$_rl_lease"
-    ) </dev/null >/dev/null &
+    ) </dev/null >/dev/null 2>&1 8<&- 9>&- &
+    exec 8<&-
   fi
   if ! relonix_translator_runs; then
     _rl_node=${q(node)}
@@ -164,7 +154,7 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
     fi
   fi
   unset -f relonix_translator_runs
-  unset _rl_pid _rl_start _rl_port _rl_stat _rl_node _rl_lease
+  unset _rl_pid _rl_start _rl_port _rl_stat _rl_node _rl_lease _rl_cat
 fi
 `;
 }

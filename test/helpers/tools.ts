@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 
 /** The Debian package of each tool the tests ask for by name, as .ci/run installs them. */
 const PACKAGES: Record<string, string> = {
+  busybox: 'busybox-static',
   gcc: 'gcc',
   mkfifo: 'coreutils',
   mknod: 'coreutils',

@@ -1,0 +1,111 @@
+// The relay the bin/ wrappers leave beside each command, in the shells a host may have as /bin/sh
+// (dash, bash, busybox): what the translator writes into the command's lease reaches the command's
+// stderr, and the relay ends with the command, so whoever waits for that stderr to close (a pipe,
+// `$(...)`) does not wait on the relay; a process the command left behind holding the lease does
+// not keep the stderr open; a lease that cannot be made costs the command nothing.
+import assert from 'node:assert/strict';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { layout } from '../../src/prefix/layout.ts';
+import { translatorFiles } from '../../src/translator/config.ts';
+import { tellClients } from '../../src/translator/notes.ts';
+import { ensureScript } from '../../src/translator/setup.ts';
+import { readProcStat } from '../../src/util/proc.ts';
+import { requireTool } from '../helpers/tools.ts';
+
+requireTool('dash');
+requireTool('bash');
+requireTool('busybox');
+
+const SHELLS: [string, string[]][] = [
+  ['dash', []],
+  ['bash', []],
+  ['busybox', ['sh']],
+];
+
+let dir: string;
+let f: ReturnType<typeof translatorFiles>;
+
+before(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-relay-'));
+  const l = layout(path.join(dir, 'p'), path.join(dir, 'st'));
+  f = translatorFiles(l);
+  await fs.mkdir(f.dir, { recursive: true });
+  await fs.writeFile(f.config, '{}\n');
+  // this test process plays the running translator: the wrappers start none
+  await fs.writeFile(f.server, `${process.pid} ${readProcStat(process.pid)!.startTime} 1\n`);
+  await fs.writeFile(f.ensureScript, ensureScript(l, f, process.execPath, path.join(dir, 'no-relonix.mjs')));
+});
+after(() => fs.rm(dir, { recursive: true, force: true }));
+
+interface Run {
+  child: ChildProcessWithoutNullStreams;
+  stdout: string;
+  stderr: string;
+  /** the first line the command printed */
+  line: Promise<string>;
+  /** stdout and stderr closed, and the command's status */
+  closed: Promise<number | null>;
+}
+
+/** `script` after the wrappers' ensure script, in `shell`. */
+function run(shell: [string, string[]], script: string): Run {
+  const child = spawn(shell[0], [...shell[1], '-c', `. ${f.ensureScript}\n${script}`], { stdio: 'pipe' });
+  const r = { child, stdout: '', stderr: '' } as Run;
+  r.line = new Promise((resolve) =>
+    child.stdout.on('data', (d) => {
+      r.stdout += d;
+      if (r.stdout.includes('\n')) resolve(r.stdout.split('\n')[0]!);
+    }),
+  );
+  child.stderr.on('data', (d) => (r.stderr += d));
+  r.closed = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+  return r;
+}
+
+for (const shell of SHELLS) {
+  const name = shell[0];
+  test(`[${name}] what the translator writes into the lease reaches the command's stderr, and the relay ends with the command`, async () => {
+    const r = run(shell, 'echo $$; read -r go; echo "the command\'s own" >&2');
+    const pid = Number(await r.line);
+    const lease = path.join(f.leases, String(pid));
+    assert.ok((await fs.lstat(lease)).isFIFO(), 'the lease is a FIFO');
+    await tellClients(f, 'relonix: refused /st/x from upstream\n');
+    r.child.stdin.end('go\n');
+    assert.equal(await r.closed, 0, r.stderr);
+    assert.equal(r.stderr.split('relonix: refused /st/x from upstream\n').length, 2, r.stderr);
+    assert.match(r.stderr, /the command's own/);
+    // the relay's watch removes the lease once it sees the command gone
+    for (let i = 0; i < 50 && (await fs.lstat(lease).catch(() => undefined)); i++) await new Promise((ok) => setTimeout(ok, 100));
+    await assert.rejects(fs.lstat(lease), 'the lease is removed');
+    await tellClients(f, 'relonix: nobody hears this\n');
+  });
+
+  test(`[${name}] a process the command left behind holding the lease does not hold its stderr open`, { timeout: 20_000 }, async () => {
+    const r = run(shell, 'sleep 30 >/dev/null 2>&1 &\necho $!');
+    const left = Number(await r.line);
+    try {
+      assert.equal(await r.closed, 0, r.stderr);
+      assert.doesNotThrow(() => process.kill(left, 0), 'stderr closed while what the command left behind still runs');
+      assert.equal(r.stderr, '');
+    } finally {
+      process.kill(left, 'SIGKILL');
+    }
+  });
+}
+
+test('a lease that cannot be made: the command runs as it would, and nothing is said about it', async () => {
+  await fs.rm(f.leases, { recursive: true, force: true });
+  await fs.writeFile(f.leases, 'not a directory\n');
+  try {
+    const r = run(SHELLS[0]!, 'echo ran');
+    assert.equal(await r.closed, 0);
+    assert.equal(r.stdout, 'ran\n');
+    assert.equal(r.stderr, '');
+  } finally {
+    await fs.rm(f.leases, { force: true });
+  }
+});
