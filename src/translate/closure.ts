@@ -5,11 +5,10 @@
 // exactly one way.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { queryClosure } from '../cache/nixstore.ts';
-import type { NixToolOptions } from '../prefix/tools.ts';
+import { type NixToolOptions, runNixStore } from '../prefix/tools.ts';
 import { parseDerivation } from '../store/aterm.ts';
 import { dumpPath } from '../store/nar/write.ts';
-import { parseNarHashField, type RegInfo } from '../store/reginfo.ts';
+import { parseNarHashField, parseRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { parseStorePath } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import { type HashMethod, makeFixedOutputPath, makeTextPath } from './paths.ts';
@@ -17,18 +16,42 @@ import type { Closure, SourceContent } from './twin.ts';
 
 export interface LoadedClosure {
   closure: Closure;
-  /** the registration of every path of the closure, by path */
+  /** the registration of every source of the closure, by path */
   records: Map<string, RegInfo>;
 }
 
-/** Every derivation and source that the derivations `drvs` need, from the prefix's store. */
+/**
+ * Every derivation and source that the derivations `drvs` need, from the prefix's store. A
+ * derivation's references are its inputs (Nix registers a .drv with exactly its input derivations
+ * and sources), so the closure follows from the .drv files themselves; only the sources' records
+ * come from the database, in one nix-store call a round (usually one: a source rarely names another).
+ */
 export async function loadClosure(o: NixToolOptions, drvs: string[]): Promise<LoadedClosure> {
   const storeDir = o.layout.storeDir;
-  const records = new Map((await queryClosure(o, drvs)).map((r) => [r.path, r]));
   const closure: Closure = { storeDir, derivations: new Map(), sources: new Map() };
-  for (const r of records.values()) {
-    if (r.path.endsWith('.drv')) closure.derivations.set(r.path, parseDerivation(await fs.readFile(r.path)));
-    else closure.sources.set(r.path, await sourceContent(r, storeDir));
+  const records = new Map<string, RegInfo>();
+  const seen = new Set<string>();
+  for (let next = drvs; next.length; ) {
+    const sources: string[] = [];
+    const queue = [...next];
+    for (let i = 0; i < queue.length; i++) {
+      const p = queue[i]!;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      if (!p.endsWith('.drv')) {
+        sources.push(p);
+        continue;
+      }
+      const drv = parseDerivation(await fs.readFile(p));
+      closure.derivations.set(p, drv);
+      queue.push(...drv.inputDrvs.map((d) => d.path), ...drv.inputSrcs);
+    }
+    const regs = sources.length ? parseRegInfo(await runNixStore(o, ['--dump-db', ...sources]), 'nix-store --dump-db') : [];
+    for (const r of regs) {
+      records.set(r.path, r);
+      closure.sources.set(r.path, await sourceContent(r, storeDir));
+    }
+    next = regs.flatMap((r) => r.references).filter((p) => !seen.has(p));
   }
   return { closure, records };
 }
