@@ -122,15 +122,23 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
   mkdir -p ${q(f.leases)} 2>/dev/null
   _rl_lease=${q(f.leases)}/$$
   rm -f "$_rl_lease" 2>/dev/null
-  # the lease is a FIFO the command holds open (fd 9) all its life; the relay, cat, copies what the
+  # the lease is a FIFO the command holds open all its life; the relay, cat, copies what the
   # translator writes into it to the command's stderr and ends when its last writer closes it: as the
   # command ends, so whoever waits for the command's stderr to close waits for nothing more. A watch
   # (once a second, holding no stderr) ends the relay when something the command started keeps the
-  # lease open after it, and removes the lease.
-  if mkfifo -m 600 "$_rl_lease" 2>/dev/null && { command exec 9<>"$_rl_lease" 8<"$_rl_lease"; } 2>/dev/null; then
-    cat <&8 9>&- >&2 &
+  # lease open after it, and removes the lease. The two descriptors are ones the caller left free
+  # (a script may hand the command its own, a lock's fd 9 say), else there is no relay.
+  _rl_w=
+  _rl_r=
+  for _rl_fd in 9 8 7 6 5 4 3; do
+    [ ! -e "/proc/$$/fd/$_rl_fd" ] || continue
+    if [ -z "$_rl_w" ]; then _rl_w=$_rl_fd; else _rl_r=$_rl_fd; break; fi
+  done
+  if [ -n "$_rl_r" ] && mkfifo -m 600 "$_rl_lease" 2>/dev/null && { eval "command exec $_rl_w<>\\"\\$_rl_lease\\" $_rl_r<\\"\\$_rl_lease\\""; } 2>/dev/null; then
+    eval "cat <&$_rl_r $_rl_w>&- >&2 &"
     _rl_cat=$!
     (
+      eval "exec $_rl_r<&- $_rl_w>&-"
       while sleep 1; do
         kill -0 "$_rl_cat" 2>/dev/null || break
         _rl_gone=1
@@ -140,8 +148,8 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
         [ -z "$_rl_gone" ] || { kill "$_rl_cat" 2>/dev/null; break; }
       done
       rm -f "$_rl_lease"
-    ) </dev/null >/dev/null 2>&1 8<&- 9>&- &
-    exec 8<&-
+    ) </dev/null >/dev/null 2>&1 &
+    eval "exec $_rl_r<&-"
   fi
   if ! relonix_translator_runs; then
     _rl_node=${q(node)}
@@ -154,7 +162,7 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
     fi
   fi
   unset -f relonix_translator_runs
-  unset _rl_pid _rl_start _rl_port _rl_stat _rl_node _rl_lease _rl_cat
+  unset _rl_pid _rl_start _rl_port _rl_stat _rl_node _rl_lease _rl_cat _rl_fd _rl_w _rl_r
 fi
 `;
 }

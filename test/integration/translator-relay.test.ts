@@ -14,6 +14,7 @@ import { translatorFiles } from '../../src/translator/config.ts';
 import { tellClients } from '../../src/translator/notes.ts';
 import { ensureScript } from '../../src/translator/setup.ts';
 import { readProcStat } from '../../src/util/proc.ts';
+import { shQuote } from '../../src/util/shell.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 requireTool('dash');
@@ -31,7 +32,8 @@ let f: ReturnType<typeof translatorFiles>;
 
 before(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-relay-'));
-  const l = layout(path.join(dir, 'p'), path.join(dir, 'st'));
+  // a prefix with a space and a quote: the script quotes what it names
+  const l = layout(path.join(dir, "p q'r"), path.join(dir, 'st'));
   f = translatorFiles(l);
   await fs.mkdir(f.dir, { recursive: true });
   await fs.writeFile(f.config, '{}\n');
@@ -51,9 +53,9 @@ interface Run {
   closed: Promise<number | null>;
 }
 
-/** `script` after the wrappers' ensure script, in `shell`. */
-function run(shell: [string, string[]], script: string): Run {
-  const child = spawn(shell[0], [...shell[1], '-c', `. ${f.ensureScript}\n${script}`], { stdio: 'pipe' });
+/** `script` after the wrappers' ensure script, in `shell`; `caller` runs before it, as the wrapper's caller. */
+function run(shell: [string, string[]], script: string, caller = ''): Run {
+  const child = spawn(shell[0], [...shell[1], '-c', `${caller}\n. ${shQuote(f.ensureScript)}\n${script}`], { stdio: 'pipe' });
   const r = { child, stdout: '', stderr: '' } as Run;
   r.line = new Promise((resolve) =>
     child.stdout.on('data', (d) => {
@@ -96,6 +98,18 @@ for (const shell of SHELLS) {
     }
   });
 }
+
+test("the caller's own descriptors 8 and 9 reach the command as they were, and the relay takes free ones", async () => {
+  const mine = path.join(dir, 'mine');
+  await fs.writeFile(mine, '');
+  const r = run(SHELLS[0]!, 'echo $$; read -r go; readlink /proc/$$/fd/9 /proc/$$/fd/8', `exec 9>>'${mine}' 8<'${mine}'`);
+  const pid = Number(await r.line);
+  await tellClients(f, 'relonix: heard beside the caller\'s descriptors\n');
+  r.child.stdin.end('go\n');
+  assert.equal(await r.closed, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n'), [String(pid), mine, mine]);
+  assert.equal(r.stderr, "relonix: heard beside the caller's descriptors\n");
+});
 
 test('a lease that cannot be made: the command runs as it would, and nothing is said about it', async () => {
   await fs.rm(f.leases, { recursive: true, force: true });
