@@ -1,8 +1,8 @@
 // A translation on one of the translator's threads: upstream's NAR (a file:// cache) fetched,
 // rewritten and staged where the thread runs, only hashes and sizes coming back; a NAR that is not
 // what upstream's narinfo says is refused as such; a thread that dies fails the translations it had
-// instead of leaving them waiting. The threads run the sources of this checkout (the bundle's own
-// are run by the end-to-end tests).
+// instead of leaving them waiting; threads without work end, and come back when work does. The
+// threads run the sources of this checkout (the bundle's own are run by the end-to-end tests).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -90,6 +90,23 @@ test('a thread rewrites upstream NAR into the staged file and hands back its has
   assert.deepEqual(Buffer.from(r.staged.narHash), sha(ours));
   assert.equal(r.staged.narSize, ours.length);
   assert.deepEqual(r.compressed, []);
+});
+
+test('threads without work end, and the next translation starts them again', async () => {
+  const theirs = await pkg(path.join(dir, 'theirs4'), '/nix/store', THEIRS);
+  await fs.mkdir(path.join(dir, 'up4', 'nar'), { recursive: true });
+  await fs.writeFile(path.join(dir, 'up4', 'nar', 'pkg.nar'), theirs);
+  const own = new TranslateThreads(1, 200);
+  try {
+    for (const n of [1, 2]) {
+      const r = await own.run(job(item(theirs), `file://${path.join(dir, 'up4')}`, path.join(dir, `staged-4-${n}`)));
+      assert.ok(r.ok, JSON.stringify(r));
+      for (let i = 0; i < 100 && own.running; i++) await new Promise((ok) => setTimeout(ok, 50));
+      assert.equal(own.running, 0, `after translation ${n}, the idle thread ended`);
+    }
+  } finally {
+    await own.stop();
+  }
 });
 
 test('a NAR other than what upstream signed is refused as an integrity failure, naming the path', async () => {
