@@ -157,6 +157,7 @@ export class Extractor {
         const fd = openSync(target, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
         try {
           writeAllSync(fd, out.content);
+          if (out.appended) writeAllSync(fd, out.appended.bytes, out.appended.at);
           fchmodSync(fd, out.mode);
         } finally {
           closeSync(fd);

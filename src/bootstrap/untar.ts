@@ -98,6 +98,7 @@ async function extract(opts: UnpackOptions, ex: Extractor, read: { sha256?: stri
   const bytes = decodeOffThread(raw, 'xz', {
     host: xzDecoder({ noHost: opts.noHostXz }) === 'xz',
     threads,
+    tar: true,
     onInputSha256: (hex) => {
       read.sha256 = hex;
     },

@@ -11,6 +11,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { errorMessage } from '../util/errors.ts';
 import { startThread, type ThreadData } from '../util/thread.ts';
 import { CodecError } from './error.ts';
+import { type SendBatch, TarBatcher } from './tar-batches.ts';
 import { decompressXz } from './xz.ts';
 import { decompressZstd, pureZstd } from './zstd.ts';
 
@@ -23,6 +24,8 @@ export interface ThreadDecodeOptions {
   threads?: number;
   /** the sha256 (hex) of every byte of input, taken on the thread and given once the output has ended */
   onInputSha256?: (hex: string) => void;
+  /** the output is a tar stream: each batch ends where an entry ends, so no file is split across two */
+  tar?: boolean;
 }
 
 /**
@@ -32,7 +35,13 @@ export interface ThreadDecodeOptions {
 const IN_WINDOW = 8 << 20;
 const OUT_WINDOW = 32 << 20;
 
-type Message = { t: 'in' | 'out'; b: ArrayBuffer } | { t: 'took'; n: number } | { t: 'end'; sha256?: string } | { t: 'stop' } | { t: 'error'; message: string };
+type Message =
+  | { t: 'in'; b: ArrayBuffer }
+  | { t: 'out'; b: ArrayBuffer; at: number; n: number }
+  | { t: 'took'; n: number }
+  | { t: 'end'; sha256?: string }
+  | { t: 'stop' }
+  | { t: 'error'; message: string };
 
 /** How long a worker told to stop has to end its program itself, before it is terminated. */
 const STOP_MS = 2000;
@@ -56,7 +65,7 @@ class Batcher {
   private buf = new Uint8Array(BATCH);
   private fill = 0;
   private timer?: NodeJS.Timeout;
-  constructor(private readonly send: (b: ArrayBuffer) => void) {}
+  constructor(private readonly send: SendBatch) {}
   add(b: Uint8Array): void {
     for (let off = 0; off < b.length; ) {
       const n = Math.min(b.length - off, BATCH - this.fill);
@@ -75,7 +84,7 @@ class Batcher {
     const full = this.fill === BATCH ? this.buf : this.buf.slice(0, this.fill);
     this.buf = new Uint8Array(BATCH);
     this.fill = 0;
-    this.send(full.buffer as ArrayBuffer);
+    this.send(full.buffer as ArrayBuffer, 0, full.length);
   }
 }
 
@@ -96,7 +105,7 @@ class Signal {
 
 /** Decodes `src` on a worker thread, as decompressXz or pureZstd would (or the host's program, with `host`). */
 export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: ThreadCodec, o: ThreadDecodeOptions = {}): AsyncGenerator<Uint8Array> {
-  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads, sha256: o.onInputSha256 !== undefined });
+  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads, sha256: o.onInputSha256 !== undefined, tar: o.tar === true });
   const outbox: Buffer[] = [];
   let finished = false;
   let failure: Error | undefined;
@@ -105,7 +114,7 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
   const toFeed = new Signal();
   const toRead = new Signal();
   w.on('message', (m: Message) => {
-    if (m.t === 'out') outbox.push(Buffer.from(m.b));
+    if (m.t === 'out') outbox.push(Buffer.from(m.b, m.at, m.n));
     else if (m.t === 'took') inFlight -= m.n;
     else if (m.t === 'end') {
       finished = true;
@@ -203,10 +212,11 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
   const host = data.host === true;
   const threads = typeof data.threads === 'number' ? data.threads : undefined;
   const decoded = data.codec === 'zstd' ? (host ? decompressZstd(input()) : pureZstd(input())) : decompressXz(input(), { noHost: !host, threads });
-  const batches = new Batcher((b) => {
-    port.postMessage({ t: 'out', b } satisfies Message, [b]);
-    outstanding += b.byteLength;
-  });
+  const send: SendBatch = (b, at, n) => {
+    port.postMessage({ t: 'out', b, at, n } satisfies Message, [b]);
+    outstanding += n;
+  };
+  const batches = data.tar === true ? new TarBatcher(send, BATCH_WAIT_MS) : new Batcher(send);
   try {
     for await (const out of decoded) {
       // leaving the loop ends the program (its input ended too, should it be waiting for more)

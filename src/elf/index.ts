@@ -6,9 +6,10 @@ import { DT } from './consts.ts';
 import { ElfError } from './error.ts';
 import { writeOutputSync, writePlan, writePlanSync } from './file.ts';
 import { isElf } from './layout.ts';
+import { planLayout } from './plan/planner.ts';
 import type { EditPlan, ElfEdits } from './plan/types.ts';
 import { dynString, type ElfInfo, isDynamicLinker, type ParsedElf, parseElf, summarize } from './reader.ts';
-import { editParsed, planEdit } from './writer.ts';
+import { editParsed, emit, planEdit } from './writer.ts';
 
 export { defaultPageSize } from './consts.ts';
 export { interpreterOf } from './peek.ts';
@@ -38,13 +39,49 @@ export function relocateElf(buf: Buffer, map: (s: string) => string, name?: stri
   });
 }
 
+/** An ELF file edited where it lay: the buffer given, changed below its end, then `bytes` at `at` (zeros between). */
+export interface EditedInPlace {
+  inPlace: true;
+  appended?: { at: number; bytes: Buffer };
+}
+
+/**
+ * relocateElf on a buffer the caller gives away: edited where it lies when the new layout keeps
+ * every byte below its old end where it was (the segment the edit adds comes apart, to follow the
+ * file), which saves copying the whole file; else a new buffer, as relocateElf gives. The buffer
+ * changes only once the edit is planned: a file the engine refuses is left as it was.
+ */
+export function relocateElfInPlace(buf: Buffer, map: (s: string) => string, name?: string): Buffer | EditedInPlace | null {
+  if (!isElf(buf)) return null;
+  const planned = guard(name, () => {
+    const e = parseElf(buf, name);
+    const edits = relocationEdits(e, map, undefined);
+    const layout = edits && planLayout(e, edits);
+    return layout && { e, layout };
+  });
+  if (!planned) return null;
+  // past planning nothing is refused: a failure here is a fault, never a half-edited file taken for data
+  const plan = emit(planned.e, planned.layout, true);
+  if (plan.pre !== buf) return plan.pre.length === plan.base ? plan.pre : plan.pre.subarray(0, plan.base);
+  return plan.seg ? { inPlace: true, appended: { at: plan.off0, bytes: plan.seg } } : { inPlace: true };
+}
+
 /**
  * relocateElf for the store's relocator (store/ knows nothing of the engine): a file the engine
  * cannot edit comes back as `{ refused }`, which the relocator records and treats as binary data.
  */
 export function storeRelocator(buf: Buffer, map: (s: string) => string, name?: string): Buffer | null | { refused: string } {
+  return refusedAsData(() => relocateElf(buf, map, name));
+}
+
+/** storeRelocator for buffers the relocator gives away: relocateElfInPlace. */
+export function ownStoreRelocator(buf: Buffer, map: (s: string) => string, name?: string): Buffer | EditedInPlace | null | { refused: string } {
+  return refusedAsData(() => relocateElfInPlace(buf, map, name));
+}
+
+function refusedAsData<T>(f: () => T): T | { refused: string } {
   try {
-    return relocateElf(buf, map, name);
+    return f();
   } catch (err) {
     if (!(err instanceof ElfError)) throw err;
     return { refused: err.message };

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { compareNames } from './nar/framing.ts';
 import { NarHasher } from './nar/write.ts';
-import { type ElfRelocator, planFile, rewriteLinkTarget } from './relocate-text.ts';
+import { type Appended, type ElfRelocator, type OwnElfRelocator, planFile, rewriteLinkTarget } from './relocate-text.ts';
 import { emptyCounts, type PathResult } from './relocate-tree.ts';
 
 /** One entry below a store path of the archive. */
@@ -19,7 +19,10 @@ export interface StoreEntry {
   abs: string;
 }
 
-type Node = { kind: 'dir'; entries: Map<string, Node> } | { kind: 'file'; content: Buffer; executable: boolean } | { kind: 'link'; target: string };
+type Node =
+  | { kind: 'dir'; entries: Map<string, Node> }
+  | { kind: 'file'; content: Buffer; appended?: Appended; executable: boolean }
+  | { kind: 'link'; target: string };
 
 interface PathState {
   result: PathResult;
@@ -34,7 +37,8 @@ interface PathState {
 export interface StreamRelocationOptions {
   from: string;
   to: string;
-  relocateElf: ElfRelocator;
+  /** with an OwnElfRelocator, the buffers given to file() are edited where they lie */
+  relocateElf: ElfRelocator | OwnElfRelocator;
   /** content held per path for its hash before giving up on hashing it here (default 512 MiB) */
   maxHeld?: number;
 }
@@ -57,8 +61,8 @@ export class StreamRelocation {
     return !this.abandoned.has(basename);
   }
 
-  /** A regular file's final bytes and mode. */
-  file(at: StoreEntry, content: Buffer, mode: number): { content: Buffer; mode: number } {
+  /** A regular file's final bytes (`content`, then any `appended`) and mode. */
+  file(at: StoreEntry, content: Buffer, mode: number): { content: Buffer; appended?: Appended; mode: number } {
     const s = this.enter(at.basename);
     const c = s.result.counts;
     c.files++;
@@ -75,8 +79,10 @@ export class StreamRelocation {
     }
     if (plan.content) s.result.changed = true;
     const final = plan.content ?? content;
-    this.hold(s, at.rel, { kind: 'file', content: final, executable: (mode & 0o111) !== 0 }, final.length);
-    return { content: final, mode: storeMode(mode) };
+    const appended = plan.appended;
+    const size = appended ? appended.at + appended.bytes.length : final.length;
+    this.hold(s, at.rel, { kind: 'file', content: final, appended, executable: (mode & 0o111) !== 0 }, size);
+    return { content: final, appended, mode: storeMode(mode) };
   }
 
   /** A symlink's final target. */
@@ -186,7 +192,7 @@ export class StreamRelocation {
 
 function hashNode(nar: NarHasher, n: Node): void {
   nar.open();
-  if (n.kind === 'file') nar.regular(n.content, n.executable);
+  if (n.kind === 'file') nar.regular(n.appended ? [n.content, Buffer.alloc(n.appended.at - n.content.length), n.appended.bytes] : n.content, n.executable);
   else if (n.kind === 'link') nar.symlink(n.target);
   else {
     nar.directory();

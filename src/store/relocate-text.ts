@@ -93,10 +93,15 @@ export function stringAt(buf: Buffer, offset: number, max = 200): string {
   return buf.subarray(offset, end).toString('latin1');
 }
 
+/** What a file gains past its content, at `at` (zeros between): the segment an ELF edit made in place adds. */
+export type Appended = { at: number; bytes: Buffer };
+
 export interface FilePlan {
   kind: FileKind;
   /** new content, or undefined when the file stays as it is */
   content?: Buffer;
+  /** only from an OwnElfRelocator: what the file continues with, at `at` past the content (zeros between) */
+  appended?: Appended;
   /** text references rewritten (with store dirs of one length, those in binary data too) */
   rewritten: number;
   /** whether the ELF interpreter or RUNPATH changed */
@@ -115,11 +120,21 @@ export interface FilePlan {
 export type ElfRelocator = (buf: Buffer, map: (s: string) => string, name?: string) => Buffer | null | { refused: string };
 
 /**
+ * An ElfRelocator for buffers given away to it: it may edit `buf` itself and say so (`inPlace`),
+ * with the bytes the file gains after its end.
+ */
+export type OwnElfRelocator = (
+  buf: Buffer,
+  map: (s: string) => string,
+  name?: string,
+) => Buffer | { inPlace: true; appended?: Appended } | null | { refused: string };
+
+/**
  * Decides what one regular file becomes. ELF: the interpreter and RUNPATH/RPATH move through the
  * ELF engine; anything else in it is binary data. Text: every reference is rewritten. Other binary
  * data: references are reported, since a longer path would shift everything after it.
  */
-export function planFile(buf: Buffer, from: string, to: string, relocateElf: ElfRelocator, name?: string): FilePlan {
+export function planFile(buf: Buffer, from: string, to: string, relocateElf: ElfRelocator | OwnElfRelocator, name?: string): FilePlan {
   const kind = classify(buf);
   const plan: FilePlan = { kind, rewritten: 0, elfPatched: false, unrewritable: [] };
   if (from === to) return plan;
@@ -133,7 +148,6 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
     }
     return plan;
   }
-  let final = buf;
   // interpreter and RUNPATH values the engine moved; their old copies may stay behind, unused, in .dynstr
   const oldStrings: string[] = [];
   if (kind === 'elf') {
@@ -142,22 +156,31 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
       return rewriteRefs(Buffer.from(s), from, to)?.out.toString() ?? s;
     };
     const got = relocateElf(buf, map, name);
-    // a file that only looks like ELF (or one the engine cannot edit) is binary data: report it
-    const patched = Buffer.isBuffer(got) ? got : null;
-    if (got && !patched) plan.elfError = (got as { refused: string }).refused;
-    if (patched && !patched.equals(buf)) {
-      plan.content = patched;
+    if (got && 'refused' in got) plan.elfError = got.refused;
+    else if (got && 'inPlace' in got) {
+      // the engine planned a change and made it in `buf`: there is no old content left to compare with
+      plan.content = buf;
+      plan.appended = got.appended;
       plan.elfPatched = true;
-      final = patched;
+    } else if (got && !got.equals(buf)) {
+      plan.content = got;
+      plan.elfPatched = true;
     }
+    // a file that only looks like ELF (or one the engine cannot edit) is binary data: report it
   }
+  reportLeft(plan, plan.content ?? buf, 0, from, oldStrings);
+  if (plan.appended) reportLeft(plan, plan.appended.bytes, plan.appended.at, from, oldStrings);
+  return plan;
+}
+
+/** References to `from` in binary data (at `base` in the file), which stay: each string once, but the engine's old ones. */
+function reportLeft(plan: FilePlan, bytes: Buffer, base: number, from: string, oldStrings: string[]): void {
   let end = -1;
-  for (const offset of findStoreRefs(final, from)) {
+  for (const offset of findStoreRefs(bytes, from)) {
     if (offset < end) continue; // the next path in a colon-separated list: one entry per string
-    const whole = stringAt(final, offset, 4096);
+    const whole = stringAt(bytes, offset, 4096);
     end = offset + whole.length;
     if (plan.elfPatched && oldStrings.some((o) => o.endsWith(whole))) continue;
-    plan.unrewritable.push({ offset, string: whole.slice(0, 200) });
+    plan.unrewritable.push({ offset: base + offset, string: whole.slice(0, 200) });
   }
-  return plan;
 }

@@ -1,10 +1,14 @@
 // Decoding on a worker thread, with the built-in decoders and with the host's programs fed and
 // drained there: the same bytes as the host's programs, in any chunking, through the relonix this
 // checkout runs (the sources here; the bundle in the CLI tests); corrupt input and a failing source
-// are errors that say so; a reader that stops early ends the thread (and the program).
+// are errors that say so; a reader that stops early ends the thread (and the program). A tar
+// stream comes in chunks that never split a file's content.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { decodeOffThread as decodeOn, type ThreadCodec } from '../../src/codec/decode-thread.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -97,5 +101,36 @@ for (const [codec, host] of [
     const left = () => spawnSync('pgrep', ['-P', String(process.pid), '-x', codec], { encoding: 'utf8' }).stdout.trim();
     for (let i = 0; i < 50 && left(); i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(left(), '', `no ${codec} left running`);
+  });
+}
+
+/** A tar stream of files of these sizes (made by the host's tar from files of `sample` bytes). */
+function tarOf(sizes: number[]): Buffer {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'relonix-decode-tar-'));
+  try {
+    for (const [i, size] of sizes.entries()) writeFileSync(path.join(dir, `f${i}`), sample(size));
+    const r = spawnSync('tar', ['--format=gnu', '--sort=name', '-cf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 });
+    assert.equal(r.status, 0, String(r.stderr));
+    return r.stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+for (const host of [false, true]) {
+  test(`decode thread (xz${host ? ", the host's" : ''}, a tar stream): the same bytes, each file's content within one chunk`, async () => {
+    const sizes = [1000, 3 << 20, 0, 700_000, 200, (1 << 20) - 512, 5 << 20, 64];
+    const tar = tarOf(sizes);
+    const chunks: Buffer[] = [];
+    for await (const c of decodeOn(pieces(compress('xz', tar), 65536), 'xz', { host, tar: true })) chunks.push(c as Buffer);
+    assert.ok(Buffer.concat(chunks).equals(tar));
+    // every file's content (found by its bytes, which differ from file to file) lies in one chunk
+    for (const size of sizes.filter((s) => s > 0)) {
+      const content = sample(size);
+      assert.ok(
+        chunks.some((c) => c.includes(content)),
+        `the file of ${size} bytes is in one chunk`,
+      );
+    }
   });
 }

@@ -47,12 +47,13 @@ async function unpackAfresh(
   await removeTree(l.stagingDir);
   await removeTree(path.join(l.relonixDir, RELOCATE_WORK));
   // loaded when the stage runs: a finished prefix answers its no-op re-run without tar, xz and the ELF engine
-  const [{ unpackTarball }, { storeRelocator }, { StreamRelocation }] = await Promise.all([
+  const [{ unpackTarball }, { ownStoreRelocator }, { StreamRelocation }] = await Promise.all([
     import('../untar.ts'),
     import('../../elf/index.ts'),
     import('../../store/relocate-stream.ts'),
   ]);
-  const relocation = new StreamRelocation({ from: TARBALL_STORE, to: l.storeDir, relocateElf: storeRelocator });
+  // the extractor gives each file's buffer away: ELF files are edited where they lie
+  const relocation = new StreamRelocation({ from: TARBALL_STORE, to: l.storeDir, relocateElf: ownStoreRelocator });
   const r = await unpackTarball({ tarball, arriving, dest: l.stagingDir, relocation, needBytes, onProgress: (p) => progress(progressText(p)) });
   return { r, relocation };
 }

@@ -112,11 +112,14 @@ export class NarHasher {
   close(): void {
     this.add(CLOSE);
   }
-  regular(data: Buffer, executable: boolean): void {
+  /** a regular file of `data`, or of its pieces one after another */
+  regular(data: Buffer | readonly Buffer[], executable: boolean): void {
+    const pieces = Buffer.isBuffer(data) ? [data] : data;
+    const size = pieces.reduce((n, b) => n + b.length, 0);
     this.add(TYPE_REGULAR);
     if (executable) this.add(EXECUTABLE);
-    this.add(CONTENTS, lenPrefix(data.length), data);
-    const pad = padLength(data.length);
+    this.add(CONTENTS, lenPrefix(size), ...pieces);
+    const pad = padLength(size);
     if (pad) this.add(ZEROS.subarray(0, pad));
   }
   symlink(target: string): void {
