@@ -104,7 +104,7 @@ test("the caller's own descriptors 8 and 9 reach the command as they were, and t
   await fs.writeFile(mine, '');
   const r = run(SHELLS[0]!, 'echo $$; read -r go; readlink /proc/$$/fd/9 /proc/$$/fd/8', `exec 9>>'${mine}' 8<'${mine}'`);
   const pid = Number(await r.line);
-  await tellClients(f, 'relonix: heard beside the caller\'s descriptors\n');
+  await tellClients(f, "relonix: heard beside the caller's descriptors\n");
   r.child.stdin.end('go\n');
   assert.equal(await r.closed, 0, r.stderr);
   assert.deepEqual(r.stdout.trim().split('\n'), [String(pid), mine, mine]);
