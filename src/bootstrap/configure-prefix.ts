@@ -21,6 +21,21 @@ export type ConfigureInput = Omit<NixConfSettings, 'journal'> & { journal?: Jour
  * Returns the database's journal, for the state to record.
  */
 export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: string, cacert?: string): Promise<{ confFile: string; journal: JournalRecord }> {
+  // before the first Nix makes the database: it is made with the journal nix.conf names from then on
+  return writeConfiguration(l, input, await chooseJournal(l, input.journal), nix, cacert);
+}
+
+/**
+ * applyConfigure with the database's journal already chosen: what may run while a Nix makes or
+ * loads the database, since nothing here reads it (a database half made may show another journal).
+ */
+export async function writeConfiguration(
+  l: Layout,
+  input: ConfigureInput,
+  journal: JournalRecord,
+  nix?: string,
+  cacert?: string,
+): Promise<{ confFile: string; journal: JournalRecord }> {
   let existing: string | undefined;
   try {
     existing = await fs.readFile(l.confFile, 'utf8');
@@ -31,8 +46,6 @@ export async function applyConfigure(l: Layout, input: ConfigureInput, nix?: str
   const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
   const translator = input.translator ?? (await translatorSettings(l));
   const buildHook = await buildHookSetting(l, nix, existing ?? '');
-  // before the first Nix makes the database: it is made with the journal nix.conf names from then on
-  const journal = await chooseJournal(l, input.journal);
   const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator, buildHook, journal: journal.journal }));
   if (next !== existing) await writeFileAtomic(l.confFile, next);
   await Promise.all([writeEnvScripts(l, nix, cacert), nix ? writeWrappers(l, nix) : undefined]);

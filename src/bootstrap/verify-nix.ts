@@ -78,10 +78,13 @@ export async function applyVerify(
   // reads, so it runs beside them; a check of the whole store comes last, alone: it lists the store,
   // then drops from the database every valid path the listing lacked, so a .drv or a profile
   // registered meanwhile would be lost ("path ... is not valid")
-  const [version, checkOutput, libs] = await Promise.all([
-    runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
+  // the check build takes longest, and starting a process holds this thread until it runs: it is
+  // started first, from the expression itself, while check.nix is written for users to build
+  const [checkOutput, version, libs] = await Promise.all([
     checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
+    runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
     checkLibraries(l, bin('nix')),
+    writeCheckExpression(l),
     opts.profile ? installProfile(l, nix, [nix, ...(cacert ? [cacert] : [])], env, opts.replaces) : undefined,
     opts.registered ? checkRegistered(l, bin('nix-store'), env, opts.registered, opts.contents ?? false) : undefined,
   ]);
@@ -98,15 +101,24 @@ async function checkBuildHook(l: Layout, nix: string): Promise<void> {
   if (h.remote === undefined) throw noBuildHook(l, h.why);
 }
 
-async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, rebuild: boolean): Promise<string> {
+/** var/relonix/check.nix, the check derivation for users to build (relonix run -- nix-build …). */
+async function writeCheckExpression(l: Layout): Promise<void> {
   const expr = path.join(l.relonixDir, 'check.nix');
   // written only when it differs, and what a run killed while writing it left is cleared: a
   // verify (relonix doctor's too) leaves the prefix's own files as they were
   await clearStaleTemps(expr);
   if ((await fs.readFile(expr, 'utf8').catch(() => '')) !== CHECK_EXPR) await writeFileAtomic(expr, CHECK_EXPR);
-  let out = (await runNix(nixBuild, ['--no-out-link', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
+}
+
+/** CHECK_EXPR on one line, as the check build is given it (and an error shows it). */
+const CHECK_EXPR_LINE = CHECK_EXPR.replace(/\s*\n\s*/g, ' ').trim();
+
+async function checkBuild(l: Layout, nixBuild: string, env: NodeJS.ProcessEnv, rebuild: boolean): Promise<string> {
+  const build = async (more: string[]) =>
+    (await runNix(nixBuild, ['--no-out-link', ...more, '-E', CHECK_EXPR_LINE], { env, hint: HINT })).trim().split('\n').pop() ?? '';
+  let out = await build([]);
   // the output existed already, so nothing was built: build it again and compare
-  if (rebuild) out = (await runNix(nixBuild, ['--no-out-link', '--check', expr], { env, hint: HINT })).trim().split('\n').pop() ?? '';
+  if (rebuild) out = await build(['--check']);
   if (!out.startsWith(`${l.storeDir}/`)) {
     throw checkBuildWrong(`produced ${out}, outside ${l.storeDir}`);
   }

@@ -33,6 +33,12 @@ export interface RestoreOptions {
   nixStore?: string;
   targetOptions?: TargetOptions;
   jobs?: number;
+  /**
+   * Work of the caller's that needs the restored paths in place but not in the database (the
+   * restore stage writes the wrappers that name the restored Nix): run beside the registration,
+   * each waiting on its own files, and both finished before the restore returns
+   */
+  besideRegistration?: () => Promise<void>;
 }
 
 interface Found {
@@ -229,13 +235,19 @@ async function restoreAndRegister(o: RestoreOptions & { roots: string[]; nix?: s
     }))
     .sort((a, b) => (a.path < b.path ? -1 : 1));
   o.onProgress?.({ message: `registering ${records.length} paths` });
-  await runNixStore({ layout: l, nix: o.nix, nixStore: o.nixStore }, ['--load-db'], formatRegInfo(records));
+  const register = () => runNixStore({ layout: l, nix: o.nix, nixStore: o.nixStore }, ['--load-db'], formatRegInfo(records));
+  await pool([register, o.besideRegistration ?? (async () => undefined)], 2, async (f) => void (await f()));
   // partial downloads are kept between runs so they resume; once everything is in, none is needed
   await removeTree(path.join(l.downloadsDir, 'nar'));
   return records.map((r) => r.path);
 }
 
-export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: string; cacert?: string; paths: string[] }> {
+export async function restoreFromCache(
+  opts: Omit<RestoreOptions, 'besideRegistration'> & {
+    /** besideRegistration, told the Nix and CA bundle the manifest names */
+    besideRegistration?: (nix: string, cacert?: string) => Promise<void>;
+  },
+): Promise<{ nix: string; cacert?: string; paths: string[] }> {
   const l = opts.layout;
   const found = await findNixInCaches(opts.caches, l.storeDir, opts.system, opts.targetOptions);
   if (!found) {
@@ -245,7 +257,9 @@ export async function restoreFromCache(opts: RestoreOptions): Promise<{ nix: str
   opts.onProgress?.({ message: `restoring ${entry.path} from ${target.url}` });
   const others = opts.caches.filter((u) => u !== target.url).map((u) => openTarget(u, opts.targetOptions));
   const roots = [entry.path, ...(entry.cacert ? [entry.cacert] : [])];
-  const paths = await restoreClosure({ ...opts, roots, nix: entry.path, targets: [target, ...others] });
+  const { besideRegistration: beside, ...rest } = opts;
+  const besideRegistration = beside && (() => beside(entry.path, entry.cacert));
+  const paths = await restoreClosure({ ...rest, roots, nix: entry.path, targets: [target, ...others], besideRegistration });
   return { nix: entry.path, cacert: entry.cacert, paths };
 }
 

@@ -393,6 +393,7 @@ test('restoreFromCache reads relonix.json and restores the recorded Nix closure 
   );
   await removePrefix(s.prefix);
   const events: string[] = [];
+  const beside: { nix: string; cacert?: string; inPlace: boolean[] }[] = [];
   const r = await restoreFromCache({
     layout: makeStore(s.prefix).layout,
     caches: [`file://${cache}`],
@@ -400,7 +401,10 @@ test('restoreFromCache reads relonix.json and restores the recorded Nix closure 
     system: 'x86_64-linux',
     nixStore: '/usr/bin/nix-store',
     onProgress: (e) => events.push(e.message),
+    // told the manifest's Nix once every path of the closure has its name
+    besideRegistration: async (nix, cacert) => void beside.push({ nix, cacert, inPlace: all.map((p) => existsSync(p)) }),
   });
+  assert.deepEqual(beside, [{ nix: top, cacert: undefined, inPlace: all.map(() => true) }]);
   assert.equal(r.nix, top);
   assert.deepEqual(r.paths.sort(), all);
   const f = makeStore(s.prefix);

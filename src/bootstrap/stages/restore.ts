@@ -2,8 +2,9 @@
 // signature- and hash-checked and registered at once (the verify stage installs it into the default
 // profile).
 import path from 'node:path';
+import { chooseJournal } from '../../prefix/sqlite-journal.ts';
 import { progressText } from '../../util/progress.ts';
-import { applyConfigure } from '../configure-prefix.ts';
+import { writeConfiguration } from '../configure-prefix.ts';
 import { replacedBy, type Stage } from '../stage.ts';
 
 export const restoreStage: Stage<'restore'> = {
@@ -14,6 +15,10 @@ export const restoreStage: Stage<'restore'> = {
     const l = ctx.layout;
     // loaded on use: tarball bootstraps never pay for the cache client
     const { restoreFromCache } = await import('../../cache/restore.ts');
+    // chosen before the registration makes the database, which then has it: read while it is
+    // being made, its header could still show the journal SQLite starts with
+    const journal = await chooseJournal(l, s.sqliteJournal);
+    const input = { caches: ctx.caches, trustedKeys: ctx.trustedKeys, journal };
     const r = await restoreFromCache({
       layout: l,
       caches: ctx.caches,
@@ -21,9 +26,10 @@ export const restoreStage: Stage<'restore'> = {
       system: ctx.host,
       targetOptions: { netrc: l.netrcFile },
       onProgress: (p) => progress(progressText(p)),
+      // the profile scripts and the wrappers name the restored Nix too (its bin/ after the
+      // profile's), written while the database learns of the paths
+      besideRegistration: async (nix, cacert) => void (await writeConfiguration(l, input, journal, nix, cacert)),
     });
-    // the profile scripts name the restored Nix too (its bin/ after the profile's)
-    const { journal } = await applyConfigure(l, { caches: ctx.caches, trustedKeys: ctx.trustedKeys, journal: s.sqliteJournal }, r.nix, r.cacert);
     return {
       detail: { nix: r.nix, cacert: r.cacert, paths: r.paths.length },
       patch: { nix: r.nix, cacert: r.cacert, nixSource: 'cache', replaces: replacedBy(s, [r.nix, r.cacert]), sqliteJournal: journal, registered: r.paths },
