@@ -105,7 +105,16 @@ async function checkUpstream(l: Layout, u: UpstreamConfig): Promise<string | und
   }
 }
 
-/** The sh the bin/ wrappers source: a lease for the command, and the server started when it does not run. */
+/**
+ * The sh the bin/ wrappers source: a lease for the command, and the server started when it does not
+ * run. The lease is a FIFO the command holds open all its life; the relay, cat, copies what the
+ * translator writes into it to the command's stderr and ends when its last writer closes it: as the
+ * command ends, so whoever waits for the command's stderr to close waits for nothing more. A watch
+ * (once a second, holding no stderr) ends the relay when something the command started keeps the
+ * lease open after it, and removes the lease. The two descriptors are ones the caller left free (a
+ * script may hand the command its own, a lock's fd 9 say), else there is no relay. The why lives
+ * here rather than in the script: the script's text ships in the package.
+ */
 export function ensureScript(l: Layout, f: TranslatorFiles, node: string, entry: string): string {
   const q = shQuote;
   return `# relonix: sourced by the bin/ wrappers of ${q(l.prefix)}. While the command runs, the translator
@@ -122,12 +131,7 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
   mkdir -p ${q(f.leases)} 2>/dev/null
   _rl_lease=${q(f.leases)}/$$
   rm -f "$_rl_lease" 2>/dev/null
-  # the lease is a FIFO the command holds open all its life; the relay, cat, copies what the
-  # translator writes into it to the command's stderr and ends when its last writer closes it: as the
-  # command ends, so whoever waits for the command's stderr to close waits for nothing more. A watch
-  # (once a second, holding no stderr) ends the relay when something the command started keeps the
-  # lease open after it, and removes the lease. The two descriptors are ones the caller left free
-  # (a script may hand the command its own, a lock's fd 9 say), else there is no relay.
+  # the lease: a FIFO the command holds open; cat relays it to stderr until the command ends
   _rl_w=
   _rl_r=
   for _rl_fd in 9 8 7 6 5 4 3; do
