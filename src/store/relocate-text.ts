@@ -156,6 +156,7 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
       return rewriteRefs(Buffer.from(s), from, to)?.out.toString() ?? s;
     };
     const got = relocateElf(buf, map, name);
+    // a file that only looks like ELF (or one the engine cannot edit) is binary data: reported below
     if (got && 'refused' in got) plan.elfError = got.refused;
     else if (got && 'inPlace' in got) {
       // the engine planned a change and made it in `buf`: there is no old content left to compare with
@@ -166,7 +167,6 @@ export function planFile(buf: Buffer, from: string, to: string, relocateElf: Elf
       plan.content = got;
       plan.elfPatched = true;
     }
-    // a file that only looks like ELF (or one the engine cannot edit) is binary data: report it
   }
   reportLeft(plan, plan.content ?? buf, 0, from, oldStrings);
   if (plan.appended) reportLeft(plan, plan.appended.bytes, plan.appended.at, from, oldStrings);
