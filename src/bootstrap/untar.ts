@@ -88,10 +88,11 @@ async function fullDisk(dest: string, opts: UnpackOptions, declared: number, fra
 
 /** Decompresses and extracts the tarball into the Extractor's tree; throws the first failure. */
 async function extract(opts: UnpackOptions, ex: Extractor, read: { sha256?: string }, onRead: (n: number) => void): Promise<void> {
-  // one big file: the host xz decodes its blocks on every core but the one that unpacks what it
-  // writes (on two cores, a second xz thread costs more than it gives: measured on the fixture, xz
-  // -T0 took 1.9 s of CPU where -T1 took 1.45 s, and the unpack needs the other core)
-  const threads = Math.max(1, os.availableParallelism() - 1);
+  // the host xz decodes a tarball's blocks on every core (a tarball xz made with threads has a block
+  // per 24 MiB; one made without has one block, decoded on one thread all the same). The unpack's own
+  // work no longer fills a core, so the cores it leaves are worth more to xz: on two cores the 2.8
+  // fixture's unpack took 1.44 s with -T2 against 1.66 s with -T1 (three runs each)
+  const threads = os.availableParallelism();
   const raw = counted(opts, onRead);
   // decoded on a thread of its own, beside the unpacking: the host's xz fed and drained there, or
   // the WebAssembly decoder without one. The tarball's sha256 is taken there too, of every byte fed
