@@ -5,12 +5,13 @@
 //
 // Extraction goes into `<dest>.partial` and is renamed to `<dest>` only when complete, so a kill
 // mid-way leaves no half tree that a re-run could mistake for a finished one.
+import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { decodeOffThread } from '../codec/decode-thread.ts';
-import { xzDecoder } from '../codec/xz.ts';
+import { decompressXz, xzDecoder } from '../codec/xz.ts';
 import type { StreamRelocation } from '../store/relocate-stream.ts';
 import { errorMessage, isNoSpace, noSpace, RelonixError } from '../util/errors.ts';
 import { removeTree } from '../util/fs.ts';
@@ -86,23 +87,41 @@ async function fullDisk(dest: string, opts: UnpackOptions, declared: number, fra
   return noSpace(where, Number(st.bavail) * Number(st.bsize), need, cause);
 }
 
+/**
+ * The tarball through the host's xz, fed and drained on this thread. xz's own threads decode a
+ * tarball's blocks meanwhile (one per 24 MiB in a tarball xz made with threads), so a pipe waiting
+ * while this thread writes a big file costs little; a decode thread in between cost 0.3-0.4 s more
+ * CPU in a bootstrap of the 2.8 fixture (3.7 s against 4.0-4.1 s, in both one-block and
+ * four-block tarballs), and started xz 0.1-0.2 s later. `read.sha256`: of every byte fed, once all were.
+ */
+function hostDecoded(raw: AsyncIterable<Buffer>, read: { sha256?: string }): AsyncIterable<Uint8Array> {
+  const h = createHash('sha256');
+  async function* fed(): AsyncGenerator<Buffer> {
+    for await (const b of raw) {
+      h.update(b);
+      yield b;
+    }
+    read.sha256 = h.digest('hex');
+  }
+  // on every core: the unpack's own work does not fill one (the 2.8 fixture unpacked in 1.44 s with
+  // -T2 against 1.66 s with -T1 on two cores); a one-block tarball decodes on one thread all the same
+  return decompressXz(fed(), { threads: os.availableParallelism() });
+}
+
 /** Decompresses and extracts the tarball into the Extractor's tree; throws the first failure. */
 async function extract(opts: UnpackOptions, ex: Extractor, read: { sha256?: string }, onRead: (n: number) => void): Promise<void> {
-  // one big file: the host xz decodes its blocks on every core but the one that unpacks what it
-  // writes (on two cores, a second xz thread costs more than it gives: measured on the fixture, xz
-  // -T0 took 1.9 s of CPU where -T1 took 1.45 s, and the unpack needs the other core)
-  const threads = Math.max(1, os.availableParallelism() - 1);
   const raw = counted(opts, onRead);
-  // decoded on a thread of its own, beside the unpacking: the host's xz fed and drained there, or
-  // the WebAssembly decoder without one. The tarball's sha256 is taken there too, of every byte fed
-  const bytes = decodeOffThread(raw, 'xz', {
-    host: xzDecoder({ noHost: opts.noHostXz }) === 'xz',
-    threads,
-    tar: true,
-    onInputSha256: (hex) => {
-      read.sha256 = hex;
-    },
-  });
+  // WebAssembly, without a host xz: on a thread of its own, where it overlaps the unpacking instead
+  // of taking turns with it; each batch it sends ends where a tar entry ends
+  const bytes =
+    xzDecoder({ noHost: opts.noHostXz }) === 'xz'
+      ? hostDecoded(raw, read)
+      : decodeOffThread(raw, 'xz', {
+          tar: true,
+          onInputSha256: (hex) => {
+            read.sha256 = hex;
+          },
+        });
   let failure: unknown;
   const parser = new Parser({ strict: true });
   parser.on('entry', (e: ReadEntry) => {

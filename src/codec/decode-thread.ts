@@ -1,8 +1,7 @@
-// Decoding on a thread of its own. Where the host has no xz or zstd, the built-in decoders take
+// Decoding on a thread of its own, where the host has no xz or zstd: the built-in decoders take
 // seconds of CPU, and on the main thread they would take turns with the unpacking of what they
-// decode; on a worker the two overlap on two cores. Where it has one, the worker feeds the host's
-// program and drains it: fed and drained by a main thread that is busy relocating a big file, the
-// program would wait on a pipe of 64 KiB each way for as long as that takes. Chunks cross as
+// decode; on a worker the two overlap on two cores. (The host's programs are fed and drained by the
+// thread that unpacks: a thread between cost more CPU than the waits on their pipes.) Chunks cross as
 // transferred copies, a bounded number of bytes in flight each way, so neither side runs far ahead
 // of the other, and arrive as Buffers, as a program's output does (the tar parser waits for ever
 // on a plain Uint8Array).
@@ -13,15 +12,11 @@ import { startThread, type ThreadData } from '../util/thread.ts';
 import { CodecError } from './error.ts';
 import { type SendBatch, TarBatcher } from './tar-batches.ts';
 import { decompressXz } from './xz.ts';
-import { decompressZstd, pureZstd } from './zstd.ts';
+import { pureZstd } from './zstd.ts';
 
 export type ThreadCodec = 'xz' | 'zstd';
 
 export interface ThreadDecodeOptions {
-  /** the host's program for the codec (xz, zstd), which the caller has checked there is */
-  host?: boolean;
-  /** with `host`: xz's threads (-T) */
-  threads?: number;
   /** the sha256 (hex) of every byte of input, taken on the thread and given once the output has ended */
   onInputSha256?: (hex: string) => void;
   /** the output is a tar stream: each batch ends where an entry ends, so no file is split across two */
@@ -30,7 +25,7 @@ export interface ThreadDecodeOptions {
 
 /**
  * Bytes either side may have sent that the other has not taken yet. The decoded side may run far
- * ahead: a program blocked on its output is time lost for good, and memory is cheaper.
+ * ahead: a decoder waiting on its reader is time lost for good, and memory is cheaper.
  */
 const IN_WINDOW = 8 << 20;
 const OUT_WINDOW = 32 << 20;
@@ -43,12 +38,12 @@ type Message =
   | { t: 'stop' }
   | { t: 'error'; message: string };
 
-/** How long a worker told to stop has to end its program itself, before it is terminated. */
+/** How long a worker told to stop has to end its decoding itself, before it is terminated. */
 const STOP_MS = 2000;
 
 /**
- * Decoded bytes cross in batches of this many (or fewer, once the decoder pauses): a program's
- * output comes 64 KiB a read, and each crossing costs the receiving thread a message, and a tar
+ * Decoded bytes cross in batches of this many (or fewer, once the decoder pauses): a decoder's
+ * output comes in small pieces, and each crossing costs the receiving thread a message, and a tar
  * entry split across two of them a copy to join it.
  */
 const BATCH = 1 << 20;
@@ -103,9 +98,9 @@ class Signal {
   }
 }
 
-/** Decodes `src` on a worker thread, as decompressXz or pureZstd would (or the host's program, with `host`). */
+/** Decodes `src` on a worker thread with the built-in decoders, as decompressXz without the host's xz or pureZstd would. */
 export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: ThreadCodec, o: ThreadDecodeOptions = {}): AsyncGenerator<Uint8Array> {
-  const w = startThread('decode', { codec, host: o.host === true, threads: o.threads, sha256: o.onInputSha256 !== undefined, tar: o.tar === true });
+  const w = startThread('decode', { codec, sha256: o.onInputSha256 !== undefined, tar: o.tar === true });
   const outbox: Buffer[] = [];
   let finished = false;
   let failure: Error | undefined;
@@ -168,7 +163,7 @@ export async function* decodeOffThread(src: AsyncIterable<Uint8Array>, codec: Th
   } finally {
     stopped = true;
     toFeed.fire();
-    // a reader that left early: the worker ends its program itself (terminated, it could not)
+    // a reader that left early: the worker ends its decoding itself (terminated, it could not)
     if (!finished) {
       const exited = new Promise((r) => w.once('exit', r));
       w.postMessage({ t: 'stop' } satisfies Message);
@@ -209,9 +204,7 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
       else await toDecode.wait();
     }
   };
-  const host = data.host === true;
-  const threads = typeof data.threads === 'number' ? data.threads : undefined;
-  const decoded = data.codec === 'zstd' ? (host ? decompressZstd(input()) : pureZstd(input())) : decompressXz(input(), { noHost: !host, threads });
+  const decoded = data.codec === 'zstd' ? pureZstd(input()) : decompressXz(input(), { noHost: true });
   const send: SendBatch = (b, at, n) => {
     port.postMessage({ t: 'out', b, at, n } satisfies Message, [b]);
     outstanding += n;
@@ -219,7 +212,7 @@ export async function serveDecode(port: MessagePort, data: ThreadData): Promise<
   const batches = data.tar === true ? new TarBatcher(send, BATCH_WAIT_MS) : new Batcher(send);
   try {
     for await (const out of decoded) {
-      // leaving the loop ends the program (its input ended too, should it be waiting for more)
+      // leaving the loop ends the decoder (its input ended too, should it be waiting for more)
       if (stopping) break;
       batches.add(out);
       while (outstanding >= OUT_WINDOW && !stopping) await toSend.wait();

@@ -5,7 +5,7 @@
 // resumeFrom). The checksum is computed while writing and checked before the final rename, so
 // `dest` only ever holds a complete, verified file.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -15,7 +15,7 @@ import type { BytesProgress } from '../util/progress.ts';
 import { retry, spent, TransientError } from '../util/retry.ts';
 import { httpFailure, request } from './http.ts';
 import { copyLocal, finish, isLocalSource, retryHint, tooBig } from './local.ts';
-import { normalizeSha256 } from './sha256.ts';
+import { hashFile, normalizeSha256 } from './sha256.ts';
 
 export { isLocalSource, localSourcePath } from './local.ts';
 export { defaultReleaseUrl, NIX_RELEASE_VERSION, resolveSha256 } from './release.ts';
@@ -77,10 +77,6 @@ export function resumeFrom(meta: PartMeta | undefined, partBytes: number, url: s
   if (validator) return { offset: partBytes, ifRange: validator };
   if (expected && meta.sha256 === expected) return { offset: partBytes };
   return { offset: 0 };
-}
-
-async function hashExisting(h: Hash, p: string): Promise<void> {
-  for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
 }
 
 async function sizeOf(p: string): Promise<number> {
@@ -209,7 +205,7 @@ async function attempt(opts: DownloadOptions, expected: string | undefined): Pro
     r.drop();
     if (verdict === 'complete') {
       const h = createHash('sha256');
-      await hashExisting(h, part);
+      await hashFile(h, part);
       return { sha256: h.digest('hex'), bytes: offset, resumed: true };
     }
     if (verdict === 'restart') {
@@ -254,7 +250,7 @@ async function attempt(opts: DownloadOptions, expected: string | undefined): Pro
     JSON.stringify({ url, etag: usableEtag, lastModified: r.headers['last-modified'], total, sha256: expected } satisfies PartMeta),
   );
   const h = createHash('sha256');
-  if (offset > 0) await hashExisting(h, part);
+  if (offset > 0) await hashFile(h, part);
   // the server's own size bounds the body; without one, the bound does
   const limit: Limit = { bytes: total ?? max, error: (seen) => (total === undefined ? tooBig(url, undefined, max) : longerThanSaid(url, total, seen)) };
   const received = await receive(rx, part, offset, h, total, limit, opts);

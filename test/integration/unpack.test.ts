@@ -2,7 +2,7 @@
 // real fixture unpacks to the same tree through host xz and through the WebAssembly fallback.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -68,7 +68,7 @@ async function tarball(entries: Entry[]): Promise<{ file: string; dir: string; d
   const dir = path.join(tmp, `case${++n}`);
   await fs.mkdir(dir, { recursive: true });
   const file = path.join(dir, 'hostile.tar.xz');
-  await fs.writeFile(file, execFileSync('xz', ['-c', '-0'], { input: tarOf(entries) }));
+  await fs.writeFile(file, execFileSync('xz', ['-c', '-0'], { input: tarOf(entries), maxBuffer: 1 << 30 }));
   return { file, dir, dest: path.join(dir, 'staging') };
 }
 
@@ -91,6 +91,10 @@ async function refused(c: { file: string; dest: string }, entry: string, why: Re
   });
   assert.equal(await exists(c.dest), false, 'no destination');
   assert.equal(await exists(`${c.dest}.partial`), false, '.partial cleaned up');
+  // the refusal stopped reading: the host's xz it was draining ends, rather than waiting on its pipes
+  const left = () => spawnSync('pgrep', ['-P', String(process.pid), '-x', 'xz'], { encoding: 'utf8' }).stdout.trim();
+  for (let i = 0; i < 50 && left(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(left(), '', 'no xz left running');
 }
 
 const top = 'nix-2.8.0-x86_64-linux';
@@ -110,6 +114,15 @@ test('unpack: "../evil" is refused and nothing is written beside the destination
   ]);
   await refused(c, '../evil', /\.\./);
   assert.equal(await exists(path.join(c.dir, 'evil')), false);
+});
+
+test('unpack: a refusal at the start of a big tarball stops the host xz that was still decoding it', async () => {
+  // 32 MiB that xz cannot shrink: far more than the pipes hold, so xz is still running at the refusal
+  const c = await tarball([
+    { name: '../evil', body: 'pwned' },
+    { name: `${top}/big`, body: randomBytes(32 << 20) },
+  ]);
+  await refused(c, '../evil', /\.\./);
 });
 
 test('unpack: an absolute name is refused', async () => {
