@@ -1,9 +1,12 @@
 // xz, for release tarballs and NARs alike: the host's xz when there is one, else xz compiled to
 // WebAssembly (xz-decompress), so a host without xz-utils still bootstraps and restores. There is
 // no pure encoder: compressing needs the host xz.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { pipeThrough } from '../util/spawn.ts';
+import { tempSibling } from '../util/fs.ts';
+import { filterToFile, pipeThrough } from '../util/spawn.ts';
 import { CodecError } from './error.ts';
 import { hostXz } from './host-tools.ts';
 
@@ -23,9 +26,48 @@ export function decompressXz(src: AsyncIterable<Uint8Array>, o: XzOptions = {}):
   const xz = o.noHost ? null : hostXz();
   if (xz) {
     const args = ['-d', '-c', '-q', ...(o.threads === undefined ? [] : [`-T${o.threads}`])];
-    return pipeThrough(xz, args, src, (detail) => new CodecError(`the xz stream is corrupt: ${detail}`));
+    return pipeThrough(xz, args, src, corrupt);
   }
   return wasmXz(src);
+}
+
+const corrupt = (detail: string) => new CodecError(`the xz stream is corrupt: ${detail}`);
+
+/** Bytes a read back from the decoded file asks for. */
+const READ = 1 << 20;
+/** Pairs of READ-byte buffers that lent reads have handed back, for the next to use. */
+const spare: Buffer[][] = [];
+
+/**
+ * xz decoded by the host's xz (the caller has checked that there is one) into a file in `dir`, then
+ * read back in big reads. Through a pipe this process would read 64 KiB at a time into fresh memory;
+ * a program writing a file costs it nothing until the bytes are read. The file is unlinked as soon
+ * as it is open, so nothing is left of it once the process ends, however (the owner of `dir`
+ * clears it at start, for a kill in between). Nothing comes out before the whole stream decoded: a
+ * corrupt one is an error before any byte. `lent`: the chunks are read into memory used again, each
+ * valid until the one after it is asked for (the reader keeps a copy of anything it keeps longer).
+ */
+export async function* decompressXzViaFile(src: AsyncIterable<Uint8Array>, dir: string, o: { lent?: boolean } = {}): AsyncGenerator<Buffer> {
+  const xz = hostXz();
+  if (!xz) throw new Error('internal error: decoding xz into a file needs the host xz');
+  await fs.mkdir(dir, { recursive: true });
+  const file = tempSibling(path.join(dir, 'xz'));
+  const fh = await fs.open(file, 'wx+', 0o600);
+  const bufs = o.lent ? (spare.pop() ?? [Buffer.allocUnsafeSlow(READ), Buffer.allocUnsafeSlow(READ)]) : undefined;
+  try {
+    await fs.rm(file, { force: true });
+    await filterToFile(xz, ['-d', '-c', '-q'], src, fh.fd, corrupt);
+    for (let pos = 0, k = 0; ; k ^= 1) {
+      const b = bufs ? bufs[k]! : Buffer.allocUnsafe(READ);
+      const { bytesRead } = await fh.read(b, 0, READ, pos);
+      if (!bytesRead) return;
+      pos += bytesRead;
+      yield b.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+    if (bufs) spare.push(bufs);
+  }
 }
 
 async function* wasmXz(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {

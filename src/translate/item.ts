@@ -6,7 +6,7 @@ import { decompress } from '../cache/compress.ts';
 import type { PublishItem } from '../cache/publish.ts';
 import { openNarFile } from '../cache/restore-nar.ts';
 import type { StagedNar } from '../cache/staged-nar.ts';
-import { decompressXz } from '../codec/xz.ts';
+import { decompressXz, decompressXzViaFile, xzDecoder } from '../codec/xz.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { formatNarHash } from '../store/nar/write.ts';
 import { parseNarHashField } from '../store/reginfo.ts';
@@ -25,6 +25,8 @@ export interface ItemContext {
   compressed: Map<string, CompressedFile[]>;
   /** read upstream's NARs as they arrive, without a resumable download to disk first */
   streamed?: boolean;
+  /** where the host's xz decodes upstream's NARs to (a directory cleared at start); without it, xz decodes in WebAssembly */
+  workDir?: string;
 }
 
 export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
@@ -54,10 +56,7 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
 async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: RewriteSummary) => void): AsyncGenerator<Uint8Array> {
   const file = await openNarFile(c.layout, it.from, c.upstream.target, { streamed: c.streamed });
   try {
-    // xz in WebAssembly, in this process: for NARs of a few MB that costs less CPU than starting the
-    // host's xz for each and piping through it (measured on bench:substitute's 45 NARs: 1.1-1.6 s
-    // against 2.7 s, most of it spawning and piping), and the translator starts one per path
-    const raw = it.from.compression === 'xz' ? decompressXz(file.bytes, { noHost: true }) : decompress(file.bytes, it.from.compression, it.from.fileSize);
+    const raw = it.from.compression === 'xz' ? xzDecoded(c, it, file.bytes) : decompress(file.bytes, it.from.compression, it.from.fileSize);
     if (it.verbatim) {
       yield* raw;
       return;
@@ -68,6 +67,18 @@ async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: Re
   } finally {
     await file.done();
   }
+}
+
+/**
+ * The host's xz, in a process of its own, into a file read back in big reads: the translator's
+ * thread then only reads and rewrites, while xz decodes on another core. Piped through the host's xz
+ * a NAR cost this thread more CPU than xz in WebAssembly (64 KiB reads into fresh memory, 2.7 s
+ * against 1.1-1.6 s for bench:substitute's 45 NARs), so without a work dir that is what decodes.
+ */
+function xzDecoded(c: ItemContext, it: TranslateItem, bytes: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  if (!c.workDir || xzDecoder() !== 'xz') return decompressXz(bytes, { noHost: true });
+  // a rewrite copies what it keeps; a NAR copied as it is goes out in the chunks themselves
+  return decompressXzViaFile(bytes, c.workDir, { lent: !it.verbatim });
 }
 
 function checkRead(c: ItemContext, it: TranslateItem, read: { hash: Buffer; size: number }): void {

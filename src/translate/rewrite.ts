@@ -148,7 +148,8 @@ class Walk {
     try {
       const before = this.s.replaced.hashes + this.s.replaced.storeDirs;
       if (whole) {
-        await side?.append(whole);
+        // the side copy outlives the reader's chunk
+        await side?.append(Buffer.from(whole));
         const room = this.out.room(len);
         whole.copy(room);
         replaceIn(room, len, this.c, this.s.replaced);
@@ -168,10 +169,10 @@ class Walk {
 
   /** A file's contents as read, with the original bytes of a compressed file kept for a look inside. */
   private async *contents(head: Buffer, rest: number, side: Spool | undefined): AsyncGenerator<Buffer> {
-    await side?.append(head);
+    await side?.append(Buffer.from(head));
     yield head;
     for await (const b of this.r.take(rest)) {
-      await side?.append(b);
+      await side?.append(Buffer.from(b));
       yield b;
     }
   }

@@ -75,16 +75,40 @@ export async function* pipeThrough(
   failure: (detail: string) => Error,
 ): AsyncGenerator<Uint8Array> {
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const run = fed(child, src);
+  try {
+    for await (const b of child.stdout!) yield b as Buffer;
+    await run.ended(path.basename(bin), failure);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  }
+}
+
+/**
+ * Runs a filter program (xz, zstd) to its end with `src` on its stdin and its stdout on `fd`, a
+ * file the caller opened: no pipe to drain, so what it writes costs this process nothing until the
+ * caller reads it back. Failures as in pipeThrough; a source that fails first is the error instead.
+ */
+export async function filterToFile(bin: string, args: string[], src: AsyncIterable<Uint8Array>, fd: number, failure: (detail: string) => Error): Promise<void> {
+  const child = spawn(bin, args, { stdio: ['pipe', fd, 'pipe'] });
+  try {
+    await fed(child, src).ended(path.basename(bin), failure);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  }
+}
+
+/** A started filter fed `src` on its stdin; `ended` waits for input and program both, and says what failed. */
+function fed(child: ChildProcess, src: AsyncIterable<Uint8Array>): { ended: (name: string, failure: (detail: string) => Error) => Promise<void> } {
   track(child);
-  const name = path.basename(bin);
   const err: Buffer[] = [];
-  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stderr!.on('data', (b: Buffer) => err.push(b));
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
   });
   exited.catch(() => undefined);
-  const stdin = child.stdin;
+  const stdin = child.stdin!;
   stdin.on('error', () => undefined);
   // a writable that went away (the program exited early) never emits drain: wait for close too
   const writable = () =>
@@ -106,19 +130,20 @@ export async function* pipeThrough(
       }
     } catch (e) {
       feedError = e;
+      // what it would make of the input so far is of no use
+      child.kill();
     } finally {
       stdin.end();
     }
   })();
-  try {
-    for await (const b of child.stdout) yield b as Buffer;
-    await feeding;
-    if (feedError) throw feedError;
-    const code = await exited;
-    if (code !== 0) throw failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
-  }
+  return {
+    ended: async (name, failure) => {
+      await feeding;
+      if (feedError) throw feedError;
+      const code = await exited;
+      if (code !== 0) throw failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`);
+    },
+  };
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
