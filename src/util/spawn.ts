@@ -1,5 +1,5 @@
 // How relonix runs the programs a command needs (Nix's tools, xz, zstd, ssh, the user's command):
-// node:child_process spawn, in four shapes (runTool, pipeThrough, runForeground, startPiped), all of
+// node:child_process spawn, in five shapes (runTool, pipeThrough, inKeptShell, runForeground, startPiped), all of
 // them ended with relonix. The translator's detached server (translator/client.ts), the host probe
 // (host/syscalls.ts) and the fixture builders (demo/) start theirs on their own. execa would do the
 // same, but its import costs a tenth of a fast run, and the installer runs short tools often.
@@ -75,40 +75,16 @@ export async function* pipeThrough(
   failure: (detail: string) => Error,
 ): AsyncGenerator<Uint8Array> {
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const run = fed(child, src);
-  try {
-    for await (const b of child.stdout!) yield b as Buffer;
-    await run.ended(path.basename(bin), failure);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
-  }
-}
-
-/**
- * Runs a filter program (xz, zstd) to its end with `src` on its stdin and its stdout on `fd`, a
- * file the caller opened: no pipe to drain, so what it writes costs this process nothing until the
- * caller reads it back. Failures as in pipeThrough; a source that fails first is the error instead.
- */
-export async function filterToFile(bin: string, args: string[], src: AsyncIterable<Uint8Array>, fd: number, failure: (detail: string) => Error): Promise<void> {
-  const child = spawn(bin, args, { stdio: ['pipe', fd, 'pipe'] });
-  try {
-    await fed(child, src).ended(path.basename(bin), failure);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
-  }
-}
-
-/** A started filter fed `src` on its stdin; `ended` waits for input and program both, and says what failed. */
-function fed(child: ChildProcess, src: AsyncIterable<Uint8Array>): { ended: (name: string, failure: (detail: string) => Error) => Promise<void> } {
   track(child);
+  const name = path.basename(bin);
   const err: Buffer[] = [];
-  child.stderr!.on('data', (b: Buffer) => err.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
   });
   exited.catch(() => undefined);
-  const stdin = child.stdin!;
+  const stdin = child.stdin;
   stdin.on('error', () => undefined);
   // a writable that went away (the program exited early) never emits drain: wait for close too
   const writable = () =>
@@ -130,20 +106,90 @@ function fed(child: ChildProcess, src: AsyncIterable<Uint8Array>): { ended: (nam
       }
     } catch (e) {
       feedError = e;
-      // what it would make of the input so far is of no use
-      child.kill();
     } finally {
       stdin.end();
     }
   })();
-  return {
-    ended: async (name, failure) => {
-      await feeding;
-      if (feedError) throw feedError;
-      const code = await exited;
-      if (code !== 0) throw failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`);
-    },
+  try {
+    for await (const b of child.stdout) yield b as Buffer;
+    await feeding;
+    if (feedError) throw feedError;
+    const code = await exited;
+    if (code !== 0) throw failure(Buffer.concat(err).toString().trim() || `${name} exited with ${code}`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  }
+}
+
+/** A shell kept to start programs; `done` takes the line its command's status comes on. */
+interface KeptShell {
+  child: ChildProcess;
+  out: string;
+  done?: (line: string | undefined) => void;
+}
+
+const idleShells: KeptShell[] = [];
+
+function keptShell(): KeptShell {
+  const child = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  track(child);
+  const s: KeptShell = { child, out: '' };
+  const answer = (line: string | undefined) => {
+    const done = s.done;
+    s.done = undefined;
+    done?.(line);
   };
+  child.stdout!.setEncoding('latin1');
+  child.stdout!.on('data', (d: string) => {
+    s.out += d;
+    const nl = s.out.indexOf('\n');
+    if (nl < 0) return;
+    const line = s.out.slice(0, nl);
+    s.out = s.out.slice(nl + 1);
+    answer(line);
+  });
+  child.stdin!.on('error', () => undefined);
+  child.on('error', () => answer(undefined));
+  child.on('close', () => {
+    const at = idleShells.indexOf(s);
+    if (at >= 0) idleShells.splice(at, 1);
+    answer(undefined);
+  });
+  return s;
+}
+
+/** Whether an idle shell keeps the process alive: only while it runs something. */
+function hold(s: KeptShell, on: boolean): void {
+  const stdout = s.child.stdout as unknown as { ref(): void; unref(): void };
+  if (on) {
+    s.child.ref();
+    stdout.ref();
+  } else {
+    s.child.unref();
+    stdout.unref();
+  }
+}
+
+/**
+ * Runs `command` (sh, its output redirected to files) in a shell kept for it, and resolves to its
+ * exit status. To start a program node forks itself: a big process pays milliseconds copying its
+ * page tables, and then a page fault for every page it writes again, each time. A kept shell forks
+ * itself instead. Each runs one command at a time; there are as many as commands ever ran at once.
+ */
+export async function inKeptShell(command: string): Promise<number> {
+  const s = idleShells.pop() ?? keptShell();
+  hold(s, true);
+  const line = await new Promise<string | undefined>((resolve) => {
+    s.done = resolve;
+    s.child.stdin!.write(`${command}\necho "$?"\n`);
+  });
+  if (line === undefined || !/^\d+$/.test(line)) {
+    s.child.kill();
+    throw new Error(`the shell that runs ${command.split(' ')[0]} ended before it did`);
+  }
+  hold(s, false);
+  idleShells.push(s);
+  return Number(line);
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
