@@ -6,6 +6,7 @@ import { decompress } from '../cache/compress.ts';
 import type { PublishItem } from '../cache/publish.ts';
 import { openNarFile } from '../cache/restore-nar.ts';
 import type { StagedNar } from '../cache/staged-nar.ts';
+import { CodecError } from '../codec/error.ts';
 import { decompressXz, decompressXzViaFile, xzDecoder } from '../codec/xz.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { formatNarHash } from '../store/nar/write.ts';
@@ -39,7 +40,11 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
     source: `${it.from.storePath} ${it.from.narHash}`,
     nar: () => {
       summary = undefined;
-      return upstreamNar(c, it, (s) => (summary = s));
+      return decodable(
+        c,
+        it,
+        upstreamNar(c, it, (s) => (summary = s)),
+      );
     },
     // a rewrite hashes what it writes: that is the NAR's hash (a copy is hashed where it is staged)
     ...(it.verbatim ? {} : { hashed: () => summary?.output }),
@@ -79,6 +84,20 @@ function xzDecoded(c: ItemContext, it: TranslateItem, bytes: AsyncIterable<Uint8
   if (!c.workDir || xzDecoder() !== 'xz') return decompressXz(bytes, { noHost: true });
   // a rewrite copies what it keeps; a NAR copied as it is goes out in the chunks themselves
   return decompressXzViaFile(bytes, c.workDir, { lent: !it.verbatim });
+}
+
+/** A NAR file that does not decode is upstream's corrupt object: refused, as one that decodes to other bytes is. */
+async function* decodable(c: ItemContext, it: TranslateItem, nar: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* nar;
+  } catch (e) {
+    if (!(e instanceof CodecError)) throw e;
+    throw new RelonixError(`${it.from.storePath}: the NAR from ${c.upstream.target.url}/${it.from.url} is unusable: ${e.message}`, {
+      kind: 'integrity',
+      hint: 'the upstream cache holds a corrupt NAR: nothing of this translation was published',
+      cause: e,
+    });
+  }
 }
 
 function checkRead(c: ItemContext, it: TranslateItem, read: { hash: Buffer; size: number }): void {
