@@ -65,6 +65,8 @@ export async function* decompressXzViaFile(src: AsyncIterable<Uint8Array>, dir: 
   try {
     await writeAll(src, input);
     const status = await inKeptShell(`${shQuote(xz)} -d -c -q <${shQuote(input)} >${shQuote(output)} 2>${shQuote(errors)}`);
+    // not the stream's fault: no refusal of upstream's NAR for it
+    if (status === null) throw new Error('the shell that runs xz ended before it');
     if (status !== 0) throw corrupt((await fs.readFile(errors, 'utf8').catch(() => '')).trim() || `xz exited with ${status}`);
     fh = await fs.open(output, 'r');
     await Promise.all([input, output, errors].map((f) => fs.rm(f, { force: true })));

@@ -91,13 +91,18 @@ async function* decodable(c: ItemContext, it: TranslateItem, nar: AsyncIterable<
   try {
     yield* nar;
   } catch (e) {
-    if (!(e instanceof CodecError)) throw e;
-    throw new RelonixError(`${it.from.storePath}: the NAR from ${c.upstream.target.url}/${it.from.url} is unusable: ${e.message}`, {
-      kind: 'integrity',
-      hint: 'the upstream cache holds a corrupt NAR: nothing of this translation was published',
-      cause: e,
-    });
+    if (e instanceof CodecError) throw upstreamNarUnusable(`${c.upstream.target.url}/${it.from.url}`, it.from.storePath, e);
+    throw e;
   }
+}
+
+/** Upstream's NAR file does not decode (`e` says why). */
+export function upstreamNarUnusable(url: string, storePath: string, e: Error): RelonixError {
+  return new RelonixError(`${storePath}: the NAR from ${url} is unusable: ${e.message}`, {
+    kind: 'integrity',
+    hint: 'the upstream cache holds a corrupt NAR: nothing of this translation was published',
+    cause: e,
+  });
 }
 
 function checkRead(c: ItemContext, it: TranslateItem, read: { hash: Buffer; size: number }): void {

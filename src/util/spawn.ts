@@ -172,11 +172,11 @@ function hold(s: KeptShell, on: boolean): void {
 
 /**
  * Runs `command` (sh, its output redirected to files) in a shell kept for it, and resolves to its
- * exit status. To start a program node forks itself: a big process pays milliseconds copying its
+ * exit status, or null when the shell ended first. To start a program node forks itself: a big process pays milliseconds copying its
  * page tables, and then a page fault for every page it writes again, each time. A kept shell forks
  * itself instead. Each runs one command at a time; there are as many as commands ever ran at once.
  */
-export async function inKeptShell(command: string): Promise<number> {
+export async function inKeptShell(command: string): Promise<number | null> {
   const s = idleShells.pop() ?? keptShell();
   hold(s, true);
   const line = await new Promise<string | undefined>((resolve) => {
@@ -185,7 +185,7 @@ export async function inKeptShell(command: string): Promise<number> {
   });
   if (line === undefined || !/^\d+$/.test(line)) {
     s.child.kill();
-    throw new Error(`the shell that runs ${command.split(' ')[0]} ended before it did`);
+    return null;
   }
   hold(s, false);
   idleShells.push(s);
