@@ -1,6 +1,6 @@
 // How relonix runs the programs a command needs (Nix's tools, xz, zstd, ssh, the user's command):
-// node:child_process spawn, in five shapes (runTool, pipeThrough, inKeptShell, runForeground, startPiped), all of
-// them ended with relonix. The translator's detached server (translator/client.ts), the host probe
+// node:child_process spawn, in five shapes (runTool, pipeThrough, inKeptShell, runForeground,
+// startPiped), all of them ended with relonix. The translator's detached server (translator/client.ts), the host probe
 // (host/syscalls.ts) and the fixture builders (demo/) start theirs on their own. execa would do the
 // same, but its import costs a tenth of a fast run, and the installer runs short tools often.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -172,9 +172,10 @@ function hold(s: KeptShell, on: boolean): void {
 
 /**
  * Runs `command` (sh, its output redirected to files) in a shell kept for it, and resolves to its
- * exit status, or null when the shell ended first. To start a program node forks itself: a big process pays milliseconds copying its
- * page tables, and then a page fault for every page it writes again, each time. A kept shell forks
- * itself instead. Each runs one command at a time; there are as many as commands ever ran at once.
+ * exit status, or null when the shell ended first. To start a program node forks itself: a big
+ * process pays milliseconds copying its page tables, then a page fault for every page it writes
+ * again, each time. A kept shell forks itself instead. Each runs one command at a time; there are
+ * as many as commands ever ran at once.
  */
 export async function inKeptShell(command: string): Promise<number | null> {
   const s = idleShells.pop() ?? keptShell();
