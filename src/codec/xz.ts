@@ -1,10 +1,11 @@
 // xz, for release tarballs and NARs alike: the host's xz when there is one, else xz compiled to
 // WebAssembly (xz-decompress), so a host without xz-utils still bootstraps and restores. There is
 // no pure encoder: compressing needs the host xz.
-import { promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { tempSibling } from '../util/fs.ts';
 import { shQuote } from '../util/shell.ts';
@@ -51,10 +52,10 @@ const spare: Buffer[][] = [];
  * process would read 64 KiB at a time into fresh memory; a program writing a file costs it nothing
  * until the bytes are read, and xz is started by a kept shell (inKeptShell says why). The files go
  * once read, or on failure. Nothing comes out before the whole stream decoded: a corrupt one is an
- * error before any byte. `lent`: the chunks are read into memory used again, each valid until the
- * one after it is asked for (the reader keeps a copy of anything it keeps longer).
+ * error before any byte. The chunks are lent: read into memory used again, each valid until the one
+ * after it is asked for (the reader keeps a copy of anything it keeps longer).
  */
-export async function* decompressXzViaFile(src: AsyncIterable<Uint8Array>, dir: string, o: { lent?: boolean } = {}): AsyncGenerator<Buffer> {
+export async function* decompressXzViaFile(src: AsyncIterable<Uint8Array>, dir: string): AsyncGenerator<Buffer> {
   const xz = hostXz();
   if (!xz) throw new Error('internal error: decoding xz into a file needs the host xz');
   await fs.mkdir(dir, { recursive: true });
@@ -63,16 +64,16 @@ export async function* decompressXzViaFile(src: AsyncIterable<Uint8Array>, dir: 
   let fh: FileHandle | undefined;
   let bufs: Buffer[] | undefined;
   try {
-    await writeAll(src, input);
+    await pipeline(Readable.from(src), createWriteStream(input, { flags: 'wx', mode: 0o600 }));
     const status = await inKeptShell(`${shQuote(xz)} -d -c -q <${shQuote(input)} >${shQuote(output)} 2>${shQuote(errors)}`);
     // not the stream's fault: no refusal of upstream's NAR for it
     if (status === null) throw new Error('the shell that runs xz ended before it');
     if (status !== 0) throw corrupt((await fs.readFile(errors, 'utf8').catch(() => '')).trim() || `xz exited with ${status}`);
     fh = await fs.open(output, 'r');
     await Promise.all([input, output, errors].map((f) => fs.rm(f, { force: true })));
-    bufs = o.lent ? (spare.pop() ?? [Buffer.allocUnsafeSlow(READ), Buffer.allocUnsafeSlow(READ)]) : undefined;
+    bufs = spare.pop() ?? [Buffer.allocUnsafeSlow(READ), Buffer.allocUnsafeSlow(READ)];
     for (let pos = 0, k = 0; ; k ^= 1) {
-      const b = bufs ? bufs[k]! : Buffer.allocUnsafe(READ);
+      const b = bufs[k]!;
       const { bytesRead } = await fh.read(b, 0, READ, pos);
       if (!bytesRead) return;
       pos += bytesRead;
@@ -82,34 +83,6 @@ export async function* decompressXzViaFile(src: AsyncIterable<Uint8Array>, dir: 
     await fh?.close();
     if (bufs) spare.push(bufs);
     await Promise.all([input, output, errors].map((f) => fs.rm(f, { force: true })));
-  }
-}
-
-/** `src` into a new file, a write per MiB gathered (each write is a trip to the thread pool). */
-async function writeAll(src: AsyncIterable<Uint8Array>, file: string): Promise<void> {
-  const fh = await fs.open(file, 'wx', 0o600);
-  try {
-    let held: Uint8Array[] = [];
-    let n = 0;
-    for await (const b of src) {
-      held.push(b);
-      n += b.length;
-      if (n < 1 << 20) continue;
-      await writeFully(fh, held);
-      held = [];
-      n = 0;
-    }
-    await writeFully(fh, held);
-  } finally {
-    await fh.close();
-  }
-}
-
-async function writeFully(fh: FileHandle, bufs: Uint8Array[]): Promise<void> {
-  while (bufs.length) {
-    let { bytesWritten: n } = await fh.writev(bufs);
-    while (bufs.length && n >= bufs[0]!.length) n -= bufs.shift()!.length;
-    if (n) bufs[0] = bufs[0]!.subarray(n);
   }
 }
 

@@ -81,9 +81,8 @@ async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: Re
  * against 1.1-1.6 s for bench:substitute's 45 NARs), so without a work dir that is what decodes.
  */
 function xzDecoded(c: ItemContext, it: TranslateItem, bytes: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  if (!c.workDir || xzDecoder() !== 'xz') return decompressXz(bytes, { noHost: true });
-  // a rewrite copies what it keeps; a NAR copied as it is goes out in the chunks themselves
-  return decompressXzViaFile(bytes, c.workDir, { lent: !it.verbatim });
+  // the chunks are lent: a rewrite copies what it keeps, a NAR copied as it is would go out in them
+  return c.workDir && !it.verbatim && xzDecoder() === 'xz' ? decompressXzViaFile(bytes, c.workDir) : decompressXz(bytes, { noHost: true });
 }
 
 /** A NAR file that does not decode is upstream's corrupt object: refused, as one that decodes to other bytes is. */

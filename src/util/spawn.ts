@@ -160,14 +160,7 @@ function keptShell(): KeptShell {
 
 /** Whether an idle shell keeps the process alive: only while it runs something. */
 function hold(s: KeptShell, on: boolean): void {
-  const stdout = s.child.stdout as unknown as { ref(): void; unref(): void };
-  if (on) {
-    s.child.ref();
-    stdout.ref();
-  } else {
-    s.child.unref();
-    stdout.unref();
-  }
+  for (const h of [s.child, s.child.stdout as unknown as ChildProcess]) on ? h.ref() : h.unref();
 }
 
 /**
