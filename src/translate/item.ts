@@ -6,8 +6,7 @@ import { decompress } from '../cache/compress.ts';
 import type { PublishItem } from '../cache/publish.ts';
 import { openNarFile } from '../cache/restore-nar.ts';
 import type { StagedNar } from '../cache/staged-nar.ts';
-import { CodecError } from '../codec/error.ts';
-import { decompressXz, decompressXzViaFile, xzDecoder } from '../codec/xz.ts';
+import { decompressXz } from '../codec/xz.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { formatNarHash } from '../store/nar/write.ts';
 import { parseNarHashField } from '../store/reginfo.ts';
@@ -26,8 +25,6 @@ export interface ItemContext {
   compressed: Map<string, CompressedFile[]>;
   /** read upstream's NARs as they arrive, without a resumable download to disk first */
   streamed?: boolean;
-  /** where the host's xz decodes upstream's NARs to (a directory cleared at start); without it, xz decodes in WebAssembly */
-  workDir?: string;
 }
 
 export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
@@ -40,11 +37,7 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
     source: `${it.from.storePath} ${it.from.narHash}`,
     nar: () => {
       summary = undefined;
-      return decodable(
-        c,
-        it,
-        upstreamNar(c, it, (s) => (summary = s)),
-      );
+      return upstreamNar(c, it, (s) => (summary = s));
     },
     // a rewrite hashes what it writes: that is the NAR's hash (a copy is hashed where it is staged)
     ...(it.verbatim ? {} : { hashed: () => summary?.output }),
@@ -61,7 +54,10 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
 async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: RewriteSummary) => void): AsyncGenerator<Uint8Array> {
   const file = await openNarFile(c.layout, it.from, c.upstream.target, { streamed: c.streamed });
   try {
-    const raw = it.from.compression === 'xz' ? xzDecoded(c, it, file.bytes) : decompress(file.bytes, it.from.compression, it.from.fileSize);
+    // xz in WebAssembly, in this process: for NARs of a few MB that costs less CPU than starting the
+    // host's xz for each and piping through it (measured on bench:substitute's 45 NARs: 1.1-1.6 s
+    // against 2.7 s, most of it spawning and piping), and the translator starts one per path
+    const raw = it.from.compression === 'xz' ? decompressXz(file.bytes, { noHost: true }) : decompress(file.bytes, it.from.compression, it.from.fileSize);
     if (it.verbatim) {
       yield* raw;
       return;
@@ -72,36 +68,6 @@ async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: Re
   } finally {
     await file.done();
   }
-}
-
-/**
- * The host's xz, in a process of its own, into a file read back in big reads: the translator's
- * thread then only reads and rewrites, while xz decodes on another core. Piped through the host's xz
- * a NAR cost this thread more CPU than xz in WebAssembly (64 KiB reads into fresh memory, 2.7 s
- * against 1.1-1.6 s for bench:substitute's 45 NARs), so without a work dir that is what decodes.
- */
-function xzDecoded(c: ItemContext, it: TranslateItem, bytes: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  // the chunks are lent: a rewrite copies what it keeps, a NAR copied as it is would go out in them
-  return c.workDir && !it.verbatim && xzDecoder() === 'xz' ? decompressXzViaFile(bytes, c.workDir) : decompressXz(bytes, { noHost: true });
-}
-
-/** A NAR file that does not decode is upstream's corrupt object: refused, as one that decodes to other bytes is. */
-async function* decodable(c: ItemContext, it: TranslateItem, nar: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  try {
-    yield* nar;
-  } catch (e) {
-    if (e instanceof CodecError) throw upstreamNarUnusable(`${c.upstream.target.url}/${it.from.url}`, it.from.storePath, e);
-    throw e;
-  }
-}
-
-/** Upstream's NAR file does not decode (`e` says why). */
-export function upstreamNarUnusable(url: string, storePath: string, e: Error): RelonixError {
-  return new RelonixError(`${storePath}: the NAR from ${url} is unusable: ${e.message}`, {
-    kind: 'integrity',
-    hint: 'the upstream cache holds a corrupt NAR: nothing of this translation was published',
-    cause: e,
-  });
 }
 
 function checkRead(c: ItemContext, it: TranslateItem, read: { hash: Buffer; size: number }): void {

@@ -148,8 +148,7 @@ class Walk {
     try {
       const before = this.s.replaced.hashes + this.s.replaced.storeDirs;
       if (whole) {
-        // the side copy outlives the reader's chunk
-        await side?.append(Buffer.from(whole));
+        await side?.append(whole);
         const room = this.out.room(len);
         whole.copy(room);
         replaceIn(room, len, this.c, this.s.replaced);
@@ -169,10 +168,10 @@ class Walk {
 
   /** A file's contents as read, with the original bytes of a compressed file kept for a look inside. */
   private async *contents(head: Buffer, rest: number, side: Spool | undefined): AsyncGenerator<Buffer> {
-    await side?.append(Buffer.from(head));
+    await side?.append(head);
     yield head;
     for await (const b of this.r.take(rest)) {
-      await side?.append(Buffer.from(b));
+      await side?.append(b);
       yield b;
     }
   }

@@ -50,8 +50,6 @@ export class Spool {
   }
 
   private async toDisk(): Promise<void> {
-    // a work dir that its owner empties may be gone
-    await fs.mkdir(this.tmpDir, { recursive: true });
     const dir = await fs.mkdtemp(path.join(this.tmpDir, 'relonix-spool-'));
     const file = path.join(dir, 'spool');
     try {

@@ -52,8 +52,6 @@ export interface TranslatorFiles {
   lock: string;
   /** a binary cache for the prefix's store dir: what was translated, kept */
   cache: string;
-  /** temporaries of translations under way (decoded NARs, spools): emptied at start */
-  work: string;
   /** what was refused and why, and what could not be translated: relonix status reads it */
   record: string;
   /** the server's own output */
@@ -74,7 +72,6 @@ export function translatorFiles(l: Layout): TranslatorFiles {
     leases: path.join(d, 'leases'),
     lock: path.join(d, 'lock'),
     cache: path.join(d, 'cache'),
-    work: path.join(d, 'work'),
     record: path.join(d, 'record.json'),
     log: path.join(d, 'server.log'),
     off: path.join(d, 'off'),

@@ -18,7 +18,6 @@ import { planOutput, type TranslateItem } from '../translate/plan.ts';
 import { type Closure, TwinBuilder } from '../translate/twin.ts';
 import { openUpstream, type Upstream } from '../translate/upstream.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
-import { removeTree } from '../util/fs.ts';
 import { Limit } from '../util/pool.ts';
 import type { TranslatorConfig, TranslatorFiles, UpstreamConfig } from './config.ts';
 import { DerivationIndex, type OutputOf } from './derivations.ts';
@@ -91,10 +90,9 @@ export class Translator {
     return p;
   }
 
-  /** Clears what a killed translator left half-staged or half-decoded: before the first request. */
-  async start(): Promise<void> {
-    await this.cache.open();
-    await removeTree(this.c.files.work);
+  /** Clears what a killed translator left half-staged: before the first request. */
+  start(): Promise<void> {
+    return this.cache.open();
   }
 
   /** The path of a NAR in the file cache, for `nar/NAME` requests. */
@@ -204,8 +202,7 @@ export class Translator {
 
   /** Upstream's NAR rewritten into the file cache, checked before its narinfo is written; false when refused. */
   private async translate(up: Upstream, item: TranslateItem): Promise<boolean> {
-    const work = this.c.files.work;
-    const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true, workDir: work, spool: { tmpDir: work } };
+    const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true };
     // the time the log gives is the translation's own, not its wait for a turn
     let t0 = 0;
     try {

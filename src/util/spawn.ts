@@ -1,6 +1,6 @@
 // How relonix runs the programs a command needs (Nix's tools, xz, zstd, ssh, the user's command):
-// node:child_process spawn, in five shapes (runTool, pipeThrough, inKeptShell, runForeground,
-// startPiped), all of them ended with relonix. The translator's detached server (translator/client.ts), the host probe
+// node:child_process spawn, in four shapes (runTool, pipeThrough, runForeground, startPiped), all of
+// them ended with relonix. The translator's detached server (translator/client.ts), the host probe
 // (host/syscalls.ts) and the fixture builders (demo/) start theirs on their own. execa would do the
 // same, but its import costs a tenth of a fast run, and the installer runs short tools often.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -119,71 +119,6 @@ export async function* pipeThrough(
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill();
   }
-}
-
-/** A shell kept to start programs; `done` takes the line its command's status comes on. */
-interface KeptShell {
-  child: ChildProcess;
-  out: string;
-  done?: (line: string | undefined) => void;
-}
-
-const idleShells: KeptShell[] = [];
-
-function keptShell(): KeptShell {
-  const child = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'pipe', 'ignore'] });
-  track(child);
-  const s: KeptShell = { child, out: '' };
-  const answer = (line: string | undefined) => {
-    const done = s.done;
-    s.done = undefined;
-    done?.(line);
-  };
-  child.stdout!.setEncoding('latin1');
-  child.stdout!.on('data', (d: string) => {
-    s.out += d;
-    const nl = s.out.indexOf('\n');
-    if (nl < 0) return;
-    const line = s.out.slice(0, nl);
-    s.out = s.out.slice(nl + 1);
-    answer(line);
-  });
-  child.stdin!.on('error', () => undefined);
-  child.on('error', () => answer(undefined));
-  child.on('close', () => {
-    const at = idleShells.indexOf(s);
-    if (at >= 0) idleShells.splice(at, 1);
-    answer(undefined);
-  });
-  return s;
-}
-
-/** Whether an idle shell keeps the process alive: only while it runs something. */
-function hold(s: KeptShell, on: boolean): void {
-  for (const h of [s.child, s.child.stdout as unknown as ChildProcess]) on ? h.ref() : h.unref();
-}
-
-/**
- * Runs `command` (sh, its output redirected to files) in a shell kept for it, and resolves to its
- * exit status, or null when the shell ended first. To start a program node forks itself: a big
- * process pays milliseconds copying its page tables, then a page fault for every page it writes
- * again, each time. A kept shell forks itself instead. Each runs one command at a time; there are
- * as many as commands ever ran at once.
- */
-export async function inKeptShell(command: string): Promise<number | null> {
-  const s = idleShells.pop() ?? keptShell();
-  hold(s, true);
-  const line = await new Promise<string | undefined>((resolve) => {
-    s.done = resolve;
-    s.child.stdin!.write(`${command}\necho "$?"\n`);
-  });
-  if (line === undefined || !/^\d+$/.test(line)) {
-    s.child.kill();
-    return null;
-  }
-  hold(s, false);
-  idleShells.push(s);
-  return Number(line);
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];

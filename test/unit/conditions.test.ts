@@ -252,11 +252,6 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   },
   'translate/closure.ts': { sourceUnaddressed: { args: ['/nix/store/x-src'], kind: 'integrity', exit: 3 } },
   'translate/item.ts': {
-    upstreamNarUnusable: {
-      args: ['https://c/nar/x.nar.xz', '/nix/store/x-hello', new Error('the xz stream is corrupt: xz: (stdin): Compressed data is corrupt')],
-      kind: 'integrity',
-      exit: 3,
-    },
     upstreamNarDiffers: {
       args: ['https://c/nar/x.nar', { storePath: '/nix/store/x-hello', narHash: 'sha256:x', narSize: 1 }, { hash: Buffer.alloc(32), size: 2 }],
       kind: 'integrity',

@@ -1,8 +1,7 @@
 // Reads NAR framing from a stream of chunks, hashing every byte: the one NAR reader, under both the
 // unpacker (unpack.ts) and the rewriter (translate/rewrite.ts). One await per token, and none for
 // data already buffered: NARs of many small files are mostly framing, and each await costs more
-// than the token. A chunk may be lent (memory its source uses again once the chunk after it has
-// been asked for): what the reader hands out as a view is for use before it reads on.
+// than the token.
 import { createHash } from 'node:crypto';
 import { MAX_TOKEN, NarFormatError, padLength } from './framing.ts';
 
@@ -79,13 +78,8 @@ export class NarReader {
     if (pad && !(await this.read(pad)).every((x) => x === 0)) throw new NarFormatError('non-zero NAR padding');
   }
 
-  /** A string token of at most `max` bytes, its padding checked: a copy, kept past the chunk it came in. */
+  /** A string token of at most `max` bytes, its padding checked (a view). */
   async bytes(max: number): Promise<Buffer> {
-    return Buffer.from(await this.token(max));
-  }
-
-  /** A string token (a view, valid until the reader moves on). */
-  private async token(max: number): Promise<Buffer> {
     if (this.buffered < 8) await this.fill(8);
     const len = this.buf.readUInt32LE(this.pos) + this.buf.readUInt32LE(this.pos + 4) * 2 ** 32;
     if (len > max) throw new NarFormatError(`a NAR string of ${len} bytes is longer than allowed (${max})`);
@@ -98,7 +92,7 @@ export class NarReader {
   }
 
   async str(): Promise<string> {
-    return (await this.token(MAX_TOKEN)).toString('latin1');
+    return (await this.bytes(MAX_TOKEN)).toString('latin1');
   }
 
   /** Consumes the exact bytes `tokens` (framing encoded ahead of time), or says what is there instead. */
