@@ -71,12 +71,25 @@ async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> 
 }
 
 /** CPU seconds the prefix's running translator has used (from /proc: it is no child of this process). */
-async function translatorSeconds(prefix: string): Promise<number> {
-  const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0];
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime, fields 14 and 15 of the line (11 and 12 after the name), in clock ticks of 1/100 s
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+/** The translator's CPU time, its programs' (reaped, and those of the shells it keeps to start them), and its minor page faults so far. */
+async function translatorUse(prefix: string): Promise<{ cpu: number; children: number; minflt: number }> {
+  const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0]!;
+  // fields 4, 10, 14-17 of the line (1, 7, 11-14 after the name): ppid, minflt, utime, stime, cutime, cstime, in clock ticks of 1/100 s
+  const fieldsOf = async (p: string) => {
+    const stat = await fs.readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+    return stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+  };
+  const f = await fieldsOf(pid);
+  let children = f[13]! + f[14]!;
+  for (const p of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const c = await fieldsOf(p);
+    if (String(c[1]) === pid) children += c[11]! + c[12]! + c[13]! + c[14]!;
+  }
+  return { cpu: (f[11]! + f[12]!) / 100, children: children / 100, minflt: f[7]! };
 }
 
 /** An 8-byte prefix (/tmp/bNN), whose store dir /tmp/bNN/s is as long as /nix/store. */
@@ -138,7 +151,7 @@ try {
   }
   const loadWatch = watchLoad();
   const oursFirst = await timedSh(`nix-env -f ${expr} -iA all`, ours);
-  const translatorCpu = await translatorSeconds(prefix);
+  const use = await translatorUse(prefix);
   await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
   const oursSecond = await timedSh(`nix-env -f ${expr} -iA all`, ours);
 
@@ -158,7 +171,9 @@ try {
   const refSecond = await timedSh(inNamespace(`nix-env -f ${expr} -iA all`), ref);
 
   console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream)`);
-  console.log(`the translator's CPU time (user and system) by the end of the first install: ${translatorCpu.toFixed(2)} s`);
+  console.log(
+    `the translator's CPU time (user and system) by the end of the first install: ${use.cpu.toFixed(2)} s, its programs' ${use.children.toFixed(2)} s; its minor page faults ${use.minflt}`,
+  );
   const line = (what: string, mine: number, theirs: number, target: number) => {
     const ratio = mine / theirs;
     loadWatch.ratio(
