@@ -78,8 +78,10 @@ export async function applyVerify(
   // reads, so it runs beside them; a check of the whole store comes last, alone: it lists the store,
   // then drops from the database every valid path the listing lacked, so a .drv or a profile
   // registered meanwhile would be lost ("path ... is not valid")
-  // the check build takes longest, and starting a process holds this thread until it runs: it is
-  // started first, from the expression itself, while check.nix is written for users to build
+  // starting a process holds this thread until it runs (13-19 ms each once a bootstrap has grown
+  // this process), so the longest goes first: the check build after a restore, from the expression
+  // itself while check.nix is written for users. After an unpack the contents check takes as long,
+  // and starting it first instead measured no faster: these jobs share two cores, not an order
   const [checkOutput, version, libs] = await Promise.all([
     checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
     runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
