@@ -297,6 +297,20 @@ forEachNix(
       assert.equal(v.stdout.trim(), `nix-env (Nix) ${mirror.fx.version}`, 'the Nix this suite is about runs in the prefix');
     });
 
+    test("the check build of a bootstrap's verify asks no substituter: Nix run without the wrappers, the translator stopped, builds it at once", async () => {
+      // verify and doctor run the prefix's Nix directly, not through the bin/ wrappers that start the
+      // translator: a check build that asked it would wait on Nix's retries of a dead port
+      const stop = await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
+      assert.equal(stop.code, 0, stop.stderr);
+      const check = path.join(prefix, 'var', 'relonix', 'check.nix');
+      const build = `"$NIX_BIN_DIR/nix-build" --no-out-link ${check}`;
+      const r = await inPrefix(`out=$(${build}); "$NIX_BIN_DIR/nix-store" --delete "$out" >/dev/null; again=$(${build}); [ "$again" = "$out" ]; cat "$out"`);
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.equal(r.stdout.trim(), 'ok');
+      assert.match(r.stderr, /building '.*-relonix-check\.drv'/, 'the deleted output was built again');
+      assert.doesNotMatch(r.stderr, /unable to download|127\.0\.0\.1/, 'Nix did not ask the stopped translator');
+    });
+
     test('a prefix whose store dir is not as long as /nix/store asks nothing of upstream, and says why, once at bootstrap and in status', async () => {
       assert.equal(cacheInfoAtBootstrap, 1, 'only the short prefix checked the upstream at bootstrap');
       const why = /the store dir \S+ is \d+ bytes, not 10 as \/nix\/store/;
