@@ -233,6 +233,7 @@ async function build(esbuild: typeof import('esbuild'), b: Bundle, oldest: Versi
     // less to parse at every start, and to install; names stay, for stack traces
     minifyWhitespace: true,
     minifySyntax: true,
+    charset: 'utf8',
     metafile: true,
     logLevel: 'warning',
   });
