@@ -42,15 +42,19 @@ export async function writeConfiguration(
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  // the same reading relonix build makes: a host that kills builds for memory gets a max-jobs it can hold
-  const parallelism = input.parallelism ?? planParallelism(await readCgroupLimits(), os.availableParallelism());
-  const translator = input.translator ?? (await translatorSettings(l));
-  const buildHook = await buildHookSetting(l, nix, existing ?? '');
+  // side by side: each is a chain of small reads, and a bootstrap waits on this stage
+  const [parallelism, translator, buildHook] = await Promise.all([
+    // the same reading relonix build makes: a host that kills builds for memory gets a max-jobs it can hold
+    input.parallelism ?? readCgroupLimits().then((c) => planParallelism(c, os.availableParallelism())),
+    input.translator ?? translatorSettings(l),
+    buildHookSetting(l, nix, existing ?? ''),
+  ]);
   const next = mergeNixConf(existing, nixConfBlock({ ...input, parallelism, translator, buildHook, journal: journal.journal }));
-  if (next !== existing) await writeFileAtomic(l.confFile, next);
-  await Promise.all([writeEnvScripts(l, nix, cacert), nix ? writeWrappers(l, nix) : undefined]);
-  await fs.mkdir(path.join(l.prefix, 'home'), { recursive: true });
-  await fs.mkdir(l.logDir, { recursive: true });
-  await fs.mkdir(path.dirname(l.profile), { recursive: true });
+  await Promise.all([
+    next !== existing && writeFileAtomic(l.confFile, next),
+    writeEnvScripts(l, nix, cacert),
+    nix && writeWrappers(l, nix),
+    ...[path.join(l.prefix, 'home'), l.logDir, path.dirname(l.profile)].map((d) => fs.mkdir(d, { recursive: true })),
+  ]);
   return { confFile: l.confFile, journal };
 }

@@ -5,7 +5,7 @@
 // EOF" from the dead hook). Newer Nix runs `<bin>/nix __build-remote`, and no hook at all when
 // `build-hook` is empty. So a prefix names its Nix's hook only while it has builders; without, it
 // names none (a Nix that skips an empty one) or a hook of its own that declines every build at once.
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -19,15 +19,26 @@ const SUBCOMMAND = '__build-remote';
  */
 export type HookForms = { remote: string; emptyIsNone: boolean } | { remote?: undefined; why: string; emptyIsNone: false };
 
-/** Whether the file holds `needle` (the nix binary: a dozen MB, read in chunks). */
+/**
+ * Whether the file holds `needle` (the nix binary: a dozen MB), read into one buffer: a read stream's
+ * fresh chunks, joined, cost more in page faults and copies than the search (12 against 5 ms).
+ */
 async function fileHolds(file: string, needle: Buffer): Promise<boolean> {
-  let tail = Buffer.alloc(0);
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    const buf = Buffer.concat([tail, chunk as Buffer]);
-    if (buf.includes(needle)) return true;
-    tail = buf.subarray(Math.max(0, buf.length - needle.length + 1));
+  const f = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafeSlow(1 << 20);
+    // the end of the last read stays in front, for a needle that spans two reads
+    for (let kept = 0; ; ) {
+      const { bytesRead } = await f.read(buf, kept, buf.length - kept, null);
+      if (bytesRead === 0) return false;
+      const have = kept + bytesRead;
+      if (buf.subarray(0, have).includes(needle)) return true;
+      kept = Math.min(needle.length - 1, have);
+      buf.copy(buf, 0, have - kept, have);
+    }
+  } finally {
+    await f.close();
   }
-  return false;
 }
 
 /**
