@@ -9,6 +9,9 @@
 // checksum is wrong, a number that is not one, a pax record whose length lies, an archive that ends
 // inside an entry. Entry types it does not know come through as such, named, for the caller to refuse.
 
+/** An archive that does not read as tar: damaged, cut short, or hostile. The unpack says it is a damaged tarball. */
+export class TarFormatError extends Error {}
+
 const BLOCK = 512;
 /** the most a pax or long-name entry may hold: names and link targets, not content */
 const MAX_META = 1 << 20;
@@ -77,11 +80,11 @@ function text(b: Buffer): string {
  */
 function number(b: Buffer, what: string, entry: string): number | undefined {
   if (b[0]! & 0x80) {
-    if (b[0]! & 0x40) throw new Error(`${entry}: its ${what} is negative`);
+    if (b[0]! & 0x40) throw new TarFormatError(`${entry}: its ${what} is negative`);
     let n = b[0]! & 0x3f;
     for (let i = 1; i < b.length; i++) {
       n = n * 256 + b[i]!;
-      if (n > Number.MAX_SAFE_INTEGER) throw new Error(`${entry}: its ${what} is too large`);
+      if (n > Number.MAX_SAFE_INTEGER) throw new TarFormatError(`${entry}: its ${what} is too large`);
     }
     return n;
   }
@@ -93,7 +96,7 @@ function number(b: Buffer, what: string, entry: string): number | undefined {
   const end = i;
   for (; i < b.length && (b[i] === 0 || b[i] === 0x20); i++);
   // what follows the terminator is left alone, as tar does; what comes before it must be digits
-  if (end < b.length && i === end) throw new Error(`${entry}: its ${what} is not a number (${JSON.stringify(b.toString('latin1'))})`);
+  if (end < b.length && i === end) throw new TarFormatError(`${entry}: its ${what} is not a number (${JSON.stringify(b.toString('latin1'))})`);
   return end === start ? undefined : n;
 }
 
@@ -133,7 +136,7 @@ function paxRecords(data: Buffer, into: Pending | undefined, entry: string): voi
     for (; i < data.length && data[i]! >= 0x30 && data[i]! <= 0x39 && i - at < 16; i++) len = len * 10 + (data[i]! - 0x30);
     const eq = data.indexOf(0x3d, i);
     if (i === at || data[i] !== 0x20 || at + len > data.length || eq < 0 || eq >= at + len || data[at + len - 1] !== 0x0a) {
-      throw new Error(`${entry}: a pax record at byte ${at} of its header is malformed`);
+      throw new TarFormatError(`${entry}: a pax record at byte ${at} of its header is malformed`);
     }
     const key = data.toString('utf8', i + 1, eq);
     const value = text(data.subarray(eq + 1, at + len - 1));
@@ -142,7 +145,7 @@ function paxRecords(data: Buffer, into: Pending | undefined, entry: string): voi
     if (key === 'path') into.path = value;
     else if (key === 'linkpath') into.linkpath = value;
     else if (key === 'size') {
-      if (!/^[0-9]{1,16}$/.test(value) || Number(value) > Number.MAX_SAFE_INTEGER) throw new Error(`${entry}: its pax size is not a size (${value})`);
+      if (!/^[0-9]{1,16}$/.test(value) || Number(value) > Number.MAX_SAFE_INTEGER) throw new TarFormatError(`${entry}: its pax size is not a size (${value})`);
       into.size = Number(value);
     }
   }
@@ -183,10 +186,10 @@ export class TarReader {
   end(): void {
     if (this.failed) throw this.failed;
     if (this.done) return;
-    if (this.remain > 0) throw new Error(`the archive ends inside ${this.current}, ${this.remain} bytes of its content short`);
-    if (this.padding > 0) throw new Error(`the archive ends inside the padding after ${this.current}`);
-    if (this.headLen > 0) throw new Error(`the archive ends inside the header after ${this.last || 'its start'}`);
-    if (this.pending) throw new Error(`the archive ends after a pax or long-name header (${this.current}) with no entry for it`);
+    if (this.remain > 0) throw new TarFormatError(`the archive ends inside ${this.current}, ${this.remain} bytes of its content short`);
+    if (this.padding > 0) throw new TarFormatError(`the archive ends inside the padding after ${this.current}`);
+    if (this.headLen > 0) throw new TarFormatError(`the archive ends inside the header after ${this.last || 'its start'}`);
+    if (this.pending) throw new TarFormatError(`the archive ends after a pax or long-name header (${this.current}) with no entry for it`);
     this.done = true;
   }
 
@@ -251,18 +254,18 @@ export class TarReader {
     if (isZero(h, 0)) {
       // two zero blocks end the archive; a lone one is skipped, as tar does
       if (++this.zeroBlocks === 2) {
-        if (this.pending) throw new Error(`the archive ends after a pax or long-name header (${this.current}) with no entry for it`);
+        if (this.pending) throw new TarFormatError(`the archive ends after a pax or long-name header (${this.current}) with no entry for it`);
         this.done = true;
       }
       return;
     }
     this.zeroBlocks = 0;
-    if (!checksumOk(h, where)) throw new Error(`${where} has a wrong checksum: the archive is damaged`);
+    if (!checksumOk(h, where)) throw new TarFormatError(`${where} has a wrong checksum: the archive is damaged`);
     const flag = String.fromCharCode(h[156]!);
     let size = number(h.subarray(124, 136), 'size', where) ?? 0;
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-      if (size > MAX_META) throw new Error(`${where} is a pax or long-name header of ${size} bytes, more than names need`);
+      if (size > MAX_META) throw new TarFormatError(`${where} is a pax or long-name header of ${size} bytes, more than names need`);
       this.current = `the ${flag === 'x' || flag === 'g' ? 'pax' : 'long-name'} header after ${this.last || 'the start'}`;
       this.meta = { flag, parts: [], size };
       this.remain = size;
@@ -279,7 +282,7 @@ export class TarReader {
     const linkpath = pending?.linkpath ?? text(h.subarray(157, 257));
     this.current = JSON.stringify(path);
     this.last = this.current;
-    if (!path) throw new Error(`${where} names no entry`);
+    if (!path) throw new TarFormatError(`${where} names no entry`);
     let type = TYPES[flag] ?? JSON.stringify(flag);
     // old tars mark a directory as a file whose name ends in '/'
     if ((type === 'File' || type === 'OldFile') && path.endsWith('/')) type = 'Directory';
