@@ -6,10 +6,10 @@
 // memory, planned, and written once in their final form with their store mode.
 import { constants as C, chmodSync, closeSync, fchmodSync, linkSync, mkdirSync, openSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import type { ReadEntry } from 'tar';
 import type { StoreEntry, StreamRelocation } from '../store/relocate-stream.ts';
 import { writeAllSync } from '../util/fs.ts';
 import { checkSymlinkTarget, components, Refusal } from './archive-checks.ts';
+import type { TarBody, TarHeader } from './tar-reader.ts';
 
 type Kind = 'dir' | 'file' | 'link';
 
@@ -30,15 +30,14 @@ export class Extractor {
   private readonly storeDirs: string[] = [];
   /** closers for files still open when extraction is aborted */
   readonly pending: (() => void)[] = [];
-  /** the first failure inside an entry's handlers (they run inside the tar parser, which must not see it) */
-  failure: unknown;
 
   constructor(
     readonly root: string,
     private readonly relocation?: StreamRelocation,
   ) {}
 
-  apply(e: ReadEntry): void {
+  /** Makes what the entry names; its content, if it is written, goes to the body returned. */
+  apply(e: TarHeader): TarBody | undefined {
     const entry = e.path;
     const type = e.type;
     if (type === 'CharacterDevice' || type === 'BlockDevice' || type === 'FIFO') {
@@ -66,22 +65,19 @@ export class Extractor {
           this.relocation!.directory(at);
           if (!existing) this.storeDirs.push(target);
         }
-        e.resume();
-        return;
+        return undefined;
       case 'SymbolicLink':
         this.symlink(e, parts, key, target, at);
-        return;
+        return undefined;
       case 'Link':
         this.hardlink(e, key, target, at);
-        return;
+        return undefined;
       default:
         this.made.set(key, 'file');
         this.declared += e.size;
-        if (at && e.size <= MAX_HELD_FILE) this.heldFile(e, target, mode, at);
-        else {
-          if (at) this.relocation!.abandon(at.basename);
-          this.streamedFile(e, target, mode);
-        }
+        if (at && e.size <= MAX_HELD_FILE) return this.heldFile(target, mode, at);
+        if (at) this.relocation!.abandon(at.basename);
+        return this.streamedFile(target, mode);
     }
   }
 
@@ -119,17 +115,16 @@ export class Extractor {
     return true;
   }
 
-  private symlink(e: ReadEntry, parts: string[], key: string, target: string, at: StoreEntry | undefined): void {
+  private symlink(e: TarHeader, parts: string[], key: string, target: string, at: StoreEntry | undefined): void {
     const linkTarget = e.linkpath ?? '';
     if (!linkTarget) throw new Refusal(e.path, 'is a symlink with an empty target');
     checkSymlinkTarget(parts, linkTarget, e.path);
     symlinkSync(at ? this.relocation!.symlink(at, linkTarget) : linkTarget, target);
     this.made.set(key, 'link');
     this.links.set(key, linkTarget);
-    e.resume();
   }
 
-  private hardlink(e: ReadEntry, key: string, target: string, at: StoreEntry | undefined): void {
+  private hardlink(e: TarHeader, key: string, target: string, at: StoreEntry | undefined): void {
     const linkParts = components(e.linkpath ?? '', e.path, 'hardlink target');
     const srcKey = linkParts.join('/');
     const kind = this.checkParents(linkParts, e.path, false) ? this.made.get(srcKey) : undefined;
@@ -139,19 +134,18 @@ export class Extractor {
     linkSync(src, target);
     this.made.set(key, 'file');
     if (at) this.relocation!.hardlink(at, src);
-    e.resume();
   }
 
   /** A file of a relocated store path: gathered, planned, written once. */
-  private heldFile(e: ReadEntry, target: string, mode: number, at: StoreEntry): void {
+  private heldFile(target: string, mode: number, at: StoreEntry): TarBody {
     const chunks: Buffer[] = [];
     let size = 0;
-    e.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-    });
-    e.on('end', () =>
-      this.guard(() => {
+    return {
+      data: (chunk) => {
+        chunks.push(chunk);
+        size += chunk.length;
+      },
+      end: () => {
         const content = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
         const out = this.relocation!.file(at, content, mode);
         const fd = openSync(target, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
@@ -162,12 +156,12 @@ export class Extractor {
         } finally {
           closeSync(fd);
         }
-      }),
-    );
+      },
+    };
   }
 
   /** Any other file: written as it arrives. */
-  private streamedFile(e: ReadEntry, target: string, mode: number): void {
+  private streamedFile(target: string, mode: number): TarBody {
     const fd = openSync(target, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     let closed = false;
     const close = () => {
@@ -179,18 +173,7 @@ export class Extractor {
         closeSync(fd);
       }
     };
-    e.on('data', (chunk: Buffer) => this.guard(() => writeAllSync(fd, chunk)));
-    e.on('end', () => this.guard(close));
-    e.on('error', () => this.guard(close));
     this.pending.push(close);
-  }
-
-  private guard(fn: () => void): void {
-    if (this.failure) return;
-    try {
-      fn();
-    } catch (err) {
-      this.failure = err;
-    }
+    return { data: (chunk) => writeAllSync(fd, chunk), end: close };
   }
 }

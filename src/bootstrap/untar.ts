@@ -9,7 +9,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Parser, type ReadEntry } from 'tar';
 import { decodeOffThread } from '../codec/decode-thread.ts';
 import { decompressXz, xzDecoder } from '../codec/xz.ts';
 import type { StreamRelocation } from '../store/relocate-stream.ts';
@@ -18,6 +17,7 @@ import { removeTree } from '../util/fs.ts';
 import type { BytesProgress } from '../util/progress.ts';
 import { checkAllLinks, Refusal } from './archive-checks.ts';
 import { Extractor } from './extractor.ts';
+import { TarReader } from './tar-reader.ts';
 import { notAReleaseTarball } from './tarball.ts';
 
 export interface UnpackOptions {
@@ -122,50 +122,22 @@ async function extract(opts: UnpackOptions, ex: Extractor, read: { sha256?: stri
             read.sha256 = hex;
           },
         });
-  let failure: unknown;
-  const parser = new Parser({ strict: true });
-  parser.on('entry', (e: ReadEntry) => {
-    if (failure || ex.failure) {
-      e.resume();
-      return;
-    }
-    try {
-      ex.apply(e);
-    } catch (err) {
-      failure = err;
-      e.resume();
-    }
-  });
-  const parsed = new Promise<void>((resolve, reject) => {
-    parser.on('end', resolve);
-    parser.on('close', resolve);
-    parser.on('error', reject);
-  });
-  parsed.catch(() => {});
+  const reader = new TarReader((h) => ex.apply(h));
   try {
-    // leaving the loop early stops the decompressor
-    for await (const chunk of bytes) {
-      if (failure || ex.failure) break;
-      if (!parser.write(chunk as Buffer)) await new Promise((r) => parser.once('drain', r));
+    // each chunk is written out before the next is pulled; a throw leaves the loop, which stops the decompressor
+    for await (const chunk of bytes) reader.write(chunk);
+    reader.end();
+    for (const close of ex.pending) close(); // every file has ended by now; this only asserts it
+  } catch (failure) {
+    for (const close of ex.pending) {
+      try {
+        close();
+      } catch {
+        // already closed
+      }
     }
-    if (!failure && !ex.failure) {
-      parser.end();
-      await parsed;
-      for (const close of ex.pending) close(); // every file has ended by now; this only asserts it
-    }
-  } catch (e) {
-    failure ??= e;
+    throw failure;
   }
-  failure ??= ex.failure;
-  if (!failure) return;
-  for (const close of ex.pending) {
-    try {
-      close();
-    } catch {
-      // already closed
-    }
-  }
-  throw failure;
 }
 
 export interface Unpacked {

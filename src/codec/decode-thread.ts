@@ -3,8 +3,7 @@
 // decode; on a worker the two overlap on two cores. (The host's programs are fed and drained by the
 // thread that unpacks: a thread between cost more CPU than the waits on their pipes.) Chunks cross as
 // transferred copies, a bounded number of bytes in flight each way, so neither side runs far ahead
-// of the other, and arrive as Buffers, as a program's output does (the tar parser waits for ever
-// on a plain Uint8Array).
+// of the other, and arrive as Buffers, as a program's output does.
 import { createHash } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import { errorMessage } from '../util/errors.ts';

@@ -14,6 +14,7 @@ import { hostXz } from '../../src/codec/host-tools.ts';
 import { ensureFixture } from '../../src/demo/mirror.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { removeTree } from '../../src/util/fs.ts';
+import { END, entry } from '../helpers/tar.ts';
 
 interface Entry {
   name: string;
@@ -240,6 +241,29 @@ test('unpack: device nodes and FIFOs are refused', async () => {
     { name: `${top}/pipe`, type: '6' },
   ]);
   await refused(d, `${top}/pipe`, /FIFO/, true);
+});
+
+test('unpack: a sparse file or a type no tar defines is refused by name; a tar damaged inside good xz is a damaged tarball', async () => {
+  const xzOf = async (name: string, tar: Buffer) => {
+    const file = path.join(tmp, name);
+    await fs.writeFile(file, execFileSync('xz', ['-c', '-0'], { input: tar }));
+    return { file, dest: path.join(tmp, `${name}-staging`) };
+  };
+  const dir = entry({ name: `${top}/`, type: '5', mode: 0o755 });
+  await refused(
+    await xzOf('sparse.tar.xz', Buffer.concat([dir, entry({ name: `${top}/sparse`, type: 'S', body: 'x' }), END])),
+    `${top}/sparse`,
+    /unsupported type SparseFile/,
+  );
+  await refused(await xzOf('odd.tar.xz', Buffer.concat([dir, entry({ name: `${top}/odd`, type: 'Z' }), END])), `${top}/odd`, /unsupported type "Z"/);
+  const cut = Buffer.concat([dir, entry({ name: `${top}/f`, body: 'y'.repeat(3000) })]).subarray(0, 2000);
+  const c = await xzOf('cut.tar.xz', cut);
+  await assert.rejects(unpackTarball({ tarball: c.file, dest: c.dest }), (e: unknown) => {
+    assert.ok(e instanceof RelonixError && e.kind === 'integrity', String(e));
+    assert.match(e.message, new RegExp(`could not unpack .*: the archive ends inside "${top}/f", 2024 bytes of its content short`));
+    return true;
+  });
+  assert.equal(await exists(`${c.dest}.partial`), false);
 });
 
 test('unpack: setuid, setgid and sticky bits are dropped; read-only dirs become owner-writable', async () => {

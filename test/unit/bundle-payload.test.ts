@@ -1,4 +1,4 @@
-// The payload of a bundle, read back with node-tar: a closure in a temporary store dir becomes a tar
+// The payload of a bundle, read back with the unpack's tar reader: a closure in a temporary store dir becomes a tar
 // of the run dir's contents, references rewritten in files and symlinks, hard links kept, long names
 // in pax headers, and last the list of where the run dir is named. Temporary files only.
 import assert from 'node:assert/strict';
@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import zlib from 'node:zlib';
-import { Parser, type ReadEntry } from 'tar';
 import { launcherSize, PATCHES, renderLauncher } from '../../src/bundle/launcher.ts';
 import { tarClosure } from '../../src/bundle/payload.ts';
 import { tarHeader } from '../../src/bundle/tar.ts';
 import { removeTree } from '../../src/util/fs.ts';
+import { readTar as readEntries } from '../helpers/tar.ts';
 
 interface Read {
   type: string;
@@ -20,22 +20,8 @@ interface Read {
   body: Buffer;
 }
 
-async function readTar(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<Map<string, Read>> {
-  const out = new Map<string, Read>();
-  const p = new Parser();
-  p.on('entry', (e: ReadEntry) => {
-    const parts: Buffer[] = [];
-    e.on('data', (b: Buffer) => parts.push(b));
-    e.on('end', () => out.set(e.path, { type: e.type, mode: e.mode ?? 0, linkpath: e.linkpath, body: Buffer.concat(parts) }));
-  });
-  const done = new Promise<void>((resolve, reject) => {
-    p.on('end', () => resolve());
-    p.on('error', reject);
-  });
-  for await (const c of chunks) p.write(c);
-  p.end();
-  await done;
-  return out;
+async function readTar(chunks: Buffer[]): Promise<Map<string, Read>> {
+  return new Map(readEntries(chunks).map((e) => [e.path, { type: e.type, mode: e.mode ?? 0, linkpath: e.linkpath, body: e.body }]));
 }
 
 let top: string;

@@ -3,13 +3,12 @@
 // biggest go in pieces); a header that lies about its size costs a split, never a byte.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Header } from 'tar';
 import { entryBodyBytes, TarBatcher } from '../../src/codec/tar-batches.ts';
+import { header } from '../helpers/tar.ts';
 
 /** One entry: its header block and its content padded to whole blocks. */
 function entry(name: string, size: number, fill: number, type: 'File' | 'Directory' = 'File'): Buffer {
-  const h = Buffer.alloc(512);
-  new Header({ path: name, mode: 0o644, size, type, mtime: new Date(0) }).encode(h, 0);
+  const h = header({ name, mode: 0o644, size, type: type === 'File' ? '0' : '5' });
   const body = Buffer.alloc(Math.ceil(size / 512) * 512);
   body.fill(fill, 0, size);
   return Buffer.concat([h, body]);
