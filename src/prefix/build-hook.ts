@@ -3,8 +3,11 @@
 // acts on its name) and runs it before every build, builders or not: pointed at a hook that is not
 // there, or at an empty `build-hook` (which it tries to execute), it builds nothing ("unexpected
 // EOF" from the dead hook). Newer Nix runs `<bin>/nix __build-remote`, and no hook at all when
-// `build-hook` is empty. So a prefix names its Nix's hook only while it has builders; without, it
-// names none (a Nix that skips an empty one) or a hook of its own that declines every build at once.
+// `build-hook` is empty: given on the command line, that is. Nix 2.26 makes itself the hook after it
+// has read nix.conf, so an empty one there is overridden (`nix config show` names the hook) and each
+// build starts it, to be declined at once while no builders are set. So a prefix names its Nix's hook
+// only while it has builders; without, it names none (a Nix that can skip an empty one) or a hook of
+// its own that declines every build at once.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RelonixError } from '../util/errors.ts';
