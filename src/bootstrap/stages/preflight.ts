@@ -183,14 +183,16 @@ export const preflightStage: Stage<'preflight'> = {
   title: 'Check the prefix and the machine',
   inputs: (ctx) => (ctx.tarball ? { prefix: ctx.layout.prefix, source: tarballKey(ctx.tarball) } : { prefix: ctx.layout.prefix }),
   run: async (ctx, s, progress) => {
-    let size: number | undefined = RESTORE_BYTES;
+    let sizing: Promise<number | undefined> = Promise.resolve(RESTORE_BYTES);
     if (ctx.tarball) {
       // a local tarball that is missing, or no file at all (a directory, /dev/zero): said now
       if (isLocalSource(ctx.tarball.url)) await localSource(ctx.tarball.url);
       progress('probing the tarball size');
-      size = await probeTarballSize(ctx.tarball.url);
+      // asked of the server while the prefix is probed: a round trip, over a real network
+      sizing = probeTarballSize(ctx.tarball.url);
     }
-    const facts = await gatherFacts(ctx.layout, ctx.host, ctx.tarball?.url ?? '', size, s.storeOwned || !!s.nix);
+    const facts = await gatherFacts(ctx.layout, ctx.host, ctx.tarball?.url ?? '', undefined, s.storeOwned || !!s.nix).finally(() => sizing);
+    facts.tarballBytes = await sizing;
     const plan = planPreflight(facts);
     if (!plan.ok) throw prefixRefused(plan.problems);
     return {
