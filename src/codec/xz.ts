@@ -34,8 +34,24 @@ async function* wasmXz(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Arra
   // a CommonJS package: its class is a named export or hangs off the default one, by loader
   const XzReadableStream = m.XzReadableStream ?? m.default!.XzReadableStream;
   const web = new XzReadableStream(Readable.toWeb(Readable.from(src)) as unknown as ReadableStream<Uint8Array>);
-  yield* Readable.fromWeb(web as unknown as WebReadableStream<Uint8Array>) as AsyncIterable<Uint8Array>;
+  try {
+    yield* Readable.fromWeb(web as unknown as WebReadableStream<Uint8Array>) as AsyncIterable<Uint8Array>;
+  } catch (e) {
+    const code = /get_next_output failed with error code (\d+)/.exec(String((e as Error)?.message))?.[1];
+    throw code ? new CodecError(`the xz stream is corrupt: ${XZ_RET[Number(code)] ?? `error ${code}`}`) : e;
+  }
 }
+
+/** What xz-embedded's return codes mean, in the words of the xz program. */
+const XZ_RET: Record<number, string> = {
+  2: 'unsupported type of integrity check',
+  3: 'cannot allocate memory',
+  4: 'memory usage limit reached',
+  5: 'file format not recognized',
+  6: 'unsupported options',
+  7: 'compressed data is corrupt',
+  8: 'unexpected end of input',
+};
 
 /** Compresses with the host xz at `level`; the caller has checked that there is one. */
 export function compressXz(src: AsyncIterable<Uint8Array>, level: number): AsyncIterable<Uint8Array> {
