@@ -202,7 +202,9 @@ export class Translator {
 
   /** Upstream's NAR rewritten into the file cache, checked before its narinfo is written; false when refused. */
   private async translate(up: Upstream, item: TranslateItem): Promise<boolean> {
-    const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true };
+    // what a rewrite holds back past its memory goes in the prefix, not in a /tmp that may be small
+    const spool = { tmpDir: this.c.layout.translatorDir };
+    const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true, spool };
     // the time the log gives is the translation's own, not its wait for a turn
     let t0 = 0;
     try {

@@ -7,7 +7,7 @@
 // both real Nixes in the prefix, each with a prefix and a copy of upstream's cache of its own.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import type { TranslatorStatus } from '../../src/translator/status.ts';
@@ -115,6 +115,12 @@ let
     victim-key = small "victim-key";
     victim-nar = small "victim-nar";
     offline = small "offline";
+    # a gzip member bigger than a rewrite holds in memory (16 MiB), so it is spooled to disk
+    big-gz = sh "big-gz-1.0" ''
+      \${record}
+      mkdir -p $out/share
+      { head -c 20000000 /dev/urandom; printf '%s\\n' "$out"; } | gzip -1 -n > $out/share/noise.gz
+    '';
     big = sh "big-1.0" ''
       \${record}
       mkdir -p $out/share
@@ -168,10 +174,10 @@ before(async () => {
 
   const dir = path.join(top, 'up');
   const b = await buildUpstream(top, path.join(chan, 'default.nix'), UPSTREAM_ATTRS, dir);
-  const big = await buildUpstream(top, path.join(chan, 'default.nix'), ['big'], dir, 'none');
+  const big = await buildUpstream(top, path.join(chan, 'default.nix'), ['big', 'big-gz'], dir, 'none');
   upstream = { dir, key: b.key, secretFile: b.secretFile, built: new Map([...b.out, ...big.out]) };
   const upBuilds = (await fs.readFile(impureLog, 'utf8')).split('\n').filter((l) => l.includes(' /nix/store/'));
-  assert.equal(upBuilds.length, 14, 'upstream built the packages');
+  assert.equal(upBuilds.length, 15, 'upstream built the packages');
   execFileSync('chmod', ['-R', 'a+rX', top]);
 });
 
@@ -548,6 +554,30 @@ forEachNix(
       await assert.rejects(fs.access(path.join(cache, `${path.basename(mine).slice(0, 32)}.narinfo`)), 'no narinfo was served for it');
       const r = await withoutBuilds(`nix-build --no-out-link '<nixpkgs>' -A big && tail -c ${mine.length + 1} ${mine}/share/noise`);
       assert.ok(r.stdout.endsWith(`\n${mine}\n`), 'the next command substituted it whole, its own path rewritten');
+    });
+
+    test('a gzip member too big to hold in memory is spooled inside the prefix, not in the OS temp dir', async () => {
+      const mine = await ours('big-gz');
+      // the spool's file lives in a directory made and removed at once: watched for, not looked for
+      const dir = path.join(prefix, 'var', 'relonix', 'translator');
+      const seen: string[] = [];
+      const watcher = watch(dir, (_event, name) => name && seen.push(name));
+      let r: { stdout: string };
+      try {
+        r = await withoutBuilds(`nix-build --no-out-link '<nixpkgs>' -A big-gz`);
+      } finally {
+        watcher.close();
+      }
+      assert.equal(r.stdout.trim().split('\n').pop(), mine);
+      assert.ok(
+        seen.some((n) => n.startsWith('relonix-spool-')),
+        `the spool was made in ${dir}: ${[...new Set(seen)].join(', ')}`,
+      );
+      assert.ok(
+        (await fs.readdir(dir)).every((n) => !n.startsWith('relonix-spool-')),
+        'and nothing of it is left',
+      );
+      assert.deepEqual((await status()).translator.compressed[mine], ['share/noise.gz']);
     });
 
     test('a restart that wipes the prefix: relonix build --cache restores and substitutes from the own cache, upstream not asked again', async () => {
