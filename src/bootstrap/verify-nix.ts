@@ -84,7 +84,7 @@ export async function applyVerify(
   // registered meanwhile would be lost ("path ... is not valid")
   // starting a process holds this thread until it runs (5-19 ms each once a bootstrap has grown this
   // process), so the longest goes first: after an unpack the contents check, which hashes every path
-  // (verify stage of the 2.26 fixture, six alternating runs: median 107 ms after it, 98 with it first);
+  // (verify stage of the 2.26 fixture, six alternating runs: median 107 ms with it last, 98 with it first);
   // otherwise the check build, from the expression itself while check.nix is written for users
   const registered = (contents: boolean) => opts.registered && checkRegistered(l, bin('nix-store'), env, opts.registered, contents);
   const hashing = opts.contents ? registered(true) : undefined;
