@@ -263,13 +263,11 @@ export class TarReader {
     if (!checksumOk(h, where)) throw new TarFormatError(`${where} has a wrong checksum: the archive is damaged`);
     const flag = String.fromCharCode(h[156]!);
     let size = number(h.subarray(124, 136), 'size', where) ?? 0;
-    this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
       if (size > MAX_META) throw new TarFormatError(`${where} is a pax or long-name header of ${size} bytes, more than names need`);
       this.current = `the ${flag === 'x' || flag === 'g' ? 'pax' : 'long-name'} header after ${this.last || 'the start'}`;
       this.meta = { flag, parts: [], size };
-      this.remain = size;
-      if (size === 0) this.finish();
+      this.content(size);
       return;
     }
     const ustar = h.toString('latin1', 257, 263) === 'ustar\0';
@@ -289,9 +287,14 @@ export class TarReader {
     // a directory has no content, whatever its size field says
     if (type === 'Directory') size = 0;
     const mode = number(h.subarray(100, 108), 'mode', this.current);
-    this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
-    this.remain = size;
     this.body = this.onEntry({ path, type, mode: mode === undefined ? undefined : mode & 0o7777, size, linkpath: linkpath || undefined }) ?? undefined;
+    this.content(size);
+  }
+
+  /** The entry just read has `size` bytes of content, padded to a block; none, and it is done. */
+  private content(size: number): void {
+    this.remain = size;
+    this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     if (size === 0) this.finish();
   }
 }
