@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { type SecretKey, signNarInfo } from '../cache/keys.ts';
 import { formatNarInfo, narInfoKey, parseNarInfo } from '../cache/narinfo.ts';
 import { type PublishItem, stagedNarInfo } from '../cache/publish.ts';
@@ -31,6 +32,18 @@ export class FileCache {
 
   narFile(name: string): string {
     return path.join(this.nars, name);
+  }
+
+  /**
+   * A kept narinfo as Nix is given it: its NAR named by a file:// URL, which Nix's HTTP store fetches
+   * as it is (an absolute URL is not taken as relative to the cache's), so the bytes go from the disk
+   * to Nix without passing through this server's one thread (bench:substitute, 156 MB of NARs: the
+   * second install 0.54-0.59 s → 0.33-0.42 s). What is kept stays relative: the cache can be copied.
+   */
+  served(text: Buffer): Buffer {
+    const s = text.toString('utf8');
+    const local = s.replace(/^URL: nar\/([0-9abcdfghijklmnpqrsvwxyz]{52}\.nar)$/m, (_, name: string) => `URL: ${pathToFileURL(this.narFile(name)).href}`);
+    return local === s ? text : Buffer.from(local);
   }
 
   /** The kept narinfo of the path with hash part `hash`, when it and its NAR are whole; a broken one is dropped. */

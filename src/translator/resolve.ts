@@ -95,6 +95,11 @@ export class Translator {
     return this.cache.open();
   }
 
+  /** A narinfo as Nix is given it (see FileCache.served). */
+  served(text: Buffer): Buffer {
+    return this.cache.served(text);
+  }
+
   /** The path of a NAR in the file cache, for `nar/NAME` requests. */
   narFile(name: string): string {
     return this.cache.narFile(name);
