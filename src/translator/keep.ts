@@ -62,22 +62,18 @@ export class FileCache {
     return undefined;
   }
 
-  /** Stages the item's NAR, lets the item refuse it, then keeps NAR and signed narinfo. */
-  async keep(item: PublishItem): Promise<void> {
-    // made again each time: a user who cleared the cache to free space leaves a server that still works
+  /** Where to stage a NAR, beside its place (the directory is made again each time: a user who cleared the cache to free space leaves a server that still works). */
+  async stagingFile(): Promise<string> {
     await fs.mkdir(this.nars, { recursive: true });
-    const tmp = tempSibling(path.join(this.nars, 'staging'));
-    let ni: ReturnType<typeof stagedNarInfo>;
-    try {
-      const staged = await writeNar(item.nar(), tmp, item.hashed?.bind(item));
-      ni = stagedNarInfo(item, staged, 'none', (await item.accept(staged)).ca);
-      await fs.rename(tmp, path.join(this.dir, ni.url));
-    } catch (e) {
-      await fs.rm(tmp, { force: true });
-      throw e;
-    }
+    return tempSibling(path.join(this.nars, 'staging'));
+  }
+
+  /** Keeps a staged NAR, whose source checked out, under its name, then its signed narinfo. */
+  async commit(it: Pick<PublishItem, 'path' | 'references' | 'deriver'>, staged: StagedNar, file: string, ca?: string): Promise<void> {
+    const ni = stagedNarInfo(it, staged, 'none', ca);
+    await fs.rename(file, path.join(this.dir, ni.url));
     const text = formatNarInfo({ ...ni, sigs: [signNarInfo(ni, this.key)] });
-    await writeFileAtomic(path.join(this.dir, narInfoKey(item.path)), text, 0o644, { storeContent: true });
+    await writeFileAtomic(path.join(this.dir, narInfoKey(it.path)), text, 0o644, { storeContent: true });
   }
 }
 
@@ -88,7 +84,7 @@ const WRITE_BYTES = 1 << 20;
  * A NAR kept as it is (uncompressed, so its file hash is its NAR hash): written to `file` (which must
  * not exist) in big writes, hashed on the way unless what made it hashed it (`known`).
  */
-async function writeNar(nar: AsyncIterable<Uint8Array>, file: string, known?: KnownHash): Promise<StagedNar> {
+export async function writeNar(nar: AsyncIterable<Uint8Array>, file: string, known?: KnownHash): Promise<StagedNar> {
   const fh = await fs.open(file, 'wx', 0o644);
   const hash = createHash('sha256');
   let size = 0;
