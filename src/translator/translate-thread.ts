@@ -51,6 +51,7 @@ async function translateJob(job: ThreadJob, target: CacheTarget): Promise<Thread
     upstream: { target, storeDir: job.upstream.storeDir, keys: [] },
     compressed: new Map(),
     streamed: true,
+    // what a rewrite holds back past its memory goes in the prefix, not in a /tmp that may be small
     spool: { tmpDir: job.layout.translatorDir },
   };
   try {
