@@ -13,6 +13,7 @@ import path from 'node:path';
 import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
 import { removeTree } from '../src/util/fs.ts';
+import { benchFixture } from './fixture.ts';
 import { watchLoad } from './load.ts';
 
 const PATHS = Number(process.env.RELONIX_BENCH_PATHS ?? 44);
@@ -70,7 +71,6 @@ async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> 
   return s;
 }
 
-/** CPU seconds the prefix's running translator has used (from /proc: it is no child of this process). */
 /** The translator's CPU time, its programs' (reaped, and those of the shells it keeps to start them), and its minor page faults so far. */
 async function translatorUse(prefix: string): Promise<{ cpu: number; children: number; minflt: number }> {
   const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0]!;
@@ -125,7 +125,7 @@ try {
   const upstream = await serveDirectory(up);
   servers.push(upstream);
 
-  const fx = await ensureFixture();
+  const fx = await ensureFixture({ name: benchFixture() });
   const mirror = await serveDirectory(path.dirname(fx.tarball));
   servers.push(mirror);
   prefix = await shortPrefix();

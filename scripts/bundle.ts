@@ -2,11 +2,12 @@
 //   dist/relonix.mjs   the whole CLI in one file, with every dependency inside (the xz decoder's
 //                      WebAssembly is a data: URL in its JavaScript): what is copied to run elsewhere
 //                      (a builder, a prefix's translator, a host with only node). `node relonix.mjs
-//                      ARGS` runs it on its own.
+//                      ARGS` runs it on its own. bin/relonix.js runs the commands that reach most of
+//                      relonix from it (bootstrap, status).
 //   dist/cli/          the same CLI split where it loads lazily: relonix.mjs holds what every start
 //                      needs, chunks/ the layers a command loads when it runs, so a start parses only
 //                      what argv needs (node parses a whole file before running any of it). This is
-//                      what bin/relonix.js imports, calling its `main`.
+//                      what bin/relonix.js imports for every other command, calling its `main`.
 //   dist/patchelf.mjs  the ELF editor alone, which scripts call with hundreds of files, in loops: it
 //                      starts faster than the whole CLI.
 // All are minified but for names, which stay readable in a stack trace (RELONIX_DEBUG=1).

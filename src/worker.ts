@@ -5,6 +5,7 @@ import type { ThreadData } from './util/thread.ts';
 
 const JOBS: Record<string, () => Promise<(port: NonNullable<typeof parentPort>, data: ThreadData) => Promise<void>>> = {
   decode: async () => (await import('./codec/decode-thread.ts')).serveDecode,
+  translate: async () => (await import('./translator/translate-thread.ts')).serveTranslate,
 };
 
 const data = workerData as ThreadData | undefined;

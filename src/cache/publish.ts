@@ -89,7 +89,7 @@ export interface PublishResult {
 type Again = <T>(fn: () => Promise<T>) => Promise<T>;
 
 /** The (unsigned) narinfo of an item whose NAR is staged: the NAR's key is `nar/<FileHash>.nar[.ext]`. */
-export function stagedNarInfo(it: PublishItem, staged: StagedNar, compression: Compression, ca?: string): NarInfo {
+export function stagedNarInfo(it: Pick<PublishItem, 'path' | 'references' | 'deriver'>, staged: StagedNar, compression: Compression, ca?: string): NarInfo {
   return {
     storePath: it.path,
     url: `nar/${toNixBase32(staged.fileHash)}${narExtension(compression)}`,

@@ -54,10 +54,12 @@ export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
 async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: RewriteSummary) => void): AsyncGenerator<Uint8Array> {
   const file = await openNarFile(c.layout, it.from, c.upstream.target, { streamed: c.streamed });
   try {
-    // xz in WebAssembly, in this process: for NARs of a few MB that costs less CPU than starting the
-    // host's xz for each and piping through it (measured on bench:substitute's 45 NARs: 1.1-1.6 s
-    // against 2.7 s, most of it spawning and piping), and the translator starts one per path
-    const raw = it.from.compression === 'xz' ? decompressXz(file.bytes, { noHost: true }) : decompress(file.bytes, it.from.compression, it.from.fileSize);
+    // the host's xz when there is one (decompressXz falls back to WebAssembly): its start and pipe cost
+    // less than decoding here, on the translator's threads (bench:substitute's first install, three
+    // alternating pairs: 2.01-2.13 s against 2.06-2.28 s) as in relonix translate (bench:translate,
+    // path mode without compression: 1.91 s against 2.28 s, 1.43-1.51x nix copy against 1.73-1.81x),
+    // on a machine where one thread had measured them costlier
+    const raw = it.from.compression === 'xz' ? decompressXz(file.bytes) : decompress(file.bytes, it.from.compression, it.from.fileSize);
     if (it.verbatim) {
       yield* raw;
       return;

@@ -121,19 +121,16 @@ export function compileRules(rules: RewriteRules): Compiled {
  * `buf`), found on the bytes as they were. Returns where the last match ends (0 if none).
  */
 export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
+  // the store dirs are found before any hash part changes; the hash parts are replaced as they are
+  // found, each past the bytes the search has read (a call per match was most of the cost in text
+  // that names a path on every line)
   const dirs = c.fromDir.length ? findDirs(buf, limit, c.fromDir) : [];
-  const found: (number | Buffer)[] = c.hashCount ? findHashes(buf, limit, c) : [];
-  let end = 0;
-  for (let i = 0; i < found.length; i += 2) {
-    const at = found[i] as number;
-    (found[i + 1] as Buffer).copy(buf, at);
-    end = at + HASH;
-  }
+  let end = c.hashCount ? replaceHashes(buf, limit, c, counts) : 0;
+  const to = c.toDir;
   for (const at of dirs) {
-    c.toDir.copy(buf, at);
-    end = Math.max(end, at + c.toDir.length);
+    for (let i = 0; i < to.length; i++) buf[at + i] = to[i]!;
+    end = Math.max(end, at + to.length);
   }
-  counts.hashes += found.length / 2;
   counts.storeDirs += dirs.length;
   return end;
 }
@@ -156,13 +153,16 @@ function twinAt(buf: Buffer, at: number, prefix: number, c: Compiled): Buffer | 
 }
 
 /**
- * Known hash parts in `buf` and their twins (start, twin, start, twin, …), left to right without
- * overlaps. Hash parts are runs of 32 nix-base32 characters; a byte outside that alphabet rules out
- * every window over it, so probing one byte in 32 skips most of a binary without looking at the rest.
+ * Replaces the known hash parts in `buf` that start before `limit` with their twins, left to right
+ * without overlaps; returns where the last one ends (0 if none). Hash parts are runs of 32
+ * nix-base32 characters; a byte outside that alphabet rules out every window over it, so probing one
+ * byte in 32 skips most of a binary without looking at the rest. A twin is written where the search
+ * has already been (its characters are nix-base32 too, so the runs read around it are as they were).
  */
-function findHashes(buf: Buffer, limit: number, c: Compiled): (number | Buffer)[] {
-  const out: (number | Buffer)[] = [];
+function replaceHashes(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
   const len = buf.length;
+  let end = 0;
+  let n = 0;
   let floor = 0;
   for (let p = HASH - 1; p < len; ) {
     if (!IS_NIX32[buf[p]!]) {
@@ -177,8 +177,10 @@ function findHashes(buf: Buffer, limit: number, c: Compiled): (number | Buffer)[
     for (let w = s; w + HASH <= e && w < limit; ) {
       const twin = twinAt(buf, w, prefix, c);
       if (twin) {
-        out.push(w, twin);
+        for (let i = 0; i < HASH; i++) buf[w + i] = twin[i]!;
+        n++;
         w += HASH;
+        end = w;
         if (w + 4 <= len) prefix = prefixOf(buf, w);
       } else {
         prefix = ((prefix << 5) | DIGIT[buf[w + 4]!]!) & PREFIX_MASK;
@@ -189,7 +191,8 @@ function findHashes(buf: Buffer, limit: number, c: Compiled): (number | Buffer)[
     floor = e;
     p = e + HASH;
   }
-  return out;
+  counts.hashes += n;
+  return end;
 }
 
 /** A copy of a small whole value (a name, a symlink target) with every match replaced. */

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { type SecretKey, signNarInfo } from '../cache/keys.ts';
 import { formatNarInfo, narInfoKey, parseNarInfo } from '../cache/narinfo.ts';
 import { type PublishItem, stagedNarInfo } from '../cache/publish.ts';
@@ -33,6 +34,18 @@ export class FileCache {
     return path.join(this.nars, name);
   }
 
+  /**
+   * A kept narinfo as Nix is given it: its NAR named by a file:// URL, which Nix's HTTP store fetches
+   * as it is (an absolute URL is not taken as relative to the cache's), so the bytes go from the disk
+   * to Nix without passing through this server's one thread (bench:substitute, 156 MB of NARs: the
+   * second install 0.54-0.59 s → 0.33-0.42 s). What is kept stays relative: the cache can be copied.
+   */
+  served(text: Buffer): Buffer {
+    const s = text.toString('utf8');
+    const local = s.replace(/^URL: nar\/([0-9abcdfghijklmnpqrsvwxyz]{52}\.nar)$/m, (_, name: string) => `URL: ${pathToFileURL(this.narFile(name)).href}`);
+    return local === s ? text : Buffer.from(local);
+  }
+
   /** The kept narinfo of the path with hash part `hash`, when it and its NAR are whole; a broken one is dropped. */
   async narinfo(hash: string): Promise<Buffer | undefined> {
     const file = path.join(this.dir, `${hash}.narinfo`);
@@ -49,22 +62,18 @@ export class FileCache {
     return undefined;
   }
 
-  /** Stages the item's NAR, lets the item refuse it, then keeps NAR and signed narinfo. */
-  async keep(item: PublishItem): Promise<void> {
-    // made again each time: a user who cleared the cache to free space leaves a server that still works
+  /** Where to stage a NAR, beside its place (the directory is made again each time: a user who cleared the cache to free space leaves a server that still works). */
+  async stagingFile(): Promise<string> {
     await fs.mkdir(this.nars, { recursive: true });
-    const tmp = tempSibling(path.join(this.nars, 'staging'));
-    let ni: ReturnType<typeof stagedNarInfo>;
-    try {
-      const staged = await writeNar(item.nar(), tmp, item.hashed?.bind(item));
-      ni = stagedNarInfo(item, staged, 'none', (await item.accept(staged)).ca);
-      await fs.rename(tmp, path.join(this.dir, ni.url));
-    } catch (e) {
-      await fs.rm(tmp, { force: true });
-      throw e;
-    }
+    return tempSibling(path.join(this.nars, 'staging'));
+  }
+
+  /** Keeps a staged NAR, whose source checked out, under its name, then its signed narinfo. */
+  async commit(it: Pick<PublishItem, 'path' | 'references' | 'deriver'>, staged: StagedNar, file: string, ca?: string): Promise<void> {
+    const ni = stagedNarInfo(it, staged, 'none', ca);
+    await fs.rename(file, path.join(this.dir, ni.url));
     const text = formatNarInfo({ ...ni, sigs: [signNarInfo(ni, this.key)] });
-    await writeFileAtomic(path.join(this.dir, narInfoKey(item.path)), text, 0o644, { storeContent: true });
+    await writeFileAtomic(path.join(this.dir, narInfoKey(it.path)), text, 0o644, { storeContent: true });
   }
 }
 
@@ -75,7 +84,7 @@ const WRITE_BYTES = 1 << 20;
  * A NAR kept as it is (uncompressed, so its file hash is its NAR hash): written to `file` (which must
  * not exist) in big writes, hashed on the way unless what made it hashed it (`known`).
  */
-async function writeNar(nar: AsyncIterable<Uint8Array>, file: string, known?: KnownHash): Promise<StagedNar> {
+export async function writeNar(nar: AsyncIterable<Uint8Array>, file: string, known?: KnownHash): Promise<StagedNar> {
   const fh = await fs.open(file, 'wx', 0o644);
   const hash = createHash('sha256');
   let size = 0;

@@ -13,7 +13,6 @@ import type { NarInfo } from '../cache/narinfo.ts';
 import { checkSigned, readNarInfo } from '../cache/restore.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { loadClosure } from '../translate/closure.ts';
-import { type ItemContext, translatedItem } from '../translate/item.ts';
 import { planOutput, type TranslateItem } from '../translate/plan.ts';
 import { type Closure, TwinBuilder } from '../translate/twin.ts';
 import { openUpstream, type Upstream } from '../translate/upstream.ts';
@@ -23,14 +22,15 @@ import type { TranslatorConfig, TranslatorFiles, UpstreamConfig } from './config
 import { DerivationIndex, type OutputOf } from './derivations.ts';
 import { FileCache } from './keep.ts';
 import { type Notes, untranslatableReason } from './notes.ts';
+import { TranslateThreads } from './threads.ts';
+import type { ThreadReply } from './translate-thread.ts';
 
 /**
- * Translations at once. Each is CPU work (decoding, rewriting, hashing) and holds up to its spool's
- * memory: Nix asks up to 25 narinfos at once, and 25 interleaved rewrites each take longer, and take
- * more memory and garbage collection in all, than a few at a time. Twice the cores, and at least four,
- * keeps downloads in flight on a slow link while others are rewritten. They run on this thread:
- * whole translations on worker threads, one per core, cost 40% more CPU a NAR and made the first
- * install of bench:substitute slower on a 2-core machine (4.2-4.7 s against 3.9-4.2 s).
+ * Translations at once, on the translator's threads (one per core: src/translator/threads.ts). Each
+ * is CPU work (decoding, rewriting, hashing) and holds up to its spool's memory: Nix asks up to 25
+ * narinfos at once, and 25 interleaved rewrites each take longer, and take more memory and garbage
+ * collection in all, than a few at a time. Twice the cores, and at least four, keeps downloads in
+ * flight on a slow link while others are rewritten.
  */
 const AT_ONCE = Math.max(4, 2 * os.availableParallelism());
 
@@ -73,6 +73,7 @@ export class Translator {
   private readonly loaded: Closure[] = [];
   private readonly loadedDrvs = new Set<string>();
   private readonly work = new Limit(AT_ONCE);
+  private readonly threads = new TranslateThreads();
 
   constructor(private readonly c: TranslatorContext) {
     this.index = new DerivationIndex(c.layout.storeDir, (drv, why) => c.notes.untranslatable(drv, untranslatableReason(why.message), true));
@@ -95,6 +96,11 @@ export class Translator {
     return this.cache.open();
   }
 
+  /** A narinfo as Nix is given it (see FileCache.served). */
+  served(text: Buffer): Buffer {
+    return this.cache.served(text);
+  }
+
   /** The path of a NAR in the file cache, for `nar/NAME` requests. */
   narFile(name: string): string {
     return this.cache.narFile(name);
@@ -105,6 +111,8 @@ export class Translator {
     if (kept) return kept;
     const out = await this.index.find(hash);
     if (!out) return undefined;
+    // a translation is likely due: its threads start while the closure is read
+    this.threads.warm();
     await this.load(out.drvPath);
     for (const slot of this.upstreams) {
       const up = await this.reach(slot);
@@ -200,29 +208,40 @@ export class Translator {
     return 'refused';
   }
 
-  /** Upstream's NAR rewritten into the file cache, checked before its narinfo is written; false when refused. */
+  /** Upstream's NAR rewritten into the file cache on a thread, checked before its narinfo is written; false when refused. */
   private async translate(up: Upstream, item: TranslateItem): Promise<boolean> {
-    // what a rewrite holds back past its memory goes in the prefix, not in a /tmp that may be small
-    const spool = { tmpDir: this.c.layout.translatorDir };
-    const ctx: ItemContext = { layout: this.c.layout, upstream: up, compressed: new Map(), streamed: true, spool };
     // the time the log gives is the translation's own, not its wait for a turn
     let t0 = 0;
-    try {
-      await this.work.run(() => {
-        t0 = Date.now();
-        return this.cache.keep(translatedItem(ctx, item));
-      });
-    } catch (e) {
-      if (isKind(e, 'integrity')) await this.c.notes.refused(item.path, errorMessage(e));
-      else await this.c.notes.failed(item.path, errorMessage(e));
+    const r = await this.work.run(async (): Promise<ThreadReply> => {
+      t0 = Date.now();
+      let file: string | undefined;
+      try {
+        file = await this.cache.stagingFile();
+        const r = await this.threads.run({ layout: this.c.layout, upstream: { url: up.target.url, storeDir: up.storeDir }, item, file });
+        if (r.ok)
+          await this.cache.commit(
+            item,
+            { ...r.staged, narHash: Buffer.from(r.staged.narHash), fileHash: Buffer.from(r.staged.narHash), fileSize: r.staged.narSize },
+            file,
+            r.ca,
+          );
+        return r;
+      } catch (e) {
+        return { id: 0, ok: false, message: errorMessage(e), integrity: false };
+      } finally {
+        if (file) await fs.rm(file, { force: true });
+      }
+    });
+    if (!r.ok) {
+      if (r.integrity) await this.c.notes.refused(item.path, r.message);
+      else await this.c.notes.failed(item.path, r.message);
       return false;
     }
     this.c.log(`translated ${item.path} from ${item.from.storePath} (${item.from.narSize} bytes) in ${Date.now() - t0} ms`);
-    const files = ctx.compressed.get(item.path);
-    if (files?.length)
+    if (r.compressed.length)
       await this.c.notes.compressed(
         item.path,
-        files.map((f) => f.file),
+        r.compressed.map((f) => f.file),
       );
     return true;
   }

@@ -77,7 +77,7 @@ function handler(l: Layout, c: TranslatorConfig, t: Translator, hello: (nonce: s
       const t0 = Date.now();
       const text = await t.narinfo(ni[1]!);
       log(`${req.method} ${rest} ${text ? 200 : 404} ${Date.now() - t0} ms`);
-      return text ? send(res, head, 200, 'text/x-nix-narinfo', text) : send(res, head, 404, 'text/plain', 'not here: Nix builds it\n');
+      return text ? send(res, head, 200, 'text/x-nix-narinfo', t.served(text)) : send(res, head, 404, 'text/plain', 'not here: Nix builds it\n');
     }
     const nar = rest && NAR.exec(rest);
     const file = nar ? t.narFile(nar[1]!) : undefined;

@@ -1,7 +1,8 @@
 // The one way relonix runs work on another thread: a worker that loads relonix itself and runs one
 // named job of src/worker.ts. In a package, the bundle's entry starts the job when it is loaded in
 // a worker; in a checkout running its sources, the worker registers tsx and loads the
-// entry from the sources. A worker writes no file: it computes, and hands back what it computed.
+// entry from the sources. A worker computes and hands back what it computed; the one file a job may
+// write is one its caller named and owns (a translation's staged NAR), so a NAR's bytes never cross.
 import { Worker } from 'node:worker_threads';
 import { bundleEntry } from './self.ts';
 

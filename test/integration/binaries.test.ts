@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { TranslatorStatus } from '../../src/translator/status.ts';
 import { processAlive } from '../../src/util/proc.ts';
 import { buildArgv } from '../helpers/build-rig.ts';
@@ -358,7 +359,13 @@ forEachNix(
       // as Nix asks: at the substituter URL nix.conf names
       const res = await fetch(`${(await status()).translator.url}/${path.basename(c!).slice(0, 32)}.narinfo`);
       assert.equal(res.status, 200);
-      assert.match(await res.text(), new RegExp(`^References: .*${path.basename(b!)}`, 'm'));
+      const text = await res.text();
+      assert.match(text, new RegExp(`^References: .*${path.basename(b!)}`, 'm'));
+      // the NAR is named by its file in the cache, which Nix reads itself; the kept narinfo stays relative
+      const url = /^URL: (.*)$/m.exec(text)![1]!;
+      assert.match(url, /^file:\/\/\/.*\/nar\/[0-9a-z]{52}\.nar$/);
+      await fs.access(fileURLToPath(url));
+      assert.match(await fs.readFile(kept(c!), 'utf8'), /^URL: nar\/[0-9a-z]{52}\.nar$/m);
       // chain-b was named by chain-c's narinfo, chain-a by chain-b's: both are kept with nobody asking
       for (const p of [b!, a!])
         await waitFor(

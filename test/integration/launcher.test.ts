@@ -33,6 +33,10 @@ test('the launcher runs a fresh bundle, and the sources once a source is newer o
     assert.equal(r.stdout.trim(), '0.1.0');
     assert.equal(r.ran, path.join(dir, 'dist/cli/relonix.mjs'));
     assert.equal(launch(dir, ['patchelf', '--version']).ran, path.join(dir, 'dist/patchelf.mjs'));
+    // a command that loads most of relonix: the one-file build
+    const status = launch(dir, ['status', '--prefix', path.join(dir, 'no-prefix'), '--json']);
+    assert.equal(status.status, 0);
+    assert.equal(status.ran, path.join(dir, 'dist/relonix.mjs'));
 
     // an edited source: the bundle is stale and must not run
     const now = new Date();
@@ -42,6 +46,8 @@ test('the launcher runs a fresh bundle, and the sources once a source is newer o
     r = launch(dir, ['--version']);
     assert.equal(r.status, 0);
     assert.equal(r.ran, path.join(dir, 'src'));
+    await fs.utimes(path.join(dir, 'dist/relonix.mjs'), earlier, earlier);
+    assert.equal(launch(dir, ['status', '--prefix', path.join(dir, 'no-prefix'), '--json']).ran, path.join(dir, 'src'));
     // patchelf's own bundle does not include the cache code, so it stays fresh
     assert.equal(launch(dir, ['patchelf', '--version']).ran, path.join(dir, 'dist/patchelf.mjs'));
 

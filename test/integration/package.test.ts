@@ -110,6 +110,10 @@ test('the installed launcher runs the bundles, and patchelf its small one', () =
   assert.equal(main.status, EXIT.ok, main.stderr);
   assert.equal(main.stdout.trim(), VERSION);
   assert.match(main.stderr, new RegExp(`running ${installed}/dist/cli/relonix\\.mjs`));
+  // a command that loads most of relonix runs the one-file build
+  const status = run(['status', '--prefix', path.join(work, 'no-prefix-here'), '--json']);
+  assert.equal(status.status, EXIT.ok, status.stderr);
+  assert.match(status.stderr, new RegExp(`running ${installed}/dist/relonix\\.mjs`));
   const patchelf = run(['patchelf', '--version']);
   assert.equal(patchelf.status, EXIT.ok, patchelf.stderr);
   assert.equal(patchelf.stdout.trim(), `patchelf 0.14.3 (relonix ${VERSION})`);
@@ -127,14 +131,19 @@ test('an installed package with a broken or missing bundle says it is damaged, n
   const copy = path.join(work, 'damaged');
   await fs.cp(installed, copy, { recursive: true });
   const launcher = path.join(copy, 'bin', 'relonix.js');
-  const bundle = path.join(copy, 'dist', 'cli', 'relonix.mjs');
-  for (const damage of [() => fs.writeFile(bundle, 'export const main = (;\n'), () => fs.rm(bundle)]) {
-    await damage();
-    const r = spawnSync(process.execPath, [launcher, 'status'], { encoding: 'utf8' });
-    assert.equal(r.status, EXIT.failure, r.stderr);
-    assert.match(r.stderr, new RegExp(`relonix: error: this relonix package is damaged: ${bundle} does not load`));
-    assert.match(r.stderr, /fix: install relonix again/);
-    assert.doesNotMatch(r.stderr, /tsx/);
+  // the split build (env runs from it) and the one-file build (status runs from it)
+  for (const [command, bundle] of [
+    ['env', path.join(copy, 'dist', 'cli', 'relonix.mjs')],
+    ['status', path.join(copy, 'dist', 'relonix.mjs')],
+  ] as const) {
+    for (const damage of [() => fs.writeFile(bundle, 'export const main = (;\n'), () => fs.rm(bundle)]) {
+      await damage();
+      const r = spawnSync(process.execPath, [launcher, command], { encoding: 'utf8' });
+      assert.equal(r.status, EXIT.failure, r.stderr);
+      assert.match(r.stderr, new RegExp(`relonix: error: this relonix package is damaged: ${bundle} does not load`));
+      assert.match(r.stderr, /fix: install relonix again/);
+      assert.doesNotMatch(r.stderr, /tsx/);
+    }
   }
   // patchelf's own bundle is intact and still runs
   const p = spawnSync(process.execPath, [launcher, 'patchelf', '--version'], { encoding: 'utf8' });
@@ -144,10 +153,10 @@ test('an installed package with a broken or missing bundle says it is damaged, n
   const partial = path.join(work, 'damaged-chunk');
   await fs.cp(installed, partial, { recursive: true });
   const chunks = path.join(partial, 'dist', 'cli', 'chunks');
-  const status = (await fs.readdir(chunks)).find((f) => f.startsWith('status-'));
-  assert.ok(status, 'the status command is a chunk of its own');
-  await fs.rm(path.join(chunks, status));
-  const r = spawnSync(process.execPath, [path.join(partial, 'bin', 'relonix.js'), 'status'], { encoding: 'utf8' });
+  const env = (await fs.readdir(chunks)).find((f) => f.startsWith('env-'));
+  assert.ok(env, 'the env command is a chunk of its own');
+  await fs.rm(path.join(chunks, env));
+  const r = spawnSync(process.execPath, [path.join(partial, 'bin', 'relonix.js'), 'env'], { encoding: 'utf8' });
   assert.equal(r.status, EXIT.failure, r.stderr);
   assert.match(r.stderr, /relonix: error: this relonix package is damaged: a part of it does not load/);
   assert.match(r.stderr, /fix: install relonix again/);

@@ -1,15 +1,18 @@
 // The translator's pure parts: the default store dir, the port and URL a prefix gets, the upstreams
 // the options name, what a prefix without a translator is told, the nix.conf lines, and what the
-// translator tells a command through its lease (temporary files only).
+// translator tells a command through its lease (temporary files only), and the NAR URL a narinfo is served with.
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
 import { defaultStoreDir, layout } from '../../src/prefix/layout.ts';
 import { nixConfBlock } from '../../src/prefix/nix-conf.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../../src/translate/upstream.ts';
 import { DEFAULT_UPSTREAMS, keyId, nthPort, preferredPort, readTranslatorConfig, substituterUrl, translatorFiles } from '../../src/translator/config.ts';
+import { FileCache } from '../../src/translator/keep.ts';
 import { Notes, readRecord, untranslatableReason } from '../../src/translator/notes.ts';
 import { noTranslatorReason, upstreamsOf } from '../../src/translator/setup.ts';
 import { isKind, RelonixError } from '../../src/util/errors.ts';
@@ -144,4 +147,19 @@ test('a translator config that is not JSON, or of another version, is one refusa
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a served narinfo names its kept NAR by file URL, odd characters escaped; other lines and other URLs stay as kept', () => {
+  const dir = path.join(os.tmpdir(), 'cache dir %20 #1 ñ');
+  const c = new FileCache(dir, parseSecretKey(generateKey('t-1').secret));
+  const name = `${'1'.repeat(52)}.nar`;
+  const kept = `StorePath: /tmp/nix/s/${'a'.repeat(32)}-x\nURL: nar/${name}\nCompression: none\nSig: k:abc\n`;
+  const served = c.served(Buffer.from(kept)).toString();
+  const url = /^URL: (.*)$/m.exec(served)![1]!;
+  assert.match(url, /^file:\/\/\/[^ #]*$/, 'nothing a URL parser would cut short');
+  assert.equal(fileURLToPath(url), path.join(dir, 'nar', name));
+  assert.equal(served.replace(/^URL: .*$/m, `URL: nar/${name}`), kept);
+  // not a NAR this cache keeps (the pattern the server would serve): left alone
+  const other = Buffer.from(kept.replace(`nar/${name}`, 'nar/../../etc/passwd'));
+  assert.equal(c.served(other), other);
 });
