@@ -3,7 +3,7 @@
 //                      WebAssembly is a data: URL in its JavaScript): what is copied to run elsewhere
 //                      (a builder, a prefix's translator, a host with only node). `node relonix.mjs
 //                      ARGS` runs it on its own. bin/relonix.js runs the commands that reach most of
-//                      relonix from it (bootstrap, status).
+//                      relonix from it (status, a bootstrap from a tarball).
 //   dist/cli/          the same CLI split where it loads lazily: relonix.mjs holds what every start
 //                      needs, chunks/ the layers a command loads when it runs, so a start parses only
 //                      what argv needs (node parses a whole file before running any of it). This is

@@ -37,6 +37,10 @@ test('the launcher runs a fresh bundle, and the sources once a source is newer o
     const status = launch(dir, ['status', '--prefix', path.join(dir, 'no-prefix'), '--json']);
     assert.equal(status.status, 0);
     assert.equal(status.ran, path.join(dir, 'dist/relonix.mjs'));
+    // a bootstrap from a tarball too; one from a cache loads less, and keeps the split build
+    assert.equal(launch(dir, ['bootstrap', '--help']).ran, path.join(dir, 'dist/relonix.mjs'));
+    assert.equal(launch(dir, ['bootstrap', '--cache', 'file:///x', '--help']).ran, path.join(dir, 'dist/cli/relonix.mjs'));
+    assert.equal(launch(dir, ['bootstrap', '--cache=file:///x', '--help']).ran, path.join(dir, 'dist/cli/relonix.mjs'));
 
     // an edited source: the bundle is stale and must not run
     const now = new Date();
