@@ -121,9 +121,8 @@ export function compileRules(rules: RewriteRules): Compiled {
  * `buf`), found on the bytes as they were. Returns where the last match ends (0 if none).
  */
 export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
-  // the store dirs are found before any hash part changes; the hash parts are replaced as they are
-  // found, each past the bytes the search has read (a call per match was most of the cost in text
-  // that names a path on every line)
+  // the store dirs are found before any hash part changes, so both are found on the bytes as they
+  // were; the hash parts are replaced as they are found, each past the bytes the search has read
   const dirs = c.fromDir.length ? findDirs(buf, limit, c.fromDir) : [];
   let end = c.hashCount ? replaceHashes(buf, limit, c, counts) : 0;
   const to = c.toDir;
