@@ -426,6 +426,38 @@ forEachNix(
       assert.equal(up.server.requests, asked, 'no request reached upstream');
     });
 
+    test('with no host xz the translator decodes upstream xz NARs in WebAssembly, to the same bytes as with one', async () => {
+      const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
+      await withoutBuilds("nix-build --no-out-link '<nixpkgs>' -A hello-script >/dev/null");
+      const closure = (await inPrefix(`nix-store -qR ${await ours('hello-script')}`)).stdout.trim().split('\n');
+      const narHashes = async () =>
+        Promise.all(
+          closure.map(async (p) => /^NarHash: .*$/m.exec(await fs.readFile(path.join(cache, `${path.basename(p).slice(0, 32)}.narinfo`), 'utf8'))?.[0]),
+        );
+      const withHostXz = await narHashes();
+      assert.ok(
+        withHostXz.every((h) => h !== undefined),
+        'every path of the closure was translated',
+      );
+      // an xz on PATH that fails: used, it would make every translation fail and Nix build (set before the
+      // first command, which starts the translator with its environment)
+      const bin = tempDir('failing-xz');
+      await fs.chmod(bin, 0o755);
+      await fs.writeFile(path.join(bin, 'xz'), '#!/bin/sh\necho xz is broken here >&2\nexit 1\n', { mode: 0o755 });
+      try {
+        await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
+        await fs.rm(cache, { recursive: true, force: true });
+        await withoutBuilds(
+          `export RELONIX_NO_HOST_XZ=1 PATH=${bin}:$PATH; nix-env -e hello-script >/dev/null 2>&1 || true; nix-collect-garbage -d >/dev/null; rm -rf "\${XDG_CACHE_HOME:-$HOME/.cache}/nix"; nix-env -iA nixpkgs.hello-script; hello`,
+        );
+        assert.deepEqual(await narHashes(), withHostXz);
+      } finally {
+        // the translator keeps the environment it started with: the next tests get one with the host's xz
+        await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
+        await fs.rm(bin, { recursive: true, force: true });
+      }
+    });
+
     /** Our output path of `attr`, as the prefix's Nix evaluates it. */
     async function ours(attr: string): Promise<string> {
       const r = await inPrefix(`nix-instantiate --eval -E '(import <nixpkgs> {}).${attr}.outPath'`);
