@@ -3,7 +3,7 @@
 //
 // The host's xz and zstd, when it has them: native and several times faster than the pure decoders
 // in xz.ts and zstd.ts, which stand in when they are missing. Looked up once per PATH.
-import { accessSync, constants as C, statSync } from 'node:fs';
+import { accessSync, constants as C, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export type HostTool = 'xz' | 'zstd';
@@ -20,6 +20,9 @@ function onPath(name: string, dirs: string): string | null {
     try {
       if (!statSync(p).isFile()) continue;
       accessSync(p, C.X_OK);
+      // busybox's applet is not the program: its xz only decodes, and refuses the -T of a bootstrap
+      // ("invalid option"), which read as a corrupt tarball; a real one later on PATH is taken instead
+      if (path.basename(realpathSync(p)) === 'busybox') continue;
       return p;
     } catch {
       // not here

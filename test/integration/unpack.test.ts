@@ -15,6 +15,7 @@ import { ensureFixture } from '../../src/demo/mirror.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { removeTree } from '../../src/util/fs.ts';
 import { END, entry } from '../helpers/tar.ts';
+import { requireTool } from '../helpers/tools.ts';
 
 interface Entry {
   name: string;
@@ -326,6 +327,28 @@ async function treeDigest(root: string): Promise<Map<string, string>> {
   await walk(root);
   return out;
 }
+
+test("unpack: busybox's xz first on PATH is passed over (it refuses -T): the real xz after it, else the WebAssembly decoder", async () => {
+  const fx = await ensureFixture();
+  const bin = path.join(tmp, 'busybox-bin');
+  await fs.mkdir(bin);
+  await fs.symlink(requireTool('busybox', 'busybox-static'), path.join(bin, 'xz'));
+  const saved = process.env.PATH;
+  const unpack = async (pathVar: string, dest: string) => {
+    process.env.PATH = pathVar;
+    try {
+      return await unpackTarball({ tarball: fx.tarball, dest: path.join(tmp, dest) });
+    } finally {
+      process.env.PATH = saved;
+    }
+  };
+  const real = await unpack(`${bin}:${saved}`, 'fx-busybox-first');
+  assert.equal(real.via, 'xz');
+  assert.equal(real.sha256, fx.sha256);
+  const alone = await unpack(bin, 'fx-busybox-alone');
+  assert.equal(alone.via, 'wasm');
+  assert.equal(alone.sha256, fx.sha256);
+});
 
 test('unpack: the fixture unpacks to identical trees through host xz and the WebAssembly fallback', async () => {
   const fx = await ensureFixture();
