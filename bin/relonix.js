@@ -70,9 +70,10 @@ async function fromSources() {
 }
 
 /**
- * Whether argv runs a command that loads most of relonix, run from the one-file build (see below):
- * status, and a bootstrap from a tarball. A bootstrap from a cache loads fewer layers, and its
- * restore measured slower from the one file (restore stage ~420 against ~450 ms, alternating).
+ * Whether argv runs a command that loads most of relonix: status, and a bootstrap from a tarball
+ * (63 and 74 chunks of the split build, loaded one module after another, where the one-file build
+ * parses sooner). A bootstrap from a cache loads fewer layers, and its restore measured slower from
+ * the one file (restore stage ~420 against ~450 ms, alternating).
  */
 function whole(argv) {
   if (argv[2] === 'status') return true;
@@ -85,8 +86,6 @@ const runPatchelf = patchelf && (await load(patchelf, 'runPatchelf')).f;
 if (runPatchelf) {
   process.exitCode = await runPatchelf(process.argv.slice(3));
 } else {
-  // a bootstrap, or a status, loads most of relonix: the one-file build parses faster than the
-  // 74 or 63 chunks of the split one load, one module after another
   const file = bundle(whole(process.argv) ? 'relonix.mjs' : 'cli/relonix.mjs');
   const loaded = file ? await load(file, 'main') : { why: 'stale' };
   // a checkout's unreadable or stale bundle: the sources still work

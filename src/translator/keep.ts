@@ -14,6 +14,9 @@ import { type PublishItem, stagedNarInfo } from '../cache/publish.ts';
 import { type KnownHash, knownHash, type StagedNar } from '../cache/staged-nar.ts';
 import { clearTemps, tempSibling, writeFileAtomic } from '../util/fs.ts';
 
+/** A kept NAR's key in the cache, its file name captured: `nar/<FileHash, nix-base32>.nar`. */
+export const KEPT_NAR = String.raw`nar\/([0-9abcdfghijklmnpqrsvwxyz]{52}\.nar)`;
+
 export class FileCache {
   private readonly nars: string;
 
@@ -42,7 +45,7 @@ export class FileCache {
    */
   served(text: Buffer): Buffer {
     const s = text.toString('utf8');
-    const local = s.replace(/^URL: nar\/([0-9abcdfghijklmnpqrsvwxyz]{52}\.nar)$/m, (_, name: string) => `URL: ${pathToFileURL(this.narFile(name)).href}`);
+    const local = s.replace(new RegExp(`^URL: ${KEPT_NAR}$`, 'm'), (_, name: string) => `URL: ${pathToFileURL(this.narFile(name)).href}`);
     return local === s ? text : Buffer.from(local);
   }
 
@@ -69,8 +72,15 @@ export class FileCache {
   }
 
   /** Keeps a staged NAR, whose source checked out, under its name, then its signed narinfo. */
-  async commit(it: Pick<PublishItem, 'path' | 'references' | 'deriver'>, staged: StagedNar, file: string, ca?: string): Promise<void> {
-    const ni = stagedNarInfo(it, staged, 'none', ca);
+  async commit(
+    it: Pick<PublishItem, 'path' | 'references' | 'deriver'>,
+    nar: { narHash: Uint8Array; narSize: number },
+    file: string,
+    ca?: string,
+  ): Promise<void> {
+    const narHash = Buffer.from(nar.narHash);
+    // kept uncompressed: the file's hash and size are the NAR's
+    const ni = stagedNarInfo(it, { narHash, narSize: nar.narSize, fileHash: narHash, fileSize: nar.narSize }, 'none', ca);
     await fs.rename(file, path.join(this.dir, ni.url));
     const text = formatNarInfo({ ...ni, sigs: [signNarInfo(ni, this.key)] });
     await writeFileAtomic(path.join(this.dir, narInfoKey(it.path)), text, 0o644, { storeContent: true });

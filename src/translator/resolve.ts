@@ -218,13 +218,7 @@ export class Translator {
       try {
         file = await this.cache.stagingFile();
         const r = await this.threads.run({ layout: this.c.layout, upstream: { url: up.target.url, storeDir: up.storeDir }, item, file });
-        if (r.ok)
-          await this.cache.commit(
-            item,
-            { ...r.staged, narHash: Buffer.from(r.staged.narHash), fileHash: Buffer.from(r.staged.narHash), fileSize: r.staged.narSize },
-            file,
-            r.ca,
-          );
+        if (r.ok) await this.cache.commit(item, r.staged, file, r.ca);
         return r;
       } catch (e) {
         return { id: 0, ok: false, message: errorMessage(e), integrity: false };

@@ -15,6 +15,7 @@ import { withLock } from '../util/lock.ts';
 import { readProcStat } from '../util/proc.ts';
 import { readTranslatorConfig, readTranslatorKey, type TranslatorConfig, type TranslatorFiles, translatorFiles } from './config.ts';
 import { answerHello, HELLO_PATH, whoListens } from './hello.ts';
+import { KEPT_NAR } from './keep.ts';
 import { leaseHolders, Notes } from './notes.ts';
 import { Translator } from './resolve.ts';
 
@@ -25,7 +26,7 @@ export type Ready = { port: number; pid: number; already?: boolean } | { error: 
 const PRIORITY = 60;
 
 const NARINFO = /^([0-9abcdfghijklmnpqrsvwxyz]{32})\.narinfo$/;
-const NAR = /^nar\/([0-9abcdfghijklmnpqrsvwxyz]{52}\.nar)$/;
+const NAR = new RegExp(`^${KEPT_NAR}$`);
 
 /** How long the lease of a command that has ended stays, for its relay to copy the last messages and remove it. */
 const LEASE_GRACE_MS = 10_000;
