@@ -2,7 +2,8 @@
 // through the host's programs when it has them and pure decoders when it does not.
 //
 // The host's xz and zstd, when it has them: native and several times faster than the pure decoders
-// in xz.ts and zstd.ts, which stand in when they are missing. Looked up once per PATH.
+// in xz.ts and zstd.ts, which stand in when they are missing or do not work (host-filter.ts).
+// Looked up once per PATH.
 import { accessSync, constants as C, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 
@@ -12,6 +13,8 @@ export type HostTool = 'xz' | 'zstd';
 const HIDE: Record<HostTool, string> = { xz: 'RELONIX_NO_HOST_XZ', zstd: 'RELONIX_NO_HOST_ZSTD' };
 
 const found = new Map<string, string | null>();
+/** programs that failed where the built-in decoder did not: not taken again by this process */
+const broken = new Set<string>();
 
 function onPath(name: string, dirs: string): string | null {
   for (const dir of dirs.split(':')) {
@@ -41,7 +44,19 @@ export function hostTool(name: HostTool): string | null {
     hit = onPath(name, dirs);
     found.set(memo, hit);
   }
-  return hit;
+  return hit && !broken.has(hit) ? hit : null;
+}
+
+/**
+ * A program that failed on a stream the built-in decoder then read: this process passes it over
+ * from now on, and says so once, with what it printed.
+ */
+export function markBroken(name: HostTool, bin: string, why: string): void {
+  if (broken.has(bin)) return;
+  broken.add(bin);
+  process.stderr.write(
+    `relonix: the host's ${name} (${bin}) does not work here (${why.split('\n')[0]!.trim() || 'it failed'}): relonix decodes ${name} itself, more slowly; repair it or take it off PATH (or set ${HIDE[name]}=1)\n`,
+  );
 }
 
 export function hostXz(): string | null {

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeThrough } from '../util/spawn.ts';
 import { CodecError } from './error.ts';
+import { hostDecode } from './host-filter.ts';
 import { hostXz } from './host-tools.ts';
 
 export interface XzOptions {
@@ -23,7 +24,7 @@ export function decompressXz(src: AsyncIterable<Uint8Array>, o: XzOptions = {}):
   const xz = o.noHost ? null : hostXz();
   if (xz) {
     const args = ['-d', '-c', '-q', ...(o.threads === undefined ? [] : [`-T${o.threads}`])];
-    return pipeThrough(xz, args, src, (detail) => new CodecError(`the xz stream is corrupt: ${detail}`));
+    return hostDecode('xz', xz, args, src, wasmXz, (detail) => new CodecError(`the xz stream is corrupt: ${detail}`));
   }
   return wasmXz(src);
 }

@@ -5,12 +5,13 @@
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { pipeThrough } from '../util/spawn.ts';
 import { CodecError } from './error.ts';
+import { hostDecode } from './host-filter.ts';
 import { hostZstd } from './host-tools.ts';
 import { Xxh64 } from './xxh64.ts';
 
 export function decompressZstd(src: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   const zstd = hostZstd();
-  if (zstd) return pipeThrough(zstd, ['-d', '-c', '-q'], src, (detail) => new CodecError(`the zstd stream is corrupt: ${detail}`));
+  if (zstd) return hostDecode('zstd', zstd, ['-d', '-c', '-q'], src, pureZstd, (detail) => new CodecError(`the zstd stream is corrupt: ${detail}`));
   return pureZstd(src);
 }
 

@@ -427,36 +427,65 @@ forEachNix(
     });
 
     test('with no host xz the translator decodes upstream xz NARs in WebAssembly, to the same bytes as with one', async () => {
-      const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
+      const withHostXz = await helloScriptNarHashes();
+      // an xz on PATH that would fail, and says when it runs: hidden, it never does
+      const ran = await withFailingXz('export RELONIX_NO_HOST_XZ=1', withHostXz);
+      assert.equal(ran, '', 'RELONIX_NO_HOST_XZ=1 hides the host xz');
+    });
+
+    test('an xz on PATH that fails: the translator decodes in WebAssembly instead, to the same bytes, and its log names the xz', async () => {
+      const withHostXz = await helloScriptNarHashes();
+      const log = path.join(prefix, 'var', 'relonix', 'translator', 'server.log');
+      const logged = (await fs.readFile(log, 'utf8').catch(() => '')).length;
+      const ran = await withFailingXz('true', withHostXz);
+      assert.notEqual(ran, '', 'the failing xz was tried');
+      const said = (await fs.readFile(log, 'utf8')).slice(logged);
+      assert.match(said, /the host's xz \(.*\/relonix-failing-xz-[^/)]*\/xz\) does not work here \(xz is broken here\): relonix decodes xz itself/);
+    });
+
+    /** The NarHash of each kept translation of hello-script's closure, after installing it. */
+    async function helloScriptNarHashes(): Promise<(string | undefined)[]> {
       await withoutBuilds("nix-build --no-out-link '<nixpkgs>' -A hello-script >/dev/null");
       const closure = (await inPrefix(`nix-store -qR ${await ours('hello-script')}`)).stdout.trim().split('\n');
-      const narHashes = async () =>
-        Promise.all(
-          closure.map(async (p) => /^NarHash: .*$/m.exec(await fs.readFile(path.join(cache, `${path.basename(p).slice(0, 32)}.narinfo`), 'utf8'))?.[0]),
-        );
-      const withHostXz = await narHashes();
+      const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
+      const hashes = await Promise.all(
+        closure.map(
+          async (p) => /^NarHash: .*$/m.exec(await fs.readFile(path.join(cache, `${path.basename(p).slice(0, 32)}.narinfo`), 'utf8').catch(() => ''))?.[0],
+        ),
+      );
       assert.ok(
-        withHostXz.every((h) => h !== undefined),
+        hashes.every((h) => h !== undefined),
         'every path of the closure was translated',
       );
-      // an xz on PATH that fails: used, it would make every translation fail and Nix build (set before the
-      // first command, which starts the translator with its environment)
+      return hashes;
+    }
+
+    /**
+     * Installs hello-script from nothing (no kept translations, a translator started anew) with an xz
+     * first on PATH that fails, after `setup` (shell), checking that nothing was built and that the
+     * translations are `expected`; returns what the failing xz wrote each time it ran.
+     */
+    async function withFailingXz(setup: string, expected: (string | undefined)[]): Promise<string> {
+      const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
       const bin = tempDir('failing-xz');
-      await fs.chmod(bin, 0o755);
-      await fs.writeFile(path.join(bin, 'xz'), '#!/bin/sh\necho xz is broken here >&2\nexit 1\n', { mode: 0o755 });
+      const runs = path.join(bin, 'runs');
+      await fs.chmod(bin, 0o777);
+      await fs.writeFile(path.join(bin, 'xz'), `#!/bin/sh\necho ran >> ${runs}\necho xz is broken here >&2\nexit 1\n`, { mode: 0o755 });
       try {
         await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
         await fs.rm(cache, { recursive: true, force: true });
+        // set before the first command, which starts the translator with its environment
         await withoutBuilds(
-          `export RELONIX_NO_HOST_XZ=1 PATH=${bin}:$PATH; nix-env -e hello-script >/dev/null 2>&1 || true; nix-collect-garbage -d >/dev/null; rm -rf "\${XDG_CACHE_HOME:-$HOME/.cache}/nix"; nix-env -iA nixpkgs.hello-script; hello`,
+          `${setup}; export PATH=${bin}:$PATH; nix-env -e hello-script >/dev/null 2>&1 || true; nix-collect-garbage -d >/dev/null; rm -rf "\${XDG_CACHE_HOME:-$HOME/.cache}/nix"; nix-env -iA nixpkgs.hello-script; hello`,
         );
-        assert.deepEqual(await narHashes(), withHostXz);
+        assert.deepEqual(await helloScriptNarHashes(), expected);
+        return await fs.readFile(runs, 'utf8').catch(() => '');
       } finally {
         // the translator keeps the environment it started with: the next tests get one with the host's xz
         await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
         await fs.rm(bin, { recursive: true, force: true });
       }
-    });
+    }
 
     /** Our output path of `attr`, as the prefix's Nix evaluates it. */
     async function ours(attr: string): Promise<string> {

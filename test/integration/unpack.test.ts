@@ -350,6 +350,28 @@ test("unpack: busybox's xz first on PATH is passed over (it refuses -T): the rea
   assert.equal(alone.sha256, fx.sha256);
 });
 
+test('unpack: an xz first on PATH that fails at once (a library it cannot load) gives way to the WebAssembly decoder, which unpacks the same tarball', async () => {
+  const fx = await ensureFixture();
+  const bin = path.join(tmp, 'failing-xz-bin');
+  await fs.mkdir(bin);
+  await fs.writeFile(path.join(bin, 'xz'), "#!/bin/sh\necho 'xz: error while loading shared libraries: liblzma.so.5' >&2\nexit 127\n", { mode: 0o755 });
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}:${saved}`;
+  let r;
+  try {
+    r = await unpackTarball({ tarball: fx.tarball, dest: path.join(tmp, 'fx-failing-xz') });
+  } finally {
+    process.env.PATH = saved;
+  }
+  assert.equal(r.via, 'wasm', 'decoded without the failing xz');
+  assert.equal(r.sha256, fx.sha256);
+  const host = await unpackTarball({ tarball: fx.tarball, dest: path.join(tmp, 'fx-failing-xz-ref') });
+  assert.equal(host.via, 'xz', "the host's own xz is still taken");
+  const [got, want] = await Promise.all([treeDigest(r.root), treeDigest(host.root)]);
+  assert.ok(got.size > 100, `${got.size} entries`);
+  assert.deepEqual(got, want);
+});
+
 test('unpack: the fixture unpacks to identical trees through host xz and the WebAssembly fallback', async () => {
   const fx = await ensureFixture();
   const a = path.join(tmp, 'fx-host');
