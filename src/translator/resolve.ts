@@ -73,6 +73,8 @@ export class Translator {
   private readonly loaded: Closure[] = [];
   private readonly loadedDrvs = new Set<string>();
   private readonly work = new Limit(AT_ONCE);
+  /** references started ahead already: each is looked for in the store once */
+  private readonly started = new Set<string>();
   private readonly threads = new TranslateThreads();
 
   constructor(private readonly c: TranslatorContext) {
@@ -130,7 +132,8 @@ export class Translator {
   /** Starts the references Nix will ask for next (those not in the store), as if it had asked. */
   private ahead(item: TranslateItem): void {
     for (const ref of item.references) {
-      if (ref === item.path) continue;
+      if (ref === item.path || this.started.has(ref)) continue;
+      this.started.add(ref);
       void fs.lstat(ref).then(
         () => undefined, // in the store already: Nix will not ask
         () => this.narinfo(path.basename(ref).slice(0, 32)).catch(() => undefined),
