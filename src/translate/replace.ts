@@ -16,6 +16,8 @@ export interface Compiled {
   oldDir: Buffer;
   /** what to replace with toDir: oldDir, or nothing when the store dir stays */
   fromDir: Buffer;
+  /** fromDir as a latin1 string, for findDirs */
+  fromText: string;
   toDir: Buffer;
   /** how many hash parts change */
   hashCount: number;
@@ -113,7 +115,16 @@ export function compileRules(rules: RewriteRules): Compiled {
     hashCount++;
   }
   const same = fromDir.equals(toDir);
-  return { oldDir: fromDir, fromDir: same ? Buffer.alloc(0) : fromDir, toDir, hashCount, prefixes, byPrefix, tail: Math.max(HASH, fromDir.length) - 1 };
+  return {
+    oldDir: fromDir,
+    fromDir: same ? Buffer.alloc(0) : fromDir,
+    fromText: same ? '' : fromDir.toString('latin1'),
+    toDir,
+    hashCount,
+    prefixes,
+    byPrefix,
+    tail: Math.max(HASH, fromDir.length) - 1,
+  };
 }
 
 /**
@@ -123,7 +134,7 @@ export function compileRules(rules: RewriteRules): Compiled {
 export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
   // the store dirs are found before any hash part changes, so both are found on the bytes as they
   // were; the hash parts are replaced as they are found, each past the bytes the search has read
-  const dirs = c.fromDir.length ? findDirs(buf, limit, c.fromDir) : [];
+  const dirs = c.fromDir.length ? findDirs(buf, limit, c.fromText) : [];
   let end = c.hashCount ? replaceHashes(buf, limit, c, counts) : 0;
   const to = c.toDir;
   for (const at of dirs) {
@@ -134,10 +145,14 @@ export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Count
   return end;
 }
 
-/** Where the store dir `dir` starts in `buf`, before `limit`, without overlaps. */
-function findDirs(buf: Buffer, limit: number, dir: Buffer): number[] {
+/** Where the store dir `dir` (latin1) starts in `buf`, before `limit`, without overlaps. */
+function findDirs(buf: Buffer, limit: number, dir: string): number[] {
+  // searched in a string: a text file names a store dir on every line, and a string's indexOf
+  // costs half of a Buffer's per call (42 MB of bench:substitute's NARs, 480,000 matches: 20 ms
+  // against 40), the copy into the string included
+  const s = buf.toString('latin1', 0, Math.min(buf.length, limit + dir.length - 1));
   const out: number[] = [];
-  for (let at = buf.indexOf(dir); at >= 0 && at < limit; at = buf.indexOf(dir, at + dir.length)) out.push(at);
+  for (let at = s.indexOf(dir); at >= 0 && at < limit; at = s.indexOf(dir, at + dir.length)) out.push(at);
   return out;
 }
 
