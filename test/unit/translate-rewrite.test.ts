@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
+import { compileRules, replaceAll, replaceIn } from '../../src/translate/replace.ts';
 import { rewriteNar } from '../../src/translate/rewrite.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { chunked, collect, hashOf, type Mapping, nar, rewritten, type Tree } from '../helpers/nar-model.ts';
@@ -237,4 +238,25 @@ test('a malformed NAR is an integrity error', async () => {
     collect(rewriteNar([nar(twice)], rules(M)).chunks),
     (e: unknown) => e instanceof RelonixError && e.kind === 'integrity' && /both called/.test(e.message),
   );
+});
+
+test('store dirs are found at every offset of a buffer that spans several of the search windows, each once, and only before the limit', () => {
+  const c = compileRules({ fromStoreDir: '/nix/store', toStoreDir: '/tmp/nix/s', hashes: new Map() });
+  const dir = '/nix/store';
+  for (const offset of [0, 1, 8181, 8182, 8183, 8190, 8191, 8192, 16374, 16375, 16383, 24575]) {
+    // dirs back to back straddle each window edge at some offset; a partial one ends the text
+    const text = `${'x'.repeat(offset)}${dir.repeat(5)}y${dir}${'z'.repeat(9000)}${dir}/nix/sto`;
+    const counts = { hashes: 0, storeDirs: 0 };
+    const out = replaceAll(Buffer.from(text, 'latin1'), c, counts);
+    assert.equal(out.toString('latin1'), text.replaceAll(dir, '/tmp/nix/s'), `offset ${offset}`);
+    assert.equal(counts.storeDirs, 7, `offset ${offset}`);
+    // a match that starts before the limit is replaced whole; one that starts at it is left
+    const buf = Buffer.from(text, 'latin1');
+    const limit = offset + 2 * dir.length + 3;
+    const some = { hashes: 0, storeDirs: 0 };
+    replaceIn(buf, limit, c, some);
+    assert.equal(some.storeDirs, 3, `offset ${offset}`);
+    assert.equal(buf.toString('latin1', offset, offset + 3 * dir.length), '/tmp/nix/s'.repeat(3));
+    assert.equal(buf.toString('latin1', offset + 3 * dir.length, offset + 4 * dir.length), dir);
+  }
 });
