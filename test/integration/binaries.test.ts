@@ -116,6 +116,13 @@ let
     victim-key = small "victim-key";
     victim-nar = small "victim-nar";
     offline = small "offline";
+    # a NAR past what the translator decodes in-process (256 KiB compressed): the host's xz decodes it
+    medium = sh "medium-1.0" ''
+      \${record}
+      mkdir -p $out/share
+      head -c 1500000 /dev/urandom > $out/share/noise
+      printf '%s\\n' "$out" >> $out/share/noise
+    '';
     # a gzip member bigger than a rewrite holds in memory (16 MiB), so it is spooled to disk
     big-gz = sh "big-gz-1.0" ''
       \${record}
@@ -140,7 +147,7 @@ const FLAKE = `{
 }
 `;
 
-const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'runnable', 'victim-sig', 'victim-key', 'victim-nar', 'offline', 'chain-c'];
+const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'runnable', 'victim-sig', 'victim-key', 'victim-nar', 'offline', 'chain-c', 'medium'];
 
 // built once for both Nixes: the channel, the flake, and upstream's cache of their builds
 let top: string;
@@ -178,7 +185,7 @@ before(async () => {
   const big = await buildUpstream(top, path.join(chan, 'default.nix'), ['big', 'big-gz'], dir, 'none');
   upstream = { dir, key: b.key, secretFile: b.secretFile, built: new Map([...b.out, ...big.out]) };
   const upBuilds = (await fs.readFile(impureLog, 'utf8')).split('\n').filter((l) => l.includes(' /nix/store/'));
-  assert.equal(upBuilds.length, 15, 'upstream built the packages');
+  assert.equal(upBuilds.length, 16, 'upstream built the packages');
   execFileSync('chmod', ['-R', 'a+rX', top]);
 });
 
@@ -427,26 +434,38 @@ forEachNix(
     });
 
     test('with no host xz the translator decodes upstream xz NARs in WebAssembly, to the same bytes as with one', async () => {
-      const withHostXz = await helloScriptNarHashes();
+      const withHostXz = await xzClosureNarHashes();
       // an xz on PATH that would fail, and says when it runs: hidden, it never does
-      const ran = await withFailingXz('export RELONIX_NO_HOST_XZ=1', withHostXz);
+      const ran = await withXz('export RELONIX_NO_HOST_XZ=1', FAILING_XZ, withHostXz);
       assert.equal(ran, '', 'RELONIX_NO_HOST_XZ=1 hides the host xz');
     });
 
     test('an xz on PATH that fails: the translator decodes in WebAssembly instead, to the same bytes, and its log names the xz', async () => {
-      const withHostXz = await helloScriptNarHashes();
+      const withHostXz = await xzClosureNarHashes();
       const log = path.join(prefix, 'var', 'relonix', 'translator', 'server.log');
       const logged = (await fs.readFile(log, 'utf8').catch(() => '')).length;
-      const ran = await withFailingXz('true', withHostXz);
+      const ran = await withXz('true', FAILING_XZ, withHostXz);
       assert.notEqual(ran, '', 'the failing xz was tried');
       const said = (await fs.readFile(log, 'utf8')).slice(logged);
       assert.match(said, /the host's xz \(.*\/relonix-failing-xz-[^/)]*\/xz\) does not work here \(xz is broken here\): relonix decodes xz itself/);
     });
 
-    /** The NarHash of each kept translation of hello-script's closure, after installing it. */
-    async function helloScriptNarHashes(): Promise<(string | undefined)[]> {
-      await withoutBuilds("nix-build --no-out-link '<nixpkgs>' -A hello-script >/dev/null");
-      const closure = (await inPrefix(`nix-store -qR ${await ours('hello-script')}`)).stdout.trim().split('\n');
+    test("upstream's small xz NARs decode in the translator, and only one past 256 KiB through the host's xz", async () => {
+      const withHostXz = await xzClosureNarHashes();
+      const ran = await withXz('true', `exec ${requireTool('xz', 'xz-utils')} "$@"`, withHostXz);
+      // hello-script's closure is a few NARs of a few KiB each: medium's is the one the host's xz decodes
+      assert.equal(ran, 'ran\n');
+    });
+
+    const FAILING_XZ = 'echo xz is broken here >&2\nexit 1';
+
+    /**
+     * The NarHash of each kept translation of the closures of hello-script (small NARs, decoded in
+     * WebAssembly) and medium (one the host's xz decodes), after installing them.
+     */
+    async function xzClosureNarHashes(): Promise<(string | undefined)[]> {
+      await withoutBuilds("nix-build --no-out-link '<nixpkgs>' -A hello-script -A medium >/dev/null");
+      const closure = (await inPrefix(`nix-store -qR ${await ours('hello-script')} ${await ours('medium')}`)).stdout.trim().split('\n');
       const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
       const hashes = await Promise.all(
         closure.map(
@@ -461,24 +480,24 @@ forEachNix(
     }
 
     /**
-     * Installs hello-script from nothing (no kept translations, a translator started anew) with an xz
-     * first on PATH that fails, after `setup` (shell), checking that nothing was built and that the
-     * translations are `expected`; returns what the failing xz wrote each time it ran.
+     * Installs hello-script and medium from nothing (no kept translations, a translator started anew) with
+     * an xz first on PATH that runs the shell `xz` after noting its run, after `setup` (shell), checking
+     * that nothing was built and that the translations are `expected`; returns the notes of its runs.
      */
-    async function withFailingXz(setup: string, expected: (string | undefined)[]): Promise<string> {
+    async function withXz(setup: string, xz: string, expected: (string | undefined)[]): Promise<string> {
       const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
       const bin = tempDir('failing-xz');
       const runs = path.join(bin, 'runs');
       await fs.chmod(bin, 0o777);
-      await fs.writeFile(path.join(bin, 'xz'), `#!/bin/sh\necho ran >> ${runs}\necho xz is broken here >&2\nexit 1\n`, { mode: 0o755 });
+      await fs.writeFile(path.join(bin, 'xz'), `#!/bin/sh\necho ran >> ${runs}\n${xz}\n`, { mode: 0o755 });
       try {
         await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
         await fs.rm(cache, { recursive: true, force: true });
         // set before the first command, which starts the translator with its environment
         await withoutBuilds(
-          `${setup}; export PATH=${bin}:$PATH; nix-env -e hello-script >/dev/null 2>&1 || true; nix-collect-garbage -d >/dev/null; rm -rf "\${XDG_CACHE_HOME:-$HOME/.cache}/nix"; nix-env -iA nixpkgs.hello-script; hello`,
+          `${setup}; export PATH=${bin}:$PATH; nix-env -e hello-script medium >/dev/null 2>&1 || true; nix-collect-garbage -d >/dev/null; rm -rf "\${XDG_CACHE_HOME:-$HOME/.cache}/nix"; nix-env -iA nixpkgs.hello-script nixpkgs.medium; hello`,
         );
-        assert.deepEqual(await helloScriptNarHashes(), expected);
+        assert.deepEqual(await xzClosureNarHashes(), expected);
         return await fs.readFile(runs, 'utf8').catch(() => '');
       } finally {
         // the translator keeps the environment it started with: the next tests get one with the host's xz
