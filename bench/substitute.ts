@@ -75,7 +75,7 @@ async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> 
 }
 
 /** The translator's CPU time, its programs' (reaped, and those of the shells it keeps to start them), and its minor page faults so far. */
-async function translatorUse(prefix: string): Promise<{ cpu: number; children: number; minflt: number }> {
+async function translatorUse(prefix: string): Promise<{ cpu: number; children: number; minflt: number; peakMb: number }> {
   const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0]!;
   // fields 4, 10, 14-17 of the line (1, 7, 11-14 after the name): ppid, minflt, utime, stime, cutime, cstime, in clock ticks of 1/100 s
   const fieldsOf = async (p: string) => {
@@ -92,7 +92,10 @@ async function translatorUse(prefix: string): Promise<{ cpu: number; children: n
     const c = await fieldsOf(p);
     if (String(c[1]) === pid) children += c[11]! + c[12]! + c[13]! + c[14]!;
   }
-  return { cpu: (f[11]! + f[12]!) / 100, children: children / 100, minflt: f[7]! };
+  // its peak resident memory: each program it starts copies its page tables first
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const peakMb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN) / 1024;
+  return { cpu: (f[11]! + f[12]!) / 100, children: children / 100, minflt: f[7]!, peakMb };
 }
 
 /** An 8-byte prefix (/tmp/bNN), whose store dir /tmp/bNN/s is as long as /nix/store. */
@@ -197,7 +200,7 @@ try {
 
   console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream)`);
   console.log(
-    `the translator's CPU time (user and system) by the end of the first round's first install: ${use!.cpu.toFixed(2)} s, its programs' ${use!.children.toFixed(2)} s; its minor page faults ${use!.minflt}`,
+    `the translator's CPU time (user and system) by the end of the first round's first install: ${use!.cpu.toFixed(2)} s, its programs' ${use!.children.toFixed(2)} s; its minor page faults ${use!.minflt}, its peak resident memory ${use!.peakMb.toFixed(0)} MB`,
   );
   const line = (what: string, mine: number, theirs: number, target: number) => {
     const ratio = mine / theirs;
