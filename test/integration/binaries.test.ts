@@ -47,6 +47,13 @@ let
     printf '#!/bin/sh\\necho %s is genuine\\n' "$name" > $out/bin/\${name}
     chmod +x $out/bin/\${name}
   '';
+  # random bytes, then the path itself: a NAR about as big compressed as not, with a reference to rewrite
+  noise = name: bytes: sh name ''
+    \${record}
+    mkdir -p $out/share
+    head -c \${toString bytes} /dev/urandom > $out/share/noise
+    printf '%s\\n' "$out" >> $out/share/noise
+  '';
   pkgs = rec {
     inherit pkgs;
     libgreet = sh "libgreet-1.0" ''
@@ -117,24 +124,14 @@ let
     victim-nar = small "victim-nar";
     offline = small "offline";
     # a NAR past what the translator decodes in-process (256 KiB compressed): the host's xz decodes it
-    medium = sh "medium-1.0" ''
-      \${record}
-      mkdir -p $out/share
-      head -c 1500000 /dev/urandom > $out/share/noise
-      printf '%s\\n' "$out" >> $out/share/noise
-    '';
+    medium = noise "medium-1.0" 1500000;
     # a gzip member bigger than a rewrite holds in memory (16 MiB), so it is spooled to disk
     big-gz = sh "big-gz-1.0" ''
       \${record}
       mkdir -p $out/share
       { head -c 20000000 /dev/urandom; printf '%s\\n' "$out"; } | gzip -1 -n > $out/share/noise.gz
     '';
-    big = sh "big-1.0" ''
-      \${record}
-      mkdir -p $out/share
-      head -c 48000000 /dev/urandom > $out/share/noise
-      printf '%s\\n' "$out" >> $out/share/noise
-    '';
+    big = noise "big-1.0" 48000000;
   };
 in pkgs
 `;
