@@ -14,10 +14,8 @@ export interface RewriteRules {
 export interface Compiled {
   /** the store dir the bytes were written for */
   oldDir: Buffer;
-  /** what to replace with toDir: oldDir, or nothing when the store dir stays */
-  fromDir: Buffer;
-  /** fromDir as a latin1 string, for findDirs */
-  fromText: string;
+  /** what to replace with toDir, as latin1 (findDirs searches strings): oldDir, or '' when the store dir stays */
+  fromDir: string;
   toDir: Buffer;
   /** how many hash parts change */
   hashCount: number;
@@ -117,8 +115,7 @@ export function compileRules(rules: RewriteRules): Compiled {
   const same = fromDir.equals(toDir);
   return {
     oldDir: fromDir,
-    fromDir: same ? Buffer.alloc(0) : fromDir,
-    fromText: same ? '' : fromDir.toString('latin1'),
+    fromDir: same ? '' : fromDir.toString('latin1'),
     toDir,
     hashCount,
     prefixes,
@@ -134,7 +131,7 @@ export function compileRules(rules: RewriteRules): Compiled {
 export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
   // the store dirs are found before any hash part changes, so both are found on the bytes as they
   // were; the hash parts are replaced as they are found, each past the bytes the search has read
-  const dirs = c.fromDir.length ? findDirs(buf, limit, c.fromText) : [];
+  const dirs = c.fromDir ? findDirs(buf, limit, c.fromDir) : [];
   let end = c.hashCount ? replaceHashes(buf, limit, c, counts) : 0;
   const to = c.toDir;
   for (const at of dirs) {

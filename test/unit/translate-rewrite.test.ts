@@ -260,3 +260,12 @@ test('store dirs are found at every offset of a buffer that spans several of the
     assert.equal(buf.toString('latin1', offset + 3 * dir.length, offset + 4 * dir.length), dir);
   }
 });
+
+test('a store dir that is not ASCII is found by its UTF-8 bytes', () => {
+  const c = compileRules({ fromStoreDir: '/tmp/nï/s', toStoreDir: '/nix/store', hashes: new Map() });
+  const text = Buffer.concat([Buffer.from('a '), Buffer.from('/tmp/nï/s/x and /tmp/ni/s'), Buffer.from([0xff, 0xc3])]);
+  const counts = { hashes: 0, storeDirs: 0 };
+  const out = replaceAll(text, c, counts);
+  assert.equal(counts.storeDirs, 1);
+  assert.deepEqual(out, Buffer.concat([Buffer.from('a /nix/store/x and /tmp/ni/s'), Buffer.from([0xff, 0xc3])]));
+});
