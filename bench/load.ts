@@ -3,7 +3,8 @@
 // ran, the bench withholds its ratios (run it again instead). Other processes' work is the CPU the
 // machine spent (/proc/stat) less what this bench and the programs it ran spent (/proc/self/stat),
 // so a bench that keeps both cores busy itself is not taken for other work, as the load average
-// (which counts the bench too) would take it.
+// (which counts the bench too) would take it. A server the bench starts detached is counted as its
+// own when the bench says what it ran (detached()).
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -24,6 +25,11 @@ export interface LoadWatch {
   settle(): boolean;
   /** A line with a ratio in it: printed by settle() when the load held, replaced by a notice if not. */
   ratio(line: string): void;
+  /**
+   * CPU ticks that a process the bench started but does not wait for (a detached server) ran since
+   * the last call for it: the bench's own work, not other processes'. Counted before it exits.
+   */
+  detached(ticks: number): void;
 }
 
 interface Sample {
@@ -46,12 +52,15 @@ export function ownTicks(): { self: number; children: number } {
   return { self: (f[11] ?? 0) + (f[12] ?? 0), children: (f[13] ?? 0) + (f[14] ?? 0) };
 }
 
+/** ticks of detached processes of this bench, counted so far */
+let detachedTicks = 0;
+
 function sample(): Sample {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal: idle and iowait are not work
   const busy = cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0);
   const t = ownTicks();
-  return { at: performance.now(), busy, own: t.self + t.children };
+  return { at: performance.now(), busy, own: t.self + t.children + detachedTicks };
 }
 
 /** Other processes' work between two samples, in cores. */
@@ -82,6 +91,9 @@ function startWatch(): LoadWatch {
   return {
     before,
     ratio: (line) => held.push(line),
+    detached: (ticks) => {
+      detachedTicks += ticks;
+    },
     settle() {
       const others = othersBetween(start, sample());
       const moved = Math.abs(others - othersBefore);

@@ -74,22 +74,34 @@ async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> 
   return s;
 }
 
+/** The fields of /proc/PID/stat after the command's name (which may hold spaces), as numbers; none once it is gone. */
+async function statFields(pid: string): Promise<number[]> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat
+    ? stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number)
+    : [];
+}
+
+/** The running translator's pid and the CPU ticks it and the programs it reaped ran, if one runs. */
+async function translatorTicks(prefix: string): Promise<{ pid: string; ticks: number } | undefined> {
+  const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8').catch(() => '')).split(' ')[0];
+  const f = pid ? await statFields(pid) : [];
+  // utime stime cutime cstime: fields 14-17, 12-15 after the name
+  return f.length ? { pid: pid!, ticks: f[11]! + f[12]! + f[13]! + f[14]! } : undefined;
+}
+
 /** The translator's CPU time, its programs' (reaped, and those of the shells it keeps to start them), and its minor page faults so far. */
 async function translatorUse(prefix: string): Promise<{ cpu: number; children: number; minflt: number; peakMb: number }> {
   const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0]!;
   // fields 4, 10, 14-17 of the line (1, 7, 11-14 after the name): ppid, minflt, utime, stime, cutime, cstime, in clock ticks of 1/100 s
-  const fieldsOf = async (p: string) => {
-    const stat = await fs.readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
-    return stat
-      .slice(stat.lastIndexOf(')') + 2)
-      .split(' ')
-      .map(Number);
-  };
-  const f = await fieldsOf(pid);
+  const f = await statFields(pid);
   let children = f[13]! + f[14]!;
   for (const p of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(p)) continue;
-    const c = await fieldsOf(p);
+    const c = await statFields(p);
     if (String(c[1]) === pid) children += c[11]! + c[12]! + c[13]! + c[14]!;
   }
   // its peak resident memory: each program it starts copies its page tables first
@@ -162,20 +174,31 @@ try {
     HOME: refHome,
     NIX_CONFIG: `sandbox = false\nbuild-users-group =\nsubstituters = ${upstream.url}\ntrusted-public-keys = ${key}\nnarinfo-cache-negative-ttl = 0`,
   });
-  const stopTranslator = () => spawnSync(process.execPath, [RELONIX, 'translator', 'stop', '--prefix', prefix!], { stdio: 'ignore' });
+  const loadWatch = watchLoad();
+  // the translator runs detached: its work (and its xz's) is the bench's own, not other processes'
+  const counted = new Map<string, number>();
+  const countTranslator = async (into = true) => {
+    const t = await translatorTicks(prefix!);
+    if (t && into) loadWatch.detached(t.ticks - (counted.get(t.pid) ?? 0));
+    if (t) counted.set(t.pid, t.ticks);
+  };
+  await countTranslator(false);
+  const stopTranslator = async () => {
+    await countTranslator();
+    spawnSync(process.execPath, [RELONIX, 'translator', 'stop', '--prefix', prefix!], { stdio: 'ignore' });
+  };
   const times = { oursFirst: [] as number[], oursSecond: [] as number[], refFirst: [] as number[], refSecond: [] as number[] };
   let use: Awaited<ReturnType<typeof translatorUse>> | undefined;
-  const loadWatch = watchLoad();
   // rounds alternate the two sides, each a first install from nothing and a second after garbage
   // collection: the reference alone moved 0.6-1.2 s between single runs on a quiet machine
   for (let round = 0; round < ROUNDS; round++) {
     if (round > 0) {
       // ours from nothing again: no store paths, no kept translations, no narinfos in Nix's disk cache, no translator
       await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
-      stopTranslator();
+      await stopTranslator();
       await removeTree(path.join(prefix, 'var/relonix/translator/cache'));
       await removeTree(path.join(home, '.cache'));
-    } else if (!profile) stopTranslator();
+    } else if (!profile) await stopTranslator();
     times.oursFirst.push(await timedSh(`nix-env -f ${expr} -iA all`, ours));
     use ??= await translatorUse(prefix);
     await timedSh('nix-env -e bench-all && nix-collect-garbage -d >/dev/null', ours);
@@ -210,6 +233,7 @@ try {
   };
   line('nix-env -iA, first install', oursFirst, refFirst, 1.5);
   line('after garbage collection, again', oursSecond, refSecond, 1.1);
+  await countTranslator();
   loadWatch.settle();
 } finally {
   if (prefix) spawnSync(process.execPath, [RELONIX, 'translator', 'stop', '--prefix', prefix], { stdio: 'ignore' });
