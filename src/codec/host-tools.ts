@@ -34,9 +34,19 @@ function onPath(name: string, dirs: string): string | null {
   return null;
 }
 
+/** The variable that, set to 1, hides the host's program. */
+export function hideVariable(name: HostTool): string {
+  return HIDE[name];
+}
+
+/** Whether the user hid the host's program (RELONIX_NO_HOST_XZ=1, RELONIX_NO_HOST_ZSTD=1). */
+export function hiddenTool(name: HostTool): boolean {
+  return process.env[HIDE[name]] === '1';
+}
+
 /** The host's program, or null when PATH has none (or it is hidden). */
 export function hostTool(name: HostTool): string | null {
-  if (process.env[HIDE[name]] === '1') return null;
+  if (hiddenTool(name)) return null;
   const dirs = process.env.PATH ?? '/usr/bin:/bin';
   const memo = `${name}\0${dirs}`;
   let hit = found.get(memo);

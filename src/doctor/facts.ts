@@ -5,6 +5,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import type { HostTool } from '../codec/host-tools.ts';
+import { type DecoderFacts, probeHostDecoder } from '../codec/probe.ts';
 import { type CgroupLimits, readCgroupLimits } from '../host/cgroup.ts';
 import { type DirFacts, existingAncestor, probeDir, type SpaceFacts, spaceFacts } from '../host/filesystem.ts';
 import { flagsAt, type MountFlags, readMounts } from '../host/mounts.ts';
@@ -55,6 +57,8 @@ export interface HostFacts {
   ca: { nodeRoots: number; extra?: { file: string; readable: boolean } };
   /** the overlay for hosts like these, when this relonix carries patches/ */
   overlay?: string;
+  /** the host's xz and zstd, and whether each decodes here */
+  decoders: Record<HostTool, DecoderFacts>;
 }
 
 const noValue = () => undefined;
@@ -129,7 +133,15 @@ export async function gatherHostFacts(l: Layout): Promise<HostFacts> {
   // the probe runs from a private directory where programs may run: the prefix's own (when it is
   // this uid's), else $TMPDIR
   const probeDirs = [...(prefix.exists && !prefix.foreign ? [l.prefix] : []), tmpDir];
-  const [syscalls, cgroup, reaper, ca, overlay] = await Promise.all([probeSyscalls(probeDirs), readCgroupLimits(), probeReaper(), caFacts(), overlayFile()]);
+  const [syscalls, cgroup, reaper, ca, overlay, xz, zstd] = await Promise.all([
+    probeSyscalls(probeDirs),
+    readCgroupLimits(),
+    probeReaper(),
+    caFacts(),
+    overlayFile(),
+    probeHostDecoder('xz'),
+    probeHostDecoder('zstd'),
+  ]);
   return {
     prefix,
     storeDir,
@@ -147,6 +159,7 @@ export async function gatherHostFacts(l: Layout): Promise<HostFacts> {
     node: process.versions.node,
     ca,
     overlay,
+    decoders: { xz, zstd },
   };
 }
 

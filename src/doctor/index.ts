@@ -6,7 +6,7 @@ import type { Layout } from '../prefix/layout.ts';
 import { gatherHostFacts } from './facts.ts';
 import type { Finding } from './finding.ts';
 import { judgePlace, judgeSpace, judgeStoreDirLength, judgeTmp } from './judge-disk.ts';
-import { judgeCgroup, judgeKernel, judgeNode, judgePasswd, judgeReaper, judgeSeccomp, judgeUserNamespaces } from './judge-host.ts';
+import { judgeCgroup, judgeDecoders, judgeKernel, judgeNode, judgePasswd, judgeReaper, judgeSeccomp, judgeUserNamespaces } from './judge-host.ts';
 import { gatherPrefixFacts, judgeCaBundle, judgePrefix } from './prefix.ts';
 
 export type { Finding } from './finding.ts';
@@ -27,6 +27,7 @@ export async function runDoctor(l: Layout, progress: (text: string) => void = ()
     judgeCgroup(h),
     judgeReaper(h),
     judgePasswd(h),
+    judgeDecoders(h),
     judgeCaBundle(p, h),
     judgeStoreDirLength(l.storeDir),
   ];

@@ -1,4 +1,5 @@
 // Pure: what the kernel, its seccomp filter, the cgroup, PID 1, the uid and node allow → findings.
+import { type HostTool, hideVariable } from '../codec/host-tools.ts';
 import { planParallelism, RESERVED_BYTES, SLOT_BYTES } from '../host/parallelism.ts';
 import { passwdHint } from '../host/passwd.ts';
 import type { NewerSyscall } from '../host/syscalls.ts';
@@ -166,6 +167,30 @@ export function judgePasswd(f: Pick<HostFacts, 'uid' | 'userName' | 'overlay'>):
     `uid ${f.uid} has no passwd entry: Nix runs (relonix sets USER and HOME), but ssh to remote builders stops ("No user exists for uid ${f.uid}") and test suites that look the build user up fail (coreutils)`,
     `${passwdHint(f.uid)}; builds of such packages: ${overlayUse(f.overlay)}`,
     { uid: f.uid, name: null },
+  );
+}
+
+/**
+ * The host's xz and zstd: relonix decodes without them, several times slower (bootstraps, restores,
+ * translations); one that is there but does not work is passed over once it fails, and said here.
+ */
+export function judgeDecoders(f: Pick<HostFacts, 'decoders'>): Finding {
+  const tools = ['xz', 'zstd'] as const;
+  const hide = (name: HostTool) => `${hideVariable(name)}=1`;
+  const said = tools.map((name) => {
+    const d = f.decoders[name];
+    if (d.hidden) return `${name} hidden by ${hide(name)} (relonix decodes ${name} itself)`;
+    if (!d.program) return `no ${name} on PATH (relonix decodes ${name} itself, several times slower)`;
+    if (d.works) return `${name} (${d.program}) decodes`;
+    return `the host's ${name} (${d.program}) does not work here (${d.printed}), so relonix decodes ${name} itself, more slowly`;
+  });
+  const broken = tools.filter((name) => f.decoders[name].program && !f.decoders[name].works);
+  if (!broken.length) return ok('decoders', said.join('; '), { ...f.decoders });
+  return warning(
+    'decoders',
+    said.join('; '),
+    `repair ${broken.map((b) => f.decoders[b].program).join(' and ')} or take ${broken.length > 1 ? 'them' : 'it'} off PATH (or set ${broken.map(hide).join(' ')})`,
+    { ...f.decoders },
   );
 }
 

@@ -151,7 +151,7 @@ test('before a bootstrap, as root and as a uid with no passwd entry: exit 0, the
   assert.equal(v.passwd, 'warning');
   assert.match(asUser.found.passwd!.summary, /uid 4242 has no passwd entry/);
   assert.match(asUser.found.passwd!.fix!, /nss_wrapper/);
-  for (const id of ['node', 'kernel', 'user-namespaces', 'seccomp', 'prefix-dir', 'store-dir', 'space', 'tmp', 'prefix'])
+  for (const id of ['node', 'kernel', 'user-namespaces', 'seccomp', 'prefix-dir', 'store-dir', 'space', 'tmp', 'decoders', 'prefix'])
     assert.equal(v[id], 'ok', `${id}: ${asUser.found[id]!.summary}`);
   assert.match(asUser.found.seccomp!.summary, /no seccomp filter; clone3, faccessat2, close_range(, fchmodat2)? reach the kernel/);
   assert.match(asUser.found.prefix!.summary, /holds no bootstrap yet/);
@@ -161,6 +161,20 @@ test('before a bootstrap, as root and as a uid with no passwd entry: exit 0, the
   assert.equal(text.code, EXIT.ok, text.stderr);
   assert.match(text.stdout, /^warning +passwd +uid 4242 has no passwd entry/m);
   assert.match(text.stdout, /^ +fix: give the uid an entry/m);
+});
+
+test("an xz first on PATH that does not work is a warning naming it and what it printed, with the fix; the host's zstd decodes", async () => {
+  const bin = path.join(top, 'broken-xz-bin');
+  await fs.mkdir(bin, { recursive: true });
+  await fs.writeFile(path.join(bin, 'xz'), "#!/bin/sh\necho 'xz: error while loading shared libraries: liblzma.so.5' >&2\nexit 127\n", { mode: 0o755 });
+  await fs.chmod(bin, 0o755);
+  const { r, found } = await doctor(['--prefix', prefix], { uid: NOBODY_UID, extraEnv: [`PATH=${bin}:/usr/bin:/bin`] });
+  assert.equal(r.code, EXIT.ok, r.stderr);
+  const d = found.decoders!;
+  assert.equal(d.verdict, 'warning', d.summary);
+  assert.match(d.summary, new RegExp(`the host's xz \\(${bin}/xz\\) does not work here \\(xz: error while loading shared libraries: liblzma\\.so\\.5\\)`));
+  assert.match(d.summary, new RegExp(`zstd \\(${requireTool('zstd', 'zstd')}\\) decodes`));
+  assert.equal(d.fix, `repair ${bin}/xz or take it off PATH (or set RELONIX_NO_HOST_XZ=1)`);
 });
 
 // the prefix's Nix verifies, either Nix; the 2.8 one is the file's prefix, which the tests below use

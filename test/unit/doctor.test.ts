@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { PREFIX, STORE_DIR } from '../../src/bootstrap/place-problems.ts';
 import type { PlaceFacts } from '../../src/doctor/facts.ts';
 import { judgePlace, judgeSpace, judgeStoreDirLength, judgeTmp } from '../../src/doctor/judge-disk.ts';
-import { judgeCgroup, judgeKernel, judgePasswd, judgeReaper, judgeSeccomp, judgeUserNamespaces } from '../../src/doctor/judge-host.ts';
+import { judgeCgroup, judgeDecoders, judgeKernel, judgePasswd, judgeReaper, judgeSeccomp, judgeUserNamespaces } from '../../src/doctor/judge-host.ts';
 import { judgeCaBundle, judgePrefix } from '../../src/doctor/prefix.ts';
 import { parseElf } from '../../src/elf/index.ts';
 import { classLayout, readEhdr } from '../../src/elf/layout.ts';
@@ -208,6 +208,29 @@ test('reaper, kernel, passwd: each verdict and its fix', () => {
   const none = judgePasswd({ uid: 4242 });
   assert.equal(none.verdict, 'warning');
   assert.match(none.fix!, /useradd -u 4242/);
+});
+
+test('decoders: working, missing and hidden programs are fine; one that does not work is a warning naming it, with its words and the fix', () => {
+  const works = (program: string) => ({ program, hidden: false, works: true });
+  const fine = judgeDecoders({ decoders: { xz: works('/usr/bin/xz'), zstd: works('/usr/bin/zstd') } });
+  assert.equal(fine.verdict, 'ok');
+  assert.equal(fine.summary, 'xz (/usr/bin/xz) decodes; zstd (/usr/bin/zstd) decodes');
+  const missing = judgeDecoders({ decoders: { xz: works('/bin/xz'), zstd: { program: null, hidden: false } } });
+  assert.equal(missing.verdict, 'ok');
+  assert.match(missing.summary, /no zstd on PATH \(relonix decodes zstd itself, several times slower\)/);
+  const hidden = judgeDecoders({ decoders: { xz: { program: null, hidden: true }, zstd: works('/bin/zstd') } });
+  assert.equal(hidden.verdict, 'ok');
+  assert.match(hidden.summary, /^xz hidden by RELONIX_NO_HOST_XZ=1/);
+  const broken = { program: '/opt/bin/xz', hidden: false, works: false, printed: 'xz: error while loading shared libraries: liblzma.so.5' };
+  const one = judgeDecoders({ decoders: { xz: broken, zstd: works('/bin/zstd') } });
+  assert.equal(one.verdict, 'warning');
+  assert.match(
+    one.summary,
+    /the host's xz \(\/opt\/bin\/xz\) does not work here \(xz: error while loading shared libraries: liblzma\.so\.5\), so relonix decodes xz itself/,
+  );
+  assert.equal(one.fix, 'repair /opt/bin/xz or take it off PATH (or set RELONIX_NO_HOST_XZ=1)');
+  const both = judgeDecoders({ decoders: { xz: broken, zstd: { program: '/opt/bin/zstd', hidden: false, works: false, printed: 'it exited with 1' } } });
+  assert.equal(both.fix, 'repair /opt/bin/xz and /opt/bin/zstd or take them off PATH (or set RELONIX_NO_HOST_XZ=1 RELONIX_NO_HOST_ZSTD=1)');
 });
 
 test("the prefix: no bootstrap, a stopped one, a busy one, another uid's, one that verifies and one that does not; the CA bundle", () => {
