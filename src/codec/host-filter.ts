@@ -3,6 +3,7 @@
 // before it puts out a byte, while what it was fed is still at hand: the built-in decoder then reads
 // the stream from its start. When that decoder refuses the stream too, the stream is what is corrupt,
 // and its error says so; when it reads it, the program is passed over from then on.
+import { errorMessage } from '../util/errors.ts';
 import { pipeThrough } from '../util/spawn.ts';
 import { type HostTool, markBroken } from './host-tools.ts';
 
@@ -63,7 +64,7 @@ export async function* hostDecode(
     } catch (e) {
       if (sourceError) throw sourceError.e;
       if (!held) throw e;
-      printed ??= e instanceof Error ? e.message : String(e);
+      printed ??= errorMessage(e);
     }
     const again = held;
     held = undefined;

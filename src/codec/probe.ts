@@ -2,6 +2,7 @@
 // hundred bytes whose text is known, with the options relonix passes it, as a program that is
 // there but broken (a library it cannot load, an option it refuses) fails on any stream.
 import { Readable } from 'node:stream';
+import { errorMessage } from '../util/errors.ts';
 import { runTool } from '../util/spawn.ts';
 import { type HostTool, hiddenTool, hostTool } from './host-tools.ts';
 
@@ -49,6 +50,6 @@ export async function probeHostDecoder(name: HostTool): Promise<DecoderFacts> {
       printed: printed || (r.code === 0 ? 'it put out other bytes than the stream holds' : `it exited with ${r.code ?? r.signal}`),
     };
   } catch (e) {
-    return { program, hidden, works: false, printed: (e as Error).message };
+    return { program, hidden, works: false, printed: errorMessage(e) };
   }
 }
