@@ -40,15 +40,23 @@ interface Sample {
   own: number;
 }
 
+/** The fields of /proc/PID/stat after the command's name, which may hold spaces and parentheses, as numbers; none once it is gone. */
+export function procStatFields(pid: string): number[] {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** CPU ticks of this process, and of the children it has waited for (and theirs), from /proc/self/stat. */
 export function ownTicks(): { self: number; children: number } {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  // the fields after the command's name, which may hold spaces and parentheses; utime stime cutime
-  // cstime are fields 14 to 17, 12 to 15 after the name
-  const f = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number);
+  // utime stime cutime cstime are fields 14 to 17, 12 to 15 after the name
+  const f = procStatFields('self');
   return { self: (f[11] ?? 0) + (f[12] ?? 0), children: (f[13] ?? 0) + (f[14] ?? 0) };
 }
 

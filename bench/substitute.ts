@@ -15,7 +15,7 @@ import { ensureFixture } from '../src/demo/mirror.ts';
 import { serveDirectory } from '../src/net/serve.ts';
 import { removeTree } from '../src/util/fs.ts';
 import { benchFixture } from './fixture.ts';
-import { watchLoad } from './load.ts';
+import { procStatFields, watchLoad } from './load.ts';
 import { median } from './stats.ts';
 
 const PATHS = Number(process.env.RELONIX_BENCH_PATHS ?? 44);
@@ -74,34 +74,29 @@ async function timedSh(script: string, env: NodeJS.ProcessEnv): Promise<number> 
   return s;
 }
 
-/** The fields of /proc/PID/stat after the command's name (which may hold spaces), as numbers; none once it is gone. */
-async function statFields(pid: string): Promise<number[]> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat
-    ? stat
-        .slice(stat.lastIndexOf(')') + 2)
-        .split(' ')
-        .map(Number)
-    : [];
+/** The pid of the prefix's running translator, as its server file names it; '' when there is none. */
+async function translatorPid(prefix: string): Promise<string> {
+  return (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8').catch(() => '')).split(' ')[0]!;
 }
 
 /** The running translator's pid and the CPU ticks it and the programs it reaped ran, if one runs. */
 async function translatorTicks(prefix: string): Promise<{ pid: string; ticks: number } | undefined> {
-  const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8').catch(() => '')).split(' ')[0];
-  const f = pid ? await statFields(pid) : [];
+  const pid = await translatorPid(prefix);
+  const f = pid ? procStatFields(pid) : [];
   // utime stime cutime cstime: fields 14-17, 12-15 after the name
-  return f.length ? { pid: pid!, ticks: f[11]! + f[12]! + f[13]! + f[14]! } : undefined;
+  return f.length ? { pid, ticks: f[11]! + f[12]! + f[13]! + f[14]! } : undefined;
 }
 
 /** The translator's CPU time, its programs' (reaped, and those of the shells it keeps to start them), and its minor page faults so far. */
 async function translatorUse(prefix: string): Promise<{ cpu: number; children: number; minflt: number; peakMb: number }> {
-  const pid = (await fs.readFile(path.join(prefix, 'var/relonix/translator/server'), 'utf8')).split(' ')[0]!;
+  const pid = await translatorPid(prefix);
+  if (!pid) throw new Error(`no translator runs for ${prefix}`);
   // fields 4, 10, 14-17 of the line (1, 7, 11-14 after the name): ppid, minflt, utime, stime, cutime, cstime, in clock ticks of 1/100 s
-  const f = await statFields(pid);
+  const f = procStatFields(pid);
   let children = f[13]! + f[14]!;
   for (const p of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(p)) continue;
-    const c = await statFields(p);
+    const c = procStatFields(p);
     if (String(c[1]) === pid) children += c[11]! + c[12]! + c[13]! + c[14]!;
   }
   // its peak resident memory: each program it starts copies its page tables first
