@@ -9,7 +9,8 @@ to the prefix's Nix, rewritten for its store dir and signed with the prefix's ow
 names it as a substituter at http://127.0.0.1:PORT/ID. The bin/ wrappers (first on PATH in
 \`relonix env\`, \`relonix run\` and the profile scripts) start it when a Nix command runs, and it
 stops once no command has needed it for a while (RELONIX_TRANSLATOR_IDLE seconds, default 120).
-Nothing here is needed in everyday use; \`relonix status\` shows what it did.
+Nothing here is needed in everyday use: a command that waits on translations for more than a few
+seconds prints how far they are, and \`relonix status\` shows what was done.
 
 Examples:
   relonix translator start        # start it now (prints its URL)

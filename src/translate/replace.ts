@@ -132,10 +132,14 @@ export function replaceIn(buf: Buffer, limit: number, c: Compiled, counts: Count
   // the store dirs are found before any hash part changes, so both are found on the bytes as they
   // were; the hash parts are replaced as they are found, each past the bytes the search has read
   const dirs = c.fromDir ? findDirs(buf, limit, c.fromDir) : [];
-  let end = c.hashCount ? replaceHashes(buf, limit, c, counts) : 0;
+  let end = 0;
+  if (c.hashCount) {
+    end = replaceHashes(buf, limit, c);
+    counts.hashes += replaced;
+  }
   const to = c.toDir;
   for (const at of dirs) {
-    for (let i = 0; i < to.length; i++) buf[at + i] = to[i]!;
+    buf.set(to, at);
     end = Math.max(end, at + to.length);
   }
   counts.storeDirs += dirs.length;
@@ -163,6 +167,14 @@ function findDirs(buf: Buffer, limit: number, dir: string): number[] {
   return out;
 }
 
+/**
+ * How many hash parts the last replaceHashes replaced: a variable, not a property of the caller's,
+ * because V8 compiles that function's loop while it runs, before the code after it has ever run,
+ * and a property written there threw the compiled loop away at the end of a call, again and again
+ * (rewriting 42 MB of bench:substitute-like NARs nine times: 5-18 deoptimizations of it → 1-2).
+ */
+let replaced = 0;
+
 /** bytes searched per string in findDirs */
 const WINDOW = 8192;
 
@@ -178,12 +190,13 @@ function twinAt(buf: Buffer, at: number, prefix: number, c: Compiled): Buffer | 
 
 /**
  * Replaces the known hash parts in `buf` that start before `limit` with their twins, left to right
- * without overlaps; returns where the last one ends (0 if none). Hash parts are runs of 32
- * nix-base32 characters; a byte outside that alphabet rules out every window over it, so probing one
- * byte in 32 skips most of a binary without looking at the rest. A twin is written where the search
- * has already been (its characters are nix-base32 too, so the runs read around it are as they were).
+ * without overlaps. Hash parts are runs of 32 nix-base32 characters; a byte outside that alphabet
+ * rules out every window over it, so probing one byte in 32 skips most of a binary without looking at
+ * the rest. A twin is written where the search has already been (its characters are nix-base32 too,
+ * so the runs read around it are as they were).
+ * Returns where the last one ends (0 if none); how many it replaced is left in `replaced`.
  */
-function replaceHashes(buf: Buffer, limit: number, c: Compiled, counts: Counts): number {
+function replaceHashes(buf: Buffer, limit: number, c: Compiled): number {
   const len = buf.length;
   let end = 0;
   let n = 0;
@@ -201,7 +214,7 @@ function replaceHashes(buf: Buffer, limit: number, c: Compiled, counts: Counts):
     for (let w = s; w + HASH <= e && w < limit; ) {
       const twin = twinAt(buf, w, prefix, c);
       if (twin) {
-        for (let i = 0; i < HASH; i++) buf[w + i] = twin[i]!;
+        buf.set(twin, w);
         n++;
         w += HASH;
         end = w;
@@ -215,7 +228,7 @@ function replaceHashes(buf: Buffer, limit: number, c: Compiled, counts: Counts):
     floor = e;
     p = e + HASH;
   }
-  counts.hashes += n;
+  replaced = n;
   return end;
 }
 

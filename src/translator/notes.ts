@@ -135,6 +135,11 @@ export class Notes {
     });
   }
 
+  /** Said to the commands as it is, recorded nowhere (how far the translations are). */
+  tell(text: string): Promise<void> {
+    return tellClients(this.f, text);
+  }
+
   /** Something unexpected in the translator: Nix builds the path, and the user hears why. */
   failed(what: string, why: string): Promise<void> {
     return tellClients(this.f, `relonix: the translator failed on ${what}: ${why}\n  Nix builds it instead; ${this.f.log} has the details.\n`);

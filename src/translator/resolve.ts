@@ -22,6 +22,7 @@ import type { TranslatorConfig, TranslatorFiles, UpstreamConfig } from './config
 import { DerivationIndex, type OutputOf } from './derivations.ts';
 import { FileCache } from './keep.ts';
 import { type Notes, untranslatableReason } from './notes.ts';
+import { Progress } from './progress.ts';
 import { TranslateThreads } from './threads.ts';
 import type { ThreadReply } from './translate-thread.ts';
 
@@ -76,11 +77,16 @@ export class Translator {
   /** references started ahead already: each is looked for in the store once */
   private readonly started = new Set<string>();
   private readonly threads = new TranslateThreads();
+  private readonly progress: Progress;
 
   constructor(private readonly c: TranslatorContext) {
     this.index = new DerivationIndex(c.layout.storeDir, (drv, why) => c.notes.untranslatable(drv, untranslatableReason(why.message), true));
     this.cache = new FileCache(c.files.cache, c.key);
     this.upstreams = c.config.upstreams.map((config) => ({ config, downUntil: 0 }));
+    this.progress = new Progress((text) => {
+      c.log(text.trim());
+      return c.notes.tell(text).catch(() => undefined);
+    });
   }
 
   /** The narinfo of our path with hash part `hash`, or undefined: Nix then builds it. Requests for one path share the work. */
@@ -213,6 +219,17 @@ export class Translator {
 
   /** Upstream's NAR rewritten into the file cache on a thread, checked before its narinfo is written; false when refused. */
   private async translate(up: Upstream, item: TranslateItem): Promise<boolean> {
+    const ended = this.progress.begin(item.from.narSize);
+    let ok = false;
+    try {
+      ok = await this.translateNow(up, item);
+    } finally {
+      await ended(ok);
+    }
+    return ok;
+  }
+
+  private async translateNow(up: Upstream, item: TranslateItem): Promise<boolean> {
     // the time the log gives is the translation's own, not its wait for a turn
     let t0 = 0;
     const r = await this.work.run(async (): Promise<ThreadReply> => {

@@ -125,6 +125,7 @@ let
     offline = small "offline";
     # a NAR past what the translator decodes in-process (256 KiB compressed): the host's xz decodes it
     medium = noise "medium-1.0" 1500000;
+    slow = noise "slow-1.0" 1000000;
     # a gzip member bigger than a rewrite holds in memory (16 MiB), so it is spooled to disk
     big-gz = sh "big-gz-1.0" ''
       \${record}
@@ -144,7 +145,7 @@ const FLAKE = `{
 }
 `;
 
-const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'runnable', 'victim-sig', 'victim-key', 'victim-nar', 'offline', 'chain-c', 'medium'];
+const UPSTREAM_ATTRS = ['hello-script', 'structured', 'stdenv', 'runnable', 'victim-sig', 'victim-key', 'victim-nar', 'offline', 'chain-c', 'medium', 'slow'];
 
 // built once for both Nixes: the channel, the flake, and upstream's cache of their builds
 let top: string;
@@ -182,7 +183,7 @@ before(async () => {
   const big = await buildUpstream(top, path.join(chan, 'default.nix'), ['big', 'big-gz'], dir, 'none');
   upstream = { dir, key: b.key, secretFile: b.secretFile, built: new Map([...b.out, ...big.out]) };
   const upBuilds = (await fs.readFile(impureLog, 'utf8')).split('\n').filter((l) => l.includes(' /nix/store/'));
-  assert.equal(upBuilds.length, 16, 'upstream built the packages');
+  assert.equal(upBuilds.length, 17, 'upstream built the packages');
   execFileSync('chmod', ['-R', 'a+rX', top]);
 });
 
@@ -638,6 +639,21 @@ forEachNix(
       await assert.rejects(fs.access(path.join(cache, `${path.basename(mine).slice(0, 32)}.narinfo`)), 'no narinfo was served for it');
       const r = await withoutBuilds(`nix-build --no-out-link '<nixpkgs>' -A big && tail -c ${mine.length + 1} ${mine}/share/noise`);
       assert.ok(r.stdout.endsWith(`\n${mine}\n`), 'the next command substituted it whole, its own path rewritten');
+    });
+
+    test('a translation that takes a while is said while the command waits, and how it ended', async () => {
+      const ni = await fs.readFile(upstreamNarinfo('slow'), 'utf8');
+      // about 4 s for its NAR: Nix prints nothing while it waits for the narinfo
+      up.slow = { path: `/${/^URL: (.*)$/m.exec(ni)![1]}`, piece: 64 << 10, everyMs: 250, atHalf: () => undefined };
+      let r: { stdout: string; stderr: string };
+      try {
+        r = await withoutBuilds(`nix-build --no-out-link '<nixpkgs>' -A slow`);
+      } finally {
+        up.slow = undefined;
+      }
+      assert.equal(r.stdout.trim().split('\n').pop(), await ours('slow'));
+      assert.match(r.stderr, /^relonix: translating upstream's binaries for Nix: 0 of 1 path done \(0\.0 MiB of 1\.0 MiB\), 3 s so far$/m);
+      assert.match(r.stderr, /^relonix: translated 1 path \(1\.0 MiB\) in [3-9] s$/m);
     });
 
     test('a gzip member too big to hold in memory is spooled inside the prefix, not in the OS temp dir', async () => {
