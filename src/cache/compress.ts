@@ -5,7 +5,8 @@
 // than xz and restores are what a cache is for.
 
 import { decodeOffThread } from '../codec/decode-thread.ts';
-import { hostXz, hostZstd } from '../codec/host-tools.ts';
+import { firstLine, type HostTool, hostTool, hostXz, hostZstd, markBroken } from '../codec/host-tools.ts';
+import { encoderFailure } from '../codec/probe.ts';
 import { compressXz, decompressXz } from '../codec/xz.ts';
 import { compressZstd, decompressZstd, pureZstd } from '../codec/zstd.ts';
 import { RelonixError } from '../util/errors.ts';
@@ -56,21 +57,45 @@ export function checkCompressionChoice(c: string): CompressionChoice {
 }
 
 /**
- * The compression a publish will write. `auto` is zstd when the host has zstd, else xz when it has
- * xz, else none. An explicit zstd without a host zstd is refused; an explicit xz without a host xz
- * falls back to none with a notice, as it always has.
+ * The compression a publish will write. `auto` is zstd when the host has a zstd that works, else xz
+ * when it has an xz that works, else none; a program that is there but fails is said once, with
+ * what relonix writes instead. An explicit zstd without a host zstd, or with one that fails, is
+ * refused; an explicit xz without a working host xz falls back to none with a notice, as it always
+ * has for a host without xz.
  */
-export function resolveCompression(want: CompressionChoice, log: (msg: string) => void = () => undefined): Compression {
-  if (want === 'auto') return hostZstd() ? 'zstd' : hostXz() ? 'xz' : 'none';
-  if (want === 'zstd' && !hostZstd()) {
-    throw noHostZstd();
+export async function resolveCompression(want: CompressionChoice, log: (msg: string) => void = () => undefined): Promise<Compression> {
+  if (want === 'auto') {
+    const failed: [HostTool, string, string][] = [];
+    let pick: Compression = 'none';
+    for (const c of ['zstd', 'xz'] as const) {
+      const bin = hostTool(c);
+      const why = bin && (await encoderFailure(c, bin, LEVEL[c]));
+      if (bin && why) failed.push([c, bin, why]);
+      else if (bin) {
+        pick = c;
+        break;
+      }
+    }
+    for (const [c, bin, why] of failed) markBroken(c, bin, why, `NARs are published ${pick === 'none' ? 'uncompressed' : `with ${pick}`} instead`);
+    return pick;
   }
-  if (want === 'xz' && !hostXz()) {
+  if (want === 'none') return want;
+  const bin = hostTool(want);
+  const why = bin && (await encoderFailure(want, bin, LEVEL[want]));
+  if (want === 'zstd') {
+    if (!bin) throw noHostZstd();
+    if (why) throw hostZstdFails(bin, why);
+  } else if (!bin) {
     log('notice: no xz on this host, so NARs are published uncompressed (Compression: none); install xz-utils for smaller caches');
+    return 'none';
+  } else if (why) {
+    markBroken('xz', bin, why, 'NARs are published uncompressed (Compression: none)');
     return 'none';
   }
   return want;
 }
+
+const LEVEL: Record<HostTool, number> = { zstd: ZSTD_LEVEL, xz: XZ_LEVEL };
 
 /** Compresses a stream with the host tool (resolveCompression has checked it is there). */
 export function compressStream(src: AsyncIterable<Uint8Array>, c: Compression): AsyncIterable<Uint8Array> {
@@ -101,6 +126,14 @@ export function decompress(src: AsyncIterable<Uint8Array>, c: string, bytes?: nu
   if (c === 'xz') return decompressXz(src, { noHost: small });
   if (c === 'zstd') return small ? pureZstd(src) : decompressZstd(src);
   throw unreadableCompression(c);
+}
+
+/** --compression zstd on a host whose zstd fails (relonix has no encoder of its own). */
+export function hostZstdFails(bin: string, why: string): RelonixError {
+  return new RelonixError(`the host's zstd (${bin}) does not work here: ${firstLine(why)}`, {
+    kind: 'failure',
+    hint: `repair it or take it off PATH, or publish with --compression auto (it takes xz then) or --compression xz`,
+  });
 }
 
 /** --compression zstd on a host without the zstd program (relonix has no encoder of its own). */

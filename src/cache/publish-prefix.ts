@@ -54,7 +54,7 @@ async function checkIsNix(p: string): Promise<void> {
 export async function publishFromPrefix(o: PrefixPublishOptions): Promise<PrefixPublishResult> {
   const l = o.layout;
   // before any work: an unknown compression, or an explicit zstd on a host without zstd, fails at once
-  const compression = resolveCompression(checkCompressionChoice(o.compression), o.log);
+  const compression = await resolveCompression(checkCompressionChoice(o.compression), o.log);
   const key = typeof o.secretKey === 'string' ? await readSecretKeyFile(o.secretKey) : o.secretKey;
   const target = openTarget(o.to, { headers: o.headers, netrc: l.netrcFile });
   const state = await readState(l);

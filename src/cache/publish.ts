@@ -176,7 +176,7 @@ async function guard<T>(o: PublishTarget, fn: () => Promise<T>): Promise<T> {
 
 async function publishAll(o: ItemsOptions, items: PublishItem[]): Promise<PublishResult> {
   const log = o.log ?? (() => undefined);
-  const compression = resolveCompression(o.compression ?? 'auto', log);
+  const compression = await resolveCompression(o.compression ?? 'auto', log);
   const again: Again = (fn) => retry(fn, o satisfies RetryOptions);
 
   const info = await again(() => checkCacheInfo(o.target, o.storeDir));

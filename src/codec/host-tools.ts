@@ -58,15 +58,26 @@ export function hostTool(name: HostTool): string | null {
 }
 
 /**
- * A program that failed on a stream the built-in decoder then read: this process passes it over
- * from now on, and says so once, with what it printed.
+ * A program that failed where it should not have (on a stream the built-in decoder then read, on a
+ * sample to compress): this process passes it over from now on, and says so once, with what it
+ * printed and what relonix does `instead`.
  */
-export function markBroken(name: HostTool, bin: string, why: string): void {
+export function markBroken(name: HostTool, bin: string, why: string, instead = `relonix decodes ${name} itself, more slowly`): void {
   if (broken.has(bin)) return;
   broken.add(bin);
   process.stderr.write(
-    `relonix: the host's ${name} (${bin}) does not work here (${why.split('\n')[0]!.trim() || 'it failed'}): relonix decodes ${name} itself, more slowly; repair it or take it off PATH (or set ${HIDE[name]}=1)\n`,
+    `relonix: the host's ${name} (${bin}) does not work here (${firstLine(why)}): ${instead}; repair it or take it off PATH (or set ${HIDE[name]}=1)\n`,
   );
+}
+
+/** The first line of what a program printed, for a message. */
+export function firstLine(printed: string): string {
+  return printed.split('\n')[0]!.trim() || 'it failed';
+}
+
+/** The options relonix compresses with, xz and zstd alike: one thread, so publishing runs several. */
+export function encoderArgs(level: number): string[] {
+  return ['-c', '-q', '-T1', `-${level}`];
 }
 
 export function hostXz(): string | null {

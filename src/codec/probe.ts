@@ -1,10 +1,14 @@
-// Whether the host's xz and zstd decode here, for relonix doctor: each is given a stream of a few
-// hundred bytes whose text is known, with the options relonix passes it, as a program that is
-// there but broken (a library it cannot load, an option it refuses) fails on any stream.
+// Whether the host's xz and zstd work here: each is given a stream of a few hundred bytes whose text
+// is known, with the options relonix passes it, as a program that is there but broken (a library it
+// cannot load, an option it refuses) fails on any stream. Decoding, for relonix doctor; encoding,
+// before a publish picks a compression.
 import { Readable } from 'node:stream';
 import { errorMessage } from '../util/errors.ts';
-import { runTool } from '../util/spawn.ts';
-import { type HostTool, hiddenTool, hostTool } from './host-tools.ts';
+import { pipeThrough, runTool } from '../util/spawn.ts';
+import { CodecError } from './error.ts';
+import { encoderArgs, type HostTool, hiddenTool, hostTool } from './host-tools.ts';
+import { decompressXz } from './xz.ts';
+import { pureZstd } from './zstd.ts';
 
 export interface DecoderFacts {
   /** the program relonix would take, or null (none on PATH, or hidden) */
@@ -52,4 +56,43 @@ export async function probeHostDecoder(name: HostTool): Promise<DecoderFacts> {
   } catch (e) {
     return { program, hidden, works: false, printed: errorMessage(e) };
   }
+}
+
+const encoders = new Map<string, Promise<string | undefined>>();
+
+/**
+ * Why the host's `name` at `bin` cannot compress here (the first line it printed, or what is wrong
+ * with what it put out), or undefined when it can: the sample's text, compressed at `level` with the
+ * options relonix compresses with, must decode in relonix's own decoder to that text. Asked once per
+ * program and level.
+ */
+export function encoderFailure(name: HostTool, bin: string, level: number): Promise<string | undefined> {
+  const key = `${bin}\0${level}`;
+  let p = encoders.get(key);
+  if (!p) {
+    p = compressesHere(name, bin, level);
+    encoders.set(key, p);
+  }
+  return p;
+}
+
+async function compressesHere(name: HostTool, bin: string, level: number): Promise<string | undefined> {
+  const text = Buffer.from(SAMPLES[name].text);
+  try {
+    const packed = await gather(pipeThrough(bin, encoderArgs(level), one(text), (detail) => new CodecError(detail)));
+    const back = await gather(name === 'xz' ? decompressXz(one(packed), { noHost: true }) : pureZstd(one(packed))).catch(() => undefined);
+    return back?.equals(text) ? undefined : `what it put out does not decode to what it was given`;
+  } catch (e) {
+    return errorMessage(e);
+  }
+}
+
+async function* one(b: Buffer): AsyncGenerator<Uint8Array> {
+  yield b;
+}
+
+async function gather(src: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const b of src) out.push(Buffer.from(b));
+  return Buffer.concat(out);
 }

@@ -6,7 +6,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeThrough } from '../util/spawn.ts';
 import { CodecError } from './error.ts';
 import { hostDecode } from './host-filter.ts';
-import { hostXz } from './host-tools.ts';
+import { encoderArgs, hostXz } from './host-tools.ts';
 
 export interface XzOptions {
   /** decode in WebAssembly even when the host has xz */
@@ -58,5 +58,5 @@ const XZ_RET: Record<number, string> = {
 export function compressXz(src: AsyncIterable<Uint8Array>, level: number): AsyncIterable<Uint8Array> {
   const xz = hostXz();
   if (!xz) throw new Error('internal error: xz compression needs the host xz');
-  return pipeThrough(xz, ['-c', '-q', '-T1', `-${level}`], src, (detail) => new CodecError(`xz failed while compressing: ${detail}`));
+  return pipeThrough(xz, encoderArgs(level), src, (detail) => new CodecError(`xz failed while compressing: ${detail}`));
 }

@@ -6,7 +6,7 @@ import { Decompress as ZstdDecompress } from 'fzstd';
 import { pipeThrough } from '../util/spawn.ts';
 import { CodecError } from './error.ts';
 import { hostDecode } from './host-filter.ts';
-import { hostZstd } from './host-tools.ts';
+import { encoderArgs, hostZstd } from './host-tools.ts';
 import { Xxh64 } from './xxh64.ts';
 
 export function decompressZstd(src: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
@@ -19,7 +19,7 @@ export function decompressZstd(src: AsyncIterable<Uint8Array>): AsyncIterable<Ui
 export function compressZstd(src: AsyncIterable<Uint8Array>, level: number): AsyncIterable<Uint8Array> {
   const zstd = hostZstd();
   if (!zstd) throw new Error('internal error: zstd compression needs the host zstd');
-  return pipeThrough(zstd, ['-c', '-q', '-T1', `-${level}`], src, (detail) => new CodecError(`zstd failed while compressing: ${detail}`));
+  return pipeThrough(zstd, encoderArgs(level), src, (detail) => new CodecError(`zstd failed while compressing: ${detail}`));
 }
 
 /** fzstd takes input in pieces this big, so what one push produces stays small. */

@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('--as-nix <path>', "publish this path's closure and record it as the Nix for this system in relonix.json (it must have bin/nix-store)")
     .option(
       '--compression <c>',
-      'auto, zstd, xz or none. auto: zstd when the host has zstd, else xz when it has xz, else none. zstd decompresses about ' +
+      'auto, zstd, xz or none. auto: zstd when the host has a zstd that works, else xz when it has one, else none. zstd decompresses about ' +
         'five times faster than xz, for NARs about a quarter bigger, and Nix reads it; compressing needs the host zstd/xz ' +
         '(restoring does not). NARs are staged in $TMPDIR, not held in memory',
       'auto',

@@ -267,6 +267,61 @@ test('publish --compression zstd on a host without zstd is refused with the fix,
   await removePrefix(dir);
 });
 
+test('a host zstd that is there but fails: auto publishes with xz and says which and why, an explicit zstd is refused before any upload; with xz failing too, auto publishes uncompressed', async () => {
+  const dir = tempDir('badzstd');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const first = buildClosure(s, 'badzstd');
+  const second = buildClosure(s, 'badboth');
+  const k = await writeKey(`${dir}/k.secret`, 'bz');
+  // what a host with a program whose library is gone has first on PATH
+  const failing = async (sub: string, tools: string[]) => {
+    const d = path.join(dir, sub);
+    await fs.mkdir(d);
+    for (const t of tools)
+      await fs.writeFile(
+        path.join(d, t),
+        `#!/bin/sh\necho "${t}: error while loading shared libraries: lib${t}.so.1: cannot open shared object file" >&2\nexit 127\n`,
+        {
+          mode: 0o755,
+        },
+      );
+    return { ...process.env, ...s.env, PATH: `${d}:${process.env.PATH}` };
+  };
+  const args = ['publish', '--prefix', s.prefix, '--to', `file://${cache}`, '--secret-key', `${dir}/k.secret`, '--nix-store', '/usr/bin/nix-store'];
+  const zstdFails = await failing('zstd-fails', ['zstd']);
+  const explicit = relonix([...args, '--compression', 'zstd', first.top], zstdFails);
+  assert.equal(explicit.status, EXIT.failure, explicit.stderr);
+  assert.match(explicit.stderr, /the host's zstd \(\S+\/zstd-fails\/zstd\) does not work here: zstd: error while loading shared libraries: libzstd\.so\.1/);
+  assert.match(explicit.stderr, /repair it or take it off PATH, or publish with --compression auto/);
+  assert.ok(!existsSync(cache), 'nothing was written');
+
+  const auto = relonix([...args, first.top], zstdFails);
+  assert.equal(auto.status, 0, auto.stderr);
+  assert.match(auto.stdout, /published 2 NARs \(\d+ bytes, compression xz\)/);
+  assert.match(
+    auto.stderr,
+    /the host's zstd \(\S+\/zstd\) does not work here \(zstd: error while loading shared libraries[^)]*\): NARs are published with xz instead; repair it or take it off PATH \(or set RELONIX_NO_HOST_ZSTD=1\)/,
+  );
+
+  const bothFail = await failing('both-fail', ['zstd', 'xz']);
+  const none = relonix([...args, second.top], bothFail);
+  assert.equal(none.status, 0, none.stderr);
+  assert.match(none.stdout, /published 2 NARs \(\d+ bytes, compression none\)/);
+  for (const t of ['zstd', 'xz'])
+    assert.match(none.stderr, new RegExp(`the host's ${t} \\(\\S+\\) does not work here \\([^)]*\\): NARs are published uncompressed instead`));
+
+  const compressions = new Map<string, string>();
+  for (const n of (await fs.readdir(cache)).filter((x) => x.endsWith('.narinfo'))) {
+    const ni = parseNarInfo(await fs.readFile(path.join(cache, n), 'utf8'));
+    compressions.set(ni.storePath, ni.compression);
+  }
+  assert.deepEqual([...compressions].sort(), [...first.all.map((p) => [p, 'xz']), ...second.all.map((p) => [p, 'none'])].sort());
+  const v = verifyCache(s, `file://${cache}`, k.public);
+  assert.equal(v.status, 0, v.stderr);
+  await removePrefix(dir);
+});
+
 // every way a restore reads a NAR: many per host decompressor, or one at a time through the pure decoders
 const DECODERS = [
   { name: 'host zstd', compression: 'zstd', ext: '.nar.zst', hide: undefined },

@@ -191,24 +191,21 @@ test('publish compression: auto prefers zstd, then xz, then none; an explicit zs
   assert.equal(checkCompressionChoice('zstd'), 'zstd');
   assert.throws(() => checkCompressionChoice('bzip2'), /zstd, xz and none/);
   await withEnv({ RELONIX_NO_HOST_ZSTD: undefined, RELONIX_NO_HOST_XZ: undefined }, async () => {
-    assert.equal(resolveCompression('auto'), 'zstd');
-    assert.equal(resolveCompression('xz'), 'xz');
-    assert.equal(resolveCompression('none'), 'none');
+    assert.equal(await resolveCompression('auto'), 'zstd');
+    assert.equal(await resolveCompression('xz'), 'xz');
+    assert.equal(await resolveCompression('none'), 'none');
   });
   await withEnv({ RELONIX_NO_HOST_ZSTD: '1', RELONIX_NO_HOST_XZ: undefined }, async () => {
-    assert.equal(resolveCompression('auto'), 'xz');
-    assert.throws(
+    assert.equal(await resolveCompression('auto'), 'xz');
+    await assert.rejects(
       () => resolveCompression('zstd'),
       (e: unknown) => e instanceof RelonixError && /zstd/.test(e.message) && /install zstd/.test(e.hint ?? '') && /--compression xz/.test(e.hint ?? ''),
     );
   });
   await withEnv({ RELONIX_NO_HOST_ZSTD: '1', RELONIX_NO_HOST_XZ: '1' }, async () => {
-    assert.equal(resolveCompression('auto'), 'none');
+    assert.equal(await resolveCompression('auto'), 'none');
     const notes: string[] = [];
-    assert.equal(
-      resolveCompression('xz', (m) => notes.push(m)),
-      'none',
-    );
+    assert.equal(await resolveCompression('xz', (m) => notes.push(m)), 'none');
     assert.match(notes.join(''), /notice: no xz/);
   });
 });

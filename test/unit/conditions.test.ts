@@ -78,6 +78,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
   },
   'bundle/rundir.ts': { noRunDirOfLength: { args: ['/s'], kind: 'usage', exit: 2 } },
   'cache/compress.ts': {
+    hostZstdFails: { args: ['/usr/bin/zstd', 'zstd: error while loading shared libraries'], kind: 'failure', exit: 1 },
     noHostZstd: { args: [], kind: 'usage', exit: 2 },
     unknownCompression: { args: ['bzip2'], kind: 'usage', exit: 2 },
     unreadableCompression: { args: ['bzip2'], kind: 'failure', exit: 1 },
