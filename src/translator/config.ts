@@ -56,6 +56,8 @@ export interface TranslatorFiles {
   record: string;
   /** the server's own output */
   log: string;
+  /** how far the translations running now are, while they are said to the commands (a ProgressState and the server's pid) */
+  now: string;
   /** why the prefix has no translator, when bootstrap set up none */
   off: string;
 }
@@ -74,6 +76,7 @@ export function translatorFiles(l: Layout): TranslatorFiles {
     cache: path.join(d, 'cache'),
     record: path.join(d, 'record.json'),
     log: path.join(d, 'server.log'),
+    now: path.join(d, 'now.json'),
     off: path.join(d, 'off'),
   };
 }

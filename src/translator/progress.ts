@@ -3,6 +3,7 @@
 // that wait is the whole download and more, and a user sees a command that hangs. A burst of work
 // (from a translation starting with none running to the last of them ending) that has lasted a few
 // seconds is said, again every few seconds, and at its end how it went; a short one is never said.
+// While it is said, how far it is is also kept where relonix status reads it.
 import { size } from '../util/format.ts';
 
 export interface ProgressOptions {
@@ -13,6 +14,26 @@ export interface ProgressOptions {
 }
 
 export const PROGRESS: ProgressOptions = { firstMs: 3000, everyMs: 10_000 };
+
+/** How far a burst that is being said is, as relonix status shows it. */
+export interface ProgressState {
+  /** when it started (ISO 8601) */
+  since: string;
+  /** translations asked for, ended, and of those the ones that gave no path */
+  asked: number;
+  ended: number;
+  failed: number;
+  /** upstream's NAR bytes of those asked for, and of those ended */
+  bytes: number;
+  endedBytes: number;
+}
+
+export interface ProgressSinks {
+  /** a line for the commands; what it returns for the line that ends a burst, the end's caller waits for */
+  say: (text: string) => unknown;
+  /** how far the burst is, each time that changes while it is said; undefined once it is over (waited for, as the last line is) */
+  keep?: (state: ProgressState | undefined) => unknown;
+}
 
 interface Burst {
   start: number;
@@ -32,8 +53,7 @@ export class Progress {
   private burst: Burst | undefined;
 
   constructor(
-    /** what it returns, for the line that ends a burst, the end's caller gets to wait for */
-    private readonly say: (text: string) => unknown,
+    private readonly sinks: ProgressSinks,
     private readonly o: ProgressOptions = PROGRESS,
     private readonly now: () => number = Date.now,
   ) {}
@@ -56,10 +76,14 @@ export class Progress {
       b.endedBytes += bytes;
       if (ok) b.okBytes += bytes;
       else b.failed++;
-      if (b.ended < b.asked) return undefined;
+      if (b.ended < b.asked) {
+        if (b.said) this.sinks.keep?.(state(b));
+        return undefined;
+      }
       clearTimeout(b.timer);
       this.burst = undefined;
-      return b.said ? this.say(endLine(b, this.now())) : undefined;
+      if (!b.said) return undefined;
+      return Promise.all([this.sinks.keep?.(undefined), this.sinks.say(endLine(b, this.now()))]);
     };
   }
 
@@ -67,12 +91,18 @@ export class Progress {
     b.timer = setTimeout(() => {
       if (this.burst !== b) return;
       b.said = true;
-      this.say(progressLine(b, this.now()));
+      this.sinks.keep?.(state(b));
+      this.sinks.say(progressLine(b, this.now()));
       this.wait(b, this.o.everyMs);
     }, ms);
     // a translator with nothing else to do leaves when it is idle, whatever is due to be said
     b.timer.unref();
   }
+}
+
+function state(b: Burst): ProgressState {
+  const { asked, ended, failed, bytes, endedBytes } = b;
+  return { since: new Date(b.start).toISOString(), asked, ended, failed, bytes, endedBytes };
 }
 
 function seconds(ms: number): string {

@@ -17,6 +17,7 @@ import { planOutput, type TranslateItem } from '../translate/plan.ts';
 import { type Closure, TwinBuilder } from '../translate/twin.ts';
 import { openUpstream, type Upstream } from '../translate/upstream.ts';
 import { errorMessage, isKind, RelonixError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fs.ts';
 import { Limit } from '../util/pool.ts';
 import type { TranslatorConfig, TranslatorFiles, UpstreamConfig } from './config.ts';
 import { DerivationIndex, type OutputOf } from './derivations.ts';
@@ -78,14 +79,26 @@ export class Translator {
   private readonly started = new Set<string>();
   private readonly threads = new TranslateThreads();
   private readonly progress: Progress;
+  private kept: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly c: TranslatorContext) {
     this.index = new DerivationIndex(c.layout.storeDir, (drv, why) => c.notes.untranslatable(drv, untranslatableReason(why.message), true));
     this.cache = new FileCache(c.files.cache, c.key);
     this.upstreams = c.config.upstreams.map((config) => ({ config, downUntil: 0 }));
-    this.progress = new Progress((text) => {
-      c.log(text.trim());
-      return c.notes.tell(text).catch(() => undefined);
+    this.progress = new Progress({
+      say: (text) => {
+        c.log(text.trim());
+        return c.notes.tell(text).catch(() => undefined);
+      },
+      // one write at a time, so the last state is the one left (or its removal)
+      keep: (state) => {
+        this.kept = this.kept
+          .then(() =>
+            state ? writeFileAtomic(c.files.now, `${JSON.stringify({ pid: process.pid, ...state })}\n`, 0o600) : fs.rm(c.files.now, { force: true }),
+          )
+          .catch(() => undefined);
+        return this.kept;
+      },
     });
   }
 
@@ -100,8 +113,10 @@ export class Translator {
   }
 
   /** Clears what a killed translator left half-staged: before the first request. */
-  start(): Promise<void> {
-    return this.cache.open();
+  async start(): Promise<void> {
+    // what a killed server left of its last burst is no one's now
+    await fs.rm(this.c.files.now, { force: true });
+    await this.cache.open();
   }
 
   /** A narinfo as Nix is given it (see FileCache.served). */

@@ -4,11 +4,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseNarInfo } from '../cache/narinfo.ts';
 import type { Layout } from '../prefix/layout.ts';
+import { readJson } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
 import { redactText, redactUrl } from '../util/redact.ts';
 import { runningServer } from './client.ts';
 import { readTranslatorConfig, substituterUrl, translatorFiles } from './config.ts';
 import { readRecord, type TranslatorRecord } from './notes.ts';
+import type { ProgressState } from './progress.ts';
 
 export interface TranslatorStatus {
   /** set up at bootstrap; when not, `off` says why */
@@ -17,6 +19,8 @@ export interface TranslatorStatus {
   upstreams: string[];
   url?: string;
   running?: { pid: number; port: number };
+  /** translations that have been running a while, as the commands waiting on them were last told */
+  now?: ProgressState;
   /** what the file cache holds: translated paths and their NAR bytes */
   translated: { paths: number; bytes: number };
   refused: TranslatorRecord['refused'];
@@ -53,17 +57,38 @@ export async function translatorStatus(l: Layout): Promise<TranslatorStatus> {
     const off = (await fs.readFile(f.off, 'utf8').catch(() => '')).trim() || 'not set up: run relonix bootstrap';
     return { enabled: false, off, upstreams: [], ...common };
   }
+  const running = await runningServer(f);
+  const now = running && (await readJson<ProgressState & { pid: number }>(f.now).catch(() => undefined));
   // the config (in a directory only the user reads) keeps an upstream's credentials; what is shown never does
-  return { enabled: true, upstreams: c.upstreams.map((u) => redactUrl(u.url)), url: substituterUrl(c), running: await runningServer(f), ...common };
+  return {
+    enabled: true,
+    upstreams: c.upstreams.map((u) => redactUrl(u.url)),
+    url: substituterUrl(c),
+    running,
+    // only the running server's: a killed one's last burst is over
+    ...(now && now.pid === running.pid ? { now: progressState(now) } : {}),
+    ...common,
+  };
 }
 
-/** The lines relonix status prints. */
-export function translatorLines(t: TranslatorStatus, mib: (n: number) => string): string[] {
+function progressState(s: ProgressState): ProgressState {
+  const { since, asked, ended, failed, bytes, endedBytes } = s;
+  return { since, asked, ended, failed, bytes, endedBytes };
+}
+
+/** The lines relonix status prints (`at`: the time now, for how long the translations have run). */
+export function translatorLines(t: TranslatorStatus, mib: (n: number) => string, at = Date.now()): string[] {
   if (!t.enabled) return [`upstream   none: ${t.off}`];
   const out = [`upstream   ${t.upstreams.join(', ')}, translated on demand`];
   out.push(
     `translator ${t.running ? `running (pid ${t.running.pid}) at ${t.url}` : `stopped (a Nix command through the bin/ wrappers starts it) at ${t.url}`}`,
   );
+  if (t.now) {
+    const n = t.now;
+    const secs = Math.max(0, Math.round((at - Date.parse(n.since)) / 1000));
+    const failed = n.failed ? `, ${n.failed} of them not translated` : '';
+    out.push(`  translating now: ${n.ended} of ${n.asked} paths done${failed} (${mib(n.endedBytes)} of ${mib(n.bytes)}), for ${secs} s`);
+  }
   out.push(`  ${t.translated.paths} paths translated and kept (${mib(t.translated.bytes)} of NARs)`);
   for (const [url, u] of Object.entries(t.unreachable)) out.push(`  ${redactUrl(url)} could not be reached at ${u.at}: ${redactText(u.why)}`);
   const untranslatable = Object.entries(t.untranslatable);

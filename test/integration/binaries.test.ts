@@ -7,7 +7,7 @@
 // both real Nixes in the prefix, each with a prefix and a copy of upstream's cache of its own.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { promises as fs, watch } from 'node:fs';
+import { promises as fs, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -516,6 +516,11 @@ forEachNix(
       return path.join(up.dir, `${path.basename(upstream.built.get(attr)!).slice(0, 32)}.narinfo`);
     }
 
+    /** The NarSize of upstream's build of `attr`. */
+    function upstreamNarSize(attr: string): number {
+      return Number(/^NarSize: (\d+)$/m.exec(readFileSync(upstreamNarinfo(attr), 'utf8'))![1]);
+    }
+
     /** Builds `attr` after its upstream copy was tampered with: refused, said, built here instead. */
     async function refusedThenBuilt(attr: string, reason: RegExp): Promise<void> {
       const mine = await ours(attr);
@@ -647,10 +652,19 @@ forEachNix(
       up.slow = { path: `/${/^URL: (.*)$/m.exec(ni)![1]}`, piece: 64 << 10, everyMs: 300, atHalf: () => undefined };
       let r: { stdout: string; stderr: string };
       try {
-        r = await withoutBuilds(`nix-build --no-out-link '<nixpkgs>' -A slow`);
+        const command = withoutBuilds(`nix-build --no-out-link '<nixpkgs>' -A slow`);
+        // meanwhile relonix status says how far it is
+        let now: TranslatorStatus['now'];
+        await waitFor(async () => {
+          now = (await status()).translator.now;
+          return now !== undefined;
+        }, 'relonix status showing the translation under way');
+        assert.deepEqual({ ...now!, since: undefined }, { since: undefined, asked: 1, ended: 0, failed: 0, bytes: upstreamNarSize('slow'), endedBytes: 0 });
+        r = await command;
       } finally {
         up.slow = undefined;
       }
+      assert.equal((await status()).translator.now, undefined, 'and nothing once it is over');
       assert.equal(r.stdout.trim().split('\n').pop(), await ours('slow'));
       assert.match(r.stderr, /^relonix: translating upstream's binaries for Nix: 0 of 1 path done \(0\.0 MiB of 1\.0 MiB\), \d+ s so far$/m);
       assert.match(r.stderr, /^relonix: translated 1 path \(1\.0 MiB\) in \d+ s$/m);

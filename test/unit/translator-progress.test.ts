@@ -2,7 +2,9 @@
 // one; for a long one a line once it has run a while, again every so often, and how it ended.
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
-import { Progress } from '../../src/translator/progress.ts';
+import { Progress, type ProgressState } from '../../src/translator/progress.ts';
+import { type TranslatorStatus, translatorLines } from '../../src/translator/status.ts';
+import { size } from '../../src/util/format.ts';
 
 const MiB = 1024 * 1024;
 
@@ -10,21 +12,18 @@ function setUp() {
   mock.timers.enable({ apis: ['setTimeout'] });
   let now = 1_000_000;
   const said: string[] = [];
-  const p = new Progress(
-    (t) => said.push(t),
-    { firstMs: 3000, everyMs: 10_000 },
-    () => now,
-  );
+  const kept: (ProgressState | undefined)[] = [];
+  const p = new Progress({ say: (t) => said.push(t), keep: (s) => kept.push(s) }, { firstMs: 3000, everyMs: 10_000 }, () => now);
   const pass = (ms: number) => {
     now += ms;
     mock.timers.tick(ms);
   };
-  return { p, said, pass };
+  return { p, said, kept, pass };
 }
 
-test('a burst that ends before its first line is never said', (t) => {
+test('a burst that ends before its first line is never said, nor kept', (t) => {
   t.after(() => mock.timers.reset());
-  const { p, said, pass } = setUp();
+  const { p, said, kept, pass } = setUp();
   const a = p.begin(2 * MiB);
   const b = p.begin(MiB);
   pass(2000);
@@ -33,6 +32,7 @@ test('a burst that ends before its first line is never said', (t) => {
   b(true);
   pass(60_000);
   assert.deepEqual(said, []);
+  assert.deepEqual(kept, []);
 });
 
 test('a long burst: a line after firstMs, another every everyMs, counting what came meanwhile, and how it ended', (t) => {
@@ -57,6 +57,20 @@ test('a long burst: a line after firstMs, another every everyMs, counting what c
   assert.equal(said.length, 3, 'nothing more once the burst is over');
 });
 
+test('while a burst is said, how far it is is kept at each line and each end, and dropped once it is over', (t) => {
+  t.after(() => mock.timers.reset());
+  const { p, kept, pass } = setUp();
+  const since = new Date(1_000_000).toISOString();
+  const a = p.begin(4 * MiB);
+  const b = p.begin(MiB);
+  pass(3000);
+  assert.deepEqual(kept, [{ since, asked: 2, ended: 0, failed: 0, bytes: 5 * MiB, endedBytes: 0 }]);
+  a(false);
+  assert.deepEqual(kept[1], { since, asked: 2, ended: 1, failed: 1, bytes: 5 * MiB, endedBytes: 4 * MiB });
+  b(true);
+  assert.deepEqual(kept.slice(2), [undefined]);
+});
+
 test('the next burst starts its own count and clock', (t) => {
   t.after(() => mock.timers.reset());
   const { p, said, pass } = setUp();
@@ -69,4 +83,24 @@ test('the next burst starts its own count and clock', (t) => {
     "relonix: translating upstream's binaries for Nix: 0 of 1 path done (0.0 MiB of 3.0 MiB), 3 s so far\n",
     'relonix: translated 1 path (3.0 MiB) in 3 s\n',
   ]);
+});
+
+test('relonix status says how far the translations running now are, counting the seconds since they started', () => {
+  const t: TranslatorStatus = {
+    enabled: true,
+    upstreams: ['https://cache.nixos.org'],
+    url: 'http://127.0.0.1:12000/abc',
+    running: { pid: 42, port: 12000 },
+    now: { since: new Date(1_000_000).toISOString(), asked: 45, ended: 12, failed: 1, bytes: 156 * MiB, endedBytes: 48 * MiB },
+    translated: { paths: 11, bytes: 40 * MiB },
+    refused: [],
+    untranslatable: {},
+    unreachable: {},
+    compressed: {},
+  };
+  const lines = translatorLines(t, size, 1_000_000 + 14_400);
+  assert.equal(lines[2], '  translating now: 12 of 45 paths done, 1 of them not translated (48 MiB of 156 MiB), for 14 s');
+  assert.equal(lines[3], '  11 paths translated and kept (40 MiB of NARs)');
+  const { now: _, ...idle } = t;
+  assert.ok(!translatorLines(idle, size).some((l) => l.includes('translating now')), 'nothing when none run');
 });
