@@ -35,14 +35,8 @@ export interface ProgressSinks {
   keep?: (state: ProgressState | undefined) => unknown;
 }
 
-interface Burst {
+interface Burst extends Omit<ProgressState, 'since'> {
   start: number;
-  /** translations asked for, ended, and of those the ones that did not give a path */
-  asked: number;
-  ended: number;
-  failed: number;
-  bytes: number;
-  endedBytes: number;
   /** of the bytes that ended, those of translations that gave a path */
   okBytes: number;
   said: boolean;
