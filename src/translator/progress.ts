@@ -94,9 +94,14 @@ export class Progress {
   }
 }
 
+/** A ProgressState's fields alone, from anything that has them (a burst, the file status reads). */
+export function progressState(s: ProgressState): ProgressState {
+  const { since, asked, ended, failed, bytes, endedBytes } = s;
+  return { since, asked, ended, failed, bytes, endedBytes };
+}
+
 function state(b: Burst): ProgressState {
-  const { asked, ended, failed, bytes, endedBytes } = b;
-  return { since: new Date(b.start).toISOString(), asked, ended, failed, bytes, endedBytes };
+  return progressState({ ...b, since: new Date(b.start).toISOString() });
 }
 
 function seconds(ms: number): string {

@@ -10,7 +10,7 @@ import { redactText, redactUrl } from '../util/redact.ts';
 import { runningServer } from './client.ts';
 import { readTranslatorConfig, substituterUrl, translatorFiles } from './config.ts';
 import { readRecord, type TranslatorRecord } from './notes.ts';
-import type { ProgressState } from './progress.ts';
+import { type ProgressState, progressState } from './progress.ts';
 
 export interface TranslatorStatus {
   /** set up at bootstrap; when not, `off` says why */
@@ -69,11 +69,6 @@ export async function translatorStatus(l: Layout): Promise<TranslatorStatus> {
     ...(now && now.pid === running.pid ? { now: progressState(now) } : {}),
     ...common,
   };
-}
-
-function progressState(s: ProgressState): ProgressState {
-  const { since, asked, ended, failed, bytes, endedBytes } = s;
-  return { since, asked, ended, failed, bytes, endedBytes };
 }
 
 /** The lines relonix status prints (`at`: the time now, for how long the translations have run). */
