@@ -38,13 +38,21 @@ const SAMPLES: Record<HostTool, { args: string[]; stream: string; text: string }
   },
 };
 
-export async function probeHostDecoder(name: HostTool): Promise<DecoderFacts> {
+/**
+ * How long a program may take over the sample. A few hundred bytes take it milliseconds, but a
+ * program can hang (a wrapper waiting on a network filesystem, a lock): a publish must not wait on
+ * it forever, nor the host's slowest start count as a failure.
+ */
+const SAMPLE_MS = 20_000;
+
+export async function probeHostDecoder(name: HostTool, withinMs = SAMPLE_MS): Promise<DecoderFacts> {
   const program = hostTool(name);
   const hidden = hiddenTool(name);
   if (!program) return { program, hidden };
   const s = SAMPLES[name];
+  const signal = AbortSignal.timeout(withinMs);
   try {
-    const r = await runTool(program, s.args, process.env, Readable.from([Buffer.from(s.stream, 'base64')]));
+    const r = await runTool(program, s.args, process.env, Readable.from([Buffer.from(s.stream, 'base64')]), signal);
     if (r.code === 0 && r.stdout === s.text) return { program, hidden, works: true };
     const printed = r.stderr.trim().split('\n')[0]?.trim();
     return {
@@ -54,7 +62,7 @@ export async function probeHostDecoder(name: HostTool): Promise<DecoderFacts> {
       printed: printed || (r.code === 0 ? 'it put out other bytes than the stream holds' : `it exited with ${r.code ?? r.signal}`),
     };
   } catch (e) {
-    return { program, hidden, works: false, printed: errorMessage(e) };
+    return { program, hidden, works: false, printed: signal.aborted ? `it did not finish decoding the sample within ${withinMs / 1000} s` : errorMessage(e) };
   }
 }
 
@@ -66,24 +74,25 @@ const encoders = new Map<string, Promise<string | undefined>>();
  * options relonix compresses with, must decode in relonix's own decoder to that text. Asked once per
  * program and level.
  */
-export function encoderFailure(name: HostTool, bin: string, level: number): Promise<string | undefined> {
+export function encoderFailure(name: HostTool, bin: string, level: number, withinMs = SAMPLE_MS): Promise<string | undefined> {
   const key = `${bin}\0${level}`;
   let p = encoders.get(key);
   if (!p) {
-    p = compressesHere(name, bin, level);
+    p = compressesHere(name, bin, level, withinMs);
     encoders.set(key, p);
   }
   return p;
 }
 
-async function compressesHere(name: HostTool, bin: string, level: number): Promise<string | undefined> {
+async function compressesHere(name: HostTool, bin: string, level: number, withinMs: number): Promise<string | undefined> {
   const text = Buffer.from(SAMPLES[name].text);
+  const signal = AbortSignal.timeout(withinMs);
   try {
-    const packed = await gather(pipeThrough(bin, encoderArgs(level), one(text), (detail) => new CodecError(detail)));
+    const packed = await gather(pipeThrough(bin, encoderArgs(level), one(text), (detail) => new CodecError(detail), signal));
     const back = await gather(name === 'xz' ? decompressXz(one(packed), { noHost: true }) : pureZstd(one(packed))).catch(() => undefined);
     return back?.equals(text) ? undefined : `what it put out does not decode to what it was given`;
   } catch (e) {
-    return errorMessage(e);
+    return signal.aborted ? `it did not finish compressing ${text.length} bytes within ${withinMs / 1000} s` : errorMessage(e);
   }
 }
 

@@ -35,11 +35,21 @@ function track(child: ChildProcess): void {
 
 /**
  * Runs a program to completion with exactly `env`, `input` (text, or a stream such as a file's) on
- * its stdin. Rejects only when it cannot be started.
+ * its stdin. Rejects only when it cannot be started, or when `signal` kills it first.
  */
-export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string | NodeJS.ReadableStream): Promise<ToolResult> {
+export function runTool(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input?: string | NodeJS.ReadableStream,
+  signal?: AbortSignal,
+): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, {
+      env,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      ...(signal ? { signal, killSignal: 'SIGKILL' as const } : {}),
+    });
     track(child);
     let stdout = '';
     let stderr = '';
@@ -66,16 +76,21 @@ export function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv, inp
 
 /**
  * Streams bytes through a filter program (xz, zstd) both ways. The program's failure (its stderr,
- * or its exit status) becomes an Error worded by `failure`; stopping early kills it.
+ * or its exit status) becomes an Error worded by `failure`; stopping early kills it, and so does
+ * `signal` (then the stream ends with the signal's abort error).
  */
 export async function* pipeThrough(
   bin: string,
   args: string[],
   src: AsyncIterable<Uint8Array>,
   failure: (detail: string) => Error,
+  signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
-  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(signal ? { signal, killSignal: 'SIGKILL' as const } : {}) });
   track(child);
+  // a program that left a child of its own holding its output (a wrapper script) would keep the
+  // output open past its own end: stop reading it
+  signal?.addEventListener('abort', () => child.stdout.destroy(), { once: true });
   const name = path.basename(bin);
   const err: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => err.push(b));
