@@ -19,6 +19,8 @@ export interface DecoderFacts {
   works?: boolean;
   /** the first line it printed when it did not */
   printed?: string;
+  /** it had not finished when its time was up (and was killed) */
+  hung?: boolean;
 }
 
 const SAMPLES: Record<HostTool, { args: string[]; stream: string; text: string }> = {
@@ -62,7 +64,8 @@ export async function probeHostDecoder(name: HostTool, withinMs = SAMPLE_MS): Pr
       printed: printed || (r.code === 0 ? 'it put out other bytes than the stream holds' : `it exited with ${r.code ?? r.signal}`),
     };
   } catch (e) {
-    return { program, hidden, works: false, printed: signal.aborted ? `it did not finish decoding the sample within ${withinMs / 1000} s` : errorMessage(e) };
+    if (signal.aborted) return { program, hidden, works: false, hung: true, printed: `it did not finish decoding the sample within ${withinMs / 1000} s` };
+    return { program, hidden, works: false, printed: errorMessage(e) };
   }
 }
 

@@ -182,6 +182,8 @@ export function judgeDecoders(f: Pick<HostFacts, 'decoders'>): Finding {
     if (d.hidden) return `${name} hidden by ${hide(name)} (relonix decodes ${name} itself)`;
     if (!d.program) return `no ${name} on PATH (relonix decodes ${name} itself, several times slower)`;
     if (d.works) return `${name} (${d.program}) decodes`;
+    // a program that fails gives way to relonix's decoder; one that hangs holds what it decodes
+    if (d.hung) return `the host's ${name} (${d.program}) hangs here (${d.printed}): what relonix decodes with it waits on it`;
     return `the host's ${name} (${d.program}) does not work here (${d.printed}), so relonix decodes ${name} itself, more slowly`;
   });
   const broken = tools.filter((name) => f.decoders[name].program && !f.decoders[name].works);

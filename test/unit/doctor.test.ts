@@ -231,6 +231,15 @@ test('decoders: working, missing and hidden programs are fine; one that does not
   assert.equal(one.fix, 'repair /opt/bin/xz or take it off PATH (or set RELONIX_NO_HOST_XZ=1)');
   const both = judgeDecoders({ decoders: { xz: broken, zstd: { program: '/opt/bin/zstd', hidden: false, works: false, printed: 'it exited with 1' } } });
   assert.equal(both.fix, 'repair /opt/bin/xz and /opt/bin/zstd or take them off PATH (or set RELONIX_NO_HOST_XZ=1 RELONIX_NO_HOST_ZSTD=1)');
+  // one that hangs is not passed over by what decodes with it: said so, with the same fix
+  const hung = { program: '/opt/bin/zstd', hidden: false, works: false, hung: true, printed: 'it did not finish decoding the sample within 20 s' };
+  const hangs = judgeDecoders({ decoders: { xz: works('/bin/xz'), zstd: hung } });
+  assert.equal(hangs.verdict, 'warning');
+  assert.match(
+    hangs.summary,
+    /the host's zstd \(\/opt\/bin\/zstd\) hangs here \(it did not finish decoding the sample within 20 s\): what relonix decodes with it waits on it$/,
+  );
+  assert.equal(hangs.fix, 'repair /opt/bin/zstd or take it off PATH (or set RELONIX_NO_HOST_ZSTD=1)');
 });
 
 test("the prefix: no bootstrap, a stopped one, a busy one, another uid's, one that verifies and one that does not; the CA bundle", () => {
