@@ -1,13 +1,14 @@
 // What the translator tells: Nix never says why a substituter answered "not here", so the translator
 // says it itself, to the commands running in the prefix: each bin/ wrapper makes a lease named by its
 // pid in leases/ (and execs Nix under that pid), a FIFO the command holds open; the translator writes
-// what it has to say into every live lease, and the relay the wrapper left behind (cat) copies it to
-// the command's stderr. A lease is the user's own, where the command's stderr may not be (a container
+// what it has to say into the lease of each command asking it (askers.ts), and the relay the
+// wrapper left behind (cat) copies it to the command's stderr. A lease is the user's own, where the command's stderr may not be (a container
 // runtime's pipe, which the user may not open).
 // All of it is kept in record.json for relonix status too.
 import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { readJson, writeFileAtomic } from '../util/fs.ts';
+import { askingHolders } from './askers.ts';
 import type { TranslatorFiles } from './config.ts';
 
 export interface Refusal {
@@ -47,12 +48,15 @@ export async function leaseHolders(f: TranslatorFiles): Promise<number[]> {
 }
 
 /**
- * Writes `text` into the lease of every command that holds one (never making a lease anew). A lease
- * is a FIFO its command's relay reads: opened without waiting, so a lease whose relay has ended
- * (ENXIO) or is full (EAGAIN) is passed over rather than waited on.
+ * Writes `text` into the lease of every command that holds one, or with `port` (the translator's)
+ * of each that is asking the translator, when those can be told apart (never making a lease anew).
+ * A lease is a FIFO its command's relay reads: opened without waiting, so a lease whose relay has
+ * ended (ENXIO) or is full (EAGAIN) is passed over rather than waited on.
  */
-export async function tellClients(f: TranslatorFiles, text: string): Promise<void> {
-  for (const pid of await leaseHolders(f)) {
+export async function tellClients(f: TranslatorFiles, text: string, port?: number): Promise<void> {
+  const holders = await leaseHolders(f);
+  const to = (port !== undefined && (await askingHolders(holders, port))) || holders;
+  for (const pid of to) {
     const fh = await fs.open(path.join(f.leases, String(pid)), C.O_WRONLY | C.O_APPEND | C.O_NONBLOCK).catch(() => undefined);
     if (!fh) continue;
     await fh.write(text).catch(() => undefined);
@@ -67,7 +71,11 @@ export class Notes {
   /** what was said already in this server's life: each thing once */
   private readonly said = new Set<string>();
 
-  constructor(private readonly f: TranslatorFiles) {}
+  /** `port`: the translator's, whose askers hear what it says (every lease holder without it) */
+  constructor(
+    private readonly f: TranslatorFiles,
+    private readonly port?: number,
+  ) {}
 
   private update(change: (r: TranslatorRecord) => void, message?: { key: string; text: string }): Promise<void> {
     const next = this.chain.then(async () => {
@@ -76,7 +84,7 @@ export class Notes {
       await writeFileAtomic(this.f.record, `${JSON.stringify(this.record, null, 2)}\n`);
       if (message && !this.said.has(message.key)) {
         this.said.add(message.key);
-        await tellClients(this.f, message.text);
+        await tellClients(this.f, message.text, this.port);
       }
     });
     this.chain = next.catch(() => undefined);
@@ -137,12 +145,12 @@ export class Notes {
 
   /** Said to the commands as it is, recorded nowhere (how far the translations are). */
   tell(text: string): Promise<void> {
-    return tellClients(this.f, text);
+    return tellClients(this.f, text, this.port);
   }
 
   /** Something unexpected in the translator: Nix builds the path, and the user hears why. */
   failed(what: string, why: string): Promise<void> {
-    return tellClients(this.f, `relonix: the translator failed on ${what}: ${why}\n  Nix builds it instead; ${this.f.log} has the details.\n`);
+    return tellClients(this.f, `relonix: the translator failed on ${what}: ${why}\n  Nix builds it instead; ${this.f.log} has the details.\n`, this.port);
   }
 }
 

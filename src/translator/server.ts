@@ -143,7 +143,7 @@ export async function runServer(l: Layout, o: { idleMs: number; ready: (r: Ready
   const { nix } = await activeNix(l);
   await fs.mkdir(f.leases, { recursive: true });
   const act = new Activity();
-  const notes = new Notes(f);
+  const notes = new Notes(f, c.port);
   const t = new Translator({ layout: l, config: c, files: f, key, nix, notes, log: o.log });
   await t.start();
   const server = http.createServer(handler(l, c, t, (nonce) => answerHello(l.prefix, l.storeDir, nonce, key), act, o.log));

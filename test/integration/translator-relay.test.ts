@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -121,5 +122,31 @@ test('a lease that cannot be made: the command runs as it would, and nothing is 
     assert.equal(r.stderr, '');
   } finally {
     await fs.rm(f.leases, { force: true });
+  }
+});
+
+test("with the translator's port, what it says reaches only the commands asking it (or a process under one); with none asking, every lease", async () => {
+  // this test process plays the translator, listening on loopback
+  const server = net.createServer((s) => s.on('error', () => undefined));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const port = (server.address() as net.AddressInfo).port;
+  const bash = SHELLS[1]!;
+  try {
+    // one asks itself, one through a child (as `relonix run` through its Nix), one only waits (an idle nix-shell)
+    const asks = run(bash, `exec 3<>/dev/tcp/127.0.0.1/${port}; echo $$; read -r go`);
+    const under = run(bash, `echo $$; bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}; echo connected >&2; read -r go'`);
+    const idle = run(bash, 'echo $$; read -r go');
+    const pids = await Promise.all([asks.line, under.line, idle.line]);
+    for (let i = 0; i < 100 && !under.stderr.includes('connected'); i++) await new Promise((ok) => setTimeout(ok, 50));
+    await tellClients(f, 'relonix: for the askers\n', port);
+    // a port nobody is connected to: the askers cannot be told apart, so every lease hears it
+    await tellClients(f, 'relonix: for everyone\n', port + 1 === 65536 ? port - 1 : port + 1);
+    for (const r of [asks, under, idle]) r.child.stdin.end('go\n');
+    for (const r of [asks, under, idle]) assert.equal(await r.closed, 0, r.stderr);
+    assert.equal(asks.stderr, 'relonix: for the askers\nrelonix: for everyone\n', `pid ${pids[0]}`);
+    assert.equal(under.stderr, 'connected\nrelonix: for the askers\nrelonix: for everyone\n', `pid ${pids[1]}`);
+    assert.equal(idle.stderr, 'relonix: for everyone\n', `pid ${pids[2]}`);
+  } finally {
+    server.close();
   }
 });

@@ -11,6 +11,7 @@ import { generateKey, parseSecretKey } from '../../src/cache/keys.ts';
 import { defaultStoreDir, layout } from '../../src/prefix/layout.ts';
 import { nixConfBlock } from '../../src/prefix/nix-conf.ts';
 import { NIXOS_CACHE, NIXOS_KEY } from '../../src/translate/upstream.ts';
+import { clientInodes } from '../../src/translator/askers.ts';
 import { DEFAULT_UPSTREAMS, keyId, nthPort, preferredPort, readTranslatorConfig, substituterUrl, translatorFiles } from '../../src/translator/config.ts';
 import { FileCache } from '../../src/translator/keep.ts';
 import { Notes, readRecord, untranslatableReason } from '../../src/translator/notes.ts';
@@ -162,4 +163,23 @@ test('a served narinfo names its kept NAR by file URL, odd characters escaped; o
   // not a NAR this cache keeps (the pattern the server would serve): left alone
   const other = Buffer.from(kept.replace(`nar/${name}`, 'nar/../../etc/passwd'));
   assert.equal(c.served(other), other);
+});
+
+test("the askers' connections: the client ends of established connections to the translator's port, from the kernel's table", () => {
+  const table = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    // the translator listening on 127.0.0.1:51000 (0xC738), and its end of a connection
+    '   0: 0100007F:C738 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1 0000000000000000 100 0 0 10 0',
+    '   1: 0100007F:C738 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 112 1 0000000000000000 20 4 30 10 -1',
+    // the asking command's end
+    '   2: 0100007F:9C40 0100007F:C738 01 00000000:00000000 00:00000000 00000000  1000        0 1234 1 0000000000000000 20 4 30 10 -1',
+    // an end let go (TIME_WAIT, no inode), one to another port, one to the port on another address
+    '   3: 0100007F:9C41 0100007F:C738 06 00000000:00000000 03:00000ABC 00000000     0        0 0 3 0000000000000000',
+    '   4: 0100007F:9C42 0100007F:C739 01 00000000:00000000 00:00000000 00000000  1000        0 555 1 0000000000000000 20 4 30 10 -1',
+    '   5: 0A00000F:9C43 0A000001:C738 01 00000000:00000000 00:00000000 00000000  1000        0 556 1 0000000000000000 20 4 30 10 -1',
+    '',
+  ].join('\n');
+  assert.deepEqual([...clientInodes(table, 51000)], [1234]);
+  assert.deepEqual([...clientInodes(table, 51001)], [555]);
+  assert.deepEqual([...clientInodes('', 51000)], []);
 });
