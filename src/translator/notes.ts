@@ -59,9 +59,27 @@ export async function tellClients(f: TranslatorFiles, text: string, port?: numbe
   for (const pid of to) {
     const fh = await fs.open(path.join(f.leases, String(pid)), C.O_WRONLY | C.O_APPEND | C.O_NONBLOCK).catch(() => undefined);
     if (!fh) continue;
-    await fh.write(text).catch(() => undefined);
+    await fh.write((await drawsOnTerminal(pid)) ? `${CLEAR_LINE}${text}` : text).catch(() => undefined);
     await fh.close().catch(() => undefined);
   }
+}
+
+/**
+ * Goes to the start of the line and clears it: where Nix draws its progress bar (a line it redraws
+ * in place, on a terminal), a message written after it would carry on the bar's line.
+ */
+const CLEAR_LINE = '\r\x1b[K';
+
+/**
+ * Whether the command's stderr is a terminal Nix may draw on (one whose TERM is not "dumb", as Nix
+ * decides it) and that may be sent escape codes (no NO_COLOR or NOCOLOR), from its /proc entries.
+ */
+async function drawsOnTerminal(pid: number): Promise<boolean> {
+  const stderr = await fs.readlink(`/proc/${pid}/fd/2`).catch(() => '');
+  if (!/^\/dev\/(pts\/\d+|tty\w*|console)$/.test(stderr)) return false;
+  const env = (await fs.readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')).split('\0');
+  const term = env.find((v) => v.startsWith('TERM='))?.slice(5);
+  return !!term && term !== 'dumb' && !env.some((v) => v.startsWith('NO_COLOR=') || v.startsWith('NOCOLOR='));
 }
 
 /** The record and the messages, written one at a time. */

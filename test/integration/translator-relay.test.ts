@@ -150,3 +150,32 @@ test("with the translator's port, what it says reaches only the commands asking 
     server.close();
   }
 });
+
+test('on a terminal Nix may draw its progress bar on, what the translator says starts its line anew; on a dumb one, or with NO_COLOR, as it is', async () => {
+  requireTool('script');
+  for (const [env, clear] of [
+    [{ TERM: 'xterm' }, true],
+    [{ TERM: 'dumb' }, false],
+    [{ TERM: 'xterm', NO_COLOR: '1' }, false],
+  ] as const) {
+    // script(1) gives the command a terminal: its stdout and stderr both come out of script's stdout
+    const child = spawn('script', ['-qec', `bash -c ${shQuote(`. ${shQuote(f.ensureScript)}; echo "pid $$"; read -r go`)}`, '/dev/null'], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: 'pipe',
+    });
+    let out = '';
+    const started = new Promise<void>((ok) =>
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (/pid \d+\r?\n/.test(out)) ok();
+      }),
+    );
+    const closed = new Promise((ok) => child.on('close', ok));
+    await started;
+    await tellClients(f, 'relonix: said on a terminal\n');
+    child.stdin.write('go\n');
+    await closed;
+    assert.ok(out.includes(`${clear ? '\r\x1b[K' : '\n'}relonix: said on a terminal\r\n`), `${JSON.stringify(env)}: ${JSON.stringify(out)}`);
+    assert.equal(out.includes('\x1b[K'), clear, JSON.stringify(out));
+  }
+});
