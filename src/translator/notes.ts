@@ -2,8 +2,8 @@
 // says it itself, to the commands running in the prefix: each bin/ wrapper makes a lease named by its
 // pid in leases/ (and execs Nix under that pid), a FIFO the command holds open; the translator writes
 // what it has to say into the lease of each command asking it (askers.ts), and the relay the
-// wrapper left behind (cat) copies it to the command's stderr. A lease is the user's own, where the command's stderr may not be (a container
-// runtime's pipe, which the user may not open).
+// wrapper left behind (cat) copies it to the command's stderr. A lease is the user's own, where the
+// command's stderr may not be (a container runtime's pipe, which the user may not open).
 // All of it is kept in record.json for relonix status too.
 import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
