@@ -31,10 +31,13 @@ const NAR = new RegExp(`^${KEPT_NAR}$`);
 
 /**
  * How much bytecode a function runs before V8 considers optimizing it: its default (132 KiB), four
- * times. Each of the translator's isolates compiles its own hot code, on the two cores the
- * translations need, and a burst is short: with the default, compiling cost more than it saved
- * (bench:substitute's first install, three alternating pairs: the translator's CPU 3.15-3.69 s →
- * 2.51-3.12 s; one isolate's first rewrite of 42 MB of NARs, 527 → 374 ms).
+ * times; and optimized code calls what it calls rather than compiling it inline. Each of the
+ * translator's isolates compiles its own hot code, on the two cores the translations need, and a
+ * burst is short: with the defaults, compiling cost more than it saved. bench:substitute's first
+ * install, the budget: three alternating pairs, the translator's CPU 3.15-3.69 s → 2.51-3.12 s (one
+ * isolate's first rewrite of 42 MB of NARs, 527 → 374 ms); no inlining on top, seven pairs: faster
+ * in each, 0.07-0.39 s (the rewrite of those NARs once warm, three runs each: median 240-250 ms →
+ * 229-243 ms, so a long translation does not pay for it).
  */
 const INTERRUPT_BUDGET = 4 * 132 * 1024;
 
@@ -136,6 +139,7 @@ function closeServer(server: http.Server): Promise<void> {
 export async function runServer(l: Layout, o: { idleMs: number; ready: (r: Ready) => void; log: (s: string) => void }): Promise<void> {
   // before any work, and before the translation threads start: a V8 flag holds for the whole process
   setFlagsFromString(`--interrupt-budget=${INTERRUPT_BUDGET}`);
+  setFlagsFromString('--no-turbo-inlining');
   const f = translatorFiles(l);
   const c = await readTranslatorConfig(l);
   if (!c) return o.ready({ error: `${l.prefix} has no translator set up`, fix: 'run relonix bootstrap (its store dir must be as long as /nix/store)' });
