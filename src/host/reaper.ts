@@ -1,9 +1,9 @@
 // Whether orphans are reaped. In many containers PID 1 is the application or a shell that never
 // waits for the children it inherits: every process killed after its parent died (a build, a Nix)
 // stays a zombie and keeps its pid. relonix's locks see through zombies; the pids do not come back.
-import { promises as fs, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { errorMessage } from '../util/errors.ts';
-import { readProcStat } from '../util/proc.ts';
+import { listProcesses, readProcStat } from '../util/proc.ts';
 import { runTool } from '../util/spawn.ts';
 
 export type ReaperFacts =
@@ -39,13 +39,7 @@ function commOf(pid: number): string {
 
 /** Zombies whose parent is `pid`, counted from /proc, but for the probe's own orphan. */
 async function zombiesOf(pid: number, orphan: number): Promise<number> {
-  let n = 0;
-  for (const name of await fs.readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name) || Number(name) === orphan) continue;
-    const st = readProcStat(Number(name));
-    if (st?.state === 'Z' && st.ppid === pid) n++;
-  }
-  return n;
+  return (await listProcesses()).filter((p) => p.pid !== orphan && p.state === 'Z' && p.ppid === pid).length;
 }
 
 /**

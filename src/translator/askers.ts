@@ -6,7 +6,7 @@
 // `relonix run` starts), holds that inode among its descriptors. Nix keeps its connections open while
 // it runs; the server closes one idle for 5 s.
 import { promises as fs } from 'node:fs';
-import { parseProcStat } from '../util/proc.ts';
+import { listProcesses } from '../util/proc.ts';
 
 /**
  * The inodes of the client ends of established connections to 127.0.0.1:`port`, from the text of
@@ -26,13 +26,7 @@ export function clientInodes(table: string, port: number): Set<number> {
 /** Each process's children, from /proc/PID/stat's parent field; empty when /proc cannot be listed. */
 async function childrenByParent(): Promise<Map<number, number[]>> {
   const byParent = new Map<number, number[]>();
-  const pids = (await fs.readdir('/proc').catch(() => [] as string[])).filter((n) => /^\d+$/.test(n));
-  await Promise.all(
-    pids.map(async (p) => {
-      const st = parseProcStat(await fs.readFile(`/proc/${p}/stat`, 'latin1').catch(() => ''));
-      if (st) byParent.set(st.ppid, [...(byParent.get(st.ppid) ?? []), Number(p)]);
-    }),
-  );
+  for (const p of await listProcesses()) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p.pid]);
   return byParent;
 }
 
@@ -62,7 +56,8 @@ export function askingHolders(holders: number[], port: number): Promise<number[]
 }
 
 async function findAsking(holders: number[], port: number): Promise<number[] | undefined> {
-  if (!holders.length) return undefined;
+  // one holder hears it either way
+  if (holders.length < 2) return undefined;
   const inodes = clientInodes(await fs.readFile('/proc/net/tcp', 'latin1').catch(() => ''), port);
   if (!inodes.size) return undefined;
   const children = await childrenByParent();

@@ -1,5 +1,5 @@
 // Whether a process still runs: what locks and abandoned staging directories are judged by.
-import { readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 
 export interface ProcStat {
   /** R, S, D, T, Z (zombie), X (dead), … */
@@ -35,6 +35,17 @@ export function readProcStat(pid: number): ProcStat | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Every process /proc shows, with its stat (none without /proc; one that ended meanwhile is left out). */
+export async function listProcesses(): Promise<(ProcStat & { pid: number })[]> {
+  const out: (ProcStat & { pid: number })[] = [];
+  for (const name of await fs.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readProcStat(Number(name));
+    if (st) out.push({ ...st, pid: Number(name) });
+  }
+  return out;
 }
 
 function signalable(pid: number): boolean {
