@@ -26,7 +26,7 @@ export const ZSTD_LEVEL = 9;
 export const XZ_LEVEL = 6;
 
 /** The host program that decompresses `c`, or null when there is none (or `c` needs none). */
-function hostDecompressor(c: string): string | null {
+export function hostDecompressor(c: string): string | null {
   return c === 'xz' ? hostXz() : c === 'zstd' ? hostZstd() : null;
 }
 

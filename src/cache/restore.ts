@@ -17,10 +17,11 @@ import { clearTemps, exists, removeTree } from '../util/fs.ts';
 import { pool } from '../util/pool.ts';
 import type { StepProgress } from '../util/progress.ts';
 import { POLICY, retry, spent } from '../util/retry.ts';
+import { hostDecompressor } from './compress.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
 import { cacheIncomplete, checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
 import { type NarInfo, narInfoForOtherPath, narInfoKey, readCachedNarInfo } from './narinfo.ts';
-import { type Item, restoreOne, restoreRun } from './restore-nar.ts';
+import { type Item, restoreFiles, restoreOne, restoreRun } from './restore-nar.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
 
 export interface RestoreOptions {
@@ -167,6 +168,17 @@ function defaultJobs(): number {
   return Math.min(4, Math.max(2, os.availableParallelism()));
 }
 
+/** `items` (largest first) in `n` shares of about the same compressed size, each still largest first. */
+export function lanes(items: Item[], n: number): Item[][] {
+  const out = Array.from({ length: n }, () => ({ items: [] as Item[], bytes: 0 }));
+  for (const it of items) {
+    const lightest = out.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+    lightest.items.push(it);
+    lightest.bytes += it.ni.fileSize ?? it.ni.narSize;
+  }
+  return out.map((o) => o.items).filter((q) => q.length);
+}
+
 /** Puts every path of `all` in place that is not already: many per decompressor when the host has one. */
 async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   const l = o.layout;
@@ -185,9 +197,16 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   const jobs = Math.max(1, Math.min(o.jobs ?? defaultJobs(), queue.length));
   if (compressions.size === 1 && !compressions.has('none')) {
     // each worker is one run of the decompressor (the host's program, or the built-in decoder on a
-    // thread), taking paths from the shared queue as it goes
+    // thread), taking paths from the shared queue as it goes; from a directory cache, the host's
+    // program reads a share of the files, fixed up front, itself
     const c = [...compressions][0]!;
-    await pool(Array.from({ length: jobs }), jobs, () => retry(() => restoreRun(l, queue, c, restored), POLICY.narRun));
+    const run = (q: Item[]) => retry(() => restoreRun(l, q, c, restored), POLICY.narRun);
+    const bin = hostDecompressor(c);
+    if (bin && queue.every(({ target }) => target.localFile)) {
+      await pool(lanes(queue, jobs), jobs, async (lane) => {
+        if (!(await retry(() => restoreFiles(lane, bin, restored), POLICY.narRun))) await run(lane);
+      });
+    } else await pool(Array.from({ length: jobs }), jobs, () => run(queue));
   } else {
     await pool(queue, jobs, async (item) => {
       await retry(() => restoreOne(l, item), POLICY.nar);

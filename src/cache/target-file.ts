@@ -105,6 +105,9 @@ export class FileTarget implements CacheTarget {
     const fh = await fs.open(f.path, C.O_RDONLY | C.O_NOFOLLOW);
     return fh.createReadStream({ highWaterMark: 1 << 20 });
   }
+  async localFile(key: string) {
+    return (await this.file(key))?.path;
+  }
   // a reader (or a kill) never sees half an object: both go through a temporary and a rename, which
   // replaces a symlink at the name rather than writing where it points
   async put(key: string, data: Buffer) {

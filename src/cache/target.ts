@@ -30,6 +30,11 @@ export interface CacheTarget {
   list?(): Promise<CacheObject[]>;
   /** the object as a stream, or undefined when it does not exist: NARs never have to fit in memory */
   openRead?(key: string): Promise<AsyncIterable<Uint8Array> | undefined>;
+  /**
+   * for a cache that is a directory on this machine: the regular file behind `key` (its directory
+   * checked to be inside the cache, as every read is), or undefined when there is none
+   */
+  localFile?(key: string): Promise<string | undefined>;
   /** for http(s) targets: the URL of a key and the headers to fetch it with (resumable downloads) */
   httpSource?(key: string): { url: string; headers: Record<string, string> };
 }

@@ -12,7 +12,8 @@ import { generateKey, parsePublicKey, parseSecretKey, signNarInfo, verifyNarInfo
 import { fingerprint, formatNarInfo, parseNarInfo } from '../../src/cache/narinfo.ts';
 import { queryClosure } from '../../src/cache/nixstore.ts';
 import { publishPaths } from '../../src/cache/publish.ts';
-import { restoreClosure, restoreFromCache } from '../../src/cache/restore.ts';
+import { closureNarInfos, restoreClosure, restoreFromCache } from '../../src/cache/restore.ts';
+import { restoreFiles } from '../../src/cache/restore-nar.ts';
 import { openTarget } from '../../src/cache/targets.ts';
 import { unpackNar } from '../../src/store/nar/unpack.ts';
 import { dumpPath, narDigest } from '../../src/store/nar/write.ts';
@@ -510,5 +511,93 @@ test('restore: a corrupt NAR in the middle of a decompressor run is named, and n
     [],
     'no temporary is left',
   );
+  await removePrefix(dir);
+});
+
+test('restore from a directory cache: the host decompressor reads the NAR files itself; one that fails on them, or puts out other bytes, is passed over for the pipe', async () => {
+  const dir = tempDir('rstfiles');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const a = buildClosure(s, 'files-a');
+  const b = buildClosure(s, 'files-b');
+  const all = [...a.all, ...b.all].sort();
+  const k = await writeKey(`${dir}/k.secret`, 'files-1');
+  await publishStore(s, `file://${cache}`, `${dir}/k.secret`, [a.top, b.top], undefined, 'zstd');
+  const narFiles = readdirSync(path.join(cache, 'nar')).map((n) => path.join(cache, 'nar', n));
+  const real = requireTool('zstd');
+  // a zstd first on PATH that logs how it is run, then does what `body` says
+  const wrapper = async (name: string, body: string) => {
+    const d = path.join(dir, name);
+    await fs.mkdir(d);
+    await fs.writeFile(path.join(d, 'zstd'), `#!/bin/sh\necho "$*" >> ${d}/log\n${body}\n`, { mode: 0o755 });
+    return { path: `${d}:${process.env.PATH}`, runs: async () => (await fs.readFile(path.join(d, 'log'), 'utf8')).trim().split('\n') };
+  };
+  const withPath = async <T>(p: string, f: () => Promise<T>): Promise<T> => {
+    const saved = process.env.PATH;
+    process.env.PATH = p;
+    try {
+      return await f();
+    } finally {
+      process.env.PATH = saved;
+    }
+  };
+  const restoreWith = async (p: string) => {
+    await removePrefix(s.prefix);
+    const got = await withPath(p, () =>
+      restoreClosure({
+        layout: makeStore(s.prefix).layout,
+        caches: [`file://${cache}`],
+        trustedKeys: [k.public],
+        system: 'x',
+        roots: [a.top, b.top],
+        nixStore: '/usr/bin/nix-store',
+        jobs: 2,
+      }),
+    );
+    assert.deepEqual(got.sort(), all);
+    const f = makeStore(s.prefix);
+    for (const x of all) assert.ok(isValid(f, x));
+    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    assert.equal(spawnSync(path.join(a.top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
+  };
+  const named = (runs: string[]) => runs.filter((r) => r.includes(' -- ')).flatMap((r) => r.split(' -- ')[1]!.split(' '));
+
+  // a working zstd: two runs (two lanes), each named its share of the files, together every file once; nothing through a pipe
+  const works = await wrapper('works', `exec ${real} "$@"`);
+  await restoreWith(works.path);
+  const runs = await works.runs();
+  assert.equal(runs.length, 2, runs.join('\n'));
+  for (const r of runs) assert.match(r, /^-d -c -q -- \S/);
+  assert.deepEqual(named(runs).sort(), narFiles.sort());
+
+  // one that refuses files (a wrapper that only filters): each lane runs it once on its files, then feeds it through the pipe
+  const refuses = await wrapper('refuses', `case " $* " in *" -- "*) echo "zstd: cannot open files here" >&2; exit 1;; esac\nexec ${real} "$@"`);
+  await restoreWith(refuses.path);
+  const refused = await refuses.runs();
+  assert.equal(refused.filter((r) => r.includes(' -- ')).length, 2, refused.join('\n'));
+  assert.ok(
+    refused.some((r) => r === '-d -c -q'),
+    refused.join('\n'),
+  );
+
+  // one whose output from files stops short: the rest go through the pipe, and every path still checks out
+  const short = await wrapper('short', `case " $* " in *" -- "*) ${real} "$@" | head -c 3000; exit 0;; esac\nexec ${real} "$@"`);
+  await restoreWith(short.path);
+  assert.ok((await short.runs()).some((r) => r === '-d -c -q'));
+
+  // more NARs than one run takes: a run per batch, in order
+  await removePrefix(s.prefix);
+  const l = makeStore(s.prefix).layout;
+  await fs.mkdir(l.storeDir, { recursive: true });
+  const infos = await closureNarInfos([openTarget(`file://${cache}`)], [a.top, b.top], [parsePublicKey(k.public)], l.storeDir);
+  const queue = [...infos.values()];
+  const done: string[] = [];
+  const batched = await wrapper('batched', `exec ${real} "$@"`);
+  assert.equal(await withPath(batched.path, () => restoreFiles(queue, path.join(dir, 'batched', 'zstd'), (it) => done.push(it.ni.storePath), 3)), true);
+  assert.deepEqual(queue, []);
+  assert.deepEqual(done.sort(), all);
+  const batches = await batched.runs();
+  assert.equal(batches.length, Math.ceil(all.length / 3), batches.join('\n'));
+  for (const x of all) assert.ok(existsSync(x));
   await removePrefix(dir);
 });
