@@ -44,6 +44,12 @@ export interface DownloadOptions {
   onSize?: (total: number, have: number) => Promise<void>;
   /** each piece of a body as it arrives, with the file offset it is written at (before any checksum) */
   onBody?: (b: Buffer, at: number) => void;
+  /**
+   * false: the part is not synced to disk before it takes its name. For a file used once and
+   * thrown away (a NAR a restore unpacks) with a sha256: what a crash leaves unsynced fails that
+   * checksum when it is resumed, and is fetched again.
+   */
+  durable?: boolean;
 }
 
 export interface DownloadResult {
@@ -148,7 +154,7 @@ async function receive(
   h: Hash,
   total: number | undefined,
   limit: Limit,
-  on: Pick<DownloadOptions, 'onProgress' | 'onBody'>,
+  on: Pick<DownloadOptions, 'onProgress' | 'onBody' | 'durable'>,
 ): Promise<number> {
   const { onProgress, onBody } = on;
   let received = offset;
@@ -178,6 +184,7 @@ async function receive(
   // an errored stream may never call end's callback: wait for it to be finished either way
   await finished(ws).catch(() => undefined);
   if (ws.errored) rx.stopped ??= ws.errored;
+  if (on.durable === false) return received;
   const fh = await fs.open(part, 'r+');
   try {
     await fh.datasync();

@@ -13,13 +13,14 @@ import { fingerprint, formatNarInfo, parseNarInfo } from '../../src/cache/narinf
 import { queryClosure } from '../../src/cache/nixstore.ts';
 import { publishPaths } from '../../src/cache/publish.ts';
 import { closureNarInfos, restoreClosure, restoreFromCache } from '../../src/cache/restore.ts';
-import { restoreFiles } from '../../src/cache/restore-nar.ts';
+import { restoreFiles, restoreRun } from '../../src/cache/restore-nar.ts';
 import { openTarget } from '../../src/cache/targets.ts';
 import { unpackNar } from '../../src/store/nar/unpack.ts';
 import { dumpPath, narDigest } from '../../src/store/nar/write.ts';
 import { toNixBase32 } from '../../src/store/nixbase32.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { EXIT, relonixWithHostNix as relonix } from '../helpers/cli.ts';
+import { startServer } from '../helpers/http.ts';
 import { removePrefix, tempDir } from '../helpers/paths.ts';
 import { buildClosure, isValid, makeStore, storeEntries, type TestStore, verifyCache, writeKey } from '../helpers/store.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -599,5 +600,55 @@ test('restore from a directory cache: the host decompressor reads the NAR files 
   const batches = await batched.runs();
   assert.equal(batches.length, Math.ceil(all.length / 3), batches.join('\n'));
   for (const x of all) assert.ok(existsSync(x));
+  await removePrefix(dir);
+});
+
+test('restore over HTTP: a decompressor run downloads several NARs ahead of the one it unpacks, one when they are bigger than its bound', async () => {
+  const dir = tempDir('rstahead');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const closures = ['ahead-a', 'ahead-b', 'ahead-c'].map((n) => buildClosure(s, n));
+  const roots = closures.map((c) => c.top);
+  const all = closures.flatMap((c) => c.all).sort();
+  const k = await writeKey(`${dir}/k.secret`, 'ahead-1');
+  await publishStore(s, `file://${cache}`, `${dir}/k.secret`, roots, undefined, 'zstd');
+  // an origin a round trip away: each NAR's first byte comes 150 ms after it is asked for
+  let inFlight = 0;
+  let most = 0;
+  const server = await startServer({
+    dir: cache,
+    handler: async (req, res) => {
+      if (!req.url?.startsWith('/nar/')) return false;
+      most = Math.max(most, ++inFlight);
+      res.once('close', () => inFlight--);
+      await new Promise((r) => setTimeout(r, 150));
+      return false;
+    },
+  });
+  try {
+    await removePrefix(s.prefix);
+    const l = makeStore(s.prefix).layout;
+    const got = await restoreClosure({ layout: l, caches: [server.url], trustedKeys: [k.public], system: 'x', roots, nixStore: '/usr/bin/nix-store', jobs: 1 });
+    assert.deepEqual(got.sort(), all);
+    const f = makeStore(s.prefix);
+    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    // one run, and every NAR of the closure (fewer than it takes ahead) asked for at once
+    assert.ok(all.length <= 9, `${all.length} paths`);
+    assert.equal(most, all.length);
+
+    // bigger than the bound: the one it unpacks and one more, as a restore always downloaded
+    await removePrefix(s.prefix);
+    await fs.mkdir(l.storeDir, { recursive: true });
+    const infos = await closureNarInfos([openTarget(server.url)], roots, [parsePublicKey(k.public)], l.storeDir);
+    const queue = [...infos.values()];
+    const done: string[] = [];
+    most = 0;
+    await restoreRun(l, queue, 'zstd', (it) => done.push(it.ni.storePath), { count: 8, bytes: 1 });
+    assert.deepEqual(done.sort(), all);
+    assert.equal(most, 2);
+    for (const x of all) assert.ok(existsSync(x));
+  } finally {
+    await server.close();
+  }
   await removePrefix(dir);
 });
