@@ -22,7 +22,9 @@ import { keyscanLine } from '../../src/remote/ssh.ts';
 import { RelonixError } from '../../src/util/errors.ts';
 import { shQuote } from '../../src/util/shell.ts';
 
-const l = layout('/tmp/rx');
+// the store dir given: a prefix that happens to exist at /tmp/rx (its state names another store dir)
+// would otherwise change every plan here
+const l = layout('/tmp/rx', '/tmp/rx/store');
 
 test('builder addresses: user, host and port are read; anything else is refused as usage', () => {
   assert.deepEqual(parseBuilderUrl('ssh://b@10.0.0.7:2222'), { url: 'ssh://b@10.0.0.7:2222', user: 'b', host: '10.0.0.7', port: 2222 });
