@@ -64,7 +64,29 @@ export interface ManifestEntry {
   path: string;
   cacert?: string;
   publishedAt: string;
+  /**
+   * the `<hash>-<name>` of every path in the closure of the Nix and the CA bundle, as publish knew it:
+   * a restore asks for all their narinfos at once rather than one level of references at a time
+   * (see expectedClosure)
+   */
+  closure?: string[];
 }
+
+/** The most paths a manifest entry's closure may list before it is passed over. */
+const MAX_CLOSURE = 20000;
+
+/**
+ * The store paths an entry says its closure has, when it says so in a form that can be one: a
+ * hint, nothing more (relonix.json is not signed), so what is odd about it is passed over, not refused.
+ */
+export function expectedClosure(e: ManifestEntry, storeDir: string): string[] {
+  const c: unknown = e.closure;
+  if (!Array.isArray(c) || c.length > MAX_CLOSURE) return [];
+  return c.filter((b): b is string => typeof b === 'string' && STORE_BASENAME.test(b)).map((b) => `${storeDir}/${b}`);
+}
+
+/** `<32 nix-base32 characters>-<name>`: no slash, nothing that walks out of the store dir. */
+const STORE_BASENAME = /^[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 
 export interface Manifest {
   version: 1;

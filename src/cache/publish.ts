@@ -121,11 +121,28 @@ async function uploadNar(o: ItemsOptions, it: PublishItem, compression: Compress
   return ni;
 }
 
+/** The closure of `roots` among `paths` (which hold it), sorted. */
+function closureOf(roots: string[], paths: RegInfo[]): string[] {
+  const refs = new Map(paths.map((p) => [p.path, p.references]));
+  const seen = new Set<string>(roots);
+  const todo = [...seen];
+  for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
+    for (const r of refs.get(p) ?? []) {
+      if (!seen.has(r)) {
+        seen.add(r);
+        todo.push(r);
+      }
+    }
+  }
+  return [...seen].sort();
+}
+
 /** Records the Nix in relonix.json; last, as it must only ever name a Nix whose closure is in the cache. */
 async function recordNix(o: PublishOptions, rec: NonNullable<PublishOptions['record']>): Promise<void> {
   const m: Manifest = (await readManifest(o.target)) ?? { version: 1, storeDir: o.storeDir, nix: {} };
   if (m.storeDir !== o.storeDir) throw storeDirMismatch(o.target.url, m.storeDir, o.storeDir);
-  m.nix[rec.system] = { path: rec.nix, cacert: rec.cacert, publishedAt: new Date().toISOString() };
+  const closure = closureOf([rec.nix, ...(rec.cacert ? [rec.cacert] : [])], o.paths).map((p) => path.basename(p));
+  m.nix[rec.system] = { path: rec.nix, cacert: rec.cacert, publishedAt: new Date().toISOString(), closure };
   await o.target.put(MANIFEST_KEY, Buffer.from(`${JSON.stringify(m, null, 2)}\n`), 'application/json');
 }
 

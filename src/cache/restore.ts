@@ -14,12 +14,12 @@ import { formatRegInfo, parseNarHashField } from '../store/reginfo.ts';
 import { parseStoreBasename } from '../store/storepath.ts';
 import { type ErrorKind, errorMessage, isKind, RelonixError } from '../util/errors.ts';
 import { clearTemps, exists, removeTree } from '../util/fs.ts';
-import { pool } from '../util/pool.ts';
+import { Limit, pool } from '../util/pool.ts';
 import type { StepProgress } from '../util/progress.ts';
 import { POLICY, retry, spent } from '../util/retry.ts';
 import { hostDecompressor } from './compress.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
-import { cacheIncomplete, checkCacheInfo, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
+import { cacheIncomplete, checkCacheInfo, expectedClosure, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
 import { type NarInfo, narInfoForOtherPath, narInfoKey, readCachedNarInfo } from './narinfo.ts';
 import { type Item, restoreFiles, restoreOne, restoreRun } from './restore-nar.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
@@ -129,7 +129,9 @@ const NARINFO_LOOKUPS = 32;
 /**
  * Reads the closure's narinfos (following References) and checks every signature. A root no cache
  * has is the error `missing` makes (by default: the cache is incomplete); a reference no cache has
- * always means the cache is incomplete, since its own narinfos name it.
+ * always means the cache is incomplete, since its own narinfos name it. The narinfos of `expected`
+ * (what the closure is said to hold) are asked for at once, beside the roots', rather than a level
+ * of references at a time: over a network each level cost a round trip.
  */
 export async function closureNarInfos(
   targets: CacheTarget[],
@@ -137,11 +139,28 @@ export async function closureNarInfos(
   keys: PublicKey[],
   storeDir: string,
   missing = incompleteCache,
+  expected: string[] = [],
 ): Promise<Map<string, { ni: NarInfo; target: CacheTarget }>> {
   const out = new Map<string, { ni: NarInfo; target: CacheTarget }>();
+  const limit = new Limit(NARINFO_LOOKUPS);
+  const asked = new Map<string, Promise<{ ni: NarInfo; target: CacheTarget }>>();
+  const lookup = (p: string, notFound: typeof incompleteCache) => {
+    let got = asked.get(p);
+    if (!got) {
+      got = limit.run(() => fetchNarInfo(targets, p, notFound));
+      // one asked for ahead that the walk never reaches is nobody's failure
+      got.catch(() => undefined);
+      asked.set(p, got);
+    }
+    return got;
+  };
   let frontier = [...new Set(roots)];
+  for (const p of frontier) lookup(p, missing);
+  // what the manifest says the closure holds, asked for at once: the walk below still decides what
+  // the closure is, and checks each narinfo it takes
+  for (const p of expected) lookup(p, incompleteCache);
   while (frontier.length) {
-    const got = await pool(frontier, NARINFO_LOOKUPS, (p) => fetchNarInfo(targets, p, out.size === 0 ? missing : incompleteCache));
+    const got = await pool(frontier, frontier.length, (p) => lookup(p, incompleteCache));
     const next: string[] = [];
     for (const g of got) {
       checkSigned(g.ni, keys);
@@ -221,8 +240,16 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
   }
 }
 
+interface ClosureOptions {
+  roots: string[];
+  /** what the closure is said to hold (a manifest's list): their narinfos are asked for at once */
+  expected?: string[];
+  nix?: string;
+  targets?: CacheTarget[];
+}
+
 /** Restores store paths (with their closures) from caches, then registers them all at once. */
-export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?: string; targets?: CacheTarget[] }): Promise<string[]> {
+export async function restoreClosure(o: RestoreOptions & ClosureOptions): Promise<string[]> {
   try {
     return await restoreAndRegister(o);
   } catch (e) {
@@ -234,14 +261,14 @@ export async function restoreClosure(o: RestoreOptions & { roots: string[]; nix?
   }
 }
 
-async function restoreAndRegister(o: RestoreOptions & { roots: string[]; nix?: string; targets?: CacheTarget[] }): Promise<string[]> {
+async function restoreAndRegister(o: RestoreOptions & ClosureOptions): Promise<string[]> {
   const l = o.layout;
   const keys = trusted(o.trustedKeys);
   const targets = o.targets ?? o.caches.map((u) => openTarget(u, o.targetOptions));
   for (const t of targets) await retry(() => checkCacheInfo(t, l.storeDir), POLICY.probe);
   for (const r of o.roots) parseStoreBasename(path.basename(r));
   o.onProgress?.({ message: 'reading narinfos' });
-  const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir);
+  const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir, incompleteCache, o.expected);
   await fs.mkdir(l.storeDir, { recursive: true });
   // what a killed restore was unpacking never got its real name; the caller holds the prefix lock,
   // so no other restore is unpacking now
@@ -284,7 +311,8 @@ export async function restoreFromCache(
   const roots = [entry.path, ...(entry.cacert ? [entry.cacert] : [])];
   const { besideRegistration: beside, ...rest } = opts;
   const besideRegistration = beside && (() => beside(entry.path, entry.cacert));
-  const paths = await restoreClosure({ ...rest, roots, nix: entry.path, targets: [target, ...others], besideRegistration });
+  const expected = expectedClosure(entry, l.storeDir);
+  const paths = await restoreClosure({ ...rest, roots, expected, nix: entry.path, targets: [target, ...others], besideRegistration });
   return { nix: entry.path, cacert: entry.cacert, paths };
 }
 

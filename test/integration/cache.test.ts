@@ -652,3 +652,60 @@ test('restore over HTTP: a decompressor run downloads several NARs ahead of the 
   }
   await removePrefix(dir);
 });
+
+test('restore over HTTP: the narinfos of the closure relonix.json lists are asked for at once; without the list, or with a wrong one, the walk of references finds the closure as before', async () => {
+  const dir = tempDir('rstwave');
+  const cache = path.join(dir, 'cache');
+  const s = makeStore(path.join(dir, 'p'));
+  const { top, all } = buildClosure(s, 'wave');
+  const k = await writeKey(`${dir}/k.secret`, 'wave-1');
+  await publishStore(s, `file://${cache}`, `${dir}/k.secret`, [top], { system: 'x86_64-linux', nix: top });
+  const manifestFile = path.join(cache, 'relonix.json');
+  const manifest = JSON.parse(await fs.readFile(manifestFile, 'utf8'));
+  // publish lists the closure of the Nix it records
+  assert.deepEqual(manifest.nix['x86_64-linux'].closure, all.map((p) => path.basename(p)).sort());
+  // an origin a round trip away: each narinfo comes 200 ms after it is asked for
+  let asked: number[] = [];
+  const server = await startServer({
+    dir: cache,
+    handler: async (req) => {
+      if (!req.url?.endsWith('.narinfo')) return false;
+      asked.push(Date.now());
+      await new Promise((r) => setTimeout(r, 200));
+      return false;
+    },
+  });
+  const restore = async (narinfos = all.length) => {
+    await removePrefix(s.prefix);
+    asked = [];
+    const r = await restoreFromCache({
+      layout: makeStore(s.prefix).layout,
+      caches: [server.url],
+      trustedKeys: [k.public],
+      system: 'x86_64-linux',
+      nixStore: '/usr/bin/nix-store',
+    });
+    assert.deepEqual(r.paths.sort(), all);
+    const f = makeStore(s.prefix);
+    for (const p of all) assert.ok(isValid(f, p));
+    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    assert.equal(asked.length, narinfos, 'each narinfo asked for once');
+    return Math.max(...asked) - Math.min(...asked);
+  };
+  try {
+    // listed: the root's narinfo and its reference's together, in one round trip
+    assert.ok((await restore()) < 150, `asked over ${asked.map((t) => t - asked[0]!).join(', ')} ms`);
+    // an older manifest without the list: the reference waits for the root's narinfo, as it always did
+    delete manifest.nix['x86_64-linux'].closure;
+    await fs.writeFile(manifestFile, JSON.stringify(manifest));
+    assert.ok((await restore()) >= 200, `asked over ${asked.map((t) => t - asked[0]!).join(', ')} ms`);
+    // a wrong list (the manifest is not signed): a path of no closure is asked for in vain, what is
+    // no store path not at all, and the closure restored is the one the narinfos name
+    manifest.nix['x86_64-linux'].closure = ['../../etc/passwd', `${'0'.repeat(32)}-nothing`, 7];
+    await fs.writeFile(manifestFile, JSON.stringify(manifest));
+    await restore(all.length + 1);
+  } finally {
+    await server.close();
+  }
+  await removePrefix(dir);
+});
