@@ -289,8 +289,8 @@ export async function restoreFiles(queue: Item[], bin: string, onDone: (it: Item
   return true;
 }
 
-/** A NAR file's size as its narinfo gives it. */
-function fileBytes({ ni }: Item): number {
+/** A NAR file's size as its narinfo gives it (its NAR's, without a FileSize). */
+export function fileBytes({ ni }: Item): number {
   return ni.fileSize ?? ni.narSize;
 }
 

@@ -21,7 +21,7 @@ import { hostDecompressor } from './compress.ts';
 import { type PublicKey, parsePublicKey, verifyNarInfo } from './keys.ts';
 import { cacheIncomplete, checkCacheInfo, expectedClosure, type ManifestEntry, readManifest, STORE_DIR_HINT, storeDirMismatch } from './meta.ts';
 import { type NarInfo, narInfoForOtherPath, narInfoKey, readCachedNarInfo } from './narinfo.ts';
-import { type Item, restoreFiles, restoreOne, restoreRun } from './restore-nar.ts';
+import { fileBytes, type Item, restoreFiles, restoreOne, restoreRun } from './restore-nar.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from './targets.ts';
 
 export interface RestoreOptions {
@@ -199,7 +199,7 @@ export function lanes(items: Item[], n: number): Item[][] {
   for (const it of items) {
     const lightest = out.reduce((a, b) => (b.bytes < a.bytes ? b : a));
     lightest.items.push(it);
-    lightest.bytes += it.ni.fileSize ?? it.ni.narSize;
+    lightest.bytes += fileBytes(it);
   }
   return out.map((o) => o.items).filter((q) => q.length);
 }
