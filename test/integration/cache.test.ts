@@ -248,6 +248,14 @@ test('publish --compression zstd → nix store verify → Debian Nix substitutes
   await removePrefix(dir);
 });
 
+/** Every path registered in the store under `prefix`, its contents as registered (Debian's Nix checks); that store. */
+function assertRestored(prefix: string, paths: string[]): TestStore {
+  const f = makeStore(prefix);
+  for (const p of paths) assert.ok(isValid(f, p), `${p} is registered`);
+  assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+  return f;
+}
+
 test('publish --compression zstd on a host without zstd is refused with the fix, before any upload', async () => {
   const dir = tempDir('nozstd');
   const cache = path.join(dir, 'cache');
@@ -366,9 +374,7 @@ for (const d of DECODERS)
       if (d.hide && saved === undefined) delete process.env[d.hide];
       else if (d.hide) process.env[d.hide] = saved;
     }
-    const f = makeStore(s.prefix);
-    for (const p of [...all, ...more.all]) assert.ok(isValid(f, p));
-    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    assertRestored(s.prefix, [...all, ...more.all]);
     assert.equal(spawnSync(path.join(top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
     await removePrefix(dir);
   });
@@ -423,9 +429,7 @@ test('restore: a cache written by nix copy is restored and registered; tampering
   await fs.writeFile(niFile, orig);
   const got = await attempt([pub]);
   assert.deepEqual(got.sort(), all);
-  f = makeStore(s.prefix);
-  for (const p of all) assert.ok(isValid(f, p));
-  assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+  f = assertRestored(s.prefix, all);
   assert.equal(f.nix(['-q', '--hash', top]), parseNarInfo(orig).narHash);
   assert.deepEqual((await attempt([pub])).sort(), all);
   await removePrefix(dir);
@@ -556,9 +560,7 @@ test('restore from a directory cache: the host decompressor reads the NAR files 
       }),
     );
     assert.deepEqual(got.sort(), all);
-    const f = makeStore(s.prefix);
-    for (const x of all) assert.ok(isValid(f, x));
-    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    assertRestored(s.prefix, all);
     assert.equal(spawnSync(path.join(a.top, 'bin', 'x'), { encoding: 'utf8' }).stdout, 'hi\n');
   };
   const named = (runs: string[]) => runs.filter((r) => r.includes(' -- ')).flatMap((r) => r.split(' -- ')[1]!.split(' '));
@@ -630,8 +632,7 @@ test('restore over HTTP: a decompressor run downloads several NARs ahead of the 
     const l = makeStore(s.prefix).layout;
     const got = await restoreClosure({ layout: l, caches: [server.url], trustedKeys: [k.public], system: 'x', roots, nixStore: '/usr/bin/nix-store', jobs: 1 });
     assert.deepEqual(got.sort(), all);
-    const f = makeStore(s.prefix);
-    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    assertRestored(s.prefix, all);
     // one run, and every NAR of the closure (fewer than it takes ahead) asked for at once
     assert.ok(all.length <= 9, `${all.length} paths`);
     assert.equal(most, all.length);
@@ -686,9 +687,7 @@ test('restore over HTTP: the narinfos of the closure relonix.json lists are aske
       nixStore: '/usr/bin/nix-store',
     });
     assert.deepEqual(r.paths.sort(), all);
-    const f = makeStore(s.prefix);
-    for (const p of all) assert.ok(isValid(f, p));
-    assert.equal(f.run('/usr/bin/nix-store', ['--verify', '--check-contents']).status, 0);
+    assertRestored(s.prefix, all);
     assert.equal(asked.length, narinfos, 'each narinfo asked for once');
     return Math.max(...asked) - Math.min(...asked);
   };
