@@ -72,8 +72,11 @@ export interface ManifestEntry {
   closure?: string[];
 }
 
-/** The most paths a manifest entry's closure may list before it is passed over. */
-const MAX_CLOSURE = 20000;
+/**
+ * The most paths a manifest entry's closure may list before it is passed over: a Nix and its CA
+ * bundle need tens of paths, and a list this long costs a restore at most a few dozen round trips.
+ */
+const MAX_CLOSURE = 1000;
 
 /**
  * The store paths an entry says its closure has, when it says so in a form that can be one: a

@@ -141,13 +141,18 @@ export async function closureNarInfos(
   missing = incompleteCache,
   expected: string[] = [],
 ): Promise<Map<string, { ni: NarInfo; target: CacheTarget }>> {
-  const out = new Map<string, { ni: NarInfo; target: CacheTarget }>();
+  type Found = { ni: NarInfo; target: CacheTarget };
+  const out = new Map<string, Found>();
   const limit = new Limit(NARINFO_LOOKUPS);
-  const asked = new Map<string, Promise<{ ni: NarInfo; target: CacheTarget }>>();
-  const lookup = (p: string, notFound: typeof incompleteCache) => {
+  const asked = new Map<string, Promise<Found | undefined>>();
+  let walked = false;
+  // the walk's own lookups go before those asked for ahead: a list that names what is no part of
+  // the closure holds nothing up
+  const lookup = (p: string, notFound: typeof incompleteCache, urgent = true) => {
     let got = asked.get(p);
     if (!got) {
-      got = limit.run(() => fetchNarInfo(targets, p, notFound));
+      // what is still waiting for its turn once the walk is over is none of the closure's
+      got = limit.run(async () => (walked ? undefined : fetchNarInfo(targets, p, notFound)), urgent);
       // one asked for ahead that the walk never reaches is nobody's failure
       got.catch(() => undefined);
       asked.set(p, got);
@@ -158,19 +163,24 @@ export async function closureNarInfos(
   for (const p of frontier) lookup(p, missing);
   // what the manifest says the closure holds, asked for at once: the walk below still decides what
   // the closure is, and checks each narinfo it takes
-  for (const p of expected) lookup(p, incompleteCache);
-  while (frontier.length) {
-    const got = await pool(frontier, frontier.length, (p) => lookup(p, incompleteCache));
-    const next: string[] = [];
-    for (const g of got) {
-      checkSigned(g.ni, keys);
-      out.set(g.ni.storePath, g);
-      for (const r of g.ni.references) {
-        const full = `${storeDir}/${r}`;
-        if (!out.has(full) && !next.includes(full) && !frontier.includes(full)) next.push(full);
+  for (const p of expected) lookup(p, incompleteCache, false);
+  try {
+    while (frontier.length) {
+      // the walk waits for each lookup it makes: none of them is skipped
+      const got = (await pool(frontier, frontier.length, (p) => lookup(p, incompleteCache))) as Found[];
+      const next: string[] = [];
+      for (const g of got) {
+        checkSigned(g.ni, keys);
+        out.set(g.ni.storePath, g);
+        for (const r of g.ni.references) {
+          const full = `${storeDir}/${r}`;
+          if (!out.has(full) && !next.includes(full) && !frontier.includes(full)) next.push(full);
+        }
       }
+      frontier = next.filter((p) => !out.has(p));
     }
-    frontier = next.filter((p) => !out.has(p));
+  } finally {
+    walked = true;
   }
   return out;
 }

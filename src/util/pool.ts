@@ -1,7 +1,7 @@
 // The one concurrency limit. `Limit` gates jobs that start as they please (publish: a path's
 // upload waits for its turn, its narinfo waits for its references); `pool` maps a list through it.
 
-/** At most `n` jobs run at once; the others wait, in the order they came. */
+/** At most `n` jobs run at once; the others wait, in the order they came (an `urgent` one first). */
 export class Limit {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
@@ -11,9 +11,10 @@ export class Limit {
     this.n = Math.max(1, Math.floor(n) || 1);
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  async run<T>(fn: () => Promise<T>, urgent = false): Promise<T> {
     if (this.active < this.n) this.active++;
-    else await new Promise<void>((r) => this.waiting.push(r)); // the slot is handed over, not freed
+    // the slot is handed over, not freed
+    else await new Promise<void>((r) => (urgent ? this.waiting.unshift(r) : this.waiting.push(r)));
     try {
       return await fn();
     } finally {

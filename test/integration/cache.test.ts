@@ -667,11 +667,13 @@ test('restore over HTTP: the narinfos of the closure relonix.json lists are aske
   assert.deepEqual(manifest.nix['x86_64-linux'].closure, all.map((p) => path.basename(p)).sort());
   // an origin a round trip away: each narinfo comes 200 ms after it is asked for
   let asked: number[] = [];
+  let askedFor: string[] = [];
   const server = await startServer({
     dir: cache,
     handler: async (req) => {
       if (!req.url?.endsWith('.narinfo')) return false;
       asked.push(Date.now());
+      askedFor.push(req.url);
       await new Promise((r) => setTimeout(r, 200));
       return false;
     },
@@ -679,6 +681,7 @@ test('restore over HTTP: the narinfos of the closure relonix.json lists are aske
   const restore = async (narinfos = all.length) => {
     await removePrefix(s.prefix);
     asked = [];
+    askedFor = [];
     const r = await restoreFromCache({
       layout: makeStore(s.prefix).layout,
       caches: [server.url],
@@ -688,7 +691,7 @@ test('restore over HTTP: the narinfos of the closure relonix.json lists are aske
     });
     assert.deepEqual(r.paths.sort(), all);
     assertRestored(s.prefix, all);
-    assert.equal(asked.length, narinfos, 'each narinfo asked for once');
+    if (narinfos) assert.equal(asked.length, narinfos, 'each narinfo asked for once');
     return Math.max(...asked) - Math.min(...asked);
   };
   try {
@@ -703,6 +706,16 @@ test('restore over HTTP: the narinfos of the closure relonix.json lists are aske
     manifest.nix['x86_64-linux'].closure = ['../../etc/passwd', `${'0'.repeat(32)}-nothing`, 7];
     await fs.writeFile(manifestFile, JSON.stringify(manifest));
     await restore(all.length + 1);
+    // a long wrong list: the walk's own lookup of the reference goes ahead of the list's, and what
+    // of the list still waits when the walk is over is never asked for
+    manifest.nix['x86_64-linux'].closure = Array.from({ length: 300 }, (_, i) => `${i.toString(32).padStart(32, '0')}-nothing`);
+    await fs.writeFile(manifestFile, JSON.stringify(manifest));
+    await restore(0);
+    const leaf = all.find((p) => p !== top)!;
+    const at = askedFor.indexOf(`/${path.basename(leaf).slice(0, 32)}.narinfo`);
+    assert.ok(at >= 0 && asked[at]! - asked[0]! < 700, `the reference was asked for ${asked[at]! - asked[0]!} ms after the root`);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(asked.length < 150, `${asked.length} narinfos asked for`);
   } finally {
     await server.close();
   }

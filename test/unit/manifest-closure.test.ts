@@ -18,5 +18,6 @@ test('a manifest closure is a hint: what cannot be a store path is passed over, 
   const odd = [`${a}/bin`, `../${a}`, 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x', '0123456789abcdfghijklmnpqrsvwxyz', '0123456789abcdfghijklmnpqrsvwxyz-', 42, null];
   assert.deepEqual(expectedClosure(entry([...odd, b]), '/s'), [`/s/${b}`]);
   // a list longer than any closure is not read at all
-  assert.deepEqual(expectedClosure(entry(Array.from({ length: 20001 }, () => a)), '/s'), []);
+  assert.deepEqual(expectedClosure(entry(Array.from({ length: 1000 }, () => a)), '/s').length, 1000);
+  assert.deepEqual(expectedClosure(entry(Array.from({ length: 1001 }, () => a)), '/s'), []);
 });

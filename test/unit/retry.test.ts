@@ -122,3 +122,15 @@ test('limit: a freed slot goes to the next waiter in order', async () => {
   await Promise.all([first, second, third]);
   assert.deepEqual(order, ['first', 'second', 'third']);
 });
+
+test('limit: an urgent job waits ahead of those already waiting', async () => {
+  const limit = new Limit(1);
+  const order: string[] = [];
+  let release!: () => void;
+  const first = limit.run(() => new Promise<void>((r) => (release = r)).then(() => order.push('first')));
+  const second = limit.run(async () => order.push('second'));
+  const third = limit.run(async () => order.push('third'), true);
+  release();
+  await Promise.all([first, second, third]);
+  assert.deepEqual(order, ['first', 'third', 'second']);
+});
