@@ -105,6 +105,16 @@ async function fetchNarInfo(targets: CacheTarget[], storePath: string, missing: 
   throw missing(targets, storePath);
 }
 
+/**
+ * A cache's nix-cache-info read and checked to serve `storeDir` (with retries). Its failure is said
+ * when the promise is awaited, not before: a refusal found earlier (the manifest's) goes first.
+ */
+function cacheInfoChecked(t: CacheTarget, storeDir: string): Promise<unknown> {
+  const c = retry(() => checkCacheInfo(t, storeDir), POLICY.probe);
+  c.catch(() => undefined);
+  return c;
+}
+
 /** Refuses a narinfo that no trusted key signed. */
 export function checkSigned(ni: NarInfo, keys: PublicKey[]): void {
   if (verifyNarInfo(ni, keys)) return;
@@ -252,6 +262,8 @@ async function restorePaths(o: RestoreOptions, all: Item[]): Promise<void> {
 
 interface ClosureOptions {
   roots: string[];
+  /** each cache's nix-cache-info checked (cacheInfoChecked), begun earlier; by default, checked here */
+  cacheInfos?: Promise<unknown>[];
   /** what the closure is said to hold (a manifest's list): their narinfos are asked for at once */
   expected?: string[];
   nix?: string;
@@ -275,7 +287,7 @@ async function restoreAndRegister(o: RestoreOptions & ClosureOptions): Promise<s
   const l = o.layout;
   const keys = trusted(o.trustedKeys);
   const targets = o.targets ?? o.caches.map((u) => openTarget(u, o.targetOptions));
-  for (const t of targets) await retry(() => checkCacheInfo(t, l.storeDir), POLICY.probe);
+  for (const c of o.cacheInfos ?? targets.map((t) => cacheInfoChecked(t, l.storeDir))) await c;
   for (const r of o.roots) parseStoreBasename(path.basename(r));
   o.onProgress?.({ message: 'reading narinfos' });
   const infos = await closureNarInfos(targets, o.roots, keys, l.storeDir, incompleteCache, o.expected);
@@ -311,6 +323,8 @@ export async function restoreFromCache(
   },
 ): Promise<{ nix: string; cacert?: string; paths: string[] }> {
   const l = opts.layout;
+  // each cache's nix-cache-info asked for beside its relonix.json: over a network, a round trip less
+  const cacheInfos = opts.caches.map((u) => cacheInfoChecked(openTarget(u, opts.targetOptions), l.storeDir));
   const found = await findNixInCaches(opts.caches, l.storeDir, opts.system, opts.targetOptions);
   if (!found) {
     throw noNixInCaches(opts.caches, opts.system, l.storeDir);
@@ -322,7 +336,7 @@ export async function restoreFromCache(
   const { besideRegistration: beside, ...rest } = opts;
   const besideRegistration = beside && (() => beside(entry.path, entry.cacert));
   const expected = expectedClosure(entry, l.storeDir);
-  const paths = await restoreClosure({ ...rest, roots, expected, nix: entry.path, targets: [target, ...others], besideRegistration });
+  const paths = await restoreClosure({ ...rest, roots, expected, cacheInfos, nix: entry.path, targets: [target, ...others], besideRegistration });
   return { nix: entry.path, cacert: entry.cacert, paths };
 }
 

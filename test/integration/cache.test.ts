@@ -668,12 +668,15 @@ test('restore over HTTP: the narinfos of the closure relonix.json lists are aske
   // an origin a round trip away: each narinfo comes 200 ms after it is asked for
   let asked: number[] = [];
   let askedFor: string[] = [];
+  const meta = new Map<string, number>();
   const server = await startServer({
     dir: cache,
     handler: async (req) => {
-      if (!req.url?.endsWith('.narinfo')) return false;
-      asked.push(Date.now());
-      askedFor.push(req.url);
+      if (req.url === '/nix-cache-info' || req.url === '/relonix.json') meta.set(req.url, Date.now());
+      else if (req.url?.endsWith('.narinfo')) {
+        asked.push(Date.now());
+        askedFor.push(req.url);
+      } else return false;
       await new Promise((r) => setTimeout(r, 200));
       return false;
     },
@@ -697,6 +700,9 @@ test('restore over HTTP: the narinfos of the closure relonix.json lists are aske
   try {
     // listed: the root's narinfo and its reference's together, in one round trip
     assert.ok((await restore()) < 150, `asked over ${asked.map((t) => t - asked[0]!).join(', ')} ms`);
+    // and before them, nix-cache-info and relonix.json in one round trip too
+    const [info, manifestAt] = [meta.get('/nix-cache-info')!, meta.get('/relonix.json')!];
+    assert.ok(Math.abs(info - manifestAt) < 150, `nix-cache-info asked for ${info - manifestAt} ms after relonix.json`);
     // an older manifest without the list: the reference waits for the root's narinfo, as it always did
     delete manifest.nix['x86_64-linux'].closure;
     await fs.writeFile(manifestFile, JSON.stringify(manifest));
