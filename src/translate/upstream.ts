@@ -1,10 +1,10 @@
 // The cache translated from: a store dir as long as ours, and narinfos signed by its key. Everything
 // here is checked before anything is published.
 
+import { checkSigned, closureNarInfos, readNarInfo } from '../cache/closure.ts';
 import { type PublicKey, parsePublicKey } from '../cache/keys.ts';
 import { notACache, parseCacheInfo } from '../cache/meta.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
-import { checkSigned, closureNarInfos, readNarInfo } from '../cache/restore.ts';
 import { type CacheTarget, openTarget, type TargetOptions } from '../cache/targets.ts';
 import { errorMessage, RelonixError } from '../util/errors.ts';
 import { pool } from '../util/pool.ts';

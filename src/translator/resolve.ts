@@ -8,9 +8,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { checkSigned, readNarInfo } from '../cache/closure.ts';
 import type { SecretKey } from '../cache/keys.ts';
 import type { NarInfo } from '../cache/narinfo.ts';
-import { checkSigned, readNarInfo } from '../cache/restore.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { loadClosure } from '../translate/closure.ts';
 import { planOutput, type TranslateItem } from '../translate/plan.ts';

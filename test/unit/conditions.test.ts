@@ -116,6 +116,9 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     notInStore: { args: ['/tmp/x-hello', '/nix/store'], kind: 'usage', exit: 2 },
     publishFailed: { args: ['file:///c', new Error('EBADF')], kind: 'failure', exit: 1 },
   },
+  'cache/closure.ts': {
+    notSignedByTrustedKey: { args: ['/nix/store/x-hello', 'other-1', [{ name: 'k-1' }]], kind: 'integrity', exit: 3 },
+  },
   'cache/readback.ts': { notStored: { args: ['http://x', 'x.narinfo', 'is missing'], kind: 'failure', exit: 1 } },
   'cache/restore-nar.ts': {
     narNotAsPromised: { args: ['http://x/nar/x.nar', '10 bytes, but the narinfo promises 20'], kind: 'integrity', exit: 3 },
@@ -125,7 +128,6 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     nixNotRealised: { args: ['/nix/store/x-nix', ['http://x'], new Error('nix-store failed')], kind: 'network', exit: 6 },
     noNixInCaches: { args: [['http://x'], 'x86_64-linux', '/tmp/s'], kind: 'usage', exit: 2 },
     noTrustedKey: { args: [], kind: 'usage', exit: 2 },
-    notSignedByTrustedKey: { args: ['/nix/store/x-hello', 'other-1', [{ name: 'k-1' }]], kind: 'integrity', exit: 3 },
     noUsableCache: { args: ['x86_64-linux', '/tmp/s', [{ text: 'http://x: refused', kind: 'network' }]], kind: 'network', exit: 6 },
   },
   'cache/target-file.ts': {
