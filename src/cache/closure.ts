@@ -20,7 +20,7 @@ export async function readNarInfo(t: CacheTarget, storePath: string, retries: nu
 }
 
 /** What a cache that lacks a path of the closure means: it is incomplete. */
-export function incompleteCache(targets: CacheTarget[], storePath: string): RelonixError {
+function incompleteCache(targets: CacheTarget[], storePath: string): RelonixError {
   return cacheIncomplete(`${narInfoKey(storePath)} (in ${targets.map((t) => t.url).join(', ')})`, `and the closure needs ${storePath}`);
 }
 
