@@ -77,17 +77,16 @@ async function* fileHashChecked(raw: AsyncIterable<Uint8Array> | Iterable<Uint8A
     size += b.length;
     yield b;
   }
-  checkFile(ni, where, size, h.digest());
-}
-
-/** Refuses a NAR file whose size or sha256 is not the FileSize and FileHash its narinfo promises. */
-function checkFile(ni: NarInfo, where: string, size: number, got: Buffer): void {
-  if (ni.fileSize !== undefined && size !== ni.fileSize) {
-    throw narNotAsPromised(where, `${size} bytes, but the narinfo promises ${ni.fileSize}`);
-  }
+  checkFileSize(ni, where, size);
+  const got = h.digest();
   if (ni.fileHash && formatNarHash(got) !== ni.fileHash && got.toString('hex') !== ni.fileHash.slice(7)) {
     throw narNotAsPromised(where, `file hash ${formatNarHash(got)} is not the ${ni.fileHash} the narinfo promises (${size} bytes)`);
   }
+}
+
+/** Refuses a NAR file whose size is not the FileSize its narinfo promises. */
+function checkFileSize(ni: NarInfo, where: string, size: number): void {
+  if (ni.fileSize !== undefined && size !== ni.fileSize) throw narNotAsPromised(where, `${size} bytes, but the narinfo promises ${ni.fileSize}`);
 }
 
 /**
@@ -302,19 +301,13 @@ async function localNarFile({ ni, target }: Item): Promise<string> {
   const where = `${target.url}/${ni.url}`;
   const file = await target.localFile?.(ni.url);
   if (!file) throw cacheIncomplete(where, `which the narinfo of ${ni.storePath} names`);
-  const { size } = await fs.stat(file);
-  if (ni.fileSize !== undefined && size !== ni.fileSize) throw narNotAsPromised(where, `${size} bytes, but the narinfo promises ${ni.fileSize}`);
+  checkFileSize(ni, where, (await fs.stat(file)).size);
   return file;
 }
 
+/** The file read through, FileSize and FileHash checked as a streamed NAR's are. */
 async function checkLocalFile({ ni, target }: Item, file: string): Promise<void> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const b of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    h.update(b);
-    size += b.length;
-  }
-  checkFile(ni, `${target.url}/${ni.url}`, size, h.digest());
+  for await (const _ of fileHashChecked(createReadStream(file, { highWaterMark: 1 << 20 }), ni, `${target.url}/${ni.url}`));
 }
 
 /** A NAR whose bytes are not what its signed narinfo promises (size, file hash, NAR hash): nothing of it is registered. */
