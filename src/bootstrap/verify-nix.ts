@@ -85,20 +85,42 @@ export async function applyVerify(
   // starting a process holds this thread until it runs (5-19 ms each once a bootstrap has grown this
   // process), so the longest goes first: after an unpack the contents check, which hashes every path
   // (verify stage of the 2.26 fixture, six alternating runs: median 107 ms with it last, 98 with it first);
-  // otherwise the check build, from the expression itself while check.nix is written for users
+  // then the check build (from the expression itself while check.nix is written for users) and the
+  // profile's install, the two that start a Nix of their own after it
   const registered = (contents: boolean) => opts.registered && checkRegistered(l, bin('nix-store'), env, opts.registered, contents);
   const hashing = opts.contents ? registered(true) : undefined;
-  const [checkOutput, version, libs] = await Promise.all([
+  const [checkOutput, , version, libs] = await Promise.all([
     checkBuild(l, bin('nix-build'), env, opts.rebuild ?? false),
+    opts.profile ? installProfile(l, nix, [nix, ...(cacert ? [cacert] : [])], env, opts.replaces) : undefined,
     runNix(bin('nix'), ['--version'], { env, hint: HINT }).then((v) => v.trim()),
     checkLibraries(l, bin('nix')),
     writeCheckExpression(l),
-    opts.profile ? installProfile(l, nix, [nix, ...(cacert ? [cacert] : [])], env, opts.replaces) : undefined,
     hashing ?? registered(false),
   ]);
   if (!opts.registered) await runNix(bin('nix-store'), ['--verify', ...(opts.contents ? ['--check-contents'] : [])], { env, hint: HINT });
   const { libraries, interpreter } = libs;
   return { version, checkOutput, libraries, interpreter };
+}
+
+/** Bytes of an ELF file's start that hold its PT_INTERP wherever a linker puts it: right after the program headers. */
+const ELF_HEAD = 64 * 1024;
+
+/**
+ * The interpreter an ELF file names, read from its first bytes: the whole of a 12 MB nix binary,
+ * read while the checks' processes start, held up their start by tens of milliseconds. A file whose
+ * interpreter lies further in is read whole.
+ */
+export async function interpreterOfFile(file: string): Promise<string | undefined> {
+  const f = await fs.open(file, 'r');
+  try {
+    const head = Buffer.alloc(ELF_HEAD);
+    const { bytesRead } = await f.read(head, 0, head.length, 0);
+    const got = interpreterOf(head.subarray(0, bytesRead));
+    if (got || bytesRead < head.length) return got;
+  } finally {
+    await f.close();
+  }
+  return interpreterOf(await fs.readFile(file));
 }
 
 /** A prefix with builders needs a Nix with a build hook: said here, not as the dead hook's "unexpected EOF". */
@@ -152,7 +174,7 @@ async function checkRegistered(l: Layout, nixStore: string, env: NodeJS.ProcessE
 /** Every library the Nix binary loads, and its loader, must come from the new store. */
 async function checkLibraries(l: Layout, nixLink: string): Promise<{ libraries: number; interpreter: string }> {
   const nixBin = await fs.realpath(nixLink);
-  const interpreter = interpreterOf(await fs.readFile(nixBin));
+  const interpreter = await interpreterOfFile(nixBin);
   if (!interpreter?.startsWith(`${l.storeDir}/`)) {
     throw loaderNotRelocated(l, nixBin, interpreter);
   }

@@ -10,6 +10,7 @@
 // its own that declines every build at once.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { indexOfBytes } from '../util/bytes.ts';
 import { RelonixError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import type { Layout } from './layout.ts';
@@ -35,7 +36,7 @@ async function fileHolds(file: string, needle: Buffer): Promise<boolean> {
       const { bytesRead } = await f.read(buf, kept, buf.length - kept, null);
       if (bytesRead === 0) return false;
       const have = kept + bytesRead;
-      if (buf.subarray(0, have).includes(needle)) return true;
+      if (indexOfBytes(buf.subarray(0, have), needle) !== -1) return true;
       kept = Math.min(needle.length - 1, have);
       buf.copy(buf, 0, have - kept, have);
     }

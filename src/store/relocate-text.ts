@@ -1,5 +1,6 @@
 // Pure byte-level rules for moving store paths from one store dir to another. No I/O here, so the
 // idempotence rules can be tested on buffers alone.
+import { indexOfBytes } from '../util/bytes.ts';
 
 /**
  * Bytes that may appear inside a path. A `/nix/store` preceded by one of these is part of a longer
@@ -27,7 +28,7 @@ function isPathByte(b: number): boolean {
 export function findStoreRefs(buf: Buffer, from: string, anyStart = false): number[] {
   const needle = Buffer.from(from);
   const out: number[] = [];
-  let i = buf.indexOf(needle);
+  let i = indexOfBytes(buf, needle);
   while (i !== -1) {
     const before = i === 0 ? -1 : buf[i - 1]!;
     const afterIdx = i + needle.length;
@@ -35,7 +36,7 @@ export function findStoreRefs(buf: Buffer, from: string, anyStart = false): numb
     const starts = anyStart || before === -1 || !isPathByte(before);
     const ends = after === -1 || after === 0x2f || !isPathByte(after);
     if (starts && ends) out.push(i);
-    i = buf.indexOf(needle, i + needle.length);
+    i = indexOfBytes(buf, needle, i + needle.length);
   }
   return out;
 }

@@ -4,6 +4,7 @@ import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { decompress } from '../cache/compress.ts';
 import { NIX_BASE32_ALPHABET } from '../store/nixbase32.ts';
+import { indexOfBytes } from '../util/bytes.ts';
 import type { Spool } from './spool.ts';
 
 export type CompressedFormat = 'gzip' | 'xz' | 'zip';
@@ -42,8 +43,8 @@ class RefScanner {
   feed(chunk: Uint8Array, final = false): void {
     const buf = Buffer.concat([this.carry, chunk]);
     const limit = final ? buf.length : buf.length - (this.needle.length + HASH);
-    let at = buf.indexOf(this.needle);
-    for (; at >= 0 && at < limit; at = buf.indexOf(this.needle, at + this.needle.length)) {
+    let at = indexOfBytes(buf, this.needle);
+    for (; at >= 0 && at < limit; at = indexOfBytes(buf, this.needle, at + this.needle.length)) {
       this.occurrences++;
       const h = buf.toString('latin1', at + this.needle.length + 1, at + this.needle.length + 1 + HASH);
       if (buf[at + this.needle.length] === 0x2f && h.length === HASH && [...h].every((c) => NIX_BASE32_ALPHABET.includes(c)) && this.hashes.size < MAX_HASHES)

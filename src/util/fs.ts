@@ -4,6 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants as C, promises as fs, type Stats, writeSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { processAlive } from './proc.ts';
 
@@ -73,13 +74,18 @@ export interface ReplaceOptions {
  * the new, never half of either; on failure the temporary goes.
  */
 export async function replaceAtomic(target: string, make: (tmp: string) => Promise<void>, opts: ReplaceOptions = {}): Promise<void> {
+  await replaceThrough(target, opts, async (tmp) => void (await make(tmp)));
+}
+
+/** replaceAtomic of a file that `make` may leave open: it is synced and closed through its handle, not opened again. */
+async function replaceThrough(target: string, opts: ReplaceOptions, make: (tmp: string) => Promise<FileHandle | undefined>): Promise<void> {
   const tmp = tempSibling(target, opts.tempDir);
   try {
-    await make(tmp);
-    if (!opts.storeContent) {
-      const fh = await fs.open(tmp, 'r');
+    const open = await make(tmp);
+    const fh = open || (opts.storeContent ? undefined : await fs.open(tmp, 'r'));
+    if (fh) {
       try {
-        await fh.sync();
+        if (!opts.storeContent) await fh.sync();
       } finally {
         await fh.close();
       }
@@ -94,14 +100,18 @@ export async function replaceAtomic(target: string, make: (tmp: string) => Promi
 /** Writes a file through replaceAtomic, creating its directory. */
 export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644, opts: ReplaceOptions = {}): Promise<void> {
   await makeDirs(path.dirname(target));
-  await replaceAtomic(
-    target,
-    async (tmp) => {
-      await fs.writeFile(tmp, data, { mode, flag: C.O_WRONLY | C.O_CREAT | C.O_EXCL });
-      await fs.chmod(tmp, mode); // the umask narrowed what writeFile was asked for
-    },
-    opts,
-  );
+  await replaceThrough(target, opts, async (tmp) => {
+    // one descriptor for the writing, the mode and the sync: each call is a trip to the I/O threads
+    const fh = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, mode);
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // the umask narrowed what open was asked for
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    return fh;
+  });
 }
 
 /**

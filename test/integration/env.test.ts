@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { applyConfigure } from '../../src/bootstrap/configure-prefix.ts';
 import { relocateRecords } from '../../src/bootstrap/stages/register.ts';
-import { elfInterpreter, foreignLibraries } from '../../src/bootstrap/verify-nix.ts';
+import { elfInterpreter, foreignLibraries, interpreterOfFile } from '../../src/bootstrap/verify-nix.ts';
 import { envScripts, renderEnv } from '../../src/prefix/environment.ts';
 import { layout } from '../../src/prefix/layout.ts';
 
@@ -49,6 +49,27 @@ test('configure writes nix.conf that the real nix reads, and profile scripts tha
 test('verify helpers: interpreter of a real binary, foreign libraries in ld.so --list output', async () => {
   assert.equal(elfInterpreter(await fs.readFile('/bin/sh')), '/lib64/ld-linux-x86-64.so.2');
   assert.equal(elfInterpreter(Buffer.from('#!/bin/sh\n')), undefined);
+  // from the file: its first bytes, or the whole file when the interpreter lies past them
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'relonix-interp-'));
+  try {
+    assert.equal(await interpreterOfFile('/bin/sh'), '/lib64/ld-linux-x86-64.so.2');
+    const far = Buffer.concat([await fs.readFile('/bin/sh'), Buffer.alloc(200 * 1024)]);
+    const phoff = Number(far.readBigUInt64LE(0x20));
+    const at = far.length - 100;
+    far.write('/far/ld.so\0', at, 'latin1');
+    for (let i = 0; i < far.readUInt16LE(0x38); i++) {
+      const ph = phoff + i * far.readUInt16LE(0x36);
+      if (far.readUInt32LE(ph) !== 3) continue; // PT_INTERP
+      far.writeBigUInt64LE(BigInt(at), ph + 8);
+      far.writeBigUInt64LE(11n, ph + 32);
+    }
+    await fs.writeFile(path.join(dir, 'far'), far);
+    assert.equal(await interpreterOfFile(path.join(dir, 'far')), '/far/ld.so');
+    await fs.writeFile(path.join(dir, 'script'), '#!/bin/sh\n');
+    assert.equal(await interpreterOfFile(path.join(dir, 'script')), undefined);
+  } finally {
+    await fs.rm(dir, { recursive: true });
+  }
   const list = [
     '\tlinux-vdso.so.1 (0x00007ffd)',
     '\tlibnixstore.so => /tmp/n/store/aaa-nix/lib/libnixstore.so (0x7f)',
