@@ -10,7 +10,7 @@ import { userConfLines } from '../prefix/nix-conf.ts';
 import { installProfile } from '../prefix/profile.ts';
 import { runNix } from '../prefix/tools.ts';
 import { RelonixError } from '../util/errors.ts';
-import { clearStaleTemps, exists, writeFileAtomic } from '../util/fs.ts';
+import { clearStaleTemps, exists, readHead, writeFileAtomic } from '../util/fs.ts';
 import { shQuote } from '../util/shell.ts';
 import { runTool } from '../util/spawn.ts';
 import type { VerifyResult } from './stage.ts';
@@ -111,15 +111,9 @@ const ELF_HEAD = 64 * 1024;
  * interpreter lies further in is read whole.
  */
 export async function interpreterOfFile(file: string): Promise<string | undefined> {
-  const f = await fs.open(file, 'r');
-  try {
-    const head = Buffer.alloc(ELF_HEAD);
-    const { bytesRead } = await f.read(head, 0, head.length, 0);
-    const got = interpreterOf(head.subarray(0, bytesRead));
-    if (got || bytesRead < head.length) return got;
-  } finally {
-    await f.close();
-  }
+  const head = await readHead(file, ELF_HEAD);
+  const got = interpreterOf(head);
+  if (got || head.length < ELF_HEAD) return got;
   return interpreterOf(await fs.readFile(file));
 }
 

@@ -12,7 +12,7 @@ import { formatNarHash, narDigest } from '../store/nar/write.ts';
 import { toNixBase32 } from '../store/nixbase32.ts';
 import { formatRegInfo, type RegInfo } from '../store/reginfo.ts';
 import { RelonixError } from '../util/errors.ts';
-import { listTree, removeTree, writeFileAtomic } from '../util/fs.ts';
+import { listTree, readHead, removeTree, writeFileAtomic } from '../util/fs.ts';
 import type { Manifest } from './fixture.ts';
 import { installScript, profileScript } from './install-script.ts';
 
@@ -243,11 +243,7 @@ async function writeFiles(storeOut: string, plan: Plan): Promise<ElfReport> {
     for (const rel of p.files.keys()) {
       const f = local(p, rel);
       if (path.basename(f) === INTERP_NAME && p === plan.glibc) continue; // never patch the dynamic linker
-      const head = Buffer.alloc(4);
-      const fh = await fs.open(f, 'r');
-      await fh.read(head, 0, 4, 0);
-      await fh.close();
-      if (!isElf(head)) continue;
+      if (!isElf(await readHead(f, 4))) continue;
       elfReport.push({ file: `${p.storePath}/${rel}`, ...patchElf(f, plan.libDirOf, plan.interp) });
     }
   }

@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { existingAncestor, fsTypeName } from '../host/filesystem.ts';
 import { errnoCode } from '../util/errors.ts';
+import { readHead } from '../util/fs.ts';
 import type { Layout } from './layout.ts';
 
 export type Journal = 'wal' | 'rollback';
@@ -54,21 +55,15 @@ export const databaseFile = (l: Layout): string => path.join(l.stateDir, 'db', '
 
 /** The journal of the prefix's database on disk, undefined when it has none yet. */
 export async function databaseJournal(l: Layout): Promise<Journal | undefined> {
-  let f: fs.FileHandle;
+  let head: Buffer;
   try {
-    f = await fs.open(databaseFile(l), 'r');
+    head = await readHead(databaseFile(l), 20);
   } catch (e) {
     const code = errnoCode(e);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw e;
   }
-  try {
-    const head = Buffer.alloc(20);
-    const { bytesRead } = await f.read(head, 0, head.length, 0);
-    return journalOfHeader(head.subarray(0, bytesRead));
-  } finally {
-    await f.close();
-  }
+  return journalOfHeader(head);
 }
 
 /** The filesystem var/nix/db is (or will be) on: that of its nearest existing ancestor. */

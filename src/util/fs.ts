@@ -141,6 +141,18 @@ export function writeAllSync(fd: number, b: Uint8Array, at: number | null = null
   for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, at === null ? null : at + off);
 }
 
+/** Up to the first `bytes` bytes of a file: fewer when it is shorter. */
+export async function readHead(file: string, bytes: number): Promise<Buffer> {
+  const f = await fs.open(file, 'r');
+  try {
+    const head = Buffer.alloc(bytes);
+    const { bytesRead } = await f.read(head, 0, bytes, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await f.close();
+  }
+}
+
 export async function exists(p: string): Promise<boolean> {
   try {
     await fs.lstat(p);
