@@ -1,5 +1,6 @@
 // The two cache-wide files: Nix's `nix-cache-info` and relonix's `relonix.json` manifest, which
 // names the Nix (and CA bundle) to restore for each system.
+import { isStoreBasename } from '../store/storepath.ts';
 import { RelonixError } from '../util/errors.ts';
 import type { CacheTarget } from './targets.ts';
 
@@ -85,11 +86,9 @@ const MAX_CLOSURE = 1000;
 export function expectedClosure(e: ManifestEntry, storeDir: string): string[] {
   const c: unknown = e.closure;
   if (!Array.isArray(c) || c.length > MAX_CLOSURE) return [];
-  return c.filter((b): b is string => typeof b === 'string' && STORE_BASENAME.test(b)).map((b) => `${storeDir}/${b}`);
+  // a store path's name as Nix checks it: no slash, nothing that walks out of the store dir
+  return c.filter((b): b is string => typeof b === 'string' && isStoreBasename(b)).map((b) => `${storeDir}/${b}`);
 }
-
-/** `<32 nix-base32 characters>-<name>`: no slash, nothing that walks out of the store dir. */
-const STORE_BASENAME = /^[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 
 export interface Manifest {
   version: 1;
