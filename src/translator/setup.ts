@@ -187,7 +187,7 @@ export function quickStartScript(l: Layout, f: TranslatorFiles): string {
   const j = JSON.stringify;
   return `// relonix: the quick start of a prefix's translator, run by its bin/ wrappers (made by relonix bootstrap)
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 const config = JSON.parse(readFileSync(${j(f.config)}, 'utf8'));
 if (!Number.isInteger(config.port) || typeof config.entry !== 'string' || !existsSync(config.entry)) process.exit(3);
@@ -201,12 +201,17 @@ server.listen({ port: config.port, host: '127.0.0.1', exclusive: true }, () => {
   const child = spawn(process.execPath, argv, { cwd: '/', detached: true, stdio: ['ignore', log, log, fd] });
   child.once('error', () => process.exit(3));
   child.once('spawn', () => {
-    // the server file, as the server writes it once listening: commands starting meanwhile find it starting
-    const stat = readFileSync(\`/proc/\${child.pid}/stat\`, 'latin1');
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    // the server file, as the server writes it once listening: commands starting meanwhile find it
+    // starting (without it, the server still writes its own)
     const temp = \`\${${j(path.join(f.dir, '.relonix-server'))}}.\${process.pid}.tmp\`;
-    writeFileSync(temp, \`\${child.pid} \${start} \${config.port}\\n\`);
-    renameSync(temp, ${j(f.server)});
+    try {
+      const stat = readFileSync(\`/proc/\${child.pid}/stat\`, 'latin1');
+      const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+      writeFileSync(temp, \`\${child.pid} \${start} \${config.port}\\n\`);
+      renameSync(temp, ${j(f.server)});
+    } catch {
+      rmSync(temp, { force: true });
+    }
     process.exit(0);
   });
 });
