@@ -215,6 +215,9 @@ try {
   console.log(
     `\n${ROUNDS} rounds, medians; relonix first ${runs(times.oursFirst)}, again ${runs(times.oursSecond)}; Debian's Nix first ${runs(times.refFirst)}, again ${runs(times.refSecond)} s`,
   );
+  // each round's two sides ran back to back: their ratio moves less with the machine than the medians do
+  const paired = (a: number[], b: number[]) => a.map((t, i) => `${(t / b[i]!).toFixed(2)}x`).join(', ');
+  console.log(`each round's own ratio: first ${paired(times.oursFirst, times.refFirst)}; again ${paired(times.oursSecond, times.refSecond)}`);
 
   console.log(`\nclosure: ${built.length} paths, ${(narBytes / 1e6).toFixed(1)} MB of NARs (xz upstream)`);
   console.log(

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { layout } from '../prefix/layout.ts';
-import { RelonixError } from '../util/errors.ts';
+import type { TranslatorFiles } from '../translator/config.ts';
+import { errorMessage, RelonixError } from '../util/errors.ts';
 import { badEnvironmentValue, PREFIX_HELP } from './options.ts';
 
 const HELP = `
@@ -50,18 +51,52 @@ export function register(program: Command): void {
   // what the wrappers' start runs, detached: one JSON line when listening, then it serves
   t.command('serve', { hidden: true })
     .option('--prefix <dir>', PREFIX_HELP)
-    .action(async (o: { prefix?: string }) => {
-      const { runServer } = await import('../translator/server.ts');
+    .option('--listen-fd <fd>', 'serve on this inherited socket, bound by the quick start, which waits for nothing')
+    .action(async (o: { prefix?: string; listenFd?: string }) => {
+      const l = layout(o.prefix);
+      const [{ runServer }, { translatorUnavailable }, { translatorFiles }] = await Promise.all([
+        import('../translator/server.ts'),
+        import('../translator/client.ts'),
+        import('../translator/config.ts'),
+      ]);
+      const f = translatorFiles(l);
+      const listenFd = o.listenFd === undefined ? undefined : Number(o.listenFd);
+      if (listenFd !== undefined && !(Number.isInteger(listenFd) && listenFd >= 3)) throw badListenFd(o.listenFd!);
       process.stdout.on('error', () => undefined);
-      await runServer(layout(o.prefix), {
-        idleMs: idleMs(),
-        ready: (r) => {
-          process.stdout.write(`${JSON.stringify(r)}\n`);
-          process.stdout.end();
-        },
-        log: (s) => process.stderr.write(`${new Date().toISOString()} ${s}\n`),
-      });
+      let failed: RelonixError | undefined;
+      try {
+        await runServer(l, {
+          idleMs: idleMs(),
+          ...(listenFd === undefined ? {} : { listenFd }),
+          ready: (r) => {
+            process.stdout.write(`${JSON.stringify(r)}\n`);
+            process.stdout.end();
+            if ('error' in r) failed = translatorUnavailable(l, r.error, r.fix);
+          },
+          log: (s) => process.stderr.write(`${new Date().toISOString()} ${s}\n`),
+        });
+      } catch (e) {
+        failed = translatorUnavailable(l, errorMessage(e), e instanceof RelonixError && e.hint ? e.hint : `see ${f.log}`);
+        throw e;
+      } finally {
+        // started by the quick start, nobody waits for the ready line: the commands hear it in their leases
+        if (failed && listenFd !== undefined) await tellUnavailable(f, failed);
+      }
     });
+}
+
+/** Says to every command holding a lease why the server it was started for cannot run. */
+async function tellUnavailable(f: TranslatorFiles, e: RelonixError): Promise<void> {
+  const { tellClients } = await import('../translator/notes.ts');
+  await tellClients(f, `relonix: error: ${e.message}\n  fix: ${e.hint}\n`).catch(() => undefined);
+}
+
+/** --listen-fd that names no descriptor a socket could have been handed down on. */
+export function badListenFd(v: string): RelonixError {
+  return new RelonixError(`--listen-fd ${JSON.stringify(v)} is not a descriptor number of 3 or more`, {
+    kind: 'usage',
+    hint: 'leave serve to the bin/ wrappers and relonix translator start',
+  });
 }
 
 /** relonix translator start in a prefix that has none (another store dir length, or --no-upstream). */

@@ -45,6 +45,8 @@ export interface TranslatorFiles {
   publicKey: string;
   /** sourced by the bin/ wrappers: keeps the server running while the command runs */
   ensureScript: string;
+  /** what that script runs when no server runs: binds the port and starts the server on it, waiting for nothing */
+  quickStart: string;
   /** `PID STARTTIME PORT` of the running server; absent when none runs */
   server: string;
   /** one FIFO per command that needs the server, named by its pid: what the server says to that command goes in */
@@ -70,6 +72,7 @@ export function translatorFiles(l: Layout): TranslatorFiles {
     secretKey: path.join(d, 'key.secret'),
     publicKey: path.join(d, 'key.public'),
     ensureScript: l.translatorScript,
+    quickStart: path.join(d, 'start.mjs'),
     server: path.join(d, 'server'),
     leases: path.join(d, 'leases'),
     lock: path.join(d, 'lock'),

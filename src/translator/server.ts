@@ -118,10 +118,12 @@ function handler(l: Layout, c: TranslatorConfig, t: Translator, hello: (nonce: s
   };
 }
 
-function listen(server: http.Server, port: number): Promise<NodeJS.ErrnoException | undefined> {
+/** Listens on the port, or on the socket the quick start bound to it and handed down (`fd`). */
+function listen(server: http.Server, port: number, fd?: number): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {
     server.once('error', (e: NodeJS.ErrnoException) => resolve(e));
-    server.listen(port, '127.0.0.1', () => resolve(undefined));
+    if (fd === undefined) server.listen(port, '127.0.0.1', () => resolve(undefined));
+    else server.listen({ fd }, () => resolve(undefined));
   });
 }
 
@@ -134,9 +136,10 @@ function closeServer(server: http.Server): Promise<void> {
 
 /**
  * Runs the server until it has been idle for `idleMs`. `ready` hears once: listening, another
- * server of this prefix already listening, or why it cannot listen.
+ * server of this prefix already listening, or why it cannot listen. `listenFd`: a socket already
+ * listening on the port, handed down by the wrappers' quick start (start.mjs).
  */
-export async function runServer(l: Layout, o: { idleMs: number; ready: (r: Ready) => void; log: (s: string) => void }): Promise<void> {
+export async function runServer(l: Layout, o: { idleMs: number; listenFd?: number; ready: (r: Ready) => void; log: (s: string) => void }): Promise<void> {
   // before any work, and before the translation threads start: a V8 flag holds for the whole process
   setFlagsFromString(`--interrupt-budget=${INTERRUPT_BUDGET}`);
   setFlagsFromString('--no-turbo-inlining');
@@ -152,7 +155,7 @@ export async function runServer(l: Layout, o: { idleMs: number; ready: (r: Ready
   await t.start();
   const server = http.createServer(handler(l, c, t, (nonce) => answerHello(l.prefix, l.storeDir, nonce, key), act, o.log));
   server.keepAliveTimeout = 5000;
-  const failed = await listen(server, c.port);
+  const failed = await listen(server, c.port, o.listenFd);
   if (failed) {
     if (failed.code === 'EADDRINUSE' && (await whoListens(c.port, l.prefix, key)) === 'ours') return o.ready({ port: c.port, pid: process.pid, already: true });
     return o.ready({

@@ -159,7 +159,7 @@ if [ -z "\${RELONIX_NO_TRANSLATOR:-}" ] && [ -r ${q(f.config)} ]; then
     _rl_node=${q(node)}
     [ -x "$_rl_node" ] || _rl_node=node
     if command -v "$_rl_node" >/dev/null 2>&1; then
-      "$_rl_node" ${q(entry)} translator start --quiet --prefix ${q(l.prefix)} || true
+      "$_rl_node" ${q(f.quickStart)} 2>/dev/null || "$_rl_node" ${q(entry)} translator start --quiet --prefix ${q(l.prefix)} || true
     else
       printf 'relonix: warning: there is no node to start the translator of %s: Nix builds what it would have substituted from upstream\\n' ${q(l.prefix)} >&2
       echo "  fix: put node (20 or newer) on PATH (RELONIX_NO_TRANSLATOR=1 runs a command without the translator)" >&2
@@ -171,10 +171,58 @@ fi
 `;
 }
 
+/**
+ * The quick start the wrappers run when no server runs: it binds the port, hands the listening
+ * socket down to the server it starts, and ends without waiting for the server to load. Nix's
+ * connections wait in the socket's backlog meanwhile, and the command goes on loading Nix: two
+ * node starts one after the other (the full start, then the server it waits for) cost 250-290 ms
+ * before Nix ran. A node start that loads no relonix is most of what is left. It exits non-zero
+ * (and the wrappers run the full \`relonix translator start\`, which says what is wrong) whenever
+ * the port is taken, by the translator itself or anything else, or anything is not as expected;
+ * a server that fails after it took the socket tells the commands' leases itself. Node builtins
+ * only: it runs before, and without, relonix's own code. A net.Server's descriptor is read off
+ * its handle, which node does not document: where that is missing, this exits non-zero as well.
+ */
+export function quickStartScript(l: Layout, f: TranslatorFiles): string {
+  const j = JSON.stringify;
+  return `// relonix: the quick start of a prefix's translator, run by its bin/ wrappers (made by relonix bootstrap)
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+const config = JSON.parse(readFileSync(${j(f.config)}, 'utf8'));
+if (!Number.isInteger(config.port) || typeof config.entry !== 'string' || !existsSync(config.entry)) process.exit(3);
+const server = net.createServer();
+server.once('error', () => process.exit(3));
+server.listen({ port: config.port, host: '127.0.0.1', exclusive: true }, () => {
+  const fd = server._handle?.fd;
+  if (!Number.isInteger(fd) || fd < 0) process.exit(3);
+  const log = openSync(${j(f.log)}, 'a', 0o600);
+  const argv = [config.entry, 'translator', 'serve', '--prefix', ${j(l.prefix)}, '--listen-fd', '3'];
+  const child = spawn(process.execPath, argv, { cwd: '/', detached: true, stdio: ['ignore', log, log, fd] });
+  child.once('error', () => process.exit(3));
+  child.once('spawn', () => {
+    // the server file, as the server writes it once listening: commands starting meanwhile find it
+    // starting (without it, the server still writes its own)
+    const temp = \`\${${j(path.join(f.dir, '.relonix-server'))}}.\${process.pid}.tmp\`;
+    try {
+      const stat = readFileSync(\`/proc/\${child.pid}/stat\`, 'latin1');
+      const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+      writeFileSync(temp, \`\${child.pid} \${start} \${config.port}\\n\`);
+      renameSync(temp, ${j(f.server)});
+    } catch {
+      rmSync(temp, { force: true });
+    }
+    process.exit(0);
+  });
+});
+`;
+}
+
 /** Removes what makes the wrappers start a translator (a re-bootstrap with --no-upstream, say), and says why. */
 async function disable(f: TranslatorFiles, why: string): Promise<void> {
   await fs.rm(f.config, { force: true });
   await fs.rm(f.ensureScript, { force: true });
+  await fs.rm(f.quickStart, { force: true });
   await writeFileAtomic(f.off, `${why}\n`);
 }
 
@@ -203,6 +251,7 @@ export async function setupTranslator(l: Layout, upstreams: UpstreamConfig[]): P
     entry,
   };
   await writeFileAtomic(f.config, `${JSON.stringify(config, null, 2)}\n`);
+  await writeFileAtomic(f.quickStart, quickStartScript(l, f));
   await writeFileAtomic(f.ensureScript, ensureScript(l, f, config.node, entry));
   await fs.rm(f.off, { force: true });
   return { substituter: substituterUrl(config), publicKey, notes };

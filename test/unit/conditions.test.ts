@@ -148,7 +148,7 @@ const CONDITIONS: Record<string, Record<string, { args: unknown[]; kind: ErrorKi
     badOptionValue: { args: ['--jobs', 'x', 'a whole number', '4'], kind: 'usage', exit: 2 },
   },
   'commands/translate.ts': { nothingToTranslate: { args: [], kind: 'usage', exit: 2 } },
-  'commands/translator.ts': { noTranslator: { args: ['/tmp/p'], kind: 'usage', exit: 2 } },
+  'commands/translator.ts': { badListenFd: { args: ['x'], kind: 'usage', exit: 2 }, noTranslator: { args: ['/tmp/p'], kind: 'usage', exit: 2 } },
   'demo/apt.ts': {
     aptFailed: { args: [apt, 'apt-get update', Object.assign(new Error('exit 100'), { stderr: 'E: Failed to fetch' })], kind: 'network', exit: 6 },
     debNotAsIndexed: { args: [apt, { name: 'nix-bin', version: '2.26.3' }, '/tmp/debs'], kind: 'integrity', exit: 3 },
