@@ -21,6 +21,7 @@ import { forEachNix } from '../helpers/nixes.ts';
 import { prefixFor, RELONIX, removePrefix, shortPrefix, tempDir } from '../helpers/paths.ts';
 import { requireRoot, requireTool } from '../helpers/tools.ts';
 import { buildUpstream, hostNix, namingNixStore, STORE_REF, serveUpstream, type UpstreamCache } from '../helpers/upstream.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const FLAKES = "--extra-experimental-features 'nix-command flakes'";
 
@@ -198,14 +199,6 @@ after(async () => {
   if (top) await removePrefix(top);
 });
 
-/** Waits (up to a minute) until `ok` holds. */
-async function waitFor(ok: () => Promise<boolean>, what: string): Promise<void> {
-  for (const end = Date.now() + 60_000; !(await ok()); ) {
-    if (Date.now() > end) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 forEachNix(
   ({ fixture, test }) => {
     /** this Nix's own: a copy of upstream's cache (its tests tamper with it, and take it down), its server, its prefixes */
@@ -373,13 +366,14 @@ forEachNix(
       assert.match(await fs.readFile(kept(c!), 'utf8'), /^URL: nar\/[0-9a-z]{52}\.nar$/m);
       // chain-b was named by chain-c's narinfo, chain-a by chain-b's: both are kept with nobody asking
       for (const p of [b!, a!])
-        await waitFor(
+        await waitUntil(
+          `${p} was translated ahead`,
           () =>
             fs.access(kept(p)).then(
               () => true,
               () => false,
             ),
-          `${p} translated ahead`,
+          { every: 100 },
         );
       await withoutBuilds(`nix-store -r ${c}`);
     });
@@ -655,10 +649,14 @@ forEachNix(
         const command = withoutBuilds(`nix-build --no-out-link '<nixpkgs>' -A slow`);
         // meanwhile relonix status says how far it is
         let now: TranslatorStatus['now'];
-        await waitFor(async () => {
-          now = (await status()).translator.now;
-          return now !== undefined;
-        }, 'relonix status showing the translation under way');
+        await waitUntil(
+          'relonix status shows the translation under way',
+          async () => {
+            now = (await status()).translator.now;
+            return now !== undefined;
+          },
+          { every: 100 },
+        );
         assert.deepEqual({ ...now!, since: undefined }, { since: undefined, asked: 1, ended: 0, failed: 0, bytes: upstreamNarSize('slow'), endedBytes: 0 });
         r = await command;
       } finally {

@@ -14,6 +14,7 @@ import { encoderFailure, probeHostDecoder } from '../../src/codec/probe.ts';
 import { decompressXz } from '../../src/codec/xz.ts';
 import { decompressZstd } from '../../src/codec/zstd.ts';
 import { requireTool } from '../helpers/tools.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'relonix-host-filter-'));
 after(() => fs.rm(dir, { recursive: true, force: true }));
@@ -144,11 +145,6 @@ function ended(pid: number): boolean {
   }
 }
 
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(ok(), what);
-}
-
 // by its path: the probes below run with PATH set to the fake programs' dir alone
 const SLEEP = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p)) ?? assert.fail('this test needs sleep in /usr/bin or /bin');
 
@@ -160,7 +156,7 @@ test('a host compressor that hangs over the sample is a failure, said with how l
   const why = await encoderFailure('zstd', path.join(bin, 'zstd'), 19, 300);
   assert.match(why ?? '', /^it did not finish compressing \d+ bytes within 0\.3 s$/);
   const pid = Number(await fs.readFile(pids, 'utf8'));
-  await until(`the hanging zstd (pid ${pid}) was killed`, () => ended(pid));
+  await waitUntil(`the hanging zstd (pid ${pid}) was killed`, () => ended(pid), { ms: 5000 });
   // relonix doctor's decoding sample, likewise
   const saved = process.env.PATH;
   process.env.PATH = bin;
@@ -174,7 +170,7 @@ test('a host compressor that hangs over the sample is a failure, said with how l
   });
   const decoder = Number(await fs.readFile(pids, 'utf8'));
   assert.notEqual(decoder, pid);
-  await until(`the hanging decoder (pid ${decoder}) was killed`, () => ended(decoder));
+  await waitUntil(`the hanging decoder (pid ${decoder}) was killed`, () => ended(decoder), { ms: 5000 });
 
   // a wrapper whose own child hangs, holding the output after the wrapper is killed: not waited for
   await fs.writeFile(path.join(bin, 'xz'), `#!/bin/sh\n${SLEEP} 60 &\necho $! > '${pids}'\nwait\n`, { mode: 0o755 });

@@ -13,6 +13,7 @@ import { EXIT, NOBODY_UID, relonix, shAs } from '../helpers/cli.ts';
 import { type Mirror, serveFixture } from '../helpers/mirror.ts';
 import { forEachNix } from '../helpers/nixes.ts';
 import { RELONIX, removePrefix, shortPrefix } from '../helpers/paths.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 /** The server file's pid, start time and port, when there is one. */
 function serverLine(prefix: string): { pid: number; start: string; port: number } | undefined {
@@ -37,13 +38,6 @@ async function servers(prefix: string): Promise<number[]> {
   return out;
 }
 
-async function until(ok: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  for (const end = Date.now() + 30_000; !(await ok()); ) {
-    if (Date.now() > end) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 forEachNix(({ fixture, test }) => {
   let mirror: Mirror;
   let prefix: string;
@@ -55,7 +49,7 @@ forEachNix(({ fixture, test }) => {
   async function stop(): Promise<void> {
     const r = await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
     assert.equal(r.code, EXIT.ok, r.stderr);
-    await until(async () => (await servers(prefix)).length === 0, 'no server left');
+    await waitUntil('no server is left', async () => (await servers(prefix)).length === 0);
   }
 
   before(async () => {
@@ -87,7 +81,7 @@ forEachNix(({ fixture, test }) => {
     const info = await fetch(`http://127.0.0.1:${s.port}/${id}/nix-cache-info`);
     assert.equal(info.status, 200);
     assert.match(await info.text(), new RegExp(`^StoreDir: ${prefix}/s$`, 'm'));
-    await until(() => serverLine(prefix)?.pid === s.pid, 'the server wrote its own line');
+    await waitUntil('the server wrote its own line', () => serverLine(prefix)?.pid === s.pid);
     assert.deepEqual(serverLine(prefix), s, 'the server wrote the line the quick start had written');
   });
 
@@ -96,7 +90,7 @@ forEachNix(({ fixture, test }) => {
     const rs = await Promise.all([1, 2, 3, 4].map(() => inPrefix('nix-store --version')));
     for (const r of rs) assert.equal(r.code, 0, r.stderr);
     for (const r of rs) assert.doesNotMatch(r.stderr, /relonix/, r.stderr);
-    await until(async () => (await servers(prefix)).length === 1, 'the servers that found the port taken gave way');
+    await waitUntil('the servers that found the port taken gave way', async () => (await servers(prefix)).length === 1);
     const s = serverLine(prefix);
     assert.deepEqual(await servers(prefix), [s?.pid], 'the one left is the one the server file names');
   });
@@ -136,7 +130,7 @@ forEachNix(({ fixture, test }) => {
         r.stderr,
         /^ {2}fix: run relonix bootstrap again: it makes the key when there is none \(RELONIX_NO_TRANSLATOR=1 runs a command without it\)$/m,
       );
-      await until(async () => (await servers(prefix)).length === 0, 'the server that failed is gone');
+      await waitUntil('the server that failed is gone', async () => (await servers(prefix)).length === 0);
     } finally {
       await fs.chmod(secret, 0o600);
     }

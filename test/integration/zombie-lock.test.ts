@@ -13,6 +13,7 @@ import { mirrorFor } from '../helpers/mirror.ts';
 import { forEachNix } from '../helpers/nixes.ts';
 import { prefixFor, removePrefix } from '../helpers/paths.ts';
 import { requireTool } from '../helpers/tools.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 requireTool('gcc', 'gcc');
 
@@ -72,13 +73,6 @@ function procStat(pid: number): { state: string; ppid: number } {
   return { state: f[0]!, ppid: Number(f[1]) };
 }
 
-async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
-  for (const t0 = Date.now(); !ok(); ) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 interface ZombieRun {
   pid: number;
   struck: boolean;
@@ -111,8 +105,8 @@ async function zombieBootstrap(prefix: string, url: string, strike?: { stage: st
       }, strike.delayMs);
     }
   });
-  await until('the run started', () => run.pid > 0);
-  await until(`pid ${run.pid} is a zombie`, () => procStat(run.pid).state === 'Z');
+  await waitUntil('the run started', () => run.pid > 0, { every: 20 });
+  await waitUntil(`pid ${run.pid} is a zombie`, () => procStat(run.pid).state === 'Z', { every: 20 });
   r.stdout!.destroy();
   return run;
 }
