@@ -8,6 +8,7 @@
 import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { readJson, writeFileAtomic } from '../util/fs.ts';
+import { redactText } from '../util/redact.ts';
 import { askingHolders } from './askers.ts';
 import type { TranslatorFiles } from './config.ts';
 
@@ -51,9 +52,11 @@ export async function leaseHolders(f: TranslatorFiles): Promise<number[]> {
  * Writes `text` into the lease of every command that holds one, or with `port` (the translator's)
  * of each that is asking the translator, when those can be told apart (never making a lease anew).
  * A lease is a FIFO its command's relay reads: opened without waiting, so a lease whose relay has
- * ended (ENXIO) or is full (EAGAIN) is passed over rather than waited on.
+ * ended (ENXIO) or is full (EAGAIN) is passed over rather than waited on. What it says reaches the
+ * command's terminal without the CLI's error printing in between, so it is redacted here as that is.
  */
-export async function tellClients(f: TranslatorFiles, text: string, port?: number): Promise<void> {
+export async function tellClients(f: TranslatorFiles, said: string, port?: number): Promise<void> {
+  const text = redactText(said);
   const holders = await leaseHolders(f);
   const to = (port !== undefined && (await askingHolders(holders, port))) || holders;
   for (const pid of to) {

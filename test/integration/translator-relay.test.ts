@@ -77,9 +77,12 @@ for (const shell of SHELLS) {
     const lease = path.join(f.leases, String(pid));
     assert.ok((await fs.lstat(lease)).isFIFO(), 'the lease is a FIFO');
     await tellClients(f, 'relonix: refused /st/x from upstream\n');
+    await tellClients(f, 'relonix: warning: the upstream https://reader:s3cret@cache.example/x cannot be reached\n');
     r.child.stdin.end('go\n');
     assert.equal(await r.closed, 0, r.stderr);
     assert.equal(r.stderr.split('relonix: refused /st/x from upstream\n').length, 2, r.stderr);
+    assert.match(r.stderr, /the upstream https:\/\/\*\*\*@cache\.example\/x cannot be reached/, "a URL's credentials are redacted, as the CLI does");
+    assert.doesNotMatch(r.stderr, /s3cret|reader/);
     assert.match(r.stderr, /the command's own/);
     // the relay's watch removes the lease once it sees the command gone
     for (let i = 0; i < 50 && (await fs.lstat(lease).catch(() => undefined)); i++) await new Promise((ok) => setTimeout(ok, 100));
