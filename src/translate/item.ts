@@ -6,6 +6,7 @@ import { decompress } from '../cache/compress.ts';
 import type { PublishItem } from '../cache/publish.ts';
 import { openNarFile } from '../cache/restore-nar.ts';
 import type { StagedNar } from '../cache/staged-nar.ts';
+import { decompressXz } from '../codec/xz.ts';
 import type { Layout } from '../prefix/layout.ts';
 import { formatNarHash } from '../store/nar/write.ts';
 import { parseNarHashField } from '../store/reginfo.ts';
@@ -24,6 +25,8 @@ export interface ItemContext {
   compressed: Map<string, CompressedFile[]>;
   /** read upstream's NARs as they arrive, without a resumable download to disk first */
   streamed?: boolean;
+  /** decode xz here, never through the host's xz (see translate-thread.ts) */
+  xzHere?: boolean;
 }
 
 export function translatedItem(c: ItemContext, it: TranslateItem): PublishItem {
@@ -54,12 +57,12 @@ async function* upstreamNar(c: ItemContext, it: TranslateItem, onSummary: (s: Re
   const file = await openNarFile(c.layout, it.from, c.upstream.target, { streamed: c.streamed });
   try {
     // the host's xz past IN_PROCESS_BYTES (decompressXz falls back to WebAssembly): its start and pipe
-    // cost less than decoding here, on the translator's threads (bench:substitute's first install,
-    // three alternating pairs: 2.01-2.13 s against 2.06-2.28 s) as in relonix translate
-    // (bench:translate, path mode without compression: 1.91 s against 2.28 s). A smaller NAR, as most
+    // cost less than decoding here in relonix translate (bench:translate, path mode without
+    // compression: 1.91 s against 2.28 s), but not in the translator (xzHere). A smaller NAR, as most
     // of a closure are, decodes here sooner than a process starts beside the translator's memory
     // (streams of 3-300 KB beside 150 MB: 2 ms in WebAssembly, 10-11 ms through xz)
-    const raw = decompress(file.bytes, it.from.compression, it.from.fileSize);
+    const raw =
+      c.xzHere && it.from.compression === 'xz' ? decompressXz(file.bytes, { noHost: true }) : decompress(file.bytes, it.from.compression, it.from.fileSize);
     if (it.verbatim) {
       yield* raw;
       return;

@@ -51,6 +51,12 @@ async function translateJob(job: ThreadJob, target: CacheTarget): Promise<Thread
     upstream: { target, storeDir: job.upstream.storeDir, keys: [] },
     compressed: new Map(),
     streamed: true,
+    // no xz process: a fork copies the page tables of the translator's 180 MB, and every page the
+    // translator writes afterwards faults once more (copy on write). On a VM where a fault costs 10-15
+    // µs, a first install of bench:substitute's closure took 4.8 s with the host's xz past
+    // IN_PROCESS_BYTES and 2.65 s without (translator 142 thousand faults and 7.1 s of CPU, its xz's
+    // included, against 37 thousand and 3.3 s); where faults are cheap it was within the noise
+    xzHere: true,
     // what a rewrite holds back past its memory goes in the prefix, not in a /tmp that may be small
     spool: { tmpDir: job.layout.translatorDir },
   };

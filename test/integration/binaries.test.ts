@@ -11,6 +11,7 @@ import { promises as fs, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { IN_PROCESS_BYTES } from '../../src/cache/compress.ts';
 import type { TranslatorStatus } from '../../src/translator/status.ts';
 import { processAlive } from '../../src/util/proc.ts';
 import { buildArgv } from '../helpers/build-rig.ts';
@@ -425,35 +426,22 @@ forEachNix(
       assert.equal(up.server.requests, asked, 'no request reached upstream');
     });
 
-    test('with no host xz the translator decodes upstream xz NARs in WebAssembly, to the same bytes as with one', async () => {
-      const withHostXz = await xzClosureNarHashes();
-      // an xz on PATH that would fail, and says when it runs: hidden, it never does
-      const ran = await withXz('export RELONIX_NO_HOST_XZ=1', FAILING_XZ, withHostXz);
-      assert.equal(ran, '', 'RELONIX_NO_HOST_XZ=1 hides the host xz');
-    });
-
-    test('an xz on PATH that fails: the translator decodes in WebAssembly instead, to the same bytes, and its log names the xz', async () => {
-      const withHostXz = await xzClosureNarHashes();
+    test('the translator decodes every upstream xz NAR itself, one past 256 KiB too: an xz on PATH is never run, even one that fails', async () => {
+      const before = await xzClosureNarHashes();
+      // medium's NAR is the one a host's xz would decode anywhere else
+      const fileSize = Number(/^FileSize: (\d+)$/m.exec(await fs.readFile(upstreamNarinfo('medium'), 'utf8'))?.[1]);
+      assert.ok(fileSize > IN_PROCESS_BYTES, `medium's NAR has ${fileSize} bytes of xz, past ${IN_PROCESS_BYTES}`);
       const log = path.join(prefix, 'var', 'relonix', 'translator', 'server.log');
       const logged = (await fs.readFile(log, 'utf8').catch(() => '')).length;
-      const ran = await withXz('true', FAILING_XZ, withHostXz);
-      assert.notEqual(ran, '', 'the failing xz was tried');
-      const said = (await fs.readFile(log, 'utf8')).slice(logged);
-      assert.match(said, /the host's xz \(.*\/relonix-failing-xz-[^/)]*\/xz\) does not work here \(xz is broken here\): relonix decodes xz itself/);
+      const ran = await withFailingXz(before);
+      assert.equal(ran, '', 'the xz on PATH never ran');
+      const said = (await fs.readFile(log, 'utf8').catch(() => '')).slice(logged);
+      assert.doesNotMatch(said, /xz/, 'the translator had nothing to say of the xz on PATH');
     });
-
-    test("upstream's small xz NARs decode in the translator, and only one past 256 KiB through the host's xz", async () => {
-      const withHostXz = await xzClosureNarHashes();
-      const ran = await withXz('true', `exec ${requireTool('xz', 'xz-utils')} "$@"`, withHostXz);
-      // hello-script's closure is a few NARs of a few KiB each: medium's is the one the host's xz decodes
-      assert.equal(ran, 'ran\n');
-    });
-
-    const FAILING_XZ = 'echo xz is broken here >&2\nexit 1';
 
     /**
-     * The NarHash of each kept translation of the closures of hello-script (small NARs, decoded in
-     * WebAssembly) and medium (one the host's xz decodes), after installing them.
+     * The NarHash of each kept translation of the closures of hello-script (small NARs) and medium
+     * (one past IN_PROCESS_BYTES), after installing them.
      */
     async function xzClosureNarHashes(): Promise<(string | undefined)[]> {
       await withoutBuilds("nix-build --no-out-link '<nixpkgs>' -A hello-script -A medium >/dev/null");
@@ -473,21 +461,21 @@ forEachNix(
 
     /**
      * Installs hello-script and medium from nothing (no kept translations, a translator started anew) with
-     * an xz first on PATH that runs the shell `xz` after noting its run, after `setup` (shell), checking
-     * that nothing was built and that the translations are `expected`; returns the notes of its runs.
+     * an xz first on PATH that notes its run and fails, checking that nothing was built and that the
+     * translations are `expected`; returns the notes of its runs.
      */
-    async function withXz(setup: string, xz: string, expected: (string | undefined)[]): Promise<string> {
+    async function withFailingXz(expected: (string | undefined)[]): Promise<string> {
       const cache = path.join(prefix, 'var', 'relonix', 'translator', 'cache');
       const bin = tempDir('failing-xz');
       const runs = path.join(bin, 'runs');
       await fs.chmod(bin, 0o777);
-      await fs.writeFile(path.join(bin, 'xz'), `#!/bin/sh\necho ran >> ${runs}\n${xz}\n`, { mode: 0o755 });
+      await fs.writeFile(path.join(bin, 'xz'), `#!/bin/sh\necho ran >> ${runs}\necho xz is broken here >&2\nexit 1\n`, { mode: 0o755 });
       try {
         await relonix(NOBODY_UID, ['translator', 'stop', '--prefix', prefix]);
         await fs.rm(cache, { recursive: true, force: true });
         // set before the first command, which starts the translator with its environment
         await withoutBuilds(
-          `${setup}; export PATH=${bin}:$PATH; nix-env -e hello-script medium >/dev/null 2>&1 || true; nix-collect-garbage -d >/dev/null; rm -rf "\${XDG_CACHE_HOME:-$HOME/.cache}/nix"; nix-env -iA nixpkgs.hello-script nixpkgs.medium; hello`,
+          `export PATH=${bin}:$PATH; nix-env -e hello-script medium >/dev/null 2>&1 || true; nix-collect-garbage -d >/dev/null; rm -rf "\${XDG_CACHE_HOME:-$HOME/.cache}/nix"; nix-env -iA nixpkgs.hello-script nixpkgs.medium; hello`,
         );
         assert.deepEqual(await xzClosureNarHashes(), expected);
         return await fs.readFile(runs, 'utf8').catch(() => '');
