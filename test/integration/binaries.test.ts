@@ -436,7 +436,8 @@ forEachNix(
       const ran = await withFailingXz(before);
       assert.equal(ran, '', 'the xz on PATH never ran');
       const said = (await fs.readFile(log, 'utf8').catch(() => '')).slice(logged);
-      assert.doesNotMatch(said, /xz/, 'the translator had nothing to say of the xz on PATH');
+      // what it would have said of an xz that fails (a store path's hash may hold the letters xz)
+      assert.doesNotMatch(said, /host's xz/, 'the translator had nothing to say of the xz on PATH');
     });
 
     /**
