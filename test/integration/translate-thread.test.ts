@@ -17,6 +17,7 @@ import { dumpPath, formatNarHash } from '../../src/store/nar/write.ts';
 import type { TranslateItem } from '../../src/translate/plan.ts';
 import { TranslateThreads } from '../../src/translator/threads.ts';
 import type { ThreadReply } from '../../src/translator/translate-thread.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const THEIRS = { self: `${'0'.repeat(31)}1`, dep: `${'0'.repeat(31)}2` };
 const OURS = { self: `${'a'.repeat(31)}1`, dep: `${'a'.repeat(31)}2` };
@@ -101,8 +102,7 @@ test('threads without work end, and the next translation starts them again', asy
     for (const n of [1, 2]) {
       const r = await own.run(job(item(theirs), `file://${path.join(dir, 'up4')}`, path.join(dir, `staged-4-${n}`)));
       assert.ok(r.ok, JSON.stringify(r));
-      for (let i = 0; i < 100 && own.running; i++) await new Promise((ok) => setTimeout(ok, 50));
-      assert.equal(own.running, 0, `after translation ${n}, the idle thread ended`);
+      await waitUntil(`after translation ${n}, the idle thread ended`, () => own.running === 0, { ms: 5000 });
     }
   } finally {
     await own.stop();

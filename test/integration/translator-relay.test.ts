@@ -17,6 +17,7 @@ import { ensureScript } from '../../src/translator/setup.ts';
 import { readProcStat } from '../../src/util/proc.ts';
 import { shQuote } from '../../src/util/shell.ts';
 import { requireTool } from '../helpers/tools.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 requireTool('dash');
 requireTool('bash');
@@ -85,8 +86,15 @@ for (const shell of SHELLS) {
     assert.doesNotMatch(r.stderr, /s3cret|reader/);
     assert.match(r.stderr, /the command's own/);
     // the relay's watch removes the lease once it sees the command gone
-    for (let i = 0; i < 50 && (await fs.lstat(lease).catch(() => undefined)); i++) await new Promise((ok) => setTimeout(ok, 100));
-    await assert.rejects(fs.lstat(lease), 'the lease is removed');
+    await waitUntil(
+      'the lease is removed',
+      () =>
+        fs.lstat(lease).then(
+          () => false,
+          () => true,
+        ),
+      { ms: 5000, every: 100 },
+    );
     await tellClients(f, 'relonix: nobody hears this\n');
   });
 
@@ -140,7 +148,7 @@ test("with the translator's port, what it says reaches only the commands asking 
     const under = run(bash, `echo $$; bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}; echo connected >&2; read -r go'`);
     const idle = run(bash, 'echo $$; read -r go');
     const pids = await Promise.all([asks.line, under.line, idle.line]);
-    for (let i = 0; i < 100 && !under.stderr.includes('connected'); i++) await new Promise((ok) => setTimeout(ok, 50));
+    await waitUntil('the child of the second command is connected', () => under.stderr.includes('connected'), { ms: 5000 });
     await tellClients(f, 'relonix: for the askers\n', port);
     // a port nobody is connected to: the askers cannot be told apart, so every lease hears it
     await tellClients(f, 'relonix: for everyone\n', port + 1 === 65536 ? port - 1 : port + 1);

@@ -16,6 +16,7 @@ import { RelonixError } from '../../src/util/errors.ts';
 import { removeTree } from '../../src/util/fs.ts';
 import { END, entry } from '../helpers/tar.ts';
 import { requireTool } from '../helpers/tools.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 interface Entry {
   name: string;
@@ -95,8 +96,7 @@ async function refused(c: { file: string; dest: string }, entry: string, why: Re
   assert.equal(await exists(`${c.dest}.partial`), false, '.partial cleaned up');
   // the refusal stopped reading: the host's xz it was draining ends, rather than waiting on its pipes
   const left = () => spawnSync('pgrep', ['-P', String(process.pid), '-x', 'xz'], { encoding: 'utf8' }).stdout.trim();
-  for (let i = 0; i < 50 && left(); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(left(), '', 'no xz left running');
+  await waitUntil('no xz is left running', () => left() === '', { ms: 5000, every: 100 });
 }
 
 const top = 'nix-2.8.0-x86_64-linux';
